@@ -1,0 +1,1 @@
+"""What runs on the user's machine: orchestration, aggregation, cutoffs, plots and reports."""

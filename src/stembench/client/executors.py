@@ -1,0 +1,134 @@
+"""Executors the client can run shards on.
+
+The client accepts any :class:`concurrent.futures.Executor`. This module builds the
+three kinds stembench knows:
+
+* :func:`local_executor`: a local process pool (the embedded default);
+* :class:`EngineExecutor`: a Globus Compute endpoint engine (``ProcessPoolEngine``
+  or ``GlobusComputeEngine``) run in this process, with the real Compute serializer,
+  no web service needed;
+* :func:`globus_executor`: ``globus_compute_sdk.Executor`` bound to an endpoint id,
+  using the user's Globus login.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+import tempfile
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from stembench._optional import require
+from stembench.errors import StembenchError
+
+__all__ = [
+    "EngineExecutor",
+    "RemoteTaskError",
+    "TaskTooLargeError",
+    "globus_executor",
+    "local_executor",
+]
+
+#: Globus Compute's limit on one submitted task (bytes).
+TASK_LIMIT_BYTES = 10 * 1024 * 1024
+
+
+class RemoteTaskError(StembenchError):
+    """A task raised on the endpoint; the message holds the remote traceback."""
+
+
+class TaskTooLargeError(StembenchError):
+    """A serialized task exceeds Globus Compute's 10 MB submission limit."""
+
+
+def local_executor(max_workers: int = 2) -> cf.ProcessPoolExecutor:
+    """A local process pool using the ``spawn`` start method (safe with torch/TF threads)."""
+    return cf.ProcessPoolExecutor(
+        max_workers=max_workers, mp_context=multiprocessing.get_context("spawn")
+    )
+
+
+def globus_executor(endpoint_id: str, **options: Any) -> cf.Executor:
+    """``globus_compute_sdk.Executor`` bound to ``endpoint_id`` (needs a Globus login).
+
+    Parameters
+    ----------
+    endpoint_id : str
+        UUID of a Globus Compute endpoint that has stembench installed.
+    **options
+        Passed to ``globus_compute_sdk.Executor`` (e.g. ``client=``, ``batch_size=``).
+    """
+    sdk = require("globus_compute_sdk", extra="compute", purpose="Remote evaluation")
+    executor: cf.Executor = sdk.Executor(endpoint_id=endpoint_id, **options)
+    return executor
+
+
+class EngineExecutor(cf.Executor):
+    """Run tasks through a Globus Compute endpoint engine in this process.
+
+    Tasks are serialized with ``globus_compute_sdk.serialize.ComputeSerializer`` and
+    packed as Compute ``Task`` messages exactly as an endpoint receives them, so this
+    is the endpoint's real execution path without the web service.
+
+    Parameters
+    ----------
+    engine : object or None
+        A started-or-not ``globus_compute_endpoint.engines`` engine. ``None`` builds a
+        ``ProcessPoolEngine`` with ``max_workers`` workers.
+    max_workers : int
+        Workers of the default engine.
+    run_dir : str or None
+        Engine run directory; a temporary one by default.
+    """
+
+    def __init__(
+        self, engine: Any = None, *, max_workers: int = 2, run_dir: str | None = None
+    ) -> None:
+        serialize = require("globus_compute_sdk.serialize", extra="compute",
+                            purpose="The endpoint engine executor")
+        engines = require("globus_compute_endpoint.engines", extra="compute",
+                          purpose="The endpoint engine executor")
+        self._serializer = serialize.ComputeSerializer()
+        self._engine = engine or engines.ProcessPoolEngine(max_workers=max_workers)
+        self._engine.start(
+            endpoint_id=uuid.uuid4(), run_dir=run_dir or tempfile.mkdtemp(prefix="stembench-gc-")
+        )
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future[Any]:
+        """Serialize ``fn(*args, **kwargs)`` as a Compute task and hand it to the engine."""
+        from globus_compute_common import messagepack
+        from globus_compute_common.messagepack.message_types import Task
+        from globus_compute_endpoint.engines.base import GCFuture
+
+        ser = self._serializer
+        buffer = ser.pack_buffers([ser.serialize(fn), ser.serialize(args), ser.serialize(kwargs)])
+        if len(buffer) > TASK_LIMIT_BYTES:
+            raise TaskTooLargeError(
+                f"task of {len(buffer)} bytes exceeds Globus Compute's {TASK_LIMIT_BYTES}-byte "
+                "limit: send dataset references and image ids, not pixels"
+            )
+        task_id = uuid.uuid4()
+        inner = GCFuture(gc_task_id=task_id)
+        outer: cf.Future[Any] = cf.Future()
+        outer.task_id = str(task_id)  # type: ignore[attr-defined]
+
+        def unpack(done: cf.Future[Any]) -> None:
+            try:
+                result: Any = messagepack.unpack(done.result())
+                if result.is_error:
+                    outer.set_exception(RemoteTaskError(str(result.data)))
+                else:
+                    outer.set_result(ser.deserialize(result.data))
+            except Exception as exc:  # any failure becomes the future's exception
+                outer.set_exception(exc)
+
+        inner.add_done_callback(unpack)
+        task = messagepack.pack(Task(task_id=task_id, task_buffer=buffer))
+        self._engine.submit(inner, task, resource_specification={})
+        return outer
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Stop the engine (running tasks finish when ``wait`` is true)."""
+        self._engine.shutdown(block=wait)

@@ -1,0 +1,110 @@
+"""The data model shared by every part of stembench: one labelled benchmark image.
+
+Conventions
+-----------
+* Positions are in pixels as ``(x, y)`` = ``(column, row)``; pixel ``(0, 0)`` is the
+  centre of the top-left pixel.
+* Pixel size is in angstrom per pixel (A/px).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from stembench.errors import InputError
+
+__all__ = ["BenchmarkImage", "validate_coordinates"]
+
+
+def validate_coordinates(coords: Any, *, name: str, image_id: str) -> NDArray[np.float64]:
+    """Return ``coords`` as a float64 ``(N, 2)`` array of finite x, y pixel positions.
+
+    Parameters
+    ----------
+    coords : array_like
+        Positions in pixels, ``(N, 2)`` as (x, y). An empty sequence gives ``(0, 2)``.
+    name : str
+        What the array is (``"predictions"``, ``"ground truth"``), used in messages.
+    image_id : str
+        The image the array belongs to, used in messages.
+
+    Raises
+    ------
+    InputError
+        If the array is not ``(N, 2)`` or holds NaN or infinite values.
+    """
+    arr = np.asarray(coords, dtype=np.float64)
+    if arr.size == 0:
+        return np.zeros((0, 2), dtype=np.float64)
+    if arr.ndim != 2 or arr.shape[1] != 2:
+        raise InputError(
+            f"image {image_id!r}: {name} must be an (N, 2) array of x, y pixel positions, "
+            f"got shape {arr.shape}"
+        )
+    bad = ~np.isfinite(arr).all(axis=1)
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        raise InputError(
+            f"image {image_id!r}: {name} hold {int(bad.sum())} non-finite position(s), "
+            f"first at row {first}: {arr[first].tolist()}"
+        )
+    return arr
+
+
+@dataclass(frozen=True)
+class BenchmarkImage:
+    """One benchmark image with its ground-truth column positions and conditions.
+
+    Attributes
+    ----------
+    image_id : str
+        Unique id within its dataset.
+    image : ndarray, shape (rows, cols)
+        The image a model sees (float32).
+    coords : ndarray, shape (N, 2)
+        Ground-truth column positions in pixels, (x = column, y = row).
+    pixel_size : float
+        Pixel size in angstrom per pixel.
+    raw : ndarray or None
+        The noise-free image, where one exists.
+    column_types : tuple of str
+        Per-column type label (e.g. ``"Sr"``, ``"TiO"``, ``"W"``, ``"S2"``); empty if unknown.
+    metadata : mapping
+        Per-image conditions (material, series, axis value, seed, ...).
+    """
+
+    image_id: str
+    image: NDArray[np.float32]
+    coords: NDArray[np.float64]
+    pixel_size: float
+    raw: NDArray[np.float32] | None = None
+    column_types: tuple[str, ...] = ()
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.image.ndim != 2:
+            raise InputError(
+                f"image {self.image_id!r}: expected a 2D image, got shape {self.image.shape}"
+            )
+        if not np.isfinite(self.pixel_size) or self.pixel_size <= 0:
+            raise InputError(
+                f"image {self.image_id!r}: pixel size must be a positive number of A/px, "
+                f"got {self.pixel_size}"
+            )
+        coords = validate_coordinates(self.coords, name="ground truth", image_id=self.image_id)
+        object.__setattr__(self, "coords", coords)
+        if self.column_types and len(self.column_types) != len(coords):
+            raise InputError(
+                f"image {self.image_id!r}: {len(self.column_types)} column types for "
+                f"{len(coords)} columns"
+            )
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """Image shape as (rows, cols)."""
+        return (int(self.image.shape[0]), int(self.image.shape[1]))

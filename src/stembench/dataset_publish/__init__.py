@@ -1,0 +1,1 @@
+"""Build the benchmark dataset: structures, image formation, degradations, labels, storage."""

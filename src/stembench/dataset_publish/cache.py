@@ -1,0 +1,233 @@
+"""The local dataset cache behind :func:`stembench.load`.
+
+A named dataset lives at ``<cache>/<name>/<version>/<preset>.h5`` (with its
+``.manifest.json`` beside it). :func:`load` returns it from the cache, filling the cache
+on first use, and fully verifies the cached file against its manifest on every load.
+
+Filling the cache tries, in order:
+
+1. every registered *source* (:func:`register_source`), e.g. a download from the Materials
+   Data Facility / Foundry. A source is a callable ``source(request) -> bool`` that
+   receives a :class:`CacheRequest` and either places the dataset file at
+   ``request.path`` (atomically: write a temporary file beside it, then rename) and returns
+   ``True``, or returns ``False`` when it cannot provide that name, version and preset.
+   :func:`load` then verifies what the source placed exactly as it verifies any cached
+   file, and refuses it on a mismatch.
+2. the dataset's builder (``stembench.dataset_publish.build.build_dataset``), which
+   generates the dataset locally; only the current generator version can be built.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from stembench.dataset_publish.manifest import manifest_sidecar_path, read_manifest, verify_file
+from stembench.dataset_publish.published import H5ImageSet
+from stembench.dataset_publish.storage import open_dataset
+from stembench.errors import DatasetError, InputError, IntegrityError
+
+__all__ = [
+    "BUILDER_MODULES",
+    "CacheRequest",
+    "DatasetSource",
+    "cache_path",
+    "default_cache_dir",
+    "load",
+    "register_source",
+    "registered_sources",
+    "unregister_source",
+]
+
+BUILDER_MODULES: dict[str, str] = {
+    "atom-locating-benchmark": "stembench.dataset_publish.build",
+}
+"""Known dataset names and the module whose ``build_dataset`` and ``DATASET_VERSION``
+build them."""
+
+
+@dataclass(frozen=True)
+class CacheRequest:
+    """One dataset file the cache wants.
+
+    Attributes
+    ----------
+    name, version, preset : str
+        Which dataset.
+    path : Path
+        Where its HDF5 file must be placed.
+    """
+
+    name: str
+    version: str
+    preset: str
+    path: Path
+
+
+DatasetSource = Callable[[CacheRequest], bool]
+"""A callable that may place the requested dataset file; see the module docstring."""
+
+_SOURCES: list[DatasetSource] = []
+
+
+def register_source(source: DatasetSource, *, first: bool = False) -> None:
+    """Add a source tried before building (after the ones already registered).
+
+    Parameters
+    ----------
+    source : callable
+        ``source(request: CacheRequest) -> bool``; see the module docstring.
+    first : bool
+        Try this source before the ones already registered.
+    """
+    if source in _SOURCES:
+        return
+    if first:
+        _SOURCES.insert(0, source)
+    else:
+        _SOURCES.append(source)
+
+
+def unregister_source(source: DatasetSource) -> None:
+    """Remove a registered source (no error if it is not registered)."""
+    if source in _SOURCES:
+        _SOURCES.remove(source)
+
+
+def registered_sources() -> tuple[DatasetSource, ...]:
+    """Return the registered sources in the order they are tried."""
+    return tuple(_SOURCES)
+
+
+def default_cache_dir() -> Path:
+    """Return the cache directory: ``$STEMBENCH_CACHE``, else ``~/.cache/stembench``."""
+    env = os.environ.get("STEMBENCH_CACHE")
+    if env:
+        return Path(env).expanduser()
+    return Path.home() / ".cache" / "stembench"
+
+
+def cache_path(name: str, *, preset: str, version: str, cache_dir: Path | None = None) -> Path:
+    """Return where a dataset file lives in the cache: ``<cache>/<name>/<version>/<preset>.h5``."""
+    for label, value in (("name", name), ("preset", preset), ("version", version)):
+        if not value or "/" in value or "\\" in value or value in (".", ".."):
+            raise InputError(f"dataset {label} must be a plain non-empty name, got {value!r}")
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    return root / name / version / f"{preset}.h5"
+
+
+def _remove(path: Path) -> None:
+    path.unlink(missing_ok=True)
+    manifest_sidecar_path(path).unlink(missing_ok=True)
+
+
+def _check_cached(path: Path, *, name: str, version: str) -> None:
+    advice = (
+        f"Rebuild it with stembench.load(..., rebuild=True) or delete {path} "
+        "(and its .manifest.json)."
+    )
+    try:
+        manifest = read_manifest(path)
+        mismatches = verify_file(path, manifest=manifest)
+    except DatasetError as exc:
+        raise IntegrityError(
+            f"cached dataset {path} is unreadable or truncated: {exc}. {advice}"
+        ) from exc
+    if mismatches:
+        shown = ", ".join(mismatches[:5])
+        raise IntegrityError(
+            f"cached dataset {path} does not match its manifest: {len(mismatches)} array(s) "
+            f"differ, e.g. {shown}. {advice}"
+        )
+    if (manifest.name, manifest.version) != (name, version):
+        raise IntegrityError(
+            f"cached dataset {path} holds {manifest.name!r} version {manifest.version!r}, "
+            f"expected {name!r} version {version!r}. {advice}"
+        )
+
+
+def _builder(name: str) -> Any:
+    return importlib.import_module(BUILDER_MODULES[name])
+
+
+def _fill(request: CacheRequest) -> None:
+    for source in _SOURCES:
+        if source(request) and request.path.is_file():
+            return
+    builder = _builder(request.name)
+    current = str(builder.DATASET_VERSION)
+    if request.version != current:
+        raise DatasetError(
+            f"dataset {request.name!r} version {request.version!r} is not in the cache "
+            f"({request.path}) and no registered source provides it; this stembench builds "
+            f"version {current!r} only"
+        )
+    request.path.parent.mkdir(parents=True, exist_ok=True)
+    builder.build_dataset(request.path, preset=request.preset)
+
+
+def load(
+    name: str = "atom-locating-benchmark",
+    *,
+    preset: str = "standard",
+    version: str | None = None,
+    cache_dir: Path | None = None,
+    rebuild: bool = False,
+) -> H5ImageSet:
+    """Return a benchmark dataset from the local cache, building it on first use.
+
+    Parameters
+    ----------
+    name : str
+        A known dataset name (``"atom-locating-benchmark"``), or the path of an ``.h5``
+        file (stembench or published ``wei_atom.h5`` layout), which is opened directly.
+    preset : str
+        Generator preset, e.g. ``"mini"`` or ``"standard"``.
+    version : str, optional
+        Dataset version; by default the version this stembench generates.
+    cache_dir : Path, optional
+        Cache root; by default :func:`default_cache_dir`.
+    rebuild : bool
+        Delete the cached file first and fill the cache again.
+
+    Returns
+    -------
+    Dataset or PublishedDataset
+        Opened with ``verify=True``. Close it (or use it as a context manager) when done.
+
+    Raises
+    ------
+    DatasetError
+        If the name is unknown (the message lists the known names) or the version can be
+        neither fetched nor built.
+    IntegrityError
+        If the cached file is truncated or does not match its manifest; the message says
+        to pass ``rebuild=True`` or delete the file.
+
+    Examples
+    --------
+    >>> import stembench
+    >>> with stembench.load(preset="mini") as dataset:  # doctest: +SKIP
+    ...     image = dataset[dataset.ids[0]]
+    """
+    as_path = Path(name).expanduser()
+    if name.endswith((".h5", ".hdf5")) or as_path.is_file():
+        return open_dataset(as_path, verify=True)
+    if name not in BUILDER_MODULES:
+        raise DatasetError(
+            f"unknown dataset {name!r}; known datasets: {sorted(BUILDER_MODULES)} "
+            "(or pass the path of an .h5 file)"
+        )
+    if version is None:
+        version = str(_builder(name).DATASET_VERSION)
+    path = cache_path(name, preset=preset, version=version, cache_dir=cache_dir)
+    if rebuild:
+        _remove(path)
+    if not path.is_file():
+        _fill(CacheRequest(name=name, version=version, preset=preset, path=path))
+    _check_cached(path, name=name, version=version)
+    return open_dataset(path, verify=True)

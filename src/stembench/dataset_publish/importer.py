@@ -1,0 +1,301 @@
+"""Import a user's own labelled images: an image file plus a CSV of column positions.
+
+Images are read from TIFF with tifffile, and from microscope formats (``.dm3``, ``.dm4``,
+``.emd``, ``.ser``, ``.mrc``) with rosettasciio when it is installed. Positions come from
+a CSV with a header holding ``x`` and ``y`` (pixels, x = column, y = row, centre of the
+top-left pixel at (0, 0)) and an optional ``column_type`` column.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.spatial import cKDTree
+
+from stembench._optional import require
+from stembench._version import __version__
+from stembench.datamodel import BenchmarkImage
+from stembench.dataset_publish.storage import DatasetWriter
+from stembench.errors import InputError
+
+__all__ = [
+    "MICROSCOPE_FORMATS",
+    "import_dataset",
+    "import_labelled_image",
+    "read_image_file",
+    "read_positions_csv",
+]
+
+MICROSCOPE_FORMATS: dict[str, str] = {
+    ".dm3": "rsciio.digitalmicrograph",
+    ".dm4": "rsciio.digitalmicrograph",
+    ".emd": "rsciio.emd",
+    ".ser": "rsciio.tia",
+    ".mrc": "rsciio.mrc",
+}
+"""File suffixes read through rosettasciio, and the reader module of each."""
+
+
+def read_image_file(path: str | Path) -> NDArray[np.float32]:
+    """Read a 2D image from a TIFF or a microscope file.
+
+    Parameters
+    ----------
+    path : str or Path
+        ``.tif``/``.tiff`` (tifffile) or one of :data:`MICROSCOPE_FORMATS` (rosettasciio).
+
+    Returns
+    -------
+    ndarray, shape (rows, cols), float32
+        Singleton axes are dropped.
+
+    Raises
+    ------
+    InputError
+        If the file is missing, of an unknown format, not 2D, or holds non-finite values.
+    MissingExtraError
+        If a microscope format needs rosettasciio and it is not installed.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such image file")
+    suffix = path.suffix.lower()
+    if suffix in (".tif", ".tiff"):
+        import tifffile
+
+        data: Any = tifffile.imread(path)
+    elif suffix in MICROSCOPE_FORMATS:
+        reader = require(
+            MICROSCOPE_FORMATS[suffix], extra="io", purpose=f"Reading {suffix} files"
+        )
+        signals = reader.file_reader(str(path))
+        data = signals[0]["data"]
+    else:
+        known = [".tif", ".tiff", *MICROSCOPE_FORMATS]
+        raise InputError(f"{path}: unknown image format {suffix!r}; expected one of {known}")
+    image = np.squeeze(np.asarray(data))
+    if image.ndim != 2:
+        raise InputError(
+            f"{path}: expected a 2D image, got shape {np.shape(data)} "
+            "(a stack or colour image: extract one 2D frame first)"
+        )
+    if not np.issubdtype(image.dtype, np.number) or np.iscomplexobj(image):
+        raise InputError(f"{path}: expected real pixel values, got dtype {image.dtype}")
+    image = image.astype(np.float32)
+    if not np.isfinite(image).all():
+        raise InputError(f"{path}: {int((~np.isfinite(image)).sum())} pixels are not finite")
+    return image
+
+
+def _parse_float(text: str, *, where: str, column: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise InputError(f"{where}: {column}={text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise InputError(f"{where}: {column}={text!r} is not finite")
+    return value
+
+
+def read_positions_csv(
+    path: str | Path, *, shape: tuple[int, int]
+) -> tuple[NDArray[np.float64], tuple[str, ...]]:
+    """Read labelled column positions from a CSV file.
+
+    Parameters
+    ----------
+    path : str or Path
+        CSV with a header holding ``x`` and ``y`` (pixels) and optionally ``column_type``;
+        other columns are ignored.
+    shape : tuple of int
+        ``(rows, cols)`` of the image; every position must lie inside it, i.e.
+        ``-0.5 <= x <= cols - 0.5`` and ``-0.5 <= y <= rows - 0.5``.
+
+    Returns
+    -------
+    coords : ndarray, shape (N, 2)
+        x, y in pixels.
+    column_types : tuple of str
+        One per position, or empty when the CSV has no ``column_type`` column.
+
+    Raises
+    ------
+    InputError
+        Naming the file and line: missing columns, no rows, a value that is not a
+        finite number, or a position outside the image.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such positions file")
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        header = {name.strip().lower(): name for name in reader.fieldnames or []}
+        missing = [name for name in ("x", "y") if name not in header]
+        if missing:
+            raise InputError(
+                f"{path}: CSV lacks column(s) {missing}; header must hold x,y "
+                f"(pixels) and optionally column_type; got {reader.fieldnames}"
+            )
+        type_key = header.get("column_type")
+        positions: list[tuple[float, float]] = []
+        types: list[str] = []
+        for row in reader:
+            where = f"{path}, line {reader.line_num}"
+            positions.append((
+                _parse_float(row[header["x"]] or "", where=where, column="x"),
+                _parse_float(row[header["y"]] or "", where=where, column="y"),
+            ))
+            if type_key is not None:
+                types.append((row[type_key] or "").strip())
+    if not positions:
+        raise InputError(f"{path}: CSV holds a header but no positions")
+    coords = np.array(positions, dtype=np.float64)
+    rows, cols = shape
+    outside = (
+        (coords[:, 0] < -0.5) | (coords[:, 0] > cols - 0.5)
+        | (coords[:, 1] < -0.5) | (coords[:, 1] > rows - 0.5)
+    )
+    if outside.any():
+        first = int(np.flatnonzero(outside)[0])
+        raise InputError(
+            f"{path}: {int(outside.sum())} position(s) outside the {cols} x {rows} px image, "
+            f"first at data row {first + 1}: x={coords[first, 0]}, y={coords[first, 1]}"
+        )
+    return coords, tuple(types)
+
+
+def _atoms_per_100px(coords: NDArray[np.float64]) -> float:
+    if len(coords) < 2:
+        return math.nan
+    distances, _ = cKDTree(coords).query(coords, k=2)
+    spacing = float(np.median(distances[:, 1]))
+    return 100.0 / spacing if spacing > 0 else math.nan
+
+
+def import_labelled_image(
+    image_path: str | Path,
+    positions_csv: str | Path,
+    *,
+    pixel_size: float,
+    image_id: str | None = None,
+    material: str = "unknown",
+    space_group: str = "",
+    group: str = "generality",
+    dose_e_per_A2: float = math.nan,
+    probe_current_pA: float = math.nan,
+) -> BenchmarkImage:
+    """Build an experimental :class:`BenchmarkImage` from an image file and a positions CSV.
+
+    Parameters
+    ----------
+    image_path : str or Path
+        TIFF or microscope file (see :func:`read_image_file`).
+    positions_csv : str or Path
+        Column positions in pixels (see :func:`read_positions_csv`).
+    pixel_size : float
+        Pixel size in angstrom per pixel.
+    image_id : str, optional
+        Defaults to the image file's stem.
+    material, space_group, group : str
+        Recorded in the metadata; ``group`` is the analysis group, e.g.
+        ``"SrTiO3-experimental"``.
+    dose_e_per_A2, probe_current_pA : float
+        Acquisition conditions when known (NaN otherwise).
+
+    Returns
+    -------
+    BenchmarkImage
+        ``type`` and ``backend`` are ``"experimental"``, series ``"reference"``, step 0.
+        ``raw`` is the image itself (the best image of its one-image series).
+        ``contrast`` is (max - min) / max of the image; ``atoms_per_100px`` is 100 over the
+        median nearest-neighbour distance of the labels in pixels; conditions that cannot
+        be known from the files (resolution, PSNR, drift, fly-back) are NaN.
+
+    Raises
+    ------
+    InputError
+        For a bad pixel size, image or CSV (see the readers).
+    """
+    if not (isinstance(pixel_size, int | float) and math.isfinite(pixel_size) and pixel_size > 0):
+        raise InputError(f"{image_path}: pixel size must be a positive A/px, got {pixel_size!r}")
+    image = read_image_file(image_path)
+    coords, column_types = read_positions_csv(positions_csv, shape=image.shape)
+    peak = float(image.max())
+    metadata: dict[str, Any] = {
+        "material": material,
+        "type": "experimental",
+        "space_group": space_group,
+        "probe_current_pA": float(probe_current_pA),
+        "peak_intensity_e": math.nan,
+        "contrast": (peak - float(image.min())) / peak if peak > 0 else math.nan,
+        "pixel_size_pm": float(pixel_size) * 100.0,
+        "atoms_per_100px": _atoms_per_100px(coords),
+        "resolution_pm": math.nan,
+        "dose_e_per_A2": float(dose_e_per_A2),
+        "psnr_db": math.nan,
+        "drift": math.nan,
+        "flyback": math.nan,
+        "pixel_size_angstrom": float(pixel_size),
+        "group": group,
+        "series": "reference",
+        "step": 0,
+        "axis_value": math.nan,
+        "seed": 0,
+        "backend": "experimental",
+        "generator_version": __version__,
+        "source": f"{Path(image_path).name} + {Path(positions_csv).name}",
+    }
+    return BenchmarkImage(
+        image_id=image_id or Path(image_path).stem,
+        image=image,
+        coords=coords,
+        pixel_size=float(pixel_size),
+        raw=image.copy(),
+        column_types=column_types,
+        metadata=metadata,
+    )
+
+
+def import_dataset(
+    images: Iterable[BenchmarkImage],
+    output: str | Path,
+    *,
+    name: str,
+    version: str = "1",
+    overwrite: bool = False,
+) -> Path:
+    """Write imported images to a stembench HDF5 dataset.
+
+    Parameters
+    ----------
+    images : iterable of BenchmarkImage
+        E.g. from :func:`import_labelled_image`.
+    output : str or Path
+        Target ``.h5`` file (written atomically, with its manifest).
+    name, version : str
+        Dataset name and version.
+    overwrite : bool
+        Replace an existing file.
+
+    Returns
+    -------
+    Path
+        ``output``.
+    """
+    output = Path(output)
+    with DatasetWriter(
+        output,
+        name=name,
+        version=version,
+        generator_params={"importer": "stembench.dataset_publish.importer"},
+        overwrite=overwrite,
+    ) as writer:
+        for image in images:
+            writer.add(image)
+    return output

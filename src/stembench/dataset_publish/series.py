@@ -1,0 +1,248 @@
+"""Quality series of simulated images: a clean reference and degraded steps, several seeds.
+
+For each material and quality axis the series holds step 0 (the clean reference) and one
+step per axis value; every step is realised for each seed. A seed fixes the lattice offset
+(the same field for every step and axis), the scan distortion and the noise. Labels come from
+construction: the visible columns mapped through the exact inverse of the scan. The stored
+``raw`` is the noise-free image with every deterministic degradation applied (blur, contrast
+offset, scan distortion), so ``psnr_db(imgs, raw)`` measures the noise alone (inf without).
+
+Axis values (step >= 1) are in the units of the axis: ``pixel_size`` in atoms per 100 px,
+``resolution`` in pm, ``contrast`` as (max - min)/max, ``noise`` as dose in e-/A^2 (its
+``axis_value`` is the measured PSNR in dB), ``flyback`` in px, ``drift`` in px per line.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from stembench.datamodel import BenchmarkImage
+from stembench.dataset_publish import degradations as deg
+from stembench.dataset_publish.fast_backend import ImageFormation
+from stembench.dataset_publish.probe import ProbeParameters, probe_fwhm_angstrom
+from stembench.dataset_publish.scan import ScanParameters, beam_positions, ground_truth_pixels
+from stembench.dataset_publish.structures import ColumnStructure, build_structure
+from stembench.errors import InputError
+
+__all__ = [
+    "AXES",
+    "GENERATOR_VERSION",
+    "MATERIALS",
+    "PROBE_CURRENT_PA",
+    "MaterialSeries",
+    "RenderedImage",
+    "image_metadata",
+    "material_series",
+    "render",
+    "seed_for",
+]
+
+GENERATOR_VERSION = "1.0.0"
+PROBE_CURRENT_PA = 18.9
+AXES = ("pixel_size", "resolution", "contrast", "noise", "flyback", "drift")
+
+
+@dataclass(frozen=True)
+class MaterialSeries:
+    """What a material's series look like: the reference and the axis values per step."""
+
+    material: str
+    group: str
+    reference_pixel_size_angstrom: float
+    steps: dict[str, tuple[float, ...]]
+
+
+def _standard_steps(atoms_per_100px: tuple[float, float]) -> dict[str, tuple[float, ...]]:
+    values = {
+        "pixel_size": np.linspace(*atoms_per_100px, 10).round(2),
+        "resolution": np.linspace(95.0, 320.0, 10).round(1),
+        "contrast": np.geomspace(1.0, 0.003, 10).round(4),
+        "noise": np.geomspace(6.0, 12000.0, 10).round(0),
+        "flyback": np.linspace(0.45, 4.5, 10).round(2),
+        "drift": np.linspace(0.035, 0.35, 10).round(3),
+    }
+    return {axis: tuple(float(v) for v in steps) for axis, steps in values.items()}
+
+
+#: The benchmark's two materials, with reference pixel sizes near the published experiments.
+MATERIALS: dict[str, MaterialSeries] = {
+    "SrTiO3[100]": MaterialSeries("SrTiO3[100]", "SrTiO3-simulated", 0.12,
+                                  _standard_steps((2.0, 18.0))),
+    "WS2": MaterialSeries("WS2", "WS2-simulated", 0.16, _standard_steps((4.0, 22.0))),
+}
+
+
+def seed_for(*parts: object) -> int:
+    """A stable 32-bit seed from any printable parts (CRC-32 of their joined text)."""
+    return zlib.crc32("/".join(str(p) for p in parts).encode())
+
+
+@dataclass(frozen=True)
+class RenderedImage:
+    """A noise-free image of a structure on a scan, with its exact labels."""
+
+    raw: NDArray[np.float64]  # peak-normalised intensity
+    coords: NDArray[np.float64]  # (N, 2) x, y pixels of the visible columns in the image
+    column_types: tuple[str, ...]
+    column_elements: tuple[str, ...]
+    structure: ColumnStructure
+    scan: ScanParameters
+
+
+def render(structure_name: str, backend: ImageFormation, scan: ScanParameters, *,
+           structure_seed: int, exponent: float = 1.7, margin_angstrom: float = 5.0
+           ) -> RenderedImage:
+    """Render ``structure_name`` on ``scan`` and label its visible columns.
+
+    The structure is built to cover every beam position plus ``margin_angstrom``; the scan's
+    ``origin_angstrom`` is shifted so that the field sits inside it.
+    """
+    x, y = beam_positions(scan)
+    shift = margin_angstrom - np.array([x.min(), y.min()])
+    origin = (scan.origin_angstrom[0] + shift[0], scan.origin_angstrom[1] + shift[1])
+    placed = ScanParameters(scan.shape, scan.pixel_size_angstrom, origin, scan.rotation_deg,
+                            scan.drift_px_per_line, scan.flyback_px, scan.seed)
+    x, y = x + shift[0], y + shift[1]
+    extent = (float(x.max() + margin_angstrom), float(y.max() + margin_angstrom))
+    structure = build_structure(structure_name, extent_angstrom=extent, exponent=exponent,
+                                seed=structure_seed)
+    raw = backend.intensity(structure, x, y)
+    raw = raw / raw.max()
+    visible = np.flatnonzero(structure.visible)
+    pixels = ground_truth_pixels(structure.positions_angstrom[visible], placed)
+    rows, cols = scan.shape
+    inside = (np.isfinite(pixels).all(axis=1) & (pixels[:, 0] >= -0.5)
+              & (pixels[:, 0] <= cols - 0.5) & (pixels[:, 1] >= -0.5)
+              & (pixels[:, 1] <= rows - 0.5))
+    keep = visible[inside]
+    return RenderedImage(raw, pixels[inside], tuple(structure.column_types[k] for k in keep),
+                         tuple(structure.elements[k] for k in keep), structure, placed)
+
+
+def image_metadata(rendered: RenderedImage, image: NDArray[np.float64], raw: NDArray[np.float64],
+                   *, resolution_angstrom: float, **fields: Any) -> dict[str, Any]:
+    """Metadata of one simulated image; image properties are computed from the arrays."""
+    pixel = rendered.scan.pixel_size_angstrom
+    meta: dict[str, Any] = {
+        "type": "simulated",
+        "space_group": rendered.structure.space_group,
+        "probe_current_pA": float("nan"),
+        "peak_intensity_e": float("nan"),
+        "contrast": deg.contrast(image),
+        "pixel_size_pm": pixel * 100.0,
+        "atoms_per_100px": pixel / rendered.structure.column_spacing_angstrom * 100.0,
+        "resolution_pm": resolution_angstrom * 100.0,
+        "dose_e_per_A2": float("nan"),
+        "psnr_db": deg.psnr_db(image, raw),
+        "drift": rendered.scan.drift_px_per_line,
+        "flyback": rendered.scan.flyback_px,
+        "pixel_size_angstrom": pixel,
+        "source": rendered.structure.name,
+        "generator_version": GENERATOR_VERSION,
+        "column_elements": rendered.column_elements,
+    }
+    meta.update(fields)
+    return meta
+
+
+def _degrade(rendered: RenderedImage, axis: str, value: float, r0: float,
+             rng: np.random.Generator) -> tuple[NDArray[np.float64], NDArray[np.float64],
+                                                dict[str, Any]]:
+    raw = rendered.raw
+    pixel = rendered.scan.pixel_size_angstrom
+    extra: dict[str, Any] = {"resolution_angstrom": r0}
+    if axis == "resolution" and value > 0:
+        raw, _ = deg.blur_to_resolution(raw, pixel_size_angstrom=pixel, probe_fwhm_angstrom=r0,
+                                        resolution_angstrom=value / 100.0)
+        extra["resolution_angstrom"] = value / 100.0
+    if axis == "contrast" and value > 0:
+        raw, _ = deg.set_contrast(raw, target_contrast=value)
+    if axis == "noise" and value > 0:
+        noisy, expected, peak = deg.poisson_at_dose(raw, dose_e_per_A2=value,
+                                                    pixel_size_angstrom=pixel, rng=rng)
+        extra.update(dose_e_per_A2=float(value), peak_intensity_e=peak,
+                     probe_current_pA=PROBE_CURRENT_PA)
+        return noisy, expected, extra
+    return raw, raw, extra
+
+
+def _axis_value(axis: str, meta: dict[str, Any]) -> float:
+    key = {"pixel_size": "atoms_per_100px", "resolution": "resolution_pm",
+           "contrast": "contrast", "noise": "psnr_db", "flyback": "flyback",
+           "drift": "drift"}[axis]
+    return float(meta[key])
+
+
+def material_series(material: str, axis: str, *, steps: Sequence[float], seeds: Sequence[int],
+                    backend: ImageFormation, probe: ProbeParameters,
+                    shape: tuple[int, int] = (256, 256),
+                    reference_pixel_size_angstrom: float | None = None,
+                    group: str | None = None) -> Iterator[BenchmarkImage]:
+    """Yield the images of one quality series: step 0 (clean) and one step per value.
+
+    Parameters
+    ----------
+    material : str
+        A structure name (e.g. ``"SrTiO3[100]"``, ``"WS2"``).
+    axis : str
+        One of :data:`AXES`.
+    steps : sequence of float
+        Axis values of steps 1..n, in the axis' units (see the module docstring).
+    seeds : sequence of int
+        Realisations per step.
+    backend : ImageFormation
+        Image-formation backend.
+    probe : ProbeParameters
+        Probe (its FWHM is the clean image's resolution).
+    shape : tuple of int
+        Image (rows, cols).
+    reference_pixel_size_angstrom : float, optional
+        Pixel size of the clean reference; defaults to the material's entry in MATERIALS.
+    group : str, optional
+        Group name; defaults to ``"<formula>-simulated"``.
+    """
+    if axis not in AXES:
+        raise InputError(f"unknown quality axis {axis!r}; known: {list(AXES)}")
+    if len(steps) == 0:
+        raise InputError(f"series {material}/{axis}: no steps given (empty series)")
+    if len(seeds) == 0:
+        raise InputError(f"series {material}/{axis}: no seeds given (empty series)")
+    spec = MATERIALS.get(material)
+    pixel_ref = reference_pixel_size_angstrom or (spec.reference_pixel_size_angstrom
+                                                  if spec else None)
+    if pixel_ref is None or not pixel_ref > 0:
+        raise InputError(f"series {material}/{axis}: reference pixel size must be positive "
+                         f"A/px, got {pixel_ref}")
+    group = group or (spec.group if spec else f"{material}-simulated")
+    r0 = probe_fwhm_angstrom(probe)
+    for seed in seeds:
+        structure_seed = seed_for(material, seed)
+        clean = render(material, backend, ScanParameters(shape, pixel_ref),
+                       structure_seed=structure_seed)
+        spacing = clean.structure.column_spacing_angstrom
+        for step, value in enumerate([0.0, *(float(v) for v in steps)]):
+            rng = np.random.default_rng(seed_for(material, axis, step, seed))
+            rendered = clean
+            if step > 0 and axis in ("pixel_size", "flyback", "drift"):
+                scan = ScanParameters(
+                    shape, value * spacing / 100.0 if axis == "pixel_size" else pixel_ref,
+                    flyback_px=value if axis == "flyback" else 0.0,
+                    drift_px_per_line=value if axis == "drift" else 0.0,
+                    seed=seed_for(material, axis, step, seed))
+                rendered = render(material, backend, scan, structure_seed=structure_seed)
+            image, raw, extra = _degrade(rendered, axis, value if step else 0.0, r0, rng)
+            meta = image_metadata(rendered, image, raw, material=material, group=group,
+                                  series=axis, step=step, seed=int(seed), backend=backend.name,
+                                  **extra)
+            meta["axis_value"] = _axis_value(axis, meta)
+            yield BenchmarkImage(
+                image_id=f"{group}:{axis}:step{step:02d}:seed{seed}",
+                image=image.astype(np.float32), coords=rendered.coords,
+                pixel_size=rendered.scan.pixel_size_angstrom, raw=raw.astype(np.float32),
+                column_types=rendered.column_types, metadata=meta)

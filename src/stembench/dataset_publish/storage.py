@@ -1,0 +1,408 @@
+"""Write and read benchmark datasets in the stembench HDF5 layout.
+
+Layout (a superset of the published ``wei_atom.h5``; see ``docs/architecture.md``)::
+
+    /imgs/<id>            float32 (rows, cols)   the image a model sees
+    /raw/<id>             float32 (rows, cols)   noise-free image (absent when unknown)
+    /coords/<id>          float64 (N, 2)         x, y pixels
+    /column_types/<id>    bytes   (N,)           column type per column
+    /column_elements/<id> bytes   (N,)           element(s) in each column, e.g. b"Ti+O"
+    /metadata/<id>        group whose attrs are the per-image metadata fields
+    / (root attrs)        dataset_name, dataset_version, generator_version, manifest
+
+The per-column elements travel in ``BenchmarkImage.metadata["column_elements"]`` (a
+sequence of str, one per column); they are stored as the array above, not as an attribute.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+import os
+import uuid
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+
+from stembench.datamodel import BenchmarkImage
+from stembench.dataset_publish.manifest import (
+    MANIFEST_ATTR,
+    Manifest,
+    manifest_sidecar_path,
+    sha256_array,
+)
+from stembench.dataset_publish.published import COLUMN_ELEMENTS_KEY, H5ImageSet, PublishedDataset
+from stembench.errors import DatasetError, InputError, IntegrityError
+
+__all__ = [
+    "COLUMN_ELEMENTS_KEY",
+    "METADATA_FIELDS",
+    "Dataset",
+    "DatasetWriter",
+    "open_dataset",
+    "validate_metadata",
+]
+
+METADATA_FIELDS: dict[str, type] = {
+    "material": str,
+    "type": str,
+    "space_group": str,
+    "probe_current_pA": float,
+    "peak_intensity_e": float,
+    "contrast": float,
+    "pixel_size_pm": float,
+    "atoms_per_100px": float,
+    "resolution_pm": float,
+    "dose_e_per_A2": float,
+    "psnr_db": float,
+    "drift": float,
+    "flyback": float,
+    "pixel_size_angstrom": float,
+    "group": str,
+    "series": str,
+    "step": int,
+    "axis_value": float,
+    "seed": int,
+    "backend": str,
+    "generator_version": str,
+    "source": str,
+}
+"""Every required per-image metadata field and its kind (float fields may be NaN)."""
+
+_ALLOWED_VALUES: dict[str, tuple[str, ...]] = {
+    "type": ("simulated", "experimental"),
+    "backend": ("fast", "abtem", "experimental"),
+    "series": (
+        "reference", "pixel_size", "resolution", "contrast", "noise", "dose", "flyback",
+        "drift", "generality",
+    ),
+}
+
+
+def _check_field(image_id: str, key: str, kind: type, value: Any) -> Any:
+    where = f"image {image_id!r}: metadata field {key!r}"
+    if kind is str:
+        if not isinstance(value, str):
+            raise InputError(f"{where} must be a str, got {type(value).__name__} {value!r}")
+        allowed = _ALLOWED_VALUES.get(key)
+        if allowed is not None and value not in allowed:
+            raise InputError(f"{where} must be one of {list(allowed)}, got {value!r}")
+        return value
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise InputError(f"{where} must be an int, got {type(value).__name__} {value!r}")
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise InputError(
+            f"{where} must be a number (NaN if unknown), got {type(value).__name__} {value!r}"
+        )
+    return float(value)
+
+
+def validate_metadata(image: BenchmarkImage) -> dict[str, Any]:
+    """Check an image's metadata and return it as attribute-ready Python values.
+
+    Every field of :data:`METADATA_FIELDS` must be present with the right kind; the pixel
+    size fields must agree with ``image.pixel_size``. Extra fields must be str, int,
+    float or bool. The ``column_elements`` entry is left out of the result.
+
+    Raises
+    ------
+    InputError
+        Naming the image id, the field, and expected against received value.
+    """
+    meta = dict(image.metadata)
+    missing = [key for key in METADATA_FIELDS if key not in meta]
+    if missing:
+        raise InputError(f"image {image.image_id!r}: metadata lacks required field(s) {missing}")
+    meta.pop(COLUMN_ELEMENTS_KEY, None)
+    clean: dict[str, Any] = {}
+    for key, value in meta.items():
+        if key in METADATA_FIELDS:
+            clean[key] = _check_field(image.image_id, key, METADATA_FIELDS[key], value)
+        elif isinstance(value, str | bool | numbers.Real):
+            clean[key] = value.item() if isinstance(value, np.generic) else value
+        else:
+            raise InputError(
+                f"image {image.image_id!r}: extra metadata field {key!r} must be a str, int, "
+                f"float or bool, got {type(value).__name__}"
+            )
+    for key, scale in (("pixel_size_angstrom", 1.0), ("pixel_size_pm", 100.0)):
+        expected = image.pixel_size * scale
+        if not math.isclose(clean[key], expected, rel_tol=1e-6):
+            raise InputError(
+                f"image {image.image_id!r}: metadata {key}={clean[key]} disagrees with the "
+                f"image's pixel size {image.pixel_size} A/px (expected {expected})"
+            )
+    return clean
+
+
+def _validate_id(image_id: str) -> None:
+    if not isinstance(image_id, str) or not image_id or "/" in image_id or image_id == ".":
+        raise InputError(
+            f"image id must be a non-empty str without '/', got {image_id!r}"
+        )
+
+
+class DatasetWriter:
+    """Write benchmark images to a stembench HDF5 file, atomically.
+
+    The file is written beside ``path`` under a temporary name and renamed to ``path``
+    only when the ``with`` block ends without an exception; otherwise the temporary file
+    is deleted and nothing appears under ``path``.
+
+    Parameters
+    ----------
+    path : str or Path
+        Target ``.h5`` file.
+    name, version : str
+        Dataset name and version, stored in the root attributes and the manifest.
+    generator_params : dict
+        JSON-safe parameters of the generator run, stored in the manifest.
+    generator_version : str, optional
+        Version of the generating code. By default the images' ``generator_version``
+        metadata (several distinct values are joined with ``","``).
+    overwrite : bool
+        Replace an existing file at ``path``; otherwise an existing file is an error.
+
+    Examples
+    --------
+    >>> with DatasetWriter(path, name="demo", version="1", generator_params={}) as writer:
+    ...     writer.add(image)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        name: str,
+        version: str,
+        generator_params: dict[str, Any],
+        generator_version: str | None = None,
+        overwrite: bool = False,
+    ) -> None:
+        self.path = Path(path)
+        if self.path.exists() and not overwrite:
+            raise DatasetError(f"{self.path} already exists; pass overwrite=True to replace it")
+        if not self.path.parent.is_dir():
+            raise DatasetError(f"{self.path}: directory {self.path.parent} does not exist")
+        try:
+            json.dumps(generator_params, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise InputError(
+                f"{self.path}: generator_params must be JSON-safe (str, numbers, lists, dicts; "
+                f"no NaN): {exc}"
+            ) from exc
+        self._manifest = Manifest(
+            name=name,
+            version=version,
+            generator_version=generator_version or "",
+            generator_params=dict(generator_params),
+        )
+        self._explicit_generator_version = generator_version is not None
+        self._generator_versions: list[str] = []
+        self._overwrite = overwrite
+        self._ids: set[str] = set()
+        self._tmp_path = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex}.tmp")
+        self._handle: Any = None
+
+    def __enter__(self) -> DatasetWriter:
+        import h5py
+
+        self._handle = h5py.File(self._tmp_path, "w")
+        for group in ("imgs", "raw", "coords", "column_types", "column_elements", "metadata"):
+            self._handle.create_group(group, track_order=True)
+        return self
+
+    def _store(self, array_path: str, array: np.ndarray) -> None:
+        self._handle.create_dataset(array_path, data=array)
+        self._manifest.arrays[array_path] = sha256_array(array)
+
+    def add(self, image: BenchmarkImage) -> None:
+        """Store one image, its labels and metadata.
+
+        Raises
+        ------
+        InputError
+            If the id is empty, contains ``/``, or was already added, or the metadata is
+            incomplete or inconsistent (see :func:`validate_metadata`).
+        """
+        if self._handle is None:
+            raise DatasetError("DatasetWriter.add called outside its 'with' block")
+        _validate_id(image.image_id)
+        if image.image_id in self._ids:
+            raise InputError(f"image id {image.image_id!r} was already added to {self.path}")
+        meta = validate_metadata(image)
+        elements = image.metadata.get(COLUMN_ELEMENTS_KEY)
+        if elements is not None and len(elements) != len(image.coords):
+            raise InputError(
+                f"image {image.image_id!r}: {len(elements)} column elements for "
+                f"{len(image.coords)} columns"
+            )
+        key = image.image_id
+        self._store(f"/imgs/{key}", np.asarray(image.image, dtype=np.float32))
+        if image.raw is not None:
+            if image.raw.shape != image.image.shape:
+                raise InputError(
+                    f"image {key!r}: raw image shape {image.raw.shape} differs from image "
+                    f"shape {image.image.shape}"
+                )
+            self._store(f"/raw/{key}", np.asarray(image.raw, dtype=np.float32))
+        self._store(f"/coords/{key}", np.asarray(image.coords, dtype=np.float64))
+        if image.column_types:
+            self._store(f"/column_types/{key}", np.array(image.column_types, dtype=np.bytes_))
+        if elements is not None:
+            self._store(f"/column_elements/{key}", np.array(list(elements), dtype=np.bytes_))
+        group = self._handle["metadata"].create_group(key)
+        for field_name, value in meta.items():
+            group.attrs[field_name] = value
+        self._ids.add(key)
+        self._generator_versions.append(meta["generator_version"])
+
+    def _finish(self) -> None:
+        if not self._explicit_generator_version:
+            versions = sorted(set(self._generator_versions))
+            self._manifest.generator_version = ",".join(versions)
+        manifest_json = self._manifest.to_json()
+        attrs = self._handle.attrs
+        attrs["dataset_name"] = self._manifest.name
+        attrs["dataset_version"] = self._manifest.version
+        attrs["generator_version"] = self._manifest.generator_version
+        attrs[MANIFEST_ATTR] = manifest_json
+        self._handle.close()
+        self._handle = None
+        if self.path.exists() and not self._overwrite:
+            raise DatasetError(f"{self.path} appeared while writing; not replacing it")
+        sidecar = manifest_sidecar_path(self.path)
+        sidecar_tmp = sidecar.with_name(f".{sidecar.name}.{uuid.uuid4().hex}.tmp")
+        sidecar_tmp.write_text(manifest_json + "\n", encoding="utf-8")
+        os.replace(self._tmp_path, self.path)
+        os.replace(sidecar_tmp, sidecar)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if exc_type is None:
+                self._finish()
+        finally:
+            if self._handle is not None:
+                self._handle.close()
+                self._handle = None
+            self._tmp_path.unlink(missing_ok=True)
+
+    @property
+    def manifest(self) -> Manifest:
+        """The manifest as built so far (complete after the ``with`` block)."""
+        return self._manifest
+
+
+class Dataset(H5ImageSet):
+    """A stembench HDF5 dataset opened for reading; use :func:`open_dataset`.
+
+    Reading an image with ``verify=True`` hashes its arrays and compares them with the
+    manifest, raising :class:`~stembench.errors.IntegrityError` on a mismatch.
+    """
+
+    def __init__(self, path: Path, handle: Any, manifest: Manifest, *, verify: bool) -> None:
+        super().__init__(path, handle)
+        self._manifest = manifest
+        self.verify = verify
+        self.name = manifest.name
+        self.version = manifest.version
+
+    @property
+    def manifest(self) -> Manifest:
+        """The manifest stored in the file."""
+        return self._manifest
+
+    def _read_array(self, image_id: str, array_path: str) -> np.ndarray:
+        array = super()._read_array(image_id, array_path)
+        if self.verify:
+            expected = self._manifest.arrays.get(array_path)
+            if expected is None:
+                raise IntegrityError(
+                    f"{self.path}: image {image_id!r}: array {array_path} is not listed in "
+                    "the manifest"
+                )
+            if sha256_array(array) != expected:
+                raise IntegrityError(
+                    f"{self.path}: image {image_id!r}: array {array_path} does not match "
+                    "its SHA-256 in the manifest (the file was modified or corrupted)"
+                )
+        return array
+
+    def _image_metadata(self, image_id: str) -> dict[str, Any]:
+        return self._group_attrs(image_id)
+
+    def __repr__(self) -> str:
+        check = "verified on read" if self.verify else "not verified"
+        return (
+            f"<stembench Dataset {self.name!r} version {self.version!r}: {len(self)} images, "
+            f"{check}, {self.path}>"
+        )
+
+
+def _open_h5(path: Path) -> Any:
+    import h5py
+
+    if not path.is_file():
+        raise DatasetError(f"{path}: no such dataset file")
+    try:
+        return h5py.File(path, "r")
+    except (OSError, RuntimeError) as exc:
+        raise DatasetError(
+            f"{path}: not a readable HDF5 file (truncated or not HDF5?): {exc}"
+        ) from exc
+
+
+def open_dataset(path: str | Path, *, verify: bool = True) -> H5ImageSet:
+    """Open a dataset file in the stembench layout or the published ``wei_atom.h5`` layout.
+
+    Parameters
+    ----------
+    path : str or Path
+        The HDF5 file.
+    verify : bool
+        Check every array read against the manifest's SHA-256 (stembench layout only;
+        the published layout has no manifest, so this is a no-op there).
+
+    Returns
+    -------
+    Dataset or PublishedDataset
+        Both offer ``ids``, ``len``, iteration, ``[image_id]``, ``metadata``,
+        ``metadata_table``, ``select`` and ``close``.
+
+    Raises
+    ------
+    DatasetError
+        If the file is missing, not HDF5, truncated, or in neither layout.
+    """
+    path = Path(path)
+    handle = _open_h5(path)
+    try:
+        text = handle.attrs.get(MANIFEST_ATTR)
+        if text is not None:
+            manifest = Manifest.from_json(text.decode() if isinstance(text, bytes) else str(text))
+            return Dataset(path, handle, manifest, verify=verify)
+        if "imgs" in handle and "coords" in handle:
+            return PublishedDataset(path, handle)
+        raise DatasetError(
+            f"{path}: neither a stembench dataset (no root attribute {MANIFEST_ATTR!r}) nor "
+            f"the published layout (groups 'imgs' and 'coords'); top-level keys: "
+            f"{sorted(handle.keys())}"
+        )
+    except DatasetError as exc:
+        handle.close()
+        if str(path) not in str(exc):
+            raise DatasetError(f"{path}: {exc}") from exc
+        raise
+    except (OSError, RuntimeError, KeyError) as exc:
+        handle.close()
+        raise DatasetError(f"{path}: cannot be read (truncated or corrupted?): {exc}") from exc

@@ -1,0 +1,338 @@
+"""Projected atomic-column structures with exact column positions, built with ``ase``.
+
+A crystal is described by an orthogonal (or, for the oblique 2D lattice, general) 2D cell
+whose atoms are projected along the beam (z): atoms within 0.05 A in (x, y) form one column.
+A column's HAADF weight is the sum over its atoms of ``occupancy * Z**exponent``; a column is
+*visible* (labelled) when its weight is at least :data:`VISIBILITY_FRACTION` of the brightest
+column of the lattice it belongs to. Positions are in angstrom, x to the right, y downwards.
+
+The out-of-distribution "generality" structures (dumbbells, interfaces, grain boundaries,
+vacancies, dopants, thickness gradients) are listed by :func:`list_structures` and defined in
+:mod:`stembench.dataset_publish.generality`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+import numpy as np
+from ase import Atoms
+from ase.data import atomic_numbers
+from ase.spacegroup import crystal
+from numpy.typing import NDArray
+from scipy.spatial import cKDTree
+
+from stembench.errors import InputError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = [
+    "VISIBILITY_FRACTION",
+    "ColumnStructure",
+    "Lattice",
+    "build_structure",
+    "lattice",
+    "list_structures",
+    "structure_from_columns",
+    "tile_lattice",
+]
+
+#: A column is labelled when its weight is at least this fraction of the brightest column of
+#: its lattice (SrTiO3 [100]: O columns are 0.07 of Sr, so not labelled; WS2: S2 is 0.147 of W).
+VISIBILITY_FRACTION = 0.1
+_COLUMN_TOLERANCE_ANGSTROM = 0.05
+
+
+@dataclass(frozen=True)
+class ColumnStructure:
+    """Projected atomic columns filling a rectangle ``[0, width] x [0, height]`` (angstrom).
+
+    Attributes
+    ----------
+    name : str
+        Structure name, e.g. ``"SrTiO3[100]"``.
+    positions_angstrom : ndarray, shape (N, 2)
+        Column x, y in angstrom.
+    weights : ndarray, shape (N,)
+        HAADF weight per column, sum over atoms of ``occupancy * Z**exponent``.
+    elements : tuple of str
+        Atoms in each column, heaviest first, e.g. ``"Ti+O"``, ``"S+S"``.
+    column_types : tuple of str
+        Column type label, e.g. ``"Sr"``, ``"TiO"``, ``"S2"``.
+    visible : ndarray of bool, shape (N,)
+        Columns visible in HAADF (these are labelled).
+    extent_angstrom : tuple of float
+        (width, height) of the filled region in angstrom.
+    column_spacing_angstrom : float
+        Median nearest-neighbour spacing of visible columns in angstrom.
+    space_group : str
+        Space group (or plane group) symbol.
+    unit_cell : ase.Atoms or None
+        Orthogonal periodic cell with the beam along z, for perfect crystals; else None.
+    cell_origin_angstrom : tuple of float
+        Where ``unit_cell``'s (0, 0) sits in the plane, angstrom.
+    """
+
+    name: str
+    positions_angstrom: NDArray[np.float64]
+    weights: NDArray[np.float64]
+    elements: tuple[str, ...]
+    column_types: tuple[str, ...]
+    visible: NDArray[np.bool_]
+    extent_angstrom: tuple[float, float]
+    column_spacing_angstrom: float
+    space_group: str
+    unit_cell: Atoms | None
+    cell_origin_angstrom: tuple[float, float]
+
+
+@dataclass(frozen=True)
+class Lattice:
+    """A 2D periodic arrangement of columns: lattice vectors and a basis, in angstrom."""
+
+    a1: tuple[float, float]
+    a2: tuple[float, float]
+    basis: NDArray[np.float64]  # (M, 2) column positions in the cell, angstrom
+    symbols: tuple[tuple[str, ...], ...]  # atoms of each basis column
+    space_group: str
+    atoms: Atoms | None  # orthogonal periodic cell, beam along z, when a1, a2 are orthogonal
+    visibility_fraction: float = VISIBILITY_FRACTION
+
+
+def _column_label(symbols: tuple[str, ...]) -> tuple[str, str]:
+    ordered = sorted(symbols, key=lambda s: -atomic_numbers[s])
+    counts = Counter(ordered)
+    label = "".join(s if counts[s] == 1 else f"{s}{counts[s]}" for s in dict.fromkeys(ordered))
+    return "+".join(ordered), label
+
+
+def column_weight(symbols: tuple[str, ...], exponent: float) -> float:
+    """HAADF weight ``sum Z**exponent`` of the atoms in one column (occupancy 1)."""
+    return float(sum(atomic_numbers[s] ** exponent for s in symbols))
+
+
+def _project(atoms: Atoms, space_group: str) -> Lattice:
+    """Group the atoms of an orthogonal cell into columns along z."""
+    ax, ay = float(atoms.cell[0, 0]), float(atoms.cell[1, 1])
+    xy = np.mod(atoms.positions[:, :2], [ax, ay])
+    centres: list[NDArray[np.float64]] = []
+    members: list[list[str]] = []
+    for pos, sym in zip(xy, atoms.get_chemical_symbols(), strict=True):
+        for k, c in enumerate(centres):
+            d = pos - c
+            d -= np.round(d / [ax, ay]) * [ax, ay]
+            if np.hypot(*d) < _COLUMN_TOLERANCE_ANGSTROM:
+                members[k].append(sym)
+                break
+        else:
+            centres.append(pos)
+            members.append([sym])
+    basis = np.mod(np.array(centres), [ax, ay])
+    basis[np.isclose(basis, [ax, ay], atol=1e-6)] = 0.0
+    return Lattice((ax, 0.0), (0.0, ay), basis, tuple(tuple(m) for m in members),
+                   space_group, atoms)
+
+
+def _oriented(conventional: Atoms, x_dir: tuple[int, int, int],
+              beam: tuple[int, int, int]) -> Atoms:
+    """Cut an orthogonal cell with x along ``x_dir`` and z along ``beam`` from a cubic cell."""
+    a = float(conventional.cell[0, 0])
+    e1, e3 = np.array(x_dir, float), np.array(beam, float)
+    e2 = np.cross(e3, e1)
+    e2 /= np.gcd.reduce(np.abs(e2[e2 != 0]).astype(int))
+    lengths = a * np.array([np.linalg.norm(e1), np.linalg.norm(e2), np.linalg.norm(e3)])
+    unit = np.array([e1, e2, e3]) / np.linalg.norm([e1, e2, e3], axis=1)[:, None]
+    n = int(np.ceil(lengths.max() / a)) + 1
+    grid = np.array(np.meshgrid(*[np.arange(-n, n + 1)] * 3, indexing="ij")).reshape(3, -1).T
+    pos = (conventional.get_scaled_positions()[None, :, :] + grid[:, None, :]).reshape(-1, 3) * a
+    syms = np.tile(conventional.get_chemical_symbols(), len(grid))
+    new = pos @ unit.T
+    keep = np.all((new > -1e-4) & (new < lengths - 1e-4), axis=1)
+    new = np.where(np.abs(new) < 1e-4, 0.0, new)
+    return Atoms(list(syms[keep]), positions=new[keep], cell=np.diag(lengths), pbc=True)
+
+
+def _layer(a: float, ay_factor: float, frac: list[tuple[float, float]],
+           symbols: list[str], z: list[float], space_group: str) -> Lattice:
+    cell = [a, a * ay_factor, 20.0]
+    pos = [(fx * cell[0], fy * cell[1], 10.0 + dz) for (fx, fy), dz in zip(frac, z, strict=True)]
+    return _project(Atoms(symbols, positions=pos, cell=cell, pbc=True), space_group)
+
+
+def _mx2(metal: str, chalcogen: str, a: float) -> Lattice:
+    frac = [(0, 0), (0.5, 0.5), (0.5, 1 / 6), (0.5, 1 / 6), (0, 2 / 3), (0, 2 / 3)]
+    syms = [metal, metal] + [chalcogen] * 4
+    return _layer(a, np.sqrt(3), frac, syms, [0, 0, 1.57, -1.57, 1.57, -1.57], "P-6m2")
+
+
+def _honeycomb(first: str, second: str, a: float) -> Lattice:
+    frac = [(0, 0), (0.5, 0.5), (0.5, 1 / 6), (0, 2 / 3)]
+    group = "P6/mmm" if first == second else "P-6m2"
+    return _layer(a, np.sqrt(3), frac, [first, first, second, second], [0] * 4, group)
+
+
+def _cubic(symbols: list[str], basis: list[tuple[float, float, float]], group: int, a: float,
+           x_dir: tuple[int, int, int], beam: tuple[int, int, int], name: str,
+           setting: int = 1) -> Lattice:
+    conv = crystal(symbols, basis=basis, spacegroup=group, cellpar=[a, a, a, 90, 90, 90],
+                   setting=setting)
+    return _project(_oriented(conv, x_dir, beam), name)
+
+
+def _with_visibility(lat: Lattice, fraction: float) -> Lattice:
+    return replace(lat, visibility_fraction=fraction)
+
+
+def _oblique(symbol: str, a: float, b: float, gamma_deg: float) -> Lattice:
+    g = np.deg2rad(gamma_deg)
+    return Lattice((a, 0.0), (b * np.cos(g), b * np.sin(g)), np.zeros((1, 2)),
+                   ((symbol,),), "p2", None)
+
+
+_PEROVSKITE = (["Sr", "Ti", "O"], [(0, 0, 0), (0.5, 0.5, 0.5), (0.5, 0.5, 0)])
+_LATTICES: dict[str, Callable[[], Lattice]] = {
+    "SrTiO3[100]": lambda: _cubic(*_PEROVSKITE, 221, 3.905, (1, 0, 0), (0, 0, 1), "Pm-3m"),
+    "SrTiO3[110]": lambda: _with_visibility(
+        _cubic(*_PEROVSKITE, 221, 3.905, (1, -1, 0), (1, 1, 0), "Pm-3m"), 0.2),
+    "LaAlO3[100]": lambda: _cubic(["La", "Al", "O"], _PEROVSKITE[1], 221, 3.79, (1, 0, 0),
+                                  (0, 0, 1), "Pm-3m"),
+    "BaTiO3[100]": lambda: _cubic(["Ba", "Ti", "O"], _PEROVSKITE[1], 221, 4.0, (1, 0, 0),
+                                  (0, 0, 1), "Pm-3m"),
+    "MgAl2O4[100]": lambda: _with_visibility(_cubic(
+        ["Mg", "Al", "O"], [(0.125,) * 3, (0.5,) * 3, (0.263,) * 3], 227, 8.083, (1, 0, 0),
+        (0, 0, 1), "Fd-3m", setting=2), 0.5),
+    "MgAl2O4[110]": lambda: _with_visibility(_cubic(
+        ["Mg", "Al", "O"], [(0.125,) * 3, (0.5,) * 3, (0.263,) * 3], 227, 8.083, (0, 0, 1),
+        (1, 1, 0), "Fd-3m", setting=2), 0.45),
+    "Si[110]": lambda: _cubic(["Si"], [(0, 0, 0)], 227, 5.431, (0, 0, 1), (1, 1, 0), "Fd-3m"),
+    "GaAs[110]": lambda: _cubic(["Ga", "As"], [(0, 0, 0), (0.25,) * 3], 216, 5.653, (0, 0, 1),
+                                (1, 1, 0), "F-43m"),
+    "WS2": lambda: _mx2("W", "S", 3.153),
+    "MoS2": lambda: _mx2("Mo", "S", 3.16),
+    "hBN": lambda: _honeycomb("N", "B", 2.504),
+    "graphene": lambda: _honeycomb("C", "C", 2.46),
+    "square-2D": lambda: _layer(3.0, 1.0, [(0, 0)], ["Mo"], [0], "p4m"),
+    "rectangular-2D": lambda: _layer(3.1, 1.42, [(0, 0)], ["W"], [0], "p2mm"),
+    "oblique-2D": lambda: _oblique("W", 3.2, 3.8, 72.0),
+}
+
+
+def lattice(name: str) -> Lattice:
+    """The periodic lattice called ``name`` (one of the perfect-crystal names)."""
+    if name not in _LATTICES:
+        raise InputError(f"unknown lattice {name!r}; known: {sorted(_LATTICES)}")
+    return _LATTICES[name]()
+
+
+def tile_lattice(lat: Lattice, *, extent_angstrom: tuple[float, float],
+                 origin_angstrom: tuple[float, float] = (0.0, 0.0), rotation_deg: float = 0.0,
+                 exponent: float = 1.7) -> tuple[NDArray[np.float64], NDArray[np.float64],
+                                                 list[tuple[str, ...]], NDArray[np.bool_]]:
+    """Columns of ``lat`` inside ``[0, w] x [0, h]``: positions, weights, atoms, visibility.
+
+    The lattice point (0, 0) sits at ``origin_angstrom``; the lattice is rotated by
+    ``rotation_deg`` (counter-clockwise in the x-right, y-down frame as drawn) about it.
+    """
+    w, h = extent_angstrom
+    rot = np.deg2rad(rotation_deg)
+    r = np.array([[np.cos(rot), -np.sin(rot)], [np.sin(rot), np.cos(rot)]])
+    vecs = r @ np.array([lat.a1, lat.a2]).T  # columns are rotated a1, a2
+    corners = np.array([[0, 0], [w, 0], [0, h], [w, h]], float) - origin_angstrom
+    ij = np.linalg.solve(vecs, corners.T)
+    lo = np.floor(ij.min(axis=1)) - 2
+    hi = np.ceil(ij.max(axis=1)) + 2
+    ii, jj = np.meshgrid(np.arange(lo[0], hi[0] + 1), np.arange(lo[1], hi[1] + 1), indexing="ij")
+    points = (vecs @ np.array([ii.ravel(), jj.ravel()])).T + origin_angstrom
+    basis = (r @ lat.basis.T).T
+    pos = (points[:, None, :] + basis[None, :, :]).reshape(-1, 2)
+    idx = np.tile(np.arange(len(lat.basis)), len(points))
+    inside = (pos[:, 0] >= 0) & (pos[:, 0] <= w) & (pos[:, 1] >= 0) & (pos[:, 1] <= h)
+    cell_weights = np.array([column_weight(s, exponent) for s in lat.symbols])
+    weights = cell_weights[idx[inside]]
+    visible = weights >= lat.visibility_fraction * cell_weights.max()
+    return pos[inside], weights, [lat.symbols[k] for k in idx[inside]], visible
+
+
+def structure_from_columns(name: str, positions: NDArray[np.float64], weights: NDArray[np.float64],
+                           symbols: list[tuple[str, ...]], visible: NDArray[np.bool_], *,
+                           extent_angstrom: tuple[float, float], space_group: str,
+                           unit_cell: Atoms | None = None,
+                           cell_origin_angstrom: tuple[float, float] = (0.0, 0.0)
+                           ) -> ColumnStructure:
+    """Assemble a :class:`ColumnStructure`, computing labels and the column spacing."""
+    labels = [_column_label(s) for s in symbols]
+    vis = np.asarray(visible, bool)
+    if vis.sum() < 2:
+        raise InputError(f"structure {name!r}: fewer than 2 visible columns in extent "
+                         f"{extent_angstrom} A; enlarge the extent")
+    dist, _ = cKDTree(positions[vis]).query(positions[vis], k=2)
+    return ColumnStructure(
+        name=name, positions_angstrom=np.asarray(positions, float),
+        weights=np.asarray(weights, float), elements=tuple(e for e, _ in labels),
+        column_types=tuple(t for _, t in labels), visible=vis,
+        extent_angstrom=(float(extent_angstrom[0]), float(extent_angstrom[1])),
+        column_spacing_angstrom=float(np.median(dist[:, 1])), space_group=space_group,
+        unit_cell=unit_cell,
+        cell_origin_angstrom=(float(cell_origin_angstrom[0]), float(cell_origin_angstrom[1])))
+
+
+def _perfect(name: str, extent: tuple[float, float], exponent: float,
+             rng: np.random.Generator | None) -> ColumnStructure:
+    lat = lattice(name)
+    origin = (0.0, 0.0)
+    if rng is not None:
+        frac = rng.uniform(0, 1, 2)
+        origin = tuple(float(v) for v in frac[0] * np.array(lat.a1) + frac[1] * np.array(lat.a2))
+    pos, w, syms, vis = tile_lattice(lat, extent_angstrom=extent, origin_angstrom=origin,
+                                     exponent=exponent)
+    return structure_from_columns(name, pos, w, syms, vis, extent_angstrom=extent,
+                                  space_group=lat.space_group, unit_cell=lat.atoms,
+                                  cell_origin_angstrom=origin)
+
+
+def list_structures() -> list[str]:
+    """Names accepted by :func:`build_structure`: perfect crystals, then generality structures."""
+    from stembench.dataset_publish.generality import GENERALITY_STRUCTURES
+
+    return list(_LATTICES) + list(GENERALITY_STRUCTURES)
+
+
+def build_structure(name: str, *, extent_angstrom: tuple[float, float], exponent: float = 1.7,
+                    seed: int | None = None) -> ColumnStructure:
+    """Build the projected columns of ``name`` filling ``extent_angstrom`` (width, height).
+
+    Parameters
+    ----------
+    name : str
+        One of :func:`list_structures`.
+    extent_angstrom : tuple of float
+        (width, height) of the region to fill, angstrom; both must be positive.
+    exponent : float
+        HAADF Z-exponent of the column weights (1.5-2).
+    seed : int or None
+        Random lattice offset (and defect placement); None puts a lattice point at (0, 0).
+
+    Raises
+    ------
+    InputError
+        For an unknown name or a non-positive extent or exponent.
+    """
+    from stembench.dataset_publish.generality import GENERALITY_STRUCTURES
+
+    w, h = (float(v) for v in extent_angstrom)
+    if not (np.isfinite([w, h]).all() and w > 0 and h > 0):
+        raise InputError(f"structure {name!r}: extent must be two positive lengths in "
+                         f"angstrom, got {extent_angstrom}")
+    if not (np.isfinite(exponent) and exponent > 0):
+        raise InputError(f"structure {name!r}: Z exponent must be positive, got {exponent}")
+    rng = None if seed is None else np.random.default_rng(seed)
+    if name in _LATTICES:
+        return _perfect(name, (w, h), exponent, rng)
+    if name in GENERALITY_STRUCTURES:
+        built = GENERALITY_STRUCTURES[name](
+            (w, h), exponent, rng if rng is not None else np.random.default_rng(0))
+        return replace(built, name=name)
+    raise InputError(f"unknown structure {name!r}; known: {list_structures()}")

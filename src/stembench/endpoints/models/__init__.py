@@ -1,0 +1,1 @@
+"""Model adapters: PyTorch, Keras/TensorFlow, ONNX, classical and plain Python."""

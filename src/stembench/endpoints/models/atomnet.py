@@ -1,0 +1,376 @@
+"""AtomNet (Ziatdinov et al., ACS Nano 11, 12742 (2017)) in Keras 3 on TensorFlow.
+
+Two published fully convolutional networks with a sigmoid output map:
+
+- ``"cubic"`` (used on SrTiO3): a residual encoder-decoder with two pooling levels, about
+  0.96 M parameters (:func:`build_atomnet_cubic`);
+- ``"hexagonal"`` (used on WS2): a U-Net with three pooling levels and a dilated
+  bottleneck (dilations 2, 4, 6, outputs summed), about 2.37 M parameters
+  (:func:`build_atomnet_hexagonal`).
+
+Pre-processing: min-max scaling to [0, 1], zero padding at the bottom and right to a
+multiple of 2**levels, the output cropped back. Post-processing: threshold 0.5, connected
+components, centre of mass, columns within 5 px of the border dropped
+(:func:`stembench.endpoints.models.postprocess.coordinates_from_probability`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from stembench._optional import require
+from stembench.endpoints.models.base import Model, ModelInfo, sha256_file
+from stembench.endpoints.models.postprocess import coordinates_from_probability
+from stembench.errors import InputError, ModelError
+
+__all__ = [
+    "LEVELS",
+    "AtomNet",
+    "build_atomnet",
+    "build_atomnet_cubic",
+    "build_atomnet_hexagonal",
+    "default_weights_path",
+    "load_atomnet_weights",
+    "pad_to_multiple",
+    "scale_min_max",
+]
+
+Variant = Literal["cubic", "hexagonal"]
+
+#: Number of 2x2 max-pool levels per variant; inputs are padded to a multiple of 2**levels.
+LEVELS: dict[str, int] = {"cubic": 2, "hexagonal": 3}
+
+_VERSION = "1.0"
+_LEAK = 0.01
+
+
+def _keras() -> Any:
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    return require("keras", extra="models", purpose="The AtomNet models")
+
+
+def _check_variant(variant: str) -> None:
+    if variant not in LEVELS:
+        raise InputError(f"AtomNet variant must be 'cubic' or 'hexagonal', got {variant!r}")
+
+
+def _conv_block(x: Any, filters: int, name: str, *, dropout: float = 0.0) -> Any:
+    """3x3 convolution, optional dropout, LeakyReLU(0.01) (the original ``conv2dblock``)."""
+    layers = _keras().layers
+    x = layers.Conv2D(filters, 3, padding="same", name=f"{name}_conv")(x)
+    if dropout > 0:
+        x = layers.Dropout(dropout, name=f"{name}_dropout")(x)
+    return layers.LeakyReLU(negative_slope=_LEAK, name=f"{name}_lrelu")(x)
+
+
+def _residual_block(x: Any, filters: int, name: str) -> Any:
+    """1x1 conv; then 3x3 -> LeakyReLU -> 3x3; add the 1x1 output; LeakyReLU."""
+    layers = _keras().layers
+    shortcut = layers.Conv2D(filters, 1, name=f"{name}_conv1x1")(x)
+    y = layers.Conv2D(filters, 3, padding="same", name=f"{name}_conv3x3a")(shortcut)
+    y = layers.LeakyReLU(negative_slope=_LEAK, name=f"{name}_lrelu_a")(y)
+    y = layers.Conv2D(filters, 3, padding="same", name=f"{name}_conv3x3b")(y)
+    y = layers.Add(name=f"{name}_add")([y, shortcut])
+    return layers.LeakyReLU(negative_slope=_LEAK, name=f"{name}_lrelu_b")(y)
+
+
+def _residual_module(x: Any, filters: int, name: str, *, depth: int = 2) -> Any:
+    for index in range(depth):
+        x = _residual_block(x, filters, f"{name}_block{index + 1}")
+    return x
+
+
+def _upsample(x: Any, filters: int, name: str) -> Any:
+    """Bilinear x2 upsampling followed by a 1x1 convolution."""
+    layers = _keras().layers
+    x = layers.UpSampling2D(2, interpolation="bilinear", name=f"{name}_bilinear")(x)
+    return layers.Conv2D(filters, 1, name=f"{name}_conv1x1")(x)
+
+
+def _head(x: Any) -> Any:
+    layers = _keras().layers
+    x = layers.Conv2D(1, 1, name="px_conv1x1")(x)
+    return layers.Activation("sigmoid", name="px_sigmoid", dtype="float32")(x)
+
+
+def build_atomnet_cubic(*, filters: int = 32) -> Any:
+    """Build the "cubic" residual AtomNet (``resatomsegnet_s2``), about 0.96 M parameters.
+
+    Parameters
+    ----------
+    filters : int, optional
+        Filters of the first convolution; the deeper stages use 2x and 4x. Default 32.
+
+    Returns
+    -------
+    keras.Model
+        Input ``(batch, rows, cols, 1)`` with rows and cols multiples of 4, output the
+        sigmoid probability map of the same shape.
+    """
+    keras = _keras()
+    layers = keras.layers
+    inputs = keras.Input(shape=(None, None, 1), name="image")
+    c1 = _conv_block(inputs, filters, "c1")
+    c2 = _residual_module(layers.MaxPooling2D(2, name="pool1")(c1), 2 * filters, "c2")
+    bottleneck = _residual_module(layers.MaxPooling2D(2, name="pool2")(c2), 4 * filters, "bn")
+    u2 = _upsample(bottleneck, 2 * filters, "up1")
+    u2 = layers.Concatenate(name="skip2")([c2, u2])
+    u2 = _residual_module(u2, 2 * filters, "c3")
+    u1 = _upsample(u2, filters, "up2")
+    u1 = layers.Concatenate(name="skip1")([c1, u1])
+    u1 = _conv_block(u1, filters, "c4")
+    return keras.Model(inputs, _head(u1), name="atomnet_cubic")
+
+
+def _dilated_bottleneck(x: Any, filters: int, *, rates: Sequence[int], dropout: float) -> Any:
+    """Chained dilated 3x3 convolutions whose outputs are summed (``dilation_block``)."""
+    layers = _keras().layers
+    outputs = []
+    for rate in rates:
+        x = layers.Conv2D(
+            filters, 3, padding="same", dilation_rate=rate, name=f"bn_dilated{rate}_conv"
+        )(x)
+        x = layers.Dropout(dropout, name=f"bn_dilated{rate}_dropout")(x)
+        x = layers.LeakyReLU(negative_slope=_LEAK, name=f"bn_dilated{rate}_lrelu")(x)
+        outputs.append(x)
+    return layers.Add(name="bn_sum")(outputs)
+
+
+def build_atomnet_hexagonal(*, filters: int = 32) -> Any:
+    """Build the "hexagonal" dilated AtomNet (``atomsegnet``), about 2.37 M parameters.
+
+    Parameters
+    ----------
+    filters : int, optional
+        Filters of the first convolution; the deeper stages use 2x, 4x and (bottleneck)
+        8x. Default 32.
+
+    Returns
+    -------
+    keras.Model
+        Input ``(batch, rows, cols, 1)`` with rows and cols multiples of 8, output the
+        sigmoid probability map of the same shape.
+    """
+    keras = _keras()
+    layers = keras.layers
+    inputs = keras.Input(shape=(None, None, 1), name="image")
+    c1 = _conv_block(inputs, filters, "c1")
+    c2 = _conv_block(layers.MaxPooling2D(2, name="pool1")(c1), 2 * filters, "c2a")
+    c2 = _conv_block(c2, 2 * filters, "c2b")
+    c3 = _conv_block(layers.MaxPooling2D(2, name="pool2")(c2), 4 * filters, "c3a", dropout=0.3)
+    c3 = _conv_block(c3, 4 * filters, "c3b", dropout=0.3)
+    bottleneck = _dilated_bottleneck(
+        layers.MaxPooling2D(2, name="pool3")(c3), 8 * filters, rates=(2, 4, 6), dropout=0.5
+    )
+    u3 = layers.Concatenate(name="skip3")([c3, _upsample(bottleneck, 4 * filters, "up1")])
+    u3 = _conv_block(u3, 4 * filters, "c4a", dropout=0.3)
+    u3 = _conv_block(u3, 4 * filters, "c4b", dropout=0.3)
+    u2 = layers.Concatenate(name="skip2")([c2, _upsample(u3, 2 * filters, "up2")])
+    u2 = _conv_block(u2, 2 * filters, "c5a")
+    u2 = _conv_block(u2, 2 * filters, "c5b")
+    u1 = layers.Concatenate(name="skip1")([c1, _upsample(u2, filters, "up3")])
+    u1 = _conv_block(u1, filters, "c6")
+    return keras.Model(inputs, _head(u1), name="atomnet_hexagonal")
+
+
+def build_atomnet(variant: Variant) -> Any:
+    """Build the untrained network of ``variant`` (``"cubic"`` or ``"hexagonal"``)."""
+    _check_variant(variant)
+    return build_atomnet_cubic() if variant == "cubic" else build_atomnet_hexagonal()
+
+
+def default_weights_path(variant: Variant) -> Path:
+    """Path of the weights shipped in the package for ``variant`` (a ``.keras`` file)."""
+    _check_variant(variant)
+    ref = resources.files("stembench.endpoints") / "weights" / f"atomnet-{variant}.keras"
+    return Path(str(ref))
+
+
+def _weight_shapes(model: Any) -> list[tuple[int, ...]]:
+    return [tuple(int(d) for d in w.shape) for w in model.weights]
+
+
+def _describe_mismatch(got: list[tuple[int, ...]], expected: list[tuple[int, ...]]) -> str:
+    if len(got) != len(expected):
+        return f"{len(got)} weight arrays in the file, {len(expected)} expected"
+    for index, (g, e) in enumerate(zip(got, expected, strict=True)):
+        if g != e:
+            return f"weight array {index} has shape {g}, expected {e}"
+    return "weights differ"
+
+
+def load_atomnet_weights(variant: Variant, path: str | Path) -> Any:
+    """Build the ``variant`` network and load ``path`` into it.
+
+    Parameters
+    ----------
+    variant : {"cubic", "hexagonal"}
+        The architecture the file must match.
+    path : str or Path
+        A ``.keras`` model file (loaded with ``compile=False``, its weights copied into a
+        freshly built network) or a Keras weights file (``.weights.h5``).
+
+    Returns
+    -------
+    keras.Model
+        The network with the file's weights.
+
+    Raises
+    ------
+    ModelError
+        If the file is missing, unreadable, or does not match the architecture; the message
+        names the file, the architecture and the mismatch.
+    """
+    path = Path(path)
+    model = build_atomnet(variant)
+    arch = f"AtomNet '{variant}' ({model.count_params()} parameters)"
+    if not path.is_file():
+        raise ModelError(f"{arch}: weights file {path} does not exist")
+    keras = _keras()
+    try:
+        if path.name.endswith(".keras"):
+            loaded = keras.saving.load_model(path, compile=False)
+            got, expected = _weight_shapes(loaded), _weight_shapes(model)
+            if got != expected:
+                mismatch = _describe_mismatch(got, expected)
+                raise ModelError(f"weights file {path} does not match {arch}: {mismatch}")
+            model.set_weights(loaded.get_weights())
+        else:
+            model.load_weights(path)
+    except ModelError:
+        raise
+    except Exception as exc:
+        raise ModelError(f"weights file {path} cannot be loaded into {arch}: {exc}") from exc
+    return model
+
+
+def scale_min_max(image: NDArray[np.floating]) -> NDArray[np.float32]:
+    """Scale an image linearly to [0, 1]; a constant image becomes all zeros."""
+    array = np.asarray(image, dtype=np.float64)
+    low, high = float(array.min()), float(array.max())
+    if high <= low:
+        return np.zeros(array.shape, dtype=np.float32)
+    return ((array - low) / (high - low)).astype(np.float32)
+
+
+def pad_to_multiple(image: NDArray[np.floating], multiple: int) -> NDArray[np.floating]:
+    """Zero-pad an image at the bottom and right so both sides are multiples of ``multiple``."""
+    rows, cols = image.shape
+    pad_rows, pad_cols = -rows % multiple, -cols % multiple
+    return np.pad(image, ((0, pad_rows), (0, pad_cols)), mode="constant")
+
+
+class AtomNet(Model):
+    """AtomNet column finder (Keras 3 on TensorFlow; a GPU is used when TensorFlow sees one).
+
+    Parameters
+    ----------
+    variant : {"cubic", "hexagonal"}
+        Which published network.
+    weights : Path or None, optional
+        A ``.keras`` or ``.weights.h5`` file; ``None`` loads the weights shipped with stembench.
+    batch_size : int, optional
+        Images of the same shape run through the network in batches of this size. Default 4.
+    threshold : float, optional
+        Probability threshold of the post-processing. Default 0.5.
+    edge_px : float, optional
+        Columns closer than this to the border are dropped, in pixels. Default 5.
+    """
+
+    def __init__(
+        self,
+        variant: Variant,
+        weights: Path | None = None,
+        *,
+        batch_size: int = 4,
+        threshold: float = 0.5,
+        edge_px: float = 5,
+    ) -> None:
+        _check_variant(variant)
+        if batch_size < 1:
+            raise InputError(f"AtomNet batch_size must be >= 1, got {batch_size}")
+        self.variant: Variant = variant
+        self.weights_path = Path(weights) if weights is not None else default_weights_path(variant)
+        self.batch_size = batch_size
+        self.threshold = threshold
+        self.edge_px = edge_px
+        self.network = load_atomnet_weights(variant, self.weights_path)
+        self._info = ModelInfo(
+            name=f"atomnet-{variant}",
+            version=_VERSION,
+            framework="tensorflow",
+            weights_sha256=sha256_file(self.weights_path),
+        )
+        self._forward = self._compile_forward()
+
+    def _compile_forward(self) -> Any:
+        tf = require("tensorflow", extra="models", purpose="The AtomNet models")
+        network = self.network
+
+        # Traced once per batch shape: Keras' bilinear UpSampling2D needs static sizes.
+        @tf.function(reduce_retracing=False)
+        def forward(batch: Any) -> Any:
+            return network(batch, training=False)
+
+        return forward
+
+    @property
+    def info(self) -> ModelInfo:
+        """Name (``atomnet-cubic`` or ``atomnet-hexagonal``), version, framework, weights hash."""
+        return self._info
+
+    def probability(self, images: Sequence[NDArray[np.floating]]) -> list[NDArray[np.float32]]:
+        """Sigmoid probability maps of the images, each the shape of its image.
+
+        Images are min-max scaled and zero-padded to a multiple of 2**levels; images of the
+        same padded shape run together in batches of ``batch_size``.
+        """
+        multiple = 2 ** LEVELS[self.variant]
+        prepared = [pad_to_multiple(scale_min_max(_check_image(im, i)), multiple)
+                    for i, im in enumerate(images)]
+        maps: list[NDArray[np.float32] | None] = [None] * len(prepared)
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for index, array in enumerate(prepared):
+            by_shape.setdefault(array.shape, []).append(index)
+        for indices in by_shape.values():
+            for start in range(0, len(indices), self.batch_size):
+                chunk = indices[start : start + self.batch_size]
+                batch = np.stack([prepared[i] for i in chunk])[..., np.newaxis]
+                output = np.asarray(self._forward(batch))[..., 0]
+                for i, prob in zip(chunk, output, strict=True):
+                    rows, cols = np.shape(images[i])
+                    maps[i] = np.ascontiguousarray(prob[:rows, :cols], dtype=np.float32)
+        return [m for m in maps if m is not None]
+
+    def _coordinates(self, prob: NDArray[np.float32]) -> NDArray[np.float64]:
+        return coordinates_from_probability(prob, threshold=self.threshold, edge_px=self.edge_px)
+
+    def locate(self, image: NDArray[np.floating], pixel_size: float) -> NDArray[np.float64]:
+        """Column positions (x, y) in pixels; ``pixel_size`` (A/px) is not used by AtomNet."""
+        return self._coordinates(self.probability([image])[0])
+
+    def locate_batch(
+        self, images: Sequence[NDArray[np.floating]], pixel_sizes: Sequence[float]
+    ) -> list[NDArray[np.float64]]:
+        """Column positions for several images, same-shaped images batched through the network."""
+        if len(images) != len(pixel_sizes):
+            raise InputError(
+                f"AtomNet.locate_batch: {len(images)} images but {len(pixel_sizes)} pixel sizes"
+            )
+        return [self._coordinates(prob) for prob in self.probability(images)]
+
+
+def _check_image(image: NDArray[np.floating], index: int) -> NDArray[np.floating]:
+    array = np.asarray(image)
+    if array.ndim != 2:
+        raise InputError(f"AtomNet: image {index} must be 2D (rows, cols), got shape {array.shape}")
+    if not np.all(np.isfinite(array)):
+        raise InputError(f"AtomNet: image {index} holds NaN or infinite values")
+    return array

@@ -1,0 +1,144 @@
+"""Run a model on one image without letting a bad model stop the run.
+
+:func:`run_model_safely` catches whatever the model raises and checks what it returns; a
+failure becomes an error message in the :class:`ModelOutput` that names the image and the
+model, so the caller records it for that image and goes on with the next.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from stembench.endpoints.models.base import Model
+
+__all__ = ["MAX_POSITIONS_PER_PIXEL", "OUT_OF_IMAGE_TOLERANCE_PX", "ModelOutput", "run_model_safely"]
+
+#: Positions may lie this far (px) outside the outermost pixel centres.
+OUT_OF_IMAGE_TOLERANCE_PX = 0.5
+#: More than one position per this many pixels is not a column map.
+MAX_POSITIONS_PER_PIXEL = 1 / 4
+
+
+@dataclass(frozen=True)
+class ModelOutput:
+    """What one model produced for one image: coordinates, or an error message.
+
+    Attributes
+    ----------
+    image_id : str
+        The image.
+    model : str
+        The model's name.
+    coordinates : ndarray, shape (N, 2), or None
+        Column positions in pixels as (x, y), float64; ``None`` when the model failed.
+    error : str or None
+        Why the model's output was rejected; ``None`` on success.
+    seconds : float
+        Wall-clock time of the model call, in seconds.
+    """
+
+    image_id: str
+    model: str
+    coordinates: NDArray[np.float64] | None
+    error: str | None
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        """Whether the model returned valid coordinates."""
+        return self.error is None
+
+
+def _model_name(model: Any) -> str:
+    try:
+        return str(model.info.name)
+    except Exception:  # a broken info property must not stop the run either
+        return type(model).__name__
+
+
+def _check_output(
+    result: Any, image_shape: tuple[int, ...]
+) -> tuple[NDArray[np.float64] | None, str | None]:
+    """Return (coordinates, None) if ``result`` is a valid position array, else (None, why)."""
+    if not isinstance(result, np.ndarray | list | tuple):
+        return None, f"returned {type(result).__name__}, expected an (N, 2) array of x, y pixels"
+    try:
+        array = np.asarray(result, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        return None, f"returned an array that is not numeric ({exc})"
+    if array.size == 0:
+        return np.zeros((0, 2), dtype=np.float64), None
+    if array.ndim != 2 or array.shape[1] != 2:
+        return None, f"returned shape {array.shape}, expected (N, 2) x, y pixel positions"
+    finite = np.isfinite(array).all(axis=1)
+    if not finite.all():
+        first = int(np.flatnonzero(~finite)[0])
+        return None, (
+            f"returned {int((~finite).sum())} NaN or infinite position(s), "
+            f"first at row {first}: {array[first].tolist()}"
+        )
+    rows, cols = image_shape[:2]
+    limit = OUT_OF_IMAGE_TOLERANCE_PX
+    outside = (
+        (array[:, 0] < -limit) | (array[:, 0] > cols - 1 + limit)
+        | (array[:, 1] < -limit) | (array[:, 1] > rows - 1 + limit)
+    )
+    if outside.any():
+        first = int(np.flatnonzero(outside)[0])
+        return None, (
+            f"returned {int(outside.sum())} position(s) outside the {cols}x{rows} px image "
+            f"(x in [-{limit}, {cols - 1 + limit}], y in [-{limit}, {rows - 1 + limit}]), "
+            f"first at row {first}: {array[first].tolist()}"
+        )
+    most = int(rows * cols * MAX_POSITIONS_PER_PIXEL)
+    if len(array) > most:
+        return None, (
+            f"returned {len(array)} positions for a {cols}x{rows} px image, more than one per "
+            f"{round(1 / MAX_POSITIONS_PER_PIXEL)} pixels ({most}): not a column map"
+        )
+    return np.ascontiguousarray(array), None
+
+
+def run_model_safely(
+    model: Model, image: NDArray[np.floating], pixel_size: float, *, image_id: str
+) -> ModelOutput:
+    """Run ``model.locate`` on one image; never raise for a failing or misbehaving model.
+
+    Parameters
+    ----------
+    model : Model
+        The model.
+    image : ndarray, shape (rows, cols)
+        The image.
+    pixel_size : float
+        Pixel size in angstrom per pixel.
+    image_id : str
+        The image's id, named in every error message.
+
+    Returns
+    -------
+    ModelOutput
+        The validated (N, 2) x, y pixel positions, or an error message naming the image and
+        the model when the model raised, or returned something other than an (N, 2) array,
+        NaN or infinite values, positions more than 0.5 px outside the image, or more than
+        one position per 4 pixels.
+    """
+    name = _model_name(model)
+    start = time.perf_counter()
+    try:
+        result = model.locate(image, pixel_size)
+    except Exception as exc:
+        seconds = time.perf_counter() - start
+        message = f"image {image_id!r}: model {name!r} raised {type(exc).__name__}: {exc}"
+        return ModelOutput(image_id, name, None, message, seconds)
+    seconds = time.perf_counter() - start
+    coordinates, problem = _check_output(result, np.shape(image))
+    if problem is not None:
+        return ModelOutput(image_id, name, None, f"image {image_id!r}: model {name!r} {problem}",
+                           seconds)
+    return ModelOutput(image_id, name, coordinates, None, seconds)

@@ -1,0 +1,87 @@
+"""``stembench train MODEL``: train a network on simulated data and optionally ship its weights.
+
+The lead mounts :data:`app` on the ``stembench`` command. ``atomsegnet`` runs the PyTorch
+trainer; ``atomnet-cubic`` and ``atomnet-hexagonal`` run the Keras trainer.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from stembench.endpoints.training import TrainingResult
+
+__all__ = ["MODELS", "app", "install_weights", "train"]
+
+MODELS = ("atomsegnet", "atomnet-cubic", "atomnet-hexagonal")
+
+app = typer.Typer(help="Train the segmentation networks on simulated images.")
+
+
+def _package_weights_dir() -> Path:
+    from importlib import resources
+
+    return Path(str(resources.files("stembench.endpoints") / "weights"))
+
+
+def install_weights(result: TrainingResult, *, target_dir: Path | None = None) -> Path:
+    """Copy trained weights, their ``.sha256`` and the training log into the weights folder.
+
+    Parameters
+    ----------
+    result : TrainingResult
+        A finished training run.
+    target_dir : Path, optional
+        Destination folder; default the package's ``stembench/endpoints/weights``.
+
+    Returns
+    -------
+    Path
+        The installed weights file.
+    """
+    folder = target_dir or _package_weights_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / result.weights_path.name
+    shutil.copyfile(result.weights_path, target)
+    (folder / (target.name + ".sha256")).write_text(f"{result.weights_sha256}  {target.name}\n")
+    shutil.copyfile(result.log_path, folder / f"{result.model}_train_log.jsonl")
+    return target
+
+
+def _run(model: str, *, out: Path, steps: int, seed: int, batch_size: int, size: int) -> TrainingResult:
+    if model == "atomsegnet":
+        from stembench.endpoints.training.torch_trainer import train_atomsegnet
+
+        return train_atomsegnet(out_dir=out, steps=steps, batch_size=batch_size, size=size,
+                                seed=seed)
+    from stembench.endpoints.training.keras_trainer import train_atomnet
+
+    variant = model.removeprefix("atomnet-")
+    return train_atomnet(variant, out_dir=out, steps=steps, seed=seed,  # type: ignore[no-any-return]
+                         batch_size=batch_size, size=size)
+
+
+@app.command("train")
+def train(
+    model: Annotated[str, typer.Argument(help=f"One of: {', '.join(MODELS)}.")],
+    steps: Annotated[int, typer.Option(help="Total optimiser steps.")] = 600,
+    out: Annotated[Path | None, typer.Option(help="Output folder (default train-MODEL).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the initialisation and the data.")] = 0,
+    batch_size: Annotated[int, typer.Option(help="Images per step.")] = 8,
+    size: Annotated[int, typer.Option(help="Side of the square training crops, px.")] = 96,
+    install: Annotated[
+        bool, typer.Option(help="Copy the final weights, .sha256 and log into the package.")
+    ] = False,
+) -> None:
+    """Train MODEL on simulated images (resuming from OUT/checkpoint if present)."""
+    if model not in MODELS:
+        raise typer.BadParameter(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
+    folder = out or Path(f"train-{model}")
+    result = _run(model, out=folder, steps=steps, seed=seed, batch_size=batch_size, size=size)
+    typer.echo(f"{result.model}: {result.steps} steps, final loss {result.final_loss:.4f}")
+    typer.echo(f"weights {result.weights_path} sha256 {result.weights_sha256}")
+    if install:
+        typer.echo(f"installed {install_weights(result)}")

@@ -1,0 +1,429 @@
+"""Per-image scores of predicted column positions against ground truth.
+
+Units: positions in pixels as ``(x, y)`` = ``(column, row)``; pixel size in angstrom per
+pixel; the match radius in angstrom. Offsets and RMS distances are reported in both.
+
+Edge handling
+-------------
+Ground-truth columns and predictions closer than ``border_px`` to the image edge, i.e.
+with ``x < border_px`` or ``x > cols - 1 - border_px`` (same for ``y`` with ``rows``), are
+removed from *both* sides before matching. Columns cut by the edge are thus neither
+counted as missed nor can a prediction be penalised for finding one. The raw counts
+are kept as ``n_truth_total`` and ``n_predicted_total``.
+
+Modes
+-----
+``"one-to-one"`` (default)
+    A maximum one-to-one matching within ``radius_angstrom`` (inclusive) with the
+    smallest total distance (:func:`stembench.matching.match_positions`). TP is the number
+    of pairs, FP the unmatched predictions, FN the unmatched columns.
+``"legacy"``
+    The published rule, reproduced from the authors' analysis code (function
+    ``getScores`` in the public analysis utilities of Wei et al., Microsc. Microanal. 29,
+    552 (2023); read through the code search index, file id 21154031988, whose repository
+    name the index does not expose). There the tolerance is a squared distance in px^2,
+    ``np.round((0.5 / pxsize) ** 2, 1)`` with ``pxsize`` in A/px, and *every*
+    (prediction, column) pair with squared distance strictly below it is a true positive,
+    so two predictions near one column both count and a prediction near two columns
+    counts twice. ID-recall = TP / N_truth (can exceed 1), ID-precision = TP / N_predicted,
+    RMS over all those pairs. Here ``FP`` and ``FN`` are the predictions and columns
+    without any pair. Departures from that code, on purpose: empty cases follow the rules
+    below (it returned precision 0 with no predictions and a sentinel RMS of 10 px with
+    no TP), and the edge is the same ``border_px`` margin on both sides (it trimmed
+    predictions by a fraction of the image size).
+
+Empty cases (after edge exclusion)
+----------------------------------
+* no columns, no predictions: recall 1.0, precision 1.0;
+* predictions but no columns: recall 1.0 (nothing to find), precision 0.0;
+* columns but no predictions: recall 0.0, precision 1.0 (no prediction is wrong);
+* F1 = 2PR / (P + R), and 0.0 when P + R = 0;
+* RMS distances and mean offsets are NaN when nothing matched (``None`` in JSON).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from stembench.datamodel import validate_coordinates
+from stembench.errors import InputError
+from stembench.matching import match_positions, pairs_below
+
+__all__ = [
+    "SCORER_VERSION",
+    "ColumnTypeScore",
+    "ImageScore",
+    "MatchedPairs",
+    "ScoringMode",
+    "matched_pairs",
+    "score_image",
+]
+
+SCORER_VERSION = "1.0"
+ScoringMode = Literal["one-to-one", "legacy"]
+_MODES = ("one-to-one", "legacy")
+
+
+def _json_float(value: float) -> float | None:
+    return None if math.isnan(value) else float(value)
+
+
+def _from_json_float(value: float | None) -> float:
+    return math.nan if value is None else float(value)
+
+
+def _dict_with_floats(obj: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        out[f.name] = _json_float(value) if isinstance(value, float) else value
+    return out
+
+
+def _floats_from_dict(cls: type, data: Mapping[str, Any]) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {}
+    for f in fields(cls):
+        value = data[f.name]
+        kwargs[f.name] = _from_json_float(value) if f.type == "float" else value
+    return kwargs
+
+
+@dataclass(frozen=True)
+class ColumnTypeScore:
+    """Scores of the ground-truth columns of one type (e.g. ``"Sr"``, ``"TiO"``, ``"W"``).
+
+    ``tp`` counts matched pairs whose column has this type (legacy: all pairs), ``fn``
+    the columns of this type left without a pair. RMS over those pairs, NaN if none.
+    """
+
+    n_truth: int
+    tp: int
+    fn: int
+    recall: float
+    rms_px: float
+    rms_angstrom: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict (NaN becomes ``None``)."""
+        return _dict_with_floats(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ColumnTypeScore:
+        """Inverse of :meth:`to_dict`."""
+        return cls(**_floats_from_dict(cls, data))
+
+
+@dataclass(frozen=True)
+class ImageScore:
+    """The scores of one image. See the module docstring for definitions and units.
+
+    ``by_type`` holds one :class:`ColumnTypeScore` per column type present among the
+    scored (non-excluded) columns; it is empty when no column types were given.
+    ``radius_px`` is the tolerance actually applied, in pixels (legacy: the square root of
+    the rounded squared tolerance).
+    """
+
+    image_id: str
+    mode: str
+    scorer_version: str
+    pixel_size: float
+    radius_angstrom: float
+    radius_px: float
+    border_px: float
+    n_truth_total: int
+    n_predicted_total: int
+    n_truth: int
+    n_predicted: int
+    tp: int
+    fp: int
+    fn: int
+    recall: float
+    precision: float
+    f1: float
+    rms_px: float
+    rms_angstrom: float
+    mean_offset_x_px: float
+    mean_offset_y_px: float
+    mean_offset_x_angstrom: float
+    mean_offset_y_angstrom: float
+    by_type: dict[str, ColumnTypeScore] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict: NaN becomes ``None``, ``by_type`` a dict of dicts."""
+        out = _dict_with_floats(self)
+        out["by_type"] = {name: s.to_dict() for name, s in self.by_type.items()}
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ImageScore:
+        """Rebuild an :class:`ImageScore` from :meth:`to_dict` output (extra keys ignored)."""
+        kwargs = _floats_from_dict(cls, data)
+        kwargs["by_type"] = {
+            str(name): ColumnTypeScore.from_dict(s) for name, s in data["by_type"].items()
+        }
+        return cls(**kwargs)
+
+
+@dataclass(frozen=True)
+class MatchedPairs:
+    """Which predictions and columns were scored and how they pair up.
+
+    Attributes
+    ----------
+    predicted_kept, truth_kept : ndarray of bool
+        Per input row: inside the scored region (not within ``border_px`` of the edge).
+    predicted_index, truth_index : ndarray of intp
+        Rows (into the input arrays) of each true-positive pair.
+    distance_px : ndarray of float64
+        Distance of each pair in pixels.
+    radius_px : float
+        The tolerance applied, in pixels.
+    """
+
+    predicted_kept: NDArray[np.bool_]
+    truth_kept: NDArray[np.bool_]
+    predicted_index: NDArray[np.intp]
+    truth_index: NDArray[np.intp]
+    distance_px: NDArray[np.float64]
+    radius_px: float
+
+
+def _positive(value: float, name: str, image_id: str, *, allow_zero: bool = False) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not math.isfinite(number) or number < 0 or (number == 0 and not allow_zero):
+        need = "a non-negative" if allow_zero else "a positive"
+        raise InputError(f"image {image_id!r}: {name} must be {need} finite number, got {value!r}")
+    return number
+
+
+def _image_shape(image_shape: Sequence[int], image_id: str) -> tuple[int, int]:
+    try:
+        dims = tuple(float(d) for d in image_shape)
+    except (TypeError, ValueError):
+        dims = ()
+    if len(dims) != 2 or not all(d.is_integer() and d >= 1 for d in dims):
+        raise InputError(
+            f"image {image_id!r}: image_shape must be (rows, cols) positive integers, "
+            f"got {image_shape!r}"
+        )
+    return int(dims[0]), int(dims[1])
+
+
+def _inside(
+    points: NDArray[np.float64], shape: tuple[int, int], border: float
+) -> NDArray[np.bool_]:
+    rows, cols = shape
+    x, y = points[:, 0], points[:, 1]
+    return (x >= border) & (x <= cols - 1 - border) & (y >= border) & (y <= rows - 1 - border)
+
+
+def matched_pairs(
+    predicted: ArrayLike,
+    truth: ArrayLike,
+    *,
+    pixel_size: float,
+    image_shape: Sequence[int],
+    image_id: str,
+    radius_angstrom: float = 0.5,
+    border_px: float = 6.0,
+    mode: ScoringMode = "one-to-one",
+) -> MatchedPairs:
+    """Validate the inputs, exclude the edge and pair predictions with columns.
+
+    Parameters are those of :func:`score_image`. Use it to draw failure pictures: true
+    positives are ``predicted_index``, false positives the kept predictions not in it,
+    missed columns the kept columns not in ``truth_index``.
+
+    Raises
+    ------
+    InputError
+        On bad coordinates, pixel size, radius, border, image shape or mode, or more
+        predictions than pixels; the message names the image.
+    """
+    if mode not in _MODES:
+        raise InputError(f"image {image_id!r}: mode must be one of {_MODES}, got {mode!r}")
+    pixel = _positive(pixel_size, "pixel size (A/px)", image_id)
+    radius = _positive(radius_angstrom, "radius_angstrom", image_id)
+    border = _positive(border_px, "border_px", image_id, allow_zero=True)
+    shape = _image_shape(image_shape, image_id)
+    if 2 * border > min(shape) - 1:
+        raise InputError(
+            f"image {image_id!r}: border_px={border} leaves no scored region in an image "
+            f"of shape {shape}"
+        )
+    pred = validate_coordinates(predicted, name="predictions", image_id=image_id)
+    true = validate_coordinates(truth, name="ground truth", image_id=image_id)
+    if pred.shape[0] > shape[0] * shape[1]:
+        raise InputError(
+            f"image {image_id!r}: {pred.shape[0]} predictions for an image of "
+            f"{shape[0]}x{shape[1]} = {shape[0] * shape[1]} pixels"
+        )
+    pred_kept, truth_kept = _inside(pred, shape, border), _inside(true, shape, border)
+    pred_rows, truth_rows = np.flatnonzero(pred_kept), np.flatnonzero(truth_kept)
+    if mode == "legacy":
+        tolerance_px2 = float(np.round((radius / pixel) ** 2, 1))
+        lp, lt = pairs_below(pred[pred_rows], true[truth_rows], squared_distance_px2=tolerance_px2)
+        radius_px = math.sqrt(tolerance_px2)
+    else:
+        radius_px = radius / pixel
+        m = match_positions(pred[pred_rows], true[truth_rows], max_distance_px=radius_px)
+        lp, lt = m.predicted_index, m.truth_index
+    p_idx, t_idx = pred_rows[lp], truth_rows[lt]
+    delta = pred[p_idx] - true[t_idx]
+    distance = np.asarray(np.hypot(delta[:, 0], delta[:, 1]), dtype=np.float64)
+    return MatchedPairs(pred_kept, truth_kept, p_idx, t_idx, distance, radius_px)
+
+
+def _rates(tp: int, n_truth: int, n_predicted: int) -> tuple[float, float, float]:
+    """Recall, precision and F1 with the empty-case rules of the module docstring."""
+    recall = tp / n_truth if n_truth else 1.0
+    precision = tp / n_predicted if n_predicted else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
+    return recall, precision, f1
+
+
+def _rms(distance: NDArray[np.float64]) -> float:
+    return float(np.sqrt(np.mean(distance**2))) if distance.size else math.nan
+
+
+def _column_types(
+    column_types: Sequence[str | bytes] | NDArray[Any], n_truth: int, image_id: str
+) -> NDArray[np.str_]:
+    labels = [t.decode() if isinstance(t, bytes) else t for t in column_types]
+    if len(labels) != n_truth or not all(isinstance(t, str) for t in labels):
+        raise InputError(
+            f"image {image_id!r}: column_types must hold one string per ground-truth column "
+            f"({n_truth}), got {len(labels)} item(s)"
+        )
+    return np.asarray(labels, dtype=np.str_)
+
+
+def _by_type(
+    pairs: MatchedPairs, labels: NDArray[np.str_], pixel: float
+) -> dict[str, ColumnTypeScore]:
+    out: dict[str, ColumnTypeScore] = {}
+    kept_labels = labels[pairs.truth_kept]
+    matched = np.zeros(labels.size, dtype=bool)
+    matched[pairs.truth_index] = True
+    for name in sorted(set(kept_labels.tolist())):
+        of_type = pairs.truth_kept & (labels == name)
+        pair_of_type = labels[pairs.truth_index] == name
+        n_truth, tp = int(of_type.sum()), int(pair_of_type.sum())
+        rms = _rms(pairs.distance_px[pair_of_type])
+        out[name] = ColumnTypeScore(
+            n_truth=n_truth,
+            tp=tp,
+            fn=int((of_type & ~matched).sum()),
+            recall=tp / n_truth,
+            rms_px=rms,
+            rms_angstrom=rms * pixel,
+        )
+    return out
+
+
+def score_image(
+    predicted: ArrayLike,
+    truth: ArrayLike,
+    *,
+    pixel_size: float,
+    image_shape: Sequence[int],
+    image_id: str,
+    radius_angstrom: float = 0.5,
+    border_px: float = 6.0,
+    column_types: Sequence[str | bytes] | NDArray[Any] | None = None,
+    mode: ScoringMode = "one-to-one",
+) -> ImageScore:
+    """Score predicted column positions of one image against its ground truth.
+
+    Parameters
+    ----------
+    predicted : array_like, shape (P, 2)
+        Predicted positions in pixels, (x = column, y = row).
+    truth : array_like, shape (T, 2)
+        Ground-truth positions in pixels, (x = column, y = row).
+    pixel_size : float
+        Pixel size in angstrom per pixel.
+    image_shape : (int, int)
+        Image shape as (rows, cols), for the edge margin and the pixel count.
+    image_id : str
+        Image id, recorded and named in error messages.
+    radius_angstrom : float, optional
+        Match radius in angstrom (default 0.5 A, the published tolerance).
+    border_px : float, optional
+        Edge margin in pixels; columns and predictions within it are excluded.
+    column_types : sequence of str or bytes, optional
+        One type label per ground-truth column, for the per-type breakdown.
+    mode : {"one-to-one", "legacy"}
+        Matching rule, see the module docstring.
+
+    Returns
+    -------
+    ImageScore
+
+    Raises
+    ------
+    InputError
+        NaN/inf or wrongly shaped coordinates, a non-positive or non-finite pixel size,
+        radius or (negative) border, a bad image shape or mode, more predictions than
+        pixels, or column types that do not match the columns; the message names the image.
+    """
+    pairs = matched_pairs(
+        predicted,
+        truth,
+        pixel_size=pixel_size,
+        image_shape=image_shape,
+        image_id=image_id,
+        radius_angstrom=radius_angstrom,
+        border_px=border_px,
+        mode=mode,
+    )
+    pixel = float(pixel_size)
+    pred = validate_coordinates(predicted, name="predictions", image_id=image_id)
+    true = validate_coordinates(truth, name="ground truth", image_id=image_id)
+    labels = None if column_types is None else _column_types(column_types, len(true), image_id)
+    n_truth, n_predicted = int(pairs.truth_kept.sum()), int(pairs.predicted_kept.sum())
+    tp = int(pairs.predicted_index.size)
+    fp = n_predicted - np.unique(pairs.predicted_index).size
+    fn = n_truth - np.unique(pairs.truth_index).size
+    recall, precision, f1 = _rates(tp, n_truth, n_predicted)
+    rms = _rms(pairs.distance_px)
+    offset = (
+        (pred[pairs.predicted_index] - true[pairs.truth_index]).mean(axis=0)
+        if tp
+        else np.full(2, math.nan)
+    )
+    return ImageScore(
+        image_id=str(image_id),
+        mode=mode,
+        scorer_version=SCORER_VERSION,
+        pixel_size=pixel,
+        radius_angstrom=float(radius_angstrom),
+        radius_px=pairs.radius_px,
+        border_px=float(border_px),
+        n_truth_total=len(true),
+        n_predicted_total=len(pred),
+        n_truth=n_truth,
+        n_predicted=n_predicted,
+        tp=tp,
+        fp=int(fp),
+        fn=int(fn),
+        recall=recall,
+        precision=precision,
+        f1=f1,
+        rms_px=rms,
+        rms_angstrom=rms * pixel,
+        mean_offset_x_px=float(offset[0]),
+        mean_offset_y_px=float(offset[1]),
+        mean_offset_x_angstrom=float(offset[0]) * pixel,
+        mean_offset_y_angstrom=float(offset[1]) * pixel,
+        by_type={} if labels is None else _by_type(pairs, labels, pixel),
+    )

@@ -1,0 +1,1 @@
+"""The hosted service: HTTP API, Globus Auth, results database and leaderboard."""

@@ -1,0 +1,102 @@
+"""Sharding, resume, retries and fault handling of the client orchestrator."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import stembench_faults as faults
+
+from stembench.client.executors import local_executor
+from stembench.client.orchestrate import RetryPolicy, Target, evaluate, plan_shards
+from stembench.client.results_file import ResultsFile
+from stembench.endpoints.requests import DatasetRef
+from stembench.errors import InputError
+
+IDS = [f"img-{i}" for i in range(10)]
+FAST_RETRY = RetryPolicy(max_attempts=3, backoff_s=0.01)
+
+
+def _run(tmp_path: Path, task, *, targets=None, ids=IDS, retry=FAST_RETRY):
+    dataset = DatasetRef(cache_dir=str(tmp_path))
+    return evaluate("echo", results_path=tmp_path / "results.jsonl", dataset=dataset,
+                    targets=targets, image_ids=ids, shard_size=2, retry=retry,
+                    progress=False, shard_function=task)
+
+
+def test_plan_shards_sizes_and_order() -> None:
+    shards = plan_shards(IDS, shard_size=4)
+    assert shards == [tuple(IDS[0:4]), tuple(IDS[4:8]), tuple(IDS[8:10])]
+    # default: several shards per worker, never more than 64 images
+    assert len(plan_shards([str(i) for i in range(1000)], n_workers=2)) == 1000 // 64 + 1
+    assert plan_shards([str(i) for i in range(16)], n_workers=2) == [
+        tuple(str(i) for i in range(j, j + 2)) for j in range(0, 16, 2)]
+    with pytest.raises(InputError, match="shard size"):
+        plan_shards(IDS, shard_size=0)
+
+
+def test_every_shard_written_and_resume_skips_them(tmp_path: Path) -> None:
+    first = _run(tmp_path, faults.echo_shard)
+    assert first.complete and first.n_finished == 5
+    records = ResultsFile(tmp_path / "results.jsonl").records()
+    assert sorted(r["image_id"] for r in records) == IDS
+    second = _run(tmp_path, faults.echo_shard)
+    assert second.n_finished == 0 and second.n_skipped == 5 and second.complete
+    assert len(ResultsFile(tmp_path / "results.jsonl").records()) == 10
+
+
+def test_task_that_raises_is_retried(tmp_path: Path) -> None:
+    outcome = _run(tmp_path, faults.raise_once)
+    assert outcome.complete and outcome.n_finished == 5
+    assert len(list(tmp_path.glob("raise-*"))) == 5  # every shard failed once
+
+
+def test_permanent_failure_reported_and_other_shards_kept(tmp_path: Path) -> None:
+    outcome = _run(tmp_path, faults.always_raise)
+    assert len(outcome.failed_shards) == 1
+    (reason,) = outcome.failed_shards.values()
+    assert "permanent failure" in reason
+    kept = {r["image_id"] for r in ResultsFile(tmp_path / "results.jsonl").records()}
+    assert kept == set(IDS) - {"img-0", "img-1"}
+
+
+def test_worker_killed_mid_task_pool_rebuilt(tmp_path: Path) -> None:
+    target = Target("local", local_executor(2), factory=lambda: local_executor(2),
+                    max_in_flight=2)
+    try:
+        outcome = _run(tmp_path, faults.die_once, targets=[target])
+    finally:
+        target.executor.shutdown(wait=False, cancel_futures=True)
+    assert outcome.complete, outcome.failed_shards
+    kept = sorted(r["image_id"] for r in ResultsFile(tmp_path / "results.jsonl").records())
+    assert kept == IDS
+
+
+def test_fan_out_over_two_targets(tmp_path: Path) -> None:
+    a = Target("site-a", local_executor(1), max_in_flight=1)
+    b = Target("site-b", local_executor(1), max_in_flight=1)
+    try:
+        outcome = _run(tmp_path, faults.echo_shard, targets=[a, b])
+    finally:
+        a.executor.shutdown()
+        b.executor.shutdown()
+    assert outcome.complete and outcome.n_finished == 5
+
+
+def test_truncated_last_line_is_redone(tmp_path: Path) -> None:
+    _run(tmp_path, faults.echo_shard)
+    path = tmp_path / "results.jsonl"
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines[:-1]) + "\n" + lines[-1][: len(lines[-1]) // 2])
+    with pytest.warns(UserWarning, match="incomplete"):
+        again = _run(tmp_path, faults.echo_shard)
+    assert again.n_finished == 1 and again.n_skipped == 4
+    assert json.loads(path.read_text().splitlines()[-1])["ok"] is True
+
+
+def test_retry_policy_backoff() -> None:
+    policy = RetryPolicy(max_attempts=4, backoff_s=0.5, backoff_factor=3)
+    assert [policy.delay(a) for a in (2, 3, 4)] == [0.5, 1.5, 4.5]
+    with pytest.raises(InputError):
+        RetryPolicy(max_attempts=0)

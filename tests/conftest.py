@@ -1,0 +1,23 @@
+"""Project-wide test set-up.
+
+``tests/support`` holds importable helper modules (fault-injecting shard functions)
+that worker processes must import by name, so it goes on ``sys.path`` (and on
+``PYTHONPATH`` for processes started by other means).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+SUPPORT = str(Path(__file__).parent / "support")
+if SUPPORT not in sys.path:
+    sys.path.insert(0, SUPPORT)
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (SUPPORT, os.environ.get("PYTHONPATH", "")) if p
+)

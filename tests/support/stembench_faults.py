@@ -1,0 +1,68 @@
+"""Shard functions that fail on purpose, for the orchestration tests.
+
+Each keeps the JSON contract of ``evaluate_shard`` and uses marker files in the folder
+named by the request's dataset ``cache_dir`` to fail only on the first attempt.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from stembench.endpoints.requests import ShardRequest
+
+
+def _first_attempt(request: dict[str, Any], kind: str) -> bool:
+    parsed = ShardRequest.from_dict(request)
+    marker = Path(parsed.dataset.cache_dir or ".") / f"{kind}-{parsed.shard_id}"
+    if marker.exists():
+        return False
+    marker.touch()
+    return True
+
+
+def echo_shard(request: dict[str, Any]) -> dict[str, Any]:
+    """A successful shard: one perfect score per image, no model involved."""
+    parsed = ShardRequest.from_dict(request)
+    images = [
+        {"image_id": i, "error": None, "seconds": 0.0,
+         "conditions": {"group": "g", "series": "noise", "step": 0, "axis_value": 1.0,
+                        "seed": 0},
+         "score": {"image_id": i, "recall": 1.0, "precision": 1.0, "f1": 1.0,
+                   "rms_angstrom": 0.0, "tp": 3, "fp": 0, "fn": 0}}
+        for i in parsed.image_ids
+    ]
+    return {"shard_id": parsed.shard_id, "ok": True, "error": None, "images": images,
+            "model": {"name": "echo", "version": "1", "framework": "python",
+                      "weights_sha256": None},
+            "dataset": {"name": "d", "version": "1", "manifest_sha256": None},
+            "runtime": {"host": "h", "device": "cpu"}}
+
+
+def raise_once(request: dict[str, Any]) -> dict[str, Any]:
+    """Raise on the first attempt of every shard, succeed afterwards."""
+    if _first_attempt(request, "raise"):
+        raise RuntimeError("injected failure")
+    return echo_shard(request)
+
+
+def die_once(request: dict[str, Any]) -> dict[str, Any]:
+    """Kill the worker process on the first attempt of the shard holding image 'img-3'."""
+    if "img-3" in request["image_ids"] and _first_attempt(request, "die"):
+        os._exit(17)
+    return echo_shard(request)
+
+
+def always_raise(request: dict[str, Any]) -> dict[str, Any]:
+    """Fail every attempt of shards holding 'img-0'; succeed on the others."""
+    if "img-0" in request["image_ids"]:
+        raise RuntimeError("permanent failure")
+    return echo_shard(request)
+
+
+def oversized(request: dict[str, Any]) -> dict[str, Any]:
+    """Return a result larger than Globus Compute's 10 MiB result limit."""
+    result = echo_shard(request)
+    result["padding"] = "x" * (11 * 1024 * 1024)
+    return result
