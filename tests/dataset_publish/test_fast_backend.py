@@ -83,7 +83,7 @@ def test_scan_inverse_is_exact_for_visited_positions():
 
 @pytest.mark.parametrize(("material", "scan"), [
     ("SrTiO3[100]", ScanParameters((128, 128), 0.12, rotation_deg=7.0)),
-    ("WS2", ScanParameters((96, 96), 0.08)),
+    ("WS2", ScanParameters((128, 128), 0.1)),
     ("SrTiO3[100]", ScanParameters((128, 128), 0.12, drift_px_per_line=0.05, seed=2)),
 ])
 def test_labels_coincide_with_maxima_of_noise_free_image(material, scan):
