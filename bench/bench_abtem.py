@@ -112,7 +112,8 @@ def main() -> None:
 
     a = 3.905
     structure = build_structure("SrTiO3[100]", extent_angstrom=(args.cells * a, args.cells * a))
-    probe = ProbeParameters()
+    # No source blur: the full scan is the raw abTEM image, so the tiled one must be too.
+    probe = ProbeParameters(source_fwhm_angstrom=0.0)
     results = [
         _compare(
             probe,

@@ -31,7 +31,7 @@ from stembench.endpoints.models.atomnet import AtomNet
 from stembench.scoring import score_image
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 MATERIAL = {"cubic": "SrTiO3[100]", "hexagonal": "WS2"}
 FIGURES = Path(__file__).resolve().parents[1] / "docs" / "figures"

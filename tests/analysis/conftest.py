@@ -24,13 +24,26 @@ def make_records(
     for step, value in enumerate(axis_values):
         for seed in seeds:
             r, p = recall(value, seed), precision(value, seed)
-            records.append({
-                "model": model, "model_version": "1", "weights_sha256": "0" * 64,
-                "group": group, "series": series, "step": step, "axis_value": float(value),
-                "seed": seed, "image_id": f"{series}-{step}-{seed}", "recall": r,
-                "precision": p, "f1": 2 * r * p / (r + p) if r + p else 0.0,
-                "rms_angstrom": rms(value, seed), "tp": 10, "fp": 0, "fn": 0,
-            })
+            records.append(
+                {
+                    "model": model,
+                    "model_version": "1",
+                    "weights_sha256": "0" * 64,
+                    "group": group,
+                    "series": series,
+                    "step": step,
+                    "axis_value": float(value),
+                    "seed": seed,
+                    "image_id": f"{series}-{step}-{seed}",
+                    "recall": r,
+                    "precision": p,
+                    "f1": 2 * r * p / (r + p) if r + p else 0.0,
+                    "rms_angstrom": rms(value, seed),
+                    "tp": 10,
+                    "fp": 0,
+                    "fn": 0,
+                }
+            )
     return records
 
 

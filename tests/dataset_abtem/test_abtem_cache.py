@@ -97,3 +97,17 @@ def test_damaged_cache_is_detected(damage: str, tmp_path: Path, shared_cache: Pa
         sidecar_file.write_text(json.dumps(sidecar))
     with pytest.raises(IntegrityError, match=re.escape(array_file.stem)):
         make_backend(folder).unit_cell_image(srtio3)
+
+
+def test_without_cache_dir_one_backend_simulates_once(srtio3: ColumnStructure,
+                                                      make_backend: Factory,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _count_simulations(monkeypatch, fake=True)
+    backend = make_backend(None)
+    image = backend.unit_cell_image(srtio3)
+    origin_x, origin_y = srtio3.cell_origin_angstrom
+    values = backend.intensity(srtio3, origin_x + np.array([0.0, 0.25]), origin_y + 0.0)
+    assert calls == [(1, 1)]
+    assert make_backend(None, seed=1).intensity(srtio3, [0.0], [0.0]).shape == (1,)
+    assert len(calls) == 2  # another backend object has its own memory
+    assert values.shape == (2,) and image.array.shape == (16, 16)

@@ -8,7 +8,7 @@ from stembench.errors import InputError
 
 
 def _visible_types(structure):
-    return sorted({t for t, v in zip(structure.column_types, structure.visible) if v})
+    return sorted({t for t, v in zip(structure.column_types, structure.visible, strict=True) if v})
 
 
 def test_srtio3_labels_sr_and_tio_columns_only():

@@ -47,8 +47,9 @@ def _layers_of(network: Any, kind: str) -> list[Any]:
     # computed by hand from their layer list; the task's ~1.0 M / ~2.4 M within 15 %.
     [("cubic", 1.0e6, 958_433), ("hexagonal", 2.4e6, 2_367_585)],
 )
-def test_parameter_count(networks: dict[str, Any], variant: str, published: float,
-                         expected: int) -> None:
+def test_parameter_count(
+    networks: dict[str, Any], variant: str, published: float, expected: int
+) -> None:
     count = networks[variant].count_params()
     assert count == expected
     assert abs(count - published) / published < 0.15
@@ -80,7 +81,11 @@ def test_hexagonal_structure(networks: dict[str, Any]) -> None:
     rates = {layer.name: layer.rate for layer in _layers_of(net, "Dropout")}
     assert sorted(r for n, r in rates.items() if n.startswith("bn_")) == [0.5, 0.5, 0.5]
     assert sorted(n.split("_")[0] for n, r in rates.items() if r == 0.3) == [
-        "c3a", "c3b", "c4a", "c4b"]
+        "c3a",
+        "c3b",
+        "c4a",
+        "c4b",
+    ]
     assert {layer.negative_slope for layer in _layers_of(net, "LeakyReLU")} == {0.01}
     assert [u.interpolation for u in _layers_of(net, "UpSampling2D")] == ["bilinear"] * 3
     assert net.layers[-1].get_config()["activation"] == "sigmoid"

@@ -21,8 +21,17 @@ def _reference(material: str) -> Any:
     from stembench.dataset_publish.series import material_series
 
     probe = ProbeParameters()
-    return next(material_series(material, "resolution", steps=[150.0], seeds=[0],
-                                backend=FastHAADF(probe), probe=probe, shape=(256, 256)))
+    return next(
+        material_series(
+            material,
+            "resolution",
+            steps=[150.0],
+            seeds=[0],
+            backend=FastHAADF(probe),
+            probe=probe,
+            shape=(256, 256),
+        )
+    )
 
 
 @pytest.fixture(scope="module", params=["cubic", "hexagonal"])
@@ -43,8 +52,13 @@ def test_shipped_weights_find_reference_columns(shipped: tuple[str, AtomNet]) ->
     variant, model = shipped
     ref = _reference(MATERIAL[variant])
     found = model.locate(ref.image, ref.pixel_size)
-    score = score_image(found, ref.coords, pixel_size=ref.pixel_size,
-                        image_shape=ref.image.shape, image_id=ref.image_id)
+    score = score_image(
+        found,
+        ref.coords,
+        pixel_size=ref.pixel_size,
+        image_shape=ref.image.shape,
+        image_id=ref.image_id,
+    )
     assert score.n_truth > 50
     assert score.recall >= 0.98
     assert score.precision >= 0.98

@@ -27,12 +27,13 @@ def test_resumed_training_equals_uninterrupted(tmp_path: Path) -> None:
     records = [json.loads(line) for line in resumed.log_path.read_text().splitlines()]
     assert [r["step"] for r in records] == [1, 2, 3]
     assert all(np.isfinite(r["loss"]) and r["seconds"] >= 0 for r in records)
-    assert json.loads((tmp_path / "resumed" / "atomnet-cubic.checkpoint.json").read_text())[
-        "step"] == 3
+    assert (
+        json.loads((tmp_path / "resumed" / "atomnet-cubic.checkpoint.json").read_text())["step"]
+        == 3
+    )
     assert resumed.steps == 3
     assert resumed.final_loss == pytest.approx(np.mean([r["loss"] for r in records]))
-    for a, b in zip(_weights(straight.weights_path), _weights(resumed.weights_path),
-                    strict=True):
+    for a, b in zip(_weights(straight.weights_path), _weights(resumed.weights_path), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     sidecar = resumed.weights_path.with_name("atomnet-cubic.keras.sha256").read_text()
     assert sidecar.split()[0] == resumed.weights_sha256

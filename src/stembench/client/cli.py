@@ -57,11 +57,12 @@ def evaluate_command(
     if report:
         from stembench.client.analysis.report import write_report
         from stembench.client.results_file import ResultsFile
+        from stembench.client.run import records_provenance
 
         records = ResultsFile(results).records()
         if records:
-            path = write_report(records, out_dir=results.parent,
-                                provenance={"results": str(results)})
+            provenance = {**records_provenance(records), "results": str(results)}
+            path = write_report(records, out_dir=results.parent, provenance=provenance)
             typer.echo(f"Report: {path}")
     if outcome.failed_shards:
         raise typer.Exit(1)

@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import webbrowser
 from collections.abc import Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from stembench._version import __version__
 from stembench.client.executors import local_executor
 from stembench.client.orchestrate import Evaluation, Target, evaluate
 from stembench.client.results_file import ResultsFile
 from stembench.endpoints.requests import DatasetRef
 from stembench.errors import StembenchError
 
-__all__ = ["BUILTIN_MODELS", "RunSummary", "collect_failure_cases", "run_benchmark"]
+__all__ = [
+    "BUILTIN_MODELS",
+    "RunSummary",
+    "collect_failure_cases",
+    "records_provenance",
+    "run_benchmark",
+]
 
 #: The models the main job evaluates.
 BUILTIN_MODELS = ("atomsegnet", "atomnet-cubic", "atomnet-hexagonal", "atomap-like", "log-blob")
@@ -36,16 +40,54 @@ class RunSummary:
         return all(e.complete for e in self.evaluations.values())
 
 
+def records_provenance(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The dataset and scorer every record was produced with (as the report needs them).
+
+    Raises
+    ------
+    StembenchError
+        If the records come from more than one dataset version or scorer version.
+    """
+    from stembench.scoring import SCORER_VERSION
+
+    datasets = {(r.get("dataset_name"), r.get("dataset_version"),
+                 r.get("dataset_manifest_sha256")) for r in records}
+    scorers = {r.get("scorer_version", SCORER_VERSION) for r in records}
+    if len(datasets) != 1 or len(scorers) != 1:
+        raise StembenchError(f"records mix datasets {sorted(map(str, datasets))} or scorer "
+                             f"versions {sorted(map(str, scorers))}: report them separately")
+    (name, version, sha256), (scorer,) = datasets.pop(), scorers.pop()
+    return {"dataset_name": name, "dataset_version": version, "dataset_sha256": sha256,
+            "scorer_version": scorer}
+
+
+def _failure_case(model: str, image: Any, entry: dict[str, Any]) -> dict[str, Any]:
+    """Ground truth, predictions and their pairing inside the scored region of one image."""
+    from stembench.scoring import matched_pairs
+
+    predicted = np.asarray(entry["coordinates"], dtype=float).reshape(-1, 2)
+    score = entry["score"]
+    pairs = matched_pairs(predicted, image.coords, pixel_size=image.pixel_size,
+                          image_shape=image.shape, image_id=image.image_id,
+                          radius_angstrom=score.get("radius_angstrom", 0.5),
+                          border_px=score.get("border_px", 6.0))
+    new_pred = np.cumsum(pairs.predicted_kept) - 1  # row in the kept arrays
+    new_truth = np.cumsum(pairs.truth_kept) - 1
+    return {"model": model, "image_id": image.image_id, "image": image.image,
+            "truth": image.coords[pairs.truth_kept], "predicted": predicted[pairs.predicted_kept],
+            "matched_predicted_index": new_pred[pairs.predicted_index],
+            "matched_truth_index": new_truth[pairs.truth_index],
+            "scores": score, "pixel_size": image.pixel_size}
+
+
 def collect_failure_cases(
     results_dir: Path, dataset: Any, *, per_model: int = 2
 ) -> list[dict[str, Any]]:
     """Pick each model's worst generality images (lowest F1) for failure pictures.
 
-    Returns dicts with the image, its ground truth, the predictions (x, y pixels), the
-    optimal matching at the scoring radius, and the score, ready for the report.
+    Returns dicts with the image, its ground truth and the predictions (x, y pixels)
+    inside the scored region, and their optimal pairing, ready for the report.
     """
-    from stembench.matching import match_positions
-
     cases: list[dict[str, Any]] = []
     for path in sorted(results_dir.glob("*.jsonl")):
         entries = []
@@ -56,16 +98,8 @@ def collect_failure_cases(
                         conditions.get("series") == "generality":
                     entries.append((entry["score"]["f1"], shard["model"]["name"], entry))
         entries.sort(key=lambda item: item[0])
-        for _, model, entry in entries[:per_model]:
-            image = dataset[entry["image_id"]]
-            predicted = np.asarray(entry["coordinates"], dtype=float).reshape(-1, 2)
-            matching = match_positions(predicted, image.coords,
-                                       max_distance_px=0.5 / image.pixel_size)
-            cases.append({"model": model, "image_id": image.image_id, "image": image.image,
-                          "truth": image.coords, "predicted": predicted,
-                          "matched_predicted_index": matching.predicted_index,
-                          "matched_truth_index": matching.truth_index,
-                          "score": entry["score"], "pixel_size": image.pixel_size})
+        cases += [_failure_case(model, dataset[entry["image_id"]], entry)
+                  for _, model, entry in entries[:per_model]]
     return cases
 
 
@@ -124,11 +158,13 @@ def run_benchmark(
         raise StembenchError(f"no image was scored; see the errors in {results_dir}")
     write_records(records, out / "records.jsonl")
     provenance = {
-        "stembench_version": __version__,
-        "dataset": {"name": dataset.name, "version": dataset.version, "preset": preset,
-                    "manifest_sha256": records[0].get("dataset_manifest_sha256")},
-        "models": {m: asdict(e) | {"results_path": str(e.results_path)}
-                   for m, e in evaluations.items()},
+        **records_provenance(records),
+        "dataset_preset": preset,
+        "evaluations": {m: {"shards": e.n_shards, "finished": e.n_finished,
+                            "resumed": e.n_skipped, "failed": e.failed_shards,
+                            "results": str(e.results_path)} for m, e in evaluations.items()},
+        "image_errors": [err for m in models
+                         for err in ResultsFile(results_dir / f"{m}.jsonl").image_errors()],
     }
     report = write_report(records, out_dir=out, provenance=provenance,
                           failure_images=collect_failure_cases(results_dir, dataset))

@@ -143,7 +143,8 @@ class AbtemHAADF:
                f"method must be 'prism' or 'multislice', got {method!r}")
         for label, value in (("slice_thickness_angstrom", slice_thickness_angstrom),
                              ("min_potential_extent_angstrom", min_potential_extent_angstrom),
-                             ("thickness_angstrom", thickness_angstrom or 1.0)):
+                             ("thickness_angstrom",
+                              1.0 if thickness_angstrom is None else thickness_angstrom)):
             _check(value > 0, f"{label} must be > 0, got {value}")
         wavelength = electron_wavelength_angstrom(probe.energy_ev)
         band_limited_step = wavelength / (4.0 * probe.convergence_mrad * 1e-3)
@@ -161,6 +162,7 @@ class AbtemHAADF:
         self.thickness_angstrom = thickness_angstrom
         self.min_potential_extent_angstrom = float(min_potential_extent_angstrom)
         self.phonon_sigmas_angstrom = dict(phonon_sigmas_angstrom or DEFAULT_PHONON_SIGMAS_ANGSTROM)
+        self._images: dict[str, PeriodicImage] = {}
         self._splines: dict[str, _Spline] = {}
 
     # ----------------------------------------------------------------------------- public
@@ -199,18 +201,20 @@ class AbtemHAADF:
         return values.reshape(x.shape)
 
     def unit_cell_image(self, structure: ColumnStructure) -> PeriodicImage:
-        """The simulated image of one unit cell (no source blur), from the cache when present."""
+        """The simulated image of one unit cell (no source blur), from the cache when present.
+
+        Images are kept in memory for the life of this object and, with ``cache_dir``, on disk.
+        """
         cell = self._cell(structure)
-        scan_gpts = self._scan_gpts(cell)
-        key, parameters = self._cache_key(structure, scan_gpts)
-        cached = self._read_cache(key, parameters)
-        if cached is not None:
-            return cached
-        start = time.perf_counter()
-        array = self._simulate(structure, field_cells=(1, 1))
-        image = _periodic_image(array, cell)
-        self._write_cache(key, parameters, image, wall_s=time.perf_counter() - start)
-        return image
+        key, parameters = self._cache_key(structure, self._scan_gpts(cell))
+        if key not in self._images:
+            image = self._read_cache(key, parameters)
+            if image is None:
+                start = time.perf_counter()
+                image = _periodic_image(self._simulate(structure, field_cells=(1, 1)), cell)
+                self._write_cache(key, parameters, image, wall_s=time.perf_counter() - start)
+            self._images[key] = image
+        return self._images[key]
 
     def unit_cell_sampling_angstrom(self, structure: ColumnStructure) -> tuple[float, float]:
         """Scan step ``(x, y)`` in A of the unit-cell image, without simulating anything."""
@@ -268,7 +272,7 @@ class AbtemHAADF:
         lateral = []
         for length, field in zip(cell, field_cells, strict=True):
             needed = max(field, math.ceil(self.min_potential_extent_angstrom / length - 1e-9))
-            lateral.append(fft.next_fast_len(needed))
+            lateral.append(fft.next_fast_len(needed, real=True))
         assert structure.unit_cell is not None
         depth = float(structure.unit_cell.cell.array[2, 2])
         layers = 1 if self.thickness_angstrom is None else math.ceil(
@@ -277,12 +281,13 @@ class AbtemHAADF:
 
     def _wave_gpts_per_cell(self, cell: tuple[float, float]) -> tuple[int, int]:
         """Wave grid points per unit cell: the outer detector angle must lie inside the
-        antialiasing aperture (2/3 of Nyquist); FFT-friendly and the same in every cell."""
+        antialiasing aperture (2/3 of Nyquist); 5-smooth (fast FFTs) and the same in every
+        cell, so that the sampled potential is exactly periodic."""
         wavelength = electron_wavelength_angstrom(self.probe.energy_ev)
         antialias = 2.0 / 3.0
         max_sampling = antialias * wavelength / (2.0 * self.detector_mrad[1] * 1e-3)
-        return (fft.next_fast_len(math.ceil(cell[0] / max_sampling)),
-                fft.next_fast_len(math.ceil(cell[1] / max_sampling)))
+        return (fft.next_fast_len(math.ceil(cell[0] / max_sampling), real=True),
+                fft.next_fast_len(math.ceil(cell[1] / max_sampling), real=True))
 
     def _sigmas(self, atoms: Atoms) -> dict[str, float]:
         return {symbol: self.phonon_sigmas_angstrom.get(symbol, FALLBACK_PHONON_SIGMA_ANGSTROM)

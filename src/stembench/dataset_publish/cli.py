@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
+import numpy as np
 import typer
+
+if TYPE_CHECKING:
+    from stembench.datamodel import BenchmarkImage
 
 __all__ = ["app"]
 
@@ -73,3 +77,64 @@ def info(
             typer.echo(f"  {group:22s} {series:12s} {n:5d}")
     finally:
         dataset.close()
+
+
+def _label_axes(ax: Any, image: BenchmarkImage, title: str, crop: int = 10**9) -> None:
+    """Show the central ``crop`` x ``crop`` pixels of an image (all by default), labelled."""
+    rows, cols = image.shape
+    r0, c0 = max((rows - crop) // 2, 0), max((cols - crop) // 2, 0)
+    ax.imshow(image.image[r0:r0 + crop, c0:c0 + crop], cmap="gray")
+    xy = image.coords - [c0, r0]
+    inside = (xy >= -0.5).all(axis=1) & (xy[:, 0] < crop - 0.5) & (xy[:, 1] < crop - 0.5)
+    ax.scatter(xy[inside, 0], xy[inside, 1], s=6, c="tab:red", marker="+", linewidths=0.6)
+    ax.set_title(title, fontsize=6)
+    ax.set_axis_off()
+
+
+@app.command()
+def figures(
+    path: Annotated[Path, typer.Argument(help="A built dataset .h5 file (standard preset).")],
+    output: Annotated[Path, typer.Option(help="Folder for dataset_<axis>.png.")] = Path(
+        "docs/figures"),
+    seed: Annotated[int, typer.Option(help="Which realisation to show.")] = 0,
+) -> None:
+    """Draw central crops of a few images per quality axis, and of the generality set, with
+    their labels."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from stembench.dataset_publish.storage import open_dataset
+
+    output.mkdir(parents=True, exist_ok=True)
+    dataset = open_dataset(path)
+    try:
+        table = {i: dataset.metadata(i) for i in dataset.ids}
+        axes = sorted({m["series"] for m in table.values()} - {"generality"})
+        for axis in axes:
+            rows = sorted({m["group"] for m in table.values() if m["series"] == axis})
+            fig, grid = plt.subplots(len(rows), 4, figsize=(8, 2.1 * len(rows)), squeeze=False)
+            for r, group in enumerate(rows):
+                ids = sorted((m["step"], i) for i, m in table.items() if m["group"] == group
+                             and m["series"] == axis and m["seed"] == seed)
+                picks = [ids[k] for k in np.linspace(0, len(ids) - 1, 4).round().astype(int)]
+                for c, (step, image_id) in enumerate(picks):
+                    m = table[image_id]
+                    _label_axes(grid[r, c], dataset[image_id],
+                                f"{group} step {step}\n{axis} = {m['axis_value']:.3g}",
+                                crop=96)
+            fig.tight_layout()
+            fig.savefig(output / f"dataset_{axis}.png", dpi=110)
+            plt.close(fig)
+        generality = sorted(i for i, m in table.items() if m["series"] == "generality")
+        picks = generality[:: max(len(generality) // 12, 1)][:12]
+        fig, grid = plt.subplots(3, 4, figsize=(8, 6.6), squeeze=False)
+        for ax, image_id in zip(grid.ravel(), picks, strict=False):
+            _label_axes(ax, dataset[image_id], table[image_id]["material"], crop=256)
+        fig.tight_layout()
+        fig.savefig(output / "dataset_generality.png", dpi=110)
+        plt.close(fig)
+    finally:
+        dataset.close()
+    typer.echo(f"figures written to {output}")

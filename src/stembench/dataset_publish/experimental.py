@@ -156,7 +156,7 @@ def experimental_series(source: BenchmarkImage, axis: str, *, steps: Sequence[fl
                 kept = value / dose_e_per_A2
                 rng = np.random.default_rng(seed_for(source.image_id, axis, step, seed))
                 image = rng.binomial(counts, kept).astype(np.float64)
-                raw, dose = counts * kept, value
+                raw, dose = counts.astype(np.float64) * kept, value
                 peak = float(raw.max())
             kept_elements = None if elements is None else tuple(
                 e for e, k in zip(elements, keep, strict=True) if k)

@@ -3,10 +3,10 @@
 The incoherent model: ``I(r) = sum_j w_j PSF(|r - r_j|)`` with ``w_j`` the column weights
 (about ``Z**1.7`` per atom) and ``PSF`` the probe intensity profile of
 :func:`stembench.dataset_publish.probe.probe_profile`, truncated at
-``cutoff_fwhm * FWHM`` (shifted and rescaled so it falls continuously to zero there and peaks at 1). It is evaluated
-at the beam positions, so scan distortions act physically. Only columns within the cutoff of
-a beam position are summed, found with a k-d tree. Right for positions, roughly right for
-intensities.
+``cutoff_fwhm * FWHM`` (shifted and rescaled so that it falls continuously to zero there
+and peaks at 1). It is evaluated at the beam positions, so scan distortions act physically.
+Only columns within the cutoff of a beam position are summed, found with a k-d tree. Right
+for positions, roughly right for intensities.
 """
 
 from __future__ import annotations

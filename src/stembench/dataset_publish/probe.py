@@ -87,9 +87,9 @@ def _profile(probe: ProbeParameters, n: int, sampling: float) -> tuple[NDArray[n
     bins = np.round(r / sampling).astype(int)
     counts = np.bincount(bins.ravel())
     profile = np.bincount(bins.ravel(), weights=blurred.ravel()) / np.maximum(counts, 1)
-    radii = np.arange(len(profile)) * sampling
+    radii = np.arange(len(profile), dtype=np.float64) * sampling
     keep = radii <= n // 2 * sampling
-    return radii[keep], profile[keep] / profile[0]
+    return radii[keep], np.asarray(profile[keep] / profile[0], dtype=np.float64)
 
 
 def probe_profile(probe: ProbeParameters, *, sampling_angstrom: float = 0.02,

@@ -15,6 +15,7 @@ Axis values (step >= 1) are in the units of the axis: ``pixel_size`` in atoms pe
 from __future__ import annotations
 
 import zlib
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +28,11 @@ from stembench.dataset_publish import degradations as deg
 from stembench.dataset_publish.fast_backend import ImageFormation
 from stembench.dataset_publish.probe import ProbeParameters, probe_fwhm_angstrom
 from stembench.dataset_publish.scan import ScanParameters, beam_positions, ground_truth_pixels
-from stembench.dataset_publish.structures import ColumnStructure, build_structure
+from stembench.dataset_publish.structures import (
+    ColumnStructure,
+    build_structure,
+    list_structures,
+)
 from stembench.errors import InputError
 
 __all__ = [
@@ -125,6 +130,24 @@ def render(structure_name: str, backend: ImageFormation, scan: ScanParameters, *
                          tuple(structure.elements[k] for k in keep), structure, placed)
 
 
+_CLEAN: OrderedDict[tuple[str, int, ScanParameters, int], tuple[ImageFormation,
+                                                                RenderedImage]] = OrderedDict()
+
+
+def _clean_render(material: str, backend: ImageFormation, scan: ScanParameters, *,
+                  structure_seed: int) -> RenderedImage:
+    """:func:`render`, remembering the last 8 results: every axis shares the clean reference.
+
+    The cache holds the backend itself, so its ``id`` cannot be reused while cached.
+    """
+    key = (material, id(backend), scan, structure_seed)
+    if key not in _CLEAN:
+        _CLEAN[key] = (backend, render(material, backend, scan, structure_seed=structure_seed))
+        while len(_CLEAN) > 8:
+            _CLEAN.popitem(last=False)
+    return _CLEAN[key][1]
+
+
 def image_metadata(rendered: RenderedImage, image: NDArray[np.float64], raw: NDArray[np.float64],
                    *, resolution_angstrom: float, **fields: Any) -> dict[str, Any]:
     """Metadata of one simulated image; image properties are computed from the arrays."""
@@ -213,6 +236,9 @@ def material_series(material: str, axis: str, *, steps: Sequence[float], seeds: 
         raise InputError(f"series {material}/{axis}: no steps given (empty series)")
     if len(seeds) == 0:
         raise InputError(f"series {material}/{axis}: no seeds given (empty series)")
+    if material not in list_structures():
+        raise InputError(f"series {material}/{axis}: unknown structure {material!r}; known: "
+                         f"{list_structures()}")
     spec = MATERIALS.get(material)
     pixel_ref = reference_pixel_size_angstrom or (spec.reference_pixel_size_angstrom
                                                   if spec else None)
@@ -223,8 +249,8 @@ def material_series(material: str, axis: str, *, steps: Sequence[float], seeds: 
     r0 = probe_fwhm_angstrom(probe)
     for seed in seeds:
         structure_seed = seed_for(material, seed)
-        clean = render(material, backend, ScanParameters(shape, pixel_ref),
-                       structure_seed=structure_seed)
+        clean = _clean_render(material, backend, ScanParameters(shape, pixel_ref),
+                              structure_seed=structure_seed)
         spacing = clean.structure.column_spacing_angstrom
         for step, value in enumerate([0.0, *(float(v) for v in steps)]):
             rng = np.random.default_rng(seed_for(material, axis, step, seed))

@@ -285,7 +285,8 @@ def _perfect(name: str, extent: tuple[float, float], exponent: float,
     origin = (0.0, 0.0)
     if rng is not None:
         frac = rng.uniform(0, 1, 2)
-        origin = tuple(float(v) for v in frac[0] * np.array(lat.a1) + frac[1] * np.array(lat.a2))
+        shift = frac[0] * np.array(lat.a1) + frac[1] * np.array(lat.a2)
+        origin = (float(shift[0]), float(shift[1]))
     pos, w, syms, vis = tile_lattice(lat, extent_angstrom=extent, origin_angstrom=origin,
                                      exponent=exponent)
     return structure_from_columns(name, pos, w, syms, vis, extent_angstrom=extent,

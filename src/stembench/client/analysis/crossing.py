@@ -127,9 +127,7 @@ def _fit_sigmoid(u: NDArray[np.float64], y: NDArray[np.float64]) -> tuple[float,
     try:
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore", OptimizeWarning)
-            params, _ = curve_fit(
-                sigmoid, u, y, p0=guess, jac=_sigmoid_jacobian, maxfev=2000
-            )
+            params, _ = curve_fit(sigmoid, u, y, p0=guess, jac=_sigmoid_jacobian, maxfev=2000)
     except (RuntimeError, ValueError):
         return None
     if not np.all(np.isfinite(params)) or params[3] == 0:
@@ -195,7 +193,5 @@ def crossing_by_fit(
     first = int(failing[0])
     if first == 0:
         return Crossing("fails from start", None, fit)
-    root = brentq(
-        lambda t: float(margin(np.asarray(t))), grid[first - 1], grid[first], xtol=1e-12
-    )
+    root = brentq(lambda t: float(margin(np.asarray(t))), grid[first - 1], grid[first], xtol=1e-12)
     return Crossing("crossed", float(x[0] + root * span), fit)

@@ -31,7 +31,7 @@ from stembench.client.analysis.crossing import Crossing, crossing_by_fit, crossi
 from stembench.client.analysis.records import validate_records
 from stembench.errors import InputError
 
-__all__ = ["CRITERIA", "METHODS", "Cutoff", "CutoffCriteria", "compute_cutoffs"]
+__all__ = ["CRITERIA", "DEFAULT_CRITERIA", "METHODS", "Cutoff", "CutoffCriteria", "compute_cutoffs"]
 
 CRITERIA: tuple[str, ...] = ("recall", "precision", "rms")
 """Criterion names, in tie-breaking order."""
@@ -72,6 +72,10 @@ class CutoffCriteria:
     def fails_below(criterion: str) -> bool:
         """True when values below the threshold fail (recall, precision), False for RMS."""
         return criterion != "rms"
+
+
+DEFAULT_CRITERIA = CutoffCriteria()
+"""The published thresholds: recall 0.90, precision 0.95, RMS 0.30 angstrom."""
 
 
 @dataclass(frozen=True)
@@ -273,7 +277,7 @@ def _axis_value(axis: Axis, badness: float | None) -> float | None:
 def compute_cutoffs(
     records: Iterable[Mapping[str, Any]],
     *,
-    criteria: CutoffCriteria = CutoffCriteria(),  # noqa: B008 (frozen, immutable)
+    criteria: CutoffCriteria = DEFAULT_CRITERIA,
     bootstrap: int = 200,
     seed: int = 0,
     methods: Sequence[str] = METHODS,
@@ -325,8 +329,10 @@ def compute_cutoffs(
             crossings = _crossings(curve.badness, means, method, criteria)
             status, badness, criterion = _decide(crossings)
             fits = {name: crossing.fit for name, crossing in crossings.items()}
-            fit_used = fits[criterion] if criterion else (
-                "linear" if "linear" in fits.values() else "sigmoid"
+            fit_used = (
+                fits[criterion]
+                if criterion
+                else ("linear" if "linear" in fits.values() else "sigmoid")
             )
             interval: tuple[float, float] | None = None
             fraction: float | None = None

@@ -23,7 +23,9 @@ from stembench.errors import InputError
 __all__ = ["plot_failure"]
 
 
-def _matched_indices(indices: ArrayLike, *, size: int, name: str, image_id: str) -> NDArray[np.intp]:
+def _matched_indices(
+    indices: ArrayLike, *, size: int, name: str, image_id: str
+) -> NDArray[np.intp]:
     array = np.asarray(indices)
     if array.ndim != 1 or (array.size and not np.issubdtype(array.dtype, np.integer)):
         raise InputError(
@@ -41,9 +43,7 @@ def _matched_indices(indices: ArrayLike, *, size: int, name: str, image_id: str)
     return array
 
 
-def _title(
-    image_id: str, model: str | None, scores: Mapping[str, float]
-) -> str:
+def _title(image_id: str, model: str | None, scores: Mapping[str, float]) -> str:
     head = f"{image_id}" + (f" — {model}" if model else "")
     parts = [f"recall {scores['recall']:.3f}", f"precision {scores['precision']:.3f}"]
     rms = scores.get("rms_angstrom")
@@ -105,10 +105,15 @@ def plot_failure(
         raise InputError(f"image {image_id!r}: expected a 2-D image, got shape {picture.shape}")
     true_xy = validate_coordinates(truth, name="ground truth", image_id=image_id)
     pred_xy = validate_coordinates(predicted, name="predictions", image_id=image_id)
-    truth_index = _matched_indices(matched_truth_index, size=len(true_xy),
-                                   name="matched_truth_index", image_id=image_id)
-    pred_index = _matched_indices(matched_predicted_index, size=len(pred_xy),
-                                  name="matched_predicted_index", image_id=image_id)
+    truth_index = _matched_indices(
+        matched_truth_index, size=len(true_xy), name="matched_truth_index", image_id=image_id
+    )
+    pred_index = _matched_indices(
+        matched_predicted_index,
+        size=len(pred_xy),
+        name="matched_predicted_index",
+        image_id=image_id,
+    )
     if truth_index.size != pred_index.size:
         raise InputError(
             f"image {image_id!r}: matched_truth_index has {truth_index.size} entries but "
@@ -122,7 +127,8 @@ def plot_failure(
             "recall": truth_index.size / len(true_xy) if len(true_xy) else float("nan"),
             "precision": pred_index.size / len(pred_xy) if len(pred_xy) else float("nan"),
             "rms_angstrom": float(np.sqrt(np.mean(distances**2)) * pixel_size)
-            if pixel_size is not None and distances.size else float("nan"),
+            if pixel_size is not None and distances.size
+            else float("nan"),
         }
     if ax is None:
         figure = Figure(figsize=(7.0, 7.4), layout="constrained")
@@ -130,14 +136,45 @@ def plot_failure(
     else:
         figure = ax.get_figure(root=True)  # type: ignore[assignment]
     ax.imshow(picture, cmap="gray", interpolation="nearest")
-    ax.scatter(true_xy[:, 0], true_xy[:, 1], s=90, facecolors="none", edgecolors="#00d5ff",
-               linewidths=1.3, label=f"ground truth ({len(true_xy)})", gid="truth")
-    ax.scatter(pred_xy[pred_index, 0], pred_xy[pred_index, 1], s=14, color="#39ff14",
-               label=f"true positive ({pred_index.size})", gid="true positive")
-    ax.scatter(pred_xy[false, 0], pred_xy[false, 1], s=70, marker="x", color="#ff2a2a",
-               linewidths=2, label=f"false positive ({false.size})", gid="false positive")
-    ax.scatter(true_xy[missed, 0], true_xy[missed, 1], s=140, marker="s", facecolors="none",
-               edgecolors="#ff9f1c", linewidths=2, label=f"missed ({missed.size})", gid="missed")
+    ax.scatter(
+        true_xy[:, 0],
+        true_xy[:, 1],
+        s=90,
+        facecolors="none",
+        edgecolors="#00d5ff",
+        linewidths=1.3,
+        label=f"ground truth ({len(true_xy)})",
+        gid="truth",
+    )
+    ax.scatter(
+        pred_xy[pred_index, 0],
+        pred_xy[pred_index, 1],
+        s=14,
+        color="#39ff14",
+        label=f"true positive ({pred_index.size})",
+        gid="true positive",
+    )
+    ax.scatter(
+        pred_xy[false, 0],
+        pred_xy[false, 1],
+        s=70,
+        marker="x",
+        color="#ff2a2a",
+        linewidths=2,
+        label=f"false positive ({false.size})",
+        gid="false positive",
+    )
+    ax.scatter(
+        true_xy[missed, 0],
+        true_xy[missed, 1],
+        s=140,
+        marker="s",
+        facecolors="none",
+        edgecolors="#ff9f1c",
+        linewidths=2,
+        label=f"missed ({missed.size})",
+        gid="missed",
+    )
     ax.set_xlim(-0.5, picture.shape[1] - 0.5)
     ax.set_ylim(picture.shape[0] - 0.5, -0.5)
     ax.set_xlabel("x (px)")

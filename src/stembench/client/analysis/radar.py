@@ -61,7 +61,9 @@ def _group_axes(cutoffs: Sequence[Cutoff]) -> list[Axis]:
     return [axis for series, axis in AXES.items() if series in present]
 
 
-def _draw_group(ax: PolarAxes, cutoffs: Sequence[Cutoff], group: str, colors: dict[str, str]) -> None:
+def _draw_group(
+    ax: PolarAxes, cutoffs: Sequence[Cutoff], group: str, colors: dict[str, str]
+) -> None:
     axes = _group_axes(cutoffs)
     theta = np.linspace(0.0, 2 * np.pi, len(axes), endpoint=False)
     ends = {}
@@ -83,18 +85,38 @@ def _draw_group(ax: PolarAxes, cutoffs: Sequence[Cutoff], group: str, colors: di
             radii.append(radius)
             face = "white" if cutoff.status == "not reached" else colors[model]
             ax.plot(
-                [angle], [radius], linestyle="none", marker=_MARKERS[cutoff.status], markersize=9,
-                markerfacecolor=face, markeredgecolor=colors[model], markeredgewidth=2, zorder=5, clip_on=False,
+                [angle],
+                [radius],
+                linestyle="none",
+                marker=_MARKERS[cutoff.status],
+                markersize=9,
+                markerfacecolor=face,
+                markeredgecolor=colors[model],
+                markeredgewidth=2,
+                zorder=5,
+                clip_on=False,
                 gid=f"marker|{model}|{axis.series}|{cutoff.status}",
             )
         closed_angles = [*angles, angles[0]] if angles else []
         closed_radii = [*radii, radii[0]] if radii else []
         ax.fill(closed_angles, closed_radii, color=colors[model], alpha=0.12, gid=f"fill|{model}")
-        ax.plot(closed_angles, closed_radii, color=colors[model], linewidth=2, label=model,
-                gid=f"polygon|{model}", zorder=3)
+        ax.plot(
+            closed_angles,
+            closed_radii,
+            color=colors[model],
+            linewidth=2,
+            label=model,
+            gid=f"polygon|{model}",
+            zorder=3,
+        )
     ax.set_xticks(theta)
     ax.set_xticklabels([axis.label for axis in axes], fontsize=10, fontweight="bold")
-    ax.tick_params(axis="x", pad=14)
+    ax.tick_params(axis="x", pad=12)
+    for angle, tick_label in zip(theta, ax.get_xticklabels(), strict=True):
+        cosine = np.cos(angle)
+        tick_label.set_horizontalalignment(
+            "left" if cosine > 0.3 else "right" if cosine < -0.3 else "center"
+        )
     ax.set_ylim(0.0, 1.0)
     ax.set_rorigin(-0.18)
     ax.set_yticks([0.25, 0.5, 0.75, 1.0])
@@ -103,10 +125,20 @@ def _draw_group(ax: PolarAxes, cutoffs: Sequence[Cutoff], group: str, colors: di
         clean, worst = ends[axis.series]
         for radius, badness, position in ((0.0, clean, 0.05), (1.0, worst, 0.9)):
             ax.text(
-                angle + 0.1, position, _format(axis.from_badness(badness)), fontsize=8,
-                color="0.3", ha="center", va="center", gid=f"end|{axis.series}|{radius:g}",
-                bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none",
-                      "alpha": 0.8},
+                angle + 0.1,
+                position,
+                _format(axis.from_badness(badness)),
+                fontsize=8,
+                color="0.3",
+                ha="center",
+                va="center",
+                gid=f"end|{axis.series}|{radius:g}",
+                bbox={
+                    "boxstyle": "round,pad=0.15",
+                    "facecolor": "white",
+                    "edgecolor": "none",
+                    "alpha": 0.8,
+                },
             )
     ax.set_title(group, fontsize=12, fontweight="bold", pad=28)
 
@@ -147,20 +179,35 @@ def plot_radar(
     figure = Figure(figsize=(6.2 * len(names), 6.6), layout="constrained")
     for index, (name, panel) in enumerate(zip(names, panels, strict=True)):
         ax = figure.add_subplot(1, len(names), index + 1, projection="polar")
+        assert isinstance(ax, PolarAxes)
         _draw_group(ax, panel, name, colors)
     handles = [
         Line2D([], [], color=colors[model], linewidth=2, label=model)
         for model in sorted({c.model for c in chosen})
     ] + [
         Line2D([], [], linestyle="none", marker="o", color="0.3", label="cutoff (failed here)"),
-        Line2D([], [], linestyle="none", marker="o", markerfacecolor="white", color="0.3",
-               markeredgewidth=2, label="not reached (never failed)"),
+        Line2D(
+            [],
+            [],
+            linestyle="none",
+            marker="o",
+            markerfacecolor="white",
+            color="0.3",
+            markeredgewidth=2,
+            label="not reached (never failed)",
+        ),
         Line2D([], [], linestyle="none", marker="X", color="0.3", label="fails from start"),
     ]
-    figure.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 5),
-                  frameon=False, fontsize=10)
+    figure.legend(
+        handles=handles,
+        loc="outside lower center",
+        ncol=min(len(handles), 5),
+        frameon=False,
+        fontsize=10,
+    )
     figure.suptitle(
         f"Cutoffs ({method}): further out = tolerates worse images\n"
-        "numbers on each spoke: clean value (inner end), worst tested value (rim)", fontsize=11,
+        "numbers on each spoke: clean value (inner end), worst tested value (rim)",
+        fontsize=11,
     )
     return figure

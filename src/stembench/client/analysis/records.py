@@ -58,17 +58,13 @@ def _as_float(value: Any, *, index: int, field: str) -> float:
     if value is None:
         return math.nan
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InputError(
-            f"score record {index}: field {field!r} must be a number, got {value!r}"
-        )
+        raise InputError(f"score record {index}: field {field!r} must be a number, got {value!r}")
     return float(value)
 
 
 def _as_int(value: Any, *, index: int, field: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
-        raise InputError(
-            f"score record {index}: field {field!r} must be an integer, got {value!r}"
-        )
+        raise InputError(f"score record {index}: field {field!r} must be an integer, got {value!r}")
     return int(value)
 
 
@@ -108,8 +104,7 @@ def validate_records(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any
         for field in _STRING_FIELDS:
             if not isinstance(record[field], str):
                 raise InputError(
-                    f"score record {index}: field {field!r} must be a string, "
-                    f"got {record[field]!r}"
+                    f"score record {index}: field {field!r} must be a string, got {record[field]!r}"
                 )
         for field in _INT_FIELDS:
             clean[field] = _as_int(record[field], index=index, field=field)

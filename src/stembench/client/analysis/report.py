@@ -27,7 +27,12 @@ from matplotlib.figure import Figure
 
 from stembench._version import __version__
 from stembench.client.analysis.axes import AXES
-from stembench.client.analysis.cutoffs import Cutoff, CutoffCriteria, compute_cutoffs
+from stembench.client.analysis.cutoffs import (
+    DEFAULT_CRITERIA,
+    Cutoff,
+    CutoffCriteria,
+    compute_cutoffs,
+)
 from stembench.client.analysis.failures import plot_failure
 from stembench.client.analysis.radar import plot_radar
 from stembench.client.analysis.records import json_safe, validate_records
@@ -121,7 +126,8 @@ def build_report_data(
         "cutoffs": [cutoff.to_dict() for cutoff in cutoffs],
         "scores": list(records),
     }
-    return json_safe(data)  # type: ignore[no-any-return]
+    safe: dict[str, Any] = json_safe(data)
+    return safe
 
 
 def load_report(path: str | Path) -> dict[str, Any]:
@@ -176,19 +182,23 @@ def _cutoff_tables(cutoffs: Sequence[Cutoff]) -> list[dict[str, Any]]:
             if not on_axis:
                 continue
             first = on_axis[0]
-            rows.append({
-                "label": axis.label,
-                "direction": axis.direction,
-                "range": f"{_format_value(first.tested_range[0])} → "
-                         f"{_format_value(first.tested_range[1])}",
-                "cells": {
-                    method: {
-                        m: _cutoff_cell(c) for c in on_axis for m in models
-                        if c.model == m and (c.method == "pchip") == (method == "pchip")
-                    }
-                    for method in ("pchip", "sigmoid")
-                },
-            })
+            rows.append(
+                {
+                    "label": axis.label,
+                    "direction": axis.direction,
+                    "range": f"{_format_value(first.tested_range[0])} → "
+                    f"{_format_value(first.tested_range[1])}",
+                    "cells": {
+                        method: {
+                            m: _cutoff_cell(c)
+                            for c in on_axis
+                            for m in models
+                            if c.model == m and (c.method == "pchip") == (method == "pchip")
+                        }
+                        for method in ("pchip", "sigmoid")
+                    },
+                }
+            )
         tables.append({"group": group, "models": models, "rows": rows})
     return tables
 
@@ -201,9 +211,12 @@ def _failure_figures(failure_images: Sequence[Mapping[str, Any]]) -> list[str]:
             raise InputError(f"failure_images[{index}] lacks field(s) {missing}")
         options = {k: item[k] for k in ("image_id", "model", "pixel_size", "scores") if k in item}
         figure = plot_failure(
-            item["image"], item["truth"], item["predicted"],
+            item["image"],
+            item["truth"],
+            item["predicted"],
             matched_truth_index=item["matched_truth_index"],
-            matched_predicted_index=item["matched_predicted_index"], **options,
+            matched_predicted_index=item["matched_predicted_index"],
+            **options,
         )
         pictures.append(_png_base64(figure, dpi=80))
     return pictures
@@ -215,7 +228,7 @@ def write_report(
     out_dir: str | Path,
     provenance: Mapping[str, Any],
     failure_images: Sequence[Mapping[str, Any]] | None = None,
-    criteria: CutoffCriteria = CutoffCriteria(),  # noqa: B008 (frozen, immutable)
+    criteria: CutoffCriteria = DEFAULT_CRITERIA,
     bootstrap: int = 200,
     seed: int = 0,
 ) -> Path:
@@ -245,6 +258,7 @@ def write_report(
     Path
         The HTML file.
     """
+    _full_provenance(provenance)
     checked = validate_records(records)
     cutoffs = compute_cutoffs(checked, criteria=criteria, bootstrap=bootstrap, seed=seed)
     data = build_report_data(checked, provenance=provenance, cutoffs=cutoffs, criteria=criteria)
@@ -265,8 +279,12 @@ def write_report(
         cutoff_tables=_cutoff_tables(cutoffs),
         summary=data["group_summary"],
         trends=[
-            {"group": group, "png": _png_base64(plot_trends(checked, group=group, cutoffs=cutoffs,
-                                                            criteria=criteria), dpi=70)}
+            {
+                "group": group,
+                "png": _png_base64(
+                    plot_trends(checked, group=group, cutoffs=cutoffs, criteria=criteria), dpi=70
+                ),
+            }
             for group in groups
         ],
         generality=[r for r in checked if r["series"] == "generality"],

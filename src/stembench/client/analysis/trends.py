@@ -18,7 +18,7 @@ from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
 from stembench.client.analysis._style import model_colors
 from stembench.client.analysis.axes import AXES, Axis
-from stembench.client.analysis.cutoffs import CRITERIA, Cutoff, CutoffCriteria
+from stembench.client.analysis.cutoffs import CRITERIA, DEFAULT_CRITERIA, Cutoff, CutoffCriteria
 from stembench.client.analysis.records import validate_records
 from stembench.errors import InputError
 
@@ -71,14 +71,26 @@ def _draw_panel(
     for model, members in curves.items():
         x, mean, low, high = step_statistics(members, metric_field=_FIELDS[criterion])
         ax.fill_between(x, low, high, color=colors[model], alpha=0.2, linewidth=0)
-        ax.plot(x, mean, marker="o", markersize=3.5, color=colors[model], label=model,
-                gid=f"mean|{model}")
+        ax.plot(
+            x,
+            mean,
+            marker="o",
+            markersize=3.5,
+            color=colors[model],
+            label=model,
+            gid=f"mean|{model}",
+        )
         if criterion == "rms" and np.any(np.isfinite(high)):
             top = max(top, float(np.nanmax(high)) * 1.05)
         cutoff = cutoffs.get(model)
         if cutoff is not None and cutoff.status == "crossed" and cutoff.value is not None:
-            ax.axvline(cutoff.value, color=colors[model], linestyle=":", linewidth=1.8,
-                       gid=f"cutoff|{model}")
+            ax.axvline(
+                cutoff.value,
+                color=colors[model],
+                linestyle=":",
+                linewidth=1.8,
+                gid=f"cutoff|{model}",
+            )
     threshold = criteria.threshold(criterion)
     ax.axhline(threshold, color="black", linestyle="--", linewidth=1, gid="threshold")
     if criterion == "rms":
@@ -99,7 +111,7 @@ def plot_trends(
     *,
     group: str,
     cutoffs: Sequence[Cutoff] = (),
-    criteria: CutoffCriteria = CutoffCriteria(),  # noqa: B008 (frozen, immutable)
+    criteria: CutoffCriteria = DEFAULT_CRITERIA,
     method: str = "pchip",
     series: Sequence[str] | None = None,
 ) -> Figure:
@@ -131,9 +143,7 @@ def plot_trends(
     InputError
         If ``group`` has no records on a quality axis.
     """
-    checked = [
-        r for r in validate_records(records) if r["group"] == group and r["series"] in AXES
-    ]
+    checked = [r for r in validate_records(records) if r["group"] == group and r["series"] in AXES]
     present = [name for name in AXES if any(r["series"] == name for r in checked)]
     rows = present if series is None else [name for name in series if name in present]
     if not rows:
@@ -149,7 +159,8 @@ def plot_trends(
             if record["series"] == name:
                 curves.setdefault(record["model"], []).append(record)
         marks = {
-            c.model: c for c in cutoffs
+            c.model: c
+            for c in cutoffs
             if c.group == group and c.axis == name and c.method in family
         }
         for column, criterion in enumerate(CRITERIA):
@@ -161,6 +172,7 @@ def plot_trends(
     grid[0, 0].legend(loc="lower left", fontsize=9)
     figure.suptitle(
         f"{group}: mean over seeds (line) and seed range (band); dashed: threshold; "
-        f"dotted: cutoff ({method})", fontsize=11,
+        f"dotted: cutoff ({method})",
+        fontsize=11,
     )
     return figure

@@ -92,7 +92,8 @@ def _centre_of_mass(
     total = weights.sum(axis=(1, 2))
     ok = total > 0
     safe = np.where(ok, total, 1.0)
-    com = np.stack([(weights * x).sum(axis=(1, 2)) / safe, (weights * y).sum(axis=(1, 2)) / safe], 1)
+    com_x = (weights * x).sum(axis=(1, 2)) / safe
+    com = np.stack([com_x, (weights * y).sum(axis=(1, 2)) / safe], axis=1)
     return np.where(ok[:, None], com, xy)
 
 
@@ -296,7 +297,9 @@ class LoGDetector(Model):
     ) -> None:
         low, high = (float(v) for v in sigma_range)
         if not probe_fwhm_angstrom > 0:
-            raise InputError(f"log-blob: probe_fwhm_angstrom must be > 0, got {probe_fwhm_angstrom}")
+            raise InputError(
+                f"log-blob: probe_fwhm_angstrom must be > 0, got {probe_fwhm_angstrom}"
+            )
         if not 0 < low <= high:
             raise InputError(f"log-blob: sigma_range must be 0 < low <= high, got {sigma_range}")
         if num_sigma < 1 or threshold < 0 or min_spacing_angstrom <= 0:

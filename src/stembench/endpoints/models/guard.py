@@ -16,7 +16,12 @@ from numpy.typing import NDArray
 
 from stembench.endpoints.models.base import Model
 
-__all__ = ["MAX_POSITIONS_PER_PIXEL", "OUT_OF_IMAGE_TOLERANCE_PX", "ModelOutput", "run_model_safely"]
+__all__ = [
+    "MAX_POSITIONS_PER_PIXEL",
+    "OUT_OF_IMAGE_TOLERANCE_PX",
+    "ModelOutput",
+    "run_model_safely",
+]
 
 #: Positions may lie this far (px) outside the outermost pixel centres.
 OUT_OF_IMAGE_TOLERANCE_PX = 0.5

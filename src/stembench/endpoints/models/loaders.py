@@ -1,4 +1,4 @@
-"""Adapters that turn a user's file or function into a :class:`~stembench.endpoints.models.base.Model`.
+"""Adapters that turn a user's model file or Python function into a stembench ``Model``.
 
 Network files (TorchScript or a PyTorch state dict with its class, ``.keras``, ``.onnx``) are
 treated as segmentation networks: the image is min-max scaled to [0, 1] and zero-padded at the
@@ -50,7 +50,9 @@ def import_object(spec: str) -> Any:
     try:
         target: Any = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ModelError(f"model spec {spec!r}: cannot import module {module_name!r}: {exc}") from exc
+        raise ModelError(
+            f"model spec {spec!r}: cannot import module {module_name!r}: {exc}"
+        ) from exc
     for part in attribute.split("."):
         if not hasattr(target, part):
             raise ModelError(f"model spec {spec!r}: module {module_name!r} has no {attribute!r}")
@@ -204,7 +206,9 @@ class TorchFileModel(SegmentationFileModel):
         try:
             state = torch.load(str(self.path), map_location="cpu", weights_only=True)
         except Exception as exc:
-            raise ModelError(f"model file {self.path.name!r}: cannot read a state dict: {exc}") from exc
+            raise ModelError(
+                f"model file {self.path.name!r}: cannot read a state dict: {exc}"
+            ) from exc
         if not isinstance(state, dict):
             raise ModelError(
                 f"model file {self.path.name!r} holds a {type(state).__name__}, not a state dict"
@@ -213,7 +217,8 @@ class TorchFileModel(SegmentationFileModel):
             network.load_state_dict(state, strict=True)
         except RuntimeError as exc:
             raise ModelError(
-                f"weights file {self.path.name!r} does not match network {model_class!r}: {exc}"
+                f"weights file {self.path.name!r} does not match network {model_class!r}: "
+                + " ".join(str(exc).split())
             ) from exc
         return network.to(self.device)
 

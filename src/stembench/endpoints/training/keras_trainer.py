@@ -58,16 +58,20 @@ def _write_log(log_path: Path, records: list[dict[str, float]]) -> None:
     log_path.write_text("".join(json.dumps(r) + "\n" for r in records))
 
 
-def _make_pool(variant: str, *, seed: int, n: int, size: int) -> tuple[Any, Any]:
+def _make_pool(
+    variant: Literal["cubic", "hexagonal"], *, seed: int, n: int, size: int
+) -> tuple[Any, Any]:
     """Simulate ``n`` images and masks in chunks of 8, chunk ``k`` seeded by ``[seed, k]``."""
     from stembench.endpoints.training.data import make_training_batch
 
     images, masks = [], []
-    for chunk in tqdm(range(0, n, _CHUNK), desc=f"simulate {variant} training images",
-                      unit="chunk"):
+    for chunk in tqdm(
+        range(0, n, _CHUNK), desc=f"simulate {variant} training images", unit="chunk"
+    ):
         rng = np.random.default_rng([seed, chunk // _CHUNK])
-        im, mk = make_training_batch(variant, n=min(_CHUNK, n - chunk), size=size, rng=rng,
-                                     mask=MASK)
+        im, mk = make_training_batch(
+            variant, n=min(_CHUNK, n - chunk), size=size, rng=rng, mask=MASK
+        )
         images.append(im)
         masks.append(mk)
     return np.concatenate(images), np.concatenate(masks)

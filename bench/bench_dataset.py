@@ -1,0 +1,65 @@
+"""Benchmark of the dataset generator: fast-backend images per second and the standard build.
+
+Run: ``python bench/bench_dataset.py [--repeats 5] [--skip-build]``. Prints a small table:
+the median (and min/max) over ``repeats`` runs of rendering one labelled 256x256 image with
+the fast backend (structure, beam positions, intensity, labels), and the wall time of
+``build_dataset(preset="standard")`` into a temporary folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from stembench.dataset_publish.build import build_dataset
+from stembench.dataset_publish.fast_backend import FastHAADF
+from stembench.dataset_publish.probe import ProbeParameters
+from stembench.dataset_publish.scan import ScanParameters
+from stembench.dataset_publish.series import render
+
+
+def time_renders(material: str, pixel_size: float, repeats: int) -> tuple[list[float], int]:
+    """Seconds per labelled 256x256 render, ``repeats`` times, and the number of columns."""
+    backend = FastHAADF(ProbeParameters())
+    times = []
+    n_columns = 0
+    for seed in range(repeats):
+        start = time.perf_counter()
+        rendered = render(material, backend, ScanParameters((256, 256), pixel_size, seed=seed),
+                          structure_seed=seed)
+        times.append(time.perf_counter() - start)
+        n_columns = len(rendered.structure.weights)
+    return times, n_columns
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--skip-build", action="store_true")
+    args = parser.parse_args()
+    rows = []
+    for material, pixel in (("SrTiO3[100]", 0.12), ("WS2", 0.16), ("WS2", 0.40)):
+        times, n = time_renders(material, pixel, args.repeats)
+        med = statistics.median(times)
+        rows.append((f"render {material} 256x256 @ {pixel} A/px ({n} columns)",
+                     f"{med * 1e3:.1f} ms (min {min(times) * 1e3:.1f}, max "
+                     f"{max(times) * 1e3:.1f}); {1 / med:.1f} images/s"))
+    if not args.skip_build:
+        with tempfile.TemporaryDirectory() as folder:
+            start = time.perf_counter()
+            path = build_dataset(Path(folder) / "standard.h5", preset="standard",
+                                 progress=False)
+            wall = time.perf_counter() - start
+            size = path.stat().st_size / 2**20
+        rows.append(("build_dataset(preset='standard')", f"{wall:.1f} s wall ({size:.0f} MiB)"))
+    width = max(len(r[0]) for r in rows)
+    print(f"{'measurement':{width}s}  result")
+    for name, result in rows:
+        print(f"{name:{width}s}  {result}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,377 @@
+"""Foundry/MDF metadata of a benchmark dataset file: the DataCite block and the Foundry block.
+
+A dataset file (``<preset>.h5`` with its ``<preset>.h5.manifest.json``) is published as one
+Foundry dataset with one split. The Foundry block lists every HDF5 key of the file, grouped
+by kind (images, noise-free images, coordinates, column labels, metadata groups), each with
+its role (input or target), description and units; the DataCite block cites the published
+benchmark (DOI 10.18126/e73h-3w6n) and the paper (doi:10.1093/micmic/ozac043).
+
+Validation uses foundry-ml's own pydantic models when foundry-ml is installed and the JSON
+schema :data:`FOUNDRY_JSON_SCHEMA` otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from stembench._optional import require
+from stembench.dataset_publish.manifest import Manifest, manifest_sidecar_path, read_manifest
+from stembench.errors import DatasetError, InputError
+
+__all__ = [
+    "DEFAULT_CREATORS",
+    "FOUNDRY_JSON_SCHEMA",
+    "KEY_GROUPS",
+    "LICENCE",
+    "METADATA_UNITS",
+    "PAPER_DOI",
+    "PUBLISHED_BENCHMARK_DOI",
+    "DatasetMetadata",
+    "dataset_metadata",
+    "datacite_block",
+    "foundry_block",
+    "source_name_for",
+    "validate_foundry_metadata",
+]
+
+PUBLISHED_BENCHMARK_DOI = "10.18126/e73h-3w6n"
+"""DOI of the published benchmark (Wei et al., ``wei_atom.h5`` on MDF)."""
+PAPER_DOI = "10.1093/micmic/ozac043"
+"""DOI of the paper (Microsc. Microanal. 2023) the benchmark accompanies."""
+LICENCE: dict[str, str] = {
+    "rights": "Creative Commons Attribution 4.0 International (CC-BY 4.0)",
+    "rightsURI": "https://creativecommons.org/licenses/by/4.0/",
+}
+DEFAULT_CREATORS: tuple[str, ...] = ("stembench developers",)
+"""Creators used when none are given (an organisational name)."""
+
+METADATA_UNITS: dict[str, tuple[str, str]] = {
+    "material": ("material and zone axis, e.g. SrTiO3[100]", "none (text)"),
+    "type": ("simulated or experimental", "none (text)"),
+    "space_group": ("space group, Hermann-Mauguin symbol", "none (text)"),
+    "probe_current_pA": ("probe current", "pA"),
+    "peak_intensity_e": ("expected electron count at the brightest pixel", "electrons"),
+    "contrast": ("(max - min) / max of the image", "dimensionless"),
+    "pixel_size_pm": ("pixel size", "pm per pixel"),
+    "atoms_per_100px": ("atomic columns per 100 pixels (sampling)", "columns per 100 px"),
+    "resolution_pm": ("effective probe FWHM", "pm"),
+    "dose_e_per_A2": ("electron dose", "electrons per square angstrom"),
+    "psnr_db": ("PSNR of the image against the noise-free image", "dB"),
+    "drift": ("random drift amplitude", "px per scan line"),
+    "flyback": ("fly-back error amplitude", "px"),
+    "pixel_size_angstrom": ("pixel size", "angstrom per pixel"),
+    "group": ("image group, e.g. SrTiO3-simulated or generality", "none (text)"),
+    "series": ("quality axis the image belongs to, e.g. noise", "none (text)"),
+    "step": ("step along the quality axis, 0 = clean reference", "index"),
+    "axis_value": ("value on the series' axis", "the unit of that axis' field"),
+    "seed": ("random seed of the image", "none (integer)"),
+    "backend": ("image formation: fast, abtem or experimental", "none (text)"),
+    "generator_version": ("version of the generating code", "none (text)"),
+    "source": ("structure name or imported file", "none (text)"),
+}
+"""Per-image metadata field -> (description, units). NaN marks an unknown numeric value."""
+
+KEY_GROUPS: dict[str, tuple[str, str, str]] = {
+    "imgs": ("input", "STEM image a model sees, float32 (rows, cols)", "counts (arbitrary)"),
+    "raw": ("target", "noise-free image of the same scan, float32 (rows, cols)",
+            "counts (arbitrary)"),
+    "coords": ("target", "atomic column positions, float64 (N, 2) as (x = column, y = row); "
+               "the centre of the top-left pixel is (0, 0)", "pixels"),
+    "column_types": ("target", "column type label per column, bytes (N,)", "none (labels)"),
+    "column_elements": ("target", "element(s) in each column, e.g. Ti+O, bytes (N,)",
+                        "none (labels)"),
+    "metadata": ("input", "group whose attributes are the image's metadata fields", ""),
+}
+"""HDF5 group -> (Foundry key type, description, units), in the order keys are listed."""
+
+
+def source_name_for(name: str, preset: str) -> str:
+    """Return the MDF source name of a dataset preset, e.g. ``atom_locating_benchmark_mini``.
+
+    MDF turns it into the ``source_id`` ``<source_name>_v<n>.<m>`` when the data is
+    published; Foundry caches the files under ``<cache>/<source_id>/``.
+    """
+    for label, value in (("name", name), ("preset", preset)):
+        if not value or not value.replace("-", "").replace("_", "").isalnum():
+            raise InputError(f"dataset {label} must be letters, digits, - or _, got {value!r}")
+    return f"{name}_{preset}".replace("-", "_").lower()
+
+
+def _metadata_description() -> str:
+    fields = "; ".join(f"{k}: {d} [{u}]" for k, (d, u) in METADATA_UNITS.items())
+    return f"Attributes (field: description [units]): {fields}."
+
+
+def _hdf5_keys(path: Path) -> dict[str, list[str]]:
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as handle:
+            return {group: [f"{group}/{key}" for key in handle[group]]
+                    for group in KEY_GROUPS if group in handle and len(handle[group])}
+    except (OSError, RuntimeError) as exc:
+        raise DatasetError(f"{path}: cannot be read as an HDF5 file ({exc})") from exc
+
+
+def foundry_block(path: str | Path, *, split_type: str = "test") -> dict[str, Any]:
+    """Return the Foundry project block of one dataset file.
+
+    Parameters
+    ----------
+    path : str or Path
+        The ``<preset>.h5`` file (stembench layout).
+    split_type : str
+        Foundry split type of the file; the benchmark is an evaluation set (``"test"``).
+
+    Returns
+    -------
+    dict
+        ``data_type: "hdf5"``, ``n_items`` (images), one split whose ``path`` is the file
+        name and whose ``label`` is its stem, and one key entry per HDF5 group listing
+        every key of that group (``imgs/<id>``, ...), with type, description and units.
+    """
+    path = Path(path)
+    keys = _hdf5_keys(path)
+    if "imgs" not in keys or "coords" not in keys:
+        raise DatasetError(f"{path}: not a benchmark dataset (no images or coordinates)")
+    entries = []
+    for group, group_keys in keys.items():
+        role, description, units = KEY_GROUPS[group]
+        if group == "metadata":
+            description = f"{description}. {_metadata_description()}"
+            units = "per field, see description"
+        entries.append({"key": group_keys, "type": role, "description": description,
+                        "units": units})
+    return {
+        "short_name": path.stem,
+        "data_type": "hdf5",
+        "task_type": ["supervised"],
+        "domain": ["materials science", "electron microscopy", "machine vision"],
+        "n_items": float(len(keys["imgs"])),
+        "splits": [{"type": split_type, "path": path.name, "label": path.stem}],
+        "keys": entries,
+    }
+
+
+def _creator(name: str) -> dict[str, Any]:
+    if "," in name:
+        family, given = (part.strip() for part in name.split(",", 1))
+        return {"creatorName": f"{family}, {given}", "familyName": family, "givenName": given}
+    return {"creatorName": name.strip()}
+
+
+def datacite_block(manifest: Manifest, *, preset: str, n_images: int,
+                   creators: tuple[str, ...] = DEFAULT_CREATORS,
+                   year: int | None = None) -> dict[str, Any]:
+    """Return the DataCite (``dc``) block of a dataset file.
+
+    Parameters
+    ----------
+    manifest : Manifest
+        The file's manifest (name, version, generator parameters).
+    preset : str
+        The build preset the file holds.
+    n_images : int
+        Number of images in the file.
+    creators : tuple of str
+        ``"Family, Given"`` names or organisation names.
+    year : int, optional
+        Publication year; by default the current UTC year.
+    """
+    if not creators or any(not c.strip() for c in creators):
+        raise InputError(f"creators must be non-empty names, got {list(creators)}")
+    params = json.dumps(manifest.generator_params, sort_keys=True)
+    abstract = (
+        f"Benchmark of {n_images} atomic-resolution HAADF STEM images ({preset} preset) with "
+        "exact atomic column positions, for evaluating models that locate atomic columns: "
+        "quality series of SrTiO3 [100] and WS2 (pixel size, resolution, contrast, noise, "
+        "dose, fly-back error, drift) and an out-of-distribution generality set. It extends "
+        f"the published benchmark doi:{PUBLISHED_BENCHMARK_DOI} (Wei, Blaiszik, Scourtas, "
+        f"Morgan, Voyles, Microsc. Microanal. 2023, doi:{PAPER_DOI}) and is read by the "
+        "stembench package (stembench.load)."
+    )
+    technical = (
+        "HDF5 layout: /imgs/<id> float32 image; /raw/<id> float32 noise-free image; "
+        "/coords/<id> float64 (N, 2) column positions in pixels as (x = column, y = row); "
+        "/column_types/<id> and /column_elements/<id> per-column labels; /metadata/<id> "
+        "attributes. Each file has a manifest (root attribute and <file>.manifest.json) with "
+        f"the SHA-256 of every array. {_metadata_description()}"
+    )
+    return {
+        "creators": [_creator(c) for c in creators],
+        "titles": [{"title": f"Atom-locating benchmark for atomic-resolution STEM images "
+                             f"({preset}, version {manifest.version})"}],
+        "publisher": "Materials Data Facility",
+        "publicationYear": int(year if year is not None else datetime.now(UTC).year),
+        "resourceType": {"resourceTypeGeneral": "Dataset", "resourceType": "Dataset"},
+        "subjects": [{"subject": s} for s in (
+            "scanning transmission electron microscopy", "HAADF", "atomic column localization",
+            "benchmark", "machine learning", "SrTiO3", "WS2")],
+        "version": manifest.version,
+        "rightsList": [dict(LICENCE)],
+        "formats": ["application/x-hdf5", "application/json"],
+        "sizes": [f"{n_images} images"],
+        "descriptions": [
+            {"description": abstract, "descriptionType": "Abstract"},
+            {"description": f"Generated by stembench {manifest.generator_version} with "
+                            f"parameters {params}.", "descriptionType": "Methods"},
+            {"description": technical, "descriptionType": "TechnicalInfo"},
+        ],
+        "relatedIdentifiers": [
+            {"relatedIdentifier": PUBLISHED_BENCHMARK_DOI, "relatedIdentifierType": "DOI",
+             "relationType": "IsDerivedFrom"},
+            {"relatedIdentifier": PAPER_DOI, "relatedIdentifierType": "DOI",
+             "relationType": "References"},
+        ],
+    }
+
+
+@dataclass(frozen=True)
+class DatasetMetadata:
+    """Everything MDF and Foundry need to know about one dataset file.
+
+    Attributes
+    ----------
+    path : Path
+        The HDF5 file; its manifest sidecar lies beside it.
+    source_name : str
+        MDF source name (:func:`source_name_for`).
+    dc, foundry : dict
+        The DataCite block and the Foundry project block.
+    manifest : Manifest
+        The file's manifest.
+    """
+
+    path: Path
+    source_name: str
+    dc: dict[str, Any]
+    foundry: dict[str, Any]
+    manifest: Manifest
+
+    @property
+    def files(self) -> tuple[Path, Path]:
+        """The files to publish: the HDF5 file and its manifest sidecar."""
+        return self.path, manifest_sidecar_path(self.path)
+
+
+def dataset_metadata(path: str | Path, *, creators: tuple[str, ...] = DEFAULT_CREATORS,
+                     year: int | None = None) -> DatasetMetadata:
+    """Build and validate the Foundry/MDF metadata of a dataset file.
+
+    The file's stem is its preset (``mini.h5`` -> ``mini``), as in the stembench cache.
+
+    Raises
+    ------
+    DatasetError
+        If the file is not a stembench dataset, lacks its manifest sidecar, or the sidecar
+        disagrees with the manifest inside the file.
+    """
+    path = Path(path)
+    manifest = read_manifest(path)
+    sidecar = manifest_sidecar_path(path)
+    if not sidecar.is_file():
+        raise DatasetError(f"{path}: its manifest {sidecar.name} is missing; it is published "
+                           "beside the file so downloads can be verified")
+    if Manifest.from_json(sidecar.read_text(encoding="utf-8")) != manifest:
+        raise DatasetError(f"{sidecar}: differs from the manifest stored in {path}")
+    foundry = foundry_block(path)
+    dc = datacite_block(manifest, preset=path.stem, n_images=int(foundry["n_items"]),
+                        creators=creators, year=year)
+    validate_foundry_metadata(dc, foundry)
+    return DatasetMetadata(path=path, source_name=source_name_for(manifest.name, path.stem),
+                           dc=dc, foundry=foundry, manifest=manifest)
+
+
+_KEY_SCHEMA = {
+    "type": "object", "additionalProperties": False,
+    "required": ["key", "type", "description", "units"],
+    "properties": {"key": {"type": "array", "minItems": 1, "items": {"type": "string"}},
+                   "type": {"enum": ["input", "target"]}, "description": {"type": "string"},
+                   "units": {"type": "string"}},
+}
+FOUNDRY_JSON_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object", "required": ["dc", "foundry"],
+    "properties": {
+        "dc": {"type": "object",
+               "required": ["creators", "titles", "publisher", "publicationYear",
+                            "resourceType", "rightsList", "descriptions", "relatedIdentifiers"],
+               "properties": {
+                   "creators": {"type": "array", "minItems": 1, "items": {
+                       "type": "object", "required": ["creatorName"]}},
+                   "titles": {"type": "array", "minItems": 1, "items": {
+                       "type": "object", "required": ["title"],
+                       "properties": {"title": {"type": "string", "minLength": 1}}}},
+                   "publisher": {"type": "string", "minLength": 1},
+                   "publicationYear": {"type": "integer", "minimum": 0, "maximum": 9999},
+                   "resourceType": {"type": "object", "required": ["resourceTypeGeneral"],
+                                    "properties": {"resourceTypeGeneral": {"const": "Dataset"}}},
+                   "rightsList": {"type": "array", "minItems": 1},
+                   "descriptions": {"type": "array", "items": {
+                       "type": "object", "required": ["description", "descriptionType"]}},
+                   "relatedIdentifiers": {"type": "array", "items": {
+                       "type": "object",
+                       "required": ["relatedIdentifier", "relatedIdentifierType",
+                                    "relationType"],
+                       "properties": {"relatedIdentifier": {"pattern": "^10\\..+/.+"}}}},
+               }},
+        "foundry": {"type": "object", "additionalProperties": False,
+                    "required": ["data_type", "splits", "keys"],
+                    "properties": {
+                        "short_name": {"type": "string"},
+                        "data_type": {"const": "hdf5"},
+                        "task_type": {"type": "array", "items": {"type": "string"}},
+                        "domain": {"type": "array", "items": {"type": "string"}},
+                        "n_items": {"type": "number", "minimum": 1},
+                        "splits": {"type": "array", "minItems": 1, "items": {
+                            "type": "object", "additionalProperties": False,
+                            "required": ["type", "path", "label"],
+                            "properties": {k: {"type": "string"}
+                                           for k in ("type", "path", "label")}}},
+                        "keys": {"type": "array", "minItems": 1, "items": _KEY_SCHEMA},
+                    }},
+    },
+}
+"""JSON schema the metadata must satisfy when foundry-ml's models are not installed."""
+
+
+def validate_foundry_metadata(dc: dict[str, Any], foundry: dict[str, Any]) -> str:
+    """Validate the two blocks; return which validator was used.
+
+    Returns
+    -------
+    str
+        ``"foundry-ml"`` when foundry-ml's pydantic models (``FoundryDatacite``,
+        ``FoundrySchema``'s strict model) validated them, else ``"json-schema"``.
+
+    Raises
+    ------
+    InputError
+        Naming the block and the problem.
+    """
+    try:
+        from foundry.jsonschema_models.dc_model import Dc1
+        from foundry.jsonschema_models.project_model import Foundry as FoundryModel
+    except ImportError:
+        jsonschema = require("jsonschema", extra="test",
+                             purpose="Validating Foundry metadata without foundry-ml")
+        errors = sorted(jsonschema.Draft202012Validator(FOUNDRY_JSON_SCHEMA).iter_errors(
+            {"dc": dc, "foundry": foundry}), key=lambda e: list(e.absolute_path))
+        if errors:
+            where = "/".join(str(p) for p in errors[0].absolute_path)
+            raise InputError(f"Foundry metadata is invalid at {where!r}: {errors[0].message}"
+                             ) from None
+        return "json-schema"
+    from pydantic import ValidationError
+
+    for label, model, block in (("dc", Dc1, dc), ("foundry", FoundryModel, foundry)):
+        try:
+            model.model_validate(block)
+        except ValidationError as exc:
+            raise InputError(f"Foundry metadata block {label!r} is rejected by foundry-ml: "
+                             f"{exc}") from exc
+    return "foundry-ml"

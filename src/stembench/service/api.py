@@ -1,0 +1,208 @@
+"""JSON routes: datasets, models, jobs (submit, follow, cancel) and stored results.
+
+Reading datasets, models, results and the leaderboard is public. Submitting needs a Globus
+Auth token; a user lists, follows and cancels only their own jobs (others' job ids answer
+404). A submission identical to a live job (same model, options and dataset version)
+answers **200** with ``duplicate: true`` and that job; a new job answers **201**.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from stembench.service import store
+from stembench.service.auth import AuthError, Identity
+from stembench.service.models import CutoffRow, Job, ResultRow
+from stembench.service.schemas import (
+    CutoffOut,
+    DatasetOut,
+    ErrorOut,
+    JobOut,
+    ModelOut,
+    ScoreOut,
+    ScoresOut,
+    SubmitIn,
+    SubmitOut,
+)
+
+__all__ = ["JobId", "job_out", "router", "session", "stored_job"]
+
+router = APIRouter(prefix="/api")
+JobId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="Job id (32 hex digits)")]
+_AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "Missing, malformed, expired or foreign token"},
+    403: {"model": ErrorOut, "description": "Token lacks the required scope"},
+    503: {"model": ErrorOut, "description": "Authentication not configured or unreachable"},
+}
+
+
+def session(request: Request) -> Iterator[Session]:
+    """A database session for one request."""
+    with request.app.state.sessions() as db:
+        yield db
+
+
+def identity(request: Request) -> Identity:
+    """The caller's Globus identity; :class:`AuthError` when the token is not good enough."""
+    verifier = request.app.state.verifier
+    if verifier is None:
+        raise AuthError(503, "temporarily_unavailable", "this service has no Globus Auth client "
+                        "configured, so it accepts no submissions")
+    return verifier.verify(request.headers.get("authorization"))  # type: ignore[no-any-return]
+
+
+DB = Annotated[Session, Depends(session)]
+Caller = Annotated[Identity, Depends(identity)]
+
+
+def job_out(job: Job) -> JobOut:
+    """The API view of a job."""
+    return JobOut(id=job.id, status=job.status, model=job.model,
+                  options=json.loads(job.model_options), dataset_name=job.dataset_name,
+                  dataset_preset=job.dataset_preset, dataset_version=job.dataset_version,
+                  endpoint_id=job.endpoint_id, cancel_requested=job.cancel_requested,
+                  n_images=job.n_images, n_done=job.n_done, error=job.error,
+                  weights_sha256=job.weights_sha256, model_version=job.model_version,
+                  duplicate_of=job.duplicate_of, created_at=job.created_at,
+                  finished_at=job.finished_at)
+
+
+def _own_job(db: Session, job_id: str, caller: Identity) -> Job:
+    job = db.get(Job, job_id)
+    if job is None or job.owner != caller.sub:
+        raise HTTPException(404, f"no job {job_id} submitted by you")
+    return job
+
+
+def stored_job(db: Session, job_id: str) -> Job:
+    """The finished job whose results ``job_id`` names (following ``duplicate_of``)."""
+    job = db.get(Job, job_id)
+    if job is not None and job.duplicate_of:
+        job = db.get(Job, job.duplicate_of)
+    if job is None or job.status != "done":
+        raise HTTPException(404, f"no stored results for job {job_id} (unknown or not finished)")
+    return job
+
+
+@router.get("/health")
+def health(request: Request) -> dict[str, Any]:
+    """Service status: database revision, auth configured, worker running."""
+    from stembench._version import __version__
+
+    state = request.app.state
+    return {"status": "ok", "version": __version__, "database_revision": state.revision,
+            "auth_configured": state.verifier is not None, "worker": state.worker is not None}
+
+
+@router.get("/datasets", response_model=list[DatasetOut])
+def list_datasets() -> list[DatasetOut]:
+    """Dataset presets the service builds and evaluates on."""
+    try:
+        from stembench.dataset_publish.build import DATASET_NAME, DATASET_VERSION, PRESETS
+    except ImportError:
+        return []
+    return [DatasetOut(name=DATASET_NAME, version=DATASET_VERSION, preset=name,
+                       image_shape=list(preset.shape), seeds=preset.seeds)
+            for name, preset in sorted(PRESETS.items())]
+
+
+def registered_models() -> list[ModelOut] | None:
+    """The model registry's entries, or None when the registry cannot be imported."""
+    try:
+        from stembench.endpoints.models.registry import available_models
+    except ImportError:
+        return None
+    return [ModelOut(name=e.name, description=e.description, framework=e.framework,
+                     available=e.importable) for e in available_models()]
+
+
+@router.get("/models", response_model=list[ModelOut])
+def list_models() -> list[ModelOut]:
+    """Registered models (empty when the model registry is not installed)."""
+    return registered_models() or []
+
+
+@router.post("/jobs", response_model=SubmitOut, status_code=201,
+             responses={200: {"model": SubmitOut, "description": "Duplicate of a live job"},
+                        **_AUTH_ERRORS})
+def submit(body: SubmitIn, caller: Caller, db: DB, request: Request,
+           response: Response) -> SubmitOut:
+    """Queue an evaluation of a registered model on a dataset preset."""
+    settings = request.app.state.settings
+    models = registered_models()
+    if models is not None and body.model not in {m.name for m in models}:
+        raise HTTPException(422, f"unknown model {body.model!r}: this service evaluates "
+                                 f"registered models only ({', '.join(m.name for m in models)})")
+    if body.endpoint_id and settings.executor != "globus":
+        raise HTTPException(422, "this service runs evaluations on its own executor "
+                                 f"({settings.executor}); leave endpoint_id out")
+    datasets = {(d.name, d.preset): d for d in list_datasets()}
+    known = datasets.get((body.dataset_name, body.dataset_preset))
+    if datasets and known is None:
+        raise HTTPException(422, f"unknown dataset {body.dataset_name!r} preset "
+                                 f"{body.dataset_preset!r}; see GET /api/datasets")
+    version = body.dataset_version or (known.version if known else "default")
+    job, created = store.create_job(
+        db, owner=caller.sub, owner_name=caller.username, model=body.model,
+        options=body.options, dataset_name=body.dataset_name, dataset_preset=body.dataset_preset,
+        dataset_version=version, endpoint_id=body.endpoint_id)
+    if not created:
+        response.status_code = 200
+    return SubmitOut(job=job_out(job), duplicate=not created)
+
+
+@router.get("/jobs", response_model=list[JobOut], responses=_AUTH_ERRORS)
+def my_jobs(caller: Caller, db: DB,
+            limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[JobOut]:
+    """Your jobs, newest first."""
+    jobs = db.scalars(select(Job).where(Job.owner == caller.sub)
+                      .order_by(Job.created_at.desc()).limit(limit))
+    return [job_out(job) for job in jobs]
+
+
+@router.get("/jobs/{job_id}", response_model=JobOut,
+            responses={404: {"model": ErrorOut}, **_AUTH_ERRORS})
+def follow(job_id: JobId, caller: Caller, db: DB) -> JobOut:
+    """Status and progress of one of your jobs."""
+    return job_out(_own_job(db, job_id, caller))
+
+
+@router.post("/jobs/{job_id}/cancel", response_model=JobOut,
+             responses={404: {"model": ErrorOut}, 409: {"model": ErrorOut}, **_AUTH_ERRORS})
+def cancel(job_id: JobId, caller: Caller, db: DB) -> JobOut:
+    """Cancel one of your jobs (a running job stops after its shards in flight)."""
+    job = _own_job(db, job_id, caller)
+    try:
+        return job_out(store.cancel_job(db, job))
+    except store.JobConflict as exc:
+        raise HTTPException(409, str(exc)) from exc
+
+
+@router.get("/jobs/{job_id}/scores", response_model=ScoresOut,
+            responses={404: {"model": ErrorOut}})
+def scores(job_id: JobId, db: DB, offset: Annotated[int, Query(ge=0)] = 0,
+           limit: Annotated[int, Query(ge=1, le=5000)] = 1000) -> ScoresOut:
+    """Per-image scores of a finished job, with provenance (public)."""
+    job = stored_job(db, job_id)
+    total = db.scalar(select(func.count()).where(ResultRow.job_id == job.id)) or 0
+    rows = db.scalars(select(ResultRow).where(ResultRow.job_id == job.id)
+                      .order_by(ResultRow.id).offset(offset).limit(limit))
+    fields = ScoreOut.model_fields
+    return ScoresOut(job_id=job.id, total=total, offset=offset,
+                     scores=[ScoreOut(**{f: getattr(r, f) for f in fields}) for r in rows])
+
+
+@router.get("/jobs/{job_id}/cutoffs", response_model=list[CutoffOut],
+            responses={404: {"model": ErrorOut}})
+def cutoffs(job_id: JobId, db: DB) -> list[CutoffOut]:
+    """Cutoffs of a finished job, every group, axis and method (public)."""
+    job = stored_job(db, job_id)
+    texts = db.scalars(select(CutoffRow.cutoff_json).where(CutoffRow.job_id == job.id)
+                       .order_by(CutoffRow.id))
+    return [CutoffOut(**json.loads(text)) for text in texts]

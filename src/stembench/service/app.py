@@ -1,0 +1,169 @@
+"""The FastAPI application factory.
+
+:func:`create_app` connects the database (migrating it to the newest schema), builds the
+Globus Auth token verifier when a client is configured, mounts the API, the leaderboard
+pages and their static files, and starts the job worker with the app (stopped with it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from stembench._version import __version__
+from stembench.service.auth import AuthError, TokenVerifier
+from stembench.service.db import connect, migrate, session_factory
+from stembench.service.settings import ServiceSettings
+from stembench.service.worker import Worker
+
+__all__ = ["PayloadLimit", "create_app"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class PayloadLimit:
+    """ASGI middleware answering 413 to request bodies over ``max_bytes``.
+
+    The declared ``Content-Length`` is checked first; chunked bodies are counted as they
+    arrive and buffered (they are small by construction) before the app sees them.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            await self._refuse(send, declared.decode("latin-1")[:20])
+            return
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await self._refuse(send, f"more than {size}")
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, send: Send, size: str) -> None:
+        response = JSONResponse(
+            {"detail": f"request body too large: {size} bytes, limit {self.max_bytes}"},
+            status_code=413)
+        await response({"type": "http"}, _no_receive, send)
+
+
+async def _no_receive() -> Message:
+    return {"type": "http.disconnect"}
+
+
+def _validation_message(exc: RequestValidationError) -> dict[str, Any]:
+    errors = [{"loc": [str(part) for part in e.get("loc", ())], "msg": str(e.get("msg", ""))}
+              for e in exc.errors()]
+    summary = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors[:5])
+    return {"detail": f"invalid request: {summary}", "errors": errors}
+
+
+def _install_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AuthError)
+    async def auth_error(request: Request, exc: AuthError) -> JSONResponse:
+        headers = {}
+        if exc.status in (401, 403):
+            description = exc.message.replace('"', "'")
+            headers["WWW-Authenticate"] = (f'Bearer error="{exc.code}", '
+                                           f'error_description="{description}"')
+        return JSONResponse({"detail": exc.message, "error": exc.code}, status_code=exc.status,
+                            headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(_validation_message(exc), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse({"detail": str(exc.detail)}, status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
+
+
+def create_app(settings: ServiceSettings, *, verifier: TokenVerifier | None = None) -> FastAPI:
+    """Build the service.
+
+    Parameters
+    ----------
+    settings : ServiceSettings
+        Database, auth, limits and executor.
+    verifier : TokenVerifier, optional
+        Token verifier to use instead of one built from the settings' Globus client.
+
+    Returns
+    -------
+    FastAPI
+        The app; run it with uvicorn (``stembench serve``). The worker starts and stops with
+        the app's lifespan when ``settings.run_worker`` is true.
+    """
+    engine = connect(settings.resolved_database_url)
+    revision = migrate(engine)
+    sessions = session_factory(engine)
+    if verifier is None and settings.auth_configured:
+        assert settings.globus_client_id and settings.globus_client_secret
+        verifier = TokenVerifier(settings.globus_client_id, settings.globus_client_secret,
+                                 required_scope=settings.resolved_scope or "",
+                                 cache_ttl_s=settings.token_cache_ttl_s)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        worker = Worker(settings, sessions) if settings.run_worker else None
+        app.state.worker = worker
+        if worker is not None:
+            worker.start()
+        try:
+            yield
+        finally:
+            if worker is not None:
+                worker.stop()
+            engine.dispose()
+
+    app = FastAPI(title="stembench", version=__version__, lifespan=lifespan,
+                  description="Benchmark of models that locate atomic columns in STEM images: "
+                              "submit evaluations, follow jobs, read scores, cutoffs and the "
+                              "leaderboard. Submitting needs a Globus Auth bearer token.")
+    app.state.settings, app.state.sessions, app.state.engine = settings, sessions, engine
+    app.state.verifier, app.state.revision, app.state.worker = verifier, revision, None
+    _install_handlers(app)
+    from stembench.service import api, pages
+
+    app.include_router(api.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
+    app.add_middleware(PayloadLimit, max_bytes=settings.max_payload_bytes)
+    return app

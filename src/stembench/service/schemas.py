@@ -1,0 +1,196 @@
+"""Request and response bodies of the HTTP API (pydantic models, shown in the OpenAPI schema)."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+__all__ = [
+    "CutoffOut",
+    "DatasetOut",
+    "ErrorOut",
+    "JobOut",
+    "LeaderboardOut",
+    "LeaderboardRow",
+    "ModelOut",
+    "ScoreOut",
+    "ScoresOut",
+    "SubmitIn",
+    "SubmitOut",
+]
+
+Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+OptionValue = str | int | float | bool | None
+
+
+class ErrorOut(BaseModel):
+    """Every error: a readable ``detail`` and, for auth errors, the RFC 6750 code."""
+
+    detail: str
+    error: str | None = None
+
+
+class DatasetOut(BaseModel):
+    """A dataset preset the service can evaluate on."""
+
+    name: str
+    version: str
+    preset: str
+    image_shape: list[int]
+    seeds: int
+
+
+class ModelOut(BaseModel):
+    """A registered model (the service evaluates registered models only)."""
+
+    name: str
+    description: str
+    framework: str
+    available: bool
+
+
+class SubmitIn(BaseModel):
+    """An evaluation request."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: Name = Field(description="Registered model name (see GET /api/models).")
+    options: dict[Annotated[str, StringConstraints(max_length=64)], OptionValue] = Field(
+        default_factory=dict, max_length=32,
+        description="Model constructor options (flat JSON scalars).")
+    dataset_name: Name = "atom-locating-benchmark"
+    dataset_preset: Name = "standard"
+    dataset_version: Name | None = Field(
+        default=None, description="Dataset version; default: the version this service builds.")
+    endpoint_id: str | None = Field(
+        default=None, description="Globus Compute endpoint UUID (services running on Globus).")
+
+    @field_validator("endpoint_id")
+    @classmethod
+    def _uuid(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return str(uuid.UUID(value))
+        except ValueError as exc:
+            raise ValueError(f"endpoint_id must be a UUID, got {value[:80]!r}") from exc
+
+    @field_validator("options")
+    @classmethod
+    def _finite(cls, value: dict[str, OptionValue]) -> dict[str, OptionValue]:
+        for key, item in value.items():
+            if isinstance(item, float) and not math.isfinite(item):
+                raise ValueError(f"option {key!r} must be finite")
+            if isinstance(item, str) and len(item) > 256:
+                raise ValueError(f"option {key!r} is longer than 256 characters")
+        return value
+
+
+class JobOut(BaseModel):
+    """A job as its owner sees it."""
+
+    id: str
+    status: str
+    model: str
+    options: dict[str, Any]
+    dataset_name: str
+    dataset_preset: str
+    dataset_version: str
+    endpoint_id: str | None
+    cancel_requested: bool
+    n_images: int | None
+    n_done: int
+    error: str | None
+    weights_sha256: str | None
+    model_version: str | None
+    duplicate_of: str | None
+    created_at: datetime
+    finished_at: datetime | None
+
+
+class SubmitOut(BaseModel):
+    """Answer to a submission: 201 with a new job, or 200 with ``duplicate`` and the live one."""
+
+    job: JobOut
+    duplicate: bool
+
+
+class ScoreOut(BaseModel):
+    """The stored score of one image, with its provenance."""
+
+    image_id: str
+    group: str
+    series: str
+    step: int
+    axis_value: float | None
+    seed: int
+    recall: float | None
+    precision: float | None
+    f1: float | None
+    rms_angstrom: float | None
+    tp: int
+    fp: int
+    fn: int
+    model: str
+    model_version: str
+    weights_sha256: str
+    dataset_name: str | None
+    dataset_version: str | None
+    dataset_manifest_sha256: str | None
+    host: str | None
+    device: str | None
+
+
+class ScoresOut(BaseModel):
+    """A page of per-image scores."""
+
+    job_id: str
+    total: int
+    offset: int
+    scores: list[ScoreOut]
+
+
+class CutoffOut(BaseModel):
+    """One cutoff (see :class:`stembench.client.analysis.Cutoff`)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str
+    group: str
+    axis: str
+    method: str
+    status: str
+    value: float | None
+    criterion: str | None
+    tested_range: list[float]
+    interval: list[float] | None
+
+
+class LeaderboardRow(BaseModel):
+    """One model on one data group."""
+
+    rank: int
+    job_id: str
+    model: str
+    model_version: str
+    weights_sha256: str
+    n_images: int
+    recall: float | None
+    precision: float | None
+    f1: float | None
+    rms_angstrom: float | None
+    cutoffs: dict[str, CutoffOut]
+
+
+class LeaderboardOut(BaseModel):
+    """Leaderboard of one data group, ranked by one axis' cutoff or by mean F1."""
+
+    group: str
+    axis: str | None
+    groups: list[str]
+    axes: list[str]
+    rows: list[LeaderboardRow]

@@ -1,0 +1,154 @@
+"""Typed, validated settings of the service, read from arguments or ``STEMBENCH_*`` env vars."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from stembench.errors import InputError
+
+__all__ = ["ENV_PREFIX", "ExecutorKind", "ServiceSettings", "default_data_dir"]
+
+ENV_PREFIX = "STEMBENCH_SERVICE_"
+ExecutorKind = Literal["local", "thread", "globus"]
+_DOTTED = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
+
+def default_data_dir() -> Path:
+    """``$XDG_DATA_HOME/stembench/service`` (``~/.local/share/stembench/service``)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "stembench" / "service"
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """Everything the service is configured by.
+
+    Attributes
+    ----------
+    data_dir : Path
+        Where job results files, reports and the default SQLite database live.
+    database_url : str or None
+        SQLAlchemy URL; ``None`` means ``sqlite:///<data_dir>/stembench.db``. PostgreSQL:
+        ``postgresql+psycopg://user:password@host/dbname``.
+    globus_client_id, globus_client_secret : str or None
+        The service's Globus Auth confidential client; submitting is refused (503) without.
+    required_scope : str or None
+        Scope a token must carry; default ``https://auth.globus.org/scopes/<client id>/benchmark``.
+    token_cache_ttl_s : float
+        How long (seconds) a successful introspection is reused (never past the token's ``exp``).
+    max_payload_bytes : int
+        Largest request body accepted (bytes); larger ones get 413.
+    executor : {"local", "thread", "globus"}
+        Where jobs run: a local process pool, threads in this process (light models, tests),
+        or a Globus Compute endpoint (the job's ``endpoint_id`` or ``default_endpoint_id``).
+    workers : int
+        Workers of the local pool / threads per job.
+    default_endpoint_id : str or None
+        Globus Compute endpoint used when ``executor == "globus"`` and a job names none.
+    dataset_cache_dir : str or None
+        Dataset cache directory on the executing machine (``None``: its default).
+    shard_function, describe_function : str
+        ``module:function`` run per shard / to list a dataset's images (administrator setting).
+    run_worker : bool
+        Start the job worker with the app.
+    poll_interval_s, lease_s : float
+        Worker poll interval and job lease length (seconds); a job whose lease ran out (a dead
+        worker) is claimed again and resumed from its results file.
+    report_bootstrap : int
+        Bootstrap samples of the cutoffs computed when a job finishes.
+    """
+
+    data_dir: Path = field(default_factory=default_data_dir)
+    database_url: str | None = None
+    globus_client_id: str | None = None
+    globus_client_secret: str | None = None
+    required_scope: str | None = None
+    token_cache_ttl_s: float = 60.0
+    max_payload_bytes: int = 64 * 1024
+    executor: ExecutorKind = "local"
+    workers: int = 2
+    default_endpoint_id: str | None = None
+    dataset_cache_dir: str | None = None
+    shard_function: str = "stembench.endpoints.shard:evaluate_shard"
+    describe_function: str = "stembench.endpoints.shard:describe_dataset"
+    run_worker: bool = True
+    poll_interval_s: float = 1.0
+    lease_s: float = 60.0
+    report_bootstrap: int = 100
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "data_dir", Path(self.data_dir))
+        if self.executor not in ("local", "thread", "globus"):
+            raise InputError(f"service settings: executor must be local, thread or globus, "
+                             f"got {self.executor!r}")
+        for name in ("token_cache_ttl_s", "poll_interval_s", "lease_s"):
+            if not getattr(self, name) > 0:
+                raise InputError(f"service settings: {name} must be > 0, got {getattr(self, name)}")
+        if self.max_payload_bytes < 1024:
+            raise InputError(f"service settings: max_payload_bytes must be >= 1024, got "
+                             f"{self.max_payload_bytes}")
+        if self.workers < 1 or self.report_bootstrap < 0:
+            raise InputError("service settings: workers must be >= 1 and report_bootstrap >= 0")
+        for name in ("shard_function", "describe_function"):
+            if not _DOTTED.match(getattr(self, name)):
+                raise InputError(f"service settings: {name} must be 'module:function', got "
+                                 f"{getattr(self, name)!r}")
+        if bool(self.globus_client_id) != bool(self.globus_client_secret):
+            raise InputError("service settings: set both the Globus client id and its secret, "
+                             "or neither")
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to SQLite in ``data_dir``."""
+        return self.database_url or f"sqlite:///{self.data_dir / 'stembench.db'}"
+
+    @property
+    def resolved_scope(self) -> str | None:
+        """The scope tokens must carry (``None`` when auth is not configured)."""
+        if self.required_scope:
+            return self.required_scope
+        if self.globus_client_id:
+            return f"https://auth.globus.org/scopes/{self.globus_client_id}/benchmark"
+        return None
+
+    @property
+    def auth_configured(self) -> bool:
+        """True when a Globus client id and secret are set."""
+        return bool(self.globus_client_id and self.globus_client_secret)
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> ServiceSettings:
+        """Settings from ``STEMBENCH_SERVICE_<FIELD>`` variables, then ``overrides``.
+
+        For example ``STEMBENCH_SERVICE_DATABASE_URL``, ``STEMBENCH_SERVICE_GLOBUS_CLIENT_ID``,
+        ``STEMBENCH_SERVICE_GLOBUS_CLIENT_SECRET``, ``STEMBENCH_SERVICE_REQUIRED_SCOPE``.
+        ``None`` overrides are ignored.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for item in fields(cls):
+            raw = env.get(ENV_PREFIX + item.name.upper())
+            if raw is not None and raw != "":
+                values[item.name] = _convert(item.name, str(item.type), raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return replace(cls(), **values) if values else cls()
+
+
+def _convert(name: str, annotation: str, raw: str) -> Any:
+    try:
+        if annotation == "bool":
+            if raw.lower() not in ("1", "0", "true", "false", "yes", "no"):
+                raise ValueError(raw)
+            return raw.lower() in ("1", "true", "yes")
+        if annotation == "int":
+            return int(raw)
+        if annotation == "float":
+            return float(raw)
+    except ValueError as exc:
+        raise InputError(f"environment variable {ENV_PREFIX}{name.upper()}: cannot read "
+                         f"{raw!r} as {annotation}") from exc
+    return Path(raw) if annotation == "Path" else raw

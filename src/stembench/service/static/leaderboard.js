@@ -1,0 +1,27 @@
+// Sort a leaderboard table by the clicked column: numbers by their data-sort value, text
+// alphabetically. The first click sorts best first (descending for numbers unless the header
+// says data-ascending, e.g. RMS), a second click reverses.
+"use strict";
+document.querySelectorAll("table.sortable").forEach(function (table) {
+  var headers = table.querySelectorAll("thead th[data-type]");
+  headers.forEach(function (header) {
+    header.addEventListener("click", function () {
+      var index = Array.prototype.indexOf.call(header.parentNode.children, header);
+      var numeric = header.dataset.type === "number";
+      var firstDescending = numeric && !header.dataset.ascending;
+      var descending = header.classList.contains("sorted") ?
+        !header.classList.contains("descending") : firstDescending;
+      var body = table.tBodies[0];
+      var rows = Array.prototype.slice.call(body.rows);
+      rows.sort(function (a, b) {
+        var x = a.cells[index].dataset.sort, y = b.cells[index].dataset.sort;
+        var order = numeric ? parseFloat(x) - parseFloat(y) : x.localeCompare(y);
+        return descending ? -order : order;
+      });
+      rows.forEach(function (row) { body.appendChild(row); });
+      headers.forEach(function (other) { other.classList.remove("sorted", "descending"); });
+      header.classList.add("sorted");
+      if (descending) { header.classList.add("descending"); }
+    });
+  });
+});

@@ -1,0 +1,222 @@
+"""Queries of the service: submit, claim, renew, finish and cancel jobs; read results.
+
+Every state change of a job is a conditional UPDATE (``WHERE status = ...`` and, for the
+worker, ``WHERE lease_owner = ...``), so two workers or a worker and a cancelling user never
+both win. Results and cutoffs are only ever inserted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from stembench.service.db import utcnow
+from stembench.service.models import ACTIVE_STATUSES, CutoffRow, Job, ResultRow
+
+__all__ = [
+    "JobConflict",
+    "cancel_job",
+    "claim_job",
+    "create_job",
+    "fail_job",
+    "finish_job",
+    "find_duplicate_result",
+    "renew_lease",
+    "submission_key",
+]
+
+
+class JobConflict(Exception):
+    """A job cannot make the requested change in its present state (message says why)."""
+
+
+def submission_key(model: str, options: Mapping[str, Any], dataset_name: str,
+                   dataset_preset: str, dataset_version: str) -> str:
+    """SHA-256 of what determines a result: model, its options and the dataset version."""
+    payload = json.dumps({"model": model, "options": dict(options), "dataset": dataset_name,
+                          "preset": dataset_preset, "version": dataset_version},
+                         sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def create_job(session: Session, *, owner: str, owner_name: str | None, model: str,
+               options: Mapping[str, Any], dataset_name: str, dataset_preset: str,
+               dataset_version: str, endpoint_id: str | None) -> tuple[Job, bool]:
+    """Queue a job, or return the live job with the same submission key.
+
+    Returns
+    -------
+    (Job, bool)
+        The job and whether it was created now (False: a duplicate submission).
+    """
+    key = submission_key(model, options, dataset_name, dataset_preset, dataset_version)
+    existing = _live_job(session, key)
+    if existing is not None:
+        return existing, False
+    now = utcnow()
+    job = Job(id=uuid.uuid4().hex, owner=owner, owner_name=owner_name, submission_key=key,
+              model=model, model_options=json.dumps(dict(options), sort_keys=True),
+              dataset_name=dataset_name, dataset_preset=dataset_preset,
+              dataset_version=dataset_version, endpoint_id=endpoint_id, status="queued",
+              cancel_requested=False, n_done=0, attempts=0, created_at=now, updated_at=now)
+    session.add(job)
+    try:
+        session.commit()
+    except IntegrityError:  # a concurrent identical submission won the unique index
+        session.rollback()
+        existing = _live_job(session, key)
+        if existing is None:
+            raise
+        return existing, False
+    return job, True
+
+
+def _live_job(session: Session, key: str) -> Job | None:
+    return session.scalars(select(Job).where(
+        Job.submission_key == key, Job.status.in_(ACTIVE_STATUSES))).first()
+
+
+def cancel_job(session: Session, job: Job) -> Job:
+    """Cancel a queued job at once, or ask the worker to stop a running one."""
+    if job.status in ("done", "failed", "cancelled"):
+        raise JobConflict(f"job {job.id} is already {job.status}; only queued or running jobs "
+                          "can be cancelled")
+    now = utcnow()
+    stopped = session.execute(update(Job).where(Job.id == job.id, Job.status == "queued").values(
+        status="cancelled", cancel_requested=True, updated_at=now, finished_at=now))
+    if stopped.rowcount == 0:  # type: ignore[attr-defined]
+        session.execute(update(Job).where(Job.id == job.id, Job.status == "running").values(
+            cancel_requested=True, updated_at=now))
+    session.commit()
+    session.refresh(job)
+    return job
+
+
+def claim_job(session: Session, *, worker_id: str, lease_s: float) -> Job | None:
+    """Claim the oldest queued job, or a running one whose lease ran out (a dead worker)."""
+    now = utcnow()
+    claimable = or_(Job.status == "queued",
+                    and_(Job.status == "running", Job.lease_expires_at < now))
+    candidates = session.scalars(select(Job.id).where(claimable).order_by(Job.created_at)
+                                 .limit(5)).all()
+    for job_id in candidates:
+        won = session.execute(update(Job).where(Job.id == job_id, claimable).values(
+            status="running", lease_owner=worker_id, updated_at=now,
+            lease_expires_at=now + timedelta(seconds=lease_s), attempts=Job.attempts + 1))
+        session.commit()
+        if won.rowcount == 1:  # type: ignore[attr-defined]
+            return session.get(Job, job_id, populate_existing=True)
+    return None
+
+
+def renew_lease(session: Session, job_id: str, *, worker_id: str, lease_s: float,
+                n_done: int | None = None, n_images: int | None = None) -> bool | None:
+    """Extend the lease and record progress.
+
+    Returns
+    -------
+    bool or None
+        Whether cancellation was requested; ``None`` when the lease was lost.
+    """
+    values: dict[str, Any] = {"lease_expires_at": utcnow() + timedelta(seconds=lease_s),
+                              "updated_at": utcnow()}
+    if n_done is not None:
+        values["n_done"] = n_done
+    if n_images is not None:
+        values["n_images"] = n_images
+    held = session.execute(update(Job).where(
+        Job.id == job_id, Job.lease_owner == worker_id, Job.status == "running").values(**values))
+    session.commit()
+    if held.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    return bool(session.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
+
+
+def _end(session: Session, job_id: str, worker_id: str, **values: Any) -> bool:
+    now = utcnow()
+    ended = session.execute(update(Job).where(
+        Job.id == job_id, Job.lease_owner == worker_id, Job.status == "running").values(
+        updated_at=now, finished_at=now, lease_expires_at=None, **values))
+    return bool(ended.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def fail_job(session: Session, job_id: str, *, worker_id: str, error: str,
+             cancelled: bool = False) -> None:
+    """End a running job as failed (with ``error``) or cancelled."""
+    _end(session, job_id, worker_id, status="cancelled" if cancelled else "failed",
+         error=error[:4000])
+    session.commit()
+
+
+def find_duplicate_result(session: Session, job: Job, *, weights_sha256: str,
+                          model_version: str) -> str | None:
+    """Id of an earlier finished job with the same weights on the same dataset version."""
+    return session.scalar(select(Job.id).where(
+        Job.id != job.id, Job.status == "done", Job.duplicate_of.is_(None),
+        Job.weights_sha256 == weights_sha256, Job.model_version == model_version,
+        Job.dataset_name == job.dataset_name, Job.dataset_version == job.dataset_version,
+        Job.dataset_preset == job.dataset_preset).order_by(Job.finished_at).limit(1))
+
+
+def _number(value: Any) -> float | None:
+    if value is None:
+        return None
+    number = float(value)
+    return None if math.isnan(number) else number
+
+
+def _result_row(job_id: str, record: Mapping[str, Any], stored_at: Any) -> ResultRow:
+    safe = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+            for k, v in record.items()}
+    return ResultRow(
+        job_id=job_id, image_id=str(record["image_id"]), model=str(record["model"]),
+        model_version=str(record["model_version"]), framework=record.get("framework"),
+        weights_sha256=str(record["weights_sha256"]), dataset_name=record.get("dataset_name"),
+        dataset_version=record.get("dataset_version"),
+        dataset_manifest_sha256=record.get("dataset_manifest_sha256"),
+        group=str(record["group"]), series=str(record["series"]), step=int(record["step"]),
+        axis_value=_number(record.get("axis_value")), seed=int(record["seed"]),
+        recall=_number(record.get("recall")), precision=_number(record.get("precision")),
+        f1=_number(record.get("f1")), rms_angstrom=_number(record.get("rms_angstrom")),
+        tp=int(record["tp"]), fp=int(record["fp"]), fn=int(record["fn"]),
+        host=record.get("host"), device=record.get("device"),
+        stembench_version=record.get("stembench_version"),
+        record_json=json.dumps(safe, sort_keys=True, allow_nan=False), stored_at=stored_at)
+
+
+def finish_job(session: Session, job: Job, *, worker_id: str,
+               records: Sequence[Mapping[str, Any]], cutoffs: Iterable[Mapping[str, Any]],
+               error: str | None = None) -> str | None:
+    """Store a finished job's records and cutoffs and mark it done, in one transaction.
+
+    When an earlier finished job scored the same weights on the same dataset version, no
+    rows are stored and the job points at it (``duplicate_of``). Returns that job id or None.
+    """
+    first = records[0] if records else {}
+    weights = str(first.get("weights_sha256") or "")
+    version = str(first.get("model_version") or "")
+    duplicate = find_duplicate_result(session, job, weights_sha256=weights,
+                                      model_version=version) if weights else None
+    if duplicate is None:
+        now = utcnow()
+        session.add_all(_result_row(job.id, record, now) for record in records)
+        session.add_all(CutoffRow(job_id=job.id, group=c["group"], axis=c["axis"],
+                                  method=c["method"], status=c["status"], value=c["value"],
+                                  cutoff_json=json.dumps(c, allow_nan=False)) for c in cutoffs)
+    ended = _end(session, job.id, worker_id, status="done", n_done=len(records),
+                 weights_sha256=weights or None, model_version=version or None,
+                 duplicate_of=duplicate, error=error)
+    if not ended:
+        session.rollback()
+        return None
+    session.commit()
+    return duplicate

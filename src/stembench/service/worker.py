@@ -1,0 +1,248 @@
+"""The job worker: claims queued jobs from the database and runs them through the client.
+
+A job is claimed with a lease that a heartbeat renews; a worker that dies stops renewing,
+and once the lease runs out any worker claims the job again and :func:`evaluate` resumes it
+from the job's results file (finished shards are not redone). Cancellation is seen by the
+heartbeat, which stops new shards from being submitted; shards already running finish.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import importlib
+import json
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from stembench._version import __version__
+from stembench.client.orchestrate import Target, evaluate
+from stembench.client.results_file import ResultsFile
+from stembench.endpoints.requests import DatasetRef
+from stembench.errors import InputError
+from stembench.service import store
+from stembench.service.models import Job
+from stembench.service.settings import ServiceSettings
+
+__all__ = ["CancellableExecutor", "Worker", "import_function", "job_folder"]
+
+log = logging.getLogger(__name__)
+
+
+def import_function(dotted: str) -> Callable[..., Any]:
+    """The function named by ``module:function`` (an administrator setting, never user input)."""
+    module, _, name = dotted.partition(":")
+    function = getattr(importlib.import_module(module), name, None)
+    if not callable(function):
+        raise InputError(f"service settings: {dotted!r} is not a callable")
+    return function  # type: ignore[no-any-return]
+
+
+def job_folder(settings: ServiceSettings, job_id: str) -> Path:
+    """Folder holding a job's results file and report."""
+    return settings.data_dir / "jobs" / job_id
+
+
+class CancellableExecutor(cf.Executor):
+    """Wraps an executor; once :meth:`stop` is called it refuses new work as a broken pool.
+
+    The orchestrator treats a broken executor without a factory as retired, fails the shards
+    it could not place, and returns: that is how a running job stops.
+    """
+
+    def __init__(self, inner: cf.Executor) -> None:
+        self.inner = inner
+        self.stopped = threading.Event()
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future[Any]:
+        if self.stopped.is_set():
+            raise cf.BrokenExecutor("job cancelled")
+        return self.inner.submit(fn, *args, **kwargs)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self.inner.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+    def stop(self) -> None:
+        """Refuse every later submission."""
+        self.stopped.set()
+
+
+class _Progress:
+    """Counts images in a results file, reading only what was appended since the last call."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.offset, self.count = path, 0, 0
+
+    def images(self) -> int:
+        if not self.path.exists():
+            return self.count
+        with open(self.path, "rb") as handle:
+            handle.seek(self.offset)
+            for line in handle:
+                if not line.endswith(b"\n"):
+                    break
+                self.offset += len(line)
+                try:
+                    shard = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if shard.get("ok"):
+                    self.count += sum(1 for i in shard.get("images", []) if i.get("score"))
+        return self.count
+
+
+class Worker:
+    """Runs queued jobs one at a time in a background thread.
+
+    Parameters
+    ----------
+    settings : ServiceSettings
+        Executor, lease, poll interval, data folder and shard functions.
+    sessions : sessionmaker
+        Database sessions.
+    """
+
+    def __init__(self, settings: ServiceSettings, sessions: sessionmaker[Session]) -> None:
+        self.settings, self.sessions = settings, sessions
+        self.worker_id = f"{socket.gethostname()[:40]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start polling in a daemon thread."""
+        self._thread = threading.Thread(target=self._loop, name="stembench-worker", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Ask the loop to stop and wait for it (a running job keeps its lease and resumes)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                ran = self.run_once()
+            except Exception:  # the loop must survive a database hiccup
+                log.exception("worker %s: unexpected error", self.worker_id)
+                ran = False
+            if not ran:
+                self._stop.wait(self.settings.poll_interval_s)
+
+    def run_once(self) -> bool:
+        """Claim and run one job; False when none was waiting."""
+        with self.sessions() as session:
+            job = store.claim_job(session, worker_id=self.worker_id,
+                                  lease_s=self.settings.lease_s)
+        if job is None:
+            return False
+        self._run(job)
+        return True
+
+    def _target(self, job: Job) -> tuple[Target, CancellableExecutor]:
+        settings = self.settings
+        inner: cf.Executor
+        if settings.executor == "thread":
+            inner = cf.ThreadPoolExecutor(settings.workers, thread_name_prefix=f"job-{job.id[:8]}")
+        elif settings.executor == "local":
+            from stembench.client.executors import local_executor
+
+            inner = local_executor(settings.workers)
+        else:
+            from stembench.client.executors import globus_executor
+
+            endpoint = job.endpoint_id or settings.default_endpoint_id
+            if not endpoint:
+                raise InputError(f"job {job.id}: no Globus Compute endpoint id given")
+            inner = globus_executor(endpoint)
+        executor = CancellableExecutor(inner)
+        return Target(job.endpoint_id or settings.executor, executor,
+                      max_in_flight=2 * settings.workers), executor
+
+    def _heartbeat(self, job: Job, executor: CancellableExecutor, progress: _Progress,
+                   done: threading.Event, lost: threading.Event) -> None:
+        while not done.wait(self.settings.lease_s / 3.0):
+            with self.sessions() as session:
+                cancel = store.renew_lease(session, job.id, worker_id=self.worker_id,
+                                           lease_s=self.settings.lease_s,
+                                           n_done=progress.images())
+            if cancel is None:
+                lost.set()
+            if cancel is None or cancel:
+                executor.stop()
+
+    def _run(self, job: Job) -> None:
+        folder = job_folder(self.settings, job.id)
+        results_path = folder / "results.jsonl"
+        progress, done, lost = _Progress(results_path), threading.Event(), threading.Event()
+        try:
+            target, executor = self._target(job)
+        except Exception as exc:
+            self._fail(job, f"cannot start an executor: {exc}")
+            return
+        beat = threading.Thread(target=self._heartbeat, daemon=True,
+                                args=(job, executor, progress, done, lost))
+        beat.start()
+        try:
+            dataset = DatasetRef(name=job.dataset_name, preset=job.dataset_preset,
+                                 version=job.dataset_version or None,
+                                 cache_dir=self.settings.dataset_cache_dir)
+            describe = import_function(self.settings.describe_function)
+            listing = executor.submit(describe, asdict(dataset), __version__).result()
+            ids = [row["image_id"] for row in listing["images"]]
+            with self.sessions() as session:
+                store.renew_lease(session, job.id, worker_id=self.worker_id,
+                                  lease_s=self.settings.lease_s, n_images=len(ids))
+            outcome = evaluate(job.model, results_path=results_path, dataset=dataset,
+                               targets=[target], image_ids=ids,
+                               model_options=json.loads(job.model_options), progress=False,
+                               shard_function=import_function(self.settings.shard_function))
+        except Exception as exc:
+            done.set()
+            self._fail(job, f"{type(exc).__name__}: {exc}", cancelled=executor.stopped.is_set()
+                       and not lost.is_set())
+            return
+        finally:
+            done.set()
+            executor.shutdown(wait=False, cancel_futures=True)
+        if lost.is_set():
+            log.warning("worker %s lost the lease of job %s", self.worker_id, job.id)
+        elif executor.stopped.is_set():
+            self._fail(job, "cancelled by its owner", cancelled=True)
+        elif not outcome.complete:
+            reasons = "; ".join(f"{k}: {v}" for k, v in sorted(outcome.failed_shards.items()))
+            self._fail(job, f"{len(outcome.failed_shards)} shard(s) failed: {reasons}")
+        else:
+            self._finish(job, ResultsFile(results_path), folder)
+
+    def _fail(self, job: Job, error: str, *, cancelled: bool = False) -> None:
+        with self.sessions() as session:
+            store.fail_job(session, job.id, worker_id=self.worker_id, error=error,
+                           cancelled=cancelled)
+
+    def _finish(self, job: Job, results: ResultsFile, folder: Path) -> None:
+        from stembench.service.analysis import job_cutoffs, write_job_report
+
+        records = results.records()
+        if not records:
+            self._fail(job, "the evaluation produced no scored image")
+            return
+        try:
+            cutoffs, note = job_cutoffs(records, bootstrap=self.settings.report_bootstrap)
+            write_job_report(records, folder / "report", job=job,
+                             bootstrap=self.settings.report_bootstrap,
+                             image_errors=results.image_errors())
+            with self.sessions() as session:
+                store.finish_job(session, job, worker_id=self.worker_id, records=records,
+                                 cutoffs=[c.to_dict() for c in cutoffs], error=note)
+        except Exception as exc:
+            log.exception("job %s: storing results failed", job.id)
+            self._fail(job, f"storing results failed: {type(exc).__name__}: {exc}")

@@ -1,0 +1,89 @@
+"""The HTML + JSON report."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+
+import numpy as np
+import pytest
+
+from stembench.client.analysis import compute_cutoffs
+from stembench.client.analysis.report import load_report, write_report
+from stembench.errors import InputError
+
+PROVENANCE = {
+    "dataset_name": "synthetic-test",
+    "dataset_version": "9.9",
+    "dataset_sha256": "ab" * 32,
+    "scorer_version": "scorer-1",
+}
+RESOLUTIONS = np.arange(100.0, 201.0, 10.0)
+
+
+@pytest.fixture
+def records(records_builder):
+    scored = records_builder(
+        RESOLUTIONS, seeds=(0, 1), recall=lambda v, s: 1 - (v - 100) / 250 + 0.002 * s
+    )
+    generality = records_builder(
+        [0.0], series="generality", group="generality", recall=lambda v, s: 0.8125
+    )
+    generality[0]["rms_angstrom"] = math.nan
+    return scored + generality
+
+
+def test_report_json_round_trips(records, tmp_path):
+    html = write_report(records, out_dir=tmp_path, provenance=PROVENANCE, bootstrap=10)
+    loaded = load_report(html.with_suffix(".json"))
+    expected = compute_cutoffs(records, bootstrap=10, progress=False)
+    assert loaded["cutoffs"] == expected
+    assert len(loaded["scores"]) == len(records)
+    assert math.isnan(loaded["scores"][-1]["rms_angstrom"])
+    assert [s["recall"] for s in loaded["scores"]] == [r["recall"] for r in records]
+    provenance = loaded["provenance"]
+    assert provenance["dataset_sha256"] == "ab" * 32
+    assert provenance["scorer_version"] == "scorer-1"
+    assert {"package_version", "host", "created_utc"} <= set(provenance)
+    assert loaded["models"] == {"net": {"model_version": "1", "weights_sha256": "0" * 64}}
+    (summary,) = [row for row in loaded["group_summary"] if row["group"] == "generality"]
+    assert summary["mean_recall"] == 0.8125 and summary["mean_rms_angstrom"] is None
+    json.loads(html.with_suffix(".json").read_text())  # strict JSON, no NaN tokens
+
+
+def test_html_embeds_figures_and_cutoff_values(records, tmp_path):
+    failure = {
+        "image": np.zeros((20, 20)),
+        "truth": [[5.0, 5.0], [15.0, 15.0]],
+        "predicted": [[5.2, 5.0]],
+        "matched_truth_index": [0],
+        "matched_predicted_index": [0],
+        "image_id": "fail-1",
+        "model": "net",
+    }
+    html = write_report(
+        records, out_dir=tmp_path, provenance=PROVENANCE, bootstrap=10, failure_images=[failure]
+    ).read_text()
+    images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
+    assert len(images) == 3  # radar, one trend figure (one group with axes), one failure
+    assert all(len(image) > 1000 for image in images)
+    assert html.index("Cutoffs at a glance") < html.index("Cutoffs per data group")
+    (pchip,) = [c for c in load_report(tmp_path / "report.json")["cutoffs"] if c.method == "pchip"]
+    assert f"{pchip.value:.3g}" in html  # the recall-driven cutoff near 125.2 pm
+    assert pchip.value == pytest.approx(125.25, abs=0.01)
+    assert "How to read this" in html
+    assert "0.812" in html  # generality table
+
+
+def test_report_requires_provenance_and_failure_fields(records, tmp_path):
+    with pytest.raises(InputError, match="dataset_sha256"):
+        write_report(records, out_dir=tmp_path, provenance={"dataset_name": "x"}, bootstrap=0)
+    with pytest.raises(InputError, match=r"failure_images\[0\] lacks"):
+        write_report(
+            records,
+            out_dir=tmp_path,
+            provenance=PROVENANCE,
+            bootstrap=0,
+            failure_images=[{"image": np.zeros((4, 4))}],
+        )
