@@ -59,7 +59,7 @@ def render_srtio3(
     image = np.zeros((size_px + 4 * reach, size_px + 4 * reach))  # frame starts at 2 * reach
     offsets_px = np.arange(-reach, reach + 1)
     for (x, y), w in zip(xy, weights, strict=True):
-        col, row = int(round(x)), int(round(y))
+        col, row = round(x), round(y)
         if not (-reach <= col < size_px + reach and -reach <= row < size_px + reach):
             continue
         gx = np.exp(-((col + offsets_px - x) ** 2) / (2 * sigma**2))

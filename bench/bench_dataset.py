@@ -2,7 +2,8 @@
 
 Run: ``python bench/bench_dataset.py [--repeats 5] [--skip-build]``. Prints a small table:
 the median (and min/max) over ``repeats`` runs of rendering one labelled 256x256 image with
-the fast backend (structure, beam positions, intensity, labels), and the wall time of
+the fast backend (structure, beam positions, intensity, labels), the intensity evaluation
+alone, and the wall time of
 ``build_dataset(preset="standard")`` into a temporary folder.
 """
 
@@ -17,8 +18,9 @@ from pathlib import Path
 from stembench.dataset_publish.build import build_dataset
 from stembench.dataset_publish.fast_backend import FastHAADF
 from stembench.dataset_publish.probe import ProbeParameters
-from stembench.dataset_publish.scan import ScanParameters
+from stembench.dataset_publish.scan import ScanParameters, beam_positions
 from stembench.dataset_publish.series import render
+from stembench.dataset_publish.structures import build_structure
 
 
 def time_renders(material: str, pixel_size: float, repeats: int) -> tuple[list[float], int]:
@@ -35,12 +37,32 @@ def time_renders(material: str, pixel_size: float, repeats: int) -> tuple[list[f
     return times, n_columns
 
 
+def time_intensity(material: str, pixel_size: float, repeats: int) -> list[float]:
+    """Seconds per call of FastHAADF.intensity alone on a 256x256 scan."""
+    backend = FastHAADF(ProbeParameters())
+    scan = ScanParameters((256, 256), pixel_size)
+    x, y = beam_positions(scan)
+    structure = build_structure(material, extent_angstrom=(float(x.max()) + 5,
+                                                           float(y.max()) + 5), seed=0)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        backend.intensity(structure, x, y)
+        times.append(time.perf_counter() - start)
+    return times
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--skip-build", action="store_true")
     args = parser.parse_args()
     rows = []
+    for material, pixel in (("SrTiO3[100]", 0.12), ("WS2", 0.16)):
+        times = time_intensity(material, pixel, args.repeats)
+        med = statistics.median(times)
+        rows.append((f"FastHAADF.intensity {material} 256x256 @ {pixel} A/px",
+                     f"{med * 1e3:.1f} ms (min {min(times) * 1e3:.1f}); {1 / med:.1f} images/s"))
     for material, pixel in (("SrTiO3[100]", 0.12), ("WS2", 0.16), ("WS2", 0.40)):
         times, n = time_renders(material, pixel, args.repeats)
         med = statistics.median(times)

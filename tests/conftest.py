@@ -21,3 +21,16 @@ if SUPPORT not in sys.path:
 os.environ["PYTHONPATH"] = os.pathsep.join(
     p for p in (SUPPORT, os.environ.get("PYTHONPATH", "")) if p
 )
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def mini_dataset_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The ``mini`` benchmark preset, built once per test session (a few seconds)."""
+    from stembench.dataset_publish.build import build_dataset
+
+    path = tmp_path_factory.mktemp("mini-dataset") / "mini.h5"
+    build_dataset(path, preset="mini", progress=False)
+    return path

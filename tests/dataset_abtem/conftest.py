@@ -15,18 +15,19 @@ from stembench.dataset_publish.structures import ColumnStructure, build_structur
 #: thick, a 2 x 2 cell potential, 16 x 16 scan positions.
 TINY_SETTINGS: dict[str, object] = {
     "frozen_phonons": 0,
+    "thickness_angstrom": None,
     "scan_sampling_angstrom": 0.25,
     "slice_thickness_angstrom": 2.0,
     "min_potential_extent_angstrom": 7.0,
 }
 
 
-def tiny_backend(cache_dir: Path | None, probe: ProbeParameters | None = None,
-                 **overrides: object) -> AbtemHAADF:
+def tiny_backend(
+    cache_dir: Path | None, probe: ProbeParameters | None = None, **overrides: object
+) -> AbtemHAADF:
     """A backend with :data:`TINY_SETTINGS`, optionally overridden."""
     settings = {**TINY_SETTINGS, **overrides}
-    return AbtemHAADF(probe or ProbeParameters(), cache_dir=cache_dir,
-                      **settings)  # type: ignore[arg-type]
+    return AbtemHAADF(probe or ProbeParameters(), cache_dir=cache_dir, **settings)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="session")

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stembench.dataset_publish.abtem_backend import AbtemHAADF
+from stembench.dataset_publish.abtem_backend import AbtemHAADF, is_layer
 from stembench.dataset_publish.probe import ProbeParameters
-from stembench.dataset_publish.structures import ColumnStructure
+from stembench.dataset_publish.structures import ColumnStructure, build_structure
 from stembench.errors import IntegrityError
 
 pytest.importorskip("abtem")
@@ -26,12 +26,17 @@ def _count_simulations(monkeypatch: pytest.MonkeyPatch, *, fake: bool) -> list[t
     calls: list[tuple[int, int]] = []
     original = AbtemHAADF._simulate
 
-    def counting(self: AbtemHAADF, structure: ColumnStructure, *,
-                 field_cells: tuple[int, int]) -> np.ndarray:
+    def counting(
+        self: AbtemHAADF, structure: ColumnStructure, *, field_cells: tuple[int, int]
+    ) -> np.ndarray:
         calls.append(field_cells)
         if fake:
-            rows, cols = (n * c for n, c in zip(self._scan_gpts(self._cell(structure))[::-1],
-                                                field_cells[::-1], strict=True))
+            rows, cols = (
+                n * c
+                for n, c in zip(
+                    self._scan_gpts(self._cell(structure))[::-1], field_cells[::-1], strict=True
+                )
+            )
             return np.random.default_rng(self.seed).random((rows, cols))
         return original(self, structure, field_cells=field_cells)
 
@@ -39,9 +44,9 @@ def _count_simulations(monkeypatch: pytest.MonkeyPatch, *, fake: bool) -> list[t
     return calls
 
 
-def test_second_call_reads_the_cache(tmp_path: Path, srtio3: ColumnStructure,
-                                     make_backend: Factory,
-                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_second_call_reads_the_cache(
+    tmp_path: Path, srtio3: ColumnStructure, make_backend: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     calls = _count_simulations(monkeypatch, fake=False)
     first = make_backend(tmp_path).unit_cell_image(srtio3)
     assert calls == [(1, 1)]
@@ -58,8 +63,8 @@ def test_second_call_reads_the_cache(tmp_path: Path, srtio3: ColumnStructure,
 
 
 def test_key_covers_simulation_parameters_but_not_source_size(
-        tmp_path: Path, srtio3: ColumnStructure, make_backend: Factory,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, srtio3: ColumnStructure, make_backend: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     calls = _count_simulations(monkeypatch, fake=True)
     variants = [
         make_backend(tmp_path),
@@ -79,8 +84,9 @@ def test_key_covers_simulation_parameters_but_not_source_size(
 
 
 @pytest.mark.parametrize("damage", ["flip-byte", "truncate", "edit-sidecar"])
-def test_damaged_cache_is_detected(damage: str, tmp_path: Path, shared_cache: Path,
-                                   srtio3: ColumnStructure, make_backend: Factory) -> None:
+def test_damaged_cache_is_detected(
+    damage: str, tmp_path: Path, shared_cache: Path, srtio3: ColumnStructure, make_backend: Factory
+) -> None:
     folder = tmp_path / "cache"
     shutil.copytree(shared_cache, folder)
     (array_file,) = folder.glob("*.npy")
@@ -99,9 +105,9 @@ def test_damaged_cache_is_detected(damage: str, tmp_path: Path, shared_cache: Pa
         make_backend(folder).unit_cell_image(srtio3)
 
 
-def test_without_cache_dir_one_backend_simulates_once(srtio3: ColumnStructure,
-                                                      make_backend: Factory,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_cache_dir_one_backend_simulates_once(
+    srtio3: ColumnStructure, make_backend: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     calls = _count_simulations(monkeypatch, fake=True)
     backend = make_backend(None)
     image = backend.unit_cell_image(srtio3)
@@ -111,3 +117,24 @@ def test_without_cache_dir_one_backend_simulates_once(srtio3: ColumnStructure,
     assert make_backend(None, seed=1).intensity(srtio3, [0.0], [0.0]).shape == (1,)
     assert len(calls) == 2  # another backend object has its own memory
     assert values.shape == (2,) and image.array.shape == (16, 16)
+
+
+def test_bulk_cells_are_stacked_to_the_thickness_and_layers_are_not(
+    tmp_path: Path, srtio3: ColumnStructure, make_backend: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _count_simulations(monkeypatch, fake=True)
+    ws2 = build_structure("WS2", extent_angstrom=(8.0, 8.0))
+    assert ws2.unit_cell is not None and srtio3.unit_cell is not None
+    assert is_layer(ws2.unit_cell) and not is_layer(srtio3.unit_cell)
+    backend = make_backend(tmp_path, thickness_angstrom=10.0)
+    for structure in (srtio3, ws2):
+        backend.unit_cell_image(structure)
+    repetitions = {
+        json.loads(path.read_text())["parameters"]["structure"]: json.loads(path.read_text())[
+            "parameters"
+        ]["repetitions"]
+        for path in tmp_path.glob("*.json")
+    }
+    # 7 A of potential: 2 x 2 cubic cells of 3.905 A, 3 cells (11.7 A) thick;
+    # WS2's 3.153 x 5.461 A cell: 3 x 2 cells, one layer.
+    assert repetitions == {"SrTiO3[100]": [2, 2, 3], "WS2": [3, 2, 1]}

@@ -19,14 +19,16 @@ Factory = Callable[..., AbtemHAADF]
 A_STO = 3.905
 
 
-def test_unit_cell_sampling_is_a_whole_number_of_steps(srtio3: ColumnStructure,
-                                                        make_backend: Factory) -> None:
+def test_unit_cell_sampling_is_a_whole_number_of_steps(
+    srtio3: ColumnStructure, make_backend: Factory
+) -> None:
     sampling = make_backend(None).unit_cell_sampling_angstrom(srtio3)
     assert sampling == pytest.approx((A_STO / 16, A_STO / 16))
 
 
-def test_intensity_is_periodic_in_the_lattice_vectors(shared_cache: Path, srtio3: ColumnStructure,
-                                                      make_backend: Factory) -> None:
+def test_intensity_is_periodic_in_the_lattice_vectors(
+    shared_cache: Path, srtio3: ColumnStructure, make_backend: Factory
+) -> None:
     backend = make_backend(shared_cache)
     rng = np.random.default_rng(0)
     x, y = rng.uniform(0, 8, (2, 200))
@@ -37,8 +39,9 @@ def test_intensity_is_periodic_in_the_lattice_vectors(shared_cache: Path, srtio3
     assert reference.std() > 0.1 * reference.mean()  # a real image, not a constant
 
 
-def test_maxima_sit_on_the_visible_columns(shared_cache: Path, srtio3: ColumnStructure,
-                                           make_backend: Factory) -> None:
+def test_maxima_sit_on_the_visible_columns(
+    shared_cache: Path, srtio3: ColumnStructure, make_backend: Factory
+) -> None:
     step = 0.02
     coordinates = np.arange(0.0, 8.0, step)
     x, y = np.meshgrid(coordinates, coordinates)
@@ -54,8 +57,9 @@ def test_maxima_sit_on_the_visible_columns(shared_cache: Path, srtio3: ColumnStr
     assert distance[:, inner].min(axis=0).max() < 0.1
 
 
-def test_tiled_unit_cell_equals_a_full_scan(shared_cache: Path, srtio3: ColumnStructure,
-                                            make_backend: Factory) -> None:
+def test_tiled_unit_cell_equals_a_full_scan(
+    shared_cache: Path, srtio3: ColumnStructure, make_backend: Factory
+) -> None:
     backend = make_backend(shared_cache)
     cell = backend.unit_cell_image(srtio3).array
     full = backend.full_scan_image(srtio3, extent_angstrom=(2 * A_STO - 0.1, 2 * A_STO))
@@ -64,16 +68,20 @@ def test_tiled_unit_cell_equals_a_full_scan(shared_cache: Path, srtio3: ColumnSt
     np.testing.assert_allclose(full.array, np.tile(cell, (2, 2)), rtol=0, atol=1e-4 * cell.max())
 
 
-def test_multislice_agrees_with_prism(shared_cache: Path, srtio3: ColumnStructure,
-                                      make_backend: Factory) -> None:
+def test_multislice_agrees_with_prism(
+    shared_cache: Path, srtio3: ColumnStructure, make_backend: Factory
+) -> None:
     prism = make_backend(shared_cache).unit_cell_image(srtio3).array
     multislice = make_backend(None, method="multislice").unit_cell_image(srtio3).array
     np.testing.assert_allclose(multislice, prism, rtol=0, atol=1e-3 * prism.max())
 
 
 def test_source_blur_lowers_peaks_keeps_mean_and_reuses_the_cache(
-        shared_cache: Path, srtio3: ColumnStructure, make_backend: Factory,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    shared_cache: Path,
+    srtio3: ColumnStructure,
+    make_backend: Factory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     sharp = make_backend(shared_cache, ProbeParameters(source_fwhm_angstrom=0.0))
     blurred = make_backend(shared_cache, ProbeParameters(source_fwhm_angstrom=1.0))
     monkeypatch.setattr(AbtemHAADF, "_simulate", lambda *args, **kwargs: pytest.fail("re-ran"))

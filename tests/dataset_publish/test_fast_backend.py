@@ -115,3 +115,19 @@ def test_mismatched_positions_raise():
         backend.intensity(one, np.zeros(3), np.zeros(4))
     with pytest.raises(InputError, match="pixel_size_angstrom must be a positive"):
         ScanParameters((10, 10), -0.1)
+
+
+def test_neighbour_search_equals_brute_force_even_where_crowded():
+    rng = np.random.default_rng(3)
+    # a dense cluster in a large, mostly empty field: the typical neighbour count is too low
+    pos = np.vstack([rng.uniform(10, 16, (150, 2)), rng.uniform(0, 100, (30, 2))])
+    weights = rng.uniform(0.5, 2.0, len(pos))
+    s = structure_from_columns("cluster", pos, weights, [("W",)] * len(pos),
+                               np.ones(len(pos), bool), extent_angstrom=(100.0, 100.0),
+                               space_group="p1")
+    backend = FastHAADF(ProbeParameters())
+    x, y = np.meshgrid(np.linspace(5, 25, 41), np.linspace(5, 25, 37))
+    fast = backend.intensity(s, x, y)
+    d = np.hypot(x[..., None] - pos[:, 0], y[..., None] - pos[:, 1])
+    brute = (backend.psf(d) * weights).sum(axis=-1)
+    np.testing.assert_allclose(fast, brute, rtol=1e-9, atol=1e-12)

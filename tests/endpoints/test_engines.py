@@ -91,3 +91,34 @@ def test_globus_compute_engine_with_local_provider(tmp_path: Path) -> None:
     finally:
         executor.shutdown()
     assert outcome.complete and outcome.n_finished == 2
+
+
+def test_real_model_and_dataset_through_engine_into_report(
+    process_engine, mini_dataset_path: Path, tmp_path: Path
+) -> None:
+    """log-blob over the whole mini dataset via the engine; results feed the analysis."""
+    from stembench.client.analysis import compute_cutoffs
+    from stembench.client.analysis.report import load_report, write_report
+    from stembench.client.run import records_provenance
+    from stembench.dataset_publish.storage import open_dataset
+
+    results = tmp_path / "log-blob.jsonl"
+    outcome = evaluate("log-blob", results_path=results,
+                       dataset=DatasetRef(source="path", path=str(mini_dataset_path)),
+                       targets=[Target("engine", process_engine, max_in_flight=2)],
+                       progress=False)
+    assert outcome.complete
+    records = ResultsFile(results).records()
+    with open_dataset(mini_dataset_path) as dataset:
+        assert sorted(r["image_id"] for r in records) == sorted(dataset.ids)
+    clean = [r for r in records if r["step"] == 0 and r["series"] != "generality"]
+    assert clean and min(r["recall"] for r in clean) == 1.0
+    # the analysis needs only the records: no images
+    cutoffs = compute_cutoffs(records, bootstrap=10, methods=("pchip",), progress=False)
+    assert {c.group for c in cutoffs} >= {"SrTiO3-simulated", "WS2-simulated"}
+    report = write_report(records, out_dir=tmp_path / "report",
+                          provenance=records_provenance(records), bootstrap=10)
+    assert report.exists()
+    stored = load_report(report.with_suffix(".json"))
+    assert len(stored["cutoffs"]) == len(compute_cutoffs(records, bootstrap=10, progress=False))
+    assert stored["provenance"]["dataset_sha256"] == records[0]["dataset_manifest_sha256"]

@@ -143,9 +143,10 @@ def test_pad_to_multiple_of_four_centred_and_crop_back() -> None:
 def test_maps_are_cropped_back_and_batching_matches_single_runs(weights_file: Path) -> None:
     model = AtomSegNet(weights_file, device="cpu", batch_size=2)
     rng = np.random.default_rng(2)
-    images = [rng.random((30, 33)), rng.random((30, 33)), rng.random((21, 40)), rng.random((30, 33))]
+    shapes = [(30, 33), (30, 33), (21, 40), (30, 33)]
+    images = [rng.random(shape) for shape in shapes]
     maps = model.probability_maps(images)
-    assert [m.shape for m in maps] == [(30, 33), (30, 33), (21, 40), (30, 33)]
+    assert [m.shape for m in maps] == shapes
     for image, batched in zip(images, maps, strict=True):
         np.testing.assert_allclose(model.probability_maps([image])[0], batched, atol=1e-5)
     located = model.locate_batch(images, [0.1] * 4)

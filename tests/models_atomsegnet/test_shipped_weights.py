@@ -7,12 +7,12 @@ import pytest
 
 pytest.importorskip("torch")
 
-from stembench.dataset_publish.fast_backend import FastHAADF  # noqa: E402
-from stembench.dataset_publish.probe import ProbeParameters  # noqa: E402
-from stembench.dataset_publish.series import MATERIALS, material_series  # noqa: E402
-from stembench.endpoints.models.atomsegnet import AtomSegNet, default_weights_path  # noqa: E402
-from stembench.endpoints.models.base import sha256_file  # noqa: E402
-from stembench.scoring import score_image  # noqa: E402
+from stembench.dataset_publish.fast_backend import FastHAADF
+from stembench.dataset_publish.probe import ProbeParameters
+from stembench.dataset_publish.series import MATERIALS, material_series
+from stembench.endpoints.models.atomsegnet import AtomSegNet, default_weights_path
+from stembench.endpoints.models.base import sha256_file
+from stembench.scoring import score_image
 
 
 def test_shipped_weights_file_matches_its_recorded_sha256() -> None:

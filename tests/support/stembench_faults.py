@@ -66,3 +66,15 @@ def oversized(request: dict[str, Any]) -> dict[str, Any]:
     result = echo_shard(request)
     result["padding"] = "x" * (11 * 1024 * 1024)
     return result
+
+
+def nan_model(image: Any, pixel_size: float) -> Any:
+    """A plain-callable model that returns NaN positions."""
+    import numpy as np
+
+    return np.full((3, 2), np.nan)
+
+
+def crashing_model(image: Any, pixel_size: float) -> Any:
+    """A plain-callable model that raises on every image."""
+    raise RuntimeError("model crashed")

@@ -42,9 +42,11 @@ def test_three_steps_write_log_checkpoint_and_weights(tmp_path: Path) -> None:
     model = AtomSegNet(result.weights_path, device="cpu")  # loads with strict=True
     assert model.info.weights_sha256 == result.weights_sha256
 
-    installed = install_weights(result, target_dir=tmp_path / "package")
+    installed = install_weights(result, target_dir=tmp_path / "package", command="stembench x")
     assert sha256_file(installed) == result.weights_sha256
-    assert (tmp_path / "package" / "atomsegnet_train_log.jsonl").is_file()
+    assert _log_steps(tmp_path / "package" / "atomsegnet_train.log") == [1, 2, 3]
+    record = json.loads((tmp_path / "package" / "atomsegnet_training.json").read_text())
+    assert record["command"] == "stembench x" and record["sha256"] == result.weights_sha256
 
 
 @pytest.mark.slow

@@ -89,6 +89,7 @@ class ResultsFile:
 def records_from_shard(shard: dict[str, Any]) -> list[dict[str, Any]]:
     """Flatten a shard result into score records (scores + conditions + provenance)."""
     model = {_MODEL_FIELDS[k]: v for k, v in shard.get("model", {}).items() if k in _MODEL_FIELDS}
+    model["weights_sha256"] = model.get("weights_sha256") or ""  # "" = a model without weights
     dataset = shard.get("dataset", {})
     runtime = shard.get("runtime", {})
     common = {

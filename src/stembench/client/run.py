@@ -56,7 +56,7 @@ def records_provenance(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     if len(datasets) != 1 or len(scorers) != 1:
         raise StembenchError(f"records mix datasets {sorted(map(str, datasets))} or scorer "
                              f"versions {sorted(map(str, scorers))}: report them separately")
-    (name, version, sha256), (scorer,) = datasets.pop(), scorers.pop()
+    (name, version, sha256), scorer = datasets.pop(), scorers.pop()
     return {"dataset_name": name, "dataset_version": version, "dataset_sha256": sha256,
             "scorer_version": scorer}
 

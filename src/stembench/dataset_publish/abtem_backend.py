@@ -40,20 +40,31 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_PHONON_SIGMAS_ANGSTROM",
     "FALLBACK_PHONON_SIGMA_ANGSTROM",
+    "LAYER_VACUUM_GAP_ANGSTROM",
     "AbtemHAADF",
     "PeriodicImage",
+    "is_layer",
 ]
 
 CACHE_FORMAT_VERSION = 1
 """Bumped whenever the cached image changes meaning, so that old cache files are not reused."""
 
 DEFAULT_PHONON_SIGMAS_ANGSTROM: dict[str, float] = {
-    "O": 0.090, "S": 0.080, "Se": 0.075, "Ti": 0.070, "Sr": 0.088, "Mo": 0.060, "W": 0.060,
+    "O": 0.090,
+    "S": 0.080,
+    "Se": 0.075,
+    "Ti": 0.070,
+    "Sr": 0.088,
+    "Mo": 0.060,
+    "W": 0.060,
 }
 """Room-temperature RMS thermal displacement per direction (A) for the benchmark's elements."""
 
 FALLBACK_PHONON_SIGMA_ANGSTROM = 0.080
 """RMS displacement (A) used for an element missing from the sigma table."""
+
+LAYER_VACUUM_GAP_ANGSTROM = 4.0
+"""A cell whose atoms leave a gap this wide along z is a layer, not a bulk crystal (A)."""
 
 _INTERPOLATION_SAMPLING_ANGSTROM = 0.04
 """The cached image is Fourier-upsampled to at most this sampling before spline evaluation."""
@@ -108,8 +119,10 @@ class AbtemHAADF:
     seed : int
         Seed of the frozen-phonon displacements.
     thickness_angstrom : float or None
-        Repeat the unit cell along the beam until the sample is at least this thick (A).
-        ``None`` uses the unit cell as it is (e.g. a monolayer).
+        Repeat a bulk unit cell along the beam until the sample is at least this thick (A).
+        A layer (a cell whose atoms leave a vacuum gap of at least
+        :data:`LAYER_VACUUM_GAP_ANGSTROM` along z, e.g. monolayer WS2) is never repeated.
+        ``None`` uses every cell as it is.
     min_potential_extent_angstrom : float
         Lateral size (A) of the supercell potential the probe propagates in; it must hold the
         probe's tails so that they do not wrap around onto themselves.
@@ -131,26 +144,33 @@ class AbtemHAADF:
         slice_thickness_angstrom: float = 2.0,
         method: Literal["prism", "multislice"] = "prism",
         seed: int = 1,
-        thickness_angstrom: float | None = None,
+        thickness_angstrom: float | None = 40.0,
         min_potential_extent_angstrom: float = 12.0,
         phonon_sigmas_angstrom: dict[str, float] | None = None,
     ) -> None:
         inner, outer = (float(v) for v in detector_mrad)
         _check(frozen_phonons >= 0, f"frozen_phonons must be >= 0, got {frozen_phonons}")
-        _check(0 <= inner < outer, f"detector_mrad must be (inner, outer) with 0 <= inner < outer, "
-               f"got {detector_mrad}")
-        _check(method in ("prism", "multislice"),
-               f"method must be 'prism' or 'multislice', got {method!r}")
-        for label, value in (("slice_thickness_angstrom", slice_thickness_angstrom),
-                             ("min_potential_extent_angstrom", min_potential_extent_angstrom),
-                             ("thickness_angstrom",
-                              1.0 if thickness_angstrom is None else thickness_angstrom)):
+        _check(
+            0 <= inner < outer,
+            f"detector_mrad must be (inner, outer) with 0 <= inner < outer, got {detector_mrad}",
+        )
+        _check(
+            method in ("prism", "multislice"),
+            f"method must be 'prism' or 'multislice', got {method!r}",
+        )
+        for label, value in (
+            ("slice_thickness_angstrom", slice_thickness_angstrom),
+            ("min_potential_extent_angstrom", min_potential_extent_angstrom),
+            ("thickness_angstrom", 1.0 if thickness_angstrom is None else thickness_angstrom),
+        ):
             _check(value > 0, f"{label} must be > 0, got {value}")
         wavelength = electron_wavelength_angstrom(probe.energy_ev)
         band_limited_step = wavelength / (4.0 * probe.convergence_mrad * 1e-3)
-        _check(0 < scan_sampling_angstrom <= band_limited_step,
-               f"scan_sampling_angstrom must be in (0, {band_limited_step:.3f}] A (the Nyquist "
-               f"step of a {probe.convergence_mrad} mrad probe), got {scan_sampling_angstrom}")
+        _check(
+            0 < scan_sampling_angstrom <= band_limited_step,
+            f"scan_sampling_angstrom must be in (0, {band_limited_step:.3f}] A (the Nyquist "
+            f"step of a {probe.convergence_mrad} mrad probe), got {scan_sampling_angstrom}",
+        )
         self.probe = probe
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
         self.frozen_phonons = int(frozen_phonons)
@@ -188,8 +208,10 @@ class AbtemHAADF:
             Intensity (fraction of the incident beam) with the broadcast shape of the inputs.
         """
         x, y = np.broadcast_arrays(np.asarray(x_angstrom, float), np.asarray(y_angstrom, float))
-        _check(bool(np.all(np.isfinite(x)) and np.all(np.isfinite(y))),
-               f"structure {structure.name!r}: beam positions must be finite")
+        _check(
+            bool(np.all(np.isfinite(x)) and np.all(np.isfinite(y))),
+            f"structure {structure.name!r}: beam positions must be finite",
+        )
         coefficients, image, fine_sampling = self._spline(structure)
         origin_x, origin_y = structure.cell_origin_angstrom
         period_x, period_y = image.extent_angstrom
@@ -238,10 +260,14 @@ class AbtemHAADF:
             Field of view ``(x, y)`` in A.
         """
         cell = self._cell(structure)
-        _check(min(extent_angstrom) > 0,
-               f"structure {structure.name!r}: extent_angstrom must be > 0, got {extent_angstrom}")
-        field_cells = (math.ceil(extent_angstrom[0] / cell[0] - 1e-9),
-                       math.ceil(extent_angstrom[1] / cell[1] - 1e-9))
+        _check(
+            min(extent_angstrom) > 0,
+            f"structure {structure.name!r}: extent_angstrom must be > 0, got {extent_angstrom}",
+        )
+        field_cells = (
+            math.ceil(extent_angstrom[0] / cell[0] - 1e-9),
+            math.ceil(extent_angstrom[1] / cell[1] - 1e-9),
+        )
         array = self._simulate(structure, field_cells=field_cells)
         return _periodic_image(array, (cell[0] * field_cells[0], cell[1] * field_cells[1]))
 
@@ -257,16 +283,21 @@ class AbtemHAADF:
         cell = np.asarray(atoms.cell.array, float)
         off_diagonal = cell - np.diag(np.diag(cell))
         if not np.allclose(off_diagonal, 0.0, atol=1e-6) or np.any(np.diag(cell) <= 0):
-            raise InputError(f"structure {structure.name!r}: unit_cell must be orthogonal with the "
-                             f"beam along z, got cell {cell.round(4).tolist()}")
+            raise InputError(
+                f"structure {structure.name!r}: unit_cell must be orthogonal with the "
+                f"beam along z, got cell {cell.round(4).tolist()}"
+            )
         return (float(cell[0, 0]), float(cell[1, 1]))
 
     def _scan_gpts(self, cell: tuple[float, float]) -> tuple[int, int]:
-        return (math.ceil(cell[0] / self.scan_sampling_angstrom - 1e-9),
-                math.ceil(cell[1] / self.scan_sampling_angstrom - 1e-9))
+        return (
+            math.ceil(cell[0] / self.scan_sampling_angstrom - 1e-9),
+            math.ceil(cell[1] / self.scan_sampling_angstrom - 1e-9),
+        )
 
-    def _repetitions(self, structure: ColumnStructure, field_cells: tuple[int, int]) -> tuple[
-            int, int, int]:
+    def _repetitions(
+        self, structure: ColumnStructure, field_cells: tuple[int, int]
+    ) -> tuple[int, int, int]:
         """Supercell repetitions (x, y, z): FFT-friendly, covering the field and the probe."""
         cell = self._cell(structure)
         lateral = []
@@ -274,9 +305,10 @@ class AbtemHAADF:
             needed = max(field, math.ceil(self.min_potential_extent_angstrom / length - 1e-9))
             lateral.append(fft.next_fast_len(needed, real=True))
         assert structure.unit_cell is not None
+        if self.thickness_angstrom is None or is_layer(structure.unit_cell):
+            return (lateral[0], lateral[1], 1)
         depth = float(structure.unit_cell.cell.array[2, 2])
-        layers = 1 if self.thickness_angstrom is None else math.ceil(
-            self.thickness_angstrom / depth - 1e-9)
+        layers = math.ceil(self.thickness_angstrom / depth - 1e-9)
         return (lateral[0], lateral[1], max(1, layers))
 
     def _wave_gpts_per_cell(self, cell: tuple[float, float]) -> tuple[int, int]:
@@ -286,16 +318,21 @@ class AbtemHAADF:
         wavelength = electron_wavelength_angstrom(self.probe.energy_ev)
         antialias = 2.0 / 3.0
         max_sampling = antialias * wavelength / (2.0 * self.detector_mrad[1] * 1e-3)
-        return (fft.next_fast_len(math.ceil(cell[0] / max_sampling), real=True),
-                fft.next_fast_len(math.ceil(cell[1] / max_sampling), real=True))
+        return (
+            fft.next_fast_len(math.ceil(cell[0] / max_sampling), real=True),
+            fft.next_fast_len(math.ceil(cell[1] / max_sampling), real=True),
+        )
 
     def _sigmas(self, atoms: Atoms) -> dict[str, float]:
-        return {symbol: self.phonon_sigmas_angstrom.get(symbol, FALLBACK_PHONON_SIGMA_ANGSTROM)
-                for symbol in sorted(set(atoms.get_chemical_symbols()))}
+        return {
+            symbol: self.phonon_sigmas_angstrom.get(symbol, FALLBACK_PHONON_SIGMA_ANGSTROM)
+            for symbol in sorted(set(atoms.get_chemical_symbols()))
+        }
 
     # ---------------------------------------------------------------------- simulation
-    def _simulate(self, structure: ColumnStructure, *, field_cells: tuple[int, int]
-                  ) -> NDArray[np.float64]:
+    def _simulate(
+        self, structure: ColumnStructure, *, field_cells: tuple[int, int]
+    ) -> NDArray[np.float64]:
         """Run abTEM over ``field_cells`` unit cells; returns the image as (rows, cols)."""
         abtem = require("abtem", extra="simulation", purpose="The abTEM image-formation backend")
         dask = require("dask", extra="simulation", purpose="The abTEM image-formation backend")
@@ -312,34 +349,46 @@ class AbtemHAADF:
         end = (cell[0] * field_cells[0], cell[1] * field_cells[1])
         energy, semiangle = self.probe.energy_ev, self.probe.convergence_mrad
         aberrations = {"C10": self.probe.defocus_angstrom, "C30": self.probe.cs_angstrom}
-        with dask.config.set(scheduler="threads", num_workers=2), abtem.config.set(
-                {"device": "cpu"}):
+        with (
+            dask.config.set(scheduler="threads", num_workers=2),
+            abtem.config.set({"device": "cpu"}),
+        ):
             source: Any = supercell
             if self.frozen_phonons > 0:
-                source = abtem.FrozenPhonons(supercell, num_configs=self.frozen_phonons,
-                                             sigmas=self._sigmas(supercell), seed=self.seed)
-            potential = abtem.Potential(source, gpts=wave_gpts,
-                                        slice_thickness=self.slice_thickness_angstrom)
+                source = abtem.FrozenPhonons(
+                    supercell,
+                    num_configs=self.frozen_phonons,
+                    sigmas=self._sigmas(supercell),
+                    seed=self.seed,
+                )
+            potential = abtem.Potential(
+                source, gpts=wave_gpts, slice_thickness=self.slice_thickness_angstrom
+            )
             scan = abtem.GridScan(start=(0.0, 0.0), end=end, gpts=scan_gpts, endpoint=False)
-            detector = abtem.AnnularDetector(inner=self.detector_mrad[0],
-                                             outer=self.detector_mrad[1])
+            detector = abtem.AnnularDetector(
+                inner=self.detector_mrad[0], outer=self.detector_mrad[1]
+            )
             if self.method == "prism":
-                s_matrix = abtem.SMatrix(potential=potential, energy=energy,
-                                         semiangle_cutoff=semiangle, interpolation=1)
-                ctf = abtem.CTF(semiangle_cutoff=semiangle, energy=energy,
-                                aberration_coefficients=aberrations)
+                s_matrix = abtem.SMatrix(
+                    potential=potential, energy=energy, semiangle_cutoff=semiangle, interpolation=1
+                )
+                ctf = abtem.CTF(
+                    semiangle_cutoff=semiangle, energy=energy, aberration_coefficients=aberrations
+                )
                 measurement = s_matrix.scan(scan=scan, detectors=detector, ctf=ctf)
             else:
-                beam = abtem.Probe(energy=energy, semiangle_cutoff=semiangle,
-                                   aberrations=aberrations)
+                beam = abtem.Probe(
+                    energy=energy, semiangle_cutoff=semiangle, aberrations=aberrations
+                )
                 beam.grid.match(potential)
                 measurement = beam.scan(potential, scan=scan, detectors=detector)
             images = measurement.compute()
         return np.asarray(images.array, dtype=np.float64).T.copy()
 
     # --------------------------------------------------------------------------- cache
-    def _cache_key(self, structure: ColumnStructure, scan_gpts: tuple[int, int]
-                   ) -> tuple[str, dict[str, Any]]:
+    def _cache_key(
+        self, structure: ColumnStructure, scan_gpts: tuple[int, int]
+    ) -> tuple[str, dict[str, Any]]:
         abtem = require("abtem", extra="simulation", purpose="The abTEM image-formation backend")
         atoms = structure.unit_cell
         assert atoms is not None
@@ -379,30 +428,42 @@ class AbtemHAADF:
             sidecar = json.loads(sidecar_path.read_text())
             data = array_path.read_bytes()
         except (OSError, json.JSONDecodeError) as exc:
-            raise IntegrityError(f"abTEM cache entry {sidecar_path} cannot be read ({exc}); "
-                                 "delete it to simulate again") from exc
+            raise IntegrityError(
+                f"abTEM cache entry {sidecar_path} cannot be read ({exc}); "
+                "delete it to simulate again"
+            ) from exc
         if sidecar.get("parameters") != parameters:
-            raise IntegrityError(f"abTEM cache entry {sidecar_path} records other parameters "
-                                 "than its key; delete it to simulate again")
+            raise IntegrityError(
+                f"abTEM cache entry {sidecar_path} records other parameters "
+                "than its key; delete it to simulate again"
+            )
         if hashlib.sha256(data).hexdigest() != sidecar.get("sha256"):
-            raise IntegrityError(f"abTEM cache file {array_path} does not match the SHA-256 in "
-                                 f"{sidecar_path.name} (truncated or modified); delete both files "
-                                 "to simulate again")
+            raise IntegrityError(
+                f"abTEM cache file {array_path} does not match the SHA-256 in "
+                f"{sidecar_path.name} (truncated or modified); delete both files "
+                "to simulate again"
+            )
         array = np.load(array_path, allow_pickle=False)
-        return PeriodicImage(array, tuple(sidecar["sampling_angstrom"]),
-                             tuple(sidecar["extent_angstrom"]))
+        return PeriodicImage(
+            array, tuple(sidecar["sampling_angstrom"]), tuple(sidecar["extent_angstrom"])
+        )
 
-    def _write_cache(self, key: str, parameters: dict[str, Any], image: PeriodicImage, *,
-                     wall_s: float) -> None:
+    def _write_cache(
+        self, key: str, parameters: dict[str, Any], image: PeriodicImage, *, wall_s: float
+    ) -> None:
         if self.cache_dir is None:
             return
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         array_path = self.cache_dir / f"{key}.npy"
         _atomic_write(array_path, lambda handle: np.save(handle, image.array, allow_pickle=False))
-        sidecar = {"parameters": parameters, "sha256": hashlib.sha256(array_path.read_bytes())
-                   .hexdigest(), "shape": list(image.array.shape),
-                   "sampling_angstrom": list(image.sampling_angstrom),
-                   "extent_angstrom": list(image.extent_angstrom), "wall_s": round(wall_s, 3)}
+        sidecar = {
+            "parameters": parameters,
+            "sha256": hashlib.sha256(array_path.read_bytes()).hexdigest(),
+            "shape": list(image.array.shape),
+            "sampling_angstrom": list(image.sampling_angstrom),
+            "extent_angstrom": list(image.extent_angstrom),
+            "wall_s": round(wall_s, 3),
+        }
         text = json.dumps(sidecar, indent=1, sort_keys=True).encode()
         _atomic_write(self.cache_dir / f"{key}.json", lambda handle: handle.write(text))
 
@@ -414,16 +475,32 @@ class AbtemHAADF:
         if key not in self._splines:
             image = self.unit_cell_image(structure)
             blurred = _gaussian_blur_periodic(image, self.probe.source_fwhm_angstrom)
-            fine_shape = tuple(max(n, math.ceil(length / _INTERPOLATION_SAMPLING_ANGSTROM))
-                               for n, length in zip(blurred.shape, image.extent_angstrom[::-1],
-                                                    strict=True))
-            fine = signal.resample(signal.resample(blurred, fine_shape[0], axis=0),
-                                   fine_shape[1], axis=1)
+            fine_shape = tuple(
+                max(n, math.ceil(length / _INTERPOLATION_SAMPLING_ANGSTROM))
+                for n, length in zip(blurred.shape, image.extent_angstrom[::-1], strict=True)
+            )
+            fine = signal.resample(
+                signal.resample(blurred, fine_shape[0], axis=0), fine_shape[1], axis=1
+            )
             coefficients = ndimage.spline_filter(fine, order=3, mode="grid-wrap")
-            fine_sampling = (image.extent_angstrom[0] / fine_shape[1],
-                             image.extent_angstrom[1] / fine_shape[0])
+            fine_sampling = (
+                image.extent_angstrom[0] / fine_shape[1],
+                image.extent_angstrom[1] / fine_shape[0],
+            )
             self._splines[key] = (coefficients, image, fine_sampling)
         return self._splines[key]
+
+
+def is_layer(atoms: Atoms) -> bool:
+    """Whether a periodic cell holds a layer in vacuum rather than a bulk crystal.
+
+    True when the atoms leave a gap of at least :data:`LAYER_VACUUM_GAP_ANGSTROM` along z
+    (counting the gap across the periodic boundary); such a cell must not be stacked.
+    """
+    depth = float(atoms.cell.array[2, 2])
+    heights = np.sort(np.mod(atoms.positions[:, 2], depth))
+    gaps = np.diff(np.concatenate([heights, [heights[0] + depth]]))
+    return bool(gaps.max() >= LAYER_VACUUM_GAP_ANGSTROM)
 
 
 def _check(condition: bool, message: str) -> None:

@@ -25,7 +25,6 @@ from tqdm import tqdm
 from stembench.datamodel import BenchmarkImage
 from stembench.dataset_publish import degradations as deg
 from stembench.dataset_publish.fast_backend import FastHAADF, ImageFormation
-from stembench.dataset_publish.generality import GENERALITY_STRUCTURES
 from stembench.dataset_publish.probe import ProbeParameters, probe_fwhm_angstrom
 from stembench.dataset_publish.scan import ScanParameters
 from stembench.dataset_publish.series import (
@@ -83,8 +82,9 @@ def generality_images(names: tuple[str, ...], *, backend: ImageFormation,
     """Yield one noisy image per generality structure, 5-9 atoms per 100 px, dose 3000 e-/A^2."""
     r0 = probe_fwhm_angstrom(probe)
     for index, name in enumerate(names):
-        if name not in GENERALITY_STRUCTURES and name not in list_structures():
-            raise InputError(f"unknown generality structure {name!r}")
+        if name not in list_structures():
+            raise InputError(f"unknown generality structure {name!r}; known: "
+                             f"{list(GENERALITY_NAMES)}")
         spacing = build_structure(name, extent_angstrom=(40.0, 40.0),
                                   seed=0).column_spacing_angstrom
         pixel = spacing * (5.0 + index % 5) / 100.0

@@ -92,19 +92,31 @@ class FastHAADF:
         if len(cols) == 0:
             return np.zeros(x.shape)
         tree = cKDTree(cols)
-        crowd = tree.query_ball_point(cols, 2 * self.cutoff_angstrom, return_length=True)
-        k = int(min(len(cols), max(int(np.max(crowd)), 1)))
+        width, height = structure.extent_angstrom
+        density = len(cols) / max(width * height, 1e-9)
+        k_typical = int(min(len(cols), 1.5 * density * np.pi * self.cutoff_angstrom**2 + 4))
         points = np.column_stack([x.ravel(), y.ravel()])
         out = np.empty(len(points))
         weights = np.append(structure.weights, 0.0)  # index len(cols) = no neighbour
         for start in range(0, len(points), _CHUNK):
             chunk = points[start:start + _CHUNK]
-            dist, idx = tree.query(chunk, k=k, distance_upper_bound=self.cutoff_angstrom)
-            dist = dist.reshape(len(chunk), k)
-            idx = idx.reshape(len(chunk), k)
-            contrib = self._lookup(dist) * weights[idx]
-            out[start:start + len(chunk)] = contrib.sum(axis=1)
+            values, crowded = self._sum(tree, chunk, weights, k_typical)
+            if crowded.any() and k_typical < len(cols):
+                # more columns within the cutoff than k_typical: redo with the exact bound
+                bound = tree.query_ball_point(cols, 2 * self.cutoff_angstrom, return_length=True)
+                k_max = int(min(len(cols), np.max(bound)))
+                values[crowded], _ = self._sum(tree, chunk[crowded], weights, k_max)
+            out[start:start + len(chunk)] = values
         return out.reshape(x.shape)
+
+    def _sum(self, tree: cKDTree, points: NDArray[np.float64], weights: NDArray[np.float64],
+             k: int) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+        """Summed contributions of the ``k`` nearest columns, and where ``k`` may be too few."""
+        dist, idx = tree.query(points, k=k, distance_upper_bound=self.cutoff_angstrom)
+        dist = dist.reshape(len(points), k)
+        idx = idx.reshape(len(points), k)
+        values = (self._lookup(dist) * weights[idx]).sum(axis=1)
+        return values, np.isfinite(dist[:, -1])
 
     def _lookup(self, dist: NDArray[np.float64]) -> NDArray[np.float64]:
         finite = np.isfinite(dist)

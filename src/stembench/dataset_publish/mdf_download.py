@@ -1,8 +1,8 @@
 """Find a published dataset on MDF and download its files over HTTPS, verified and atomic.
 
-1. :func:`find_published` asks Globus Search (MDF index, anonymous) for the dataset record of
-   an MDF source name and dataset version, and returns its ``source_id``, DataCite and
-   Foundry blocks and the HTTPS folder of its files.
+1. :func:`find_published` asks Globus Search (MDF index, anonymous HTTPS GET) for the
+   dataset record of an MDF source name and dataset version, and returns its
+   ``source_id``, DataCite and Foundry blocks and the HTTPS folder of its files.
 2. :func:`list_files` names the files: with a Globus Transfer authorizer, by listing the
    folder on the MDF endpoint; without one, from the Foundry splits (each split file plus
    its ``.manifest.json``).
@@ -52,6 +52,7 @@ MDF_ENDPOINT_ID = "82f1b5c6-6e9b-11e5-ba47-22000b92c6ec"
 """Globus collection (NCSA) that stores MDF data."""
 MDF_HTTPS_BASE = "https://data.materialsdatafacility.org"
 """HTTPS server of that collection; public data needs no token."""
+SEARCH_API = "https://search.api.globus.org"
 CHUNK_BYTES = 1 << 20
 
 
@@ -100,7 +101,7 @@ def _mdf_version(content: dict[str, Any]) -> tuple[int, ...]:
 
 
 def find_published(source_name: str, *, version: str, index: str = MDF_SEARCH_INDEX,
-                   ) -> PublishedRecord | None:
+                   timeout: float = 10.0) -> PublishedRecord | None:
     """Find the newest MDF record of a dataset version.
 
     Parameters
@@ -111,6 +112,8 @@ def find_published(source_name: str, *, version: str, index: str = MDF_SEARCH_IN
         Dataset version (matched against the record's DataCite ``version``).
     index : str
         Globus Search index id.
+    timeout : float
+        Seconds to wait for Globus Search (public records need no login).
 
     Returns
     -------
@@ -122,15 +125,20 @@ def find_published(source_name: str, *, version: str, index: str = MDF_SEARCH_IN
     MDFUnavailableError
         If Globus Search cannot be reached or answers with an error.
     """
-    globus_sdk = require("globus_sdk", extra="foundry", purpose="Finding datasets on MDF")
+    import requests
+
     query = f'mdf.source_name:"{source_name}" AND mdf.resource_type:"dataset"'
-    try:
-        response = globus_sdk.SearchClient().search(index, query, advanced=True, limit=20)
-    except globus_sdk.GlobusError as exc:
+    url = f"{SEARCH_API}/v1/index/{index}/search"
+    try:  # plain GET, no retries: an offline machine gets its answer at once
+        response = requests.get(url, params={"q": query, "advanced": "true", "limit": "20"},
+                                timeout=timeout)
+        response.raise_for_status()
+        body = response.json()
+    except (requests.RequestException, ValueError) as exc:
         raise MDFUnavailableError(f"Globus Search (index {index}) failed for {query!r}: "
                                   f"{exc}") from exc
     candidates = []
-    for result in response.data.get("gmeta", []):
+    for result in body.get("gmeta", []):
         for entry in result.get("entries", []):
             content = entry.get("content", {})
             mdf = content.get("mdf", {})

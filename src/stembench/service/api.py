@@ -180,7 +180,7 @@ def cancel(job_id: JobId, caller: Caller, db: DB) -> JobOut:
     job = _own_job(db, job_id, caller)
     try:
         return job_out(store.cancel_job(db, job))
-    except store.JobConflict as exc:
+    except store.JobConflictError as exc:
         raise HTTPException(409, str(exc)) from exc
 
 

@@ -27,8 +27,15 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Mapper, mapped_column
 
 from stembench.errors import StembenchError
 
-__all__ = ["ACTIVE_STATUSES", "JOB_STATUSES", "Base", "CutoffRow", "Job", "ResultRow",
-           "ImmutableRowError"]
+__all__ = [
+    "ACTIVE_STATUSES",
+    "JOB_STATUSES",
+    "Base",
+    "CutoffRow",
+    "ImmutableRowError",
+    "Job",
+    "ResultRow",
+]
 
 JOB_STATUSES = ("queued", "running", "done", "failed", "cancelled")
 ACTIVE_STATUSES = ("queued", "running", "done")

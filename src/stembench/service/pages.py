@@ -91,7 +91,7 @@ def leaderboard_page(db: DB) -> HTMLResponse:
 
 
 def _format(value: float | None, digits: int = 3) -> str:
-    return "–" if value is None else f"{value:.{digits}f}"
+    return "\u2013" if value is None else f"{value:.{digits}f}"
 
 
 def _cutoff_cell(cutoff: dict[str, Any] | None) -> dict[str, Any]:
@@ -99,7 +99,7 @@ def _cutoff_cell(cutoff: dict[str, Any] | None) -> dict[str, Any]:
     from stembench.service.leaderboard import rank_key
 
     if cutoff is None:
-        return {"text": "–", "sort": "-1e300", "title": "not tested"}
+        return {"text": "\u2013", "sort": "-1e300", "title": "not tested"}
     tier, negative_badness = rank_key(cutoff)
     sort = f"{(3 - tier) * 1e6 - negative_badness:.9g}"
     if cutoff["status"] == "not reached":

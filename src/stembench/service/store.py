@@ -19,23 +19,24 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from stembench.errors import StembenchError
 from stembench.service.db import utcnow
 from stembench.service.models import ACTIVE_STATUSES, CutoffRow, Job, ResultRow
 
 __all__ = [
-    "JobConflict",
+    "JobConflictError",
     "cancel_job",
     "claim_job",
     "create_job",
     "fail_job",
-    "finish_job",
     "find_duplicate_result",
+    "finish_job",
     "renew_lease",
     "submission_key",
 ]
 
 
-class JobConflict(Exception):
+class JobConflictError(StembenchError):
     """A job cannot make the requested change in its present state (message says why)."""
 
 
@@ -88,7 +89,7 @@ def _live_job(session: Session, key: str) -> Job | None:
 def cancel_job(session: Session, job: Job) -> Job:
     """Cancel a queued job at once, or ask the worker to stop a running one."""
     if job.status in ("done", "failed", "cancelled"):
-        raise JobConflict(f"job {job.id} is already {job.status}; only queued or running jobs "
+        raise JobConflictError(f"job {job.id} is already {job.status}; only queued or running jobs "
                           "can be cancelled")
     now = utcnow()
     stopped = session.execute(update(Job).where(Job.id == job.id, Job.status == "queued").values(

@@ -231,7 +231,8 @@ class Worker:
     def _finish(self, job: Job, results: ResultsFile, folder: Path) -> None:
         from stembench.service.analysis import job_cutoffs, write_job_report
 
-        records = results.records()
+        # one record per image: the last one written wins if a shard plan ever changed
+        records = list({r["image_id"]: r for r in results.records()}.values())
         if not records:
             self._fail(job, "the evaluation produced no scored image")
             return

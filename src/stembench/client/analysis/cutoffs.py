@@ -187,8 +187,13 @@ def _build_curves(records: list[dict[str, Any]]) -> dict[tuple[str, str, str], _
     for key, steps in sorted(grouped.items()):
         axis = AXES[key[2]]
         badness = []
+        step_lists = []
         for step, members in steps.items():
             axis_values = np.array([r["axis_value"] for r in members])
+            if np.all(np.isinf(axis_values)):
+                # the ideal end of the axis (e.g. the noise-free reference of a noise
+                # series, PSNR = inf) cannot be placed on it: left out of the curve
+                continue
             if not np.all(np.isfinite(axis_values)) or (
                 axis.log_scale and np.any(axis_values <= 0)
             ):
@@ -198,6 +203,9 @@ def _build_curves(records: list[dict[str, Any]]) -> dict[tuple[str, str, str], _
                     f"got {axis_values.tolist()}"
                 )
             badness.append(axis.badness(float(axis_values.mean())))
+            step_lists.append(members)
+        if not step_lists:
+            continue
         order = np.argsort(badness)
         sorted_badness = np.asarray(badness)[order]
         if np.any(np.diff(sorted_badness) == 0):
@@ -205,7 +213,6 @@ def _build_curves(records: list[dict[str, Any]]) -> dict[tuple[str, str, str], _
                 f"model {key[0]!r}, group {key[1]!r}, series {key[2]!r}: two steps share one "
                 f"axis value; steps must have distinct axis values"
             )
-        step_lists = list(steps.values())
         per_seed = [
             np.array([[r[_METRIC_FIELDS[c]] for c in CRITERIA] for r in step_lists[i]])
             for i in order

@@ -100,13 +100,18 @@ def _centre_of_mass(
 def _gaussian_terms(
     params: NDArray[np.float64], x: NDArray[np.float64], y: NDArray[np.float64]
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Model values and Jacobian (n, h, w, 5) of A exp(-r^2 / 2 s^2) + B."""
-    x0, y0, s, amp, base = (params[:, k, None, None] for k in range(5))
+    """Model values (n, p) and Jacobian (n, 5, p) of A exp(-r^2 / 2 s^2) + B on flat windows."""
+    x0, y0, s, amp, base = (params[:, k, None] for k in range(5))
     dx, dy = x - x0, y - y0
     r2 = dx * dx + dy * dy
     e = np.exp(-r2 / (2.0 * s * s))
     ae = amp * e
-    jac = np.stack([ae * dx / s**2, ae * dy / s**2, ae * r2 / s**3, e, np.ones_like(e)], axis=-1)
+    jac = np.empty((len(params), 5, x.shape[1]))
+    jac[:, 0] = ae * dx / s**2
+    jac[:, 1] = ae * dy / s**2
+    jac[:, 2] = ae * r2 / s**3
+    jac[:, 3] = e
+    jac[:, 4] = 1.0
     return ae + base, jac
 
 
@@ -117,37 +122,40 @@ def _fit_gaussians(
 ) -> NDArray[np.float64]:
     """Fit an isotropic 2D Gaussian plus background to every window at once (LM).
 
-    Columns whose fit fails (non-finite, negative amplitude, width outside the window, or a
-    centre moved by more than half the window radius) keep their start position.
+    Stops after ``iterations`` steps or when no column's proposed step moves its centre by
+    more than 1e-4 px. Columns whose fit fails (non-finite, negative amplitude, width
+    outside the window, or a centre moved by more than half the window radius) keep their
+    start position.
     """
-    weight = mask.astype(np.float64)
-    masked = np.where(mask, values, np.nan)
-    base = np.nanmin(masked, axis=(1, 2))
-    amp = np.nanmax(masked, axis=(1, 2)) - base
+    n = len(start_xy)
+    values, x, y = values.reshape(n, -1), x.reshape(n, -1), y.reshape(n, -1)
+    weight = mask.reshape(n, -1).astype(np.float64)
+    masked = np.where(weight > 0, values, np.nan)
+    base = np.nanmin(masked, axis=1)
+    amp = np.nanmax(masked, axis=1) - base
     params = np.stack([start_xy[:, 0], start_xy[:, 1], radius / 2.0, amp, base], axis=1)
-    damping = np.full(len(params), 1e-3)
-
-    def cost(p: NDArray[np.float64]) -> NDArray[np.float64]:
-        model, _ = _gaussian_terms(p, x, y)
-        return np.asarray((weight * (values - model) ** 2).sum(axis=(1, 2)), dtype=np.float64)
-
-    current = cost(params)
+    damping = np.full(n, 1e-3)
+    model, jac = _gaussian_terms(params, x, y)
+    current = (weight * (values - model) ** 2).sum(axis=1)
     eye = np.eye(5)
     for _ in range(iterations):
-        model, jac = _gaussian_terms(params, x, y)
-        residual = weight * (values - model)
-        wj = jac * weight[..., None]
-        hessian = np.einsum("nhwi,nhwj->nij", wj, jac)
-        gradient = np.einsum("nhwi,nhw->ni", jac, residual)
+        weighted_jac = jac * weight[:, None, :]
+        hessian = weighted_jac @ jac.transpose(0, 2, 1)
+        gradient = (weighted_jac @ (values - model)[:, :, None])[..., 0]
         scaled = hessian + damping[:, None, None] * (hessian * eye + 1e-12 * eye)
         with np.errstate(all="ignore"):
             step = np.linalg.solve(scaled, gradient[..., None])[..., 0]
             trial = params + step
-            trial_cost = cost(trial)
+            trial_model, trial_jac = _gaussian_terms(trial, x, y)
+            trial_cost = (weight * (values - trial_model) ** 2).sum(axis=1)
         better = np.isfinite(trial_cost) & (trial_cost < current) & (trial[:, 2] > 0)
         params = np.where(better[:, None], trial, params)
         current = np.where(better, trial_cost, current)
+        model = np.where(better[:, None], trial_model, model)
+        jac = np.where(better[:, None, None], trial_jac, jac)
         damping = np.where(better, damping / 3.0, damping * 3.0)
+        if not np.nanmax(np.abs(step[:, :2]), initial=0.0) > 1e-4:
+            break
     moved = np.hypot(params[:, 0] - start_xy[:, 0], params[:, 1] - start_xy[:, 1])
     good = (
         np.all(np.isfinite(params), axis=1)

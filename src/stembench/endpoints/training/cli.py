@@ -6,12 +6,15 @@ trainer; ``atomnet-cubic`` and ``atomnet-hexagonal`` run the Keras trainer.
 
 from __future__ import annotations
 
+import json
+import shlex
 import shutil
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
+from stembench._version import __version__
 from stembench.endpoints.training import TrainingResult
 
 __all__ = ["MODELS", "app", "install_weights", "train"]
@@ -27,8 +30,13 @@ def _package_weights_dir() -> Path:
     return Path(str(resources.files("stembench.endpoints") / "weights"))
 
 
-def install_weights(result: TrainingResult, *, target_dir: Path | None = None) -> Path:
+def install_weights(
+    result: TrainingResult, *, target_dir: Path | None = None, command: str | None = None
+) -> Path:
     """Copy trained weights, their ``.sha256`` and the training log into the weights folder.
+
+    Writes ``<weights>``, ``<weights>.sha256``, ``<model>_train.log`` (the loss per step, JSON
+    lines) and ``<model>_training.json`` (the command, steps, final loss and SHA-256).
 
     Parameters
     ----------
@@ -36,6 +44,8 @@ def install_weights(result: TrainingResult, *, target_dir: Path | None = None) -
         A finished training run.
     target_dir : Path, optional
         Destination folder; default the package's ``stembench/endpoints/weights``.
+    command : str, optional
+        The command line that trained the weights, recorded in ``<model>_training.json``.
 
     Returns
     -------
@@ -47,11 +57,23 @@ def install_weights(result: TrainingResult, *, target_dir: Path | None = None) -
     target = folder / result.weights_path.name
     shutil.copyfile(result.weights_path, target)
     (folder / (target.name + ".sha256")).write_text(f"{result.weights_sha256}  {target.name}\n")
-    shutil.copyfile(result.log_path, folder / f"{result.model}_train_log.jsonl")
+    shutil.copyfile(result.log_path, folder / f"{result.model}_train.log")
+    record = {
+        "model": result.model,
+        "weights": target.name,
+        "sha256": result.weights_sha256,
+        "steps": result.steps,
+        "final_loss": result.final_loss,
+        "command": command,
+        "stembench_version": __version__,
+    }
+    (folder / f"{result.model}_training.json").write_text(json.dumps(record, indent=2) + "\n")
     return target
 
 
-def _run(model: str, *, out: Path, steps: int, seed: int, batch_size: int, size: int) -> TrainingResult:
+def _run(
+    model: str, *, out: Path, steps: int, seed: int, batch_size: int, size: int
+) -> TrainingResult:
     if model == "atomsegnet":
         from stembench.endpoints.training.torch_trainer import train_atomsegnet
 
@@ -59,9 +81,11 @@ def _run(model: str, *, out: Path, steps: int, seed: int, batch_size: int, size:
                                 seed=seed)
     from stembench.endpoints.training.keras_trainer import train_atomnet
 
-    variant = model.removeprefix("atomnet-")
-    return train_atomnet(variant, out_dir=out, steps=steps, seed=seed,  # type: ignore[no-any-return]
-                         batch_size=batch_size, size=size)
+    variant: Literal["cubic", "hexagonal"] = (
+        "cubic" if model == "atomnet-cubic" else "hexagonal"
+    )
+    return train_atomnet(variant, out_dir=out, steps=steps, seed=seed, batch_size=batch_size,
+                         size=size)
 
 
 @app.command("train")
@@ -84,4 +108,7 @@ def train(
     typer.echo(f"{result.model}: {result.steps} steps, final loss {result.final_loss:.4f}")
     typer.echo(f"weights {result.weights_path} sha256 {result.weights_sha256}")
     if install:
-        typer.echo(f"installed {install_weights(result)}")
+        command = shlex.join(["stembench", "train", model, "--steps", str(steps), "--seed",
+                              str(seed), "--batch-size", str(batch_size), "--size", str(size),
+                              "--out", str(folder), "--install"])
+        typer.echo(f"installed {install_weights(result, command=command)}")

@@ -86,7 +86,7 @@ class TrainingDataConfig:
         Upper bound of that resolution (FWHM) as a fraction of the column spacing.
     contrast : tuple of float
         Target contrast ``(max - min) / max`` after adding a background; log-uniform.
-    dose_e_per_A2 : tuple of float
+    dose_e_per_angstrom2 : tuple of float
         Electron dose of the Poisson noise, e-/A^2; log-uniform.
     noiseless_probability : float
         Chance of an image without Poisson noise.
@@ -102,7 +102,7 @@ class TrainingDataConfig:
     extra_blur_probability: float = 0.5
     resolution_over_spacing: float = 0.8
     contrast: tuple[float, float] = (0.15, 1.0)
-    dose_e_per_A2: tuple[float, float] = (2e3, 1e6)
+    dose_e_per_angstrom2: tuple[float, float] = (2e3, 1e6)
     noiseless_probability: float = 0.2
     drift_px_per_line: tuple[float, float] = (0.0, 0.3)
     flyback_px: tuple[float, float] = (0.0, 2.5)
@@ -224,8 +224,9 @@ def make_training_sample(
     contrast = _log_uniform(rng, cfg.contrast)
     image = image + float(image.max()) * (1 / contrast - 1)
     if rng.random() >= cfg.noiseless_probability:
-        image, _, _ = poisson_at_dose(image, dose_e_per_A2=_log_uniform(rng, cfg.dose_e_per_A2),
-                                      pixel_size_angstrom=pixel, rng=rng)
+        dose = _log_uniform(rng, cfg.dose_e_per_angstrom2)
+        image, _, _ = poisson_at_dose(image, dose_e_per_A2=dose, pixel_size_angstrom=pixel,
+                                      rng=rng)
     low, high = float(image.min()), float(image.max())
     scaled = (image - low) / (high - low) if high > low else np.zeros_like(image)
     labels = ground_truth_pixels(structure.positions_angstrom[structure.visible], scan)

@@ -1,0 +1,188 @@
+"""AtomSegNet: throughput on this CPU, against AtomAI's SegPredictor, and reference scores.
+
+Run from the repository root with the project venv::
+
+    .venv/bin/python bench/bench_models.py              # speed table (and the AtomAI ratio)
+    .venv/bin/python bench/bench_models.py --figures    # scores + docs/figures/model_atomsegnet_*
+
+The AtomAI row needs the separate benchmark venv ``.venv-bench`` (atomai is a peer, not a
+dependency)::
+
+    python3 -m venv .venv-bench
+    .venv-bench/bin/pip install torch==2.13.0 torchvision==0.28.0 atomai==0.8.1 six
+
+This script calls ``.venv-bench/bin/python bench/bench_models.py --peer IMAGES.npy`` itself; on
+a CPU-only torch, atomai needs the torchvision shim applied in :func:`_peer` (the PyPI
+torchvision wheel is a CUDA build). AtomAI runs its own ``Unet`` with ``nb_filters`` chosen so
+that its parameter count is closest to AtomSegNet's 1.74 M, through ``SegPredictor`` (padding,
+network, threshold 0.5, centres of mass): image in, coordinates out, as AtomSegNet here.
+
+Images per second is images / median wall time of >= 5 runs (one image per run), 2 threads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+PEER_PYTHON = ROOT / ".venv-bench" / "bin" / "python"
+FIGURES = ROOT / "docs" / "figures"
+MATERIALS = {"SrTiO3[100]": "sto", "WS2": "ws2"}
+
+
+def _median_seconds(run: Callable[[], object], repeats: int) -> float:
+    run()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _reference(material: str, shape: tuple[int, int] = (256, 256)):  # type: ignore[no-untyped-def]
+    from stembench.dataset_publish.fast_backend import FastHAADF
+    from stembench.dataset_publish.probe import ProbeParameters
+    from stembench.dataset_publish.series import material_series
+
+    probe = ProbeParameters()
+    series = material_series(material, "pixel_size", steps=[10.0], seeds=[0],
+                             backend=FastHAADF(probe), probe=probe, shape=shape)
+    return next(series)
+
+
+def _peer(images_path: str, repeats: int) -> None:
+    """Time AtomAI's SegPredictor on the images (runs inside .venv-bench)."""
+    import types
+
+    try:
+        import torchvision  # noqa: F401
+    except Exception:  # CUDA-only torchvision wheel next to a CPU torch: stub what atomai imports
+        for name in [k for k in sys.modules if k.split(".")[0] == "torchvision"]:
+            del sys.modules[name]
+        stub, models, utils = (types.ModuleType(n) for n in
+                               ("torchvision", "torchvision.models", "torchvision.utils"))
+        stub.models, stub.utils = models, utils  # type: ignore[attr-defined]
+        for attr in ("mobilenet_v2", "resnet50", "vgg16"):
+            setattr(models, attr, None)
+        utils.make_grid = None  # type: ignore[attr-defined]
+        sys.modules.update({"torchvision": stub, "torchvision.models": models,
+                            "torchvision.utils": utils})
+    import torch
+    from atomai.nets import Unet
+    from atomai.predictors import SegPredictor
+
+    torch.set_num_threads(2)
+    target = 1_742_533
+    best = min(range(16, 40), key=lambda f: abs(
+        sum(p.numel() for p in Unet(nb_classes=1, nb_filters=f).parameters()) - target))
+    net = Unet(nb_classes=1, nb_filters=best).eval()
+    params = sum(p.numel() for p in net.parameters())
+    predictor = SegPredictor(net, use_gpu=False, logits=True, nb_classes=1, verbose=False)
+    images = np.load(images_path, allow_pickle=True).item()
+    rows = {}
+    for label, image in images.items():
+        seconds = _median_seconds(lambda im=image: predictor.run(im), repeats)
+        rows[label] = seconds
+    print(json.dumps({"nb_filters": best, "parameters": params, "seconds": rows}))
+
+
+def _speed(repeats: int) -> None:
+    import torch
+
+    from stembench.endpoints.models.atomsegnet import AtomSegNet
+
+    torch.set_num_threads(2)
+    model = AtomSegNet(device="cpu")
+    images = {}
+    for side in (256, 1024):
+        ref = _reference("SrTiO3[100]", (side, side))
+        images[f"{side}x{side}"] = (ref.image.astype(np.float32), ref.pixel_size)
+    ours = {label: _median_seconds(lambda im=im, px=px: model.locate(im, px), repeats)
+            for label, (im, px) in images.items()}
+    peer: dict[str, float] = {}
+    note = f"AtomAI not run: {PEER_PYTHON} missing"
+    if PEER_PYTHON.is_file():
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "images.npy"
+            np.save(path, np.array({k: v[0] for k, v in images.items()}, dtype=object))
+            done = subprocess.run([str(PEER_PYTHON), __file__, "--peer", str(path),
+                                   "--repeats", str(repeats)], capture_output=True, text=True)
+        if done.returncode == 0:
+            answer = json.loads(done.stdout.strip().splitlines()[-1])
+            peer = answer["seconds"]
+            note = (f"AtomAI Unet nb_filters={answer['nb_filters']} "
+                    f"({answer['parameters'] / 1e6:.2f} M parameters), SegPredictor.run")
+        else:
+            note = f"AtomAI failed: {done.stderr.strip().splitlines()[-1:]}"
+    print(f"AtomSegNet (1.74 M parameters), torch {torch.__version__}, 2 threads, "
+          f"median of {repeats} runs; {note}")
+    print(f"{'image':>10} {'AtomSegNet img/s':>17} {'AtomAI img/s':>13} {'speed ratio':>12}")
+    for label, seconds in ours.items():
+        other = peer.get(label)
+        ratio = f"{other / seconds:12.2f}" if other else f"{'n/a':>12}"
+        theirs = f"{1 / other:13.3f}" if other else f"{'n/a':>13}"
+        print(f"{label:>10} {1 / seconds:17.3f} {theirs} {ratio}")
+
+
+def _figures() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from stembench.endpoints.models.atomsegnet import AtomSegNet
+    from stembench.scoring import score_image
+
+    model = AtomSegNet(device="cpu")
+    FIGURES.mkdir(parents=True, exist_ok=True)
+    for material, tag in MATERIALS.items():
+        ref = _reference(material)
+        found = model.locate(ref.image, ref.pixel_size)
+        score = score_image(found, ref.coords, pixel_size=ref.pixel_size,
+                            image_shape=ref.image.shape, image_id=ref.image_id)
+        summary = {"material": material, "recall": score.recall, "precision": score.precision,
+                   "f1": score.f1, "rms_angstrom": score.rms_angstrom, "tp": score.tp,
+                   "fp": score.fp, "fn": score.fn}
+        print(json.dumps(summary))
+        fig, ax = plt.subplots(figsize=(6.4, 6.8))
+        ax.imshow(ref.image, cmap="gray")
+        ax.plot(ref.coords[:, 0], ref.coords[:, 1], "o", mfc="none", mec="tab:green", ms=7,
+                label="ground truth")
+        ax.plot(found[:, 0], found[:, 1], "+", color="tab:red", ms=6, label="AtomSegNet")
+        ax.set_title(f"AtomSegNet on the clean {material} reference ({ref.pixel_size} A/px)\n"
+                     f"recall {score.recall:.3f}, precision {score.precision:.3f}, "
+                     f"RMS {score.rms_angstrom:.3f} A", fontsize=9)
+        ax.legend(loc="lower right", fontsize=8)
+        ax.set_axis_off()
+        fig.tight_layout()
+        fig.savefig(FIGURES / f"model_atomsegnet_{tag}.png", dpi=110)
+        plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--figures", action="store_true", help="score and draw the references")
+    parser.add_argument("--peer", metavar="IMAGES_NPY", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.peer:
+        _peer(args.peer, args.repeats)
+    elif args.figures:
+        _figures()
+    else:
+        _speed(args.repeats)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,269 @@
+"""Estimate an image's position on the benchmark's quality axes from the image alone.
+
+Every estimator starts from the lattice of :mod:`stembench.client.assess.lattice`:
+
+* **atoms per 100 px** = ``100 / spacing_px``: the benchmark's ``pixel size / column spacing x
+  100`` with both in pixels (the spacing is the median nearest-neighbour distance of the
+  visible columns of the averaged unit cell).
+* **resolution** (effective probe FWHM, pm): the whole image is fitted by the lattice of
+  visible columns, each a 2D Gaussian of one shared width, on a constant background. A
+  Gaussian fitted to the generator's probe (Airy disc blurred by a 0.5 A source, FWHM
+  :data:`PROBE_FWHM_PM`) has FWHM :data:`GAUSSIAN_FIT_FWHM_PM`; since widths of a probe and an
+  extra Gaussian blur add in quadrature, the estimate is
+  ``sqrt(fit**2 - GAUSSIAN_FIT_FWHM_PM**2 + PROBE_FWHM_PM**2)``.
+* **PSNR** (dB) = ``20 log10(peak / noise_rms)``, the benchmark's definition with the clean
+  image unknown: ``noise_rms`` from the median power of the spectrum away from every Bragg
+  reflection and from low frequencies (white noise is flat there, the periodic signal is
+  not), ``peak`` from a radial polynomial fitted to the pixels near the brightest columns.
+* **contrast** = ``(max - min) / max`` of the stored image, exactly as the benchmark
+  computes it; the uncertainty is its difference to the same number on a lightly smoothed
+  copy (noise inflates the stored image's range).
+* **fly-back and drift** (px, px per line): each scan line's x shift against the
+  Bragg-filtered image (a distortion-free lattice); the mean squared difference of shifts
+  ``k`` lines apart is ``k * drift**2 + 2 * flyback**2`` for the generator's random-walk
+  drift and independent per-line fly-back error, fitted over ``k = 1..8``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import ndimage, optimize
+
+from stembench.client.assess.lattice import Lattice2D, power_spectrum
+
+__all__ = [
+    "GAUSSIAN_FIT_FWHM_PM",
+    "PROBE_FWHM_PM",
+    "Estimate",
+    "estimate_contrast",
+    "estimate_distortion",
+    "estimate_psnr",
+    "estimate_resolution",
+    "fit_lattice_gaussians",
+]
+
+#: FWHM of the generator's default probe (200 kV, 21.4 mrad, 0.5 A source), pm.
+PROBE_FWHM_PM = 75.0
+#: FWHM of the 2D Gaussian that the lattice fit gives for that probe alone, pm (calibrated on
+#: clean generator images, bench/bench_assess.py).
+GAUSSIAN_FIT_FWHM_PM = 75.0
+_FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
+_MAX_FIT_POINTS = 20000
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """One estimated quality number.
+
+    Attributes
+    ----------
+    axis : str
+        Series name of the quality axis (``"pixel_size"``, ``"resolution"``, ...).
+    value : float
+        Estimate in the axis' units (NaN when it could not be estimated).
+    uncertainty : float
+        One-sigma uncertainty in the same units.
+    unit : str
+        Units of ``value``.
+    method : str
+        How it was estimated, in a few words.
+    """
+
+    axis: str
+    value: float
+    uncertainty: float
+    unit: str
+    method: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict (NaN and inf become None)."""
+        data = asdict(self)
+        for key in ("value", "uncertainty"):
+            data[key] = float(data[key]) if np.isfinite(data[key]) else None
+        return data
+
+
+def _fractional(shape: tuple[int, int], reciprocal: NDArray[np.float64]
+                ) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    rows, cols = shape
+    flat = np.arange(rows * cols)
+    if flat.size > _MAX_FIT_POINTS:
+        flat = np.random.default_rng(0).choice(flat, _MAX_FIT_POINTS, replace=False)
+    xy = np.column_stack([flat % cols, flat // cols]).astype(np.float64)
+    return xy @ reciprocal.T, flat
+
+
+def _displacements(frac: NDArray[np.float64], lattice: Lattice2D, reach: int
+                   ) -> NDArray[np.float64]:
+    """Squared distances (px^2) from each point to every column image: (points, images)."""
+    shifts = np.array([(n, m) for n in range(-reach, reach + 1)
+                       for m in range(-reach, reach + 1)], dtype=np.float64)
+    out = []
+    for column in lattice.columns_frac:
+        delta = frac - column
+        delta -= np.round(delta)
+        for shift in shifts:
+            d = (delta + shift) @ lattice.real
+            out.append(d[:, 0] ** 2 + d[:, 1] ** 2)
+    return np.column_stack(out)
+
+
+def fit_lattice_gaussians(image: NDArray[np.float64], lattice: Lattice2D
+                          ) -> tuple[float, float, NDArray[np.float64]]:
+    """Fit the image as the lattice of visible columns, Gaussians of one shared width.
+
+    Returns
+    -------
+    sigma_px : float
+        The shared Gaussian standard deviation, pixels.
+    background : float
+        The constant background, image units.
+    amplitudes : ndarray
+        Peak amplitude of each visible motif column, image units.
+    """
+    frac, flat = _fractional(image.shape, lattice.reciprocal)
+    values = image.ravel()[flat]
+    reach = 2 if len(lattice.columns_frac) == 1 else 1
+    dist2 = _displacements(frac, lattice, reach)
+    per_column = dist2.shape[1] // len(lattice.columns_frac)
+    n_cols = len(lattice.columns_frac)
+
+    def design(sigma: float) -> NDArray[np.float64]:
+        blobs = np.exp(-dist2 / (2 * sigma**2))
+        summed = blobs.reshape(len(values), n_cols, per_column).sum(axis=2)
+        return np.column_stack([np.ones(len(values)), summed])
+
+    def residual_norm(log_sigma: float) -> float:
+        matrix = design(float(np.exp(log_sigma)))
+        coef, *_ = np.linalg.lstsq(matrix, values, rcond=None)
+        return float(np.sum((matrix @ coef - values) ** 2))
+
+    upper = np.log(lattice.spacing_px)
+    result = optimize.minimize_scalar(residual_norm, bounds=(np.log(0.3), upper),
+                                      method="bounded", options={"xatol": 1e-4})
+    sigma = float(np.exp(result.x))
+    coef, *_ = np.linalg.lstsq(design(sigma), values, rcond=None)
+    return sigma, float(coef[0]), np.asarray(coef[1:], dtype=np.float64)
+
+
+def estimate_resolution(image: NDArray[np.float64], lattice: Lattice2D, *,
+                        pixel_size_angstrom: float) -> float:
+    """Effective probe FWHM in pm (see the module docstring for the calibration)."""
+    sigma, _, _ = fit_lattice_gaussians(image, lattice)
+    fit_pm = sigma * _FWHM_PER_SIGMA * pixel_size_angstrom * 100.0
+    squared = fit_pm**2 - GAUSSIAN_FIT_FWHM_PM**2 + PROBE_FWHM_PM**2
+    return float(np.sqrt(max(squared, 0.0)))
+
+
+def _bragg_mask(kx: NDArray[np.float64], ky: NDArray[np.float64], lattice: Lattice2D,
+                radius: float) -> NDArray[np.bool_]:
+    k = np.column_stack([kx.ravel(), ky.ravel()])
+    indices = k @ np.linalg.inv(lattice.reciprocal)
+    nearest = np.round(indices) @ lattice.reciprocal
+    distance = np.hypot(*(k - nearest).T)
+    return (distance <= radius).reshape(kx.shape)
+
+
+def noise_rms(image: NDArray[np.float64], lattice: Lattice2D) -> float:
+    """Standard deviation of white noise in the image, from the off-lattice spectrum."""
+    power, kx, ky, window_energy = power_spectrum(image)
+    step = 1.0 / min(image.shape)
+    region = ~_bragg_mask(kx, ky, lattice, 4.0 * step) & (np.hypot(kx, ky) > 0.25)
+    if region.sum() < 100:
+        region = ~_bragg_mask(kx, ky, lattice, 3.0 * step) & (np.hypot(kx, ky) > 8 * step)
+    return float(np.sqrt(np.median(power[region]) / np.log(2.0) / window_energy))
+
+
+def column_peak(image: NDArray[np.float64], lattice: Lattice2D, sigma_px: float) -> float:
+    """Noise-free peak intensity of the brightest columns: ``c0`` of ``c0 + c1 r^2 + c2 r^4``
+    fitted to every pixel within ``0.9 sigma`` of a brightest-column site."""
+    rows, cols = image.shape
+    y, x = np.mgrid[0:rows, 0:cols]
+    frac = np.column_stack([x.ravel(), y.ravel()]) @ lattice.reciprocal.T
+    delta = frac - lattice.columns_frac[0]
+    delta -= np.round(delta)
+    d = delta @ lattice.real
+    r2 = d[:, 0] ** 2 + d[:, 1] ** 2
+    near = r2 <= max(0.9 * sigma_px, 1.0) ** 2
+    matrix = np.column_stack([np.ones(near.sum()), r2[near], r2[near] ** 2])
+    coef, *_ = np.linalg.lstsq(matrix, image.ravel()[near], rcond=None)
+    return float(coef[0])
+
+
+def estimate_psnr(image: NDArray[np.float64], lattice: Lattice2D, sigma_px: float) -> float:
+    """PSNR in dB, ``20 log10(peak / noise_rms)`` (see the module docstring)."""
+    rms = noise_rms(image, lattice)
+    peak = column_peak(image, lattice, sigma_px)
+    if rms <= 0:
+        return float("inf")
+    return float(20 * np.log10(max(peak, 1e-300) / rms))
+
+
+def estimate_contrast(image: NDArray[np.float64]) -> tuple[float, float]:
+    """``(max - min) / max`` of the image and its difference to a lightly smoothed copy."""
+    top = float(image.max())
+    stored = (top - float(image.min())) / top if top > 0 else float("nan")
+    smooth = ndimage.gaussian_filter(image, 1.0)
+    smooth_top = float(smooth.max())
+    smoothed = (smooth_top - float(smooth.min())) / smooth_top if smooth_top > 0 else stored
+    return stored, abs(stored - smoothed)
+
+
+def _row_shifts(image: NDArray[np.float64], reference: NDArray[np.float64], max_lag: int
+                ) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+    a = image - image.mean(axis=1, keepdims=True)
+    b = reference - reference.mean(axis=1, keepdims=True)
+    n = image.shape[1]
+    lags = np.arange(-max_lag, max_lag + 1)
+    corr = np.empty((image.shape[0], len(lags)))
+    for j, lag in enumerate(lags):
+        if lag >= 0:
+            corr[:, j] = np.mean(a[:, lag:] * b[:, :n - lag], axis=1)
+        else:
+            corr[:, j] = np.mean(a[:, :n + lag] * b[:, -lag:], axis=1)
+    best = np.clip(np.argmax(corr, axis=1), 1, len(lags) - 2)
+    rows = np.arange(len(best))
+    lo, mid, hi = corr[rows, best - 1], corr[rows, best], corr[rows, best + 1]
+    denom = lo - 2 * mid + hi
+    sub = np.where(denom < 0, 0.5 * (lo - hi) / np.where(denom < 0, denom, -1.0), 0.0)
+    strength = b.std(axis=1)
+    valid = strength >= 0.5 * np.median(strength)
+    return lags[best] + np.clip(sub, -0.5, 0.5), valid
+
+
+def estimate_distortion(image: NDArray[np.float64], lattice: Lattice2D
+                        ) -> tuple[float, float, NDArray[np.float64]]:
+    """Fly-back (px) and drift (px per line) from per-line x shifts (module docstring).
+
+    Returns
+    -------
+    flyback_px, drift_px_per_line : float
+    shifts_px : ndarray
+        The x shift of every line against the Bragg-filtered image (NaN where unusable).
+    """
+    spectrum = np.fft.fft2(image - image.mean())
+    kx = np.fft.fftfreq(image.shape[1])[None, :] * np.ones((image.shape[0], 1))
+    ky = np.fft.fftfreq(image.shape[0])[:, None] * np.ones((1, image.shape[1]))
+    mask = _bragg_mask(kx, ky, lattice, 1.5 / min(image.shape))
+    reference = np.fft.ifft2(spectrum * mask).real
+    max_lag = int(np.clip(np.floor(lattice.spacing_px / 2), 2, image.shape[1] // 4))
+    shifts, valid = _row_shifts(image, reference, max_lag)
+    shifts = np.where(valid, shifts, np.nan)
+    lags = np.arange(1, 9)
+    msd = []
+    for k in lags:
+        diff = shifts[k:] - shifts[:-k]
+        diff = diff[np.isfinite(diff)]
+        msd.append(float(np.mean(diff**2)) if diff.size > 4 else np.nan)
+    msd_arr = np.asarray(msd)
+    ok = np.isfinite(msd_arr)
+    if ok.sum() < 3:
+        return float("nan"), float("nan"), shifts
+    slope, intercept = np.polyfit(lags[ok], msd_arr[ok], 1)
+    flyback = float(np.sqrt(max(intercept, 0.0) / 2.0))
+    drift = float(np.sqrt(max(slope, 0.0)))
+    return flyback, drift, shifts

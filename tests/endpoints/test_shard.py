@@ -1,0 +1,85 @@
+"""The shard function on a real (mini) dataset with real models and the real scorer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from stembench._version import __version__
+from stembench.dataset_publish.storage import open_dataset
+from stembench.endpoints.requests import DatasetRef, ModelSpec, ShardRequest
+from stembench.endpoints.shard import describe_dataset, evaluate_shard
+
+
+def _request(path: Path, ids: list[str], spec: str = "log-blob", **extra: object) -> dict:
+    return ShardRequest(dataset=DatasetRef(source="path", path=str(path)),
+                        model=ModelSpec(spec), image_ids=tuple(ids), **extra).to_dict()
+
+
+@pytest.fixture(scope="module")
+def reference_ids(mini_dataset_path: Path) -> list[str]:
+    with open_dataset(mini_dataset_path) as dataset:
+        return [i for i in dataset.ids if dataset.metadata(i)["step"] == 0][:3]
+
+
+def test_scores_and_provenance(mini_dataset_path: Path, reference_ids: list[str]) -> None:
+    result = evaluate_shard(_request(mini_dataset_path, reference_ids))
+    assert result["ok"] and not result["coordinates_dropped"]
+    assert [e["image_id"] for e in result["images"]] == reference_ids
+    with open_dataset(mini_dataset_path) as dataset:
+        for entry in result["images"]:
+            assert entry["error"] is None
+            # a clean reference image: the LoG baseline finds every column
+            assert entry["score"]["recall"] == 1.0 and entry["score"]["precision"] == 1.0
+            assert entry["conditions"]["series"] == dataset.metadata(entry["image_id"])["series"]
+            assert len(entry["coordinates"]) == entry["score"]["n_predicted_total"]
+        assert result["dataset"]["name"] == dataset.name
+    assert result["model"]["name"] == "log-blob"
+    assert result["runtime"]["stembench_version"] == __version__
+    json.dumps(result)  # JSON-safe
+
+
+def test_bad_model_output_reported_per_image(mini_dataset_path: Path,
+                                             reference_ids: list[str]) -> None:
+    for spec, message in [("stembench_faults:nan_model", "NaN or infinite"),
+                          ("stembench_faults:crashing_model", "model crashed")]:
+        result = evaluate_shard(_request(mini_dataset_path, reference_ids[:2], spec))
+        assert result["ok"]
+        assert all(message in e["error"] for e in result["images"]), result["images"]
+
+
+def test_unknown_image_reported_and_others_scored(mini_dataset_path: Path,
+                                                  reference_ids: list[str]) -> None:
+    result = evaluate_shard(_request(mini_dataset_path, ["no-such-image", reference_ids[0]]))
+    assert "cannot read image" in result["images"][0]["error"]
+    assert result["images"][1]["score"]["recall"] == 1.0
+
+
+def test_whole_shard_failures(mini_dataset_path: Path, reference_ids: list[str],
+                              tmp_path: Path) -> None:
+    old = _request(mini_dataset_path, reference_ids, client_version="9.0.0")
+    assert not evaluate_shard(old)["ok"]
+    assert "matching version" in evaluate_shard(old)["error"]
+    missing = _request(tmp_path / "absent.h5", reference_ids)
+    outcome = evaluate_shard(missing)
+    assert not outcome["ok"] and "absent.h5" in outcome["error"]
+
+
+def test_result_kept_under_size_limit(mini_dataset_path: Path,
+                                      reference_ids: list[str]) -> None:
+    full = evaluate_shard(_request(mini_dataset_path, reference_ids))
+    limit = len(json.dumps(full)) - 100
+    small = evaluate_shard(_request(mini_dataset_path, reference_ids, max_result_bytes=limit))
+    assert small["coordinates_dropped"]
+    assert len(json.dumps(small)) <= limit
+    assert [e["score"] for e in small["images"]] == [e["score"] for e in full["images"]]
+
+
+def test_describe_dataset_lists_conditions(mini_dataset_path: Path) -> None:
+    listing = describe_dataset(DatasetRef(source="path", path=str(mini_dataset_path)).__dict__,
+                               __version__)
+    with open_dataset(mini_dataset_path) as dataset:
+        assert [row["image_id"] for row in listing["images"]] == dataset.ids
+    assert {"group", "series", "axis_value", "seed"} <= set(listing["images"][0])

@@ -1,0 +1,66 @@
+"""Helpers shared by the service tests (imported by name: this folder is on sys.path)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+CLIENT_ID = "00000000-0000-0000-0000-0000000000aa"
+SCOPE = f"https://auth.globus.org/scopes/{CLIENT_ID}/benchmark"
+INTROSPECT_URL = "https://auth.globus.org/v2/oauth2/token/introspect"
+
+
+def bearer(name: str) -> dict[str, str]:
+    """Authorization header with the test token ``<name>-token``."""
+    return {"Authorization": f"Bearer {name}-token"}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def make_settings(tmp_path: Path, database_url: str, **changes: Any) -> Any:
+    """Service settings wired to the fakes: threads, fast polling, no bootstrap."""
+    from stembench.service.settings import ServiceSettings
+
+    values: dict[str, Any] = {
+        "data_dir": tmp_path / "data", "database_url": database_url,
+        "globus_client_id": CLIENT_ID, "globus_client_secret": "secret",
+        "executor": "thread", "workers": 2, "dataset_cache_dir": str(tmp_path / "calls"),
+        "shard_function": "service_fakes:fake_shard",
+        "describe_function": "service_fakes:fake_describe",
+        "run_worker": False, "poll_interval_s": 0.05, "lease_s": 30.0, "report_bootstrap": 0,
+    }
+    values.update(changes)
+    return ServiceSettings(**values)
+
+
+class LiveServer:
+    """A uvicorn server running an app in a thread on 127.0.0.1."""
+
+    def __init__(self, app: Any) -> None:
+        import uvicorn
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
+                                                    log_level="warning", lifespan="on"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(30)

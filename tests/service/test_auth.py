@@ -1,0 +1,107 @@
+"""Globus Auth: every kind of bad token gets the right status and a clear message."""
+
+from __future__ import annotations
+
+import time
+
+import globus_sdk
+import pytest
+import responses
+from service_helpers import CLIENT_ID, SCOPE, bearer
+
+from stembench.service.auth import AuthError, TokenVerifier, bearer_token
+
+try:  # globus-sdk 4
+    from globus_sdk.testing import load_response
+except ImportError:  # globus-sdk 3
+    from globus_sdk._testing import load_response
+
+SUBMISSION = {"model": "log-blob", "dataset_preset": "mini"}
+
+
+@pytest.mark.parametrize(("headers", "status", "code", "words"), [
+    (bearer("expired"), 401, "invalid_token", "token expired"),
+    (bearer("inactive"), 401, "invalid_token", "not active"),
+    (bearer("foreign"), 401, "invalid_token", "not issued for this service"),
+    (bearer("noscope"), 403, "insufficient_scope", "lacks the required scope"),
+    ({}, 401, "invalid_request", "missing Authorization header"),
+    ({"Authorization": "Basic dXNlcjpwdw=="}, 401, "invalid_request", "malformed"),
+    ({"Authorization": "Bearer"}, 401, "invalid_request", "malformed"),
+    ({"Authorization": "Bearer two tokens"}, 401, "invalid_request", "malformed"),
+])
+def test_bad_credentials_refused(client, headers, status, code, words) -> None:
+    answer = client.post("/api/jobs", json=SUBMISSION, headers=headers)
+    assert answer.status_code == status
+    assert words in answer.json()["detail"]
+    assert answer.json()["error"] == code
+    assert answer.headers["WWW-Authenticate"].startswith(f'Bearer error="{code}"')
+    mine = client.get("/api/jobs", headers=headers)
+    assert mine.status_code == status
+    listing = client.get("/api/jobs", headers=bearer("alice")).json()
+    assert listing == []  # nothing was queued by any refused request
+
+
+def test_valid_token_submits_as_its_subject(client) -> None:
+    answer = client.post("/api/jobs", json=SUBMISSION, headers=bearer("alice"))
+    assert answer.status_code == 201, answer.text
+    job_id = answer.json()["job"]["id"]
+    assert [j["id"] for j in client.get("/api/jobs", headers=bearer("alice")).json()] == [job_id]
+    assert client.get("/api/jobs", headers=bearer("bob")).json() == []
+
+
+def test_reading_is_public(client) -> None:
+    for path in ("/api/models", "/api/datasets", "/api/leaderboard", "/", "/api/health"):
+        assert client.get(path).status_code == 200, path
+
+
+@responses.activate
+def test_introspection_request_and_cache() -> None:
+    responses.add(responses.POST, "https://auth.globus.org/v2/oauth2/token/introspect",
+                  json={"active": True, "sub": "u1", "scope": f"openid {SCOPE}",
+                        "aud": [CLIENT_ID], "exp": int(time.time()) + 3600})
+    verifier = TokenVerifier(CLIENT_ID, "secret", required_scope=SCOPE, cache_ttl_s=60)
+    assert verifier.verify("Bearer T1").sub == "u1"
+    assert verifier.verify("bearer T1").sub == "u1"  # cached: scheme is case-insensitive
+    assert len(responses.calls) == 1
+    assert "token=T1" in responses.calls[0].request.body
+    assert responses.calls[0].request.headers["Authorization"].startswith("Basic ")
+    verifier.verify("Bearer T2")
+    assert len(responses.calls) == 2
+
+
+@responses.activate
+def test_cache_expires_after_ttl() -> None:
+    responses.add(responses.POST, "https://auth.globus.org/v2/oauth2/token/introspect",
+                  json={"active": True, "sub": "u1", "scope": SCOPE, "aud": [CLIENT_ID],
+                        "exp": int(time.time()) + 3600})
+    verifier = TokenVerifier(CLIENT_ID, "secret", required_scope=SCOPE, cache_ttl_s=0.05)
+    verifier.verify("Bearer T")
+    time.sleep(0.1)
+    verifier.verify("Bearer T")
+    assert len(responses.calls) == 2
+
+
+@responses.activate
+def test_globus_canned_introspection_is_an_expired_token() -> None:
+    meta = load_response(globus_sdk.ConfidentialAppAuthClient.oauth2_token_introspect).metadata
+    verifier = TokenVerifier(meta["client_id"], "secret", required_scope="openid")
+    with pytest.raises(AuthError, match="token expired") as caught:
+        verifier.verify("Bearer canned")  # the canned response's exp lies in 2024
+    assert caught.value.status == 401
+
+
+@responses.activate
+def test_auth_outage_is_503() -> None:
+    responses.add(responses.POST, "https://auth.globus.org/v2/oauth2/token/introspect",
+                  json={"error": "unavailable"}, status=500)
+    verifier = TokenVerifier(CLIENT_ID, "secret", required_scope=SCOPE)
+    with pytest.raises(AuthError, match="Globus Auth refused") as caught:
+        verifier.verify("Bearer T")
+    assert caught.value.status == 503
+
+
+@pytest.mark.parametrize("header", [None, "", "Token abc", "Bearer ", "Bearer a b"])
+def test_bearer_token_parsing_rejects(header) -> None:
+    with pytest.raises(AuthError):
+        bearer_token(header)
+    assert bearer_token("Bearer abc.def") == "abc.def"

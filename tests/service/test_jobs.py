@@ -1,0 +1,146 @@
+"""Jobs end to end: submit, duplicate detection, worker run, results, cancel, resume."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+import service_fakes as fakes
+from service_helpers import bearer
+from sqlalchemy import text, update
+
+from stembench.service.models import Job
+from stembench.service.worker import Worker, job_folder
+
+
+def _submit(client, who="alice", **body):
+    answer = client.post("/api/jobs", json={"model": "log-blob", "dataset_preset": "mini",
+                                            **body}, headers=bearer(who))
+    assert answer.status_code in (200, 201), answer.text
+    return answer
+
+
+def _work(client) -> Worker:
+    worker = Worker(client.app.state.settings, client.app.state.sessions)
+    assert worker.run_once()
+    return worker
+
+
+def test_job_runs_and_results_are_stored(client, settings) -> None:
+    job_id = _submit(client, options={"quality": 0.9}).json()["job"]["id"]
+    _work(client)
+    job = client.get(f"/api/jobs/{job_id}", headers=bearer("alice")).json()
+    assert job["status"] == "done", job
+    assert job["n_images"] == job["n_done"] == len(fakes.IMAGES) == 17
+    scores = client.get(f"/api/jobs/{job_id}/scores").json()  # public
+    assert scores["total"] == 17
+    by_id = {s["image_id"]: s for s in scores["scores"]}
+    assert by_id["noise-3-1"]["recall"] == pytest.approx(fakes.expected_recall(0.9, 3))
+    assert by_id["noise-3-1"]["host"] == "test-host"
+    cutoffs = client.get(f"/api/jobs/{job_id}/cutoffs").json()
+    noise = [c for c in cutoffs if c["axis"] == "noise" and c["method"] == "pchip"][0]
+    # recall 1.0, 0.9, 0.8, 0.7 at PSNR 30, 20, 10, 5 dB: crosses 0.90 at step 1 (20 dB)
+    assert noise["status"] == "crossed" and noise["value"] == pytest.approx(20.0, abs=0.5)
+    png = client.get(f"/api/jobs/{job_id}/radar/{fakes.GROUP}.png")
+    assert png.status_code == 200 and png.content[:8] == b"\x89PNG\r\n\x1a\n"
+    report = client.get(f"/jobs/{job_id}/report")
+    assert report.status_code == 200 and "<html" in report.text.lower()
+    assert (job_folder(settings, job_id) / "results.jsonl").is_file()
+
+
+def test_duplicate_submission_returns_live_job(client) -> None:
+    first = _submit(client)
+    again = _submit(client, who="bob")
+    assert first.status_code == 201 and again.status_code == 200
+    assert again.json()["duplicate"] is True
+    assert again.json()["job"]["id"] == first.json()["job"]["id"]
+    other = _submit(client, options={"quality": 0.5})
+    assert other.status_code == 201
+
+
+def test_same_weights_detected_after_run(client) -> None:
+    # same model and options, another dataset preset name: the fake reports the same weights
+    # and dataset version, so the second finished job points at the first
+    first = _submit(client, dataset_preset="mini").json()["job"]["id"]
+    _work(client)
+    second = _submit(client, dataset_preset="standard").json()["job"]["id"]
+    session = client.app.state.sessions()
+    session.execute(update(Job).where(Job.id == second).values(dataset_preset="mini"))
+    session.commit()
+    _work(client)
+    job = client.get(f"/api/jobs/{second}", headers=bearer("alice")).json()
+    assert job["status"] == "done" and job["duplicate_of"] == first
+    assert client.get(f"/api/jobs/{second}/scores").json()["job_id"] == first
+    board = client.get("/api/leaderboard").json()
+    assert [r["job_id"] for r in board["rows"]] == [first]
+
+
+def test_results_are_immutable_in_the_database(client) -> None:
+    job_id = _submit(client).json()["job"]["id"]
+    _work(client)
+    with client.app.state.engine.connect() as connection:
+        for statement in ("UPDATE results SET recall = 0.5", "DELETE FROM results",
+                          "UPDATE cutoffs SET value = 1"):
+            with pytest.raises(Exception, match="immutable"):
+                connection.execute(text(statement))
+            connection.rollback()
+    assert client.get(f"/api/jobs/{job_id}/scores").json()["total"] == 17
+
+
+def test_only_owner_sees_and_cancels(client) -> None:
+    job_id = _submit(client).json()["job"]["id"]
+    assert client.get(f"/api/jobs/{job_id}", headers=bearer("bob")).status_code == 404
+    assert client.post(f"/api/jobs/{job_id}/cancel", headers=bearer("bob")).status_code == 404
+    cancelled = client.post(f"/api/jobs/{job_id}/cancel", headers=bearer("alice"))
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    again = client.post(f"/api/jobs/{job_id}/cancel", headers=bearer("alice"))
+    assert again.status_code == 409 and "already cancelled" in again.json()["detail"]
+    worker = Worker(client.app.state.settings, client.app.state.sessions)
+    assert not worker.run_once()  # nothing left to run
+    assert _submit(client).status_code == 201  # a cancelled job is not a duplicate
+
+
+def test_failed_shards_fail_the_job(client) -> None:
+    job_id = _submit(client, options={"fail": True}).json()["job"]["id"]
+    _work(client)
+    job = client.get(f"/api/jobs/{job_id}", headers=bearer("alice")).json()
+    assert job["status"] == "failed" and "injected shard failure" in job["error"]
+    assert client.get(f"/api/jobs/{job_id}/scores").status_code == 404
+
+
+def test_dead_worker_job_resumed_from_results_file(client, settings, tmp_path) -> None:
+    from stembench.client.orchestrate import evaluate
+    from stembench.endpoints.requests import DatasetRef
+
+    job_id = _submit(client).json()["job"]["id"]
+    # a first worker ran the job (same shard plan as the worker's) and died after 2 shards
+    results = job_folder(settings, job_id) / "results.jsonl"
+    dataset = DatasetRef(name="atom-locating-benchmark", preset="mini", version="1.0.0",
+                         cache_dir=settings.dataset_cache_dir)
+    evaluate("log-blob", results_path=results, dataset=dataset, targets=_thread_targets(),
+             image_ids=list(fakes.IMAGES), model_options={}, progress=False,
+             shard_function=fakes.fake_shard)
+    lines = results.read_text().splitlines(keepends=True)
+    results.write_text("".join(lines[:2]) + lines[2][:50])  # the third line cut mid-write
+    for marker in (tmp_path / "calls").glob("shard-*"):
+        marker.unlink()
+    session = client.app.state.sessions()
+    session.execute(update(Job).where(Job.id == job_id).values(
+        status="running", lease_owner="dead-worker",
+        lease_expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5)))
+    session.commit()
+    with pytest.warns(UserWarning, match="incomplete"):
+        _work(client)
+    job = client.get(f"/api/jobs/{job_id}", headers=bearer("alice")).json()
+    assert job["status"] == "done" and job["n_done"] == 17
+    # only the shards missing from the results file ran again
+    assert len(list((tmp_path / "calls").glob("shard-*"))) == len(lines) - 2
+    assert client.get(f"/api/jobs/{job_id}/scores").json()["total"] == 17
+
+
+def _thread_targets():
+    import concurrent.futures as cf
+
+    from stembench.client.orchestrate import Target
+
+    return [Target("t", cf.ThreadPoolExecutor(2), max_in_flight=4)]
