@@ -94,7 +94,7 @@ def error_table(rows: list[dict[str, Any]], *, moderate: bool) -> dict[str, dict
 
 def print_table(title: str, table: dict[str, dict[str, Any]]) -> None:
     print(f"\n{title}")
-    print(f"| axis | images | no lattice | median error | worst error | target |")
+    print("| axis | images | no lattice | median error | worst error | target |")
     print("| --- | --- | --- | --- | --- | --- |")
     for axis, row in table.items():
         unit = row["unit"] if row["unit"] != "abs" else ""

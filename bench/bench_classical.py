@@ -130,7 +130,7 @@ def draw(image: NDArray[np.float64], truth: NDArray[np.float64],
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 5.3), constrained_layout=True)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 5.8), layout="constrained")
     for axis, (name, xy) in zip(axes, found.items(), strict=True):
         axis.imshow(image, cmap="gray")
         axis.plot(truth[:, 0], truth[:, 1], "o", ms=7, mfc="none", mec="#2ca02c", label="truth")

@@ -15,6 +15,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+# Never contact MDF from tests that load datasets (the foundry tests unset it themselves).
+os.environ.setdefault("STEMBENCH_OFFLINE", "1")
+
 SUPPORT = str(Path(__file__).parent / "support")
 if SUPPORT not in sys.path:
     sys.path.insert(0, SUPPORT)

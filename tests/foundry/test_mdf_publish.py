@@ -111,3 +111,26 @@ def test_payload_equals_mdf_connect_clients(submission):
     client.set_organization("Foundry")
     assert client.set_project_block("foundry", meta.foundry) is None
     assert client.get_submission() == sub
+
+
+def test_login_builds_a_command_line_user_app(tmp_path, monkeypatch):
+    globus_sdk = pytest.importorskip("globus_sdk")
+    from stembench.dataset_publish import mdf_publish
+
+    seen = {}
+
+    def fake_get_authorizer(self, resource_server):
+        seen["resource_server"] = resource_server
+        seen["flow"] = type(self._login_flow_manager).__name__
+        seen["scopes"] = [str(s) for s in self.scope_requirements[resource_server]]
+        return "AUTHORIZER"
+
+    monkeypatch.setattr(globus_sdk.UserApp, "get_authorizer", fake_get_authorizer)
+    token_file = tmp_path / "tokens" / "t.json"
+    result = mdf_publish.login(no_browser=True, token_file=token_file)
+    assert result == "AUTHORIZER"
+    assert seen["resource_server"] == mdf_publish.MDF_CONNECT_RESOURCE_SERVER
+    assert seen["flow"] == "CommandLineLoginFlowManager"
+    assert mdf_publish.MDF_CONNECT_SCOPE in seen["scopes"]
+    assert token_file.parent.is_dir()
+    assert len(responses.calls) == 0

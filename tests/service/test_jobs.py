@@ -38,7 +38,7 @@ def test_job_runs_and_results_are_stored(client, settings) -> None:
     assert by_id["noise-3-1"]["recall"] == pytest.approx(fakes.expected_recall(0.9, 3))
     assert by_id["noise-3-1"]["host"] == "test-host"
     cutoffs = client.get(f"/api/jobs/{job_id}/cutoffs").json()
-    noise = [c for c in cutoffs if c["axis"] == "noise" and c["method"] == "pchip"][0]
+    noise = next(c for c in cutoffs if c["axis"] == "noise" and c["method"] == "pchip")
     # recall 1.0, 0.9, 0.8, 0.7 at PSNR 30, 20, 10, 5 dB: crosses 0.90 at step 1 (20 dB)
     assert noise["status"] == "crossed" and noise["value"] == pytest.approx(20.0, abs=0.5)
     png = client.get(f"/api/jobs/{job_id}/radar/{fakes.GROUP}.png")

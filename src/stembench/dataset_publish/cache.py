@@ -154,7 +154,16 @@ def _builder(name: str) -> Any:
     return importlib.import_module(BUILDER_MODULES[name])
 
 
+#: The original published benchmark (Wei et al. 2023, DOI 10.18126/e73h-3w6n), read from
+#: ``<cache>/wei-atom-locating-benchmark-v1.1/wei_atom.h5`` or foundry-ml's cache.
+PUBLISHED_BENCHMARK_NAME = "wei-atom-locating-benchmark-v1.1"
+
+
 def _fill(request: CacheRequest) -> None:
+    # imported here: the MDF source imports this module
+    from stembench.dataset_publish.foundry_source import install_mdf_source
+
+    install_mdf_source()
     for source in _SOURCES:
         if source(request) and request.path.is_file():
             return
@@ -217,9 +226,14 @@ def load(
     as_path = Path(name).expanduser()
     if name.endswith((".h5", ".hdf5")) or as_path.is_file():
         return open_dataset(as_path, verify=True)
+    if name == PUBLISHED_BENCHMARK_NAME:
+        from stembench.dataset_publish.foundry_source import load_published_benchmark
+
+        return load_published_benchmark(cache_dir=cache_dir)
     if name not in BUILDER_MODULES:
         raise DatasetError(
-            f"unknown dataset {name!r}; known datasets: {sorted(BUILDER_MODULES)} "
+            f"unknown dataset {name!r}; known datasets: "
+            f"{sorted([*BUILDER_MODULES, PUBLISHED_BENCHMARK_NAME])} "
             "(or pass the path of an .h5 file)"
         )
     if version is None:

@@ -138,3 +138,25 @@ def figures(
     finally:
         dataset.close()
     typer.echo(f"figures written to {output}")
+
+
+@app.command("import")
+def import_images(
+    image: Annotated[Path, typer.Argument(help="Image file: TIFF (or a microscope format "
+                                          "with the 'io' extra).")],
+    positions: Annotated[Path, typer.Argument(help="CSV with columns x,y in pixels "
+                                              "(optional column_type).")],
+    pixel_size: Annotated[float, typer.Option(help="Pixel size in angstrom per pixel.")],
+    output: Annotated[Path, typer.Option(help="HDF5 file to write.")],
+    material: Annotated[str, typer.Option(help="Material name.")] = "unknown",
+    group: Annotated[str, typer.Option(help="Data group, e.g. SrTiO3-experimental.")] = (
+        "generality"),
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
+) -> None:
+    """Import a labelled experimental image (image + CSV of x, y positions) as a dataset."""
+    from stembench.dataset_publish.importer import import_dataset, import_labelled_image
+
+    labelled = import_labelled_image(image, positions, pixel_size=pixel_size,
+                                     material=material, group=group)
+    path = import_dataset([labelled], output, name=output.stem, overwrite=overwrite)
+    typer.echo(f"Wrote {path}: 1 image, {len(labelled.coords)} labelled columns")

@@ -37,7 +37,7 @@ from stembench.dataset_publish.mdf_download import (
 )
 from stembench.dataset_publish.published import H5ImageSet
 from stembench.dataset_publish.storage import open_dataset
-from stembench.errors import DatasetError
+from stembench.errors import DatasetError, MissingExtraError
 
 __all__ = [
     "OFFLINE_ENV",
@@ -127,7 +127,7 @@ def mdf_source(request: CacheRequest) -> bool:
         sizes = list_files(record)
         download_verified(record, f"{request.preset}.h5", request.path,
                           expected_name=request.name, sizes=sizes)
-    except MDFUnavailableError as exc:
+    except (MDFUnavailableError, MissingExtraError) as exc:
         logger.warning("MDF unavailable, %s not downloaded: %s", source_name, exc)
         return False
     except DatasetError as exc:

@@ -125,8 +125,7 @@ def find_published(source_name: str, *, version: str, index: str = MDF_SEARCH_IN
     MDFUnavailableError
         If Globus Search cannot be reached or answers with an error.
     """
-    import requests
-
+    requests = require("requests", extra="foundry", purpose="Downloading from MDF")
     query = f'mdf.source_name:"{source_name}" AND mdf.resource_type:"dataset"'
     url = f"{SEARCH_API}/v1/index/{index}/search"
     try:  # plain GET, no retries: an offline machine gets its answer at once

@@ -128,7 +128,9 @@ def login(*, no_browser: bool = False, token_file: Path | None = None,
     try:  # globus-sdk 4 names the module token_storage, 3.x tokenstorage
         from globus_sdk.token_storage import JSONTokenStorage
     except ImportError:
-        from globus_sdk.tokenstorage import JSONTokenStorage  # type: ignore[no-redef]
+        from globus_sdk.tokenstorage import (  # type: ignore[no-redef, unused-ignore]
+            JSONTokenStorage,
+        )
     path = token_file or Path.home() / ".stembench" / "globus-tokens.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     config = globus_sdk.GlobusAppConfig(

@@ -17,6 +17,7 @@ import json
 import time
 from dataclasses import asdict
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from stembench._version import __version__
@@ -61,7 +62,8 @@ def _open_dataset(ref_json: str) -> Any:
     if ref.source == "path":
         assert ref.path is not None
         return open_dataset(ref.path)
-    return load(ref.name, preset=ref.preset, version=ref.version, cache_dir=ref.cache_dir)
+    cache_dir = Path(ref.cache_dir) if ref.cache_dir else None
+    return load(ref.name, preset=ref.preset, version=ref.version, cache_dir=cache_dir)
 
 
 @lru_cache(maxsize=4)
@@ -110,11 +112,12 @@ def _evaluate_image(model: Any, dataset: Any, image_id: str, request: ShardReque
     start = time.perf_counter()
     output = run_model_safely(model, image.image, image.pixel_size, image_id=image_id)
     entry["seconds"] = round(time.perf_counter() - start, 6)
-    if output.error is not None:
-        entry["error"] = output.error
+    if output.error is not None or output.coordinates is None:
+        entry["error"] = output.error or "model returned no coordinates"
         return entry
+    coordinates = output.coordinates
     score = score_image(
-        output.coordinates,
+        coordinates,
         image.coords,
         pixel_size=image.pixel_size,
         image_shape=image.shape,
@@ -125,7 +128,7 @@ def _evaluate_image(model: Any, dataset: Any, image_id: str, request: ShardReque
     entry["score"] = score.to_dict()
     if request.return_coordinates:
         entry["coordinates"] = [[round(float(x), 3), round(float(y), 3)] for x, y in
-                                output.coordinates]
+                                coordinates]
     return entry
 
 

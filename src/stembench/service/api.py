@@ -54,7 +54,7 @@ def identity(request: Request) -> Identity:
     if verifier is None:
         raise AuthError(503, "temporarily_unavailable", "this service has no Globus Auth client "
                         "configured, so it accepts no submissions")
-    return verifier.verify(request.headers.get("authorization"))  # type: ignore[no-any-return]
+    return verifier.verify(request.headers.get("authorization"))
 
 
 DB = Annotated[Session, Depends(session)]

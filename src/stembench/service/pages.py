@@ -21,7 +21,8 @@ __all__ = ["router"]
 
 router = APIRouter()
 Group = Annotated[str, Query(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
-_PNG = {200: {"content": {"image/png": {}}}, 404: {"model": ErrorOut}}
+_PNG: dict[int | str, dict[str, Any]] = {200: {"content": {"image/png": {}}},
+                                         404: {"model": ErrorOut}}
 _TEMPLATES = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
                          autoescape=select_autoescape(["html", "j2"]))
 

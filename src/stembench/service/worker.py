@@ -43,7 +43,7 @@ def import_function(dotted: str) -> Callable[..., Any]:
     function = getattr(importlib.import_module(module), name, None)
     if not callable(function):
         raise InputError(f"service settings: {dotted!r} is not a callable")
-    return function  # type: ignore[no-any-return]
+    return function
 
 
 def job_folder(settings: ServiceSettings, job_id: str) -> Path:

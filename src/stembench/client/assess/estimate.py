@@ -37,6 +37,7 @@ from stembench.client.assess.lattice import Lattice2D, power_spectrum
 
 __all__ = [
     "GAUSSIAN_FIT_FWHM_PM",
+    "MAX_PSNR_DB",
     "PROBE_FWHM_PM",
     "Estimate",
     "estimate_contrast",
@@ -53,6 +54,8 @@ PROBE_FWHM_PM = 75.0
 GAUSSIAN_FIT_FWHM_PM = 75.0
 _FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
 _MAX_FIT_POINTS = 20000
+#: PSNR estimates are capped here: above it the noise is too weak to measure.
+MAX_PSNR_DB = 60.0
 
 
 @dataclass(frozen=True)
@@ -199,8 +202,8 @@ def estimate_psnr(image: NDArray[np.float64], lattice: Lattice2D, sigma_px: floa
     rms = noise_rms(image, lattice)
     peak = column_peak(image, lattice, sigma_px)
     if rms <= 0:
-        return float("inf")
-    return float(20 * np.log10(max(peak, 1e-300) / rms))
+        return MAX_PSNR_DB
+    return float(min(20 * np.log10(max(peak, 1e-300) / rms), MAX_PSNR_DB))
 
 
 def estimate_contrast(image: NDArray[np.float64]) -> tuple[float, float]:

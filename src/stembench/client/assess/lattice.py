@@ -11,6 +11,7 @@ projected column spacing, as the benchmark defines it.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -121,7 +122,7 @@ def _radial_median(power: NDArray[np.float64], k: NDArray[np.float64], step: flo
     sorted_power = power.ravel()[order]
     edges = np.searchsorted(sorted_bins, np.arange(bins.max() + 2))
     medians = np.array([np.median(sorted_power[a:b]) if b > a else np.nan
-                        for a, b in zip(edges[:-1], edges[1:], strict=True)])
+                        for a, b in itertools.pairwise(edges)])
     return np.asarray(medians[bins], dtype=np.float64)
 
 
@@ -216,7 +217,7 @@ def fold_motif(image: NDArray[np.float64], reciprocal: NDArray[np.float64], bins
     count = np.bincount(flat, minlength=bins * bins)
     motif = np.where(count > 0, total / np.maximum(count, 1), np.nan).reshape(bins, bins)
     if np.isnan(motif).any():
-        filled = ndimage.generic_filter(np.nan_to_num(motif, nan=np.nanmean(motif)),
+        filled = ndimage.generic_filter(np.nan_to_num(motif, nan=float(np.nanmean(motif))),
                                         np.mean, size=3, mode="wrap")
         motif = np.where(np.isnan(motif), filled, motif)
     return np.asarray(motif, dtype=np.float64)
@@ -297,7 +298,7 @@ def find_lattice(image: NDArray[np.float64], *, name: str = "image") -> Lattice2
                          f"peak(s) above {PEAK_RATIO:g}x the background); is this an "
                          "atomic-resolution image of a crystal?")
     reciprocal, n_peaks = _basis(peaks, powers, image.shape)
-    real = np.linalg.inv(reciprocal).T
+    real = np.asarray(np.linalg.inv(reciprocal).T, dtype=np.float64)
     cell_px = float(np.sqrt(abs(np.linalg.det(real))))
     if cell_px > min(image.shape) / 1.5:
         raise InputError(f"{name}: the lattice found ({cell_px:.0f} px cell) is too coarse for "

@@ -159,7 +159,7 @@ def _axis_verdict(cutoff: Cutoff, estimate: Estimate) -> AxisVerdict:
     else:
         limit, kind = float(cutoff.tested_range[1]), "tested range"
     margin = limit - estimate.value if axis.larger_is_worse else estimate.value - limit
-    fraction = margin / abs(limit) if limit != 0 else math.copysign(math.inf, margin)
+    fraction = margin / abs(limit) if limit != 0 else math.nan
     if kind == "fails from start":
         status = "outside"
     elif abs(margin) <= estimate.uncertainty:

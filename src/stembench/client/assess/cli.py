@@ -1,0 +1,103 @@
+"""``stembench assess IMAGE --pixel-size A``: which model for my image?"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+from numpy.typing import NDArray
+
+from stembench.errors import InputError
+
+__all__ = ["assess_command", "read_any_image"]
+
+
+def read_any_image(path: Path) -> NDArray[np.float64]:
+    """Read a 2D image from ``.npy``, ``.png``, TIFF or a microscope format (rosettasciio).
+
+    Raises
+    ------
+    InputError
+        If the file is missing, unreadable, or not a 2D image (an RGB PNG is averaged).
+    """
+    if not path.is_file():
+        raise InputError(f"{path}: no such image file")
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        try:
+            data = np.load(path, allow_pickle=False)
+        except ValueError as exc:
+            raise InputError(f"{path}: not a NumPy array file ({exc})") from exc
+    elif suffix == ".png":
+        from matplotlib.image import imread
+
+        data = imread(path)
+        if data.ndim == 3:
+            data = data[..., :3].mean(axis=2)
+    else:
+        from stembench.dataset_publish.importer import read_image_file
+
+        data = read_image_file(path)
+    arr = np.squeeze(np.asarray(data))
+    if arr.ndim != 2:
+        raise InputError(f"{path}: expected a 2D image, got shape {arr.shape}")
+    return arr.astype(np.float64) if np.issubdtype(arr.dtype, np.number) else arr
+
+
+def assess_command(
+    image: Annotated[Path, typer.Argument(help="Image file: .npy, .png, .tif or a microscope "
+                                               "format (rosettasciio).")],
+    pixel_size: Annotated[float, typer.Option("--pixel-size", help="Pixel size, A/px.")],
+    results: Annotated[Path | None, typer.Option(
+        help="Report JSON (or cutoffs JSON) of a benchmark run; default: the built-in "
+             "models' cutoffs.")] = None,
+    group: Annotated[str | None, typer.Option(
+        help="Data group to compare with; default: from the lattice (square -> SrTiO3, "
+             "hexagonal -> WS2).")] = None,
+    run: Annotated[str | None, typer.Option(
+        "--run", help="Run this model on the image and draw its predictions ('best' = the "
+                      "top recommendation).")] = None,
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("stembench-assess"),
+) -> None:
+    """Estimate the image's quality and say which models are reliable on it."""
+    from stembench.client.assess.assessment import assess_image
+    from stembench.client.assess.figures import plot_overview, plot_radar_with_image
+    from stembench.client.assess.recommend import (
+        BUILTIN_CUTOFFS_PATH,
+        choose_group,
+        load_cutoffs,
+        recommend,
+    )
+    from stembench.client.assess.report import summary_table, write_html, write_json
+
+    data = read_any_image(image)
+    assessment = assess_image(data, pixel_size_angstrom=pixel_size, name=image.name,
+                              progress=lambda msg: typer.echo(f"assessing: {msg}", err=True))
+    cutoffs = load_cutoffs(results)
+    chosen = choose_group(assessment.lattice.kind, cutoffs, group=group)
+    verdicts = recommend(assessment.estimates, cutoffs, group=chosen)
+    predictions = None
+    predicted_by = None
+    if run is not None:
+        from stembench.endpoints.models.registry import load_model
+
+        predicted_by = verdicts[0].model if run == "best" else run
+        model = load_model(predicted_by)
+        predictions = np.asarray(model.locate(data, pixel_size), dtype=np.float64)
+    out.mkdir(parents=True, exist_ok=True)
+    figures = [plot_overview(data, assessment, verdicts, predictions=predictions,
+                             predicted_by=predicted_by),
+               plot_radar_with_image(cutoffs, assessment, group=chosen)]
+    stem = image.stem
+    for index, figure in enumerate(figures):
+        figure.savefig(out / f"{stem}_assess_{index + 1}.png", dpi=100)
+    source = str(results) if results is not None else str(BUILTIN_CUTOFFS_PATH.name)
+    json_path = write_json(out / f"{stem}_assess.json", assessment, verdicts,
+                           cutoffs_source=source,
+                           predictions=None if predictions is None else {
+                               "model": predicted_by, "xy_px": predictions.tolist()})
+    html_path = write_html(out / f"{stem}_assess.html", assessment, verdicts, figures)
+    typer.echo(summary_table(assessment, verdicts))
+    typer.echo(f"\nJSON: {json_path}\nHTML: {html_path}")

@@ -1,0 +1,163 @@
+"""Assessment: estimators on synthetic lattices, recommendation logic, errors, CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from stembench.client.analysis.cutoffs import Cutoff
+from stembench.client.assess.assessment import assess_image, raw_estimates
+from stembench.client.assess.estimate import Estimate
+from stembench.client.assess.lattice import check_image, find_lattice
+from stembench.client.assess.recommend import choose_group, load_cutoffs, recommend
+from stembench.errors import InputError
+
+FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
+
+
+def gaussian_lattice(*, shape: int = 128, spacing_px: float = 12.0, fwhm_px: float = 5.0,
+                     hexagonal: bool = False, peak_counts: float | None = None,
+                     seed: int = 0) -> np.ndarray:
+    """Gaussian columns on a square or triangular lattice; Poisson counts if peak given."""
+    sigma = fwhm_px / FWHM_PER_SIGMA
+    a1 = np.array([spacing_px, 0.0])
+    a2 = np.array([spacing_px / 2, spacing_px * math.sqrt(3) / 2]) if hexagonal \
+        else np.array([0.0, spacing_px])
+    y, x = np.mgrid[0:shape, 0:shape].astype(float)
+    image = np.zeros((shape, shape))
+    n = int(shape / spacing_px) + 4
+    for i in range(-n, 2 * n):
+        for j in range(-n, n + 2):
+            cx, cy = 3.3 + i * a1 + j * a2
+            if -10 < cx < shape + 10 and -10 < cy < shape + 10:
+                image += np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * sigma**2))
+    image = 0.05 + image / image.max()
+    if peak_counts is not None:
+        expected = image / image.max() * peak_counts
+        image = np.random.default_rng(seed).poisson(expected).astype(float)
+    return image
+
+
+def test_square_lattice_spacing_and_resolution() -> None:
+    image = gaussian_lattice(spacing_px=12.0, fwhm_px=5.0)
+    lattice, values, _ = raw_estimates(image, pixel_size_angstrom=0.2)
+    assert lattice.kind == "square"
+    assert values["pixel_size"] == pytest.approx(100 / 12.0, rel=0.03)
+    # Gaussian columns: the fit returns their FWHM, 5 px = 100 pm, then the probe calibration
+    # sqrt(fit^2 - 75^2 + 75^2) leaves it unchanged.
+    assert values["resolution"] == pytest.approx(100.0, rel=0.05)
+    assert values["contrast"] == pytest.approx((image.max() - image.min()) / image.max())
+
+
+def test_hexagonal_lattice_is_recognised() -> None:
+    lattice = find_lattice(check_image(gaussian_lattice(spacing_px=14.0, hexagonal=True)))
+    assert lattice.kind == "hexagonal"
+    assert lattice.spacing_px == pytest.approx(14.0, rel=0.03)
+
+
+@pytest.mark.parametrize("peak_counts", [20.0, 200.0])
+def test_psnr_of_poisson_counts_within_2_db(peak_counts: float) -> None:
+    clean = gaussian_lattice(spacing_px=12.0, fwhm_px=5.0)
+    expected = clean / clean.max() * peak_counts
+    noisy = np.random.default_rng(1).poisson(expected).astype(float)
+    true_psnr = 20 * math.log10(expected.max() / math.sqrt(np.mean((noisy - expected) ** 2)))
+    _, values, _ = raw_estimates(noisy, pixel_size_angstrom=0.2)
+    assert abs(values["noise"] - true_psnr) < 2.0
+
+
+def test_flyback_is_detected() -> None:
+    rng = np.random.default_rng(3)
+    image = gaussian_lattice(spacing_px=16.0, fwhm_px=5.0)
+    shifted = np.array([np.interp(np.arange(128) - s, np.arange(128), row)
+                        for row, s in zip(image, rng.normal(0, 1.5, 128), strict=True)])
+    _, clean_values, _ = raw_estimates(image, pixel_size_angstrom=0.2)
+    _, values, _ = raw_estimates(shifted, pixel_size_angstrom=0.2)
+    assert clean_values["flyback"] < 0.2
+    assert values["flyback"] == pytest.approx(1.5, abs=0.5)
+
+
+def test_assessment_has_uncertainties() -> None:
+    result = assess_image(gaussian_lattice(), pixel_size_angstrom=0.2, name="synthetic")
+    assert result.n_quadrants == 4
+    assert all(e.uncertainty > 0 for k, e in result.estimates.items() if k != "contrast")
+    assert result.to_dict()["lattice"]["kind"] == "square"
+
+
+@pytest.mark.parametrize(("image", "message"), [
+    (np.zeros((4, 80, 80)), "2D"),
+    (np.ones((40, 200)), "too small"),
+    (np.full((80, 80), np.nan), "non-finite"),
+    (np.ones((80, 80)), "constant"),
+])
+def test_unassessable_images(image: np.ndarray, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        assess_image(image, pixel_size_angstrom=0.1)
+
+
+def test_no_lattice_in_noise() -> None:
+    noise = np.random.default_rng(0).normal(10.0, 1.0, (96, 96))
+    with pytest.raises(InputError, match="no lattice"):
+        assess_image(noise, pixel_size_angstrom=0.1)
+
+
+def _cutoff(model: str, axis: str, status: str, value: float | None,
+            tested: tuple[float, float]) -> Cutoff:
+    return Cutoff(model=model, model_version="1", weights_sha256="", group="SrTiO3-simulated",
+                  axis=axis, method="pchip", status=status, value=value, criterion=None,
+                  direction="", tested_range=tested, n_steps=3, n_seeds=2,
+                  criterion_values={}, criterion_status={}, fits={}, interval=None,
+                  crossed_fraction=None, n_bootstrap=0)
+
+
+def test_recommendation_inside_outside_borderline() -> None:
+    cutoffs = [
+        _cutoff("good", "resolution", "crossed", 200.0, (75.0, 320.0)),
+        _cutoff("good", "noise", "not reached", None, (30.0, 2.0)),
+        _cutoff("bad", "resolution", "crossed", 120.0, (75.0, 320.0)),
+        _cutoff("edge", "resolution", "crossed", 155.0, (75.0, 320.0)),
+    ]
+    estimates = {"resolution": Estimate("resolution", 150.0, 10.0, "pm", ""),
+                 "noise": Estimate("noise", 20.0, 1.0, "dB", "")}
+    verdicts = {v.model: v for v in recommend(estimates, cutoffs, group="SrTiO3-simulated")}
+    good = verdicts["good"]
+    assert good.verdict == "recommended"
+    assert good.axes[1].margin == pytest.approx(50.0)  # resolution: 200 - 150 pm
+    assert good.axes[0].margin == pytest.approx(18.0)  # PSNR: 20 - 2 dB (tested to 2 dB)
+    bad = verdicts["bad"]
+    assert bad.verdict == "not recommended" and bad.failing_axes == ("resolution",)
+    assert bad.axes[0].margin == pytest.approx(-30.0)
+    assert bad.axes[0].margin_fraction == pytest.approx(-0.25)
+    assert verdicts["edge"].verdict == "borderline"  # 5 pm margin < 10 pm uncertainty
+
+
+def test_group_choice_and_builtin_file() -> None:
+    cutoffs = load_cutoffs()
+    assert choose_group("square", cutoffs) == "SrTiO3-simulated"
+    assert choose_group("hexagonal", cutoffs) == "WS2-simulated"
+    with pytest.raises(InputError, match="--group"):
+        choose_group("oblique", cutoffs)
+
+
+def test_cli_end_to_end(tmp_path: Path) -> None:
+    import typer
+
+    from stembench.client.assess.cli import assess_command
+
+    app = typer.Typer()
+    app.command()(assess_command)
+    path = tmp_path / "image.npy"
+    np.save(path, gaussian_lattice(spacing_px=12.0, peak_counts=200.0))
+    result = CliRunner().invoke(app, [str(path), "--pixel-size", "0.2", "--out",
+                                      str(tmp_path / "out"), "--run", "log-blob"])
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "out" / "image_assess.json").read_text())
+    assert data["assessment"]["lattice"]["kind"] == "square"
+    assert data["assessment"]["estimates"]["pixel_size"]["value"] == pytest.approx(8.33, rel=0.05)
+    assert {v["model"] for v in data["recommendation"]} == {"log-blob", "atomap-like"}
+    assert len(data["predictions"]["xy_px"]) > 50
+    assert "base64" in (tmp_path / "out" / "image_assess.html").read_text()
