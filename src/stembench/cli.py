@@ -18,6 +18,7 @@ from stembench.dataset_publish.publish_cli import foundry_metadata, publish
 from stembench.endpoints.cli import app as models_app
 from stembench.endpoints.training.cli import train
 from stembench.errors import StembenchError
+from stembench.service.cli import serve
 
 __all__ = ["app", "main"]
 
@@ -36,6 +37,7 @@ app.command("train")(train)
 app.command("evaluate")(evaluate_command)
 app.command("run")(run_command)
 app.command("assess")(assess_command)
+app.command("serve")(serve)
 
 
 def _print_version(value: bool) -> None:
