@@ -190,9 +190,9 @@ def _build_curves(records: list[dict[str, Any]]) -> dict[tuple[str, str, str], _
         step_lists = []
         for step, members in steps.items():
             axis_values = np.array([r["axis_value"] for r in members])
-            if np.all(np.isinf(axis_values)):
-                # the ideal end of the axis (e.g. the noise-free reference of a noise
-                # series, PSNR = inf) cannot be placed on it: left out of the curve
+            if not np.any(np.isfinite(axis_values)):
+                # a step with no position on the axis, e.g. the noise-free reference of a
+                # noise series (PSNR = inf, stored as null in JSON), is left out of the curve
                 continue
             if not np.all(np.isfinite(axis_values)) or (
                 axis.log_scale and np.any(axis_values <= 0)
@@ -277,6 +277,10 @@ def _bootstrap(
     return (float(low), float(high)), fraction
 
 
+#: Most bootstrap samples drawn for the sigmoid method (each sample is three curve fits).
+SIGMOID_BOOTSTRAP_MAX = 30
+
+
 def _axis_value(axis: Axis, badness: float | None) -> float | None:
     return None if badness is None else axis.from_badness(badness)
 
@@ -343,9 +347,11 @@ def compute_cutoffs(
             )
             interval: tuple[float, float] | None = None
             fraction: float | None = None
-            if bootstrap:
+            # sigmoid fits cost ~10 ms each: their bootstrap is capped
+            n_bootstrap = bootstrap if method == "pchip" else min(bootstrap, SIGMOID_BOOTSTRAP_MAX)
+            if n_bootstrap:
                 name = f"{model}|{group}|{series}"
-                interval, fraction = _bootstrap(curve, method, criteria, bootstrap, seed, name)
+                interval, fraction = _bootstrap(curve, method, criteria, n_bootstrap, seed, name)
             record = curve.first_record
             cutoffs.append(
                 Cutoff(
@@ -372,7 +378,7 @@ def compute_cutoffs(
                     fits=fits,
                     interval=interval,
                     crossed_fraction=fraction,
-                    n_bootstrap=bootstrap,
+                    n_bootstrap=n_bootstrap,
                 )
             )
     cutoffs.sort(key=lambda c: (c.model, c.group, axis_order.index(c.axis), c.method))
