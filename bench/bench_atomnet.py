@@ -22,7 +22,6 @@ from pathlib import Path
 
 import matplotlib
 import numpy as np
-from scipy.spatial import cKDTree
 
 from stembench.datamodel import BenchmarkImage
 from stembench.dataset_publish.fast_backend import FastHAADF
@@ -53,25 +52,6 @@ def reference_image(material: str, *, shape: tuple[int, int] = (256, 256)) -> Be
     return next(series)
 
 
-def drop_matches_of_border_columns(
-    found: np.ndarray, ref: BenchmarkImage, *, border_px: float = 6.0
-) -> np.ndarray:
-    """Drop predictions within 0.5 A of a true column that the scorer's border excludes.
-
-    ``score_image`` removes columns and predictions within ``border_px`` of the edge
-    independently, so a column lying on that line (WS2's row at y = 249.0 px in a 256 px
-    image) is dropped while its prediction at 248.9 px is kept and counted as false.
-    """
-    rows, cols = ref.image.shape
-    x, y = ref.coords[:, 0], ref.coords[:, 1]
-    outside = (x < border_px) | (x > cols - 1 - border_px) | (y < border_px)
-    outside |= y > rows - 1 - border_px
-    if not outside.any() or len(found) == 0:
-        return found
-    distance, _ = cKDTree(ref.coords[outside]).query(found)
-    return found[distance > 0.5 / ref.pixel_size]
-
-
 def evaluate(variant: str, weights: Path | None) -> dict[str, float]:
     """Score ``variant`` on its reference image and save the figure."""
     model = AtomNet(variant, weights)  # type: ignore[arg-type]
@@ -79,13 +59,6 @@ def evaluate(variant: str, weights: Path | None) -> dict[str, float]:
     found = model.locate(ref.image, ref.pixel_size)
     score = score_image(
         found,
-        ref.coords,
-        pixel_size=ref.pixel_size,
-        image_shape=ref.image.shape,
-        image_id=ref.image_id,
-    )
-    consistent = score_image(
-        drop_matches_of_border_columns(found, ref),
         ref.coords,
         pixel_size=ref.pixel_size,
         image_shape=ref.image.shape,
@@ -99,7 +72,8 @@ def evaluate(variant: str, weights: Path | None) -> dict[str, float]:
     ax.plot(found[:, 0], found[:, 1], "r+", ms=8, label="AtomNet")
     ax.set_title(
         f"atomnet-{variant} on {ref.image_id}\nrecall {score.recall:.3f}, "
-        f"precision {score.precision:.3f}, RMS {score.rms_angstrom:.3f} A",
+        f"precision {score.precision:.3f}, "
+        f"RMS {score.rms_angstrom:.3f} A",
         fontsize=9,
     )
     ax.legend(loc="lower right", fontsize=8)
@@ -114,11 +88,6 @@ def evaluate(variant: str, weights: Path | None) -> dict[str, float]:
         "rms_angstrom": score.rms_angstrom,
         "n_truth": score.n_truth,
         "n_predicted": score.n_predicted,
-        "border_consistent": {
-            "recall": consistent.recall,
-            "precision": consistent.precision,
-            "rms_angstrom": consistent.rms_angstrom,
-        },
     }
 
 

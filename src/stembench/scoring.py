@@ -5,11 +5,15 @@ pixel; the match radius in angstrom. Offsets and RMS distances are reported in b
 
 Edge handling
 -------------
-Ground-truth columns and predictions closer than ``border_px`` to the image edge, i.e.
-with ``x < border_px`` or ``x > cols - 1 - border_px`` (same for ``y`` with ``rows``), are
-removed from *both* sides before matching. Columns cut by the edge are thus neither
-counted as missed nor can a prediction be penalised for finding one. The raw counts
-are kept as ``n_truth_total`` and ``n_predicted_total``.
+Ground-truth columns closer than ``border_px`` to the image edge, i.e. with
+``x < border_px`` or ``x > cols - 1 - border_px`` (same for ``y`` with ``rows``), are not
+scored. Predictions and columns are paired over the whole image first, so that the edge
+treats both sides alike: a prediction paired with an excluded column is not scored
+either (finding a column on the border line is never a false positive), a prediction
+paired with a scored column counts as a true positive wherever it lies, and an unpaired
+prediction is scored only inside the same margin. Columns cut by the edge are thus
+neither counted as missed nor can a prediction be penalised for finding one. The raw
+counts are kept as ``n_truth_total`` and ``n_predicted_total``.
 
 Modes
 -----
@@ -267,20 +271,33 @@ def matched_pairs(
             f"image {image_id!r}: {pred.shape[0]} predictions for an image of "
             f"{shape[0]}x{shape[1]} = {shape[0] * shape[1]} pixels"
         )
-    pred_kept, truth_kept = _inside(pred, shape, border), _inside(true, shape, border)
-    pred_rows, truth_rows = np.flatnonzero(pred_kept), np.flatnonzero(truth_kept)
+    truth_kept = _inside(true, shape, border)
     if mode == "legacy":
         tolerance_px2 = float(np.round((radius / pixel) ** 2, 1))
-        lp, lt = pairs_below(pred[pred_rows], true[truth_rows], squared_distance_px2=tolerance_px2)
+        p_idx, t_idx = pairs_below(pred, true, squared_distance_px2=tolerance_px2)
         radius_px = math.sqrt(tolerance_px2)
     else:
         radius_px = radius / pixel
-        m = match_positions(pred[pred_rows], true[truth_rows], max_distance_px=radius_px)
-        lp, lt = m.predicted_index, m.truth_index
-    p_idx, t_idx = pred_rows[lp], truth_rows[lt]
+        m = match_positions(pred, true, max_distance_px=radius_px)
+        p_idx, t_idx = m.predicted_index, m.truth_index
+    pred_kept = _prediction_scope(pred, shape, border, p_idx, truth_kept[t_idx])
+    in_scope = truth_kept[t_idx]
+    p_idx, t_idx = p_idx[in_scope], t_idx[in_scope]
     delta = pred[p_idx] - true[t_idx]
     distance = np.asarray(np.hypot(delta[:, 0], delta[:, 1]), dtype=np.float64)
     return MatchedPairs(pred_kept, truth_kept, p_idx, t_idx, distance, radius_px)
+
+
+def _prediction_scope(
+    pred: NDArray[np.float64], shape: tuple[int, int], border: float,
+    paired_prediction: NDArray[np.intp], pair_truth_kept: NDArray[np.bool_],
+) -> NDArray[np.bool_]:
+    """Which predictions are scored: those paired with a scored column, and unpaired ones
+    inside the border; a prediction paired only with an excluded column is not scored."""
+    kept = _inside(pred, shape, border)
+    kept[paired_prediction] = False
+    kept[paired_prediction[pair_truth_kept]] = True
+    return kept
 
 
 def _rates(tp: int, n_truth: int, n_predicted: int) -> tuple[float, float, float]:

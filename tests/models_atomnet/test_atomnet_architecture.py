@@ -129,6 +129,8 @@ def test_saved_and_reloaded_gives_identical_output(
 
 def test_weights_h5_and_batching(networks: dict[str, Any], saved: dict[str, Path]) -> None:
     model = AtomNet("cubic", saved["cubic-h5"], batch_size=2)
+    for a, b in zip(model.network.get_weights(), networks["cubic"].get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
     rng = np.random.default_rng(4)
     images = [rng.random((40, 44)) for _ in range(3)] + [rng.random((36, 36))]
     together = model.probability(images)

@@ -46,20 +46,6 @@ def test_shipped_hash_matches_sidecar(shipped: tuple[str, AtomNet]) -> None:
     assert model.info.weights_sha256 == recorded == sha256_file(path)
 
 
-def _drop_matches_of_border_columns(found: np.ndarray, ref: Any, border_px: float) -> np.ndarray:
-    # score_image drops columns and predictions within the border independently: a column on
-    # the border line (WS2 has a row at y = 249.0 px in 256 px) is dropped while its correct
-    # prediction at 248.9 px stays and counts as false. Drop such predictions first.
-    from scipy.spatial import cKDTree
-
-    rows, cols = ref.image.shape
-    x, y = ref.coords[:, 0], ref.coords[:, 1]
-    outside = (x < border_px) | (x > cols - 1 - border_px) | (y < border_px)
-    outside |= y > rows - 1 - border_px
-    distance, _ = cKDTree(ref.coords[outside]).query(found)
-    return found[distance > 0.5 / ref.pixel_size]
-
-
 def test_shipped_weights_find_reference_columns(shipped: tuple[str, AtomNet]) -> None:
     from stembench.scoring import score_image
 
@@ -69,7 +55,7 @@ def test_shipped_weights_find_reference_columns(shipped: tuple[str, AtomNet]) ->
     # Edge exclusion of the post-processing: nothing closer than 5 px to the border.
     assert np.all(found >= 5) and np.all(found <= 255 - 5)
     score = score_image(
-        _drop_matches_of_border_columns(found, ref, 6.0),
+        found,
         ref.coords,
         pixel_size=ref.pixel_size,
         image_shape=ref.image.shape,

@@ -78,6 +78,19 @@ def test_legacy_tolerance_is_rounded_squared_and_strict() -> None:
     assert _score(pred, truth, pixel_size=0.1).tp == 2
 
 
+def test_column_on_the_border_line_costs_nothing() -> None:
+    """A row of columns just outside the margin, found just inside it, is neither missed
+    nor a false positive; a column just inside found just outside is a true positive;
+    an unpaired prediction inside the margin is a false positive."""
+    truth = np.array([[20.0, 43.05], [20.0, 20.0], [10.0, 42.95]])
+    pred = np.array([[20.0, 42.9], [20.0, 20.0], [10.0, 43.1], [25.0, 30.0]])
+    s = score_image(pred, truth, pixel_size=0.1, image_shape=(50, 40), image_id="edge",
+                    border_px=6)
+    assert (s.n_truth, s.n_predicted) == (2, 3)
+    assert (s.tp, s.fp, s.fn) == (2, 1, 0)
+    assert s.rms_px == pytest.approx(math.sqrt((0.0**2 + 0.15**2) / 2))
+
+
 def test_border_excludes_both_sides() -> None:
     # rows=50, cols=40, border 6: kept x in [6, 33], y in [6, 43].
     truth = np.array([[5.9, 20.0], [6.0, 20.0], [33.0, 20.0], [33.1, 20.0], [20.0, 5.9],
@@ -86,14 +99,15 @@ def test_border_excludes_both_sides() -> None:
                      [2.0, 2.0]])  # fmt: skip
     s = score_image(pred, truth, pixel_size=0.2, image_shape=(50, 40), image_id="b", border_px=6)
     assert (s.n_truth_total, s.n_predicted_total) == (8, 6)
-    assert (s.n_truth, s.n_predicted) == (3, 4)
-    # (6.2, 30) is kept but its column (5.5, 30) is not: a false positive.
-    assert (s.tp, s.fp, s.fn) == (3, 1, 0)
+    assert (s.n_truth, s.n_predicted) == (3, 3)
+    # (6.2, 30) lies inside but found the excluded column (5.5, 30): not scored, and so is
+    # (20, 43.2), which found (20, 43.1); (2, 2) found nothing and lies outside.
+    assert (s.tp, s.fp, s.fn) == (3, 0, 0)
     pairs = matched_pairs(
         pred, truth, pixel_size=0.2, image_shape=(50, 40), image_id="b", border_px=6
     )
     np.testing.assert_array_equal(pairs.truth_kept, [0, 1, 1, 0, 0, 0, 1, 0])
-    np.testing.assert_array_equal(pairs.predicted_kept, [1, 1, 0, 1, 1, 0])
+    np.testing.assert_array_equal(pairs.predicted_kept, [1, 1, 0, 1, 0, 0])
     np.testing.assert_array_equal(pairs.predicted_index, [0, 1, 3])
     np.testing.assert_array_equal(pairs.truth_index, [1, 2, 6])
 
