@@ -21,7 +21,7 @@ from stembench.client.assess.estimate import (
     estimate_contrast,
     estimate_distortion,
     estimate_psnr,
-    fit_lattice_gaussians,
+    estimate_resolution,
 )
 from stembench.client.assess.lattice import (
     MIN_SIDE_PX,
@@ -33,7 +33,6 @@ from stembench.errors import InputError, StembenchError
 
 __all__ = ["SYSTEMATIC", "Assessment", "assess_image", "raw_estimates"]
 
-_FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
 
 #: Systematic one-sigma uncertainty per axis: ("relative" | "absolute", size).
 SYSTEMATIC: dict[str, tuple[str, float]] = {
@@ -109,17 +108,13 @@ def raw_estimates(image: NDArray[np.float64], *, pixel_size_angstrom: float,
                   name: str = "image") -> tuple[Lattice2D, dict[str, float], NDArray[np.float64]]:
     """Point estimates of every axis (no uncertainties), the lattice and the line shifts."""
     lattice = find_lattice(image, name=name)
-    sigma, _, _ = fit_lattice_gaussians(image, lattice)
-    from stembench.client.assess.estimate import GAUSSIAN_FIT_FWHM_PM, PROBE_FWHM_PM
-
-    fit_pm = sigma * _FWHM_PER_SIGMA * pixel_size_angstrom * 100.0
-    resolution = math.sqrt(max(fit_pm**2 - GAUSSIAN_FIT_FWHM_PM**2 + PROBE_FWHM_PM**2, 0.0))
+    resolution = estimate_resolution(image, lattice, pixel_size_angstrom=pixel_size_angstrom)
     contrast, _ = estimate_contrast(image)
     flyback, drift, shifts = estimate_distortion(image, lattice)
     values = {
         "pixel_size": 100.0 / lattice.spacing_px,
         "resolution": resolution,
-        "noise": estimate_psnr(image, lattice, sigma),
+        "noise": estimate_psnr(image, lattice, lattice.sigma_px),
         "contrast": contrast,
         "flyback": flyback,
         "drift": drift,

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import ndimage, optimize
+from scipy import ndimage
 
 from stembench.client.assess.lattice import Lattice2D, power_spectrum
 
@@ -44,7 +44,6 @@ __all__ = [
     "estimate_distortion",
     "estimate_psnr",
     "estimate_resolution",
-    "fit_lattice_gaussians",
 ]
 
 #: FWHM of the generator's default probe (200 kV, 21.4 mrad, 0.5 A source), pm.
@@ -53,7 +52,6 @@ PROBE_FWHM_PM = 75.0
 #: clean generator images, bench/bench_assess.py).
 GAUSSIAN_FIT_FWHM_PM = 75.0
 _FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
-_MAX_FIT_POINTS = 20000
 #: PSNR estimates are capped here: above it the noise is too weak to measure.
 MAX_PSNR_DB = 60.0
 
@@ -90,74 +88,10 @@ class Estimate:
         return data
 
 
-def _fractional(shape: tuple[int, int], reciprocal: NDArray[np.float64]
-                ) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
-    rows, cols = shape
-    flat = np.arange(rows * cols)
-    if flat.size > _MAX_FIT_POINTS:
-        flat = np.random.default_rng(0).choice(flat, _MAX_FIT_POINTS, replace=False)
-    xy = np.column_stack([flat % cols, flat // cols]).astype(np.float64)
-    return xy @ reciprocal.T, flat
-
-
-def _displacements(frac: NDArray[np.float64], lattice: Lattice2D, reach: int
-                   ) -> NDArray[np.float64]:
-    """Squared distances (px^2) from each point to every column image: (points, images)."""
-    shifts = np.array([(n, m) for n in range(-reach, reach + 1)
-                       for m in range(-reach, reach + 1)], dtype=np.float64)
-    out = []
-    for column in lattice.columns_frac:
-        delta = frac - column
-        delta -= np.round(delta)
-        for shift in shifts:
-            d = (delta + shift) @ lattice.real
-            out.append(d[:, 0] ** 2 + d[:, 1] ** 2)
-    return np.column_stack(out)
-
-
-def fit_lattice_gaussians(image: NDArray[np.float64], lattice: Lattice2D
-                          ) -> tuple[float, float, NDArray[np.float64]]:
-    """Fit the image as the lattice of visible columns, Gaussians of one shared width.
-
-    Returns
-    -------
-    sigma_px : float
-        The shared Gaussian standard deviation, pixels.
-    background : float
-        The constant background, image units.
-    amplitudes : ndarray
-        Peak amplitude of each visible motif column, image units.
-    """
-    frac, flat = _fractional(image.shape, lattice.reciprocal)
-    values = image.ravel()[flat]
-    reach = 2 if len(lattice.columns_frac) == 1 else 1
-    dist2 = _displacements(frac, lattice, reach)
-    per_column = dist2.shape[1] // len(lattice.columns_frac)
-    n_cols = len(lattice.columns_frac)
-
-    def design(sigma: float) -> NDArray[np.float64]:
-        blobs = np.exp(-dist2 / (2 * sigma**2))
-        summed = blobs.reshape(len(values), n_cols, per_column).sum(axis=2)
-        return np.column_stack([np.ones(len(values)), summed])
-
-    def residual_norm(log_sigma: float) -> float:
-        matrix = design(float(np.exp(log_sigma)))
-        coef, *_ = np.linalg.lstsq(matrix, values, rcond=None)
-        return float(np.sum((matrix @ coef - values) ** 2))
-
-    upper = np.log(lattice.spacing_px)
-    result = optimize.minimize_scalar(residual_norm, bounds=(np.log(0.3), upper),
-                                      method="bounded", options={"xatol": 1e-4})
-    sigma = float(np.exp(result.x))
-    coef, *_ = np.linalg.lstsq(design(sigma), values, rcond=None)
-    return sigma, float(coef[0]), np.asarray(coef[1:], dtype=np.float64)
-
-
 def estimate_resolution(image: NDArray[np.float64], lattice: Lattice2D, *,
                         pixel_size_angstrom: float) -> float:
     """Effective probe FWHM in pm (see the module docstring for the calibration)."""
-    sigma, _, _ = fit_lattice_gaussians(image, lattice)
-    fit_pm = sigma * _FWHM_PER_SIGMA * pixel_size_angstrom * 100.0
+    fit_pm = lattice.sigma_px * _FWHM_PER_SIGMA * pixel_size_angstrom * 100.0
     squared = fit_pm**2 - GAUSSIAN_FIT_FWHM_PM**2 + PROBE_FWHM_PM**2
     return float(np.sqrt(max(squared, 0.0)))
 

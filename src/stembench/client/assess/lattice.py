@@ -1,11 +1,15 @@
-"""The crystal lattice of an image, from its power spectrum, and the averaged unit cell.
+"""The crystal lattice of an image, from its power spectrum, and its visible columns.
 
 The strongest peaks of the windowed power spectrum are the Bragg reflections. The shortest
-two non-parallel reflections, Gauss-reduced, are the reciprocal basis ``g1, g2`` (cycles per
-pixel, as ``(x, y)``); every significant peak is indexed by it and the basis is refined by
-least squares over all indexed peaks. Folding every pixel into the unit cell (fractional
+two non-parallel reflections among the strong ones, Gauss-reduced, are the reciprocal basis
+``g1, g2`` (cycles per pixel, as ``(x, y)``); every significant peak is indexed by it and the
+basis is refined by maximising the windowed Fourier power at each of them. An image with fewer than
+:data:`MIN_PERIODS` lattice periods across its shorter side is refused: its spectrum peaks
+are too broad to index reliably. Folding every pixel into the unit cell (fractional
 coordinates ``u = r . g1``, ``v = r . g2``) and averaging gives a high signal-to-noise motif
-whose local maxima are the visible columns; their median nearest-neighbour distance is the
+whose local maxima, with the lattice's Voronoi sites, are the candidate columns; a
+whole-image Gaussian fit keeps those the benchmark would label
+(:mod:`stembench.client.assess.columns`). Their median nearest-neighbour distance is the
 projected column spacing, as the benchmark defines it.
 """
 
@@ -16,19 +20,23 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import ndimage
+from scipy import ndimage, optimize
 
+from stembench.client.assess.columns import confirm_columns
 from stembench.errors import InputError
 
-__all__ = ["MIN_SIDE_PX", "Lattice2D", "check_image", "find_lattice", "power_spectrum"]
+__all__ = ["MIN_PERIODS", "MIN_SIDE_PX", "Lattice2D", "check_image", "find_lattice",
+           "power_spectrum"]
 
 #: Smallest image side the assessment accepts, pixels.
 MIN_SIDE_PX = 64
 #: A spectrum peak counts as a reflection when it exceeds the radial median this many times.
 PEAK_RATIO = 25.0
-#: A motif maximum is a visible column when its height above the motif minimum is at least
-#: this fraction of the brightest column's (the generator labels columns of >= 0.1 weight).
-VISIBLE_FRACTION = 0.1
+#: Fewest lattice periods (longest reduced real basis vector) across the shorter side.
+MIN_PERIODS = 4.0
+#: A motif maximum is a candidate column when its height above the motif minimum is at least
+#: this fraction of the brightest maximum's (the whole-image fit then decides).
+CANDIDATE_FRACTION = 0.05
 
 
 @dataclass(frozen=True)
@@ -46,11 +54,13 @@ class Lattice2D:
     columns_frac : ndarray, shape (M, 2)
         Visible columns of the motif in fractional coordinates, brightest first.
     column_heights : ndarray, shape (M,)
-        Motif height of each column above the motif minimum, relative to the brightest.
+        Fitted amplitude of each column relative to the brightest.
     spacing_px : float
         Median nearest-neighbour distance of the visible columns, pixels.
     n_peaks : int
         Number of spectrum peaks the basis indexes.
+    sigma_px : float
+        Shared Gaussian standard deviation of the columns in the whole-image fit, pixels.
     """
 
     reciprocal: NDArray[np.float64]
@@ -60,6 +70,7 @@ class Lattice2D:
     column_heights: NDArray[np.float64]
     spacing_px: float
     n_peaks: int
+    sigma_px: float
 
     def columns_px(self) -> NDArray[np.float64]:
         """Visible motif columns in pixels relative to the lattice origin, ``(x, y)``."""
@@ -185,12 +196,42 @@ def _basis(peaks: NDArray[np.float64], powers: NDArray[np.float64], shape: tuple
     g1, g2 = _reduce(g1, g2)
     basis = np.vstack([g1, g2])
     indices = strong @ np.linalg.inv(basis)
-    rounded = np.round(indices)
-    indexed = np.all(np.abs(indices - rounded) < 0.12 * max(shape) / min(shape) + 0.08, axis=1)
-    if indexed.sum() >= 3:
-        solution, *_ = np.linalg.lstsq(rounded[indexed], strong[indexed], rcond=None)
-        basis = np.asarray(solution, dtype=np.float64)
+    indexed = np.all(np.abs(indices - np.round(indices)) < 0.12 * max(shape) / min(shape) + 0.08,
+                     axis=1)
     return basis, int(indexed.sum())
+
+
+def _refine_frequency(windowed: NDArray[np.float64], g: NDArray[np.float64]
+                      ) -> NDArray[np.float64]:
+    """The frequency near ``g`` (cycles/px, ``(x, y)``) of greatest windowed Fourier power.
+
+    The maximum of ``|sum w(r) I(r) exp(-2 pi i g . r)|`` over continuous ``g`` (searched
+    within one FFT bin of the start) is the least-squares frequency of the reflection, free of
+    the bin grid and of aliased harmonics.
+    """
+    rows, cols = windowed.shape
+    x, y = np.arange(cols), np.arange(rows)
+
+    def negative_power(k: NDArray[np.float64]) -> float:
+        amplitude = np.exp(-2j * np.pi * k[1] * y) @ windowed @ np.exp(-2j * np.pi * k[0] * x)
+        return -float(abs(amplitude) ** 2)
+
+    step = 1.0 / max(rows, cols)
+    start = np.asarray(g, dtype=np.float64)
+    simplex = np.array([start, start + [0.3 * step, 0.0], start + [0.0, 0.3 * step]])
+    result = optimize.minimize(negative_power, start, method="Nelder-Mead",
+                               options={"initial_simplex": simplex, "xatol": 1e-3 * step,
+                                        "fatol": 1e-9, "maxiter": 200})
+    refined = np.asarray(result.x, dtype=np.float64)
+    return refined if np.hypot(*(refined - start)) <= 1.5 * step else start
+
+
+def refine_basis(image: NDArray[np.float64], reciprocal: NDArray[np.float64]
+                 ) -> NDArray[np.float64]:
+    """Each reciprocal basis vector moved to its reflection's exact frequency (cycles/px)."""
+    rows, cols = image.shape
+    windowed = (image - image.mean()) * np.outer(np.hanning(rows), np.hanning(cols))
+    return np.vstack([_refine_frequency(windowed, g) for g in reciprocal])
 
 
 def _kind(reciprocal: NDArray[np.float64]) -> str:
@@ -228,7 +269,7 @@ def _motif_columns(motif: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDA
     smooth = ndimage.gaussian_filter(motif, 0.8, mode="wrap")
     low, high = float(smooth.min()), float(smooth.max())
     maxima = (ndimage.maximum_filter(smooth, size=3, mode="wrap") == smooth)
-    maxima &= smooth - low >= VISIBLE_FRACTION * (high - low)
+    maxima &= smooth - low >= CANDIDATE_FRACTION * (high - low)
     iu, iv = np.nonzero(maxima)
     heights = (smooth[iu, iv] - low) / (high - low)
     frac = []
@@ -240,24 +281,6 @@ def _motif_columns(motif: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDA
         frac.append(((u + 0.5 + du) / bins, (v + 0.5 + dv) / bins))
     order = np.argsort(heights)[::-1]
     return np.asarray(frac, dtype=np.float64)[order] % 1.0, heights[order]
-
-
-def _suppress(columns: NDArray[np.float64], heights: NDArray[np.float64],
-              real: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Drop maxima closer than 0.4 of the shortest lattice vector to a brighter one."""
-    min_distance = 0.4 * float(np.min(np.hypot(real[:, 0], real[:, 1])))
-    shifts = np.array([(n, m) for n in (-1, 0, 1) for m in (-1, 0, 1)], dtype=np.float64)
-    kept: list[int] = []
-    for index, frac in enumerate(columns):  # brightest first
-        close = False
-        for other in kept:
-            delta = (columns[other] - frac) - np.round(columns[other] - frac)
-            if np.min(np.hypot(*((delta + shifts) @ real).T)) < min_distance:
-                close = True
-                break
-        if not close:
-            kept.append(index)
-    return columns[kept], heights[kept]
 
 
 def nearest_spacing_px(columns_frac: NDArray[np.float64], real: NDArray[np.float64]
@@ -290,7 +313,8 @@ def find_lattice(image: NDArray[np.float64], *, name: str = "image") -> Lattice2
     Raises
     ------
     InputError
-        If the spectrum holds no lattice (fewer than two non-parallel reflections).
+        If the spectrum holds no lattice (fewer than two non-parallel reflections) or fewer
+        than :data:`MIN_PERIODS` periods fit across the image.
     """
     peaks, powers = _spectrum_peaks(image)
     if len(peaks) < 2:
@@ -298,14 +322,21 @@ def find_lattice(image: NDArray[np.float64], *, name: str = "image") -> Lattice2
                          f"peak(s) above {PEAK_RATIO:g}x the background); is this an "
                          "atomic-resolution image of a crystal?")
     reciprocal, n_peaks = _basis(peaks, powers, image.shape)
+    reciprocal = refine_basis(image, reciprocal)
     real = np.asarray(np.linalg.inv(reciprocal).T, dtype=np.float64)
+    longest = float(np.max(np.hypot(real[:, 0], real[:, 1])))
+    periods = min(image.shape) / longest
+    if periods < MIN_PERIODS:
+        raise InputError(f"{name}: only {periods:.1f} lattice periods ({longest:.0f} px) fit "
+                         f"across the image {image.shape}; at least {MIN_PERIODS:g} are needed "
+                         "to measure the lattice (use a larger field of view or finer pixels)")
     cell_px = float(np.sqrt(abs(np.linalg.det(real))))
-    if cell_px > min(image.shape) / 1.5:
-        raise InputError(f"{name}: the lattice found ({cell_px:.0f} px cell) is too coarse for "
-                         f"the image {image.shape}; fewer than 1.5 cells across")
     bins = int(np.clip(round(2 * cell_px), 16, 64))
-    columns, heights = _suppress(*_motif_columns(fold_motif(image, reciprocal, bins)), real)
-    if len(columns) == 0:
+    maxima, _ = _motif_columns(fold_motif(image, reciprocal, bins))
+    if len(maxima) == 0:
         raise InputError(f"{name}: no column found in the averaged unit cell")
+    columns, fit = confirm_columns(image, reciprocal, real, maxima)
+    heights = fit.amplitudes / max(float(fit.amplitudes[0]), 1e-300)
     spacing = nearest_spacing_px(columns, real)
-    return Lattice2D(reciprocal, real, _kind(reciprocal), columns, heights, spacing, n_peaks)
+    return Lattice2D(reciprocal, real, _kind(reciprocal), columns, heights, spacing, n_peaks,
+                     fit.sigma_px)

@@ -12,8 +12,11 @@ that the networks generalise across the benchmark's quality axes:
 - Z exponent of the column weights, contrast (a constant background), Poisson dose.
 
 Training images never coincide with benchmark images: every structure and scan seed is drawn
-from ``[TRAINING_SEED_MIN, 2**31)``, at or above one million, a range the benchmark does not
-use, and crops, rotations and origins are random.
+from ``[TRAINING_SEED_MIN, 2**31)``, at or above one million (the benchmark's series seeds are
+small integers), and each image has its own random rotation, field centre, pixel size, probe,
+dose and distortions, whereas every benchmark image is an unrotated scan at fixed conditions
+per step. (The dataset derives its per-image structure seeds by CRC-32, which may exceed one
+million; the distinct rotations and pixel sizes keep the images apart regardless.)
 
 Masks are built from the exact labels (the pixel positions of the visible columns), either
 Gaussian (peak 1, standard deviation ``max(1 px, width / pixel size)``) or discs (value 1
@@ -47,7 +50,7 @@ __all__ = [
     "structures_for",
 ]
 
-#: Every seed used for training data is at least this; the benchmark uses smaller seeds.
+#: Every seed used for training data is at least this; the benchmark's series seeds are smaller.
 TRAINING_SEED_MIN = 1_000_000
 _SEED_MAX = 2**31 - 1
 
