@@ -16,11 +16,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import re
-import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -29,8 +26,14 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import fft, ndimage, signal
 
 from stembench._optional import require
+from stembench.dataset_publish.abtem_cache import (
+    CACHE_FORMAT_VERSION,
+    PeriodicImage,
+    read_cached_image,
+    write_cached_image,
+)
 from stembench.dataset_publish.probe import ProbeParameters, electron_wavelength_angstrom
-from stembench.errors import InputError, IntegrityError
+from stembench.errors import InputError
 
 if TYPE_CHECKING:
     from ase import Atoms
@@ -45,9 +48,6 @@ __all__ = [
     "PeriodicImage",
     "is_layer",
 ]
-
-CACHE_FORMAT_VERSION = 1
-"""Bumped whenever the cached image changes meaning, so that old cache files are not reused."""
 
 DEFAULT_PHONON_SIGMAS_ANGSTROM: dict[str, float] = {
     "O": 0.090,
@@ -68,26 +68,6 @@ LAYER_VACUUM_GAP_ANGSTROM = 4.0
 
 _INTERPOLATION_SAMPLING_ANGSTROM = 0.04
 """The cached image is Fourier-upsampled to at most this sampling before spline evaluation."""
-
-
-@dataclass(frozen=True)
-class PeriodicImage:
-    """One period of a simulated HAADF image.
-
-    Attributes
-    ----------
-    array : ndarray of float64, shape (rows, cols)
-        Detected intensity (fraction of the incident beam); row ``i``, column ``j`` is the
-        beam at ``(x, y) = (j * sampling_x, i * sampling_y)`` A from the cell origin.
-    sampling_angstrom : tuple of float
-        Scan step ``(x, y)`` in A per pixel.
-    extent_angstrom : tuple of float
-        The period ``(x, y)`` in A; equals ``array.shape[::-1] * sampling``.
-    """
-
-    array: NDArray[np.float64]
-    sampling_angstrom: tuple[float, float]
-    extent_angstrom: tuple[float, float]
 
 
 _Spline = tuple[NDArray[np.float64], PeriodicImage, tuple[float, float]]
@@ -419,53 +399,12 @@ class AbtemHAADF:
         return f"{safe_name}-{digest[:20]}", parameters
 
     def _read_cache(self, key: str, parameters: dict[str, Any]) -> PeriodicImage | None:
-        if self.cache_dir is None:
-            return None
-        array_path, sidecar_path = self.cache_dir / f"{key}.npy", self.cache_dir / f"{key}.json"
-        if not sidecar_path.exists():
-            return None
-        try:
-            sidecar = json.loads(sidecar_path.read_text())
-            data = array_path.read_bytes()
-        except (OSError, json.JSONDecodeError) as exc:
-            raise IntegrityError(
-                f"abTEM cache entry {sidecar_path} cannot be read ({exc}); "
-                "delete it to simulate again"
-            ) from exc
-        if sidecar.get("parameters") != parameters:
-            raise IntegrityError(
-                f"abTEM cache entry {sidecar_path} records other parameters "
-                "than its key; delete it to simulate again"
-            )
-        if hashlib.sha256(data).hexdigest() != sidecar.get("sha256"):
-            raise IntegrityError(
-                f"abTEM cache file {array_path} does not match the SHA-256 in "
-                f"{sidecar_path.name} (truncated or modified); delete both files "
-                "to simulate again"
-            )
-        array = np.load(array_path, allow_pickle=False)
-        return PeriodicImage(
-            array, tuple(sidecar["sampling_angstrom"]), tuple(sidecar["extent_angstrom"])
-        )
+        return read_cached_image(self.cache_dir, key, parameters)
 
     def _write_cache(
         self, key: str, parameters: dict[str, Any], image: PeriodicImage, *, wall_s: float
     ) -> None:
-        if self.cache_dir is None:
-            return
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
-        array_path = self.cache_dir / f"{key}.npy"
-        _atomic_write(array_path, lambda handle: np.save(handle, image.array, allow_pickle=False))
-        sidecar = {
-            "parameters": parameters,
-            "sha256": hashlib.sha256(array_path.read_bytes()).hexdigest(),
-            "shape": list(image.array.shape),
-            "sampling_angstrom": list(image.sampling_angstrom),
-            "extent_angstrom": list(image.extent_angstrom),
-            "wall_s": round(wall_s, 3),
-        }
-        text = json.dumps(sidecar, indent=1, sort_keys=True).encode()
-        _atomic_write(self.cache_dir / f"{key}.json", lambda handle: handle.write(text))
+        write_cached_image(self.cache_dir, key, parameters, image, wall_s=wall_s)
 
     # --------------------------------------------------------------------- interpolation
     def _spline(self, structure: ColumnStructure) -> _Spline:
@@ -523,15 +462,3 @@ def _gaussian_blur_periodic(image: PeriodicImage, fwhm_angstrom: float) -> NDArr
     kx = fft.fftfreq(cols, d=image.sampling_angstrom[0])[None, :]
     transfer = np.exp(-2.0 * math.pi**2 * sigma**2 * (kx**2 + ky**2))
     return np.real(fft.ifft2(fft.fft2(image.array) * transfer))
-
-
-def _atomic_write(path: Path, write: Any) -> None:
-    """Write to a temporary file in the same folder, then rename it over ``path``."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            write(stream)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

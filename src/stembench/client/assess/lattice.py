@@ -2,10 +2,10 @@
 
 The strongest peaks of the windowed power spectrum are the Bragg reflections. The shortest
 two non-parallel reflections among the strong ones, Gauss-reduced, are the reciprocal basis
-``g1, g2`` (cycles per pixel, as ``(x, y)``); every significant peak is indexed by it and the
-basis is refined by maximising the windowed Fourier power at each of them. An image with fewer than
-:data:`MIN_PERIODS` lattice periods across its shorter side is refused: its spectrum peaks
-are too broad to index reliably. Folding every pixel into the unit cell (fractional
+``g1, g2`` (cycles per pixel, as ``(x, y)``); every significant peak is indexed by it, and the
+basis is refined to the frequencies of greatest windowed Fourier power. An image with fewer
+than :data:`MIN_PERIODS` lattice periods across its shorter side is refused: its spectrum
+peaks are too broad to index reliably. Folding every pixel into the unit cell (fractional
 coordinates ``u = r . g1``, ``v = r . g2``) and averaging gives a high signal-to-noise motif
 whose local maxima, with the lattice's Voronoi sites, are the candidate columns; a
 whole-image Gaussian fit keeps those the benchmark would label
