@@ -1,4 +1,4 @@
-"""AtomSegNet: throughput on this CPU, against AtomAI's SegPredictor, and reference scores.
+"""The networks' throughput on this CPU, against AtomAI's SegPredictor, and reference scores.
 
 Run from the repository root with the project venv::
 
@@ -38,6 +38,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PEER_PYTHON = ROOT / ".venv-bench" / "bin" / "python"
 FIGURES = ROOT / "docs" / "figures"
 MATERIALS = {"SrTiO3[100]": "sto", "WS2": "ws2"}
+#: Parameter counts of our networks; AtomAI's Unet is sized to match each.
+PARAMETERS = {"atomsegnet": 1_742_533, "atomnet-cubic": 958_433, "atomnet-hexagonal": 2_367_585}
 
 
 def _median_seconds(run: Callable[[], object], repeats: int) -> float:
@@ -82,35 +84,58 @@ def _peer(images_path: str, repeats: int) -> None:
     from atomai.nets import Unet
     from atomai.predictors import SegPredictor
 
+    from stembench.endpoints.models.atomsegnet import build_network, default_weights_path
+
     torch.set_num_threads(2)
-    target = 1_742_533
-    best = min(range(16, 40), key=lambda f: abs(
-        sum(p.numel() for p in Unet(nb_classes=1, nb_filters=f).parameters()) - target))
-    net = Unet(nb_classes=1, nb_filters=best).eval()
-    params = sum(p.numel() for p in net.parameters())
-    predictor = SegPredictor(net, use_gpu=False, logits=True, nb_classes=1, verbose=False)
     images = np.load(images_path, allow_pickle=True).item()
-    rows = {}
-    for label, image in images.items():
-        seconds = _median_seconds(lambda im=image: predictor.run(im), repeats)
-        rows[label] = seconds
-    print(json.dumps({"nb_filters": best, "parameters": params, "seconds": rows}))
+    answer: dict[str, dict[str, object]] = {}
+    for model, target in PARAMETERS.items():
+        best = min(range(8, 48), key=lambda f: abs(
+            sum(p.numel() for p in Unet(nb_classes=1, nb_filters=f).parameters()) - target))
+        net = Unet(nb_classes=1, nb_filters=best).eval()
+        predictor = SegPredictor(net, use_gpu=False, logits=True, nb_classes=1, verbose=False)
+        answer[model] = {
+            "network": f"AtomAI Unet nb_filters={best}",
+            "parameters": sum(p.numel() for p in net.parameters()),
+            "seconds": {label: _median_seconds(lambda im=im, p=predictor: p.run(im), repeats)
+                        for label, im in images.items()},
+        }
+    # the same network as ours: AtomSegNet's own layers and weights inside SegPredictor
+    same = build_network()
+    same.load_state_dict(torch.load(default_weights_path(), map_location="cpu"))
+    same.eval()
+    predictor = SegPredictor(same, use_gpu=False, logits=False, nb_classes=1, verbose=False,
+                             downsampling=4)
+    answer["atomsegnet (same network)"] = {
+        "network": "AtomSegNet's network and weights in SegPredictor",
+        "parameters": sum(p.numel() for p in same.parameters()),
+        "seconds": {label: _median_seconds(lambda im=im: predictor.run(im), repeats)
+                    for label, im in images.items()},
+    }
+    print(json.dumps(answer))
 
 
-def _speed(repeats: int) -> None:
+def _ours(repeats: int, images: dict[str, tuple[np.ndarray, float]]) -> dict[str, dict]:
+    """Median seconds per image of each of our networks, image in, coordinates out."""
     import torch
 
+    from stembench.endpoints.models.atomnet import AtomNet
     from stembench.endpoints.models.atomsegnet import AtomSegNet
 
     torch.set_num_threads(2)
-    model = AtomSegNet(device="cpu")
+    models = {"atomsegnet": AtomSegNet(device="cpu"), "atomnet-cubic": AtomNet("cubic"),
+              "atomnet-hexagonal": AtomNet("hexagonal")}
+    return {name: {label: _median_seconds(lambda m=m, im=im, px=px: m.locate(im, px), repeats)
+                   for label, (im, px) in images.items()} for name, m in models.items()}
+
+
+def _speed(repeats: int) -> None:
     images = {}
     for side in (256, 1024):
         ref = _reference("SrTiO3[100]", (side, side))
         images[f"{side}x{side}"] = (ref.image.astype(np.float32), ref.pixel_size)
-    ours = {label: _median_seconds(lambda im=im, px=px: model.locate(im, px), repeats)
-            for label, (im, px) in images.items()}
-    peer: dict[str, float] = {}
+    ours = _ours(repeats, images)
+    peer: dict[str, dict] = {}
     note = f"AtomAI not run: {PEER_PYTHON} missing"
     if PEER_PYTHON.is_file():
         with tempfile.TemporaryDirectory() as tmp:
@@ -119,20 +144,20 @@ def _speed(repeats: int) -> None:
             done = subprocess.run([str(PEER_PYTHON), __file__, "--peer", str(path),
                                    "--repeats", str(repeats)], capture_output=True, text=True)
         if done.returncode == 0:
-            answer = json.loads(done.stdout.strip().splitlines()[-1])
-            peer = answer["seconds"]
-            note = (f"AtomAI Unet nb_filters={answer['nb_filters']} "
-                    f"({answer['parameters'] / 1e6:.2f} M parameters), SegPredictor.run")
+            peer = json.loads(done.stdout.strip().splitlines()[-1])
+            note = "AtomAI SegPredictor.run (pad, network, threshold 0.5, centres of mass)"
         else:
             note = f"AtomAI failed: {done.stderr.strip().splitlines()[-1:]}"
-    print(f"AtomSegNet (1.74 M parameters), torch {torch.__version__}, 2 threads, "
-          f"median of {repeats} runs; {note}")
-    print(f"{'image':>10} {'AtomSegNet img/s':>17} {'AtomAI img/s':>13} {'speed ratio':>12}")
-    for label, seconds in ours.items():
-        other = peer.get(label)
-        ratio = f"{other / seconds:12.2f}" if other else f"{'n/a':>12}"
-        theirs = f"{1 / other:13.3f}" if other else f"{'n/a':>13}"
-        print(f"{label:>10} {1 / seconds:17.3f} {theirs} {ratio}")
+    print(f"images per second, 2 threads, median of {repeats} runs (one image per run); {note}")
+    print(f"{'model':>26} {'image':>10} {'ours':>8} {'AtomAI':>8} {'ratio':>6}  AtomAI network")
+    rows = [(m, m) for m in ours] + [("atomsegnet", "atomsegnet (same network)")]
+    for ours_name, peer_name in rows:
+        for label, seconds in ours[ours_name].items():
+            other = peer.get(peer_name, {}).get("seconds", {}).get(label)
+            ratio = f"{other / seconds:6.2f}" if other else f"{'n/a':>6}"
+            theirs = f"{1 / other:8.3f}" if other else f"{'n/a':>8}"
+            network = peer.get(peer_name, {}).get("network", "")
+            print(f"{peer_name:>26} {label:>10} {1 / seconds:8.3f} {theirs} {ratio}  {network}")
 
 
 def _figures() -> None:

@@ -161,3 +161,69 @@ def test_cli_end_to_end(tmp_path: Path) -> None:
     assert {v["model"] for v in data["recommendation"]} == {"log-blob", "atomap-like"}
     assert len(data["predictions"]["xy_px"]) > 50
     assert "base64" in (tmp_path / "out" / "image_assess.html").read_text()
+
+
+def weighted_lattice(*, a1: tuple[float, float], a2: tuple[float, float],
+                     basis: list[tuple[float, float, float]], fwhm_px: float,
+                     shape: int = 160) -> np.ndarray:
+    """Gaussian columns at fractional ``(u, v)`` sites of weight ``w`` on lattice a1, a2."""
+    sigma = fwhm_px / FWHM_PER_SIGMA
+    y, x = np.mgrid[0:shape, 0:shape].astype(float)
+    image = np.zeros((shape, shape))
+    vec = np.array([a1, a2])
+    n = int(2 * shape / min(np.hypot(*vec.T))) + 2
+    for i in range(-n, n + 1):
+        for j in range(-n, n + 1):
+            for u, v, weight in basis:
+                cx, cy = np.array([i + u, j + v]) @ vec + 2.7
+                if -15 < cx < shape + 15 and -15 < cy < shape + 15:
+                    image += weight * np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * sigma**2))
+    return 0.02 + image / image.max()
+
+
+def test_too_few_periods_is_refused() -> None:
+    image = gaussian_lattice(shape=128, spacing_px=36.0, fwhm_px=8.0)  # 3.6 periods
+    with pytest.raises(InputError, match="periods"):
+        find_lattice(check_image(image))
+
+
+def test_dim_honeycomb_sublattice_is_counted_when_merged() -> None:
+    # WS2-like: W at (0, 0), S2 (0.15 of W) at (1/3, 1/3) of a 60-degree basis; blurred so
+    # much that the S2 columns are no longer maxima of the averaged unit cell.
+    a = 20.0
+    image = weighted_lattice(a1=(a, 0.0), a2=(a / 2, a * math.sqrt(3) / 2),
+                             basis=[(0, 0, 1.0), (1 / 3, 1 / 3, 0.15)], fwhm_px=0.5 * a)
+    lattice = find_lattice(check_image(image))
+    assert len(lattice.columns_frac) == 2
+    assert lattice.column_heights[1] == pytest.approx(0.15, abs=0.04)
+    # the merged motif maximum is pulled towards the dim column, so the spacing is biased
+    # low, but it is the W-S2 spacing (11.5 px), not W-W (20 px)
+    assert lattice.spacing_px == pytest.approx(a / math.sqrt(3), rel=0.15)
+
+
+def test_column_below_visibility_fraction_is_not_counted() -> None:
+    # SrTiO3-like square lattice: a 0.05-weight column at the cell centre is not labelled by
+    # the benchmark (weight < 0.1 of the brightest), so the spacing is the lattice period.
+    image = weighted_lattice(a1=(16.0, 0.0), a2=(0.0, 16.0),
+                             basis=[(0, 0, 1.0), (0.5, 0.5, 0.05)], fwhm_px=5.0)
+    lattice = find_lattice(check_image(image))
+    assert len(lattice.columns_frac) == 1
+    assert lattice.spacing_px == pytest.approx(16.0, rel=0.01)
+
+
+def test_voronoi_sites_of_square_and_hexagonal_lattices() -> None:
+    from stembench.client.assess.columns import voronoi_sites
+
+    square = voronoi_sites(np.array([[10.0, 0.0], [0.0, 10.0]]))
+    np.testing.assert_allclose(square, [[0.5, 0.5]], atol=1e-9)
+    hexagonal = voronoi_sites(np.array([[10.0, 0.0], [-5.0, 5.0 * math.sqrt(3)]]))
+    # 120-degree basis: the honeycomb sites are (1/3, 2/3) and (2/3, 1/3)
+    np.testing.assert_allclose(sorted(map(tuple, hexagonal)), [(1 / 3, 2 / 3), (2 / 3, 1 / 3)],
+                               atol=1e-9)
+
+
+def test_lattice_period_is_refined_off_the_fft_grid() -> None:
+    image = gaussian_lattice(shape=128, spacing_px=12.37, fwhm_px=4.0)
+    lattice = find_lattice(check_image(image))
+    lengths = np.hypot(lattice.real[:, 0], lattice.real[:, 1])
+    assert lengths == pytest.approx([12.37, 12.37], rel=0.002)

@@ -169,7 +169,7 @@ def confirm_columns(image: NDArray[np.float64], reciprocal: NDArray[np.float64],
     shortest = float(np.min(np.hypot(real[:, 0], real[:, 1])))
     hollows = np.mod(voronoi_sites(real) + maxima_frac[0], 1.0)
     candidates = _merge(np.vstack([maxima_frac[:_MAX_CANDIDATES], hollows]), real,
-                        0.3 * shortest)
+                        0.4 * shortest)
     fit = fit_columns(image, reciprocal, real, candidates)
     while len(candidates) > 1:
         relative = fit.amplitudes / max(float(fit.amplitudes.max()), 1e-300)

@@ -32,6 +32,9 @@ __all__ = ["MIN_PERIODS", "MIN_SIDE_PX", "Lattice2D", "check_image", "find_latti
 MIN_SIDE_PX = 64
 #: A spectrum peak counts as a reflection when it exceeds the radial median this many times.
 PEAK_RATIO = 25.0
+#: Peaks with at least this fraction of the strongest peak's power form the basis: the
+#: first-order reflections of the visible columns, not noise or window leakage.
+STRONG_FRACTION = 0.05
 #: Fewest lattice periods (longest reduced real basis vector) across the shorter side.
 MIN_PERIODS = 4.0
 #: A motif maximum is a candidate column when its height above the motif minimum is at least
@@ -110,7 +113,8 @@ def power_spectrum(image: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDA
     Returns
     -------
     power : ndarray
-        ``|FFT|**2`` of the mean-subtracted, windowed image, zero frequency at the centre.
+        ``|FFT|**2`` of the windowed image less its window-weighted mean, zero frequency at
+        the centre.
     kx, ky : ndarray
         Frequencies of every bin in cycles per pixel (same shape as ``power``).
     window_energy : float
@@ -119,7 +123,8 @@ def power_spectrum(image: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDA
     """
     rows, cols = image.shape
     window = np.outer(np.hanning(rows), np.hanning(cols))
-    spectrum = np.fft.fftshift(np.fft.fft2((image - image.mean()) * window))
+    mean = float(np.sum(image * window) / np.sum(window))  # no leakage of zero frequency
+    spectrum = np.fft.fftshift(np.fft.fft2((image - mean) * window))
     ky, kx = np.meshgrid(np.fft.fftshift(np.fft.fftfreq(rows)),
                          np.fft.fftshift(np.fft.fftfreq(cols)), indexing="ij")
     return np.abs(spectrum) ** 2, kx, ky, float(np.sum(window**2))
@@ -179,7 +184,7 @@ def _reduce(g1: NDArray[np.float64], g2: NDArray[np.float64]
 
 def _basis(peaks: NDArray[np.float64], powers: NDArray[np.float64], shape: tuple[int, int]
            ) -> tuple[NDArray[np.float64], int]:
-    strong = peaks[powers >= powers.max() * 1e-3]
+    strong = peaks[powers >= powers.max() * STRONG_FRACTION]
     lengths = np.hypot(strong[:, 0], strong[:, 1])
     order = np.argsort(lengths)
     g1 = strong[order[0]]
@@ -213,12 +218,14 @@ def _refine_frequency(windowed: NDArray[np.float64], g: NDArray[np.float64]
     x, y = np.arange(cols), np.arange(rows)
 
     def negative_power(k: NDArray[np.float64]) -> float:
-        amplitude = np.exp(-2j * np.pi * k[1] * y) @ windowed @ np.exp(-2j * np.pi * k[0] * x)
+        phase_y = 2 * np.pi * k[1] * y
+        row = np.cos(phase_y) @ windowed - 1j * (np.sin(phase_y) @ windowed)
+        amplitude = row @ np.exp(-2j * np.pi * k[0] * x)
         return -float(abs(amplitude) ** 2)
 
     step = 1.0 / max(rows, cols)
     start = np.asarray(g, dtype=np.float64)
-    simplex = np.array([start, start + [0.3 * step, 0.0], start + [0.0, 0.3 * step]])
+    simplex = start + np.array([[0.0, 0.0], [0.3 * step, 0.0], [0.0, 0.3 * step]])
     result = optimize.minimize(negative_power, start, method="Nelder-Mead",
                                options={"initial_simplex": simplex, "xatol": 1e-3 * step,
                                         "fatol": 1e-9, "maxiter": 200})
@@ -300,6 +307,26 @@ def nearest_spacing_px(columns_frac: NDArray[np.float64], real: NDArray[np.float
     return float(np.median(nearest))
 
 
+def _check_strongest_reflection(image: NDArray[np.float64], reciprocal: NDArray[np.float64],
+                                name: str) -> None:
+    """Refuse a basis that does not index the spectrum's strongest non-zero frequency.
+
+    With only a few periods across the image, the first-order reflections sit a few bins
+    from zero frequency and drown in its window leakage; harmonics then pose as the basis.
+    """
+    power, kx, ky, _ = power_spectrum(image)
+    away = np.hypot(kx, ky) > 1.5 / min(image.shape)
+    index = np.unravel_index(np.argmax(np.where(away, power, 0.0)), power.shape)
+    strongest = np.array([kx[index], ky[index]])
+    hkl = strongest @ np.linalg.inv(reciprocal)
+    tolerance = 1.5 / min(image.shape) / float(np.min(np.hypot(*reciprocal.T)))
+    if np.any(np.abs(hkl - np.round(hkl)) > max(tolerance, 0.2)):
+        raise InputError(f"{name}: the strongest spectrum peak ({strongest[0]:.4f}, "
+                         f"{strongest[1]:.4f}) cycles/px is not a reflection of the lattice "
+                         f"found; fewer than {MIN_PERIODS:g} periods may fit across the image "
+                         f"{image.shape}, or it holds no clear lattice")
+
+
 def find_lattice(image: NDArray[np.float64], *, name: str = "image") -> Lattice2D:
     """Find the lattice, the visible motif columns and the column spacing of an image.
 
@@ -323,6 +350,7 @@ def find_lattice(image: NDArray[np.float64], *, name: str = "image") -> Lattice2
                          "atomic-resolution image of a crystal?")
     reciprocal, n_peaks = _basis(peaks, powers, image.shape)
     reciprocal = refine_basis(image, reciprocal)
+    _check_strongest_reflection(image, reciprocal, name)
     real = np.asarray(np.linalg.inv(reciprocal).T, dtype=np.float64)
     longest = float(np.max(np.hypot(real[:, 0], real[:, 1])))
     periods = min(image.shape) / longest
