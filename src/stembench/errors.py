@@ -8,8 +8,8 @@ from __future__ import annotations
 
 __all__ = [
     "DatasetError",
-    "IntegrityError",
     "InputError",
+    "IntegrityError",
     "MissingExtraError",
     "ModelError",
     "StembenchError",

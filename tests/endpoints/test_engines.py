@@ -16,10 +16,10 @@ import stembench_faults as faults
 
 pytest.importorskip("globus_compute_endpoint")
 
-from stembench.client.executors import EngineExecutor, RemoteTaskError  # noqa: E402
-from stembench.client.orchestrate import RetryPolicy, Target, evaluate  # noqa: E402
-from stembench.client.results_file import ResultsFile  # noqa: E402
-from stembench.endpoints.requests import DatasetRef, ModelSpec, ShardRequest  # noqa: E402
+from stembench.client.executors import EngineExecutor, RemoteTaskError
+from stembench.client.orchestrate import RetryPolicy, Target, evaluate
+from stembench.client.results_file import ResultsFile
+from stembench.endpoints.requests import DatasetRef, ModelSpec, ShardRequest
 
 IDS = [f"img-{i}" for i in range(6)]
 
@@ -49,7 +49,7 @@ def test_remote_exception_carries_the_traceback(process_engine, tmp_path: Path) 
 
 def test_result_over_limit_is_rejected_by_the_engine(process_engine, tmp_path: Path) -> None:
     future = process_engine.submit(faults.oversized, _request(tmp_path, IDS[:1]))
-    with pytest.raises(RemoteTaskError, match="(?i)size"):
+    with pytest.raises(RemoteTaskError, match=r"(?i)size"):
         future.result(60)
 
 
@@ -68,7 +68,7 @@ def test_orchestrator_over_engine_retries_and_reports(process_engine, tmp_path: 
                          image_ids=IDS[:2], shard_size=2, progress=False,
                          retry=RetryPolicy(max_attempts=2, backoff_s=0.01),
                          shard_function=faults.oversized)
-    assert list(oversized.failed_shards.values())[0].startswith("engine: RemoteTaskError")
+    assert next(iter(oversized.failed_shards.values())).startswith("engine: RemoteTaskError")
 
 
 def test_globus_compute_engine_with_local_provider(tmp_path: Path) -> None:

@@ -14,8 +14,9 @@ from sqlalchemy import func, select
 from stembench.service.app import create_app
 from stembench.service.models import Job
 
-JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
-                    | st.text(max_size=20), lambda inner: st.lists(inner, max_size=4)
+SCALARS = (st.none() | st.booleans() | st.integers()
+           | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20))
+JSON = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4)
                     | st.dictionaries(st.text(max_size=10), inner, max_size=4), max_leaves=12)
 FIELDS = st.sampled_from(["model", "options", "dataset_name", "dataset_preset",
                           "dataset_version", "endpoint_id", "extra"])

@@ -55,7 +55,6 @@ CONDITION_FIELDS = (
 @lru_cache(maxsize=4)
 def _open_dataset(ref_json: str) -> Any:
     from stembench.dataset_publish.cache import load
-
     from stembench.dataset_publish.storage import open_dataset
 
     ref = DatasetRef.from_dict(json.loads(ref_json))
