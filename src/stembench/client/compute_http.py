@@ -51,6 +51,18 @@ def _is_rate_limited(exc: BaseException) -> bool:
     return getattr(exc, "http_status", None) == 429
 
 
+def _settle(future: cf.Future[Any], *, result: Any = None,
+            exc: BaseException | None = None) -> None:
+    """Complete ``future`` unless shutdown already did."""
+    try:
+        if exc is not None:
+            future.set_exception(exc)
+        else:
+            future.set_result(result)
+    except cf.InvalidStateError:
+        pass
+
+
 class PollingComputeExecutor(cf.Executor):
     """Run tasks on a Globus Compute endpoint, submitting and polling over HTTPS.
 
@@ -106,7 +118,6 @@ class PollingComputeExecutor(cf.Executor):
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._closed = False
-        self._stopped = False
         self._interval_s = poll_interval_s
         self._thread = threading.Thread(target=self._loop, name="stembench-compute-poller",
                                         daemon=True)
@@ -149,12 +160,12 @@ class PollingComputeExecutor(cf.Executor):
         with self._lock:
             self._closed = True
             if cancel_futures:
-                for item in self._queued:
-                    item.future.cancel()
+                abandoned = [q.future for q in self._queued] + list(self._running.values())
                 self._queued.clear()
-                for future in self._running.values():
-                    future.set_exception(cf.CancelledError("executor shut down"))
                 self._running.clear()
+                for future in abandoned:
+                    if not future.cancel():  # already marked running
+                        _settle(future, exc=cf.CancelledError("executor shut down"))
         self._wake.set()
         if wait:
             self._thread.join()
@@ -179,7 +190,6 @@ class PollingComputeExecutor(cf.Executor):
             with self._lock:
                 idle = not self._queued and not self._running
                 if idle and self._closed:
-                    self._stopped = True
                     return
             rate_limited = self._send_queued()
             if not rate_limited and self._running:
@@ -187,25 +197,19 @@ class PollingComputeExecutor(cf.Executor):
             self._interval_s = next_poll_interval(self._interval_s, base_s=self.poll_interval_s,
                                                   rate_limited=rate_limited)
             with self._lock:
-                has_running = bool(self._running)
-            if self._queued and not rate_limited:
-                continue
-            self._wake.wait(self._interval_s if has_running or self._queued else None)
+                busy = bool(self._running or self._queued)
+            self._wake.wait(self._interval_s if busy else None)
             self._wake.clear()
 
     def _send_queued(self) -> bool:
         """Send queued tasks in batches; True when the service rate-limited us."""
         while True:
             with self._lock:
+                self._queued = [q for q in self._queued
+                                if q.future.running() or q.future.set_running_or_notify_cancel()]
                 group = self._queued[: self.batch_size]
-            group = [item for item in group if item.future.set_running_or_notify_cancel()
-                     or item.future.running()]
             if not group:
-                with self._lock:
-                    self._queued = [q for q in self._queued if not q.future.cancelled()]
-                    if not self._queued:
-                        return False
-                continue
+                return False
             batch = self.client.create_batch()
             for item in group:
                 batch.add(item.function_id, item.args, item.kwargs)
@@ -214,24 +218,22 @@ class PollingComputeExecutor(cf.Executor):
             except Exception as exc:
                 if _is_rate_limited(exc):
                     return True
-                self._drop(group, exc)
+                with self._lock:
+                    self._queued = [q for q in self._queued if q not in group]
+                for item in group:
+                    _settle(item.future, exc=exc)
                 continue
             self._record_sent(group, response)
 
-    def _drop(self, group: list[_Queued], exc: BaseException) -> None:
-        with self._lock:
-            self._queued = [q for q in self._queued if q not in group]
-        for item in group:
-            item.future.set_exception(exc)
-
     def _record_sent(self, group: list[_Queued], response: dict[str, Any]) -> None:
-        task_ids = {fid: list(ids) for fid, ids in response["tasks"].items()}
+        task_ids = {str(fid): list(ids) for fid, ids in response["tasks"].items()}
         with self._lock:
             self._queued = [q for q in self._queued if q not in group]
             for item in group:
                 task_id = str(task_ids[item.function_id].pop(0))
                 item.future.task_id = task_id  # type: ignore[attr-defined]
-                self._running[task_id] = item.future
+                if not item.future.done():  # not abandoned by shutdown meanwhile
+                    self._running[task_id] = item.future
 
     def _poll(self) -> bool:
         """Poll the running tasks once; True when the service rate-limited us."""
@@ -242,7 +244,9 @@ class PollingComputeExecutor(cf.Executor):
         except Exception as exc:
             if _is_rate_limited(exc):
                 return True
-            raise
+            for task_id in task_ids:  # e.g. an expired login: fail them rather than hang
+                self._finish(task_id, exc=exc)
+            return False
         for task_id in task_ids:
             status = statuses.get(task_id)
             if status is None:  # the SDK leaves out tasks whose status it could not unpack
@@ -274,12 +278,8 @@ class PollingComputeExecutor(cf.Executor):
                 exc: BaseException | None = None) -> None:
         with self._lock:
             future = self._running.pop(task_id, None)
-        if future is None:
-            return
-        if exc is not None:
-            future.set_exception(exc)
-        else:
-            future.set_result(result)
+        if future is not None:
+            _settle(future, result=result, exc=exc)
 
 
 def polling_executor(endpoint_id: str, **options: Any) -> PollingComputeExecutor:
