@@ -15,6 +15,7 @@ from stembench.client.assess.assessment import assess_image, raw_estimates
 from stembench.client.assess.estimate import Estimate
 from stembench.client.assess.lattice import check_image, find_lattice
 from stembench.client.assess.recommend import choose_group, load_cutoffs, recommend
+from stembench.client.run import BUILTIN_MODELS
 from stembench.errors import InputError
 
 FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
@@ -158,7 +159,7 @@ def test_cli_end_to_end(tmp_path: Path) -> None:
     data = json.loads((tmp_path / "out" / "image_assess.json").read_text())
     assert data["assessment"]["lattice"]["kind"] == "square"
     assert data["assessment"]["estimates"]["pixel_size"]["value"] == pytest.approx(8.33, rel=0.05)
-    assert {v["model"] for v in data["recommendation"]} == {"log-blob", "atomap-like"}
+    assert {v["model"] for v in data["recommendation"]} == set(BUILTIN_MODELS)
     assert len(data["predictions"]["xy_px"]) > 50
     assert "base64" in (tmp_path / "out" / "image_assess.html").read_text()
 

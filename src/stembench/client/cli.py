@@ -25,11 +25,15 @@ def evaluate_command(
     results: Annotated[Path, typer.Option(help="Results file (JSON lines); resumes if it "
                                           "exists.")] = Path("stembench-output/results.jsonl"),
     workers: Annotated[int, typer.Option(help="Local worker processes.")] = 2,
+    https_only: Annotated[bool, typer.Option(
+        "--https-only", help="Reach endpoints by HTTPS polling instead of AMQP (for hosts "
+        "whose firewall blocks AMQP ports).")] = False,
     shard_size: Annotated[int | None, typer.Option(help="Images per shard.")] = None,
     report: Annotated[bool, typer.Option(help="Write the HTML/JSON report beside the "
                                          "results.")] = True,
 ) -> None:
     """Evaluate one model on a benchmark dataset, locally or on Globus Compute endpoints."""
+    from stembench.client.compute_http import polling_executor
     from stembench.client.executors import globus_executor, local_executor
     from stembench.client.orchestrate import Target, evaluate
     from stembench.endpoints.requests import DatasetRef
@@ -37,7 +41,8 @@ def evaluate_command(
     is_path = dataset.endswith((".h5", ".hdf5"))
     ref = DatasetRef(source="path", path=dataset) if is_path else DatasetRef(preset=dataset)
     if endpoint:
-        targets = [Target(e, globus_executor(e), max_in_flight=8) for e in endpoint]
+        remote = polling_executor if https_only else globus_executor
+        targets = [Target(e, remote(e), max_in_flight=8) for e in endpoint]
     else:
         targets = [Target("local", local_executor(workers),
                           factory=lambda: local_executor(workers), max_in_flight=2 * workers)]

@@ -41,7 +41,7 @@ def summary_table(assessment: Assessment, verdicts: Sequence[ModelVerdict]) -> s
     if verdicts:
         lines += ["", f"Models for group {verdicts[0].group}:"]
     for verdict in verdicts:
-        lines.append(f"  {verdict.model:<16s}{verdict.verdict}")
+        lines.append(f"  {verdict.model:<20s}{verdict.verdict}")
         for a in verdict.axes:
             if a.status == "inside":
                 continue

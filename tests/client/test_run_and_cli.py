@@ -1,0 +1,62 @@
+"""The main job and the evaluate command, end to end on the mini preset."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from stembench.cli import app
+from stembench.client.results_file import ResultsFile
+from stembench.dataset_publish.storage import open_dataset
+
+
+def test_run_writes_report_and_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from stembench.client.run import run_benchmark
+
+    monkeypatch.setenv("STEMBENCH_CACHE", str(tmp_path / "cache"))
+    first = run_benchmark(out_dir=tmp_path / "out", preset="mini", models=["log-blob"],
+                          workers=1, progress=False)
+    assert first.complete and first.report is not None
+    html = first.report.read_text()
+    assert "log-blob" in html and "data:image/png;base64" in html
+    report = json.loads(first.report.with_suffix(".json").read_text())
+    records = ResultsFile(tmp_path / "out" / "results" / "log-blob.jsonl").records()
+    with open_dataset(next((tmp_path / "cache").rglob("mini.h5"))) as dataset:
+        assert len(records) == len(dataset.ids)
+    assert report["provenance"]["dataset_sha256"] == records[0]["dataset_manifest_sha256"]
+    # running again redoes nothing
+    again = run_benchmark(out_dir=tmp_path / "out", preset="mini", models=["log-blob"],
+                          workers=1, progress=False)
+    outcome = again.evaluations["log-blob"]
+    assert outcome.n_finished == 0 and outcome.n_skipped == outcome.n_shards
+
+
+def test_evaluate_command_on_a_dataset_file(tmp_path: Path, mini_dataset_path: Path) -> None:
+    results = tmp_path / "results.jsonl"
+    answer = CliRunner().invoke(app, ["evaluate", "--model", "atomap-like", "--dataset",
+                                      str(mini_dataset_path), "--results", str(results),
+                                      "--workers", "1"])
+    assert answer.exit_code == 0, answer.output
+    assert "0 failed" in answer.output
+    assert (tmp_path / "report.html").is_file()
+    with open_dataset(mini_dataset_path) as dataset:
+        assert len(ResultsFile(results).records()) == len(dataset.ids)
+
+
+def test_cli_errors_are_one_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", "from stembench.cli import main; main()", "endpoint", "config",
+         "kubernetes", "--out", str(tmp_path / "c.yaml")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "stembench: error: unknown endpoint template 'kubernetes'; known: "
+        "['pbs-gpu', 'slurm-gpu', 'workstation-gpu']"
+    ]
