@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,9 +25,10 @@ import numpy as np
 from tqdm import tqdm
 
 from stembench._optional import require
-from stembench.endpoints.models.atomnet import LEVELS, build_atomnet
+from stembench.endpoints.models.atomnet import LEVELS, build_atomnet, load_atomnet_weights
 from stembench.endpoints.models.base import sha256_file
 from stembench.endpoints.training import TrainingResult
+from stembench.endpoints.training.data import TrainingDataConfig
 from stembench.errors import InputError
 
 __all__ = ["MASK", "train_atomnet"]
@@ -59,7 +61,12 @@ def _write_log(log_path: Path, records: list[dict[str, float]]) -> None:
 
 
 def _make_pool(
-    variant: Literal["cubic", "hexagonal"], *, seed: int, n: int, size: int
+    variant: Literal["cubic", "hexagonal"],
+    *,
+    seed: int,
+    n: int,
+    size: int,
+    config: TrainingDataConfig,
 ) -> tuple[Any, Any]:
     """Simulate ``n`` images and masks in chunks of 8, chunk ``k`` seeded by ``[seed, k]``."""
     from stembench.endpoints.training.data import make_training_batch
@@ -70,7 +77,7 @@ def _make_pool(
     ):
         rng = np.random.default_rng([seed, chunk // _CHUNK])
         im, mk = make_training_batch(
-            variant, n=min(_CHUNK, n - chunk), size=size, rng=rng, mask=MASK
+            variant, n=min(_CHUNK, n - chunk), size=size, rng=rng, mask=MASK, config=config
         )
         images.append(im)
         masks.append(mk)
@@ -117,6 +124,8 @@ def train_atomnet(
     lr: float = 1e-3,
     checkpoint_every: int = 100,
     pool_size: int = 256,
+    data_config: TrainingDataConfig | None = None,
+    initial_weights: Path | None = None,
 ) -> TrainingResult:
     """Train an AtomNet network with Adam and binary cross-entropy; resume if a checkpoint exists.
 
@@ -127,7 +136,8 @@ def train_atomnet(
     out_dir : Path
         Folder for ``atomnet-<variant>.keras`` (final weights, no optimiser state), its
         ``.sha256``, ``atomnet-<variant>.checkpoint.keras`` (model and optimiser),
-        ``atomnet-<variant>.checkpoint.json`` (the step reached) and ``atomnet-<variant>.log``
+        ``atomnet-<variant>.checkpoint.json`` (the step reached, the seed, the data
+        configuration and any initial weights with their SHA-256) and ``atomnet-<variant>.log``
         (JSON lines ``{"step", "loss", "seconds"}``).
     steps : int
         Total optimiser steps, including those done before a resume.
@@ -145,6 +155,12 @@ def train_atomnet(
         Training images simulated before the first step (simulating a cubic image costs
         about as much as a training step); every step draws ``batch_size`` of them under a
         random rotation by a multiple of 90 degrees and a random flip. Default 256.
+    data_config : TrainingDataConfig, optional
+        Ranges of the simulated conditions (dose, contrast, blur, ...); default
+        :class:`~stembench.endpoints.training.data.TrainingDataConfig` ().
+    initial_weights : Path, optional
+        A ``.keras`` file of the same variant to start from (fine-tuning) instead of a random
+        initialisation; ignored when resuming from a checkpoint. The optimiser starts fresh.
 
     Returns
     -------
@@ -153,6 +169,9 @@ def train_atomnet(
         the last up to 20 steps).
     """
     _check_options(variant, steps, batch_size, size, lr)
+    config = data_config or TrainingDataConfig()
+    if initial_weights is not None and not Path(initial_weights).is_file():
+        raise InputError(f"train_atomnet: initial_weights {initial_weights} is not a file")
     tf = require("tensorflow", extra="models", purpose="Training AtomNet")
     _set_threads(tf, 2)
     keras = require("keras", extra="models", purpose="Training AtomNet")
@@ -170,6 +189,8 @@ def train_atomnet(
         done = int(json.loads(state_path.read_text())["step"])
     else:
         network = build_atomnet(variant)
+        if initial_weights is not None:
+            network.set_weights(load_atomnet_weights(variant, initial_weights).get_weights())
         network.compile(
             optimizer=keras.optimizers.Adam(learning_rate=lr), loss="binary_crossentropy"
         )
@@ -177,10 +198,20 @@ def train_atomnet(
 
     def checkpoint(step: int) -> None:
         network.save(checkpoint_path)
-        state_path.write_text(json.dumps({"step": step, "seed": seed, "variant": variant}))
+        state = {
+            "step": step,
+            "seed": seed,
+            "variant": variant,
+            "data_config": asdict(config),
+            "initial_weights": None if initial_weights is None else str(initial_weights),
+            "initial_weights_sha256": (
+                None if initial_weights is None else sha256_file(Path(initial_weights))
+            ),
+        }
+        state_path.write_text(json.dumps(state))
         _write_log(log_path, records)
 
-    pool = _make_pool(variant, seed=seed, n=pool_size, size=size)
+    pool = _make_pool(variant, seed=seed, n=pool_size, size=size, config=config)
     start = time.perf_counter() - (records[-1]["seconds"] if records else 0.0)
     with tqdm(total=steps, initial=done, desc=f"train {name}", unit="step") as bar:
         for step in range(done + 1, steps + 1):

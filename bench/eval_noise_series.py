@@ -1,0 +1,177 @@
+"""AtomNet on the noise and resolution series of its material: PSNR and resolution cutoffs.
+
+Usage::
+
+    .venv/bin/python bench/eval_noise_series.py hexagonal [--weights FILE] [--dataset FILE]
+        [--out results.json]
+
+Runs one AtomNet variant (``cubic`` on the ``SrTiO3-simulated`` group, ``hexagonal`` on
+``WS2-simulated``) over every image of the ``noise`` and ``resolution`` series of a stembench
+dataset file (default: the cached standard preset), scores each image with
+``stembench.scoring.score_image`` (one-to-one, 0.5 A, border 6 px, per column type) and
+computes the cutoffs with ``compute_cutoffs(records, bootstrap=0, methods=("pchip",))``:
+PSNR in dB (higher is better) and resolution in pm (lower is better). It also scores the
+clean reference image of the shipped-weights test (256x256 fast-backend
+``material_series(..., "resolution", steps=[150.0], seeds=[0])``). Prints a summary and
+writes the cutoffs, the per-step mean scores and the reference score as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from stembench.client.analysis import compute_cutoffs
+from stembench.dataset_publish.fast_backend import FastHAADF
+from stembench.dataset_publish.probe import ProbeParameters
+from stembench.dataset_publish.series import material_series
+from stembench.dataset_publish.storage import open_dataset
+from stembench.endpoints.models.atomnet import AtomNet
+from stembench.scoring import score_image
+
+GROUP = {"cubic": "SrTiO3-simulated", "hexagonal": "WS2-simulated"}
+MATERIAL = {"cubic": "SrTiO3[100]", "hexagonal": "WS2"}
+SERIES = ("noise", "resolution")
+DEFAULT_DATASET = Path("/tmp/fresh-cache/atom-locating-benchmark/1.0.0/standard.h5")
+_RECORD_SCORES = ("recall", "precision", "f1", "rms_angstrom", "tp", "fp", "fn")
+
+
+def series_records(model: AtomNet, dataset_path: Path, variant: str) -> list[dict[str, Any]]:
+    """Score ``model`` on every image of the noise and resolution series of its group."""
+    info = model.info
+    dataset = open_dataset(dataset_path, verify=False)
+    try:
+        ids = [
+            image_id
+            for image_id in dataset.ids
+            if dataset.metadata(image_id).get("group") == GROUP[variant]
+            and dataset.metadata(image_id).get("series") in SERIES
+        ]
+        records = []
+        for image_id in tqdm(ids, desc=f"atomnet-{variant} on {GROUP[variant]}", unit="image"):
+            image = dataset[image_id]
+            meta = image.metadata
+            found = model.locate(image.image, image.pixel_size)
+            score = score_image(
+                found,
+                image.coords,
+                pixel_size=image.pixel_size,
+                image_shape=image.image.shape,
+                image_id=image_id,
+                column_types=image.column_types or None,
+            ).to_dict()
+            record = {
+                "model": info.name,
+                "model_version": info.version,
+                "weights_sha256": info.weights_sha256 or "",
+                "group": meta["group"],
+                "series": meta["series"],
+                "step": int(meta["step"]),
+                "axis_value": float(meta["axis_value"]),
+                "seed": int(meta["seed"]),
+                "image_id": image_id,
+            }
+            record.update({key: score[key] for key in _RECORD_SCORES})
+            records.append(record)
+    finally:
+        dataset.close()
+    return records
+
+
+def reference_score(model: AtomNet, variant: str) -> dict[str, Any]:
+    """Recall, precision and RMS (A) on the clean reference image of the shipped-weights test."""
+    probe = ProbeParameters()
+    ref = next(
+        material_series(
+            MATERIAL[variant],
+            "resolution",
+            steps=[150.0],
+            seeds=[0],
+            backend=FastHAADF(probe),
+            probe=probe,
+            shape=(256, 256),
+        )
+    )
+    found = model.locate(ref.image, ref.pixel_size)
+    score = score_image(
+        found,
+        ref.coords,
+        pixel_size=ref.pixel_size,
+        image_shape=ref.image.shape,
+        image_id=ref.image_id,
+        border_px=6.0,
+    )
+    return {
+        "image_id": ref.image_id,
+        "recall": round(float(score.recall), 4),
+        "precision": round(float(score.precision), 4),
+        "rms_angstrom": round(float(score.rms_angstrom), 4),
+    }
+
+
+def _nanmean(values: list[float | None]) -> float:
+    finite = [v for v in values if v is not None and np.isfinite(v)]
+    return float(np.mean(finite)) if finite else float("nan")
+
+
+def step_means(records: list[dict[str, Any]]) -> dict[str, list[dict[str, float]]]:
+    """Mean recall, precision and RMS over seeds at every step of each series."""
+    out: dict[str, list[dict[str, float]]] = {}
+    for series in SERIES:
+        rows = [r for r in records if r["series"] == series]
+        steps = sorted({r["step"] for r in rows})
+        out[series] = [
+            {
+                "step": step,
+                "axis_value": round(next(r["axis_value"] for r in rows if r["step"] == step), 3),
+                **{
+                    key: round(_nanmean([r[key] for r in rows if r["step"] == step]), 4)
+                    for key in ("recall", "precision", "rms_angstrom")
+                },
+            }
+            for step in steps
+        ]
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("variant", choices=sorted(GROUP))
+    parser.add_argument("--weights", type=Path, default=None, help="default: shipped weights")
+    parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET)
+    parser.add_argument("--out", type=Path, default=None, help="JSON results file")
+    args = parser.parse_args()
+
+    model = AtomNet(args.variant, args.weights)
+    records = series_records(model, args.dataset, args.variant)
+    cutoffs = compute_cutoffs(records, bootstrap=0, methods=("pchip",), progress=False)
+    result = {
+        "variant": args.variant,
+        "weights": str(args.weights or "shipped"),
+        "weights_sha256": model.info.weights_sha256,
+        "reference": reference_score(model, args.variant),
+        "cutoffs": {
+            c.axis: {
+                "value": c.value,
+                "status": c.status,
+                "criterion": c.criterion,
+                "criterion_values": c.criterion_values,
+            }
+            for c in cutoffs
+        },
+        "step_means": step_means(records),
+    }
+    print(json.dumps({k: result[k] for k in ("variant", "weights", "reference")}))
+    for axis, cutoff in result["cutoffs"].items():
+        print(f"{axis}: {cutoff['status']} {cutoff['value']} ({cutoff['criterion']})")
+    if args.out is not None:
+        args.out.write_text(json.dumps(result, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
