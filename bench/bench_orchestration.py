@@ -96,7 +96,7 @@ def client_heap_peak(n_images: int) -> float:
         tracemalloc.start()
         evaluate("synthetic", results_path=Path(folder) / "r.jsonl", dataset=DatasetRef(),
                  targets=[target], image_ids=ids, shard_size=64, progress=False,
-                 shard_function=synthetic_shard)
+                 shard_function=synthetic_shard, identify=None)
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
     target.executor.shutdown()

@@ -211,7 +211,7 @@ def test_evaluate_runs_shards_through_polling_executor(
                        dataset=DatasetRef(cache_dir=str(tmp_path)),
                        targets=[Target(ENDPOINT, executor, max_in_flight=2)], image_ids=ids,
                        shard_size=2, retry=RetryPolicy(max_attempts=1, backoff_s=0.01),
-                       progress=False, shard_function=faults.echo_shard)
+                       progress=False, shard_function=faults.echo_shard, identify=None)
     assert outcome.complete and outcome.n_finished == 2, outcome.failed_shards
     records = ResultsFile(tmp_path / "results.jsonl").records()
     assert sorted(r["image_id"] for r in records) == ids

@@ -22,7 +22,7 @@ def _run(tmp_path: Path, task, *, targets=None, ids=IDS, retry=FAST_RETRY):
     dataset = DatasetRef(cache_dir=str(tmp_path))
     return evaluate("echo", results_path=tmp_path / "results.jsonl", dataset=dataset,
                     targets=targets, image_ids=ids, shard_size=2, retry=retry,
-                    progress=False, shard_function=task)
+                    progress=False, shard_function=task, identify=None)
 
 
 def test_plan_shards_sizes_and_order() -> None:

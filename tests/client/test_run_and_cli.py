@@ -60,3 +60,28 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
         "stembench: error: unknown endpoint template 'kubernetes'; known: "
         "['pbs-gpu', 'slurm-gpu', 'workstation-gpu']"
     ]
+
+
+def test_results_of_another_model_version_are_redone(tmp_path: Path,
+                                                     mini_dataset_path: Path) -> None:
+    """A results file written by other weights of the model is not taken as done."""
+    from stembench.client.orchestrate import evaluate
+    from stembench.endpoints.requests import DatasetRef
+
+    results = tmp_path / "r.jsonl"
+    dataset = DatasetRef(source="path", path=str(mini_dataset_path))
+    with open_dataset(mini_dataset_path) as opened:
+        ids = opened.ids[:6]
+    first = evaluate("log-blob", results_path=results, dataset=dataset, image_ids=ids,
+                     shard_size=3, progress=False)
+    assert first.complete and first.n_finished == 2
+    lines = [json.loads(line) for line in results.read_text().splitlines()]
+    for shard in lines:  # pretend an earlier release produced them
+        shard["model"]["version"] = "0.9"
+    results.write_text("".join(json.dumps(shard) + "\n" for shard in lines))
+    with pytest.warns(UserWarning, match="2 shard"):
+        again = evaluate("log-blob", results_path=results, dataset=dataset, image_ids=ids,
+                         shard_size=3, progress=False)
+    assert again.n_finished == 2 and again.n_skipped == 0
+    records = ResultsFile(results).records()
+    assert len(records) == 6 and {r["model_version"] for r in records} == {"1.0"}

@@ -59,7 +59,7 @@ def test_orchestrator_over_engine_retries_and_reports(process_engine, tmp_path: 
                        dataset=DatasetRef(cache_dir=str(tmp_path)), targets=[target],
                        image_ids=IDS, shard_size=2, progress=False,
                        retry=RetryPolicy(max_attempts=2, backoff_s=0.01),
-                       shard_function=faults.raise_once)
+                       shard_function=faults.raise_once, identify=None)
     assert outcome.complete and outcome.n_finished == 3
     assert sorted(r["image_id"] for r in ResultsFile(tmp_path / "r.jsonl").records()) == IDS
 
@@ -67,7 +67,7 @@ def test_orchestrator_over_engine_retries_and_reports(process_engine, tmp_path: 
                          dataset=DatasetRef(cache_dir=str(tmp_path)), targets=[target],
                          image_ids=IDS[:2], shard_size=2, progress=False,
                          retry=RetryPolicy(max_attempts=2, backoff_s=0.01),
-                         shard_function=faults.oversized)
+                         shard_function=faults.oversized, identify=None)
     assert next(iter(oversized.failed_shards.values())).startswith("engine: RemoteTaskError")
 
 
@@ -87,7 +87,7 @@ def test_globus_compute_engine_with_local_provider(tmp_path: Path) -> None:
         outcome = evaluate("echo", results_path=tmp_path / "r.jsonl",
                            dataset=DatasetRef(cache_dir=str(tmp_path)), targets=[target],
                            image_ids=IDS, shard_size=3, progress=False,
-                           shard_function=faults.echo_shard)
+                           shard_function=faults.echo_shard, identify=None)
     finally:
         executor.shutdown()
     assert outcome.complete and outcome.n_finished == 2

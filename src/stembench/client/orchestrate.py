@@ -12,8 +12,9 @@ from __future__ import annotations
 import concurrent.futures as cf
 import math
 import time
+import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from stembench.endpoints.requests import (
     ScoringOptions,
     ShardRequest,
 )
-from stembench.endpoints.shard import describe_dataset, evaluate_shard
+from stembench.endpoints.shard import describe_dataset, describe_model, evaluate_shard
 from stembench.errors import InputError
 
 __all__ = ["Evaluation", "RetryPolicy", "Target", "evaluate", "plan_shards"]
@@ -121,10 +122,12 @@ def plan_shards(
 
 
 def _list_images(target: Target, dataset: DatasetRef) -> list[str]:
-    from dataclasses import asdict
-
     future = target.executor.submit(describe_dataset, asdict(dataset), __version__)
     return [row["image_id"] for row in future.result()["images"]]
+
+
+def _model_identity(target: Target, spec: ModelSpec) -> dict[str, Any]:
+    return dict(target.executor.submit(describe_model, asdict(spec), __version__).result())
 
 
 class _Scheduler:
@@ -240,6 +243,7 @@ def evaluate(
     retry: RetryPolicy | None = None,
     progress: bool = True,
     shard_function: ShardFunction = evaluate_shard,
+    identify: Callable[[Target, ModelSpec], dict[str, Any]] | None = _model_identity,
 ) -> Evaluation:
     """Evaluate ``model`` on a dataset, writing each finished shard to ``results_path``.
 
@@ -261,6 +265,10 @@ def evaluate(
     shard_function : callable
         The function each shard runs (default :func:`~stembench.endpoints.shard.evaluate_shard`);
         a wrapper must be importable on the endpoint and keep its JSON contract.
+    identify : callable or None
+        Asks the first target for the model's identity (name, version, weights hash) so
+        that a resumed run redoes shards that an earlier version of the model produced;
+        ``None`` skips the check (a shard function that is not a registered model).
 
     Returns
     -------
@@ -284,7 +292,11 @@ def evaluate(
         spec = ModelSpec(model, dict(model_options or {}))
         requests = [ShardRequest(dataset=dataset, model=spec, image_ids=s,
                                  scoring=scoring or ScoringOptions()) for s in shards]
-        done = results.finished_shard_ids()
+        identity = identify(target_list[0], spec) if identify else None
+        if identity is not None and (stale := results.stale_shards(identity)):
+            warnings.warn(f"{results.path}: {stale} shard(s) of {model!r} came from another "
+                          f"version or other weights; they are evaluated again", stacklevel=2)
+        done = results.finished_shard_ids(identity)
         todo = [r for r in requests if r.shard_id not in done]
         evaluation = Evaluation(model=model, results_path=results.path, n_shards=len(requests),
                                 n_skipped=len(requests) - len(todo))

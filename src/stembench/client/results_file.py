@@ -48,9 +48,20 @@ class ResultsFile:
                         stacklevel=2,
                     )
 
-    def finished_shard_ids(self) -> set[str]:
-        """Ids of shards that finished successfully."""
-        return {s["shard_id"] for s in self.shards() if s.get("ok")}
+    def finished_shard_ids(self, model: dict[str, Any] | None = None) -> set[str]:
+        """Ids of shards that finished successfully (with ``model``'s identity, if given).
+
+        ``model`` is ``{"name", "version", "framework", "weights_sha256"}``: shards
+        produced by another version or other weights of the model do not count as done.
+        """
+        return {s["shard_id"] for s in self.shards()
+                if s.get("ok") and (model is None or _identity(s.get("model")) == _identity(model))}
+
+    def stale_shards(self, model: dict[str, Any]) -> int:
+        """How many finished shards of ``model``'s name came from another identity."""
+        return sum(1 for s in self.shards() if s.get("ok")
+                   and (s.get("model") or {}).get("name") == model.get("name")
+                   and _identity(s.get("model")) != _identity(model))
 
     def append(self, shard_result: dict[str, Any]) -> None:
         """Append one shard result and flush it to disk before returning."""
@@ -70,9 +81,23 @@ class ResultsFile:
             handle.seek(-1, os.SEEK_END)
             return handle.read(1) != b"\n"
 
+    def current_shards(self) -> list[dict[str, Any]]:
+        """Finished shards, keeping for each model name only its newest identity.
+
+        A model evaluated again after its weights or version changed leaves its earlier
+        shards in the file; they are history, not results of the model as it is now.
+        """
+        finished = [s for s in self.shards() if s.get("ok")]
+        newest = {(s.get("model") or {}).get("name"): _identity(s.get("model")) for s in finished}
+        return [s for s in finished
+                if _identity(s.get("model")) == newest[(s.get("model") or {}).get("name")]]
+
     def records(self) -> list[dict[str, Any]]:
-        """Score records of every scored image (no coordinates): what the analysis reads."""
-        return [r for shard in self.shards() if shard.get("ok") for r in records_from_shard(shard)]
+        """Score records of every scored image (no coordinates): what the analysis reads.
+
+        Only each model's newest identity counts (see :meth:`current_shards`).
+        """
+        return [r for shard in self.current_shards() for r in records_from_shard(shard)]
 
     def image_errors(self) -> list[dict[str, str]]:
         """``{"image_id", "model", "error"}`` for every image a model failed on."""
@@ -84,6 +109,11 @@ class ResultsFile:
                     errors.append({"image_id": entry["image_id"], "model": model,
                                    "error": entry["error"]})
         return errors
+
+
+def _identity(model: dict[str, Any] | None) -> tuple[Any, ...]:
+    model = model or {}
+    return (model.get("name"), model.get("version"), model.get("weights_sha256") or None)
 
 
 def records_from_shard(shard: dict[str, Any]) -> list[dict[str, Any]]:

@@ -30,7 +30,7 @@ from stembench.endpoints.requests import (
 )
 from stembench.errors import StembenchError
 
-__all__ = ["CONDITION_FIELDS", "describe_dataset", "evaluate_shard"]
+__all__ = ["CONDITION_FIELDS", "describe_dataset", "describe_model", "evaluate_shard"]
 
 #: Metadata fields every score record carries so that the analysis needs no images.
 CONDITION_FIELDS = (
@@ -216,3 +216,24 @@ def describe_dataset(reference: dict[str, Any], client_version: str) -> dict[str
         "images": images,
         "runtime": runtime_provenance(),
     }
+
+
+def describe_model(model: dict[str, Any], client_version: str) -> dict[str, Any]:
+    """Load a model on the endpoint and return its identity (runs on the endpoint).
+
+    Parameters
+    ----------
+    model : dict
+        A :class:`~stembench.endpoints.requests.ModelSpec` as a JSON dict.
+    client_version : str
+        The client's stembench version, checked for compatibility.
+
+    Returns
+    -------
+    dict
+        ``{"name", "version", "framework", "weights_sha256"}``: what every result of this
+        model will carry, so that a client can tell results of another version apart.
+    """
+    check_compatible(client_version, __version__)
+    spec = ModelSpec.from_dict(model)
+    return asdict(_load_model(json.dumps(asdict(spec), sort_keys=True)).info)

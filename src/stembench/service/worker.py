@@ -204,7 +204,8 @@ class Worker:
             outcome = evaluate(job.model, results_path=results_path, dataset=dataset,
                                targets=[target], image_ids=ids,
                                model_options=json.loads(job.model_options), progress=False,
-                               shard_function=import_function(self.settings.shard_function))
+                               shard_function=import_function(self.settings.shard_function),
+                               identify=None)  # one results file per job: nothing stale
         except Exception as exc:
             done.set()
             self._fail(job, f"{type(exc).__name__}: {exc}", cancelled=executor.stopped.is_set()
