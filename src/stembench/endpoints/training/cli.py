@@ -72,20 +72,29 @@ def install_weights(
 
 
 def _run(
-    model: str, *, out: Path, steps: int, seed: int, batch_size: int, size: int
+    model: str, *, out: Path, steps: int, seed: int, batch_size: int, size: int, lr: float,
+    min_dose: float | None, init_weights: Path | None,
 ) -> TrainingResult:
+    from stembench.endpoints.training.data import TrainingDataConfig
+
+    data_config = None
+    if min_dose is not None:
+        upper = TrainingDataConfig().dose_e_per_angstrom2[1]
+        data_config = TrainingDataConfig(dose_e_per_angstrom2=(min_dose, upper))
     if model == "atomsegnet":
         from stembench.endpoints.training.torch_trainer import train_atomsegnet
 
+        if init_weights is not None:
+            raise typer.BadParameter("--init-weights is available for the AtomNet models only")
         return train_atomsegnet(out_dir=out, steps=steps, batch_size=batch_size, size=size,
-                                seed=seed)
+                                seed=seed, lr=lr, data_config=data_config)
     from stembench.endpoints.training.keras_trainer import train_atomnet
 
     variant: Literal["cubic", "hexagonal"] = (
         "cubic" if model == "atomnet-cubic" else "hexagonal"
     )
     return train_atomnet(variant, out_dir=out, steps=steps, seed=seed, batch_size=batch_size,
-                         size=size)
+                         size=size, lr=lr, data_config=data_config, initial_weights=init_weights)
 
 
 @app.command("train")
@@ -96,6 +105,12 @@ def train(
     seed: Annotated[int, typer.Option(help="Seed of the initialisation and the data.")] = 0,
     batch_size: Annotated[int, typer.Option(help="Images per step.")] = 8,
     size: Annotated[int, typer.Option(help="Side of the square training crops, px.")] = 96,
+    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
+    min_dose: Annotated[float | None, typer.Option(
+        help="Lowest electron dose of the training images, e-/A^2 (default: the data "
+             "generator's).")] = None,
+    init_weights: Annotated[Path | None, typer.Option(
+        help="Fine-tune from this .keras file (AtomNet models).")] = None,
     install: Annotated[
         bool, typer.Option(help="Copy the final weights, .sha256 and log into the package.")
     ] = False,
@@ -104,11 +119,14 @@ def train(
     if model not in MODELS:
         raise typer.BadParameter(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
     folder = out or Path(f"train-{model}")
-    result = _run(model, out=folder, steps=steps, seed=seed, batch_size=batch_size, size=size)
+    result = _run(model, out=folder, steps=steps, seed=seed, batch_size=batch_size, size=size,
+                  lr=lr, min_dose=min_dose, init_weights=init_weights)
     typer.echo(f"{result.model}: {result.steps} steps, final loss {result.final_loss:.4f}")
     typer.echo(f"weights {result.weights_path} sha256 {result.weights_sha256}")
     if install:
+        extra = [*(["--min-dose", str(min_dose)] if min_dose is not None else []),
+                 *(["--init-weights", str(init_weights)] if init_weights else [])]
         command = shlex.join(["stembench", "train", model, "--steps", str(steps), "--seed",
                               str(seed), "--batch-size", str(batch_size), "--size", str(size),
-                              "--out", str(folder), "--install"])
+                              "--lr", str(lr), *extra, "--out", str(folder), "--install"])
         typer.echo(f"installed {install_weights(result, command=command)}")
