@@ -1,16 +1,19 @@
-"""AtomNet on the noise and resolution series of its material: PSNR and resolution cutoffs.
+"""AtomNet or AtomSegNet on a material's noise and resolution series: PSNR and resolution cutoffs.
 
 Usage::
 
     .venv/bin/python bench/eval_noise_series.py hexagonal [--weights FILE] [--dataset FILE]
         [--out results.json]
+    .venv/bin/python bench/eval_noise_series.py atomsegnet --group WS2-simulated [...]
 
 Runs one AtomNet variant (``cubic`` on the ``SrTiO3-simulated`` group, ``hexagonal`` on
-``WS2-simulated``) over every image of the ``noise`` and ``resolution`` series of a stembench
+``WS2-simulated``), or AtomSegNet (built with ``registry.load_model``) on the ``--group``, over
+every image of the ``noise`` and ``resolution`` series of a stembench
 dataset file (default: the cached standard preset), scores each image with
 ``stembench.scoring.score_image`` (one-to-one, 0.5 A, border 6 px, per column type) and
 computes the cutoffs with ``compute_cutoffs(records, bootstrap=0, methods=("pchip",))``:
-PSNR in dB (higher is better) and resolution in pm (lower is better). It also scores the
+PSNR in dB and resolution in pm, lower is better for both (the model still works
+on noisier, blurrier images). It also scores the
 clean reference image of the shipped-weights test (256x256 fast-backend
 ``material_series(..., "resolution", steps=[150.0], seeds=[0])``). Prints a summary and
 writes the cutoffs, the per-step mean scores and the reference score as JSON.
@@ -32,28 +35,30 @@ from stembench.dataset_publish.probe import ProbeParameters
 from stembench.dataset_publish.series import material_series
 from stembench.dataset_publish.storage import open_dataset
 from stembench.endpoints.models.atomnet import AtomNet
+from stembench.endpoints.models.base import Model
+from stembench.endpoints.models.registry import load_model
 from stembench.scoring import score_image
 
 GROUP = {"cubic": "SrTiO3-simulated", "hexagonal": "WS2-simulated"}
-MATERIAL = {"cubic": "SrTiO3[100]", "hexagonal": "WS2"}
+MATERIAL = {"SrTiO3-simulated": "SrTiO3[100]", "WS2-simulated": "WS2"}
 SERIES = ("noise", "resolution")
 DEFAULT_DATASET = Path("/tmp/fresh-cache/atom-locating-benchmark/1.0.0/standard.h5")
 _RECORD_SCORES = ("recall", "precision", "f1", "rms_angstrom", "tp", "fp", "fn")
 
 
-def series_records(model: AtomNet, dataset_path: Path, variant: str) -> list[dict[str, Any]]:
-    """Score ``model`` on every image of the noise and resolution series of its group."""
+def series_records(model: Model, dataset_path: Path, group: str) -> list[dict[str, Any]]:
+    """Score ``model`` on every image of the noise and resolution series of ``group``."""
     info = model.info
     dataset = open_dataset(dataset_path, verify=False)
     try:
         ids = [
             image_id
             for image_id in dataset.ids
-            if dataset.metadata(image_id).get("group") == GROUP[variant]
+            if dataset.metadata(image_id).get("group") == group
             and dataset.metadata(image_id).get("series") in SERIES
         ]
         records = []
-        for image_id in tqdm(ids, desc=f"atomnet-{variant} on {GROUP[variant]}", unit="image"):
+        for image_id in tqdm(ids, desc=f"{info.name} on {group}", unit="image"):
             image = dataset[image_id]
             meta = image.metadata
             found = model.locate(image.image, image.pixel_size)
@@ -83,12 +88,12 @@ def series_records(model: AtomNet, dataset_path: Path, variant: str) -> list[dic
     return records
 
 
-def reference_score(model: AtomNet, variant: str) -> dict[str, Any]:
+def reference_score(model: Model, group: str) -> dict[str, Any]:
     """Recall, precision and RMS (A) on the clean reference image of the shipped-weights test."""
     probe = ProbeParameters()
     ref = next(
         material_series(
-            MATERIAL[variant],
+            MATERIAL[group],
             "resolution",
             steps=[150.0],
             seeds=[0],
@@ -141,20 +146,30 @@ def step_means(records: list[dict[str, Any]]) -> dict[str, list[dict[str, float]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("variant", choices=sorted(GROUP))
+    parser.add_argument("variant", choices=[*sorted(GROUP), "atomsegnet"])
+    parser.add_argument("--group", choices=sorted(MATERIAL), default=None,
+                        help="default: the AtomNet variant's group; required for atomsegnet")
     parser.add_argument("--weights", type=Path, default=None, help="default: shipped weights")
     parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET)
     parser.add_argument("--out", type=Path, default=None, help="JSON results file")
     args = parser.parse_args()
 
-    model = AtomNet(args.variant, args.weights)
-    records = series_records(model, args.dataset, args.variant)
+    group = args.group or GROUP.get(args.variant)
+    if group is None:
+        parser.error("atomsegnet needs --group")
+    model: Model
+    if args.variant == "atomsegnet":
+        model = load_model("atomsegnet", **({"weights": args.weights} if args.weights else {}))
+    else:
+        model = AtomNet(args.variant, args.weights)
+    records = series_records(model, args.dataset, group)
     cutoffs = compute_cutoffs(records, bootstrap=0, methods=("pchip",), progress=False)
     result = {
         "variant": args.variant,
+        "group": group,
         "weights": str(args.weights or "shipped"),
         "weights_sha256": model.info.weights_sha256,
-        "reference": reference_score(model, args.variant),
+        "reference": reference_score(model, group),
         "cutoffs": {
             c.axis: {
                 "value": c.value,
@@ -166,7 +181,7 @@ def main() -> None:
         },
         "step_means": step_means(records),
     }
-    print(json.dumps({k: result[k] for k in ("variant", "weights", "reference")}))
+    print(json.dumps({k: result[k] for k in ("variant", "group", "weights", "reference")}))
     for axis, cutoff in result["cutoffs"].items():
         print(f"{axis}: {cutoff['status']} {cutoff['value']} ({cutoff['criterion']})")
     if args.out is not None:

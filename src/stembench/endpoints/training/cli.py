@@ -84,10 +84,9 @@ def _run(
     if model == "atomsegnet":
         from stembench.endpoints.training.torch_trainer import train_atomsegnet
 
-        if init_weights is not None:
-            raise typer.BadParameter("--init-weights is available for the AtomNet models only")
         return train_atomsegnet(out_dir=out, steps=steps, batch_size=batch_size, size=size,
-                                seed=seed, lr=lr, data_config=data_config)
+                                seed=seed, lr=lr, data_config=data_config,
+                                initial_weights=init_weights)
     from stembench.endpoints.training.keras_trainer import train_atomnet
 
     variant: Literal["cubic", "hexagonal"] = (
@@ -110,7 +109,8 @@ def train(
         help="Lowest electron dose of the training images, e-/A^2 (default: the data "
              "generator's).")] = None,
     init_weights: Annotated[Path | None, typer.Option(
-        help="Fine-tune from this .keras file (AtomNet models).")] = None,
+        help="Fine-tune from these weights (.keras for AtomNet, a .pt state dict for "
+             "AtomSegNet).")] = None,
     install: Annotated[
         bool, typer.Option(help="Copy the final weights, .sha256 and log into the package.")
     ] = False,

@@ -23,7 +23,11 @@ from typing import Any
 import numpy as np
 
 from stembench._optional import require
-from stembench.endpoints.models.atomsegnet import DEFAULT_WEIGHTS_NAME, build_network
+from stembench.endpoints.models.atomsegnet import (
+    DEFAULT_WEIGHTS_NAME,
+    build_network,
+    load_state_dict_checked,
+)
 from stembench.endpoints.models.base import sha256_file
 from stembench.endpoints.training import TrainingResult
 from stembench.endpoints.training.data import TrainingDataConfig, make_training_batch
@@ -77,6 +81,14 @@ def _resume(torch: Any, path: Path, network: Any, optimizer: Any, seed: int) -> 
     return int(checkpoint["step"])
 
 
+def _load_initial_weights(torch: Any, path: Path, network: Any) -> None:
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ModelError(f"cannot read the initial AtomSegNet weights {path}: {exc}") from exc
+    load_state_dict_checked(network, loaded, source=str(path))
+
+
 def train_atomsegnet(
     *,
     out_dir: str | Path,
@@ -88,9 +100,10 @@ def train_atomsegnet(
     device: str | None = None,
     checkpoint_every: int = 25,
     data_config: TrainingDataConfig | None = None,
+    initial_weights: Path | None = None,
     progress: bool = True,
 ) -> TrainingResult:
-    """Train AtomSegNet from scratch (or resume) on simulated "mixed" lattices.
+    """Train AtomSegNet from scratch, fine-tune it, or resume, on simulated "mixed" lattices.
 
     Parameters
     ----------
@@ -113,6 +126,10 @@ def train_atomsegnet(
         Steps between checkpoints. Default 25.
     data_config : TrainingDataConfig, optional
         Ranges of the simulated conditions; default :class:`TrainingDataConfig` ().
+    initial_weights : Path, optional
+        A state dict (``.pt``) to fine-tune from instead of a random initialisation (with a
+        fresh optimiser); its path and SHA-256 are recorded in the checkpoint. Ignored when
+        resuming from a checkpoint.
     progress : bool, optional
         Show a tqdm progress bar. Default True.
 
@@ -125,7 +142,10 @@ def train_atomsegnet(
     ------
     InputError
         For non-positive ``steps``, ``batch_size`` or ``checkpoint_every``, a ``size`` that is
-        not a positive multiple of 4, or a checkpoint written with another seed.
+        not a positive multiple of 4, a checkpoint written with another seed, or
+        ``initial_weights`` that is not a file.
+    ModelError
+        If ``initial_weights`` cannot be read or does not match the architecture.
     """
     torch = require("torch", extra="models", purpose="Training AtomSegNet")
     from tqdm import tqdm
@@ -137,6 +157,8 @@ def train_atomsegnet(
         )
     if size < 4 or size % 4:
         raise InputError(f"train_atomsegnet: size must be a positive multiple of 4, got {size}")
+    if initial_weights is not None and not Path(initial_weights).is_file():
+        raise InputError(f"train_atomsegnet: initial_weights {initial_weights} is not a file")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     config = data_config or TrainingDataConfig()
@@ -146,12 +168,19 @@ def train_atomsegnet(
     network = build_network()
     with torch.no_grad():
         network.bn9.bias.fill_(_HEAD_BIAS_PRIOR)
+    checkpoint_path, log_path = out / CHECKPOINT_NAME, out / LOG_NAME
+    resuming = checkpoint_path.is_file()
+    if initial_weights is not None and not resuming:
+        _load_initial_weights(torch, Path(initial_weights), network)
     network = network.to(target_device)
     optimizer = torch.optim.Adam(network.parameters(), lr=lr)
-    checkpoint_path, log_path = out / CHECKPOINT_NAME, out / LOG_NAME
-    start = 0
-    if checkpoint_path.is_file():
-        start = _resume(torch, checkpoint_path, network, optimizer, seed)
+    start = _resume(torch, checkpoint_path, network, optimizer, seed) if resuming else 0
+    initial_record = {
+        "initial_weights": None if initial_weights is None else str(initial_weights),
+        "initial_weights_sha256": (
+            None if initial_weights is None else sha256_file(Path(initial_weights))
+        ),
+    }
     log_lines = _read_log(log_path, start)
     log_path.write_text("".join(line + "\n" for line in log_lines))
     losses = [float(json.loads(line)["loss"]) for line in log_lines]
@@ -161,7 +190,8 @@ def train_atomsegnet(
         _save_atomically(
             torch,
             {"state_dict": state, "optimizer": optimizer.state_dict(), "step": step,
-             "seed": seed, "size": size, "batch_size": batch_size, "lr": lr},
+             "seed": seed, "size": size, "batch_size": batch_size, "lr": lr,
+             **initial_record},
             checkpoint_path,
         )
 
