@@ -23,10 +23,7 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 
-from stembench.datamodel import BenchmarkImage
-from stembench.dataset_publish.fast_backend import FastHAADF
-from stembench.dataset_publish.probe import ProbeParameters
-from stembench.dataset_publish.series import material_series
+from stembench.dataset_publish.series import reference_image
 from stembench.endpoints.models.atomnet import AtomNet
 from stembench.scoring import score_image
 
@@ -35,21 +32,6 @@ import matplotlib.pyplot as plt
 
 MATERIAL = {"cubic": "SrTiO3[100]", "hexagonal": "WS2"}
 FIGURES = Path(__file__).resolve().parents[1] / "docs" / "figures"
-
-
-def reference_image(material: str, *, shape: tuple[int, int] = (256, 256)) -> BenchmarkImage:
-    """The clean reference image (step 0, seed 0) of ``material``'s series."""
-    probe = ProbeParameters()
-    series = material_series(
-        material,
-        "resolution",
-        steps=[150.0],
-        seeds=[0],
-        backend=FastHAADF(probe),
-        probe=probe,
-        shape=shape,
-    )
-    return next(series)
 
 
 def evaluate(variant: str, weights: Path | None) -> dict[str, float]:

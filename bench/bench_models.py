@@ -53,14 +53,9 @@ def _median_seconds(run: Callable[[], object], repeats: int) -> float:
 
 
 def _reference(material: str, shape: tuple[int, int] = (256, 256)):  # type: ignore[no-untyped-def]
-    from stembench.dataset_publish.fast_backend import FastHAADF
-    from stembench.dataset_publish.probe import ProbeParameters
-    from stembench.dataset_publish.series import material_series
+    from stembench.dataset_publish.series import reference_image
 
-    probe = ProbeParameters()
-    series = material_series(material, "pixel_size", steps=[10.0], seeds=[0],
-                             backend=FastHAADF(probe), probe=probe, shape=shape)
-    return next(series)
+    return reference_image(material, axis="pixel_size", shape=shape)
 
 
 def _peer(images_path: str, repeats: int) -> None:

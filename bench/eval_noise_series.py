@@ -15,7 +15,7 @@ computes the cutoffs with ``compute_cutoffs(records, bootstrap=0, methods=("pchi
 PSNR in dB and resolution in pm, lower is better for both (the model still works
 on noisier, blurrier images). It also scores the
 clean reference image of the shipped-weights test (256x256 fast-backend
-``material_series(..., "resolution", steps=[150.0], seeds=[0])``). Prints a summary and
+``reference_image(material)``). Prints a summary and
 writes the cutoffs, the per-step mean scores and the reference score as JSON.
 """
 
@@ -30,9 +30,7 @@ import numpy as np
 from tqdm import tqdm
 
 from stembench.client.analysis import compute_cutoffs
-from stembench.dataset_publish.fast_backend import FastHAADF
-from stembench.dataset_publish.probe import ProbeParameters
-from stembench.dataset_publish.series import material_series
+from stembench.dataset_publish.series import reference_image
 from stembench.dataset_publish.storage import open_dataset
 from stembench.endpoints.models.atomnet import AtomNet
 from stembench.endpoints.models.base import Model
@@ -90,18 +88,7 @@ def series_records(model: Model, dataset_path: Path, group: str) -> list[dict[st
 
 def reference_score(model: Model, group: str) -> dict[str, Any]:
     """Recall, precision and RMS (A) on the clean reference image of the shipped-weights test."""
-    probe = ProbeParameters()
-    ref = next(
-        material_series(
-            MATERIAL[group],
-            "resolution",
-            steps=[150.0],
-            seeds=[0],
-            backend=FastHAADF(probe),
-            probe=probe,
-            shape=(256, 256),
-        )
-    )
+    ref = reference_image(MATERIAL[group])
     found = model.locate(ref.image, ref.pixel_size)
     score = score_image(
         found,

@@ -16,22 +16,9 @@ MATERIAL = {"cubic": "SrTiO3[100]", "hexagonal": "WS2"}
 
 
 def _reference(material: str) -> Any:
-    from stembench.dataset_publish.fast_backend import FastHAADF
-    from stembench.dataset_publish.probe import ProbeParameters
-    from stembench.dataset_publish.series import material_series
+    from stembench.dataset_publish.series import reference_image
 
-    probe = ProbeParameters()
-    return next(
-        material_series(
-            material,
-            "resolution",
-            steps=[150.0],
-            seeds=[0],
-            backend=FastHAADF(probe),
-            probe=probe,
-            shape=(256, 256),
-        )
-    )
+    return reference_image(material)
 
 
 @pytest.fixture(scope="module", params=["cubic", "hexagonal"])

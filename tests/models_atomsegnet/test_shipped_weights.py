@@ -7,9 +7,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from stembench.dataset_publish.fast_backend import FastHAADF
-from stembench.dataset_publish.probe import ProbeParameters
-from stembench.dataset_publish.series import MATERIALS, material_series
+from stembench.dataset_publish.series import MATERIALS, reference_image
 from stembench.endpoints.models.atomsegnet import AtomSegNet, default_weights_path
 from stembench.endpoints.models.base import sha256_file
 from stembench.scoring import score_image
@@ -25,11 +23,7 @@ def test_shipped_weights_file_matches_its_recorded_sha256() -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("material", ["SrTiO3[100]", "WS2"])
 def test_shipped_weights_score_the_clean_reference_image(material: str) -> None:
-    probe = ProbeParameters()
-    reference = next(
-        material_series(material, "pixel_size", steps=[10.0], seeds=[0],
-                        backend=FastHAADF(probe), probe=probe)
-    )
+    reference = reference_image(material, axis="pixel_size")
     assert reference.metadata["step"] == 0
     assert reference.pixel_size == MATERIALS[material].reference_pixel_size_angstrom
     found = AtomSegNet(device="cpu").locate(reference.image, reference.pixel_size)

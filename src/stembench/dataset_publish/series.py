@@ -25,7 +25,7 @@ from numpy.typing import NDArray
 
 from stembench.datamodel import BenchmarkImage
 from stembench.dataset_publish import degradations as deg
-from stembench.dataset_publish.fast_backend import ImageFormation
+from stembench.dataset_publish.fast_backend import FastHAADF, ImageFormation
 from stembench.dataset_publish.probe import ProbeParameters, probe_fwhm_angstrom
 from stembench.dataset_publish.scan import ScanParameters, beam_positions, ground_truth_pixels
 from stembench.dataset_publish.structures import (
@@ -44,6 +44,7 @@ __all__ = [
     "RenderedImage",
     "image_metadata",
     "material_series",
+    "reference_image",
     "render",
     "seed_for",
 ]
@@ -272,3 +273,24 @@ def material_series(material: str, axis: str, *, steps: Sequence[float], seeds: 
                 image=image.astype(np.float32), coords=rendered.coords,
                 pixel_size=rendered.scan.pixel_size_angstrom, raw=raw.astype(np.float32),
                 column_types=rendered.column_types, metadata=meta)
+
+
+def reference_image(material: str, *, axis: str = "resolution",
+                    shape: tuple[int, int] = (256, 256), seed: int = 0) -> BenchmarkImage:
+    """The clean reference image of ``material`` (step 0 of its ``axis`` series), fast backend.
+
+    Parameters
+    ----------
+    material : str
+        ``"SrTiO3[100]"`` or ``"WS2"``.
+    axis : str
+        The series whose step 0 it is (one of :data:`AXES`).
+    shape : tuple of int
+        Image (rows, cols).
+    seed : int
+        Realisation.
+    """
+    probe = ProbeParameters()
+    first_step = {"resolution": 150.0, "pixel_size": 10.0}.get(axis, 1.0)
+    return next(material_series(material, axis, steps=[first_step], seeds=[seed],
+                                backend=FastHAADF(probe), probe=probe, shape=shape))
