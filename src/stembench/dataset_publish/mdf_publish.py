@@ -47,7 +47,8 @@ __all__ = [
 
 LICENCE_SPDX = "CC-BY-4.0"
 _EXTRA = "foundry"
-_PURPOSE = "Publishing through MDF Connect v2 (mdf-cli)"
+_PURPOSE = ("Publishing through MDF Connect v2 (mdf-cli needs globus-sdk 3: use the Foundry "
+            "environment, .ci/foundry-env.sh)")
 
 
 class MDFSubmissionError(StembenchError):
