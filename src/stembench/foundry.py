@@ -86,8 +86,8 @@ def _place(record: PublishedRecord, name: str, folder: Path, *, expected: tuple[
     target = folder / name
     if target.is_file() and manifest_sidecar_path(target).is_file():
         try:
-            if not verify_file(target) and (read_manifest(target).name,
-                                            read_manifest(target).version) == expected:
+            manifest = read_manifest(target)
+            if (manifest.name, manifest.version) == expected and not verify_file(target):
                 return target
         except DatasetError as exc:
             logger.warning("cached %s is unreadable (%s); downloading it again", target, exc)

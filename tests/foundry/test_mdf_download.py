@@ -139,16 +139,26 @@ def _tampered_copy(source: Path, tmp_path: Path) -> bytes:
     return copy.read_bytes()
 
 
-@pytest.mark.parametrize("damage, message", [("tampered", "do not match their SHA-256"),
-                                             ("truncated", "truncated")])
+@pytest.mark.parametrize("damage, message", [
+    ("tampered", "do not match their SHA-256"),
+    ("cut short", "is truncated: "),  # the connection ends before Content-Length bytes
+    ("short file", "not a readable dataset"),  # a complete answer holding half the file
+])
 def test_bad_download_rejected_and_cache_left_clean(tiny_dataset, tmp_path, client, damage,
                                                     message):
     _published()
     record = find_published(DATASET_NAME, preset="mini", version=DATASET_VERSION,
                             client=client)
     data = tiny_dataset.read_bytes()
-    body = _tampered_copy(tiny_dataset, tmp_path) if damage == "tampered" else data[:len(data) // 2]
-    _serve(tiny_dataset, body=body)
+    if damage == "cut short":
+        sidecar = manifest_sidecar_path(tiny_dataset)
+        responses.add(responses.GET, FILES_URL + sidecar.name, body=sidecar.read_bytes())
+        responses.add(responses.GET, FILES_URL + "mini.h5", body=data[: len(data) // 2],
+                      headers={"Content-Length": str(len(data))},
+                      auto_calculate_content_length=False)
+    else:
+        _serve(tiny_dataset, body=_tampered_copy(tiny_dataset, tmp_path)
+               if damage == "tampered" else data[: len(data) // 2])
     target = tmp_path / "cache" / "mini.h5"
     with pytest.raises(IntegrityError, match=message):
         download_verified(record, "mini.h5", target, expected_name=DATASET_NAME,
@@ -201,7 +211,8 @@ def test_load_downloads_from_mdf_instead_of_building(tiny_dataset, tmp_path, mdf
     assert cached.read_bytes() == tiny_dataset.read_bytes()
 
 
-@pytest.mark.parametrize("failure", ["network", "server", "not-found", "tampered"])
+@pytest.mark.parametrize("failure", ["network", "server", "not-found", "tampered",
+                                     "truncated"])
 def test_load_builds_locally_when_mdf_cannot_serve(tiny_dataset, tmp_path, mdf_registered,
                                                    caplog, failure):
     if failure == "network":
@@ -210,15 +221,20 @@ def test_load_builds_locally_when_mdf_cannot_serve(tiny_dataset, tmp_path, mdf_r
         responses.add(responses.GET, f"{API}/search", status=500, json={"detail": "boom"})
     elif failure == "not-found":
         responses.add(responses.GET, f"{API}/search", json=v2_search())
-    else:
+    elif failure == "tampered":
         _published()
         _serve(tiny_dataset, body=_tampered_copy(tiny_dataset, tmp_path))
+    else:
+        _published()
+        data = tiny_dataset.read_bytes()
+        _serve(tiny_dataset, body=data[: len(data) // 3])
     with caplog.at_level(logging.INFO), cache.load(preset="mini",
                                                    cache_dir=tmp_path / "c") as dataset:
         assert len(dataset) == 3
     assert mdf_registered == ["mini"]
     expected = {"network": "MDF unavailable", "server": "HTTP 500",
-                "not-found": "MDF has no published", "tampered": "SHA-256"}[failure]
+                "not-found": "MDF has no published", "tampered": "SHA-256",
+                "truncated": "truncated or corrupted"}[failure]
     assert expected in caplog.text
 
 

@@ -263,18 +263,15 @@ def _stream(url: str, target: Path, *, timeout: float) -> None:
                 raise MDFUnavailableError(f"GET {url} answered HTTP {response.status_code}")
             declared = response.headers.get("Content-Length")
             total = int(declared) if declared and declared.isdigit() else None
-            written = 0
             with open(target, "wb") as out, tqdm(total=total, unit="B", unit_scale=True,
                                                   desc=Path(url).name, disable=None) as bar:
                 for chunk in response.iter_content(chunk_size=CHUNK_BYTES):
                     out.write(chunk)
-                    written += len(chunk)
                     bar.update(len(chunk))
+    except requests.exceptions.ChunkedEncodingError as exc:  # fewer bytes than announced
+        raise IntegrityError(f"download of {url} is truncated: {exc}") from exc
     except (requests.RequestException, OSError) as exc:
         raise MDFUnavailableError(f"GET {url} failed: {exc}") from exc
-    if total is not None and written != total:
-        raise IntegrityError(f"download of {url} is truncated or padded: got {written} bytes, "
-                             f"Content-Length says {total}")
 
 
 def download_verified(record: PublishedRecord, name: str, destination: Path, *,

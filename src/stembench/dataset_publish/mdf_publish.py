@@ -212,15 +212,16 @@ def _rejection(result: Any, *, what: str) -> MDFSubmissionError:
 
 @contextmanager
 def _no_browser(enabled: bool) -> Iterator[None]:
+    """Set mdf-cli's ``MDF_NO_BROWSER`` switch for the duration of a call."""
     previous = os.environ.get("MDF_NO_BROWSER")
     if enabled:
         os.environ["MDF_NO_BROWSER"] = "1"
     try:
         yield
     finally:
-        if enabled and previous is None:
+        if previous is None:
             os.environ.pop("MDF_NO_BROWSER", None)
-        elif enabled and previous is not None:
+        else:
             os.environ["MDF_NO_BROWSER"] = previous
 
 
