@@ -16,6 +16,7 @@ from stembench.dataset_publish.mdf_publish import (
     MDFSubmissionError,
     build_payload,
     file_digests,
+    follow_status,
     mdf_manifest,
     submission_status,
     submit,
@@ -162,3 +163,29 @@ def test_status_follows_the_submission(api):
     with pytest.raises(MDFSubmissionError, match="HTTP 404"):
         submission_status("atom_locating_benchmark_mini", token="TOKEN")
     assert route.calls.last.request.headers["Authorization"] == "Bearer TOKEN"
+
+
+def test_follow_status_polls_until_published(api):
+    pending = {"success": True, "submission": {"source_id": "s", "version": "1.0",
+                                               "status": "pending_curation"}}
+    done = {"success": True, "submission": {"source_id": "s", "version": "1.0",
+                                            "status": "published", "dataset_doi": "10.1/x"}}
+    route = api.get("/status/s").mock(side_effect=[httpx.Response(200, json=pending),
+                                                   httpx.Response(200, json=pending),
+                                                   httpx.Response(200, json=done)])
+    now = [0.0]
+    slept = []
+
+    def sleep(seconds):
+        slept.append(seconds)
+        now[0] += seconds
+
+    status = follow_status("s", wait_s=300, interval_s=60, token="T", sleep=sleep,
+                           clock=lambda: now[0])
+    assert status["status"] == "published" and status["doi"] == "10.1/x"
+    assert route.call_count == 3 and slept == [60, 60]
+    route.mock(side_effect=None, return_value=httpx.Response(200, json=pending))
+    status = follow_status("s", wait_s=100, interval_s=60, token="T", sleep=sleep,
+                           clock=lambda: now[0])
+    assert status["status"] == "pending_curation"  # the wait ran out: never waits forever
+    assert route.call_count == 5

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -36,9 +37,11 @@ from stembench.errors import InputError, StembenchError
 
 __all__ = [
     "LICENCE_SPDX",
+    "TERMINAL_STATUSES",
     "MDFSubmissionError",
     "build_payload",
     "file_digests",
+    "follow_status",
     "mdf_manifest",
     "ml_block",
     "submission_status",
@@ -46,6 +49,9 @@ __all__ = [
 ]
 
 LICENCE_SPDX = "CC-BY-4.0"
+TERMINAL_STATUSES = frozenset({"published", "publish_failed", "rejected", "failed", "deleted",
+                               "withdrawn"})
+"""Statuses after which a submission no longer changes (``mdf-cli``'s ``_watch_submission``)."""
 _EXTRA = "foundry"
 _PURPOSE = ("Publishing through MDF Connect v2 (mdf-cli needs globus-sdk 3: use the Foundry "
             "environment, .ci/foundry-env.sh)")
@@ -295,3 +301,23 @@ def submission_status(source_id: str, *, service: str = "prod",
     return {"source_id": submission.get("source_id", source_id),
             "version": submission.get("version"), "status": submission.get("status"),
             "doi": submission.get("dataset_doi") or submission.get("doi")}
+
+
+def follow_status(source_id: str, *, wait_s: float, interval_s: float = 30.0,
+                  service: str = "prod", token: str | None = None,
+                  sleep: Callable[[float], None] = time.sleep,
+                  clock: Callable[[], float] = time.monotonic) -> dict[str, Any]:
+    """Poll :func:`submission_status` until a terminal status or ``wait_s`` seconds pass.
+
+    Returns
+    -------
+    dict
+        The last status read (its ``status`` is in :data:`TERMINAL_STATUSES` unless the
+        wait ran out first).
+    """
+    deadline = clock() + wait_s
+    while True:
+        status = submission_status(source_id, service=service, token=token)
+        if status["status"] in TERMINAL_STATUSES or clock() + interval_s > deadline:
+            return status
+        sleep(interval_s)

@@ -62,8 +62,9 @@ def publish(
     ] = None,
     service: Annotated[str, typer.Option(help=_SERVICE_HELP)] = "prod",
     dry_run: Annotated[bool, typer.Option(help="Print the exact MDF v2 payload mdf-cli "
-                                               "builds and stop (no login, no network).")
-                       ] = False,
+                                               "builds and stop (no login, no network); local "
+                                               "files appear as paths, which mdf-cli replaces "
+                                               "with their upload location.")] = False,
     no_browser: Annotated[bool, typer.Option(help="Log in without opening a browser: print "
                                                   "the URL and paste the code back.")] = False,
     token: Annotated[str | None, typer.Option(help=_TOKEN_HELP)] = None,
@@ -91,8 +92,14 @@ def publish_status(
     source_id: Annotated[str, typer.Argument(help="source_id that publish printed.")],
     service: Annotated[str, typer.Option(help=_SERVICE_HELP)] = "prod",
     token: Annotated[str | None, typer.Option(help=_TOKEN_HELP)] = None,
+    wait: Annotated[float, typer.Option(help="Keep polling up to this many seconds until the "
+                                             "submission is published, rejected or failed.")
+                    ] = 0.0,
+    interval: Annotated[float, typer.Option(help="Seconds between polls.")] = 30.0,
 ) -> None:
     """Print the status of an MDF Connect v2 submission as JSON."""
-    from stembench.dataset_publish.mdf_publish import submission_status
+    from stembench.dataset_publish.mdf_publish import follow_status
 
-    typer.echo(json.dumps(submission_status(source_id, service=service, token=token), indent=1))
+    status = follow_status(source_id, wait_s=wait, interval_s=interval, service=service,
+                           token=token)
+    typer.echo(json.dumps(status, indent=1))
