@@ -29,6 +29,7 @@ from stembench._optional import require
 from stembench.dataset_publish.cache import BUILDER_MODULES
 from stembench.dataset_publish.foundry_arrays import (
     foundry_arrays_path,
+    made_from,
     write_foundry_arrays,
 )
 from stembench.dataset_publish.foundry_metadata import (
@@ -163,7 +164,7 @@ def _local_copy(name: str, preset: str, version: str, cache: Path) -> Path:
     with stembench_load(name, preset=preset, version=version) as dataset:
         source = dataset.path
     target = cache / f"{source_name_for(name, preset)}_local" / foundry_arrays_path(source).name
-    if target.is_file() and manifest_sidecar_path(target).is_file() and not verify_file(target):
+    if made_from(target, source) and not verify_file(target):
         return target
     return write_foundry_arrays(source, destination=target)
 

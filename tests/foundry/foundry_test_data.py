@@ -79,11 +79,12 @@ def make_image(image_id: str, seed: int, *, shape: tuple[int, int] = (16, 20),
                           metadata=meta)
 
 
-def write_tiny(path: Path, *, version: str = DATASET_VERSION, arrays: bool = True) -> Path:
+def write_tiny(path: Path, *, version: str = DATASET_VERSION, arrays: bool = True,
+               preset: str = "tiny") -> Path:
     """Write three images as the benchmark's name and version, its manifest and array file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with DatasetWriter(path, name=DATASET_NAME, version=version,
-                       generator_params={"preset": "tiny"}, overwrite=True) as writer:
+                       generator_params={"preset": preset}, overwrite=True) as writer:
         writer.add(make_image("sto-noise-1", 1))
         writer.add(make_image("sto-noise-2", 2, step=2))
         writer.add(make_image("ws2-ref-0", 3, material="WS2", group="WS2-simulated",

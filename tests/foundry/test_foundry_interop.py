@@ -186,15 +186,26 @@ def test_one_line_load_offline_builds_locally(tmp_path, monkeypatch):
 
     def fake_build(path, *, preset):
         built.append(preset)
-        write_tiny(Path(path), arrays=False)
+        write_tiny(Path(path), arrays=False, preset=f"build {len(built)}")
 
     monkeypatch.setattr(build_module, "build_dataset", fake_build)
+    written = []
+    write = stembench.foundry.write_foundry_arrays
+    monkeypatch.setattr(stembench.foundry, "write_foundry_arrays",
+                        lambda source, destination: written.append(source) or write(
+                            source, destination=destination))
     data = stembench.foundry.load("atom-locating-benchmark", preset="mini")
     assert built == ["mini"] and len(responses.calls) == 0
     local = tmp_path / "stembench-cache" / "atom-locating-benchmark" / DATASET_VERSION / "mini.h5"
     _assert_arrays(data["mini"], local)
     assert (tmp_path / "foundry-cache" / "atom_locating_benchmark_mini_local"
             / "mini.foundry.h5").is_file()
+    stembench.foundry.load("atom-locating-benchmark", preset="mini")
+    assert written == [local]  # the intact array file of the same source is reused
+    load("atom-locating-benchmark", preset="mini", rebuild=True).close()  # another source
+    _assert_arrays(stembench.foundry.load("atom-locating-benchmark", preset="mini")["mini"],
+                   local)
+    assert written == [local, local] and built == ["mini", "mini"]
 
 
 def _readme_block() -> str:

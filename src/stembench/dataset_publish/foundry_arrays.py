@@ -55,6 +55,7 @@ __all__ = [
     "FOUNDRY_ARRAYS_SUFFIX",
     "foundry_arrays_path",
     "is_current",
+    "made_from",
     "source_manifest_sha256",
     "write_foundry_arrays",
 ]
@@ -165,9 +166,9 @@ def _arrays(dataset: Dataset) -> dict[str, np.ndarray]:
     }
 
 
-def is_current(path: str | Path) -> bool:
-    """Return whether the array file beside ``path`` exists and was made from this file."""
-    arrays = foundry_arrays_path(path)
+def made_from(arrays: str | Path, source: str | Path) -> bool:
+    """Return whether an array file and its sidecar exist and were made from ``source``."""
+    arrays = Path(arrays)
     if not arrays.is_file() or not manifest_sidecar_path(arrays).is_file():
         return False
     try:
@@ -175,7 +176,12 @@ def is_current(path: str | Path) -> bool:
     except DatasetError:
         return False
     return bool(params.get("source_manifest_sha256")
-                == source_manifest_sha256(read_manifest(path)))
+                == source_manifest_sha256(read_manifest(source)))
+
+
+def is_current(path: str | Path) -> bool:
+    """Return whether the array file beside ``path`` exists and was made from this file."""
+    return made_from(foundry_arrays_path(path), path)
 
 
 def write_foundry_arrays(path: str | Path, *, destination: str | Path | None = None) -> Path:
