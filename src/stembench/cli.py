@@ -14,7 +14,7 @@ from stembench._version import __version__
 from stembench.client.assess.cli import assess_command
 from stembench.client.cli import endpoint_app, evaluate_command, run_command
 from stembench.dataset_publish.cli import app as dataset_app
-from stembench.dataset_publish.publish_cli import foundry_metadata, publish
+from stembench.dataset_publish.publish_cli import foundry_metadata, publish, publish_status
 from stembench.endpoints.cli import app as models_app
 from stembench.endpoints.training.cli import train
 from stembench.errors import StembenchError
@@ -32,6 +32,7 @@ app.add_typer(dataset_app, name="dataset", help="Build, inspect and import bench
 app.add_typer(models_app, name="models", help="List and inspect the models stembench can run.")
 app.add_typer(endpoint_app, name="endpoint", help="Globus Compute endpoint configuration.")
 dataset_app.command("publish")(publish)
+dataset_app.command("publish-status")(publish_status)
 dataset_app.command("foundry-metadata")(foundry_metadata)
 app.command("train")(train)
 app.command("evaluate")(evaluate_command)

@@ -1,6 +1,26 @@
-"""Test data for the foundry tests: a tiny stembench dataset and MDF search records.
+"""Test data for the foundry tests: a tiny stembench dataset and recorded service answers.
 
 Imported by name (``conftest.py`` puts this folder on ``sys.path``).
+
+Where the recorded shapes come from (read in the installed packages, not guessed):
+
+- MDF v2 API (``api.materialsdatafacility.org``): ``mdf.core.backend_client.BackendClient``
+  (routes and query parameters of ``search``, ``get_card``, ``status``, ``submit``,
+  ``auth_check``), and the fields ``mdf-cli`` reads back: ``results[].source_id/version/
+  title/doi`` (``mdf/cli/commands/search.py``), ``card.source_id/version/title/
+  data_sources/download_url`` (``mdf.core.agent.MDFAgent._prepare_clone``), ``source_id`` and
+  ``version`` of a submit answer (``mdf/cli/commands/publish.py``), ``submission.status/
+  version/dataset_doi`` of a status answer (``mdf/cli/commands/_shared.py``),
+  ``is_submitter`` of ``/auth/check`` (``MDFAgent.publish``).
+- Globus Search (what foundry-ml 1.2.2 queries): the ``GSearchResult`` envelope of
+  globus-sdk's registered test response for ``SearchClient.search``
+  (``globus_sdk/_testing/data/search/search.py``), whose ``gmeta[].entries[].content`` is
+  what ``foundry.mdf_client.MDFClient.search`` returns, and ``content["mdf"]["source_id"]``,
+  ``content["dc"]`` and ``content["projects"]["foundry"]`` are what
+  ``Foundry.dataset_from_metadata`` reads; ``dc.identifier.identifier`` is what
+  ``Foundry.search_results_to_dataframe`` and ``get_dataset`` use as the DOI.
+- Globus Transfer ``operation_ls`` (foundry-ml's own download path,
+  ``foundry.https_download.recursive_ls``): ``path`` and ``DATA[].name/type/size``.
 """
 
 from __future__ import annotations
@@ -13,12 +33,19 @@ import numpy as np
 
 from stembench.datamodel import BenchmarkImage
 from stembench.dataset_publish.build import DATASET_NAME, DATASET_VERSION
+from stembench.dataset_publish.foundry_arrays import write_foundry_arrays
 from stembench.dataset_publish.storage import DatasetWriter
 
 PIXEL_SIZE = 0.2  # A/px
-SOURCE_ID = "atom_locating_benchmark_mini_v1.1"
-SEARCH_URL = ("https://search.api.globus.org/v1/index/1a57bbe5-5272-477f-9d31-343b8258b7a5/"
-              "search")
+SOURCE_ID = "atom_locating_benchmark_mini"
+MDF_VERSION = "1.1"
+DOI = "10.18126/test-0001"
+API = "https://api.materialsdatafacility.org"
+NCSA = "82f1b5c6-6e9b-11e5-ba47-22000b92c6ec"
+FOLDER = f"/mdf_open/{SOURCE_ID}/{MDF_VERSION}/"
+FILES_URL = f"https://data.materialsdatafacility.org{FOLDER}"
+GLOBUS_SEARCH_URL = ("https://search.api.globus.org/v1/index/"
+                     "1a57bbe5-5272-477f-9d31-343b8258b7a5/search")
 
 
 def _metadata(seed: int, **overrides: Any) -> dict[str, Any]:
@@ -35,46 +62,79 @@ def _metadata(seed: int, **overrides: Any) -> dict[str, Any]:
     return meta
 
 
-def make_image(image_id: str, seed: int, **overrides: Any) -> BenchmarkImage:
-    """A deterministic random 16x20 image with 5 columns inside it."""
+def make_image(image_id: str, seed: int, *, shape: tuple[int, int] = (16, 20),
+               n_columns: int = 5, **overrides: Any) -> BenchmarkImage:
+    """A deterministic random image with ``n_columns`` columns inside it."""
     rng = np.random.default_rng(seed)
-    coords = np.column_stack([rng.uniform(0, 19, 5), rng.uniform(0, 15, 5)])
-    raw = rng.random((16, 20)).astype(np.float32)
-    image = (raw + 0.1 * rng.standard_normal((16, 20))).astype(np.float32)
+    rows, cols = shape
+    coords = np.column_stack([rng.uniform(0, cols - 1, n_columns),
+                              rng.uniform(0, rows - 1, n_columns)])
+    raw = rng.random(shape).astype(np.float32)
+    image = (raw + 0.1 * rng.standard_normal(shape)).astype(np.float32)
     meta = _metadata(seed, **overrides)
-    meta["column_elements"] = ("Sr", "Ti+O", "Sr", "Ti+O", "O")
+    types = ("Sr", "TiO", "O")
+    meta["column_elements"] = tuple(("Sr", "Ti+O", "O")[i % 3] for i in range(n_columns))
     return BenchmarkImage(image_id=image_id, image=image, coords=coords, pixel_size=PIXEL_SIZE,
-                          raw=raw, column_types=("Sr", "TiO", "Sr", "TiO", "O"), metadata=meta)
+                          raw=raw, column_types=tuple(types[i % 3] for i in range(n_columns)),
+                          metadata=meta)
 
 
-def write_tiny(path: Path, *, version: str = DATASET_VERSION) -> Path:
-    """Write three images as the benchmark's name and version (with its manifest)."""
+def write_tiny(path: Path, *, version: str = DATASET_VERSION, arrays: bool = True,
+               preset: str = "tiny") -> Path:
+    """Write three images as the benchmark's name and version, its manifest and array file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with DatasetWriter(path, name=DATASET_NAME, version=version,
-                       generator_params={"preset": "tiny"}, overwrite=True) as writer:
+                       generator_params={"preset": preset}, overwrite=True) as writer:
         writer.add(make_image("sto-noise-1", 1))
         writer.add(make_image("sto-noise-2", 2, step=2))
         writer.add(make_image("ws2-ref-0", 3, material="WS2", group="WS2-simulated",
                               series="reference", step=0))
+    if arrays:
+        write_foundry_arrays(path)
     return path
 
 
-def search_record(*, source_id: str = SOURCE_ID, version: str = DATASET_VERSION,
-                  mdf_version: str = "1.1", foundry: dict[str, Any] | None = None,
-                  source_name: str = "atom_locating_benchmark_mini") -> dict[str, Any]:
-    """A dataset record as MDF's Globus Search index holds it."""
-    return {
-        "mdf": {"source_id": source_id, "source_name": source_name, "version": mdf_version,
-                "resource_type": "dataset", "organizations": ["Foundry"]},
-        "dc": {"version": version, "titles": [{"title": "t"}]},
-        "data": {"endpoint_path": f"globus://82f1b5c6-6e9b-11e5-ba47-22000b92c6ec/foundry/"
-                                  f"{source_id}/"},
-        "projects": {"foundry": foundry or {
-            "data_type": "hdf5", "splits": [{"type": "test", "path": "mini.h5",
-                                             "label": "mini"}], "keys": []}},
-    }
+def title(version: str = DATASET_VERSION, preset: str = "mini") -> str:
+    return (f"{DATASET_NAME} {preset} {version}: atomic-resolution STEM images with exact "
+            "atomic column positions")
 
 
-def search_response(*records: dict[str, Any]) -> dict[str, Any]:
-    return {"gmeta": [{"subject": r["mdf"]["source_id"], "entries": [{"content": r}]}
-                      for r in records], "count": len(records), "total": len(records)}
+def v2_search(*results: dict[str, Any]) -> dict[str, Any]:
+    """An MDF v2 ``GET /search`` answer."""
+    return {"success": True, "total": len(results), "results": list(results),
+            "facets": {}}
+
+
+def v2_result(*, source_id: str = SOURCE_ID, version: str = MDF_VERSION,
+              title_text: str | None = None) -> dict[str, Any]:
+    return {"source_id": source_id, "version": version, "title": title_text or title(),
+            "authors": ["stembench developers"], "doi": DOI}
+
+
+def v2_card(*, source_id: str = SOURCE_ID, version: str = MDF_VERSION,
+            data_sources: list[str] | None = None) -> dict[str, Any]:
+    """An MDF v2 ``GET /card/{source_id}`` answer."""
+    return {"success": True, "card": {
+        "source_id": source_id, "version": version, "title": title(), "doi": DOI,
+        "status": "published", "download_url": None,
+        "data_sources": data_sources or [f"globus://{NCSA}{FOLDER}"],
+        "ml": {"data_format": "hdf5"}}}
+
+
+def search_record(meta: Any, *, source_id: str = SOURCE_ID, doi: str = DOI) -> dict[str, Any]:
+    """A dataset record as MDF's Globus Search index holds it (what foundry-ml reads)."""
+    dc = dict(meta.dc)
+    dc["identifier"] = {"identifier": doi, "identifierType": "DOI"}
+    return {"mdf": {"source_id": source_id, "source_name": source_id, "version": MDF_VERSION,
+                    "resource_type": "dataset", "organizations": ["Foundry"]},
+            "dc": dc, "projects": {"foundry": meta.foundry}}
+
+
+def globus_search(*records: dict[str, Any]) -> dict[str, Any]:
+    """A Globus Search ``GSearchResult`` holding the records."""
+    return {"@datatype": "GSearchResult", "@version": "2017-09-01", "count": len(records),
+            "gmeta": [{"@datatype": "GMetaResult", "@version": "2019-08-27",
+                       "entries": [{"content": r, "entry_id": None,
+                                    "matched_principal_sets": []}],
+                       "subject": r["mdf"]["source_id"]} for r in records],
+            "has_next_page": False, "offset": 0, "total": len(records)}

@@ -1,58 +1,230 @@
-"""foundry-ml's own FoundryDataset reads the published layout offline, equal to stembench.load."""
+"""A Foundry user's exact calls with foundry-ml 1.2.2 itself, against recorded answers.
+
+Runs in the Foundry environment. Globus Search, MDF v2, Globus Transfer and the MDF HTTPS
+server are answered by ``responses`` (globus-sdk 3 and foundry-ml use ``requests``); the
+shapes are documented in ``foundry_test_data``.
+"""
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
+import h5py
 import numpy as np
 import pytest
 import responses
-from foundry_test_data import SOURCE_ID
+from foundry_test_data import (
+    API,
+    DOI,
+    FILES_URL,
+    GLOBUS_SEARCH_URL,
+    NCSA,
+    SOURCE_ID,
+    globus_search,
+    search_record,
+    v2_card,
+    v2_result,
+    v2_search,
+    write_tiny,
+)
 
+import stembench.dataset_publish.build as build_module
+from stembench.dataset_publish.build import DATASET_VERSION
 from stembench.dataset_publish.cache import load
+from stembench.dataset_publish.foundry_arrays import foundry_arrays_path
 from stembench.dataset_publish.foundry_metadata import dataset_metadata
-from stembench.dataset_publish.foundry_source import as_foundry_dataset, load_published_benchmark
-from stembench.errors import DatasetError
+from stembench.dataset_publish.manifest import manifest_sidecar_path
+from stembench.errors import IntegrityError
+
+foundry_ml = pytest.importorskip("foundry")
+import stembench.foundry  # noqa: E402
+
+README = Path(__file__).parents[2] / "README.md"
+TRANSFER_LS = f"https://transfer.api.globus.org/v0.10/operation/endpoint/{NCSA}/ls"
 
 
-def test_foundry_dataset_equals_stembench_load(tiny_dataset, tmp_path):
-    pytest.importorskip("foundry")
-    meta = dataset_metadata(tiny_dataset)
-    cache_dir = tmp_path / "foundry-data"
-    for file in meta.files:  # the layout MDF publishes: <cache>/<source_id>/<files>
-        (cache_dir / SOURCE_ID).mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(file, cache_dir / SOURCE_ID / file.name)
-    dataset = as_foundry_dataset(SOURCE_ID, meta.dc, meta.foundry, local_cache_dir=cache_dir)
+def _globus_search(record):
+    """Globus Search as foundry-ml queries it: free text plus the fields it filters on."""
+
+    def answer(request):
+        query = parse_qs(urlparse(request.url).query)["q"][0]
+        filters = dict(re.findall(r'([\w.]+):"([^"]+)"', query))
+        text = re.sub(r'\s*(AND\s+)?[\w.]+:"[^"]+"', "", query).strip()
+        content = json.dumps(record).lower()
+        hit = (filters.get("mdf.resource_type") == "dataset"
+               and filters.get("mdf.organizations", "foundry").lower()
+               in [o.lower() for o in record["mdf"]["organizations"]]
+               and filters.get("dc.identifier.identifier", DOI) == DOI
+               and all(word in content for word in text.lower().split()))
+        return 200, {}, json.dumps(globus_search(record) if hit else globus_search())
+
+    responses.add_callback(responses.GET, GLOBUS_SEARCH_URL, callback=answer)
+
+
+def _serve(*paths):
+    for path in paths:
+        for file in (path, manifest_sidecar_path(path)):
+            responses.add(responses.GET, FILES_URL + file.name, body=file.read_bytes())
+
+
+def _published(meta):
+    _globus_search(search_record(meta))
+    responses.add(responses.GET, f"{API}/search", json=v2_search(v2_result(
+        title_text=meta.dc["titles"][0]["title"])))
+    responses.add(responses.GET, f"{API}/card/{SOURCE_ID}", json=v2_card())
+    _serve(foundry_arrays_path(meta.path))
+
+
+def _assert_arrays(split, dataset_path):
+    inputs, targets = split["input"], split["target"]
+    assert sorted(inputs) == ["image_ids", "image_shapes", "imgs", "metadata"]
+    assert sorted(targets) == ["column_elements", "column_types", "coords", "n_columns", "raw"]
+    assert all(isinstance(v, np.ndarray) for v in [*inputs.values(), *targets.values()])
+    with load(str(dataset_path)) as ours:
+        assert [i.decode() for i in inputs["image_ids"]] == ours.ids
+        for index, image in enumerate(ours):
+            np.testing.assert_array_equal(inputs["imgs"][index], image.image)
+            np.testing.assert_array_equal(targets["raw"][index], image.raw)
+            np.testing.assert_array_equal(
+                targets["coords"][index, : targets["n_columns"][index]], image.coords)
+            assert inputs["metadata"]["pixel_size_angstrom"][index] == image.pixel_size
+            assert inputs["metadata"]["material"][index].decode() == image.metadata["material"]
+
+
+@pytest.fixture
+def meta(tiny_dataset):
+    return dataset_metadata(tiny_dataset, year=2026)
+
+
+def test_search_get_dataset_get_as_dict_without_login(meta, tmp_path):
+    _published(meta)
+    f = foundry_ml.Foundry(no_browser=True, no_local_server=True,
+                           authorizers=stembench.foundry.public_authorizers(),
+                           local_cache_dir=str(tmp_path / "fcache"))
+    results = f.search("atom-locating-benchmark")
+    assert list(results["dataset_name"]) == [SOURCE_ID]
+    assert list(results["DOI"]) == [DOI]
+    query = parse_qs(urlparse(responses.calls[0].request.url).query)
+    assert query["q"] == ['atom-locating-benchmark AND mdf.resource_type:"dataset" AND '
+                          'mdf.organizations:"foundry"']
+    assert query["advanced"] == ["True"]
+    with pytest.raises(foundry_ml.errors.DatasetNotFoundError, match="perovskite"):
+        f.search("perovskite")
+    dataset = f.get_dataset(DOI)
+    assert dataset.dataset_name == SOURCE_ID
+    folder = stembench.foundry.prefetch(dataset, local_cache_dir=tmp_path / "fcache")
+    assert folder == tmp_path / "fcache" / SOURCE_ID
     data = dataset.get_as_dict()
     assert list(data) == ["mini"]
-    inputs, targets = data["mini"]["input"], data["mini"]["target"]
-    with load(str(cache_dir / SOURCE_ID / "mini.h5")) as ours:
-        assert len(ours) == 3
-        for image in ours:
-            key = image.image_id
-            np.testing.assert_array_equal(inputs[f"imgs/{key}"], image.image)
-            np.testing.assert_array_equal(targets[f"raw/{key}"], image.raw)
-            np.testing.assert_array_equal(targets[f"coords/{key}"], image.coords)
-            assert [t.decode() for t in targets[f"column_types/{key}"]] == list(
-                image.column_types)
-            attrs = dict(inputs[f"metadata/{key}"].attrs)
-            assert attrs["pixel_size_angstrom"] == image.pixel_size
-    assert len(responses.calls) == 0
+    _assert_arrays(data["mini"], meta.path)
+    assert not any("transfer.api" in c.request.url for c in responses.calls)
+    assert all("Authorization" not in c.request.headers for c in responses.calls)
 
 
-def test_published_benchmark_read_through_same_reader(published_layout_file, tmp_path):
-    with pytest.raises(DatasetError, match="not present"):
-        load_published_benchmark(cache_dir=tmp_path / "empty")
-    cached = tmp_path / "c" / "wei-atom-locating-benchmark-v1.1" / "wei_atom.h5"
-    cached.parent.mkdir(parents=True)
-    shutil.copyfile(published_layout_file, cached)
-    with load_published_benchmark(cache_dir=tmp_path / "c") as from_cache, \
-            load(str(published_layout_file)) as from_path:
-        assert from_cache.ids == from_path.ids == ["img0", "img1"]
-        image = from_cache["img1"]
-        np.testing.assert_array_equal(image.coords, from_path["img1"].coords)
-        assert image.pixel_size == pytest.approx(0.125)
-        assert image.metadata["material"] == "WS2"
-        assert from_cache.verify is False
-    with load_published_benchmark(published_layout_file.parent) as from_folder:
-        assert len(from_folder) == 2
+def test_logged_in_foundry_downloads_through_its_own_transfer_listing(meta, tmp_path):
+    globus_sdk = pytest.importorskip("globus_sdk")
+    _globus_search(search_record(meta))
+    arrays = foundry_arrays_path(meta.path)
+    folder = f"/foundry/{SOURCE_ID}/"  # where foundry-ml 1.2.2 looks (FoundryCache)
+    files = (arrays, manifest_sidecar_path(arrays))
+    responses.add(responses.GET, TRANSFER_LS, json={
+        "DATA_TYPE": "file_list", "path": folder, "DATA": [
+            {"DATA_TYPE": "file", "name": p.name, "type": "file", "size": p.stat().st_size}
+            for p in files]})
+    for file in files:
+        responses.add(responses.GET, f"https://data.materialsdatafacility.org{folder}{file.name}",
+                      body=file.read_bytes())
+    auths = stembench.foundry.public_authorizers()
+    auths["transfer"] = globus_sdk.TransferClient(
+        authorizer=globus_sdk.AccessTokenAuthorizer("TRANSFER-TOKEN"))
+    f = foundry_ml.Foundry(authorizers=auths, local_cache_dir=str(tmp_path / "fcache"))
+    data = f.get_dataset(DOI).get_as_dict()
+    _assert_arrays(data["mini"], meta.path)
+    ls = next(c.request for c in responses.calls if c.request.url.startswith(TRANSFER_LS))
+    assert ls.headers["Authorization"] == "Bearer TRANSFER-TOKEN"
+    assert parse_qs(urlparse(ls.url).query)["path"] == [folder]
+
+
+def test_prefetch_refuses_a_tampered_file(meta, tmp_path):
+    _globus_search(search_record(meta))
+    responses.add(responses.GET, f"{API}/card/{SOURCE_ID}", json=v2_card())
+    arrays = foundry_arrays_path(meta.path)
+    tampered = tmp_path / "t.h5"
+    shutil.copyfile(arrays, tampered)
+    with h5py.File(tampered, "r+") as handle:
+        handle["coords"][0, 0, 0] += 0.25
+    responses.add(responses.GET, FILES_URL + manifest_sidecar_path(arrays).name,
+                  body=manifest_sidecar_path(arrays).read_bytes())
+    responses.add(responses.GET, FILES_URL + arrays.name, body=tampered.read_bytes())
+    f = foundry_ml.Foundry(authorizers=stembench.foundry.public_authorizers(),
+                           local_cache_dir=str(tmp_path / "fcache"))
+    with pytest.raises(IntegrityError, match="SHA-256"):
+        stembench.foundry.prefetch(f.get_dataset(DOI), local_cache_dir=tmp_path / "fcache")
+    assert list((tmp_path / "fcache" / SOURCE_ID).iterdir()) == []
+
+
+def test_one_line_load_from_mdf(meta, tmp_path):
+    _published(meta)
+    data = stembench.foundry.load("atom-locating-benchmark", preset="mini")
+    assert list(data) == ["mini"]
+    _assert_arrays(data["mini"], meta.path)
+    cached = Path(tmp_path / "foundry-cache" / SOURCE_ID / "mini.foundry.h5")
+    assert cached.read_bytes() == foundry_arrays_path(meta.path).read_bytes()
+    calls = len(responses.calls)
+    stembench.foundry.load("atom-locating-benchmark", preset="mini")  # verified cache copy
+    assert [c.request.url.split("?")[0] for c in responses.calls[calls:]] == [
+        f"{API}/search", f"{API}/card/{SOURCE_ID}"]
+
+
+def test_one_line_load_offline_builds_locally(tmp_path, monkeypatch):
+    monkeypatch.setenv("STEMBENCH_OFFLINE", "1")
+    built = []
+
+    def fake_build(path, *, preset):
+        built.append(preset)
+        write_tiny(Path(path), arrays=False, preset=f"build {len(built)}")
+
+    monkeypatch.setattr(build_module, "build_dataset", fake_build)
+    written = []
+    write = stembench.foundry.write_foundry_arrays
+    monkeypatch.setattr(stembench.foundry, "write_foundry_arrays",
+                        lambda source, destination: written.append(source) or write(
+                            source, destination=destination))
+    data = stembench.foundry.load("atom-locating-benchmark", preset="mini")
+    assert built == ["mini"] and len(responses.calls) == 0
+    local = tmp_path / "stembench-cache" / "atom-locating-benchmark" / DATASET_VERSION / "mini.h5"
+    _assert_arrays(data["mini"], local)
+    assert (tmp_path / "foundry-cache" / "atom_locating_benchmark_mini_local"
+            / "mini.foundry.h5").is_file()
+    stembench.foundry.load("atom-locating-benchmark", preset="mini")
+    assert written == [local]  # the intact array file of the same source is reused
+    load("atom-locating-benchmark", preset="mini", rebuild=True).close()  # another source
+    _assert_arrays(stembench.foundry.load("atom-locating-benchmark", preset="mini")["mini"],
+                   local)
+    assert written == [local, local] and built == ["mini", "mini"]
+
+
+def _readme_block() -> str:
+    text = README.read_text(encoding="utf-8")
+    section = text.split("## For Foundry users", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    assert blocks, "the README section 'For Foundry users' has no python block"
+    return "\n".join(blocks)
+
+
+def test_readme_for_foundry_users_runs_as_written(tmp_path, monkeypatch):
+    dataset = write_tiny(tmp_path / "pub" / "standard.h5")
+    meta = dataset_metadata(dataset, year=2026)
+    _published(meta)
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(_readme_block(), str(README), "exec"), namespace)
+    assert namespace["images"].shape == (3, 16, 20)
+    assert namespace["coords"].shape == (3, 5, 2)
+    assert namespace["data"].keys() == namespace["same"].keys() == {"standard"}
+    np.testing.assert_array_equal(namespace["same"]["standard"]["target"]["coords"],
+                                  namespace["coords"])

@@ -8,7 +8,9 @@ import math
 import h5py
 import jsonschema
 import pytest
+from foundry_test_data import write_tiny
 
+from stembench.dataset_publish.foundry_arrays import foundry_arrays_path
 from stembench.dataset_publish.foundry_metadata import (
     FOUNDRY_JSON_SCHEMA,
     METADATA_UNITS,
@@ -21,45 +23,53 @@ from stembench.dataset_publish.storage import METADATA_FIELDS
 from stembench.errors import DatasetError, InputError
 
 
-def _keys_of(meta, group):
-    return next(k for k in meta.foundry["keys"] if k["key"][0].startswith(group + "/"))
+def _key(meta, name):
+    return next(k for k in meta.foundry["keys"] if k["key"] == [name])
 
 
-def test_foundry_block_lists_every_hdf5_key(tiny_dataset):
+def test_foundry_block_lists_one_key_per_array_kind(tiny_dataset):
     meta = dataset_metadata(tiny_dataset, year=2026)
     foundry = meta.foundry
     assert foundry["data_type"] == "hdf5"
+    assert foundry["short_name"] == "atom-locating-benchmark-mini"
     assert foundry["n_items"] == 3.0
-    assert foundry["splits"] == [{"type": "test", "path": "mini.h5", "label": "mini"}]
-    with h5py.File(tiny_dataset) as handle:
-        datasets: list[str] = []
-
-        def collect(name, obj):
-            if isinstance(obj, h5py.Dataset):
-                datasets.append(name)
-
-        handle.visititems(collect)
-        groups = [f"metadata/{k}" for k in handle["metadata"]]
-    listed = [key for entry in foundry["keys"] for key in entry["key"]]
-    assert sorted(listed) == sorted(datasets + groups)
-    assert len(datasets) == 3 * 5
-    assert [e["key"][0].split("/")[0] for e in foundry["keys"]] == [
-        "imgs", "raw", "coords", "column_types", "column_elements", "metadata"]
+    assert foundry["splits"] == [{"type": "test", "path": "mini.foundry.h5", "label": "mini"}]
+    with h5py.File(foundry_arrays_path(tiny_dataset)) as handle:
+        top_level = sorted(handle)
+        assert all(isinstance(handle[k], h5py.Dataset) for k in top_level)
+    assert sorted(k["key"][0] for k in foundry["keys"]) == top_level
+    assert all(len(k["key"]) == 1 for k in foundry["keys"])
+    assert {k["key"][0]: k["type"] for k in foundry["keys"]} == {
+        "image_ids": "input", "imgs": "input", "image_shapes": "input", "metadata": "input",
+        "raw": "target", "coords": "target", "n_columns": "target", "column_types": "target",
+        "column_elements": "target"}
 
 
 def test_keys_have_roles_descriptions_and_units(tiny_dataset):
     meta = dataset_metadata(tiny_dataset)
-    imgs, raw, coords = (_keys_of(meta, g) for g in ("imgs", "raw", "coords"))
-    assert (imgs["type"], imgs["units"]) == ("input", "counts (arbitrary)")
-    assert (raw["type"], raw["units"]) == ("target", "counts (arbitrary)")
+    imgs, raw, coords = (_key(meta, g) for g in ("imgs", "raw", "coords"))
+    assert imgs["units"] == "counts (arbitrary)"
     assert "noise-free" in raw["description"]
-    assert (coords["type"], coords["units"]) == ("target", "pixels")
+    assert coords["units"] == "pixels"
     assert "x = column, y = row" in coords["description"]
-    described = _keys_of(meta, "metadata")["description"]
+    described = _key(meta, "metadata")["description"]
     for field, (_, units) in METADATA_UNITS.items():
         assert f"{field}: " in described and f"[{units}]" in described
     assert "probe_current_pA: probe current [pA]" in described
     assert "dose_e_per_A2: electron dose [electrons per square angstrom]" in described
+
+
+def test_array_file_written_when_missing_or_stale(tmp_path):
+    path = write_tiny(tmp_path / "d" / "mini.h5", arrays=False)
+    with pytest.raises(DatasetError, match=r"mini\.foundry\.h5 is missing"):
+        dataset_metadata(path, write_arrays=False)
+    dataset_metadata(path)
+    assert foundry_arrays_path(path).is_file()
+    write_tiny(path, version="0.0.2", arrays=False)  # a new file: the array file is stale
+    with pytest.raises(DatasetError, match="made from another file"):
+        dataset_metadata(path, write_arrays=False)
+    assert dataset_metadata(path).dc["version"] == "0.0.2"
+    assert dataset_metadata(path, write_arrays=False).foundry["n_items"] == 3.0
 
 
 def test_every_metadata_field_has_a_unit():
@@ -79,7 +89,8 @@ def test_datacite_block(tiny_dataset):
     assert dc["rightsList"][0]["rightsURI"] == "https://creativecommons.org/licenses/by/4.0/"
     assert "CC-BY 4.0" in dc["rightsList"][0]["rights"]
     assert dc["version"] == meta.manifest.version
-    assert "(mini, version" in dc["titles"][0]["title"]
+    assert dc["titles"][0]["title"].startswith(f"atom-locating-benchmark mini {dc['version']}:")
+    assert dc["subjects"][0] == {"subject": "atom-locating-benchmark"}
     assert dc["relatedIdentifiers"] == [
         {"relatedIdentifier": "10.18126/e73h-3w6n", "relatedIdentifierType": "DOI",
          "relationType": "IsDerivedFrom"},
@@ -89,7 +100,8 @@ def test_datacite_block(tiny_dataset):
     assert kinds == ["Abstract", "Methods", "TechnicalInfo"]
     assert '"preset": "tiny"' in dc["descriptions"][1]["description"]
     assert meta.source_name == "atom_locating_benchmark_mini"
-    assert [p.name for p in meta.files] == ["mini.h5", "mini.h5.manifest.json"]
+    assert [p.name for p in meta.files] == ["mini.h5", "mini.h5.manifest.json",
+                                            "mini.foundry.h5", "mini.foundry.h5.manifest.json"]
 
 
 def test_metadata_satisfies_own_json_schema_and_is_json(tiny_dataset):

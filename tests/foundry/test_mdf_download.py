@@ -1,4 +1,4 @@
-"""Search, file listing and verified atomic download from MDF, all mocked with responses."""
+"""Finding and downloading the dataset through MDF v2's public API, against recorded answers."""
 
 from __future__ import annotations
 
@@ -12,7 +12,18 @@ import numpy as np
 import pytest
 import requests
 import responses
-from foundry_test_data import SEARCH_URL, SOURCE_ID, search_record, search_response, write_tiny
+from foundry_test_data import (
+    API,
+    FILES_URL,
+    FOLDER,
+    NCSA,
+    SOURCE_ID,
+    title,
+    v2_card,
+    v2_result,
+    v2_search,
+    write_tiny,
+)
 
 import stembench.dataset_publish.build as build_module
 from stembench.dataset_publish import cache
@@ -23,14 +34,18 @@ from stembench.dataset_publish.mdf_download import (
     MDFUnavailableError,
     download_verified,
     find_published,
-    list_files,
+    mdf_api_client,
 )
 from stembench.dataset_publish.storage import open_dataset
 from stembench.errors import IntegrityError
 
-FILES_URL = f"https://data.materialsdatafacility.org/foundry/{SOURCE_ID}/"
-LS_URL = ("https://transfer.api.globus.org/v0.10/operation/endpoint/"
-          "82f1b5c6-6e9b-11e5-ba47-22000b92c6ec/ls")
+pytest.importorskip("globus_sdk")
+
+
+@pytest.fixture
+def client():
+    """The real client, with globus-sdk's retries kept but never sleeping."""
+    return mdf_api_client(max_retries=2, max_sleep=0)
 
 
 def _serve(path: Path, *, body: bytes | None = None) -> None:
@@ -40,99 +55,127 @@ def _serve(path: Path, *, body: bytes | None = None) -> None:
                   body=path.read_bytes() if body is None else body)
 
 
-def _record():
-    responses.add(responses.GET, SEARCH_URL, json=search_response(search_record()))
-    record = find_published("atom_locating_benchmark_mini", version=DATASET_VERSION)
-    assert record is not None
-    return record
+def _published() -> None:
+    responses.add(responses.GET, f"{API}/search", json=v2_search(v2_result()))
+    responses.add(responses.GET, f"{API}/card/{SOURCE_ID}", json=v2_card())
 
 
-def test_search_picks_newest_record_of_the_version():
-    responses.add(responses.GET, SEARCH_URL, json=search_response(
-        search_record(source_id="atom_locating_benchmark_mini_v1.1", mdf_version="1.1"),
-        search_record(source_id="atom_locating_benchmark_mini_v2.1", mdf_version="2.1"),
-        search_record(source_id="atom_locating_benchmark_mini_v3.1", mdf_version="3.1",
-                      version="0.9.0"),
-        search_record(source_id="other_v9.1", mdf_version="9.1", source_name="other")))
-    record = find_published("atom_locating_benchmark_mini", version=DATASET_VERSION)
-    assert record.source_id == "atom_locating_benchmark_mini_v2.1"
-    assert record.folder == "/foundry/atom_locating_benchmark_mini_v2.1/"
-    assert record.url("mini.h5") == ("https://data.materialsdatafacility.org/foundry/"
-                                     "atom_locating_benchmark_mini_v2.1/mini.h5")
+def test_found_through_search_and_card(client):
+    responses.add(responses.GET, f"{API}/search", json=v2_search(
+        v2_result(source_id="other", title_text="atom-locating-benchmark mini 0.9.0: old"),
+        v2_result(source_id="older", version="1.0"),
+        v2_result(),
+        v2_result(source_id="std", title_text=title(preset="standard"))))
+    responses.add(responses.GET, f"{API}/card/{SOURCE_ID}", json=v2_card())
+    record = find_published(DATASET_NAME, preset="mini", version=DATASET_VERSION,
+                            client=client)
+    assert record.source_id == SOURCE_ID and record.mdf_version == "1.1"
+    assert record.files == {"mini.h5": FILES_URL + "mini.h5",
+                            "mini.h5.manifest.json": FILES_URL + "mini.h5.manifest.json"}
     query = parse_qs(urlparse(responses.calls[0].request.url).query)
-    assert query["q"] == ['mdf.source_name:"atom_locating_benchmark_mini" AND '
-                          'mdf.resource_type:"dataset"']
-    assert query["advanced"] == ["true"]
-    assert query["limit"] == ["20"]
-    assert "Authorization" not in responses.calls[0].request.headers
+    assert query == {"q": [f"{DATASET_NAME} mini {DATASET_VERSION}"], "type": ["datasets"],
+                     "limit": ["20"]}
+    assert all("Authorization" not in call.request.headers for call in responses.calls)
 
 
-def test_search_without_match_and_search_failure():
-    responses.add(responses.GET, SEARCH_URL, json=search_response())
-    assert find_published("atom_locating_benchmark_mini", version=DATASET_VERSION) is None
-    responses.replace(responses.GET, SEARCH_URL, status=503, json={"message": "down"})
-    with pytest.raises(MDFUnavailableError, match="Globus Search"):
-        find_published("atom_locating_benchmark_mini", version=DATASET_VERSION)
+def test_card_with_file_uris_and_https_sources(client):
+    responses.add(responses.GET, f"{API}/search", json=v2_search(v2_result()))
+    responses.add(responses.GET, f"{API}/card/{SOURCE_ID}", json=v2_card(data_sources=[
+        f"globus://{NCSA}{FOLDER}mini.h5", "https://example.org/x/mini.h5.manifest.json",
+        "globus://another-collection/mini.h5"]))
+    record = find_published(DATASET_NAME, preset="mini", version=DATASET_VERSION,
+                            client=client)
+    assert record.files == {"mini.h5": FILES_URL + "mini.h5",
+                            "mini.h5.manifest.json": "https://example.org/x/mini.h5.manifest.json"}
 
 
-def test_file_listing_from_splits_and_from_transfer():
-    record = _record()
-    assert list_files(record) == {"mini.h5": None, "mini.h5.manifest.json": None}
-    globus_sdk = pytest.importorskip("globus_sdk")
-    responses.add(responses.GET, LS_URL, json={
-        "DATA_TYPE": "file_list", "path": record.folder, "DATA": [
-            {"DATA_TYPE": "file", "name": "mini.h5", "type": "file", "size": 1234},
-            {"DATA_TYPE": "file", "name": "mini.h5.manifest.json", "type": "file", "size": 56},
-            {"DATA_TYPE": "file", "name": "sub", "type": "dir", "size": 0}]})
-    sizes = list_files(record, authorizer=globus_sdk.AccessTokenAuthorizer("TOKEN"))
-    assert sizes == {"mini.h5": 1234, "mini.h5.manifest.json": 56}
-    request = responses.calls[-1].request
-    assert request.headers["Authorization"] == "Bearer TOKEN"
-    assert parse_qs(urlparse(request.url).query)["path"] == [record.folder]
+def test_not_found(client):
+    responses.add(responses.GET, f"{API}/search", json=v2_search(
+        v2_result(title_text="something else")))
+    assert find_published(DATASET_NAME, preset="mini", version=DATASET_VERSION,
+                          client=client) is None
+    responses.replace(responses.GET, f"{API}/search", json=v2_search(v2_result()))
+    responses.add(responses.GET, f"{API}/card/{SOURCE_ID}", status=404,
+                  json={"success": False, "detail": "Dataset not found"})
+    assert find_published(DATASET_NAME, preset="mini", version=DATASET_VERSION,
+                          client=client) is None
 
 
-def test_download_verified_places_both_files(tiny_dataset, tmp_path):
-    record = _record()
+def test_server_error_is_retried_by_globus_sdk_then_reported(client):
+    responses.add(responses.GET, f"{API}/search", status=503, json={"detail": "down"})
+    with pytest.raises(MDFUnavailableError, match="HTTP 503"):
+        find_published(DATASET_NAME, preset="mini", version=DATASET_VERSION, client=client)
+    assert len(responses.calls) == 3  # first try and max_retries=2
+
+
+def test_429_honoured_then_answered(client):
+    responses.add(responses.GET, f"{API}/search", status=429, headers={"Retry-After": "0"},
+                  json={"detail": "slow down"})
+    responses.add(responses.GET, f"{API}/search", json=v2_search(v2_result()))
+    responses.add(responses.GET, f"{API}/card/{SOURCE_ID}", json=v2_card())
+    assert find_published(DATASET_NAME, preset="mini", version=DATASET_VERSION,
+                          client=client).source_id == SOURCE_ID
+    assert [c.response.status_code for c in responses.calls] == [429, 200, 200]
+
+
+def test_download_verified_places_both_files(tiny_dataset, tmp_path, client):
+    _published()
+    record = find_published(DATASET_NAME, preset="mini", version=DATASET_VERSION,
+                            client=client)
     _serve(tiny_dataset)
     target = tmp_path / "cache" / "mini.h5"
     download_verified(record, "mini.h5", target, expected_name=DATASET_NAME,
-                      sizes={"mini.h5": tiny_dataset.stat().st_size})
+                      expected_version=DATASET_VERSION)
     assert sorted(p.name for p in target.parent.iterdir()) == ["mini.h5",
                                                                "mini.h5.manifest.json"]
     assert target.read_bytes() == tiny_dataset.read_bytes()
 
 
-def _corrupted_copy(source: Path, tmp_path: Path) -> bytes:
-    copy = tmp_path / "corrupt.h5"
+def _tampered_copy(source: Path, tmp_path: Path) -> bytes:
+    copy = tmp_path / "tampered.h5"
     shutil.copyfile(source, copy)
     with h5py.File(copy, "r+") as handle:
         handle["coords/sto-noise-2"][0, 0] += 0.5  # the stored manifest keeps the old hash
     return copy.read_bytes()
 
 
-@pytest.mark.parametrize("damage", ["corrupted", "truncated", "size"])
-def test_bad_download_rejected_and_cache_left_clean(tiny_dataset, tmp_path, damage):
-    record = _record()
+@pytest.mark.parametrize("damage, message", [
+    ("tampered", "do not match their SHA-256"),
+    ("cut short", "is truncated: "),  # the connection ends before Content-Length bytes
+    ("short file", "not a readable dataset"),  # a complete answer holding half the file
+])
+def test_bad_download_rejected_and_cache_left_clean(tiny_dataset, tmp_path, client, damage,
+                                                    message):
+    _published()
+    record = find_published(DATASET_NAME, preset="mini", version=DATASET_VERSION,
+                            client=client)
     data = tiny_dataset.read_bytes()
-    body = {"corrupted": _corrupted_copy(tiny_dataset, tmp_path),
-            "truncated": data[: len(data) // 2], "size": data}[damage]
-    _serve(tiny_dataset, body=body)
-    sizes = {"mini.h5": len(data) + 10} if damage == "size" else None
+    if damage == "cut short":
+        sidecar = manifest_sidecar_path(tiny_dataset)
+        responses.add(responses.GET, FILES_URL + sidecar.name, body=sidecar.read_bytes())
+        responses.add(responses.GET, FILES_URL + "mini.h5", body=data[: len(data) // 2],
+                      headers={"Content-Length": str(len(data))},
+                      auto_calculate_content_length=False)
+    else:
+        _serve(tiny_dataset, body=_tampered_copy(tiny_dataset, tmp_path)
+               if damage == "tampered" else data[: len(data) // 2])
     target = tmp_path / "cache" / "mini.h5"
-    message = {"corrupted": "do not match their SHA-256", "truncated": "truncated",
-               "size": "truncated or padded"}[damage]
     with pytest.raises(IntegrityError, match=message):
-        download_verified(record, "mini.h5", target, expected_name=DATASET_NAME, sizes=sizes)
+        download_verified(record, "mini.h5", target, expected_name=DATASET_NAME,
+                          expected_version=DATASET_VERSION)
     assert list(target.parent.iterdir()) == []
 
 
-def test_manifest_of_another_version_rejected(tmp_path):
-    other = write_tiny(tmp_path / "other" / "mini.h5", version="0.0.1")
-    record = _record()
+def test_manifest_of_another_version_rejected(tmp_path, client):
+    other = write_tiny(tmp_path / "other" / "mini.h5", version="0.0.1", arrays=False)
+    _published()
+    record = find_published(DATASET_NAME, preset="mini", version=DATASET_VERSION,
+                            client=client)
     _serve(other)
     target = tmp_path / "cache" / "mini.h5"
     with pytest.raises(IntegrityError, match=r"version '0\.0\.1'"):
-        download_verified(record, "mini.h5", target, expected_name=DATASET_NAME)
+        download_verified(record, "mini.h5", target, expected_name=DATASET_NAME,
+                          expected_version=DATASET_VERSION)
     assert list(target.parent.iterdir()) == []
 
 
@@ -142,17 +185,19 @@ def mdf_registered(monkeypatch):
 
     def fake_build(path, *, preset):
         calls.append(preset)
-        write_tiny(Path(path))
+        write_tiny(Path(path), arrays=False)
         return path
 
     monkeypatch.setattr(build_module, "build_dataset", fake_build)
+    monkeypatch.setattr("stembench.dataset_publish.mdf_download.mdf_api_client",
+                        lambda: mdf_api_client(max_retries=1, max_sleep=0))
     install_mdf_source()
     yield calls
     cache.unregister_source(mdf_source)
 
 
 def test_load_downloads_from_mdf_instead_of_building(tiny_dataset, tmp_path, mdf_registered):
-    responses.add(responses.GET, SEARCH_URL, json=search_response(search_record()))
+    _published()
     _serve(tiny_dataset)
     with cache.load(preset="mini", cache_dir=tmp_path / "c") as dataset:
         assert dataset.ids == ["sto-noise-1", "sto-noise-2", "ws2-ref-0"]
@@ -166,21 +211,31 @@ def test_load_downloads_from_mdf_instead_of_building(tiny_dataset, tmp_path, mdf
     assert cached.read_bytes() == tiny_dataset.read_bytes()
 
 
-def test_network_failure_falls_back_to_building(tmp_path, mdf_registered, caplog):
-    responses.add(responses.GET, SEARCH_URL, body=requests.ConnectionError("no route"))
-    with caplog.at_level(logging.WARNING), cache.load(preset="mini",
-                                                      cache_dir=tmp_path / "c") as dataset:
+@pytest.mark.parametrize("failure", ["network", "server", "not-found", "tampered",
+                                     "truncated"])
+def test_load_builds_locally_when_mdf_cannot_serve(tiny_dataset, tmp_path, mdf_registered,
+                                                   caplog, failure):
+    if failure == "network":
+        responses.add(responses.GET, f"{API}/search", body=requests.ConnectionError("no route"))
+    elif failure == "server":
+        responses.add(responses.GET, f"{API}/search", status=500, json={"detail": "boom"})
+    elif failure == "not-found":
+        responses.add(responses.GET, f"{API}/search", json=v2_search())
+    elif failure == "tampered":
+        _published()
+        _serve(tiny_dataset, body=_tampered_copy(tiny_dataset, tmp_path))
+    else:
+        _published()
+        data = tiny_dataset.read_bytes()
+        _serve(tiny_dataset, body=data[: len(data) // 3])
+    with caplog.at_level(logging.INFO), cache.load(preset="mini",
+                                                   cache_dir=tmp_path / "c") as dataset:
         assert len(dataset) == 3
     assert mdf_registered == ["mini"]
-    assert "MDF unavailable" in caplog.text
-
-
-def test_corrupted_download_falls_back_to_building(tiny_dataset, tmp_path, mdf_registered):
-    responses.add(responses.GET, SEARCH_URL, json=search_response(search_record()))
-    _serve(tiny_dataset, body=_corrupted_copy(tiny_dataset, tmp_path))
-    with cache.load(preset="mini", cache_dir=tmp_path / "c") as dataset:
-        assert len(dataset) == 3
-    assert mdf_registered == ["mini"]
+    expected = {"network": "MDF unavailable", "server": "HTTP 500",
+                "not-found": "MDF has no published", "tampered": "SHA-256",
+                "truncated": "truncated or corrupted"}[failure]
+    assert expected in caplog.text
 
 
 def test_offline_switch_asks_nothing(tmp_path, monkeypatch):

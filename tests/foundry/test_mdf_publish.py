@@ -1,136 +1,191 @@
-"""The MDF Connect submission: payload field by field, every rejection, and the dry run."""
+"""Publishing through MDF Connect v2 with mdf-cli's own models, validation and client.
+
+Runs in the Foundry environment (mdf-cli needs globus-sdk 3); mdf-cli's HTTP client is
+httpx, so its requests are answered by ``respx`` with recorded v2 answers.
+"""
 
 from __future__ import annotations
 
 import json
 
 import pytest
-import requests
-import responses
-from typer.testing import CliRunner
+from foundry_test_data import API, NCSA
 
 from stembench.dataset_publish.foundry_metadata import dataset_metadata
-from stembench.dataset_publish.mdf_publish import MDFSubmissionError, build_submission, submit
+from stembench.dataset_publish.mdf_publish import (
+    MDFSubmissionError,
+    build_payload,
+    file_digests,
+    follow_status,
+    mdf_manifest,
+    submission_status,
+    submit,
+)
 from stembench.dataset_publish.publish_cli import app
+from stembench.errors import InputError
 
-SUBMIT_URL = "https://publish-prod.materialsdatafacility.org/submit"
-SOURCE = "globus://82f1b5c6-6e9b-11e5-ba47-22000b92c6ec/tmp/abc/"
+mdf_config = pytest.importorskip("mdf.models.config")
+respx = pytest.importorskip("respx")
+httpx = pytest.importorskip("httpx")
+from mdf.core.validation import validate_manifest  # noqa: E402
+from typer.testing import CliRunner  # noqa: E402
 
-
-class _Bearer:
-    def get_authorization_header(self) -> str:
-        return "Bearer TOKEN"
+STAGED = f"globus://{NCSA}/tmp/_uploads/abc/"
 
 
 @pytest.fixture
-def submission(tiny_dataset):
+def meta(tiny_dataset):
+    return dataset_metadata(tiny_dataset, creators=("Wei, Jingrui", "stembench developers"),
+                            year=2026)
+
+
+@pytest.fixture
+def api(monkeypatch):
+    monkeypatch.delenv("MDF_API_URL", raising=False)
+    with respx.mock(base_url=API, assert_all_called=False) as mock:
+        yield mock
+
+
+def test_manifest_passes_mdf_cli_validation(meta):
+    manifest = mdf_manifest(meta)
+    model = mdf_config.ManifestConfig.model_validate(manifest)
+    assert validate_manifest(model) == ([], [])
+    assert model.ml["data_format"] == "hdf5"
+    assert manifest["data_sources"] == [str(p.resolve()) for p in meta.files]
+    assert [p.rsplit("/", 1)[-1] for p in manifest["data_sources"]] == [
+        "mini.h5", "mini.h5.manifest.json", "mini.foundry.h5", "mini.foundry.h5.manifest.json"]
+
+
+def test_payload_built_by_mdf_cli(meta):
+    payload = build_payload(mdf_manifest(meta, data_sources=[STAGED]), test=True)
+    assert payload["title"].startswith("atom-locating-benchmark mini ")
+    assert payload["authors"] == [
+        {"name": "Wei, Jingrui", "given_name": "Jingrui", "family_name": "Wei"},
+        {"name": "stembench developers"}]
+    assert payload["license"]["identifier"] == "CC-BY-4.0"
+    assert {w["identifier"]: w["relation_type"] for w in payload["related_works"]} == {
+        "10.18126/e73h-3w6n": "IsDerivedFrom", "10.1093/micmic/ozac043": "References"}
+    assert payload["keywords"][0] == "atom-locating-benchmark"
+    assert payload["organization"] == "Foundry"
+    assert payload["data_sources"] == [STAGED]
+    assert payload["test"] is True and payload["update"] is False
+    ml = payload["ml"]
+    assert ml["data_format"] == "hdf5" and ml["n_items"] == 3
+    assert ml["splits"] == [{"type": "test", "path": "mini.foundry.h5", "label": "mini",
+                             "n_items": 3}]
+    assert [k["name"] for k in ml["keys"]] == [k["key"][0] for k in meta.foundry["keys"]]
+    assert {k["name"]: k["role"] for k in ml["keys"]}["coords"] == "target"
+    files = payload["extensions"]["stembench"]["files"]
+    assert files == file_digests(meta.files)
+    assert set(files) == {p.name for p in meta.files}
+    assert all(len(f["sha256"]) == 64 and f["bytes"] > 0 for f in files.values())
+    assert "source_id" not in payload and "projects" not in payload
+    submission = pytest.importorskip("mdf.models.submission").Submission
+    assert submission.model_validate(payload).to_payload() == payload  # mdf-cli's own model
+    json.dumps(payload, allow_nan=False)
+
+
+def test_update_needs_and_sends_the_source_id(meta):
+    manifest = mdf_manifest(meta, data_sources=[STAGED])
+    with pytest.raises(InputError, match="source_id"):
+        build_payload(manifest, update=True)
+    payload = build_payload(manifest, update=True, source_id="abc_v1")
+    assert payload["source_id"] == "abc_v1" and payload["update"] is True
+
+
+def test_dry_run_prints_the_exact_payload(tiny_dataset, api):
+    result = CliRunner().invoke(app, ["publish", str(tiny_dataset), "--data-source", STAGED,
+                                      "--creator", "Wei, Jingrui", "--year", "2026",
+                                      "--dry-run"])
+    assert result.exit_code == 0, result.output
     meta = dataset_metadata(tiny_dataset, creators=("Wei, Jingrui",), year=2026)
-    return meta, build_submission(meta, data_sources=[SOURCE], test=True)
+    assert json.loads(result.output) == build_payload(mdf_manifest(meta, data_sources=[STAGED]))
+    assert len(api.calls) == 0
 
 
-def test_submission_fields(submission):
-    meta, sub = submission
-    assert sorted(sub) == ["data_sources", "dc", "mdf", "projects", "test", "update",
-                           "update_metadata_only"]
-    assert sub["data_sources"] == [SOURCE]
-    assert sub["test"] is True and sub["update"] is False
-    assert sub["update_metadata_only"] is False
-    assert sub["mdf"] == {"source_name": "atom_locating_benchmark_mini",
-                          "organization": "Foundry"}
-    assert sub["projects"] == {"foundry": meta.foundry}
-    assert sub["projects"]["foundry"]["data_type"] == "hdf5"
-    assert sub["dc"]["publicationYear"] == "2026"
-    assert {k: v for k, v in sub["dc"].items() if k != "publicationYear"} == {
-        k: v for k, v in meta.dc.items() if k != "publicationYear"}
-    json.dumps(sub, allow_nan=False)
-
-
-def test_submit_posts_the_exact_payload(submission):
-    _, sub = submission
-    responses.add(responses.POST, SUBMIT_URL,
-                  json={"success": True, "source_id": "atom_locating_benchmark_mini_v1.1"})
-    assert submit(sub, authorizer=_Bearer()) == "atom_locating_benchmark_mini_v1.1"
-    request = responses.calls[0].request
+def test_submit_posts_mdf_cli_payload(meta, api):
+    manifest = mdf_manifest(meta, data_sources=[STAGED])
+    check = api.get("/auth/check").respond(json={"success": True, "is_submitter": True})
+    posted = api.post("/submit").respond(json={
+        "success": True, "source_id": "atom_locating_benchmark_mini", "version": "1.0",
+        "status": "pending_curation"})
+    result = submit(manifest, token="TOKEN", test=True)
+    assert result["source_id"] == "atom_locating_benchmark_mini" and result["version"] == "1.0"
+    assert check.called
+    request = posted.calls.last.request
     assert request.headers["Authorization"] == "Bearer TOKEN"
-    assert json.loads(request.body) == sub
+    assert json.loads(request.content) == build_payload(manifest, test=True)
 
 
 @pytest.mark.parametrize("status, body, words", [
-    (401, {"error": "Token invalid"}, ["refused the credentials", "HTTP 401", "Token invalid",
-                                       "--no-browser"]),
-    (403, {"error": "Not in group"}, ["refused the credentials", "HTTP 403", "Not in group"]),
-    (400, {"error": "dc.titles: field required"}, ["invalid (HTTP 400)",
-                                                  "dc.titles: field required"]),
-    (409, {"error": "source_name exists"}, ["already has a dataset named "
-                                            "'atom_locating_benchmark_mini'", "--update"]),
-    (413, {"error": "Payload too large"}, ["too large (HTTP 413", "bytes of JSON"]),
-    (502, "Bad Gateway", ["server error (HTTP 502: Bad Gateway)", "retry later"]),
-    (200, {"success": False, "error": "Submission rejected"}, ["did not accept",
-                                                              "Submission rejected"]),
+    (401, {"detail": "Token invalid"}, ["HTTP 401", "Token invalid", "log in again"]),
+    (403, {"detail": "Not in group"}, ["HTTP 403", "submitters group"]),
+    (400, {"detail": "ml.data_format: field required"}, ["HTTP 400", "ml.data_format"]),
+    (409, {"detail": "exists"}, ["HTTP 409", "--update"]),
+    (500, {"detail": "boom"}, ["HTTP 500", "retry later"]),
 ])
-def test_every_rejection_is_explained(submission, status, body, words):
-    _, sub = submission
-    if isinstance(body, dict):
-        responses.add(responses.POST, SUBMIT_URL, status=status, json=body)
-    else:
-        responses.add(responses.POST, SUBMIT_URL, status=status, body=body)
+def test_every_rejection_is_explained(meta, api, status, body, words):
+    api.get("/auth/check").respond(json={"is_submitter": True})
+    api.post("/submit").respond(status_code=status, json=body)
     with pytest.raises(MDFSubmissionError) as info:
-        submit(sub, authorizer=_Bearer())
+        submit(mdf_manifest(meta, data_sources=[STAGED]), token="TOKEN")
     assert info.value.status == status
     for word in words:
         assert word in str(info.value)
 
 
-def test_unreachable_service(submission):
-    _, sub = submission
-    responses.add(responses.POST, SUBMIT_URL, body=requests.ConnectionError("no route"))
-    with pytest.raises(MDFSubmissionError, match="cannot reach MDF Connect") as info:
-        submit(sub, authorizer=_Bearer())
-    assert info.value.status is None
+def test_not_a_submitter_and_local_files_without_login(meta, api):
+    api.get("/auth/check").respond(json={"is_submitter": False})
+    with pytest.raises(MDFSubmissionError, match="not authorized to submit"):
+        submit(mdf_manifest(meta, data_sources=[STAGED]), token="TOKEN")
+    api.get("/auth/check").respond(json={"is_submitter": True})
+    with pytest.raises(MDFSubmissionError, match="Globus data token"):
+        submit(mdf_manifest(meta), token="TOKEN")  # local files need mdf-cli's Globus login
+    assert [call.request.url.path for call in api.calls] == ["/auth/check", "/auth/check"]
 
 
-def test_dry_run_prints_the_exact_submission(tiny_dataset):
-    result = CliRunner().invoke(app, ["publish", str(tiny_dataset), "--data-source", SOURCE,
-                                      "--creator", "Wei, Jingrui", "--year", "2026",
-                                      "--dry-run"])
+def test_status_follows_the_submission(api):
+    route = api.get("/status/atom_locating_benchmark_mini").mock(side_effect=[
+        httpx.Response(200, json={"success": True, "submission": {
+            "source_id": "atom_locating_benchmark_mini", "version": "1.0",
+            "status": "pending_curation", "dataset_mdata": "{}"}}),
+        httpx.Response(200, json={"success": True, "submission": {
+            "source_id": "atom_locating_benchmark_mini", "version": "1.0",
+            "status": "published", "dataset_doi": "10.18126/abcd-1234"}}),
+        httpx.Response(404, json={"detail": "Submission not found"})])
+    first = submission_status("atom_locating_benchmark_mini", token="TOKEN")
+    assert first == {"source_id": "atom_locating_benchmark_mini", "version": "1.0",
+                     "status": "pending_curation", "doi": None}
+    result = CliRunner().invoke(app, ["publish-status", "atom_locating_benchmark_mini",
+                                      "--token", "TOKEN"])
     assert result.exit_code == 0, result.output
-    meta = dataset_metadata(tiny_dataset, creators=("Wei, Jingrui",), year=2026)
-    assert json.loads(result.output) == build_submission(meta, data_sources=[SOURCE])
-    assert len(responses.calls) == 0
+    assert json.loads(result.output)["doi"] == "10.18126/abcd-1234"
+    with pytest.raises(MDFSubmissionError, match="HTTP 404"):
+        submission_status("atom_locating_benchmark_mini", token="TOKEN")
+    assert route.calls.last.request.headers["Authorization"] == "Bearer TOKEN"
 
 
-def test_payload_equals_mdf_connect_clients(submission):
-    mdfcc = pytest.importorskip("mdf_connect_client")
-    globus_sdk = pytest.importorskip("globus_sdk")
-    meta, sub = submission
-    client = mdfcc.MDFConnectClient(test=True, authorizer=globus_sdk.NullAuthorizer())
-    client.dc = json.loads(json.dumps(meta.dc))
-    client.dc["publicationYear"] = str(client.dc["publicationYear"])
-    client.add_data_source(SOURCE)
-    client.set_source_name(meta.source_name)
-    client.set_organization("Foundry")
-    assert client.set_project_block("foundry", meta.foundry) is None
-    assert client.get_submission() == sub
+def test_follow_status_polls_until_published(api):
+    pending = {"success": True, "submission": {"source_id": "s", "version": "1.0",
+                                               "status": "pending_curation"}}
+    done = {"success": True, "submission": {"source_id": "s", "version": "1.0",
+                                            "status": "published", "dataset_doi": "10.1/x"}}
+    route = api.get("/status/s").mock(side_effect=[httpx.Response(200, json=pending),
+                                                   httpx.Response(200, json=pending),
+                                                   httpx.Response(200, json=done)])
+    now = [0.0]
+    slept = []
 
+    def sleep(seconds):
+        slept.append(seconds)
+        now[0] += seconds
 
-def test_login_builds_a_command_line_user_app(tmp_path, monkeypatch):
-    globus_sdk = pytest.importorskip("globus_sdk")
-    from stembench.dataset_publish import mdf_publish
-
-    seen = {}
-
-    def fake_get_authorizer(self, resource_server):
-        seen["resource_server"] = resource_server
-        seen["flow"] = type(self._login_flow_manager).__name__
-        seen["scopes"] = [str(s) for s in self.scope_requirements[resource_server]]
-        return "AUTHORIZER"
-
-    monkeypatch.setattr(globus_sdk.UserApp, "get_authorizer", fake_get_authorizer)
-    token_file = tmp_path / "tokens" / "t.json"
-    result = mdf_publish.login(no_browser=True, token_file=token_file)
-    assert result == "AUTHORIZER"
-    assert seen["resource_server"] == mdf_publish.MDF_CONNECT_RESOURCE_SERVER
-    assert seen["flow"] == "CommandLineLoginFlowManager"
-    assert mdf_publish.MDF_CONNECT_SCOPE in seen["scopes"]
-    assert token_file.parent.is_dir()
-    assert len(responses.calls) == 0
+    status = follow_status("s", wait_s=300, interval_s=60, token="T", sleep=sleep,
+                           clock=lambda: now[0])
+    assert status["status"] == "published" and status["doi"] == "10.1/x"
+    assert route.call_count == 3 and slept == [60, 60]
+    route.mock(side_effect=None, return_value=httpx.Response(200, json=pending))
+    status = follow_status("s", wait_s=100, interval_s=60, token="T", sleep=sleep,
+                           clock=lambda: now[0])
+    assert status["status"] == "pending_curation"  # the wait ran out: never waits forever
+    assert route.call_count == 5

@@ -1,10 +1,14 @@
 """Foundry/MDF metadata of a benchmark dataset file: the DataCite block and the Foundry block.
 
 A dataset file (``<preset>.h5`` with its ``<preset>.h5.manifest.json``) is published as one
-Foundry dataset with one split. The Foundry block lists every HDF5 key of the file, grouped
-by kind (images, noise-free images, coordinates, column labels, metadata groups), each with
-its role (input or target), description and units; the DataCite block cites the published
-benchmark (DOI 10.18126/e73h-3w6n) and the paper (doi:10.1093/micmic/ozac043).
+Foundry dataset with one split, whose file is the dataset's Foundry array file
+``<preset>.foundry.h5`` (:mod:`~stembench.dataset_publish.foundry_arrays`): one stacked
+array per kind, so foundry-ml's ``get_as_dict()`` hands back arrays keyed ``imgs``,
+``coords``, ``metadata``, ... rather than one entry per image. The Foundry block lists
+those keys with their role (input or target), description and units; the DataCite block
+cites the published benchmark (DOI 10.18126/e73h-3w6n) and the paper
+(doi:10.1093/micmic/ozac043) and carries the dataset's name ``atom-locating-benchmark`` in
+its title and subjects, which is what a free-text ``Foundry().search(...)`` matches.
 
 Validation uses foundry-ml's own pydantic models when foundry-ml is installed and the JSON
 schema :data:`FOUNDRY_JSON_SCHEMA` otherwise.
@@ -19,13 +23,19 @@ from pathlib import Path
 from typing import Any
 
 from stembench._optional import require
+from stembench.dataset_publish.foundry_arrays import (
+    ARRAY_KEYS,
+    FOUNDRY_ARRAYS_SUFFIX,
+    foundry_arrays_path,
+    is_current,
+    write_foundry_arrays,
+)
 from stembench.dataset_publish.manifest import Manifest, manifest_sidecar_path, read_manifest
 from stembench.errors import DatasetError, InputError
 
 __all__ = [
     "DEFAULT_CREATORS",
     "FOUNDRY_JSON_SCHEMA",
-    "KEY_GROUPS",
     "LICENCE",
     "METADATA_UNITS",
     "PAPER_DOI",
@@ -33,6 +43,7 @@ __all__ = [
     "DatasetMetadata",
     "datacite_block",
     "dataset_metadata",
+    "dataset_title",
     "foundry_block",
     "source_name_for",
     "validate_foundry_metadata",
@@ -75,25 +86,12 @@ METADATA_UNITS: dict[str, tuple[str, str]] = {
 }
 """Per-image metadata field -> (description, units). NaN marks an unknown numeric value."""
 
-KEY_GROUPS: dict[str, tuple[str, str, str]] = {
-    "imgs": ("input", "STEM image a model sees, float32 (rows, cols)", "counts (arbitrary)"),
-    "raw": ("target", "noise-free image of the same scan, float32 (rows, cols)",
-            "counts (arbitrary)"),
-    "coords": ("target", "atomic column positions, float64 (N, 2) as (x = column, y = row); "
-               "the centre of the top-left pixel is (0, 0)", "pixels"),
-    "column_types": ("target", "column type label per column, bytes (N,)", "none (labels)"),
-    "column_elements": ("target", "element(s) in each column, e.g. Ti+O, bytes (N,)",
-                        "none (labels)"),
-    "metadata": ("input", "group whose attributes are the image's metadata fields", ""),
-}
-"""HDF5 group -> (Foundry key type, description, units), in the order keys are listed."""
-
 
 def source_name_for(name: str, preset: str) -> str:
-    """Return the MDF source name of a dataset preset, e.g. ``atom_locating_benchmark_mini``.
+    """Return the source name of a dataset preset, e.g. ``atom_locating_benchmark_mini``.
 
-    MDF turns it into the ``source_id`` ``<source_name>_v<n>.<m>`` when the data is
-    published; Foundry caches the files under ``<cache>/<source_id>/``.
+    MDF Connect v2 assigns a published record's ``source_id`` itself; this name labels a
+    copy that was built locally (its Foundry cache folder is ``<source_name>_local``).
     """
     for label, value in (("name", name), ("preset", preset)):
         if not value or not value.replace("-", "").replace("_", "").isalnum():
@@ -106,15 +104,27 @@ def _metadata_description() -> str:
     return f"Attributes (field: description [units]): {fields}."
 
 
-def _hdf5_keys(path: Path) -> dict[str, list[str]]:
+def _n_images(arrays: Path) -> int:
     import h5py
 
     try:
-        with h5py.File(path, "r") as handle:
-            return {group: [f"{group}/{key}" for key in handle[group]]
-                    for group in KEY_GROUPS if group in handle and len(handle[group])}
+        with h5py.File(arrays, "r") as handle:
+            missing = [key for key in ARRAY_KEYS if key not in handle]
+            if missing:
+                raise DatasetError(f"{arrays}: not a Foundry array file, it lacks {missing}")
+            return int(handle["image_ids"].shape[0])
     except (OSError, RuntimeError) as exc:
-        raise DatasetError(f"{path}: cannot be read as an HDF5 file ({exc})") from exc
+        raise DatasetError(f"{arrays}: cannot be read as an HDF5 file ({exc})") from exc
+
+
+def dataset_title(name: str, preset: str, version: str) -> str:
+    """Return the published title, which starts with ``"<name> <preset> <version>:"``.
+
+    MDF v2 assigns the ``source_id`` itself, so the downloader recognises a published
+    dataset file by this exact title prefix.
+    """
+    return (f"{name} {preset} {version}: atomic-resolution STEM images with exact atomic "
+            "column positions")
 
 
 def foundry_block(path: str | Path, *, split_type: str = "test") -> dict[str, Any]:
@@ -123,36 +133,40 @@ def foundry_block(path: str | Path, *, split_type: str = "test") -> dict[str, An
     Parameters
     ----------
     path : str or Path
-        The ``<preset>.h5`` file (stembench layout).
+        The ``<preset>.h5`` file (stembench layout), its Foundry array file
+        ``<preset>.foundry.h5`` beside it; or that array file alone.
     split_type : str
         Foundry split type of the file; the benchmark is an evaluation set (``"test"``).
 
     Returns
     -------
     dict
-        ``data_type: "hdf5"``, ``n_items`` (images), one split whose ``path`` is the file
-        name and whose ``label`` is its stem, and one key entry per HDF5 group listing
-        every key of that group (``imgs/<id>``, ...), with type, description and units.
+        ``data_type: "hdf5"``, ``short_name`` ``<name>-<preset>``, ``n_items`` (images),
+        one split whose ``path`` is the array file's name and whose ``label`` is the
+        preset, and one key entry per array kind (``imgs``, ``coords``, ``metadata``, ...)
+        with its type, description and units.
     """
     path = Path(path)
-    keys = _hdf5_keys(path)
-    if "imgs" not in keys or "coords" not in keys:
-        raise DatasetError(f"{path}: not a benchmark dataset (no images or coordinates)")
+    if path.name.endswith(FOUNDRY_ARRAYS_SUFFIX):
+        arrays, preset = path, path.name[: -len(FOUNDRY_ARRAYS_SUFFIX)]
+    else:
+        arrays, preset = foundry_arrays_path(path), path.stem
+    if not arrays.is_file():
+        raise DatasetError(f"{path}: its Foundry array file {arrays.name} is missing")
+    n_images = _n_images(arrays)
     entries = []
-    for group, group_keys in keys.items():
-        role, description, units = KEY_GROUPS[group]
-        if group == "metadata":
+    for key, (role, description, units) in ARRAY_KEYS.items():
+        if key == "metadata":
             description = f"{description}. {_metadata_description()}"
-            units = "per field, see description"
-        entries.append({"key": group_keys, "type": role, "description": description,
+        entries.append({"key": [key], "type": role, "description": description,
                         "units": units})
     return {
-        "short_name": path.stem,
+        "short_name": f"{read_manifest(arrays).name}-{preset}",
         "data_type": "hdf5",
         "task_type": ["supervised"],
         "domain": ["materials science", "electron microscopy", "machine vision"],
-        "n_items": float(len(keys["imgs"])),
-        "splits": [{"type": split_type, "path": path.name, "label": path.stem}],
+        "n_items": float(n_images),
+        "splits": [{"type": split_type, "path": arrays.name, "label": preset}],
         "keys": entries,
     }
 
@@ -195,22 +209,23 @@ def datacite_block(manifest: Manifest, *, preset: str, n_images: int,
         "stembench package (stembench.load)."
     )
     technical = (
-        "HDF5 layout: /imgs/<id> float32 image; /raw/<id> float32 noise-free image; "
-        "/coords/<id> float64 (N, 2) column positions in pixels as (x = column, y = row); "
+        f"Files: {preset}.h5 (stembench layout) and {preset}.foundry.h5 (one stacked array "
+        "per kind, read by foundry-ml). stembench layout: /imgs/<id> float32 image; "
+        "/raw/<id> float32 noise-free image; /coords/<id> float64 (N, 2) column positions in "
+        "pixels as (x = column, y = row); "
         "/column_types/<id> and /column_elements/<id> per-column labels; /metadata/<id> "
         "attributes. Each file has a manifest (root attribute and <file>.manifest.json) with "
         f"the SHA-256 of every array. {_metadata_description()}"
     )
     return {
         "creators": [_creator(c) for c in creators],
-        "titles": [{"title": f"Atom-locating benchmark for atomic-resolution STEM images "
-                             f"({preset}, version {manifest.version})"}],
+        "titles": [{"title": dataset_title(manifest.name, preset, manifest.version)}],
         "publisher": "Materials Data Facility",
         "publicationYear": int(year if year is not None else datetime.now(UTC).year),
         "resourceType": {"resourceTypeGeneral": "Dataset", "resourceType": "Dataset"},
         "subjects": [{"subject": s} for s in (
-            "scanning transmission electron microscopy", "HAADF", "atomic column localization",
-            "benchmark", "machine learning", "SrTiO3", "WS2")],
+            manifest.name, "scanning transmission electron microscopy", "HAADF",
+            "atomic column localization", "benchmark", "machine learning", "SrTiO3", "WS2")],
         "version": manifest.version,
         "rightsList": [dict(LICENCE)],
         "formats": ["application/x-hdf5", "application/json"],
@@ -237,7 +252,8 @@ class DatasetMetadata:
     Attributes
     ----------
     path : Path
-        The HDF5 file; its manifest sidecar lies beside it.
+        The HDF5 file; its manifest sidecar and its Foundry array file (with its own
+        sidecar) lie beside it.
     source_name : str
         MDF source name (:func:`source_name_for`).
     dc, foundry : dict
@@ -253,22 +269,37 @@ class DatasetMetadata:
     manifest: Manifest
 
     @property
-    def files(self) -> tuple[Path, Path]:
-        """The files to publish: the HDF5 file and its manifest sidecar."""
-        return self.path, manifest_sidecar_path(self.path)
+    def files(self) -> tuple[Path, ...]:
+        """The files to publish: the dataset file, the array file and their manifests."""
+        arrays = foundry_arrays_path(self.path)
+        return (self.path, manifest_sidecar_path(self.path), arrays,
+                manifest_sidecar_path(arrays))
 
 
 def dataset_metadata(path: str | Path, *, creators: tuple[str, ...] = DEFAULT_CREATORS,
-                     year: int | None = None) -> DatasetMetadata:
+                     year: int | None = None, write_arrays: bool = True) -> DatasetMetadata:
     """Build and validate the Foundry/MDF metadata of a dataset file.
 
     The file's stem is its preset (``mini.h5`` -> ``mini``), as in the stembench cache.
 
+    Parameters
+    ----------
+    path : str or Path
+        The dataset file, its ``.manifest.json`` beside it.
+    creators : tuple of str
+        ``"Family, Given"`` names or organisation names.
+    year : int, optional
+        Publication year; by default the current UTC year.
+    write_arrays : bool
+        (Re)write the Foundry array file beside ``path`` when it is missing or was made
+        from another file; with ``False`` that is an error.
+
     Raises
     ------
     DatasetError
-        If the file is not a stembench dataset, lacks its manifest sidecar, or the sidecar
-        disagrees with the manifest inside the file.
+        If the file is not a stembench dataset, lacks its manifest sidecar, the sidecar
+        disagrees with the manifest inside the file, or (``write_arrays=False``) its
+        Foundry array file is missing or stale.
     """
     path = Path(path)
     manifest = read_manifest(path)
@@ -278,6 +309,11 @@ def dataset_metadata(path: str | Path, *, creators: tuple[str, ...] = DEFAULT_CR
                            "beside the file so downloads can be verified")
     if Manifest.from_json(sidecar.read_text(encoding="utf-8")) != manifest:
         raise DatasetError(f"{sidecar}: differs from the manifest stored in {path}")
+    if not is_current(path):
+        if not write_arrays:
+            raise DatasetError(f"{path}: its Foundry array file {foundry_arrays_path(path).name}"
+                               " is missing or was made from another file")
+        write_foundry_arrays(path)
     foundry = foundry_block(path)
     dc = datacite_block(manifest, preset=path.stem, n_images=int(foundry["n_items"]),
                         creators=creators, year=year)

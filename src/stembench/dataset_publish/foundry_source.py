@@ -2,8 +2,9 @@
 
 :func:`mdf_source` is a cache source (see :mod:`stembench.dataset_publish.cache`): asked for
 a dataset file, it first looks for a verified copy in a local Foundry cache
-(``$FOUNDRY_LOCAL_CACHE_DIR/<source_id>/<preset>.h5``), then finds the published record on
-MDF and downloads the file over HTTPS, verified against its manifest and placed atomically.
+(``$FOUNDRY_LOCAL_CACHE_DIR/<source_id>/<preset>.h5``), then finds the published record
+through MDF v2's public API (no login) and downloads the file over HTTPS, verified against
+its manifest and placed atomically.
 When MDF cannot be reached, or ``$STEMBENCH_OFFLINE`` is set, it logs why and returns
 ``False`` so :func:`stembench.load` builds the dataset locally instead.
 :func:`install_mdf_source` registers it.
@@ -27,13 +28,11 @@ from stembench.dataset_publish.cache import (
     default_cache_dir,
     register_source,
 )
-from stembench.dataset_publish.foundry_metadata import source_name_for
 from stembench.dataset_publish.manifest import manifest_sidecar_path, read_manifest, verify_file
 from stembench.dataset_publish.mdf_download import (
     MDFUnavailableError,
     download_verified,
     find_published,
-    list_files,
 )
 from stembench.dataset_publish.published import H5ImageSet
 from stembench.dataset_publish.storage import open_dataset
@@ -49,6 +48,7 @@ __all__ = [
     "install_mdf_source",
     "load_published_benchmark",
     "mdf_source",
+    "offline",
 ]
 
 logger = logging.getLogger(__name__)
@@ -65,13 +65,14 @@ def foundry_cache_dir() -> Path:
     return Path(os.environ.get("FOUNDRY_LOCAL_CACHE_DIR", "data")).expanduser()
 
 
-def _offline() -> bool:
+def offline() -> bool:
+    """Return whether ``$STEMBENCH_OFFLINE`` forbids asking MDF."""
     return os.environ.get(OFFLINE_ENV, "") not in ("", "0")
 
 
-def _copy_from_foundry_cache(request: CacheRequest, source_name: str) -> bool:
+def _copy_from_foundry_cache(request: CacheRequest) -> bool:
     root = foundry_cache_dir()
-    candidates = sorted(root.glob(f"{source_name}_v*/{request.preset}.h5"), reverse=True)
+    candidates = sorted(root.glob(f"*/{request.preset}.h5"), reverse=True)
     for candidate in candidates:
         try:
             manifest = read_manifest(candidate)
@@ -113,25 +114,24 @@ def mdf_source(request: CacheRequest) -> bool:
         copy exists or MDF cannot be reached (the reason is logged), never an exception,
         so offline use goes on to build the dataset.
     """
-    source_name = source_name_for(request.name, request.preset)
-    if _copy_from_foundry_cache(request, source_name):
+    label = f"{request.name} {request.preset} {request.version}"
+    if _copy_from_foundry_cache(request):
         return True
-    if _offline():
-        logger.info("%s is set: not asking MDF for %s", OFFLINE_ENV, source_name)
+    if offline():
+        logger.info("%s is set: not asking MDF for %s", OFFLINE_ENV, label)
         return False
     try:
-        record = find_published(source_name, version=request.version)
+        record = find_published(request.name, preset=request.preset, version=request.version)
         if record is None:
-            logger.info("MDF has no %s version %s", source_name, request.version)
+            logger.info("MDF has no published %s", label)
             return False
-        sizes = list_files(record)
         download_verified(record, f"{request.preset}.h5", request.path,
-                          expected_name=request.name, sizes=sizes)
+                          expected_name=request.name, expected_version=request.version)
     except (MDFUnavailableError, MissingExtraError) as exc:
-        logger.warning("MDF unavailable, %s not downloaded: %s", source_name, exc)
+        logger.warning("MDF unavailable, %s not downloaded: %s", label, exc)
         return False
     except DatasetError as exc:
-        logger.warning("download of %s refused: %s", source_name, exc)
+        logger.warning("download of %s refused: %s", label, exc)
         return False
     return True
 

@@ -1,17 +1,27 @@
-"""Find a published dataset on MDF and download its files over HTTPS, verified and atomic.
+"""Find a published dataset through MDF Connect v2's public API and download it, verified.
 
-1. :func:`find_published` asks Globus Search (MDF index, anonymous HTTPS GET) for the
-   dataset record of an MDF source name and dataset version, and returns its
-   ``source_id``, DataCite and Foundry blocks and the HTTPS folder of its files.
-2. :func:`list_files` names the files: with a Globus Transfer authorizer, by listing the
-   folder on the MDF endpoint; without one, from the Foundry splits (each split file plus
-   its ``.manifest.json``).
+MDF v2 (the service behind ``mdf-cli`` 0.3) answers public reads without a login. The
+routes used here are the ones ``mdf.core.backend_client.BackendClient`` calls:
+
+1. :func:`find_published` sends ``GET /search?q=...&type=datasets&limit=...`` and keeps the
+   results whose ``title`` starts with the dataset's exact title prefix
+   (``"<name> <preset> <version>:"``, see
+   :func:`~stembench.dataset_publish.foundry_metadata.dataset_title`): MDF v2 assigns the
+   ``source_id`` itself, so the title is what identifies a stembench dataset file. The
+   newest match's card (``GET /card/{source_id}``) names its files.
+2. A card's ``data_sources`` are ``globus://<collection>/<path>`` URIs (or ``https://``
+   URLs). Files on MDF's NCSA collection are public over HTTPS at
+   ``https://data.materialsdatafacility.org<path>`` (``mdf.core.agent._globus_uri_to_https``);
+   a folder URI is joined with the known file names, so no Globus Transfer listing (which
+   needs a login) is made.
 3. :func:`download_verified` streams the manifest and the HDF5 file into temporary files
-   beside the destination, checks the size, checks every array against the manifest's
-   SHA-256 (and the manifest against the file's own), then renames both into place. On
-   any failure the temporary files are removed and nothing appears at the destination.
+   beside the destination, checks the manifest's dataset name and version, the length, and
+   every array against the manifest's SHA-256, then renames both into place. On any
+   failure the temporary files are removed and nothing appears at the destination.
 
-Network failures raise :class:`MDFUnavailableError`; content failures raise
+The API client is globus-sdk's ``BaseClient`` pointed at the MDF API, so retries (429 with
+``Retry-After``, 5xx, network errors) follow globus-sdk's own retry configuration. Network
+and service failures raise :class:`MDFUnavailableError`; content failures raise
 :class:`~stembench.errors.IntegrityError`.
 """
 
@@ -23,8 +33,10 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from stembench._optional import require
+from stembench.dataset_publish.foundry_metadata import dataset_title
 from stembench.dataset_publish.manifest import (
     Manifest,
     manifest_sidecar_path,
@@ -34,152 +46,214 @@ from stembench.dataset_publish.manifest import (
 from stembench.errors import DatasetError, IntegrityError
 
 __all__ = [
-    "MDF_ENDPOINT_ID",
+    "MDF_API_URLS",
     "MDF_HTTPS_BASE",
-    "MDF_SEARCH_INDEX",
+    "NCSA_MDF_COLLECTION",
     "MDFUnavailableError",
     "PublishedRecord",
     "download_verified",
     "find_published",
-    "list_files",
+    "mdf_api_client",
+    "published_record",
 ]
 
 logger = logging.getLogger(__name__)
 
-MDF_SEARCH_INDEX = "1a57bbe5-5272-477f-9d31-343b8258b7a5"
-"""Globus Search index of MDF (the one foundry-ml queries)."""
-MDF_ENDPOINT_ID = "82f1b5c6-6e9b-11e5-ba47-22000b92c6ec"
+MDF_API_URLS: dict[str, str] = {
+    "prod": "https://api.materialsdatafacility.org",
+    "dev": "https://api-dev.materialsdatafacility.org",
+}
+"""MDF Connect v2 API per service (``mdf.core.backend_client._V2_API_URLS``)."""
+MDF_API_ENV = "MDF_API_URL"
+"""Environment variable overriding the API URL (the one ``mdf-cli`` reads)."""
+NCSA_MDF_COLLECTION = "82f1b5c6-6e9b-11e5-ba47-22000b92c6ec"
 """Globus collection (NCSA) that stores MDF data."""
 MDF_HTTPS_BASE = "https://data.materialsdatafacility.org"
 """HTTPS server of that collection; public data needs no token."""
-SEARCH_API = "https://search.api.globus.org"
 CHUNK_BYTES = 1 << 20
 
 
 class MDFUnavailableError(DatasetError):
-    """MDF, Globus Search or Transfer could not be reached or answered with an error."""
+    """The MDF API or its file server could not be reached or answered with an error."""
 
 
 @dataclass(frozen=True)
 class PublishedRecord:
-    """A dataset record found in MDF's search index.
+    """A published dataset as MDF v2's card describes it.
 
     Attributes
     ----------
     source_id : str
-        MDF source id (``<source_name>_v<n>.<m>``); Foundry caches under this name.
-    version : str
-        The dataset version (DataCite ``version``).
-    folder : str
-        Path of the files on the MDF collection, e.g. ``/foundry/<source_id>/``.
-    dc, foundry : dict
-        The record's DataCite and Foundry blocks.
+        MDF source id (assigned by MDF); Foundry caches under this name.
+    mdf_version : str
+        MDF's version of the record.
+    title : str
+        The record's title.
+    files : dict of str to str
+        File name -> HTTPS URL, for the files that were asked for and found.
+    card : dict
+        The card as the API returned it.
     """
 
     source_id: str
-    version: str
-    folder: str
-    dc: dict[str, Any] = field(repr=False)
-    foundry: dict[str, Any] = field(repr=False)
+    mdf_version: str
+    title: str
+    files: dict[str, str]
+    card: dict[str, Any] = field(repr=False)
 
     def url(self, name: str) -> str:
-        """Return the HTTPS URL of a file of this dataset (``name`` relative to its folder)."""
-        return f"{MDF_HTTPS_BASE}{self.folder}{name.lstrip('/')}"
+        """Return the HTTPS URL of a file of this record.
+
+        Raises
+        ------
+        DatasetError
+            If the record's data sources do not include ``name``.
+        """
+        if name not in self.files:
+            raise DatasetError(f"MDF record {self.source_id!r} lists no file {name!r}; its "
+                               f"data sources are {self.card.get('data_sources')!r}")
+        return self.files[name]
 
 
-def _folder(content: dict[str, Any], source_id: str) -> str:
-    endpoint_path = str(content.get("data", {}).get("endpoint_path", ""))
-    prefix = f"globus://{MDF_ENDPOINT_ID}"
-    path = endpoint_path[len(prefix):] if endpoint_path.startswith(prefix) else ""
-    path = path or f"/foundry/{source_id}/"
-    return path if path.endswith("/") else path + "/"
-
-
-def _mdf_version(content: dict[str, Any]) -> tuple[int, ...]:
-    raw = str(content.get("mdf", {}).get("version", "0"))
-    return tuple(int(p) for p in raw.split(".") if p.isdigit()) or (0,)
-
-
-def find_published(source_name: str, *, version: str, index: str = MDF_SEARCH_INDEX,
-                   timeout: float = 10.0) -> PublishedRecord | None:
-    """Find the newest MDF record of a dataset version.
+def mdf_api_client(*, service: str = "prod", max_retries: int = 3, max_sleep: float = 10.0,
+                   http_timeout: float = 30.0) -> Any:
+    """Return an anonymous globus-sdk client for the MDF v2 API.
 
     Parameters
     ----------
-    source_name : str
-        MDF source name, e.g. ``atom_locating_benchmark_mini``.
-    version : str
-        Dataset version (matched against the record's DataCite ``version``).
-    index : str
-        Globus Search index id.
-    timeout : float
-        Seconds to wait for Globus Search (public records need no login).
+    service : {"prod", "dev"}
+        Which MDF; ``$MDF_API_URL`` overrides it, as in ``mdf-cli``.
+    max_retries, max_sleep : int, float
+        globus-sdk's retry configuration (429 honouring ``Retry-After``, 5xx, network
+        errors): attempts after the first, and the longest sleep between them in seconds.
+    http_timeout : float
+        Seconds to wait for a connection or an answer.
+
+    Returns
+    -------
+    globus_sdk.BaseClient
+    """
+    globus_sdk = require("globus_sdk", extra="mdf", purpose="Reading from MDF")
+    transport = require("globus_sdk.transport", extra="mdf", purpose="Reading from MDF")
+    if service not in MDF_API_URLS:
+        raise DatasetError(f"service must be one of {sorted(MDF_API_URLS)}, got {service!r}")
+    base_url = os.environ.get(MDF_API_ENV) or MDF_API_URLS[service]
+    if hasattr(transport, "RetryConfig"):  # globus-sdk 4
+        return globus_sdk.BaseClient(
+            base_url=base_url, transport=transport.RequestsTransport(http_timeout=http_timeout),
+            retry_config=transport.RetryConfig(max_retries=max_retries, max_sleep=max_sleep))
+    return globus_sdk.BaseClient(base_url=base_url, transport_params={  # globus-sdk 3
+        "http_timeout": http_timeout, "max_retries": max_retries, "max_sleep": max_sleep})
+
+
+def _get(client: Any, path: str, params: dict[str, str] | None = None) -> dict[str, Any] | None:
+    """GET a JSON object; ``None`` on 404; :class:`MDFUnavailableError` on other failures."""
+    globus_sdk = require("globus_sdk", extra="mdf", purpose="Reading from MDF")
+    try:
+        body = client.get(path, query_params=params).data
+    except globus_sdk.GlobusAPIError as exc:
+        if exc.http_status == 404:
+            return None
+        raise MDFUnavailableError(f"MDF API {client.base_url}{path} answered HTTP "
+                                  f"{exc.http_status}: {exc.text[:300]}") from exc
+    except globus_sdk.GlobusError as exc:
+        raise MDFUnavailableError(f"MDF API {client.base_url}{path} unreachable: {exc}") from exc
+    if not isinstance(body, dict):
+        raise MDFUnavailableError(f"MDF API {client.base_url}{path} did not answer a JSON "
+                                  f"object: {str(body)[:300]}")
+    return body
+
+
+def _version_key(raw: Any) -> tuple[int, ...]:
+    return tuple(int(p) for p in str(raw or "0").split(".") if p.isdigit()) or (0,)
+
+
+def _source_url(source: str, wanted: list[str]) -> dict[str, str]:
+    if source.startswith("https://"):
+        name = Path(urlparse(source).path).name
+        return {name: source} if name in wanted else {}
+    prefix = f"globus://{NCSA_MDF_COLLECTION}"
+    if not source.lower().startswith(prefix):
+        return {}
+    path = source[len(prefix):] or "/"
+    if path.endswith("/"):
+        return {name: f"{MDF_HTTPS_BASE}{path}{name}" for name in wanted}
+    name = Path(path).name
+    return {name: f"{MDF_HTTPS_BASE}{path}"} if name in wanted else {}
+
+
+def published_record(source_id: str, *, names: list[str], client: Any = None,
+                     version: str | None = None) -> PublishedRecord | None:
+    """Read one record's card and locate the named files.
+
+    Parameters
+    ----------
+    source_id : str
+        MDF source id.
+    names : list of str
+        File names wanted (e.g. ``["mini.h5", "mini.h5.manifest.json"]``).
+    client : globus_sdk.BaseClient, optional
+        From :func:`mdf_api_client`; a default one otherwise.
+    version : str, optional
+        MDF version of the record; the latest by default.
 
     Returns
     -------
     PublishedRecord or None
-        ``None`` when no record of that source name and version exists.
-
-    Raises
-    ------
-    MDFUnavailableError
-        If Globus Search cannot be reached or answers with an error.
+        ``None`` when MDF has no such record (HTTP 404 or a card without ``source_id``).
     """
-    requests = require("requests", extra="foundry", purpose="Downloading from MDF")
-    query = f'mdf.source_name:"{source_name}" AND mdf.resource_type:"dataset"'
-    url = f"{SEARCH_API}/v1/index/{index}/search"
-    try:  # plain GET, no retries: an offline machine gets its answer at once
-        response = requests.get(url, params={"q": query, "advanced": "true", "limit": "20"},
-                                timeout=timeout)
-        response.raise_for_status()
-        body = response.json()
-    except (requests.RequestException, ValueError) as exc:
-        raise MDFUnavailableError(f"Globus Search (index {index}) failed for {query!r}: "
-                                  f"{exc}") from exc
-    candidates = []
-    for result in body.get("gmeta", []):
-        for entry in result.get("entries", []):
-            content = entry.get("content", {})
-            mdf = content.get("mdf", {})
-            foundry = content.get("projects", {}).get("foundry")
-            if (mdf.get("source_name") == source_name and foundry
-                    and str(content.get("dc", {}).get("version")) == version):
-                candidates.append(content)
-    if not candidates:
+    client = client or mdf_api_client()
+    body = _get(client, f"/card/{source_id}", {"version": version} if version else None)
+    card = body.get("card", body) if body else None
+    if not isinstance(card, dict) or not card.get("source_id"):
         return None
-    content = max(candidates, key=_mdf_version)
-    source_id = str(content["mdf"]["source_id"])
-    return PublishedRecord(source_id=source_id, version=version,
-                           folder=_folder(content, source_id), dc=content.get("dc", {}),
-                           foundry=content["projects"]["foundry"])
+    files: dict[str, str] = {}
+    for source in card.get("data_sources") or []:
+        files.update(_source_url(str(source), names))
+    return PublishedRecord(source_id=str(card["source_id"]),
+                           mdf_version=str(card.get("version") or ""),
+                           title=str(card.get("title") or ""), files=files, card=card)
 
 
-def list_files(record: PublishedRecord, *, authorizer: Any = None) -> dict[str, int | None]:
-    """Return the dataset's files (name relative to its folder -> size in bytes or None).
+def find_published(name: str, *, preset: str, version: str, names: list[str] | None = None,
+                   client: Any = None, limit: int = 20) -> PublishedRecord | None:
+    """Find the newest MDF record of one dataset file (name, preset, dataset version).
 
-    With ``authorizer`` (a Globus authorizer for Transfer), the folder on the MDF collection
-    is listed (one level). Without it the names come from the Foundry splits: each split
-    file and its ``.manifest.json``, sizes unknown.
+    Parameters
+    ----------
+    name, preset, version : str
+        Which dataset file, e.g. ``"atom-locating-benchmark"``, ``"mini"``, ``"1.0.0"``.
+    names : list of str, optional
+        File names to locate; by default ``<preset>.h5`` and its manifest.
+    client : globus_sdk.BaseClient, optional
+        From :func:`mdf_api_client`.
+    limit : int
+        Search results to look through.
+
+    Returns
+    -------
+    PublishedRecord or None
+        ``None`` when no published record has the dataset's title.
 
     Raises
     ------
     MDFUnavailableError
-        If Globus Transfer cannot be reached or refuses the listing.
+        If the API cannot be reached or answers with an error (after globus-sdk's retries).
     """
-    if authorizer is None:
-        names = [str(split["path"]).lstrip("/") for split in record.foundry.get("splits", [])]
-        return {n: None for name in names for n in (name, manifest_sidecar_path(name).name)}
-    globus_sdk = require("globus_sdk", extra="foundry", purpose="Listing MDF files")
-    client = globus_sdk.TransferClient(authorizer=authorizer)
-    try:
-        listing = client.operation_ls(MDF_ENDPOINT_ID, path=record.folder)
-    except globus_sdk.GlobusError as exc:
-        raise MDFUnavailableError(f"listing {record.folder} on MDF failed: {exc}") from exc
-    return {str(item["name"]): int(item["size"]) for item in listing.data.get("DATA", [])
-            if item.get("type") == "file"}
+    client = client or mdf_api_client()
+    prefix = dataset_title(name, preset, version).split(":")[0] + ":"
+    body = _get(client, "/search", {"q": f"{name} {preset} {version}", "type": "datasets",
+                                    "limit": str(limit)}) or {}
+    matches = [r for r in body.get("results") or [] if isinstance(r, dict)
+               and str(r.get("title", "")).startswith(prefix) and r.get("source_id")]
+    if not matches:
+        return None
+    best = max(matches, key=lambda r: _version_key(r.get("version")))
+    wanted = names or [f"{preset}.h5", manifest_sidecar_path(f"{preset}.h5").name]
+    return published_record(str(best["source_id"]), names=wanted, client=client)
 
 
-def _stream(url: str, target: Path, *, expected_size: int | None, timeout: float) -> None:
+def _stream(url: str, target: Path, *, timeout: float) -> None:
     import requests
     from tqdm import tqdm
 
@@ -188,24 +262,20 @@ def _stream(url: str, target: Path, *, expected_size: int | None, timeout: float
             if response.status_code != 200:
                 raise MDFUnavailableError(f"GET {url} answered HTTP {response.status_code}")
             declared = response.headers.get("Content-Length")
-            total = int(declared) if declared and declared.isdigit() else expected_size
-            written = 0
+            total = int(declared) if declared and declared.isdigit() else None
             with open(target, "wb") as out, tqdm(total=total, unit="B", unit_scale=True,
                                                   desc=Path(url).name, disable=None) as bar:
                 for chunk in response.iter_content(chunk_size=CHUNK_BYTES):
                     out.write(chunk)
-                    written += len(chunk)
                     bar.update(len(chunk))
+    except requests.exceptions.ChunkedEncodingError as exc:  # fewer bytes than announced
+        raise IntegrityError(f"download of {url} is truncated: {exc}") from exc
     except (requests.RequestException, OSError) as exc:
         raise MDFUnavailableError(f"GET {url} failed: {exc}") from exc
-    for label, size in (("Content-Length", total), ("listed size", expected_size)):
-        if size is not None and written != size:
-            raise IntegrityError(f"download of {url} is truncated or padded: got {written} "
-                                 f"bytes, {label} says {size}")
 
 
 def download_verified(record: PublishedRecord, name: str, destination: Path, *,
-                      expected_name: str, sizes: dict[str, int | None] | None = None,
+                      expected_name: str, expected_version: str,
                       timeout: float = 60.0) -> Path:
     """Download one dataset file and its manifest, verify them, and move them into place.
 
@@ -214,14 +284,12 @@ def download_verified(record: PublishedRecord, name: str, destination: Path, *,
     record : PublishedRecord
         Where the files are.
     name : str
-        The HDF5 file's name in the record's folder, e.g. ``mini.h5``; its manifest is
-        ``<name>.manifest.json`` beside it.
+        The HDF5 file's name, e.g. ``mini.h5``; its manifest ``<name>.manifest.json``
+        must be among the record's files too.
     destination : Path
         Final path of the HDF5 file; its manifest goes beside it. The folder is created.
-    expected_name : str
-        Dataset name the manifest must carry; the version must be ``record.version``.
-    sizes : dict, optional
-        File sizes from :func:`list_files`, checked when known.
+    expected_name, expected_version : str
+        Dataset name and version the manifest must carry.
     timeout : float
         Seconds to wait for the server to connect or send data.
 
@@ -238,32 +306,31 @@ def download_verified(record: PublishedRecord, name: str, destination: Path, *,
     MDFUnavailableError
         If a download fails.
     """
-    sizes = sizes or {}
     destination = Path(destination)
+    sidecar_url = record.url(manifest_sidecar_path(name).name)
+    file_url = record.url(name)
     destination.parent.mkdir(parents=True, exist_ok=True)
-    sidecar_name = manifest_sidecar_path(name).name
     token = uuid.uuid4().hex
     tmp_file = destination.with_name(f".{destination.name}.{token}.part")
     tmp_sidecar = destination.with_name(f".{destination.name}.manifest.{token}.part")
     try:
-        _stream(record.url(sidecar_name), tmp_sidecar, expected_size=sizes.get(sidecar_name),
-                timeout=timeout)
+        _stream(sidecar_url, tmp_sidecar, timeout=timeout)
         try:
             manifest = Manifest.from_json(tmp_sidecar.read_text(encoding="utf-8"))
         except (DatasetError, UnicodeDecodeError) as exc:
-            raise IntegrityError(f"{record.url(sidecar_name)}: not a manifest: {exc}") from exc
-        if (manifest.name, manifest.version) != (expected_name, record.version):
+            raise IntegrityError(f"{sidecar_url}: not a manifest: {exc}") from exc
+        if (manifest.name, manifest.version) != (expected_name, expected_version):
             raise IntegrityError(
-                f"{record.url(sidecar_name)} describes {manifest.name!r} version "
-                f"{manifest.version!r}, expected {expected_name!r} version {record.version!r}")
-        _stream(record.url(name), tmp_file, expected_size=sizes.get(name), timeout=timeout)
-        _verify(tmp_file, manifest, record.url(name))
+                f"{sidecar_url} describes {manifest.name!r} version {manifest.version!r}, "
+                f"expected {expected_name!r} version {expected_version!r}")
+        _stream(file_url, tmp_file, timeout=timeout)
+        _verify(tmp_file, manifest, file_url)
         os.replace(tmp_sidecar, manifest_sidecar_path(destination))
         os.replace(tmp_file, destination)
     finally:
         tmp_file.unlink(missing_ok=True)
         tmp_sidecar.unlink(missing_ok=True)
-    logger.info("downloaded and verified %s from %s", destination, record.url(name))
+    logger.info("downloaded and verified %s from %s", destination, file_url)
     return destination
 
 

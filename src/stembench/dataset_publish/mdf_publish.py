@@ -1,55 +1,64 @@
-"""Submit a dataset to MDF Connect with its Foundry block intact.
+"""Publish a dataset file through MDF Connect v2 with ``mdf-cli``'s own code.
 
-foundry-ml 1.2.2's ``Foundry.publish_dataset`` passes a ``FoundryDataset`` object to
-``MDFConnectClient.set_project_block``, which fails to serialise it and silently drops the
-Foundry block. Here the submission is built as plain JSON, exactly the document
-``MDFConnectClient.get_submission()`` produces (``dc``, ``data_sources``, ``test``,
-``update``, ``mdf``, ``projects.foundry``, ``update_metadata_only``), and POSTed to
-MDF Connect's ``/submit`` route with a Globus bearer token. Every rejection the service can
-return becomes an :class:`MDFSubmissionError` saying what to do.
+:func:`mdf_manifest` writes what ``mdf-cli`` calls the manifest (the ``mdf.yaml``
+document, ``mdf.models.config.ManifestConfig``): title, authors, description, licence,
+related works (the published benchmark DOI 10.18126/e73h-3w6n and the paper), keywords, the
+``ml`` block (the Foundry description of the split and its keys), the files (the dataset
+file, its Foundry array file and both SHA-256 manifests) and, under ``custom`` (which
+``mdf-cli`` sends as ``extensions``), the SHA-256 and size of every file.
 
-Login (:func:`login`) uses globus-sdk's ``UserApp`` (present in globus-sdk 3.65 and 4.x);
-``no_browser=True`` prints the URL and reads the code from the terminal. Tokens are stored
-in a JSON file under ``~/.stembench`` and refreshed.
+Everything after that is ``mdf-cli``'s: ``mdf.core.validation.validate_manifest`` checks
+the manifest, ``MDFAgent.publish`` builds the v2 payload
+(``mdf.core.submission.build_submission``), logs in with ``mdf-cli``'s Globus login
+(scope ``.../4d5f8e8b-a61d-40d8-bb58-5a3f5d1d200a/connect``; dev ``0e0a9538-...``),
+uploads local files to MDF's staging collection over HTTPS and POSTs ``/submit``;
+``BackendClient.status`` reads ``GET /status/{source_id}``. ``mdf-cli`` needs globus-sdk 3,
+so this module runs in the Foundry environment (the ``foundry`` extra).
 """
 
 from __future__ import annotations
 
-import json
-import logging
+import hashlib
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from stembench._optional import require
-from stembench.dataset_publish.foundry_metadata import DatasetMetadata
+from stembench.dataset_publish.foundry_metadata import (
+    LICENCE,
+    PAPER_DOI,
+    PUBLISHED_BENCHMARK_DOI,
+    DatasetMetadata,
+)
 from stembench.errors import InputError, StembenchError
 
 __all__ = [
-    "MDF_CONNECT_RESOURCE_SERVER",
-    "MDF_CONNECT_SCOPE",
-    "MDF_CONNECT_URLS",
-    "NATIVE_CLIENT_ID",
+    "LICENCE_SPDX",
+    "TERMINAL_STATUSES",
     "MDFSubmissionError",
-    "build_submission",
-    "login",
+    "build_payload",
+    "file_digests",
+    "follow_status",
+    "mdf_manifest",
+    "ml_block",
+    "submission_status",
     "submit",
 ]
 
-logger = logging.getLogger(__name__)
-
-MDF_CONNECT_URLS: dict[str, str] = {
-    "prod": "https://publish-prod.materialsdatafacility.org",
-    "dev": "https://publish-dev.materialsdatafacility.org",
-}
-MDF_CONNECT_SCOPE = "https://auth.globus.org/scopes/4d5f8e8b-a61d-40d8-bb58-5a3f5d1d200a/connect"
-MDF_CONNECT_RESOURCE_SERVER = "mdf_dataset_submission"
-"""Resource server name under which Globus Auth returns the MDF Connect token."""
-NATIVE_CLIENT_ID = "984464e2-90ab-433d-8145-ac0215d26c8e"
-"""Globus native-app client id used by foundry-ml and mdf_toolbox (public, no secret)."""
+LICENCE_SPDX = "CC-BY-4.0"
+TERMINAL_STATUSES = frozenset({"published", "publish_failed", "rejected", "failed", "deleted",
+                               "withdrawn"})
+"""Statuses after which a submission no longer changes (``mdf-cli``'s ``_watch_submission``)."""
+_EXTRA = "foundry"
+_PURPOSE = ("Publishing through MDF Connect v2 (mdf-cli needs globus-sdk 3: use the Foundry "
+            "environment, .ci/foundry-env.sh)")
 
 
 class MDFSubmissionError(StembenchError):
-    """MDF Connect refused a submission or could not be reached.
+    """MDF Connect v2 refused a submission or a status request, or could not be reached.
 
     Attributes
     ----------
@@ -62,164 +71,253 @@ class MDFSubmissionError(StembenchError):
         self.status = status
 
 
-def build_submission(metadata: DatasetMetadata, *, data_sources: list[str],
-                     test: bool = False, update: bool = False,
-                     organization: str = "Foundry") -> dict[str, Any]:
-    """Return the MDF Connect submission of a dataset file.
+def ml_block(foundry: dict[str, Any]) -> dict[str, Any]:
+    """Return the MDF v2 ``ml`` block of a Foundry block (``data_format`` is required)."""
+    n_items = int(foundry["n_items"])
+    return {
+        "data_format": foundry["data_type"],
+        "short_name": foundry["short_name"],
+        "task_type": list(foundry["task_type"]),
+        "domain": list(foundry["domain"]),
+        "n_items": n_items,
+        "splits": [{**split, "n_items": n_items} for split in foundry["splits"]],
+        "keys": [{"name": entry["key"][0], "role": entry["type"],
+                  "description": entry["description"], "units": entry["units"]}
+                 for entry in foundry["keys"]],
+    }
+
+
+def file_digests(paths: tuple[Path, ...]) -> dict[str, dict[str, Any]]:
+    """Return ``{file name: {"bytes": size, "sha256": hex digest}}`` of the files."""
+    digests = {}
+    for path in paths:
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        digests[path.name] = {"bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+    return digests
+
+
+def _author(creator: dict[str, Any]) -> dict[str, Any]:
+    author = {"name": creator["creatorName"]}
+    for ours, theirs in (("givenName", "given_name"), ("familyName", "family_name")):
+        if creator.get(ours):
+            author[theirs] = creator[ours]
+    return author
+
+
+def mdf_manifest(metadata: DatasetMetadata, *, data_sources: list[str] | None = None,
+                 organization: str = "Foundry") -> dict[str, Any]:
+    """Return the ``mdf-cli`` manifest (``mdf.yaml`` content) of a dataset file.
 
     Parameters
     ----------
     metadata : DatasetMetadata
         From :func:`~stembench.dataset_publish.foundry_metadata.dataset_metadata`.
-    data_sources : list of str
-        Globus locations of the staged files (the HDF5 file and its manifest), e.g.
-        ``globus://<collection>/<folder>/`` or an ``https://app.globus.org/file-manager?...``
-        link.
-    test : bool
-        Submit to MDF's test resources (test search index, test DOI).
-    update : bool
-        A new version of an already published source name.
+    data_sources : list of str, optional
+        Where the four files are staged (``globus://<collection>/<folder>/`` or
+        ``https://`` URLs); by default the local files, which ``mdf-cli`` uploads.
     organization : str
-        MDF organisation; ``"Foundry"`` makes the dataset visible to foundry-ml.
+        MDF organisation; foundry-ml 1.2.2 searches ``mdf.organizations:"foundry"``.
+    """
+    if data_sources is not None and (not data_sources
+                                     or any(not s.strip() for s in data_sources)):
+        raise InputError(f"data_sources must name where the files are staged, got "
+                         f"{data_sources!r}")
+    dc = metadata.dc
+    descriptions = {d["descriptionType"]: d["description"] for d in dc["descriptions"]}
+    return {
+        "title": dc["titles"][0]["title"],
+        "authors": [_author(c) for c in dc["creators"]],
+        "description": f"{descriptions['Abstract']}\n\n{descriptions['TechnicalInfo']}",
+        "publisher": dc["publisher"],
+        "publication_year": int(dc["publicationYear"]),
+        "resource_type": "Dataset",
+        "subjects": [s["subject"] for s in dc["subjects"]],
+        "license": {"name": LICENCE["rights"], "identifier": LICENCE_SPDX,
+                    "url": LICENCE["rightsURI"]},
+        "related_works": [
+            {"identifier": PUBLISHED_BENCHMARK_DOI, "identifier_type": "DOI",
+             "relation_type": "IsDerivedFrom"},
+            {"identifier": PAPER_DOI, "identifier_type": "DOI", "relation_type": "References"}],
+        "methods": [descriptions["Methods"]],
+        "domains": list(metadata.foundry["domain"]),
+        "organization": organization,
+        "data_type": "image",
+        "formats": list(dc["formats"]),
+        "ml": ml_block(metadata.foundry),
+        "data_sources": list(data_sources) if data_sources is not None
+        else [str(path.resolve()) for path in metadata.files],
+        "custom": {"stembench": {
+            "dataset": metadata.manifest.name, "version": metadata.manifest.version,
+            "preset": metadata.path.stem, "files": file_digests(metadata.files)}},
+    }
+
+
+def _agent(manifest: dict[str, Any], *, source_id: str | None) -> Any:
+    config = require("mdf.models.config", extra=_EXTRA, purpose=_PURPOSE)
+    validation = require("mdf.core.validation", extra=_EXTRA, purpose=_PURPOSE)
+    agent_module = require("mdf.core.agent", extra=_EXTRA, purpose=_PURPOSE)
+    model = config.ManifestConfig.model_validate({**manifest, "source_id": source_id})
+    errors, warnings = validation.validate_manifest(model)
+    if errors or warnings:
+        raise InputError(f"mdf-cli rejects the manifest: errors {errors}, warnings {warnings}")
+    return agent_module.MDFAgent(manifest=model)
+
+
+def build_payload(manifest: dict[str, Any], *, test: bool = False, update: bool = False,
+                  source_id: str | None = None) -> dict[str, Any]:
+    """Return the exact MDF v2 submission ``mdf-cli`` builds (no login, no network).
+
+    Parameters
+    ----------
+    manifest : dict
+        From :func:`mdf_manifest`.
+    test : bool
+        Submit to MDF's test resources (a test DOI).
+    update : bool
+        A new version of the dataset ``source_id``.
+    source_id : str, optional
+        Required with ``update``.
+
+    Raises
+    ------
+    InputError
+        If ``mdf-cli``'s validation reports an error or a warning, or ``update`` lacks a
+        ``source_id``.
+    """
+    if update and not source_id:
+        raise InputError("an update names the published dataset: pass its source_id")
+    agent = _agent(manifest, source_id=source_id)
+    result = agent.publish(dry_run=True, test=test, update=update)
+    return dict(result["payload"])
+
+
+def _status_of(result: Any) -> int | None:
+    code = getattr(result, "status_code", None)
+    return int(code) if code is not None else None
+
+
+def _rejection(result: Any, *, what: str) -> MDFSubmissionError:
+    status = _status_of(result)
+    message = str(result.get("error") or result.get("detail") or result.get("message")
+                  or dict(result))
+    hints = {401: "log in again (mdf-cli keeps its tokens in ~/.config/mdf/tokens.json; "
+                  "delete it or run `mdf login`)",
+             403: "the identity is not allowed to do this: it must belong to the MDF "
+                  "submitters group",
+             400: "MDF v2 says the submission is invalid",
+             404: "MDF v2 has no such submission",
+             409: "MDF v2 already has this dataset; pass --update SOURCE_ID for a new version"}
+    hint = hints.get(status or 0, "the service may be down, retry later"
+                     if status is None or status >= 500 else "")
+    return MDFSubmissionError(f"MDF Connect v2 {what} failed (HTTP {status}): {message}"
+                              + (f"; {hint}" if hint else ""), status=status)
+
+
+@contextmanager
+def _no_browser(enabled: bool) -> Iterator[None]:
+    """Set mdf-cli's ``MDF_NO_BROWSER`` switch for the duration of a call."""
+    previous = os.environ.get("MDF_NO_BROWSER")
+    if enabled:
+        os.environ["MDF_NO_BROWSER"] = "1"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("MDF_NO_BROWSER", None)
+        else:
+            os.environ["MDF_NO_BROWSER"] = previous
+
+
+def submit(manifest: dict[str, Any], *, service: str = "prod", test: bool = False,
+           update: bool = False, source_id: str | None = None, token: str | None = None,
+           no_browser: bool = False) -> dict[str, Any]:
+    """Submit through ``mdf-cli`` (``MDFAgent.publish``); return MDF's answer.
+
+    Parameters
+    ----------
+    manifest : dict
+        From :func:`mdf_manifest`.
+    service : {"prod", "dev", "staging"}
+        Which MDF Connect v2.
+    test, update, source_id
+        As in :func:`build_payload`.
+    token : str, optional
+        A bearer token for the API (else ``$MDF_CONNECT_TOKEN``, else ``mdf-cli``'s
+        Globus login, which is needed to upload local files).
+    no_browser : bool
+        Never open a browser for the login: print the URL and read the code.
 
     Returns
     -------
     dict
-        JSON-safe; ``projects.foundry`` is the Foundry block.
-    """
-    if not data_sources or any(not str(s).strip() for s in data_sources):
-        raise InputError(f"data_sources must name where the files are staged, got "
-                         f"{data_sources!r}")
-    dc = json.loads(json.dumps(metadata.dc))
-    dc["publicationYear"] = str(dc["publicationYear"])
-    submission = {
-        "dc": dc,
-        "data_sources": [str(s) for s in data_sources],
-        "test": bool(test),
-        "update": bool(update),
-        "mdf": {"source_name": metadata.source_name, "organization": organization},
-        "projects": {"foundry": json.loads(json.dumps(metadata.foundry))},
-        "update_metadata_only": False,
-    }
-    json.dumps(submission, allow_nan=False)
-    return submission
-
-
-def login(*, no_browser: bool = False, token_file: Path | None = None,
-          client_id: str = NATIVE_CLIENT_ID) -> Any:
-    """Log in to Globus for MDF Connect and return an authorizer.
-
-    Parameters
-    ----------
-    no_browser : bool
-        Print the login URL and read the authorization code from the terminal (for SSH
-        sessions and headless machines) instead of opening a browser.
-    token_file : Path, optional
-        JSON token store; default ``~/.stembench/globus-tokens.json``.
-    client_id : str
-        Globus native-app client id.
-
-    Returns
-    -------
-    globus_sdk.authorizers.GlobusAuthorizer
-        Refreshing authorizer for the MDF Connect scope.
-    """
-    globus_sdk = require("globus_sdk", extra="foundry", purpose="Logging in to Globus")
-    try:  # globus-sdk 4 names the module token_storage, 3.x tokenstorage
-        from globus_sdk.token_storage import JSONTokenStorage
-    except ImportError:
-        from globus_sdk.tokenstorage import (  # type: ignore[no-redef, unused-ignore]
-            JSONTokenStorage,
-        )
-    path = token_file or Path.home() / ".stembench" / "globus-tokens.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    config = globus_sdk.GlobusAppConfig(
-        login_flow_manager="command-line" if no_browser else "local-server",
-        token_storage=JSONTokenStorage(str(path)),
-        request_refresh_tokens=True,
-    )
-    app = globus_sdk.UserApp("stembench", client_id=client_id, config=config,
-                             scope_requirements={MDF_CONNECT_RESOURCE_SERVER:
-                                                 [MDF_CONNECT_SCOPE]})
-    return app.get_authorizer(MDF_CONNECT_RESOURCE_SERVER)
-
-
-def _service_message(response: Any) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text.strip()[:500] or "(empty body)"
-    if isinstance(body, dict):
-        return str(body.get("error") or body.get("message") or body)
-    return str(body)
-
-
-def _rejection(status: int, message: str, submission: dict[str, Any], url: str) -> str:
-    source_name = submission.get("mdf", {}).get("source_name")
-    if status in (401, 403):
-        return (f"MDF Connect refused the credentials (HTTP {status}: {message}). Delete the "
-                "token file (default ~/.stembench/globus-tokens.json) and publish again to log "
-                "in anew (add --no-browser on a headless machine) with an identity allowed to "
-                "submit to MDF")
-    if status == 400:
-        return f"MDF Connect rejected the submission as invalid (HTTP 400): {message}"
-    if status == 409:
-        return (f"MDF Connect already has a dataset named {source_name!r} (HTTP 409: "
-                f"{message}); pass --update to submit a new version of it")
-    if status == 413:
-        size = len(json.dumps(submission))
-        return (f"MDF Connect refused the submission as too large (HTTP 413, {size} bytes "
-                f"of JSON): {message}")
-    if status >= 500:
-        return (f"MDF Connect failed with a server error (HTTP {status}: {message}); the "
-                f"service may be down, retry later ({url})")
-    return f"MDF Connect answered HTTP {status}: {message}"
-
-
-def submit(submission: dict[str, Any], *, authorizer: Any, service: str = "prod",
-           timeout: float = 60.0) -> str:
-    """POST a submission to MDF Connect and return the ``source_id`` it assigned.
-
-    Parameters
-    ----------
-    submission : dict
-        From :func:`build_submission`.
-    authorizer : globus_sdk authorizer
-        Gives the ``Authorization`` header (e.g. from :func:`login`).
-    service : {"prod", "dev"}
-        Which MDF Connect.
-    timeout : float
-        Seconds to wait for the service.
+        At least ``source_id`` and ``version``.
 
     Raises
     ------
     MDFSubmissionError
-        On 401/403 (credentials), 400 (validation, with the service's message), 409
-        (duplicate source name), 413 (too large), 5xx (retry later), any other error
-        status, a network failure, or an answer without a ``source_id``.
+        On any refusal (with the HTTP status and what to do) or an upload failure.
     """
-    import requests
+    if update and not source_id:
+        raise InputError("an update names the published dataset: pass its source_id")
+    errors = require("mdf.core.errors", extra=_EXTRA, purpose=_PURPOSE)
+    exceptions = require("mdf.core.exceptions", extra=_EXTRA, purpose=_PURPOSE)
+    agent = _agent(manifest, source_id=source_id)
+    try:
+        with _no_browser(no_browser):
+            result = agent.publish(dry_run=False, test=test, update=update, token=token,
+                                   service_instance=service)
+    except (RuntimeError, exceptions.MDFError) as exc:
+        raise MDFSubmissionError(f"MDF Connect v2 submission failed before it was sent: "
+                                 f"{exc}") from exc
+    if not errors.is_success(result) or not result.get("source_id"):
+        raise _rejection(result, what="submission")
+    return dict(result)
 
-    if service not in MDF_CONNECT_URLS:
-        raise InputError(f"service must be one of {sorted(MDF_CONNECT_URLS)}, got {service!r}")
-    url = MDF_CONNECT_URLS[service] + "/submit"
-    headers = {"Authorization": authorizer.get_authorization_header()}
+
+def submission_status(source_id: str, *, service: str = "prod",
+                      token: str | None = None) -> dict[str, Any]:
+    """Return a submission's status (``GET /status/{source_id}`` through ``mdf-cli``).
+
+    Returns
+    -------
+    dict
+        ``source_id``, ``version``, ``status`` (e.g. ``pending_curation``, ``published``)
+        and ``doi`` (``None`` until minted).
+    """
+    backend = require("mdf.core.backend_client", extra=_EXTRA, purpose=_PURPOSE)
+    errors = require("mdf.core.errors", extra=_EXTRA, purpose=_PURPOSE)
+    client = backend.BackendClient.authenticated(token=token, service_instance=service,
+                                                 interactive=token is None)
     try:
-        response = requests.post(url, json=submission, headers=headers, timeout=timeout)
-    except requests.RequestException as exc:
-        raise MDFSubmissionError(f"cannot reach MDF Connect at {url}: {exc}; check the "
-                                 "network and retry") from exc
-    message = _service_message(response)
-    if response.status_code >= 300:
-        raise MDFSubmissionError(_rejection(response.status_code, message, submission, url),
-                                 status=response.status_code)
-    try:
-        body = response.json()
-    except ValueError:
-        body = {}
-    if not isinstance(body, dict) or not body.get("success", True) or not body.get("source_id"):
-        raise MDFSubmissionError(f"MDF Connect did not accept the submission (HTTP "
-                                 f"{response.status_code}): {message}",
-                                 status=response.status_code)
-    logger.info("MDF Connect accepted %s", body["source_id"])
-    return str(body["source_id"])
+        result = client.status(source_id)
+    finally:
+        client.close()
+    if not errors.is_success(result):
+        raise _rejection(result, what="status request")
+    submission = result.get("submission") or result
+    return {"source_id": submission.get("source_id", source_id),
+            "version": submission.get("version"), "status": submission.get("status"),
+            "doi": submission.get("dataset_doi") or submission.get("doi")}
+
+
+def follow_status(source_id: str, *, wait_s: float, interval_s: float = 30.0,
+                  service: str = "prod", token: str | None = None,
+                  sleep: Callable[[float], None] = time.sleep,
+                  clock: Callable[[], float] = time.monotonic) -> dict[str, Any]:
+    """Poll :func:`submission_status` until a terminal status or ``wait_s`` seconds pass.
+
+    Returns
+    -------
+    dict
+        The last status read (its ``status`` is in :data:`TERMINAL_STATUSES` unless the
+        wait ran out first).
+    """
+    deadline = clock() + wait_s
+    while True:
+        status = submission_status(source_id, service=service, token=token)
+        if status["status"] in TERMINAL_STATUSES or clock() + interval_s > deadline:
+            return status
+        sleep(interval_s)

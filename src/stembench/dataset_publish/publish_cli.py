@@ -1,8 +1,8 @@
-"""``stembench dataset publish`` and ``stembench dataset foundry-metadata``.
+"""``stembench dataset publish``, ``publish-status`` and ``foundry-metadata``.
 
-Mount with ``dataset_app.registered_commands.extend(app.registered_commands)`` or
-``dataset_app.command("publish")(publish)`` and
-``dataset_app.command("foundry-metadata")(foundry_metadata)``.
+Mounted by :mod:`stembench.cli` with ``dataset_app.command("publish")(publish)`` and the
+like. Publishing runs ``mdf-cli`` (MDF Connect v2's client), which needs globus-sdk 3: use
+the Foundry environment (the ``foundry`` extra).
 """
 
 from __future__ import annotations
@@ -13,9 +13,13 @@ from typing import Annotated
 
 import typer
 
-__all__ = ["app", "foundry_metadata", "publish"]
+__all__ = ["app", "foundry_metadata", "publish", "publish_status"]
 
 app = typer.Typer(help="Publish the benchmark dataset to Foundry/MDF.", no_args_is_help=True)
+
+_SERVICE_HELP = "MDF Connect v2 instance: prod, dev or staging."
+_TOKEN_HELP = ("Bearer token for the MDF API (default $MDF_CONNECT_TOKEN, else mdf-cli's "
+               "Globus login).")
 
 
 @app.command("foundry-metadata")
@@ -27,7 +31,10 @@ def foundry_metadata(
     year: Annotated[int | None, typer.Option(help="Publication year (default: this year).")
                     ] = None,
 ) -> None:
-    """Print the validated DataCite and Foundry blocks of a dataset file as JSON."""
+    """Print the validated DataCite and Foundry blocks of a dataset file as JSON.
+
+    Writes the Foundry array file <preset>.foundry.h5 beside the file when it is missing.
+    """
     from stembench.dataset_publish.foundry_metadata import DEFAULT_CREATORS, dataset_metadata
 
     meta = dataset_metadata(path, creators=tuple(creator or DEFAULT_CREATORS), year=year)
@@ -37,39 +44,62 @@ def foundry_metadata(
 
 @app.command("publish")
 def publish(
-    path: Annotated[Path, typer.Argument(help="Dataset file <preset>.h5 to publish (its "
-                                              ".manifest.json is published beside it).")],
-    data_source: Annotated[list[str], typer.Option(
-        help="Globus location where the .h5 file and its .manifest.json are staged, e.g. "
-             "globus://<collection-id>/<folder>/ or an app.globus.org file-manager link; "
-             "repeat for several.")],
+    path: Annotated[Path, typer.Argument(help="Dataset file <preset>.h5 to publish, with its "
+                                              ".manifest.json; its Foundry array file is "
+                                              "written beside it and published too.")],
+    data_source: Annotated[list[str] | None, typer.Option(
+        help="Where the four files are already staged (globus://<collection>/<folder>/ or "
+             "https://); repeat for several. Default: mdf-cli uploads the local files.")
+    ] = None,
     creator: Annotated[list[str] | None, typer.Option(
         help="Creator as 'Family, Given' or an organisation; repeat for several.")] = None,
     year: Annotated[int | None, typer.Option(help="Publication year (default: this year).")
                     ] = None,
-    test: Annotated[bool, typer.Option(help="Submit to MDF's test resources (test index, "
-                                            "test DOI).")] = False,
-    update: Annotated[bool, typer.Option(help="Submit a new version of an already published "
-                                              "dataset.")] = False,
-    service: Annotated[str, typer.Option(help="MDF Connect instance: prod or dev.")] = "prod",
-    dry_run: Annotated[bool, typer.Option(help="Print the exact submission JSON and stop "
-                                               "(no login, no network).")] = False,
-    no_browser: Annotated[bool, typer.Option(help="Log in without a browser: print the URL "
-                                                  "and paste the code back.")] = False,
-    token_file: Annotated[Path | None, typer.Option(help="Globus token store (default "
-                                                         "~/.stembench/globus-tokens.json).")
-                          ] = None,
+    test: Annotated[bool, typer.Option(help="Submit to MDF's test resources (test DOI).")
+                    ] = False,
+    update: Annotated[str | None, typer.Option(
+        help="source_id of the published dataset this submission is a new version of.")
+    ] = None,
+    service: Annotated[str, typer.Option(help=_SERVICE_HELP)] = "prod",
+    dry_run: Annotated[bool, typer.Option(help="Print the exact MDF v2 payload mdf-cli "
+                                               "builds and stop (no login, no network); local "
+                                               "files appear as paths, which mdf-cli replaces "
+                                               "with their upload location.")] = False,
+    no_browser: Annotated[bool, typer.Option(help="Log in without opening a browser: print "
+                                                  "the URL and paste the code back.")] = False,
+    token: Annotated[str | None, typer.Option(help=_TOKEN_HELP)] = None,
 ) -> None:
-    """Submit a dataset file to MDF Connect with its Foundry block, after a Globus login."""
+    """Submit a dataset file to MDF Connect v2 through mdf-cli, with its ml/Foundry block."""
     from stembench.dataset_publish.foundry_metadata import DEFAULT_CREATORS, dataset_metadata
-    from stembench.dataset_publish.mdf_publish import build_submission, login, submit
+    from stembench.dataset_publish.mdf_publish import build_payload, mdf_manifest, submit
 
     meta = dataset_metadata(path, creators=tuple(creator or DEFAULT_CREATORS), year=year)
-    submission = build_submission(meta, data_sources=data_source, test=test, update=update)
+    manifest = mdf_manifest(meta, data_sources=data_source)
     if dry_run:
-        typer.echo(json.dumps(submission, indent=1))
+        payload = build_payload(manifest, test=test, update=update is not None,
+                                source_id=update)
+        typer.echo(json.dumps(payload, indent=1))
         return
-    authorizer = login(no_browser=no_browser, token_file=token_file)
-    source_id = submit(submission, authorizer=authorizer, service=service)
-    typer.echo(f"submitted {path} to MDF Connect ({service}) as {source_id}; follow its "
-               "curation and DOI at https://materialsdatafacility.org")
+    result = submit(manifest, service=service, test=test, update=update is not None,
+                    source_id=update, token=token, no_browser=no_browser)
+    typer.echo(f"submitted {path} to MDF Connect v2 ({service}) as {result['source_id']} "
+               f"version {result.get('version')}; follow it with `stembench dataset "
+               f"publish-status {result['source_id']}`")
+
+
+@app.command("publish-status")
+def publish_status(
+    source_id: Annotated[str, typer.Argument(help="source_id that publish printed.")],
+    service: Annotated[str, typer.Option(help=_SERVICE_HELP)] = "prod",
+    token: Annotated[str | None, typer.Option(help=_TOKEN_HELP)] = None,
+    wait: Annotated[float, typer.Option(help="Keep polling up to this many seconds until the "
+                                             "submission is published, rejected or failed.")
+                    ] = 0.0,
+    interval: Annotated[float, typer.Option(help="Seconds between polls.")] = 30.0,
+) -> None:
+    """Print the status of an MDF Connect v2 submission as JSON."""
+    from stembench.dataset_publish.mdf_publish import follow_status
+
+    status = follow_status(source_id, wait_s=wait, interval_s=interval, service=service,
+                           token=token)
+    typer.echo(json.dumps(status, indent=1))

@@ -1,0 +1,209 @@
+"""The benchmark for Foundry users: foundry-ml 1.2.2's own calls, and a one-line form.
+
+foundry-ml 1.2.2 has no ``foundry.load``; its users write::
+
+    from foundry import Foundry
+    f = Foundry(no_browser=True, no_local_server=True)      # Globus login
+    results = f.search("atom-locating-benchmark")             # a DataFrame
+    dataset = f.get_dataset(results.iloc[0]["DOI"])           # a FoundryDataset
+    data = dataset.get_as_dict()                              # {split: {"input", "target"}}
+
+``Foundry()`` logs in at construction unless it is given ``authorizers``;
+:func:`public_authorizers` gives it clients that need no login (enough to search MDF's
+public Globus Search index), and :func:`prefetch` puts a dataset's files into foundry-ml's
+cache from MDF v2 over HTTPS, each verified against its SHA-256 manifest, so that
+``get_as_dict()`` reads them without the Globus Transfer listing foundry-ml would otherwise
+make. :func:`load` does all of it in one line, and builds the dataset locally when MDF has
+no published copy or cannot be reached. Everything here needs the ``foundry`` extra
+(foundry-ml needs globus-sdk 3: the Foundry environment).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from pathlib import Path
+from typing import Any
+
+from stembench._optional import require
+from stembench.dataset_publish.cache import BUILDER_MODULES
+from stembench.dataset_publish.foundry_arrays import (
+    foundry_arrays_path,
+    made_from,
+    write_foundry_arrays,
+)
+from stembench.dataset_publish.foundry_metadata import (
+    datacite_block,
+    foundry_block,
+    source_name_for,
+)
+from stembench.dataset_publish.foundry_source import (
+    as_foundry_dataset,
+    foundry_cache_dir,
+    offline,
+)
+from stembench.dataset_publish.manifest import manifest_sidecar_path, read_manifest, verify_file
+from stembench.dataset_publish.mdf_download import (
+    MDFUnavailableError,
+    PublishedRecord,
+    download_verified,
+    find_published,
+    published_record,
+)
+from stembench.errors import DatasetError
+
+__all__ = ["load", "prefetch", "public_authorizers"]
+
+logger = logging.getLogger(__name__)
+
+
+def public_authorizers() -> dict[str, Any]:
+    """Return the ``authorizers`` that ``Foundry(authorizers=...)`` needs, with no login.
+
+    foundry-ml 1.2.2's ``Foundry.__init__`` reads the keys ``search`` (a
+    ``globus_sdk.SearchClient``), ``transfer`` (a ``TransferClient``), ``data_mdf``,
+    ``petrel``, ``openid`` and ``mdf_connect`` (authorizers). All are anonymous here:
+    searching MDF's public index works; anything that needs an identity (publishing,
+    Globus Transfer listings) is refused by the service.
+    """
+    globus_sdk = require("globus_sdk", extra="foundry", purpose="Searching Foundry")
+    anonymous = globus_sdk.NullAuthorizer()
+    return {"search": globus_sdk.SearchClient(authorizer=anonymous),
+            "transfer": globus_sdk.TransferClient(authorizer=anonymous),
+            "data_mdf": anonymous, "petrel": anonymous, "openid": anonymous,
+            "mdf_connect": anonymous}
+
+
+def _title_parts(title: str) -> tuple[str, str]:
+    parts = title.split(":", 1)[0].split()
+    if len(parts) != 3:
+        raise DatasetError(f"not a stembench dataset title (expected '<name> <preset> "
+                           f"<version>: ...'): {title!r}")
+    return parts[0], parts[2]
+
+
+def _place(record: PublishedRecord, name: str, folder: Path, *, expected: tuple[str, str]
+           ) -> Path:
+    target = folder / name
+    if target.is_file() and manifest_sidecar_path(target).is_file():
+        try:
+            manifest = read_manifest(target)
+            if (manifest.name, manifest.version) == expected and not verify_file(target):
+                return target
+        except DatasetError as exc:
+            logger.warning("cached %s is unreadable (%s); downloading it again", target, exc)
+    return download_verified(record, name, target, expected_name=expected[0],
+                             expected_version=expected[1])
+
+
+def prefetch(dataset: Any, *, local_cache_dir: str | Path | None = None,
+             client: Any = None) -> Path:
+    """Put a stembench ``FoundryDataset``'s split files into foundry-ml's cache, verified.
+
+    Parameters
+    ----------
+    dataset : foundry.FoundryDataset
+        From ``Foundry().search(...)`` or ``Foundry().get_dataset(doi)``.
+    local_cache_dir : str or Path, optional
+        foundry-ml's cache; by default ``$FOUNDRY_LOCAL_CACHE_DIR``, else ``./data``
+        (foundry-ml's own default).
+    client : globus_sdk.BaseClient, optional
+        MDF v2 API client (:func:`~stembench.dataset_publish.mdf_download.mdf_api_client`).
+
+    Returns
+    -------
+    Path
+        ``<cache>/<source_id>/``, holding each split file and its ``.manifest.json``.
+
+    Raises
+    ------
+    DatasetError
+        If MDF has no such record, or its title is not a stembench dataset's.
+    IntegrityError
+        If a file does not match its manifest (nothing is left in the cache).
+    """
+    source_id = str(dataset.dataset_name)
+    expected = _title_parts(str(dataset.dc.titles[0].title))
+    names = [str(split.path).lstrip("/") for split in dataset.foundry_schema.splits]
+    wanted = [n for name in names for n in (name, manifest_sidecar_path(name).name)]
+    record = published_record(source_id, names=wanted, client=client)
+    if record is None:
+        raise DatasetError(f"MDF has no record {source_id!r}")
+    folder = Path(local_cache_dir or foundry_cache_dir()) / source_id
+    for name in names:
+        _place(record, name, folder, expected=expected)
+    return folder
+
+
+def _default_version(name: str) -> str:
+    if name not in BUILDER_MODULES:
+        raise DatasetError(f"unknown dataset {name!r}; known datasets: {sorted(BUILDER_MODULES)}")
+    return str(importlib.import_module(BUILDER_MODULES[name]).DATASET_VERSION)
+
+
+def _published_copy(name: str, preset: str, version: str, cache: Path) -> Path | None:
+    if offline():
+        return None
+    arrays = foundry_arrays_path(f"{preset}.h5").name
+    try:
+        record = find_published(name, preset=preset, version=version,
+                                names=[arrays, manifest_sidecar_path(arrays).name])
+        if record is None:
+            logger.info("MDF has no published %s %s %s; building it", name, preset, version)
+            return None
+        return _place(record, arrays, cache / record.source_id, expected=(name, version))
+    except (MDFUnavailableError, DatasetError) as exc:
+        logger.warning("MDF copy of %s %s unusable (%s); building it locally", name, preset,
+                       exc)
+        return None
+
+
+def _local_copy(name: str, preset: str, version: str, cache: Path) -> Path:
+    from stembench.dataset_publish.cache import load as stembench_load
+
+    with stembench_load(name, preset=preset, version=version) as dataset:
+        source = dataset.path
+    target = cache / f"{source_name_for(name, preset)}_local" / foundry_arrays_path(source).name
+    if made_from(target, source) and not verify_file(target):
+        return target
+    return write_foundry_arrays(source, destination=target)
+
+
+def load(name: str = "atom-locating-benchmark", *, preset: str = "standard",
+         version: str | None = None) -> dict[str, Any]:
+    """Return the benchmark exactly as foundry-ml's ``FoundryDataset.get_as_dict()`` does.
+
+    Parameters
+    ----------
+    name : str
+        Dataset name.
+    preset : str
+        Build preset, e.g. ``"mini"`` or ``"standard"``.
+    version : str, optional
+        Dataset version; by default the one this stembench builds.
+
+    Returns
+    -------
+    dict
+        ``{preset: {"input": {...}, "target": {...}}}``: inputs ``image_ids``, ``imgs``,
+        ``image_shapes``, ``metadata``; targets ``raw``, ``coords``, ``n_columns``,
+        ``column_types``, ``column_elements``, each one numpy array over all images (see
+        :mod:`stembench.dataset_publish.foundry_arrays`).
+
+    Examples
+    --------
+    >>> import stembench.foundry
+    >>> data = stembench.foundry.load("atom-locating-benchmark", preset="mini")  # doctest: +SKIP
+    >>> coords = data["mini"]["target"]["coords"]  # (n_images, max_columns, 2) pixels
+    """
+    require("foundry", extra="foundry", purpose="Loading through foundry-ml")
+    version = version or _default_version(name)
+    cache = foundry_cache_dir()
+    arrays = _published_copy(name, preset, version, cache) or _local_copy(name, preset,
+                                                                          version, cache)
+    manifest = read_manifest(arrays)
+    foundry = foundry_block(arrays)
+    dc = datacite_block(manifest, preset=preset, n_images=int(foundry["n_items"]))
+    dataset = as_foundry_dataset(arrays.parent.name, dc, foundry, local_cache_dir=cache)
+    data: dict[str, Any] = dataset.get_as_dict()
+    return data
