@@ -157,15 +157,29 @@ class Worker:
 
             inner = local_executor(settings.workers)
         else:
-            from stembench.client.executors import globus_executor
-
-            endpoint = job.endpoint_id or settings.default_endpoint_id
-            if not endpoint:
-                raise InputError(f"job {job.id}: no Globus Compute endpoint id given")
-            inner = globus_executor(endpoint)
+            inner = self._compute_executor(job)
         executor = CancellableExecutor(inner)
         return Target(job.endpoint_id or settings.executor, executor,
                       max_in_flight=2 * settings.workers), executor
+
+    def _compute_executor(self, job: Job) -> cf.Executor:
+        """An executor on an allowed endpoint, submitting with the job owner's own token."""
+        from stembench.client.remote_endpoints import remote_targets
+        from stembench.service.auth import compute_client_for
+
+        settings = self.settings
+        endpoint = job.endpoint_id or settings.default_endpoint_id
+        if not endpoint:
+            raise InputError(f"job {job.id}: no Globus Compute endpoint id given")
+        refusal = settings.endpoint_refusal(endpoint)
+        if refusal:
+            raise InputError(f"job {job.id}: {refusal}")
+        assert settings.globus_client_id and settings.globus_client_secret  # checked by settings
+        client = compute_client_for(settings.globus_client_id, settings.globus_client_secret,
+                                    settings.credentials_dir, job.owner)
+        (target,) = remote_targets([endpoint], client=client,
+                                   function_id=settings.compute_function_id)
+        return target.executor
 
     def _heartbeat(self, job: Job, executor: CancellableExecutor, progress: _Progress,
                    done: threading.Event, lost: threading.Event) -> None:
