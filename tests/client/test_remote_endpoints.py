@@ -323,3 +323,29 @@ def test_endpoint_options_are_checked_before_submission(tmp_path: Path) -> None:
         parse_endpoint_options(["account=abc"], schema=schema)
     with pytest.raises(InputError, match="greater than the maximum"):
         parse_endpoint_options(["gpus=3"], schema=schema)
+
+
+def test_function_command_shows_and_adopts_the_id(user_config: Path) -> None:
+    from typer.testing import CliRunner
+
+    from stembench.cli import app
+
+    runner = CliRunner()
+    missing = runner.invoke(app, ["endpoint", "function"])
+    assert missing.exit_code == 1 and "--register" in missing.output
+    adopted = runner.invoke(app, ["endpoint", "function", "--use", FUNCTION_ID.upper()])
+    assert adopted.exit_code == 0 and adopted.stdout.splitlines()[0] == FUNCTION_ID
+    shown = runner.invoke(app, ["endpoint", "function"])
+    assert shown.stdout.splitlines()[0] == FUNCTION_ID and str(user_config) in shown.output
+
+
+def test_evaluate_refuses_bad_options_before_any_request(rsps: responses.RequestsMock) -> None:
+    from typer.testing import CliRunner
+
+    from stembench.cli import app
+
+    answer = CliRunner().invoke(app, ["evaluate", "--model", "log-blob", "--endpoint", ENDPOINT,
+                                      "--endpoint-option", "walltime=forever"])
+    assert isinstance(answer.exception, InputError)
+    assert "endpoint option walltime: 'forever' does not match" in str(answer.exception)
+    assert len(rsps.calls) == 0

@@ -210,3 +210,22 @@ def test_write_refuses_to_overwrite(tmp_path: Path) -> None:
         write_endpoint_directory("workstation-gpu", tmp_path)
     with pytest.raises(InputError, match="unknown endpoint template"):
         write_endpoint_directory("kubernetes", tmp_path / "k8s")
+
+
+def test_endpoint_cli_renders_the_directory(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """`globus-compute-endpoint render-user-config -e NAME -o OPTS`, the admin's preview."""
+    from click.testing import CliRunner
+    from globus_compute_endpoint.cli import app
+
+    monkeypatch.setenv("GLOBUS_COMPUTE_USER_DIR", str(tmp_path))
+    write_endpoint_directory("slurm-gpu", tmp_path / "stembench", _settings())
+    good, bad = tmp_path / "good.json", tmp_path / "bad.json"
+    good.write_text('{"account": "abc", "walltime": "00:30:00"}')
+    bad.write_text('{"gpus": 9}')
+    runner = CliRunner()
+    rendered = runner.invoke(app, ["render-user-config", "-e", "stembench", "-o", str(good)])
+    assert rendered.exit_code == 0, rendered.output
+    assert 'account: "abc"' in rendered.output and 'walltime: "00:30:00"' in rendered.output
+    refused = runner.invoke(app, ["render-user-config", "-e", "stembench", "-o", str(bad)])
+    assert refused.exit_code != 0 and "9 is greater than the maximum of 4" in refused.output
