@@ -24,10 +24,10 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from stembench._version import __version__
-from stembench.client.orchestrate import Target, evaluate
+from stembench.client.orchestrate import DEFAULT_TASK_DEADLINE_S, Target, evaluate
 from stembench.client.results_file import ResultsFile
 from stembench.endpoints.requests import DatasetRef
-from stembench.errors import InputError
+from stembench.errors import InputError, StembenchError
 from stembench.service import store
 from stembench.service.models import Job
 from stembench.service.settings import ServiceSettings
@@ -210,7 +210,12 @@ class Worker:
                                  version=job.dataset_version or None,
                                  cache_dir=self.settings.dataset_cache_dir)
             describe = import_function(self.settings.describe_function)
-            listing = executor.submit(describe, asdict(dataset), __version__).result()
+            pending = executor.submit(describe, asdict(dataset), __version__)
+            try:
+                listing = pending.result(timeout=DEFAULT_TASK_DEADLINE_S)
+            except cf.TimeoutError as exc:
+                raise StembenchError(f"no dataset listing from {target.name} within "
+                                     f"{DEFAULT_TASK_DEADLINE_S:g} s (task deadline)") from exc
             ids = [row["image_id"] for row in listing["images"]]
             with self.sessions() as session:
                 store.renew_lease(session, job.id, worker_id=self.worker_id,
