@@ -162,9 +162,11 @@ def _evaluate(targets: list[Any], tmp: Path, shard: Callable[..., Any], **option
 def test_offline_endpoint_stops_before_anything_is_submitted(
         rsps: responses.RequestsMock, client: Client) -> None:
     endpoint_status(rsps, "offline")
+    started = time.monotonic()
     with pytest.raises(EndpointOfflineError, match=f"{ENDPOINT} is offline; nothing was "
                                                    "submitted"):
         remote_targets([ENDPOINT], client=client, https_only=True)
+    print(f"offline endpoint: stopped after {time.monotonic() - started:.3f} s")
     assert [c.request.method for c in rsps.calls] == ["GET"]  # no registration, no submit
 
 
