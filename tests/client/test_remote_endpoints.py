@@ -351,3 +351,21 @@ def test_evaluate_refuses_bad_options_before_any_request(rsps: responses.Request
     assert isinstance(answer.exception, InputError)
     assert "endpoint option walltime: 'forever' does not match" in str(answer.exception)
     assert len(rsps.calls) == 0
+
+
+def test_real_shards_of_a_real_model_through_the_restricted_endpoint(
+        rsps: responses.RequestsMock, client: Client, tmp_path: Path,
+        mini_dataset_path: Path) -> None:
+    """log-blob on the mini dataset: listing, model identity and shards, all as JSON."""
+    RestrictedEndpoint(rsps, tmp_path)
+    (target,) = remote_targets([ENDPOINT], client=client, https_only=True,
+                               function_id=FUNCTION_ID)
+    dataset = DatasetRef(source="path", path=str(mini_dataset_path))
+    outcome = evaluate("log-blob", results_path=tmp_path / "results.jsonl", dataset=dataset,
+                       targets=[target], image_ids=None, shard_size=51, progress=False)
+    target.executor.shutdown(wait=True)
+    assert outcome.complete and outcome.n_shards == 2, outcome.failed_shards
+    records = ResultsFile(tmp_path / "results.jsonl").records()
+    assert len(records) == 102 and {(r["model"], r["framework"]) for r in records} == {
+        ("log-blob", "classical")}
+    assert all(0.0 <= r["f1"] <= 1.0 for r in records)
