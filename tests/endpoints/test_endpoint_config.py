@@ -229,3 +229,20 @@ def test_endpoint_cli_renders_the_directory(tmp_path: Path,
     assert 'account: "abc"' in rendered.output and 'walltime: "00:30:00"' in rendered.output
     refused = runner.invoke(app, ["render-user-config", "-e", "stembench", "-o", str(bad)])
     assert refused.exit_code != 0 and "9 is greater than the maximum of 4" in refused.output
+
+
+def test_config_command_writes_a_multi_user_directory(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from stembench.cli import app
+
+    answer = CliRunner().invoke(app, [
+        "endpoint", "config", "pbs-gpu", "--output", str(tmp_path / "ep"), "--multi-user",
+        "--identity-domain", "lab.org", "--contact-email", "root@lab.org", "--gpus", "2",
+        "--allowed-function", FUNCTION_ID, "--any-serializer"])
+    assert answer.exit_code == 0, answer.output
+    config = utils.get_config(tmp_path / "ep")
+    assert isinstance(config, CoreEndpointConfig) and config.allowed_functions == (FUNCTION_ID,)
+    rendered = _render(tmp_path / "ep", {"gpus": 2})
+    assert rendered.engine.executor.provider.select_options == "ngpus=2"
+    assert not rendered.engine.serde.allowed_deserializer_types  # --any-serializer
