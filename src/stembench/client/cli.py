@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from stembench.client.orchestrate import DEFAULT_TASK_DEADLINE_S
+
 __all__ = ["endpoint_app", "evaluate_command", "run_command"]
 
 endpoint_app = typer.Typer(help="Globus Compute endpoint configuration for stembench.",
@@ -28,27 +30,40 @@ def evaluate_command(
     https_only: Annotated[bool, typer.Option(
         "--https-only", help="Reach endpoints by HTTPS polling instead of AMQP (for hosts "
         "whose firewall blocks AMQP ports).")] = False,
+    amqp_port: Annotated[int | None, typer.Option(
+        help="AMQP port of the results queue: 443 where 5671 is blocked.")] = None,
+    endpoint_option: Annotated[list[str] | None, typer.Option(
+        help="Per-task endpoint option KEY=VALUE (repeat), e.g. account=abc, "
+        "walltime=00:30:00, gpus=2; checked against the template schema first.")] = None,
+    endpoint_schema: Annotated[Path | None, typer.Option(
+        help="The endpoint's user_config_schema.json to check --endpoint-option against "
+        "(default: stembench's templates).")] = None,
+    task_deadline: Annotated[float, typer.Option(
+        help="Seconds a task may take from submission to result; then its shard fails and "
+        "is retried.")] = DEFAULT_TASK_DEADLINE_S,
     shard_size: Annotated[int | None, typer.Option(help="Images per shard.")] = None,
     report: Annotated[bool, typer.Option(help="Write the HTML/JSON report beside the "
                                          "results.")] = True,
 ) -> None:
     """Evaluate one model on a benchmark dataset, locally or on Globus Compute endpoints."""
-    from stembench.client.compute_http import polling_executor
-    from stembench.client.executors import globus_executor, local_executor
+    from stembench.client.executors import local_executor
     from stembench.client.orchestrate import Target, evaluate
     from stembench.endpoints.requests import DatasetRef
 
     is_path = dataset.endswith((".h5", ".hdf5"))
     ref = DatasetRef(source="path", path=dataset) if is_path else DatasetRef(preset=dataset)
     if endpoint:
-        remote = polling_executor if https_only else globus_executor
-        targets = [Target(e, remote(e), max_in_flight=8) for e in endpoint]
+        from stembench.client.remote_endpoints import parse_endpoint_options, remote_targets
+
+        options = parse_endpoint_options(endpoint_option or [], schema=endpoint_schema)
+        targets = remote_targets(endpoint, user_endpoint_config=options or None,
+                                 amqp_port=amqp_port, https_only=https_only)
     else:
         targets = [Target("local", local_executor(workers),
                           factory=lambda: local_executor(workers), max_in_flight=2 * workers)]
     try:
         outcome = evaluate(model, results_path=results, dataset=ref, targets=targets,
-                           shard_size=shard_size)
+                           shard_size=shard_size, task_deadline_s=task_deadline)
     finally:
         for target in targets:
             target.executor.shutdown(wait=False, cancel_futures=True)
@@ -109,23 +124,78 @@ def templates_command() -> None:
 @endpoint_app.command("config")
 def config_command(
     template: Annotated[str, typer.Argument(help="workstation-gpu, slurm-gpu or pbs-gpu.")],
-    out: Annotated[Path, typer.Option(help="Where to write the YAML.")] = Path("config.yaml"),
+    output: Annotated[Path, typer.Option(
+        "--output", "-o", "--out",
+        help="Endpoint directory to write, e.g. ~/.globus_compute/stembench.")
+    ] = Path("stembench-endpoint"),
     name: Annotated[str, typer.Option(help="Endpoint display name.")] = "stembench-gpu",
-    gpus: Annotated[int, typer.Option(help="GPUs per node.")] = 1,
-    partition: Annotated[str, typer.Option(help="Slurm partition / PBS queue.")] = "gpu",
-    account: Annotated[str, typer.Option(help="Allocation account.")] = "",
-    walltime: Annotated[str, typer.Option(help="Block walltime HH:MM:SS.")] = "01:00:00",
-    worker_init: Annotated[str, typer.Option(help="Shell commands run before workers.")] = (
+    gpus: Annotated[int, typer.Option(help="GPUs per node (most a user may request).")] = 1,
+    partition: Annotated[str, typer.Option(help="Default Slurm partition / PBS queue.")] = "gpu",
+    account: Annotated[str, typer.Option(help="Default allocation account.")] = "",
+    walltime: Annotated[str, typer.Option(help="Default block walltime HH:MM:SS.")] = (
+        "01:00:00"),
+    worker_init: Annotated[str, typer.Option(help="Shell commands run before workers (activate "
+                                             "the environment with stembench).")] = (
         "source ~/stembench-venv/bin/activate"),
     max_blocks: Annotated[int, typer.Option(help="Most batch jobs at once.")] = 1,
     interface: Annotated[str, typer.Option(help="Network interface, e.g. ib0.")] = "",
+    multi_user: Annotated[bool, typer.Option(
+        "--multi-user", help="Multi-user endpoint run by root with identity mapping.")] = False,
+    identity_domain: Annotated[str, typer.Option(
+        help="Multi-user: Globus usernames NAME@DOMAIN run as local user NAME.")] = "",
+    contact_email: Annotated[str, typer.Option(help="Multi-user: administrator's email.")] = "",
+    allowed_function: Annotated[list[str] | None, typer.Option(
+        help="Function UUID the endpoint may run (repeat); see `stembench endpoint "
+        "function`.")] = None,
+    any_serializer: Annotated[bool, typer.Option(
+        "--any-serializer", help="Accept every Compute serializer (default: source text and "
+        "JSON only).")] = False,
 ) -> None:
-    """Write a Globus Compute endpoint configuration for a GPU workstation or HPC queue."""
-    from stembench.endpoints.endpoint_config import EndpointSettings, write_endpoint_config
+    """Write a Globus Compute endpoint directory for a GPU workstation or HPC queue."""
+    from stembench.endpoints.endpoint_config import EndpointSettings, write_endpoint_directory
 
-    settings = EndpointSettings(display_name=name, gpus=gpus, partition=partition,
-                                account=account, walltime=walltime, worker_init=worker_init,
-                                max_blocks=max_blocks, interface=interface)
-    path = write_endpoint_config(template, out, settings)
-    typer.echo(f"Wrote {path}. Next: globus-compute-endpoint configure {name}, copy it over "
-               f"~/.globus_compute/{name}/config.yaml, then globus-compute-endpoint start {name}")
+    settings = EndpointSettings(
+        display_name=name, gpus=gpus, partition=partition, account=account, walltime=walltime,
+        worker_init=worker_init, max_blocks=max_blocks, interface=interface,
+        multi_user=multi_user, identity_domain=identity_domain, contact_email=contact_email,
+        allowed_functions=tuple(allowed_function or ()), restrict_serializers=not any_serializer)
+    for path in write_endpoint_directory(template, output, settings):
+        typer.echo(f"Wrote {path}")
+    typer.echo(f"Start it: globus-compute-endpoint start {output.expanduser().absolute().name} "
+               "(the directory must be ~/.globus_compute/<name>; see README, Remote evaluation)")
+
+
+@endpoint_app.command("function")
+def function_command(
+    register: Annotated[bool, typer.Option(
+        "--register", help="Register stembench's function now (needs a Globus login).")] = False,
+    public: Annotated[bool, typer.Option(
+        "--public", help="With --register: let every Globus user run it.")] = False,
+    group: Annotated[str | None, typer.Option(
+        help="With --register: share it with this Globus group UUID.")] = None,
+    use: Annotated[str | None, typer.Option(
+        help="Adopt this function id (e.g. the one your endpoint allows).")] = None,
+) -> None:
+    """Show the Globus Compute function id of this stembench version (for allowed_functions)."""
+    from stembench.client.compute_functions import (
+        config_path,
+        register_function,
+        stored_function_id,
+        use_function_id,
+    )
+
+    if use:
+        function_id: str | None = use_function_id(use)
+    elif register:
+        from stembench._optional import require
+
+        sdk = require("globus_compute_sdk", extra="compute", purpose="Function registration")
+        function_id = register_function(sdk.Client(), public=public, group=group)
+    else:
+        function_id = stored_function_id()
+    if function_id is None:
+        typer.echo("No function registered for this stembench version; run `stembench endpoint "
+                   "function --register` (or --use UUID).", err=True)
+        raise typer.Exit(1)
+    typer.echo(function_id)
+    typer.echo(f"(kept in {config_path()})", err=True)

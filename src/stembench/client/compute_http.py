@@ -82,6 +82,8 @@ class PollingComputeExecutor(cf.Executor):
     max_payload_bytes : int
         Largest serialized task (arguments) accepted; Globus Compute rejects tasks
         over 10 MB.
+    user_endpoint_config : dict or None
+        Per-task options the endpoint's user template accepts (e.g. account, walltime).
 
     Notes
     -----
@@ -97,6 +99,7 @@ class PollingComputeExecutor(cf.Executor):
         poll_interval_s: float = 2.0,
         batch_size: int = 32,
         max_payload_bytes: int = TASK_LIMIT_BYTES,
+        user_endpoint_config: dict[str, Any] | None = None,
     ) -> None:
         if poll_interval_s <= 0 or batch_size < 1 or max_payload_bytes < 1:
             raise InputError(
@@ -112,6 +115,7 @@ class PollingComputeExecutor(cf.Executor):
         self.poll_interval_s = poll_interval_s
         self.batch_size = batch_size
         self.max_payload_bytes = max_payload_bytes
+        self.user_endpoint_config = dict(user_endpoint_config) if user_endpoint_config else None
         self._function_ids: dict[Callable[..., Any], str] = {}
         self._queued: list[_Queued] = []
         self._running: dict[str, cf.Future[Any]] = {}
@@ -133,16 +137,36 @@ class PollingComputeExecutor(cf.Executor):
         RuntimeError
             The executor was shut down.
         """
+        self._check_open()
+        self._check_size(getattr(fn, "__name__", str(fn)), args, kwargs)
+        return self._queue(self._register(fn), args, kwargs)
+
+    def submit_to_registered_function(self, function_id: str, args: tuple[Any, ...] | None = None,
+                                      kwargs: dict[str, Any] | None = None) -> cf.Future[Any]:
+        """Queue a task of the already registered function ``function_id``.
+
+        Same signature as ``globus_compute_sdk.Executor.submit_to_registered_function``.
+        """
+        self._check_open()
+        args, kwargs = tuple(args or ()), dict(kwargs or {})
+        self._check_size(f"function {function_id}", args, kwargs)
+        return self._queue(str(function_id), args, kwargs)
+
+    def _check_open(self) -> None:
         if self._closed:
             raise RuntimeError("cannot submit to a PollingComputeExecutor after shutdown")
+
+    def _check_size(self, what: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         size = self._payload_bytes(args, kwargs)
         if size > self.max_payload_bytes:
             raise TaskTooLargeError(
-                f"task for {getattr(fn, '__name__', fn)!s} on endpoint {self.endpoint_id} is "
-                f"{size} bytes serialized, over the {self.max_payload_bytes}-byte limit: send "
-                "dataset references and image ids, not pixels"
+                f"task for {what} on endpoint {self.endpoint_id} is {size} bytes serialized, "
+                f"over the {self.max_payload_bytes}-byte limit: send dataset references and "
+                "image ids, not pixels"
             )
-        function_id = self._register(fn)
+
+    def _queue(self, function_id: str, args: tuple[Any, ...],
+               kwargs: dict[str, Any]) -> cf.Future[Any]:
         future: cf.Future[Any] = cf.Future()
         future.task_id = None  # type: ignore[attr-defined]
         with self._lock:
@@ -210,7 +234,7 @@ class PollingComputeExecutor(cf.Executor):
                 group = self._queued[: self.batch_size]
             if not group:
                 return False
-            batch = self.client.create_batch()
+            batch = self.client.create_batch(user_endpoint_config=self.user_endpoint_config)
             for item in group:
                 batch.add(item.function_id, item.args, item.kwargs)
             try:

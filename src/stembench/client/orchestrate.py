@@ -30,14 +30,18 @@ from stembench.endpoints.requests import (
     ShardRequest,
 )
 from stembench.endpoints.shard import describe_dataset, describe_model, evaluate_shard
-from stembench.errors import InputError
+from stembench.errors import InputError, StembenchError
 
-__all__ = ["Evaluation", "RetryPolicy", "Target", "evaluate", "plan_shards"]
+__all__ = ["DEFAULT_TASK_DEADLINE_S", "Evaluation", "RetryPolicy", "Target", "evaluate",
+           "plan_shards"]
 
 ShardFunction = Callable[[dict[str, Any]], dict[str, Any]]
 
 #: Expected JSON bytes per image in a result (scores + ~1000 coordinates).
 BYTES_PER_IMAGE = 40_000
+
+#: Seconds a task may take from submission to result before it counts as failed.
+DEFAULT_TASK_DEADLINE_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -121,24 +125,40 @@ def plan_shards(
     return [tuple(ids[i : i + shard_size]) for i in range(0, len(ids), shard_size)]
 
 
-def _list_images(target: Target, dataset: DatasetRef) -> list[str]:
+def _answer(target: Target, future: cf.Future[Any], what: str, deadline_s: float | None) -> Any:
+    try:
+        return future.result(timeout=deadline_s)
+    except cf.TimeoutError as exc:
+        future.cancel()
+        raise StembenchError(f"{target.name}: no answer to {what} within {deadline_s:g} s "
+                             "(task deadline); is the endpoint running and are its workers "
+                             "able to start?") from exc
+
+
+def _list_images(target: Target, dataset: DatasetRef,
+                 deadline_s: float | None = DEFAULT_TASK_DEADLINE_S) -> list[str]:
     future = target.executor.submit(describe_dataset, asdict(dataset), __version__)
-    return [row["image_id"] for row in future.result()["images"]]
+    listing = _answer(target, future, "the dataset listing", deadline_s)
+    return [row["image_id"] for row in listing["images"]]
 
 
-def _model_identity(target: Target, spec: ModelSpec) -> dict[str, Any]:
-    return dict(target.executor.submit(describe_model, asdict(spec), __version__).result())
+def _model_identity(target: Target, spec: ModelSpec,
+                    deadline_s: float | None = DEFAULT_TASK_DEADLINE_S) -> dict[str, Any]:
+    future = target.executor.submit(describe_model, asdict(spec), __version__)
+    return dict(_answer(target, future, "the model identity", deadline_s))
 
 
 class _Scheduler:
     """Submits shards to targets, retries failures, and records finished shards."""
 
     def __init__(self, targets: list[Target], results: ResultsFile, retry: RetryPolicy,
-                 evaluation: Evaluation, bar: Any, task: ShardFunction) -> None:
+                 evaluation: Evaluation, bar: Any, task: ShardFunction,
+                 deadline_s: float | None = None) -> None:
         self.targets, self.results, self.retry, self.task = targets, results, retry, task
-        self.evaluation, self.bar = evaluation, bar
+        self.evaluation, self.bar, self.deadline_s = evaluation, bar, deadline_s
         self.pending: list[tuple[float, int, ShardRequest]] = []  # (not before, attempt, req)
         self.running: dict[cf.Future[Any], tuple[int, int, ShardRequest]] = {}
+        self.started: dict[cf.Future[Any], float] = {}
         self.turn = 0
         self.dead: set[int] = set()
 
@@ -167,6 +187,7 @@ class _Scheduler:
                 continue
             self.pending.remove(item)
             self.running[future] = (index, item[1], item[2])
+            self.started[future] = time.monotonic()
 
     def _rebuild(self, index: int) -> None:
         """Replace a broken executor, or retire it when it is not ours to rebuild."""
@@ -185,8 +206,21 @@ class _Scheduler:
             self.evaluation.failed_shards[request.shard_id] = reason
             self.bar.update(len(request.image_ids))
 
+    def _expire(self) -> None:
+        """Fail (and so retry) every task running past the deadline."""
+        if self.deadline_s is None:
+            return
+        now = time.monotonic()
+        for future in [f for f in self.running if now - self.started[f] > self.deadline_s]:
+            index, attempt, request = self.running.pop(future)
+            self.started.pop(future, None)
+            future.cancel()
+            self._fail(attempt, request, f"{self.targets[index].name}: no result within "
+                                         f"{self.deadline_s:g} s (task deadline)")
+
     def _collect(self, future: cf.Future[Any]) -> None:
         index, attempt, request = self.running.pop(future)
+        self.started.pop(future, None)
         try:
             result = future.result()
         except cf.BrokenExecutor as exc:
@@ -210,6 +244,7 @@ class _Scheduler:
         self._rebuild(index)
         for future in stale:  # their pool is gone: requeue them without counting an attempt
             _, attempt, request = self.running.pop(future)
+            self.started.pop(future, None)
             self.pending.append((time.monotonic(), attempt, request))
 
     def run(self, requests: list[ShardRequest]) -> None:
@@ -224,10 +259,20 @@ class _Scheduler:
             for future in done:
                 if future in self.running:  # a broken pool may have requeued it already
                     self._collect(future)
+            self._expire()
 
     def cancel(self) -> None:
         for future in self.running:
             future.cancel()
+
+
+def _identify(identify: Callable[..., dict[str, Any]] | None, target: Target, spec: ModelSpec,
+              deadline_s: float | None) -> dict[str, Any] | None:
+    if identify is None:
+        return None
+    if identify is _model_identity:
+        return _model_identity(target, spec, deadline_s)
+    return identify(target, spec)
 
 
 def evaluate(
@@ -244,6 +289,7 @@ def evaluate(
     progress: bool = True,
     shard_function: ShardFunction = evaluate_shard,
     identify: Callable[[Target, ModelSpec], dict[str, Any]] | None = _model_identity,
+    task_deadline_s: float | None = DEFAULT_TASK_DEADLINE_S,
 ) -> Evaluation:
     """Evaluate ``model`` on a dataset, writing each finished shard to ``results_path``.
 
@@ -269,6 +315,10 @@ def evaluate(
         Asks the first target for the model's identity (name, version, weights hash) so
         that a resumed run redoes shards that an earlier version of the model produced;
         ``None`` skips the check (a shard function that is not a registered model).
+    task_deadline_s : float or None
+        Seconds from submitting a task to its result; a shard past it counts as failed
+        (retried, then reported) and a listing or identity call past it stops the run with
+        an error. ``None``: wait without limit.
 
     Returns
     -------
@@ -286,13 +336,16 @@ def evaluate(
         raise InputError("evaluate: at least one target executor is needed")
     results = ResultsFile(results_path)
     try:
-        ids = list(image_ids) if image_ids is not None else _list_images(target_list[0], dataset)
+        if task_deadline_s is not None and task_deadline_s <= 0:
+            raise InputError(f"task deadline must be > 0 seconds, got {task_deadline_s}")
+        ids = list(image_ids) if image_ids is not None else _list_images(
+            target_list[0], dataset, task_deadline_s)
         shards = plan_shards(ids, shard_size=shard_size, n_workers=sum(
             t.max_in_flight for t in target_list))
         spec = ModelSpec(model, dict(model_options or {}))
         requests = [ShardRequest(dataset=dataset, model=spec, image_ids=s,
                                  scoring=scoring or ScoringOptions()) for s in shards]
-        identity = identify(target_list[0], spec) if identify else None
+        identity = _identify(identify, target_list[0], spec, task_deadline_s)
         if identity is not None and (stale := results.stale_shards(identity)):
             warnings.warn(f"{results.path}: {stale} shard(s) of {model!r} came from another "
                           f"version or other weights; they are evaluated again", stacklevel=2)
@@ -304,7 +357,7 @@ def evaluate(
         with tqdm(total=len(ids), initial=skipped_images, unit="img", desc=model,
                   disable=not progress) as bar:
             scheduler = _Scheduler(target_list, results, retry or RetryPolicy(), evaluation, bar,
-                                   shard_function)
+                                   shard_function, task_deadline_s)
             try:
                 scheduler.run(todo)
             except KeyboardInterrupt:

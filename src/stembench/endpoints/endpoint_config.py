@@ -1,50 +1,78 @@
-"""Globus Compute endpoint configuration templates for running stembench next to the data.
+"""Globus Compute endpoint directories for running stembench next to the data.
 
-Templates: ``workstation-gpu`` (one machine, LocalProvider), ``slurm-gpu`` (Slurm
-partition via Parsl's SlurmProvider) and ``pbs-gpu`` (PBS Pro via PBSProProvider). Each
-pins one GPU per worker through ``available_accelerators``.
+Since globus-compute-endpoint 4.10 an endpoint directory holds a ``config.yaml`` without
+an engine (what ``globus-compute-endpoint start`` accepts) and a
+``user_config_template.yaml.j2`` that the endpoint renders for each submitting user into
+the engine and provider, after checking the user's options against
+``user_config_schema.json``. :func:`write_endpoint_directory` writes that directory for
+one of three templates: ``workstation-gpu`` (one machine, LocalProvider), ``slurm-gpu``
+(SlurmProvider) and ``pbs-gpu`` (PBSProProvider); each pins one GPU per worker through
+``available_accelerators``. A multi-user endpoint (run by root, each Globus user mapped to
+a local account) also gets ``identity_mapping_config.json``.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import uuid
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from stembench.errors import InputError
 
-__all__ = ["EndpointSettings", "list_templates", "render_endpoint_config",
-           "write_endpoint_config"]
+__all__ = ["EndpointSettings", "list_templates", "render_user_template",
+           "user_config_schema", "write_endpoint_directory"]
 
-_WALLTIME = re.compile(r"^\d{1,3}:[0-5]\d:[0-5]\d$")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+WALLTIME_PATTERN = r"^\d{1,3}:[0-5]\d:[0-5]\d$"
+NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+MAX_GPUS = 16
+_WALLTIME, _NAME = re.compile(WALLTIME_PATTERN), re.compile(NAME_PATTERN)
+_DISPLAY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_DOMAIN = re.compile(r"^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_HPC = ("slurm-gpu", "pbs-gpu")
 
 
 @dataclass(frozen=True)
 class EndpointSettings:
-    """Values filled into a template, validated on construction.
+    """What an administrator fills into an endpoint directory, validated on construction.
 
     Attributes
     ----------
     display_name : str
         Endpoint name shown in Globus.
     gpus : int
-        GPUs per node (one worker per GPU), 1-16.
+        GPUs per node (one worker per GPU), 1-16; also the most a user may request.
     worker_init : str
-        Shell commands run before a worker starts (load modules, activate the venv).
+        Shell commands run before a worker starts (load modules, activate the environment
+        that has stembench installed).
     partition : str
-        Slurm partition or PBS queue (HPC templates).
+        Slurm partition or PBS queue (HPC templates): the default users may override.
     account : str
-        Allocation to charge (HPC templates); empty for none.
+        Allocation charged when a user names none (HPC templates); empty for none.
     walltime : str
-        Block walltime as ``HH:MM:SS``.
+        Default block walltime as ``HH:MM:SS``.
     max_blocks : int
-        Most batch jobs held at once.
+        Most batch jobs held at once per user endpoint.
     cpus_per_node : int
         CPUs per node requested (PBS).
     interface : str
-        Network interface workers reach the interchange on (e.g. ``ib0``); empty for default.
+        Network interface workers reach the interchange on (e.g. ``ib0``); empty: default.
+    multi_user : bool
+        A multi-user endpoint run by root that maps each Globus identity to a local account.
+    identity_domain : str
+        Multi-user: Globus usernames ``NAME@identity_domain`` map to local user ``NAME``.
+    contact_email : str
+        Multi-user: the administrator's address (the endpoint refuses to start without it).
+    allowed_functions : tuple of str
+        Function UUIDs the endpoint runs (``stembench endpoint function`` shows stembench's);
+        empty: any function.
+    restrict_serializers : bool
+        Accept only source-text code and JSON data (what stembench sends), no pickles.
     """
 
     display_name: str = "stembench-gpu"
@@ -56,44 +84,164 @@ class EndpointSettings:
     max_blocks: int = 1
     cpus_per_node: int = 32
     interface: str = ""
+    multi_user: bool = False
+    identity_domain: str = ""
+    contact_email: str = ""
+    allowed_functions: tuple[str, ...] = ()
+    restrict_serializers: bool = True
 
     def __post_init__(self) -> None:
-        if not _NAME.match(self.display_name):
+        if not _DISPLAY.match(self.display_name):
             raise InputError(f"endpoint display_name {self.display_name!r}: use letters, "
                              "digits, '.', '_' or '-'")
-        if not 1 <= self.gpus <= 16:
-            raise InputError(f"gpus must be between 1 and 16, got {self.gpus}")
+        if not 1 <= self.gpus <= MAX_GPUS:
+            raise InputError(f"gpus must be between 1 and {MAX_GPUS}, got {self.gpus}")
         if not _WALLTIME.match(self.walltime):
             raise InputError(f"walltime must be HH:MM:SS, got {self.walltime!r}")
         if self.max_blocks < 1 or self.cpus_per_node < 1:
             raise InputError("max_blocks and cpus_per_node must be >= 1")
+        for name in ("partition", "account", "interface"):
+            value = getattr(self, name)
+            if value and not _NAME.match(value):
+                raise InputError(f"{name} {value!r}: use letters, digits, '.', '_' or '-'")
+        if any(mark in self.worker_init for mark in ("{{", "{%", "{#", "\x00")):
+            raise InputError("worker_init must not contain '{{', '{%' or '{#': the endpoint "
+                             "renders the template with Jinja")
+        for function_id in self.allowed_functions:
+            _check_uuid(function_id, "allowed function")
+        if self.multi_user:
+            if not _DOMAIN.match(self.identity_domain):
+                raise InputError("a multi-user endpoint needs identity_domain (e.g. "
+                                 f"'university.edu'), got {self.identity_domain!r}")
+            if not _EMAIL.match(self.contact_email):
+                raise InputError("a multi-user endpoint needs the administrator's "
+                                 f"contact_email, got {self.contact_email!r}")
+
+
+def _check_uuid(value: str, what: str) -> str:
+    try:
+        return str(uuid.UUID(value))
+    except ValueError as exc:
+        raise InputError(f"{what} {value!r} is not a UUID") from exc
+
+
+def _template_text(name: str) -> str:
+    folder = resources.files("stembench.endpoints") / "endpoint_templates"
+    return (folder / name).read_text(encoding="utf-8")
 
 
 def list_templates() -> list[str]:
-    """Names of the endpoint configuration templates shipped with stembench."""
+    """Names of the endpoint templates shipped with stembench."""
     folder = resources.files("stembench.endpoints") / "endpoint_templates"
     return sorted(p.name.removesuffix(".yaml.j2") for p in folder.iterdir()
-                  if p.name.endswith(".yaml.j2"))
+                  if p.name.endswith(".yaml.j2") and not p.name.startswith("_"))
 
 
-def render_endpoint_config(template: str, settings: EndpointSettings | None = None) -> str:
-    """Return the YAML text of ``template`` filled with ``settings``."""
-    import jinja2
-
+def _known(template: str) -> None:
     if template not in list_templates():
         raise InputError(f"unknown endpoint template {template!r}; known: {list_templates()}")
-    source = (resources.files("stembench.endpoints") / "endpoint_templates"
-              / f"{template}.yaml.j2").read_text(encoding="utf-8")
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
-    return env.from_string(source).render(**asdict(settings or EndpointSettings()))
 
 
-def write_endpoint_config(template: str, path: str | Path,
-                          settings: EndpointSettings | None = None) -> Path:
-    """Write a rendered template to ``path`` (refusing to overwrite) and return it."""
-    target = Path(path)
-    if target.exists():
-        raise InputError(f"{target} exists; remove it or choose another path")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(render_endpoint_config(template, settings), encoding="utf-8")
-    return target
+def render_user_template(template: str, settings: EndpointSettings | None = None) -> str:
+    """The text of ``user_config_template.yaml.j2`` for ``template`` and ``settings``.
+
+    stembench fills the administrator's values (delimiters ``[[ ]]`` and ``[% %]``); what
+    remains in ``{{ }}`` is rendered by the endpoint per user, with the user's options.
+    """
+    import jinja2
+
+    _known(template)
+    names = [f"{template}.yaml.j2", "_engine.yaml.j2"]
+    env = jinja2.Environment(
+        loader=jinja2.DictLoader({n: _template_text(n) for n in names}),
+        undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+        block_start_string="[%", block_end_string="%]", variable_start_string="[[",
+        variable_end_string="]]", comment_start_string="[#", comment_end_string="#]")
+    return env.get_template(names[0]).render(**asdict(settings or EndpointSettings()))
+
+
+def user_config_schema(template: str, settings: EndpointSettings | None = None
+                       ) -> dict[str, Any]:
+    """The JSON schema of what a submitting user may set per task for ``template``.
+
+    ``gpus`` (1 to the node's GPUs) everywhere; ``account``, ``partition`` and ``walltime``
+    on the HPC templates. Anything else is refused.
+    """
+    _known(template)
+    settings = settings or EndpointSettings()
+    properties: dict[str, Any] = {
+        "gpus": {"type": "integer", "minimum": 1, "maximum": settings.gpus,
+                 "description": "GPUs per node (one worker per GPU)"}}
+    if template in _HPC:
+        properties |= {
+            "account": {"type": "string", "pattern": NAME_PATTERN,
+                        "description": "allocation to charge"},
+            "partition": {"type": "string", "pattern": NAME_PATTERN,
+                          "description": "Slurm partition or PBS queue"},
+            "walltime": {"type": "string", "pattern": WALLTIME_PATTERN,
+                         "description": "batch job walltime HH:MM:SS"}}
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object",
+            "title": f"stembench {template} user options", "properties": properties,
+            "additionalProperties": False}
+
+
+def _identity_mapping(domain: str) -> list[dict[str, Any]]:
+    return [{"comment": f"Globus identities NAME@{domain} run as the local user NAME",
+             "DATA_TYPE": "expression_identity_mapping#1.0.0",
+             "mappings": [{"source": "{username}", "match": f"(.*)@{re.escape(domain)}",
+                           "output": "{0}"}]}]
+
+
+def _core_config(settings: EndpointSettings, idmap: Path | None) -> str:
+    import yaml
+
+    config: dict[str, Any] = {"display_name": settings.display_name}
+    if settings.allowed_functions:
+        config["allowed_functions"] = [_check_uuid(f, "allowed function")
+                                       for f in settings.allowed_functions]
+    if idmap is not None:
+        config |= {"identity_mapping_config_path": str(idmap),
+                   "email": settings.contact_email}
+    header = ("# Globus Compute endpoint for stembench (no engine here: the engine is in\n"
+              "# user_config_template.yaml.j2, rendered for each user by the endpoint).\n")
+    return header + yaml.safe_dump(config, sort_keys=False)
+
+
+def write_endpoint_directory(template: str, directory: str | Path,
+                             settings: EndpointSettings | None = None) -> list[Path]:
+    """Write an endpoint directory for ``template`` and return the files written.
+
+    Files: ``config.yaml``, ``user_config_template.yaml.j2``, ``user_config_schema.json``
+    and, for a multi-user endpoint, ``identity_mapping_config.json`` (owner-only).
+    ``directory`` may be ``~/.globus_compute/<name>`` itself; it must not hold these files
+    already.
+    """
+    _known(template)
+    settings = settings or EndpointSettings()
+    folder = Path(directory).expanduser().absolute()
+    names = ["config.yaml", "user_config_template.yaml.j2", "user_config_schema.json"]
+    if settings.multi_user:
+        names.append("identity_mapping_config.json")
+    present = [n for n in names if (folder / n).exists()]
+    if present:
+        raise InputError(f"{folder} already holds {', '.join(present)}; remove them or "
+                         "choose another directory")
+    folder.mkdir(parents=True, exist_ok=True)
+    idmap = folder / "identity_mapping_config.json" if settings.multi_user else None
+    texts = {
+        "config.yaml": _core_config(settings, idmap),
+        "user_config_template.yaml.j2": render_user_template(template, settings),
+        "user_config_schema.json": json.dumps(user_config_schema(template, settings),
+                                              indent=2) + "\n",
+    }
+    if idmap is not None:
+        texts[idmap.name] = json.dumps(_identity_mapping(settings.identity_domain), indent=2)
+    written = []
+    for name in names:
+        path = folder / name
+        path.write_text(texts[name], encoding="utf-8")
+        written.append(path)
+    if idmap is not None:  # the endpoint's own configure uses the same modes
+        os.chmod(idmap, 0o600)
+        os.chmod(folder / "user_config_template.yaml.j2", 0o644)
+    return written

@@ -75,7 +75,7 @@ def job_out(job: Job) -> JobOut:
 
 def _own_job(db: Session, job_id: str, caller: Identity) -> Job:
     job = db.get(Job, job_id)
-    if job is None or job.owner != caller.sub:
+    if job is None or not caller.owns(job.owner):
         raise HTTPException(404, f"no job {job_id} submitted by you")
     return job
 
@@ -139,9 +139,12 @@ def submit(body: SubmitIn, caller: Caller, db: DB, request: Request,
     if models is not None and body.model not in {m.name for m in models}:
         raise HTTPException(422, f"unknown model {body.model!r}: this service evaluates "
                                  f"registered models only ({', '.join(m.name for m in models)})")
-    if body.endpoint_id and settings.executor != "globus":
-        raise HTTPException(422, "this service runs evaluations on its own executor "
-                                 f"({settings.executor}); leave endpoint_id out")
+    refusal = settings.endpoint_refusal(body.endpoint_id)
+    if refusal:
+        raise HTTPException(403, refusal)
+    if settings.executor == "globus":  # the job will run as the caller, never as the service
+        request.app.state.verifier.grant_compute(request.headers.get("authorization"), caller,
+                                                 settings.credentials_dir)
     datasets = {(d.name, d.preset): d for d in list_datasets()}
     known = datasets.get((body.dataset_name, body.dataset_preset))
     if datasets and known is None:
@@ -161,7 +164,7 @@ def submit(body: SubmitIn, caller: Caller, db: DB, request: Request,
 def my_jobs(caller: Caller, db: DB,
             limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[JobOut]:
     """Your jobs, newest first."""
-    jobs = db.scalars(select(Job).where(Job.owner == caller.sub)
+    jobs = db.scalars(select(Job).where(Job.owner.in_(caller.identities))
                       .order_by(Job.created_at.desc()).limit(limit))
     return [job_out(job) for job in jobs]
 

@@ -2,26 +2,40 @@
 
 A token is accepted when introspection says it is ``active``, its audience (``aud``)
 contains this service's client id, its ``scope`` contains the required scope, and its
-``exp`` lies in the future. The caller's identity is the introspection ``sub``.
-Invalid tokens answer 401 (``invalid_token``), a token without the scope 403
+``exp`` lies in the future. The caller's identity is the introspection ``sub``, with the
+linked identities of ``identity_set``: a job belongs to whoever holds its owner in their
+identity set. Invalid tokens answer 401 (``invalid_token``), a token without the scope 403
 (``insufficient_scope``), as RFC 6750 asks.
+
+Jobs on a Globus Compute endpoint run as their submitter: :meth:`TokenVerifier.grant_compute`
+exchanges the caller's token for a Globus Compute token (the dependent-token grant; the
+service's scope must declare Globus Compute's scope as a dependent scope) and keeps it,
+owner-only, for the worker; :func:`compute_client_for` builds the worker's Compute client
+from it and from the service's configured client credentials, never an interactive login.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from stembench._optional import require
 from stembench.errors import StembenchError
 
-__all__ = ["AuthError", "Identity", "TokenVerifier", "bearer_token"]
+__all__ = ["COMPUTE_RESOURCE_SERVER", "COMPUTE_SCOPE", "AuthError", "Identity",
+           "TokenVerifier", "bearer_token", "compute_client_for"]
 
 _CACHE_SIZE = 4096
+#: Globus Compute's scope and resource server (``globus_sdk.scopes.ComputeScopes``).
+COMPUTE_SCOPE = "https://auth.globus.org/scopes/facd7ccc-c5f4-42aa-916b-a0e270e2c2a9/all"
+COMPUTE_RESOURCE_SERVER = "funcx_service"
 
 
 class AuthError(StembenchError):
@@ -43,10 +57,20 @@ class AuthError(StembenchError):
 
 @dataclass(frozen=True)
 class Identity:
-    """Who made a request: the Globus identity ``sub`` and a display name."""
+    """Who made a request: the Globus identity ``sub``, a display name, linked identities."""
 
     sub: str
     username: str | None = None
+    identity_set: tuple[str, ...] = ()
+
+    @property
+    def identities(self) -> tuple[str, ...]:
+        """``sub`` and every identity linked to it."""
+        return (self.sub, *(i for i in self.identity_set if i != self.sub))
+
+    def owns(self, owner: str) -> bool:
+        """True when ``owner`` (a job's submitter) is one of this caller's identities."""
+        return owner in self.identities
 
 
 def bearer_token(header: str | None) -> str:
@@ -111,7 +135,7 @@ class TokenVerifier:
     def _introspect(self, token: str) -> dict[str, Any]:
         globus_sdk = require("globus_sdk", extra="service", purpose="Globus Auth")
         try:
-            response = self._client.oauth2_token_introspect(token)
+            response = self._client.oauth2_token_introspect(token, include="identity_set")
         except globus_sdk.GlobusAPIError as exc:
             raise AuthError(503, "temporarily_unavailable", "Globus Auth refused the token "
                             f"introspection (HTTP {exc.http_status}); try again later") from exc
@@ -139,4 +163,87 @@ class TokenVerifier:
         sub = data.get("sub")
         if not sub:
             raise AuthError(401, "invalid_token", "token introspection returned no identity")
-        return Identity(sub=str(sub), username=data.get("username")), expires
+        linked = tuple(str(i) for i in data.get("identity_set") or ())
+        return Identity(sub=str(sub), username=data.get("username"), identity_set=linked), expires
+
+    def grant_compute(self, header: str | None, caller: Identity, folder: Path) -> None:
+        """Obtain and keep a Globus Compute token for ``caller`` (dependent-token grant).
+
+        Raises
+        ------
+        AuthError
+            403 when Globus Auth gives no Compute token (the service's scope lacks the
+            dependency, or the user has not consented), 503 when it cannot be reached.
+        """
+        globus_sdk = require("globus_sdk", extra="service", purpose="Globus Auth")
+        try:
+            response = self._client.oauth2_get_dependent_tokens(
+                bearer_token(header), scope=COMPUTE_SCOPE, refresh_tokens=True)
+        except globus_sdk.GlobusAPIError as exc:
+            status = 403 if exc.http_status in (400, 401, 403) else 503
+            raise AuthError(status, "insufficient_scope" if status == 403 else
+                            "temporarily_unavailable", "Globus Auth refused a Globus Compute "
+                            f"token for you (HTTP {exc.http_status}); log in again consenting "
+                            "to this service") from exc
+        except globus_sdk.NetworkError as exc:
+            raise AuthError(503, "temporarily_unavailable", "Globus Auth cannot be reached "
+                            "to obtain your Globus Compute token; try again later") from exc
+        tokens = response.by_resource_server.get(COMPUTE_RESOURCE_SERVER)
+        if not tokens or not tokens.get("refresh_token"):
+            raise AuthError(403, "insufficient_scope", "no Globus Compute token could be "
+                            "obtained for you: this service's scope must declare Globus "
+                            f"Compute's scope {COMPUTE_SCOPE} as a dependent scope")
+        _save_tokens(_token_file(folder, caller.sub), tokens)
+
+
+def _token_file(folder: Path, owner: str) -> Path:
+    return folder / f"{hashlib.sha256(owner.encode()).hexdigest()}.json"
+
+
+def _save_tokens(path: Path, tokens: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    kept = {k: tokens[k] for k in ("access_token", "refresh_token", "expires_at_seconds")}
+    partial = path.with_suffix(".partial")
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        json.dump(kept, handle)
+    partial.replace(path)
+
+
+def compute_client_for(client_id: str, client_secret: str, folder: Path, owner: str,
+                       **client_options: Any) -> Any:
+    """A ``globus_compute_sdk.Client`` acting as ``owner``, from their delegated tokens.
+
+    Parameters
+    ----------
+    client_id, client_secret : str
+        The service's confidential client (from configuration), which refreshes the token.
+    folder : Path
+        Where :meth:`TokenVerifier.grant_compute` kept the tokens.
+    owner : str
+        The job's submitter (identity id).
+    **client_options
+        Passed to ``globus_compute_sdk.Client``.
+
+    Raises
+    ------
+    AuthError
+        No tokens were kept for ``owner`` (the job must be submitted again).
+    """
+    globus_sdk = require("globus_sdk", extra="service", purpose="Globus Auth")
+    sdk = require("globus_compute_sdk", extra="compute", purpose="Jobs on Compute endpoints")
+    path = _token_file(folder, owner)
+    try:
+        kept = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise AuthError(403, "invalid_token", f"no Globus Compute token kept for {owner}; "
+                        "submit the job again") from exc
+
+    def keep(response: Any) -> None:
+        _save_tokens(path, response.by_resource_server[COMPUTE_RESOURCE_SERVER])
+
+    authorizer = globus_sdk.RefreshTokenAuthorizer(
+        kept["refresh_token"], globus_sdk.ConfidentialAppAuthClient(client_id, client_secret),
+        access_token=kept["access_token"], expires_at=kept["expires_at_seconds"],
+        on_refresh=keep)
+    return sdk.Client(authorizer=authorizer, **client_options)

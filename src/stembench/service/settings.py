@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import uuid
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -44,11 +45,21 @@ class ServiceSettings:
         Largest request body accepted (bytes); larger ones get 413.
     executor : {"local", "thread", "globus"}
         Where jobs run: a local process pool, threads in this process (light models, tests),
-        or a Globus Compute endpoint (the job's ``endpoint_id`` or ``default_endpoint_id``).
+        or a Globus Compute endpoint (the job's ``endpoint_id`` or ``default_endpoint_id``),
+        always as the submitting user (a Globus Compute token obtained for them through
+        the dependent-token grant), never as the service.
     workers : int
         Workers of the local pool / threads per job.
+    allowed_endpoint_ids : tuple of str
+        The Globus Compute endpoints jobs may name (``executor == "globus"`` only); a request
+        naming another gets 403. Default: none (local workers only). Environment: a
+        comma-separated list.
     default_endpoint_id : str or None
-        Globus Compute endpoint used when ``executor == "globus"`` and a job names none.
+        Globus Compute endpoint used when ``executor == "globus"`` and a job names none; must
+        be allowed.
+    compute_function_id : str or None
+        stembench's registered Globus Compute function (``stembench endpoint function
+        --register --public``), needed with ``executor == "globus"``.
     dataset_cache_dir : str or None
         Dataset cache directory on the executing machine (``None``: its default).
     shard_function, describe_function : str
@@ -71,7 +82,9 @@ class ServiceSettings:
     max_payload_bytes: int = 64 * 1024
     executor: ExecutorKind = "local"
     workers: int = 2
+    allowed_endpoint_ids: tuple[str, ...] = ()
     default_endpoint_id: str | None = None
+    compute_function_id: str | None = None
     dataset_cache_dir: str | None = None
     shard_function: str = "stembench.endpoints.shard:evaluate_shard"
     describe_function: str = "stembench.endpoints.shard:describe_dataset"
@@ -100,6 +113,51 @@ class ServiceSettings:
         if bool(self.globus_client_id) != bool(self.globus_client_secret):
             raise InputError("service settings: set both the Globus client id and its secret, "
                              "or neither")
+        self._check_endpoints()
+
+    def _check_endpoints(self) -> None:
+        allowed = tuple(_uuid(e, "allowed_endpoint_ids") for e in self.allowed_endpoint_ids)
+        object.__setattr__(self, "allowed_endpoint_ids", allowed)
+        if self.executor != "globus":
+            if allowed or self.default_endpoint_id:
+                raise InputError("service settings: allowed_endpoint_ids and "
+                                 "default_endpoint_id need executor 'globus'")
+            return
+        if not allowed:
+            raise InputError("service settings: executor 'globus' needs allowed_endpoint_ids "
+                             "(the endpoints jobs may use)")
+        if not self.auth_configured:
+            raise InputError("service settings: executor 'globus' needs the Globus client id "
+                             "and secret (jobs run with each user's own Compute token)")
+        if not self.compute_function_id:
+            raise InputError("service settings: executor 'globus' needs compute_function_id "
+                             "(stembench endpoint function --register --public)")
+        _uuid(self.compute_function_id, "compute_function_id")
+        if self.default_endpoint_id and _uuid(self.default_endpoint_id,
+                                              "default_endpoint_id") not in allowed:
+            raise InputError("service settings: default_endpoint_id must be one of "
+                             "allowed_endpoint_ids")
+
+    def endpoint_refusal(self, endpoint_id: str | None) -> str | None:
+        """Why a job may not run on ``endpoint_id`` (``None``: it may)."""
+        if endpoint_id is None:
+            return None
+        try:
+            canonical = str(uuid.UUID(endpoint_id))
+        except ValueError:
+            return f"endpoint_id {endpoint_id!r} is not a UUID"
+        if canonical in self.allowed_endpoint_ids:
+            return None
+        if not self.allowed_endpoint_ids:
+            return ("this service runs evaluations on its own workers and may use no Globus "
+                    "Compute endpoint; leave endpoint_id out")
+        return (f"endpoint {canonical} is not one this service may use; allowed: "
+                f"{', '.join(self.allowed_endpoint_ids)}")
+
+    @property
+    def credentials_dir(self) -> Path:
+        """Where each user's delegated Globus Compute tokens are kept (owner-only files)."""
+        return self.data_dir / "credentials"
 
     @property
     def resolved_database_url(self) -> str:
@@ -138,7 +196,16 @@ class ServiceSettings:
         return replace(cls(), **values) if values else cls()
 
 
+def _uuid(value: str, name: str) -> str:
+    try:
+        return str(uuid.UUID(value))
+    except ValueError as exc:
+        raise InputError(f"service settings: {name}: {value!r} is not a UUID") from exc
+
+
 def _convert(name: str, annotation: str, raw: str) -> Any:
+    if annotation.startswith("tuple"):
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
     try:
         if annotation == "bool":
             if raw.lower() not in ("1", "0", "true", "false", "yes", "no"):

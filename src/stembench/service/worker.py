@@ -24,10 +24,10 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from stembench._version import __version__
-from stembench.client.orchestrate import Target, evaluate
+from stembench.client.orchestrate import DEFAULT_TASK_DEADLINE_S, Target, evaluate
 from stembench.client.results_file import ResultsFile
 from stembench.endpoints.requests import DatasetRef
-from stembench.errors import InputError
+from stembench.errors import InputError, StembenchError
 from stembench.service import store
 from stembench.service.models import Job
 from stembench.service.settings import ServiceSettings
@@ -157,15 +157,29 @@ class Worker:
 
             inner = local_executor(settings.workers)
         else:
-            from stembench.client.executors import globus_executor
-
-            endpoint = job.endpoint_id or settings.default_endpoint_id
-            if not endpoint:
-                raise InputError(f"job {job.id}: no Globus Compute endpoint id given")
-            inner = globus_executor(endpoint)
+            inner = self._compute_executor(job)
         executor = CancellableExecutor(inner)
         return Target(job.endpoint_id or settings.executor, executor,
                       max_in_flight=2 * settings.workers), executor
+
+    def _compute_executor(self, job: Job) -> cf.Executor:
+        """An executor on an allowed endpoint, submitting with the job owner's own token."""
+        from stembench.client.remote_endpoints import remote_targets
+        from stembench.service.auth import compute_client_for
+
+        settings = self.settings
+        endpoint = job.endpoint_id or settings.default_endpoint_id
+        if not endpoint:
+            raise InputError(f"job {job.id}: no Globus Compute endpoint id given")
+        refusal = settings.endpoint_refusal(endpoint)
+        if refusal:
+            raise InputError(f"job {job.id}: {refusal}")
+        assert settings.globus_client_id and settings.globus_client_secret  # checked by settings
+        client = compute_client_for(settings.globus_client_id, settings.globus_client_secret,
+                                    settings.credentials_dir, job.owner)
+        (target,) = remote_targets([endpoint], client=client,
+                                   function_id=settings.compute_function_id)
+        return target.executor
 
     def _heartbeat(self, job: Job, executor: CancellableExecutor, progress: _Progress,
                    done: threading.Event, lost: threading.Event) -> None:
@@ -196,7 +210,12 @@ class Worker:
                                  version=job.dataset_version or None,
                                  cache_dir=self.settings.dataset_cache_dir)
             describe = import_function(self.settings.describe_function)
-            listing = executor.submit(describe, asdict(dataset), __version__).result()
+            pending = executor.submit(describe, asdict(dataset), __version__)
+            try:
+                listing = pending.result(timeout=DEFAULT_TASK_DEADLINE_S)
+            except cf.TimeoutError as exc:
+                raise StembenchError(f"no dataset listing from {target.name} within "
+                                     f"{DEFAULT_TASK_DEADLINE_S:g} s (task deadline)") from exc
             ids = [row["image_id"] for row in listing["images"]]
             with self.sessions() as session:
                 store.renew_lease(session, job.id, worker_id=self.worker_id,

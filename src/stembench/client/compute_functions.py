@@ -1,0 +1,148 @@
+"""stembench's registered Globus Compute function and the user's stembench configuration.
+
+The function (:func:`stembench.endpoints.remote.stembench_task`) is registered once per
+stembench version; its id is kept in the user's configuration file
+(``$STEMBENCH_CONFIG``, default ``$XDG_CONFIG_HOME/stembench/config.json``) and shown by
+``stembench endpoint function``. An administrator puts that id in the endpoint's
+``allowed_functions``; users of that endpoint adopt the same id with
+``stembench endpoint function --use UUID``. Tasks are submitted to the id by
+:class:`RegisteredFunctionExecutor`, with arguments serialized as JSON.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import json
+import os
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from stembench._optional import require
+from stembench._version import __version__
+from stembench.endpoints.remote import (
+    CODE_STRATEGY,
+    DATA_STRATEGY,
+    ENTRY_NAME,
+    entry_source,
+    operation_name,
+)
+from stembench.errors import InputError
+
+__all__ = ["RegisteredFunctionExecutor", "compute_serializer", "config_path",
+           "ensure_function_id", "register_function", "stored_function_id",
+           "use_function_id"]
+
+
+def config_path() -> Path:
+    """The user's stembench configuration file."""
+    explicit = os.environ.get("STEMBENCH_CONFIG")
+    if explicit:
+        return Path(explicit).expanduser()
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "stembench" / "config.json"
+
+
+def _read_config() -> dict[str, Any]:
+    path = config_path()
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path}: cannot read the stembench configuration ({exc}); fix or "
+                         "remove the file") from exc
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _write_config(data: dict[str, Any]) -> None:
+    path = config_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".json.partial")
+    partial.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    partial.replace(path)
+
+
+def stored_function_id(version: str = __version__) -> str | None:
+    """The function id kept for stembench ``version``, or ``None``."""
+    entry = _read_config().get("compute_functions", {}).get(version)
+    return str(entry["function_id"]) if isinstance(entry, dict) else None
+
+
+def use_function_id(function_id: str, version: str = __version__) -> str:
+    """Keep ``function_id`` (e.g. the one an endpoint allows) for stembench ``version``."""
+    try:
+        canonical = str(uuid.UUID(function_id))
+    except ValueError as exc:
+        raise InputError(f"function id {function_id!r} is not a UUID") from exc
+    data = _read_config()
+    data.setdefault("compute_functions", {})[version] = {"function_id": canonical}
+    _write_config(data)
+    return canonical
+
+
+def register_function(client: Any, *, public: bool = False, group: str | None = None) -> str:
+    """Register stembench's function with ``client`` and keep its id; return the id.
+
+    Parameters
+    ----------
+    client : globus_compute_sdk.Client
+        A logged-in Compute client.
+    public, group
+        Let everyone, or members of the Globus group ``group``, run the function (an
+        administrator registering it for the users of a shared endpoint).
+    """
+    function_id = client.register_source_code(
+        entry_source(), ENTRY_NAME, public=public, group=group,
+        description=f"stembench {__version__}: evaluate models on STEM images")
+    return use_function_id(str(function_id))
+
+
+def ensure_function_id(client: Any) -> str:
+    """The kept function id of this stembench version, registering it on first use."""
+    return stored_function_id() or register_function(client)
+
+
+def compute_serializer() -> Any:
+    """``ComputeSerializer`` sending source-text code and JSON data (no pickles)."""
+    serialize = require("globus_compute_sdk.serialize", extra="compute",
+                        purpose="Remote evaluation")
+    return serialize.ComputeSerializer(strategy_code=CODE_STRATEGY, strategy_data=DATA_STRATEGY)
+
+
+class RegisteredFunctionExecutor(cf.Executor):
+    """Submit stembench operations to the registered function through a Compute executor.
+
+    Parameters
+    ----------
+    inner : executor
+        ``globus_compute_sdk.Executor`` or
+        :class:`~stembench.client.compute_http.PollingComputeExecutor` bound to an endpoint.
+    function_id : str
+        The registered function's id.
+
+    Notes
+    -----
+    ``submit(fn, *args)`` accepts only the operations of
+    :data:`stembench.endpoints.remote.OPERATIONS`, with positional JSON arguments; anything
+    else raises :class:`~stembench.errors.InputError` before a request is made.
+    """
+
+    def __init__(self, inner: Any, function_id: str) -> None:
+        self.inner, self.function_id = inner, function_id
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future[Any]:
+        """Send ``fn(*args)`` as the registered function's operation ``fn``."""
+        if kwargs:
+            raise InputError(f"remote stembench operations take positional arguments only, "
+                             f"got keywords {sorted(kwargs)}")
+        future: cf.Future[Any] = self.inner.submit_to_registered_function(
+            self.function_id, args=(operation_name(fn), list(args)))
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Shut the wrapped executor down."""
+        self.inner.shutdown(wait=wait, cancel_futures=cancel_futures)

@@ -1,0 +1,371 @@
+"""Remote evaluation as Globus Compute 4.19 runs it, with the web service mocked.
+
+The SDK's own ``Client`` talks to ``responses``; routes come from ``globus_sdk.testing``
+where it has them. Submitted tasks are executed by the endpoint package's own
+``execute_task`` with the deserializer allowlist of a restricted endpoint, so the function
+stembench registers and the arguments it sends go through the real Compute serializer.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import responses
+import stembench_faults as faults
+
+pytest.importorskip("globus_compute_endpoint")
+
+import globus_sdk
+from globus_compute_common import messagepack
+from globus_compute_common.messagepack.message_types import Task
+from globus_compute_endpoint.engines.helper import execute_task
+from globus_compute_sdk import Client
+from globus_compute_sdk.serialize import ComputeSerializer, DillCode, PureSourceTextInspect
+from globus_sdk.testing import RegisteredResponse, load_response
+
+from stembench.client import compute_functions
+from stembench.client.compute_functions import (
+    RegisteredFunctionExecutor,
+    ensure_function_id,
+    register_function,
+    stored_function_id,
+)
+from stembench.client.orchestrate import RetryPolicy, evaluate
+from stembench.client.remote_endpoints import (
+    EndpointOfflineError,
+    parse_endpoint_options,
+    remote_targets,
+)
+from stembench.client.results_file import ResultsFile
+from stembench.endpoints import remote
+from stembench.endpoints.endpoint_config import EndpointSettings, write_endpoint_directory
+from stembench.endpoints.requests import DatasetRef
+from stembench.errors import InputError, StembenchError
+
+BASE = "https://compute.api.globus.org"
+ENDPOINT = "0b4e2bd4-3b3e-4f79-a5d5-8e2b5a1c6f11"
+FUNCTION_ID = "9b1f9c7e-6a7d-4d0e-8a55-3c1a4f5e2d20"
+RESTRICTED = ["globus_compute_sdk.serialize.PureSourceTextInspect",
+              "globus_compute_sdk.serialize.JSONData"]
+IDS = ["img-0", "img-1", "img-2", "img-3"]
+
+
+def endpoint_status(rsps: responses.RequestsMock, state: str) -> None:
+    """The status route, as ``globus_sdk.testing`` registers it, saying ``state``."""
+    RegisteredResponse(service="compute", path=f"/v2/endpoints/{ENDPOINT}/status",
+                       method="GET", json={"status": state, "details": {}}
+                       ).add(requests_mock=rsps)
+
+
+class RestrictedEndpoint:
+    """The web service plus an endpoint whose engine accepts only source text and JSON.
+
+    ``hang(args)`` says whether a task never finishes (it stays pending forever).
+    """
+
+    def __init__(self, rsps: responses.RequestsMock, tmp: Path, *,
+                 hang: Callable[[list[Any]], bool] = lambda args: False,
+                 result_limit: int = 10 * 1024 * 1024) -> None:
+        self.tmp, self.hang, self.result_limit = tmp, hang, result_limit
+        self.serde = ComputeSerializer()
+        self.code = "st\n" + f"{remote.ENTRY_NAME}:{remote.entry_source()}"
+        self.submissions: list[dict[str, Any]] = []
+        self.results: dict[str, dict[str, Any]] = {}
+        self.lock = threading.Lock()
+        endpoint_status(rsps, "online")
+        rsps.add_callback(responses.POST, f"{BASE}/v3/endpoints/{ENDPOINT}/submit",
+                          callback=self._submit)
+        rsps.add_callback(responses.POST, f"{BASE}/v2/batch_status", callback=self._status)
+        rsps.add_callback(responses.GET, re.compile(f"{BASE}/v2/tasks/.+"), callback=self._task)
+
+    def _run(self, task_id: str, payload: str) -> dict[str, Any]:
+        buffers = self.serde.unpack_buffers(payload)
+        args = self.serde.deserialize(buffers[0])
+        if self.hang(args):
+            return {"task_id": task_id, "status": "running"}
+        task = messagepack.pack(Task(task_id=uuid.UUID(task_id),
+                                     task_buffer=self.serde.pack_buffers([self.code, *buffers])))
+        result = messagepack.unpack(execute_task(
+            task, uuid.UUID(task_id), run_dir=str(self.tmp), task_deserializers=RESTRICTED,
+            result_serializers=[remote.DATA_STRATEGY], result_size_limit=self.result_limit))
+        key = "exception" if result.is_error else "result"
+        return {"task_id": task_id, "status": "failed" if result.is_error else "success",
+                key: result.data, "completion_t": "1700000000"}
+
+    def _submit(self, request: Any) -> tuple[int, dict[str, str], str]:
+        body = json.loads(request.body)
+        tasks: dict[str, list[str]] = {}
+        with self.lock:
+            self.submissions.append(body)
+            for function_id, payloads in body["tasks"].items():
+                for payload in payloads:
+                    task_id = str(uuid.uuid4())
+                    self.results[task_id] = self._run(task_id, payload)
+                    tasks.setdefault(function_id, []).append(task_id)
+        return 200, {}, json.dumps({"request_id": "r", "task_group_id": str(uuid.uuid4()),
+                                    "endpoint_id": ENDPOINT, "tasks": tasks})
+
+    def _status(self, request: Any) -> tuple[int, dict[str, str], str]:
+        with self.lock:
+            results = {t: self.results[t] for t in json.loads(request.body)["task_ids"]}
+        return 200, {}, json.dumps({"response": "batch", "results": results})
+
+    def _task(self, request: Any) -> tuple[int, dict[str, str], str]:
+        with self.lock:
+            return 200, {}, json.dumps(self.results[request.url.rsplit("/", 1)[1]])
+
+    def sent_args(self) -> list[list[Any]]:
+        return [self.serde.deserialize(self.serde.unpack_buffers(p)[0])
+                for s in self.submissions for ps in s["tasks"].values() for p in ps]
+
+
+@pytest.fixture
+def rsps() -> Iterator[responses.RequestsMock]:
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock
+
+
+@pytest.fixture
+def client() -> Client:
+    return Client(authorizer=globus_sdk.AccessTokenAuthorizer("token"), do_version_check=False)
+
+
+@pytest.fixture(autouse=True)
+def user_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "config" / "stembench.json"
+    monkeypatch.setenv("STEMBENCH_CONFIG", str(path))
+    return path
+
+
+@pytest.fixture
+def echo_operation(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
+    """The endpoint's ``evaluate_shard`` operation runs a fast fake shard instead."""
+    monkeypatch.setitem(remote.OPERATIONS, "evaluate_shard", faults.echo_shard)
+    return faults.echo_shard
+
+
+def _evaluate(targets: list[Any], tmp: Path, shard: Callable[..., Any], **options: Any) -> Any:
+    return evaluate("echo", results_path=tmp / "results.jsonl",
+                    dataset=DatasetRef(cache_dir=str(tmp)), targets=targets, image_ids=IDS,
+                    shard_size=1, progress=False, shard_function=shard, identify=None,
+                    **{"retry": RetryPolicy(max_attempts=1, backoff_s=0.01), **options})
+
+
+def test_offline_endpoint_stops_before_anything_is_submitted(
+        rsps: responses.RequestsMock, client: Client) -> None:
+    endpoint_status(rsps, "offline")
+    started = time.monotonic()
+    with pytest.raises(EndpointOfflineError, match=f"{ENDPOINT} is offline; nothing was "
+                                                   "submitted"):
+        remote_targets([ENDPOINT], client=client, https_only=True)
+    print(f"offline endpoint: stopped after {time.monotonic() - started:.3f} s")
+    assert [c.request.method for c in rsps.calls] == ["GET"]  # no registration, no submit
+
+
+def test_unknown_endpoint_is_a_clear_error(rsps: responses.RequestsMock, client: Client) -> None:
+    client._compute_web_client.v2.retry_config.max_retries = 0
+    rsps.add(responses.GET, f"{BASE}/v2/endpoints/{ENDPOINT}/status", status=403,
+             json={"code": "ENDPOINT_ACCESS_FORBIDDEN", "reason": "not allowed"})
+    with pytest.raises(EndpointOfflineError, match="status check refused \\(HTTP 403"):
+        remote_targets([ENDPOINT], client=client, function_id=FUNCTION_ID)
+
+
+def test_registration_once_per_version_and_kept(rsps: responses.RequestsMock, client: Client,
+                                                user_config: Path) -> None:
+    load_response(client._compute_web_client.v3.register_function, requests_mock=rsps)
+    function_id = register_function(client, public=True)
+    body = json.loads(rsps.calls[0].request.body)
+    assert body["function_name"] == "stembench_task" and body["serialized"] is False
+    assert body["function_code"] == remote.entry_source() and body["public"] is True
+    assert stored_function_id() == function_id
+    assert json.loads(user_config.read_text())["compute_functions"][
+        compute_functions.__version__]["function_id"] == function_id
+    assert ensure_function_id(client) == function_id
+    assert len(rsps.calls) == 1  # the kept id is reused, nothing registered again
+
+
+def test_chosen_strategies_round_trip_through_a_restricted_endpoint(tmp_path: Path) -> None:
+    serde = compute_functions.compute_serializer()
+    payload = serde.pack_buffers([serde.serialize(["describe_model", [{"spec": "x"}, "9"]]),
+                                  serde.serialize({})])
+    code = serde.pack_buffers([PureSourceTextInspect().serialize(remote.stembench_task)])
+    restricted = ComputeSerializer(allowed_deserializer_types=RESTRICTED)
+    function, args, kwargs = restricted.unpack_and_deserialize(
+        serde.pack_buffers([*serde.unpack_buffers(code), *serde.unpack_buffers(payload)]))
+    assert function.__name__ == "stembench_task" and kwargs == {}
+    assert args == ["describe_model", [{"spec": "x"}, "9"]]
+    with pytest.raises(InputError, match="unknown stembench operation"):
+        function("rm_rf", [])
+    pickled = ComputeSerializer().serialize(remote.stembench_task)  # the SDK default: DillCode
+    assert pickled.startswith(DillCode.identifier)
+    with pytest.raises(Exception, match="DillCode disabled by current configuration"):
+        restricted.deserialize(pickled)
+
+
+def test_shards_run_on_the_registered_function(
+        rsps: responses.RequestsMock, client: Client, tmp_path: Path,
+        echo_operation: Callable[..., Any]) -> None:
+    service = RestrictedEndpoint(rsps, tmp_path)
+    options = parse_endpoint_options(["account=abc", "walltime=00:30:00", "gpus=2"])
+    (target,) = remote_targets([ENDPOINT], client=client, user_endpoint_config=options,
+                               https_only=True, function_id=FUNCTION_ID)
+    assert isinstance(target.executor, RegisteredFunctionExecutor)
+    outcome = _evaluate([target], tmp_path, echo_operation)
+    target.executor.shutdown(wait=True)
+    assert outcome.complete and outcome.n_finished == 4, outcome.failed_shards
+    assert sorted(r["image_id"] for r in ResultsFile(tmp_path / "results.jsonl").records()) == IDS
+    assert {fid for s in service.submissions for fid in s["tasks"]} == {FUNCTION_ID}
+    assert all(s["user_endpoint_config"] == {"account": "abc", "walltime": "00:30:00",
+                                             "gpus": 2} for s in service.submissions)
+    assert sorted(a[0] for a in service.sent_args()) == ["evaluate_shard"] * 4
+
+
+def test_failing_and_oversized_results_fail_their_shards_only(
+        rsps: responses.RequestsMock, client: Client, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def shard(request: dict[str, Any]) -> dict[str, Any]:
+        if "img-0" in request["image_ids"]:
+            raise RuntimeError("permanent failure")
+        result = faults.echo_shard(request)
+        if "img-1" in request["image_ids"]:
+            result["padding"] = "x" * 8000
+        return result
+
+    monkeypatch.setitem(remote.OPERATIONS, "evaluate_shard", shard)
+    RestrictedEndpoint(rsps, tmp_path, result_limit=6000)
+    (target,) = remote_targets([ENDPOINT], client=client, https_only=True,
+                               function_id=FUNCTION_ID)
+    outcome = _evaluate([target], tmp_path, shard)
+    target.executor.shutdown(wait=True)
+    assert outcome.n_finished == 2 and len(outcome.failed_shards) == 2
+    reasons = list(outcome.failed_shards.values())
+    assert sum("MaxResultSizeExceeded" in r and "6000" in r for r in reasons) == 1
+    assert sum("RuntimeError: permanent failure" in r for r in reasons) == 1
+    kept = sorted(r["image_id"] for r in ResultsFile(tmp_path / "results.jsonl").records())
+    assert kept == ["img-2", "img-3"]
+
+
+def test_never_finishing_task_hits_its_deadline_and_a_resume_completes(
+        rsps: responses.RequestsMock, client: Client, tmp_path: Path,
+        echo_operation: Callable[..., Any]) -> None:
+    stuck = {"on": True}
+    service = RestrictedEndpoint(
+        rsps, tmp_path, hang=lambda args: stuck["on"] and args[1][0]["image_ids"] == ["img-2"])
+    (target,) = remote_targets([ENDPOINT], client=client, https_only=True,
+                               function_id=FUNCTION_ID)
+    started = time.monotonic()
+    first = _evaluate([target], tmp_path, echo_operation, task_deadline_s=1.0)
+    print(f"never-finishing task: run returned after {time.monotonic() - started:.2f} s")
+    assert first.n_finished == 3 and not first.complete
+    (reason,) = first.failed_shards.values()
+    assert reason == f"{ENDPOINT}: no result within 1 s (task deadline)"
+    kept = sorted(r["image_id"] for r in ResultsFile(tmp_path / "results.jsonl").records())
+    assert kept == ["img-0", "img-1", "img-3"]
+
+    stuck["on"] = False  # the endpoint recovers: the same command finishes the run
+    sent_before = len(service.sent_args())
+    second = _evaluate([target], tmp_path, echo_operation, task_deadline_s=1.0)
+    target.executor.shutdown(wait=True, cancel_futures=True)
+    assert second.complete and (second.n_skipped, second.n_finished) == (3, 1)
+    assert [a[1][0]["image_ids"] for a in service.sent_args()[sent_before:]] == [["img-2"]]
+
+
+def test_listing_that_never_answers_stops_the_run(
+        rsps: responses.RequestsMock, client: Client, tmp_path: Path) -> None:
+    RestrictedEndpoint(rsps, tmp_path, hang=lambda args: args[0] == "describe_dataset")
+    (target,) = remote_targets([ENDPOINT], client=client, https_only=True,
+                               function_id=FUNCTION_ID)
+    with pytest.raises(StembenchError, match=r"no answer to the dataset listing within 0\.5 s"):
+        evaluate("echo", results_path=tmp_path / "r.jsonl", targets=[target], progress=False,
+                 identify=None, task_deadline_s=0.5)
+    target.executor.shutdown(wait=True, cancel_futures=True)
+
+
+def test_sdk_executor_gets_port_options_and_serializer(
+        rsps: responses.RequestsMock, client: Client) -> None:
+    endpoint_status(rsps, "online")
+    (target,) = remote_targets([ENDPOINT], client=client, amqp_port=443,
+                               user_endpoint_config={"account": "abc"},
+                               function_id=FUNCTION_ID)
+    inner = target.executor.inner
+    try:
+        assert type(inner).__name__ == "Executor"
+        assert (inner.amqp_port, inner.user_endpoint_config, inner.endpoint_id) == (
+            443, {"account": "abc"}, uuid.UUID(ENDPOINT))
+        assert type(inner.serializer.data_serializer).__name__ == "JSONData"
+        assert inner.result_serializers == [remote.DATA_STRATEGY]
+    finally:
+        inner.shutdown(wait=False, cancel_futures=True)
+    with pytest.raises(InputError, match="amqp port must be 443, 5671 or 5672"):
+        remote_targets([ENDPOINT], client=client, amqp_port=8080, function_id=FUNCTION_ID)
+
+
+def test_endpoint_options_are_checked_before_submission(tmp_path: Path) -> None:
+    assert parse_endpoint_options(["gpus=2", "partition=debug"]) == {"gpus": 2,
+                                                                    "partition": "debug"}
+    for pairs, message in [(["gpus=0"], "less than the minimum"),
+                           (["walltime=30min"], "does not match"),
+                           (["worker_init=curl x | sh"], "Additional properties"),
+                           (["account"], "expected KEY=VALUE"),
+                           (["gpus=1", "gpus=2"], "given twice")]:
+        with pytest.raises(InputError, match=message):
+            parse_endpoint_options(pairs)
+    write_endpoint_directory("workstation-gpu", tmp_path, EndpointSettings(gpus=2))
+    schema = tmp_path / "user_config_schema.json"
+    assert parse_endpoint_options(["gpus=2"], schema=schema) == {"gpus": 2}
+    with pytest.raises(InputError, match="Additional properties"):
+        parse_endpoint_options(["account=abc"], schema=schema)
+    with pytest.raises(InputError, match="greater than the maximum"):
+        parse_endpoint_options(["gpus=3"], schema=schema)
+
+
+def test_function_command_shows_and_adopts_the_id(user_config: Path) -> None:
+    from typer.testing import CliRunner
+
+    from stembench.cli import app
+
+    runner = CliRunner()
+    missing = runner.invoke(app, ["endpoint", "function"])
+    assert missing.exit_code == 1 and "--register" in missing.output
+    adopted = runner.invoke(app, ["endpoint", "function", "--use", FUNCTION_ID.upper()])
+    assert adopted.exit_code == 0 and adopted.stdout.splitlines()[0] == FUNCTION_ID
+    shown = runner.invoke(app, ["endpoint", "function"])
+    assert shown.stdout.splitlines()[0] == FUNCTION_ID and str(user_config) in shown.output
+
+
+def test_evaluate_refuses_bad_options_before_any_request(rsps: responses.RequestsMock) -> None:
+    from typer.testing import CliRunner
+
+    from stembench.cli import app
+
+    answer = CliRunner().invoke(app, ["evaluate", "--model", "log-blob", "--endpoint", ENDPOINT,
+                                      "--endpoint-option", "walltime=forever"])
+    assert isinstance(answer.exception, InputError)
+    assert "endpoint option walltime: 'forever' does not match" in str(answer.exception)
+    assert len(rsps.calls) == 0
+
+
+def test_real_shards_of_a_real_model_through_the_restricted_endpoint(
+        rsps: responses.RequestsMock, client: Client, tmp_path: Path,
+        mini_dataset_path: Path) -> None:
+    """log-blob on the mini dataset: listing, model identity and shards, all as JSON."""
+    RestrictedEndpoint(rsps, tmp_path)
+    (target,) = remote_targets([ENDPOINT], client=client, https_only=True,
+                               function_id=FUNCTION_ID)
+    dataset = DatasetRef(source="path", path=str(mini_dataset_path))
+    outcome = evaluate("log-blob", results_path=tmp_path / "results.jsonl", dataset=dataset,
+                       targets=[target], image_ids=None, shard_size=51, progress=False)
+    target.executor.shutdown(wait=True)
+    assert outcome.complete and outcome.n_shards == 2, outcome.failed_shards
+    records = ResultsFile(tmp_path / "results.jsonl").records()
+    assert len(records) == 102 and {(r["model"], r["framework"]) for r in records} == {
+        ("log-blob", "classical")}
+    assert all(0.0 <= r["f1"] <= 1.0 for r in records)
