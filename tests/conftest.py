@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import matplotlib
@@ -37,3 +38,24 @@ def mini_dataset_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("mini-dataset") / "mini.h5"
     build_dataset(path, preset="mini", progress=False)
     return path
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """Undo logging reconfiguration by upstream code a test runs.
+
+    globus-compute-endpoint's CLI and ``Endpoint`` set logging up with ``dictConfig``, which
+    disables every logger that existed before; later tests that read log records (``caplog``)
+    would then see nothing.
+    """
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    disabled = {name: logger.disabled for name, logger in logging.Logger.manager.loggerDict.items()
+                if isinstance(logger, logging.Logger)}
+    yield
+    root.handlers[:], root.level = handlers, level
+    for name, logger in logging.Logger.manager.loggerDict.items():
+        if isinstance(logger, logging.Logger):
+            logger.disabled = disabled.get(name, False)
