@@ -21,7 +21,10 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from stembench._version import __version__
+from stembench.client.lifeline import stop_executor
 from stembench.client.results_file import ResultsFile
+from stembench.client.results_lock import ResultsLock
+from stembench.endpoints.models.deadline import DEFAULT_IMAGE_TIMEOUT_S
 from stembench.endpoints.requests import (
     RESULT_LIMIT_BYTES,
     DatasetRef,
@@ -193,7 +196,7 @@ class _Scheduler:
             self._rebuild_once(index)
             self._fail(attempt, request, f"{self.targets[index].name}: worker lost ({exc})")
             return
-        except Exception as exc:  # a task that raised remotely or locally
+        except (Exception, SystemExit) as exc:  # a task that raised remotely or locally
             self._fail(attempt, request, f"{self.targets[index].name}: {type(exc).__name__}: "
                                          f"{exc}")
             return
@@ -244,6 +247,7 @@ def evaluate(
     progress: bool = True,
     shard_function: ShardFunction = evaluate_shard,
     identify: Callable[[Target, ModelSpec], dict[str, Any]] | None = _model_identity,
+    image_timeout_s: float | None = DEFAULT_IMAGE_TIMEOUT_S,
 ) -> Evaluation:
     """Evaluate ``model`` on a dataset, writing each finished shard to ``results_path``.
 
@@ -252,7 +256,8 @@ def evaluate(
     model : str
         Model spec resolved on the endpoint (registry name, file, ``module:function``).
     results_path : path-like
-        JSON-lines results file; shards already in it are skipped (resume).
+        JSON-lines results file (``.jsonl``); shards already in it are skipped (resume).
+        The run holds an exclusive lock on it: a second run on the same file stops at once.
     dataset : DatasetRef, optional
         The dataset as the endpoints see it; default: the standard benchmark in their cache.
     targets : sequence of Target, optional
@@ -269,6 +274,9 @@ def evaluate(
         Asks the first target for the model's identity (name, version, weights hash) so
         that a resumed run redoes shards that an earlier version of the model produced;
         ``None`` skips the check (a shard function that is not a registered model).
+    image_timeout_s : float or None
+        Seconds the model may take on one image before that image is failed (``None``:
+        no deadline).
 
     Returns
     -------
@@ -285,13 +293,15 @@ def evaluate(
     if not target_list:
         raise InputError("evaluate: at least one target executor is needed")
     results = ResultsFile(results_path)
+    lock = ResultsLock(results.path)
     try:
         ids = list(image_ids) if image_ids is not None else _list_images(target_list[0], dataset)
         shards = plan_shards(ids, shard_size=shard_size, n_workers=sum(
             t.max_in_flight for t in target_list))
         spec = ModelSpec(model, dict(model_options or {}))
         requests = [ShardRequest(dataset=dataset, model=spec, image_ids=s,
-                                 scoring=scoring or ScoringOptions()) for s in shards]
+                                 scoring=scoring or ScoringOptions(),
+                                 image_timeout_s=image_timeout_s) for s in shards]
         identity = identify(target_list[0], spec) if identify else None
         if identity is not None and (stale := results.stale_shards(identity)):
             warnings.warn(f"{results.path}: {stale} shard(s) of {model!r} came from another "
@@ -312,6 +322,7 @@ def evaluate(
                 evaluation.interrupted = True
         return evaluation
     finally:
+        lock.release()
         if owned:
             for target in target_list:
-                target.executor.shutdown(wait=False, cancel_futures=True)
+                stop_executor(target.executor)
