@@ -185,8 +185,12 @@ class DatasetWriter:
         overwrite: bool = False,
     ) -> None:
         self.path = Path(path)
+        if self.path.is_dir():
+            raise DatasetError(f"{self.path} is a folder; expected the path of a dataset file "
+                               f"to write, e.g. {self.path / 'dataset.h5'}")
         if self.path.exists() and not overwrite:
-            raise DatasetError(f"{self.path} already exists; pass overwrite=True to replace it")
+            raise DatasetError(f"{self.path} already exists; use --overwrite (overwrite=True in "
+                               "Python) to replace it")
         if not self.path.parent.is_dir():
             raise DatasetError(f"{self.path}: directory {self.path.parent} does not exist")
         try:
@@ -352,6 +356,8 @@ class Dataset(H5ImageSet):
 def _open_h5(path: Path) -> Any:
     import h5py
 
+    if path.is_dir():
+        raise DatasetError(f"{path}: is a folder; expected a dataset file (.h5)")
     if not path.is_file():
         raise DatasetError(f"{path}: no such dataset file")
     try:
