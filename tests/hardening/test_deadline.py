@@ -64,3 +64,4 @@ def test_a_call_within_its_deadline_is_left_alone() -> None:
 def test_a_deadline_must_be_a_positive_number(bad: object) -> None:
     with pytest.raises(InputError, match="image timeout must be a positive number of seconds"):
         check_timeout(bad)  # type: ignore[arg-type]
+

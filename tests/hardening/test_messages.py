@@ -109,6 +109,10 @@ def model_raises_on_import(tmp: Path, dataset: Path) -> list[str]:
     return _evaluate(tmp, dataset, model="stembench_bad_import:locate")
 
 
+def model_exits_while_built(tmp: Path, dataset: Path) -> list[str]:
+    return _evaluate(tmp, dataset, model="stembench_faults:ExitingModel")
+
+
 def dataset_hdf_suffix(tmp: Path, _: Path) -> list[str]:
     return _evaluate(tmp, Path("x.hdf"))
 
@@ -158,6 +162,8 @@ CASES: list[tuple[str, Setup, int, list[str]]] = [
     ("model module raises on import", model_raises_on_import, 2,
      ["model spec 'stembench_bad_import:locate': importing module 'stembench_bad_import' "
       "raised RuntimeError: this module is broken on purpose"]),
+    ("model exits while it is built", model_exits_while_built, 2,
+     ["model 'stembench_faults:ExitingModel' failed to load: SystemExit: 3"]),
     ("--dataset x.hdf", dataset_hdf_suffix, 2,
      ["--dataset 'x.hdf': expected a dataset file ending in .h5 or .hdf5, or a preset name "
       "such as 'standard' or 'mini', got a '.hdf' file"]),
@@ -200,3 +206,15 @@ def test_a_held_results_file_names_its_holder(tmp_path: Path, tiny_dataset_path:
     assert (f"r.jsonl is being written by process {os.getpid()} on host "
             f"{socket.gethostname()}") in answer.text  # type: ignore[attr-defined]
     assert not (tmp_path / "r.jsonl").exists()  # it stopped before writing anything
+
+
+def test_missing_extra_error_survives_a_process_boundary() -> None:
+    """A worker's MissingExtraError reaches the client intact (not as a broken pool)."""
+    import pickle
+
+    from stembench.errors import MissingExtraError
+
+    error = pickle.loads(pickle.dumps(MissingExtraError("torch", "models", "The model 'x'")))
+    assert isinstance(error, MissingExtraError) and error.extra == "models"
+    assert str(error) == ("The model 'x' needs the optional package 'torch'. Install it with: "
+                          "pip install 'stembench[models]'")

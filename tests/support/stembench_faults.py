@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from stembench.endpoints.models.base import Model, ModelInfo
 from stembench.endpoints.requests import ShardRequest
 
 
@@ -155,3 +156,20 @@ def wrong_shape_model(image: Any, pixel_size: float) -> Any:
     import numpy as np
 
     return np.ones((5, 3))
+
+
+
+class ExitingModel(Model):
+    """A model class that calls ``sys.exit`` while it is built."""
+
+    def __init__(self) -> None:
+        sys.exit(3)
+
+    @property
+    def info(self) -> ModelInfo:
+        """Never reached."""
+        return ModelInfo("exiting", "1", "python")
+
+    def locate(self, image: Any, pixel_size: float) -> Any:
+        """Never reached."""
+        return _no_columns()
