@@ -68,7 +68,7 @@ def read_image_file(path: str | Path) -> NDArray[np.float32]:
     if not path.is_file():
         raise InputError(f"{path}: no such image file")
     suffix = path.suffix.lower()
-    if path.stat().st_size == 0:
+    if suffix in (".tif", ".tiff", *MICROSCOPE_FORMATS) and path.stat().st_size == 0:
         raise InputError(f"{path}: the file is empty (0 bytes); expected a {suffix} image")
     if suffix in (".tif", ".tiff"):
         import tifffile
