@@ -28,7 +28,13 @@ def _start(model: str, dataset: Path, results: Path, fault_dir: Path,
         [sys.executable, "-c", "from stembench.cli import main; main()", "evaluate", "--model",
          f"stembench_faults:{model}", "--dataset", str(dataset), "--results", str(results),
          "--no-report", *extra],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True, preexec_fn=_default_sigint)
+
+
+def _default_sigint() -> None:
+    """Undo an inherited 'ignore SIGINT' (a shell's background job), as a terminal has it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _finish(process: subprocess.Popen[str]) -> tuple[int, str, str]:
@@ -106,7 +112,10 @@ def test_stopping_the_client_leaves_no_worker(stop: signal.Signals, tmp_path: Pa
                      "--shard-size", "1")
     _wait_for(lambda: len(_worker_pids(faults)) == 2, "two workers running the model")
     workers = _worker_pids(faults)
-    process.send_signal(stop)
+    if stop == signal.SIGINT:  # Ctrl-C: the terminal signals the whole process group
+        os.killpg(process.pid, stop)
+    else:
+        process.send_signal(stop)
     code, out, _ = _finish(process)
     _wait_for(lambda: not any(_alive(pid) for pid in workers), f"workers {workers} to end")
     if stop == signal.SIGKILL:
