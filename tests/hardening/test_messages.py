@@ -218,3 +218,17 @@ def test_missing_extra_error_survives_a_process_boundary() -> None:
     assert isinstance(error, MissingExtraError) and error.extra == "models"
     assert str(error) == ("The model 'x' needs the optional package 'torch'. Install it with: "
                           "pip install 'stembench[models]'")
+
+
+def test_a_failed_dataset_write_leaves_no_temporary_file(tmp_path: Path,
+                                                         tiny_dataset_path: Path) -> None:
+    """A folder that appears at the output path while writing: the write fails, cleanly."""
+    from stembench.dataset_publish.storage import DatasetWriter, open_dataset
+
+    target = tmp_path / "out.h5"
+    with open_dataset(tiny_dataset_path) as dataset, pytest.raises(IsADirectoryError), \
+            DatasetWriter(target, name="d", version="1", generator_params={},
+                          overwrite=True) as writer:
+        writer.add(dataset[dataset.ids[0]])
+        target.mkdir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.h5"]

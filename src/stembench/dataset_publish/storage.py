@@ -283,8 +283,11 @@ class DatasetWriter:
         sidecar = manifest_sidecar_path(self.path)
         sidecar_tmp = sidecar.with_name(f".{sidecar.name}.{uuid.uuid4().hex}.tmp")
         sidecar_tmp.write_text(manifest_json + "\n", encoding="utf-8")
-        os.replace(self._tmp_path, self.path)
-        os.replace(sidecar_tmp, sidecar)
+        try:
+            os.replace(self._tmp_path, self.path)
+            os.replace(sidecar_tmp, sidecar)
+        finally:  # a failed replace leaves no stray temporary file
+            sidecar_tmp.unlink(missing_ok=True)
 
     def __exit__(
         self,
