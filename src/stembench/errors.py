@@ -46,3 +46,8 @@ class MissingExtraError(StembenchError, ImportError):
         )
         self.package = package
         self.extra = extra
+        self.purpose = purpose
+
+    def __reduce__(self) -> tuple[type[MissingExtraError], tuple[str, str, str]]:
+        """Rebuild from the three fields, so that it crosses process boundaries intact."""
+        return (type(self), (self.package, self.extra, self.purpose))

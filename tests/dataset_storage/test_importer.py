@@ -122,7 +122,7 @@ def _touch(path):
 def test_bad_pixel_size(lattice_files):
     tif, csv_path, _, _ = lattice_files
     for bad in (0.0, -0.1, math.nan):
-        with pytest.raises(InputError, match="pixel size must be a positive A/px"):
+        with pytest.raises(InputError, match=r"\(--pixel-size\) must be a positive number of A/px"):
             import_labelled_image(tif, csv_path, pixel_size=bad)
 
 

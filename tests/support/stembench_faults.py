@@ -7,9 +7,13 @@ named by the request's dataset ``cache_dir`` to fail only on the first attempt.
 from __future__ import annotations
 
 import os
+import signal
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
+from stembench.endpoints.models.base import Model, ModelInfo
 from stembench.endpoints.requests import ShardRequest
 
 
@@ -78,3 +82,94 @@ def nan_model(image: Any, pixel_size: float) -> Any:
 def crashing_model(image: Any, pixel_size: float) -> Any:
     """A plain-callable model that raises on every image."""
     raise RuntimeError("model crashed")
+
+
+# Models that misbehave in the ways a run must survive. Each records the worker's process
+# id in the folder named by $STEMBENCH_FAULT_DIR (pid-<pid>), and the "_once" ones fail only
+# on the first image they see there (the marker file <kind> says it happened).
+
+
+def _fault_dir() -> Path:
+    folder = Path(os.environ["STEMBENCH_FAULT_DIR"])
+    (folder / f"pid-{os.getpid()}").touch()
+    return folder
+
+
+def _once(kind: str) -> bool:
+    marker = _fault_dir() / kind
+    if marker.exists():
+        return False
+    marker.touch()
+    return True
+
+
+def _no_columns() -> Any:
+    import numpy as np
+
+    return np.zeros((0, 2))
+
+
+def hang_once(image: Any, pixel_size: float) -> Any:
+    """Sleep (for days) on the first image, answer at once on the others."""
+    if _once("hang"):
+        time.sleep(10**6)
+    return _no_columns()
+
+
+def spin_once(image: Any, pixel_size: float) -> Any:
+    """Busy-loop in Python (no sleep to interrupt) on the first image."""
+    if _once("spin"):
+        while True:
+            pass
+    return _no_columns()
+
+
+def hang_always(image: Any, pixel_size: float) -> Any:
+    """Sleep for days on every image."""
+    _fault_dir()
+    time.sleep(10**6)
+    return _no_columns()
+
+
+def exit_once(image: Any, pixel_size: float) -> Any:
+    """Call ``sys.exit(0)`` on the first image."""
+    if _once("exit"):
+        sys.exit(0)
+    return _no_columns()
+
+
+def hard_exit_always(image: Any, pixel_size: float) -> Any:
+    """Kill the worker process with ``os._exit`` on every image."""
+    _fault_dir()
+    os._exit(3)
+
+
+def sigkill_always(image: Any, pixel_size: float) -> Any:
+    """Kill the worker process with SIGKILL on every image."""
+    _fault_dir()
+    os.kill(os.getpid(), signal.SIGKILL)
+    return _no_columns()
+
+
+def wrong_shape_model(image: Any, pixel_size: float) -> Any:
+    """Return (N, 3) positions."""
+    import numpy as np
+
+    return np.ones((5, 3))
+
+
+
+class ExitingModel(Model):
+    """A model class that calls ``sys.exit`` while it is built."""
+
+    def __init__(self) -> None:
+        sys.exit(3)
+
+    @property
+    def info(self) -> ModelInfo:
+        """Never reached."""
+        return ModelInfo("exiting", "1", "python")
+
+    def locate(self, image: Any, pixel_size: float) -> Any:
+        """Never reached."""
+        return _no_columns()

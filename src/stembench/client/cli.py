@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from stembench.client.orchestrate import DEFAULT_TASK_DEADLINE_S
+from stembench.endpoints.models.deadline import DEFAULT_IMAGE_TIMEOUT_S
 
 __all__ = ["endpoint_app", "evaluate_command", "run_command"]
 
@@ -26,7 +27,7 @@ def evaluate_command(
     ] = None,
     results: Annotated[Path, typer.Option(help="Results file (JSON lines); resumes if it "
                                           "exists.")] = Path("stembench-output/results.jsonl"),
-    workers: Annotated[int, typer.Option(help="Local worker processes.")] = 2,
+    workers: Annotated[int, typer.Option(min=1, help="Local worker processes.")] = 2,
     https_only: Annotated[bool, typer.Option(
         "--https-only", help="Reach endpoints by HTTPS polling instead of AMQP (for hosts "
         "whose firewall blocks AMQP ports).")] = False,
@@ -44,14 +45,17 @@ def evaluate_command(
     shard_size: Annotated[int | None, typer.Option(help="Images per shard.")] = None,
     report: Annotated[bool, typer.Option(help="Write the HTML/JSON report beside the "
                                          "results.")] = True,
+    image_timeout: Annotated[float, typer.Option(
+        min=0.001, help="Seconds the model may take on one image before that image is "
+        "failed.")] = DEFAULT_IMAGE_TIMEOUT_S,
 ) -> None:
     """Evaluate one model on a benchmark dataset, locally or on Globus Compute endpoints."""
+    from stembench.client.arguments import dataset_reference
     from stembench.client.executors import local_executor
+    from stembench.client.lifeline import interrupt_on_sigterm, stop_executor
     from stembench.client.orchestrate import Target, evaluate
-    from stembench.endpoints.requests import DatasetRef
 
-    is_path = dataset.endswith((".h5", ".hdf5"))
-    ref = DatasetRef(source="path", path=dataset) if is_path else DatasetRef(preset=dataset)
+    ref = dataset_reference(dataset)
     if endpoint:
         from stembench.client.remote_endpoints import parse_endpoint_options, remote_targets
 
@@ -62,11 +66,16 @@ def evaluate_command(
         targets = [Target("local", local_executor(workers),
                           factory=lambda: local_executor(workers), max_in_flight=2 * workers)]
     try:
-        outcome = evaluate(model, results_path=results, dataset=ref, targets=targets,
-                           shard_size=shard_size, task_deadline_s=task_deadline)
+        with interrupt_on_sigterm():
+            outcome = evaluate(model, results_path=results, dataset=ref, targets=targets,
+                               shard_size=shard_size, task_deadline_s=task_deadline,
+                               image_timeout_s=image_timeout)
+    except KeyboardInterrupt:  # before the first shard was sent
+        typer.echo("Interrupted before any shard ran; nothing was written.")
+        raise typer.Exit(130) from None
     finally:
         for target in targets:
-            target.executor.shutdown(wait=False, cancel_futures=True)
+            stop_executor(target.executor)
     typer.echo(f"{outcome.n_finished} shard(s) finished, {outcome.n_skipped} already done, "
                f"{len(outcome.failed_shards)} failed; results in {outcome.results_path}")
     for shard_id, reason in outcome.failed_shards.items():
@@ -93,16 +102,22 @@ def run_command(
     preset: Annotated[str, typer.Option(help="Dataset preset: standard or mini.")] = "standard",
     model: Annotated[list[str] | None, typer.Option(
         help="Model to include (repeat); default: every built-in model.")] = None,
-    workers: Annotated[int, typer.Option(help="Local worker processes.")] = 2,
+    workers: Annotated[int, typer.Option(min=1, help="Local worker processes.")] = 2,
+    image_timeout: Annotated[float, typer.Option(
+        min=0.001, help="Seconds a model may take on one image before that image is "
+        "failed.")] = DEFAULT_IMAGE_TIMEOUT_S,
     open_browser: Annotated[bool, typer.Option("--open/--no-open",
                                                help="Open the report in a browser.")] = False,
 ) -> None:
     """Run the whole benchmark on the embedded defaults and write the report (the main job)."""
+    from stembench.client.lifeline import interrupt_on_sigterm
     from stembench.client.run import BUILTIN_MODELS, run_benchmark
 
     try:
-        summary = run_benchmark(out_dir=out, preset=preset, models=model or BUILTIN_MODELS,
-                                workers=workers, open_browser=open_browser)
+        with interrupt_on_sigterm():
+            summary = run_benchmark(out_dir=out, preset=preset, models=model or BUILTIN_MODELS,
+                                    workers=workers, open_browser=open_browser,
+                                    image_timeout_s=image_timeout)
     except KeyboardInterrupt:
         typer.echo("Interrupted: finished shards are kept; run the same command to resume.")
         raise typer.Exit(130) from None

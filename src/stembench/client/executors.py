@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import multiprocessing
+import os
 import tempfile
 import uuid
 from collections.abc import Callable
@@ -44,9 +45,16 @@ class TaskTooLargeError(StembenchError):
 
 
 def local_executor(max_workers: int = 2) -> cf.ProcessPoolExecutor:
-    """A local process pool using the ``spawn`` start method (safe with torch/TF threads)."""
+    """A local process pool using the ``spawn`` start method (safe with torch/TF threads).
+
+    Its workers end when this process ends, however it ends (see
+    :func:`stembench.client.lifeline.watch_parent`).
+    """
+    from stembench.client.lifeline import watch_parent
+
     return cf.ProcessPoolExecutor(
-        max_workers=max_workers, mp_context=multiprocessing.get_context("spawn")
+        max_workers=max_workers, mp_context=multiprocessing.get_context("spawn"),
+        initializer=watch_parent, initargs=(os.getpid(),),
     )
 
 

@@ -21,7 +21,10 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from stembench._version import __version__
+from stembench.client.lifeline import stop_executor
 from stembench.client.results_file import ResultsFile
+from stembench.client.results_lock import ResultsLock
+from stembench.endpoints.models.deadline import DEFAULT_IMAGE_TIMEOUT_S
 from stembench.endpoints.requests import (
     RESULT_LIMIT_BYTES,
     DatasetRef,
@@ -227,7 +230,7 @@ class _Scheduler:
             self._rebuild_once(index)
             self._fail(attempt, request, f"{self.targets[index].name}: worker lost ({exc})")
             return
-        except Exception as exc:  # a task that raised remotely or locally
+        except (Exception, SystemExit) as exc:  # a task that raised remotely or locally
             self._fail(attempt, request, f"{self.targets[index].name}: {type(exc).__name__}: "
                                          f"{exc}")
             return
@@ -290,6 +293,7 @@ def evaluate(
     shard_function: ShardFunction = evaluate_shard,
     identify: Callable[[Target, ModelSpec], dict[str, Any]] | None = _model_identity,
     task_deadline_s: float | None = DEFAULT_TASK_DEADLINE_S,
+    image_timeout_s: float | None = DEFAULT_IMAGE_TIMEOUT_S,
 ) -> Evaluation:
     """Evaluate ``model`` on a dataset, writing each finished shard to ``results_path``.
 
@@ -298,7 +302,8 @@ def evaluate(
     model : str
         Model spec resolved on the endpoint (registry name, file, ``module:function``).
     results_path : path-like
-        JSON-lines results file; shards already in it are skipped (resume).
+        JSON-lines results file (``.jsonl``); shards already in it are skipped (resume).
+        The run holds an exclusive lock on it: a second run on the same file stops at once.
     dataset : DatasetRef, optional
         The dataset as the endpoints see it; default: the standard benchmark in their cache.
     targets : sequence of Target, optional
@@ -319,6 +324,9 @@ def evaluate(
         Seconds from submitting a task to its result; a shard past it counts as failed
         (retried, then reported) and a listing or identity call past it stops the run with
         an error. ``None``: wait without limit.
+    image_timeout_s : float or None
+        Seconds the model may take on one image before that image is failed (``None``:
+        no deadline).
 
     Returns
     -------
@@ -335,6 +343,7 @@ def evaluate(
     if not target_list:
         raise InputError("evaluate: at least one target executor is needed")
     results = ResultsFile(results_path)
+    lock = ResultsLock(results.path)
     try:
         if task_deadline_s is not None and task_deadline_s <= 0:
             raise InputError(f"task deadline must be > 0 seconds, got {task_deadline_s}")
@@ -344,7 +353,8 @@ def evaluate(
             t.max_in_flight for t in target_list))
         spec = ModelSpec(model, dict(model_options or {}))
         requests = [ShardRequest(dataset=dataset, model=spec, image_ids=s,
-                                 scoring=scoring or ScoringOptions()) for s in shards]
+                                 scoring=scoring or ScoringOptions(),
+                                 image_timeout_s=image_timeout_s) for s in shards]
         identity = _identify(identify, target_list[0], spec, task_deadline_s)
         if identity is not None and (stale := results.stale_shards(identity)):
             warnings.warn(f"{results.path}: {stale} shard(s) of {model!r} came from another "
@@ -365,6 +375,7 @@ def evaluate(
                 evaluation.interrupted = True
         return evaluation
     finally:
+        lock.release()
         if owned:
             for target in target_list:
-                target.executor.shutdown(wait=False, cancel_futures=True)
+                stop_executor(target.executor)

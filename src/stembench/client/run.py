@@ -10,8 +10,10 @@ from typing import Any
 import numpy as np
 
 from stembench.client.executors import local_executor
+from stembench.client.lifeline import stop_executor
 from stembench.client.orchestrate import Evaluation, Target, evaluate
 from stembench.client.results_file import ResultsFile
+from stembench.endpoints.models.deadline import DEFAULT_IMAGE_TIMEOUT_S
 from stembench.endpoints.requests import DatasetRef
 from stembench.errors import StembenchError
 
@@ -111,6 +113,7 @@ def run_benchmark(
     workers: int = 2,
     open_browser: bool = False,
     progress: bool = True,
+    image_timeout_s: float | None = DEFAULT_IMAGE_TIMEOUT_S,
 ) -> RunSummary:
     """Evaluate ``models`` on the embedded default dataset and write the report.
 
@@ -132,6 +135,8 @@ def run_benchmark(
         Open the HTML report when done.
     progress : bool
         Show progress bars.
+    image_timeout_s : float or None
+        Seconds a model may take on one image before that image is failed.
     """
     from stembench.client.analysis import write_records
     from stembench.client.analysis.report import write_report
@@ -148,11 +153,12 @@ def run_benchmark(
         for model in models:
             evaluations[model] = evaluate(
                 model, results_path=results_dir / f"{model}.jsonl", dataset=reference,
-                targets=[target], image_ids=dataset.ids, progress=progress)
+                targets=[target], image_ids=dataset.ids, progress=progress,
+                image_timeout_s=image_timeout_s)
             if evaluations[model].interrupted:
                 raise KeyboardInterrupt
     finally:
-        target.executor.shutdown(wait=False, cancel_futures=True)
+        stop_executor(target.executor)
     records = [r for m in models for r in ResultsFile(results_dir / f"{m}.jsonl").records()]
     if not records:
         raise StembenchError(f"no image was scored; see the errors in {results_dir}")

@@ -152,11 +152,14 @@ def import_images(
     group: Annotated[str, typer.Option(help="Data group, e.g. SrTiO3-experimental.")] = (
         "generality"),
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
+    allow_unusual_pixel_size: Annotated[bool, typer.Option(
+        "--allow-unusual-pixel-size", help="Accept a pixel size outside 0.005-5 A/px.")] = False,
 ) -> None:
     """Import a labelled experimental image (image + CSV of x, y positions) as a dataset."""
     from stembench.dataset_publish.importer import import_dataset, import_labelled_image
 
     labelled = import_labelled_image(image, positions, pixel_size=pixel_size,
-                                     material=material, group=group)
+                                     material=material, group=group,
+                                     allow_unusual_pixel_size=allow_unusual_pixel_size)
     path = import_dataset([labelled], output, name=output.stem, overwrite=overwrite)
     typer.echo(f"Wrote {path}: 1 image, {len(labelled.coords)} labelled columns")

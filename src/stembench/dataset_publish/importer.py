@@ -9,6 +9,7 @@ top-left pixel at (0, 0)) and an optional ``column_type`` column.
 from __future__ import annotations
 
 import csv
+import io
 import math
 from collections.abc import Iterable
 from pathlib import Path
@@ -23,6 +24,7 @@ from stembench._version import __version__
 from stembench.datamodel import BenchmarkImage
 from stembench.dataset_publish.storage import DatasetWriter
 from stembench.errors import InputError
+from stembench.pixel_size import check_pixel_size
 
 __all__ = [
     "MICROSCOPE_FORMATS",
@@ -66,10 +68,15 @@ def read_image_file(path: str | Path) -> NDArray[np.float32]:
     if not path.is_file():
         raise InputError(f"{path}: no such image file")
     suffix = path.suffix.lower()
+    if suffix in (".tif", ".tiff", *MICROSCOPE_FORMATS) and path.stat().st_size == 0:
+        raise InputError(f"{path}: the file is empty (0 bytes); expected a {suffix} image")
     if suffix in (".tif", ".tiff"):
         import tifffile
 
-        data: Any = tifffile.imread(path)
+        try:
+            data: Any = tifffile.imread(path)
+        except (tifffile.TiffFileError, ValueError, OSError, IndexError) as exc:
+            raise InputError(f"{path}: not a readable TIFF image ({exc})") from exc
     elif suffix in MICROSCOPE_FORMATS:
         reader = require(
             MICROSCOPE_FORMATS[suffix], extra="io", purpose=f"Reading {suffix} files"
@@ -80,6 +87,9 @@ def read_image_file(path: str | Path) -> NDArray[np.float32]:
         known = [".tif", ".tiff", *MICROSCOPE_FORMATS]
         raise InputError(f"{path}: unknown image format {suffix!r}; expected one of {known}")
     image = np.squeeze(np.asarray(data))
+    if image.size == 0:
+        raise InputError(f"{path}: holds no pixels (shape {np.shape(data)}); expected a 2D "
+                         "image")
     if image.ndim != 2:
         raise InputError(
             f"{path}: expected a 2D image, got shape {np.shape(data)} "
@@ -133,7 +143,13 @@ def read_positions_csv(
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such positions file")
-    with path.open(newline="", encoding="utf-8-sig") as handle:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start});"
+            " save the CSV as UTF-8") from None
+    with io.StringIO(text, newline="") as handle:
         reader = csv.DictReader(handle)
         header = {name.strip().lower(): name for name in reader.fieldnames or []}
         missing = [name for name in ("x", "y") if name not in header]
@@ -189,6 +205,7 @@ def import_labelled_image(
     group: str = "generality",
     dose_e_per_A2: float = math.nan,
     probe_current_pA: float = math.nan,
+    allow_unusual_pixel_size: bool = False,
 ) -> BenchmarkImage:
     """Build an experimental :class:`BenchmarkImage` from an image file and a positions CSV.
 
@@ -207,6 +224,9 @@ def import_labelled_image(
         ``"SrTiO3-experimental"``.
     dose_e_per_A2, probe_current_pA : float
         Acquisition conditions when known (NaN otherwise).
+    allow_unusual_pixel_size : bool
+        Accept a pixel size outside the physical range (see
+        :func:`stembench.pixel_size.check_pixel_size`).
 
     Returns
     -------
@@ -220,10 +240,9 @@ def import_labelled_image(
     Raises
     ------
     InputError
-        For a bad pixel size, image or CSV (see the readers).
+        For a bad or implausible pixel size, image or CSV (see the readers).
     """
-    if not (isinstance(pixel_size, int | float) and math.isfinite(pixel_size) and pixel_size > 0):
-        raise InputError(f"{image_path}: pixel size must be a positive A/px, got {pixel_size!r}")
+    check_pixel_size(pixel_size, where=str(image_path), allow_unusual=allow_unusual_pixel_size)
     image = read_image_file(image_path)
     coords, column_types = read_positions_csv(positions_csv, shape=image.shape)
     peak = float(image.max())

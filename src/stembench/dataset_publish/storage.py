@@ -185,8 +185,12 @@ class DatasetWriter:
         overwrite: bool = False,
     ) -> None:
         self.path = Path(path)
+        if self.path.is_dir():
+            raise DatasetError(f"{self.path} is a folder; expected the path of a dataset file "
+                               f"to write, e.g. {self.path / 'dataset.h5'}")
         if self.path.exists() and not overwrite:
-            raise DatasetError(f"{self.path} already exists; pass overwrite=True to replace it")
+            raise DatasetError(f"{self.path} already exists; use --overwrite (overwrite=True in "
+                               "Python) to replace it")
         if not self.path.parent.is_dir():
             raise DatasetError(f"{self.path}: directory {self.path.parent} does not exist")
         try:
@@ -279,8 +283,11 @@ class DatasetWriter:
         sidecar = manifest_sidecar_path(self.path)
         sidecar_tmp = sidecar.with_name(f".{sidecar.name}.{uuid.uuid4().hex}.tmp")
         sidecar_tmp.write_text(manifest_json + "\n", encoding="utf-8")
-        os.replace(self._tmp_path, self.path)
-        os.replace(sidecar_tmp, sidecar)
+        try:
+            os.replace(self._tmp_path, self.path)
+            os.replace(sidecar_tmp, sidecar)
+        finally:  # a failed replace leaves no stray temporary file
+            sidecar_tmp.unlink(missing_ok=True)
 
     def __exit__(
         self,
@@ -352,6 +359,8 @@ class Dataset(H5ImageSet):
 def _open_h5(path: Path) -> Any:
     import h5py
 
+    if path.is_dir():
+        raise DatasetError(f"{path}: is a folder; expected a dataset file (.h5)")
     if not path.is_file():
         raise DatasetError(f"{path}: no such dataset file")
     try:

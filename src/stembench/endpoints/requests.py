@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from stembench._version import __version__
+from stembench.endpoints.models.deadline import DEFAULT_IMAGE_TIMEOUT_S, check_timeout
 from stembench.errors import InputError
 
 __all__ = [
@@ -132,7 +133,11 @@ class ScoringOptions:
 
 @dataclass(frozen=True)
 class ShardRequest:
-    """One unit of work: a model evaluated on some images of one dataset."""
+    """One unit of work: a model evaluated on some images of one dataset.
+
+    ``image_timeout_s`` is the deadline of one model call (``None``: none); it is not part
+    of the shard's identity, so a run resumed with another deadline skips finished shards.
+    """
 
     dataset: DatasetRef
     model: ModelSpec
@@ -142,10 +147,12 @@ class ShardRequest:
     protocol: int = PROTOCOL_VERSION
     max_result_bytes: int = RESULT_LIMIT_BYTES
     return_coordinates: bool = True
+    image_timeout_s: float | None = DEFAULT_IMAGE_TIMEOUT_S
 
     def __post_init__(self) -> None:
         _require(len(self.image_ids) > 0, "shard request: 'image_ids' must not be empty")
         _require(self.max_result_bytes > 1024, "shard request: max_result_bytes too small")
+        check_timeout(self.image_timeout_s, option="shard request: image_timeout_s")
 
     @property
     def shard_id(self) -> str:

@@ -109,7 +109,8 @@ def _evaluate_image(model: Any, dataset: Any, image_id: str, request: ShardReque
         return entry
     entry["conditions"] = _conditions(dict(image.metadata))
     start = time.perf_counter()
-    output = run_model_safely(model, image.image, image.pixel_size, image_id=image_id)
+    output = run_model_safely(model, image.image, image.pixel_size, image_id=image_id,
+                              timeout_s=request.image_timeout_s)
     entry["seconds"] = round(time.perf_counter() - start, 6)
     if output.error is not None or output.coordinates is None:
         entry["error"] = output.error or "model returned no coordinates"
@@ -178,7 +179,7 @@ def evaluate_shard(request: dict[str, Any]) -> dict[str, Any]:
         check_compatible(parsed.client_version, __version__)
         dataset = _open_dataset(json.dumps(asdict(parsed.dataset), sort_keys=True))
         model = _load_model(json.dumps(asdict(parsed.model), sort_keys=True))
-    except (StembenchError, ImportError, OSError) as exc:
+    except (StembenchError, ImportError, OSError, SystemExit) as exc:
         result.update(ok=False, error=f"{type(exc).__name__}: {exc}")
         result["runtime"] = runtime_provenance()
         return result

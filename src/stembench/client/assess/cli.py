@@ -33,7 +33,10 @@ def read_any_image(path: Path) -> NDArray[np.float64]:
     elif suffix == ".png":
         from matplotlib.image import imread
 
-        data = imread(path)
+        try:
+            data = imread(path)
+        except (OSError, ValueError, SyntaxError) as exc:  # PIL's errors for a corrupt file
+            raise InputError(f"{path}: not a readable PNG image ({exc})") from exc
         if data.ndim == 3:
             data = data[..., :3].mean(axis=2)
     else:
@@ -60,6 +63,8 @@ def assess_command(
         "--run", help="Run this model on the image and draw its predictions ('best' = the "
                       "top recommendation).")] = None,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("stembench-assess"),
+    allow_unusual_pixel_size: Annotated[bool, typer.Option(
+        "--allow-unusual-pixel-size", help="Accept a pixel size outside 0.005-5 A/px.")] = False,
 ) -> None:
     """Estimate the image's quality and say which models are reliable on it."""
     from stembench.client.assess.assessment import assess_image
@@ -71,7 +76,9 @@ def assess_command(
         recommend,
     )
     from stembench.client.assess.report import summary_table, write_html, write_json
+    from stembench.pixel_size import check_pixel_size
 
+    check_pixel_size(pixel_size, where=str(image), allow_unusual=allow_unusual_pixel_size)
     data = read_any_image(image)
     assessment = assess_image(data, pixel_size_angstrom=pixel_size, name=image.name,
                               progress=lambda msg: typer.echo(f"assessing: {msg}", err=True))
@@ -79,13 +86,16 @@ def assess_command(
     chosen = choose_group(assessment.lattice.kind, cutoffs, group=group)
     verdicts = recommend(assessment.estimates, cutoffs, group=chosen)
     predictions = None
-    predicted_by = None
+    predicted_by = model_error = None
     if run is not None:
+        from stembench.endpoints.models.deadline import DEFAULT_IMAGE_TIMEOUT_S
+        from stembench.endpoints.models.guard import run_model_safely
         from stembench.endpoints.models.registry import load_model
 
         predicted_by = verdicts[0].model if run == "best" else run
-        model = load_model(predicted_by)
-        predictions = np.asarray(model.locate(data, pixel_size), dtype=np.float64)
+        output = run_model_safely(load_model(predicted_by), data, pixel_size,
+                                  image_id=image.name, timeout_s=DEFAULT_IMAGE_TIMEOUT_S)
+        predictions, model_error = output.coordinates, output.error
     out.mkdir(parents=True, exist_ok=True)
     figures = [plot_overview(data, assessment, verdicts, predictions=predictions,
                              predicted_by=predicted_by),
@@ -101,3 +111,6 @@ def assess_command(
     html_path = write_html(out / f"{stem}_assess.html", assessment, verdicts, figures)
     typer.echo(summary_table(assessment, verdicts))
     typer.echo(f"\nJSON: {json_path}\nHTML: {html_path}")
+    if model_error is not None:  # the assessment is written; the predictions are refused
+        typer.echo(f"stembench: error: {model_error}", err=True)
+        raise typer.Exit(1)

@@ -15,6 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from stembench.endpoints.models.base import Model
+from stembench.endpoints.models.deadline import DeadlineExceeded, deadline
 
 __all__ = [
     "MAX_POSITIONS_PER_PIXEL",
@@ -110,7 +111,8 @@ def _check_output(
 
 
 def run_model_safely(
-    model: Model, image: NDArray[np.floating], pixel_size: float, *, image_id: str
+    model: Model, image: NDArray[np.floating], pixel_size: float, *, image_id: str,
+    timeout_s: float | None = None,
 ) -> ModelOutput:
     """Run ``model.locate`` on one image; never raise for a failing or misbehaving model.
 
@@ -124,6 +126,8 @@ def run_model_safely(
         Pixel size in angstrom per pixel.
     image_id : str
         The image's id, named in every error message.
+    timeout_s : float or None
+        Seconds the model may take on this image (``None``: no deadline).
 
     Returns
     -------
@@ -131,15 +135,24 @@ def run_model_safely(
         The validated (N, 2) x, y pixel positions, or an error message naming the image and
         the model when the model raised, or returned something other than an (N, 2) array,
         NaN or infinite values, positions more than 0.5 px outside the image, or more than
-        one position per 4 pixels.
+        one position per 4 pixels; or when it ran past ``timeout_s`` or tried to end the
+        process (``sys.exit``).
     """
     name = _model_name(model)
     start = time.perf_counter()
     try:
-        result = model.locate(image, pixel_size)
-    except Exception as exc:
+        with deadline(timeout_s):
+            result = model.locate(image, pixel_size)
+    except DeadlineExceeded:
+        seconds = time.perf_counter() - start
+        message = (f"image {image_id!r}: model {name!r} ran past the {timeout_s:g} s deadline "
+                   "per image (interrupted; raise it with --image-timeout)")
+        return ModelOutput(image_id, name, None, message, seconds)
+    except (Exception, SystemExit) as exc:
         seconds = time.perf_counter() - start
         message = f"image {image_id!r}: model {name!r} raised {type(exc).__name__}: {exc}"
+        if isinstance(exc, SystemExit):
+            message += " (it tried to end the process; a model must return positions)"
         return ModelOutput(image_id, name, None, message, seconds)
     seconds = time.perf_counter() - start
     coordinates, problem = _check_output(result, np.shape(image))

@@ -42,7 +42,8 @@ def import_object(spec: str) -> Any:
     Raises
     ------
     ModelError
-        If the spec has no ``:``, the module cannot be imported or lacks the attribute.
+        If the spec has no ``:``, the module cannot be imported (or raises while it is
+        imported) or lacks the attribute.
     """
     module_name, sep, attribute = spec.partition(":")
     if not sep or not module_name or not attribute:
@@ -52,6 +53,11 @@ def import_object(spec: str) -> Any:
     except ImportError as exc:
         raise ModelError(
             f"model spec {spec!r}: cannot import module {module_name!r}: {exc}"
+        ) from exc
+    except (Exception, SystemExit) as exc:  # the module's own code failed while importing
+        raise ModelError(
+            f"model spec {spec!r}: importing module {module_name!r} raised "
+            f"{type(exc).__name__}: {exc}"
         ) from exc
     for part in attribute.split("."):
         if not hasattr(target, part):

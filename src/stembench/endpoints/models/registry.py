@@ -25,7 +25,7 @@ from stembench.endpoints.models.loaders import (
     TorchFileModel,
     import_object,
 )
-from stembench.errors import MissingExtraError, ModelError
+from stembench.errors import MissingExtraError, ModelError, StembenchError
 
 __all__ = ["ENTRY_POINT_GROUP", "ModelEntry", "available_models", "get_entry", "load_model"]
 
@@ -212,10 +212,19 @@ def load_model(spec: str, **options: Any) -> Model:
     ------
     ModelError
         If the spec names nothing known (the message lists the registered names) or the model
-        cannot be built.
+        cannot be built (whatever its own code raised while it was built).
     MissingExtraError
         If the model's framework is not installed; the message names the extra.
     """
+    try:
+        return _build(spec, options)
+    except StembenchError:
+        raise
+    except (Exception, SystemExit) as exc:  # a model's own code failed while it was built
+        raise ModelError(f"model {spec!r} failed to load: {type(exc).__name__}: {exc}") from exc
+
+
+def _build(spec: str, options: dict[str, Any]) -> Model:
     entries = available_models()
     for entry in entries:
         if entry.name == spec:
