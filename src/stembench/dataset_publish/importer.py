@@ -18,9 +18,13 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.spatial import cKDTree
 
-from stembench._optional import require
 from stembench._version import __version__
 from stembench.datamodel import BenchmarkImage
+from stembench.dataset_publish.microscope import (
+    MICROSCOPE_READERS,
+    read_microscope_image,
+    resolve_pixel_size,
+)
 from stembench.dataset_publish.storage import DatasetWriter
 from stembench.errors import InputError
 
@@ -33,22 +37,23 @@ __all__ = [
 ]
 
 MICROSCOPE_FORMATS: dict[str, str] = {
-    ".dm3": "rsciio.digitalmicrograph",
-    ".dm4": "rsciio.digitalmicrograph",
-    ".emd": "rsciio.emd",
-    ".ser": "rsciio.tia",
-    ".mrc": "rsciio.mrc",
+    suffix: module for suffix, module in MICROSCOPE_READERS.items()
+    if suffix not in (".tif", ".tiff")
 }
 """File suffixes read through rosettasciio, and the reader module of each."""
 
 
-def read_image_file(path: str | Path) -> NDArray[np.float32]:
+def read_image_file(path: str | Path, *, signal: str | None = None,
+                    frame: int | None = None) -> NDArray[np.float32]:
     """Read a 2D image from a TIFF or a microscope file.
 
     Parameters
     ----------
     path : str or Path
-        ``.tif``/``.tiff`` (tifffile) or one of :data:`MICROSCOPE_FORMATS` (rosettasciio).
+        ``.tif``/``.tiff`` (tifffile) or one of :data:`MICROSCOPE_FORMATS` (rosettasciio,
+        through :func:`stembench.dataset_publish.microscope.read_microscope_image`).
+    signal, frame : optional
+        Which signal and frame of a microscope file (see ``read_microscope_image``).
 
     Returns
     -------
@@ -71,11 +76,7 @@ def read_image_file(path: str | Path) -> NDArray[np.float32]:
 
         data: Any = tifffile.imread(path)
     elif suffix in MICROSCOPE_FORMATS:
-        reader = require(
-            MICROSCOPE_FORMATS[suffix], extra="io", purpose=f"Reading {suffix} files"
-        )
-        signals = reader.file_reader(str(path))
-        data = signals[0]["data"]
+        data = read_microscope_image(path, signal=signal, frame=frame).image
     else:
         known = [".tif", ".tiff", *MICROSCOPE_FORMATS]
         raise InputError(f"{path}: unknown image format {suffix!r}; expected one of {known}")
@@ -182,7 +183,9 @@ def import_labelled_image(
     image_path: str | Path,
     positions_csv: str | Path,
     *,
-    pixel_size: float,
+    pixel_size: float | None = None,
+    signal: str | None = None,
+    frame: int | None = None,
     image_id: str | None = None,
     material: str = "unknown",
     space_group: str = "",
@@ -198,8 +201,11 @@ def import_labelled_image(
         TIFF or microscope file (see :func:`read_image_file`).
     positions_csv : str or Path
         Column positions in pixels (see :func:`read_positions_csv`).
-    pixel_size : float
-        Pixel size in angstrom per pixel.
+    pixel_size : float, optional
+        Pixel size in angstrom per pixel; default: the file's own calibration (an error
+        asks for it when the file has none).
+    signal, frame : optional
+        Which signal and frame of a microscope file to take (default: HAADF, frame 0).
     image_id : str, optional
         Defaults to the image file's stem.
     material, space_group, group : str
@@ -222,9 +228,14 @@ def import_labelled_image(
     InputError
         For a bad pixel size, image or CSV (see the readers).
     """
-    if not (isinstance(pixel_size, int | float) and math.isfinite(pixel_size) and pixel_size > 0):
+    if pixel_size is None:
+        found = read_microscope_image(image_path, signal=signal, frame=frame)
+        image, pixel_size = found.image, resolve_pixel_size(found, None)
+    elif not (isinstance(pixel_size, int | float) and math.isfinite(pixel_size)
+              and pixel_size > 0):
         raise InputError(f"{image_path}: pixel size must be a positive A/px, got {pixel_size!r}")
-    image = read_image_file(image_path)
+    else:
+        image = read_image_file(image_path, signal=signal, frame=frame)
     coords, column_types = read_positions_csv(positions_csv, shape=image.shape)
     peak = float(image.max())
     metadata: dict[str, Any] = {

@@ -11,7 +11,7 @@ from numpy.typing import NDArray
 
 from stembench.errors import InputError
 
-__all__ = ["assess_command", "read_any_image"]
+__all__ = ["assess_command", "read_any_image", "read_image_and_pixel_size"]
 
 
 def read_any_image(path: Path) -> NDArray[np.float64]:
@@ -46,10 +46,40 @@ def read_any_image(path: Path) -> NDArray[np.float64]:
     return arr.astype(np.float64) if np.issubdtype(arr.dtype, np.number) else arr
 
 
+def read_image_and_pixel_size(path: Path, pixel_size: float | None
+                              ) -> tuple[NDArray[np.float64], float]:
+    """The image and its pixel size (A/px): ``pixel_size`` when given, else the file's.
+
+    A microscope file (and a TIFF with the ``io`` extra) is read with its calibration, and
+    what it holds is printed to stderr; an ``.npy`` or ``.png`` needs ``pixel_size``.
+
+    Raises
+    ------
+    InputError
+        If the image cannot be read, or no pixel size is given and the file has none.
+    """
+    from stembench.dataset_publish.microscope import (
+        MICROSCOPE_READERS,
+        read_microscope_image,
+        resolve_pixel_size,
+    )
+
+    if path.suffix.lower() in MICROSCOPE_READERS and path.is_file():
+        found = read_microscope_image(path)
+        typer.echo(found.describe(), err=True)
+        return found.image.astype(np.float64), resolve_pixel_size(found, pixel_size)
+    if pixel_size is None:
+        raise InputError(f"{path}: a {path.suffix} file carries no calibration; pass "
+                         "--pixel-size in A/px")
+    return read_any_image(path), pixel_size
+
+
 def assess_command(
     image: Annotated[Path, typer.Argument(help="Image file: .npy, .png, .tif or a microscope "
                                                "format (rosettasciio).")],
-    pixel_size: Annotated[float, typer.Option("--pixel-size", help="Pixel size, A/px.")],
+    pixel_size: Annotated[float | None, typer.Option(
+        "--pixel-size", help="Pixel size, A/px; default: the microscope file's "
+                             "calibration.")] = None,
     results: Annotated[Path | None, typer.Option(
         help="Report JSON (or cutoffs JSON) of a benchmark run; default: the built-in "
              "models' cutoffs.")] = None,
@@ -72,7 +102,7 @@ def assess_command(
     )
     from stembench.client.assess.report import summary_table, write_html, write_json
 
-    data = read_any_image(image)
+    data, pixel_size = read_image_and_pixel_size(image, pixel_size)
     assessment = assess_image(data, pixel_size_angstrom=pixel_size, name=image.name,
                               progress=lambda msg: typer.echo(f"assessing: {msg}", err=True))
     cutoffs = load_cutoffs(results)
