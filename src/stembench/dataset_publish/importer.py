@@ -104,6 +104,13 @@ def _parse_float(text: str, *, where: str, column: str) -> float:
     return value
 
 
+def _confidence(text: str | None, *, where: str) -> str:
+    value = (text or "").strip().lower()
+    if value not in ("sure", "unsure"):
+        raise InputError(f"{where}: confidence={text!r}; expected 'sure' or 'unsure'")
+    return value
+
+
 def read_positions_csv(
     path: str | Path, *, shape: tuple[int, int]
 ) -> tuple[NDArray[np.float64], tuple[str, ...]]:
@@ -112,8 +119,11 @@ def read_positions_csv(
     Parameters
     ----------
     path : str or Path
-        CSV with a header holding ``x`` and ``y`` (pixels) and optionally ``column_type``;
-        other columns are ignored.
+        CSV with a header holding ``x`` and ``y`` (pixels) and optionally ``column_type``
+        and ``confidence`` (``sure``/``unsure``, as ``stembench label`` writes it); other
+        columns are ignored. An ``unsure`` column gets the column type ``"unsure"``, which
+        scoring treats as don't-care (:data:`stembench.scoring.DONT_CARE_TYPES`); without a
+        ``column_type`` column the sure ones get ``"column"``.
     shape : tuple of int
         ``(rows, cols)`` of the image; every position must lie inside it, i.e.
         ``-0.5 <= x <= cols - 0.5`` and ``-0.5 <= y <= rows - 0.5``.
@@ -144,6 +154,7 @@ def read_positions_csv(
                 f"(pixels) and optionally column_type; got {reader.fieldnames}"
             )
         type_key = header.get("column_type")
+        confidence_key = header.get("confidence")
         positions: list[tuple[float, float]] = []
         types: list[str] = []
         for row in reader:
@@ -152,8 +163,13 @@ def read_positions_csv(
                 _parse_float(row[header["x"]] or "", where=where, column="x"),
                 _parse_float(row[header["y"]] or "", where=where, column="y"),
             ))
-            if type_key is not None:
-                types.append((row[type_key] or "").strip())
+            kind = (row[type_key] or "").strip() if type_key is not None else "column"
+            if confidence_key is not None:
+                if _confidence(row[confidence_key], where=where) == "unsure":
+                    kind = "unsure"
+                types.append(kind)
+            elif type_key is not None:
+                types.append(kind)
     if not positions:
         raise InputError(f"{path}: CSV holds a header but no positions")
     coords = np.array(positions, dtype=np.float64)
