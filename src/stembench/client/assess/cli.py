@@ -84,8 +84,8 @@ def assess_command(
         help="Report JSON (or cutoffs JSON) of a benchmark run; default: the built-in "
              "models' cutoffs.")] = None,
     group: Annotated[str | None, typer.Option(
-        help="Data group to compare with; default: from the lattice (square -> SrTiO3, "
-             "hexagonal -> WS2).")] = None,
+        help="Data group to compare with; default: the nearest group (lattice kind, column "
+             "spacing, weakest column).")] = None,
     run: Annotated[str | None, typer.Option(
         "--run", help="Run this model on the image and draw its predictions ('best' = the "
                       "top recommendation).")] = None,
@@ -94,11 +94,13 @@ def assess_command(
     """Estimate the image's quality and say which models are reliable on it."""
     from stembench.client.assess.assessment import assess_image
     from stembench.client.assess.figures import plot_overview, plot_radar_with_image
+    from stembench.client.assess.nearest import LatticeSignature
     from stembench.client.assess.recommend import (
         BUILTIN_CUTOFFS_PATH,
         choose_group,
         load_cutoffs,
         recommend,
+        vouch,
     )
     from stembench.client.assess.report import summary_table, write_html, write_json
 
@@ -106,8 +108,10 @@ def assess_command(
     assessment = assess_image(data, pixel_size_angstrom=pixel_size, name=image.name,
                               progress=lambda msg: typer.echo(f"assessing: {msg}", err=True))
     cutoffs = load_cutoffs(results)
-    chosen = choose_group(assessment.lattice.kind, cutoffs, group=group)
-    verdicts = recommend(assessment.estimates, cutoffs, group=chosen)
+    chosen, matches = choose_group(LatticeSignature.of(assessment.lattice, pixel_size), cutoffs,
+                                   group=group)
+    match = next(m for m in matches if m.group == chosen)
+    verdicts = vouch(recommend(assessment.estimates, cutoffs, group=chosen), match)
     predictions = None
     predicted_by = None
     if run is not None:
@@ -125,9 +129,10 @@ def assess_command(
         figure.savefig(out / f"{stem}_assess_{index + 1}.png", dpi=100)
     source = str(results) if results is not None else str(BUILTIN_CUTOFFS_PATH.name)
     json_path = write_json(out / f"{stem}_assess.json", assessment, verdicts,
-                           cutoffs_source=source,
+                           cutoffs_source=source, group_matches=matches,
                            predictions=None if predictions is None else {
                                "model": predicted_by, "xy_px": predictions.tolist()})
-    html_path = write_html(out / f"{stem}_assess.html", assessment, verdicts, figures)
-    typer.echo(summary_table(assessment, verdicts))
+    html_path = write_html(out / f"{stem}_assess.html", assessment, verdicts, figures,
+                           group_matches=matches)
+    typer.echo(summary_table(assessment, verdicts, group_matches=matches))
     typer.echo(f"\nJSON: {json_path}\nHTML: {html_path}")
