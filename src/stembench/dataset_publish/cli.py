@@ -39,6 +39,9 @@ def build(
                                                      "cache entry of this version.")] = None,
     seeds: Annotated[int | None, typer.Option(help="Realisations per step (default: the "
                                                    "preset's).")] = None,
+    experimental: Annotated[Path | None, typer.Option(
+        help="Folder of labelled real images (image + <stem>.csv, optional <stem>.json) to "
+             "add as experimental groups with quality series.")] = None,
 ) -> None:
     """Generate every image and write the HDF5 dataset with its manifest."""
     from stembench.dataset_publish.build import build_dataset
@@ -46,7 +49,7 @@ def build(
     path = output if output is not None else _default_path(preset)
     path.parent.mkdir(parents=True, exist_ok=True)
     written = build_dataset(path, preset=preset, backend=backend,  # type: ignore[arg-type]
-                            seeds=seeds, progress=True)
+                            seeds=seeds, progress=True, experimental=experimental)
     typer.echo(f"wrote {written}")
 
 
