@@ -212,3 +212,9 @@ def test_missing_extra_names_it_and_tiff_still_reads(tmp_path, monkeypatch):
     found = read_microscope_image(DATA / "test_loading_image_saved_with_imageJ.tif")
     assert found.pixel_size_angstrom is None
     assert found.image.shape == (68, 68)
+
+
+def test_older_hyperspy_hdf5_suffix(tmp_path):
+    data = np.ones((16, 16), np.float32)
+    path = _write_hspy(tmp_path / "image.hdf5", data, 0.02, "nm")
+    assert read_microscope_image(path).pixel_size_angstrom == pytest.approx(0.2)

@@ -1,7 +1,8 @@
 """Read what microscopes write: one 2D image and its pixel size from a microscope file.
 
 Formats are read through rosettasciio (the ``io`` extra): Gatan ``.dm3``/``.dm4``,
-``.emd`` (Thermo Fisher Velox and Berkeley/NCEM), TIA ``.ser``, HyperSpy ``.hspy``,
+``.emd`` (Thermo Fisher Velox and Berkeley/NCEM), TIA ``.ser``, HyperSpy ``.hspy`` (and
+its older ``.hdf5``),
 ``.mrc`` and TIFF (``.tif``/``.tiff``, whose DM, ImageJ and vendor calibrations rosettasciio
 understands). Without rosettasciio a TIFF is still read, with tifffile, but carries no
 calibration.
@@ -46,6 +47,7 @@ MICROSCOPE_READERS: dict[str, str] = {
     ".emd": "rsciio.emd",
     ".ser": "rsciio.tia",
     ".hspy": "rsciio.hspy",
+    ".hdf5": "rsciio.hspy",
     ".mrc": "rsciio.mrc",
     ".tif": "rsciio.tiff",
     ".tiff": "rsciio.tiff",
