@@ -121,3 +121,33 @@ def test_label_cli_then_import_and_score(tmp_path):
     assert score.n_dont_care == int(
         (mask & (image.coords >= 6).all(1) & (image.coords[:, 0] <= 513)
          & (image.coords[:, 1] <= 593)).sum())
+
+
+def test_label_npy_needs_pixel_size(tmp_path):
+    image = _gaussians((64, 64), [(x, y, 100.0) for y in (12, 28, 44) for x in (12, 28, 44)])
+    path = tmp_path / "frame.npy"
+    np.save(path, image)
+    runner = CliRunner()
+    refused = runner.invoke(app, ["label", str(path), "--output", str(tmp_path / "a.csv")])
+    assert refused.exit_code != 0
+    assert "frame.npy: a .npy file carries no calibration; pass --pixel-size" in str(
+        refused.exception)
+    result = runner.invoke(app, ["label", str(path), "--pixel-size", "0.2", "--output",
+                                 str(tmp_path / "a.csv")])
+    assert result.exit_code == 0, result.output
+    assert "9 columns proposed at 0.2 A/px" in result.output
+    assert not (tmp_path / "a_tiles").exists()  # small image: no tiles
+
+
+def test_confidence_column_is_checked(tmp_path):
+    from stembench.dataset_publish.importer import read_positions_csv
+    from stembench.errors import InputError
+
+    path = tmp_path / "labels.csv"
+    path.write_text("x,y,column_type,confidence\n1,1,Sr,sure\n2,2,TiO,unsure\n")
+    coords, types = read_positions_csv(path, shape=(8, 8))
+    assert types == ("Sr", "unsure")
+    path.write_text("x,y,confidence\n1,1,sure\n2,2,maybe\n")
+    with pytest.raises(InputError, match=r"labels\.csv, line 3: confidence='maybe'; expected "
+                                         r"'sure' or 'unsure'"):
+        read_positions_csv(path, shape=(8, 8))
