@@ -146,6 +146,7 @@ def test_confidence_column_is_checked(tmp_path):
     path = tmp_path / "labels.csv"
     path.write_text("x,y,column_type,confidence\n1,1,Sr,sure\n2,2,TiO,unsure\n")
     coords, types = read_positions_csv(path, shape=(8, 8))
+    assert coords.tolist() == [[1.0, 1.0], [2.0, 2.0]]
     assert types == ("Sr", "unsure")
     path.write_text("x,y,confidence\n1,1,sure\n2,2,maybe\n")
     with pytest.raises(InputError, match=r"labels\.csv, line 3: confidence='maybe'; expected "
