@@ -13,7 +13,7 @@ python3.11 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 extras="models,compute,mdf"
 if [ "$mode" = "--test" ]; then
-  extras="models,simulation,compute,mdf,service,test"
+  extras="models,simulation,io,compute,mdf,service,test"
 fi
 .venv/bin/python -m pip install -q torch==2.13.0 tensorflow-cpu==2.21.0 -e ".[${extras}]"
 

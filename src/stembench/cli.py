@@ -14,6 +14,7 @@ from stembench._version import __version__
 from stembench.client.assess.cli import assess_command
 from stembench.client.cli import endpoint_app, evaluate_command, run_command
 from stembench.dataset_publish.cli import app as dataset_app
+from stembench.dataset_publish.label_cli import label_command
 from stembench.dataset_publish.publish_cli import foundry_metadata, publish, publish_status
 from stembench.endpoints.cli import app as models_app
 from stembench.endpoints.training.cli import train
@@ -38,6 +39,7 @@ app.command("train")(train)
 app.command("evaluate")(evaluate_command)
 app.command("run")(run_command)
 app.command("assess")(assess_command)
+app.command("label")(label_command)
 app.command("serve")(serve)
 
 

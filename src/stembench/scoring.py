@@ -36,6 +36,14 @@ Modes
     no TP), and the edge is the same ``border_px`` margin on both sides (it trimmed
     predictions by a fraction of the image size).
 
+Don't-care columns
+------------------
+Columns flagged don't-care (``dont_care``; from a dataset, the column types in
+:data:`DONT_CARE_TYPES`, e.g. a label a person marked ``unsure``) are treated like columns
+cut by the edge: paired like any other, but neither scored as a miss nor can a prediction
+on one be a false positive. They are counted apart: ``n_dont_care`` inside the scored
+region, ``n_dont_care_found`` of those paired with a prediction.
+
 Empty cases (after edge exclusion)
 ----------------------------------
 * no columns, no predictions: recall 1.0, precision 1.0;
@@ -60,11 +68,13 @@ from stembench.errors import InputError
 from stembench.matching import match_positions, pairs_below
 
 __all__ = [
+    "DONT_CARE_TYPES",
     "SCORER_VERSION",
     "ColumnTypeScore",
     "ImageScore",
     "MatchedPairs",
     "ScoringMode",
+    "dont_care_mask",
     "matched_pairs",
     "score_image",
 ]
@@ -72,6 +82,18 @@ __all__ = [
 SCORER_VERSION = "1.0"
 ScoringMode = Literal["one-to-one", "legacy"]
 _MODES = ("one-to-one", "legacy")
+#: Column types that are don't-care in the primary score (see the module docstring).
+DONT_CARE_TYPES: frozenset[str] = frozenset({"unsure"})
+
+
+def dont_care_mask(column_types: Sequence[str | bytes]) -> NDArray[np.bool_] | None:
+    """Per column: its type is in :data:`DONT_CARE_TYPES`; ``None`` when none is."""
+    labels = [t.decode() if isinstance(t, bytes) else t for t in column_types]
+    mask = np.array([t in DONT_CARE_TYPES for t in labels], dtype=bool)
+    return mask if mask.any() else None
+
+
+_OPTIONAL_FIELDS = ("n_dont_care", "n_dont_care_found")  # absent from older results
 
 
 def _json_float(value: float) -> float | None:
@@ -93,6 +115,8 @@ def _dict_with_floats(obj: Any) -> dict[str, Any]:
 def _floats_from_dict(cls: type, data: Mapping[str, Any]) -> dict[str, Any]:
     kwargs: dict[str, Any] = {}
     for f in fields(cls):
+        if f.name in _OPTIONAL_FIELDS and f.name not in data:
+            continue
         value = data[f.name]
         kwargs[f.name] = _from_json_float(value) if f.type == "float" else value
     return kwargs
@@ -157,6 +181,8 @@ class ImageScore:
     mean_offset_x_angstrom: float
     mean_offset_y_angstrom: float
     by_type: dict[str, ColumnTypeScore] = field(default_factory=dict)
+    n_dont_care: int = 0
+    n_dont_care_found: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict: NaN becomes ``None``, ``by_type`` a dict of dicts."""
@@ -188,6 +214,8 @@ class MatchedPairs:
         Distance of each pair in pixels.
     radius_px : float
         The tolerance applied, in pixels.
+    n_dont_care, n_dont_care_found : int
+        Don't-care columns inside the scored region, and those of them paired.
     """
 
     predicted_kept: NDArray[np.bool_]
@@ -196,6 +224,8 @@ class MatchedPairs:
     truth_index: NDArray[np.intp]
     distance_px: NDArray[np.float64]
     radius_px: float
+    n_dont_care: int = 0
+    n_dont_care_found: int = 0
 
 
 def _positive(value: float, name: str, image_id: str, *, allow_zero: bool = False) -> float:
@@ -240,12 +270,14 @@ def matched_pairs(
     radius_angstrom: float = 0.5,
     border_px: float = 6.0,
     mode: ScoringMode = "one-to-one",
+    dont_care: ArrayLike | None = None,
 ) -> MatchedPairs:
     """Validate the inputs, exclude the edge and pair predictions with columns.
 
     Parameters are those of :func:`score_image`. Use it to draw failure pictures: true
     positives are ``predicted_index``, false positives the kept predictions not in it,
-    missed columns the kept columns not in ``truth_index``.
+    missed columns the kept columns not in ``truth_index``. Don't-care columns are not
+    kept (``truth_kept`` is False for them), like columns at the edge.
 
     Raises
     ------
@@ -271,7 +303,8 @@ def matched_pairs(
             f"image {image_id!r}: {pred.shape[0]} predictions for an image of "
             f"{shape[0]}x{shape[1]} = {shape[0] * shape[1]} pixels"
         )
-    truth_kept = _inside(true, shape, border)
+    ignored = _dont_care(dont_care, len(true), image_id) & _inside(true, shape, border)
+    truth_kept = _inside(true, shape, border) & ~ignored
     if mode == "legacy":
         tolerance_px2 = float(np.round((radius / pixel) ** 2, 1))
         p_idx, t_idx = pairs_below(pred, true, squared_distance_px2=tolerance_px2)
@@ -281,11 +314,23 @@ def matched_pairs(
         m = match_positions(pred, true, max_distance_px=radius_px)
         p_idx, t_idx = m.predicted_index, m.truth_index
     pred_kept = _prediction_scope(pred, shape, border, p_idx, truth_kept[t_idx])
+    found_ignored = int(np.unique(t_idx[ignored[t_idx]]).size)
     in_scope = truth_kept[t_idx]
     p_idx, t_idx = p_idx[in_scope], t_idx[in_scope]
     delta = pred[p_idx] - true[t_idx]
     distance = np.asarray(np.hypot(delta[:, 0], delta[:, 1]), dtype=np.float64)
-    return MatchedPairs(pred_kept, truth_kept, p_idx, t_idx, distance, radius_px)
+    return MatchedPairs(pred_kept, truth_kept, p_idx, t_idx, distance, radius_px,
+                        int(ignored.sum()), found_ignored)
+
+
+def _dont_care(dont_care: ArrayLike | None, n_truth: int, image_id: str) -> NDArray[np.bool_]:
+    if dont_care is None:
+        return np.zeros(n_truth, dtype=bool)
+    mask = np.asarray(dont_care)
+    if mask.shape != (n_truth,) or mask.dtype != bool:
+        raise InputError(f"image {image_id!r}: dont_care must hold one bool per ground-truth "
+                         f"column ({n_truth}), got shape {mask.shape} dtype {mask.dtype}")
+    return mask
 
 
 def _prediction_scope(
@@ -358,6 +403,7 @@ def score_image(
     border_px: float = 6.0,
     column_types: Sequence[str | bytes] | NDArray[Any] | None = None,
     mode: ScoringMode = "one-to-one",
+    dont_care: ArrayLike | None = None,
 ) -> ImageScore:
     """Score predicted column positions of one image against its ground truth.
 
@@ -381,6 +427,8 @@ def score_image(
         One type label per ground-truth column, for the per-type breakdown.
     mode : {"one-to-one", "legacy"}
         Matching rule, see the module docstring.
+    dont_care : array_like of bool, shape (T,), optional
+        Columns that are neither missed nor can make a false positive (module docstring).
 
     Returns
     -------
@@ -402,6 +450,7 @@ def score_image(
         radius_angstrom=radius_angstrom,
         border_px=border_px,
         mode=mode,
+        dont_care=dont_care,
     )
     pixel = float(pixel_size)
     pred = validate_coordinates(predicted, name="predictions", image_id=image_id)
@@ -443,4 +492,6 @@ def score_image(
         mean_offset_x_angstrom=float(offset[0]) * pixel,
         mean_offset_y_angstrom=float(offset[1]) * pixel,
         by_type={} if labels is None else _by_type(pairs, labels, pixel),
+        n_dont_care=pairs.n_dont_care,
+        n_dont_care_found=pairs.n_dont_care_found,
     )

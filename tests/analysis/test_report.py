@@ -87,3 +87,17 @@ def test_report_requires_provenance_and_failure_fields(records, tmp_path):
             bootstrap=0,
             failure_images=[{"image": np.zeros((4, 4))}],
         )
+
+
+def test_experimental_groups_get_their_own_section(records, records_builder, tmp_path):
+    real = records_builder(RESOLUTIONS, seeds=(0,), group="Au-experimental",
+                           recall=lambda v, s: 1 - (v - 100) / 150)
+    html = write_report(records + real, out_dir=tmp_path, provenance=PROVENANCE,
+                        bootstrap=10).read_text()
+    section = html.index("<h2>Experimental groups</h2>")
+    assert html.index("<h3>Au-experimental</h3>") > section
+    assert html.index("<h3>SrTiO3-simulated</h3>") < section
+    assert "Groups made from labelled real images (Au-experimental)" in html
+    assert "Au-experimental: trends" in html
+    images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
+    assert len(images) == 4  # radar and trends of each section

@@ -14,6 +14,7 @@ from stembench.client.analysis.cutoffs import Cutoff
 from stembench.client.assess.assessment import assess_image, raw_estimates
 from stembench.client.assess.estimate import Estimate
 from stembench.client.assess.lattice import check_image, find_lattice
+from stembench.client.assess.nearest import LatticeSignature
 from stembench.client.assess.recommend import choose_group, load_cutoffs, recommend
 from stembench.client.run import BUILTIN_MODELS
 from stembench.errors import InputError
@@ -138,10 +139,18 @@ def test_recommendation_inside_outside_borderline() -> None:
 
 def test_group_choice_and_builtin_file() -> None:
     cutoffs = load_cutoffs()
-    assert choose_group("square", cutoffs) == "SrTiO3-simulated"
-    assert choose_group("hexagonal", cutoffs) == "WS2-simulated"
-    with pytest.raises(InputError, match="--group"):
-        choose_group("oblique", cutoffs)
+    srtio3 = LatticeSignature("square", 2.7, 2, 0.45)
+    assert choose_group(srtio3, cutoffs)[0] == "SrTiO3-simulated"
+    ws2 = LatticeSignature("hexagonal", 1.8, 2, 0.15)
+    group, matches = choose_group(ws2, cutoffs)
+    assert group == "WS2-simulated" and matches[0].close_enough
+    oblique = LatticeSignature("oblique", 3.3, 1, 1.0)  # e.g. CeO2 [110]: Ce columns only
+    group, matches = choose_group(oblique, cutoffs)
+    assert not any(m.close_enough for m in matches)
+    assert "too far" in matches[0].summary
+    assert choose_group(oblique, cutoffs, group="WS2-simulated")[0] == "WS2-simulated"
+    with pytest.raises(InputError, match="group 'x' has no cutoffs"):
+        choose_group(oblique, cutoffs, group="x")
 
 
 def test_cli_end_to_end(tmp_path: Path) -> None:

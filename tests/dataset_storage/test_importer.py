@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 
 import numpy as np
@@ -15,7 +14,7 @@ from stembench.dataset_publish.importer import (
     read_image_file,
 )
 from stembench.dataset_publish.storage import open_dataset
-from stembench.errors import InputError, MissingExtraError
+from stembench.errors import InputError
 
 
 @pytest.fixture
@@ -124,13 +123,3 @@ def test_bad_pixel_size(lattice_files):
     for bad in (0.0, -0.1, math.nan):
         with pytest.raises(InputError, match=r"\(--pixel-size\) must be a positive number of A/px"):
             import_labelled_image(tif, csv_path, pixel_size=bad)
-
-
-@pytest.mark.skipif(
-    importlib.util.find_spec("rsciio") is not None,
-    reason="rosettasciio is installed; the missing-extra path cannot be exercised",
-)
-def test_microscope_format_needs_rosettasciio(tmp_path):
-    dm4 = _touch(tmp_path / "frame.dm4")
-    with pytest.raises(MissingExtraError, match=r"rsciio.*stembench\[io\]"):
-        read_image_file(dm4)

@@ -14,6 +14,7 @@ metadata says so).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,7 +141,7 @@ def iter_dataset(*, preset: Preset, backend: ImageFormation, probe: ProbeParamet
 
 def build_dataset(path: str | Path, *, preset: Literal["mini", "standard"] = "standard",
                   backend: Literal["fast", "abtem"] = "fast", seeds: int | None = None,
-                  progress: bool = True) -> Path:
+                  progress: bool = True, experimental: str | Path | None = None) -> Path:
     """Generate the benchmark and write it to the HDF5 file ``path`` (replacing it).
 
     Parameters
@@ -155,6 +156,9 @@ def build_dataset(path: str | Path, *, preset: Literal["mini", "standard"] = "st
         Realisations per step; defaults to the preset's.
     progress : bool
         Show a tqdm progress bar.
+    experimental : str or Path, optional
+        A folder of labelled real images added as experimental groups with their quality
+        series (:mod:`stembench.dataset_publish.experimental_build`).
 
     Returns
     -------
@@ -175,11 +179,25 @@ def build_dataset(path: str | Path, *, preset: Literal["mini", "standard"] = "st
     params = {"preset": preset, "backend": backend, "seeds": n_seeds,
               "shape": list(spec.shape), "probe": vars(probe).copy(),
               "generator_version": GENERATOR_VERSION}
-    images = iter_dataset(preset=spec, backend=former, probe=probe, seeds=n_seeds)
+    images: Iterator[BenchmarkImage] = iter_dataset(preset=spec, backend=former, probe=probe,
+                                                    seeds=n_seeds)
+    total = _count(spec, n_seeds)
+    if experimental is not None:
+        from stembench.dataset_publish.experimental_build import (
+            experimental_images,
+            read_experimental_folder,
+        )
+
+        sources = read_experimental_folder(experimental)
+        added = list(experimental_images(sources, preset=preset, seeds=n_seeds))
+        params["experimental"] = {s.image.image_id: {"group": s.image.metadata["group"],
+                                                     "source": s.image.metadata["source"],
+                                                     "notes": list(s.notes)} for s in sources}
+        images, total = itertools.chain(images, added), total + len(added)
     with DatasetWriter(out, name=DATASET_NAME, version=DATASET_VERSION,
                        generator_params=params, generator_version=GENERATOR_VERSION,
                        overwrite=True) as writer:
-        for image in tqdm(images, total=_count(spec, n_seeds), disable=not progress,
+        for image in tqdm(images, total=total, disable=not progress,
                           desc=f"building {preset} dataset", unit="img"):
             writer.add(image)
     return out

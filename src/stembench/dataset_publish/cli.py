@@ -39,6 +39,9 @@ def build(
                                                      "cache entry of this version.")] = None,
     seeds: Annotated[int | None, typer.Option(help="Realisations per step (default: the "
                                                    "preset's).")] = None,
+    experimental: Annotated[Path | None, typer.Option(
+        help="Folder of labelled real images (image + <stem>.csv, optional <stem>.json) to "
+             "add as experimental groups with quality series.")] = None,
 ) -> None:
     """Generate every image and write the HDF5 dataset with its manifest."""
     from stembench.dataset_publish.build import build_dataset
@@ -46,7 +49,7 @@ def build(
     path = output if output is not None else _default_path(preset)
     path.parent.mkdir(parents=True, exist_ok=True)
     written = build_dataset(path, preset=preset, backend=backend,  # type: ignore[arg-type]
-                            seeds=seeds, progress=True)
+                            seeds=seeds, progress=True, experimental=experimental)
     typer.echo(f"wrote {written}")
 
 
@@ -146,8 +149,12 @@ def import_images(
                                           "with the 'io' extra).")],
     positions: Annotated[Path, typer.Argument(help="CSV with columns x,y in pixels "
                                               "(optional column_type).")],
-    pixel_size: Annotated[float, typer.Option(help="Pixel size in angstrom per pixel.")],
     output: Annotated[Path, typer.Option(help="HDF5 file to write.")],
+    pixel_size: Annotated[float | None, typer.Option(
+        help="Pixel size in angstrom per pixel; default: the file's calibration.")] = None,
+    signal: Annotated[str | None, typer.Option(
+        help="Signal of a multi-signal file (default: HAADF).")] = None,
+    frame: Annotated[int | None, typer.Option(help="Frame of a stack (default 0).")] = None,
     material: Annotated[str, typer.Option(help="Material name.")] = "unknown",
     group: Annotated[str, typer.Option(help="Data group, e.g. SrTiO3-experimental.")] = (
         "generality"),
@@ -158,8 +165,10 @@ def import_images(
     """Import a labelled experimental image (image + CSV of x, y positions) as a dataset."""
     from stembench.dataset_publish.importer import import_dataset, import_labelled_image
 
-    labelled = import_labelled_image(image, positions, pixel_size=pixel_size,
-                                     material=material, group=group,
+    labelled = import_labelled_image(image, positions, pixel_size=pixel_size, signal=signal,
+                                     frame=frame, material=material, group=group,
                                      allow_unusual_pixel_size=allow_unusual_pixel_size)
     path = import_dataset([labelled], output, name=output.stem, overwrite=overwrite)
-    typer.echo(f"Wrote {path}: 1 image, {len(labelled.coords)} labelled columns")
+    unsure = sum(t == "unsure" for t in labelled.column_types)
+    typer.echo(f"Wrote {path}: 1 image, {len(labelled.coords)} labelled columns "
+               f"({unsure} unsure, not scored), {labelled.pixel_size:.4g} A/px")

@@ -19,9 +19,13 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.spatial import cKDTree
 
-from stembench._optional import require
 from stembench._version import __version__
 from stembench.datamodel import BenchmarkImage
+from stembench.dataset_publish.microscope import (
+    MICROSCOPE_READERS,
+    read_microscope_image,
+    resolve_pixel_size,
+)
 from stembench.dataset_publish.storage import DatasetWriter
 from stembench.errors import InputError
 from stembench.pixel_size import check_pixel_size
@@ -35,22 +39,23 @@ __all__ = [
 ]
 
 MICROSCOPE_FORMATS: dict[str, str] = {
-    ".dm3": "rsciio.digitalmicrograph",
-    ".dm4": "rsciio.digitalmicrograph",
-    ".emd": "rsciio.emd",
-    ".ser": "rsciio.tia",
-    ".mrc": "rsciio.mrc",
+    suffix: module for suffix, module in MICROSCOPE_READERS.items()
+    if suffix not in (".tif", ".tiff")
 }
 """File suffixes read through rosettasciio, and the reader module of each."""
 
 
-def read_image_file(path: str | Path) -> NDArray[np.float32]:
+def read_image_file(path: str | Path, *, signal: str | None = None,
+                    frame: int | None = None) -> NDArray[np.float32]:
     """Read a 2D image from a TIFF or a microscope file.
 
     Parameters
     ----------
     path : str or Path
-        ``.tif``/``.tiff`` (tifffile) or one of :data:`MICROSCOPE_FORMATS` (rosettasciio).
+        ``.tif``/``.tiff`` (tifffile) or one of :data:`MICROSCOPE_FORMATS` (rosettasciio,
+        through :func:`stembench.dataset_publish.microscope.read_microscope_image`).
+    signal, frame : optional
+        Which signal and frame of a microscope file (see ``read_microscope_image``).
 
     Returns
     -------
@@ -78,11 +83,7 @@ def read_image_file(path: str | Path) -> NDArray[np.float32]:
         except (tifffile.TiffFileError, ValueError, OSError, IndexError) as exc:
             raise InputError(f"{path}: not a readable TIFF image ({exc})") from exc
     elif suffix in MICROSCOPE_FORMATS:
-        reader = require(
-            MICROSCOPE_FORMATS[suffix], extra="io", purpose=f"Reading {suffix} files"
-        )
-        signals = reader.file_reader(str(path))
-        data = signals[0]["data"]
+        data = read_microscope_image(path, signal=signal, frame=frame).image
     else:
         known = [".tif", ".tiff", *MICROSCOPE_FORMATS]
         raise InputError(f"{path}: unknown image format {suffix!r}; expected one of {known}")
@@ -113,6 +114,13 @@ def _parse_float(text: str, *, where: str, column: str) -> float:
     return value
 
 
+def _confidence(text: str | None, *, where: str) -> str:
+    value = (text or "").strip().lower()
+    if value not in ("sure", "unsure"):
+        raise InputError(f"{where}: confidence={text!r}; expected 'sure' or 'unsure'")
+    return value
+
+
 def read_positions_csv(
     path: str | Path, *, shape: tuple[int, int]
 ) -> tuple[NDArray[np.float64], tuple[str, ...]]:
@@ -121,8 +129,11 @@ def read_positions_csv(
     Parameters
     ----------
     path : str or Path
-        CSV with a header holding ``x`` and ``y`` (pixels) and optionally ``column_type``;
-        other columns are ignored.
+        CSV with a header holding ``x`` and ``y`` (pixels) and optionally ``column_type``
+        and ``confidence`` (``sure``/``unsure``, as ``stembench label`` writes it); other
+        columns are ignored. An ``unsure`` column gets the column type ``"unsure"``, which
+        scoring treats as don't-care (:data:`stembench.scoring.DONT_CARE_TYPES`); without a
+        ``column_type`` column the sure ones get ``"column"``.
     shape : tuple of int
         ``(rows, cols)`` of the image; every position must lie inside it, i.e.
         ``-0.5 <= x <= cols - 0.5`` and ``-0.5 <= y <= rows - 0.5``.
@@ -159,6 +170,7 @@ def read_positions_csv(
                 f"(pixels) and optionally column_type; got {reader.fieldnames}"
             )
         type_key = header.get("column_type")
+        confidence_key = header.get("confidence")
         positions: list[tuple[float, float]] = []
         types: list[str] = []
         for row in reader:
@@ -167,8 +179,13 @@ def read_positions_csv(
                 _parse_float(row[header["x"]] or "", where=where, column="x"),
                 _parse_float(row[header["y"]] or "", where=where, column="y"),
             ))
-            if type_key is not None:
-                types.append((row[type_key] or "").strip())
+            kind = (row[type_key] or "").strip() if type_key is not None else "column"
+            if confidence_key is not None:
+                if _confidence(row[confidence_key], where=where) == "unsure":
+                    kind = "unsure"
+                types.append(kind)
+            elif type_key is not None:
+                types.append(kind)
     if not positions:
         raise InputError(f"{path}: CSV holds a header but no positions")
     coords = np.array(positions, dtype=np.float64)
@@ -198,7 +215,9 @@ def import_labelled_image(
     image_path: str | Path,
     positions_csv: str | Path,
     *,
-    pixel_size: float,
+    pixel_size: float | None = None,
+    signal: str | None = None,
+    frame: int | None = None,
     image_id: str | None = None,
     material: str = "unknown",
     space_group: str = "",
@@ -215,8 +234,11 @@ def import_labelled_image(
         TIFF or microscope file (see :func:`read_image_file`).
     positions_csv : str or Path
         Column positions in pixels (see :func:`read_positions_csv`).
-    pixel_size : float
-        Pixel size in angstrom per pixel.
+    pixel_size : float, optional
+        Pixel size in angstrom per pixel; default: the file's own calibration (an error
+        asks for it when the file has none).
+    signal, frame : optional
+        Which signal and frame of a microscope file to take (default: HAADF, frame 0).
     image_id : str, optional
         Defaults to the image file's stem.
     material, space_group, group : str
@@ -242,8 +264,13 @@ def import_labelled_image(
     InputError
         For a bad or implausible pixel size, image or CSV (see the readers).
     """
-    check_pixel_size(pixel_size, where=str(image_path), allow_unusual=allow_unusual_pixel_size)
-    image = read_image_file(image_path)
+    if pixel_size is None:
+        found = read_microscope_image(image_path, signal=signal, frame=frame)
+        image, pixel_size = found.image, resolve_pixel_size(found, None)
+    else:
+        image = read_image_file(image_path, signal=signal, frame=frame)
+    pixel_size = check_pixel_size(pixel_size, where=str(image_path),
+                                  allow_unusual=allow_unusual_pixel_size)
     coords, column_types = read_positions_csv(positions_csv, shape=image.shape)
     peak = float(image.max())
     metadata: dict[str, Any] = {

@@ -99,7 +99,7 @@ def _conditions(metadata: dict[str, Any]) -> dict[str, Any]:
 
 def _evaluate_image(model: Any, dataset: Any, image_id: str, request: ShardRequest) -> dict:
     from stembench.endpoints.models.guard import run_model_safely
-    from stembench.scoring import score_image
+    from stembench.scoring import dont_care_mask, score_image
 
     entry: dict[str, Any] = {"image_id": image_id, "error": None}
     try:
@@ -123,6 +123,7 @@ def _evaluate_image(model: Any, dataset: Any, image_id: str, request: ShardReque
         image_shape=image.shape,
         image_id=image_id,
         column_types=image.column_types or None,
+        dont_care=dont_care_mask(image.column_types),
         **asdict(request.scoring),
     )
     entry["score"] = score.to_dict()

@@ -40,6 +40,7 @@ from stembench.client.analysis.trends import plot_trends
 from stembench.errors import InputError
 
 __all__ = [
+    "EXPERIMENTAL_SUFFIX",
     "PROVENANCE_FIELDS",
     "REPORT_SCHEMA",
     "build_report_data",
@@ -48,6 +49,8 @@ __all__ = [
 ]
 
 REPORT_SCHEMA = "stembench-report/1"
+#: Suffix of the experimental groups' names; the report gives them their own section.
+EXPERIMENTAL_SUFFIX = "-experimental"
 PROVENANCE_FIELDS: tuple[str, ...] = (
     "dataset_name",
     "dataset_version",
@@ -203,6 +206,11 @@ def _cutoff_tables(cutoffs: Sequence[Cutoff]) -> list[dict[str, Any]]:
     return tables
 
 
+def _experimental(cutoffs: Sequence[Cutoff]) -> list[str]:
+    """Groups made from labelled real images (named ``*-experimental``): reported apart."""
+    return sorted({c.group for c in cutoffs if c.group.endswith(EXPERIMENTAL_SUFFIX)})
+
+
 def _failure_figures(failure_images: Sequence[Mapping[str, Any]]) -> list[str]:
     pictures = []
     for index, item in enumerate(failure_images):
@@ -266,7 +274,11 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     json_path = out / "report.json"
     json_path.write_text(json.dumps(data, indent=1, allow_nan=False), encoding="utf-8")
-    groups = sorted({c.group for c in cutoffs})
+    groups = sorted({c.group for c in cutoffs} - set(_experimental(cutoffs)))
+    real = _experimental(cutoffs)
+    trends = {group: _png_base64(plot_trends(checked, group=group, cutoffs=cutoffs,
+                                             criteria=criteria), dpi=70)
+              for group in [*groups, *real]}
     environment = Environment(
         loader=FileSystemLoader(Path(__file__).parent / "templates"),
         autoescape=select_autoescape(["html", "j2"]),
@@ -275,18 +287,16 @@ def write_report(
         provenance=data["provenance"],
         criteria=criteria,
         models=data["models"],
-        radar=_png_base64(plot_radar(cutoffs)) if cutoffs else None,
-        cutoff_tables=_cutoff_tables(cutoffs),
+        radar=_png_base64(plot_radar(cutoffs, groups=groups)) if groups else None,
+        cutoff_tables=[t for t in _cutoff_tables(cutoffs) if t["group"] in groups],
         summary=data["group_summary"],
-        trends=[
-            {
-                "group": group,
-                "png": _png_base64(
-                    plot_trends(checked, group=group, cutoffs=cutoffs, criteria=criteria), dpi=70
-                ),
-            }
-            for group in groups
-        ],
+        trends=[{"group": group, "png": trends[group]} for group in groups],
+        experimental={
+            "groups": real,
+            "radar": _png_base64(plot_radar(cutoffs, groups=real)) if real else None,
+            "tables": [t for t in _cutoff_tables(cutoffs) if t["group"] in real],
+            "trends": [{"group": group, "png": trends[group]} for group in real],
+        },
         generality=[r for r in checked if r["series"] == "generality"],
         failures=_failure_figures(failure_images or []),
         fmt=_format_value,

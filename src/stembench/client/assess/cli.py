@@ -11,7 +11,7 @@ from numpy.typing import NDArray
 
 from stembench.errors import InputError
 
-__all__ = ["assess_command", "read_any_image"]
+__all__ = ["assess_command", "read_any_image", "read_image_and_pixel_size"]
 
 
 def read_any_image(path: Path) -> NDArray[np.float64]:
@@ -49,16 +49,46 @@ def read_any_image(path: Path) -> NDArray[np.float64]:
     return arr.astype(np.float64) if np.issubdtype(arr.dtype, np.number) else arr
 
 
+def read_image_and_pixel_size(path: Path, pixel_size: float | None
+                              ) -> tuple[NDArray[np.float64], float]:
+    """The image and its pixel size (A/px): ``pixel_size`` when given, else the file's.
+
+    A microscope file (and a TIFF with the ``io`` extra) is read with its calibration, and
+    what it holds is printed to stderr; an ``.npy`` or ``.png`` needs ``pixel_size``.
+
+    Raises
+    ------
+    InputError
+        If the image cannot be read, or no pixel size is given and the file has none.
+    """
+    from stembench.dataset_publish.microscope import (
+        MICROSCOPE_READERS,
+        read_microscope_image,
+        resolve_pixel_size,
+    )
+
+    if path.suffix.lower() in MICROSCOPE_READERS and path.is_file():
+        found = read_microscope_image(path)
+        typer.echo(found.describe(), err=True)
+        return found.image.astype(np.float64), resolve_pixel_size(found, pixel_size)
+    if pixel_size is None:
+        raise InputError(f"{path}: a {path.suffix} file carries no calibration; pass "
+                         "--pixel-size in A/px")
+    return read_any_image(path), pixel_size
+
+
 def assess_command(
     image: Annotated[Path, typer.Argument(help="Image file: .npy, .png, .tif or a microscope "
                                                "format (rosettasciio).")],
-    pixel_size: Annotated[float, typer.Option("--pixel-size", help="Pixel size, A/px.")],
+    pixel_size: Annotated[float | None, typer.Option(
+        "--pixel-size", help="Pixel size, A/px; default: the microscope file's "
+                             "calibration.")] = None,
     results: Annotated[Path | None, typer.Option(
         help="Report JSON (or cutoffs JSON) of a benchmark run; default: the built-in "
              "models' cutoffs.")] = None,
     group: Annotated[str | None, typer.Option(
-        help="Data group to compare with; default: from the lattice (square -> SrTiO3, "
-             "hexagonal -> WS2).")] = None,
+        help="Data group to compare with; default: the nearest group (lattice kind, column "
+             "spacing, weakest column).")] = None,
     run: Annotated[str | None, typer.Option(
         "--run", help="Run this model on the image and draw its predictions ('best' = the "
                       "top recommendation).")] = None,
@@ -69,22 +99,26 @@ def assess_command(
     """Estimate the image's quality and say which models are reliable on it."""
     from stembench.client.assess.assessment import assess_image
     from stembench.client.assess.figures import plot_overview, plot_radar_with_image
+    from stembench.client.assess.nearest import LatticeSignature
     from stembench.client.assess.recommend import (
         BUILTIN_CUTOFFS_PATH,
         choose_group,
         load_cutoffs,
         recommend,
+        vouch,
     )
     from stembench.client.assess.report import summary_table, write_html, write_json
     from stembench.pixel_size import check_pixel_size
 
+    data, pixel_size = read_image_and_pixel_size(image, pixel_size)
     check_pixel_size(pixel_size, where=str(image), allow_unusual=allow_unusual_pixel_size)
-    data = read_any_image(image)
     assessment = assess_image(data, pixel_size_angstrom=pixel_size, name=image.name,
                               progress=lambda msg: typer.echo(f"assessing: {msg}", err=True))
     cutoffs = load_cutoffs(results)
-    chosen = choose_group(assessment.lattice.kind, cutoffs, group=group)
-    verdicts = recommend(assessment.estimates, cutoffs, group=chosen)
+    chosen, matches = choose_group(LatticeSignature.of(assessment.lattice, pixel_size), cutoffs,
+                                   group=group)
+    match = next(m for m in matches if m.group == chosen)
+    verdicts = vouch(recommend(assessment.estimates, cutoffs, group=chosen), match)
     predictions = None
     predicted_by = model_error = None
     if run is not None:
@@ -105,11 +139,12 @@ def assess_command(
         figure.savefig(out / f"{stem}_assess_{index + 1}.png", dpi=100)
     source = str(results) if results is not None else str(BUILTIN_CUTOFFS_PATH.name)
     json_path = write_json(out / f"{stem}_assess.json", assessment, verdicts,
-                           cutoffs_source=source,
+                           cutoffs_source=source, group_matches=matches,
                            predictions=None if predictions is None else {
                                "model": predicted_by, "xy_px": predictions.tolist()})
-    html_path = write_html(out / f"{stem}_assess.html", assessment, verdicts, figures)
-    typer.echo(summary_table(assessment, verdicts))
+    html_path = write_html(out / f"{stem}_assess.html", assessment, verdicts, figures,
+                           group_matches=matches)
+    typer.echo(summary_table(assessment, verdicts, group_matches=matches))
     typer.echo(f"\nJSON: {json_path}\nHTML: {html_path}")
     if model_error is not None:  # the assessment is written; the predictions are refused
         typer.echo(f"stembench: error: {model_error}", err=True)

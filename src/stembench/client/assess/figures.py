@@ -20,6 +20,7 @@ from stembench.client.assess.recommend import ModelVerdict
 __all__ = ["plot_overview", "plot_radar_with_image"]
 
 _VERDICT_COLORS = {"recommended": "tab:green", "borderline": "tab:orange",
+                   "no close group": "tab:gray",
                    "not recommended": "tab:red"}
 
 

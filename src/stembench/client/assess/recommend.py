@@ -6,7 +6,9 @@ clean end (``"fails from start"``). The *margin* is how far the image is from th
 the clean side, in the axis' units (positive = inside). A margin within one estimated
 uncertainty of zero is ``"borderline"``. A model is ``"recommended"`` when every assessed
 axis is inside, ``"borderline"`` when none is outside but some are borderline or beyond the
-tested range, and ``"not recommended"`` otherwise.
+tested range, and ``"not recommended"`` otherwise. Cutoffs vouch for a model only on images
+near their group (:mod:`stembench.client.assess.nearest`): when the nearest group is not close
+enough, :func:`vouch` turns "recommended" and "borderline" into :data:`NO_CLOSE_GROUP`.
 """
 
 from __future__ import annotations
@@ -14,28 +16,30 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from stembench.client.analysis.axes import AXES
 from stembench.client.analysis.cutoffs import Cutoff
 from stembench.client.assess.estimate import Estimate
+from stembench.client.assess.nearest import GroupMatch, LatticeSignature, match_groups
 from stembench.errors import InputError
 
 __all__ = [
     "BUILTIN_CUTOFFS_PATH",
-    "LATTICE_GROUPS",
+    "NO_CLOSE_GROUP",
     "AxisVerdict",
     "ModelVerdict",
     "choose_group",
     "load_cutoffs",
     "recommend",
+    "vouch",
 ]
 
 BUILTIN_CUTOFFS_PATH = Path(__file__).parent / "data" / "builtin_cutoffs.json"
-#: Benchmark material group that a lattice kind resembles.
-LATTICE_GROUPS = {"square": "SrTiO3", "hexagonal": "WS2"}
+#: Verdict when no benchmark group is close enough to the image to vouch for a model.
+NO_CLOSE_GROUP = "no close group"
 
 
 @dataclass(frozen=True)
@@ -124,30 +128,33 @@ def load_cutoffs(path: str | Path | None = None) -> list[Cutoff]:
     return cutoffs
 
 
-def choose_group(lattice_kind: str, cutoffs: Sequence[Cutoff], *, group: str | None = None
-                 ) -> str:
-    """The data group whose cutoffs apply: ``group`` if given, else by the lattice kind.
+def choose_group(signature: LatticeSignature, cutoffs: Sequence[Cutoff], *,
+                 group: str | None = None) -> tuple[str, list[GroupMatch]]:
+    """The data group whose cutoffs apply, and how near every group is.
 
-    A square lattice maps to the SrTiO3 group, a hexagonal one to the WS2 group (the
-    simulated group is preferred when several match).
+    ``group`` if given, else the nearest group (:mod:`stembench.client.assess.nearest`),
+    whether or not it is close enough: :func:`vouch` then says so in the verdicts.
 
     Raises
     ------
     InputError
-        If ``group`` is not in the cutoffs, or the lattice kind matches no group.
+        If ``group`` is not in the cutoffs.
     """
     groups = sorted({c.group for c in cutoffs})
-    if group is not None:
-        if group not in groups:
-            raise InputError(f"group {group!r} has no cutoffs; available: {groups}")
-        return group
-    prefix = LATTICE_GROUPS.get(lattice_kind)
-    matches = [g for g in groups if prefix is not None and g.startswith(prefix)]
-    if not matches:
-        raise InputError(f"a {lattice_kind} lattice matches none of the groups {groups}; "
-                         "name one with --group")
-    simulated = [g for g in matches if g.endswith("simulated")]
-    return (simulated or matches)[0]
+    if group is not None and group not in groups:
+        raise InputError(f"group {group!r} has no cutoffs; available: {groups}")
+    matches = match_groups(signature, groups)
+    return (group if group is not None else matches[0].group), matches
+
+
+def vouch(verdicts: Sequence[ModelVerdict], match: GroupMatch) -> list[ModelVerdict]:
+    """Verdicts as they stand when ``match`` is close enough; otherwise every
+    ``"recommended"`` or ``"borderline"`` becomes :data:`NO_CLOSE_GROUP` (a model outside its
+    cutoffs stays ``"not recommended"``)."""
+    if match.close_enough:
+        return list(verdicts)
+    return [v if v.verdict == "not recommended" else replace(v, verdict=NO_CLOSE_GROUP)
+            for v in verdicts]
 
 
 def _axis_verdict(cutoff: Cutoff, estimate: Estimate) -> AxisVerdict:

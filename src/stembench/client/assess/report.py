@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 from stembench.client.analysis.axes import AXES
 from stembench.client.analysis.records import json_safe
 from stembench.client.assess.assessment import Assessment
+from stembench.client.assess.nearest import GroupMatch
 from stembench.client.assess.recommend import ModelVerdict
 
 __all__ = ["ASSESS_SCHEMA", "summary_table", "write_html", "write_json"]
@@ -30,14 +31,22 @@ def _percent(fraction: float) -> str:
     return f"{fraction:+.0%}" if fraction == fraction else "n/a"
 
 
-def summary_table(assessment: Assessment, verdicts: Sequence[ModelVerdict]) -> str:
-    """Plain-text summary: the estimates, then one line per model with its verdict."""
+def summary_table(assessment: Assessment, verdicts: Sequence[ModelVerdict], *,
+                  group_matches: Sequence[GroupMatch] = ()) -> str:
+    """Plain-text summary: the estimates, how near each benchmark group is, then one line per
+    model with its verdict."""
     lines = [f"Assessment of {assessment.name}: {assessment.lattice.kind} lattice, column "
              f"spacing {assessment.lattice.spacing_px:.2f} px", "",
              f"{'axis':<20s}{'estimate':>12s}{'± 1 sigma':>12s}"]
     for estimate in assessment.estimates.values():
         lines.append(f"{AXES[estimate.axis].label:<20s}{_number(estimate.value):>12s}"
                      f"{_number(estimate.uncertainty, 2):>12s}")
+    if group_matches:
+        lines += ["", "Benchmark groups, nearest first:"]
+        lines += [f"  {m.summary}" for m in group_matches]
+        if not group_matches[0].close_enough:
+            lines.append("  No benchmark group is close enough to vouch for a model on this "
+                         "image: the verdicts below are the nearest group's, for orientation.")
     if verdicts:
         lines += ["", f"Models for group {verdicts[0].group}:"]
     for verdict in verdicts:
@@ -52,10 +61,12 @@ def summary_table(assessment: Assessment, verdicts: Sequence[ModelVerdict]) -> s
 
 
 def write_json(path: str | Path, assessment: Assessment, verdicts: Sequence[ModelVerdict], *,
-               cutoffs_source: str, predictions: dict[str, Any] | None = None) -> Path:
+               cutoffs_source: str, predictions: dict[str, Any] | None = None,
+               group_matches: Sequence[GroupMatch] = ()) -> Path:
     """Write the assessment and recommendation as JSON (schema :data:`ASSESS_SCHEMA`)."""
     data = {"schema": ASSESS_SCHEMA, "assessment": assessment.to_dict(),
             "cutoffs_source": cutoffs_source,
+            "group_matches": [m.to_dict() for m in group_matches],
             "recommendation": [v.to_dict() for v in verdicts],
             "predictions": predictions}
     out = Path(path)
@@ -70,7 +81,7 @@ def _png(figure: Figure) -> str:
 
 
 def write_html(path: str | Path, assessment: Assessment, verdicts: Sequence[ModelVerdict],
-               figures: Sequence[Figure]) -> Path:
+               figures: Sequence[Figure], *, group_matches: Sequence[GroupMatch] = ()) -> Path:
     """Write one HTML page with the summary table and the figures embedded as PNG."""
     images = "\n".join(f'<p><img alt="figure {i + 1}" src="data:image/png;base64,{_png(f)}"'
                        ' style="max-width:100%"></p>' for i, f in enumerate(figures))
@@ -86,7 +97,7 @@ def write_html(path: str | Path, assessment: Assessment, verdicts: Sequence[Mode
 td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left}}table{{border-collapse:collapse}}
 </style></head><body>
 <h1>Which model for {html.escape(assessment.name)}?</h1>
-<pre>{html.escape(summary_table(assessment, verdicts))}</pre>
+<pre>{html.escape(summary_table(assessment, verdicts, group_matches=group_matches))}</pre>
 <h2>Models</h2>
 <table><tr><th>model</th><th>verdict</th><th>per axis</th></tr>
 {rows}

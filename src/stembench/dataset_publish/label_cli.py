@@ -1,0 +1,64 @@
+"""``stembench label IMAGE``: propose column labels for a person to review and correct."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+
+__all__ = ["label_command"]
+
+
+def label_command(
+    image: Annotated[Path, typer.Argument(help="Image: a microscope file (.dm3, .dm4, .emd, "
+                                               ".ser, .hspy, .mrc), .tif, .npy or .png.")],
+    pixel_size: Annotated[float | None, typer.Option(
+        "--pixel-size", help="Pixel size, A/px; default: the file's calibration.")] = None,
+    output: Annotated[Path | None, typer.Option(
+        help="CSV to write; default: <image stem>_labels.csv here. The review figure and "
+             "HTML page are written beside it.")] = None,
+    signal: Annotated[str | None, typer.Option(
+        help="Signal of a multi-signal file (default: HAADF).")] = None,
+    frame: Annotated[int | None, typer.Option(help="Frame of a stack (default 0).")] = None,
+    min_spacing: Annotated[float, typer.Option(
+        help="Smallest projected distance between columns to find, A.")] = 1.8,
+) -> None:
+    """Propose column positions (Atomap-style detector refined by 2D Gaussian fits), each
+    marked sure or unsure, with an overlay figure and an HTML page to review them."""
+    from stembench.client.assess.cli import read_any_image
+    from stembench.dataset_publish.label_review import plot_overlay, write_review_html
+    from stembench.dataset_publish.labelling import propose_labels
+    from stembench.dataset_publish.microscope import (
+        MICROSCOPE_READERS,
+        read_microscope_image,
+        resolve_pixel_size,
+    )
+    from stembench.errors import InputError
+
+    if image.suffix.lower() in MICROSCOPE_READERS:
+        found = read_microscope_image(image, signal=signal, frame=frame)
+        typer.echo(found.describe(), err=True)
+        data, pixel = found.image.astype(np.float64), resolve_pixel_size(found, pixel_size)
+    elif pixel_size is None:
+        raise InputError(f"{image}: a {image.suffix} file carries no calibration; pass "
+                         "--pixel-size in A/px")
+    else:
+        data, pixel = read_any_image(image), float(pixel_size)
+        if not pixel > 0:
+            raise InputError(f"{image}: --pixel-size must be a positive A/px, got {pixel}")
+    csv_path = output if output is not None else Path(f"{image.stem}_labels.csv")
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
+    proposal = propose_labels(data, pixel_size=pixel, min_spacing_angstrom=min_spacing)
+    proposal.write_csv(csv_path)
+    stem = csv_path.stem
+    figure = plot_overlay(data, proposal, csv_path.with_name(f"{stem}.png"), title=image.name)
+    page = write_review_html(data, proposal, csv_path.parent, stem=stem, image_name=str(image),
+                             csv_name=csv_path.name, overview=figure)
+    n_unsure = int((~proposal.sure).sum())
+    typer.echo(f"{len(proposal.coords)} columns proposed at {pixel:.4g} A/px: "
+               f"{len(proposal.coords) - n_unsure} sure, {n_unsure} unsure\n"
+               f"CSV: {csv_path}\nfigure: {figure}\nreview page: {page}\n"
+               f"after correcting the CSV: stembench dataset import {image} {csv_path} "
+               f"--output labelled.h5")
