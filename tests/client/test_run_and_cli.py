@@ -77,7 +77,7 @@ def test_results_of_another_model_version_are_redone(tmp_path: Path,
     assert first.complete and first.n_finished == 2
     lines = [json.loads(line) for line in results.read_text().splitlines()]
     for shard in lines:  # pretend an earlier release produced them
-        shard["model"]["version"] = "0.9"
+        shard["model"]["version"] = shard["identity"]["model"]["version"] = "0.9"
     results.write_text("".join(json.dumps(shard) + "\n" for shard in lines))
     with pytest.warns(UserWarning, match="2 shard"):
         again = evaluate("log-blob", results_path=results, dataset=dataset, image_ids=ids,
