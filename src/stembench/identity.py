@@ -104,14 +104,13 @@ def model_identity(model: Any, spec: str) -> dict[str, Any]:
     return identity
 
 
-def shard_identity(dataset: Any, model: Any, spec: str) -> dict[str, Any]:
-    """Identity of the results of ``model`` (loaded from ``spec``) on ``dataset``.
+def shard_identity(dataset: Any, model: dict[str, Any]) -> dict[str, Any]:
+    """Identity of the results of a model (its :func:`model_identity`) on ``dataset``.
 
     Returns
     -------
     dict
-        ``{"dataset_sha256", "scorer_version", "model"}``; see :func:`dataset_content_hash`
-        and :func:`model_identity`.
+        ``{"dataset_sha256", "scorer_version", "model"}``; see :func:`dataset_content_hash`.
     """
     return {"dataset_sha256": dataset_content_hash(dataset), "scorer_version": SCORER_VERSION,
-            "model": model_identity(model, spec)}
+            "model": model}

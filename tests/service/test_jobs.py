@@ -75,6 +75,17 @@ def test_same_weights_detected_after_run(client) -> None:
     assert [r["job_id"] for r in board["rows"]] == [first]
 
 
+def test_leaderboard_counts_failed_images_in_mean_f1(client) -> None:
+    failing = sorted(fakes.IMAGES)[:2]
+    job_id = _submit(client, options={"fail_images": ",".join(failing)}).json()["job"]["id"]
+    _work(client)
+    (row,) = client.get("/api/leaderboard").json()["rows"]
+    assert row["job_id"] == job_id and (row["n_images"], row["n_failed"]) == (17, 2)
+    scores = client.get(f"/api/jobs/{job_id}/scores").json()["scores"]
+    assert {s["image_id"] for s in scores if s["f1"] == 0.0} >= set(failing)
+    assert row["f1"] == pytest.approx(sum(s["f1"] for s in scores) / 17)
+
+
 def test_results_are_immutable_in_the_database(client) -> None:
     job_id = _submit(client).json()["job"]["id"]
     _work(client)

@@ -30,7 +30,7 @@ from stembench.endpoints.requests import (
     check_compatible,
 )
 from stembench.errors import StembenchError
-from stembench.identity import dataset_content_hash, shard_identity
+from stembench.identity import dataset_content_hash, model_identity, shard_identity
 
 __all__ = ["CONDITION_FIELDS", "describe_dataset", "describe_identity", "evaluate_shard"]
 
@@ -54,25 +54,45 @@ CONDITION_FIELDS = (
 )
 
 
-@lru_cache(maxsize=4)
+#: Open datasets by reference, with the file stamp they were opened at.
+_OPEN_DATASETS: dict[str, tuple[Any, tuple[int, int, int] | None]] = {}
+
+
+def _file_stamp(path: Any) -> tuple[int, int, int] | None:
+    try:
+        stat = Path(path).stat()
+    except (OSError, TypeError):
+        return None
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
 def _open_dataset(ref_json: str) -> Any:
+    """The dataset a reference names, opened once per process and again if its file changed."""
     from stembench.dataset_publish.cache import load
     from stembench.dataset_publish.storage import open_dataset
 
+    cached = _OPEN_DATASETS.get(ref_json)
+    if cached is not None and _file_stamp(getattr(cached[0], "path", None)) == cached[1]:
+        return cached[0]
     ref = DatasetRef.from_dict(json.loads(ref_json))
     if ref.source == "path":
         assert ref.path is not None
-        return open_dataset(ref.path)
-    cache_dir = Path(ref.cache_dir) if ref.cache_dir else None
-    return load(ref.name, preset=ref.preset, version=ref.version, cache_dir=cache_dir)
+        dataset = open_dataset(ref.path)
+    else:
+        cache_dir = Path(ref.cache_dir) if ref.cache_dir else None
+        dataset = load(ref.name, preset=ref.preset, version=ref.version, cache_dir=cache_dir)
+    _OPEN_DATASETS[ref_json] = (dataset, _file_stamp(getattr(dataset, "path", None)))
+    return dataset
 
 
 @lru_cache(maxsize=4)
-def _load_model(spec_json: str) -> Any:
+def _load_model(spec_json: str) -> tuple[Any, dict[str, Any]]:
+    """The model a spec names and its identity, taken once when it is loaded."""
     from stembench.endpoints.models.registry import load_model
 
     spec = ModelSpec.from_dict(json.loads(spec_json))
-    return load_model(spec.spec, **spec.options)
+    model = load_model(spec.spec, **spec.options)
+    return model, model_identity(model, spec.spec)
 
 
 def _dataset_provenance(dataset: Any) -> dict[str, Any]:
@@ -184,8 +204,8 @@ def evaluate_shard(request: dict[str, Any]) -> dict[str, Any]:
     try:
         check_compatible(parsed.client_version, __version__)
         dataset = _open_dataset(json.dumps(asdict(parsed.dataset), sort_keys=True))
-        model = _load_model(json.dumps(asdict(parsed.model), sort_keys=True))
-        result["identity"] = shard_identity(dataset, model, parsed.model.spec)
+        model, identity = _load_model(json.dumps(asdict(parsed.model), sort_keys=True))
+        result["identity"] = shard_identity(dataset, identity)
     except (StembenchError, ImportError, OSError) as exc:
         result.update(ok=False, error=f"{type(exc).__name__}: {exc}")
         result["runtime"] = runtime_provenance()
@@ -254,5 +274,4 @@ def describe_identity(dataset: dict[str, Any], model: dict[str, Any],
     check_compatible(client_version, __version__)
     ref, spec = DatasetRef.from_dict(dataset), ModelSpec.from_dict(model)
     opened = _open_dataset(json.dumps(asdict(ref), sort_keys=True))
-    loaded = _load_model(json.dumps(asdict(spec), sort_keys=True))
-    return shard_identity(opened, loaded, spec.spec)
+    return shard_identity(opened, _load_model(json.dumps(asdict(spec), sort_keys=True))[1])
