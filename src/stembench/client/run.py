@@ -164,6 +164,7 @@ def run_benchmark(
     finally:
         target.executor.shutdown(wait=False, cancel_futures=True)
     current = {m: ResultsFile(e.results_path) for m, e in evaluations.items()}
+    counts = {m: image_counts(e) for m, e in evaluations.items()}
     records = [r for m, e in evaluations.items() for r in current[m].records(e.shard_ids)]
     if not records:
         raise StembenchError(f"no image was evaluated; see the failed shards in {results_dir}")
@@ -173,7 +174,7 @@ def run_benchmark(
         "dataset_preset": preset,
         "evaluations": {m: {"shards": e.n_shards, "finished": e.n_finished,
                             "resumed": e.n_skipped, "failed": e.failed_shards,
-                            "images": image_counts(e)[0], "images_failed": image_counts(e)[1],
+                            "images": counts[m][0], "images_failed": counts[m][1],
                             "identity": e.identity, "results": str(e.results_path)}
                         for m, e in evaluations.items()},
         "image_errors": [err for m, e in evaluations.items()
