@@ -46,7 +46,8 @@ def test_report_json_round_trips(records, tmp_path):
     assert provenance["dataset_sha256"] == "ab" * 32
     assert provenance["scorer_version"] == "scorer-1"
     assert {"package_version", "host", "created_utc"} <= set(provenance)
-    assert loaded["models"] == {"net": {"model_version": "1", "weights_sha256": "0" * 64}}
+    assert loaded["models"] == {"net": {"model_version": "1", "weights_sha256": "0" * 64,
+                                        "n_images": len(records), "n_failed": 0}}
     (summary,) = [row for row in loaded["group_summary"] if row["group"] == "generality"]
     assert summary["mean_recall"] == 0.8125 and summary["mean_rms_angstrom"] is None
     json.loads(html.with_suffix(".json").read_text())  # strict JSON, no NaN tokens

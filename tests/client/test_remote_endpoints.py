@@ -194,14 +194,14 @@ def test_registration_once_per_version_and_kept(rsps: responses.RequestsMock, cl
 
 def test_chosen_strategies_round_trip_through_a_restricted_endpoint(tmp_path: Path) -> None:
     serde = compute_functions.compute_serializer()
-    payload = serde.pack_buffers([serde.serialize(["describe_model", [{"spec": "x"}, "9"]]),
-                                  serde.serialize({})])
+    call = ["describe_identity", [{"preset": "mini"}, {"spec": "x"}, "9"]]
+    payload = serde.pack_buffers([serde.serialize(call), serde.serialize({})])
     code = serde.pack_buffers([PureSourceTextInspect().serialize(remote.stembench_task)])
     restricted = ComputeSerializer(allowed_deserializer_types=RESTRICTED)
     function, args, kwargs = restricted.unpack_and_deserialize(
         serde.pack_buffers([*serde.unpack_buffers(code), *serde.unpack_buffers(payload)]))
     assert function.__name__ == "stembench_task" and kwargs == {}
-    assert args == ["describe_model", [{"spec": "x"}, "9"]]
+    assert args == ["describe_identity", [{"preset": "mini"}, {"spec": "x"}, "9"]]
     with pytest.raises(InputError, match="unknown stembench operation"):
         function("rm_rf", [])
     pickled = ComputeSerializer().serialize(remote.stembench_task)  # the SDK default: DillCode

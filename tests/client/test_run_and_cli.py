@@ -27,6 +27,9 @@ def test_run_writes_report_and_resumes(tmp_path: Path, monkeypatch: pytest.Monke
     with open_dataset(next((tmp_path / "cache").rglob("mini.h5"))) as dataset:
         assert len(records) == len(dataset.ids)
     assert report["provenance"]["dataset_sha256"] == records[0]["dataset_manifest_sha256"]
+    counts = report["provenance"]["evaluations"]["log-blob"]
+    assert (counts["images"], counts["images_failed"]) == (len(records), 0)
+    assert counts["identity"]["dataset_sha256"] == report["provenance"]["dataset_sha256"]
     # running again redoes nothing
     again = run_benchmark(out_dir=tmp_path / "out", preset="mini", models=["log-blob"],
                           workers=1, progress=False)
@@ -77,7 +80,7 @@ def test_results_of_another_model_version_are_redone(tmp_path: Path,
     assert first.complete and first.n_finished == 2
     lines = [json.loads(line) for line in results.read_text().splitlines()]
     for shard in lines:  # pretend an earlier release produced them
-        shard["model"]["version"] = "0.9"
+        shard["model"]["version"] = shard["identity"]["model"]["version"] = "0.9"
     results.write_text("".join(json.dumps(shard) + "\n" for shard in lines))
     with pytest.warns(UserWarning, match="2 shard"):
         again = evaluate("log-blob", results_path=results, dataset=dataset, image_ids=ids,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -48,6 +50,52 @@ def test_bad_model_output_reported_per_image(mini_dataset_path: Path,
         result = evaluate_shard(_request(mini_dataset_path, reference_ids[:2], spec))
         assert result["ok"]
         assert all(message in e["error"] for e in result["images"]), result["images"]
+        for entry in result["images"]:  # scored as finding nothing, error kept beside it
+            score = entry["score"]
+            assert (score["recall"], score["tp"], score["n_predicted"]) == (0.0, 0, 0)
+            assert score["fn"] == score["n_truth"] > 0 and entry["coordinates"] == []
+
+
+def test_scorer_error_stays_with_its_image(mini_dataset_path: Path, reference_ids: list[str],
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    import stembench.scoring
+
+    real = stembench.scoring.score_image
+
+    def failing_on_first(predicted, truth, **options):  # type: ignore[no-untyped-def]
+        if options["image_id"] == reference_ids[0] and len(predicted):
+            raise ValueError("injected scorer failure")
+        return real(predicted, truth, **options)
+
+    monkeypatch.setattr(stembench.scoring, "score_image", failing_on_first)
+    result = evaluate_shard(_request(mini_dataset_path, reference_ids[:2]))
+    assert result["ok"]
+    first, second = result["images"]
+    assert "scoring failed: ValueError: injected scorer failure" in first["error"]
+    assert first["score"]["recall"] == 0.0 and first["coordinates"] == []
+    assert second["error"] is None and second["score"]["recall"] == 1.0
+
+
+def test_identity_is_reported_and_checked(mini_dataset_path: Path,
+                                          reference_ids: list[str]) -> None:
+    from stembench.endpoints.shard import describe_identity
+
+    ref = DatasetRef(source="path", path=str(mini_dataset_path))
+    spec = ModelSpec("stembench_faults:crashing_model")
+    identity = describe_identity(ref.__dict__, spec.__dict__, __version__)
+    source = Path(sys.modules["stembench_faults"].__file__ or "")
+    assert identity["model"]["source_sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
+    with open_dataset(mini_dataset_path) as dataset:
+        manifest = dataset.manifest.to_json().encode()  # type: ignore[union-attr]
+    assert identity["dataset_sha256"] == hashlib.sha256(manifest).hexdigest()
+    planned = _request(mini_dataset_path, reference_ids[:1], spec.spec, identity=identity)
+    result = evaluate_shard(planned)
+    assert result["ok"] and result["identity"] == identity
+    other = {**identity, "dataset_sha256": "0" * 64}
+    refused = evaluate_shard(_request(mini_dataset_path, reference_ids[:1], spec.spec,
+                                      identity=other))
+    assert not refused["ok"] and "not the one this shard was planned for" in refused["error"]
+    assert refused["images"] == []
 
 
 def test_unknown_image_reported_and_others_scored(mini_dataset_path: Path,

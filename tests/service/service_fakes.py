@@ -60,6 +60,13 @@ def fake_shard(request: dict[str, Any]) -> dict[str, Any]:
         conditions = IMAGES[image_id]
         recall = expected_recall(quality, conditions["step"])
         tp = round(100 * recall)
+        if image_id in str(options.get("fail_images", "")).split(","):  # scored as a failure
+            images.append({"image_id": image_id, "error": "model raised", "seconds": 0.0,
+                           "conditions": conditions,
+                           "score": {"image_id": image_id, "recall": 0.0, "precision": 1.0,
+                                     "f1": 0.0, "rms_angstrom": None, "tp": 0, "fp": 0,
+                                     "fn": 100}})
+            continue
         images.append({"image_id": image_id, "error": None, "seconds": 0.0,
                        "conditions": conditions,
                        "score": {"image_id": image_id, "recall": tp / 100, "precision": 1.0,

@@ -75,6 +75,17 @@ def test_same_weights_detected_after_run(client) -> None:
     assert [r["job_id"] for r in board["rows"]] == [first]
 
 
+def test_leaderboard_counts_failed_images_in_mean_f1(client) -> None:
+    failing = sorted(fakes.IMAGES)[:2]
+    job_id = _submit(client, options={"fail_images": ",".join(failing)}).json()["job"]["id"]
+    _work(client)
+    (row,) = client.get("/api/leaderboard").json()["rows"]
+    assert row["job_id"] == job_id and (row["n_images"], row["n_failed"]) == (17, 2)
+    scores = client.get(f"/api/jobs/{job_id}/scores").json()["scores"]
+    assert {s["image_id"] for s in scores if s["f1"] == 0.0} >= set(failing)
+    assert row["f1"] == pytest.approx(sum(s["f1"] for s in scores) / 17)
+
+
 def test_results_are_immutable_in_the_database(client) -> None:
     job_id = _submit(client).json()["job"]["id"]
     _work(client)
@@ -119,7 +130,7 @@ def test_dead_worker_job_resumed_from_results_file(client, settings, tmp_path) -
                          cache_dir=settings.dataset_cache_dir)
     evaluate("log-blob", results_path=results, dataset=dataset, targets=_thread_targets(),
              image_ids=list(fakes.IMAGES), model_options={}, progress=False,
-             shard_function=fakes.fake_shard)
+             shard_function=fakes.fake_shard, identify=None)  # as the worker plans it
     lines = results.read_text().splitlines(keepends=True)
     results.write_text("".join(lines[:2]) + lines[2][:50])  # the third line cut mid-write
     for marker in (tmp_path / "calls").glob("shard-*"):

@@ -173,3 +173,37 @@ class ExitingModel(Model):
     def locate(self, image: Any, pixel_size: float) -> Any:
         """Never reached."""
         return _no_columns()
+
+#: SHA-256 of the image arrays the ``*_on_marked`` models fail on; tests fill it (in-process).
+MARKED: set[str] = set()
+
+
+def image_hash(image: Any) -> str:
+    """SHA-256 of an image's float32 bytes, as the ``*_on_marked`` models see it."""
+    import hashlib
+
+    import numpy as np
+
+    return hashlib.sha256(np.ascontiguousarray(image, dtype=np.float32).tobytes()).hexdigest()
+
+
+def _log_blob(image: Any, pixel_size: float) -> Any:
+    from stembench.endpoints.models.registry import load_model
+
+    return load_model("log-blob").locate(image, pixel_size)
+
+
+def raise_on_marked(image: Any, pixel_size: float) -> Any:
+    """The LoG detector, except that it raises on a marked image."""
+    if image_hash(image) in MARKED:
+        raise RuntimeError("injected failure on a marked image")
+    return _log_blob(image, pixel_size)
+
+
+def nothing_on_marked(image: Any, pixel_size: float) -> Any:
+    """The LoG detector, except that it finds nothing on a marked image."""
+    import numpy as np
+
+    if image_hash(image) in MARKED:
+        return np.zeros((0, 2))
+    return _log_blob(image, pixel_size)

@@ -76,8 +76,13 @@ def evaluate_command(
     finally:
         for target in targets:
             stop_executor(target.executor)
+    from stembench.client.run import image_counts
+
+    n_images, n_failed = image_counts(outcome)
     typer.echo(f"{outcome.n_finished} shard(s) finished, {outcome.n_skipped} already done, "
                f"{len(outcome.failed_shards)} failed; results in {outcome.results_path}")
+    typer.echo(f"{model}: {n_images} image(s) evaluated, {n_failed} failed (scored as finding "
+               "nothing)")
     for shard_id, reason in outcome.failed_shards.items():
         typer.echo(f"  shard {shard_id} failed: {reason}", err=True)
     if outcome.interrupted:
@@ -88,11 +93,15 @@ def evaluate_command(
         from stembench.client.results_file import ResultsFile
         from stembench.client.run import records_provenance
 
-        records = ResultsFile(results).records()
+        records = ResultsFile(results).records(outcome.shard_ids)
         if records:
-            provenance = {**records_provenance(records), "results": str(results)}
+            provenance = {**records_provenance(records), "results": str(results),
+                          "identity": outcome.identity,
+                          "image_errors": ResultsFile(results).image_errors(outcome.shard_ids)}
             path = write_report(records, out_dir=results.parent, provenance=provenance)
             typer.echo(f"Report: {path}")
+        else:
+            typer.echo("No report: no image was evaluated (every shard failed).", err=True)
     if outcome.failed_shards:
         raise typer.Exit(1)
 
@@ -121,9 +130,13 @@ def run_command(
     except KeyboardInterrupt:
         typer.echo("Interrupted: finished shards are kept; run the same command to resume.")
         raise typer.Exit(130) from None
+    from stembench.client.run import image_counts
+
     for name, outcome in summary.evaluations.items():
+        n_images, n_failed = image_counts(outcome)
         typer.echo(f"{name}: {outcome.n_finished + outcome.n_skipped}/{outcome.n_shards} shards"
-                   f"{'' if outcome.complete else ' (incomplete)'}")
+                   f"{'' if outcome.complete else ' (incomplete)'}, {n_images} images, "
+                   f"{n_failed} failed (scored as finding nothing)")
     typer.echo(f"Report: {summary.report}")
 
 

@@ -32,7 +32,7 @@ from stembench.endpoints.requests import (
     ScoringOptions,
     ShardRequest,
 )
-from stembench.endpoints.shard import describe_dataset, describe_model, evaluate_shard
+from stembench.endpoints.shard import describe_dataset, describe_identity, evaluate_shard
 from stembench.errors import InputError, StembenchError
 
 __all__ = ["DEFAULT_TASK_DEADLINE_S", "Evaluation", "RetryPolicy", "Target", "evaluate",
@@ -97,6 +97,8 @@ class Evaluation:
     n_finished: int = 0
     failed_shards: dict[str, str] = field(default_factory=dict)
     interrupted: bool = False
+    shard_ids: tuple[str, ...] = ()
+    identity: dict[str, Any] | None = None
 
     @property
     def complete(self) -> bool:
@@ -145,10 +147,11 @@ def _list_images(target: Target, dataset: DatasetRef,
     return [row["image_id"] for row in listing["images"]]
 
 
-def _model_identity(target: Target, spec: ModelSpec,
+def _shard_identity(target: Target, dataset: DatasetRef, spec: ModelSpec,
                     deadline_s: float | None = DEFAULT_TASK_DEADLINE_S) -> dict[str, Any]:
-    future = target.executor.submit(describe_model, asdict(spec), __version__)
-    return dict(_answer(target, future, "the model identity", deadline_s))
+    future = target.executor.submit(describe_identity, asdict(dataset), asdict(spec),
+                                    __version__)
+    return dict(_answer(target, future, "the results' identity", deadline_s))
 
 
 class _Scheduler:
@@ -269,13 +272,14 @@ class _Scheduler:
             future.cancel()
 
 
-def _identify(identify: Callable[..., dict[str, Any]] | None, target: Target, spec: ModelSpec,
+def _identify(identify: Callable[..., dict[str, Any]] | None, target: Target,
+              dataset: DatasetRef, spec: ModelSpec,
               deadline_s: float | None) -> dict[str, Any] | None:
     if identify is None:
         return None
-    if identify is _model_identity:
-        return _model_identity(target, spec, deadline_s)
-    return identify(target, spec)
+    if identify is _shard_identity:
+        return _shard_identity(target, dataset, spec, deadline_s)
+    return identify(target, dataset, spec)
 
 
 def evaluate(
@@ -291,7 +295,7 @@ def evaluate(
     retry: RetryPolicy | None = None,
     progress: bool = True,
     shard_function: ShardFunction = evaluate_shard,
-    identify: Callable[[Target, ModelSpec], dict[str, Any]] | None = _model_identity,
+    identify: Callable[[Target, DatasetRef, ModelSpec], dict[str, Any]] | None = _shard_identity,
     task_deadline_s: float | None = DEFAULT_TASK_DEADLINE_S,
     image_timeout_s: float | None = DEFAULT_IMAGE_TIMEOUT_S,
 ) -> Evaluation:
@@ -317,9 +321,11 @@ def evaluate(
         The function each shard runs (default :func:`~stembench.endpoints.shard.evaluate_shard`);
         a wrapper must be importable on the endpoint and keep its JSON contract.
     identify : callable or None
-        Asks the first target for the model's identity (name, version, weights hash) so
-        that a resumed run redoes shards that an earlier version of the model produced;
-        ``None`` skips the check (a shard function that is not a registered model).
+        Asks the first target what the results will belong to (dataset content hash,
+        scorer version, model identity: :func:`stembench.identity.shard_identity`); it is
+        part of every shard id, so a resumed run redoes shards of another dataset, scorer
+        or model, and the endpoint refuses a shard planned for another identity. ``None``
+        skips it (a shard function that is not a registered model).
     task_deadline_s : float or None
         Seconds from submitting a task to its result; a shard past it counts as failed
         (retried, then reported) and a listing or identity call past it stops the run with
@@ -331,7 +337,8 @@ def evaluate(
     Returns
     -------
     Evaluation
-        Counts of finished, skipped and failed shards; ``interrupted`` after Ctrl-C.
+        Counts of finished, skipped and failed shards; ``interrupted`` after Ctrl-C; the
+        planned ``shard_ids`` and the ``identity`` (select the current results with them).
     """
     from stembench.client.executors import local_executor
 
@@ -352,17 +359,19 @@ def evaluate(
         shards = plan_shards(ids, shard_size=shard_size, n_workers=sum(
             t.max_in_flight for t in target_list))
         spec = ModelSpec(model, dict(model_options or {}))
+        identity = _identify(identify, target_list[0], dataset, spec, task_deadline_s)
         requests = [ShardRequest(dataset=dataset, model=spec, image_ids=s,
-                                 scoring=scoring or ScoringOptions(),
+                                 scoring=scoring or ScoringOptions(), identity=identity or {},
                                  image_timeout_s=image_timeout_s) for s in shards]
-        identity = _identify(identify, target_list[0], spec, task_deadline_s)
         if identity is not None and (stale := results.stale_shards(identity)):
             warnings.warn(f"{results.path}: {stale} shard(s) of {model!r} came from another "
-                          f"version or other weights; they are evaluated again", stacklevel=2)
+                          f"dataset, scorer, model version or weights; they are ignored and "
+                          f"the current ones evaluated", stacklevel=2)
         done = results.finished_shard_ids(identity)
         todo = [r for r in requests if r.shard_id not in done]
         evaluation = Evaluation(model=model, results_path=results.path, n_shards=len(requests),
-                                n_skipped=len(requests) - len(todo))
+                                n_skipped=len(requests) - len(todo),
+                                shard_ids=tuple(r.shard_id for r in requests), identity=identity)
         skipped_images = sum(len(r.image_ids) for r in requests if r.shard_id in done)
         with tqdm(total=len(ids), initial=skipped_images, unit="img", desc=model,
                   disable=not progress) as bar:

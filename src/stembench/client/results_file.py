@@ -9,12 +9,15 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
 
 __all__ = ["ResultsFile", "records_from_shard"]
 
+#: The score of a failed image that could not be scored as finding nothing either.
+_UNSCORED = {"recall": 0.0, "precision": None, "f1": 0.0, "rms_angstrom": None,
+             "tp": 0, "fp": 0, "fn": 0}
 _MODEL_FIELDS = {"name": "model", "version": "model_version", "framework": "framework",
                  "weights_sha256": "weights_sha256"}
 
@@ -48,20 +51,21 @@ class ResultsFile:
                         stacklevel=2,
                     )
 
-    def finished_shard_ids(self, model: dict[str, Any] | None = None) -> set[str]:
-        """Ids of shards that finished successfully (with ``model``'s identity, if given).
+    def finished_shard_ids(self, identity: dict[str, Any] | None = None) -> set[str]:
+        """Ids of shards that finished successfully (with ``identity``, if given).
 
-        ``model`` is ``{"name", "version", "framework", "weights_sha256"}``: shards
-        produced by another version or other weights of the model do not count as done.
+        ``identity`` is :func:`stembench.identity.shard_identity`'s dict: shards of
+        another dataset content, scorer version or model identity do not count as done.
         """
         return {s["shard_id"] for s in self.shards()
-                if s.get("ok") and (model is None or _identity(s.get("model")) == _identity(model))}
+                if s.get("ok") and (identity is None or s.get("identity") == identity)}
 
-    def stale_shards(self, model: dict[str, Any]) -> int:
-        """How many finished shards of ``model``'s name came from another identity."""
+    def stale_shards(self, identity: dict[str, Any]) -> int:
+        """How many finished shards of ``identity``'s model name have another identity."""
+        name = (identity.get("model") or {}).get("name")
         return sum(1 for s in self.shards() if s.get("ok")
-                   and (s.get("model") or {}).get("name") == model.get("name")
-                   and _identity(s.get("model")) != _identity(model))
+                   and (s.get("model") or {}).get("name") == name
+                   and s.get("identity") != identity)
 
     def append(self, shard_result: dict[str, Any]) -> None:
         """Append one shard result and flush it to disk before returning."""
@@ -81,28 +85,41 @@ class ResultsFile:
             handle.seek(-1, os.SEEK_END)
             return handle.read(1) != b"\n"
 
-    def current_shards(self) -> list[dict[str, Any]]:
-        """Finished shards, keeping for each model name only its newest identity.
+    def current_shards(self, shard_ids: Collection[str] | None = None) -> list[dict[str, Any]]:
+        """Finished shards of the current identity, one per shard id (the last written).
 
-        A model evaluated again after its weights or version changed leaves its earlier
-        shards in the file; they are history, not results of the model as it is now.
+        Parameters
+        ----------
+        shard_ids : collection of str, optional
+            The shards of the current plan (:attr:`Evaluation.shard_ids`); only they count.
+            Without it, each model name keeps only the identity of its last written shard:
+            earlier shards of another dataset, scorer or model version are history, not
+            results of the model as it is now.
         """
-        finished = [s for s in self.shards() if s.get("ok")]
-        newest = {(s.get("model") or {}).get("name"): _identity(s.get("model")) for s in finished}
-        return [s for s in finished
-                if _identity(s.get("model")) == newest[(s.get("model") or {}).get("name")]]
+        finished = {s["shard_id"]: s for s in self.shards() if s.get("ok")}
+        if shard_ids is not None:
+            wanted = set(shard_ids)
+            return [s for shard_id, s in finished.items() if shard_id in wanted]
+        newest = {(s.get("model") or {}).get("name"): _identity(s) for s in finished.values()}
+        return [s for s in finished.values()
+                if _identity(s) == newest[(s.get("model") or {}).get("name")]]
 
-    def records(self) -> list[dict[str, Any]]:
-        """Score records of every scored image (no coordinates): what the analysis reads.
+    def records(self, shard_ids: Collection[str] | None = None) -> list[dict[str, Any]]:
+        """Score records of every image of the current shards (no coordinates).
 
-        Only each model's newest identity counts (see :meth:`current_shards`).
+        Images a model failed on are included, scored as finding nothing, with
+        ``failed`` true and their ``error`` (see :func:`records_from_shard`). ``shard_ids``
+        selects the current shards as in :meth:`current_shards`.
         """
-        return [r for shard in self.current_shards() for r in records_from_shard(shard)]
+        return [r for shard in self.current_shards(shard_ids) for r in records_from_shard(shard)]
 
-    def image_errors(self) -> list[dict[str, str]]:
-        """``{"image_id", "model", "error"}`` for every image a model failed on."""
+    def image_errors(self, shard_ids: Collection[str] | None = None) -> list[dict[str, str]]:
+        """``{"image_id", "model", "error"}`` for every image a model failed on.
+
+        Only the current shards count (``shard_ids`` as in :meth:`current_shards`).
+        """
         errors = []
-        for shard in self.shards():
+        for shard in self.current_shards(shard_ids):
             model = shard.get("model", {}).get("name", "?")
             for entry in shard.get("images", []):
                 if entry.get("error"):
@@ -111,13 +128,21 @@ class ResultsFile:
         return errors
 
 
-def _identity(model: dict[str, Any] | None) -> tuple[Any, ...]:
-    model = model or {}
-    return (model.get("name"), model.get("version"), model.get("weights_sha256") or None)
+def _identity(shard: dict[str, Any]) -> str:
+    """The identity a shard was produced with (its model's alone for older results)."""
+    model = shard.get("model") or {}
+    legacy = [model.get("name"), model.get("version"), model.get("weights_sha256") or None]
+    return json.dumps(shard.get("identity") or legacy, sort_keys=True)
 
 
 def records_from_shard(shard: dict[str, Any]) -> list[dict[str, Any]]:
-    """Flatten a shard result into score records (scores + conditions + provenance)."""
+    """Flatten a shard result into score records (scores + conditions + provenance).
+
+    Every image with conditions gives a record: ``failed`` says whether the model failed
+    on it and ``error`` why. A failed image carries the score of an empty prediction
+    (recall 0 on its columns); one that could not be scored even so (``unscored`` true)
+    gets recall and F1 0, precision and RMS NaN, and counts 0.
+    """
     model = {_MODEL_FIELDS[k]: v for k, v in shard.get("model", {}).items() if k in _MODEL_FIELDS}
     model["weights_sha256"] = model.get("weights_sha256") or ""  # "" = a model without weights
     dataset = shard.get("dataset", {})
@@ -133,8 +158,11 @@ def records_from_shard(shard: dict[str, Any]) -> list[dict[str, Any]]:
     }
     records = []
     for entry in shard.get("images", []):
-        if entry.get("score") is None:
-            continue
-        records.append({**entry["score"], **entry.get("conditions", {}), **common,
-                        "image_id": entry["image_id"], "seconds": entry.get("seconds")})
+        if entry.get("score") is None and not (entry.get("error") and entry.get("conditions")):
+            continue  # an image that could not even be read: listed in the image errors
+        score = entry.get("score") or {**_UNSCORED, "image_id": entry["image_id"]}
+        records.append({**score, **entry.get("conditions", {}), **common,
+                        "image_id": entry["image_id"], "seconds": entry.get("seconds"),
+                        "failed": bool(entry.get("error")), "error": entry.get("error"),
+                        "unscored": entry.get("score") is None})
     return records

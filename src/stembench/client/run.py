@@ -21,6 +21,7 @@ __all__ = [
     "BUILTIN_MODELS",
     "RunSummary",
     "collect_failure_cases",
+    "image_counts",
     "records_provenance",
     "run_benchmark",
 ]
@@ -82,18 +83,27 @@ def _failure_case(model: str, image: Any, entry: dict[str, Any]) -> dict[str, An
             "scores": score, "pixel_size": image.pixel_size}
 
 
+def image_counts(evaluation: Evaluation) -> tuple[int, int]:
+    """Images with a result in ``evaluation``'s current shards, and how many of them failed."""
+    shards = ResultsFile(evaluation.results_path).current_shards(evaluation.shard_ids)
+    entries = [entry for shard in shards for entry in shard.get("images", [])]
+    return len(entries), sum(1 for entry in entries if entry.get("error"))
+
+
 def collect_failure_cases(
-    results_dir: Path, dataset: Any, *, per_model: int = 2
+    evaluations: Sequence[Evaluation], dataset: Any, *, per_model: int = 2
 ) -> list[dict[str, Any]]:
     """Pick each model's worst generality images (lowest F1) for failure pictures.
 
+    Only the current shards of each evaluation are read, never results of another
+    dataset, scorer or model version. A failed image shows as one where nothing was found.
     Returns dicts with the image, its ground truth and the predictions (x, y pixels)
     inside the scored region, and their optimal pairing, ready for the report.
     """
     cases: list[dict[str, Any]] = []
-    for path in sorted(results_dir.glob("*.jsonl")):
+    for evaluation in evaluations:
         entries = []
-        for shard in ResultsFile(path).shards():
+        for shard in ResultsFile(evaluation.results_path).current_shards(evaluation.shard_ids):
             for entry in shard.get("images", []):
                 conditions = entry.get("conditions") or {}
                 if entry.get("score") and "coordinates" in entry and \
@@ -159,21 +169,26 @@ def run_benchmark(
                 raise KeyboardInterrupt
     finally:
         stop_executor(target.executor)
-    records = [r for m in models for r in ResultsFile(results_dir / f"{m}.jsonl").records()]
+    current = {m: ResultsFile(e.results_path) for m, e in evaluations.items()}
+    counts = {m: image_counts(e) for m, e in evaluations.items()}
+    records = [r for m, e in evaluations.items() for r in current[m].records(e.shard_ids)]
     if not records:
-        raise StembenchError(f"no image was scored; see the errors in {results_dir}")
+        raise StembenchError(f"no image was evaluated; see the failed shards in {results_dir}")
     write_records(records, out / "records.jsonl")
     provenance = {
         **records_provenance(records),
         "dataset_preset": preset,
         "evaluations": {m: {"shards": e.n_shards, "finished": e.n_finished,
                             "resumed": e.n_skipped, "failed": e.failed_shards,
-                            "results": str(e.results_path)} for m, e in evaluations.items()},
-        "image_errors": [err for m in models
-                         for err in ResultsFile(results_dir / f"{m}.jsonl").image_errors()],
+                            "images": counts[m][0], "images_failed": counts[m][1],
+                            "identity": e.identity, "results": str(e.results_path)}
+                        for m, e in evaluations.items()},
+        "image_errors": [err for m, e in evaluations.items()
+                         for err in current[m].image_errors(e.shard_ids)],
     }
     report = write_report(records, out_dir=out, provenance=provenance,
-                          failure_images=collect_failure_cases(results_dir, dataset))
+                          failure_images=collect_failure_cases(list(evaluations.values()),
+                                                               dataset))
     if open_browser:
         webbrowser.open(report.resolve().as_uri())
     return RunSummary(out, report, evaluations)

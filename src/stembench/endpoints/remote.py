@@ -14,7 +14,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from stembench.endpoints.shard import describe_dataset, describe_model, evaluate_shard
+from stembench.endpoints.shard import describe_dataset, describe_identity, evaluate_shard
 from stembench.errors import InputError
 
 __all__ = ["CODE_STRATEGY", "DATA_STRATEGY", "ENTRY_NAME", "OPERATIONS", "entry_source",
@@ -29,7 +29,7 @@ ENTRY_NAME = "stembench_task"
 OPERATIONS: dict[str, Callable[..., Any]] = {
     "evaluate_shard": evaluate_shard,
     "describe_dataset": describe_dataset,
-    "describe_model": describe_model,
+    "describe_identity": describe_identity,
 }
 
 

@@ -137,6 +137,9 @@ class ShardRequest:
 
     ``image_timeout_s`` is the deadline of one model call (``None``: none); it is not part
     of the shard's identity, so a run resumed with another deadline skips finished shards.
+    ``identity`` is what the client expects the results to belong to (see
+    :func:`stembench.identity.shard_identity`): part of the shard id, and checked by the
+    endpoint before it evaluates anything; empty means no check.
     """
 
     dataset: DatasetRef
@@ -148,21 +151,29 @@ class ShardRequest:
     max_result_bytes: int = RESULT_LIMIT_BYTES
     return_coordinates: bool = True
     image_timeout_s: float | None = DEFAULT_IMAGE_TIMEOUT_S
+    identity: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _require(len(self.image_ids) > 0, "shard request: 'image_ids' must not be empty")
         _require(self.max_result_bytes > 1024, "shard request: max_result_bytes too small")
         check_timeout(self.image_timeout_s, option="shard request: image_timeout_s")
+        _require(isinstance(self.identity, dict),
+                 f"shard request: 'identity' must be a dict, got {type(self.identity).__name__}")
 
     @property
     def shard_id(self) -> str:
-        """A content hash: the same work always has the same id (used to resume)."""
+        """A content hash: the same work always has the same id (used to resume).
+
+        It covers the dataset reference, model spec, image ids, scoring options and the
+        expected identity (dataset content, scorer version, model identity).
+        """
         payload = json.dumps(
             {
                 "dataset": asdict(self.dataset),
                 "model": asdict(self.model),
                 "ids": list(self.image_ids),
                 "scoring": asdict(self.scoring),
+                "identity": self.identity,
             },
             sort_keys=True,
         )

@@ -7,12 +7,13 @@ their conditions so that a client can plan shards without the pixels.
 
 Both take and return plain dicts, import the stembench installed on the endpoint, and
 never raise for a problem with one image: a failing image is reported and the rest
-of the shard goes on.
+of the shard goes on. An image the model fails on (it raised, or returned something
+that is not a column map) is scored as if the model had found nothing, with the error
+kept beside the score: a failure counts against the model, it is never left out.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import asdict
@@ -29,8 +30,9 @@ from stembench.endpoints.requests import (
     check_compatible,
 )
 from stembench.errors import StembenchError
+from stembench.identity import dataset_content_hash, model_identity, shard_identity
 
-__all__ = ["CONDITION_FIELDS", "describe_dataset", "describe_model", "evaluate_shard"]
+__all__ = ["CONDITION_FIELDS", "describe_dataset", "describe_identity", "evaluate_shard"]
 
 #: Metadata fields every score record carries so that the analysis needs no images.
 CONDITION_FIELDS = (
@@ -52,37 +54,50 @@ CONDITION_FIELDS = (
 )
 
 
-@lru_cache(maxsize=4)
+#: Open datasets by reference, with the file stamp they were opened at.
+_OPEN_DATASETS: dict[str, tuple[Any, tuple[int, int, int] | None]] = {}
+
+
+def _file_stamp(path: Any) -> tuple[int, int, int] | None:
+    try:
+        stat = Path(path).stat()
+    except (OSError, TypeError):
+        return None
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
 def _open_dataset(ref_json: str) -> Any:
+    """The dataset a reference names, opened once per process and again if its file changed."""
     from stembench.dataset_publish.cache import load
     from stembench.dataset_publish.storage import open_dataset
 
+    cached = _OPEN_DATASETS.get(ref_json)
+    if cached is not None and _file_stamp(getattr(cached[0], "path", None)) == cached[1]:
+        return cached[0]
     ref = DatasetRef.from_dict(json.loads(ref_json))
     if ref.source == "path":
         assert ref.path is not None
-        return open_dataset(ref.path)
-    cache_dir = Path(ref.cache_dir) if ref.cache_dir else None
-    return load(ref.name, preset=ref.preset, version=ref.version, cache_dir=cache_dir)
+        dataset = open_dataset(ref.path)
+    else:
+        cache_dir = Path(ref.cache_dir) if ref.cache_dir else None
+        dataset = load(ref.name, preset=ref.preset, version=ref.version, cache_dir=cache_dir)
+    _OPEN_DATASETS[ref_json] = (dataset, _file_stamp(getattr(dataset, "path", None)))
+    return dataset
 
 
 @lru_cache(maxsize=4)
-def _load_model(spec_json: str) -> Any:
+def _load_model(spec_json: str) -> tuple[Any, dict[str, Any]]:
+    """The model a spec names and its identity, taken once when it is loaded."""
     from stembench.endpoints.models.registry import load_model
 
     spec = ModelSpec.from_dict(json.loads(spec_json))
-    return load_model(spec.spec, **spec.options)
+    model = load_model(spec.spec, **spec.options)
+    return model, model_identity(model, spec.spec)
 
 
 def _dataset_provenance(dataset: Any) -> dict[str, Any]:
-    manifest = getattr(dataset, "manifest", None)
-    manifest_json = manifest.to_json() if manifest is not None else ""
-    return {
-        "name": dataset.name,
-        "version": dataset.version,
-        "manifest_sha256": hashlib.sha256(manifest_json.encode()).hexdigest()
-        if manifest_json
-        else None,
-    }
+    return {"name": dataset.name, "version": dataset.version,
+            "manifest_sha256": dataset_content_hash(dataset)}
 
 
 def _conditions(metadata: dict[str, Any]) -> dict[str, Any]:
@@ -97,9 +112,20 @@ def _conditions(metadata: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _evaluate_image(model: Any, dataset: Any, image_id: str, request: ShardRequest) -> dict:
-    from stembench.endpoints.models.guard import run_model_safely
+def _score(image: Any, image_id: str, coordinates: Any, request: ShardRequest) -> dict:
     from stembench.scoring import dont_care_mask, score_image
+
+    return score_image(coordinates, image.coords, pixel_size=image.pixel_size,
+                       image_shape=image.shape, image_id=image_id,
+                       column_types=image.column_types or None,
+                       dont_care=dont_care_mask(image.column_types),
+                       **asdict(request.scoring)).to_dict()
+
+
+def _evaluate_image(model: Any, dataset: Any, image_id: str, request: ShardRequest) -> dict:
+    import numpy as np
+
+    from stembench.endpoints.models.guard import run_model_safely
 
     entry: dict[str, Any] = {"image_id": image_id, "error": None}
     try:
@@ -112,21 +138,21 @@ def _evaluate_image(model: Any, dataset: Any, image_id: str, request: ShardReque
     output = run_model_safely(model, image.image, image.pixel_size, image_id=image_id,
                               timeout_s=request.image_timeout_s)
     entry["seconds"] = round(time.perf_counter() - start, 6)
+    coordinates = output.coordinates if output.coordinates is not None else np.zeros((0, 2))
     if output.error is not None or output.coordinates is None:
         entry["error"] = output.error or "model returned no coordinates"
-        return entry
-    coordinates = output.coordinates
-    score = score_image(
-        coordinates,
-        image.coords,
-        pixel_size=image.pixel_size,
-        image_shape=image.shape,
-        image_id=image_id,
-        column_types=image.column_types or None,
-        dont_care=dont_care_mask(image.column_types),
-        **asdict(request.scoring),
-    )
-    entry["score"] = score.to_dict()
+    else:
+        try:
+            entry["score"] = _score(image, image_id, coordinates, request)
+        except Exception as exc:  # a scorer error stays with its image, never the shard
+            entry["error"] = f"image {image_id!r}: scoring failed: {type(exc).__name__}: {exc}"
+    if entry["error"] is not None:  # a failure is scored as finding nothing
+        coordinates = np.zeros((0, 2))
+        try:
+            entry["score"] = _score(image, image_id, coordinates, request)
+        except Exception as exc:
+            entry["error"] += f"; it cannot be scored either: {type(exc).__name__}: {exc}"
+            return entry
     if request.return_coordinates:
         entry["coordinates"] = [[round(float(x), 3), round(float(y), 3)] for x, y in
                                 coordinates]
@@ -162,10 +188,11 @@ def evaluate_shard(request: dict[str, Any]) -> dict[str, Any]:
     -------
     dict
         ``{"shard_id", "ok", "error", "images": [{"image_id", "conditions", "score",
-        "coordinates" (x, y pixels), "seconds", "error"}], "model", "dataset",
-        "runtime", "coordinates_dropped"}``. ``ok`` is false only when the whole shard
-        could not run (incompatible versions, dataset or model not loadable); then
-        ``error`` says why.
+        "coordinates" (x, y pixels), "seconds", "error"}], "model", "dataset", "identity",
+        "runtime", "coordinates_dropped"}``. An image with an ``error`` carries the score
+        of an empty prediction. ``ok`` is false only when the whole shard could not run
+        (incompatible versions, dataset or model not loadable, or an ``identity`` other
+        than the request's); then ``error`` says why.
     """
     parsed = ShardRequest.from_dict(request)
     result: dict[str, Any] = {
@@ -179,13 +206,19 @@ def evaluate_shard(request: dict[str, Any]) -> dict[str, Any]:
     try:
         check_compatible(parsed.client_version, __version__)
         dataset = _open_dataset(json.dumps(asdict(parsed.dataset), sort_keys=True))
-        model = _load_model(json.dumps(asdict(parsed.model), sort_keys=True))
+        model, identity = _load_model(json.dumps(asdict(parsed.model), sort_keys=True))
+        result["identity"] = shard_identity(dataset, identity)
     except (StembenchError, ImportError, OSError, SystemExit) as exc:
         result.update(ok=False, error=f"{type(exc).__name__}: {exc}")
         result["runtime"] = runtime_provenance()
         return result
     result["dataset"] = _dataset_provenance(dataset)
     result["model"] = asdict(model.info)
+    if parsed.identity and parsed.identity != result["identity"]:
+        result.update(ok=False, runtime=runtime_provenance(), error=(
+            f"the endpoint's dataset, scorer or model is not the one this shard was planned "
+            f"for: planned {parsed.identity}, found {result['identity']}; plan the run again"))
+        return result
     result["images"] = [_evaluate_image(model, dataset, i, parsed) for i in parsed.image_ids]
     result["runtime"] = runtime_provenance()
     return _fit_result(result, parsed.max_result_bytes)
@@ -220,11 +253,14 @@ def describe_dataset(reference: dict[str, Any], client_version: str) -> dict[str
     }
 
 
-def describe_model(model: dict[str, Any], client_version: str) -> dict[str, Any]:
-    """Load a model on the endpoint and return its identity (runs on the endpoint).
+def describe_identity(dataset: dict[str, Any], model: dict[str, Any],
+                      client_version: str) -> dict[str, Any]:
+    """What results of a model on a dataset belong to (runs on the endpoint).
 
     Parameters
     ----------
+    dataset : dict
+        A :class:`~stembench.endpoints.requests.DatasetRef` as a JSON dict.
     model : dict
         A :class:`~stembench.endpoints.requests.ModelSpec` as a JSON dict.
     client_version : str
@@ -233,9 +269,11 @@ def describe_model(model: dict[str, Any], client_version: str) -> dict[str, Any]
     Returns
     -------
     dict
-        ``{"name", "version", "framework", "weights_sha256"}``: what every result of this
-        model will carry, so that a client can tell results of another version apart.
+        :func:`stembench.identity.shard_identity`: ``{"dataset_sha256", "scorer_version",
+        "model": {"name", "version", "framework", "weights_sha256", "source_sha256"}}``,
+        what every shard result of this model on this dataset will carry.
     """
     check_compatible(client_version, __version__)
-    spec = ModelSpec.from_dict(model)
-    return asdict(_load_model(json.dumps(asdict(spec), sort_keys=True)).info)
+    ref, spec = DatasetRef.from_dict(dataset), ModelSpec.from_dict(model)
+    opened = _open_dataset(json.dumps(asdict(ref), sort_keys=True))
+    return shard_identity(opened, _load_model(json.dumps(asdict(spec), sort_keys=True))[1])

@@ -3,7 +3,8 @@
 Ranking by an axis puts the model that tolerates the worst images first: "not reached"
 (never failed in the tested range) before any crossing, crossings ordered by how bad the
 image was when the model failed (see :meth:`Axis.badness`), "fails from start" last.
-Without an axis the rows are ranked by mean F1 over the group's images.
+Without an axis the rows are ranked by mean F1 over the group's images. Images a model
+failed on are among them (scored as finding nothing: F1 0), and each row says how many.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import json
 import math
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from stembench.client.analysis import AXES, RADAR_AXES, Cutoff
@@ -59,7 +60,8 @@ def leaderboard(session: Session, group: str, axis: str | None) -> list[dict[str
     summary = session.execute(
         select(ResultRow.job_id, func.count(), func.avg(ResultRow.recall),
                func.avg(ResultRow.precision), func.avg(ResultRow.f1),
-               func.avg(ResultRow.rms_angstrom))
+               func.avg(ResultRow.rms_angstrom),
+               func.sum(case((ResultRow.record_json.like('%"failed": true%'), 1), else_=0)))
         .join(Job, Job.id == ResultRow.job_id)
         .where(ResultRow.group == group, Job.status == "done")
         .group_by(ResultRow.job_id)).all()
@@ -75,11 +77,12 @@ def leaderboard(session: Session, group: str, axis: str | None) -> list[dict[str
         data = json.loads(text)
         cutoffs[job_id][data["axis"]] = data
     rows = []
-    for job_id, count, recall, precision, f1, rms in summary:
+    for job_id, count, recall, precision, f1, rms, failed in summary:
         job = jobs[job_id]
         ordered = {name: cutoffs[job_id][name] for name in RADAR_AXES if name in cutoffs[job_id]}
         rows.append({"job_id": job_id, "model": job.model, "model_version": job.model_version or "",
                      "weights_sha256": job.weights_sha256 or "", "n_images": int(count),
+                     "n_failed": int(failed or 0),
                      "recall": _mean(recall), "precision": _mean(precision), "f1": _mean(f1),
                      "rms_angstrom": _mean(rms), "cutoffs": ordered})
     if axis is None:

@@ -179,6 +179,7 @@ class LeaderboardRow(BaseModel):
     model_version: str
     weights_sha256: str
     n_images: int
+    n_failed: int
     recall: float | None
     precision: float | None
     f1: float | None

@@ -9,6 +9,10 @@ per-step means (method ``"pchip"``) and by a fitted logistic curve with a linear
 (method ``"sigmoid"`` or ``"linear"``). Noisy, non-monotone curves count their first crossing
 from the clean end (see :mod:`stembench.client.analysis.crossing`).
 
+Images a model failed on are in the records, scored as finding nothing (recall 0), so they
+count in the per-step means like any other image; each cutoff says how many images its curve
+covers and how many of them failed.
+
 The uncertainty is a bootstrap over realisations: at every step the seeds are resampled with
 replacement (fixed random generator per curve), the cutoff is recomputed, and the 16-84 %
 interval of the crossing values and the fraction of samples that crossed are reported.
@@ -102,7 +106,7 @@ class Cutoff:
     tested_range : tuple of float
         (clean end, worse end) of the tested axis values, in the axis' units.
     n_steps, n_seeds : int
-        Number of steps and largest number of seeds per step.
+        Number of steps and largest number of seeds per step (failed images included).
     criterion_values : dict
         Per criterion, its own crossing in axis units (None when it did not cross).
     criterion_status : dict
@@ -115,6 +119,9 @@ class Cutoff:
         Fraction of bootstrap samples with status ``"crossed"`` (None without bootstrap).
     n_bootstrap : int
         Number of bootstrap samples.
+    n_images, n_failed : int
+        Images on the curve, and how many of them the model failed on (scored as finding
+        nothing).
     """
 
     model: str
@@ -136,6 +143,8 @@ class Cutoff:
     interval: tuple[float, float] | None
     crossed_fraction: float | None
     n_bootstrap: int
+    n_images: int = 0
+    n_failed: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict (tuples become lists)."""
@@ -162,6 +171,7 @@ class _Curve:
     badness: NDArray[np.float64]
     per_seed: list[NDArray[np.float64]]  # per step, (n_seeds, 3) recall, precision, rms
     first_record: Mapping[str, Any]
+    n_failed: int
 
     def means(self) -> NDArray[np.float64]:
         return np.stack([_nanmean_columns(values) for values in self.per_seed])
@@ -217,7 +227,8 @@ def _build_curves(records: list[dict[str, Any]]) -> dict[tuple[str, str, str], _
             np.array([[r[_METRIC_FIELDS[c]] for c in CRITERIA] for r in step_lists[i]])
             for i in order
         ]
-        curves[key] = _Curve(axis, sorted_badness, per_seed, step_lists[0][0])
+        n_failed = sum(bool(r.get("failed")) for members in step_lists for r in members)
+        curves[key] = _Curve(axis, sorted_badness, per_seed, step_lists[0][0], n_failed)
     return curves
 
 
@@ -379,6 +390,8 @@ def compute_cutoffs(
                     interval=interval,
                     crossed_fraction=fraction,
                     n_bootstrap=n_bootstrap,
+                    n_images=sum(len(v) for v in curve.per_seed),
+                    n_failed=curve.n_failed,
                 )
             )
     cutoffs.sort(key=lambda c: (c.model, c.group, axis_order.index(c.axis), c.method))

@@ -8,6 +8,9 @@ images. The axis' real values at both ends are written along the spoke. Markers:
 * open circle at the rim (the model's own worst tested value): "not reached", the model never
   failed in the tested range;
 * cross at the inner ring: "fails from start", the model failed even at the cleanest step.
+
+The legend says, per model, how many images the drawn cutoffs cover and how many of them the
+model failed on (scored as finding nothing).
 """
 
 from __future__ import annotations
@@ -143,6 +146,12 @@ def _draw_group(
     ax.set_title(group, fontsize=12, fontweight="bold", pad=28)
 
 
+def _coverage(cutoffs: Sequence[Cutoff], model: str) -> str:
+    mine = [c for c in cutoffs if c.model == model]
+    return (f"{model} ({sum(c.n_images for c in mine)} images, "
+            f"{sum(c.n_failed for c in mine)} failed)")
+
+
 def plot_radar(
     cutoffs: Sequence[Cutoff], *, method: str = "pchip", groups: Sequence[str] | None = None
 ) -> Figure:
@@ -182,7 +191,7 @@ def plot_radar(
         assert isinstance(ax, PolarAxes)
         _draw_group(ax, panel, name, colors)
     handles = [
-        Line2D([], [], color=colors[model], linewidth=2, label=model)
+        Line2D([], [], color=colors[model], linewidth=2, label=_coverage(chosen, model))
         for model in sorted({c.model for c in chosen})
     ] + [
         Line2D([], [], linestyle="none", marker="o", color="0.3", label="cutoff (failed here)"),

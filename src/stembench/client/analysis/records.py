@@ -7,6 +7,10 @@ model's identity (``model``, ``model_version``, ``weights_sha256``). See
 
 Metric fields may be NaN (or ``None`` in JSON): ``rms_angstrom`` is undefined when an image
 has no matched pair, and ratios are undefined on empty inputs.
+
+An image the model failed on is a record too, scored as finding nothing (recall 0 on its
+columns), with ``failed`` true and the ``error`` kept: every aggregate counts it. ``failed``
+is optional (false when absent).
 """
 
 from __future__ import annotations
@@ -79,8 +83,8 @@ def validate_records(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any
     Returns
     -------
     list of dict
-        Copies with integer fields as ``int`` and float fields as ``float`` (``None`` becomes
-        NaN).
+        Copies with integer fields as ``int``, float fields as ``float`` (``None`` becomes
+        NaN) and ``failed`` as ``bool`` (false when absent).
 
     Raises
     ------
@@ -110,6 +114,11 @@ def validate_records(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any
             clean[field] = _as_int(record[field], index=index, field=field)
         for field in FLOAT_FIELDS:
             clean[field] = _as_float(record[field], index=index, field=field)
+        failed = record.get("failed", False)
+        if not isinstance(failed, bool):
+            raise InputError(f"score record {index}: field 'failed' must be true or false, "
+                             f"got {failed!r}")
+        clean["failed"] = failed
         model_id = (clean["model_version"], clean["weights_sha256"])
         known = identity.setdefault(clean["model"], model_id)
         if known != model_id:

@@ -6,6 +6,10 @@ mailed or archived as one file. The JSON file holds every per-image score and ev
 with the provenance of the numbers: the top-level ``provenance`` (dataset name, version and
 hash, scorer version, package version, host, creation time) applies to every number, and
 each score and cutoff names its model, model version and weights hash.
+
+Images a model failed on are scores like any other (recall 0, see :mod:`.records`); every
+aggregate says how many images it covers and how many of them failed. Each series has one
+cutoff, by the lead method, flagged when in doubt (see :mod:`.stability`).
 """
 
 from __future__ import annotations
@@ -36,6 +40,13 @@ from stembench.client.analysis.cutoffs import (
 from stembench.client.analysis.failures import plot_failure
 from stembench.client.analysis.radar import plot_radar
 from stembench.client.analysis.records import json_safe, validate_records
+from stembench.client.analysis.stability import (
+    DISAGREEMENT_TOLERANCE,
+    LEAD_METHOD,
+    LEAD_REASON,
+    SeriesCutoff,
+    series_cutoffs,
+)
 from stembench.client.analysis.trends import plot_trends
 from stembench.errors import InputError
 
@@ -82,7 +93,8 @@ def _group_summary(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]
     for group in sorted({r["group"] for r in records}):
         for model in sorted({r["model"] for r in records if r["group"] == group}):
             members = [r for r in records if r["group"] == group and r["model"] == model]
-            row: dict[str, Any] = {"group": group, "model": model, "n_images": len(members)}
+            row: dict[str, Any] = {"group": group, "model": model, "n_images": len(members),
+                                   "n_failed": sum(r["failed"] for r in members)}
             for field in _SUMMARY_FIELDS:
                 values = np.array([r[field] for r in members], dtype=np.float64)
                 finite = values[np.isfinite(values)]
@@ -113,7 +125,9 @@ def build_report_data(
         The thresholds the cutoffs used.
     """
     models = {
-        r["model"]: {"model_version": r["model_version"], "weights_sha256": r["weights_sha256"]}
+        r["model"]: {"model_version": r["model_version"], "weights_sha256": r["weights_sha256"],
+                     "n_images": sum(s["model"] == r["model"] for s in records),
+                     "n_failed": sum(s["model"] == r["model"] and s["failed"] for s in records)}
         for r in records
     }
     data = {
@@ -126,6 +140,10 @@ def build_report_data(
         },
         "models": dict(sorted(models.items())),
         "group_summary": _group_summary(records),
+        "cutoff_method": {"lead": LEAD_METHOD, "why": LEAD_REASON,
+                          "disagreement_tolerance": DISAGREEMENT_TOLERANCE},
+        "series_cutoffs": [s.to_dict() for s in series_cutoffs(cutoffs, records,
+                                                               criteria=criteria)],
         "cutoffs": [cutoff.to_dict() for cutoff in cutoffs],
         "scores": list(records),
     }
@@ -161,7 +179,15 @@ def _format_value(value: float | None, digits: int = 3) -> str:
     return f"{value:.{digits}g}" if abs(value) < 1000 else f"{value:.0f}"
 
 
-def _cutoff_cell(cutoff: Cutoff) -> dict[str, str]:
+def _steps_text(series: SeriesCutoff) -> list[str]:
+    return [f"{_format_value(step.axis_value)}: recall {_format_value(step.recall)}, precision "
+            f"{_format_value(step.precision)}, RMS {_format_value(step.rms_angstrom)} Å "
+            f"({step.n_images} images" + (f", {step.n_failed} failed)" if step.n_failed else ")")
+            for step in series.steps]
+
+
+def _cutoff_cell(series: SeriesCutoff) -> dict[str, Any]:
+    cutoff = series.lead
     if cutoff.status == "crossed":
         text = _format_value(cutoff.value)
         if cutoff.interval is not None:
@@ -171,37 +197,34 @@ def _cutoff_cell(cutoff: Cutoff) -> dict[str, str]:
     detail = f"{cutoff.criterion or ''} · {cutoff.method}"
     if cutoff.crossed_fraction is not None:
         detail += f" · crossed in {cutoff.crossed_fraction:.0%} of {cutoff.n_bootstrap}"
-    return {"text": text, "detail": detail, "status": cutoff.status.replace(" ", "-")}
+    if series.check is not None:
+        check = series.check
+        detail += f" · {check.method}: " + (
+            _format_value(check.value) if check.status == "crossed" else check.status)
+    detail += f" · {cutoff.n_images} images, {cutoff.n_failed} failed"
+    return {"text": text, "detail": detail, "status": cutoff.status.replace(" ", "-"),
+            "unstable": series.unstable, "reasons": list(series.reasons),
+            "steps": _steps_text(series)}
 
 
-def _cutoff_tables(cutoffs: Sequence[Cutoff]) -> list[dict[str, Any]]:
+def _cutoff_tables(series: Sequence[SeriesCutoff]) -> list[dict[str, Any]]:
     tables = []
-    for group in sorted({c.group for c in cutoffs}):
-        in_group = [c for c in cutoffs if c.group == group]
-        models = sorted({c.model for c in in_group})
+    for group in sorted({s.lead.group for s in series}):
+        in_group = [s for s in series if s.lead.group == group]
+        models = sorted({s.lead.model for s in in_group})
         rows = []
-        for series, axis in AXES.items():
-            on_axis = [c for c in in_group if c.axis == series]
+        for name, axis in AXES.items():
+            on_axis = {s.lead.model: s for s in in_group if s.lead.axis == name}
             if not on_axis:
                 continue
-            first = on_axis[0]
-            rows.append(
-                {
-                    "label": axis.label,
-                    "direction": axis.direction,
-                    "range": f"{_format_value(first.tested_range[0])} → "
-                    f"{_format_value(first.tested_range[1])}",
-                    "cells": {
-                        method: {
-                            m: _cutoff_cell(c)
-                            for c in on_axis
-                            for m in models
-                            if c.model == m and (c.method == "pchip") == (method == "pchip")
-                        }
-                        for method in ("pchip", "sigmoid")
-                    },
-                }
-            )
+            first = next(iter(on_axis.values())).lead
+            rows.append({
+                "label": axis.label,
+                "direction": axis.direction,
+                "range": f"{_format_value(first.tested_range[0])} → "
+                f"{_format_value(first.tested_range[1])}",
+                "cells": {model: _cutoff_cell(s) for model, s in on_axis.items()},
+            })
         tables.append({"group": group, "models": models, "rows": rows})
     return tables
 
@@ -276,6 +299,7 @@ def write_report(
     json_path.write_text(json.dumps(data, indent=1, allow_nan=False), encoding="utf-8")
     groups = sorted({c.group for c in cutoffs} - set(_experimental(cutoffs)))
     real = _experimental(cutoffs)
+    tables = _cutoff_tables(series_cutoffs(cutoffs, checked, criteria=criteria))
     trends = {group: _png_base64(plot_trends(checked, group=group, cutoffs=cutoffs,
                                              criteria=criteria), dpi=70)
               for group in [*groups, *real]}
@@ -287,14 +311,17 @@ def write_report(
         provenance=data["provenance"],
         criteria=criteria,
         models=data["models"],
-        radar=_png_base64(plot_radar(cutoffs, groups=groups)) if groups else None,
-        cutoff_tables=[t for t in _cutoff_tables(cutoffs) if t["group"] in groups],
+        radar=(_png_base64(plot_radar(cutoffs, method=LEAD_METHOD, groups=groups))
+               if groups else None),
+        cutoff_tables=[t for t in tables if t["group"] in groups],
+        cutoff_method=data["cutoff_method"],
         summary=data["group_summary"],
         trends=[{"group": group, "png": trends[group]} for group in groups],
         experimental={
             "groups": real,
-            "radar": _png_base64(plot_radar(cutoffs, groups=real)) if real else None,
-            "tables": [t for t in _cutoff_tables(cutoffs) if t["group"] in real],
+            "radar": (_png_base64(plot_radar(cutoffs, method=LEAD_METHOD, groups=real))
+                      if real else None),
+            "tables": [t for t in tables if t["group"] in real],
             "trends": [{"group": group, "png": trends[group]} for group in real],
         },
         generality=[r for r in checked if r["series"] == "generality"],

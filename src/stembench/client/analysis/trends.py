@@ -4,6 +4,7 @@ One row per quality axis, one column per metric. Each model is a line through th
 means over seeds with a band spanning the seeds' minimum to maximum; the thresholds are
 dashed black lines and each model's cutoff is a dotted vertical line in its colour. Axes on
 which smaller values are worse are drawn reversed, so the worse end is always on the right.
+Failed images are in the means (recall 0); the legend of each row says how many there are.
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ def _draw_panel(
             marker="o",
             markersize=3.5,
             color=colors[model],
-            label=model,
+            label=f"{model} ({len(members)} images, {sum(r['failed'] for r in members)} failed)",
             gid=f"mean|{model}",
         )
         if criterion == "rms" and np.any(np.isfinite(high)):
@@ -169,7 +170,8 @@ def plot_trends(
             ax.set_xlabel(f"{axis.label}   (worse →)")
             if row == 0:
                 ax.set_title(_TITLES[criterion], fontsize=12, fontweight="bold")
-    grid[0, 0].legend(loc="lower left", fontsize=9)
+    for row in range(len(rows)):
+        grid[row, 0].legend(loc="lower left", fontsize=8)
     figure.suptitle(
         f"{group}: mean over seeds (line) and seed range (band); dashed: threshold; "
         f"dotted: cutoff ({method})",
