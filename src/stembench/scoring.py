@@ -15,6 +15,15 @@ prediction is scored only inside the same margin. Columns cut by the edge are th
 neither counted as missed nor can a prediction be penalised for finding one. The raw
 counts are kept as ``n_truth_total`` and ``n_predicted_total``.
 
+Faint columns
+-------------
+Columns present but too faint to see (``faint``, see
+:mod:`stembench.dataset_publish.visibility`) are "don't care": after the predictions are
+paired with the visible columns, the predictions left over are paired, by the same rule, with
+the faint columns; such a prediction is neither a true nor a false positive, and a faint
+column without one is not a miss. Faint columns are scored apart, per type, in
+``faint_by_type`` (recall there: the fraction of faint columns a left-over prediction found).
+
 Modes
 -----
 ``"one-to-one"`` (default)
@@ -69,7 +78,7 @@ __all__ = [
     "score_image",
 ]
 
-SCORER_VERSION = "1.0"
+SCORER_VERSION = "1.1"
 ScoringMode = Literal["one-to-one", "legacy"]
 _MODES = ("one-to-one", "legacy")
 
@@ -80,6 +89,9 @@ def _json_float(value: float) -> float | None:
 
 def _from_json_float(value: float | None) -> float:
     return math.nan if value is None else float(value)
+
+
+_OPTIONAL_FIELDS = ("n_predicted_faint", "faint_by_type")  # absent from scorer 1.0's output
 
 
 def _dict_with_floats(obj: Any) -> dict[str, Any]:
@@ -93,6 +105,8 @@ def _dict_with_floats(obj: Any) -> dict[str, Any]:
 def _floats_from_dict(cls: type, data: Mapping[str, Any]) -> dict[str, Any]:
     kwargs: dict[str, Any] = {}
     for f in fields(cls):
+        if f.name not in data and f.name in _OPTIONAL_FIELDS:
+            continue
         value = data[f.name]
         kwargs[f.name] = _from_json_float(value) if f.type == "float" else value
     return kwargs
@@ -130,7 +144,8 @@ class ImageScore:
     ``by_type`` holds one :class:`ColumnTypeScore` per column type present among the
     scored (non-excluded) columns; it is empty when no column types were given.
     ``radius_px`` is the tolerance actually applied, in pixels (legacy: the square root of
-    the rounded squared tolerance).
+    the rounded squared tolerance). ``n_predicted_faint`` counts the predictions that fell
+    on faint columns (not scored); ``faint_by_type`` scores the faint columns per type.
     """
 
     image_id: str
@@ -157,20 +172,23 @@ class ImageScore:
     mean_offset_x_angstrom: float
     mean_offset_y_angstrom: float
     by_type: dict[str, ColumnTypeScore] = field(default_factory=dict)
+    n_predicted_faint: int = 0
+    faint_by_type: dict[str, ColumnTypeScore] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict: NaN becomes ``None``, ``by_type`` a dict of dicts."""
         out = _dict_with_floats(self)
         out["by_type"] = {name: s.to_dict() for name, s in self.by_type.items()}
+        out["faint_by_type"] = {name: s.to_dict() for name, s in self.faint_by_type.items()}
         return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ImageScore:
         """Rebuild an :class:`ImageScore` from :meth:`to_dict` output (extra keys ignored)."""
         kwargs = _floats_from_dict(cls, data)
-        kwargs["by_type"] = {
-            str(name): ColumnTypeScore.from_dict(s) for name, s in data["by_type"].items()
-        }
+        for key in ("by_type", "faint_by_type"):
+            kwargs[key] = {str(name): ColumnTypeScore.from_dict(s)
+                           for name, s in data.get(key, {}).items()}
         return cls(**kwargs)
 
 
@@ -188,6 +206,13 @@ class MatchedPairs:
         Distance of each pair in pixels.
     radius_px : float
         The tolerance applied, in pixels.
+    faint_kept : ndarray of bool
+        Per faint column: inside the scored region.
+    faint_predicted_index, faint_index : ndarray of intp
+        Predictions left over by the visible columns that fell on a scored faint column, and
+        that column (don't care: such predictions are not in ``predicted_kept``).
+    faint_distance_px : ndarray of float64
+        Distance of each of those pairs in pixels.
     """
 
     predicted_kept: NDArray[np.bool_]
@@ -196,6 +221,10 @@ class MatchedPairs:
     truth_index: NDArray[np.intp]
     distance_px: NDArray[np.float64]
     radius_px: float
+    faint_kept: NDArray[np.bool_]
+    faint_predicted_index: NDArray[np.intp]
+    faint_index: NDArray[np.intp]
+    faint_distance_px: NDArray[np.float64]
 
 
 def _positive(value: float, name: str, image_id: str, *, allow_zero: bool = False) -> float:
@@ -240,6 +269,7 @@ def matched_pairs(
     radius_angstrom: float = 0.5,
     border_px: float = 6.0,
     mode: ScoringMode = "one-to-one",
+    faint: ArrayLike | None = None,
 ) -> MatchedPairs:
     """Validate the inputs, exclude the edge and pair predictions with columns.
 
@@ -271,21 +301,39 @@ def matched_pairs(
             f"image {image_id!r}: {pred.shape[0]} predictions for an image of "
             f"{shape[0]}x{shape[1]} = {shape[0] * shape[1]} pixels"
         )
+    faint_px = validate_coordinates([] if faint is None else faint, name="faint columns",
+                                    image_id=image_id)
     truth_kept = _inside(true, shape, border)
-    if mode == "legacy":
-        tolerance_px2 = float(np.round((radius / pixel) ** 2, 1))
-        p_idx, t_idx = pairs_below(pred, true, squared_distance_px2=tolerance_px2)
-        radius_px = math.sqrt(tolerance_px2)
-    else:
-        radius_px = radius / pixel
-        m = match_positions(pred, true, max_distance_px=radius_px)
-        p_idx, t_idx = m.predicted_index, m.truth_index
+    faint_kept = _inside(faint_px, shape, border)
+    p_idx, t_idx, radius_px = _pair(pred, true, mode, radius / pixel)
     pred_kept = _prediction_scope(pred, shape, border, p_idx, truth_kept[t_idx])
     in_scope = truth_kept[t_idx]
     p_idx, t_idx = p_idx[in_scope], t_idx[in_scope]
+    left = np.setdiff1d(np.arange(len(pred)), p_idx)
+    fp_idx, f_idx, _ = _pair(pred[left], faint_px, mode, radius / pixel)
+    fp_idx = left[fp_idx]
+    pred_kept[fp_idx] = False  # on a faint column: neither a true nor a false positive
+    on_kept = faint_kept[f_idx]
+    return MatchedPairs(pred_kept, truth_kept, p_idx, t_idx, _distance(pred, true, p_idx, t_idx),
+                        radius_px, faint_kept, fp_idx[on_kept], f_idx[on_kept],
+                        _distance(pred, faint_px, fp_idx[on_kept], f_idx[on_kept]))
+
+
+def _pair(pred: NDArray[np.float64], true: NDArray[np.float64], mode: str,
+          radius_px: float) -> tuple[NDArray[np.intp], NDArray[np.intp], float]:
+    """Pairs (prediction, column) by the mode's rule, and the tolerance applied in px."""
+    if mode == "legacy":
+        tolerance_px2 = float(np.round(radius_px**2, 1))
+        p_idx, t_idx = pairs_below(pred, true, squared_distance_px2=tolerance_px2)
+        return p_idx, t_idx, math.sqrt(tolerance_px2)
+    m = match_positions(pred, true, max_distance_px=radius_px)
+    return m.predicted_index, m.truth_index, radius_px
+
+
+def _distance(pred: NDArray[np.float64], true: NDArray[np.float64], p_idx: NDArray[np.intp],
+              t_idx: NDArray[np.intp]) -> NDArray[np.float64]:
     delta = pred[p_idx] - true[t_idx]
-    distance = np.asarray(np.hypot(delta[:, 0], delta[:, 1]), dtype=np.float64)
-    return MatchedPairs(pred_kept, truth_kept, p_idx, t_idx, distance, radius_px)
+    return np.asarray(np.hypot(delta[:, 0], delta[:, 1]), dtype=np.float64)
 
 
 def _prediction_scope(
@@ -325,17 +373,19 @@ def _column_types(
 
 
 def _by_type(
-    pairs: MatchedPairs, labels: NDArray[np.str_], pixel: float
+    kept: NDArray[np.bool_], index: NDArray[np.intp], distance: NDArray[np.float64],
+    labels: NDArray[np.str_], pixel: float
 ) -> dict[str, ColumnTypeScore]:
+    """Per-type scores of columns ``kept``, of which ``index`` were found at ``distance``."""
     out: dict[str, ColumnTypeScore] = {}
-    kept_labels = labels[pairs.truth_kept]
+    kept_labels = labels[kept]
     matched = np.zeros(labels.size, dtype=bool)
-    matched[pairs.truth_index] = True
+    matched[index] = True
     for name in sorted(set(kept_labels.tolist())):
-        of_type = pairs.truth_kept & (labels == name)
-        pair_of_type = labels[pairs.truth_index] == name
+        of_type = kept & (labels == name)
+        pair_of_type = labels[index] == name
         n_truth, tp = int(of_type.sum()), int(pair_of_type.sum())
-        rms = _rms(pairs.distance_px[pair_of_type])
+        rms = _rms(distance[pair_of_type])
         out[name] = ColumnTypeScore(
             n_truth=n_truth,
             tp=tp,
@@ -358,6 +408,8 @@ def score_image(
     border_px: float = 6.0,
     column_types: Sequence[str | bytes] | NDArray[Any] | None = None,
     mode: ScoringMode = "one-to-one",
+    faint: ArrayLike | None = None,
+    faint_types: Sequence[str | bytes] | NDArray[Any] | None = None,
 ) -> ImageScore:
     """Score predicted column positions of one image against its ground truth.
 
@@ -381,6 +433,11 @@ def score_image(
         One type label per ground-truth column, for the per-type breakdown.
     mode : {"one-to-one", "legacy"}
         Matching rule, see the module docstring.
+    faint : array_like, shape (M, 2), optional
+        Faint columns in pixels: "don't care" (see the module docstring).
+    faint_types : sequence of str or bytes, optional
+        One type label per faint column; without them the faint columns are typed
+        ``"faint"`` in ``faint_by_type``.
 
     Returns
     -------
@@ -402,11 +459,15 @@ def score_image(
         radius_angstrom=radius_angstrom,
         border_px=border_px,
         mode=mode,
+        faint=faint,
     )
     pixel = float(pixel_size)
     pred = validate_coordinates(predicted, name="predictions", image_id=image_id)
     true = validate_coordinates(truth, name="ground truth", image_id=image_id)
     labels = None if column_types is None else _column_types(column_types, len(true), image_id)
+    n_faint = len(pairs.faint_kept)
+    faint_labels = (np.full(n_faint, "faint") if faint_types is None or not len(faint_types)
+                    else _column_types(faint_types, n_faint, image_id))
     n_truth, n_predicted = int(pairs.truth_kept.sum()), int(pairs.predicted_kept.sum())
     tp = int(pairs.predicted_index.size)
     fp = n_predicted - np.unique(pairs.predicted_index).size
@@ -442,5 +503,9 @@ def score_image(
         mean_offset_y_px=float(offset[1]),
         mean_offset_x_angstrom=float(offset[0]) * pixel,
         mean_offset_y_angstrom=float(offset[1]) * pixel,
-        by_type={} if labels is None else _by_type(pairs, labels, pixel),
+        by_type={} if labels is None else _by_type(pairs.truth_kept, pairs.truth_index,
+                                                   pairs.distance_px, labels, pixel),
+        n_predicted_faint=int(np.unique(pairs.faint_predicted_index).size),
+        faint_by_type=_by_type(pairs.faint_kept, pairs.faint_index, pairs.faint_distance_px,
+                               faint_labels, pixel),
     )

@@ -122,6 +122,8 @@ def _evaluate_image(model: Any, dataset: Any, image_id: str, request: ShardReque
         image_shape=image.shape,
         image_id=image_id,
         column_types=image.column_types or None,
+        faint=image.faint_coords,
+        faint_types=image.faint_types or None,
         **asdict(request.scoring),
     )
     entry["score"] = score.to_dict()
