@@ -2,7 +2,7 @@
 
 A *clean* image is step 0 of its series (the undegraded reference, and every generality
 image) with a stored noise-free image; :func:`stembench.dataset_publish.visibility.check_labels`
-compares its peaks with its visible and faint labels. Degraded steps are not checked: blur,
+compares its peaks with its visible labels. Degraded steps are not checked: blur,
 coarse pixels and low contrast legitimately hide peaks.
 """
 
@@ -67,8 +67,7 @@ def check_dataset(path: str | Path, *, verify: bool = True) -> LabelCheck:
                 report.skipped += 1
                 continue
             report.checked.append(image_id)
-            found = check_labels(image.raw, image.coords, image.faint_coords,
-                                 pixel_size=image.pixel_size)
+            found = check_labels(image.raw, image.coords, pixel_size=image.pixel_size)
             if found:
                 report.problems[image_id] = found
     return report

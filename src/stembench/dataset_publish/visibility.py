@@ -150,7 +150,7 @@ class LabelProblem:
     ----------
     kind : str
         ``"unlabelled peak"`` (a peak of contrast above ``FAINT_FRACTION * CHECK_TOLERANCE``
-        whose nearest label is faint or farther than the attach radius) or ``"label without
+        with no visible label within the attach radius) or ``"label without
         peak"`` (a visible label owning no peak of contrast ``FAINT_FRACTION /
         CHECK_TOLERANCE``).
     x, y : float
@@ -169,23 +169,24 @@ class LabelProblem:
         return f"{self.kind} at x={self.x:.1f}, y={self.y:.1f} px ({limit})"
 
 
-def check_labels(raw: NDArray[np.floating], visible_px: NDArray[np.float64],
-                 faint_px: NDArray[np.float64], *, pixel_size: float,
-                 border_px: float = 6.0) -> list[LabelProblem]:
-    """Compare a noise-free image's peaks with its labels; return every disagreement.
+def check_labels(raw: NDArray[np.floating], visible_px: NDArray[np.float64], *,
+                 pixel_size: float, border_px: float = 6.0) -> list[LabelProblem]:
+    """Compare a noise-free image's peaks with its visible labels; return every disagreement.
 
-    A peak of contrast at least ``FAINT_FRACTION * CHECK_TOLERANCE`` must belong to a visible
-    label, and every visible label must own a peak of contrast at least ``FAINT_FRACTION /
-    CHECK_TOLERANCE``; a peak belongs to the nearest label (visible or faint) within
-    :data:`ATTACH_RADIUS_ANGSTROM`. Peaks and labels within ``border_px`` of the edge, whose
-    surroundings the image cuts, are not checked.
+    A peak of contrast at least ``FAINT_FRACTION * CHECK_TOLERANCE`` must have a visible label
+    within :data:`ATTACH_RADIUS_ANGSTROM` (a peak on a column labelled faint, or on none, is
+    an unlabelled peak), and every visible label must own a peak of contrast at least
+    ``FAINT_FRACTION / CHECK_TOLERANCE`` (a peak belongs to its nearest visible label within
+    that radius). Faint labels need no check: any peak they have is below the first bound, or
+    it is reported. Peaks and labels within ``border_px`` of the edge, whose surroundings the
+    image cuts, are not checked.
 
     Parameters
     ----------
     raw : ndarray, shape (rows, cols)
         The noise-free image of a clean (undegraded) step.
-    visible_px, faint_px : ndarray, shape (N, 2) and (M, 2)
-        Visible and faint labels, (x, y) pixels.
+    visible_px : ndarray, shape (N, 2)
+        Visible labels, (x, y) pixels.
     pixel_size : float
         A/px.
     border_px : float
@@ -198,14 +199,12 @@ def check_labels(raw: NDArray[np.floating], visible_px: NDArray[np.float64],
     """
     rows, cols = raw.shape
     visible = np.asarray(visible_px, dtype=np.float64).reshape(-1, 2)
-    labels = np.vstack([visible, np.asarray(faint_px, dtype=np.float64).reshape(-1, 2)])
     radius = ATTACH_RADIUS_ANGSTROM / pixel_size
     peaks = visible_peaks(raw, fraction=FAINT_FRACTION * CHECK_TOLERANCE)
-    owner = _attach(labels, peaks, radius)
     problems = [LabelProblem("unlabelled peak", float(p[0]), float(p[1]))
-                for p, o in zip(peaks, owner, strict=True) if o < 0 or o >= len(visible)]
-    low = _attach(labels, visible_peaks(raw, fraction=FAINT_FRACTION / CHECK_TOLERANCE), radius)
-    owned = np.isin(np.arange(len(visible)), low)
+                for p, o in zip(peaks, _attach(visible, peaks, radius), strict=True) if o < 0]
+    owned = columns_with_peak(visible, raw, fraction=FAINT_FRACTION / CHECK_TOLERANCE,
+                              attach_radius_px=radius)
     problems += [LabelProblem("label without peak", float(p[0]), float(p[1]))
                  for p, k in zip(visible, owned, strict=True) if not k]
     low_edge, x_edge, y_edge = border_px, cols - 1 - border_px, rows - 1 - border_px
