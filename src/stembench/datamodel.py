@@ -76,12 +76,12 @@ class BenchmarkImage:
         The noise-free image, where one exists.
     column_types : tuple of str
         Per-column type label (e.g. ``"Sr"``, ``"TiO"``, ``"W"``, ``"S2"``); empty if unknown.
+    metadata : mapping
+        Per-image conditions (material, series, axis value, seed, ...).
     faint_coords : ndarray, shape (M, 2)
         Columns present but too faint to see, in pixels (x, y); "don't care" when scoring.
     faint_types : tuple of str
         Type label per faint column; empty if unknown.
-    metadata : mapping
-        Per-image conditions (material, series, axis value, seed, ...).
     """
 
     image_id: str
@@ -90,9 +90,9 @@ class BenchmarkImage:
     pixel_size: float
     raw: NDArray[np.float32] | None = None
     column_types: tuple[str, ...] = ()
+    metadata: Mapping[str, Any] = field(default_factory=dict)
     faint_coords: NDArray[np.float64] = field(default_factory=lambda: np.zeros((0, 2)))
     faint_types: tuple[str, ...] = ()
-    metadata: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.image.ndim != 2:
