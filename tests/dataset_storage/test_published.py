@@ -180,5 +180,6 @@ def test_declared_unit_contradicted_by_the_lattice_is_refused(tmp_path):
         f["imgs/a"] = np.zeros((64, 64))
         f["coords/a"] = LATTICE_20PX
         f.create_group("metadata/a").attrs["Pixel size (pm)"] = 0.14
-    with open_dataset(path) as ds, pytest.raises(DatasetError, match=r"declared in pm.*2\.8 A as A"):
+    with open_dataset(path) as ds, pytest.raises(DatasetError,
+                                                 match=r"declared in pm.*2\.8 A as A"):
         ds["a"]

@@ -99,7 +99,7 @@ def test_duplicated_imported_labels_are_refused(small_images, tmp_path):
 
 def test_imported_labels_outside_the_image_are_refused(small_images, tmp_path):
     image = small_images[0]
-    outside = image.coords + [100.0, 0.0]
+    outside = image.coords + np.array([100.0, 0.0])
     bad = type(image)(**{**image.__dict__, "coords": outside})
     with pytest.raises(InputError, match=r"6 position\(s\) outside the 32 x 24 px image"):
         import_dataset([bad], tmp_path / "imported.h5", name="mine")
