@@ -71,8 +71,8 @@ def test_manifest_in_attrs_and_sidecar(small_dataset, small_images):
     first = small_images[0]
     assert manifest.arrays["/imgs/sto-noise-1"] == sha256_array(first.image)
     assert manifest.arrays["/coords/sto-noise-1"] == sha256_array(first.coords)
-    # 3 imgs + 2 raw + 3 coords + 3 column_types + 3 column_elements + 3 faint_coords
-    assert len(manifest.arrays) == 17
+    # 3 imgs + 2 raw + 3 coords + 3 column_types + 3 column_elements (no faint columns)
+    assert len(manifest.arrays) == 14
     assert verify_file(small_dataset) == []
 
 
@@ -150,7 +150,7 @@ def test_overwrite_guard(small_dataset, image_factory, write_images):
     write_images(small_dataset, [image_factory("only")], overwrite=True)
     with open_dataset(small_dataset) as ds:
         assert ds.ids == ["only"]
-    assert len(json.loads(manifest_sidecar_path(small_dataset).read_text())["arrays"]) == 6
+    assert len(json.loads(manifest_sidecar_path(small_dataset).read_text())["arrays"]) == 5
 
 
 def test_duplicate_id_rejected_and_nothing_written(tmp_path, image_factory, write_images):

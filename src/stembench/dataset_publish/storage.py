@@ -270,7 +270,8 @@ class DatasetWriter:
             self._store(f"/column_types/{key}", np.array(image.column_types, dtype=np.bytes_))
         if elements is not None:
             self._store(f"/column_elements/{key}", np.array(list(elements), dtype=np.bytes_))
-        self._store(f"/faint_coords/{key}", np.asarray(image.faint_coords, dtype=np.float64))
+        if len(image.faint_coords):
+            self._store(f"/faint_coords/{key}", np.asarray(image.faint_coords, np.float64))
         if image.faint_types:
             self._store(f"/faint_types/{key}", np.array(image.faint_types, dtype=np.bytes_))
         group = self._handle["metadata"].create_group(key)
