@@ -89,3 +89,35 @@ def test_faint_columns_are_stored_and_read_back(mini_dataset):
     assert set(sto.column_types) == {"Sr", "TiO"}
     assert set(sto.faint_types) == {"O"}
     assert len(sto.faint_coords) == pytest.approx(len(sto.coords), rel=0.15)  # 2 O per 2
+
+
+def test_check_command_passes_the_mini_build_and_fails_a_dropped_label(mini_dataset, tmp_path):
+    import shutil
+
+    import h5py
+    from typer.testing import CliRunner
+
+    from stembench.dataset_publish.cli import app
+
+    result = CliRunner().invoke(app, ["check", str(mini_dataset)])
+    assert result.exit_code == 0, result.output
+    assert "30 clean image(s) checked, 0 flagged, 72 skipped" in result.output
+    broken = tmp_path / "broken.h5"
+    shutil.copy(mini_dataset, broken)
+    image_id = "WS2-simulated:noise:step00:seed1"
+    with h5py.File(broken, "r+") as f:
+        coords = f[f"coords/{image_id}"][()]
+        centre = int(np.argmin(np.hypot(coords[:, 0] - 64, coords[:, 1] - 64)))
+        for group in ("coords", "column_types", "column_elements"):
+            kept = np.delete(f[f"{group}/{image_id}"][()], centre, axis=0)
+            del f[f"{group}/{image_id}"]
+            f[f"{group}/{image_id}"] = kept
+    # the file no longer matches its manifest: read verified it is refused, unverified
+    # the dropped label is reported as a peak without a label
+    refused = CliRunner().invoke(app, ["check", str(broken)])
+    assert refused.exit_code != 0 and "SHA-256" in str(refused.exception)
+    result = CliRunner().invoke(app, ["check", str(broken), "--no-verify"])
+    assert result.exit_code == 1
+    assert f"{image_id}: 1 problem(s)" in result.output
+    x = float(result.output.split("unlabelled peak at x=")[1].split(",")[0])
+    assert x == pytest.approx(coords[centre, 0], abs=1.0)

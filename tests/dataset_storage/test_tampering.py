@@ -103,3 +103,15 @@ def test_imported_labels_outside_the_image_are_refused(small_images, tmp_path):
     bad = type(image)(**{**image.__dict__, "coords": outside})
     with pytest.raises(InputError, match=r"6 position\(s\) outside the 32 x 24 px image"):
         import_dataset([bad], tmp_path / "imported.h5", name="mine")
+
+
+def test_published_layout_is_recognised_by_its_own_structure(tmp_path):
+    from stembench.errors import DatasetError
+
+    path = tmp_path / "odd.h5"
+    with h5py.File(path, "w") as f:  # imgs and coords, but coords are not (N, 2) positions
+        f["imgs/a"] = np.zeros((8, 8))
+        f["coords/a"] = np.zeros((4, 3))
+        f.create_group("metadata/a").attrs["Pixel size (pm)"] = 12.5
+    with pytest.raises(DatasetError, match="nor the published layout"):
+        open_dataset(path)
