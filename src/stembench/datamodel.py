@@ -5,6 +5,8 @@ Conventions
 * Positions are in pixels as ``(x, y)`` = ``(column, row)``; pixel ``(0, 0)`` is the
   centre of the top-left pixel.
 * Pixel size is in angstrom per pixel (A/px).
+* ``coords`` are the *visible* columns, the ground truth; ``faint_coords`` are columns too
+  faint to see (:mod:`stembench.dataset_publish.visibility`), "don't care" in the score.
 """
 
 from __future__ import annotations
@@ -76,6 +78,10 @@ class BenchmarkImage:
         Per-column type label (e.g. ``"Sr"``, ``"TiO"``, ``"W"``, ``"S2"``); empty if unknown.
     metadata : mapping
         Per-image conditions (material, series, axis value, seed, ...).
+    faint_coords : ndarray, shape (M, 2)
+        Columns present but too faint to see, in pixels (x, y); "don't care" when scoring.
+    faint_types : tuple of str
+        Type label per faint column; empty if unknown.
     """
 
     image_id: str
@@ -85,6 +91,8 @@ class BenchmarkImage:
     raw: NDArray[np.float32] | None = None
     column_types: tuple[str, ...] = ()
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    faint_coords: NDArray[np.float64] = field(default_factory=lambda: np.zeros((0, 2)))
+    faint_types: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.image.ndim != 2:
@@ -102,6 +110,14 @@ class BenchmarkImage:
             raise InputError(
                 f"image {self.image_id!r}: {len(self.column_types)} column types for "
                 f"{len(coords)} columns"
+            )
+        faint = validate_coordinates(self.faint_coords, name="faint columns",
+                                     image_id=self.image_id)
+        object.__setattr__(self, "faint_coords", faint)
+        if self.faint_types and len(self.faint_types) != len(faint):
+            raise InputError(
+                f"image {self.image_id!r}: {len(self.faint_types)} faint column types for "
+                f"{len(faint)} faint columns"
             )
 
     @property

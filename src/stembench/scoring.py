@@ -15,6 +15,18 @@ prediction is scored only inside the same margin. Columns cut by the edge are th
 neither counted as missed nor can a prediction be penalised for finding one. The raw
 counts are kept as ``n_truth_total`` and ``n_predicted_total``.
 
+Faint and don't-care columns
+----------------------------
+Columns present but too faint to see (``faint``, see
+:mod:`stembench.dataset_publish.visibility`) are "don't care": after the predictions are
+paired with the visible columns, the predictions left over are paired, by the same rule, with
+the faint columns; such a prediction is neither a true nor a false positive, and a faint
+column without one is not a miss. Faint columns are scored apart, per type, in
+``faint_by_type`` (recall there: the fraction of faint columns a left-over prediction found).
+Ground-truth columns flagged ``dont_care`` (from a dataset: those whose column type is in
+:data:`DONT_CARE_TYPES`, e.g. a label a person marked ``unsure`` in ``stembench label``) are
+moved to the faint set before scoring, keeping their type, so one rule covers both.
+
 Modes
 -----
 ``"one-to-one"`` (default)
@@ -35,14 +47,6 @@ Modes
     below (it returned precision 0 with no predictions and a sentinel RMS of 10 px with
     no TP), and the edge is the same ``border_px`` margin on both sides (it trimmed
     predictions by a fraction of the image size).
-
-Don't-care columns
-------------------
-Columns flagged don't-care (``dont_care``; from a dataset, the column types in
-:data:`DONT_CARE_TYPES`, e.g. a label a person marked ``unsure``) are treated like columns
-cut by the edge: paired like any other, but neither scored as a miss nor can a prediction
-on one be a false positive. They are counted apart: ``n_dont_care`` inside the scored
-region, ``n_dont_care_found`` of those paired with a prediction.
 
 Empty cases (after edge exclusion)
 ----------------------------------
@@ -79,10 +83,20 @@ __all__ = [
     "score_image",
 ]
 
-SCORER_VERSION = "1.0"
+SCORER_VERSION = "1.1"
 ScoringMode = Literal["one-to-one", "legacy"]
 _MODES = ("one-to-one", "legacy")
-#: Column types that are don't-care in the primary score (see the module docstring).
+
+
+def _json_float(value: float) -> float | None:
+    return None if math.isnan(value) else float(value)
+
+
+def _from_json_float(value: float | None) -> float:
+    return math.nan if value is None else float(value)
+
+
+#: Column types that scoring treats as don't care, like faint columns (see the module docstring).
 DONT_CARE_TYPES: frozenset[str] = frozenset({"unsure"})
 
 
@@ -93,15 +107,7 @@ def dont_care_mask(column_types: Sequence[str | bytes]) -> NDArray[np.bool_] | N
     return mask if mask.any() else None
 
 
-_OPTIONAL_FIELDS = ("n_dont_care", "n_dont_care_found")  # absent from older results
-
-
-def _json_float(value: float) -> float | None:
-    return None if math.isnan(value) else float(value)
-
-
-def _from_json_float(value: float | None) -> float:
-    return math.nan if value is None else float(value)
+_OPTIONAL_FIELDS = ("n_predicted_faint", "faint_by_type")  # absent from scorer 1.0's output
 
 
 def _dict_with_floats(obj: Any) -> dict[str, Any]:
@@ -115,7 +121,7 @@ def _dict_with_floats(obj: Any) -> dict[str, Any]:
 def _floats_from_dict(cls: type, data: Mapping[str, Any]) -> dict[str, Any]:
     kwargs: dict[str, Any] = {}
     for f in fields(cls):
-        if f.name in _OPTIONAL_FIELDS and f.name not in data:
+        if f.name not in data and f.name in _OPTIONAL_FIELDS:
             continue
         value = data[f.name]
         kwargs[f.name] = _from_json_float(value) if f.type == "float" else value
@@ -154,7 +160,8 @@ class ImageScore:
     ``by_type`` holds one :class:`ColumnTypeScore` per column type present among the
     scored (non-excluded) columns; it is empty when no column types were given.
     ``radius_px`` is the tolerance actually applied, in pixels (legacy: the square root of
-    the rounded squared tolerance).
+    the rounded squared tolerance). ``n_predicted_faint`` counts the predictions that fell
+    on faint columns (not scored); ``faint_by_type`` scores the faint columns per type.
     """
 
     image_id: str
@@ -181,22 +188,23 @@ class ImageScore:
     mean_offset_x_angstrom: float
     mean_offset_y_angstrom: float
     by_type: dict[str, ColumnTypeScore] = field(default_factory=dict)
-    n_dont_care: int = 0
-    n_dont_care_found: int = 0
+    n_predicted_faint: int = 0
+    faint_by_type: dict[str, ColumnTypeScore] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict: NaN becomes ``None``, ``by_type`` a dict of dicts."""
         out = _dict_with_floats(self)
         out["by_type"] = {name: s.to_dict() for name, s in self.by_type.items()}
+        out["faint_by_type"] = {name: s.to_dict() for name, s in self.faint_by_type.items()}
         return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ImageScore:
         """Rebuild an :class:`ImageScore` from :meth:`to_dict` output (extra keys ignored)."""
         kwargs = _floats_from_dict(cls, data)
-        kwargs["by_type"] = {
-            str(name): ColumnTypeScore.from_dict(s) for name, s in data["by_type"].items()
-        }
+        for key in ("by_type", "faint_by_type"):
+            kwargs[key] = {str(name): ColumnTypeScore.from_dict(s)
+                           for name, s in data.get(key, {}).items()}
         return cls(**kwargs)
 
 
@@ -214,8 +222,13 @@ class MatchedPairs:
         Distance of each pair in pixels.
     radius_px : float
         The tolerance applied, in pixels.
-    n_dont_care, n_dont_care_found : int
-        Don't-care columns inside the scored region, and those of them paired.
+    faint_kept : ndarray of bool
+        Per faint column: inside the scored region.
+    faint_predicted_index, faint_index : ndarray of intp
+        Predictions left over by the visible columns that fell on a scored faint column, and
+        that column (don't care: such predictions are not in ``predicted_kept``).
+    faint_distance_px : ndarray of float64
+        Distance of each of those pairs in pixels.
     """
 
     predicted_kept: NDArray[np.bool_]
@@ -224,8 +237,10 @@ class MatchedPairs:
     truth_index: NDArray[np.intp]
     distance_px: NDArray[np.float64]
     radius_px: float
-    n_dont_care: int = 0
-    n_dont_care_found: int = 0
+    faint_kept: NDArray[np.bool_]
+    faint_predicted_index: NDArray[np.intp]
+    faint_index: NDArray[np.intp]
+    faint_distance_px: NDArray[np.float64]
 
 
 def _positive(value: float, name: str, image_id: str, *, allow_zero: bool = False) -> float:
@@ -270,14 +285,13 @@ def matched_pairs(
     radius_angstrom: float = 0.5,
     border_px: float = 6.0,
     mode: ScoringMode = "one-to-one",
-    dont_care: ArrayLike | None = None,
+    faint: ArrayLike | None = None,
 ) -> MatchedPairs:
     """Validate the inputs, exclude the edge and pair predictions with columns.
 
     Parameters are those of :func:`score_image`. Use it to draw failure pictures: true
     positives are ``predicted_index``, false positives the kept predictions not in it,
-    missed columns the kept columns not in ``truth_index``. Don't-care columns are not
-    kept (``truth_kept`` is False for them), like columns at the edge.
+    missed columns the kept columns not in ``truth_index``.
 
     Raises
     ------
@@ -303,34 +317,39 @@ def matched_pairs(
             f"image {image_id!r}: {pred.shape[0]} predictions for an image of "
             f"{shape[0]}x{shape[1]} = {shape[0] * shape[1]} pixels"
         )
-    ignored = _dont_care(dont_care, len(true), image_id) & _inside(true, shape, border)
-    truth_kept = _inside(true, shape, border) & ~ignored
-    if mode == "legacy":
-        tolerance_px2 = float(np.round((radius / pixel) ** 2, 1))
-        p_idx, t_idx = pairs_below(pred, true, squared_distance_px2=tolerance_px2)
-        radius_px = math.sqrt(tolerance_px2)
-    else:
-        radius_px = radius / pixel
-        m = match_positions(pred, true, max_distance_px=radius_px)
-        p_idx, t_idx = m.predicted_index, m.truth_index
+    faint_px = validate_coordinates([] if faint is None else faint, name="faint columns",
+                                    image_id=image_id)
+    truth_kept = _inside(true, shape, border)
+    faint_kept = _inside(faint_px, shape, border)
+    p_idx, t_idx, radius_px = _pair(pred, true, mode, radius / pixel)
     pred_kept = _prediction_scope(pred, shape, border, p_idx, truth_kept[t_idx])
-    found_ignored = int(np.unique(t_idx[ignored[t_idx]]).size)
     in_scope = truth_kept[t_idx]
     p_idx, t_idx = p_idx[in_scope], t_idx[in_scope]
+    left = np.setdiff1d(np.arange(len(pred)), p_idx)
+    fp_idx, f_idx, _ = _pair(pred[left], faint_px, mode, radius / pixel)
+    fp_idx = left[fp_idx]
+    pred_kept[fp_idx] = False  # on a faint column: neither a true nor a false positive
+    on_kept = faint_kept[f_idx]
+    return MatchedPairs(pred_kept, truth_kept, p_idx, t_idx, _distance(pred, true, p_idx, t_idx),
+                        radius_px, faint_kept, fp_idx[on_kept], f_idx[on_kept],
+                        _distance(pred, faint_px, fp_idx[on_kept], f_idx[on_kept]))
+
+
+def _pair(pred: NDArray[np.float64], true: NDArray[np.float64], mode: str,
+          radius_px: float) -> tuple[NDArray[np.intp], NDArray[np.intp], float]:
+    """Pairs (prediction, column) by the mode's rule, and the tolerance applied in px."""
+    if mode == "legacy":
+        tolerance_px2 = float(np.round(radius_px**2, 1))
+        p_idx, t_idx = pairs_below(pred, true, squared_distance_px2=tolerance_px2)
+        return p_idx, t_idx, math.sqrt(tolerance_px2)
+    m = match_positions(pred, true, max_distance_px=radius_px)
+    return m.predicted_index, m.truth_index, radius_px
+
+
+def _distance(pred: NDArray[np.float64], true: NDArray[np.float64], p_idx: NDArray[np.intp],
+              t_idx: NDArray[np.intp]) -> NDArray[np.float64]:
     delta = pred[p_idx] - true[t_idx]
-    distance = np.asarray(np.hypot(delta[:, 0], delta[:, 1]), dtype=np.float64)
-    return MatchedPairs(pred_kept, truth_kept, p_idx, t_idx, distance, radius_px,
-                        int(ignored.sum()), found_ignored)
-
-
-def _dont_care(dont_care: ArrayLike | None, n_truth: int, image_id: str) -> NDArray[np.bool_]:
-    if dont_care is None:
-        return np.zeros(n_truth, dtype=bool)
-    mask = np.asarray(dont_care)
-    if mask.shape != (n_truth,) or mask.dtype != bool:
-        raise InputError(f"image {image_id!r}: dont_care must hold one bool per ground-truth "
-                         f"column ({n_truth}), got shape {mask.shape} dtype {mask.dtype}")
-    return mask
+    return np.asarray(np.hypot(delta[:, 0], delta[:, 1]), dtype=np.float64)
 
 
 def _prediction_scope(
@@ -357,6 +376,30 @@ def _rms(distance: NDArray[np.float64]) -> float:
     return float(np.sqrt(np.mean(distance**2))) if distance.size else math.nan
 
 
+def _move_dont_care(
+    dont_care: ArrayLike,
+    truth: ArrayLike,
+    column_types: Sequence[str | bytes] | NDArray[Any] | None,
+    faint: ArrayLike | None,
+    faint_types: Sequence[str | bytes] | NDArray[Any] | None,
+    image_id: str,
+) -> tuple[NDArray[np.float64], NDArray[np.str_] | None, NDArray[np.float64], NDArray[np.str_]]:
+    """Move the don't-care columns of ``truth`` to the faint set, keeping their types."""
+    true = validate_coordinates(truth, name="ground truth", image_id=image_id)
+    mask = np.asarray(dont_care)
+    if mask.shape != (len(true),) or mask.dtype != bool:
+        raise InputError(f"image {image_id!r}: dont_care must hold one bool per ground-truth "
+                         f"column ({len(true)}), got shape {mask.shape} dtype {mask.dtype}")
+    faint_px = validate_coordinates([] if faint is None else faint, name="faint columns",
+                                    image_id=image_id)
+    labels = None if column_types is None else _column_types(column_types, len(true), image_id)
+    old_faint = (np.full(len(faint_px), "faint") if faint_types is None or not len(faint_types)
+                 else _column_types(faint_types, len(faint_px), image_id))
+    moved = labels[mask] if labels is not None else np.full(int(mask.sum()), "unsure")
+    return (true[~mask], None if labels is None else labels[~mask],
+            np.concatenate([faint_px, true[mask]]), np.concatenate([old_faint, moved]))
+
+
 def _column_types(
     column_types: Sequence[str | bytes] | NDArray[Any], n_truth: int, image_id: str
 ) -> NDArray[np.str_]:
@@ -370,17 +413,19 @@ def _column_types(
 
 
 def _by_type(
-    pairs: MatchedPairs, labels: NDArray[np.str_], pixel: float
+    kept: NDArray[np.bool_], index: NDArray[np.intp], distance: NDArray[np.float64],
+    labels: NDArray[np.str_], pixel: float
 ) -> dict[str, ColumnTypeScore]:
+    """Per-type scores of columns ``kept``, of which ``index`` were found at ``distance``."""
     out: dict[str, ColumnTypeScore] = {}
-    kept_labels = labels[pairs.truth_kept]
+    kept_labels = labels[kept]
     matched = np.zeros(labels.size, dtype=bool)
-    matched[pairs.truth_index] = True
+    matched[index] = True
     for name in sorted(set(kept_labels.tolist())):
-        of_type = pairs.truth_kept & (labels == name)
-        pair_of_type = labels[pairs.truth_index] == name
+        of_type = kept & (labels == name)
+        pair_of_type = labels[index] == name
         n_truth, tp = int(of_type.sum()), int(pair_of_type.sum())
-        rms = _rms(pairs.distance_px[pair_of_type])
+        rms = _rms(distance[pair_of_type])
         out[name] = ColumnTypeScore(
             n_truth=n_truth,
             tp=tp,
@@ -403,6 +448,8 @@ def score_image(
     border_px: float = 6.0,
     column_types: Sequence[str | bytes] | NDArray[Any] | None = None,
     mode: ScoringMode = "one-to-one",
+    faint: ArrayLike | None = None,
+    faint_types: Sequence[str | bytes] | NDArray[Any] | None = None,
     dont_care: ArrayLike | None = None,
 ) -> ImageScore:
     """Score predicted column positions of one image against its ground truth.
@@ -427,8 +474,14 @@ def score_image(
         One type label per ground-truth column, for the per-type breakdown.
     mode : {"one-to-one", "legacy"}
         Matching rule, see the module docstring.
+    faint : array_like, shape (M, 2), optional
+        Faint columns in pixels: "don't care" (see the module docstring).
+    faint_types : sequence of str or bytes, optional
+        One type label per faint column; without them the faint columns are typed
+        ``"faint"`` in ``faint_by_type``.
     dont_care : array_like of bool, shape (T,), optional
-        Columns that are neither missed nor can make a false positive (module docstring).
+        Ground-truth columns that are don't care: scored as faint columns, typed by
+        ``column_types`` (``"unsure"`` without them).
 
     Returns
     -------
@@ -441,6 +494,9 @@ def score_image(
         radius or (negative) border, a bad image shape or mode, more predictions than
         pixels, or column types that do not match the columns; the message names the image.
     """
+    if dont_care is not None:
+        truth, column_types, faint, faint_types = _move_dont_care(
+            dont_care, truth, column_types, faint, faint_types, image_id)
     pairs = matched_pairs(
         predicted,
         truth,
@@ -450,12 +506,15 @@ def score_image(
         radius_angstrom=radius_angstrom,
         border_px=border_px,
         mode=mode,
-        dont_care=dont_care,
+        faint=faint,
     )
     pixel = float(pixel_size)
     pred = validate_coordinates(predicted, name="predictions", image_id=image_id)
     true = validate_coordinates(truth, name="ground truth", image_id=image_id)
     labels = None if column_types is None else _column_types(column_types, len(true), image_id)
+    n_faint = len(pairs.faint_kept)
+    faint_labels = (np.full(n_faint, "faint") if faint_types is None or not len(faint_types)
+                    else _column_types(faint_types, n_faint, image_id))
     n_truth, n_predicted = int(pairs.truth_kept.sum()), int(pairs.predicted_kept.sum())
     tp = int(pairs.predicted_index.size)
     fp = n_predicted - np.unique(pairs.predicted_index).size
@@ -491,7 +550,9 @@ def score_image(
         mean_offset_y_px=float(offset[1]),
         mean_offset_x_angstrom=float(offset[0]) * pixel,
         mean_offset_y_angstrom=float(offset[1]) * pixel,
-        by_type={} if labels is None else _by_type(pairs, labels, pixel),
-        n_dont_care=pairs.n_dont_care,
-        n_dont_care_found=pairs.n_dont_care_found,
+        by_type={} if labels is None else _by_type(pairs.truth_kept, pairs.truth_index,
+                                                   pairs.distance_px, labels, pixel),
+        n_predicted_faint=int(np.unique(pairs.faint_predicted_index).size),
+        faint_by_type=_by_type(pairs.faint_kept, pairs.faint_index, pairs.faint_distance_px,
+                               faint_labels, pixel),
     )

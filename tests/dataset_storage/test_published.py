@@ -109,7 +109,8 @@ def test_published_field_names_mapped(tmp_path):
 
 @pytest.mark.parametrize(
     ("published", "ours"),
-    [("Pixel size (pm)", "pixel_size_pm"), ("pixel_size", "pixel_size_pm"),
+    [("Pixel size (pm)", "pixel_size_pm"), ("pixel_size", "pixel_size"),
+     ("Pixel size (nm)", "pixel_size_nm"),
      ("Dose (e-/A^2)", "dose_e_per_A2"), ("Resolution (pm)", "resolution_pm"),
      ("Probe current (pA)", "probe_current_pA"), ("Peak intensity (e-)", "peak_intensity_e"),
      ("Material/orientation", "material"), ("Some Other Field", "some_other_field")],
@@ -134,3 +135,51 @@ def test_table_without_id_column(tmp_path):
         f["metadata"] = np.zeros(2, dtype=[("Pixel size (pm)", "f8")])
     with pytest.raises(DatasetError, match="no id column"):
         open_dataset(path)
+
+
+def _bare_pixel_size_file(path, value, coords):
+    with h5py.File(path, "w") as f:
+        f["imgs/a"] = np.zeros((64, 64))
+        f["coords/a"] = coords
+        f.create_group("metadata/a").attrs["pixel_size"] = value
+
+
+# a square lattice 20 px apart: 20 px x 0.14 A/px = 2.8 A, a perovskite-like spacing
+LATTICE_20PX = np.array([[x, y] for x in (10.0, 30.0, 50.0) for y in (10.0, 30.0, 50.0)])
+
+
+@pytest.mark.parametrize(("value", "expected"), [(14.0, 0.14), (0.14, 0.14), (0.014, 0.14)])
+def test_bare_pixel_size_unit_from_the_lattice_spacing(tmp_path, value, expected):
+    # the same 2.8 A spacing stored in pm, A and nm: each read as 0.14 A/px
+    path = tmp_path / "bare.h5"
+    _bare_pixel_size_file(path, value, LATTICE_20PX)
+    with open_dataset(path) as ds:
+        assert ds["a"].pixel_size == pytest.approx(expected)
+        assert ds.metadata("a")["pixel_size_pm"] == pytest.approx(expected * 100)
+
+
+def test_bare_pixel_size_that_fits_no_unit_is_refused(tmp_path):
+    # 20 px x 2.0 = 40 pm / 40 A / 400 A: no physical spacing in any unit
+    path = tmp_path / "bare.h5"
+    _bare_pixel_size_file(path, 2.0, LATTICE_20PX)
+    with open_dataset(path) as ds, pytest.raises(DatasetError, match=r"fits no unit.*20 px"):
+        ds["a"]
+
+
+def test_bare_pixel_size_with_one_label_is_refused(tmp_path):
+    path = tmp_path / "bare.h5"
+    _bare_pixel_size_file(path, 14.0, np.array([[10.0, 10.0]]))
+    with open_dataset(path) as ds, pytest.raises(DatasetError, match="cannot be checked"):
+        ds["a"]
+
+
+def test_declared_unit_contradicted_by_the_lattice_is_refused(tmp_path):
+    # "Pixel size (pm)" = 0.14 would make the 20 px spacing 0.028 A: a value in A, mislabelled
+    path = tmp_path / "declared.h5"
+    with h5py.File(path, "w") as f:
+        f["imgs/a"] = np.zeros((64, 64))
+        f["coords/a"] = LATTICE_20PX
+        f.create_group("metadata/a").attrs["Pixel size (pm)"] = 0.14
+    with open_dataset(path) as ds, pytest.raises(DatasetError,
+                                                 match=r"declared in pm.*2\.8 A as A"):
+        ds["a"]

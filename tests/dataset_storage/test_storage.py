@@ -71,7 +71,7 @@ def test_manifest_in_attrs_and_sidecar(small_dataset, small_images):
     first = small_images[0]
     assert manifest.arrays["/imgs/sto-noise-1"] == sha256_array(first.image)
     assert manifest.arrays["/coords/sto-noise-1"] == sha256_array(first.coords)
-    # 3 imgs + 2 raw + 3 coords + 3 column_types + 3 column_elements
+    # 3 imgs + 2 raw + 3 coords + 3 column_types + 3 column_elements (no faint columns)
     assert len(manifest.arrays) == 14
     assert verify_file(small_dataset) == []
 

@@ -50,7 +50,9 @@ def published_layout_file(tmp_path: Path) -> Path:
             key = f"img{index}"
             handle.create_dataset(f"imgs/{key}", data=rng.random((8, 8)).astype(np.float32))
             handle.create_dataset(f"raw/{key}", data=rng.random((8, 8)).astype(np.float32))
-            handle.create_dataset(f"coords/{key}", data=rng.uniform(0, 7, (3, 2)))
+            # columns 6.6-7.4 px apart: 0.8-0.9 A at 12.5 pm/px, a physical spacing
+            corners = np.array([[0.0, 0.0], [7.0, 0.0], [0.0, 7.0]])
+            handle.create_dataset(f"coords/{key}", data=corners + rng.uniform(0, 0.4, (3, 2)))
             group = handle.create_group(f"metadata/{key}")
             group.attrs["Material"] = "WS2"
             group.attrs["Type"] = "simulated"

@@ -118,7 +118,7 @@ def test_label_cli_then_import_and_score(tmp_path):
     score = score_image(sure_coords, image.coords, pixel_size=image.pixel_size,
                         image_shape=image.shape, image_id="ws2", dont_care=mask)
     assert (score.fp, score.fn) == (0, 0)
-    assert score.n_dont_care == int(
+    assert score.faint_by_type["unsure"].n_truth == int(
         (mask & (image.coords >= 6).all(1) & (image.coords[:, 0] <= 513)
          & (image.coords[:, 1] <= 593)).sum())
 

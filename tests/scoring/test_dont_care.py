@@ -21,7 +21,8 @@ def test_dont_care_is_neither_miss_nor_false_positive(mode):
     assert (plain.tp, plain.fp, plain.fn) == (2, 0, 3)
     score = score_image(predicted, TRUTH, dont_care=unsure, mode=mode, **KW)
     assert (score.n_truth, score.n_predicted, score.tp, score.fp, score.fn) == (3, 1, 1, 0, 2)
-    assert (score.n_dont_care, score.n_dont_care_found) == (2, 1)
+    unsure_score = score.faint_by_type["unsure"]  # scored apart, like faint columns
+    assert (unsure_score.n_truth, unsure_score.tp) == (2, 1)
     assert score.recall == pytest.approx(1 / 3)
     assert score.precision == 1.0
 
@@ -30,7 +31,7 @@ def test_prediction_near_dont_care_column_is_not_a_false_positive():
     unsure = np.array([False, False, True, False, False])
     predicted = np.vstack([TRUTH[[0, 1, 3, 4]], TRUTH[2] + [1.0, 0.0]])
     score = score_image(predicted, TRUTH, dont_care=unsure, **KW)
-    assert (score.tp, score.fp, score.fn, score.n_dont_care_found) == (4, 0, 0, 1)
+    assert (score.tp, score.fp, score.fn, score.faint_by_type["unsure"].tp) == (4, 0, 0, 1)
     assert score.f1 == 1.0
 
 
@@ -41,9 +42,17 @@ def test_mask_from_column_types_and_round_trip():
     score = score_image(TRUTH, TRUTH, dont_care=np.array([True, False, False, False, False]),
                         **KW)
     assert ImageScore.from_dict(score.to_dict()) == score
-    old = score.to_dict()
-    del old["n_dont_care"], old["n_dont_care_found"]  # results written before the flag
-    assert ImageScore.from_dict(old).n_dont_care == 0
+    assert score.faint_by_type["unsure"].n_truth == 1
+
+
+def test_dont_care_columns_join_the_faint_ones_with_their_types():
+    faint = np.array([[30.0, 30.0]])
+    score = score_image(TRUTH[[0, 1, 3, 4]] + 0.3, TRUTH, column_types=["A", "A", "B", "A", "A"],
+                        dont_care=np.array([False, False, True, False, False]), faint=faint,
+                        faint_types=["O"], **KW)
+    assert (score.tp, score.fp, score.fn) == (4, 0, 0)
+    assert set(score.faint_by_type) == {"B", "O"}
+    assert score.faint_by_type["B"].n_truth == 1 and score.faint_by_type["O"].tp == 0
 
 
 def test_bad_mask_is_refused():

@@ -73,7 +73,7 @@ def _failure_case(model: str, image: Any, entry: dict[str, Any]) -> dict[str, An
     pairs = matched_pairs(predicted, image.coords, pixel_size=image.pixel_size,
                           image_shape=image.shape, image_id=image.image_id,
                           radius_angstrom=score.get("radius_angstrom", 0.5),
-                          border_px=score.get("border_px", 6.0))
+                          border_px=score.get("border_px", 6.0), faint=image.faint_coords)
     new_pred = np.cumsum(pairs.predicted_kept) - 1  # row in the kept arrays
     new_truth = np.cumsum(pairs.truth_kept) - 1
     return {"model": model, "image_id": image.image_id, "image": image.image,

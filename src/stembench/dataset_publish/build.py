@@ -54,7 +54,7 @@ __all__ = [
 ]
 
 DATASET_NAME = "atom-locating-benchmark"
-DATASET_VERSION = "1.0.0"
+DATASET_VERSION = "2.0.0"
 GENERALITY_DOSE_E_PER_A2 = 3000.0
 
 #: Generality structures: every structure except the two benchmark materials.
@@ -86,12 +86,12 @@ def generality_images(names: tuple[str, ...], *, backend: ImageFormation,
         if name not in list_structures():
             raise InputError(f"unknown generality structure {name!r}; known: "
                              f"{list(GENERALITY_NAMES)}")
-        spacing = build_structure(name, extent_angstrom=(40.0, 40.0),
-                                  seed=0).column_spacing_angstrom
+        spacing = build_structure(name, extent_angstrom=(40.0, 40.0), seed=0,
+                                  probe=probe).column_spacing_angstrom
         pixel = spacing * (5.0 + index % 5) / 100.0
         structure_seed = seed_for("generality", name, seed)
         scan = ScanParameters(shape, pixel, rotation_deg=0.0, seed=structure_seed)
-        rendered = render(name, backend, scan, structure_seed=structure_seed)
+        rendered = render(name, backend, scan, structure_seed=structure_seed, probe=probe)
         rng = np.random.default_rng(structure_seed)
         noisy, expected, peak = deg.poisson_at_dose(
             rendered.raw, dose_e_per_A2=GENERALITY_DOSE_E_PER_A2, pixel_size_angstrom=pixel,
@@ -104,7 +104,9 @@ def generality_images(names: tuple[str, ...], *, backend: ImageFormation,
         yield BenchmarkImage(image_id=f"generality:{name}:seed{seed}",
                              image=noisy.astype(np.float32), coords=rendered.coords,
                              pixel_size=pixel, raw=expected.astype(np.float32),
-                             column_types=rendered.column_types, metadata=meta)
+                             column_types=rendered.column_types,
+                             faint_coords=rendered.faint_coords,
+                             faint_types=rendered.faint_types, metadata=meta)
 
 
 def _backend(name: str, probe: ProbeParameters, cache_dir: Path) -> ImageFormation:

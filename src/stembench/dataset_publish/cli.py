@@ -172,3 +172,31 @@ def import_images(
     unsure = sum(t == "unsure" for t in labelled.column_types)
     typer.echo(f"Wrote {path}: 1 image, {len(labelled.coords)} labelled columns "
                f"({unsure} unsure, not scored), {labelled.pixel_size:.4g} A/px")
+
+
+@app.command()
+def check(
+    path: Annotated[Path, typer.Argument(help="Dataset .h5 file (stembench or published "
+                                              "layout).")],
+    verify: Annotated[bool, typer.Option(help="Verify arrays and metadata against the "
+                                              "manifest while reading.")] = True,
+    show: Annotated[int, typer.Option(help="Problems printed per image.")] = 3,
+) -> None:
+    """Compare every clean image's noise-free peaks with its labels; exit 1 on a disagreement.
+
+    Fails on a visible peak without a visible label and on a visible label without a peak
+    (rule: stembench.dataset_publish.visibility).
+    """
+    from stembench.dataset_publish.check import check_dataset
+    from stembench.dataset_publish.visibility import CHECK_TOLERANCE, FAINT_FRACTION
+
+    report = check_dataset(path, verify=verify)
+    for image_id, problems in report.problems.items():
+        typer.echo(f"{image_id}: {len(problems)} problem(s)")
+        for problem in problems[:show]:
+            typer.echo(f"  {problem.describe()}")
+    typer.echo(f"{len(report.checked)} clean image(s) checked, {len(report.problems)} flagged, "
+               f"{report.skipped} skipped (degraded or without a noise-free image); faint "
+               f"below {FAINT_FRACTION} of the range, tolerance x{CHECK_TOLERANCE}")
+    if not report.ok:
+        raise typer.Exit(code=1)

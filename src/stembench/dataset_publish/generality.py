@@ -5,8 +5,10 @@ Each entry of :data:`GENERALITY_STRUCTURES` maps a name to a builder
 Bravais type, complex cells, closely spaced dumbbells, heterointerfaces with a step in
 intensity, grain boundaries, vacancies, substitutional dopants and thickness gradients.
 Labels follow every modification: a removed column loses its label, a substituted column
-gets its new element and type, and visibility is judged against the brightest column of the
-column's own (unmodified) lattice. Thickness factors scale all weights of a region.
+gets its new element and type. The visibility a builder sets is its lattice's (used only to
+thin crowded grain-boundary columns); :func:`stembench.dataset_publish.structures.build_structure`
+judges the finished structure's visibility on its own noise-free image. Thickness factors scale
+all weights of a region.
 """
 
 from __future__ import annotations
@@ -39,22 +41,17 @@ class _Columns:
     weights: NDArray[np.float64]
     symbols: list[tuple[str, ...]]
     visible: NDArray[np.bool_]
-    reference_weight: NDArray[np.float64]  # brightest column of each column's own lattice
-    visibility_fraction: NDArray[np.float64]
 
     def take(self, keep: NDArray[np.bool_]) -> _Columns:
         return _Columns(self.positions[keep], self.weights[keep],
                         [s for s, k in zip(self.symbols, keep, strict=True) if k],
-                        self.visible[keep], self.reference_weight[keep],
-                        self.visibility_fraction[keep])
+                        self.visible[keep])
 
     def join(self, other: _Columns) -> _Columns:
         return _Columns(np.vstack([self.positions, other.positions]),
                         np.concatenate([self.weights, other.weights]),
                         self.symbols + other.symbols,
-                        np.concatenate([self.visible, other.visible]),
-                        np.concatenate([self.reference_weight, other.reference_weight]),
-                        np.concatenate([self.visibility_fraction, other.visibility_fraction]))
+                        np.concatenate([self.visible, other.visible]))
 
 
 def _tile(name: str, extent: tuple[float, float], exponent: float, rng: np.random.Generator,
@@ -65,10 +62,7 @@ def _tile(name: str, extent: tuple[float, float], exponent: float, rng: np.rando
     pos, w, syms, vis = tile_lattice(lat, extent_angstrom=extent, rotation_deg=rotation_deg,
                                      origin_angstrom=(float(origin[0]), float(origin[1])),
                                      exponent=exponent)
-    ref = max(column_weight(s, exponent) for s in lat.symbols)
-    n = len(w)
-    return _Columns(pos, w * thickness, syms, vis, np.full(n, ref),
-                    np.full(n, lat.visibility_fraction))
+    return _Columns(pos, w * thickness, syms, vis)
 
 
 def _finish(base: str, cols: _Columns, extent: tuple[float, float],
@@ -161,7 +155,6 @@ def _dopants(base: str, host: str, dopant: str, fraction: float) -> Builder:
 def _reweigh(cols: _Columns, changed: NDArray[np.bool_], exponent: float) -> None:
     for k in np.flatnonzero(changed):
         cols.weights[k] = column_weight(cols.symbols[k], exponent)
-    cols.visible = cols.weights >= cols.visibility_fraction * cols.reference_weight
 
 
 def _gradient(base: str, end_factor: float, direction_deg: float = 0.0,

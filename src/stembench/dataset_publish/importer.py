@@ -31,7 +31,9 @@ from stembench.errors import InputError
 from stembench.pixel_size import check_pixel_size
 
 __all__ = [
+    "DUPLICATE_DISTANCE_PX",
     "MICROSCOPE_FORMATS",
+    "check_imported_labels",
     "import_dataset",
     "import_labelled_image",
     "read_image_file",
@@ -149,7 +151,8 @@ def read_positions_csv(
     ------
     InputError
         Naming the file and line: missing columns, no rows, a value that is not a
-        finite number, or a position outside the image.
+        finite number, a position outside the image, or two positions closer than
+        :data:`DUPLICATE_DISTANCE_PX` (see :func:`check_imported_labels`).
     """
     path = Path(path)
     if not path.is_file():
@@ -189,6 +192,35 @@ def read_positions_csv(
     if not positions:
         raise InputError(f"{path}: CSV holds a header but no positions")
     coords = np.array(positions, dtype=np.float64)
+    check_imported_labels(coords, shape=shape, where=str(path))
+    return coords, tuple(types)
+
+
+DUPLICATE_DISTANCE_PX = 0.5
+"""Two imported labels closer than this (pixels) are one column labelled twice."""
+
+
+def check_imported_labels(coords: NDArray[np.float64], *, shape: tuple[int, int],
+                          where: str) -> None:
+    """Refuse labels outside the image or duplicated within :data:`DUPLICATE_DISTANCE_PX`.
+
+    A duplicated label halves a perfect detector's recall, and labels outside the image are
+    never scored, so either would make a score silently wrong.
+
+    Parameters
+    ----------
+    coords : ndarray, shape (N, 2)
+        Labels, (x, y) pixels.
+    shape : tuple of int
+        ``(rows, cols)``; inside means ``-0.5 <= x <= cols - 0.5`` and the same for y.
+    where : str
+        File or image, for messages.
+
+    Raises
+    ------
+    InputError
+        Naming the first offending row (1-based) and how many there are.
+    """
     rows, cols = shape
     outside = (
         (coords[:, 0] < -0.5) | (coords[:, 0] > cols - 0.5)
@@ -197,10 +229,17 @@ def read_positions_csv(
     if outside.any():
         first = int(np.flatnonzero(outside)[0])
         raise InputError(
-            f"{path}: {int(outside.sum())} position(s) outside the {cols} x {rows} px image, "
+            f"{where}: {int(outside.sum())} position(s) outside the {cols} x {rows} px image, "
             f"first at data row {first + 1}: x={coords[first, 0]}, y={coords[first, 1]}"
         )
-    return coords, tuple(types)
+    pairs = cKDTree(coords).query_pairs(DUPLICATE_DISTANCE_PX, output_type="ndarray")
+    if len(pairs):
+        i, j = (int(k) for k in pairs[np.lexsort(pairs.T[::-1])][0])
+        raise InputError(
+            f"{where}: {len(pairs)} pair(s) of labels closer than {DUPLICATE_DISTANCE_PX} px "
+            f"(one column labelled twice?), first data rows {i + 1} and {j + 1}: "
+            f"x,y={coords[i].tolist()} and {coords[j].tolist()}"
+        )
 
 
 def _atoms_per_100px(coords: NDArray[np.float64]) -> float:
@@ -343,5 +382,7 @@ def import_dataset(
         overwrite=overwrite,
     ) as writer:
         for image in images:
+            check_imported_labels(image.coords, shape=image.shape,
+                                  where=f"image {image.image_id!r}")
             writer.add(image)
     return output

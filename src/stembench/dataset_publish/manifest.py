@@ -1,15 +1,22 @@
-"""The dataset manifest: name, version, generator parameters and a SHA-256 of every array.
+"""The dataset manifest: name, version, generator parameters, a SHA-256 of every array and
+of every image's metadata.
 
 A stembench HDF5 file carries its manifest as a JSON string in the root attribute
 ``manifest``, and a copy beside the file as ``<file>.manifest.json``. Each array is hashed
 over its dtype, its shape and its C-contiguous bytes, so the hash does not depend on how
-HDF5 stores (chunks, compresses) the array.
+HDF5 stores (chunks, compresses) the array. Each image's metadata (pixel size and every other
+field scoring and analysis read) is hashed over a canonical JSON text of its fields
+(:func:`sha256_metadata`). :meth:`Manifest.content_hash` condenses all of it into one hash:
+the identity of what a score depends on.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
+import numbers
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +33,7 @@ __all__ = [
     "manifest_sidecar_path",
     "read_manifest",
     "sha256_array",
+    "sha256_metadata",
     "utc_timestamp",
     "verify_file",
 ]
@@ -56,6 +64,9 @@ class Manifest:
     arrays : dict of str to str
         HDF5 path of every stored array (e.g. ``"/imgs/sto-ref-0"``) to its hex SHA-256
         from :func:`sha256_array`.
+    metadata : dict of str to str
+        Image id to the hex SHA-256 of its metadata from :func:`sha256_metadata` (empty in
+        manifests written before dataset version 2.0.0).
     created : str
         ISO 8601 UTC time the file was written.
     """
@@ -66,10 +77,22 @@ class Manifest:
     generator_params: dict[str, Any]
     arrays: dict[str, str] = field(default_factory=dict)
     created: str = field(default_factory=utc_timestamp)
+    metadata: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> str:
         """Return the manifest as a JSON string with sorted keys."""
         return json.dumps(asdict(self), sort_keys=True, indent=1, allow_nan=False)
+
+    def content_hash(self) -> str:
+        """One hex SHA-256 of everything a score depends on: name, version, every array's
+        hash and every image's metadata hash (not the creation time).
+
+        Two builds with equal content have equal hashes; changing any pixel, label, column
+        type, faint label or metadata field (pixel size included) changes it.
+        """
+        content = {"name": self.name, "version": self.version, "arrays": self.arrays,
+                   "metadata": self.metadata}
+        return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
     @classmethod
     def from_json(cls, text: str) -> Manifest:
@@ -90,7 +113,8 @@ class Manifest:
         missing = [key for key in expected if key not in data]
         if missing:
             raise DatasetError(f"manifest lacks field(s) {missing}")
-        return cls(**{key: data[key] for key in expected})
+        fields = {key: data[key] for key in expected}
+        return cls(**fields, metadata=dict(data.get("metadata", {})))
 
 
 def sha256_array(array: ArrayLike) -> str:
@@ -111,6 +135,32 @@ def sha256_array(array: ArrayLike) -> str:
     digest.update(f"{arr.dtype.str}|{arr.shape}|".encode())
     digest.update(arr.tobytes(order="C"))
     return digest.hexdigest()
+
+
+def _canonical(value: object) -> object:
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        number = float(value)
+        return repr(number) if not math.isfinite(number) else number
+    return repr(value)
+
+
+def sha256_metadata(metadata: Mapping[str, object]) -> str:
+    """Return the hex SHA-256 of one image's metadata fields.
+
+    The fields are written as JSON with sorted keys; numbers as numbers (NaN and infinities
+    as their ``repr``), so values read back from HDF5 (numpy scalars) hash like the Python
+    values that were written.
+    """
+    canonical = {str(k): _canonical(v) for k, v in metadata.items()}
+    return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
 
 
 def manifest_sidecar_path(path: str | Path) -> Path:
@@ -160,8 +210,9 @@ def verify_file(path: str | Path, *, manifest: Manifest | None = None) -> list[s
     -------
     list of str
         HDF5 paths that do not match: arrays whose hash differs, arrays the manifest
-        lists that the file lacks or cannot read, and arrays the file holds that the
-        manifest does not list. Empty when the file is intact.
+        lists that the file lacks or cannot read, arrays the file holds that the
+        manifest does not list, and ``/metadata/<id>`` for each image whose metadata
+        differs from (or is missing in) the manifest. Empty when the file is intact.
 
     Raises
     ------
@@ -191,6 +242,12 @@ def verify_file(path: str | Path, *, manifest: Manifest | None = None) -> list[s
                 if actual != expected:
                     mismatches.append(array_path)
             mismatches.extend(p for p in stored if p not in manifest.arrays)
+            groups = handle.get("metadata")
+            ids = set(manifest.metadata) | (set(groups.keys()) if groups is not None else set())
+            for image_id in sorted(ids):
+                attrs = groups[image_id].attrs if groups is not None and image_id in groups else {}
+                if manifest.metadata.get(image_id) != sha256_metadata(dict(attrs)):
+                    mismatches.append(f"/metadata/{image_id}")
     except (OSError, RuntimeError) as exc:
         raise DatasetError(f"{path}: cannot be read as an HDF5 file ({exc})") from exc
     return mismatches

@@ -5,16 +5,22 @@ for any file. :class:`PublishedDataset` reads the layout of the published benchm
 (Wei et al. 2023, ``wei_atom.h5``): groups ``imgs``, ``raw``, ``coords`` and ``metadata``
 keyed by string ids, with the metadata either per id (attributes of ``/metadata/<id>``) or
 as one table (a compound dataset, or a group of column datasets, with an id column).
-Field names are mapped to stembench's (``"Pixel size (pm)"`` -> ``pixel_size_pm``) and the
-pixel size is converted from pm to A/px. The published layout has no manifest: arrays are
-not verified, and :attr:`PublishedDataset.verify` is always ``False``.
+Field names are mapped to stembench's (``"Pixel size (pm)"`` -> ``pixel_size_pm``). The
+pixel size's unit is never guessed: the spacing of the labelled columns it implies must be a
+physical projected column spacing (:data:`COLUMN_SPACING_RANGE_ANGSTROM`) in the declared unit
+(pm, A or nm in the field's name), or, for a bare ``pixel_size``, in exactly one of them;
+otherwise the image is refused with what was found. The published layout has no manifest:
+arrays are not verified, :attr:`PublishedDataset.verify` is always ``False``, and its
+``content_hash`` is the SHA-256 of the file's bytes.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import numbers
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
@@ -26,10 +32,23 @@ from stembench.datamodel import BenchmarkImage
 from stembench.dataset_publish.manifest import Manifest
 from stembench.errors import DatasetError, InputError
 
-__all__ = ["COLUMN_ELEMENTS_KEY", "H5ImageSet", "PublishedDataset", "canonical_field_name"]
+__all__ = [
+    "COLUMN_ELEMENTS_KEY",
+    "COLUMN_SPACING_RANGE_ANGSTROM",
+    "H5ImageSet",
+    "PublishedDataset",
+    "canonical_field_name",
+    "is_published_layout",
+    "pixel_size_angstrom",
+]
 
 COLUMN_ELEMENTS_KEY = "column_elements"
 """Metadata key whose per-column values are stored as ``/column_elements/<id>``."""
+
+COLUMN_SPACING_RANGE_ANGSTROM = (0.8, 7.0)
+"""Median nearest-neighbour spacing of labelled columns that a pixel size may imply, A."""
+
+_UNITS_ANGSTROM = {"pm": 0.01, "A": 1.0, "nm": 10.0}
 
 
 def _strings(array: np.ndarray) -> tuple[str, ...]:
@@ -46,7 +65,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-class H5ImageSet:
+class H5ImageSet(ABC):
     """What every opened dataset offers, whichever HDF5 layout it was read from.
 
     Attributes
@@ -80,6 +99,11 @@ class H5ImageSet:
     def manifest(self) -> Manifest | None:
         """The manifest, or ``None`` for layouts that have none."""
         return None
+
+    @property
+    @abstractmethod
+    def content_hash(self) -> str:
+        """One SHA-256 identifying everything a score depends on (arrays and metadata)."""
 
     def _image_metadata(self, image_id: str) -> dict[str, Any]:
         return self._group_attrs(image_id)
@@ -169,6 +193,8 @@ class H5ImageSet:
         coords = self._read_array(image_id, f"/coords/{image_id}").astype(np.float64)
         types = self._optional_array(image_id, "column_types")
         elements = self._optional_array(image_id, "column_elements")
+        faint = self._optional_array(image_id, "faint_coords")
+        faint_types = self._optional_array(image_id, "faint_types")
         if elements is not None:
             meta[COLUMN_ELEMENTS_KEY] = _strings(elements)
         return BenchmarkImage(
@@ -178,6 +204,8 @@ class H5ImageSet:
             pixel_size=float(pixel_size),
             raw=None if raw is None else raw.astype(np.float32),
             column_types=() if types is None else _strings(types),
+            faint_coords=np.zeros((0, 2)) if faint is None else faint.astype(np.float64),
+            faint_types=() if faint_types is None else _strings(faint_types),
             metadata=meta,
         )
 
@@ -214,7 +242,9 @@ _FIELD_ALIASES: dict[str, tuple[str, ...]] = {
     "probe_current_pA": ("probecurrentpa", "probecurrent", "currentpa"),
     "peak_intensity_e": ("peakintensitye", "peakintensity", "peakintensityelectrons"),
     "contrast": ("contrast",),
-    "pixel_size_pm": ("pixelsizepm", "pixelsize", "pixelsizeinpm"),
+    "pixel_size_pm": ("pixelsizepm", "pixelsizeinpm"),
+    "pixel_size_A": ("pixelsizea", "pixelsizeangstrom", "pixelsizeapx", "pixelsizeinangstrom"),
+    "pixel_size_nm": ("pixelsizenm", "pixelsizeinnm"),
     "atoms_per_100px": ("atomsper100px", "atoms100px", "atomsper100pixels", "atomsper100pix"),
     "resolution_pm": ("resolutionpm", "resolution", "proberesolutionpm"),
     "dose_e_per_A2": ("doseepera2", "dosee2", "dose", "doseea2", "doseeangstrom2"),
@@ -222,6 +252,83 @@ _FIELD_ALIASES: dict[str, tuple[str, ...]] = {
     "drift": ("drift", "randomdrift"),
     "flyback": ("flyback", "flybackerror"),
 }
+def _median_spacing_px(coords: np.ndarray) -> float:
+    from scipy.spatial import cKDTree
+
+    points = np.asarray(coords, dtype=np.float64).reshape(-1, 2)
+    if len(points) < 2:
+        return math.nan
+    distances, _ = cKDTree(points).query(points, k=2)
+    return float(np.median(distances[:, 1]))
+
+
+def pixel_size_angstrom(value: Any, unit: str, coords: np.ndarray, *, where: str) -> float:
+    """A published pixel size in A/px, its unit checked against the labelled columns.
+
+    Parameters
+    ----------
+    value : number
+        The stored pixel size.
+    unit : {"pm", "A", "nm", "?"}
+        The unit its field name declares; ``"?"`` for a bare ``pixel_size``.
+    coords : ndarray, shape (N, 2)
+        The image's labelled columns in pixels; their median nearest-neighbour spacing times
+        the pixel size must fall in :data:`COLUMN_SPACING_RANGE_ANGSTROM`.
+    where : str
+        File and image, for messages.
+
+    Raises
+    ------
+    DatasetError
+        For a non-positive value, a declared unit the spacing contradicts, or a bare value
+        that fits no unit or (with fewer than two labels) cannot be told.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not float(value) > 0:
+        raise DatasetError(f"{where}: pixel size must be a positive number, got {value!r}")
+    low, high = COLUMN_SPACING_RANGE_ANGSTROM
+    spacing_px = _median_spacing_px(coords)
+    implied = {u: spacing_px * float(value) * f for u, f in _UNITS_ANGSTROM.items()}
+    fits = [u for u, d in implied.items() if low <= d <= high]
+    found = ", ".join(f"{d:.3g} A as {u}" for u, d in implied.items())
+    if unit != "?":
+        if math.isfinite(spacing_px) and unit not in fits:
+            raise DatasetError(
+                f"{where}: pixel size {value} declared in {unit} gives a median column spacing "
+                f"of {implied[unit]:.3g} A, outside the physical {low}-{high} A (spacing "
+                f"{spacing_px:.3g} px; {found}); refusing rather than guessing"
+            )
+        return float(value) * _UNITS_ANGSTROM[unit]
+    if not math.isfinite(spacing_px):
+        raise DatasetError(
+            f"{where}: bare pixel_size {value} with fewer than two labelled columns: its unit "
+            "(pm, A or nm) cannot be checked; refusing rather than guessing"
+        )
+    if len(fits) != 1:
+        what = "fits no unit" if not fits else f"is ambiguous ({' or '.join(fits)})"
+        raise DatasetError(
+            f"{where}: bare pixel_size {value} {what}: the labelled columns are {spacing_px:.3g} "
+            f"px apart, i.e. {found}; physical spacings are {low}-{high} A"
+        )
+    return float(value) * _UNITS_ANGSTROM[fits[0]]
+
+
+def is_published_layout(handle: Any) -> bool:
+    """Whether an open HDF5 file has the published layout's own structure.
+
+    Groups ``imgs`` and ``coords`` holding the same ids, each ``coords`` entry an (N, 2)
+    array, and a ``metadata`` group or table.
+    """
+    import h5py
+
+    imgs, coords = handle.get("imgs"), handle.get("coords")
+    if not (isinstance(imgs, h5py.Group) and isinstance(coords, h5py.Group)):
+        return False
+    if "metadata" not in handle or set(imgs.keys()) != set(coords.keys()) or not len(imgs):
+        return False
+    first = coords[next(iter(coords.keys()))]
+    return isinstance(first, h5py.Dataset) and first.ndim == 2 and first.shape[1] == 2
+
+
 _ALIAS_TO_FIELD = {alias: name for name, aliases in _FIELD_ALIASES.items() for alias in aliases}
 _ID_COLUMNS = ("id", "imageid", "imgid", "name", "key", "image", "imagename", "index")
 
@@ -277,6 +384,7 @@ class PublishedDataset(H5ImageSet):
         self.name = str(attrs.get("dataset_name", path.stem))
         self.version = str(attrs.get("dataset_version", "published"))
         self._table = self._read_table()
+        self._content_hash: str | None = None
 
     def _read_table(self) -> dict[str, dict[str, Any]] | None:
         import h5py
@@ -305,15 +413,33 @@ class PublishedDataset(H5ImageSet):
         else:
             record = dict(self._table.get(image_id, {}))
         meta = _canonical_record(record)
-        pixel_size_pm = meta.get("pixel_size_pm", math.nan)
-        if isinstance(pixel_size_pm, numbers.Real):
-            meta["pixel_size_angstrom"] = float(pixel_size_pm) / 100.0
+        declared = [(unit, meta.pop(f"pixel_size_{unit}")) for unit in ("pm", "A", "nm")
+                    if f"pixel_size_{unit}" in meta]
+        if "pixel_size" in meta:
+            declared.append(("?", meta.pop("pixel_size")))
+        if declared:
+            coords = self._read_array(image_id, f"/coords/{image_id}")
+            where = f"{self.path}: image {image_id!r}"
+            unit, value = declared[0]
+            meta["pixel_size_angstrom"] = pixel_size_angstrom(value, unit, coords, where=where)
+            meta["pixel_size_pm"] = meta["pixel_size_angstrom"] * 100.0
         material = str(meta.get("material", ""))
         kind = str(meta.get("type", "")).lower()
         known = next((m for m in ("SrTiO3", "WS2") if m.lower() in material.lower()), None)
         meta["group"] = f"{known}-{kind}" if known and kind else "generality"
         meta["source"] = self.path.name
         return meta
+
+    @property
+    def content_hash(self) -> str:
+        """SHA-256 of the file's bytes (the published layout has no manifest)."""
+        if self._content_hash is None:
+            digest = hashlib.sha256()
+            with self.path.open("rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+            self._content_hash = digest.hexdigest()
+        return self._content_hash
 
     def __repr__(self) -> str:
         return (

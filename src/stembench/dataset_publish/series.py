@@ -3,7 +3,9 @@
 For each material and quality axis the series holds step 0 (the clean reference) and one
 step per axis value; every step is realised for each seed. A seed fixes the lattice offset
 (the same field for every step and axis), the scan distortion and the noise. Labels come from
-construction: the visible columns mapped through the exact inverse of the scan. The stored
+construction: the visible columns mapped through the exact inverse of the scan, and the faint
+ones apart (:mod:`stembench.dataset_publish.visibility`; visibility is judged once, at the
+probe, so it does not change along a series). The stored
 ``raw`` is the noise-free image with every deterministic degradation applied (blur, contrast
 offset, scan distortion), so ``psnr_db(imgs, raw)`` measures the noise alone (inf without).
 
@@ -49,7 +51,7 @@ __all__ = [
     "seed_for",
 ]
 
-GENERATOR_VERSION = "1.0.0"
+GENERATOR_VERSION = "2.0.0"
 PROBE_CURRENT_PA = 18.9
 AXES = ("pixel_size", "resolution", "contrast", "noise", "flyback", "drift")
 
@@ -99,15 +101,19 @@ class RenderedImage:
     column_elements: tuple[str, ...]
     structure: ColumnStructure
     scan: ScanParameters
+    faint_coords: NDArray[np.float64]  # (M, 2) x, y pixels of the faint columns in the image
+    faint_types: tuple[str, ...]
 
 
 def render(structure_name: str, backend: ImageFormation, scan: ScanParameters, *,
-           structure_seed: int, exponent: float = 1.7, margin_angstrom: float = 5.0
-           ) -> RenderedImage:
-    """Render ``structure_name`` on ``scan`` and label its visible columns.
+           structure_seed: int, exponent: float = 1.7, margin_angstrom: float = 5.0,
+           probe: ProbeParameters | None = None) -> RenderedImage:
+    """Render ``structure_name`` on ``scan`` and label its visible and its faint columns.
 
     The structure is built to cover every beam position plus ``margin_angstrom``; the scan's
-    ``origin_angstrom`` is shifted so that the field sits inside it.
+    ``origin_angstrom`` is shifted so that the field sits inside it. Which columns are
+    visible is decided at ``probe`` (default :class:`ProbeParameters`), see
+    :mod:`stembench.dataset_publish.visibility`.
     """
     x, y = beam_positions(scan)
     shift = margin_angstrom - np.array([x.min(), y.min()])
@@ -117,33 +123,35 @@ def render(structure_name: str, backend: ImageFormation, scan: ScanParameters, *
     x, y = x + shift[0], y + shift[1]
     extent = (float(x.max() + margin_angstrom), float(y.max() + margin_angstrom))
     structure = build_structure(structure_name, extent_angstrom=extent, exponent=exponent,
-                                seed=structure_seed)
+                                seed=structure_seed, probe=probe)
     raw = backend.intensity(structure, x, y)
     raw = raw / raw.max()
-    visible = np.flatnonzero(structure.visible)
-    pixels = ground_truth_pixels(structure.positions_angstrom[visible], placed)
+    pixels = ground_truth_pixels(structure.positions_angstrom, placed)
     rows, cols = scan.shape
     inside = (np.isfinite(pixels).all(axis=1) & (pixels[:, 0] >= -0.5)
               & (pixels[:, 0] <= cols - 0.5) & (pixels[:, 1] >= -0.5)
               & (pixels[:, 1] <= rows - 0.5))
-    keep = visible[inside]
-    return RenderedImage(raw, pixels[inside], tuple(structure.column_types[k] for k in keep),
-                         tuple(structure.elements[k] for k in keep), structure, placed)
+    keep = np.flatnonzero(inside & structure.visible)
+    faint = np.flatnonzero(inside & ~structure.visible)
+    return RenderedImage(raw, pixels[keep], tuple(structure.column_types[k] for k in keep),
+                         tuple(structure.elements[k] for k in keep), structure, placed,
+                         pixels[faint], tuple(structure.column_types[k] for k in faint))
 
 
-_CLEAN: OrderedDict[tuple[str, int, ScanParameters, int], tuple[ImageFormation,
+_CLEAN: OrderedDict[tuple[str, int, ScanParameters, int, ProbeParameters], tuple[ImageFormation,
                                                                 RenderedImage]] = OrderedDict()
 
 
 def _clean_render(material: str, backend: ImageFormation, scan: ScanParameters, *,
-                  structure_seed: int) -> RenderedImage:
+                  structure_seed: int, probe: ProbeParameters) -> RenderedImage:
     """:func:`render`, remembering the last 8 results: every axis shares the clean reference.
 
     The cache holds the backend itself, so its ``id`` cannot be reused while cached.
     """
-    key = (material, id(backend), scan, structure_seed)
+    key = (material, id(backend), scan, structure_seed, probe)
     if key not in _CLEAN:
-        _CLEAN[key] = (backend, render(material, backend, scan, structure_seed=structure_seed))
+        _CLEAN[key] = (backend, render(material, backend, scan, structure_seed=structure_seed,
+                                       probe=probe))
         while len(_CLEAN) > 8:
             _CLEAN.popitem(last=False)
     return _CLEAN[key][1]
@@ -251,7 +259,7 @@ def material_series(material: str, axis: str, *, steps: Sequence[float], seeds: 
     for seed in seeds:
         structure_seed = seed_for(material, seed)
         clean = _clean_render(material, backend, ScanParameters(shape, pixel_ref),
-                              structure_seed=structure_seed)
+                              structure_seed=structure_seed, probe=probe)
         spacing = clean.structure.column_spacing_angstrom
         for step, value in enumerate([0.0, *(float(v) for v in steps)]):
             rng = np.random.default_rng(seed_for(material, axis, step, seed))
@@ -262,7 +270,8 @@ def material_series(material: str, axis: str, *, steps: Sequence[float], seeds: 
                     flyback_px=value if axis == "flyback" else 0.0,
                     drift_px_per_line=value if axis == "drift" else 0.0,
                     seed=seed_for(material, axis, step, seed))
-                rendered = render(material, backend, scan, structure_seed=structure_seed)
+                rendered = render(material, backend, scan, structure_seed=structure_seed,
+                                  probe=probe)
             image, raw, extra = _degrade(rendered, axis, value if step else 0.0, r0, rng)
             meta = image_metadata(rendered, image, raw, material=material, group=group,
                                   series=axis, step=step, seed=int(seed), backend=backend.name,
@@ -272,7 +281,8 @@ def material_series(material: str, axis: str, *, steps: Sequence[float], seeds: 
                 image_id=f"{group}:{axis}:step{step:02d}:seed{seed}",
                 image=image.astype(np.float32), coords=rendered.coords,
                 pixel_size=rendered.scan.pixel_size_angstrom, raw=raw.astype(np.float32),
-                column_types=rendered.column_types, metadata=meta)
+                column_types=rendered.column_types, faint_coords=rendered.faint_coords,
+                faint_types=rendered.faint_types, metadata=meta)
 
 
 def reference_image(material: str, *, axis: str = "resolution",

@@ -4,11 +4,18 @@ Layout (a superset of the published ``wei_atom.h5``; see ``docs/architecture.md`
 
     /imgs/<id>            float32 (rows, cols)   the image a model sees
     /raw/<id>             float32 (rows, cols)   noise-free image (absent when unknown)
-    /coords/<id>          float64 (N, 2)         x, y pixels
+    /coords/<id>          float64 (N, 2)         x, y pixels of the visible columns
     /column_types/<id>    bytes   (N,)           column type per column
     /column_elements/<id> bytes   (N,)           element(s) in each column, e.g. b"Ti+O"
+    /faint_coords/<id>    float64 (M, 2)         x, y pixels of the faint columns ("don't care")
+    /faint_types/<id>     bytes   (M,)           column type per faint column
     /metadata/<id>        group whose attrs are the per-image metadata fields
     / (root attrs)        dataset_name, dataset_version, generator_version, manifest
+
+The manifest hashes every array and every image's metadata. A file that carries stembench's
+marks (its root attributes, its per-column groups or a sidecar manifest) but no manifest, or
+whose manifest disagrees with its sidecar, is refused: it is never read as the published
+layout, which is recognised by its own structure (:func:`is_published_layout`).
 
 The per-column elements travel in ``BenchmarkImage.metadata["column_elements"]`` (a
 sequence of str, one per column); they are stored as the array above, not as an attribute.
@@ -33,8 +40,14 @@ from stembench.dataset_publish.manifest import (
     Manifest,
     manifest_sidecar_path,
     sha256_array,
+    sha256_metadata,
 )
-from stembench.dataset_publish.published import COLUMN_ELEMENTS_KEY, H5ImageSet, PublishedDataset
+from stembench.dataset_publish.published import (
+    COLUMN_ELEMENTS_KEY,
+    H5ImageSet,
+    PublishedDataset,
+    is_published_layout,
+)
 from stembench.errors import DatasetError, InputError, IntegrityError
 
 __all__ = [
@@ -217,7 +230,8 @@ class DatasetWriter:
         import h5py
 
         self._handle = h5py.File(self._tmp_path, "w")
-        for group in ("imgs", "raw", "coords", "column_types", "column_elements", "metadata"):
+        for group in ("imgs", "raw", "coords", "column_types", "column_elements", "faint_coords",
+                      "faint_types", "metadata"):
             self._handle.create_group(group, track_order=True)
         return self
 
@@ -260,9 +274,14 @@ class DatasetWriter:
             self._store(f"/column_types/{key}", np.array(image.column_types, dtype=np.bytes_))
         if elements is not None:
             self._store(f"/column_elements/{key}", np.array(list(elements), dtype=np.bytes_))
+        if len(image.faint_coords):
+            self._store(f"/faint_coords/{key}", np.asarray(image.faint_coords, np.float64))
+        if image.faint_types:
+            self._store(f"/faint_types/{key}", np.array(image.faint_types, dtype=np.bytes_))
         group = self._handle["metadata"].create_group(key)
         for field_name, value in meta.items():
             group.attrs[field_name] = value
+        self._manifest.metadata[key] = sha256_metadata(dict(group.attrs))
         self._ids.add(key)
         self._generator_versions.append(meta["generator_version"])
 
@@ -313,8 +332,8 @@ class DatasetWriter:
 class Dataset(H5ImageSet):
     """A stembench HDF5 dataset opened for reading; use :func:`open_dataset`.
 
-    Reading an image with ``verify=True`` hashes its arrays and compares them with the
-    manifest, raising :class:`~stembench.errors.IntegrityError` on a mismatch.
+    Reading an image with ``verify=True`` hashes its arrays and its metadata and compares
+    them with the manifest, raising :class:`~stembench.errors.IntegrityError` on a mismatch.
     """
 
     def __init__(self, path: Path, handle: Any, manifest: Manifest, *, verify: bool) -> None:
@@ -345,8 +364,28 @@ class Dataset(H5ImageSet):
                 )
         return array
 
+    @property
+    def content_hash(self) -> str:
+        """The manifest's :meth:`~stembench.dataset_publish.manifest.Manifest.content_hash`:
+        one SHA-256 over every array's and every image's metadata hash."""
+        return self._manifest.content_hash()
+
     def _image_metadata(self, image_id: str) -> dict[str, Any]:
-        return self._group_attrs(image_id)
+        meta = self._group_attrs(image_id)
+        if self.verify:
+            expected = self._manifest.metadata.get(image_id)
+            if expected is None:
+                raise IntegrityError(
+                    f"{self.path}: image {image_id!r}: its metadata is not hashed in the "
+                    f"manifest (a file written before dataset version 2.0.0?); rebuild it, or "
+                    "open it with verify=False to read it unverified"
+                )
+            if sha256_metadata(meta) != expected:
+                raise IntegrityError(
+                    f"{self.path}: image {image_id!r}: metadata does not match its SHA-256 in "
+                    "the manifest (pixel size or another field was modified)"
+                )
+        return meta
 
     def __repr__(self) -> str:
         check = "verified on read" if self.verify else "not verified"
@@ -371,6 +410,37 @@ def _open_h5(path: Path) -> Any:
         ) from exc
 
 
+_STEMBENCH_ROOT_ATTRS = ("dataset_name", "dataset_version", "generator_version")
+_STEMBENCH_GROUPS = ("column_types", "column_elements", "faint_coords", "faint_types")
+
+
+def _stembench_marks(path: Path, handle: Any) -> list[str]:
+    """What in a file without a manifest says it was written by stembench."""
+    marks = [f"root attribute {a!r}" for a in _STEMBENCH_ROOT_ATTRS if a in handle.attrs]
+    marks += [f"group {g!r}" for g in _STEMBENCH_GROUPS if g in handle]
+    if manifest_sidecar_path(path).exists():
+        marks.append(f"sidecar {manifest_sidecar_path(path).name}")
+    return marks
+
+
+def _manifest_of(path: Path, text: Any) -> Manifest:
+    """The manifest in the file, checked against its sidecar when there is one."""
+    manifest = Manifest.from_json(text.decode() if isinstance(text, bytes) else str(text))
+    sidecar = manifest_sidecar_path(path)
+    if sidecar.exists():
+        try:
+            beside = Manifest.from_json(sidecar.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, DatasetError) as exc:
+            raise IntegrityError(f"{path}: sidecar {sidecar.name} cannot be read: {exc}") from exc
+        if beside != manifest:
+            raise IntegrityError(
+                f"{path}: the manifest in the file disagrees with its sidecar {sidecar.name} "
+                f"(content hash {manifest.content_hash()[:12]} vs "
+                f"{beside.content_hash()[:12]}); one of them was modified"
+            )
+    return manifest
+
+
 def open_dataset(path: str | Path, *, verify: bool = True) -> H5ImageSet:
     """Open a dataset file in the stembench layout or the published ``wei_atom.h5`` layout.
 
@@ -379,38 +449,45 @@ def open_dataset(path: str | Path, *, verify: bool = True) -> H5ImageSet:
     path : str or Path
         The HDF5 file.
     verify : bool
-        Check every array read against the manifest's SHA-256 (stembench layout only;
-        the published layout has no manifest, so this is a no-op there).
+        Check every array and every image's metadata read against the manifest's SHA-256
+        (stembench layout only; the published layout has no manifest).
 
     Returns
     -------
     Dataset or PublishedDataset
         Both offer ``ids``, ``len``, iteration, ``[image_id]``, ``metadata``,
-        ``metadata_table``, ``select`` and ``close``.
+        ``metadata_table``, ``select``, ``content_hash`` and ``close``.
 
     Raises
     ------
     DatasetError
         If the file is missing, not HDF5, truncated, or in neither layout.
+    IntegrityError
+        If a stembench file lacks its manifest, or its manifest disagrees with its sidecar.
     """
     path = Path(path)
     handle = _open_h5(path)
     try:
         text = handle.attrs.get(MANIFEST_ATTR)
         if text is not None:
-            manifest = Manifest.from_json(text.decode() if isinstance(text, bytes) else str(text))
-            return Dataset(path, handle, manifest, verify=verify)
-        if "imgs" in handle and "coords" in handle:
+            return Dataset(path, handle, _manifest_of(path, text), verify=verify)
+        marks = _stembench_marks(path, handle)
+        if marks:
+            raise IntegrityError(
+                f"{path}: a stembench file (it has {', '.join(marks)}) without its root "
+                f"attribute {MANIFEST_ATTR!r}: refused, since nothing in it can be verified"
+            )
+        if is_published_layout(handle):
             return PublishedDataset(path, handle)
         raise DatasetError(
             f"{path}: neither a stembench dataset (no root attribute {MANIFEST_ATTR!r}) nor "
-            f"the published layout (groups 'imgs' and 'coords'); top-level keys: "
-            f"{sorted(handle.keys())}"
+            f"the published layout (groups 'imgs' and 'coords' of (N, 2) arrays, and "
+            f"'metadata' with a pixel size); top-level keys: {sorted(handle.keys())}"
         )
     except DatasetError as exc:
         handle.close()
         if str(path) not in str(exc):
-            raise DatasetError(f"{path}: {exc}") from exc
+            raise type(exc)(f"{path}: {exc}") from exc
         raise
     except (OSError, RuntimeError, KeyError) as exc:
         handle.close()

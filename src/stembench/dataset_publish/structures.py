@@ -2,9 +2,11 @@
 
 A crystal is described by an orthogonal (or, for the oblique 2D lattice, general) 2D cell
 whose atoms are projected along the beam (z): atoms within 0.05 A in (x, y) form one column.
-A column's HAADF weight is the sum over its atoms of ``occupancy * Z**exponent``; a column is
-*visible* (labelled) when its weight is at least :data:`VISIBILITY_FRACTION` of the brightest
-column of the lattice it belongs to. Positions are in angstrom, x to the right, y downwards.
+A column's HAADF weight is the sum over its atoms of ``occupancy * Z**exponent``. Whether a
+column is *visible* follows one rule for every structure, from its noise-free image at the
+probe (:mod:`stembench.dataset_publish.visibility`): a perfect crystal's basis columns are
+judged once on a patch of the lattice, any other structure on its whole extent. Positions are
+in angstrom, x to the right, y downwards.
 
 The out-of-distribution "generality" structures (dumbbells, interfaces, grain boundaries,
 vacancies, dopants, thickness gradients) are listed by :func:`list_structures` and defined in
@@ -24,15 +26,16 @@ from ase.spacegroup import crystal
 from numpy.typing import NDArray
 from scipy.spatial import cKDTree
 
+from stembench.dataset_publish.probe import ProbeParameters
 from stembench.errors import InputError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
 __all__ = [
-    "VISIBILITY_FRACTION",
     "ColumnStructure",
     "Lattice",
+    "basis_visibility",
     "build_structure",
     "lattice",
     "list_structures",
@@ -40,10 +43,8 @@ __all__ = [
     "tile_lattice",
 ]
 
-#: A column is labelled when its weight is at least this fraction of the brightest column of
-#: its lattice (SrTiO3 [100]: O columns are 0.07 of Sr, so not labelled; WS2: S2 is 0.147 of W).
-VISIBILITY_FRACTION = 0.1
 _COLUMN_TOLERANCE_ANGSTROM = 0.05
+_PATCH_CELLS = 4
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ class ColumnStructure:
     column_types : tuple of str
         Column type label, e.g. ``"Sr"``, ``"TiO"``, ``"S2"``.
     visible : ndarray of bool, shape (N,)
-        Columns visible in HAADF (these are labelled).
+        Columns visible in the noise-free HAADF image (the others are faint).
     extent_angstrom : tuple of float
         (width, height) of the filled region in angstrom.
     column_spacing_angstrom : float
@@ -99,7 +100,6 @@ class Lattice:
     symbols: tuple[tuple[str, ...], ...]  # atoms of each basis column
     space_group: str
     atoms: Atoms | None  # orthogonal periodic cell, beam along z, when a1, a2 are orthogonal
-    visibility_fraction: float = VISIBILITY_FRACTION
 
 
 def _column_label(symbols: tuple[str, ...]) -> tuple[str, str]:
@@ -182,10 +182,6 @@ def _cubic(symbols: list[str], basis: list[tuple[float, float, float]], group: i
     return _project(_oriented(conv, x_dir, beam), name)
 
 
-def _with_visibility(lat: Lattice, fraction: float) -> Lattice:
-    return replace(lat, visibility_fraction=fraction)
-
-
 def _oblique(symbol: str, a: float, b: float, gamma_deg: float) -> Lattice:
     g = np.deg2rad(gamma_deg)
     return Lattice((a, 0.0), (b * np.cos(g), b * np.sin(g)), np.zeros((1, 2)),
@@ -195,18 +191,17 @@ def _oblique(symbol: str, a: float, b: float, gamma_deg: float) -> Lattice:
 _PEROVSKITE = (["Sr", "Ti", "O"], [(0, 0, 0), (0.5, 0.5, 0.5), (0.5, 0.5, 0)])
 _LATTICES: dict[str, Callable[[], Lattice]] = {
     "SrTiO3[100]": lambda: _cubic(*_PEROVSKITE, 221, 3.905, (1, 0, 0), (0, 0, 1), "Pm-3m"),
-    "SrTiO3[110]": lambda: _with_visibility(
-        _cubic(*_PEROVSKITE, 221, 3.905, (1, -1, 0), (1, 1, 0), "Pm-3m"), 0.2),
+    "SrTiO3[110]": lambda: _cubic(*_PEROVSKITE, 221, 3.905, (1, -1, 0), (1, 1, 0), "Pm-3m"),
     "LaAlO3[100]": lambda: _cubic(["La", "Al", "O"], _PEROVSKITE[1], 221, 3.79, (1, 0, 0),
                                   (0, 0, 1), "Pm-3m"),
     "BaTiO3[100]": lambda: _cubic(["Ba", "Ti", "O"], _PEROVSKITE[1], 221, 4.0, (1, 0, 0),
                                   (0, 0, 1), "Pm-3m"),
-    "MgAl2O4[100]": lambda: _with_visibility(_cubic(
+    "MgAl2O4[100]": lambda: _cubic(
         ["Mg", "Al", "O"], [(0.125,) * 3, (0.5,) * 3, (0.263,) * 3], 227, 8.083, (1, 0, 0),
-        (0, 0, 1), "Fd-3m", setting=2), 0.5),
-    "MgAl2O4[110]": lambda: _with_visibility(_cubic(
+        (0, 0, 1), "Fd-3m", setting=2),
+    "MgAl2O4[110]": lambda: _cubic(
         ["Mg", "Al", "O"], [(0.125,) * 3, (0.5,) * 3, (0.263,) * 3], 227, 8.083, (0, 0, 1),
-        (1, 1, 0), "Fd-3m", setting=2), 0.45),
+        (1, 1, 0), "Fd-3m", setting=2),
     "Si[110]": lambda: _cubic(["Si"], [(0, 0, 0)], 227, 5.431, (0, 0, 1), (1, 1, 0), "Fd-3m"),
     "GaAs[110]": lambda: _cubic(["Ga", "As"], [(0, 0, 0), (0.25,) * 3], 216, 5.653, (0, 0, 1),
                                 (1, 1, 0), "F-43m"),
@@ -227,33 +222,71 @@ def lattice(name: str) -> Lattice:
     return _LATTICES[name]()
 
 
-def tile_lattice(lat: Lattice, *, extent_angstrom: tuple[float, float],
-                 origin_angstrom: tuple[float, float] = (0.0, 0.0), rotation_deg: float = 0.0,
-                 exponent: float = 1.7) -> tuple[NDArray[np.float64], NDArray[np.float64],
-                                                 list[tuple[str, ...]], NDArray[np.bool_]]:
-    """Columns of ``lat`` inside ``[0, w] x [0, h]``: positions, weights, atoms, visibility.
-
-    The lattice point (0, 0) sits at ``origin_angstrom``; the lattice is rotated by
-    ``rotation_deg`` (counter-clockwise in the x-right, y-down frame as drawn) about it.
-    """
-    w, h = extent_angstrom
+def _lattice_columns(lat: Lattice, extent: tuple[float, float], origin: tuple[float, float],
+                     rotation_deg: float) -> tuple[NDArray[np.float64], NDArray[np.intp]]:
+    """Positions of the columns of ``lat`` inside ``[0, w] x [0, h]`` and their basis index."""
+    w, h = extent
     rot = np.deg2rad(rotation_deg)
     r = np.array([[np.cos(rot), -np.sin(rot)], [np.sin(rot), np.cos(rot)]])
     vecs = r @ np.array([lat.a1, lat.a2]).T  # columns are rotated a1, a2
-    corners = np.array([[0, 0], [w, 0], [0, h], [w, h]], float) - origin_angstrom
+    corners = np.array([[0, 0], [w, 0], [0, h], [w, h]], float) - origin
     ij = np.linalg.solve(vecs, corners.T)
     lo = np.floor(ij.min(axis=1)) - 2
     hi = np.ceil(ij.max(axis=1)) + 2
     ii, jj = np.meshgrid(np.arange(lo[0], hi[0] + 1), np.arange(lo[1], hi[1] + 1), indexing="ij")
-    points = (vecs @ np.array([ii.ravel(), jj.ravel()])).T + origin_angstrom
+    points = (vecs @ np.array([ii.ravel(), jj.ravel()])).T + origin
     basis = (r @ lat.basis.T).T
     pos = (points[:, None, :] + basis[None, :, :]).reshape(-1, 2)
     idx = np.tile(np.arange(len(lat.basis)), len(points))
     inside = (pos[:, 0] >= 0) & (pos[:, 0] <= w) & (pos[:, 1] >= 0) & (pos[:, 1] <= h)
+    return pos[inside], idx[inside]
+
+
+_BASIS_VISIBLE: dict[tuple[object, ...], NDArray[np.bool_]] = {}
+
+
+def basis_visibility(lat: Lattice, *, exponent: float = 1.7,
+                     probe: ProbeParameters | None = None) -> NDArray[np.bool_]:
+    """Whether each basis column of ``lat`` is visible, by the rule of the visibility module.
+
+    The rule is applied once per lattice, exponent and probe, to the column of each basis
+    type nearest the centre of a patch ``_PATCH_CELLS`` lattice periods (at least 12 A) wide.
+    """
+    from stembench.dataset_publish.visibility import structure_visibility
+
+    probe = probe or ProbeParameters()
+    key = (lat.a1, lat.a2, lat.basis.tobytes(), lat.symbols, float(exponent), probe)
+    if key not in _BASIS_VISIBLE:
+        size = max(_PATCH_CELLS * float(np.hypot(*lat.a1)),
+                   _PATCH_CELLS * float(np.hypot(*lat.a2)), 12.0)
+        pos, idx = _lattice_columns(lat, (size, size), (size / 2, size / 2), 0.0)
+        weights = np.array([column_weight(s, exponent) for s in lat.symbols])[idx]
+        patch = ColumnStructure("patch", pos, weights, ("",) * len(pos), ("",) * len(pos),
+                                np.ones(len(pos), bool), (size, size), 1.0, lat.space_group,
+                                None, (size / 2, size / 2))
+        visible = structure_visibility(patch, probe=probe)
+        off_centre = np.hypot(*(pos - size / 2).T)
+        central = [np.flatnonzero(idx == b)[np.argmin(off_centre[idx == b])]
+                   for b in range(len(lat.basis))]
+        _BASIS_VISIBLE[key] = visible[central]
+    return _BASIS_VISIBLE[key].copy()
+
+
+def tile_lattice(lat: Lattice, *, extent_angstrom: tuple[float, float],
+                 origin_angstrom: tuple[float, float] = (0.0, 0.0), rotation_deg: float = 0.0,
+                 exponent: float = 1.7, probe: ProbeParameters | None = None
+                 ) -> tuple[NDArray[np.float64], NDArray[np.float64], list[tuple[str, ...]],
+                            NDArray[np.bool_]]:
+    """Columns of ``lat`` inside ``[0, w] x [0, h]``: positions, weights, atoms, visibility.
+
+    The lattice point (0, 0) sits at ``origin_angstrom``; the lattice is rotated by
+    ``rotation_deg`` (counter-clockwise in the x-right, y-down frame as drawn) about it.
+    Visibility is :func:`basis_visibility` at ``probe`` (default :class:`ProbeParameters`).
+    """
+    pos, idx = _lattice_columns(lat, extent_angstrom, origin_angstrom, rotation_deg)
     cell_weights = np.array([column_weight(s, exponent) for s in lat.symbols])
-    weights = cell_weights[idx[inside]]
-    visible = weights >= lat.visibility_fraction * cell_weights.max()
-    return pos[inside], weights, [lat.symbols[k] for k in idx[inside]], visible
+    visible = basis_visibility(lat, exponent=exponent, probe=probe)[idx]
+    return pos, cell_weights[idx], [lat.symbols[k] for k in idx], visible
 
 
 def structure_from_columns(name: str, positions: NDArray[np.float64], weights: NDArray[np.float64],
@@ -265,22 +298,39 @@ def structure_from_columns(name: str, positions: NDArray[np.float64], weights: N
     """Assemble a :class:`ColumnStructure`, computing labels and the column spacing."""
     labels = [_column_label(s) for s in symbols]
     vis = np.asarray(visible, bool)
-    if vis.sum() < 2:
-        raise InputError(f"structure {name!r}: fewer than 2 visible columns in extent "
-                         f"{extent_angstrom} A; enlarge the extent")
-    dist, _ = cKDTree(positions[vis]).query(positions[vis], k=2)
     return ColumnStructure(
         name=name, positions_angstrom=np.asarray(positions, float),
         weights=np.asarray(weights, float), elements=tuple(e for e, _ in labels),
         column_types=tuple(t for _, t in labels), visible=vis,
         extent_angstrom=(float(extent_angstrom[0]), float(extent_angstrom[1])),
-        column_spacing_angstrom=float(np.median(dist[:, 1])), space_group=space_group,
+        column_spacing_angstrom=_spacing(name, positions, vis, extent_angstrom),
+        space_group=space_group,
         unit_cell=unit_cell,
         cell_origin_angstrom=(float(cell_origin_angstrom[0]), float(cell_origin_angstrom[1])))
 
 
+def _spacing(name: str, positions: NDArray[np.float64], visible: NDArray[np.bool_],
+             extent: tuple[float, float]) -> float:
+    """Median nearest-neighbour distance of the visible columns, angstrom."""
+    if visible.sum() < 2:
+        raise InputError(f"structure {name!r}: fewer than 2 visible columns in extent "
+                         f"{extent} A; enlarge the extent")
+    dist, _ = cKDTree(positions[visible]).query(positions[visible], k=2)
+    return float(np.median(dist[:, 1]))
+
+
+def _judged(structure: ColumnStructure, probe: ProbeParameters) -> ColumnStructure:
+    """``structure`` with its visibility judged on its own noise-free image at ``probe``."""
+    from stembench.dataset_publish.visibility import structure_visibility
+
+    visible = structure_visibility(structure, probe=probe)
+    spacing = _spacing(structure.name, structure.positions_angstrom, visible,
+                       structure.extent_angstrom)
+    return replace(structure, visible=visible, column_spacing_angstrom=spacing)
+
+
 def _perfect(name: str, extent: tuple[float, float], exponent: float,
-             rng: np.random.Generator | None) -> ColumnStructure:
+             rng: np.random.Generator | None, probe: ProbeParameters) -> ColumnStructure:
     lat = lattice(name)
     origin = (0.0, 0.0)
     if rng is not None:
@@ -288,7 +338,7 @@ def _perfect(name: str, extent: tuple[float, float], exponent: float,
         shift = frac[0] * np.array(lat.a1) + frac[1] * np.array(lat.a2)
         origin = (float(shift[0]), float(shift[1]))
     pos, w, syms, vis = tile_lattice(lat, extent_angstrom=extent, origin_angstrom=origin,
-                                     exponent=exponent)
+                                     exponent=exponent, probe=probe)
     return structure_from_columns(name, pos, w, syms, vis, extent_angstrom=extent,
                                   space_group=lat.space_group, unit_cell=lat.atoms,
                                   cell_origin_angstrom=origin)
@@ -302,7 +352,8 @@ def list_structures() -> list[str]:
 
 
 def build_structure(name: str, *, extent_angstrom: tuple[float, float], exponent: float = 1.7,
-                    seed: int | None = None) -> ColumnStructure:
+                    seed: int | None = None,
+                    probe: ProbeParameters | None = None) -> ColumnStructure:
     """Build the projected columns of ``name`` filling ``extent_angstrom`` (width, height).
 
     Parameters
@@ -315,6 +366,10 @@ def build_structure(name: str, *, extent_angstrom: tuple[float, float], exponent
         HAADF Z-exponent of the column weights (1.5-2).
     seed : int or None
         Random lattice offset (and defect placement); None puts a lattice point at (0, 0).
+    probe : ProbeParameters, optional
+        Probe whose noise-free image decides which columns are visible (default
+        :class:`ProbeParameters`): per basis column for a perfect crystal, over the whole
+        extent for a generality structure.
 
     Raises
     ------
@@ -330,10 +385,11 @@ def build_structure(name: str, *, extent_angstrom: tuple[float, float], exponent
     if not (np.isfinite(exponent) and exponent > 0):
         raise InputError(f"structure {name!r}: Z exponent must be positive, got {exponent}")
     rng = None if seed is None else np.random.default_rng(seed)
+    probe = probe or ProbeParameters()
     if name in _LATTICES:
-        return _perfect(name, (w, h), exponent, rng)
+        return _perfect(name, (w, h), exponent, rng, probe)
     if name in GENERALITY_STRUCTURES:
         built = GENERALITY_STRUCTURES[name](
             (w, h), exponent, rng if rng is not None else np.random.default_rng(0))
-        return replace(built, name=name)
+        return _judged(replace(built, name=name), probe)
     raise InputError(f"unknown structure {name!r}; known: {list_structures()}")

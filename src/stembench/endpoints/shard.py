@@ -118,6 +118,7 @@ def _score(image: Any, image_id: str, coordinates: Any, request: ShardRequest) -
     return score_image(coordinates, image.coords, pixel_size=image.pixel_size,
                        image_shape=image.shape, image_id=image_id,
                        column_types=image.column_types or None,
+                       faint=image.faint_coords, faint_types=image.faint_types or None,
                        dont_care=dont_care_mask(image.column_types),
                        **asdict(request.scoring)).to_dict()
 
