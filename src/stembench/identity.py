@@ -42,24 +42,23 @@ def _sha256_of_file(path: str | Path) -> str:
 def dataset_content_hash(dataset: Any) -> str | None:
     """SHA-256 that changes whenever the content of ``dataset`` changes.
 
-    A stembench file's manifest lists a hash of every array (and whatever else the
-    manifest covers), so the hash of its JSON stands for the content; a file without a
-    manifest (the published layout) is hashed byte by byte.
+    The dataset's own ``content_hash`` (a stembench file: its manifest's hash of every array
+    and every image's metadata, not the creation time; the published layout: the file's
+    bytes); for other objects without one, the file's bytes.
 
     Parameters
     ----------
     dataset : object
-        An opened dataset with a ``manifest`` (``None`` for layouts without one) and,
-        for those, a ``path``.
+        An opened dataset with a ``content_hash`` or, failing that, a ``path``.
 
     Returns
     -------
     str or None
-        64 hex digits; ``None`` only for a dataset that has neither a manifest nor a file.
+        64 hex digits; ``None`` only for a dataset that has neither.
     """
-    manifest = getattr(dataset, "manifest", None)
-    if manifest is not None:
-        return hashlib.sha256(manifest.to_json().encode()).hexdigest()
+    content_hash = getattr(dataset, "content_hash", None)
+    if isinstance(content_hash, str):
+        return content_hash
     path = getattr(dataset, "path", None)
     return _sha256_of_file(path) if path is not None and Path(path).is_file() else None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import h5py
@@ -41,6 +42,11 @@ def test_arrays_equal_the_dataset(tiny_dataset):
             np.testing.assert_array_equal(arrays["coords"][index, :count], image.coords)
             assert [t.decode() for t in arrays["column_types"][index, :count]] == list(
                 image.column_types)
+            n_faint = arrays["n_faint"][index]
+            np.testing.assert_array_equal(arrays["faint_coords"][index, :n_faint],
+                                          image.faint_coords)
+            assert [t.decode() for t in arrays["faint_types"][index, :n_faint]] == list(
+                image.faint_types)
             expected_elements = list(image.metadata["column_elements"])
             assert [e.decode() for e in arrays["column_elements"][index, :count]] == (
                 expected_elements)
@@ -87,6 +93,23 @@ def test_images_of_different_sizes_are_padded(tmp_path):
     assert arrays["n_columns"].tolist() == [2, 4]
     assert np.isnan(arrays["coords"][0, 2:]).all() and not np.isnan(arrays["coords"][1]).any()
     assert arrays["column_types"][0, 2:].tolist() == [b"", b""]
+
+
+def test_faint_columns_travel_to_foundry_users(tmp_path):
+    """Faint (don't care) columns are exported, so Foundry users can score them as such."""
+    path = tmp_path / "faint.h5"
+    plain = make_image("a", 1, n_columns=3)
+    faint = dataclasses.replace(make_image("b", 2, n_columns=2),
+                                faint_coords=np.array([[4.0, 5.0], [9.5, 3.25]]),
+                                faint_types=("O", "O"))
+    with DatasetWriter(path, name=DATASET_NAME, version="1", generator_params={}) as writer:
+        writer.add(plain)
+        writer.add(faint)
+    arrays = _read(write_foundry_arrays(path))
+    assert arrays["n_faint"].tolist() == [0, 2]
+    assert np.isnan(arrays["faint_coords"][0]).all()
+    np.testing.assert_array_equal(arrays["faint_coords"][1], [[4.0, 5.0], [9.5, 3.25]])
+    assert arrays["faint_types"][1].tolist() == [b"O", b"O"]
 
 
 def test_refuses_a_file_without_manifest(published_layout_file, tmp_path):

@@ -42,7 +42,8 @@ def test_foundry_block_lists_one_key_per_array_kind(tiny_dataset):
     assert {k["key"][0]: k["type"] for k in foundry["keys"]} == {
         "image_ids": "input", "imgs": "input", "image_shapes": "input", "metadata": "input",
         "raw": "target", "coords": "target", "n_columns": "target", "column_types": "target",
-        "column_elements": "target"}
+        "column_elements": "target", "faint_coords": "target", "n_faint": "target",
+        "faint_types": "target"}
 
 
 def test_keys_have_roles_descriptions_and_units(tiny_dataset):

@@ -22,6 +22,9 @@ key               dtype    shape and meaning
 ``n_columns``     int64    (n,) number of columns of each image
 ``column_types``  bytes    (n, max_columns) column type label, ``b""`` padding
 ``column_elements`` bytes  (n, max_columns) elements in each column, ``b""`` padding
+``faint_coords``  float64  (n, max_faint, 2) faint ("don't care") columns, NaN padding
+``n_faint``       int64    (n,) number of faint columns of each image
+``faint_types``   bytes    (n, max_faint) type label of each faint column
 ================  =======  ====================================================
 
 The file carries its own manifest (root attribute and ``.manifest.json`` sidecar, via
@@ -83,6 +86,14 @@ ARRAY_KEYS: dict[str, tuple[str, str, str]] = {
                      "(n_images, max_columns), b'' padding", "none (labels)"),
     "column_elements": ("target", "element(s) in each column, e.g. Ti+O, bytes, shape "
                         "(n_images, max_columns), b'' padding", "none (labels)"),
+    "faint_coords": ("target", "columns too faint to see in the noise-free image, scored as "
+                     "don't care (neither a miss nor a false positive), float64, shape "
+                     "(n_images, max_faint, 2) as (x, y); rows beyond n_faint are NaN",
+                     "pixels"),
+    "n_faint": ("target", "number of faint columns in each image, int64, shape (n_images,)",
+                "columns"),
+    "faint_types": ("target", "type label per faint column, bytes, shape "
+                    "(n_images, max_faint), b'' padding", "none (labels)"),
 }
 """Top-level array -> (Foundry key type, description, units), in the order keys are listed."""
 
@@ -132,6 +143,13 @@ def _padded(images: list[np.ndarray | None], rows: int, cols: int) -> np.ndarray
     return out
 
 
+def _padded_positions(per_image: list[np.ndarray], width: int) -> np.ndarray:
+    out = np.full((len(per_image), width, 2), np.nan, dtype=np.float64)
+    for index, positions in enumerate(per_image):
+        out[index, : len(positions)] = positions
+    return out
+
+
 def _labels(per_image: list[tuple[str, ...]], width: int) -> np.ndarray:
     size = max([len(label.encode()) for labels in per_image for label in labels] + [1])
     out = np.zeros((len(per_image), width), dtype=f"S{size}")
@@ -148,9 +166,9 @@ def _arrays(dataset: Dataset) -> dict[str, np.ndarray]:
     rows, cols = (int(v) for v in shapes.max(axis=0))
     counts = np.array([len(image.coords) for image in images], dtype=np.int64)
     width = max(int(counts.max()), 1)
-    coords = np.full((len(images), width, 2), np.nan, dtype=np.float64)
-    for index, image in enumerate(images):
-        coords[index, : len(image.coords)] = image.coords
+    coords = _padded_positions([image.coords for image in images], width)
+    n_faint = np.array([len(image.faint_coords) for image in images], dtype=np.int64)
+    faint_width = max(int(n_faint.max()), 1)
     elements = [tuple(str(e) for e in image.metadata.get("column_elements", ()))
                 for image in images]
     return {
@@ -163,6 +181,10 @@ def _arrays(dataset: Dataset) -> dict[str, np.ndarray]:
         "n_columns": counts,
         "column_types": _labels([tuple(image.column_types) for image in images], width),
         "column_elements": _labels(elements, width),
+        "faint_coords": _padded_positions([image.faint_coords for image in images],
+                                          faint_width),
+        "n_faint": n_faint,
+        "faint_types": _labels([tuple(image.faint_types) for image in images], faint_width),
     }
 
 

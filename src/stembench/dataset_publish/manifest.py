@@ -243,6 +243,8 @@ def verify_file(path: str | Path, *, manifest: Manifest | None = None) -> list[s
                     mismatches.append(array_path)
             mismatches.extend(p for p in stored if p not in manifest.arrays)
             groups = handle.get("metadata")
+            if not isinstance(groups, h5py.Group):  # a Foundry array file: a record array
+                groups = None
             ids = set(manifest.metadata) | (set(groups.keys()) if groups is not None else set())
             for image_id in sorted(ids):
                 attrs = groups[image_id].attrs if groups is not None and image_id in groups else {}
