@@ -12,6 +12,8 @@ import json
 import os
 import pwd
 import stat
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -212,23 +214,32 @@ def test_write_refuses_to_overwrite(tmp_path: Path) -> None:
         write_endpoint_directory("kubernetes", tmp_path / "k8s")
 
 
-def test_endpoint_cli_renders_the_directory(tmp_path: Path,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    """`globus-compute-endpoint render-user-config -e NAME -o OPTS`, the admin's preview."""
-    from click.testing import CliRunner
-    from globus_compute_endpoint.cli import app
+def test_endpoint_cli_renders_the_directory(tmp_path: Path) -> None:
+    """`globus-compute-endpoint render-user-config -e NAME -o OPTS`, the admin's preview.
 
-    monkeypatch.setenv("GLOBUS_COMPUTE_USER_DIR", str(tmp_path))
+    Run as the installed command in its own process: the endpoint CLI sets up logging and
+    streams of its own, which must not leak into the test process.
+    """
+    command = Path(sys.executable).with_name("globus-compute-endpoint")
+    if not command.is_file():
+        pytest.skip(f"{command} is not installed")
     write_endpoint_directory("slurm-gpu", tmp_path / "stembench", _settings())
     good, bad = tmp_path / "good.json", tmp_path / "bad.json"
     good.write_text('{"account": "abc", "walltime": "00:30:00"}')
     bad.write_text('{"gpus": 9}')
-    runner = CliRunner()
-    rendered = runner.invoke(app, ["render-user-config", "-e", "stembench", "-o", str(good)])
-    assert rendered.exit_code == 0, rendered.output
-    assert 'account: "abc"' in rendered.output and 'walltime: "00:30:00"' in rendered.output
-    refused = runner.invoke(app, ["render-user-config", "-e", "stembench", "-o", str(bad)])
-    assert refused.exit_code != 0 and "9 is greater than the maximum of 4" in refused.output
+    env = {**os.environ, "GLOBUS_COMPUTE_USER_DIR": str(tmp_path)}
+
+    def render(options: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(command), "render-user-config", "-e", "stembench", "-o",
+                               str(options)], capture_output=True, text=True, env=env,
+                              timeout=120, check=False)
+
+    rendered = render(good)
+    assert rendered.returncode == 0, rendered.stdout + rendered.stderr
+    assert 'account: "abc"' in rendered.stdout and 'walltime: "00:30:00"' in rendered.stdout
+    refused = render(bad)
+    assert refused.returncode != 0
+    assert "9 is greater than the maximum of 4" in refused.stdout + refused.stderr
 
 
 def test_config_command_writes_a_multi_user_directory(tmp_path: Path) -> None:
