@@ -22,7 +22,7 @@ def _record(predicted: np.ndarray, model: str) -> dict:
 
 
 def test_visible_and_faint_columns_are_summed_apart() -> None:
-    found_all = np.vstack([TRUTH + [0.3, 0.0], FAINT[:1] + [0.0, 0.4]])
+    found_all = np.vstack([TRUTH + np.array([0.3, 0.0]), FAINT[:1] + np.array([0.0, 0.4])])
     records = [_record(found_all, "m"), _record(TRUTH[:1], "m")]  # second: finds one Sr only
     rows = {(r["kind"], r["type"]): r for r in column_type_summary(records) if r["model"] == "m"}
     assert set(rows) == {("visible", "Sr"), ("visible", "Ti"), ("faint", "O")}

@@ -8,8 +8,8 @@ constant background; a candidate is a visible column when its fitted amplitude i
 :data:`VISIBLE_FRACTION` of the brightest column's: an estimate from a noisy image of the
 generator's rule (:mod:`stembench.dataset_publish.visibility`: a column is labelled visible
 when its noise-free peak stands at least 0.075 of the image's range above its local
-background), not the same quantity, so the two can disagree on borderline columns. Weak candidates are dropped one at a time, weakest first, with
-a refit after each.
+background), not the same quantity, so the two can disagree on borderline columns. Weak
+candidates are dropped one at a time, weakest first, with a refit after each.
 """
 
 from __future__ import annotations
