@@ -102,3 +102,17 @@ def test_experimental_groups_get_their_own_section(records, records_builder, tmp
     assert "Au-experimental: trends" in html
     images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
     assert len(images) == 4  # radar and trends of each section
+
+
+def test_per_column_type_table_shows_visible_and_faint_columns(records, tmp_path):
+    for record in records:
+        record["by_type"] = {"Sr": {"n_truth": 4, "tp": 3, "fn": 1, "recall": 0.75,
+                                    "rms_px": 0.2, "rms_angstrom": 0.02}}
+        record["faint_by_type"] = {"O": {"n_truth": 2, "tp": 1, "fn": 1, "recall": 0.5,
+                                         "rms_px": 0.4, "rms_angstrom": 0.04}}
+    html = write_report(records, out_dir=tmp_path, provenance=PROVENANCE, bootstrap=0).read_text()
+    rows = load_report(tmp_path / "report.json")["column_types"]
+    faint = [r for r in rows if r["kind"] == "faint" and r["group"] != "generality"]
+    assert [(r["type"], r["n_columns"], r["n_found"]) for r in faint] == [
+        ("O", 2 * (len(records) - 1), len(records) - 1)]
+    assert "Per column type" in html and "<td>faint</td><td>O</td>" in html

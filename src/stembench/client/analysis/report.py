@@ -31,6 +31,7 @@ from matplotlib.figure import Figure
 
 from stembench._version import __version__
 from stembench.client.analysis.axes import AXES
+from stembench.client.analysis.column_types import column_type_summary
 from stembench.client.analysis.cutoffs import (
     DEFAULT_CRITERIA,
     Cutoff,
@@ -140,6 +141,7 @@ def build_report_data(
         },
         "models": dict(sorted(models.items())),
         "group_summary": _group_summary(records),
+        "column_types": column_type_summary(records),
         "cutoff_method": {"lead": LEAD_METHOD, "why": LEAD_REASON,
                           "disagreement_tolerance": DISAGREEMENT_TOLERANCE},
         "series_cutoffs": [s.to_dict() for s in series_cutoffs(cutoffs, records,
@@ -316,6 +318,7 @@ def write_report(
         cutoff_tables=[t for t in tables if t["group"] in groups],
         cutoff_method=data["cutoff_method"],
         summary=data["group_summary"],
+        column_types=data["column_types"],
         trends=[{"group": group, "png": trends[group]} for group in groups],
         experimental={
             "groups": real,

@@ -5,10 +5,11 @@ Voronoi vertices (the sites of a second sublattice, e.g. the S2 columns of WS2 t
 the W columns when the image is blurred, and stop being motif maxima). The whole image is
 fitted as the lattice of all candidates, each a 2D Gaussian of one shared width, on a
 constant background; a candidate is a visible column when its fitted amplitude is at least
-:data:`VISIBLE_FRACTION` of the brightest column's, the rule the benchmark's generator labels
-columns by (column weight >= 0.1 of the heaviest, and the image amplitude of a column is
-proportional to its weight). Weak candidates are dropped one at a time, weakest first, with
-a refit after each.
+:data:`VISIBLE_FRACTION` of the brightest column's: an estimate from a noisy image of the
+generator's rule (:mod:`stembench.dataset_publish.visibility`: a column is labelled visible
+when its noise-free peak stands at least 0.075 of the image's range above its local
+background), not the same quantity, so the two can disagree on borderline columns. Weak
+candidates are dropped one at a time, weakest first, with a refit after each.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from scipy import optimize
 __all__ = ["VISIBLE_FRACTION", "ColumnFit", "confirm_columns", "fit_columns", "voronoi_sites"]
 
 #: A candidate is a visible column when its fitted amplitude is at least this fraction of
-#: the brightest column's (the generator labels columns of weight >= 0.1 of the heaviest).
+#: the brightest column's (an estimate of the generator's visibility rule; module docstring).
 VISIBLE_FRACTION = 0.1
 _MAX_FIT_POINTS = 12000
 _MAX_CANDIDATES = 8
