@@ -86,8 +86,7 @@ def test_identity_is_reported_and_checked(mini_dataset_path: Path,
     source = Path(sys.modules["stembench_faults"].__file__ or "")
     assert identity["model"]["source_sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
     with open_dataset(mini_dataset_path) as dataset:
-        manifest = dataset.manifest.to_json().encode()  # type: ignore[union-attr]
-    assert identity["dataset_sha256"] == hashlib.sha256(manifest).hexdigest()
+        assert identity["dataset_sha256"] == dataset.content_hash
     planned = _request(mini_dataset_path, reference_ids[:1], spec.spec, identity=identity)
     result = evaluate_shard(planned)
     assert result["ok"] and result["identity"] == identity

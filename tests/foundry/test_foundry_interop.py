@@ -82,7 +82,8 @@ def _published(meta):
 def _assert_arrays(split, dataset_path):
     inputs, targets = split["input"], split["target"]
     assert sorted(inputs) == ["image_ids", "image_shapes", "imgs", "metadata"]
-    assert sorted(targets) == ["column_elements", "column_types", "coords", "n_columns", "raw"]
+    assert sorted(targets) == ["column_elements", "column_types", "coords", "faint_coords",
+                               "faint_types", "n_columns", "n_faint", "raw"]
     assert all(isinstance(v, np.ndarray) for v in [*inputs.values(), *targets.values()])
     with load(str(dataset_path)) as ours:
         assert [i.decode() for i in inputs["image_ids"]] == ours.ids

@@ -85,7 +85,9 @@ def test_a_hung_or_exiting_model_fails_one_image(model: str, expected: str, tmp_
     errors = [entry["error"] for entry in images.values() if entry["error"]]
     assert len(images) == 3 and len(errors) == 1, images
     assert expected in str(errors[0])
-    assert sum(1 for entry in images.values() if entry.get("score")) == 2
+    assert "3 image(s) evaluated, 1 failed" in out
+    failed = next(entry for entry in images.values() if entry["error"])
+    assert failed["score"]["recall"] == 0.0 and failed["coordinates"] == []  # found nothing
 
 
 @pytest.mark.slow
