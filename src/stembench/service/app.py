@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from stembench._version import __version__
 from stembench.service.auth import AuthError, TokenVerifier
-from stembench.service.db import connect, migrate, session_factory
+from stembench.service.db import REQUEST_THREADS, connect, migrate, session_factory
 from stembench.service.settings import ServiceSettings
 from stembench.service.worker import Worker
 
@@ -147,6 +147,9 @@ def create_app(settings: ServiceSettings, *, verifier: TokenVerifier | None = No
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from anyio import to_thread
+
+        to_thread.current_default_thread_limiter().total_tokens = REQUEST_THREADS
         worker = Worker(settings, sessions) if settings.run_worker else None
         app.state.worker = worker
         if worker is not None:

@@ -15,10 +15,15 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-__all__ = ["POOL_CONNECTIONS", "connect", "migrate", "session_factory", "utcnow"]
+__all__ = ["POOL_CONNECTIONS", "REQUEST_THREADS", "connect", "migrate", "session_factory",
+           "utcnow"]
 
-#: Connections an engine may open: as many as the request threads (anyio's default 40 worker
-#: threads), so a request never waits on the pool while holding a thread.
+#: Threads that serve blocking requests at once; more wait their turn on the event loop
+#: (holding nothing), so few threads contend for the GIL and /api/health, which runs on the
+#: event loop, answers at once.
+REQUEST_THREADS = 12
+#: Connections an engine may open: more than the request threads plus the worker's, so a
+#: request never waits on the pool while holding a thread.
 POOL_CONNECTIONS = 40
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
