@@ -16,38 +16,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-_SERVER = r"""
-import sys, json, time
-sys.path.insert(0, sys.argv[1])
-from pathlib import Path
-import uvicorn
-from service_helpers import make_settings
-from stembench.service.app import create_app
-from stembench.service.worker import Worker
-from stembench.service import store
-work, port = Path(sys.argv[2]), int(sys.argv[3])
-settings = make_settings(work, f"sqlite:///{work / 'service.db'}",
-                         dataset_cache_dir=str(work / "calls"))
-app = create_app(settings)
-with app.state.sessions() as session:
-    ids = [store.create_job(session, owner="alice", owner_name="alice", model="log-blob",
-                            options={"quality": q}, dataset_name="atom-locating-benchmark",
-                            dataset_preset="mini", dataset_version="1.0.0",
-                            endpoint_id=None)[0].id for q in (0.97, 0.9, 0.85)]
-worker = Worker(settings, app.state.sessions)
-while worker.run_once():
-    pass
-(work / "jobs.json").write_text(json.dumps(ids))
-uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
-"""
 
 
 def main() -> None:
@@ -59,8 +32,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=50)
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT / "tests" / "service"))
-    from service_helpers import free_port, install_dataset
-    from service_load import hammer, mixed_paths
+    from service_helpers import install_dataset
+    from service_load import hammer, mixed_paths, populated_server
 
     from stembench.dataset_publish.build import build_dataset
 
@@ -70,23 +43,10 @@ def main() -> None:
         mini.parent.mkdir()
         build_dataset(mini, preset="mini", progress=False)
         install_dataset(work / "calls", mini)
-        port = free_port()
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-            [str(args.fakes), os.environ.get("PYTHONPATH", "")])}
-        server = subprocess.Popen([sys.executable, "-c", _SERVER, str(args.fakes), folder,
-                                   str(port)], env=env)
-        try:
-            deadline = time.monotonic() + 900
-            while not (work / "jobs.json").exists() or not _up(port):
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit("the service did not start")
-                time.sleep(0.5)
-            job_ids = json.loads((work / "jobs.json").read_text())
+        with populated_server(work, f"sqlite:///{work / 'service.db'}",
+                              fakes=args.fakes) as (url, job_ids):
             paths = mixed_paths("SrTiO3-simulated", job_ids, n=args.requests)
-            result = hammer(f"http://127.0.0.1:{port}", paths, concurrency=args.concurrency)
-        finally:
-            server.terminate()
-            server.wait(30)
+            result = hammer(url, paths, concurrency=args.concurrency)
     slowest = max(result.health_seconds) if result.health_seconds else float("nan")
     bad_health = sum(1 for s in result.health if s != 200)
     print(json.dumps({"requests": len(result.statuses), "concurrency": args.concurrency,
@@ -96,15 +56,6 @@ def main() -> None:
                       "statuses": sorted({str(s) for s in result.statuses}),
                       "health_polls": len(result.health), "health_failed": bad_health,
                       "health_max_s": round(slowest, 3)}))
-
-
-def _up(port: int) -> bool:
-    import httpx
-
-    try:
-        return httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 if __name__ == "__main__":

@@ -1,12 +1,23 @@
 """A bounded load generator for a local service (127.0.0.1 only): concurrent mixed GETs of
-pages, JSON and figures, with ``/api/health`` polled throughout (tests and bench/)."""
+pages, JSON and figures, with ``/api/health`` polled throughout (tests and bench/).
+
+:func:`populated_server` runs the service in a child process (so the load generator's threads
+do not share its GIL), with three finished jobs of the fake model on the mini dataset.
+"""
 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import json
+import os
+import subprocess
+import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
@@ -86,3 +97,64 @@ def hammer(base_url: str, paths: list[str], *, concurrency: int = 50,
     done.set()
     poller.join()
     return result
+
+
+_SERVER = r"""
+import sys, json
+fakes, work, port, database_url = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+sys.path.insert(0, fakes)
+from pathlib import Path
+import uvicorn
+from service_helpers import make_settings
+from stembench.service import store
+from stembench.service.app import create_app
+from stembench.service.worker import Worker
+work = Path(work)
+settings = make_settings(work, database_url, dataset_cache_dir=str(work / "calls"))
+app = create_app(settings)
+with app.state.sessions() as session:
+    ids = [store.create_job(session, owner="alice", owner_name="alice", model="log-blob",
+                            options={"quality": q}, dataset_name="atom-locating-benchmark",
+                            dataset_preset="mini", dataset_version="1.0.0",
+                            endpoint_id=None)[0].id for q in (0.97, 0.9, 0.85)]
+worker = Worker(settings, app.state.sessions)
+while worker.run_once():
+    pass
+(work / "jobs.json").write_text(json.dumps(ids))
+uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+"""
+
+
+@contextmanager
+def populated_server(work: Path, database_url: str, *, fakes: Path,
+                     start_s: float = 900.0) -> Iterator[tuple[str, list[str]]]:
+    """A service on 127.0.0.1 in a child process with three finished jobs.
+
+    ``work`` must hold the mini dataset in ``work/calls``; ``fakes`` is the folder with
+    ``service_helpers.py`` and ``service_fakes.py``. Yields the base URL and the job ids.
+    """
+    from service_helpers import free_port
+
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (str(fakes), os.environ.get("PYTHONPATH", "")) if p)}
+    server = subprocess.Popen([sys.executable, "-c", _SERVER, str(fakes), str(work),
+                               str(port), database_url], env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + start_s
+        while not (work / "jobs.json").exists() or not _up(url):
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the service did not start (exit code {server.poll()})")
+            time.sleep(0.5)
+        yield url, json.loads((work / "jobs.json").read_text())
+    finally:
+        server.terminate()
+        server.wait(60)
+
+
+def _up(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/api/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False

@@ -90,11 +90,13 @@ def test_leaderboard_in_browser(tmp_path, database_url, dataset_cache, globus_au
             image = page.locator("section#group-SrTiO3-simulated img.radar")
             row.locator("input.radar-pick").uncheck()
             page.wait_for_function("document.querySelector('img.radar').src.includes('jobs=')")
-            assert image.evaluate("img => img.complete && img.naturalWidth > 0")
+            page.wait_for_function("(img => img.complete && img.naturalWidth > 0)"
+                                   "(document.querySelector('img.radar'))", timeout=120_000)
+            assert image.evaluate("img => img.src").count(",") == 1  # two models overlaid
             row.locator("input.radar-pick").check()
             page.check("#independent-only")
-            assert table.locator("tbody tr:visible td:nth-child(2) strong").all_inner_texts() == [
-                "log-blob", "unet-b"]
+            shown = table.locator("tbody tr:visible td:nth-child(2) strong").all_inner_texts()
+            assert sorted(shown) == ["log-blob", "unet-b"]
             page.uncheck("#independent-only")
             f1.click()
             SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)

@@ -44,7 +44,7 @@ def test_unquoted_yaml_no_means_no(tmp_path) -> None:
 
 @pytest.mark.parametrize(("change", "message"), [
     ("colour: blue\n", "(top level): unknown key(s) 'colour'; allowed keys: authors"),
-    ("", "training_data: 'maybe' is not one of ['yes', 'no', 'unknown']"),
+    ("", "training_data.overlaps_benchmark: 'maybe' is not one of ['yes', 'no', 'unknown']"),
     ("weights_sha256_typo: 1\n", "unknown key(s) 'weights_sha256_typo'"),
 ])
 def test_bad_cards_name_the_problem(change: str, message: str) -> None:

@@ -80,10 +80,12 @@ def _check(answer: Any, what: str) -> Any:
 
 
 def submit_results(results: Path, card_path: Path, *, service: str, token: str,
-                   model: str | None = None, preset: str = "standard",
-                   part_bytes: int = 4 * 1024 * 1024, wait_s: float = 600.0,
+                   model: str | None = None, preset: str = "standard", wait_s: float = 600.0,
                    timeout_s: float = 120.0) -> SubmitOutcome:
     """Upload a results file with its model card; wait (up to ``wait_s``) for its scores.
+
+    Parts are as large as the service accepts (its ``/api/health`` says), and the whole
+    upload is checked against its size limit before anything is sent.
 
     Raises
     ------
@@ -99,9 +101,15 @@ def submit_results(results: Path, card_path: Path, *, service: str, token: str,
     digest = hashlib.sha256(data).hexdigest()
     base = service.rstrip("/") + "/api/uploads/" + digest
     auth = {"Authorization": f"Bearer {token}"}
-    chunks = [data[i:i + part_bytes] for i in range(0, len(data), part_bytes)]
     start = time.perf_counter()
     try:
+        limits = _check(requests.get(service.rstrip("/") + "/api/health", timeout=timeout_s),
+                        "asking the service for its limits")
+        if len(data) > limits["max_upload_bytes"]:
+            raise InputError(f"{results}: {len(data)} bytes compressed, over the service's "
+                             f"upload limit of {limits['max_upload_bytes']} bytes")
+        part_bytes = int(limits["upload_part_bytes"])
+        chunks = [data[i:i + part_bytes] for i in range(0, len(data), part_bytes)]
         held = {p["index"]: p["sha256"] for p in _check(requests.get(
             base, headers=auth, timeout=timeout_s), "listing uploaded parts")}
         sent = 0

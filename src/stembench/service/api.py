@@ -92,7 +92,7 @@ def stored_job(db: Session, job_id: str) -> Job:
 
 @router.get("/health")
 async def health(request: Request) -> dict[str, Any]:
-    """Service status: database revision, auth configured, worker running.
+    """Service status: database revision, auth configured, worker running, upload limits.
 
     Runs on the event loop and touches neither the database nor a thread, so it answers
     at once however busy the request threads are.
@@ -100,8 +100,11 @@ async def health(request: Request) -> dict[str, Any]:
     from stembench._version import __version__
 
     state = request.app.state
+    settings = state.settings
     return {"status": "ok", "version": __version__, "database_revision": state.revision,
-            "auth_configured": state.verifier is not None, "worker": state.worker is not None}
+            "auth_configured": state.verifier is not None, "worker": state.worker is not None,
+            "max_upload_bytes": settings.max_upload_bytes,
+            "upload_part_bytes": settings.upload_part_bytes}
 
 
 @router.get("/datasets", response_model=list[DatasetOut])

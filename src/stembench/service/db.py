@@ -19,9 +19,10 @@ __all__ = ["POOL_CONNECTIONS", "REQUEST_THREADS", "connect", "migrate", "session
            "utcnow"]
 
 #: Threads that serve blocking requests at once; more wait their turn on the event loop
-#: (holding nothing), so few threads contend for the GIL and /api/health, which runs on the
-#: event loop, answers at once.
-REQUEST_THREADS = 12
+#: (holding nothing). Request work is mostly CPU under the GIL, so more threads add no
+#: throughput, while each one delays the event loop (and /api/health on it) by a GIL
+#: switch interval every time it takes the GIL back.
+REQUEST_THREADS = 6
 #: Connections an engine may open: more than the request threads plus the worker's, so a
 #: request never waits on the pool while holding a thread.
 POOL_CONNECTIONS = 40

@@ -14,7 +14,12 @@ from stembench.service.models import Job
 from stembench.service.rescore import DatasetIdentity, dataset_identity, rescore
 from stembench.service.settings import ServiceSettings
 
-__all__ = ["held_dataset", "model_identity", "read_upload", "score_job", "upload_file"]
+__all__ = ["INFLATION", "held_dataset", "model_identity", "read_upload", "score_job",
+           "upload_file"]
+
+#: A results file decompresses to at most this many times the upload limit (JSON lines of
+#: coordinates compress about 4x): more is refused, never inflated into memory.
+INFLATION = 4
 
 
 def upload_file(settings: ServiceSettings, submission_key: str) -> Path:

@@ -60,7 +60,7 @@ def group_cutoffs(session: Session, group: str,
 def _provenance(job: Job, host: str | None, device: str | None) -> dict[str, Any]:
     return {"source": job.source, "dataset": f"{job.dataset_name} {job.dataset_preset} "
             f"{job.dataset_version}", "dataset_sha256": job.dataset_sha256 or "",
-            "scorer_version": job.scorer_version or "", "owner": job.owner_name or "",
+            "scorer_version": job.scorer_version or "",
             "ran_on": " / ".join(p for p in (host, device) if p) or "unknown",
             "finished_at": job.finished_at.isoformat() if job.finished_at else ""}
 

@@ -197,8 +197,8 @@ class LeaderboardRow(BaseModel):
     training_overlap: str = Field(description="Model card: training data overlaps the "
                                               "benchmark (yes, no, unknown)")
     card: dict[str, Any] | None = Field(description="The entry's model card")
-    provenance: dict[str, str] = Field(description="Dataset, its content hash, scorer "
-                                                   "version, who submitted, where and when it ran")
+    provenance: dict[str, str] = Field(description="Source, dataset, its content hash, scorer "
+                                                   "version, where and when it ran")
 
 
 class LeaderboardOut(BaseModel):

@@ -81,7 +81,7 @@ class ServiceSettings:
     poll_interval_s: float = 1.0
     lease_s: float = 60.0
     report_bootstrap: int = 100
-    max_upload_bytes: int = 256 * 1024 * 1024
+    max_upload_bytes: int = 64 * 1024 * 1024
     upload_part_bytes: int = 8 * 1024 * 1024
 
     def __post_init__(self) -> None:

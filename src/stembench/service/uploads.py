@@ -23,7 +23,13 @@ from fastapi import Path as PathParam
 from stembench.errors import InputError
 from stembench.service import store
 from stembench.service.api import _AUTH_ERRORS, DB, Caller, job_out
-from stembench.service.entries import held_dataset, model_identity, read_upload, upload_file
+from stembench.service.entries import (
+    INFLATION,
+    held_dataset,
+    model_identity,
+    read_upload,
+    upload_file,
+)
 from stembench.service.rescore import check_coverage, check_dataset, image_entries
 from stembench.service.schemas import ErrorOut, UploadIn, UploadOut, UploadPartOut
 from stembench.service.settings import ServiceSettings
@@ -94,7 +100,7 @@ def _check(settings: ServiceSettings, data: bytes, body: UploadIn) -> tuple[dict
 
     try:
         card = validate_card(body.model_card)
-        shards = read_upload(data, max_bytes=settings.max_upload_bytes * 20)
+        shards = read_upload(data, max_bytes=settings.max_upload_bytes * INFLATION)
         identity = model_identity(shards)
         claimed, reported = card["weights_sha256"], identity.get("weights_sha256")
         if claimed and reported and claimed != reported:

@@ -234,11 +234,11 @@ class Worker:
                            cancelled=cancelled)
 
     def _finish_upload(self, job: Job, folder: Path) -> None:
-        from stembench.service.entries import read_upload, upload_file
+        from stembench.service.entries import INFLATION, read_upload, upload_file
 
         try:
             shards = read_upload(upload_file(self.settings, job.submission_key).read_bytes(),
-                                 max_bytes=self.settings.max_upload_bytes * 20)
+                                 max_bytes=self.settings.max_upload_bytes * INFLATION)
         except (OSError, InputError) as exc:
             self._fail(job, f"cannot read the uploaded results: {exc}")
             return
