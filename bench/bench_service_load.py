@@ -18,6 +18,7 @@ import argparse
 import json
 import sys
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,7 +54,7 @@ def main() -> None:
                       "p50_s": round(result.percentile(50), 3),
                       "p99_s": round(result.percentile(99), 3),
                       "max_s": round(max(result.seconds), 3), "errors": result.errors,
-                      "statuses": sorted({str(s) for s in result.statuses}),
+                      "statuses": dict(sorted(Counter(map(str, result.statuses)).items())),
                       "health_polls": len(result.health), "health_failed": bad_health,
                       "health_max_s": round(slowest, 3)}))
 

@@ -40,9 +40,11 @@ def test_leaderboard_in_browser(tmp_path, database_url, dataset_cache, globus_au
                                   "options": {"quality": 0.97}})
         assert answer.status_code == 201, answer.text
         with httpx.Client(base_url=server.url, timeout=60) as client:
-            for name, quality, overlap in (("unet-a", 0.92, "yes"), ("unet-b", 0.85, "no")):
+            for name, options, overlap in (("unet-a", {"quality": 0.92}, "yes"),
+                                           ("unet-b", {"quality": 0.85, "fail_from_step": 3},
+                                            "no")):
                 data = packed(shards(results_file(tmp_path / f"{name}.jsonl", dataset_cache,
-                                                  quality=quality)))
+                                                  **options)))
                 card = {**CARD, "name": name,
                         "training_data": {**CARD["training_data"], "overlaps_benchmark": overlap}}
                 assert upload(client, data, card=card).status_code == 202
@@ -53,7 +55,7 @@ def test_leaderboard_in_browser(tmp_path, database_url, dataset_cache, globus_au
             browser = playwright.chromium.launch(executable_path=chromium_path, args=[
                 "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync", "--no-first-run"])
-            page = browser.new_page(viewport={"width": 1500, "height": 900}, accept_downloads=True)
+            page = browser.new_page(viewport={"width": 1920, "height": 1000}, accept_downloads=True)
             page.goto(server.url + "/")
             table = page.locator("section#group-SrTiO3-simulated table.sortable")
             table.locator("tbody tr").first.wait_for()
@@ -64,6 +66,8 @@ def test_leaderboard_in_browser(tmp_path, database_url, dataset_cache, globus_au
 
             # ranked by mean F1 on load: higher quality first
             assert models() == ["log-blob", "unet-a", "unet-b"]
+            failed = table.locator("tbody td:nth-child(5)").all_inner_texts()
+            assert failed[:2] == ["0", "0"] and int(failed[2]) > 0  # unet-b fails at step 3
             table.locator("th:has-text('model')").click()
             table.locator("th:has-text('model')").click()  # a second click reverses
             assert models() == ["unet-b", "unet-a", "log-blob"]
@@ -93,6 +97,7 @@ def test_leaderboard_in_browser(tmp_path, database_url, dataset_cache, globus_au
             page.wait_for_function("(img => img.complete && img.naturalWidth > 0)"
                                    "(document.querySelector('img.radar'))", timeout=120_000)
             assert image.evaluate("img => img.src").count(",") == 1  # two models overlaid
+            assert image.evaluate("img => img.naturalWidth") > 0
             row.locator("input.radar-pick").check()
             page.check("#independent-only")
             shown = table.locator("tbody tr:visible td:nth-child(2) strong").all_inner_texts()

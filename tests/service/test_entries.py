@@ -11,6 +11,7 @@ from service_uploads import CARD, packed, results_file, shards, upload
 
 from stembench.dataset_publish.storage import open_dataset
 from stembench.scoring import score_image
+from stembench.service.figures import entry_cutoffs
 from stembench.service.worker import Worker
 
 
@@ -60,6 +61,12 @@ def test_forged_scores_land_with_true_scores(client, tmp_path, dataset_cache,
     assert row["provenance"]["dataset_sha256"] == stored[in_group[0]]["dataset_manifest_sha256"]
     assert client.get("/api/leaderboard", params={"group": fakes.GROUP, "independent": True}
                       ).json()["rows"][0]["job_id"] == entry_id
+    # the entry is named by its card everywhere: scores, downloads and the radar's labels
+    assert {s["model"] for s in stored.values()} == {CARD["name"]}
+    assert f",{CARD['name']}," in client.get(f"/api/jobs/{entry_id}/scores.csv").text
+    with client.app.state.sessions() as session:
+        labels = {c.model for c in entry_cutoffs(session, fakes.GROUP, [entry_id])}
+    assert labels == {CARD["name"]}
 
 
 def test_other_dataset_version_refused_naming_both_hashes(client, tmp_path,

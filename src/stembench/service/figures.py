@@ -17,13 +17,15 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from stembench.client.analysis import Cutoff
 from stembench.service.settings import ServiceSettings
 
-__all__ = ["FigureCache", "figure_cache", "group_radar", "warm_figures"]
+__all__ = ["FigureCache", "entry_cutoffs", "figure_cache", "group_radar", "warm_figures"]
 
 _MEMORY_ITEMS = 64
 
@@ -77,10 +79,9 @@ class FigureCache:
             if found is not None:
                 return found
             from stembench.service.analysis import radar_png
-            from stembench.service.leaderboard import group_cutoffs
 
             with session_factory() as session:
-                cutoffs = group_cutoffs(session, group, list(job_ids))
+                cutoffs = entry_cutoffs(session, group, job_ids)
             data = radar_png(cutoffs, group=group)
             self.folder.mkdir(parents=True, exist_ok=True)
             temporary = self.folder / f"{key}.{os.getpid()}.tmp"
@@ -88,6 +89,27 @@ class FigureCache:
             temporary.replace(self.folder / f"{key}.png")
             self.renders += 1
         return self._remember(key, data)
+
+
+def entry_cutoffs(session: Session, group: str, job_ids: Sequence[str]) -> list[Cutoff]:
+    """Leaderboard cutoffs of some entries on a group, each labelled by its entry's model
+    name (with the entry id's start when two entries share a name)."""
+    from collections import Counter
+
+    from sqlalchemy import select
+
+    from stembench.service.leaderboard import LEADERBOARD_METHOD
+    from stembench.service.models import CutoffRow, Job
+
+    found = session.execute(
+        select(CutoffRow.job_id, CutoffRow.cutoff_json, Job.model)
+        .join(Job, Job.id == CutoffRow.job_id)
+        .where(CutoffRow.group == group, CutoffRow.method == LEADERBOARD_METHOD,
+               CutoffRow.job_id.in_(list(job_ids)))).all()
+    names = Counter({job_id: model for job_id, _, model in found}.values())
+    return [replace(Cutoff.from_dict(json.loads(text)),
+                    model=model if names[model] == 1 else f"{model} ({job_id[:6]})")
+            for job_id, text, model in found]
 
 
 _CACHES: dict[Path, FigureCache] = {}

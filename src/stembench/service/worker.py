@@ -256,6 +256,8 @@ class Worker:
         except InputError as exc:
             self._fail(job, f"results refused: {exc}")
             return
+        if job.source == "upload":  # an uploaded entry is named by its model card
+            records = [{**r, "model": job.model} for r in records]
         card = (json.loads(job.model_card_json) if job.model_card_json
                 else builtin_card(job.model))
         failed = [{"image_id": r["image_id"], "model": job.model, "error": r["error"]}
