@@ -13,6 +13,7 @@ import typer
 from stembench._version import __version__
 from stembench.client.assess.cli import assess_command
 from stembench.client.cli import endpoint_app, evaluate_command, run_command
+from stembench.client.submit import submit_command
 from stembench.dataset_publish.cli import app as dataset_app
 from stembench.dataset_publish.label_cli import label_command
 from stembench.dataset_publish.publish_cli import foundry_metadata, publish, publish_status
@@ -41,6 +42,7 @@ app.command("run")(run_command)
 app.command("assess")(assess_command)
 app.command("label")(label_command)
 app.command("serve")(serve)
+app.command("submit")(submit_command)
 
 
 def _print_version(value: bool) -> None:

@@ -24,7 +24,14 @@ HERE = str(Path(__file__).parent)
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
-from service_helpers import CLIENT_ID, INTROSPECT_URL, SCOPE, free_port, make_settings  # noqa: E402
+from service_helpers import (  # noqa: E402
+    CLIENT_ID,
+    INTROSPECT_URL,
+    SCOPE,
+    free_port,
+    install_dataset,
+    make_settings,
+)
 
 
 def _token(sub: str, **changes: Any) -> dict[str, Any]:
@@ -58,6 +65,7 @@ def globus_auth() -> Iterator[responses.RequestsMock]:
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         mock.add_callback(responses.POST, INTROSPECT_URL, callback=answer,
                           content_type="application/json")
+        mock.add_passthru("http://127.0.0.1")  # a live test server (stembench submit)
         yield mock
 
 
@@ -117,7 +125,14 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, database_url: str) -> Any:
+def dataset_cache(tmp_path: Path, mini_dataset_path: Path) -> Path:
+    """The service's dataset cache (``<tmp>/calls``) holding the real mini dataset."""
+    install_dataset(tmp_path / "calls", mini_dataset_path)
+    return tmp_path / "calls"
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, dataset_cache: Path) -> Any:
     """Settings of a service with no background worker (tests drive it)."""
     return make_settings(tmp_path, database_url)
 

@@ -1,9 +1,11 @@
-"""Fast stand-ins for the dataset listing and shard evaluation, for the service tests.
+"""Fast stand-in for a model's shard evaluation, on the real ``mini`` dataset.
 
-The fake dataset has one data group with a noise series and a drift series (4 steps, 2
-seeds each) and one reference image. A model's recall falls with the step at a rate set by
-its ``quality`` option, so models differ in cutoffs. Each evaluated shard leaves a marker
-file in the dataset cache folder, so tests can count which shards ran.
+The fake "model" returns the true column positions of each image, keeping a fraction that
+falls with the step at a rate set by its ``quality`` option (so models differ in scores and
+cutoffs), and claims a perfect score for every image: the service must ignore that claim
+and score the coordinates itself. ``fail_from_step`` makes it fail on images at or past a
+step. Each evaluated shard leaves a marker file in the dataset cache folder, so tests can
+count which shards ran.
 """
 
 from __future__ import annotations
@@ -13,70 +15,75 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from stembench.dataset_publish.cache import load
 from stembench.endpoints.requests import ShardRequest
+from stembench.endpoints.shard import CONDITION_FIELDS, describe_dataset
 
 GROUP = "SrTiO3-simulated"
-PSNR_DB = (30.0, 20.0, 10.0, 5.0)
-DRIFT = (0.0, 0.1, 0.2, 0.4)
-
-
-def _conditions() -> dict[str, dict[str, Any]]:
-    images = {"ref": {"group": GROUP, "series": "reference", "step": 0,
-                      "axis_value": float("nan"), "seed": 0}}
-    for series, values in (("noise", PSNR_DB), ("drift", DRIFT)):
-        for step, value in enumerate(values):
-            for seed in range(2):
-                images[f"{series}-{step}-{seed}"] = {"group": GROUP, "series": series,
-                                                      "step": step, "axis_value": value,
-                                                      "seed": seed}
-    return images
-
-
-IMAGES = _conditions()
+FORGED = {"recall": 1.0, "precision": 1.0, "f1": 1.0, "rms_angstrom": 0.0, "tp": 999,
+          "fp": 0, "fn": 0}
 
 
 def fake_describe(dataset: dict[str, Any], client_version: str) -> dict[str, Any]:
-    """The listing ``describe_dataset`` returns, for the fake dataset."""
-    return {"images": [{"image_id": i, **c} for i, c in IMAGES.items()]}
+    """The real listing of the (real) mini dataset."""
+    return describe_dataset(dataset, client_version)
 
 
 def expected_recall(quality: float, step: int) -> float:
-    """Recall of a model of ``quality`` at ``step`` (what the fake shard reports)."""
+    """Fraction of the true columns a model of ``quality`` returns at ``step``."""
     return max(0.0, 1.0 - (1.0 - quality) * step)
 
 
+def kept_coordinates(truth: np.ndarray, quality: float, step: int) -> np.ndarray:
+    """The true columns the fake model returns: a fixed random subset of the right size."""
+    order = np.random.default_rng(0).permutation(len(truth))
+    keep = round(len(truth) * expected_recall(quality, step))
+    return truth[np.sort(order[:keep])]
+
+
+def _plain(value: Any) -> Any:
+    value = value.item() if hasattr(value, "item") else value
+    return None if isinstance(value, float) and value != value else value
+
+
 def fake_shard(request: dict[str, Any]) -> dict[str, Any]:
-    """Score every image of the shard with the fake model's curve."""
+    """Evaluate the fake model on every image of the shard (forged scores included)."""
     parsed = ShardRequest.from_dict(request)
     options = parsed.model.options
     if options.get("fail"):
         raise RuntimeError("injected shard failure")
     quality = float(options.get("quality", 1.0))
+    fail_from = options.get("fail_from_step")
     folder = Path(parsed.dataset.cache_dir or ".")
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"shard-{parsed.shard_id}").touch()
+    ref = parsed.dataset
     images = []
-    for image_id in parsed.image_ids:
-        conditions = IMAGES[image_id]
-        recall = expected_recall(quality, conditions["step"])
-        tp = round(100 * recall)
-        if image_id in str(options.get("fail_images", "")).split(","):  # scored as a failure
-            images.append({"image_id": image_id, "error": "model raised", "seconds": 0.0,
-                           "conditions": conditions,
-                           "score": {"image_id": image_id, "recall": 0.0, "precision": 1.0,
-                                     "f1": 0.0, "rms_angstrom": None, "tp": 0, "fp": 0,
-                                     "fn": 100}})
-            continue
-        images.append({"image_id": image_id, "error": None, "seconds": 0.0,
-                       "conditions": conditions,
-                       "score": {"image_id": image_id, "recall": tp / 100, "precision": 1.0,
-                                 "f1": 2 * tp / (tp + 100), "rms_angstrom": 0.05, "tp": tp,
-                                 "fp": 0, "fn": 100 - tp}})
+    with load(ref.name, preset=ref.preset, version=ref.version,
+              cache_dir=Path(ref.cache_dir) if ref.cache_dir else None) as dataset:
+        manifest_sha256 = dataset.content_hash
+        version = dataset.version
+        for image_id in parsed.image_ids:
+            image = dataset[image_id]
+            step = int(image.metadata["step"])
+            conditions = {k: _plain(image.metadata.get(k)) for k in CONDITION_FIELDS}
+            entry: dict[str, Any] = {"image_id": image_id, "seconds": 0.0,
+                                     "conditions": conditions, "error": None,
+                                     "score": {"image_id": image_id, **FORGED}}
+            if fail_from is not None and step >= int(fail_from):
+                entry.update(error="RuntimeError: injected image failure", score=None)
+            else:
+                kept = kept_coordinates(image.coords, quality, step)
+                entry["coordinates"] = [[round(float(x), 3), round(float(y), 3)]
+                                        for x, y in kept]
+            images.append(entry)
     weights = hashlib.sha256(json.dumps([parsed.model.spec, options], sort_keys=True)
                              .encode()).hexdigest()
     return {"shard_id": parsed.shard_id, "ok": True, "error": None, "images": images,
             "model": {"name": parsed.model.spec, "version": "1.0", "framework": "fake",
                       "weights_sha256": weights},
-            "dataset": {"name": parsed.dataset.name, "version": "1.0.0",
-                        "manifest_sha256": "m" * 64},
+            "dataset": {"name": ref.name, "version": version,
+                        "manifest_sha256": manifest_sha256},
             "runtime": {"host": "test-host", "device": "cpu", "stembench_version": "0.1.0"}}

@@ -24,6 +24,27 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def install_dataset(cache_dir: Path, source: Path, *, preset: str = "mini") -> Path:
+    """Put a dataset file (and its manifest copy) where the service's cache looks for it."""
+    import os
+    import shutil
+
+    from stembench.dataset_publish.build import DATASET_NAME, DATASET_VERSION
+    from stembench.dataset_publish.cache import cache_path
+
+    target = cache_path(DATASET_NAME, preset=preset, version=str(DATASET_VERSION),
+                        cache_dir=cache_dir)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for name in (source.name, source.name + ".manifest.json"):
+        destination = target.with_name(target.name + name[len(source.name):])
+        if not destination.exists():
+            try:
+                os.link(source.with_name(name), destination)
+            except OSError:
+                shutil.copy(source.with_name(name), destination)
+    return target
+
+
 def make_settings(tmp_path: Path, database_url: str, **changes: Any) -> Any:
     """Service settings wired to the fakes: threads, fast polling, no bootstrap."""
     from stembench.service.settings import ServiceSettings

@@ -70,7 +70,7 @@ def job_out(job: Job) -> JobOut:
                   n_images=job.n_images, n_done=job.n_done, error=job.error,
                   weights_sha256=job.weights_sha256, model_version=job.model_version,
                   duplicate_of=job.duplicate_of, created_at=job.created_at,
-                  finished_at=job.finished_at)
+                  finished_at=job.finished_at, source=job.source, n_failed=job.n_failed)
 
 
 def _own_job(db: Session, job_id: str, caller: Identity) -> Job:
@@ -91,13 +91,20 @@ def stored_job(db: Session, job_id: str) -> Job:
 
 
 @router.get("/health")
-def health(request: Request) -> dict[str, Any]:
-    """Service status: database revision, auth configured, worker running."""
+async def health(request: Request) -> dict[str, Any]:
+    """Service status: database revision, auth configured, worker running, upload limits.
+
+    Runs on the event loop and touches neither the database nor a thread, so it answers
+    at once however busy the request threads are.
+    """
     from stembench._version import __version__
 
     state = request.app.state
+    settings = state.settings
     return {"status": "ok", "version": __version__, "database_revision": state.revision,
-            "auth_configured": state.verifier is not None, "worker": state.worker is not None}
+            "auth_configured": state.verifier is not None, "worker": state.worker is not None,
+            "max_upload_bytes": settings.max_upload_bytes,
+            "upload_part_bytes": settings.upload_part_bytes}
 
 
 @router.get("/datasets", response_model=list[DatasetOut])

@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from stembench._version import __version__
 from stembench.service.auth import AuthError, TokenVerifier
-from stembench.service.db import connect, migrate, session_factory
+from stembench.service.db import REQUEST_THREADS, connect, migrate, session_factory
 from stembench.service.settings import ServiceSettings
 from stembench.service.worker import Worker
 
@@ -37,20 +37,23 @@ class PayloadLimit:
     """ASGI middleware answering 413 to request bodies over ``max_bytes``.
 
     The declared ``Content-Length`` is checked first; chunked bodies are counted as they
-    arrive and buffered (they are small by construction) before the app sees them.
+    arrive and buffered (they are small by construction) before the app sees them. Paths
+    under ``/api/uploads/`` (parts of a results upload) may carry up to ``part_bytes``.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(self, app: ASGIApp, max_bytes: int, part_bytes: int = 0) -> None:
+        self.app, self.max_bytes, self.part_bytes = app, max_bytes, max(part_bytes, max_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
+        upload = str(scope.get("path", "")).startswith("/api/uploads/")
+        limit = self.part_bytes if upload else self.max_bytes
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            await self._refuse(send, declared.decode("latin-1")[:20])
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            await self._refuse(send, declared.decode("latin-1")[:20], limit, upload)
             return
         chunks, size, more = [], 0, True
         while more:
@@ -59,8 +62,8 @@ class PayloadLimit:
                 break
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_bytes:
-                await self._refuse(send, f"more than {size}")
+            if size > limit:
+                await self._refuse(send, f"more than {size}", limit, upload)
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)
@@ -76,9 +79,11 @@ class PayloadLimit:
 
         await self.app(scope, replay, send)
 
-    async def _refuse(self, send: Send, size: str) -> None:
+    async def _refuse(self, send: Send, size: str, limit: int, upload: bool) -> None:
+        advice = (" (send a large results file in parts of at most this size; stembench "
+                  "submit does)" if upload else "")
         response = JSONResponse(
-            {"detail": f"request body too large: {size} bytes, limit {self.max_bytes}"},
+            {"detail": f"request body too large: {size} bytes, limit {limit}{advice}"},
             status_code=413)
         await response({"type": "http"}, _no_receive, send)
 
@@ -142,6 +147,9 @@ def create_app(settings: ServiceSettings, *, verifier: TokenVerifier | None = No
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from anyio import to_thread
+
+        to_thread.current_default_thread_limiter().total_tokens = REQUEST_THREADS
         worker = Worker(settings, sessions) if settings.run_worker else None
         app.state.worker = worker
         if worker is not None:
@@ -160,10 +168,13 @@ def create_app(settings: ServiceSettings, *, verifier: TokenVerifier | None = No
     app.state.settings, app.state.sessions, app.state.engine = settings, sessions, engine
     app.state.verifier, app.state.revision, app.state.worker = verifier, revision, None
     _install_handlers(app)
-    from stembench.service import api, pages
+    from stembench.service import api, downloads, pages, uploads
 
     app.include_router(api.router)
+    app.include_router(uploads.router)
+    app.include_router(downloads.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
-    app.add_middleware(PayloadLimit, max_bytes=settings.max_payload_bytes)
+    app.add_middleware(PayloadLimit, max_bytes=settings.max_payload_bytes,
+                       part_bytes=settings.upload_part_bytes)
     return app

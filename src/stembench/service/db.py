@@ -15,7 +15,17 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-__all__ = ["connect", "migrate", "session_factory", "utcnow"]
+__all__ = ["POOL_CONNECTIONS", "REQUEST_THREADS", "connect", "migrate", "session_factory",
+           "utcnow"]
+
+#: Threads that serve blocking requests at once; more wait their turn on the event loop
+#: (holding nothing). Request work is mostly CPU under the GIL, so more threads add no
+#: throughput, while each one delays the event loop (and /api/health on it) by a GIL
+#: switch interval every time it takes the GIL back.
+REQUEST_THREADS = 6
+#: Connections an engine may open: more than the request threads plus the worker's, so a
+#: request never waits on the pool while holding a thread.
+POOL_CONNECTIONS = 40
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -45,10 +55,12 @@ def connect(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
+                               pool_size=10, max_overflow=POOL_CONNECTIONS - 10)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_engine(url, pool_pre_ping=True, pool_size=10,
+                         max_overflow=POOL_CONNECTIONS - 10)
 
 
 def migrate(engine: Engine) -> str:

@@ -3,8 +3,10 @@
 Ranking by an axis puts the model that tolerates the worst images first: "not reached"
 (never failed in the tested range) before any crossing, crossings ordered by how bad the
 image was when the model failed (see :meth:`Axis.badness`), "fails from start" last.
-Without an axis the rows are ranked by mean F1 over the group's images. Images a model
-failed on are among them (scored as finding nothing: F1 0), and each row says how many.
+Without an axis the rows are ranked by mean F1 over the group's images, failed images
+counted as F1 0 (the service stores a failed image as a result that found nothing). Each
+row says how many images it covers and how many failed, and carries the entry's model
+card and provenance.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import json
 import math
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from stembench.client.analysis import AXES, RADAR_AXES, Cutoff
@@ -55,16 +57,31 @@ def group_cutoffs(session: Session, group: str,
     return [Cutoff.from_dict(json.loads(text)) for text in session.scalars(query)]
 
 
-def leaderboard(session: Session, group: str, axis: str | None) -> list[dict[str, Any]]:
-    """Ranked rows of one data group (dicts shaped like ``schemas.LeaderboardRow``)."""
-    summary = session.execute(
-        select(ResultRow.job_id, func.count(), func.avg(ResultRow.recall),
-               func.avg(ResultRow.precision), func.avg(ResultRow.f1),
-               func.avg(ResultRow.rms_angstrom),
-               func.sum(case((ResultRow.record_json.like('%"failed": true%'), 1), else_=0)))
-        .join(Job, Job.id == ResultRow.job_id)
-        .where(ResultRow.group == group, Job.status == "done")
-        .group_by(ResultRow.job_id)).all()
+def _provenance(job: Job, host: str | None, device: str | None) -> dict[str, Any]:
+    return {"source": job.source, "dataset": f"{job.dataset_name} {job.dataset_preset} "
+            f"{job.dataset_version}", "dataset_sha256": job.dataset_sha256 or "",
+            "scorer_version": job.scorer_version or "",
+            "ran_on": " / ".join(p for p in (host, device) if p) or "unknown",
+            "finished_at": job.finished_at.isoformat() if job.finished_at else ""}
+
+
+def leaderboard(session: Session, group: str, axis: str | None, *,
+                independent_only: bool = False) -> list[dict[str, Any]]:
+    """Ranked rows of one data group (dicts shaped like ``schemas.LeaderboardRow``).
+
+    ``independent_only`` keeps the entries whose model card says the model's training data
+    does not overlap the benchmark's structures or generator.
+    """
+    query = (select(ResultRow.job_id, func.count(), func.avg(ResultRow.recall),
+                    func.avg(ResultRow.precision), func.avg(ResultRow.f1),
+                    func.avg(ResultRow.rms_angstrom), func.count(ResultRow.error),
+                    func.max(ResultRow.host), func.max(ResultRow.device))
+             .join(Job, Job.id == ResultRow.job_id)
+             .where(ResultRow.group == group, Job.status == "done")
+             .group_by(ResultRow.job_id))
+    if independent_only:
+        query = query.where(Job.training_overlap == "no")
+    summary = session.execute(query).all()
     if not summary:
         return []
     job_ids = [row[0] for row in summary]
@@ -77,14 +94,16 @@ def leaderboard(session: Session, group: str, axis: str | None) -> list[dict[str
         data = json.loads(text)
         cutoffs[job_id][data["axis"]] = data
     rows = []
-    for job_id, count, recall, precision, f1, rms, failed in summary:
+    for job_id, count, recall, precision, f1, rms, failed, host, device in summary:
         job = jobs[job_id]
         ordered = {name: cutoffs[job_id][name] for name in RADAR_AXES if name in cutoffs[job_id]}
         rows.append({"job_id": job_id, "model": job.model, "model_version": job.model_version or "",
                      "weights_sha256": job.weights_sha256 or "", "n_images": int(count),
-                     "n_failed": int(failed or 0),
-                     "recall": _mean(recall), "precision": _mean(precision), "f1": _mean(f1),
-                     "rms_angstrom": _mean(rms), "cutoffs": ordered})
+                     "n_failed": int(failed), "recall": _mean(recall),
+                     "precision": _mean(precision), "f1": _mean(f1), "rms_angstrom": _mean(rms),
+                     "cutoffs": ordered, "training_overlap": job.training_overlap or "unknown",
+                     "card": json.loads(job.model_card_json) if job.model_card_json else None,
+                     "provenance": _provenance(job, host, device)})
     if axis is None:
         rows.sort(key=lambda r: (-(r["f1"] if r["f1"] is not None else -1.0), r["model"]))
     else:

@@ -50,7 +50,12 @@ class Base(DeclarativeBase):
 
 
 class Job(Base):
-    """One submitted evaluation and its place in the queue."""
+    """One submitted evaluation (``source="worker"``) or uploaded result (``"upload"``).
+
+    A finished job is a leaderboard entry: ``model_card_json`` holds its model card,
+    ``dataset_sha256`` and ``scorer_version`` what its stored scores were computed against
+    and with (the service re-scores every result), ``n_failed`` its failed images.
+    """
 
     __tablename__ = "jobs"
 
@@ -78,6 +83,12 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    source: Mapped[str] = mapped_column(String(16), default="worker", server_default="worker")
+    model_card_json: Mapped[str | None] = mapped_column(Text)
+    dataset_sha256: Mapped[str | None] = mapped_column(String(64))
+    scorer_version: Mapped[str | None] = mapped_column(String(16))
+    n_failed: Mapped[int | None] = mapped_column(Integer)
+    training_overlap: Mapped[str | None] = mapped_column(String(8))
 
     __table_args__ = (
         # One live (queued, running or done) job per submission key: re-submissions and
@@ -119,6 +130,7 @@ class ResultRow(Base):
     device: Mapped[str | None] = mapped_column(String(255))
     stembench_version: Mapped[str | None] = mapped_column(String(64))
     record_json: Mapped[str] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
     stored_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (UniqueConstraint("job_id", "image_id", name="uq_results_job_image"),)

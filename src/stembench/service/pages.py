@@ -11,9 +11,9 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
 from stembench.client.analysis import AXES, RADAR_AXES
-from stembench.service.analysis import radar_png
 from stembench.service.api import DB, JobId, stored_job
-from stembench.service.leaderboard import group_cutoffs, leaderboard, list_groups
+from stembench.service.figures import figure_cache, group_radar
+from stembench.service.leaderboard import leaderboard, list_groups
 from stembench.service.schemas import ErrorOut, LeaderboardOut
 from stembench.service.worker import job_folder
 
@@ -34,7 +34,10 @@ def _png(data: bytes) -> Response:
 @router.get("/api/leaderboard", response_model=LeaderboardOut,
             responses={404: {"model": ErrorOut}})
 def leaderboard_json(db: DB, group: Group | None = None,
-                     axis: Annotated[str | None, Query(max_length=32)] = None) -> LeaderboardOut:
+                     axis: Annotated[str | None, Query(max_length=32)] = None,
+                     independent: Annotated[bool, Query(
+                         description="Only models whose training data does not overlap the "
+                                     "benchmark (model card)")] = False) -> LeaderboardOut:
     """Leaderboard of one data group (default: the first), ranked by ``axis`` or by F1."""
     groups = list_groups(db)
     if axis is not None and axis not in AXES:
@@ -42,28 +45,52 @@ def leaderboard_json(db: DB, group: Group | None = None,
     chosen = group or (groups[0] if groups else "")
     if group is not None and group not in groups:
         raise HTTPException(404, f"no results for data group {group!r}; groups: {groups}")
-    rows = leaderboard(db, chosen, axis) if chosen else []
+    rows = leaderboard(db, chosen, axis, independent_only=independent) if chosen else []
     return LeaderboardOut.model_validate({"group": chosen, "axis": axis, "groups": groups,
                                           "axes": list(RADAR_AXES), "rows": rows})
 
 
+def _radar(request: Request, group: str, job_ids: list[str] | None) -> bytes | None:
+    """Radar PNG of some jobs (all: None) on a group, from the figure cache; None if no cutoffs.
+
+    The session is closed before any rendering, so a slow figure never holds a connection.
+    """
+    sessions = request.app.state.sessions
+    with sessions() as session:
+        known = group_radar(session, group)
+    chosen = known if job_ids is None else sorted(set(job_ids) & set(known))
+    if not chosen:
+        return None
+    return figure_cache(request.app.state.settings).radar(sessions, group, chosen)
+
+
 @router.get("/api/leaderboard/{group}/radar.png", response_class=Response, responses=_PNG)
-async def leaderboard_radar(group: str, db: DB) -> Response:
-    """Radar plot of every model on one data group."""
-    found = group_cutoffs(db, group)
-    if not found:
-        raise HTTPException(404, f"no cutoffs for data group {group!r}")
-    return _png(await run_in_threadpool(radar_png, found, group=group))
+async def leaderboard_radar(group: str, request: Request,
+                            jobs: Annotated[str | None, Query(
+                                max_length=33 * 50, pattern=r"^[0-9a-f]{32}(,[0-9a-f]{32})*$",
+                                description="Comma-separated job ids to overlay (default: "
+                                            "every entry)")] = None) -> Response:
+    """Radar plot of every model (or of the chosen ``jobs``) on one data group."""
+    data = await run_in_threadpool(_radar, request, group,
+                                   None if jobs is None else jobs.split(","))
+    if data is None:
+        raise HTTPException(404, f"no cutoffs for data group {group!r}"
+                                 + (" and the chosen jobs" if jobs else ""))
+    return _png(data)
 
 
 @router.get("/api/jobs/{job_id}/radar/{group}.png", response_class=Response, responses=_PNG)
-async def job_radar(job_id: JobId, group: str, db: DB) -> Response:
+async def job_radar(job_id: JobId, group: str, request: Request) -> Response:
     """Radar plot of one finished job on one data group."""
-    job = stored_job(db, job_id)
-    found = group_cutoffs(db, group, [job.id])
-    if not found:
+    def find() -> bytes | None:
+        with request.app.state.sessions() as session:
+            job_ids = [stored_job(session, job_id).id]
+        return _radar(request, group, job_ids)
+
+    data = await run_in_threadpool(find)
+    if data is None:
         raise HTTPException(404, f"job {job_id} has no cutoffs for data group {group!r}")
-    return _png(await run_in_threadpool(radar_png, found, group=group))
+    return _png(data)
 
 
 @router.get("/jobs/{job_id}/report", response_class=HTMLResponse,
@@ -85,7 +112,7 @@ def leaderboard_page(db: DB) -> HTMLResponse:
         rows = leaderboard(db, group, None)
         axes = [a for a in RADAR_AXES if any(a in r["cutoffs"] for r in rows)]
         tables.append({"group": group, "rows": rows, "axes": [AXES[a] for a in axes],
-                       "radar": bool(group_cutoffs(db, group))})
+                       "radar": any(r["cutoffs"] for r in rows)})
     html = _TEMPLATES.get_template("leaderboard.html.j2").render(
         tables=tables, fmt=_format, cutoff_cell=_cutoff_cell)
     return HTMLResponse(html)

@@ -21,6 +21,9 @@ __all__ = [
     "ScoresOut",
     "SubmitIn",
     "SubmitOut",
+    "UploadIn",
+    "UploadOut",
+    "UploadPartOut",
 ]
 
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
@@ -110,6 +113,10 @@ class JobOut(BaseModel):
     duplicate_of: str | None
     created_at: datetime
     finished_at: datetime | None
+    source: str = Field(description="worker (run by this service) or upload (results uploaded "
+                                    "by their owner, re-scored here)")
+    n_failed: int | None = Field(default=None, description="Images the model failed on "
+                                                            "(scored as finding nothing)")
 
 
 class SubmitOut(BaseModel):
@@ -143,6 +150,8 @@ class ScoreOut(BaseModel):
     dataset_manifest_sha256: str | None
     host: str | None
     device: str | None
+    error: str | None = Field(default=None, description="Why the model failed on this image "
+                                                        "(then scored as finding nothing)")
 
 
 class ScoresOut(BaseModel):
@@ -178,13 +187,18 @@ class LeaderboardRow(BaseModel):
     model: str
     model_version: str
     weights_sha256: str
-    n_images: int
-    n_failed: int
+    n_images: int = Field(description="Images of the group this entry covers")
+    n_failed: int = Field(description="Of those, images the model failed on (F1 counted as 0)")
     recall: float | None
     precision: float | None
-    f1: float | None
+    f1: float | None = Field(description="Mean F1 over every covered image, failures as 0")
     rms_angstrom: float | None
     cutoffs: dict[str, CutoffOut]
+    training_overlap: str = Field(description="Model card: training data overlaps the "
+                                              "benchmark (yes, no, unknown)")
+    card: dict[str, Any] | None = Field(description="The entry's model card")
+    provenance: dict[str, str] = Field(description="Source, dataset, its content hash, scorer "
+                                                   "version, where and when it ran")
 
 
 class LeaderboardOut(BaseModel):
@@ -195,3 +209,31 @@ class LeaderboardOut(BaseModel):
     groups: list[str]
     axes: list[str]
     rows: list[LeaderboardRow]
+
+
+class UploadIn(BaseModel):
+    """Completes an upload: the parts (already sent) make a gzip-compressed results file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    parts: int = Field(ge=1, le=10_000, description="Number of parts sent (0 .. parts-1).")
+    model_card: dict[str, Any] = Field(description="The model card (see the model-card schema).")
+    dataset_preset: Name = "standard"
+    dataset_version: Name | None = Field(
+        default=None, description="Dataset version; default: the version this service scores.")
+
+
+class UploadPartOut(BaseModel):
+    """A stored part of an upload."""
+
+    index: int
+    size: int
+    sha256: str
+
+
+class UploadOut(BaseModel):
+    """Answer to a completed upload: the entry (queued for re-scoring) and its page."""
+
+    entry: JobOut
+    url: str
+    duplicate: bool

@@ -71,6 +71,8 @@ class ServiceSettings:
         worker) is claimed again and resumed from its results file.
     report_bootstrap : int
         Bootstrap samples of the cutoffs computed when a job finishes.
+    max_upload_bytes, upload_part_bytes : int
+        Largest compressed results upload (bytes, all parts together) and largest part.
     """
 
     data_dir: Path = field(default_factory=default_data_dir)
@@ -92,6 +94,8 @@ class ServiceSettings:
     poll_interval_s: float = 1.0
     lease_s: float = 60.0
     report_bootstrap: int = 100
+    max_upload_bytes: int = 64 * 1024 * 1024
+    upload_part_bytes: int = 8 * 1024 * 1024
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))

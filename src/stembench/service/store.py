@@ -28,11 +28,13 @@ __all__ = [
     "cancel_job",
     "claim_job",
     "create_job",
+    "create_upload",
     "fail_job",
     "find_duplicate_result",
     "finish_job",
     "renew_lease",
     "submission_key",
+    "upload_key",
 ]
 
 
@@ -60,15 +62,44 @@ def create_job(session: Session, *, owner: str, owner_name: str | None, model: s
         The job and whether it was created now (False: a duplicate submission).
     """
     key = submission_key(model, options, dataset_name, dataset_preset, dataset_version)
+    return _insert(session, key, owner=owner, owner_name=owner_name, model=model,
+                   model_options=json.dumps(dict(options), sort_keys=True),
+                   dataset_name=dataset_name, dataset_preset=dataset_preset,
+                   dataset_version=dataset_version, endpoint_id=endpoint_id, source="worker")
+
+
+def create_upload(session: Session, *, owner: str, owner_name: str | None, content_sha256: str,
+                  card: Mapping[str, Any], dataset_name: str, dataset_preset: str,
+                  dataset_version: str) -> tuple[Job, bool]:
+    """Queue the re-scoring of an uploaded result; the same owner, content and card make one job.
+
+    Returns
+    -------
+    (Job, bool)
+        The job and whether it was created now (False: a retried upload).
+    """
+    card_json = json.dumps(dict(card), sort_keys=True)
+    key = upload_key(owner, content_sha256, card)
+    return _insert(session, key, owner=owner, owner_name=owner_name, model=str(card["name"]),
+                   model_options="{}", dataset_name=dataset_name, dataset_preset=dataset_preset,
+                   dataset_version=dataset_version, endpoint_id=None, source="upload",
+                   model_card_json=card_json)
+
+
+def upload_key(owner: str, content_sha256: str, card: Mapping[str, Any]) -> str:
+    """Submission key of an upload: SHA-256 of its owner, content hash and model card."""
+    card_json = json.dumps(dict(card), sort_keys=True)
+    return hashlib.sha256(json.dumps(["upload", owner, content_sha256, card_json])
+                          .encode()).hexdigest()
+
+
+def _insert(session: Session, key: str, **values: Any) -> tuple[Job, bool]:
     existing = _live_job(session, key)
     if existing is not None:
         return existing, False
     now = utcnow()
-    job = Job(id=uuid.uuid4().hex, owner=owner, owner_name=owner_name, submission_key=key,
-              model=model, model_options=json.dumps(dict(options), sort_keys=True),
-              dataset_name=dataset_name, dataset_preset=dataset_preset,
-              dataset_version=dataset_version, endpoint_id=endpoint_id, status="queued",
-              cancel_requested=False, n_done=0, attempts=0, created_at=now, updated_at=now)
+    job = Job(id=uuid.uuid4().hex, submission_key=key, status="queued", cancel_requested=False,
+              n_done=0, attempts=0, created_at=now, updated_at=now, **values)
     session.add(job)
     try:
         session.commit()
@@ -190,32 +221,39 @@ def _result_row(job_id: str, record: Mapping[str, Any], stored_at: Any) -> Resul
         f1=_number(record.get("f1")), rms_angstrom=_number(record.get("rms_angstrom")),
         tp=int(record["tp"]), fp=int(record["fp"]), fn=int(record["fn"]),
         host=record.get("host"), device=record.get("device"),
-        stembench_version=record.get("stembench_version"),
+        stembench_version=record.get("stembench_version"), error=record.get("error"),
         record_json=json.dumps(safe, sort_keys=True, allow_nan=False), stored_at=stored_at)
 
 
 def finish_job(session: Session, job: Job, *, worker_id: str,
                records: Sequence[Mapping[str, Any]], cutoffs: Iterable[Mapping[str, Any]],
-               error: str | None = None) -> str | None:
-    """Store a finished job's records and cutoffs and mark it done, in one transaction.
+               card: Mapping[str, Any] | None, error: str | None = None) -> str | None:
+    """Store a finished job's re-scored records, cutoffs and card; mark it done; one transaction.
 
-    When an earlier finished job scored the same weights on the same dataset version, no
-    rows are stored and the job points at it (``duplicate_of``). Returns that job id or None.
+    When an earlier finished worker job scored the same weights on the same dataset
+    version, no rows are stored and the job points at it (``duplicate_of``); uploads are
+    never folded into another entry. Returns that job id or None.
     """
     first = records[0] if records else {}
     weights = str(first.get("weights_sha256") or "")
     version = str(first.get("model_version") or "")
     duplicate = find_duplicate_result(session, job, weights_sha256=weights,
-                                      model_version=version) if weights else None
+                                      model_version=version) if weights and \
+        job.source == "worker" else None
     if duplicate is None:
         now = utcnow()
         session.add_all(_result_row(job.id, record, now) for record in records)
         session.add_all(CutoffRow(job_id=job.id, group=c["group"], axis=c["axis"],
                                   method=c["method"], status=c["status"], value=c["value"],
                                   cutoff_json=json.dumps(c, allow_nan=False)) for c in cutoffs)
+    overlap = (card or {}).get("training_data", {}).get("overlaps_benchmark")
     ended = _end(session, job.id, worker_id, status="done", n_done=len(records),
                  weights_sha256=weights or None, model_version=version or None,
-                 duplicate_of=duplicate, error=error)
+                 duplicate_of=duplicate, error=error,
+                 model_card_json=json.dumps(dict(card), sort_keys=True) if card else None,
+                 training_overlap=overlap, dataset_sha256=first.get("dataset_manifest_sha256"),
+                 scorer_version=first.get("scorer_version"),
+                 n_failed=sum(1 for r in records if r.get("error")))
     if not ended:
         session.rollback()
         return None

@@ -195,6 +195,9 @@ class Worker:
 
     def _run(self, job: Job) -> None:
         folder = job_folder(self.settings, job.id)
+        if job.source == "upload":
+            self._finish_upload(job, folder)
+            return
         results_path = folder / "results.jsonl"
         progress, done, lost = _Progress(results_path), threading.Event(), threading.Event()
         try:
@@ -241,29 +244,52 @@ class Worker:
             reasons = "; ".join(f"{k}: {v}" for k, v in sorted(outcome.failed_shards.items()))
             self._fail(job, f"{len(outcome.failed_shards)} shard(s) failed: {reasons}")
         else:
-            self._finish(job, ResultsFile(results_path), folder)
+            results = ResultsFile(results_path)
+            self._finish(job, results.current_shards(), folder)
 
     def _fail(self, job: Job, error: str, *, cancelled: bool = False) -> None:
         with self.sessions() as session:
             store.fail_job(session, job.id, worker_id=self.worker_id, error=error,
                            cancelled=cancelled)
 
-    def _finish(self, job: Job, results: ResultsFile, folder: Path) -> None:
-        from stembench.service.analysis import job_cutoffs, write_job_report
+    def _finish_upload(self, job: Job, folder: Path) -> None:
+        from stembench.service.entries import INFLATION, read_upload, upload_file
 
-        # one record per image: the last one written wins if a shard plan ever changed
-        records = list({r["image_id"]: r for r in results.records()}.values())
-        if not records:
-            self._fail(job, "the evaluation produced no scored image")
+        try:
+            shards = read_upload(upload_file(self.settings, job.submission_key).read_bytes(),
+                                 max_bytes=self.settings.max_upload_bytes * INFLATION)
+        except (OSError, InputError) as exc:
+            self._fail(job, f"cannot read the uploaded results: {exc}")
             return
+        self._finish(job, shards, folder)
+
+    def _finish(self, job: Job, shards: list[dict[str, Any]], folder: Path) -> None:
+        """Re-score the shards from their coordinates, then store records, cutoffs and card."""
+        from stembench.model_cards import builtin_card
+        from stembench.service.analysis import job_cutoffs, write_job_report
+        from stembench.service.entries import score_job
+        from stembench.service.figures import warm_figures
+
+        try:
+            records = score_job(self.settings, job, shards)
+        except InputError as exc:
+            self._fail(job, f"results refused: {exc}")
+            return
+        if job.source == "upload":  # an uploaded entry is named by its model card
+            records = [{**r, "model": job.model} for r in records]
+        card = (json.loads(job.model_card_json) if job.model_card_json
+                else builtin_card(job.model))
+        failed = [{"image_id": r["image_id"], "model": job.model, "error": r["error"]}
+                  for r in records if r.get("error")]
         try:
             cutoffs, note = job_cutoffs(records, bootstrap=self.settings.report_bootstrap)
             write_job_report(records, folder / "report", job=job,
-                             bootstrap=self.settings.report_bootstrap,
-                             image_errors=results.image_errors())
+                             bootstrap=self.settings.report_bootstrap, image_errors=failed)
             with self.sessions() as session:
                 store.finish_job(session, job, worker_id=self.worker_id, records=records,
-                                 cutoffs=[c.to_dict() for c in cutoffs], error=note)
+                                 cutoffs=[c.to_dict() for c in cutoffs], card=card, error=note)
         except Exception as exc:
             log.exception("job %s: storing results failed", job.id)
             self._fail(job, f"storing results failed: {type(exc).__name__}: {exc}")
+            return
+        warm_figures(self.settings, self.sessions)

@@ -25,3 +25,36 @@ document.querySelectorAll("table.sortable").forEach(function (table) {
     });
   });
 });
+
+// Model cards open in a dialog.
+document.querySelectorAll("button.open-card").forEach(function (button) {
+  button.addEventListener("click", function () {
+    document.getElementById(button.dataset.dialog).showModal();
+  });
+});
+
+// The radar of a group overlays the ticked models (all of them by default).
+document.querySelectorAll("section.group").forEach(function (section) {
+  var image = section.querySelector("img.radar");
+  if (!image) { return; }
+  section.querySelectorAll("input.radar-pick").forEach(function (box) {
+    box.addEventListener("change", function () {
+      var chosen = Array.prototype.filter.call(section.querySelectorAll("input.radar-pick"),
+        function (b) { return b.checked && b.closest("tr").style.display !== "none"; })
+        .map(function (b) { return b.value; });
+      var base = "/api/leaderboard/" + encodeURIComponent(image.dataset.group) + "/radar.png";
+      image.style.visibility = chosen.length ? "visible" : "hidden";
+      if (chosen.length) { image.src = base + "?jobs=" + chosen.sort().join(","); }
+    });
+  });
+});
+
+// Only models trained apart from the benchmark (model card says no overlap).
+var independent = document.getElementById("independent-only");
+if (independent) {
+  independent.addEventListener("change", function () {
+    document.querySelectorAll("table.sortable tbody tr").forEach(function (row) {
+      row.style.display = independent.checked && row.dataset.overlap !== "no" ? "none" : "";
+    });
+  });
+}

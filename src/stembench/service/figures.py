@@ -1,0 +1,148 @@
+"""Radar plots, rendered once per (data group, set of jobs) and kept on disk.
+
+Stored results never change, so a figure of a given set of finished jobs never goes stale:
+its key is the group and the sorted job ids. Figures are kept as PNG files under
+``<data_dir>/figures`` (shared by every process of the service) and the most recent ones
+in memory. Matplotlib is not thread-safe, so one render runs at a time per process; a
+request for a figure being rendered waits for it instead of rendering it again. The worker
+renders the figures of every group after each finished job (:func:`warm_figures`), so
+requests normally find them ready.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from stembench.client.analysis import Cutoff
+from stembench.service.settings import ServiceSettings
+
+__all__ = ["FigureCache", "entry_cutoffs", "figure_cache", "group_radar", "warm_figures"]
+
+_MEMORY_ITEMS = 64
+
+
+class FigureCache:
+    """PNG bytes of radar plots, keyed by group and job ids, rendered at most once.
+
+    Parameters
+    ----------
+    folder : Path
+        Where PNG files are kept.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._render_lock = threading.Lock()
+        self._memory: OrderedDict[str, bytes] = OrderedDict()
+        self._memory_lock = threading.Lock()
+        self.renders = 0
+
+    @staticmethod
+    def key(group: str, job_ids: Sequence[str]) -> str:
+        """Cache key of the radar of ``job_ids`` on ``group``."""
+        return hashlib.sha256(json.dumps([group, sorted(set(job_ids))]).encode()).hexdigest()
+
+    def _remember(self, key: str, data: bytes) -> bytes:
+        with self._memory_lock:
+            self._memory[key] = data
+            self._memory.move_to_end(key)
+            while len(self._memory) > _MEMORY_ITEMS:
+                self._memory.popitem(last=False)
+        return data
+
+    def _cached(self, key: str) -> bytes | None:
+        with self._memory_lock:
+            if key in self._memory:
+                self._memory.move_to_end(key)
+                return self._memory[key]
+        path = self.folder / f"{key}.png"
+        return self._remember(key, path.read_bytes()) if path.is_file() else None
+
+    def radar(self, session_factory: sessionmaker[Session], group: str,
+              job_ids: Sequence[str]) -> bytes:
+        """The radar PNG of ``job_ids`` on ``group``, from the cache or rendered now."""
+        key = self.key(group, job_ids)
+        found = self._cached(key)
+        if found is not None:
+            return found
+        with self._render_lock:
+            found = self._cached(key)
+            if found is not None:
+                return found
+            from stembench.service.analysis import radar_png
+
+            with session_factory() as session:
+                cutoffs = entry_cutoffs(session, group, job_ids)
+            data = radar_png(cutoffs, group=group)
+            self.folder.mkdir(parents=True, exist_ok=True)
+            temporary = self.folder / f"{key}.{os.getpid()}.tmp"
+            temporary.write_bytes(data)
+            temporary.replace(self.folder / f"{key}.png")
+            self.renders += 1
+        return self._remember(key, data)
+
+
+def entry_cutoffs(session: Session, group: str, job_ids: Sequence[str]) -> list[Cutoff]:
+    """Leaderboard cutoffs of some entries on a group, each labelled by its entry's model
+    name (with the entry id's start when two entries share a name)."""
+    from collections import Counter
+
+    from sqlalchemy import select
+
+    from stembench.service.leaderboard import LEADERBOARD_METHOD
+    from stembench.service.models import CutoffRow, Job
+
+    found = session.execute(
+        select(CutoffRow.job_id, CutoffRow.cutoff_json, Job.model)
+        .join(Job, Job.id == CutoffRow.job_id)
+        .where(CutoffRow.group == group, CutoffRow.method == LEADERBOARD_METHOD,
+               CutoffRow.job_id.in_(list(job_ids)))).all()
+    names = Counter({job_id: model for job_id, _, model in found}.values())
+    return [replace(Cutoff.from_dict(json.loads(text)),
+                    model=model if names[model] == 1 else f"{model} ({job_id[:6]})")
+            for job_id, text, model in found]
+
+
+_CACHES: dict[Path, FigureCache] = {}
+_CACHES_LOCK = threading.Lock()
+
+
+def figure_cache(settings: ServiceSettings) -> FigureCache:
+    """The process's figure cache of a service (one per data folder)."""
+    folder = settings.data_dir / "figures"
+    with _CACHES_LOCK:
+        return _CACHES.setdefault(folder, FigureCache(folder))
+
+
+def group_radar(session: Session, group: str) -> list[str]:
+    """Ids of the jobs in a group's radar (those with leaderboard cutoffs), sorted."""
+    from sqlalchemy import select
+
+    from stembench.service.leaderboard import LEADERBOARD_METHOD
+    from stembench.service.models import CutoffRow
+
+    return sorted(session.scalars(select(CutoffRow.job_id).distinct().where(
+        CutoffRow.group == group, CutoffRow.method == LEADERBOARD_METHOD)).all())
+
+
+def warm_figures(settings: ServiceSettings, sessions: sessionmaker[Session]) -> None:
+    """Render every group's radar and each job's own radar that is not cached yet."""
+    from stembench.service.leaderboard import list_groups
+
+    cache = figure_cache(settings)
+    with sessions() as session:
+        plan = [(group, group_radar(session, group)) for group in list_groups(session)]
+    for group, job_ids in plan:
+        if job_ids:
+            cache.radar(sessions, group, job_ids)
+            for job_id in job_ids:
+                cache.radar(sessions, group, [job_id])

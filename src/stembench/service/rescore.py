@@ -1,0 +1,193 @@
+"""Scores the service trusts: every stored result is scored again here, from coordinates.
+
+Whatever produced a result (the service's own worker, a user's endpoint, an upload), the
+service keeps only its coordinates, re-scores them with :func:`stembench.scoring.score_image`
+against its own copy of the labels of the exact dataset version, and ignores every score
+field that arrived. The dataset version is checked by content hash (the manifest's hash of
+every image, label and metadata array, not its creation time); a result for
+another version is refused, naming both hashes. A failed image (a model error, no
+coordinates) is a result: it is scored as "found nothing" (recall 0, F1 0) and marked
+failed. An image with no entry at all is refused by :func:`check_coverage`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stembench.endpoints.shard import CONDITION_FIELDS
+from stembench.errors import InputError
+
+__all__ = [
+    "DatasetIdentity",
+    "check_coverage",
+    "check_dataset",
+    "dataset_identity",
+    "image_entries",
+    "rescore",
+]
+
+_MODEL_KEYS = {"name": "model", "version": "model_version", "framework": "framework",
+               "weights_sha256": "weights_sha256"}
+_SHOWN = 10
+
+
+@dataclass(frozen=True)
+class DatasetIdentity:
+    """The service's copy of one dataset version: where it is, its content hash and image ids."""
+
+    path: Path
+    name: str
+    version: str
+    sha256: str
+    image_ids: frozenset[str]
+
+
+def dataset_identity(path: Path) -> DatasetIdentity:
+    """Identity of a stembench dataset file, read from its manifest alone (no pixels).
+
+    The content hash is the manifest's :meth:`~stembench.dataset_publish.manifest.Manifest.
+    content_hash` (arrays and metadata, not the creation time), as every shard result records
+    it (``dataset.manifest_sha256``); image ids are those with a label array in the manifest.
+    """
+    from stembench.dataset_publish.manifest import read_manifest
+
+    manifest = read_manifest(path)
+    ids = frozenset(key.removeprefix("/coords/") for key in manifest.arrays
+                    if key.startswith("/coords/"))
+    return DatasetIdentity(path, manifest.name, manifest.version, manifest.content_hash(), ids)
+
+
+def check_dataset(shards: Sequence[Mapping[str, Any]], held: DatasetIdentity) -> None:
+    """Refuse shards whose dataset content hash is not that of the service's copy."""
+    for shard in shards:
+        dataset = shard.get("dataset") or {}
+        got = dataset.get("manifest_sha256")
+        if got != held.sha256:
+            raise InputError(
+                f"results of shard {str(shard.get('shard_id'))[:16]} are for dataset "
+                f"{dataset.get('name')!r} version {dataset.get('version')!r} with content hash "
+                f"{got}, but this service scores {held.name!r} version {held.version!r} with "
+                f"content hash {held.sha256}: evaluate on that exact dataset version")
+
+
+def image_entries(shards: Iterable[Mapping[str, Any]]) -> dict[str, tuple[Mapping[str, Any],
+                                                                         Mapping[str, Any]]]:
+    """``image_id -> (entry, its shard)`` over finished shards; a later entry wins."""
+    entries: dict[str, tuple[Mapping[str, Any], Mapping[str, Any]]] = {}
+    for shard in shards:
+        if not shard.get("ok"):
+            continue
+        for entry in shard.get("images") or []:
+            if isinstance(entry, Mapping) and isinstance(entry.get("image_id"), str):
+                entries[entry["image_id"]] = (entry, shard)
+    return entries
+
+
+def _listed(ids: Iterable[str]) -> str:
+    ordered = sorted(ids)
+    more = f" and {len(ordered) - _SHOWN} more" if len(ordered) > _SHOWN else ""
+    return ", ".join(ordered[:_SHOWN]) + more
+
+
+def check_coverage(image_ids: Iterable[str], held: DatasetIdentity) -> None:
+    """Refuse results that miss images of the dataset version, or name images it lacks."""
+    found = set(image_ids)
+    missing, unknown = held.image_ids - found, found - held.image_ids
+    if missing:
+        raise InputError(f"results cover {len(found & held.image_ids)} of the "
+                         f"{len(held.image_ids)} images of {held.name!r} version "
+                         f"{held.version!r}; missing {len(missing)}: {_listed(missing)}")
+    if unknown:
+        raise InputError(f"results name {len(unknown)} image(s) that dataset {held.name!r} "
+                         f"version {held.version!r} does not hold: {_listed(unknown)}")
+
+
+def _coordinates(entry: Mapping[str, Any], image_id: str) -> np.ndarray | None:
+    """The entry's predicted (x, y) pixels; None for a failed image."""
+    if entry.get("error"):
+        return None
+    raw = entry.get("coordinates")
+    if raw is None:
+        raise InputError(f"image {image_id!r}: no coordinates in the result (a score alone is "
+                         "not accepted: the service scores coordinates itself)")
+    try:
+        array = np.asarray(raw, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"image {image_id!r}: coordinates are not a list of (x, y) numbers: "
+                         f"{exc}") from exc
+    return array.reshape(0, 2) if array.size == 0 else array
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "item"):
+        value = value.item()
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def _provenance(shard: Mapping[str, Any]) -> dict[str, Any]:
+    model = {_MODEL_KEYS[k]: v for k, v in (shard.get("model") or {}).items() if k in _MODEL_KEYS}
+    model["weights_sha256"] = model.get("weights_sha256") or ""
+    dataset, runtime = shard.get("dataset") or {}, shard.get("runtime") or {}
+    return {**model, "dataset_name": dataset.get("name"),
+            "dataset_version": dataset.get("version"),
+            "dataset_manifest_sha256": dataset.get("manifest_sha256"),
+            "host": runtime.get("host"), "device": runtime.get("device"),
+            "stembench_version": runtime.get("stembench_version")}
+
+
+def rescore(shards: Sequence[Mapping[str, Any]], dataset: Any,
+            held: DatasetIdentity) -> list[dict[str, Any]]:
+    """Score records of every image, computed here from the shards' coordinates.
+
+    Parameters
+    ----------
+    shards : sequence of dict
+        Shard results (results-file lines) of one model on ``held``'s dataset version.
+    dataset : H5ImageSet
+        The service's copy of that dataset (labels read and verified from it).
+    held : DatasetIdentity
+        Its identity; the shards must carry its content hash and cover all its images.
+
+    Returns
+    -------
+    list of dict
+        One record per image, shaped like :func:`stembench.client.results_file.records_from_shard`
+        output plus ``error`` (the failure, or None): conditions from the service's dataset,
+        scores from the service's scorer with the benchmark's scoring options.
+
+    Raises
+    ------
+    InputError
+        Another dataset version, missing or unknown images, an image without coordinates,
+        or coordinates the scorer refuses (the message names the image).
+    """
+    from stembench.endpoints.requests import ScoringOptions
+    from stembench.scoring import score_image
+
+    check_dataset(shards, held)
+    entries = image_entries(shards)
+    check_coverage(entries, held)
+    options = ScoringOptions()
+    records = []
+    for image_id in sorted(entries):
+        entry, shard = entries[image_id]
+        image = dataset[image_id]
+        predicted = _coordinates(entry, image_id)
+        score = score_image(np.zeros((0, 2)) if predicted is None else predicted, image.coords,
+                            pixel_size=image.pixel_size, image_shape=image.shape,
+                            image_id=image_id, column_types=image.column_types or None,
+                            radius_angstrom=options.radius_angstrom,
+                            border_px=options.border_px, mode=options.mode)
+        conditions = {key: _plain(image.metadata.get(key)) for key in CONDITION_FIELDS}
+        seconds = entry.get("seconds")
+        records.append({**score.to_dict(), **conditions, **_provenance(shard),
+                        "image_id": image_id, "error": str(entry["error"])[:2000]
+                        if predicted is None else None,
+                        "seconds": seconds if isinstance(seconds, int | float) else None})
+    return records

@@ -1,0 +1,148 @@
+"""Uploading a result computed elsewhere: parts, then completion, then re-scoring.
+
+A client gzip-compresses its results file, splits it into parts of at most the service's
+part size, and sends each with ``PUT /api/uploads/{sha256}/parts/{index}`` (``sha256`` of
+the whole compressed file). ``POST /api/uploads/{sha256}/complete`` with the model card
+joins the parts, checks the hash, the size limit, the model card, the dataset content hash
+and that every image of the dataset version is covered (saying which are missing), and
+queues the entry; the worker then re-scores it from its coordinates. Everything is
+idempotent: a part sent twice is stored once, and completing the same content with the
+same card again (by the same owner) answers the same entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import Path as PathParam
+
+from stembench.errors import InputError
+from stembench.service import store
+from stembench.service.api import _AUTH_ERRORS, DB, Caller, job_out
+from stembench.service.entries import (
+    INFLATION,
+    held_dataset,
+    model_identity,
+    read_upload,
+    upload_file,
+)
+from stembench.service.rescore import check_coverage, check_dataset, image_entries
+from stembench.service.schemas import ErrorOut, UploadIn, UploadOut, UploadPartOut
+from stembench.service.settings import ServiceSettings
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/uploads")
+Digest = Annotated[str, PathParam(pattern=r"^[0-9a-f]{64}$",
+                                  description="SHA-256 of the whole compressed upload")]
+Index = Annotated[int, PathParam(ge=0, lt=10_000, description="Part number, from 0")]
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    409: {"model": ErrorOut}, 413: {"model": ErrorOut}, 422: {"model": ErrorOut},
+    **_AUTH_ERRORS}
+
+
+def _folder(settings: ServiceSettings, owner: str, digest: str) -> Path:
+    owner_key = hashlib.sha256(owner.encode()).hexdigest()[:24]
+    return settings.data_dir / "uploads" / owner_key / digest
+
+
+@router.put("/{digest}/parts/{index}", response_model=UploadPartOut, responses=_ERRORS)
+async def put_part(digest: Digest, index: Index, caller: Caller,
+                   request: Request) -> UploadPartOut:
+    """Store one part of an upload (raw bytes; the body limit is the service's part size)."""
+    data = await request.body()
+    if not data:
+        raise HTTPException(422, f"part {index} is empty")
+    folder = _folder(request.app.state.settings, caller.sub, digest)
+    folder.mkdir(parents=True, exist_ok=True)
+    temporary = folder / f"{index:05d}.part.tmp"
+    temporary.write_bytes(data)
+    temporary.replace(folder / f"{index:05d}.part")
+    return UploadPartOut(index=index, size=len(data), sha256=hashlib.sha256(data).hexdigest())
+
+
+@router.get("/{digest}", response_model=list[UploadPartOut], responses=_AUTH_ERRORS)
+def list_parts(digest: Digest, caller: Caller, request: Request) -> list[UploadPartOut]:
+    """Parts of an upload stored so far (to resume an interrupted upload)."""
+    folder = _folder(request.app.state.settings, caller.sub, digest)
+    parts = sorted(folder.glob("*.part")) if folder.is_dir() else []
+    return [UploadPartOut(index=int(p.name.split(".")[0]), size=p.stat().st_size,
+                          sha256=hashlib.sha256(p.read_bytes()).hexdigest()) for p in parts]
+
+
+def _joined(folder: Path, digest: str, parts: int, limit: int) -> bytes:
+    missing = [i for i in range(parts) if not (folder / f"{i:05d}.part").is_file()]
+    if missing:
+        shown = ", ".join(map(str, missing[:20]))
+        raise HTTPException(409, f"upload {digest[:12]}: part(s) {shown} of {parts} not received; "
+                                 "send them with PUT .../parts/{index} first")
+    sizes = [(folder / f"{i:05d}.part").stat().st_size for i in range(parts)]
+    if sum(sizes) > limit:
+        raise HTTPException(413, f"the upload is {sum(sizes)} bytes compressed, over this "
+                                 f"service's limit of {limit} bytes")
+    data = b"".join((folder / f"{i:05d}.part").read_bytes() for i in range(parts))
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != digest:
+        raise HTTPException(422, f"the {parts} part(s) joined have SHA-256 {actual}, expected "
+                                 f"{digest}: a part is wrong or out of order; send them again")
+    return data
+
+
+def _check(settings: ServiceSettings, data: bytes, body: UploadIn) -> tuple[dict[str, Any],
+                                                                            Any]:
+    """The validated card and the dataset the upload is for; HTTP 422 with the reason."""
+    from stembench.dataset_publish.build import DATASET_NAME, DATASET_VERSION
+    from stembench.model_cards import validate_card
+
+    try:
+        card = validate_card(body.model_card)
+        shards = read_upload(data, max_bytes=settings.max_upload_bytes * INFLATION)
+        identity = model_identity(shards)
+        claimed, reported = card["weights_sha256"], identity.get("weights_sha256")
+        if claimed and reported and claimed != reported:
+            raise InputError(f"the model card names weights {claimed} but the results were "
+                             f"produced with weights {reported}")
+        name = (shards[0].get("dataset") or {}).get("name") or DATASET_NAME
+        held = held_dataset(settings, str(name), body.dataset_preset,
+                            body.dataset_version or str(DATASET_VERSION))
+        check_dataset(shards, held)
+        entries = image_entries(shards)
+        check_coverage(entries, held)
+        bare = sorted(i for i, (e, _) in entries.items()
+                      if not e.get("error") and e.get("coordinates") is None)
+        if bare:
+            raise InputError(f"{len(bare)} image(s) have scores but no coordinates (e.g. "
+                             f"{', '.join(bare[:5])}); the service scores coordinates only: "
+                             "evaluate with coordinates kept")
+    except InputError as exc:
+        raise HTTPException(422, str(exc)) from exc
+    return card, held
+
+
+@router.post("/{digest}/complete", response_model=UploadOut, status_code=202,
+             responses={200: {"model": UploadOut, "description": "The same upload again"},
+                        **_ERRORS})
+def complete(digest: Digest, body: UploadIn, caller: Caller, db: DB, request: Request,
+             response: Response) -> UploadOut:
+    """Join the parts, check them, and queue the entry for re-scoring (202; 200 if a retry)."""
+    settings: ServiceSettings = request.app.state.settings
+    folder = _folder(settings, caller.sub, digest)
+    data = _joined(folder, digest, body.parts, settings.max_upload_bytes)
+    card, held = _check(settings, data, body)
+    target = upload_file(settings, store.upload_key(caller.sub, digest, card))
+    if not target.is_file():  # kept before the job exists: the worker may claim it at once
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_suffix(".tmp")
+        temporary.write_bytes(data)
+        temporary.replace(target)
+    job, created = store.create_upload(
+        db, owner=caller.sub, owner_name=caller.username, content_sha256=digest, card=card,
+        dataset_name=held.name, dataset_preset=body.dataset_preset, dataset_version=held.version)
+    if not created:
+        response.status_code = 200
+    shutil.rmtree(folder, ignore_errors=True)
+    return UploadOut(entry=job_out(job), url=f"/entries/{job.id}", duplicate=not created)
