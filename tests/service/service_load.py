@@ -106,6 +106,7 @@ sys.path.insert(0, fakes)
 from pathlib import Path
 import uvicorn
 from service_helpers import make_settings
+from stembench.dataset_publish.build import DATASET_VERSION
 from stembench.service import store
 from stembench.service.app import create_app
 from stembench.service.worker import Worker
@@ -115,7 +116,7 @@ app = create_app(settings)
 with app.state.sessions() as session:
     ids = [store.create_job(session, owner="alice", owner_name="alice", model="log-blob",
                             options={"quality": q}, dataset_name="atom-locating-benchmark",
-                            dataset_preset="mini", dataset_version="1.0.0",
+                            dataset_preset="mini", dataset_version=str(DATASET_VERSION),
                             endpoint_id=None)[0].id for q in (0.97, 0.9, 0.85)]
 worker = Worker(settings, app.state.sessions)
 while worker.run_once():

@@ -13,6 +13,8 @@ from typing import Any
 import service_fakes as fakes
 from service_helpers import bearer
 
+from stembench.dataset_publish.build import DATASET_VERSION
+
 CARD: dict[str, Any] = {
     "name": "my-unet", "version": "2.1", "authors": ["A. Person"],
     "code_url": "https://example.org/my-unet", "license": "MIT", "weights_sha256": None,
@@ -26,7 +28,8 @@ def results_file(path: Path, cache_dir: Path, **options: Any) -> Path:
     from stembench.client.orchestrate import Target, evaluate
     from stembench.endpoints.requests import DatasetRef
 
-    dataset = DatasetRef(name="atom-locating-benchmark", preset="mini", version="1.0.0",
+    dataset = DatasetRef(name="atom-locating-benchmark", preset="mini",
+                         version=str(DATASET_VERSION),
                          cache_dir=str(cache_dir))
     ids = [row["image_id"] for row in fakes.fake_describe(asdict(dataset), "0.1.0")["images"]]
     with cf.ThreadPoolExecutor(2) as pool:

@@ -10,6 +10,7 @@ import service_fakes as fakes
 from service_helpers import bearer
 from sqlalchemy import text, update
 
+from stembench.dataset_publish.build import DATASET_VERSION
 from stembench.dataset_publish.storage import open_dataset
 from stembench.scoring import score_image
 from stembench.service.models import Job
@@ -79,7 +80,8 @@ def test_same_weights_detected_after_run(client) -> None:
     _work(client)
     second = _submit(client, dataset_version="other").json()["job"]["id"]
     session = client.app.state.sessions()
-    session.execute(update(Job).where(Job.id == second).values(dataset_version="1.0.0"))
+    session.execute(update(Job).where(Job.id == second)
+                    .values(dataset_version=str(DATASET_VERSION)))
     session.commit()
     _work(client)
     job = client.get(f"/api/jobs/{second}", headers=bearer("alice")).json()
@@ -129,7 +131,8 @@ def test_dead_worker_job_resumed_from_results_file(client, settings, tmp_path) -
     job_id = _submit(client).json()["job"]["id"]
     # a first worker ran the job (same shard plan as the worker's) and died after 2 shards
     results = job_folder(settings, job_id) / "results.jsonl"
-    dataset = DatasetRef(name="atom-locating-benchmark", preset="mini", version="1.0.0",
+    dataset = DatasetRef(name="atom-locating-benchmark", preset="mini",
+                         version=str(DATASET_VERSION),
                          cache_dir=settings.dataset_cache_dir)
     listing = fakes.fake_describe(asdict(dataset), "0.1.0")
     evaluate("log-blob", results_path=results, dataset=dataset, targets=_thread_targets(),
