@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import tempfile
 import time
@@ -84,13 +85,19 @@ def _analysis_seconds(out_dir: Path, folder: Path) -> float:
     return time.perf_counter() - start
 
 
-def measure(*, preset: str, workers: int, sample: int) -> dict[str, Any]:
-    """Run the whole job, then its parts; see the module docstring."""
+def measure(*, preset: str, workers: int, sample: int, keep: Path | None = None
+            ) -> dict[str, Any]:
+    """Run the whole job, then its parts; see the module docstring.
+
+    ``keep``: copy the run's output folder (results, report) there.
+    """
     from stembench.client.run import BUILTIN_MODELS
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         whole_s, out_dir = _whole(folder, preset=preset, workers=workers)
+        if keep is not None:
+            shutil.copytree(out_dir, keep, dirs_exist_ok=True)
         build_s, path = _build_seconds(folder, preset=preset)
         models = {name: _model_seconds_per_image(name, path, sample=sample)
                   for name in BUILTIN_MODELS}
@@ -109,8 +116,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--sample", type=int, default=12, help="images timed per model")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="copy the run's output (results, report) to this folder")
     args = parser.parse_args()
-    row = measure(preset=args.preset, workers=args.workers, sample=args.sample)
+    row = measure(preset=args.preset, workers=args.workers, sample=args.sample, keep=args.keep)
     print(f"stembench run, preset {row['preset']}, {row['workers']} workers: "
           f"{row['whole_s']:.1f} s")
     print(f"  dataset build {row['build_s']:.1f} s, analysis {row['analysis_s']:.1f} s")
