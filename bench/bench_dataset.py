@@ -10,6 +10,7 @@ alone, and the wall time of
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import tempfile
 import time
@@ -56,8 +57,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--skip-build", action="store_true")
+    parser.add_argument("--json", type=Path, default=None, help="write the timings here")
     args = parser.parse_args()
     rows = []
+    record: dict[str, object] = {"repeats": args.repeats, "renders": [], "build_s": None}
     for material, pixel in (("SrTiO3[100]", 0.12), ("WS2", 0.16)):
         times = time_intensity(material, pixel, args.repeats)
         med = statistics.median(times)
@@ -66,6 +69,8 @@ def main() -> None:
     for material, pixel in (("SrTiO3[100]", 0.12), ("WS2", 0.16), ("WS2", 0.40)):
         times, n = time_renders(material, pixel, args.repeats)
         med = statistics.median(times)
+        record["renders"].append(  # type: ignore[attr-defined]
+            {"material": material, "pixel_size": pixel, "columns": n, "seconds": times})
         rows.append((f"render {material} 256x256 @ {pixel} A/px ({n} columns)",
                      f"{med * 1e3:.1f} ms (min {min(times) * 1e3:.1f}, max "
                      f"{max(times) * 1e3:.1f}); {1 / med:.1f} images/s"))
@@ -76,11 +81,14 @@ def main() -> None:
                                  progress=False)
             wall = time.perf_counter() - start
             size = path.stat().st_size / 2**20
+        record["build_s"] = wall
         rows.append(("build_dataset(preset='standard')", f"{wall:.1f} s wall ({size:.0f} MiB)"))
     width = max(len(r[0]) for r in rows)
     print(f"{'measurement':{width}s}  result")
     for name, result in rows:
         print(f"{name:{width}s}  {result}")
+    if args.json is not None:
+        args.json.write_text(json.dumps(record, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -25,9 +25,11 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402
+import json  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 from numpy.typing import NDArray  # noqa: E402
@@ -99,7 +101,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--dense-max", type=int, default=5_000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path, default=None, help="write the rows here")
     args = parser.parse_args()
+    record: list[dict[str, object]] = []
 
     print(f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}, median of {args.repeats} runs")
     print(f"radius {RADIUS_PX:.2f} px, spacing {SPACING_PX} px, jitter {JITTER_PX} px")
@@ -115,16 +119,21 @@ def main() -> None:
             sparse_match, predicted, truth, args.repeats
         )
         row = f"| {n} | {1e3 * sparse_s:.2f} | {n / sparse_s:,.0f} | {n / sparse_cpu:,.0f} |"
+        entry: dict[str, object] = {"columns": n, "sparse_s": sparse_s, "sparse_cpu_s": sparse_cpu}
+        record.append(entry)
         if n <= args.dense_max:
             dense_s, _, dense_result = median_seconds(dense_match, predicted, truth, args.repeats)
             same = sparse_result[0] == dense_result[0] and np.isclose(
                 sparse_result[1], dense_result[1], rtol=1e-9
             )
             row += f" {1e3 * dense_s:.1f} | {n / dense_s:,.0f} | {dense_s / sparse_s:,.0f}x |"
+            entry.update(dense_s=dense_s, same_result=bool(same))
             row += f" {'yes' if same else 'NO'} |"
         else:
             row += f" skipped (N > {args.dense_max}) | - | - | - |"
         print(row)
+    if args.json is not None:
+        args.json.write_text(json.dumps(record, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -124,7 +124,7 @@ def _ours(repeats: int, images: dict[str, tuple[np.ndarray, float]]) -> dict[str
                    for label, (im, px) in images.items()} for name, m in models.items()}
 
 
-def _speed(repeats: int) -> None:
+def _speed(repeats: int) -> dict[str, object]:
     images = {}
     for side in (256, 1024):
         ref = _reference("SrTiO3[100]", (side, side))
@@ -153,6 +153,7 @@ def _speed(repeats: int) -> None:
             theirs = f"{1 / other:8.3f}" if other else f"{'n/a':>8}"
             network = peer.get(peer_name, {}).get("network", "")
             print(f"{peer_name:>26} {label:>10} {1 / seconds:8.3f} {theirs} {ratio}  {network}")
+    return {"repeats": repeats, "ours_s": ours, "peer": peer, "note": note}
 
 
 def _figures() -> None:
@@ -195,13 +196,16 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--figures", action="store_true", help="score and draw the references")
     parser.add_argument("--peer", metavar="IMAGES_NPY", help=argparse.SUPPRESS)
+    parser.add_argument("--json", type=Path, default=None, help="write the speed table here")
     args = parser.parse_args()
     if args.peer:
         _peer(args.peer, args.repeats)
     elif args.figures:
         _figures()
     else:
-        _speed(args.repeats)
+        record = _speed(args.repeats)
+        if args.json is not None:
+            args.json.write_text(json.dumps(record, indent=1) + "\n")
 
 
 if __name__ == "__main__":

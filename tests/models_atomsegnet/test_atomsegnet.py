@@ -161,3 +161,22 @@ def test_bad_images_raise_input_error(weights_file: Path) -> None:
         model.locate(np.full((8, 8), np.nan), 0.1)
     with pytest.raises(InputError, match="pixel_size"):
         model.locate(np.zeros((8, 8)), 0.0)
+
+
+def test_batchnorm_folding_keeps_the_published_arithmetic(weights_file: Path) -> None:
+    """The folded network used for inference equals the unfolded one to float32 rounding."""
+    reference = build_network()
+    reference.load_state_dict(torch.load(weights_file, weights_only=True))
+    reference.eval()
+    rng = np.random.default_rng(3)
+    image = rng.random((52, 68))
+    model = AtomSegNet(weights_file, device="cpu")
+    prepared, (top, left) = pad_to_multiple(scale_to_8bit(image))
+    with torch.inference_mode():
+        expected = reference(torch.from_numpy(prepared)[None, None])[0, 0].numpy()
+    got = model.probability_maps([image])[0]
+    np.testing.assert_allclose(got, expected[top : top + 52, left : left + 68], atol=1e-5)
+    folded = [name for name, module in model._network.named_children()
+              if isinstance(module, torch.nn.Identity)]
+    assert len(folded) == 12
+    assert not np.allclose(got, 0.5, atol=1e-3)  # the random weights give a non-trivial map

@@ -319,7 +319,8 @@ class AtomNet(Model):
         tf = require("tensorflow", extra="models", purpose="The AtomNet models")
         network = self.network
 
-        # Traced once per batch shape: Keras' bilinear UpSampling2D needs static sizes.
+        # Traced once per padded image shape (batches always hold batch_size images): Keras'
+        # bilinear UpSampling2D needs static sizes.
         @tf.function(reduce_retracing=False)
         def forward(batch: Any) -> Any:
             return network(batch, training=False)
@@ -335,7 +336,8 @@ class AtomNet(Model):
         """Sigmoid probability maps of the images, each the shape of its image.
 
         Images are min-max scaled and zero-padded to a multiple of 2**levels; images of the
-        same padded shape run together in batches of ``batch_size``.
+        same padded shape run together in batches of ``batch_size`` (a short last batch is
+        filled with blank images, so the network is traced once per padded shape).
         """
         multiple = 2 ** LEVELS[self.variant]
         prepared = [
@@ -349,8 +351,10 @@ class AtomNet(Model):
         for indices in by_shape.values():
             for start in range(0, len(indices), self.batch_size):
                 chunk = indices[start : start + self.batch_size]
-                batch = np.stack([prepared[i] for i in chunk])[..., np.newaxis]
-                output = np.asarray(self._forward(batch))[..., 0]
+                batch = np.zeros((self.batch_size, *prepared[chunk[0]].shape, 1), np.float32)
+                for slot, i in enumerate(chunk):  # a short last batch is zero-filled, so one
+                    batch[slot, ..., 0] = prepared[i]  # trace serves every batch of a shape
+                output = np.asarray(self._forward(batch))[: len(chunk), ..., 0]
                 for i, prob in zip(chunk, output, strict=True):
                     rows, cols = np.shape(images[i])
                     maps[i] = np.ascontiguousarray(prob[:rows, :cols], dtype=np.float32)

@@ -35,6 +35,7 @@ __all__ = [
     "AtomSegNet",
     "build_network",
     "default_weights_path",
+    "fold_batchnorm",
     "load_state_dict_checked",
     "pad_to_multiple",
     "scale_to_8bit",
@@ -216,6 +217,40 @@ def pad_to_multiple(
     return padded.astype(np.float32, copy=False), (top, left)
 
 
+#: (convolution, the BatchNorm that directly follows it) in the published forward pass
+_FOLDABLE = (
+    ("conv1_1", "bn1_1"), ("conv1_2", "bn1_2"), ("conv2_1", "bn2_1"), ("conv2_2", "bn2_2"),
+    ("conv4_1", "bn4_1"), ("conv4_2", "bn4_2"), ("upconv4", "bn4"), ("conv7_1", "bn7_1"),
+    ("conv7_2", "bn7_2"), ("upconv7", "bn7"), ("conv9_1", "bn9_1"), ("conv9_2", "bn9_2"),
+)
+
+
+def fold_batchnorm(network: Any) -> None:
+    """Fold each inference-mode BatchNorm that directly follows a convolution into its weights.
+
+    ``bn(conv(x)) = conv'(x)`` with ``w' = w * g / sqrt(v + eps)`` per output channel and
+    ``b' = (b - m) * g / sqrt(v + eps) + beta``; the BatchNorm becomes an identity. The result
+    equals the published arithmetic to float32 rounding (about 1e-6 on the output map) and
+    saves one pass over every activation map. Only for inference: the network is changed in
+    place and its state dict no longer matches the published key layout.
+
+    Parameters
+    ----------
+    network : torch.nn.Module
+        An AtomSegNet network from :func:`build_network` holding loaded weights, in eval mode.
+    """
+    torch = require("torch", extra="models", purpose="The AtomSegNet model")
+    if network.training:
+        raise ModelError("fold_batchnorm: the network must be in eval mode")
+    with torch.no_grad():
+        for conv_name, bn_name in _FOLDABLE:
+            conv, bn = getattr(network, conv_name), getattr(network, bn_name)
+            scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+            conv.weight.mul_(scale[:, None, None, None])
+            conv.bias.copy_((conv.bias - bn.running_mean) * scale + bn.bias)
+            setattr(network, bn_name, torch.nn.Identity())
+
+
 def _check_image(image: NDArray[np.floating], pixel_size: float) -> NDArray[np.float64]:
     array = np.asarray(image, dtype=np.float64)
     if array.ndim != 2 or min(array.shape) < 1:
@@ -264,8 +299,9 @@ class AtomSegNet(Model):
             raise ModelError(f"cannot read AtomSegNet weights {path}: {exc}") from exc
         network = build_network()
         load_state_dict_checked(network, loaded, source=str(path))
+        fold_batchnorm(network.eval())
         # channels-last lets oneDNN / cuDNN pick faster NHWC kernels (same fp32 results)
-        self._network = network.to(self._device, memory_format=torch.channels_last).eval()
+        self._network = network.to(self._device, memory_format=torch.channels_last)
         self._batch_size = batch_size
         self._info = ModelInfo(
             name="atomsegnet",

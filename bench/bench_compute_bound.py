@@ -1,0 +1,134 @@
+"""AtomSegNet against this CPU's compute bound: FLOPs per image, sustained rate, ratio.
+
+For each image size the script
+
+1. counts the network's floating-point operations per image with
+   :class:`torch.utils.flop_counter.FlopCounterMode` (a multiply-add counts as 2 FLOPs;
+   convolutions, the only significant term, are counted exactly);
+2. measures the sustained FLOP rate of this machine on the same work: every convolution of the
+   network run alone, with its own input shape, weights and memory format, timed as the median
+   of ``--repeats`` runs; the sum of those medians is the compute-bound time of one forward pass
+   (what the convolutions cost with nothing else around them), and FLOPs / that time the rate;
+3. times the full forward pass (``AtomSegNet.probability_maps`` minus the post-processing: the
+   8-bit scaling, padding, network and cropping) and the whole ``locate`` (with the watershed);
+4. reports forward time / compute-bound time: 1.0 means the network runs exactly at the speed of
+   its own convolutions, the rest (BatchNorm, ReLU, pooling, upsampling, concatenation, copies)
+   costing nothing.
+
+All timings alternate between the parts in the same run, so machine load affects each alike.
+Run: ``.venv/bin/python bench/bench_compute_bound.py [--sizes 256 1024] [--repeats 5]
+[--threads 2] [--json OUT]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _median_seconds(run: Callable[[], object], repeats: int) -> float:
+    run()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _conv_calls(network: Any, batch: Any) -> list[tuple[Any, Any]]:
+    """Every convolution of one forward pass with the input it received."""
+    import torch
+
+    calls: list[tuple[Any, Any]] = []
+    hooks = [
+        module.register_forward_pre_hook(lambda mod, args: calls.append((mod, args[0].clone())))
+        for module in network.modules()
+        if isinstance(module, torch.nn.Conv2d)
+    ]
+    try:
+        with torch.inference_mode():
+            network(batch)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return calls
+
+
+def measure(size: int, *, repeats: int) -> dict[str, Any]:
+    """Measure one image size; see the module docstring."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from stembench.endpoints.models.atomsegnet import AtomSegNet
+    from stembench.endpoints.models.postprocess import coordinates_from_watershed
+
+    model = AtomSegNet(device="cpu", batch_size=1)
+    network = model._network
+    rng = np.random.default_rng(0)
+    image = rng.random((size, size))
+    batch = torch.rand(1, 1, size, size).to(memory_format=torch.channels_last)
+    with FlopCounterMode(display=False) as counter, torch.inference_mode():
+        network(batch)
+    flops = int(counter.get_total_flops())
+    calls = _conv_calls(network, batch)
+
+    def convs_alone() -> None:
+        with torch.inference_mode():
+            for module, inputs in calls:
+                module(inputs)
+
+    def forward() -> None:
+        model.probability_maps([image])
+
+    conv_s = _median_seconds(convs_alone, repeats)
+    forward_s = _median_seconds(forward, repeats)
+    maps = model.probability_maps([image])
+    locate_s = _median_seconds(lambda: [coordinates_from_watershed(m) for m in maps], repeats)
+    return {
+        "size": size,
+        "gflop_per_image": flops / 1e9,
+        "convolutions": len(calls),
+        "compute_bound_s": conv_s,
+        "sustained_gflop_s": flops / conv_s / 1e9,
+        "forward_s": forward_s,
+        "forward_gflop_s": flops / forward_s / 1e9,
+        "ratio_forward_to_bound": forward_s / conv_s,
+        "postprocess_s": locate_s,
+        "ratio_locate_to_bound": (forward_s + locate_s) / conv_s,
+    }
+
+
+def main() -> None:
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 1024])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    rows = [measure(size, repeats=args.repeats) for size in args.sizes]
+    print(f"AtomSegNet, {args.threads} threads, median of {args.repeats} runs")
+    print("| image | GFLOP/image | convs alone (s) | sustained GFLOP/s | forward (s) | "
+          "forward / bound | + watershed (s) |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for row in rows:
+        print(f"| {row['size']}^2 | {row['gflop_per_image']:.1f} | {row['compute_bound_s']:.3f} | "
+              f"{row['sustained_gflop_s']:.1f} | {row['forward_s']:.3f} | "
+              f"{row['ratio_forward_to_bound']:.2f}x | {row['postprocess_s']:.3f} |")
+    if args.json is not None:
+        args.json.write_text(json.dumps(rows, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+"""The main job (`stembench run`) against the sum of its parts' measured costs.
+
+1. **Whole:** ``run_benchmark`` (what ``stembench run`` calls) on the ``--preset`` with a clean
+   dataset cache and a clean output folder, ``--workers`` local workers: dataset build, every
+   built-in model on every image, scoring, cutoffs, figures and the report. Set-up (venv,
+   package install) is excluded.
+2. **Parts**, each measured alone in this process afterwards:
+
+   * the dataset build (``build_dataset``) into another clean folder;
+   * each model's cost per image: load the model once, then locate and score ``--sample``
+     images spread over the dataset (every k-th id) one at a time, in one process; the cost of
+     all images is that per-image median times the number of images;
+   * the analysis: cutoffs, figures and the report from the run's own records.
+
+   The ideal time is build + (sum of the models' image costs) / workers + analysis: perfect
+   parallel scaling and no orchestration cost at all, so the overhead reported,
+   whole / ideal - 1, is an upper bound on what orchestration, process start-up, model loading in
+   each worker and result writing add.
+
+Run: ``.venv/bin/python bench/bench_main_job.py [--preset standard] [--workers 2]
+[--sample 12] [--json OUT]``. The standard preset takes several minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+
+def _whole(folder: Path, *, preset: str, workers: int) -> tuple[float, Path]:
+    from stembench.client.run import run_benchmark
+
+    os.environ["STEMBENCH_CACHE"] = str(folder / "cache")
+    start = time.perf_counter()
+    summary = run_benchmark(out_dir=folder / "out", preset=preset, workers=workers,
+                            progress=False)
+    return time.perf_counter() - start, summary.out_dir
+
+
+def _build_seconds(folder: Path, *, preset: str) -> tuple[float, Path]:
+    from stembench.dataset_publish.build import build_dataset
+
+    start = time.perf_counter()
+    path = build_dataset(folder / "parts.h5", preset=preset, progress=False)
+    return time.perf_counter() - start, path
+
+
+def _model_seconds_per_image(model_name: str, path: Path, *, sample: int) -> dict[str, Any]:
+    from stembench.dataset_publish.storage import open_dataset
+    from stembench.endpoints.models.registry import load_model
+    from stembench.scoring import score_image
+
+    start = time.perf_counter()
+    model = load_model(model_name)
+    load_s = time.perf_counter() - start
+    times = []
+    with open_dataset(path) as dataset:
+        ids = dataset.ids
+        for image_id in ids[:: max(1, len(ids) // sample)][:sample]:
+            image = dataset[image_id]
+            start = time.perf_counter()
+            found = model.locate(image.image, image.pixel_size)
+            score_image(found, image.coords, pixel_size=image.pixel_size,
+                        image_shape=image.image.shape, image_id=image_id)
+            times.append(time.perf_counter() - start)
+    per_image = statistics.median(times)
+    return {"load_s": load_s, "per_image_s": per_image, "images": len(ids),
+            "all_images_s": per_image * len(ids)}
+
+
+def _analysis_seconds(out_dir: Path, folder: Path) -> float:
+    from stembench.client.analysis import read_records
+    from stembench.client.analysis.report import write_report
+
+    records = read_records(out_dir / "records.jsonl")
+    start = time.perf_counter()
+    write_report(records, out_dir=folder / "analysis", provenance={})
+    return time.perf_counter() - start
+
+
+def measure(*, preset: str, workers: int, sample: int, keep: Path | None = None
+            ) -> dict[str, Any]:
+    """Run the whole job, then its parts; see the module docstring.
+
+    ``keep``: copy the run's output folder (results, report) there.
+    """
+    from stembench.client.run import BUILTIN_MODELS
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        whole_s, out_dir = _whole(folder, preset=preset, workers=workers)
+        if keep is not None:
+            shutil.copytree(out_dir, keep, dirs_exist_ok=True)
+        build_s, path = _build_seconds(folder, preset=preset)
+        models = {name: _model_seconds_per_image(name, path, sample=sample)
+                  for name in BUILTIN_MODELS}
+        analysis_s = _analysis_seconds(out_dir, folder)
+    inference_s = sum(m["all_images_s"] for m in models.values())
+    ideal_s = build_s + inference_s / workers + analysis_s
+    return {"preset": preset, "workers": workers, "sample": sample, "whole_s": whole_s,
+            "build_s": build_s, "models": models, "analysis_s": analysis_s,
+            "ideal_s": ideal_s, "overhead": whole_s / ideal_s - 1}
+
+
+def main() -> None:
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="standard", choices=("mini", "standard"))
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--sample", type=int, default=12, help="images timed per model")
+    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="copy the run's output (results, report) to this folder")
+    args = parser.parse_args()
+    row = measure(preset=args.preset, workers=args.workers, sample=args.sample, keep=args.keep)
+    print(f"stembench run, preset {row['preset']}, {row['workers']} workers: "
+          f"{row['whole_s']:.1f} s")
+    print(f"  dataset build {row['build_s']:.1f} s, analysis {row['analysis_s']:.1f} s")
+    for name, model in row["models"].items():
+        print(f"  {name}: {model['per_image_s']:.3f} s/image x {model['images']} = "
+              f"{model['all_images_s']:.1f} s (load {model['load_s']:.1f} s)")
+    print(f"  ideal {row['ideal_s']:.1f} s; overhead {100 * row['overhead']:+.1f} %")
+    if args.json is not None:
+        args.json.write_text(json.dumps(row, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

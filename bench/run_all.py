@@ -1,0 +1,271 @@
+"""Run every benchmark at the settings the README quotes and write the README's performance table.
+
+Each benchmark script runs in its own process with ``--json``; its raw results go to
+``bench/results/<name>.json`` and one or more table rows are made from them here. The table,
+headed by the machine, the library versions and the date, replaces the text between the
+``<!-- performance-table:begin -->`` and ``<!-- performance-table:end -->`` markers of README.md:
+the README's table is this output, never edited by hand.
+
+Run from the repository root::
+
+    .venv/bin/python bench/run_all.py                  # everything (takes about an hour)
+    .venv/bin/python bench/run_all.py --only matching models
+    .venv/bin/python bench/run_all.py --table-only     # rebuild the table from bench/results
+
+Peers that live in the separate ``.venv-bench`` (AtomAI, Atomap; see the scripts' docstrings)
+are run when that venv exists; otherwise their rows say so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+README = ROOT / "README.md"
+BEGIN, END = "<!-- performance-table:begin -->", "<!-- performance-table:end -->"
+PEER_PYTHON = ROOT / ".venv-bench" / "bin" / "python"
+Row = tuple[str, str, str]
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """One script, the arguments the README quotes, and how its JSON becomes table rows."""
+
+    name: str
+    script: str
+    args: tuple[str, ...]
+    rows: Callable[[Any], list[Row]]
+    json_flag: str = "--json"
+    peer_venv: bool = False
+    single_thread: bool = False
+
+
+def _spread(values: list[float], fmt: str = "{:.2f}") -> str:
+    """Median and range of run-to-run values: ``m (lo-hi)``."""
+    median = statistics.median(values)
+    return f"{fmt.format(median)} ({fmt.format(min(values))}-{fmt.format(max(values))})"
+
+
+def _matching_rows(data: list[dict[str, Any]]) -> list[Row]:
+    rates = ", ".join(f"{r['columns'] / r['sparse_s'] / 1e6:.2f} M/s at {r['columns']:,} "
+                      f"({r['columns'] / r['sparse_cpu_s'] / 1e6:.2f} M per CPU-s)" for r in data)
+    against = "; ".join(f"{r['dense_s'] / r['sparse_s']:.1f}x faster at {r['columns']:,}"
+                        f"{'' if r['same_result'] else ' (DIFFERENT matches)'}"
+                        for r in data if "dense_s" in r)
+    return [("`bench_matching.py`: one-to-one matching, 1 core, median of 7", rates,
+             f"dense all-pairs assignment: {against}")]
+
+
+def _dataset_rows(data: dict[str, Any]) -> list[Row]:
+    renders = "; ".join(
+        f"{r['material']} {r['pixel_size']} A/px ({r['columns']} columns) "
+        f"{_spread([t * 1e3 for t in r['seconds']], '{:.0f}')} ms" for r in data["renders"])
+    rows = [(f"`bench_dataset.py`: fast backend, one labelled 256x256 image, median (range) of "
+             f"{data['repeats']}", renders, "-")]
+    if data.get("build_s") is not None:
+        rows.append(("`bench_dataset.py`: `dataset build --preset standard`",
+                     f"{data['build_s']:.1f} s", "target < 2 min"))
+    return rows
+
+
+def _abtem_rows(data: list[dict[str, Any]]) -> list[Row]:
+    rows = []
+    for result in data:
+        if result["frozen_phonons"] == 0:
+            continue
+        m = result["median_s"]
+        rows.append((f"`bench_abtem.py`: SrTiO3 [100] 4x4 cells, {result['frozen_phonons']} frozen "
+                     f"phonons, {result['method']}, median of {result['repeats']}",
+                     f"unit-cell scan + tiling {m['unit_cpu'] + m['tile_cpu']:.1f} CPU-s",
+                     f"full scan of the field: {result['cpu_ratio_full_over_tiled']:.1f}x the "
+                     f"CPU time"))
+    static = [r for r in data if r["frozen_phonons"] == 0]
+    if static:
+        rows.append(("`bench_abtem.py`: static lattice, tiled against full scan",
+                     f"max difference {static[0]['max_abs_difference_rel_to_peak']:.1e} of the "
+                     f"peak", "-"))
+    return rows
+
+
+def _models_rows(data: dict[str, Any]) -> list[Row]:
+    rows = []
+    for model, seconds in data["ours_s"].items():
+        peer = data["peer"].get(model, {})
+        for label, ours in seconds.items():
+            theirs = peer.get("seconds", {}).get(label)
+            against = (f"{peer['network']}: ours {theirs / ours:.2f}x as fast ({1 / theirs:.3f} "
+                       f"img/s)" if theirs else data["note"])
+            rows.append((f"`bench_models.py`: {model}, {label}, image in, coordinates out, "
+                         f"2 threads, median of {data['repeats']}",
+                         f"{1 / ours:.3f} img/s", against))
+    same = data["peer"].get("atomsegnet (same network)", {}).get("seconds", {})
+    for label, theirs in same.items():
+        ours = data["ours_s"]["atomsegnet"][label]
+        rows.append((f"`bench_models.py`: atomsegnet, {label}, same network and weights",
+                     f"{1 / ours:.3f} img/s",
+                     f"AtomAI SegPredictor: ours {theirs / ours:.2f}x as fast"))
+    return rows
+
+
+def _compute_bound_rows(data: list[dict[str, Any]]) -> list[Row]:
+    return [(f"`bench_compute_bound.py`: AtomSegNet forward pass, {r['size']}^2, 2 threads",
+             f"{r['gflop_per_image']:.1f} GFLOP/image in {r['forward_s']:.3f} s "
+             f"({r['forward_gflop_s']:.1f} GFLOP/s)",
+             f"its convolutions alone: {r['compute_bound_s']:.3f} s "
+             f"({r['sustained_gflop_s']:.1f} GFLOP/s sustained): "
+             f"{r['ratio_forward_to_bound']:.2f}x the compute bound") for r in data]
+
+
+def _classical_rows(data: list[dict[str, Any]]) -> list[Row]:
+    rows = []
+    for size in sorted({r["size"] for r in data}):
+        chosen = [r for r in data if r["size"] == size]
+        ours = [r["atomap-like"]["median_s"] for r in chosen]
+        speed = [r["speedup"] for r in chosen]
+        f1_ours = [r["atomap-like"]["f1"] for r in chosen]
+        f1_theirs = [r["atomap"]["f1"] for r in chosen]
+        rows.append((f"`bench_classical.py`: atomap-like, synthetic SrTiO3 {size}^2",
+                     f"{_spread(ours, '{:.3f}')} s, F1 {min(f1_ours):.3f}-{max(f1_ours):.3f}",
+                     f"Atomap 0.4.2 peaks + 2D Gaussians: {_spread(speed, '{:.0f}')}x slower, "
+                     f"F1 {min(f1_theirs):.3f}-{max(f1_theirs):.3f}"))
+    return rows
+
+
+def _orchestration_rows(data: dict[str, Any]) -> list[Row]:
+    heap = ", ".join(f"{v:.1f}" for v in data["client_heap_peak_mib"].values())
+    return [(f"`bench_orchestration.py`: {data['images']} standard images, {data['model']}, "
+             f"median of {data['repeats']}",
+             f"evaluate with 1 worker: {100 * data['overhead_cold']:+.1f} % (warm pool "
+             f"{100 * data['overhead_warm']:+.1f} %); 2 workers "
+             f"{data['speedup_2_workers']:.2f}x faster; client heap {heap} MiB at 1k/10k/100k "
+             f"images", "calling model and scorer directly")]
+
+
+def _assess_rows(data: dict[str, Any]) -> list[Row]:
+    table = data["tables"]["moderate"] if "moderate" in data["tables"] else data["tables"]
+    parts = [f"{axis} {row['median']:.2f} {row['unit']} median / {row['worst']:.2f} worst"
+             for axis, row in table.items() if row["n"]]
+    return [("`bench_assess.py`: estimators on the standard series images, clean-to-moderate",
+             "; ".join(parts), "targets 15 %, 15 %, 2 dB")]
+
+
+def _main_job_rows(data: dict[str, Any]) -> list[Row]:
+    return [(f"`bench_main_job.py`: `stembench run`, {data['preset']} preset, "
+             f"{data['workers']} workers, clean cache",
+             f"{data['whole_s'] / 60:.1f} min", f"sum of its parts {data['ideal_s'] / 60:.1f} min: "
+             f"overhead {100 * data['overhead']:+.1f} %; target < 10 %, whole < 8 min")]
+
+
+BENCHMARKS = (
+    Benchmark("matching", "bench_matching.py",
+              ("--sizes", "1000", "5000", "10000", "100000", "--repeats", "7"), _matching_rows,
+              single_thread=True),
+    Benchmark("dataset", "bench_dataset.py", ("--repeats", "5"), _dataset_rows),
+    Benchmark("abtem", "bench_abtem.py", ("--cells", "4", "--phonons", "2", "--static-check"),
+              _abtem_rows),
+    Benchmark("models", "bench_models.py", ("--repeats", "5"), _models_rows),
+    Benchmark("compute_bound", "bench_compute_bound.py", ("--repeats", "5"),
+              _compute_bound_rows),
+    Benchmark("classical", "bench_classical.py", ("--runs", "3"), _classical_rows,
+              json_flag="--out", peer_venv=True),
+    Benchmark("orchestration", "bench_orchestration.py", ("--images", "200", "--repeats", "3"),
+              _orchestration_rows),
+    Benchmark("assess", "bench_assess.py", ("--preset", "standard"), _assess_rows),
+    Benchmark("main_job", "bench_main_job.py", ("--preset", "standard"), _main_job_rows),
+)
+
+
+def _run(bench: Benchmark) -> None:
+    python = PEER_PYTHON if bench.peer_venv else Path(sys.executable)
+    if not python.is_file():
+        print(f"skip {bench.name}: {python} missing (see bench/{bench.script})")
+        return
+    env = dict(os.environ)
+    if bench.single_thread:
+        env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    out = RESULTS / f"{bench.name}.json"
+    command = [str(python), str(ROOT / "bench" / bench.script), *bench.args, bench.json_flag,
+               str(out)]
+    print("$", " ".join(command), flush=True)
+    subprocess.run(command, check=True, cwd=ROOT, env=env)
+
+
+def _machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+                 if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{cpu}, {os.cpu_count()} cores, {memory:.0f} GiB, {platform.system()}"
+
+
+def _versions() -> str:
+    names = ("stembench", "numpy", "scipy", "torch", "tensorflow-cpu", "keras", "scikit-image")
+    found = []
+    for name in names:
+        try:
+            found.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            continue
+    return f"Python {platform.python_version()}, " + ", ".join(found)
+
+
+def table() -> str:
+    """The README's performance table from the JSON files in ``bench/results``."""
+    lines = [f"Written by `python bench/run_all.py` on "
+             f"{datetime.now(UTC).strftime('%Y-%m-%d')}; machine: {_machine()}; {_versions()}.",
+             "", "| benchmark (script in `bench/`) | result | against |", "| --- | --- | --- |"]
+    for bench in BENCHMARKS:
+        path = RESULTS / f"{bench.name}.json"
+        if not path.is_file():
+            lines.append(f"| `{bench.script}` | not run on this machine | - |")
+            continue
+        for row in bench.rows(json.loads(path.read_text())):
+            lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def write_readme(text: str) -> None:
+    """Replace the text between the markers of README.md with ``text``."""
+    readme = README.read_text(encoding="utf-8")
+    if BEGIN not in readme or END not in readme:
+        raise SystemExit(f"README.md has no {BEGIN} ... {END} markers")
+    head, rest = readme.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    README.write_text(f"{head}{BEGIN}\n{text}\n{END}{tail}", encoding="utf-8")
+
+
+def main() -> None:
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="+", choices=[b.name for b in BENCHMARKS])
+    parser.add_argument("--table-only", action="store_true",
+                        help="rebuild the table from bench/results without running anything")
+    args = parser.parse_args()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    if not args.table_only:
+        for bench in BENCHMARKS:
+            if args.only is None or bench.name in args.only:
+                _run(bench)
+    text = table()
+    write_readme(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
