@@ -31,6 +31,7 @@ def main() -> None:
                         help="folder with service_helpers.py and service_fakes.py")
     parser.add_argument("--requests", type=int, default=50)
     parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--json", type=Path, default=None, help="write the figures here")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT / "tests" / "service"))
     from service_helpers import install_dataset
@@ -50,13 +51,16 @@ def main() -> None:
             result = hammer(url, paths, concurrency=args.concurrency)
     slowest = max(result.health_seconds) if result.health_seconds else float("nan")
     bad_health = sum(1 for s in result.health if s != 200)
-    print(json.dumps({"requests": len(result.statuses), "concurrency": args.concurrency,
-                      "p50_s": round(result.percentile(50), 3),
-                      "p99_s": round(result.percentile(99), 3),
-                      "max_s": round(max(result.seconds), 3), "errors": result.errors,
-                      "statuses": dict(sorted(Counter(map(str, result.statuses)).items())),
-                      "health_polls": len(result.health), "health_failed": bad_health,
-                      "health_max_s": round(slowest, 3)}))
+    figures = {"requests": len(result.statuses), "concurrency": args.concurrency,
+               "p50_s": round(result.percentile(50), 3),
+               "p99_s": round(result.percentile(99), 3),
+               "max_s": round(max(result.seconds), 3), "errors": result.errors,
+               "statuses": dict(sorted(Counter(map(str, result.statuses)).items())),
+               "health_polls": len(result.health), "health_failed": bad_health,
+               "health_max_s": round(slowest, 3)}
+    print(json.dumps(figures))
+    if args.json is not None:
+        args.json.write_text(json.dumps(figures, indent=1) + "\n")
 
 
 if __name__ == "__main__":

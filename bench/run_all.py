@@ -162,6 +162,15 @@ def _assess_rows(data: dict[str, Any]) -> list[Row]:
              "; ".join(parts), "targets 15 %, 15 %, 2 dB")]
 
 
+def _service_load_rows(data: dict[str, Any]) -> list[Row]:
+    ok = data["statuses"].get("200", 0)
+    return [(f"`bench_service_load.py`: {data['requests']} concurrent mixed GETs (pages, JSON, "
+             f"figures) on a local service, /api/health polled meanwhile",
+             f"p50 {data['p50_s']:.2f} s, p99 {data['p99_s']:.2f} s, {ok} of "
+             f"{data['requests']} answered 200; health slowest {data['health_max_s']:.2f} s, "
+             f"{data['health_failed']} of {data['health_polls']} polls failed", "-")]
+
+
 def _main_job_rows(data: dict[str, Any]) -> list[Row]:
     return [(f"`bench_main_job.py`: `stembench run`, {data['preset']} preset, "
              f"{data['workers']} workers, clean cache",
@@ -184,6 +193,8 @@ BENCHMARKS = (
     Benchmark("orchestration", "bench_orchestration.py", ("--images", "200", "--repeats", "3"),
               _orchestration_rows),
     Benchmark("assess", "bench_assess.py", ("--preset", "standard"), _assess_rows),
+    Benchmark("service_load", "bench_service_load.py", ("--requests", "50"),
+              _service_load_rows),
     Benchmark("main_job", "bench_main_job.py", ("--preset", "standard"), _main_job_rows),
 )
 
