@@ -31,6 +31,10 @@ def evaluate_command(
     shard_size: Annotated[int | None, typer.Option(help="Images per shard.")] = None,
     report: Annotated[bool, typer.Option(help="Write the HTML/JSON report beside the "
                                          "results.")] = True,
+    weights: Annotated[Path | None, typer.Option(
+        help="Weights file for a built-in network (atomsegnet: a state dict .pt/.pth such as "
+        "the published gaussianMask+.pth; atomnet-*: .keras, .weights.h5 or the published "
+        ".pt state dict); a path on the machine that runs the model.")] = None,
 ) -> None:
     """Evaluate one model on a benchmark dataset, locally or on Globus Compute endpoints."""
     from stembench.client.compute_http import polling_executor
@@ -48,7 +52,8 @@ def evaluate_command(
                           factory=lambda: local_executor(workers), max_in_flight=2 * workers)]
     try:
         outcome = evaluate(model, results_path=results, dataset=ref, targets=targets,
-                           shard_size=shard_size)
+                           shard_size=shard_size,
+                           model_options={"weights": str(weights)} if weights else None)
     finally:
         for target in targets:
             target.executor.shutdown(wait=False, cancel_futures=True)
