@@ -4,8 +4,8 @@ Both functions take a probability map (values in [0, 1], shape (rows, cols)) as 
 segmentation network with a sigmoid output, and return column positions in pixels as
 (x = column, y = row), float64, shape (N, 2), the centre of the top-left pixel being (0, 0).
 
-- :func:`coordinates_from_probability` is AtomNet's (Ziatdinov et al. 2017, and AtomAI's
-  ``Locator``): threshold, connected components, centre of mass, edge exclusion.
+- :func:`coordinates_from_probability` is AtomNet's (Ziatdinov's 2019 ``atomfind.py``, and
+  AtomAI's ``Locator``): threshold, connected components, centre of mass, edge exclusion.
 - :func:`coordinates_from_watershed` is AtomSegNet's (Lin et al. 2021, as run by the
   published app ``Code_Atom_Seg_Ui.py`` and by Wei et al.'s wrapper): the map stretched to 8 bits
   (:func:`stretch_to_uint8`), a Sobel elevation map of the 8-bit map, watershed from markers
