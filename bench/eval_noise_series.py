@@ -46,8 +46,12 @@ _RECORD_SCORES = ("recall", "precision", "f1", "rms_angstrom", "tp", "fp", "fn")
 
 
 def series_records(model: Model, dataset_path: Path, group: str,
-                   series: tuple[str, ...] = SERIES) -> list[dict[str, Any]]:
-    """Score ``model`` on every image of the given series (default noise, resolution)."""
+                   series: tuple[str, ...] = SERIES,
+                   seeds: tuple[int, ...] | None = None) -> list[dict[str, Any]]:
+    """Score ``model`` on every image of the given series (default noise, resolution).
+
+    ``seeds`` keeps only the images of those seeds (default: every seed).
+    """
     info = model.info
     dataset = open_dataset(dataset_path, verify=False)
     try:
@@ -56,6 +60,7 @@ def series_records(model: Model, dataset_path: Path, group: str,
             for image_id in dataset.ids
             if dataset.metadata(image_id).get("group") == group
             and dataset.metadata(image_id).get("series") in series
+            and (seeds is None or int(dataset.metadata(image_id).get("seed", -1)) in seeds)
         ]
         records = []
         for image_id in tqdm(ids, desc=f"{info.name} on {group}", unit="image"):
@@ -144,6 +149,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="JSON results file")
     parser.add_argument("--series", nargs="+", choices=AXES, default=list(SERIES),
                         help="quality series to score (default: noise resolution)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=None,
+                        help="score only the images of these seeds (default: all)")
     args = parser.parse_args()
 
     group = args.group or GROUP.get(args.variant)
@@ -155,7 +162,8 @@ def main() -> None:
     else:
         model = AtomNet(args.variant, args.weights)
     series = tuple(args.series)
-    records = series_records(model, args.dataset, group, series)
+    seeds = None if args.seeds is None else tuple(args.seeds)
+    records = series_records(model, args.dataset, group, series, seeds)
     cutoffs = compute_cutoffs(records, bootstrap=0, methods=("pchip",), progress=False)
     result = {
         "variant": args.variant,
