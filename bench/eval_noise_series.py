@@ -8,7 +8,8 @@ Usage::
 
 Runs one AtomNet variant (``cubic`` on the ``SrTiO3-simulated`` group, ``hexagonal`` on
 ``WS2-simulated``), or AtomSegNet (built with ``registry.load_model``) on the ``--group``, over
-every image of the ``noise`` and ``resolution`` series of a stembench
+every image of the ``noise`` and ``resolution`` series (or those named by ``--series``) of a
+stembench
 dataset file (default: the cached standard preset), scores each image with
 ``stembench.scoring.score_image`` (one-to-one, 0.5 A, border 6 px, per column type) and
 computes the cutoffs with ``compute_cutoffs(records, bootstrap=0, methods=("pchip",))``:
@@ -30,7 +31,7 @@ import numpy as np
 from tqdm import tqdm
 
 from stembench.client.analysis import compute_cutoffs
-from stembench.dataset_publish.series import reference_image
+from stembench.dataset_publish.series import AXES, reference_image
 from stembench.dataset_publish.storage import open_dataset
 from stembench.endpoints.models.atomnet import AtomNet
 from stembench.endpoints.models.base import Model
@@ -44,8 +45,13 @@ DEFAULT_DATASET = Path("/tmp/fresh-cache/atom-locating-benchmark/1.0.0/standard.
 _RECORD_SCORES = ("recall", "precision", "f1", "rms_angstrom", "tp", "fp", "fn")
 
 
-def series_records(model: Model, dataset_path: Path, group: str) -> list[dict[str, Any]]:
-    """Score ``model`` on every image of the noise and resolution series of ``group``."""
+def series_records(model: Model, dataset_path: Path, group: str,
+                   series: tuple[str, ...] = SERIES,
+                   seeds: tuple[int, ...] | None = None) -> list[dict[str, Any]]:
+    """Score ``model`` on every image of the given series (default noise, resolution).
+
+    ``seeds`` keeps only the images of those seeds (default: every seed).
+    """
     info = model.info
     dataset = open_dataset(dataset_path, verify=False)
     try:
@@ -53,7 +59,8 @@ def series_records(model: Model, dataset_path: Path, group: str) -> list[dict[st
             image_id
             for image_id in dataset.ids
             if dataset.metadata(image_id).get("group") == group
-            and dataset.metadata(image_id).get("series") in SERIES
+            and dataset.metadata(image_id).get("series") in series
+            and (seeds is None or int(dataset.metadata(image_id).get("seed", -1)) in seeds)
         ]
         records = []
         for image_id in tqdm(ids, desc=f"{info.name} on {group}", unit="image"):
@@ -111,10 +118,11 @@ def _nanmean(values: list[float | None]) -> float:
     return float(np.mean(finite)) if finite else float("nan")
 
 
-def step_means(records: list[dict[str, Any]]) -> dict[str, list[dict[str, float]]]:
+def step_means(records: list[dict[str, Any]],
+               series_names: tuple[str, ...] = SERIES) -> dict[str, list[dict[str, float]]]:
     """Mean recall, precision and RMS over seeds at every step of each series."""
     out: dict[str, list[dict[str, float]]] = {}
-    for series in SERIES:
+    for series in series_names:
         rows = [r for r in records if r["series"] == series]
         steps = sorted({r["step"] for r in rows})
         out[series] = [
@@ -139,6 +147,10 @@ def main() -> None:
     parser.add_argument("--weights", type=Path, default=None, help="default: shipped weights")
     parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET)
     parser.add_argument("--out", type=Path, default=None, help="JSON results file")
+    parser.add_argument("--series", nargs="+", choices=AXES, default=list(SERIES),
+                        help="quality series to score (default: noise resolution)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=None,
+                        help="score only the images of these seeds (default: all)")
     args = parser.parse_args()
 
     group = args.group or GROUP.get(args.variant)
@@ -149,7 +161,9 @@ def main() -> None:
         model = load_model("atomsegnet", **({"weights": args.weights} if args.weights else {}))
     else:
         model = AtomNet(args.variant, args.weights)
-    records = series_records(model, args.dataset, group)
+    series = tuple(args.series)
+    seeds = None if args.seeds is None else tuple(args.seeds)
+    records = series_records(model, args.dataset, group, series, seeds)
     cutoffs = compute_cutoffs(records, bootstrap=0, methods=("pchip",), progress=False)
     result = {
         "variant": args.variant,
@@ -166,7 +180,7 @@ def main() -> None:
             }
             for c in cutoffs
         },
-        "step_means": step_means(records),
+        "step_means": step_means(records, series),
     }
     print(json.dumps({k: result[k] for k in ("variant", "group", "weights", "reference")}))
     for axis, cutoff in result["cutoffs"].items():

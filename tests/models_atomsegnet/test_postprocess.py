@@ -8,6 +8,7 @@ import pytest
 from stembench.endpoints.models.postprocess import (
     coordinates_from_probability,
     coordinates_from_watershed,
+    stretch_to_uint8,
 )
 from stembench.errors import InputError
 
@@ -85,3 +86,41 @@ def test_bad_maps_raise_input_error(bad: np.ndarray) -> None:
         coordinates_from_watershed(bad)
     with pytest.raises(InputError, match="probability map"):
         coordinates_from_probability(bad)
+
+
+def _published_watershed(output: np.ndarray) -> np.ndarray:
+    """The published steps (AtomSegNet app ``LoadModel`` + ``CircleDetect``, Wei et al.'s copy)."""
+    from scipy import ndimage
+    from skimage.filters import sobel
+    from skimage.measure import regionprops
+    from skimage.segmentation import watershed
+
+    result = np.maximum(output, -100.0)
+    result[result < 0] = 0
+    unit = (result - result.min()) / (result.max() - result.min())
+    content = (unit * 255 / np.max(unit)).astype("uint8")
+    markers = np.zeros_like(content)
+    markers[content < 30] = 1
+    markers[content > 100] = 2
+    filled = ndimage.binary_fill_holes(watershed(sobel(content), markers) - 1)
+    labels, _ = ndimage.label(filled)
+    return np.array([[p.centroid[1], p.centroid[0]] for p in regionprops(labels)])
+
+
+def test_watershed_stretches_the_map_as_published() -> None:
+    rng = np.random.default_rng(12)
+    centres = np.array([[10.0, 9.0], [30.3, 11.8], [49.6, 10.2], [20.2, 30.7], [41.0, 33.3]])
+    heights = rng.uniform(0.1, 0.3, len(centres))
+    shape = (44, 60)
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]
+    prob = 0.02 * rng.normal(size=shape)  # some negative values: clipped at 0 as published
+    for (x, y), h in zip(centres, heights, strict=True):
+        prob += h * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * 2.2**2))
+    expected = _published_watershed(prob)
+    found = coordinates_from_watershed(prob)
+    assert len(expected) == len(centres)
+    np.testing.assert_allclose(found, expected, atol=1e-9)
+    # prob * 255 without the stretch never exceeds the atom marker (0.3 * 255 < 100 + noise)
+    assert float(prob.max()) * 255 < 100
+    np.testing.assert_array_equal(stretch_to_uint8(np.full((3, 3), 0.4)), np.zeros((3, 3)))
+    assert stretch_to_uint8(prob).max() == 255 and stretch_to_uint8(prob).dtype == np.uint8

@@ -32,8 +32,19 @@ def test_every_built_in_model_has_a_valid_card() -> None:
         assert card is not None, entry.name
         assert card["name"] == entry.name and card["framework"] == entry.framework
     assert builtin_card("log-blob")["training_data"]["overlaps_benchmark"] == "no"
-    assert builtin_card("atomsegnet")["training_data"]["overlaps_benchmark"] == "yes"
+    assert builtin_card("atomsegnet")["training_data"]["overlaps_benchmark"] == "no"
     assert builtin_card("no-such-model") is None
+
+
+def test_network_cards_name_the_shipped_weights() -> None:
+    """A card's weights hash is that of the weights file the package ships (no stale card)."""
+    from importlib import resources
+
+    weights = resources.files("stembench.endpoints") / "weights"
+    for name, file in (("atomsegnet", "atomsegnet.pt"), ("atomnet-cubic", "atomnet-cubic.keras"),
+                       ("atomnet-hexagonal", "atomnet-hexagonal.keras")):
+        expected = (weights / f"{file}.sha256").read_text().split()[0]
+        assert builtin_card(name)["weights_sha256"] == expected, name
 
 
 def test_unquoted_yaml_no_means_no(tmp_path) -> None:

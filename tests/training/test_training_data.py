@@ -7,11 +7,13 @@ import pytest
 from scipy import ndimage
 
 from stembench.endpoints.training.data import (
-    CUBIC_STRUCTURES,
-    HEXAGONAL_STRUCTURES,
     TRAINING_SEED_MIN,
     make_training_batch,
     make_training_sample,
+)
+from stembench.endpoints.training.world import (
+    CUBIC_STRUCTURES,
+    HEXAGONAL_STRUCTURES,
     structures_for,
 )
 from stembench.errors import InputError
@@ -29,7 +31,8 @@ def test_batch_shapes_dtypes_and_ranges(kind: str) -> None:
 
 
 def test_kinds_draw_from_their_lattices() -> None:
-    assert "WS2" in structures_for("hexagonal") and "SrTiO3[100]" in structures_for("cubic")
+    assert structures_for("hexagonal") == ("graphene",)  # the published recipe
+    assert "BaSnO3[100]" in structures_for("cubic")
     assert set(CUBIC_STRUCTURES) | set(HEXAGONAL_STRUCTURES) <= set(structures_for("mixed"))
     assert len(structures_for("mixed")) > len(CUBIC_STRUCTURES) + len(HEXAGONAL_STRUCTURES)
     with pytest.raises(InputError, match="kind"):
@@ -61,18 +64,18 @@ def test_mask_peaks_sit_on_the_labels(mask: str) -> None:
 
 def test_training_seeds_stay_above_the_benchmark_range() -> None:
     rng = np.random.default_rng(0)
-    seeds = [make_training_sample("SrTiO3[100]", size=24, rng=rng).seed for _ in range(5)]
+    seeds = [make_training_sample("BaZrO3[100]", size=24, rng=rng).seed for _ in range(5)]
     assert min(seeds) >= TRAINING_SEED_MIN == 1_000_000
     assert len(set(seeds)) == 5
 
 
 def test_conditions_vary_between_samples() -> None:
     rng = np.random.default_rng(4)
-    samples = [make_training_sample("WS2", size=32, rng=rng) for _ in range(6)]
+    samples = [make_training_sample("MoSe2", size=32, rng=rng) for _ in range(6)]
     pixel_sizes = {round(s.pixel_size_angstrom, 4) for s in samples}
     assert len(pixel_sizes) == 6
-    # pixel size follows 3-22 atoms per 100 px of the 1.82 A WS2 column spacing
-    assert all(0.04 <= s.pixel_size_angstrom <= 0.22 * 1.83 for s in samples)
+    # pixel size follows 3-22 atoms per 100 px of the 1.90 A MoSe2 column spacing
+    assert all(0.04 <= s.pixel_size_angstrom <= 0.22 * 1.90 for s in samples)
 
 
 def test_bad_requests_raise_input_error() -> None:

@@ -48,6 +48,10 @@ def evaluate_command(
     image_timeout: Annotated[float, typer.Option(
         min=0.001, help="Seconds the model may take on one image before that image is "
         "failed.")] = DEFAULT_IMAGE_TIMEOUT_S,
+    weights: Annotated[Path | None, typer.Option(
+        help="Weights file for a built-in network (atomsegnet: a state dict .pt/.pth such as "
+        "the published gaussianMask+.pth; atomnet-*: .keras, .weights.h5 or the published "
+        ".pt state dict); a path on the machine that runs the model.")] = None,
 ) -> None:
     """Evaluate one model on a benchmark dataset, locally or on Globus Compute endpoints."""
     from stembench.client.arguments import dataset_reference
@@ -69,7 +73,8 @@ def evaluate_command(
         with interrupt_on_sigterm():
             outcome = evaluate(model, results_path=results, dataset=ref, targets=targets,
                                shard_size=shard_size, task_deadline_s=task_deadline,
-                               image_timeout_s=image_timeout)
+                               image_timeout_s=image_timeout,
+                               model_options={"weights": str(weights)} if weights else None)
     except KeyboardInterrupt:  # before the first shard was sent
         typer.echo("Interrupted before any shard ran; nothing was written.")
         raise typer.Exit(130) from None

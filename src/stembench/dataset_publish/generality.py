@@ -9,6 +9,13 @@ gets its new element and type. The visibility a builder sets is its lattice's (u
 thin crowded grain-boundary columns); :func:`stembench.dataset_publish.structures.build_structure`
 judges the finished structure's visibility on its own noise-free image. Thickness factors scale
 all weights of a region.
+
+No generality structure is a training structure of the shipped networks
+(:mod:`stembench.endpoints.training.world`). Graphene, which AtomNet "hexagonal" trains on as
+the published network did, was traded out: its three entries (graphene|hBN, a graphene grain
+boundary, Si dopants in graphene) became hBN|MoS2, an hBN grain boundary and Si dopants in hBN,
+and the perfect graphene lattice gave way to fluorite CeO2 [110]
+(:mod:`stembench.dataset_publish.structures`).
 """
 
 from __future__ import annotations
@@ -185,13 +192,13 @@ _BUILDERS: list[tuple[str, Builder]] = [
     ("SrTiO3[100]|LaAlO3[100]", _interface("SrTiO3[100]", "LaAlO3[100]", 1.0)),
     ("LaAlO3[100]|SrTiO3[100]-x0.4", _interface("LaAlO3[100]", "SrTiO3[100]", 0.4)),
     ("WS2|MoS2", _interface("WS2", "MoS2", 1.0, tilt_deg=10.0)),
-    ("graphene|hBN", _interface("graphene", "hBN", 1.0)),
+    ("hBN|MoS2", _interface("hBN", "MoS2", 1.0)),
     ("GaAs[110]|Si[110]", _interface("GaAs[110]", "Si[110]", 1.0)),
     ("SrTiO3[100]-thickness-step-x3", _interface("SrTiO3[100]", "SrTiO3[100]", 3.0, 15.0)),
     ("SrTiO3[100]-GB-12deg", _grain_boundary("SrTiO3[100]", 12.0)),
     ("SrTiO3[100]-GB-36.9deg", _grain_boundary("SrTiO3[100]", 36.9)),
     ("WS2-GB-13deg", _grain_boundary("WS2", 13.0)),
-    ("graphene-GB-21.8deg", _grain_boundary("graphene", 21.8)),
+    ("hBN-GB-21.8deg", _grain_boundary("hBN", 21.8)),
     ("square-2D-GB-28deg", _grain_boundary("square-2D", 28.0)),
     ("SrTiO3[100]-Sr-vacancies-8%-columns", _vacancies("SrTiO3[100]", "Sr", 0.08, 0)),
     ("WS2-W-vacancies-6%-columns", _vacancies("WS2", "W", 0.06, 0)),
@@ -202,7 +209,7 @@ _BUILDERS: list[tuple[str, Builder]] = [
     ("SrTiO3[100]-Nb-dopants-10%", _dopants("SrTiO3[100]", "Ti", "Nb", 0.10)),
     ("WS2-Mo-dopants-15%", _dopants("WS2", "W", "Mo", 0.15)),
     ("MoS2-W-dopants-10%", _dopants("MoS2", "Mo", "W", 0.10)),
-    ("graphene-Si-dopants-3%", _dopants("graphene", "C", "Si", 0.03)),
+    ("hBN-Si-dopants-3%", _dopants("hBN", "N", "Si", 0.03)),
     ("SrTiO3[100]-thickness-gradient-x6-0deg", _gradient("SrTiO3[100]", 6.0)),
     ("WS2-thickness-gradient-x0.2-90deg", _gradient("WS2", 0.2, 90.0)),
     ("GaAs[110]-thickness-gradient-x4-45deg", _gradient("GaAs[110]", 4.0, 45.0)),

@@ -1,16 +1,22 @@
-"""AtomNet (Ziatdinov et al., ACS Nano 11, 12742 (2017)) in Keras 3 on TensorFlow.
+"""AtomNet in Keras 3 on TensorFlow, following Ziatdinov's 2019 PyTorch release.
 
-Two published fully convolutional networks with a sigmoid output map:
+The networks are those of AICrystallographer's ``AtomNet/dcnn.py`` and ``nnblocks.py``
+(M. Ziatdinov, 2019, the code Wei et al. 2023 ran; the method is Ziatdinov et al., ACS Nano 11,
+12742 (2017), whose original was in Keras):
 
-- ``"cubic"`` (used on SrTiO3): a residual encoder-decoder with two pooling levels, about
-  0.96 M parameters (:func:`build_atomnet_cubic`);
-- ``"hexagonal"`` (used on WS2): a U-Net with three pooling levels and a dilated
-  bottleneck (dilations 2, 4, 6, outputs summed), about 2.37 M parameters
+- ``"cubic"`` (used on SrTiO3): ``resatomsegnet_s2``, a residual encoder-decoder with two
+  pooling levels, about 0.96 M parameters (:func:`build_atomnet_cubic`);
+- ``"hexagonal"`` (used on WS2, trained on graphene): ``atomsegnet``, a U-Net with three
+  pooling levels and a dilated stage (dilations 2, 4, 6) whose output is the sum of the outputs
+  of *every* sub-layer of the stage (each convolution, dropout and LeakyReLU, as the published
+  ``dilation_block`` sums its whole ``nn.Sequential``), about 2.37 M parameters
   (:func:`build_atomnet_hexagonal`).
 
-Pre-processing: min-max scaling to [0, 1], zero padding at the bottom and right to a
-multiple of 2**levels, the output cropped back. Post-processing: threshold 0.5, connected
-components, centre of mass, columns within 5 px of the border dropped
+Published PyTorch state dicts (``.pt``) load by an exact key-by-key conversion
+(:mod:`stembench.endpoints.models.atomnet_torch`). Pre-processing as published: zero padding at
+the bottom and right to a multiple of 2**levels, then min-max scaling of the padded image to
+[0, 1], the output cropped back. Post-processing: threshold 0.5, connected components, centre
+of mass, columns within 5 px of the border dropped
 (:func:`stembench.endpoints.models.postprocess.coordinates_from_probability`).
 """
 
@@ -54,7 +60,23 @@ _LEAK = 0.01
 
 def _keras() -> Any:
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    return require("keras", extra="models", purpose="The AtomNet models")
+    keras = require("keras", extra="models", purpose="The AtomNet models")
+    _disable_remapper()
+    return keras
+
+
+def _disable_remapper() -> None:
+    """Turn TensorFlow's grappler "remapper" off (for this process).
+
+    In graph mode the remapper fuses Conv2D + BiasAdd + Add + LeakyRelu (the end of every
+    residual block of the cubic network) into one oneDNN kernel that ignores the LeakyReLU
+    slope and applies TensorFlow's default 0.2 instead of 0.01, so ``tf.function`` outputs
+    differed from the network's definition (and from the published PyTorch network), by 4e-4
+    on the random weights of the reference test. Without the remapper the graph-mode output
+    equals the eager one.
+    """
+    tf = require("tensorflow", extra="models", purpose="The AtomNet models")
+    tf.config.optimizer.set_experimental_options({"remapping": False})
 
 
 def _check_variant(variant: str) -> None:
@@ -102,7 +124,7 @@ def _head(x: Any) -> Any:
 
 
 def build_atomnet_cubic(*, filters: int = 32) -> Any:
-    """Build the "cubic" residual AtomNet (``resatomsegnet_s2``), about 0.96 M parameters.
+    """Build the "cubic" residual AtomNet (published ``resatomsegnet_s2``), 0.96 M parameters.
 
     Parameters
     ----------
@@ -131,21 +153,28 @@ def build_atomnet_cubic(*, filters: int = 32) -> Any:
 
 
 def _dilated_bottleneck(x: Any, filters: int, *, rates: Sequence[int], dropout: float) -> Any:
-    """Chained dilated 3x3 convolutions whose outputs are summed (``dilation_block``)."""
+    """Chained dilated 3x3 convolutions, dropout and LeakyReLU; every sub-layer output summed.
+
+    The published ``dilation_block`` runs its ``nn.Sequential`` of (convolution, dropout,
+    LeakyReLU) per rate and returns the sum of the outputs of all nine sub-layers, so in
+    inference each rate contributes ``2 * conv + LeakyReLU(conv)``.
+    """
     layers = _keras().layers
     outputs = []
     for rate in rates:
         x = layers.Conv2D(
             filters, 3, padding="same", dilation_rate=rate, name=f"bn_dilated{rate}_conv"
         )(x)
+        outputs.append(x)
         x = layers.Dropout(dropout, name=f"bn_dilated{rate}_dropout")(x)
+        outputs.append(x)
         x = layers.LeakyReLU(negative_slope=_LEAK, name=f"bn_dilated{rate}_lrelu")(x)
         outputs.append(x)
     return layers.Add(name="bn_sum")(outputs)
 
 
 def build_atomnet_hexagonal(*, filters: int = 32) -> Any:
-    """Build the "hexagonal" dilated AtomNet (``atomsegnet``), about 2.37 M parameters.
+    """Build the "hexagonal" dilated AtomNet (published ``atomsegnet``), 2.37 M parameters.
 
     Parameters
     ----------
@@ -216,7 +245,9 @@ def load_atomnet_weights(variant: Variant, path: str | Path) -> Any:
         The architecture the file must match.
     path : str or Path
         A ``.keras`` model file (loaded with ``compile=False``, its weights copied into a
-        freshly built network) or a Keras weights file (``.weights.h5``).
+        freshly built network), a Keras weights file (``.weights.h5``), or a published
+        PyTorch state dict (``.pt``/``.pth``, checked key by key and converted by
+        :func:`~stembench.endpoints.models.atomnet_torch.keras_weights_from_state_dict`).
 
     Returns
     -------
@@ -247,6 +278,8 @@ def load_atomnet_weights(variant: Variant, path: str | Path) -> Any:
                 mismatch = _describe_mismatch(got, expected)
                 raise ModelError(f"weights file {path} does not match {arch}: {mismatch}")
             model.set_weights(loaded.get_weights())
+        elif path.suffix.lower() in (".pt", ".pth"):
+            _load_state_dict(model, variant, path)
         else:
             model.load_weights(path)
     except ModelError:
@@ -254,6 +287,17 @@ def load_atomnet_weights(variant: Variant, path: str | Path) -> Any:
     except Exception as exc:
         raise ModelError(f"weights file {path} cannot be loaded into {arch}: {exc}") from exc
     return model
+
+
+def _load_state_dict(model: Any, variant: Variant, path: Path) -> None:
+    from stembench.endpoints.models.atomnet_torch import keras_weights_from_state_dict
+
+    torch = require("torch", extra="models", purpose="Reading a PyTorch AtomNet state dict")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict):
+        raise ModelError(f"weights file {path} holds a {type(state).__name__}, not a state dict")
+    for name, weights in keras_weights_from_state_dict(state, variant, source=str(path)).items():
+        model.get_layer(name).set_weights(weights)
 
 
 def scale_min_max(image: NDArray[np.floating]) -> NDArray[np.float32]:
@@ -335,13 +379,14 @@ class AtomNet(Model):
     def probability(self, images: Sequence[NDArray[np.floating]]) -> list[NDArray[np.float32]]:
         """Sigmoid probability maps of the images, each the shape of its image.
 
-        Images are min-max scaled and zero-padded to a multiple of 2**levels; images of the
-        same padded shape run together in batches of ``batch_size`` (a short last batch is
-        filled with blank images, so the network is traced once per padded shape).
+        As published, images are zero-padded to a multiple of 2**levels and the padded image is
+        min-max scaled; images of the same padded shape run together in batches of
+        ``batch_size`` (a short last batch is filled with blank images, so the network is
+        traced once per padded shape).
         """
         multiple = 2 ** LEVELS[self.variant]
         prepared = [
-            pad_to_multiple(scale_min_max(_check_image(im, i)), multiple)
+            scale_min_max(pad_to_multiple(_check_image(im, i), multiple))
             for i, im in enumerate(images)
         ]
         maps: list[NDArray[np.float32] | None] = [None] * len(prepared)

@@ -1,5 +1,9 @@
 """AtomSegNet (Lin, Zhang, Wang, Yang & Xin, Sci. Rep. 11, 5386 (2021)) in PyTorch.
 
+The code followed is the MIT-licensed AtomSegNet repository (xinhuolin/AtomSegNet:
+``model_structure/unet_sigmoid.py``, ``utils/utils.py``, ``Code_Atom_Seg_Ui.py``) as run by
+Wei et al. (2023).
+
 The "gaussianMask+" network is a small U-Net with two 2x2 max-pool levels (64, 128 and 256
 channels), bilinear x2 upsampling each followed by a 1x1 convolution and batch norm, skip
 concatenations, and a sigmoid head. The parameter names and shapes here follow the published
@@ -7,8 +11,9 @@ definition (``model_structure/unet_sigmoid.py`` of the MIT-licensed AtomSegNet r
 published state dict loads with ``strict=True``. The published definition also carries a batch
 norm ``bn9_3`` that its forward pass never uses; it is kept for the same reason.
 
-Pre-processing as published: min-max scaling to 8-bit, then to [0, 1], zero padding centred to a
-multiple of 4 rows and columns, the output cropped back. Post-processing as published: see
+Pre-processing as published: min-max scaling to 8-bit levels (truncated, as ``astype`` does), then
+to [0, 1], zero padding centred to a multiple of 4 rows and columns, the output cropped back.
+Post-processing as published: the output stretched to 8 bits, then the watershed; see
 :func:`stembench.endpoints.models.postprocess.coordinates_from_watershed`.
 """
 
@@ -178,7 +183,7 @@ def load_state_dict_checked(network: Any, loaded: Any, *, source: str) -> None:
 
 
 def scale_to_8bit(image: NDArray[np.floating]) -> NDArray[np.float32]:
-    """Min-max scale an image to 8-bit levels, then to [0, 1], as AtomSegNet was fed.
+    """Min-max scale an image to 8-bit levels (truncated), then to [0, 1], as published.
 
     Parameters
     ----------
@@ -188,13 +193,13 @@ def scale_to_8bit(image: NDArray[np.floating]) -> NDArray[np.float32]:
     Returns
     -------
     ndarray, shape (rows, cols), float32
-        Values ``k / 255`` with integer ``k`` in 0..255.
+        Values ``k / 255`` with ``k = floor(255 * (x - min) / (max - min))`` in 0..255.
     """
     array = np.asarray(image, dtype=np.float64)
     low, high = float(array.min()), float(array.max())
     if high <= low:
         return np.zeros(array.shape, dtype=np.float32)
-    levels = np.rint((array - low) / (high - low) * 255.0)
+    levels = np.floor((array - low) / (high - low) * 255.0)
     return (levels / 255.0).astype(np.float32)
 
 

@@ -4,11 +4,12 @@ Both functions take a probability map (values in [0, 1], shape (rows, cols)) as 
 segmentation network with a sigmoid output, and return column positions in pixels as
 (x = column, y = row), float64, shape (N, 2), the centre of the top-left pixel being (0, 0).
 
-- :func:`coordinates_from_probability` is AtomNet's (Ziatdinov et al. 2017, and AtomAI's
-  ``Locator``): threshold, connected components, centre of mass, edge exclusion.
-- :func:`coordinates_from_watershed` is AtomSegNet's (Lin et al. 2021): the map scaled to 0-255,
-  a Sobel elevation map, watershed from markers (background below 30, atoms above 100), holes
-  filled, regions labelled, region centroids.
+- :func:`coordinates_from_probability` is AtomNet's (Ziatdinov's 2019 ``atomfind.py``, and
+  AtomAI's ``Locator``): threshold, connected components, centre of mass, edge exclusion.
+- :func:`coordinates_from_watershed` is AtomSegNet's (Lin et al. 2021, as run by the
+  published app ``Code_Atom_Seg_Ui.py`` and by Wei et al.'s wrapper): the map stretched to 8 bits
+  (:func:`stretch_to_uint8`), a Sobel elevation map of the 8-bit map, watershed from markers
+  (background below 30, atoms above 100), holes filled, regions labelled, region centroids.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from scipy import ndimage
 
 from stembench.errors import InputError
 
-__all__ = ["coordinates_from_probability", "coordinates_from_watershed"]
+__all__ = ["coordinates_from_probability", "coordinates_from_watershed", "stretch_to_uint8"]
 
 
 def _check_map(prob: NDArray[np.floating], name: str) -> NDArray[np.float64]:
@@ -38,12 +39,14 @@ def _check_map(prob: NDArray[np.floating], name: str) -> NDArray[np.float64]:
 def _drop_near_edge(
     xy: NDArray[np.float64], shape: tuple[int, int], edge_px: float
 ) -> NDArray[np.float64]:
+    # As published (AtomNet's ``rem_edge_coord``): dropped when closer than ``edge_px`` to 0
+    # or beyond ``size - edge_px``.
     rows, cols = shape
     keep = (
         (xy[:, 0] >= edge_px)
-        & (xy[:, 0] <= cols - 1 - edge_px)
+        & (xy[:, 0] <= cols - edge_px)
         & (xy[:, 1] >= edge_px)
-        & (xy[:, 1] <= rows - 1 - edge_px)
+        & (xy[:, 1] <= rows - edge_px)
     )
     return xy[keep]
 
@@ -78,8 +81,8 @@ def coordinates_from_probability(
     threshold : float, optional
         Pixels strictly above it belong to a column. Default 0.5.
     edge_px : float, optional
-        Columns whose centre lies closer than this many pixels to the first or last pixel
-        centre of a row or column are dropped. Default 5 (as published). 0 keeps all.
+        Columns whose centre lies below this many pixels, or above the image size minus
+        this, in either direction are dropped. Default 5 (as published). 0 keeps all.
     weighting : {"binary", "probability"}, optional
         ``"binary"`` (as published) takes the centre of the thresholded component;
         ``"probability"`` weights each pixel of the component by its probability.
@@ -109,6 +112,30 @@ def coordinates_from_probability(
     return _drop_near_edge(xy, array.shape, edge_px)
 
 
+def stretch_to_uint8(prob: NDArray[np.floating]) -> NDArray[np.uint8]:
+    """AtomSegNet's published stretch of the network output to an 8-bit map.
+
+    Negative values are set to 0, the map is min-max scaled to [0, 1], multiplied by
+    ``255 / max`` and truncated to ``uint8`` (as ``astype('uint8')`` does). A constant map (for
+    which the published arithmetic divides by zero) becomes all zeros.
+
+    Parameters
+    ----------
+    prob : ndarray, shape (rows, cols)
+        The network's output map.
+
+    Returns
+    -------
+    ndarray of uint8, shape (rows, cols)
+    """
+    array = np.clip(_check_map(prob, "stretch_to_uint8"), 0.0, None)
+    low, high = float(array.min()), float(array.max())
+    if high <= low:
+        return np.zeros(array.shape, dtype=np.uint8)
+    unit = (array - low) / (high - low)
+    return (unit * 255.0 / float(unit.max())).astype(np.uint8)
+
+
 def coordinates_from_watershed(
     prob: NDArray[np.floating],
     *,
@@ -118,10 +145,12 @@ def coordinates_from_watershed(
 ) -> NDArray[np.float64]:
     """Column positions from a probability map by marker-based watershed (AtomSegNet).
 
-    The map is scaled to 0-255; its Sobel gradient magnitude is the elevation map; a
-    watershed floods it from markers (pixels below ``background_below`` are background,
-    above ``atom_above`` are atom); holes in the atom phase are filled, its connected
-    components (4-connectivity) labelled, and each component's centroid is one column.
+    As published: the map is stretched to 8 bits (:func:`stretch_to_uint8`), so the
+    thresholds are relative to the map's own range; the Sobel gradient of the 8-bit map is the
+    elevation map; a watershed floods it from markers (8-bit values below ``background_below``
+    are background, above ``atom_above`` are atom); holes in the atom phase are filled, its
+    connected components (4-connectivity) labelled, and each component's centroid is one
+    column.
 
     Parameters
     ----------
@@ -148,7 +177,6 @@ def coordinates_from_watershed(
     from skimage.filters import sobel
     from skimage.segmentation import watershed
 
-    array = _check_map(prob, "coordinates_from_watershed")
     if not background_below < atom_above:
         raise InputError(
             "coordinates_from_watershed: background_below must be below atom_above, got "
@@ -156,14 +184,14 @@ def coordinates_from_watershed(
         )
     if edge_px < 0:
         raise InputError(f"coordinates_from_watershed: edge_px must be >= 0, got {edge_px}")
-    scaled = array * 255.0
-    markers = np.zeros(array.shape, dtype=np.int32)
-    markers[scaled < background_below] = 1
-    markers[scaled > atom_above] = 2
+    stretched = stretch_to_uint8(prob)
+    markers = np.zeros(stretched.shape, dtype=np.int32)
+    markers[stretched < background_below] = 1
+    markers[stretched > atom_above] = 2
     if not np.any(markers == 2):
         return np.zeros((0, 2), dtype=np.float64)
-    segmentation = watershed(sobel(scaled), markers)
+    segmentation = watershed(sobel(stretched), markers)
     atoms = ndimage.binary_fill_holes(segmentation == 2)
     labels, count = ndimage.label(atoms)
     xy = _centroids(labels, count, atoms.astype(np.float64))
-    return _drop_near_edge(xy, array.shape, edge_px)
+    return _drop_near_edge(xy, stretched.shape, edge_px)

@@ -88,11 +88,12 @@ def _built_ins() -> list[ModelEntry]:
     return [
         _built_in("atomsegnet", "AtomSegNet gaussianMask+ U-Net (Lin et al. 2021), watershed "
                   "post-processing", "pytorch", f"{models}.atomsegnet:AtomSegNet"),
-        _built_in("atomnet-cubic", "AtomNet residual network for cubic lattices (Ziatdinov et "
-                  "al. 2017)", "tensorflow", f"{models}.atomnet:AtomNet", variant="cubic"),
+        _built_in("atomnet-cubic", "AtomNet residual network for cubic lattices (Ziatdinov's "
+                  "2019 PyTorch release, resatomsegnet_s2)", "tensorflow",
+                  f"{models}.atomnet:AtomNet", variant="cubic"),
         _built_in("atomnet-hexagonal", "AtomNet dilated network for hexagonal lattices "
-                  "(Ziatdinov et al. 2017)", "tensorflow", f"{models}.atomnet:AtomNet",
-                  variant="hexagonal"),
+                  "(Ziatdinov's 2019 PyTorch release, atomsegnet)", "tensorflow",
+                  f"{models}.atomnet:AtomNet", variant="hexagonal"),
         _built_in("atomap-like", "Atomap-style local maxima, centre of mass and 2D Gaussian "
                   "refinement (no training)", "classical", f"{models}.classical:AtomapLike"),
         _built_in("log-blob", "Laplacian-of-Gaussian blobs with sub-pixel refinement (no "

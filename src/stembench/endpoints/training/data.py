@@ -1,22 +1,18 @@
-"""Simulated training images and masks for the segmentation networks.
+"""Simulated training images and masks for the segmentation networks, from the training world.
 
-Images are rendered with the project's fast incoherent HAADF simulator
-(:mod:`stembench.dataset_publish`), under conditions drawn at random within broad ranges, so
-that the networks generalise across the benchmark's quality axes:
+Images are rendered with the project's fast incoherent HAADF simulator on the structures,
+probes and Z exponents of the training world (:mod:`stembench.endpoints.training.world`), which
+share nothing with the benchmark's generator configuration, under conditions drawn at random
+within broad ranges:
 
-- structure: one of the lattices of the requested kind, with a random lattice offset;
+- structure: one of the training lattices of the requested kind, with a random lattice offset;
 - pixel size: from a column spacing of ``1 / atoms_per_100px`` drawn log-uniformly;
 - scan: random rotation (0-360 deg), origin, random-walk drift and fly-back error;
-- probe: one of a few probe-forming conditions, then an extra Gaussian blur to a random
-  effective resolution;
-- Z exponent of the column weights, contrast (a constant background), Poisson dose.
+- probe: one of the training probes, then an extra Gaussian blur to a random effective
+  resolution;
+- Z exponent (outside the benchmark's 1.7), contrast (a constant background), Poisson dose.
 
-Training images never coincide with benchmark images: every structure and scan seed is drawn
-from ``[TRAINING_SEED_MIN, 2**31)``, at or above one million (the benchmark's series seeds are
-small integers), and each image has its own random rotation, field centre, pixel size, probe,
-dose and distortions, whereas every benchmark image is an unrotated scan at fixed conditions
-per step. (The dataset derives its per-image structure seeds by CRC-32, which may exceed one
-million; the distinct rotations and pixel sizes keep the images apart regardless.)
+Every structure and scan seed is drawn from ``[TRAINING_SEED_MIN, 2**31)``.
 
 Masks are built from the exact labels (the pixel positions of the visible columns), either
 Gaussian (peak 1, standard deviation ``max(1 px, width / pixel size)``) or discs (value 1
@@ -34,42 +30,28 @@ from numpy.typing import NDArray
 
 from stembench.dataset_publish.degradations import blur_to_resolution, poisson_at_dose
 from stembench.dataset_publish.fast_backend import FastHAADF
-from stembench.dataset_publish.probe import ProbeParameters
 from stembench.dataset_publish.scan import ScanParameters, beam_positions, ground_truth_pixels
-from stembench.dataset_publish.structures import ColumnStructure, build_structure, list_structures
+from stembench.dataset_publish.structures import ColumnStructure
+from stembench.endpoints.training.world import (
+    TRAINING_PROBES,
+    Kind,
+    build_training_structure,
+    draw_exponent,
+    structures_for,
+)
 from stembench.errors import InputError
 
 __all__ = [
-    "CUBIC_STRUCTURES",
-    "HEXAGONAL_STRUCTURES",
     "TRAINING_SEED_MIN",
     "TrainingDataConfig",
     "TrainingSample",
     "make_training_batch",
     "make_training_sample",
-    "structures_for",
 ]
 
 #: Every seed used for training data is at least this; the benchmark's series seeds are smaller.
 TRAINING_SEED_MIN = 1_000_000
 _SEED_MAX = 2**31 - 1
-
-#: AtomNet "cubic": cubic and perovskite projections with square-like column arrangements.
-CUBIC_STRUCTURES = (
-    "SrTiO3[100]", "SrTiO3[110]", "LaAlO3[100]", "BaTiO3[100]", "MgAl2O4[100]", "square-2D",
-)  # fmt: skip
-#: AtomNet "hexagonal": 2D hexagonal lattices, WS2-like included.
-HEXAGONAL_STRUCTURES = ("WS2", "MoS2", "hBN", "graphene")
-
-#: A few probe-forming conditions (each probe profile is computed once and cached).
-_PROBES = (
-    ProbeParameters(convergence_mrad=21.4, source_fwhm_angstrom=0.5),
-    ProbeParameters(convergence_mrad=30.0, source_fwhm_angstrom=0.4),
-    ProbeParameters(convergence_mrad=17.0, source_fwhm_angstrom=0.7),
-    ProbeParameters(energy_ev=300e3, convergence_mrad=25.0, source_fwhm_angstrom=0.6),
-    ProbeParameters(convergence_mrad=21.4, defocus_angstrom=20.0, source_fwhm_angstrom=0.5),
-)
-
 
 @dataclass(frozen=True)
 class TrainingDataConfig:
@@ -81,8 +63,6 @@ class TrainingDataConfig:
         Pixel size over column spacing, x 100; drawn log-uniformly.
     min_pixel_size_angstrom : float
         Lower bound of the pixel size, A/px.
-    exponent : tuple of float
-        HAADF Z exponent of the column weights.
     extra_blur_probability : float
         Chance of blurring to a coarser effective resolution.
     resolution_over_spacing : float
@@ -101,7 +81,6 @@ class TrainingDataConfig:
 
     atoms_per_100px: tuple[float, float] = (3.0, 22.0)
     min_pixel_size_angstrom: float = 0.04
-    exponent: tuple[float, float] = (1.6, 1.9)
     extra_blur_probability: float = 0.5
     resolution_over_spacing: float = 0.8
     contrast: tuple[float, float] = (0.15, 1.0)
@@ -139,25 +118,15 @@ class TrainingSample:
     seed: int
 
 
-def structures_for(kind: Literal["mixed", "cubic", "hexagonal"]) -> tuple[str, ...]:
-    """Structure names a training kind draws from (``"mixed"``: all of them)."""
-    if kind == "mixed":
-        return tuple(list_structures())
-    if kind == "cubic":
-        return CUBIC_STRUCTURES
-    if kind == "hexagonal":
-        return HEXAGONAL_STRUCTURES
-    raise InputError(f"training data kind must be 'mixed', 'cubic' or 'hexagonal', got {kind!r}")
-
-
 @functools.cache
 def _backend(index: int) -> FastHAADF:
-    return FastHAADF(_PROBES[index])
+    return FastHAADF(TRAINING_PROBES[index])
 
 
 @functools.cache
 def _spacing_angstrom(name: str) -> float:
-    return build_structure(name, extent_angstrom=(30.0, 30.0), seed=None).column_spacing_angstrom
+    return build_training_structure(name, extent_angstrom=(30.0, 30.0), exponent=1.8,
+                                    seed=None).column_spacing_angstrom
 
 
 def _log_uniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
@@ -190,7 +159,7 @@ def make_training_sample(
     Parameters
     ----------
     structure_name : str
-        One of :func:`stembench.dataset_publish.structures.list_structures`.
+        A training structure (:func:`stembench.endpoints.training.world.structures_for`).
     size : int
         Side of the square image, pixels.
     rng : numpy.random.Generator
@@ -208,12 +177,11 @@ def make_training_sample(
     pixel = max(_log_uniform(rng, cfg.atoms_per_100px) / 100 * spacing,
                 cfg.min_pixel_size_angstrom)
     extent = size * pixel * np.sqrt(2) * 1.15 + 8 * spacing
-    structure: ColumnStructure = build_structure(
-        structure_name, extent_angstrom=(extent, extent),
-        exponent=float(rng.uniform(*cfg.exponent)), seed=seed,
+    structure: ColumnStructure = build_training_structure(
+        structure_name, extent_angstrom=(extent, extent), exponent=draw_exponent(rng), seed=seed,
     )
     scan = _scan_over(extent, size, pixel, rng, cfg, seed)
-    backend = _backend(int(rng.integers(len(_PROBES))))
+    backend = _backend(int(rng.integers(len(TRAINING_PROBES))))
     x, y = beam_positions(scan)
     image = backend.intensity(structure, x, y)
     resolution = backend.fwhm_angstrom
@@ -261,7 +229,7 @@ def _disc_mask(labels: NDArray[np.float64], size: int, radius_px: float) -> NDAr
 
 
 def make_training_batch(
-    kind: Literal["mixed", "cubic", "hexagonal"], *, n: int, size: int,
+    kind: Kind, *, n: int, size: int,
     rng: np.random.Generator, mask: Literal["gaussian", "disc"],
     mask_width_angstrom: float | None = None, config: TrainingDataConfig | None = None,
 ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
@@ -270,7 +238,8 @@ def make_training_batch(
     Parameters
     ----------
     kind : {"mixed", "cubic", "hexagonal"}
-        Which lattices to draw from (see :func:`structures_for`).
+        Which training lattices to draw from
+        (:func:`stembench.endpoints.training.world.structures_for`).
     n : int
         Number of images.
     size : int

@@ -16,6 +16,7 @@ a checkpoint sees the same images it would have seen without the interruption.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -29,6 +30,8 @@ from stembench.endpoints.models.atomnet import LEVELS, build_atomnet, load_atomn
 from stembench.endpoints.models.base import sha256_file
 from stembench.endpoints.training import TrainingResult
 from stembench.endpoints.training.data import TrainingDataConfig
+from stembench.endpoints.training.selection import Selector
+from stembench.endpoints.training.validation import ValidationSet, score_validation
 from stembench.errors import InputError
 
 __all__ = ["MASK", "train_atomnet"]
@@ -126,6 +129,11 @@ def train_atomnet(
     pool_size: int = 256,
     data_config: TrainingDataConfig | None = None,
     initial_weights: Path | None = None,
+    validation: ValidationSet | None = None,
+    patience: int = 4,
+    max_cpu_seconds: float | None = None,
+    deadline: float | None = None,
+    threads: int = 2,
 ) -> TrainingResult:
     """Train an AtomNet network with Adam and binary cross-entropy; resume if a checkpoint exists.
 
@@ -161,6 +169,17 @@ def train_atomnet(
     initial_weights : Path, optional
         A ``.keras`` file of the same variant to start from (fine-tuning) instead of a random
         initialisation; ignored when resuming from a checkpoint. The optimiser starts fresh.
+    validation : ValidationSet, optional
+        Validation images from the training world. If given, the weights of every checkpoint
+        are scored on them (``atomnet-<variant>.validation.jsonl``), the best (highest mean
+        F1) become the final weights, and training stops after ``patience`` checkpoints
+        without improvement.
+    patience, max_cpu_seconds, deadline : optional
+        When to stop: after ``patience`` (default 4) validations without a better F1, at the
+        first checkpoint past a CPU-time box or a wall-clock deadline (epoch seconds); see
+        :class:`~stembench.endpoints.training.selection.Selector`.
+    threads : int, optional
+        TensorFlow intra- and inter-op threads. Default 2.
 
     Returns
     -------
@@ -173,7 +192,7 @@ def train_atomnet(
     if initial_weights is not None and not Path(initial_weights).is_file():
         raise InputError(f"train_atomnet: initial_weights {initial_weights} is not a file")
     tf = require("tensorflow", extra="models", purpose="Training AtomNet")
-    _set_threads(tf, 2)
+    _set_threads(tf, threads)
     keras = require("keras", extra="models", purpose="Training AtomNet")
     keras.utils.set_random_seed(seed)
     out_dir = Path(out_dir)
@@ -211,6 +230,22 @@ def train_atomnet(
         state_path.write_text(json.dumps(state))
         _write_log(log_path, records)
 
+    selector = Selector(curve_path=out_dir / f"{name}.validation.jsonl",
+                        best_path=out_dir / f"{name}.best.keras", patience=patience,
+                        max_cpu_seconds=max_cpu_seconds, deadline=deadline)
+
+    def validate(step: int) -> bool:
+        """Score the current weights; True when training should stop."""
+        if validation is None:
+            return selector.out_of_time()
+        from stembench.endpoints.models.atomnet import AtomNet
+
+        step_path = out_dir / f"{name}.step.keras"
+        _bare_copy(network, variant).save(step_path)
+        scores = score_validation(AtomNet(variant, step_path).locate_batch, validation)
+        selector.record(step, scores, step_path)
+        return selector.should_stop()
+
     pool = _make_pool(variant, seed=seed, n=pool_size, size=size, config=config)
     start = time.perf_counter() - (records[-1]["seconds"] if records else 0.0)
     with tqdm(total=steps, initial=done, desc=f"train {name}", unit="step") as bar:
@@ -226,11 +261,14 @@ def train_atomnet(
             bar.update(1)
             if step % checkpoint_every == 0 or step == steps:
                 checkpoint(step)
+                if validate(step):
+                    break
 
-    final = build_atomnet(variant)
-    final.set_weights(network.get_weights())
     weights_path = out_dir / f"{name}.keras"
-    final.save(weights_path)
+    if validation is not None and selector.best is not None:
+        shutil.copyfile(selector.best_path, weights_path)
+    else:
+        _bare_copy(network, variant).save(weights_path)
     digest = sha256_file(weights_path)
     (out_dir / f"{name}.keras.sha256").write_text(f"{digest}  {weights_path.name}\n")
     window = [r["loss"] for r in records[-_FINAL_LOSS_WINDOW:]]
@@ -240,6 +278,13 @@ def train_atomnet(
         weights_sha256=digest,
         checkpoint_path=checkpoint_path,
         log_path=log_path,
-        steps=steps,
+        steps=int(records[-1]["step"]) if records else 0,
         final_loss=float(np.mean(window)) if window else float("nan"),
     )
+
+
+def _bare_copy(network: Any, variant: Literal["cubic", "hexagonal"]) -> Any:
+    """A fresh network of ``variant`` holding ``network``'s weights (no optimiser state)."""
+    copy = build_atomnet(variant)
+    copy.set_weights(network.get_weights())
+    return copy

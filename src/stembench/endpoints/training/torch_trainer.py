@@ -15,6 +15,7 @@ Files written to ``out_dir``:
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -31,13 +32,15 @@ from stembench.endpoints.models.atomsegnet import (
 from stembench.endpoints.models.base import sha256_file
 from stembench.endpoints.training import TrainingResult
 from stembench.endpoints.training.data import TrainingDataConfig, make_training_batch
+from stembench.endpoints.training.selection import Selector
+from stembench.endpoints.training.validation import ValidationSet, score_validation
 from stembench.errors import InputError, ModelError
 
-__all__ = ["CHECKPOINT_NAME", "LOG_NAME", "train_atomsegnet"]
+__all__ = ["CHECKPOINT_NAME", "LOG_NAME", "VALIDATION_NAME", "train_atomsegnet"]
 
 CHECKPOINT_NAME = "checkpoint.pt"
 LOG_NAME = "train_log.jsonl"
-_TORCH_THREADS = 2
+VALIDATION_NAME = "validation.jsonl"
 _SMOOTHING_STEPS = 20
 #: Initial bias of the output batch norm: a prior that most pixels are background
 #: (sigmoid(-3) = 0.05), so early maps already give the watershed background markers.
@@ -102,6 +105,11 @@ def train_atomsegnet(
     data_config: TrainingDataConfig | None = None,
     initial_weights: Path | None = None,
     progress: bool = True,
+    validation: ValidationSet | None = None,
+    patience: int = 4,
+    max_cpu_seconds: float | None = None,
+    deadline: float | None = None,
+    threads: int = 2,
 ) -> TrainingResult:
     """Train AtomSegNet from scratch, fine-tune it, or resume, on simulated "mixed" lattices.
 
@@ -132,6 +140,15 @@ def train_atomsegnet(
         resuming from a checkpoint.
     progress : bool, optional
         Show a tqdm progress bar. Default True.
+    validation : ValidationSet, optional
+        Validation images from the training world. If given, the weights of every checkpoint
+        are scored on them (``validation.jsonl``), the best (highest mean F1) become the final
+        weights, and training stops after ``patience`` checkpoints without improvement.
+    patience, max_cpu_seconds, deadline : optional
+        Stopping rules of :class:`~stembench.endpoints.training.selection.Selector`: validations
+        without a better F1 (default 4), a CPU-time box, a wall-clock deadline (epoch seconds).
+    threads : int, optional
+        Torch intra-op threads. Default 2.
 
     Returns
     -------
@@ -162,7 +179,7 @@ def train_atomsegnet(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     config = data_config or TrainingDataConfig()
-    torch.set_num_threads(_TORCH_THREADS)
+    torch.set_num_threads(threads)
     torch.manual_seed(seed)
     target_device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     network = build_network()
@@ -195,10 +212,29 @@ def train_atomsegnet(
             checkpoint_path,
         )
 
+    selector = Selector(curve_path=out / VALIDATION_NAME, best_path=out / "best.pt",
+                        patience=patience, max_cpu_seconds=max_cpu_seconds, deadline=deadline)
+
+    def validate(step: int) -> bool:
+        """Score the current weights; True when training should stop."""
+        if validation is None:
+            return selector.out_of_time()
+        from stembench.endpoints.models.atomsegnet import AtomSegNet
+
+        step_path = out / "step.pt"
+        _save_atomically(torch, {k: v.detach().cpu() for k, v in network.state_dict().items()},
+                         step_path)
+        model = AtomSegNet(step_path, device="cpu")
+        scores = score_validation(model.locate_batch, validation)
+        network.train()
+        selector.record(step, scores, step_path)
+        return selector.should_stop()
+
     network.train()
     began = time.perf_counter()
     bar = tqdm(range(start, steps), initial=start, total=steps, disable=not progress,
                desc="atomsegnet", unit="step")
+    done = start
     with log_path.open("a") as log:
         for step in bar:
             rng = np.random.default_rng([seed, step])
@@ -217,14 +253,20 @@ def train_atomsegnet(
                                   "seconds": round(time.perf_counter() - began, 3)}) + "\n")
             log.flush()
             bar.set_postfix(loss=f"{np.mean(losses[-_SMOOTHING_STEPS:]):.4f}")
-            if (step + 1) % checkpoint_every == 0:
-                save_checkpoint(step + 1)
+            done = step + 1
+            if done % checkpoint_every == 0:
+                save_checkpoint(done)
+                if validate(done):
+                    break
     bar.close()
-    save_checkpoint(steps)
+    save_checkpoint(done)
     weights_path = out / DEFAULT_WEIGHTS_NAME
     network.eval()
-    state = {k: v.detach().cpu() for k, v in network.state_dict().items()}
-    _save_atomically(torch, state, weights_path)
+    if validation is not None and selector.best is not None:
+        shutil.copyfile(selector.best_path, weights_path)
+    else:
+        state = {k: v.detach().cpu() for k, v in network.state_dict().items()}
+        _save_atomically(torch, state, weights_path)
     digest = sha256_file(weights_path)
     (out / (DEFAULT_WEIGHTS_NAME + ".sha256")).write_text(f"{digest}  {DEFAULT_WEIGHTS_NAME}\n")
     return TrainingResult(
@@ -233,6 +275,6 @@ def train_atomsegnet(
         weights_sha256=digest,
         checkpoint_path=checkpoint_path,
         log_path=log_path,
-        steps=steps,
+        steps=done,
         final_loss=float(np.mean(losses[-_SMOOTHING_STEPS:])) if losses else float("nan"),
     )

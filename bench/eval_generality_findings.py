@@ -1,0 +1,62 @@
+"""Scores of one model on the generality images behind two published findings.
+
+Usage::
+
+    .venv/bin/python bench/eval_generality_findings.py MODEL [--weights FILE] --dataset FILE
+        [--out results.json]
+
+MODEL is a registry name (``atomsegnet``, ``atomnet-cubic``, ``atomnet-hexagonal``...). The
+images are the generality images of the dataset whose structure has closely spaced dumbbells
+(``GaAs[110]``, ``Si[110]``: overlapping intensity peaks) or a thickness gradient, step or bump
+(strong contrast variation across the field). Each is scored with
+``stembench.scoring.score_image`` (one-to-one, 0.5 A, border 6 px); the recall, precision and
+RMS of every image are printed and written as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from stembench.dataset_publish.storage import open_dataset
+from stembench.endpoints.models.registry import load_model
+from stembench.scoring import score_image
+
+FINDINGS = {"overlapping columns": ("GaAs[110]", "Si[110]"),
+            "contrast variation": ("thickness",)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model")
+    parser.add_argument("--weights", type=Path, default=None, help="default: shipped weights")
+    parser.add_argument("--dataset", type=Path, required=True)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    model = load_model(args.model, **({"weights": str(args.weights)} if args.weights else {}))
+    rows = []
+    with open_dataset(args.dataset, verify=False) as dataset:
+        for image_id in dataset.ids:
+            if not image_id.startswith("generality:"):
+                continue
+            structure = image_id.split(":")[1]
+            finding = next((f for f, keys in FINDINGS.items()
+                            if any(k in structure for k in keys)), None)
+            if finding is None:
+                continue
+            image = dataset[image_id]
+            found = model.locate(image.image, image.pixel_size)
+            score = score_image(found, image.coords, pixel_size=image.pixel_size,
+                                image_shape=image.image.shape, image_id=image_id)
+            rows.append({"finding": finding, "image_id": image_id,
+                         "recall": round(score.recall, 4), "precision": round(score.precision, 4),
+                         "rms_angstrom": round(score.rms_angstrom, 4)})
+            print(json.dumps(rows[-1]))
+    if args.out is not None:
+        args.out.write_text(json.dumps({"model": args.model, "weights_sha256":
+                                        model.info.weights_sha256, "images": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
