@@ -77,11 +77,12 @@ def _model_seconds_per_image(model_name: str, path: Path, *, sample: int) -> dic
 
 def _analysis_seconds(out_dir: Path, folder: Path) -> float:
     from stembench.client.analysis import read_records
-    from stembench.client.analysis.report import write_report
+    from stembench.client.analysis.report import load_report, write_report
 
     records = read_records(out_dir / "records.jsonl")
+    provenance = load_report(out_dir / "report.json")["provenance"]
     start = time.perf_counter()
-    write_report(records, out_dir=folder / "analysis", provenance={})
+    write_report(records, out_dir=folder / "analysis", provenance=provenance)
     return time.perf_counter() - start
 
 
