@@ -363,8 +363,8 @@ class AtomNet(Model):
         tf = require("tensorflow", extra="models", purpose="The AtomNet models")
         network = self.network
 
-        # Traced once per padded image shape (batches always hold batch_size images): Keras'
-        # bilinear UpSampling2D needs static sizes.
+        # Traced per padded image shape and power-of-two batch size (probability() pads short
+        # batches): Keras' bilinear UpSampling2D needs static sizes.
         @tf.function(reduce_retracing=False)
         def forward(batch: Any) -> Any:
             return network(batch, training=False)
@@ -381,8 +381,8 @@ class AtomNet(Model):
 
         As published, images are zero-padded to a multiple of 2**levels and the padded image is
         min-max scaled; images of the same padded shape run together in batches of
-        ``batch_size`` (a short last batch is filled with blank images, so the network is
-        traced once per padded shape).
+        ``batch_size`` (a short batch is filled with blank images up to the next power of two,
+        so the network is traced at most log2(batch_size) + 1 times per padded shape).
         """
         multiple = 2 ** LEVELS[self.variant]
         prepared = [
@@ -396,9 +396,12 @@ class AtomNet(Model):
         for indices in by_shape.values():
             for start in range(0, len(indices), self.batch_size):
                 chunk = indices[start : start + self.batch_size]
-                batch = np.zeros((self.batch_size, *prepared[chunk[0]].shape, 1), np.float32)
-                for slot, i in enumerate(chunk):  # a short last batch is zero-filled, so one
-                    batch[slot, ..., 0] = prepared[i]  # trace serves every batch of a shape
+                # a short batch is zero-filled to the next power of two, so at most
+                # log2(batch_size) + 1 traces serve every batch of a shape
+                slots = min(self.batch_size, 1 << (len(chunk) - 1).bit_length())
+                batch = np.zeros((slots, *prepared[chunk[0]].shape, 1), np.float32)
+                for slot, i in enumerate(chunk):
+                    batch[slot, ..., 0] = prepared[i]
                 output = np.asarray(self._forward(batch))[: len(chunk), ..., 0]
                 for i, prob in zip(chunk, output, strict=True):
                     rows, cols = np.shape(images[i])
