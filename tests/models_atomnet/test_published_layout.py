@@ -201,10 +201,9 @@ def test_published_state_dict_gives_the_reference_output(
     assert len(model.info.weights_sha256 or "") == 64
 
 
-def test_dilated_stage_sums_every_sub_layer(published: tuple[str, Any, Path]) -> None:
-    variant, network, _ = published
-    if variant != "hexagonal":
-        pytest.skip("only the hexagonal network has a dilated stage")
+def test_dilated_stage_sums_every_sub_layer() -> None:
+    """Only the hexagonal network has a dilated stage."""
+    network = _reference("hexagonal", seed=11)
     activations_only = Hexagonal(sum_every_layer=False)
     activations_only.load_state_dict(network.state_dict())
     activations_only.eval()
