@@ -130,3 +130,64 @@ def test_describe_dataset_lists_conditions(mini_dataset_path: Path) -> None:
     with open_dataset(mini_dataset_path) as dataset:
         assert [row["image_id"] for row in listing["images"]] == dataset.ids
     assert {"group", "series", "axis_value", "seed"} <= set(listing["images"][0])
+
+
+@pytest.fixture()
+def batching_faults(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "support"))
+    import stembench_faults
+
+    stembench_faults.BATCHES.clear()
+    stembench_faults.MARKED.clear()
+    yield stembench_faults
+    stembench_faults.BATCHES.clear()
+    stembench_faults.MARKED.clear()
+
+
+def _five_same_shape(path: Path) -> list[str]:
+    with open_dataset(path) as dataset:
+        ids = [i for i in dataset.ids if dataset[i].shape == dataset[dataset.ids[0]].shape]
+    return ids[:5]
+
+
+def test_images_run_in_batches_of_the_models_size(mini_dataset_path: Path,
+                                                  batching_faults) -> None:  # type: ignore[no-untyped-def]
+    ids = _five_same_shape(mini_dataset_path)
+    batched = evaluate_shard(_request(mini_dataset_path, ids, "stembench_faults:BatchingLogBlob"))
+    assert batching_faults.BATCHES == [3, 2]
+    single = evaluate_shard(_request(mini_dataset_path, ids))  # log-blob, image by image
+    for ours, alone in zip(batched["images"], single["images"], strict=True):
+        assert ours["error"] is None and ours["image_id"] == alone["image_id"]
+        assert ours["score"] == alone["score"] and ours["coordinates"] == alone["coordinates"]
+        assert ours["seconds"] > 0
+
+
+def test_a_failing_batch_is_rerun_image_by_image(mini_dataset_path: Path,
+                                                 batching_faults) -> None:  # type: ignore[no-untyped-def]
+    ids = _five_same_shape(mini_dataset_path)
+    with open_dataset(mini_dataset_path) as dataset:
+        batching_faults.MARKED.add(batching_faults.image_hash(dataset[ids[1]].image))
+    result = evaluate_shard(_request(mini_dataset_path, ids, "stembench_faults:BatchingLogBlob"))
+    # the first batch failed as a whole; its three images then ran alone; the second batch ran
+    assert batching_faults.BATCHES == [3, 2]
+    errors = [entry["error"] for entry in result["images"]]
+    assert errors[0] is None and errors[2:] == [None, None, None]
+    assert "injected failure on a marked image" in errors[1] and ids[1] in errors[1]
+    assert result["images"][1]["score"]["recall"] == 0.0
+    assert all(result["images"][i]["score"]["recall"] == 1.0 for i in (0, 2, 3, 4))
+
+
+def test_a_bad_result_inside_a_batch_fails_only_its_image(mini_dataset_path: Path,
+                                                          batching_faults) -> None:  # type: ignore[no-untyped-def]
+    ids = _five_same_shape(mini_dataset_path)
+    with open_dataset(mini_dataset_path) as dataset:
+        batching_faults.MARKED.add(batching_faults.image_hash(dataset[ids[3]].image))
+    spec = ModelSpec("stembench_faults:BatchingLogBlob", options={"outside": True})
+    request = ShardRequest(dataset=DatasetRef(source="path", path=str(mini_dataset_path)),
+                           model=spec, image_ids=tuple(ids)).to_dict()
+    result = evaluate_shard(request)
+    assert batching_faults.BATCHES == [3, 2]
+    errors = [entry["error"] for entry in result["images"]]
+    assert errors[:3] == [None, None, None] and errors[4] is None
+    assert "outside the" in errors[3] and ids[3] in errors[3]
+    assert result["images"][3]["score"]["n_predicted"] == 0

@@ -154,6 +154,13 @@ def test_maps_are_cropped_back_and_batching_matches_single_runs(weights_file: Pa
     assert all(p.ndim == 2 and p.shape[1] == 2 for p in located)
 
 
+def test_batch_size_is_one_on_the_cpu_unless_asked(weights_file: Path) -> None:
+    assert AtomSegNet(weights_file, device="cpu").batch_size == 1
+    assert AtomSegNet(weights_file, device="cpu", batch_size=3).batch_size == 3
+    with pytest.raises(InputError, match="batch_size must be >= 1, got 0"):
+        AtomSegNet(weights_file, device="cpu", batch_size=0)
+
+
 def test_bad_images_raise_input_error(weights_file: Path) -> None:
     model = AtomSegNet(weights_file, device="cpu")
     with pytest.raises(InputError, match="2D image"):

@@ -207,3 +207,49 @@ def nothing_on_marked(image: Any, pixel_size: float) -> Any:
     if image_hash(image) in MARKED:
         return np.zeros((0, 2))
     return _log_blob(image, pixel_size)
+
+
+#: Sizes of the ``locate_batch`` calls the :class:`BatchingLogBlob` models received, in order.
+BATCHES: list[int] = []
+
+
+class BatchingLogBlob(Model):
+    """The LoG detector as a batching model (batch size 3) that fails on marked images.
+
+    ``locate_batch`` raises for a whole batch that holds a marked image; ``locate`` raises
+    for the marked image alone. With ``outside=True`` a marked image instead gets a position
+    outside the image from ``locate_batch``, and the batch call succeeds.
+    """
+
+    def __init__(self, outside: bool = False) -> None:
+        from stembench.endpoints.models.registry import load_model
+
+        self._inner = load_model("log-blob")
+        self._outside = outside
+
+    @property
+    def info(self) -> ModelInfo:
+        """Named ``batching-log-blob``."""
+        return ModelInfo("batching-log-blob", "1", "python")
+
+    @property
+    def batch_size(self) -> int:
+        """Three images per call."""
+        return 3
+
+    def locate(self, image: Any, pixel_size: float) -> Any:
+        """The LoG detector, raising on a marked image."""
+        if image_hash(image) in MARKED and not self._outside:
+            raise RuntimeError("injected failure on a marked image")
+        return self._inner.locate(image, pixel_size)
+
+    def locate_batch(self, images: Any, pixel_sizes: Any) -> Any:
+        """Record the batch size; fail the batch (or misplace a column) for a marked image."""
+        import numpy as np
+
+        BATCHES.append(len(images))
+        marked = [image_hash(image) in MARKED for image in images]
+        if any(marked) and not self._outside:
+            raise RuntimeError("injected failure of a batch holding a marked image")
+        return [np.array([[image.shape[1] + 5.0, 1.0]]) if bad else self.locate(image, px)
+                for image, px, bad in zip(images, pixel_sizes, marked, strict=True)]

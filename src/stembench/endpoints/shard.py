@@ -15,7 +15,6 @@ kept beside the score: a failure counts against the model, it is never left out.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import asdict
 from functools import lru_cache
 from pathlib import Path
@@ -123,22 +122,25 @@ def _score(image: Any, image_id: str, coordinates: Any, request: ShardRequest) -
                        **asdict(request.scoring)).to_dict()
 
 
-def _evaluate_image(model: Any, dataset: Any, image_id: str, request: ShardRequest) -> dict:
-    import numpy as np
-
-    from stembench.endpoints.models.guard import run_model_safely
-
+def _read_image(dataset: Any, image_id: str) -> tuple[Any, dict[str, Any]]:
+    """The image and the start of its entry; the image is None when it cannot be read."""
     entry: dict[str, Any] = {"image_id": image_id, "error": None}
     try:
         image = dataset[image_id]
     except (KeyError, StembenchError) as exc:
         entry["error"] = f"cannot read image: {exc}"
-        return entry
+        return None, entry
     entry["conditions"] = _conditions(dict(image.metadata))
-    start = time.perf_counter()
-    output = run_model_safely(model, image.image, image.pixel_size, image_id=image_id,
-                              timeout_s=request.image_timeout_s)
-    entry["seconds"] = round(time.perf_counter() - start, 6)
+    return image, entry
+
+
+def _finish_entry(entry: dict[str, Any], image: Any, output: Any,
+                  request: ShardRequest) -> dict[str, Any]:
+    """Score the model's output for one image (a failure is scored as finding nothing)."""
+    import numpy as np
+
+    entry["seconds"] = round(output.seconds, 6)
+    image_id = entry["image_id"]
     coordinates = output.coordinates if output.coordinates is not None else np.zeros((0, 2))
     if output.error is not None or output.coordinates is None:
         entry["error"] = output.error or "model returned no coordinates"
@@ -158,6 +160,42 @@ def _evaluate_image(model: Any, dataset: Any, image_id: str, request: ShardReque
         entry["coordinates"] = [[round(float(x), 3), round(float(y), 3)] for x, y in
                                 coordinates]
     return entry
+
+
+def _evaluate_images(model: Any, dataset: Any, request: ShardRequest) -> list[dict[str, Any]]:
+    """Every image of the shard, in order; consecutive same-shaped images run as one batch.
+
+    At most ``model.batch_size`` images are held at a time; see
+    :func:`~stembench.endpoints.models.guard.run_model_batch_safely` for how a failing batch
+    is split so that each failure stays with its image.
+    """
+    from stembench.endpoints.models.guard import run_model_batch_safely
+
+    batch_size = max(1, int(getattr(model, "batch_size", 1)))
+    entries: list[dict[str, Any]] = []
+    waiting: list[tuple[Any, dict[str, Any]]] = []
+
+    def run_waiting() -> None:
+        outputs = run_model_batch_safely(
+            model, [image.image for image, _ in waiting],
+            [image.pixel_size for image, _ in waiting],
+            image_ids=[entry["image_id"] for _, entry in waiting],
+            timeout_s=request.image_timeout_s)
+        for (image, entry), output in zip(waiting, outputs, strict=True):
+            _finish_entry(entry, image, output, request)
+        waiting.clear()
+
+    for image_id in request.image_ids:
+        image, entry = _read_image(dataset, image_id)
+        entries.append(entry)
+        if image is None:
+            continue
+        if waiting and (len(waiting) == batch_size or image.shape != waiting[0][0].shape):
+            run_waiting()
+        waiting.append((image, entry))
+    if waiting:
+        run_waiting()
+    return entries
 
 
 def _fit_result(result: dict[str, Any], limit: int) -> dict[str, Any]:
@@ -220,7 +258,7 @@ def evaluate_shard(request: dict[str, Any]) -> dict[str, Any]:
             f"the endpoint's dataset, scorer or model is not the one this shard was planned "
             f"for: planned {parsed.identity}, found {result['identity']}; plan the run again"))
         return result
-    result["images"] = [_evaluate_image(model, dataset, i, parsed) for i in parsed.image_ids]
+    result["images"] = _evaluate_images(model, dataset, parsed)
     result["runtime"] = runtime_provenance()
     return _fit_result(result, parsed.max_result_bytes)
 

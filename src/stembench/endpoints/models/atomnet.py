@@ -347,7 +347,7 @@ class AtomNet(Model):
             raise InputError(f"AtomNet batch_size must be >= 1, got {batch_size}")
         self.variant: Variant = variant
         self.weights_path = Path(weights) if weights is not None else default_weights_path(variant)
-        self.batch_size = batch_size
+        self._batch_size = batch_size
         self.threshold = threshold
         self.edge_px = edge_px
         self.network = load_atomnet_weights(variant, self.weights_path)
@@ -372,6 +372,11 @@ class AtomNet(Model):
         return forward
 
     @property
+    def batch_size(self) -> int:
+        """Images of one padded shape that run through the network together."""
+        return self._batch_size
+
+    @property
     def info(self) -> ModelInfo:
         """Name (``atomnet-cubic`` or ``atomnet-hexagonal``), version, framework, weights hash."""
         return self._info
@@ -394,11 +399,11 @@ class AtomNet(Model):
         for index, array in enumerate(prepared):
             by_shape.setdefault(array.shape, []).append(index)
         for indices in by_shape.values():
-            for start in range(0, len(indices), self.batch_size):
-                chunk = indices[start : start + self.batch_size]
+            for start in range(0, len(indices), self._batch_size):
+                chunk = indices[start : start + self._batch_size]
                 # a short batch is zero-filled to the next power of two, so at most
                 # log2(batch_size) + 1 traces serve every batch of a shape
-                slots = min(self.batch_size, 1 << (len(chunk) - 1).bit_length())
+                slots = min(self._batch_size, 1 << (len(chunk) - 1).bit_length())
                 batch = np.zeros((slots, *prepared[chunk[0]].shape, 1), np.float32)
                 for slot, i in enumerate(chunk):
                     batch[slot, ..., 0] = prepared[i]

@@ -65,6 +65,11 @@ class Model(ABC):
             Column positions in pixels as (x = column, y = row).
         """
 
+    @property
+    def batch_size(self) -> int:
+        """How many images one :meth:`locate_batch` call should take; 1 unless it batches."""
+        return 1
+
     def locate_batch(
         self, images: Sequence[NDArray[np.floating]], pixel_sizes: Sequence[float]
     ) -> list[NDArray[np.float64]]:

@@ -3,11 +3,14 @@
 :func:`run_model_safely` catches whatever the model raises and checks what it returns; a
 failure becomes an error message in the :class:`ModelOutput` that names the image and the
 model, so the caller records it for that image and goes on with the next.
+:func:`run_model_batch_safely` does the same for a batch through ``locate_batch``; when the
+batch call fails as a whole, each image is run alone, so that a failure stays with its image.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +24,7 @@ __all__ = [
     "MAX_POSITIONS_PER_PIXEL",
     "OUT_OF_IMAGE_TOLERANCE_PX",
     "ModelOutput",
+    "run_model_batch_safely",
     "run_model_safely",
 ]
 
@@ -160,3 +164,58 @@ def run_model_safely(
         return ModelOutput(image_id, name, None, f"image {image_id!r}: model {name!r} {problem}",
                            seconds)
     return ModelOutput(image_id, name, coordinates, None, seconds)
+
+
+def run_model_batch_safely(
+    model: Model, images: Sequence[NDArray[np.floating]], pixel_sizes: Sequence[float], *,
+    image_ids: Sequence[str], timeout_s: float | None = None,
+) -> list[ModelOutput]:
+    """Run ``model.locate_batch`` on several images; never raise for a misbehaving model.
+
+    Parameters
+    ----------
+    model : Model
+        The model.
+    images : sequence of ndarray
+        The images (same-shaped images batch best).
+    pixel_sizes : sequence of float
+        Their pixel sizes in angstrom per pixel.
+    image_ids : sequence of str
+        Their ids, named in every error message.
+    timeout_s : float or None
+        Seconds the model may take per image; the batch may take ``timeout_s * len(images)``.
+
+    Returns
+    -------
+    list of ModelOutput
+        One per image, in order, checked as in :func:`run_model_safely`; ``seconds`` is the
+        batch's wall-clock time divided evenly among its images. When ``locate_batch``
+        raises, runs past the batch's deadline, or does not return one result per image,
+        every image is run again alone through :func:`run_model_safely`, so that the image
+        at fault (and only that one) carries the error.
+    """
+    if not (len(images) == len(pixel_sizes) == len(image_ids)):
+        raise ValueError(f"{len(images)} images, {len(pixel_sizes)} pixel sizes and "
+                         f"{len(image_ids)} image ids")
+    if len(images) == 1:
+        return [run_model_safely(model, images[0], pixel_sizes[0], image_id=image_ids[0],
+                                 timeout_s=timeout_s)]
+    start = time.perf_counter()
+    try:
+        with deadline(None if timeout_s is None else timeout_s * len(images)):
+            results = list(model.locate_batch(images, pixel_sizes))
+        if len(results) != len(images):
+            raise ValueError(f"{len(results)} results for {len(images)} images")
+    except (Exception, SystemExit, DeadlineExceeded):
+        return [run_model_safely(model, image, pixel_size, image_id=image_id,
+                                 timeout_s=timeout_s)
+                for image, pixel_size, image_id in zip(images, pixel_sizes, image_ids,
+                                                       strict=True)]
+    seconds = (time.perf_counter() - start) / len(images)
+    name = _model_name(model)
+    outputs = []
+    for result, image, image_id in zip(results, images, image_ids, strict=True):
+        coordinates, problem = _check_output(result, np.shape(image))
+        error = None if problem is None else f"image {image_id!r}: model {name!r} {problem}"
+        outputs.append(ModelOutput(image_id, name, coordinates, error, seconds))
+    return outputs
