@@ -11,9 +11,13 @@ For each image size the script
    (what the convolutions cost with nothing else around them), and FLOPs / that time the rate;
 3. times the full forward pass (``AtomSegNet.probability_maps`` minus the post-processing: the
    8-bit scaling, padding, network and cropping) and the whole ``locate`` (with the watershed);
-4. reports forward time / compute-bound time: 1.0 means the network runs exactly at the speed of
-   its own convolutions, the rest (BatchNorm, ReLU, pooling, upsampling, concatenation, copies)
-   costing nothing.
+4. reports forward time / compute-bound time (the ratio of the medians, and the range of the
+   ratios of the ``--repeats`` alternating pairs): 1.0 means the network runs exactly at the
+   speed of its own convolutions, the rest (ReLU, pooling, upsampling, concatenation, the
+   BatchNorms that follow a concatenation, copies) costing nothing.
+
+The model is built first, so the convolutions alone run with what it set for the process
+(freed memory kept: :mod:`stembench.endpoints.models.cpu_memory`), as its forward pass does.
 
 All timings alternate between the parts in the same run, so machine load affects each alike.
 Run: ``.venv/bin/python bench/bench_compute_bound.py [--sizes 256 1024] [--repeats 5]
@@ -33,14 +37,18 @@ from typing import Any
 import numpy as np
 
 
-def _median_seconds(run: Callable[[], object], repeats: int) -> float:
-    run()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+def _alternating_seconds(runs: dict[str, Callable[[], object]],
+                         repeats: int) -> dict[str, list[float]]:
+    """Wall times of each run, the runs alternating, after one warm-up of each."""
+    for run in runs.values():
         run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - start)
+    return times
 
 
 def _conv_calls(network: Any, batch: Any) -> list[tuple[Any, Any]]:
@@ -88,10 +96,13 @@ def measure(size: int, *, repeats: int) -> dict[str, Any]:
     def forward() -> None:
         model.probability_maps([image])
 
-    conv_s = _median_seconds(convs_alone, repeats)
-    forward_s = _median_seconds(forward, repeats)
     maps = model.probability_maps([image])
-    locate_s = _median_seconds(lambda: [coordinates_from_watershed(m) for m in maps], repeats)
+    times = _alternating_seconds({
+        "convs": convs_alone, "forward": forward,
+        "watershed": lambda: [coordinates_from_watershed(m) for m in maps]}, repeats)
+    conv_s, forward_s, locate_s = (statistics.median(times[k])
+                                   for k in ("convs", "forward", "watershed"))
+    ratios = [f / c for f, c in zip(times["forward"], times["convs"], strict=True)]
     return {
         "size": size,
         "gflop_per_image": flops / 1e9,
@@ -101,6 +112,8 @@ def measure(size: int, *, repeats: int) -> dict[str, Any]:
         "forward_s": forward_s,
         "forward_gflop_s": flops / forward_s / 1e9,
         "ratio_forward_to_bound": forward_s / conv_s,
+        "ratio_per_repeat": ratios,
+        "times_s": times,
         "postprocess_s": locate_s,
         "ratio_locate_to_bound": (forward_s + locate_s) / conv_s,
     }

@@ -18,6 +18,10 @@ that its parameter count is closest to AtomSegNet's 1.74 M, through ``SegPredict
 network, threshold 0.5, centres of mass): image in, coordinates out, as AtomSegNet here.
 
 Images per second is images / median wall time of >= 5 runs (one image per run), 2 threads.
+Ours and AtomAI alternate for ``--rounds`` rounds (default 3) so that a shared machine's load
+falls on both alike; the table gives the median and the range over rounds. The script also
+counts each network's GFLOP per image (convolutions; a multiply-add is 2) and times AtomNet's
+forward pass with XLA (``jit_compile=True``) against without.
 """
 
 from __future__ import annotations
@@ -92,6 +96,7 @@ def _peer(images_path: str, repeats: int) -> None:
         answer[model] = {
             "network": f"AtomAI Unet nb_filters={best}",
             "parameters": sum(p.numel() for p in net.parameters()),
+            "gflop": {label: _torch_gflop(net, np.shape(im)[0]) for label, im in images.items()},
             "seconds": {label: _median_seconds(lambda im=im, p=predictor: p.run(im), repeats)
                         for label, im in images.items()},
         }
@@ -110,6 +115,27 @@ def _peer(images_path: str, repeats: int) -> None:
     print(json.dumps(answer))
 
 
+def _atomnet_gflop(variant: str, side: int) -> float:
+    """Multiply-adds x 2 of every convolution of an AtomNet at side x side (one image)."""
+    import keras
+
+    from stembench.endpoints.models.atomnet import build_atomnet
+
+    fixed = keras.models.clone_model(build_atomnet(variant),  # type: ignore[arg-type]
+                                     input_tensors=keras.Input((side, side, 1), batch_size=1))
+    return sum(2 * float(np.prod(layer.output.shape[1:3])) * float(np.prod(layer.kernel.shape))
+               for layer in fixed.layers if isinstance(layer, keras.layers.Conv2D)) / 1e9
+
+
+def _torch_gflop(network: object, side: int) -> float:
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter, torch.inference_mode():
+        network(torch.rand(1, 1, side, side))  # type: ignore[operator]
+    return float(counter.get_total_flops()) / 1e9
+
+
 def _ours(repeats: int, images: dict[str, tuple[np.ndarray, float]]) -> dict[str, dict]:
     """Median seconds per image of each of our networks, image in, coordinates out."""
     import torch
@@ -124,36 +150,100 @@ def _ours(repeats: int, images: dict[str, tuple[np.ndarray, float]]) -> dict[str
                    for label, (im, px) in images.items()} for name, m in models.items()}
 
 
-def _speed(repeats: int) -> dict[str, object]:
+def _xla(repeats: int, sides: list[int]) -> dict[str, dict[str, float]]:
+    """AtomNet's forward pass with XLA (``jit_compile=True``) over without: ratio of medians.
+
+    The two alternate, ``3 * repeats`` runs each after a warm-up of both.
+    """
+    import tensorflow as tf
+
+    from stembench.endpoints.models.atomnet import AtomNet
+
+    ratios: dict[str, dict[str, float]] = {}
+    for variant in ("cubic", "hexagonal"):
+        model = AtomNet(variant)
+        forwards = {"plain": model._forward,
+                    "xla": tf.function(lambda b, m=model: m.network(b, training=False),
+                                       jit_compile=True)}
+        ratios[f"atomnet-{variant}"] = {}
+        for side in sides:
+            batch = np.random.default_rng(0).random((1, side, side, 1)).astype(np.float32)
+            times: dict[str, list[float]] = {"plain": [], "xla": []}
+            for index in range(3 * repeats + 1):
+                for name, forward in forwards.items():
+                    start = time.perf_counter()
+                    np.asarray(forward(batch))
+                    if index:  # the first of each is the warm-up (and XLA's compilation)
+                        times[name].append(time.perf_counter() - start)
+            ratios[f"atomnet-{variant}"][f"{side}x{side}"] = (
+                statistics.median(times["xla"]) / statistics.median(times["plain"]))
+    return ratios
+
+
+def _run_peer(images: dict[str, tuple[np.ndarray, float]], repeats: int) -> tuple[dict, str]:
+    if not PEER_PYTHON.is_file():
+        return {}, f"AtomAI not run: {PEER_PYTHON} missing"
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "images.npy"
+        np.save(path, np.array({k: v[0] for k, v in images.items()}, dtype=object))
+        done = subprocess.run([str(PEER_PYTHON), __file__, "--peer", str(path),
+                               "--repeats", str(repeats)], capture_output=True, text=True)
+    if done.returncode != 0:
+        return {}, f"AtomAI failed: {done.stderr.strip().splitlines()[-1:]}"
+    return (json.loads(done.stdout.strip().splitlines()[-1]),
+            "AtomAI SegPredictor.run (pad, network, threshold 0.5, centres of mass)")
+
+
+def _gflop(sides: list[int]) -> dict[str, dict[str, float]]:
+    from stembench.endpoints.models.atomsegnet import build_network
+
+    flops = {f"atomnet-{v}": {f"{s}x{s}": _atomnet_gflop(v, s) for s in sides}
+             for v in ("cubic", "hexagonal")}
+    flops["atomsegnet"] = {f"{s}x{s}": _torch_gflop(build_network().eval(), s) for s in sides}
+    return flops
+
+
+def _speed(repeats: int, rounds: int) -> dict[str, object]:
+    """``rounds`` rounds of (ours, then AtomAI), each a median of ``repeats`` runs."""
+    sides = [256, 1024]
     images = {}
-    for side in (256, 1024):
+    for side in sides:
         ref = _reference("SrTiO3[100]", (side, side))
         images[f"{side}x{side}"] = (ref.image.astype(np.float32), ref.pixel_size)
-    ours = _ours(repeats, images)
-    peer: dict[str, dict] = {}
-    note = f"AtomAI not run: {PEER_PYTHON} missing"
-    if PEER_PYTHON.is_file():
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "images.npy"
-            np.save(path, np.array({k: v[0] for k, v in images.items()}, dtype=object))
-            done = subprocess.run([str(PEER_PYTHON), __file__, "--peer", str(path),
-                                   "--repeats", str(repeats)], capture_output=True, text=True)
-        if done.returncode == 0:
-            peer = json.loads(done.stdout.strip().splitlines()[-1])
-            note = "AtomAI SegPredictor.run (pad, network, threshold 0.5, centres of mass)"
-        else:
-            note = f"AtomAI failed: {done.stderr.strip().splitlines()[-1:]}"
-    print(f"images per second, 2 threads, median of {repeats} runs (one image per run); {note}")
-    print(f"{'model':>26} {'image':>10} {'ours':>8} {'AtomAI':>8} {'ratio':>6}  AtomAI network")
-    rows = [(m, m) for m in ours] + [("atomsegnet", "atomsegnet (same network)")]
+    ours_rounds, peer_rounds = [], []
+    note = ""
+    for index in range(rounds):
+        print(f"round {index + 1} of {rounds}", file=sys.stderr, flush=True)
+        ours_rounds.append(_ours(repeats, images))
+        peer, note = _run_peer(images, repeats)
+        peer_rounds.append(peer)
+    record = {"repeats": repeats, "rounds": rounds, "ours_rounds": ours_rounds,
+              "peer_rounds": peer_rounds, "note": note, "gflop": _gflop(sides),
+              "xla_over_plain": _xla(repeats, sides)}
+    _print(record)
+    return record
+
+
+def _print(record: dict) -> None:
+    ours_rounds, peer_rounds = record["ours_rounds"], record["peer_rounds"]
+    print(f"images per second, 2 threads, median (range) over {record['rounds']} rounds of a "
+          f"median of {record['repeats']} runs (one image per run); {record['note']}")
+    rows = [(m, m) for m in ours_rounds[0]] + [("atomsegnet", "atomsegnet (same network)")]
     for ours_name, peer_name in rows:
-        for label, seconds in ours[ours_name].items():
-            other = peer.get(peer_name, {}).get("seconds", {}).get(label)
-            ratio = f"{other / seconds:6.2f}" if other else f"{'n/a':>6}"
-            theirs = f"{1 / other:8.3f}" if other else f"{'n/a':>8}"
-            network = peer.get(peer_name, {}).get("network", "")
-            print(f"{peer_name:>26} {label:>10} {1 / seconds:8.3f} {theirs} {ratio}  {network}")
-    return {"repeats": repeats, "ours_s": ours, "peer": peer, "note": note}
+        for label in ours_rounds[0][ours_name]:
+            ours = [1 / r[ours_name][label] for r in ours_rounds]
+            theirs = [1 / p[peer_name]["seconds"][label] for p in peer_rounds if peer_name in p]
+            ratio = [o / t for o, t in zip(ours, theirs, strict=False)]
+            print(f"{peer_name:>26} {label:>10} ours {_spread(ours)} AtomAI "
+                  f"{_spread(theirs) if theirs else 'n/a'} ratio "
+                  f"{_spread(ratio) if ratio else 'n/a'}")
+    print("XLA forward time / plain forward time:", json.dumps(record["xla_over_plain"]))
+    print("GFLOP per image:", json.dumps(record["gflop"]))
+
+
+def _spread(values: list[float]) -> str:
+    return (f"{statistics.median(values):.3f} ({min(values):.3f}-{max(values):.3f})"
+            if values else "n/a")
 
 
 def _figures() -> None:
@@ -194,6 +284,8 @@ def _figures() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="alternate ours and AtomAI this many times (median and range)")
     parser.add_argument("--figures", action="store_true", help="score and draw the references")
     parser.add_argument("--peer", metavar="IMAGES_NPY", help=argparse.SUPPRESS)
     parser.add_argument("--json", type=Path, default=None, help="write the speed table here")
@@ -203,7 +295,7 @@ def main() -> None:
     elif args.figures:
         _figures()
     else:
-        record = _speed(args.repeats)
+        record = _speed(args.repeats, args.rounds)
         if args.json is not None:
             args.json.write_text(json.dumps(record, indent=1) + "\n")
 

@@ -101,32 +101,50 @@ def _abtem_rows(data: list[dict[str, Any]]) -> list[Row]:
 
 
 def _models_rows(data: dict[str, Any]) -> list[Row]:
+    ours_rounds, peer_rounds, gflop = data["ours_rounds"], data["peer_rounds"], data["gflop"]
+    how = f"median (range) of {data['rounds']} rounds x median of {data['repeats']}"
     rows = []
-    for model, seconds in data["ours_s"].items():
-        peer = data["peer"].get(model, {})
-        for label, ours in seconds.items():
-            theirs = peer.get("seconds", {}).get(label)
-            against = (f"{peer['network']}: ours {theirs / ours:.2f}x as fast ({1 / theirs:.3f} "
-                       f"img/s)" if theirs else data["note"])
-            rows.append((f"`bench_models.py`: {model}, {label}, image in, coordinates out, "
-                         f"2 threads, median of {data['repeats']}",
-                         f"{1 / ours:.3f} img/s", against))
-    same = data["peer"].get("atomsegnet (same network)", {}).get("seconds", {})
-    for label, theirs in same.items():
-        ours = data["ours_s"]["atomsegnet"][label]
-        rows.append((f"`bench_models.py`: atomsegnet, {label}, same network and weights",
-                     f"{1 / ours:.3f} img/s",
-                     f"AtomAI SegPredictor: ours {theirs / ours:.2f}x as fast"))
+    pairs = [(m, m) for m in ours_rounds[0]] + [("atomsegnet", "atomsegnet (same network)")]
+    for ours_name, peer_name in pairs:
+        for label in ours_rounds[0][ours_name]:
+            ours = [1 / r[ours_name][label] for r in ours_rounds]
+            peers = [p[peer_name] for p in peer_rounds if peer_name in p]
+            theirs = [1 / p["seconds"][label] for p in peers]
+            if peer_name != ours_name:
+                if theirs:
+                    ratio = [o / t for o, t in zip(ours, theirs, strict=True)]
+                    rows.append((f"`bench_models.py`: atomsegnet, {label}, same network and "
+                                 f"weights, {how}", f"{_spread(ours, '{:.3f}')} img/s",
+                                 f"AtomAI SegPredictor {_spread(theirs, '{:.3f}')} img/s: ours "
+                                 f"{_spread(ratio)}x as fast"))
+                continue
+            flops = f"{gflop[ours_name][label]:.1f} GFLOP"
+            against = data["note"]
+            if theirs:
+                ratio = [o / t for o, t in zip(ours, theirs, strict=True)]
+                against = (f"{peers[0]['network']} ({peers[0]['parameters'] / 1e6:.2f} M "
+                           f"parameters, {peers[0]['gflop'][label]:.1f} GFLOP): "
+                           f"{_spread(theirs, '{:.3f}')} img/s; ours {_spread(ratio)}x as fast")
+            rows.append((f"`bench_models.py`: {ours_name}, {label}, image in, coordinates out, "
+                         f"2 threads, {how}", f"{_spread(ours, '{:.3f}')} img/s ({flops})",
+                         against))
+    for model, by_size in data["xla_over_plain"].items():
+        ratios = ", ".join(f"{ratio:.2f}x at {label}" for label, ratio in by_size.items())
+        rows.append((f"`bench_models.py`: {model} forward pass with XLA (`jit_compile=True`)",
+                     f"time {ratios}", "the same pass without XLA (what stembench runs)"))
     return rows
 
 
 def _compute_bound_rows(data: list[dict[str, Any]]) -> list[Row]:
-    return [(f"`bench_compute_bound.py`: AtomSegNet forward pass, {r['size']}^2, 2 threads",
+    return [(f"`bench_compute_bound.py`: AtomSegNet forward pass, {r['size']}^2, 2 threads, "
+             f"median of {len(r['ratio_per_repeat'])}",
              f"{r['gflop_per_image']:.1f} GFLOP/image in {r['forward_s']:.3f} s "
              f"({r['forward_gflop_s']:.1f} GFLOP/s)",
              f"its convolutions alone: {r['compute_bound_s']:.3f} s "
              f"({r['sustained_gflop_s']:.1f} GFLOP/s sustained): "
-             f"{r['ratio_forward_to_bound']:.2f}x the compute bound") for r in data]
+             f"{r['ratio_forward_to_bound']:.2f}x the compute bound (per repeat "
+             f"{min(r['ratio_per_repeat']):.2f}-{max(r['ratio_per_repeat']):.2f}x)")
+            for r in data]
 
 
 def _classical_rows(data: list[dict[str, Any]]) -> list[Row]:
