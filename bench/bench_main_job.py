@@ -8,8 +8,10 @@
 
    * the dataset build (``build_dataset``) into another clean folder;
    * each model's cost per image: load the model once, then locate and score ``--sample``
-     images spread over the dataset (every k-th id) one at a time, in one process; the cost of
-     all images is that per-image median times the number of images;
+     images spread over the dataset (every k-th id) one at a time, in a fresh process whose
+     thread pools are sized as one of the run's workers is (the machine's cores divided
+     among ``--workers``; see :func:`stembench.client.executors.threads_per_worker`); the cost
+     of all images is that per-image median times the number of images;
    * the analysis: cutoffs, figures and the report from the run's own records.
 
    The ideal time is build + (sum of the models' image costs) / workers + analysis: perfect
@@ -24,7 +26,9 @@ Run: ``.venv/bin/python bench/bench_main_job.py [--preset standard] [--workers 2
 from __future__ import annotations
 
 import argparse
+import concurrent.futures as cf
 import json
+import multiprocessing
 import os
 import shutil
 import statistics
@@ -75,6 +79,29 @@ def _model_seconds_per_image(model_name: str, path: Path, *, sample: int) -> dic
             "all_images_s": per_image * len(ids)}
 
 
+def _size_threads(threads: int) -> None:
+    from stembench.client.executors import THREAD_VARIABLES
+
+    for name in THREAD_VARIABLES:
+        os.environ[name] = str(threads)
+    os.environ["TF_NUM_INTEROP_THREADS"] = "1"
+
+
+def _models_like_a_worker(path: Path, *, workers: int, sample: int) -> dict[str, Any]:
+    """Each built-in model's cost per image, each in a fresh process sized like a worker."""
+    from stembench.client.executors import threads_per_worker
+    from stembench.client.run import BUILTIN_MODELS
+
+    models = {}
+    for name in BUILTIN_MODELS:
+        with cf.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                    initializer=_size_threads,
+                                    initargs=(threads_per_worker(workers),)) as pool:
+            models[name] = pool.submit(_model_seconds_per_image, name, path,
+                                       sample=sample).result()
+    return models
+
+
 def _analysis_seconds(out_dir: Path, folder: Path) -> float:
     from stembench.client.analysis import read_records
     from stembench.client.analysis.report import load_report, write_report
@@ -92,16 +119,13 @@ def measure(*, preset: str, workers: int, sample: int, keep: Path | None = None
 
     ``keep``: copy the run's output folder (results, report) there.
     """
-    from stembench.client.run import BUILTIN_MODELS
-
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         whole_s, out_dir = _whole(folder, preset=preset, workers=workers)
         if keep is not None:
             shutil.copytree(out_dir, keep, dirs_exist_ok=True)
         build_s, path = _build_seconds(folder, preset=preset)
-        models = {name: _model_seconds_per_image(name, path, sample=sample)
-                  for name in BUILTIN_MODELS}
+        models = _models_like_a_worker(path, workers=workers, sample=sample)
         analysis_s = _analysis_seconds(out_dir, folder)
     inference_s = sum(m["all_images_s"] for m in models.values())
     ideal_s = build_s + inference_s / workers + analysis_s

@@ -30,6 +30,7 @@ __all__ = [
     "TaskTooLargeError",
     "globus_executor",
     "local_executor",
+    "threads_per_worker",
 ]
 
 #: Globus Compute's limit on one submitted task (bytes).
@@ -44,17 +45,43 @@ class TaskTooLargeError(StembenchError):
     """A serialized task exceeds Globus Compute's 10 MB submission limit."""
 
 
+#: Environment variables that set the thread pools of OpenMP (PyTorch), TensorFlow and BLAS.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                    "TF_NUM_INTRAOP_THREADS")
+
+
+def threads_per_worker(max_workers: int) -> int:
+    """This machine's usable cores shared evenly among ``max_workers`` workers (at least 1)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, cores // max(1, max_workers))
+
+
+def _start_worker(parent_pid: int, threads: int) -> None:
+    """Initializer of local workers: size the thread pools, then follow the parent's life."""
+    from stembench.client.lifeline import watch_parent
+
+    chosen = os.environ.get("OMP_NUM_THREADS") or str(threads)  # the user's choice stands
+    for name in THREAD_VARIABLES:  # read when torch / TensorFlow / BLAS first start
+        os.environ.setdefault(name, chosen)
+    os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
+    watch_parent(parent_pid)
+
+
 def local_executor(max_workers: int = 2) -> cf.ProcessPoolExecutor:
     """A local process pool using the ``spawn`` start method (safe with torch/TF threads).
 
-    Its workers end when this process ends, however it ends (see
+    Each worker's thread pools (PyTorch's OpenMP, TensorFlow's, BLAS) get this machine's
+    cores divided among the workers, unless ``OMP_NUM_THREADS`` is already set (then its
+    value is used for all of them): without that, two workers on two cores ran four compute threads that took
+    the cores from each other. Its workers end when this process ends, however it ends (see
     :func:`stembench.client.lifeline.watch_parent`).
     """
-    from stembench.client.lifeline import watch_parent
-
     return cf.ProcessPoolExecutor(
         max_workers=max_workers, mp_context=multiprocessing.get_context("spawn"),
-        initializer=watch_parent, initargs=(os.getpid(),),
+        initializer=_start_worker, initargs=(os.getpid(), threads_per_worker(max_workers)),
     )
 
 

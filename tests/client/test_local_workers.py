@@ -1,0 +1,36 @@
+"""Local workers share the machine's cores instead of each taking all of them."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from stembench.client.executors import local_executor, threads_per_worker
+
+
+def test_each_worker_gets_its_share_of_the_cores(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                 "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    cores = len(os.sched_getaffinity(0))
+    assert threads_per_worker(2) == max(1, cores // 2)
+    assert threads_per_worker(4 * cores) == 1
+    executor = local_executor(2)
+    try:
+        assert executor.submit(os.getenv, "OMP_NUM_THREADS").result() == str(max(1, cores // 2))
+        assert executor.submit(os.getenv, "TF_NUM_INTEROP_THREADS").result() == "1"
+        # PyTorch, imported in the worker after the initializer ran, sized its pool by it
+        assert executor.submit(torch.get_num_threads).result() == max(1, cores // 2)
+    finally:
+        executor.shutdown()
+
+
+def test_a_thread_count_set_by_the_user_is_kept(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
+    executor = local_executor(2)
+    try:
+        assert executor.submit(torch.get_num_threads).result() == 2
+    finally:
+        executor.shutdown()
