@@ -20,7 +20,8 @@
    each worker and result writing add.
 
 Run: ``.venv/bin/python bench/bench_main_job.py [--preset standard] [--workers 2]
-[--sample 12] [--json OUT]``. The standard preset takes several minutes.
+[--sample 12] [--json OUT]``. The standard preset takes several minutes. On a machine with a
+GPU the networks use it (PyTorch's CUDA, TensorFlow's visible GPUs); the device is reported.
 """
 
 from __future__ import annotations
@@ -127,9 +128,12 @@ def measure(*, preset: str, workers: int, sample: int, keep: Path | None = None
         build_s, path = _build_seconds(folder, preset=preset)
         models = _models_like_a_worker(path, workers=workers, sample=sample)
         analysis_s = _analysis_seconds(out_dir, folder)
+    from stembench.endpoints.provenance import runtime_provenance
+
     inference_s = sum(m["all_images_s"] for m in models.values())
     ideal_s = build_s + inference_s / workers + analysis_s
     return {"preset": preset, "workers": workers, "sample": sample, "whole_s": whole_s,
+            "device": runtime_provenance()["device"],
             "build_s": build_s, "models": models, "analysis_s": analysis_s,
             "ideal_s": ideal_s, "overhead": whole_s / ideal_s - 1}
 
@@ -145,8 +149,8 @@ def main() -> None:
                         help="copy the run's output (results, report) to this folder")
     args = parser.parse_args()
     row = measure(preset=args.preset, workers=args.workers, sample=args.sample, keep=args.keep)
-    print(f"stembench run, preset {row['preset']}, {row['workers']} workers: "
-          f"{row['whole_s']:.1f} s")
+    print(f"stembench run, preset {row['preset']}, {row['workers']} workers, on "
+          f"{row['device']}: {row['whole_s']:.1f} s")
     print(f"  dataset build {row['build_s']:.1f} s, analysis {row['analysis_s']:.1f} s")
     for name, model in row["models"].items():
         print(f"  {name}: {model['per_image_s']:.3f} s/image x {model['images']} = "

@@ -191,7 +191,7 @@ def _service_load_rows(data: dict[str, Any]) -> list[Row]:
 
 def _main_job_rows(data: dict[str, Any]) -> list[Row]:
     return [(f"`bench_main_job.py`: `stembench run`, {data['preset']} preset, "
-             f"{data['workers']} workers, clean cache",
+             f"{data['workers']} workers, clean cache, {data.get('device', 'CPU')}",
              f"{data['whole_s'] / 60:.1f} min", f"sum of its parts {data['ideal_s'] / 60:.1f} min: "
              f"overhead {100 * data['overhead']:+.1f} %; target < 10 %, whole < 8 min")]
 
