@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import json
+import threading
 from pathlib import Path
 
 import pytest
 import stembench_faults as faults
 
 from stembench.client.executors import local_executor
-from stembench.client.orchestrate import RetryPolicy, Target, evaluate, plan_shards
+from stembench.client.orchestrate import (
+    RetryPolicy,
+    Target,
+    evaluate,
+    evaluate_models,
+    plan_shards,
+)
 from stembench.client.results_file import ResultsFile
 from stembench.endpoints.requests import DatasetRef
 from stembench.errors import InputError
@@ -100,3 +108,53 @@ def test_retry_policy_backoff() -> None:
     assert [policy.delay(a) for a in (2, 3, 4)] == [0.5, 1.5, 4.5]
     with pytest.raises(InputError):
         RetryPolicy(max_attempts=0)
+
+
+class _GatedExecutor(cf.Executor):
+    """Runs nothing until ``gate`` tasks are waiting (or 20 s passed: ``stalled``)."""
+
+    def __init__(self, gate: int) -> None:
+        self.gate, self.stalled = gate, False
+        self.waiting: list[tuple[object, tuple, cf.Future]] = []
+        self.lock = threading.Lock()
+        self.timer: threading.Timer | None = None
+
+    def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def]
+        future: cf.Future = cf.Future()
+        with self.lock:
+            self.waiting.append((fn, args, future))
+            if self.timer is None:
+                self.timer = threading.Timer(20, self._release, kwargs={"stalled": True})
+                self.timer.start()
+            ready = len(self.waiting) >= self.gate
+        if ready:
+            self._release()
+        return future
+
+    def _release(self, stalled: bool = False) -> None:
+        with self.lock:
+            self.stalled |= stalled
+            waiting, self.waiting = self.waiting, []
+            if self.timer is not None:
+                self.timer.cancel()
+            self.timer = None
+        for fn, args, future in waiting:
+            future.set_result(fn(*args))  # type: ignore[operator]
+
+
+def test_models_share_the_workers_without_waiting_for_each_others_last_shard(
+        tmp_path: Path) -> None:
+    # two models of two shards each, four in flight: only when the second model's shards
+    # are submitted before the first model's finish do all four ever wait together
+    executor = _GatedExecutor(gate=4)
+    paths = {"echo-a": tmp_path / "a.jsonl", "echo-b": tmp_path / "b.jsonl"}
+    outcomes = evaluate_models(paths, dataset=DatasetRef(cache_dir=str(tmp_path)),
+                               targets=[Target("gated", executor, max_in_flight=4)],
+                               image_ids=IDS[:4], shard_size=2, retry=FAST_RETRY,
+                               progress=False, shard_function=faults.echo_shard,
+                               identify=None)
+    assert not executor.stalled
+    assert list(outcomes) == ["echo-a", "echo-b"]
+    for model, path in paths.items():
+        assert outcomes[model].complete and outcomes[model].n_finished == 2
+        assert sorted(r["image_id"] for r in ResultsFile(path).records()) == IDS[:4]

@@ -75,9 +75,9 @@ def local_executor(max_workers: int = 2) -> cf.ProcessPoolExecutor:
 
     Each worker's thread pools (PyTorch's OpenMP, TensorFlow's, BLAS) get this machine's
     cores divided among the workers, unless ``OMP_NUM_THREADS`` is already set (then its
-    value is used for all of them): without that, two workers on two cores ran four compute threads that took
-    the cores from each other. Its workers end when this process ends, however it ends (see
-    :func:`stembench.client.lifeline.watch_parent`).
+    value is used for all of them); otherwise each framework starts one thread per core in
+    every worker, and the workers' threads contend for the same cores. Its workers end when
+    this process ends, however it ends (see :func:`stembench.client.lifeline.watch_parent`).
     """
     return cf.ProcessPoolExecutor(
         max_workers=max_workers, mp_context=multiprocessing.get_context("spawn"),

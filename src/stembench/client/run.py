@@ -11,7 +11,7 @@ import numpy as np
 
 from stembench.client.executors import local_executor
 from stembench.client.lifeline import stop_executor
-from stembench.client.orchestrate import Evaluation, Target, evaluate
+from stembench.client.orchestrate import Evaluation, Target, evaluate_models
 from stembench.client.results_file import ResultsFile
 from stembench.endpoints.models.deadline import DEFAULT_IMAGE_TIMEOUT_S
 from stembench.endpoints.requests import DatasetRef
@@ -158,15 +158,13 @@ def run_benchmark(
     reference = DatasetRef(preset=preset)
     target = Target("local", local_executor(workers), factory=lambda: local_executor(workers),
                     max_in_flight=2 * workers)
-    evaluations: dict[str, Evaluation] = {}
     try:
-        for model in models:
-            evaluations[model] = evaluate(
-                model, results_path=results_dir / f"{model}.jsonl", dataset=reference,
-                targets=[target], image_ids=dataset.ids, progress=progress,
-                image_timeout_s=image_timeout_s)
-            if evaluations[model].interrupted:
-                raise KeyboardInterrupt
+        evaluations = evaluate_models(
+            {model: results_dir / f"{model}.jsonl" for model in models}, dataset=reference,
+            targets=[target], image_ids=dataset.ids, progress=progress,
+            image_timeout_s=image_timeout_s)
+        if any(evaluation.interrupted for evaluation in evaluations.values()):
+            raise KeyboardInterrupt
     finally:
         stop_executor(target.executor)
     current = {m: ResultsFile(e.results_path) for m, e in evaluations.items()}

@@ -1,0 +1,221 @@
+"""The shard scheduler: targets, retries and deadlines, for one or several evaluations.
+
+:class:`ShardScheduler` keeps every target's pool filled up to its ``max_in_flight``,
+retries failed shards with exponential backoff on the next target in turn, fails tasks
+past the task deadline, rebuilds a broken local pool, and hands each finished shard to
+the :class:`ShardSink` of its evaluation (results file, counts, progress bar).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from stembench.client.results_file import ResultsFile
+from stembench.endpoints.requests import ShardRequest
+from stembench.errors import InputError
+
+__all__ = ["Evaluation", "RetryPolicy", "ShardScheduler", "ShardSink", "Target"]
+
+ShardFunction = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently failed shards are retried (delays in seconds)."""
+
+    max_attempts: int = 3
+    backoff_s: float = 1.0
+    backoff_factor: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1 or self.backoff_s < 0 or self.backoff_factor < 1:
+            raise InputError(f"retry policy: invalid values {self}")
+
+    def delay(self, attempt: int) -> float:
+        """Delay before attempt number ``attempt`` (2 = first retry)."""
+        return self.backoff_s * self.backoff_factor ** max(0, attempt - 2)
+
+
+@dataclass
+class Target:
+    """An executor shards go to, with what rebuilds it if its pool breaks.
+
+    Attributes
+    ----------
+    name : str
+        Shown in progress and errors (e.g. ``"local"`` or an endpoint id).
+    executor : concurrent.futures.Executor
+        Where shards run.
+    factory : callable or None
+        Builds a fresh executor after a broken pool (``None``: user-owned, not rebuilt).
+    max_in_flight : int
+        Shards submitted to this target at once.
+    """
+
+    name: str
+    executor: cf.Executor
+    factory: Callable[[], cf.Executor] | None = None
+    max_in_flight: int = 4
+
+
+@dataclass
+class Evaluation:
+    """What an evaluation did; scores themselves are in the results file."""
+
+    model: str
+    results_path: Path
+    n_shards: int
+    n_skipped: int = 0
+    n_finished: int = 0
+    failed_shards: dict[str, str] = field(default_factory=dict)
+    interrupted: bool = False
+    shard_ids: tuple[str, ...] = ()
+    identity: dict[str, Any] | None = None
+
+    @property
+    def complete(self) -> bool:
+        """True when every shard finished."""
+        return not self.failed_shards and not self.interrupted and (
+            self.n_finished + self.n_skipped == self.n_shards
+        )
+
+
+@dataclass(frozen=True)
+class ShardSink:
+    """Where the shards of one evaluation go: its results file, its counts, its progress bar."""
+
+    results: ResultsFile
+    evaluation: Evaluation
+    bar: Any
+
+
+class ShardScheduler:
+    """Submits shards to targets, retries failures, and records finished shards.
+
+    The shards of several evaluations (models) can run through one scheduler: each
+    request comes with the :class:`ShardSink` its result goes to, and the targets stay
+    busy from one model to the next instead of waiting for each model's last shard.
+    """
+
+    def __init__(self, targets: list[Target], retry: RetryPolicy, task: ShardFunction,
+                 deadline_s: float | None = None) -> None:
+        self.targets, self.retry, self.task, self.deadline_s = targets, retry, task, deadline_s
+        self.sinks: dict[str, ShardSink] = {}  # shard id -> where its result goes
+        self.pending: list[tuple[float, int, ShardRequest]] = []  # (not before, attempt, req)
+        self.running: dict[cf.Future[Any], tuple[int, int, ShardRequest]] = {}
+        self.started: dict[cf.Future[Any], float] = {}
+        self.turn = 0
+        self.dead: set[int] = set()
+
+    def _load(self, index: int) -> int:
+        return sum(1 for t, _, _ in self.running.values() if t == index)
+
+    def _submit_ready(self) -> None:
+        now = time.monotonic()
+        for item in sorted(self.pending, key=lambda p: p[0]):
+            if item[0] > now:
+                continue
+            alive = [i for i in range(len(self.targets)) if i not in self.dead]
+            if not alive:
+                self._fail(self.retry.max_attempts, item[2], "every executor is broken")
+                self.pending.remove(item)
+                continue
+            free = [i for i in alive if self._load(i) < self.targets[i].max_in_flight]
+            if not free:
+                return
+            index = free[(self.turn + item[1] - 1) % len(free)]
+            self.turn += 1
+            try:
+                future = self.targets[index].executor.submit(self.task, item[2].to_dict())
+            except cf.BrokenExecutor:
+                self._rebuild(index)
+                continue
+            self.pending.remove(item)
+            self.running[future] = (index, item[1], item[2])
+            self.started[future] = time.monotonic()
+
+    def _rebuild(self, index: int) -> None:
+        """Replace a broken executor, or retire it when it is not ours to rebuild."""
+        target = self.targets[index]
+        if target.factory is None:
+            self.dead.add(index)
+            return
+        target.executor.shutdown(wait=False, cancel_futures=True)
+        target.executor = target.factory()
+
+    def _fail(self, attempt: int, request: ShardRequest, reason: str) -> None:
+        if attempt < self.retry.max_attempts:
+            not_before = time.monotonic() + self.retry.delay(attempt + 1)
+            self.pending.append((not_before, attempt + 1, request))
+        else:
+            sink = self.sinks[request.shard_id]
+            sink.evaluation.failed_shards[request.shard_id] = reason
+            sink.bar.update(len(request.image_ids))
+
+    def _expire(self) -> None:
+        """Fail (and so retry) every task running past the deadline."""
+        if self.deadline_s is None:
+            return
+        now = time.monotonic()
+        for future in [f for f in self.running if now - self.started[f] > self.deadline_s]:
+            index, attempt, request = self.running.pop(future)
+            self.started.pop(future, None)
+            future.cancel()
+            self._fail(attempt, request, f"{self.targets[index].name}: no result within "
+                                         f"{self.deadline_s:g} s (task deadline)")
+
+    def _collect(self, future: cf.Future[Any]) -> None:
+        index, attempt, request = self.running.pop(future)
+        self.started.pop(future, None)
+        try:
+            result = future.result()
+        except cf.BrokenExecutor as exc:
+            self._rebuild_once(index)
+            self._fail(attempt, request, f"{self.targets[index].name}: worker lost ({exc})")
+            return
+        except (Exception, SystemExit) as exc:  # a task that raised remotely or locally
+            self._fail(attempt, request, f"{self.targets[index].name}: {type(exc).__name__}: "
+                                         f"{exc}")
+            return
+        sink = self.sinks[request.shard_id]
+        if not result.get("ok"):
+            sink.evaluation.failed_shards[request.shard_id] = str(result.get("error"))
+            sink.bar.update(len(request.image_ids))
+            return
+        sink.results.append(result)
+        sink.evaluation.n_finished += 1
+        sink.bar.update(len(request.image_ids))
+
+    def _rebuild_once(self, index: int) -> None:
+        stale = [f for f, (t, _, _) in self.running.items() if t == index]
+        self._rebuild(index)
+        for future in stale:  # their pool is gone: requeue them without counting an attempt
+            _, attempt, request = self.running.pop(future)
+            self.started.pop(future, None)
+            self.pending.append((time.monotonic(), attempt, request))
+
+    def run(self, work: Sequence[tuple[ShardRequest, ShardSink]]) -> None:
+        """Run every request to a result or a reported failure, in the order given."""
+        self.sinks = {request.shard_id: sink for request, sink in work}
+        self.pending = [(0.0, 1, request) for request, _ in work]
+        while self.pending or self.running:
+            self._submit_ready()
+            if not self.running:
+                time.sleep(min(0.2, self.retry.backoff_s))
+                continue
+            done, _ = cf.wait(list(self.running), timeout=0.5,
+                              return_when=cf.FIRST_COMPLETED)
+            for future in done:
+                if future in self.running:  # a broken pool may have requeued it already
+                    self._collect(future)
+            self._expire()
+
+    def cancel(self) -> None:
+        """Cancel what is still running (after Ctrl-C)."""
+        for future in self.running:
+            future.cancel()
