@@ -21,7 +21,8 @@ The model is built first, so the convolutions alone run with what it set for the
 
 All timings alternate between the parts in the same run, so machine load affects each alike.
 Run: ``.venv/bin/python bench/bench_compute_bound.py [--sizes 256 1024] [--repeats 5]
-[--threads 2] [--json OUT]``.
+[--threads 2] [--default-allocator] [--json OUT]``; ``--default-allocator`` leaves glibc's
+allocator as it is, to show what keeping freed memory saves.
 """
 
 from __future__ import annotations
@@ -126,12 +127,20 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--default-allocator", action="store_true",
+                        help="leave glibc's allocator as it is (what freed memory kept saves)")
     args = parser.parse_args()
     import torch
 
+    if args.default_allocator:
+        import stembench.endpoints.models.atomsegnet as atomsegnet
+
+        atomsegnet.keep_freed_memory = lambda: False  # type: ignore[assignment]
+
     torch.set_num_threads(args.threads)
     rows = [measure(size, repeats=args.repeats) for size in args.sizes]
-    print(f"AtomSegNet, {args.threads} threads, median of {args.repeats} runs")
+    allocator = "glibc default" if args.default_allocator else "freed memory kept"
+    print(f"AtomSegNet, {args.threads} threads, median of {args.repeats} runs, {allocator}")
     print("| image | GFLOP/image | convs alone (s) | sustained GFLOP/s | forward (s) | "
           "forward / bound | + watershed (s) |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
@@ -139,6 +148,8 @@ def main() -> None:
         print(f"| {row['size']}^2 | {row['gflop_per_image']:.1f} | {row['compute_bound_s']:.3f} | "
               f"{row['sustained_gflop_s']:.1f} | {row['forward_s']:.3f} | "
               f"{row['ratio_forward_to_bound']:.2f}x | {row['postprocess_s']:.3f} |")
+    for row in rows:
+        row["allocator"] = allocator
     if args.json is not None:
         args.json.write_text(json.dumps(rows, indent=1) + "\n")
 

@@ -7,17 +7,18 @@
 2. **Parts**, each measured alone in this process afterwards:
 
    * the dataset build (``build_dataset``) into another clean folder;
-   * each model's cost per image: load the model once, then locate and score ``--sample``
-     images spread over the dataset (every k-th id) one at a time, in a fresh process whose
-     thread pools are sized as one of the run's workers is (the machine's cores divided
-     among ``--workers``; see :func:`stembench.client.executors.threads_per_worker`); the cost
-     of all images is that per-image median times the number of images;
+   * each model's load time and cost per image: ``--workers`` fresh processes, their thread
+     pools sized as the run's workers are (the machine's cores divided among the workers; see
+     :func:`stembench.client.executors.threads_per_worker`), each load the model, wait for
+     one another, then locate and score ``--sample`` images (every k-th id of the dataset,
+     dealt out in turn) one at a time, side by side as in the run, where the cores share
+     caches and memory bandwidth. The machine's cost of all images is the per-image median
+     times the number of images divided by the workers;
    * the analysis: cutoffs, figures and the report from the run's own records.
 
-   The ideal time is build + (sum of the models' image costs) / workers + analysis: perfect
-   parallel scaling and no orchestration cost at all, so the overhead reported,
-   whole / ideal - 1, is an upper bound on what orchestration, process start-up, model loading in
-   each worker and result writing add.
+   The ideal time is build + the models' (load + image costs) + analysis: no orchestration
+   cost at all, so the overhead reported, whole / ideal - 1, is what orchestration, process
+   start-up, imports, scheduling gaps and result writing add.
 
 Run: ``.venv/bin/python bench/bench_main_job.py [--preset standard] [--workers 2]
 [--sample 12] [--json OUT]``. The standard preset takes several minutes. On a machine with a
@@ -57,7 +58,9 @@ def _build_seconds(folder: Path, *, preset: str) -> tuple[float, Path]:
     return time.perf_counter() - start, path
 
 
-def _model_seconds_per_image(model_name: str, path: Path, *, sample: int) -> dict[str, Any]:
+def _model_times(model_name: str, path: Path, *, ids: list[str],
+                 barrier: Any) -> dict[str, Any]:
+    """Load the model, wait for the other workers, then locate and score ``ids`` one by one."""
     from stembench.dataset_publish.storage import open_dataset
     from stembench.endpoints.models.registry import load_model
     from stembench.scoring import score_image
@@ -65,19 +68,17 @@ def _model_seconds_per_image(model_name: str, path: Path, *, sample: int) -> dic
     start = time.perf_counter()
     model = load_model(model_name)
     load_s = time.perf_counter() - start
+    barrier.wait()  # every worker times its images at the same time, as in the run
     times = []
     with open_dataset(path) as dataset:
-        ids = dataset.ids
-        for image_id in ids[:: max(1, len(ids) // sample)][:sample]:
+        for image_id in ids:
             image = dataset[image_id]
             start = time.perf_counter()
             found = model.locate(image.image, image.pixel_size)
             score_image(found, image.coords, pixel_size=image.pixel_size,
                         image_shape=image.image.shape, image_id=image_id)
             times.append(time.perf_counter() - start)
-    per_image = statistics.median(times)
-    return {"load_s": load_s, "per_image_s": per_image, "images": len(ids),
-            "all_images_s": per_image * len(ids)}
+    return {"load_s": load_s, "times_s": times}
 
 
 def _size_threads(threads: int) -> None:
@@ -88,18 +89,34 @@ def _size_threads(threads: int) -> None:
     os.environ["TF_NUM_INTEROP_THREADS"] = "1"
 
 
-def _models_like_a_worker(path: Path, *, workers: int, sample: int) -> dict[str, Any]:
-    """Each built-in model's cost per image, each in a fresh process sized like a worker."""
+def _models_like_the_workers(path: Path, *, workers: int, sample: int) -> dict[str, Any]:
+    """Each built-in model's cost on the machine, measured with every worker busy."""
     from stembench.client.executors import threads_per_worker
     from stembench.client.run import BUILTIN_MODELS
+    from stembench.dataset_publish.storage import open_dataset
 
+    with open_dataset(path) as dataset:
+        ids = dataset.ids
+    chosen = ids[:: max(1, len(ids) // (sample * workers))][: sample * workers]
+    context = multiprocessing.get_context("spawn")
     models = {}
-    for name in BUILTIN_MODELS:
-        with cf.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
-                                    initializer=_size_threads,
-                                    initargs=(threads_per_worker(workers),)) as pool:
-            models[name] = pool.submit(_model_seconds_per_image, name, path,
-                                       sample=sample).result()
+    with context.Manager() as manager:
+        for name in BUILTIN_MODELS:
+            barrier = manager.Barrier(workers)
+            with cf.ProcessPoolExecutor(workers, mp_context=context,
+                                        initializer=_size_threads,
+                                        initargs=(threads_per_worker(workers),)) as pool:
+                runs = [pool.submit(_model_times, name, path, ids=chosen[w::workers],
+                                    barrier=barrier) for w in range(workers)]
+                done = [run.result() for run in runs]
+            per_image = statistics.median(t for d in done for t in d["times_s"])
+            models[name] = {
+                "load_s": max(d["load_s"] for d in done), "per_image_s": per_image,
+                "images": len(ids), "timed": sum(len(d["times_s"]) for d in done),
+                # the workers run side by side: the machine finishes `workers` images per
+                # per-image time
+                "all_images_s": per_image * len(ids) / workers,
+            }
     return models
 
 
@@ -126,12 +143,12 @@ def measure(*, preset: str, workers: int, sample: int, keep: Path | None = None
         if keep is not None:
             shutil.copytree(out_dir, keep, dirs_exist_ok=True)
         build_s, path = _build_seconds(folder, preset=preset)
-        models = _models_like_a_worker(path, workers=workers, sample=sample)
+        models = _models_like_the_workers(path, workers=workers, sample=sample)
         analysis_s = _analysis_seconds(out_dir, folder)
     from stembench.endpoints.provenance import runtime_provenance
 
-    inference_s = sum(m["all_images_s"] for m in models.values())
-    ideal_s = build_s + inference_s / workers + analysis_s
+    inference_s = sum(m["load_s"] + m["all_images_s"] for m in models.values())
+    ideal_s = build_s + inference_s + analysis_s
     return {"preset": preset, "workers": workers, "sample": sample, "whole_s": whole_s,
             "device": runtime_provenance()["device"],
             "build_s": build_s, "models": models, "analysis_s": analysis_s,

@@ -137,7 +137,7 @@ def _models_rows(data: dict[str, Any]) -> list[Row]:
 
 def _compute_bound_rows(data: list[dict[str, Any]]) -> list[Row]:
     return [(f"`bench_compute_bound.py`: AtomSegNet forward pass, {r['size']}^2, 2 threads, "
-             f"median of {len(r['ratio_per_repeat'])}",
+             f"median of {len(r['ratio_per_repeat'])}, {r.get('allocator', 'freed memory kept')}",
              f"{r['gflop_per_image']:.1f} GFLOP/image in {r['forward_s']:.3f} s "
              f"({r['forward_gflop_s']:.1f} GFLOP/s)",
              f"its convolutions alone: {r['compute_bound_s']:.3f} s "
@@ -173,7 +173,8 @@ def _orchestration_rows(data: dict[str, Any]) -> list[Row]:
 
 
 def _assess_rows(data: dict[str, Any]) -> list[Row]:
-    table = data["tables"]["moderate"] if "moderate" in data["tables"] else data["tables"]
+    tables = data["tables"]
+    table = tables.get("clean-to-moderate") or tables.get("moderate") or tables["all"]
     parts = [f"{axis} {row['median']:.2f} {row['unit']} median / {row['worst']:.2f} worst"
              for axis, row in table.items() if row["n"]]
     return [("`bench_assess.py`: estimators on the standard series images, clean-to-moderate",
@@ -206,6 +207,8 @@ BENCHMARKS = (
     Benchmark("models", "bench_models.py", ("--repeats", "5"), _models_rows),
     Benchmark("compute_bound", "bench_compute_bound.py", ("--repeats", "5"),
               _compute_bound_rows),
+    Benchmark("compute_bound_default_allocator", "bench_compute_bound.py",
+              ("--repeats", "5", "--default-allocator"), _compute_bound_rows),
     Benchmark("classical", "bench_classical.py", ("--runs", "3"), _classical_rows,
               json_flag="--out", peer_venv=True),
     Benchmark("orchestration", "bench_orchestration.py", ("--images", "200", "--repeats", "3"),
