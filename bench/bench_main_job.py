@@ -21,8 +21,9 @@
    start-up, imports, scheduling gaps and result writing add.
 
 Run: ``.venv/bin/python bench/bench_main_job.py [--preset standard] [--workers 2]
-[--sample 12] [--json OUT]``. The standard preset takes several minutes. On a machine with a
-GPU the networks use it (PyTorch's CUDA, TensorFlow's visible GPUs); the device is reported.
+[--sample 12] [--repeats 1] [--json OUT]``. The standard preset takes several minutes. On a
+machine with a GPU the networks use it (PyTorch's CUDA, TensorFlow's visible GPUs); the device
+is reported.
 """
 
 from __future__ import annotations
@@ -163,18 +164,28 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=12, help="images timed per model")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--keep", type=Path, default=None,
-                        help="copy the run's output (results, report) to this folder")
+                        help="copy the last run's output (results, report) to this folder")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="measure whole and parts this many times (median and range)")
     args = parser.parse_args()
-    row = measure(preset=args.preset, workers=args.workers, sample=args.sample, keep=args.keep)
+    rows = []
+    for index in range(args.repeats):
+        row = measure(preset=args.preset, workers=args.workers, sample=args.sample,
+                      keep=args.keep if index == args.repeats - 1 else None)
+        _print(row)
+        rows.append(row)
+    if args.json is not None:
+        args.json.write_text(json.dumps({"repeats": rows}, indent=1) + "\n")
+
+
+def _print(row: dict[str, Any]) -> None:
     print(f"stembench run, preset {row['preset']}, {row['workers']} workers, on "
           f"{row['device']}: {row['whole_s']:.1f} s")
     print(f"  dataset build {row['build_s']:.1f} s, analysis {row['analysis_s']:.1f} s")
     for name, model in row["models"].items():
         print(f"  {name}: {model['per_image_s']:.3f} s/image x {model['images']} = "
               f"{model['all_images_s']:.1f} s (load {model['load_s']:.1f} s)")
-    print(f"  ideal {row['ideal_s']:.1f} s; overhead {100 * row['overhead']:+.1f} %")
-    if args.json is not None:
-        args.json.write_text(json.dumps(row, indent=1) + "\n")
+    print(f"  ideal {row['ideal_s']:.1f} s; overhead {100 * row['overhead']:+.1f} %", flush=True)
 
 
 if __name__ == "__main__":
