@@ -84,7 +84,7 @@ def _open_dataset(ref_json: str) -> Any:
     return dataset
 
 
-@lru_cache(maxsize=4)
+@lru_cache(maxsize=8)  # every built-in model (five) and a few more stay loaded
 def _load_model(spec_json: str) -> tuple[Any, dict[str, Any]]:
     """The model a spec names and its identity, taken once when it is loaded."""
     from stembench.endpoints.models.registry import load_model
