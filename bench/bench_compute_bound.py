@@ -21,8 +21,8 @@ The model is built first, so the convolutions alone run with what it set for the
 
 All timings alternate between the parts in the same run, so machine load affects each alike.
 Run: ``.venv/bin/python bench/bench_compute_bound.py [--sizes 256 1024] [--repeats 5]
-[--threads 2] [--default-allocator] [--json OUT]``; ``--default-allocator`` leaves glibc's
-allocator as it is, to show what keeping freed memory saves.
+[--threads 2] [--batch 1] [--default-allocator] [--json OUT]``; ``--default-allocator``
+leaves glibc's allocator as it is, to show what keeping freed memory saves.
 """
 
 from __future__ import annotations
@@ -71,23 +71,23 @@ def _conv_calls(network: Any, batch: Any) -> list[tuple[Any, Any]]:
     return calls
 
 
-def measure(size: int, *, repeats: int) -> dict[str, Any]:
-    """Measure one image size; see the module docstring."""
+def measure(size: int, *, repeats: int, batch: int = 1) -> dict[str, Any]:
+    """Measure one image size, ``batch`` images per forward pass; times are per image."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     from stembench.endpoints.models.atomsegnet import AtomSegNet
     from stembench.endpoints.models.postprocess import coordinates_from_watershed
 
-    model = AtomSegNet(device="cpu", batch_size=1)
+    model = AtomSegNet(device="cpu", batch_size=batch)
     network = model._network
     rng = np.random.default_rng(0)
-    image = rng.random((size, size))
-    batch = torch.rand(1, 1, size, size).to(memory_format=torch.channels_last)
+    images = [rng.random((size, size)) for _ in range(batch)]
+    tensor = torch.rand(batch, 1, size, size).to(memory_format=torch.channels_last)
     with FlopCounterMode(display=False) as counter, torch.inference_mode():
-        network(batch)
-    flops = int(counter.get_total_flops())
-    calls = _conv_calls(network, batch)
+        network(tensor)
+    flops = int(counter.get_total_flops()) / batch
+    calls = _conv_calls(network, tensor)
 
     def convs_alone() -> None:
         with torch.inference_mode():
@@ -95,17 +95,18 @@ def measure(size: int, *, repeats: int) -> dict[str, Any]:
                 module(inputs)
 
     def forward() -> None:
-        model.probability_maps([image])
+        model.probability_maps(images)
 
-    maps = model.probability_maps([image])
-    times = _alternating_seconds({
+    maps = model.probability_maps(images)
+    times = {name: [t / batch for t in values] for name, values in _alternating_seconds({
         "convs": convs_alone, "forward": forward,
-        "watershed": lambda: [coordinates_from_watershed(m) for m in maps]}, repeats)
+        "watershed": lambda: [coordinates_from_watershed(m) for m in maps]}, repeats).items()}
     conv_s, forward_s, locate_s = (statistics.median(times[k])
                                    for k in ("convs", "forward", "watershed"))
     ratios = [f / c for f, c in zip(times["forward"], times["convs"], strict=True)]
     return {
         "size": size,
+        "batch": batch,
         "gflop_per_image": flops / 1e9,
         "convolutions": len(calls),
         "compute_bound_s": conv_s,
@@ -127,6 +128,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--batch", type=int, default=1,
+                        help="images per forward pass (times are reported per image)")
     parser.add_argument("--default-allocator", action="store_true",
                         help="leave glibc's allocator as it is (what freed memory kept saves)")
     args = parser.parse_args()
@@ -138,7 +141,7 @@ def main() -> None:
         atomsegnet.keep_freed_memory = lambda: False  # type: ignore[assignment]
 
     torch.set_num_threads(args.threads)
-    rows = [measure(size, repeats=args.repeats) for size in args.sizes]
+    rows = [measure(size, repeats=args.repeats, batch=args.batch) for size in args.sizes]
     allocator = "glibc default" if args.default_allocator else "freed memory kept"
     print(f"AtomSegNet, {args.threads} threads, median of {args.repeats} runs, {allocator}")
     print("| image | GFLOP/image | convs alone (s) | sustained GFLOP/s | forward (s) | "

@@ -137,7 +137,8 @@ def _models_rows(data: dict[str, Any]) -> list[Row]:
 
 def _compute_bound_rows(data: list[dict[str, Any]]) -> list[Row]:
     return [(f"`bench_compute_bound.py`: AtomSegNet forward pass, {r['size']}^2, 2 threads, "
-             f"median of {len(r['ratio_per_repeat'])}, {r.get('allocator', 'freed memory kept')}",
+             f"median of {len(r['ratio_per_repeat'])}, {r.get('allocator', 'freed memory kept')}"
+             f"{'' if r.get('batch', 1) == 1 else ', batches of ' + str(r['batch'])}",
              f"{r['gflop_per_image']:.1f} GFLOP/image in {r['forward_s']:.3f} s "
              f"({r['forward_gflop_s']:.1f} GFLOP/s)",
              f"its convolutions alone: {r['compute_bound_s']:.3f} s "
@@ -216,6 +217,8 @@ BENCHMARKS = (
               _compute_bound_rows),
     Benchmark("compute_bound_default_allocator", "bench_compute_bound.py",
               ("--repeats", "5", "--default-allocator"), _compute_bound_rows),
+    Benchmark("compute_bound_batch4", "bench_compute_bound.py",
+              ("--repeats", "5", "--sizes", "256", "--batch", "4"), _compute_bound_rows),
     Benchmark("classical", "bench_classical.py", ("--runs", "3"), _classical_rows,
               json_flag="--out", peer_venv=True),
     Benchmark("orchestration", "bench_orchestration.py", ("--images", "200", "--repeats", "3"),
