@@ -1,11 +1,13 @@
 """The leaderboard page in headless Chromium: results submitted through the API (a job run by
 the service and two uploaded results) appear, sort on a header click, open a model card,
 overlay chosen models on the radar, filter to independently trained models, and download
-per-image scores as CSV and JSON; the page is saved as docs/figures/service_leaderboard.png."""
+per-image scores as CSV and JSON; the page is saved as a screenshot (into
+docs/figures/service_leaderboard.png when STEMBENCH_UPDATE_FIGURES=1, else a temporary file)."""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import httpx
@@ -104,7 +106,10 @@ def test_leaderboard_in_browser(tmp_path, database_url, dataset_cache, globus_au
             assert sorted(shown) == ["log-blob", "unet-b"]
             page.uncheck("#independent-only")
             f1.click()
-            SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(SCREENSHOT), full_page=True)
+            screenshot = (SCREENSHOT if os.environ.get("STEMBENCH_UPDATE_FIGURES") == "1"
+                          else tmp_path / SCREENSHOT.name)
+            screenshot.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(screenshot), full_page=True)
+            assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
             browser.close()
     app.state.engine.dispose()
