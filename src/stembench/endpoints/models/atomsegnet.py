@@ -282,8 +282,8 @@ class AtomSegNet(Model):
         ``"cpu"``, ``"cuda"``, ``"cuda:1"``... Default: CUDA when available, else CPU.
     batch_size : int, optional
         Images of the same shape run through the network this many at a time. Default: 4 on
-        a GPU, 1 on the CPU (where a batch of four 256x256 images took 1.35x as long per
-        image as single images on 2 cores: the activations of four no longer fit the caches).
+        a GPU, 1 on the CPU (where a batch of four 256x256 images took 1.25x as long per
+        image as single images on 2 cores; ``bench/bench_compute_bound.py --batch 4``).
 
     Raises
     ------
