@@ -6,7 +6,8 @@
    package install) is excluded.
 2. **Parts**, each measured alone in this process afterwards:
 
-   * the dataset build (``build_dataset``) into another clean folder;
+   * the dataset, as the run gets it, into another clean cache (``cache.load``: it asks MDF
+     for the published file first, which offline costs the SDK's retries, then builds it);
    * each model's load time and cost per image: ``--workers`` fresh processes, their thread
      pools sized as the run's workers are (the machine's cores divided among the workers; see
      :func:`stembench.client.executors.threads_per_worker`), each load the model, wait for
@@ -21,7 +22,7 @@
    start-up, imports, scheduling gaps and result writing add.
 
 Run: ``.venv/bin/python bench/bench_main_job.py [--preset standard] [--workers 2]
-[--sample 12] [--repeats 1] [--json OUT]``. The standard preset takes several minutes. On a
+[--sample 24] [--repeats 1] [--json OUT]``. The standard preset takes several minutes. On a
 machine with a GPU the networks use it (PyTorch's CUDA, TensorFlow's visible GPUs); the device
 is reported.
 """
@@ -51,12 +52,13 @@ def _whole(folder: Path, *, preset: str, workers: int) -> tuple[float, Path]:
     return time.perf_counter() - start, summary.out_dir
 
 
-def _build_seconds(folder: Path, *, preset: str) -> tuple[float, Path]:
-    from stembench.dataset_publish.build import build_dataset
+def _dataset_seconds(folder: Path, *, preset: str) -> tuple[float, Path]:
+    """What the run does to get its dataset from a clean cache: ask MDF, then build."""
+    from stembench.dataset_publish.cache import load
 
     start = time.perf_counter()
-    path = build_dataset(folder / "parts.h5", preset=preset, progress=False)
-    return time.perf_counter() - start, path
+    dataset = load("atom-locating-benchmark", preset=preset, cache_dir=folder / "parts-cache")
+    return time.perf_counter() - start, Path(dataset.path)
 
 
 def _model_times(model_name: str, path: Path, *, ids: list[str],
@@ -143,7 +145,7 @@ def measure(*, preset: str, workers: int, sample: int, keep: Path | None = None
         whole_s, out_dir = _whole(folder, preset=preset, workers=workers)
         if keep is not None:
             shutil.copytree(out_dir, keep, dirs_exist_ok=True)
-        build_s, path = _build_seconds(folder, preset=preset)
+        build_s, path = _dataset_seconds(folder, preset=preset)
         models = _models_like_the_workers(path, workers=workers, sample=sample)
         analysis_s = _analysis_seconds(out_dir, folder)
     from stembench.endpoints.provenance import runtime_provenance
@@ -161,7 +163,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="standard", choices=("mini", "standard"))
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--sample", type=int, default=12, help="images timed per model")
+    parser.add_argument("--sample", type=int, default=24,
+                        help="images timed per model and worker")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--keep", type=Path, default=None,
                         help="copy the last run's output (results, report) to this folder")
