@@ -5,7 +5,7 @@ shards a run plans (``plan_shards`` for 4 tasks in flight), in one process, as o
 endpoint worker. Afterwards the model's ``tf.function`` reports how many times it was traced;
 TensorFlow's "triggered tf.function retracing" warnings would show on stderr.
 
-Run: ``.venv/bin/python bench/bench_atomnet_traces.py [--preset standard]``.
+Run: ``.venv/bin/python bench/bench_atomnet_traces.py [--preset standard] [--json OUT]``.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import asdict
+from pathlib import Path
 
 from stembench.client.orchestrate import plan_shards
 from stembench.dataset_publish.cache import load
@@ -40,9 +41,13 @@ def main() -> None:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="standard", choices=("mini", "standard"))
+    parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
-    for variant in ("cubic", "hexagonal"):
-        print(json.dumps(traces(variant, args.preset)), flush=True)
+    rows = [traces(variant, args.preset) for variant in ("cubic", "hexagonal")]
+    for row in rows:
+        print(json.dumps(row), flush=True)
+    if args.json is not None:
+        args.json.write_text(json.dumps(rows, indent=1) + "\n")
 
 
 if __name__ == "__main__":

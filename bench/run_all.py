@@ -135,6 +135,13 @@ def _models_rows(data: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def _traces_rows(data: list[dict[str, Any]]) -> list[Row]:
+    return [(f"`bench_atomnet_traces.py`: {r['model']}, every standard image through the shard "
+             f"function ({r['images']} images, shapes {r['image_shapes']})",
+             f"traced {r['traces']} time(s); {r['image_errors']} image errors",
+             "one trace per padded shape and batch size") for r in data]
+
+
 def _compute_bound_rows(data: list[dict[str, Any]]) -> list[Row]:
     return [(f"`bench_compute_bound.py`: AtomSegNet forward pass, {r['size']}^2, 2 threads, "
              f"median of {len(r['ratio_per_repeat'])}, {r.get('allocator', 'freed memory kept')}"
@@ -213,6 +220,8 @@ BENCHMARKS = (
     Benchmark("abtem", "bench_abtem.py", ("--cells", "4", "--phonons", "2", "--static-check"),
               _abtem_rows),
     Benchmark("models", "bench_models.py", ("--repeats", "5"), _models_rows),
+    Benchmark("atomnet_traces", "bench_atomnet_traces.py", ("--preset", "standard"),
+              _traces_rows),
     Benchmark("compute_bound", "bench_compute_bound.py", ("--repeats", "5"),
               _compute_bound_rows),
     Benchmark("compute_bound_default_allocator", "bench_compute_bound.py",
