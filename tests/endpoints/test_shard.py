@@ -191,19 +191,3 @@ def test_a_bad_result_inside_a_batch_fails_only_its_image(mini_dataset_path: Pat
     assert errors[:3] == [None, None, None] and errors[4] is None
     assert "outside the" in errors[3] and ids[3] in errors[3]
     assert result["images"][3]["score"]["n_predicted"] == 0
-
-
-def test_preloaded_models_are_the_ones_shards_use(mini_dataset_path: Path,
-                                                   reference_ids: list[str]) -> None:
-    from dataclasses import asdict
-
-    from stembench.endpoints import shard
-
-    shard._load_model.cache_clear()
-    outcome = shard.preload_models([asdict(ModelSpec("log-blob")),
-                                    {"spec": "no-such-model", "options": {}}])
-    assert outcome["log-blob"] is None
-    assert outcome["no-such-model"] is not None and "no-such-model" in outcome["no-such-model"]
-    hits = shard._load_model.cache_info().hits
-    result = evaluate_shard(_request(mini_dataset_path, reference_ids[:1]))
-    assert result["ok"] and shard._load_model.cache_info().hits == hits + 1  # not loaded again

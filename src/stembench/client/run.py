@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import webbrowser
 from collections.abc import Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +14,7 @@ from stembench.client.lifeline import stop_executor
 from stembench.client.orchestrate import Evaluation, Target, evaluate_models
 from stembench.client.results_file import ResultsFile
 from stembench.endpoints.models.deadline import DEFAULT_IMAGE_TIMEOUT_S
-from stembench.endpoints.requests import DatasetRef, ModelSpec
-from stembench.endpoints.shard import preload_models
+from stembench.endpoints.requests import DatasetRef
 from stembench.errors import StembenchError
 
 __all__ = [
@@ -129,10 +127,9 @@ def run_benchmark(
 ) -> RunSummary:
     """Evaluate ``models`` on the embedded default dataset and write the report.
 
-    The dataset is loaded from (or built into) the local cache in this process, so that
-    workers never race to build it; meanwhile the workers start and load the models. Each
-    model's results go to ``out_dir/results/<model>.jsonl`` as shards finish; running again
-    resumes.
+    The dataset is loaded from (or built into) the local cache first, in this process,
+    so that workers never race to build it. Each model's results go to
+    ``out_dir/results/<model>.jsonl`` as shards finish; running again resumes.
 
     Parameters
     ----------
@@ -157,15 +154,11 @@ def run_benchmark(
 
     out = Path(out_dir)
     results_dir = out / "results"
+    dataset = load("atom-locating-benchmark", preset=preset)
+    reference = DatasetRef(preset=preset)
     target = Target("local", local_executor(workers), factory=lambda: local_executor(workers),
                     max_in_flight=2 * workers)
     try:
-        # the workers start and load the models while this process gets the dataset
-        specs = [asdict(ModelSpec(model)) for model in models]
-        for _ in range(workers):
-            target.executor.submit(preload_models, specs)
-        dataset = load("atom-locating-benchmark", preset=preset)
-        reference = DatasetRef(preset=preset)
         evaluations = evaluate_models(
             {model: results_dir / f"{model}.jsonl" for model in models}, dataset=reference,
             targets=[target], image_ids=dataset.ids, progress=progress,

@@ -31,8 +31,7 @@ from stembench.endpoints.requests import (
 from stembench.errors import StembenchError
 from stembench.identity import dataset_content_hash, model_identity, shard_identity
 
-__all__ = ["CONDITION_FIELDS", "describe_dataset", "describe_identity", "evaluate_shard",
-           "preload_models"]
+__all__ = ["CONDITION_FIELDS", "describe_dataset", "describe_identity", "evaluate_shard"]
 
 #: Metadata fields every score record carries so that the analysis needs no images.
 CONDITION_FIELDS = (
@@ -93,31 +92,6 @@ def _load_model(spec_json: str) -> tuple[Any, dict[str, Any]]:
     spec = ModelSpec.from_dict(json.loads(spec_json))
     model = load_model(spec.spec, **spec.options)
     return model, model_identity(model, spec.spec)
-
-
-def preload_models(models: list[dict[str, Any]]) -> dict[str, str | None]:
-    """Load models into this worker ahead of their shards (runs on a worker, never raises).
-
-    Parameters
-    ----------
-    models : list of dict
-        :class:`~stembench.endpoints.requests.ModelSpec` JSON dicts, as the shards will
-        carry them.
-
-    Returns
-    -------
-    dict
-        Model spec -> ``None`` when loaded, else why not; a model that cannot load here
-        fails in its shards, which report it.
-    """
-    outcome: dict[str, str | None] = {}
-    for spec in models:
-        try:
-            _load_model(json.dumps(spec, sort_keys=True))
-            outcome[str(spec.get("spec"))] = None
-        except (Exception, SystemExit) as exc:
-            outcome[str(spec.get("spec"))] = f"{type(exc).__name__}: {exc}"
-    return outcome
 
 
 def _dataset_provenance(dataset: Any) -> dict[str, Any]:
