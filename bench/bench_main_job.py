@@ -8,9 +8,9 @@
 
    * the dataset, as the run gets it, into another clean cache (``cache.load``: it asks MDF
      for the published file first, which offline costs the SDK's retries, then builds it);
-   * each model's load time and cost per image: ``--workers`` fresh processes, their thread
-     pools sized as the run's workers are (the machine's cores divided among the workers; see
-     :func:`stembench.client.executors.threads_per_worker`), each load the model, wait for
+   * each model's load time and cost per image: a fresh pool of ``--workers`` workers, the
+     run's own kind (:func:`stembench.client.executors.local_executor`, thread pools sized to
+     the machine's cores divided among the workers), each load the model, wait for
      one another, then locate and score ``--sample`` images (every k-th id of the dataset,
      dealt out in turn) one at a time, side by side as in the run, where the cores share
      caches and memory bandwidth. The machine's cost of all images is the per-image median
@@ -30,7 +30,6 @@ is reported.
 from __future__ import annotations
 
 import argparse
-import concurrent.futures as cf
 import json
 import multiprocessing
 import os
@@ -84,31 +83,20 @@ def _model_times(model_name: str, path: Path, *, ids: list[str],
     return {"load_s": load_s, "times_s": times}
 
 
-def _size_threads(threads: int) -> None:
-    from stembench.client.executors import THREAD_VARIABLES
-
-    for name in THREAD_VARIABLES:
-        os.environ[name] = str(threads)
-    os.environ["TF_NUM_INTEROP_THREADS"] = "1"
-
-
 def _models_like_the_workers(path: Path, *, workers: int, sample: int) -> dict[str, Any]:
     """Each built-in model's cost on the machine, measured with every worker busy."""
-    from stembench.client.executors import threads_per_worker
+    from stembench.client.executors import local_executor
     from stembench.client.run import BUILTIN_MODELS
     from stembench.dataset_publish.storage import open_dataset
 
     with open_dataset(path) as dataset:
         ids = dataset.ids
     chosen = ids[:: max(1, len(ids) // (sample * workers))][: sample * workers]
-    context = multiprocessing.get_context("spawn")
     models = {}
-    with context.Manager() as manager:
+    with multiprocessing.get_context("spawn").Manager() as manager:
         for name in BUILTIN_MODELS:
             barrier = manager.Barrier(workers)
-            with cf.ProcessPoolExecutor(workers, mp_context=context,
-                                        initializer=_size_threads,
-                                        initargs=(threads_per_worker(workers),)) as pool:
+            with local_executor(workers) as pool:  # the run's own workers, fresh
                 runs = [pool.submit(_model_times, name, path, ids=chosen[w::workers],
                                     barrier=barrier) for w in range(workers)]
                 done = [run.result() for run in runs]

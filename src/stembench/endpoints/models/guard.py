@@ -158,7 +158,13 @@ def run_model_safely(
         if isinstance(exc, SystemExit):
             message += " (it tried to end the process; a model must return positions)"
         return ModelOutput(image_id, name, None, message, seconds)
-    seconds = time.perf_counter() - start
+    return _checked(result, image, image_id=image_id, name=name,
+                    seconds=time.perf_counter() - start)
+
+
+def _checked(result: Any, image: NDArray[np.floating], *, image_id: str, name: str,
+             seconds: float) -> ModelOutput:
+    """The model's result for one image as a :class:`ModelOutput`, checked by _check_output."""
     coordinates, problem = _check_output(result, np.shape(image))
     if problem is not None:
         return ModelOutput(image_id, name, None, f"image {image_id!r}: model {name!r} {problem}",
@@ -213,9 +219,5 @@ def run_model_batch_safely(
                                                        strict=True)]
     seconds = (time.perf_counter() - start) / len(images)
     name = _model_name(model)
-    outputs = []
-    for result, image, image_id in zip(results, images, image_ids, strict=True):
-        coordinates, problem = _check_output(result, np.shape(image))
-        error = None if problem is None else f"image {image_id!r}: model {name!r} {problem}"
-        outputs.append(ModelOutput(image_id, name, coordinates, error, seconds))
-    return outputs
+    return [_checked(result, image, image_id=image_id, name=name, seconds=seconds)
+            for result, image, image_id in zip(results, images, image_ids, strict=True)]
