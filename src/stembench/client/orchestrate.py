@@ -223,8 +223,9 @@ def evaluate_models(
     try:
         if task_deadline_s is not None and task_deadline_s <= 0:
             raise InputError(f"task deadline must be > 0 seconds, got {task_deadline_s}")
-        for path in results_paths.values():
-            locks.append(ResultsLock(ResultsFile(path).path))
+        files = {model: ResultsFile(path) for model, path in results_paths.items()}
+        for results in files.values():
+            locks.append(ResultsLock(results.path))
         ids = list(image_ids) if image_ids is not None else _list_images(
             target_list[0], dataset, task_deadline_s)
         shards = plan_shards(ids, shard_size=shard_size, n_workers=sum(
@@ -233,12 +234,12 @@ def evaluate_models(
         identities = _identities(identify, target_list[0], dataset, specs, task_deadline_s)
         evaluations: dict[str, Evaluation] = {}
         work: list[tuple[ShardRequest, ShardSink]] = []
-        for position, (model, path) in enumerate(results_paths.items()):
+        for position, (model, results) in enumerate(files.items()):
             requests = [ShardRequest(dataset=dataset, model=specs[model], image_ids=shard,
                                      scoring=scoring or ScoringOptions(),
                                      identity=identities[model] or {},
                                      image_timeout_s=image_timeout_s) for shard in shards]
-            sink, todo = _sink(model, ResultsFile(path), requests, identities[model],
+            sink, todo = _sink(model, results, requests, identities[model],
                                n_images=len(ids), progress=progress, position=position)
             bars.append(sink.bar)
             evaluations[model] = sink.evaluation
