@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from stembench.dataset_publish.abtem_backend import AbtemHAADF, PeriodicImage
-from stembench.dataset_publish.probe import ProbeParameters
-from stembench.dataset_publish.structures import ColumnStructure, build_structure
+from stembench.dataset_publish.simulate.abtem_backend import AbtemHAADF, PeriodicImage
+from stembench.dataset_publish.simulate.probe import ProbeParameters
+from stembench.dataset_publish.simulate.structures import ColumnStructure, build_structure
 
 A_STO = 3.905
 

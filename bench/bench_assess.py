@@ -1,8 +1,9 @@
 """Accuracy of the assessment estimators on benchmark images whose true values are known.
 
-Builds a dataset with :func:`stembench.dataset_publish.build.build_dataset` into a temporary
-folder (or reads one given with ``--dataset``), assesses every series image from the image
-alone (:func:`stembench.client.assess.assessment.assess_image`, with uncertainties) and prints
+Builds a dataset with
+:func:`stembench.dataset_publish.simulate.build.build_dataset` into a temporary folder
+(or reads one given with ``--dataset``), assesses every series image from the image alone
+(:func:`stembench.client.assess.assessment.assess_image`, with uncertainties) and prints
 per-axis errors: median and worst, relative for atoms/100 px and resolution, dB for PSNR,
 absolute otherwise, and the coverage (fraction of errors within one sigma). Images the
 assessment refuses (no lattice, too few cells) count as failures of every axis.
@@ -39,9 +40,9 @@ import numpy as np
 from tqdm import tqdm
 
 from stembench.client.assess.assessment import assess_image
-from stembench.dataset_publish.build import build_dataset
-from stembench.dataset_publish.storage import open_dataset
-from stembench.dataset_publish.structures import lattice
+from stembench.dataset_publish.simulate.build import build_dataset
+from stembench.dataset_publish.simulate.structures import lattice
+from stembench.dataset_publish.storage.stembench_layout import open_dataset
 from stembench.errors import StembenchError
 
 TRUTH = {"pixel_size": "atoms_per_100px", "resolution": "resolution_pm", "noise": "psnr_db",

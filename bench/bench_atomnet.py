@@ -23,7 +23,7 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 
-from stembench.dataset_publish.series import reference_image
+from stembench.dataset_publish.simulate.series import reference_image
 from stembench.endpoints.models.atomnet import AtomNet
 from stembench.scoring import score_image
 

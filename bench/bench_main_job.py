@@ -53,7 +53,7 @@ def _whole(folder: Path, *, preset: str, workers: int) -> tuple[float, Path]:
 
 def _dataset_seconds(folder: Path, *, preset: str) -> tuple[float, Path]:
     """What the run does to get its dataset from a clean cache: ask MDF, then build."""
-    from stembench.dataset_publish.cache import load
+    from stembench.dataset_publish.storage.cache import load
 
     start = time.perf_counter()
     dataset = load("atom-locating-benchmark", preset=preset, cache_dir=folder / "parts-cache")
@@ -63,7 +63,7 @@ def _dataset_seconds(folder: Path, *, preset: str) -> tuple[float, Path]:
 def _model_times(model_name: str, path: Path, *, ids: list[str],
                  barrier: Any) -> dict[str, Any]:
     """Load the model, wait for the other workers, then locate and score ``ids`` one by one."""
-    from stembench.dataset_publish.storage import open_dataset
+    from stembench.dataset_publish.storage.stembench_layout import open_dataset
     from stembench.endpoints.models.registry import load_model
     from stembench.scoring import score_image
 
@@ -87,7 +87,7 @@ def _models_like_the_workers(path: Path, *, workers: int, sample: int) -> dict[s
     """Each built-in model's cost on the machine, measured with every worker busy."""
     from stembench.client.executors import local_executor
     from stembench.client.run import BUILTIN_MODELS
-    from stembench.dataset_publish.storage import open_dataset
+    from stembench.dataset_publish.storage.stembench_layout import open_dataset
 
     with open_dataset(path) as dataset:
         ids = dataset.ids

@@ -57,7 +57,7 @@ def _median_seconds(run: Callable[[], object], repeats: int) -> float:
 
 
 def _reference(material: str, shape: tuple[int, int] = (256, 256)):  # type: ignore[no-untyped-def]
-    from stembench.dataset_publish.series import reference_image
+    from stembench.dataset_publish.simulate.series import reference_image
 
     return reference_image(material, axis="pixel_size", shape=shape)
 

@@ -27,7 +27,7 @@ from typing import Any
 
 from stembench.client.executors import local_executor
 from stembench.client.orchestrate import Target, evaluate
-from stembench.dataset_publish.storage import open_dataset
+from stembench.dataset_publish.storage.stembench_layout import open_dataset
 from stembench.endpoints.requests import DatasetRef, ShardRequest
 
 

@@ -37,7 +37,7 @@ def main() -> None:
     from service_helpers import install_dataset
     from service_load import hammer, mixed_paths, populated_server
 
-    from stembench.dataset_publish.build import build_dataset
+    from stembench.dataset_publish.simulate.build import build_dataset
 
     with tempfile.TemporaryDirectory(prefix="stembench-load-") as folder:
         work = Path(folder)

@@ -19,7 +19,7 @@ import argparse
 import json
 from pathlib import Path
 
-from stembench.dataset_publish.storage import open_dataset
+from stembench.dataset_publish.storage.stembench_layout import open_dataset
 from stembench.endpoints.models.registry import load_model
 from stembench.scoring import score_image
 

@@ -31,8 +31,8 @@ import numpy as np
 from tqdm import tqdm
 
 from stembench.client.analysis import compute_cutoffs
-from stembench.dataset_publish.series import AXES, reference_image
-from stembench.dataset_publish.storage import open_dataset
+from stembench.dataset_publish.simulate.series import AXES, reference_image
+from stembench.dataset_publish.storage.stembench_layout import open_dataset
 from stembench.endpoints.models.atomnet import AtomNet
 from stembench.endpoints.models.base import Model
 from stembench.endpoints.models.registry import load_model

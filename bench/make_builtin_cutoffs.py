@@ -29,8 +29,8 @@ MODELS = ("log-blob", "atomap-like")
 
 def records_from_mini(models: tuple[str, ...] = MODELS) -> list[dict[str, Any]]:
     """Score records of ``models`` on a freshly built mini dataset."""
-    from stembench.dataset_publish.build import build_dataset
-    from stembench.dataset_publish.storage import open_dataset
+    from stembench.dataset_publish.simulate.build import build_dataset
+    from stembench.dataset_publish.storage.stembench_layout import open_dataset
     from stembench.endpoints.models.registry import load_model
     from stembench.scoring import score_image
 

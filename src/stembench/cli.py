@@ -15,8 +15,8 @@ from stembench.client.assess.cli import assess_command
 from stembench.client.cli import endpoint_app, evaluate_command, run_command
 from stembench.client.submit import submit_command
 from stembench.dataset_publish.cli import app as dataset_app
-from stembench.dataset_publish.label_cli import label_command
-from stembench.dataset_publish.publish_cli import foundry_metadata, publish, publish_status
+from stembench.dataset_publish.labelling.cli import label_command
+from stembench.dataset_publish.mdf.cli import foundry_metadata, publish, publish_status
 from stembench.endpoints.cli import app as models_app
 from stembench.endpoints.training.cli import train
 from stembench.errors import StembenchError

@@ -6,7 +6,7 @@ Conventions
   centre of the top-left pixel.
 * Pixel size is in angstrom per pixel (A/px).
 * ``coords`` are the *visible* columns, the ground truth; ``faint_coords`` are columns too
-  faint to see (:mod:`stembench.dataset_publish.visibility`), "don't care" in the score.
+  faint to see (:mod:`stembench.dataset_publish.simulate.visibility`), "don't care" in the score.
 """
 
 from __future__ import annotations

@@ -26,29 +26,33 @@ from pathlib import Path
 from typing import Any
 
 from stembench._optional import require
-from stembench.dataset_publish.cache import BUILDER_MODULES
-from stembench.dataset_publish.foundry_arrays import (
-    foundry_arrays_path,
-    made_from,
-    write_foundry_arrays,
-)
-from stembench.dataset_publish.foundry_metadata import (
-    datacite_block,
-    foundry_block,
-    source_name_for,
-)
-from stembench.dataset_publish.foundry_source import (
-    as_foundry_dataset,
-    foundry_cache_dir,
-    offline,
-)
-from stembench.dataset_publish.manifest import manifest_sidecar_path, read_manifest, verify_file
-from stembench.dataset_publish.mdf_download import (
+from stembench.dataset_publish.mdf.download import (
     MDFUnavailableError,
     PublishedRecord,
     download_verified,
     find_published,
     published_record,
+)
+from stembench.dataset_publish.mdf.foundry_arrays import (
+    foundry_arrays_path,
+    made_from,
+    write_foundry_arrays,
+)
+from stembench.dataset_publish.mdf.foundry_metadata import (
+    datacite_block,
+    foundry_block,
+    source_name_for,
+)
+from stembench.dataset_publish.mdf.source import (
+    as_foundry_dataset,
+    foundry_cache_dir,
+    offline,
+)
+from stembench.dataset_publish.storage.cache import BUILDER_MODULES
+from stembench.dataset_publish.storage.manifest import (
+    manifest_sidecar_path,
+    read_manifest,
+    verify_file,
 )
 from stembench.errors import DatasetError
 
@@ -108,7 +112,7 @@ def prefetch(dataset: Any, *, local_cache_dir: str | Path | None = None,
         foundry-ml's cache; by default ``$FOUNDRY_LOCAL_CACHE_DIR``, else ``./data``
         (foundry-ml's own default).
     client : globus_sdk.BaseClient, optional
-        MDF v2 API client (:func:`~stembench.dataset_publish.mdf_download.mdf_api_client`).
+        MDF v2 API client (:func:`~stembench.dataset_publish.mdf.download.mdf_api_client`).
 
     Returns
     -------
@@ -159,7 +163,7 @@ def _published_copy(name: str, preset: str, version: str, cache: Path) -> Path |
 
 
 def _local_copy(name: str, preset: str, version: str, cache: Path) -> Path:
-    from stembench.dataset_publish.cache import load as stembench_load
+    from stembench.dataset_publish.storage.cache import load as stembench_load
 
     with stembench_load(name, preset=preset, version=version) as dataset:
         source = dataset.path
@@ -188,7 +192,7 @@ def load(name: str = "atom-locating-benchmark", *, preset: str = "standard",
         ``{preset: {"input": {...}, "target": {...}}}``: inputs ``image_ids``, ``imgs``,
         ``image_shapes``, ``metadata``; targets ``raw``, ``coords``, ``n_columns``,
         ``column_types``, ``column_elements``, each one numpy array over all images (see
-        :mod:`stembench.dataset_publish.foundry_arrays`).
+        :mod:`stembench.dataset_publish.mdf.foundry_arrays`).
 
     Examples
     --------

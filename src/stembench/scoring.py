@@ -18,7 +18,7 @@ counts are kept as ``n_truth_total`` and ``n_predicted_total``.
 Faint and don't-care columns
 ----------------------------
 Columns present but too faint to see (``faint``, see
-:mod:`stembench.dataset_publish.visibility`) are "don't care": after the predictions are
+:mod:`stembench.dataset_publish.simulate.visibility`) are "don't care": after the predictions are
 paired with the visible columns, the predictions left over are paired, by the same rule, with
 the faint columns; such a prediction is neither a true nor a false positive, and a faint
 column without one is not a miss. Faint columns are scored apart, per type, in

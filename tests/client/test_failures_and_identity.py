@@ -23,7 +23,7 @@ from stembench.client.analysis import compute_cutoffs
 from stembench.client.orchestrate import Evaluation, Target, evaluate
 from stembench.client.results_file import ResultsFile
 from stembench.client.run import collect_failure_cases, image_counts
-from stembench.dataset_publish.storage import DatasetWriter, open_dataset
+from stembench.dataset_publish.storage.stembench_layout import DatasetWriter, open_dataset
 from stembench.endpoints.requests import DatasetRef
 
 GROUP, SERIES = "SrTiO3-simulated", "contrast"

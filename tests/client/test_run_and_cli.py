@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from stembench.cli import app
 from stembench.client.results_file import ResultsFile
-from stembench.dataset_publish.storage import open_dataset
+from stembench.dataset_publish.storage.stembench_layout import open_dataset
 
 
 def test_run_writes_report_and_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from stembench.cli import app
 from stembench.client.orchestrate import Evaluation
 from stembench.client.results_file import ResultsFile
-from stembench.dataset_publish.storage import open_dataset
+from stembench.dataset_publish.storage.stembench_layout import open_dataset
 from stembench.endpoints.models.base import sha256_file
 
 torch = pytest.importorskip("torch")

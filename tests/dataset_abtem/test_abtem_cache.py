@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stembench.dataset_publish.abtem_backend import AbtemHAADF, is_layer
-from stembench.dataset_publish.probe import ProbeParameters
-from stembench.dataset_publish.structures import ColumnStructure, build_structure
+from stembench.dataset_publish.simulate.abtem_backend import AbtemHAADF, is_layer
+from stembench.dataset_publish.simulate.probe import ProbeParameters
+from stembench.dataset_publish.simulate.structures import ColumnStructure, build_structure
 from stembench.errors import IntegrityError
 
 pytest.importorskip("abtem")

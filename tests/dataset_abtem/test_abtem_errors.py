@@ -9,9 +9,9 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from stembench.dataset_publish.abtem_backend import AbtemHAADF
-from stembench.dataset_publish.probe import ProbeParameters
-from stembench.dataset_publish.structures import ColumnStructure
+from stembench.dataset_publish.simulate.abtem_backend import AbtemHAADF
+from stembench.dataset_publish.simulate.probe import ProbeParameters
+from stembench.dataset_publish.simulate.structures import ColumnStructure
 from stembench.errors import InputError, MissingExtraError
 
 Factory = Callable[..., AbtemHAADF]

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from skimage.feature import peak_local_max
 
-from stembench.dataset_publish.abtem_backend import AbtemHAADF
-from stembench.dataset_publish.probe import ProbeParameters
-from stembench.dataset_publish.structures import ColumnStructure
+from stembench.dataset_publish.simulate.abtem_backend import AbtemHAADF
+from stembench.dataset_publish.simulate.probe import ProbeParameters
+from stembench.dataset_publish.simulate.structures import ColumnStructure
 
 pytest.importorskip("abtem")
 

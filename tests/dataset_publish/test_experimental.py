@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from stembench.datamodel import BenchmarkImage
-from stembench.dataset_publish.degradations import contrast, psnr_db
-from stembench.dataset_publish.experimental import bin_image, experimental_series
+from stembench.dataset_publish.experimental.derived_series import bin_image, experimental_series
+from stembench.dataset_publish.simulate.degradations import contrast, psnr_db
 from stembench.errors import InputError
 
 

@@ -3,15 +3,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stembench.dataset_publish.fast_backend import FastHAADF, ImageFormation
-from stembench.dataset_publish.probe import (
+from stembench.dataset_publish.simulate.fast_backend import FastHAADF, ImageFormation
+from stembench.dataset_publish.simulate.probe import (
     ProbeParameters,
     electron_wavelength_angstrom,
     probe_fwhm_angstrom,
 )
-from stembench.dataset_publish.scan import ScanParameters, beam_positions, ground_truth_pixels
-from stembench.dataset_publish.series import render
-from stembench.dataset_publish.structures import structure_from_columns
+from stembench.dataset_publish.simulate.scan import (
+    ScanParameters,
+    beam_positions,
+    ground_truth_pixels,
+)
+from stembench.dataset_publish.simulate.series import render
+from stembench.dataset_publish.simulate.structures import structure_from_columns
 from stembench.errors import InputError
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy.spatial import cKDTree
 
-from stembench.dataset_publish.degradations import (
+from stembench.dataset_publish.simulate.degradations import (
     blur_to_resolution,
     contrast,
     dose_from_current,
@@ -13,10 +13,10 @@ from stembench.dataset_publish.degradations import (
     psnr_db,
     set_contrast,
 )
-from stembench.dataset_publish.fast_backend import FastHAADF
-from stembench.dataset_publish.probe import ProbeParameters
-from stembench.dataset_publish.series import AXES, material_series
-from stembench.dataset_publish.storage import COLUMN_ELEMENTS_KEY, METADATA_FIELDS
+from stembench.dataset_publish.simulate.fast_backend import FastHAADF
+from stembench.dataset_publish.simulate.probe import ProbeParameters
+from stembench.dataset_publish.simulate.series import AXES, material_series
+from stembench.dataset_publish.storage.stembench_layout import COLUMN_ELEMENTS_KEY, METADATA_FIELDS
 from stembench.errors import InputError
 
 PROBE = ProbeParameters()

@@ -7,12 +7,12 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from stembench.dataset_publish.build import generality_images
-from stembench.dataset_publish.check import check_dataset
-from stembench.dataset_publish.fast_backend import FastHAADF
-from stembench.dataset_publish.probe import ProbeParameters
-from stembench.dataset_publish.structures import build_structure
-from stembench.dataset_publish.visibility import check_labels
+from stembench.dataset_publish.simulate.build import generality_images
+from stembench.dataset_publish.simulate.check import check_dataset
+from stembench.dataset_publish.simulate.fast_backend import FastHAADF
+from stembench.dataset_publish.simulate.probe import ProbeParameters
+from stembench.dataset_publish.simulate.structures import build_structure
+from stembench.dataset_publish.simulate.visibility import check_labels
 
 
 def _types(name: str) -> tuple[Counter[str], Counter[str]]:
@@ -82,7 +82,7 @@ def test_every_clean_image_of_the_mini_preset_passes_the_check(mini_dataset):
 
 
 def test_faint_columns_are_stored_and_read_back(mini_dataset):
-    from stembench.dataset_publish.storage import open_dataset
+    from stembench.dataset_publish.storage.stembench_layout import open_dataset
 
     with open_dataset(mini_dataset) as ds:
         sto = ds["SrTiO3-simulated:noise:step00:seed0"]

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from stembench.datamodel import BenchmarkImage
-from stembench.dataset_publish.storage import DatasetWriter
+from stembench.dataset_publish.storage.stembench_layout import DatasetWriter
 
 PIXEL_SIZE = 0.125  # A/px
 

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 import stembench
-from stembench.dataset_publish import cache
-from stembench.dataset_publish.manifest import manifest_sidecar_path
+from stembench.dataset_publish.storage import cache
+from stembench.dataset_publish.storage.manifest import manifest_sidecar_path
 from stembench.errors import DatasetError, IntegrityError
 
-BUILDER = "stembench.dataset_publish.build"
+BUILDER = "stembench.dataset_publish.simulate.build"
 
 
 @pytest.fixture
@@ -33,7 +33,7 @@ def fake_builder(monkeypatch, image_factory, write_images):
         return Path(path)
 
     def cache_writer(path):
-        from stembench.dataset_publish.storage import DatasetWriter
+        from stembench.dataset_publish.storage.stembench_layout import DatasetWriter
 
         return DatasetWriter(path, name="atom-locating-benchmark", version="0.0.test",
                              generator_params={"fake": True})
@@ -113,7 +113,7 @@ def test_uncached_other_version_is_an_error(tmp_path, fake_builder):
 
 def test_registered_source_fills_cache_before_building(tmp_path, fake_builder, monkeypatch,
                                                        image_factory):
-    from stembench.dataset_publish.storage import DatasetWriter
+    from stembench.dataset_publish.storage.stembench_layout import DatasetWriter
 
     requests: list[cache.CacheRequest] = []
 
@@ -158,10 +158,10 @@ def test_bad_preset_name(tmp_path):
 def test_import_stembench_is_light():
     code = (
         "import sys, stembench; "
-        "heavy = [m for m in ('h5py', 'scipy', 'torch', 'stembench.dataset_publish.cache') "
+        "heavy = [m for m in ('h5py', 'scipy', 'torch', 'stembench.dataset_publish.storage.cache') "
         "if m in sys.modules]; "
         "assert not heavy, heavy; "
-        "from stembench.dataset_publish.cache import load; "
+        "from stembench.dataset_publish.storage.cache import load; "
         "assert stembench.load is load; print(stembench.__version__)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -172,7 +172,7 @@ def test_import_stembench_is_light():
 
 @pytest.mark.slow
 def test_load_real_builder_mini(tmp_path):
-    build = pytest.importorskip("stembench.dataset_publish.build")
+    build = pytest.importorskip("stembench.dataset_publish.simulate.build")
     with stembench.load(preset="mini", cache_dir=tmp_path) as ds:
         assert (ds.name, ds.version) == ("atom-locating-benchmark", build.DATASET_VERSION)
         assert ds.manifest.generator_version == build.GENERATOR_VERSION

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import tifffile
 
-from stembench.dataset_publish.importer import (
+from stembench.dataset_publish.experimental.importer import (
     import_dataset,
     import_labelled_image,
     read_image_file,
 )
-from stembench.dataset_publish.storage import open_dataset
+from stembench.dataset_publish.storage.stembench_layout import open_dataset
 from stembench.errors import InputError
 
 

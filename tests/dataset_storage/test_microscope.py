@@ -18,8 +18,8 @@ import pytest
 from typer.testing import CliRunner
 
 from stembench.cli import app
-from stembench.dataset_publish.importer import import_labelled_image, read_image_file
-from stembench.dataset_publish.microscope import (
+from stembench.dataset_publish.experimental.importer import import_labelled_image, read_image_file
+from stembench.dataset_publish.experimental.microscope import (
     pixel_size_from_axes,
     read_microscope_image,
     resolve_pixel_size,

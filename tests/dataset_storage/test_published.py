@@ -8,8 +8,8 @@ import h5py
 import numpy as np
 import pytest
 
-from stembench.dataset_publish.published import PublishedDataset, canonical_field_name
-from stembench.dataset_publish.storage import open_dataset
+from stembench.dataset_publish.storage.published import PublishedDataset, canonical_field_name
+from stembench.dataset_publish.storage.stembench_layout import open_dataset
 from stembench.errors import DatasetError
 
 IDS = ["WS2_sim_005", "STO_exp_001"]

@@ -10,13 +10,13 @@ import h5py
 import numpy as np
 import pytest
 
-from stembench.dataset_publish.manifest import (
+from stembench.dataset_publish.storage.manifest import (
     Manifest,
     manifest_sidecar_path,
     sha256_array,
     verify_file,
 )
-from stembench.dataset_publish.storage import Dataset, DatasetWriter, open_dataset
+from stembench.dataset_publish.storage.stembench_layout import Dataset, DatasetWriter, open_dataset
 from stembench.errors import DatasetError, InputError, IntegrityError
 
 

@@ -9,9 +9,13 @@ import h5py
 import numpy as np
 import pytest
 
-from stembench.dataset_publish.importer import check_imported_labels, import_dataset
-from stembench.dataset_publish.manifest import manifest_sidecar_path, read_manifest, verify_file
-from stembench.dataset_publish.storage import Dataset, open_dataset
+from stembench.dataset_publish.experimental.importer import check_imported_labels, import_dataset
+from stembench.dataset_publish.storage.manifest import (
+    manifest_sidecar_path,
+    read_manifest,
+    verify_file,
+)
+from stembench.dataset_publish.storage.stembench_layout import Dataset, open_dataset
 from stembench.errors import InputError, IntegrityError
 
 

@@ -100,7 +100,7 @@ def test_real_model_and_dataset_through_engine_into_report(
     from stembench.client.analysis import compute_cutoffs
     from stembench.client.analysis.report import load_report, write_report
     from stembench.client.run import records_provenance
-    from stembench.dataset_publish.storage import open_dataset
+    from stembench.dataset_publish.storage.stembench_layout import open_dataset
 
     results = tmp_path / "log-blob.jsonl"
     outcome = evaluate("log-blob", results_path=results,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from stembench._version import __version__
-from stembench.dataset_publish.storage import open_dataset
+from stembench.dataset_publish.storage.stembench_layout import open_dataset
 from stembench.endpoints.requests import DatasetRef, ModelSpec, ShardRequest
 from stembench.endpoints.shard import describe_dataset, evaluate_shard
 

@@ -32,9 +32,9 @@ from typing import Any
 import numpy as np
 
 from stembench.datamodel import BenchmarkImage
-from stembench.dataset_publish.build import DATASET_NAME, DATASET_VERSION
-from stembench.dataset_publish.foundry_arrays import write_foundry_arrays
-from stembench.dataset_publish.storage import DatasetWriter
+from stembench.dataset_publish.mdf.foundry_arrays import write_foundry_arrays
+from stembench.dataset_publish.simulate.build import DATASET_NAME, DATASET_VERSION
+from stembench.dataset_publish.storage.stembench_layout import DatasetWriter
 
 PIXEL_SIZE = 0.2  # A/px
 SOURCE_ID = "atom_locating_benchmark_mini"

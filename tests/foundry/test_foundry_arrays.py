@@ -10,16 +10,24 @@ import numpy as np
 import pytest
 from foundry_test_data import make_image
 
-from stembench.dataset_publish.build import DATASET_NAME
-from stembench.dataset_publish.foundry_arrays import (
+from stembench.dataset_publish.mdf.foundry_arrays import (
     ARRAY_KEYS,
     foundry_arrays_path,
     is_current,
     source_manifest_sha256,
     write_foundry_arrays,
 )
-from stembench.dataset_publish.manifest import manifest_sidecar_path, read_manifest, verify_file
-from stembench.dataset_publish.storage import METADATA_FIELDS, DatasetWriter, open_dataset
+from stembench.dataset_publish.simulate.build import DATASET_NAME
+from stembench.dataset_publish.storage.manifest import (
+    manifest_sidecar_path,
+    read_manifest,
+    verify_file,
+)
+from stembench.dataset_publish.storage.stembench_layout import (
+    METADATA_FIELDS,
+    DatasetWriter,
+    open_dataset,
+)
 from stembench.errors import DatasetError
 
 

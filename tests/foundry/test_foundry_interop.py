@@ -32,12 +32,12 @@ from foundry_test_data import (
     write_tiny,
 )
 
-import stembench.dataset_publish.build as build_module
-from stembench.dataset_publish.build import DATASET_VERSION
-from stembench.dataset_publish.cache import load
-from stembench.dataset_publish.foundry_arrays import foundry_arrays_path
-from stembench.dataset_publish.foundry_metadata import dataset_metadata
-from stembench.dataset_publish.manifest import manifest_sidecar_path
+import stembench.dataset_publish.simulate.build as build_module
+from stembench.dataset_publish.mdf.foundry_arrays import foundry_arrays_path
+from stembench.dataset_publish.mdf.foundry_metadata import dataset_metadata
+from stembench.dataset_publish.simulate.build import DATASET_VERSION
+from stembench.dataset_publish.storage.cache import load
+from stembench.dataset_publish.storage.manifest import manifest_sidecar_path
 from stembench.errors import IntegrityError
 
 foundry_ml = pytest.importorskip("foundry")

@@ -10,16 +10,16 @@ import jsonschema
 import pytest
 from foundry_test_data import write_tiny
 
-from stembench.dataset_publish.foundry_arrays import foundry_arrays_path
-from stembench.dataset_publish.foundry_metadata import (
+from stembench.dataset_publish.mdf.foundry_arrays import foundry_arrays_path
+from stembench.dataset_publish.mdf.foundry_metadata import (
     FOUNDRY_JSON_SCHEMA,
     METADATA_UNITS,
     dataset_metadata,
     source_name_for,
     validate_foundry_metadata,
 )
-from stembench.dataset_publish.manifest import manifest_sidecar_path
-from stembench.dataset_publish.storage import METADATA_FIELDS
+from stembench.dataset_publish.storage.manifest import manifest_sidecar_path
+from stembench.dataset_publish.storage.stembench_layout import METADATA_FIELDS
 from stembench.errors import DatasetError, InputError
 
 

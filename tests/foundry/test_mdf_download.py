@@ -25,18 +25,18 @@ from foundry_test_data import (
     write_tiny,
 )
 
-import stembench.dataset_publish.build as build_module
-from stembench.dataset_publish import cache
-from stembench.dataset_publish.build import DATASET_NAME, DATASET_VERSION
-from stembench.dataset_publish.foundry_source import install_mdf_source, mdf_source
-from stembench.dataset_publish.manifest import manifest_sidecar_path
-from stembench.dataset_publish.mdf_download import (
+import stembench.dataset_publish.simulate.build as build_module
+from stembench.dataset_publish.mdf.download import (
     MDFUnavailableError,
     download_verified,
     find_published,
     mdf_api_client,
 )
-from stembench.dataset_publish.storage import open_dataset
+from stembench.dataset_publish.mdf.source import install_mdf_source, mdf_source
+from stembench.dataset_publish.simulate.build import DATASET_NAME, DATASET_VERSION
+from stembench.dataset_publish.storage import cache
+from stembench.dataset_publish.storage.manifest import manifest_sidecar_path
+from stembench.dataset_publish.storage.stembench_layout import open_dataset
 from stembench.errors import IntegrityError
 
 pytest.importorskip("globus_sdk")
@@ -189,7 +189,7 @@ def mdf_registered(monkeypatch):
         return path
 
     monkeypatch.setattr(build_module, "build_dataset", fake_build)
-    monkeypatch.setattr("stembench.dataset_publish.mdf_download.mdf_api_client",
+    monkeypatch.setattr("stembench.dataset_publish.mdf.download.mdf_api_client",
                         lambda: mdf_api_client(max_retries=1, max_sleep=0))
     install_mdf_source()
     yield calls

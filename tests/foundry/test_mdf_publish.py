@@ -11,8 +11,9 @@ import json
 import pytest
 from foundry_test_data import API, NCSA
 
-from stembench.dataset_publish.foundry_metadata import dataset_metadata
-from stembench.dataset_publish.mdf_publish import (
+from stembench.dataset_publish.mdf.cli import app
+from stembench.dataset_publish.mdf.foundry_metadata import dataset_metadata
+from stembench.dataset_publish.mdf.publish import (
     MDFSubmissionError,
     build_payload,
     file_digests,
@@ -21,7 +22,6 @@ from stembench.dataset_publish.mdf_publish import (
     submission_status,
     submit,
 )
-from stembench.dataset_publish.publish_cli import app
 from stembench.errors import InputError
 
 mdf_config = pytest.importorskip("mdf.models.config")

@@ -7,7 +7,7 @@ import importlib.util
 import pytest
 from typer.testing import CliRunner
 
-from stembench.dataset_publish.publish_cli import app
+from stembench.dataset_publish.mdf.cli import app
 from stembench.errors import MissingExtraError
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from stembench.cli import main
-from stembench.dataset_publish.storage import DatasetWriter, open_dataset
+from stembench.dataset_publish.storage.stembench_layout import DatasetWriter, open_dataset
 
 
 @pytest.fixture(scope="session")

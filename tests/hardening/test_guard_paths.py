@@ -14,7 +14,7 @@ import pytest
 
 from stembench.client.orchestrate import Target, evaluate
 from stembench.client.results_file import ResultsFile
-from stembench.dataset_publish.storage import open_dataset
+from stembench.dataset_publish.storage.stembench_layout import open_dataset
 from stembench.endpoints.models.guard import run_model_safely
 from stembench.endpoints.models.loaders import CallableModel
 from stembench.endpoints.requests import DatasetRef

@@ -223,7 +223,7 @@ def test_missing_extra_error_survives_a_process_boundary() -> None:
 def test_a_failed_dataset_write_leaves_no_temporary_file(tmp_path: Path,
                                                          tiny_dataset_path: Path) -> None:
     """A folder that appears at the output path while writing: the write fails, cleanly."""
-    from stembench.dataset_publish.storage import DatasetWriter, open_dataset
+    from stembench.dataset_publish.storage.stembench_layout import DatasetWriter, open_dataset
 
     target = tmp_path / "out.h5"
     with open_dataset(tiny_dataset_path) as dataset, pytest.raises(IsADirectoryError), \

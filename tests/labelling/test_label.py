@@ -9,9 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from stembench.cli import app
-from stembench.dataset_publish.importer import import_labelled_image
-from stembench.dataset_publish.labelling import fit_columns, propose_labels
-from stembench.dataset_publish.series import reference_image
+from stembench.dataset_publish.experimental.importer import import_labelled_image
+from stembench.dataset_publish.labelling.propose import fit_columns, propose_labels
+from stembench.dataset_publish.simulate.series import reference_image
 from stembench.scoring import dont_care_mask, score_image
 
 
@@ -140,7 +140,7 @@ def test_label_npy_needs_pixel_size(tmp_path):
 
 
 def test_confidence_column_is_checked(tmp_path):
-    from stembench.dataset_publish.importer import read_positions_csv
+    from stembench.dataset_publish.experimental.importer import read_positions_csv
     from stembench.errors import InputError
 
     path = tmp_path / "labels.csv"

@@ -106,7 +106,7 @@ def test_info():
 def test_dim_columns_beside_bright_ones_are_found(mini_dataset_path):
     """WS2: S2 columns (0.15 of W, 1.8 A away) sit on W's tail; Atomap's full-separation
     window hides them, the half-separation window with merging finds them."""
-    from stembench.dataset_publish.storage import open_dataset
+    from stembench.dataset_publish.storage.stembench_layout import open_dataset
     from stembench.scoring import score_image
 
     with open_dataset(mini_dataset_path) as dataset:

@@ -29,8 +29,8 @@ def install_dataset(cache_dir: Path, source: Path, *, preset: str = "mini") -> P
     import os
     import shutil
 
-    from stembench.dataset_publish.build import DATASET_NAME, DATASET_VERSION
-    from stembench.dataset_publish.cache import cache_path
+    from stembench.dataset_publish.simulate.build import DATASET_NAME, DATASET_VERSION
+    from stembench.dataset_publish.storage.cache import cache_path
 
     target = cache_path(DATASET_NAME, preset=preset, version=str(DATASET_VERSION),
                         cache_dir=cache_dir)

@@ -106,7 +106,7 @@ sys.path.insert(0, fakes)
 from pathlib import Path
 import uvicorn
 from service_helpers import make_settings
-from stembench.dataset_publish.build import DATASET_VERSION
+from stembench.dataset_publish.simulate.build import DATASET_VERSION
 from stembench.service import store
 from stembench.service.app import create_app
 from stembench.service.worker import Worker

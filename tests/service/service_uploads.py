@@ -13,7 +13,7 @@ from typing import Any
 import service_fakes as fakes
 from service_helpers import bearer
 
-from stembench.dataset_publish.build import DATASET_VERSION
+from stembench.dataset_publish.simulate.build import DATASET_VERSION
 
 CARD: dict[str, Any] = {
     "name": "my-unet", "version": "2.1", "authors": ["A. Person"],

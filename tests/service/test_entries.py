@@ -9,7 +9,7 @@ import service_fakes as fakes
 from service_helpers import bearer, make_settings
 from service_uploads import CARD, packed, results_file, shards, upload
 
-from stembench.dataset_publish.storage import open_dataset
+from stembench.dataset_publish.storage.stembench_layout import open_dataset
 from stembench.scoring import score_image
 from stembench.service.figures import entry_cutoffs
 from stembench.service.worker import Worker

@@ -10,8 +10,8 @@ import service_fakes as fakes
 from service_helpers import bearer
 from sqlalchemy import text, update
 
-from stembench.dataset_publish.build import DATASET_VERSION
-from stembench.dataset_publish.storage import open_dataset
+from stembench.dataset_publish.simulate.build import DATASET_VERSION
+from stembench.dataset_publish.storage.stembench_layout import open_dataset
 from stembench.scoring import score_image
 from stembench.service.models import Job
 from stembench.service.worker import Worker, job_folder

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from service_helpers import bearer, make_settings
 
-from stembench.dataset_publish.build import DATASET_VERSION
-from stembench.dataset_publish.cache import cache_path
-from stembench.dataset_publish.storage import open_dataset
+from stembench.dataset_publish.simulate.build import DATASET_VERSION
+from stembench.dataset_publish.storage.cache import cache_path
+from stembench.dataset_publish.storage.stembench_layout import open_dataset
 from stembench.service.worker import Worker
 
 

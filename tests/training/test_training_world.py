@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 import stembench.endpoints.training as training_package
-from stembench.dataset_publish.build import GENERALITY_NAMES
-from stembench.dataset_publish.probe import ProbeParameters
-from stembench.dataset_publish.series import MATERIALS
-from stembench.dataset_publish.structures import build_structure
+from stembench.dataset_publish.simulate.build import GENERALITY_NAMES
+from stembench.dataset_publish.simulate.probe import ProbeParameters
+from stembench.dataset_publish.simulate.series import MATERIALS
+from stembench.dataset_publish.simulate.structures import build_structure
 from stembench.endpoints.training.validation import make_validation_set
 from stembench.endpoints.training.world import (
     EXPONENT_RANGES,
@@ -31,11 +31,16 @@ BENCHMARK = set(GENERALITY_NAMES) | set(MATERIALS)
 
 #: Modules that build, read, cache or download benchmark datasets.
 BENCHMARK_READERS = (
-    "stembench.dataset_publish.build", "stembench.dataset_publish.series",
-    "stembench.dataset_publish.storage", "stembench.dataset_publish.cache",
-    "stembench.dataset_publish.importer", "stembench.dataset_publish.published",
-    "stembench.dataset_publish.mdf_download", "stembench.dataset_publish.foundry_source",
-    "stembench.dataset_publish.experimental", "stembench.dataset_publish.generality",
+    "stembench.dataset_publish.simulate.build",
+    "stembench.dataset_publish.simulate.series",
+    "stembench.dataset_publish.storage.stembench_layout",
+    "stembench.dataset_publish.storage.cache",
+    "stembench.dataset_publish.experimental.importer",
+    "stembench.dataset_publish.storage.published",
+    "stembench.dataset_publish.mdf.download",
+    "stembench.dataset_publish.mdf.source",
+    "stembench.dataset_publish.experimental.derived_series",
+    "stembench.dataset_publish.simulate.generality",
     "stembench.client",
 )
 

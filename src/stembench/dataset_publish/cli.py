@@ -22,8 +22,8 @@ app = typer.Typer(
 
 
 def _default_path(preset: str) -> Path:
-    from stembench.dataset_publish.build import DATASET_NAME, DATASET_VERSION
-    from stembench.dataset_publish.cache import cache_path
+    from stembench.dataset_publish.simulate.build import DATASET_NAME, DATASET_VERSION
+    from stembench.dataset_publish.storage.cache import cache_path
 
     return cache_path(DATASET_NAME, preset=preset, version=DATASET_VERSION)
 
@@ -44,7 +44,7 @@ def build(
              "add as experimental groups with quality series.")] = None,
 ) -> None:
     """Generate every image and write the HDF5 dataset with its manifest."""
-    from stembench.dataset_publish.build import build_dataset
+    from stembench.dataset_publish.simulate.build import build_dataset
 
     path = output if output is not None else _default_path(preset)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -61,7 +61,7 @@ def info(
                                              "is given.")] = "standard",
 ) -> None:
     """Print the dataset's version, where it is, and image counts per group and series."""
-    from stembench.dataset_publish.storage import open_dataset
+    from stembench.dataset_publish.storage.stembench_layout import open_dataset
 
     target = path if path is not None else _default_path(preset)
     dataset = open_dataset(target)
@@ -108,7 +108,7 @@ def figures(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from stembench.dataset_publish.storage import open_dataset
+    from stembench.dataset_publish.storage.stembench_layout import open_dataset
 
     output.mkdir(parents=True, exist_ok=True)
     dataset = open_dataset(path)
@@ -163,7 +163,10 @@ def import_images(
         "--allow-unusual-pixel-size", help="Accept a pixel size outside 0.005-5 A/px.")] = False,
 ) -> None:
     """Import a labelled experimental image (image + CSV of x, y positions) as a dataset."""
-    from stembench.dataset_publish.importer import import_dataset, import_labelled_image
+    from stembench.dataset_publish.experimental.importer import (
+        import_dataset,
+        import_labelled_image,
+    )
 
     labelled = import_labelled_image(image, positions, pixel_size=pixel_size, signal=signal,
                                      frame=frame, material=material, group=group,
@@ -185,10 +188,10 @@ def check(
     """Compare every clean image's noise-free peaks with its labels; exit 1 on a disagreement.
 
     Fails on a visible peak without a visible label and on a visible label without a peak
-    (rule: stembench.dataset_publish.visibility).
+    (rule: stembench.dataset_publish.simulate.visibility).
     """
-    from stembench.dataset_publish.check import check_dataset
-    from stembench.dataset_publish.visibility import CHECK_TOLERANCE, FAINT_FRACTION
+    from stembench.dataset_publish.simulate.check import check_dataset
+    from stembench.dataset_publish.simulate.visibility import CHECK_TOLERANCE, FAINT_FRACTION
 
     report = check_dataset(path, verify=verify)
     for image_id, problems in report.problems.items():

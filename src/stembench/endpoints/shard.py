@@ -67,8 +67,8 @@ def _file_stamp(path: Any) -> tuple[int, int, int] | None:
 
 def _open_dataset(ref_json: str) -> Any:
     """The dataset a reference names, opened once per process and again if its file changed."""
-    from stembench.dataset_publish.cache import load
-    from stembench.dataset_publish.storage import open_dataset
+    from stembench.dataset_publish.storage.cache import load
+    from stembench.dataset_publish.storage.stembench_layout import open_dataset
 
     cached = _OPEN_DATASETS.get(ref_json)
     if cached is not None and _file_stamp(getattr(cached[0], "path", None)) == cached[1]:

@@ -111,7 +111,7 @@ async def health(request: Request) -> dict[str, Any]:
 def list_datasets() -> list[DatasetOut]:
     """Dataset presets the service builds and evaluates on."""
     try:
-        from stembench.dataset_publish.build import DATASET_NAME, DATASET_VERSION, PRESETS
+        from stembench.dataset_publish.simulate.build import DATASET_NAME, DATASET_VERSION, PRESETS
     except ImportError:
         return []
     return [DatasetOut(name=DATASET_NAME, version=DATASET_VERSION, preset=name,

@@ -36,7 +36,7 @@ def held_dataset(settings: ServiceSettings, name: str, preset: str,
     InputError
         When the service holds no copy of that dataset version.
     """
-    from stembench.dataset_publish.cache import cache_path
+    from stembench.dataset_publish.storage.cache import cache_path
 
     cache = Path(settings.dataset_cache_dir) if settings.dataset_cache_dir else None
     path = cache_path(name, preset=preset, version=version, cache_dir=cache)
@@ -108,7 +108,7 @@ def score_job(settings: ServiceSettings, job: Job,
         Another dataset version (both content hashes named), missing images, an image
         without coordinates, or coordinates the scorer refuses.
     """
-    from stembench.dataset_publish.cache import load
+    from stembench.dataset_publish.storage.cache import load
 
     cache = Path(settings.dataset_cache_dir) if settings.dataset_cache_dir else None
     try:

@@ -51,11 +51,11 @@ class DatasetIdentity:
 def dataset_identity(path: Path) -> DatasetIdentity:
     """Identity of a stembench dataset file, read from its manifest alone (no pixels).
 
-    The content hash is the manifest's :meth:`~stembench.dataset_publish.manifest.Manifest.
+    The content hash is the manifest's :meth:`~stembench.dataset_publish.storage.manifest.Manifest.
     content_hash` (arrays and metadata, not the creation time), as every shard result records
     it (``dataset.manifest_sha256``); image ids are those with a label array in the manifest.
     """
-    from stembench.dataset_publish.manifest import read_manifest
+    from stembench.dataset_publish.storage.manifest import read_manifest
 
     manifest = read_manifest(path)
     ids = frozenset(key.removeprefix("/coords/") for key in manifest.arrays

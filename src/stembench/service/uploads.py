@@ -95,7 +95,7 @@ def _joined(folder: Path, digest: str, parts: int, limit: int) -> bytes:
 def _check(settings: ServiceSettings, data: bytes, body: UploadIn) -> tuple[dict[str, Any],
                                                                             Any]:
     """The validated card and the dataset the upload is for; HTTP 422 with the reason."""
-    from stembench.dataset_publish.build import DATASET_NAME, DATASET_VERSION
+    from stembench.dataset_publish.simulate.build import DATASET_NAME, DATASET_VERSION
     from stembench.model_cards import validate_card
 
     try:

@@ -40,7 +40,7 @@ def read_any_image(path: Path) -> NDArray[np.float64]:
         if data.ndim == 3:
             data = data[..., :3].mean(axis=2)
     else:
-        from stembench.dataset_publish.importer import read_image_file
+        from stembench.dataset_publish.experimental.importer import read_image_file
 
         data = read_image_file(path)
     arr = np.squeeze(np.asarray(data))
@@ -61,7 +61,7 @@ def read_image_and_pixel_size(path: Path, pixel_size: float | None
     InputError
         If the image cannot be read, or no pixel size is given and the file has none.
     """
-    from stembench.dataset_publish.microscope import (
+    from stembench.dataset_publish.experimental.microscope import (
         MICROSCOPE_READERS,
         read_microscope_image,
         resolve_pixel_size,

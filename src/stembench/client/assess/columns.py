@@ -6,7 +6,7 @@ the W columns when the image is blurred, and stop being motif maxima). The whole
 fitted as the lattice of all candidates, each a 2D Gaussian of one shared width, on a
 constant background; a candidate is a visible column when its fitted amplitude is at least
 :data:`VISIBLE_FRACTION` of the brightest column's: an estimate from a noisy image of the
-generator's rule (:mod:`stembench.dataset_publish.visibility`: a column is labelled visible
+generator's rule (:mod:`stembench.dataset_publish.simulate.visibility`: a column is labelled visible
 when its noise-free peak stands at least 0.075 of the image's range above its local
 background), not the same quantity, so the two can disagree on borderline columns. Weak
 candidates are dropped one at a time, weakest first, with a refit after each.

@@ -115,7 +115,7 @@ def group_signature(group: str) -> LatticeSignature | None:
     """Signature of a group's clean reference image, or ``None`` for a group stembench cannot
     render (its material is not one of the simulated benchmark materials)."""
     from stembench.client.assess.lattice import find_lattice
-    from stembench.dataset_publish.series import MATERIALS, reference_image
+    from stembench.dataset_publish.simulate.series import MATERIALS, reference_image
 
     material = next((m for m, spec in MATERIALS.items() if spec.group == group), None)
     if material is None:

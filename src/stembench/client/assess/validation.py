@@ -7,7 +7,7 @@ model's actual score on the image under the benchmark's criteria (recall >= 0.90
 >= 0.95, RMS <= 0.30 A; :data:`stembench.client.analysis.cutoffs.DEFAULT_CRITERIA`). A
 "recommended" verdict is *wrong* when the model fails them.
 
-Lattices: every perfect crystal of :mod:`stembench.dataset_publish.structures` except the
+Lattices: every perfect crystal of :mod:`stembench.dataset_publish.simulate.structures` except the
 benchmark materials (SrTiO3 [100], WS2), plus Au [100] (fcc, a = 4.078 A) and CeO2 [110]
 (fluorite, a = 5.411 A), which no part of stembench renders otherwise.
 """
@@ -22,8 +22,8 @@ import numpy as np
 
 from stembench.client.analysis.cutoffs import DEFAULT_CRITERIA, Cutoff
 from stembench.datamodel import BenchmarkImage
-from stembench.dataset_publish import degradations as deg
-from stembench.dataset_publish.structures import Lattice
+from stembench.dataset_publish.simulate import degradations as deg
+from stembench.dataset_publish.simulate.structures import Lattice
 
 __all__ = [
     "VALIDATION_CONDITIONS",
@@ -77,9 +77,9 @@ _EXTRA: dict[str, Callable[[], Lattice]] = {"Au[100]": _au100, "CeO2[110]": _ceo
 def validation_lattice_names() -> list[str]:
     """Lattices outside the benchmark groups: stembench's other perfect crystals and the extra
     ones of this module."""
-    from stembench.dataset_publish.generality import GENERALITY_STRUCTURES
-    from stembench.dataset_publish.series import MATERIALS
-    from stembench.dataset_publish.structures import list_structures
+    from stembench.dataset_publish.simulate.generality import GENERALITY_STRUCTURES
+    from stembench.dataset_publish.simulate.series import MATERIALS
+    from stembench.dataset_publish.simulate.structures import list_structures
 
     return [n for n in list_structures() if n not in GENERALITY_STRUCTURES
             and n not in MATERIALS] + list(_EXTRA)
@@ -87,7 +87,7 @@ def validation_lattice_names() -> list[str]:
 
 def validation_lattice(name: str) -> Lattice:
     """The lattice called ``name`` (see :func:`validation_lattice_names`)."""
-    from stembench.dataset_publish.structures import lattice
+    from stembench.dataset_publish.simulate.structures import lattice
 
     return _EXTRA[name]() if name in _EXTRA else lattice(name)
 
@@ -95,15 +95,15 @@ def validation_lattice(name: str) -> Lattice:
 def validation_image(name: str, condition: Condition, *, shape: tuple[int, int] = (160, 160),
                      seed: int = 0) -> BenchmarkImage:
     """A labelled image of lattice ``name`` under ``condition``."""
-    from stembench.dataset_publish.fast_backend import FastHAADF
-    from stembench.dataset_publish.probe import ProbeParameters
-    from stembench.dataset_publish.scan import (
+    from stembench.dataset_publish.simulate.fast_backend import FastHAADF
+    from stembench.dataset_publish.simulate.probe import ProbeParameters
+    from stembench.dataset_publish.simulate.scan import (
         ScanParameters,
         beam_positions,
         ground_truth_pixels,
     )
-    from stembench.dataset_publish.series import seed_for
-    from stembench.dataset_publish.structures import structure_from_columns, tile_lattice
+    from stembench.dataset_publish.simulate.series import seed_for
+    from stembench.dataset_publish.simulate.structures import structure_from_columns, tile_lattice
 
     lat = validation_lattice(name)
     rng = np.random.default_rng(seed_for("assess-validation", name, condition.name, seed))

@@ -28,10 +28,14 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from stembench.dataset_publish.degradations import blur_to_resolution, poisson_at_dose
-from stembench.dataset_publish.fast_backend import FastHAADF
-from stembench.dataset_publish.scan import ScanParameters, beam_positions, ground_truth_pixels
-from stembench.dataset_publish.structures import ColumnStructure
+from stembench.dataset_publish.simulate.degradations import blur_to_resolution, poisson_at_dose
+from stembench.dataset_publish.simulate.fast_backend import FastHAADF
+from stembench.dataset_publish.simulate.scan import (
+    ScanParameters,
+    beam_positions,
+    ground_truth_pixels,
+)
+from stembench.dataset_publish.simulate.structures import ColumnStructure
 from stembench.endpoints.training.world import (
     TRAINING_PROBES,
     Kind,

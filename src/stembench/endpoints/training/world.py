@@ -1,21 +1,22 @@
 """The training world: structures, probes and Z exponents the benchmark never shows.
 
 The networks are trained on a generator configuration of their own, disjoint from the
-benchmark's (:mod:`stembench.dataset_publish.build`):
+benchmark's (:mod:`stembench.dataset_publish.simulate.build`):
 
 - **Structures.** None of the benchmark's structures (its two materials, SrTiO3 [100] and WS2,
   and every generality structure) is a training structure, and no training structure is
-  buildable through :func:`stembench.dataset_publish.structures.build_structure`: the training
+  buildable through
+  :func:`stembench.dataset_publish.simulate.structures.build_structure`: the training
   lattices are defined here. Following the published recipes, AtomNet "hexagonal" trains on
   graphene only (as Ziatdinov's released ``atomsegnet`` weights were), AtomNet "cubic" on cubic
   perovskites viewed along [100] (BaSnO3, BaZrO3, SrVO3 and the cubic phase of KNbO3; not
   SrTiO3, BaTiO3 or LaAlO3, which the benchmark holds), and AtomSegNet on a broad set of
   lattices in the spirit of its simulated training set (all of the above plus rock-salt MgO
   [100], fcc Au [100], fcc Pt [110] and 2H-MoSe2). Graphene left the generality set for this
-  (see :mod:`stembench.dataset_publish.generality`).
+  (see :mod:`stembench.dataset_publish.simulate.generality`).
 - **Probes.** Five probe-forming conditions, none of them the benchmark's
-  (:class:`~stembench.dataset_publish.probe.ProbeParameters` defaults: 200 kV, 21.4 mrad, no
-  defocus, 0.5 A source).
+  (:class:`~stembench.dataset_publish.simulate.probe.ProbeParameters` defaults: 200 kV,
+  21.4 mrad, no defocus, 0.5 A source).
 - **Thickness.** The HAADF Z exponent (a stand-in for thickness and detector angles) is drawn
   from 1.55-1.65 or 1.75-1.95, never the benchmark's 1.7.
 
@@ -30,8 +31,8 @@ from typing import Literal
 
 import numpy as np
 
-from stembench.dataset_publish.probe import ProbeParameters
-from stembench.dataset_publish.structures import (
+from stembench.dataset_publish.simulate.probe import ProbeParameters
+from stembench.dataset_publish.simulate.structures import (
     ColumnStructure,
     Lattice,
     structure_from_columns,

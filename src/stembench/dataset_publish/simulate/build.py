@@ -1,7 +1,7 @@
 """Build the benchmark dataset: quality series of both materials plus the generality set.
 
 ``build_dataset(path, preset="standard")`` renders every image and writes it through
-:class:`stembench.dataset_publish.storage.DatasetWriter`. Presets:
+:class:`stembench.dataset_publish.storage.stembench_layout.DatasetWriter`. Presets:
 
 * ``"mini"``: 128x128 images, 3 steps per axis (first, middle, last of the standard values),
   2 seeds, 6 generality images; builds in seconds (tests, CI smoke run).
@@ -24,11 +24,11 @@ import numpy as np
 from tqdm import tqdm
 
 from stembench.datamodel import BenchmarkImage
-from stembench.dataset_publish import degradations as deg
-from stembench.dataset_publish.fast_backend import FastHAADF, ImageFormation
-from stembench.dataset_publish.probe import ProbeParameters, probe_fwhm_angstrom
-from stembench.dataset_publish.scan import ScanParameters
-from stembench.dataset_publish.series import (
+from stembench.dataset_publish.simulate import degradations as deg
+from stembench.dataset_publish.simulate.fast_backend import FastHAADF, ImageFormation
+from stembench.dataset_publish.simulate.probe import ProbeParameters, probe_fwhm_angstrom
+from stembench.dataset_publish.simulate.scan import ScanParameters
+from stembench.dataset_publish.simulate.series import (
     AXES,
     GENERATOR_VERSION,
     MATERIALS,
@@ -38,7 +38,7 @@ from stembench.dataset_publish.series import (
     render,
     seed_for,
 )
-from stembench.dataset_publish.structures import build_structure, list_structures
+from stembench.dataset_publish.simulate.structures import build_structure, list_structures
 from stembench.errors import InputError
 
 __all__ = [
@@ -113,7 +113,7 @@ def _backend(name: str, probe: ProbeParameters, cache_dir: Path) -> ImageFormati
     if name == "fast":
         return FastHAADF(probe)
     if name == "abtem":
-        from stembench.dataset_publish.abtem_backend import AbtemHAADF
+        from stembench.dataset_publish.simulate.abtem_backend import AbtemHAADF
 
         return AbtemHAADF(probe, cache_dir=cache_dir, frozen_phonons=4)
     raise InputError(f"unknown backend {name!r}; expected 'fast' or 'abtem'")
@@ -160,14 +160,14 @@ def build_dataset(path: str | Path, *, preset: Literal["mini", "standard"] = "st
         Show a tqdm progress bar.
     experimental : str or Path, optional
         A folder of labelled real images added as experimental groups with their quality
-        series (:mod:`stembench.dataset_publish.experimental_build`).
+        series (:mod:`stembench.dataset_publish.experimental.build`).
 
     Returns
     -------
     Path
         The written file.
     """
-    from stembench.dataset_publish.storage import DatasetWriter
+    from stembench.dataset_publish.storage.stembench_layout import DatasetWriter
 
     if preset not in PRESETS:
         raise InputError(f"unknown preset {preset!r}; expected one of {sorted(PRESETS)}")
@@ -185,7 +185,7 @@ def build_dataset(path: str | Path, *, preset: Literal["mini", "standard"] = "st
                                                     seeds=n_seeds)
     total = _count(spec, n_seeds)
     if experimental is not None:
-        from stembench.dataset_publish.experimental_build import (
+        from stembench.dataset_publish.experimental.build import (
             experimental_images,
             read_experimental_folder,
         )

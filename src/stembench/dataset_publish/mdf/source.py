@@ -1,6 +1,6 @@
 """Fill the stembench cache from Foundry/MDF, and read Foundry-style copies of the datasets.
 
-:func:`mdf_source` is a cache source (see :mod:`stembench.dataset_publish.cache`): asked for
+:func:`mdf_source` is a cache source (see :mod:`stembench.dataset_publish.storage.cache`): asked for
 a dataset file, it first looks for a verified copy in a local Foundry cache
 (``$FOUNDRY_LOCAL_CACHE_DIR/<source_id>/<preset>.h5``), then finds the published record
 through MDF v2's public API (no login) and downloads the file over HTTPS, verified against
@@ -23,19 +23,23 @@ from pathlib import Path
 from typing import Any
 
 from stembench._optional import require
-from stembench.dataset_publish.cache import (
-    CacheRequest,
-    default_cache_dir,
-    register_source,
-)
-from stembench.dataset_publish.manifest import manifest_sidecar_path, read_manifest, verify_file
-from stembench.dataset_publish.mdf_download import (
+from stembench.dataset_publish.mdf.download import (
     MDFUnavailableError,
     download_verified,
     find_published,
 )
-from stembench.dataset_publish.published import H5ImageSet
-from stembench.dataset_publish.storage import open_dataset
+from stembench.dataset_publish.storage.cache import (
+    CacheRequest,
+    default_cache_dir,
+    register_source,
+)
+from stembench.dataset_publish.storage.manifest import (
+    manifest_sidecar_path,
+    read_manifest,
+    verify_file,
+)
+from stembench.dataset_publish.storage.published import H5ImageSet
+from stembench.dataset_publish.storage.stembench_layout import open_dataset
 from stembench.errors import DatasetError, MissingExtraError
 
 __all__ = [

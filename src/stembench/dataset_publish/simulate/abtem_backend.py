@@ -26,19 +26,19 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import fft, ndimage, signal
 
 from stembench._optional import require
-from stembench.dataset_publish.abtem_cache import (
+from stembench.dataset_publish.simulate.abtem_cache import (
     CACHE_FORMAT_VERSION,
     PeriodicImage,
     read_cached_image,
     write_cached_image,
 )
-from stembench.dataset_publish.probe import ProbeParameters, electron_wavelength_angstrom
+from stembench.dataset_publish.simulate.probe import ProbeParameters, electron_wavelength_angstrom
 from stembench.errors import InputError
 
 if TYPE_CHECKING:
     from ase import Atoms
 
-    from stembench.dataset_publish.structures import ColumnStructure
+    from stembench.dataset_publish.simulate.structures import ColumnStructure
 
 __all__ = [
     "DEFAULT_PHONON_SIGMAS_ANGSTROM",

@@ -35,7 +35,7 @@ def foundry_metadata(
 
     Writes the Foundry array file <preset>.foundry.h5 beside the file when it is missing.
     """
-    from stembench.dataset_publish.foundry_metadata import DEFAULT_CREATORS, dataset_metadata
+    from stembench.dataset_publish.mdf.foundry_metadata import DEFAULT_CREATORS, dataset_metadata
 
     meta = dataset_metadata(path, creators=tuple(creator or DEFAULT_CREATORS), year=year)
     typer.echo(json.dumps({"source_name": meta.source_name, "dc": meta.dc,
@@ -70,8 +70,8 @@ def publish(
     token: Annotated[str | None, typer.Option(help=_TOKEN_HELP)] = None,
 ) -> None:
     """Submit a dataset file to MDF Connect v2 through mdf-cli, with its ml/Foundry block."""
-    from stembench.dataset_publish.foundry_metadata import DEFAULT_CREATORS, dataset_metadata
-    from stembench.dataset_publish.mdf_publish import build_payload, mdf_manifest, submit
+    from stembench.dataset_publish.mdf.foundry_metadata import DEFAULT_CREATORS, dataset_metadata
+    from stembench.dataset_publish.mdf.publish import build_payload, mdf_manifest, submit
 
     meta = dataset_metadata(path, creators=tuple(creator or DEFAULT_CREATORS), year=year)
     manifest = mdf_manifest(meta, data_sources=data_source)
@@ -98,7 +98,7 @@ def publish_status(
     interval: Annotated[float, typer.Option(help="Seconds between polls.")] = 30.0,
 ) -> None:
     """Print the status of an MDF Connect v2 submission as JSON."""
-    from stembench.dataset_publish.mdf_publish import follow_status
+    from stembench.dataset_publish.mdf.publish import follow_status
 
     status = follow_status(source_id, wait_s=wait, interval_s=interval, service=service,
                            token=token)

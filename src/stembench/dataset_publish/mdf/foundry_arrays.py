@@ -28,7 +28,7 @@ key               dtype    shape and meaning
 ================  =======  ====================================================
 
 The file carries its own manifest (root attribute and ``.manifest.json`` sidecar, via
-:mod:`stembench.dataset_publish.manifest`) with the SHA-256 of every array, the same
+:mod:`stembench.dataset_publish.storage.manifest`) with the SHA-256 of every array, the same
 dataset name and version, and the SHA-256 of the source file's manifest, so a download is
 verified exactly like the dataset file itself.
 """
@@ -43,14 +43,18 @@ from typing import Any
 
 import numpy as np
 
-from stembench.dataset_publish.manifest import (
+from stembench.dataset_publish.storage.manifest import (
     MANIFEST_ATTR,
     Manifest,
     manifest_sidecar_path,
     read_manifest,
     sha256_array,
 )
-from stembench.dataset_publish.storage import METADATA_FIELDS, Dataset, open_dataset
+from stembench.dataset_publish.storage.stembench_layout import (
+    METADATA_FIELDS,
+    Dataset,
+    open_dataset,
+)
 from stembench.errors import DatasetError
 
 __all__ = [

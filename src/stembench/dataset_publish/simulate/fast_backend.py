@@ -2,7 +2,7 @@
 
 The incoherent model: ``I(r) = sum_j w_j PSF(|r - r_j|)`` with ``w_j`` the column weights
 (about ``Z**1.7`` per atom) and ``PSF`` the probe intensity profile of
-:func:`stembench.dataset_publish.probe.probe_profile`, truncated at
+:func:`stembench.dataset_publish.simulate.probe.probe_profile`, truncated at
 ``cutoff_fwhm * FWHM`` (shifted and rescaled so that it falls continuously to zero there
 and peaks at 1). It is evaluated at the beam positions, so scan distortions act physically.
 Only columns within the cutoff of a beam position are summed, found with a k-d tree. Right
@@ -17,8 +17,12 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.spatial import cKDTree
 
-from stembench.dataset_publish.probe import ProbeParameters, probe_fwhm_angstrom, probe_profile
-from stembench.dataset_publish.structures import ColumnStructure
+from stembench.dataset_publish.simulate.probe import (
+    ProbeParameters,
+    probe_fwhm_angstrom,
+    probe_profile,
+)
+from stembench.dataset_publish.simulate.structures import ColumnStructure
 from stembench.errors import InputError
 
 __all__ = ["FastHAADF", "ImageFormation"]

@@ -1,6 +1,7 @@
 """The reading interface common to both HDF5 layouts, and the published-layout reader.
 
-:class:`H5ImageSet` is what :func:`stembench.dataset_publish.storage.open_dataset` returns
+:class:`H5ImageSet` is what
+:func:`stembench.dataset_publish.storage.stembench_layout.open_dataset` returns
 for any file. :class:`PublishedDataset` reads the layout of the published benchmark
 (Wei et al. 2023, ``wei_atom.h5``): groups ``imgs``, ``raw``, ``coords`` and ``metadata``
 keyed by string ids, with the metadata either per id (attributes of ``/metadata/<id>``) or
@@ -29,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from stembench.datamodel import BenchmarkImage
-from stembench.dataset_publish.manifest import Manifest
+from stembench.dataset_publish.storage.manifest import Manifest
 from stembench.errors import DatasetError, InputError
 
 __all__ = [

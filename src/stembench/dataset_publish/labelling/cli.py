@@ -28,13 +28,13 @@ def label_command(
     """Propose column positions (Atomap-style detector refined by 2D Gaussian fits), each
     marked sure or unsure, with an overlay figure and an HTML page to review them."""
     from stembench.client.assess.cli import read_any_image
-    from stembench.dataset_publish.label_review import plot_overlay, write_review_html
-    from stembench.dataset_publish.labelling import propose_labels
-    from stembench.dataset_publish.microscope import (
+    from stembench.dataset_publish.experimental.microscope import (
         MICROSCOPE_READERS,
         read_microscope_image,
         resolve_pixel_size,
     )
+    from stembench.dataset_publish.labelling.propose import propose_labels
+    from stembench.dataset_publish.labelling.review import plot_overlay, write_review_html
     from stembench.errors import InputError
 
     if image.suffix.lower() in MICROSCOPE_READERS:

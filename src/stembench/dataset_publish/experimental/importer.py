@@ -21,12 +21,12 @@ from scipy.spatial import cKDTree
 
 from stembench._version import __version__
 from stembench.datamodel import BenchmarkImage
-from stembench.dataset_publish.microscope import (
+from stembench.dataset_publish.experimental.microscope import (
     MICROSCOPE_READERS,
     read_microscope_image,
     resolve_pixel_size,
 )
-from stembench.dataset_publish.storage import DatasetWriter
+from stembench.dataset_publish.storage.stembench_layout import DatasetWriter
 from stembench.errors import InputError
 from stembench.pixel_size import check_pixel_size
 
@@ -55,7 +55,7 @@ def read_image_file(path: str | Path, *, signal: str | None = None,
     ----------
     path : str or Path
         ``.tif``/``.tiff`` (tifffile) or one of :data:`MICROSCOPE_FORMATS` (rosettasciio,
-        through :func:`stembench.dataset_publish.microscope.read_microscope_image`).
+        through :func:`stembench.dataset_publish.experimental.microscope.read_microscope_image`).
     signal, frame : optional
         Which signal and frame of a microscope file (see ``read_microscope_image``).
 
@@ -378,7 +378,7 @@ def import_dataset(
         output,
         name=name,
         version=version,
-        generator_params={"importer": "stembench.dataset_publish.importer"},
+        generator_params={"importer": "stembench.dataset_publish.experimental.importer"},
         overwrite=overwrite,
     ) as writer:
         for image in images:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from stembench.dataset_publish.labelling import LabelProposal
+from stembench.dataset_publish.labelling.propose import LabelProposal
 
 __all__ = ["DISPLAY_SMOOTHING_ANGSTROM", "plot_overlay", "write_review_html"]
 

@@ -13,7 +13,8 @@ otherwise **faint**. Visible columns are the ground truth; faint ones are labell
 and are "don't care" in the primary score.
 
 At construction the image is the incoherent model of
-:class:`~stembench.dataset_publish.fast_backend.FastHAADF` at the dataset's probe, noise-free,
+:class:`~stembench.dataset_publish.simulate.fast_backend.FastHAADF` at the dataset's probe,
+noise-free,
 undistorted and sampled at :data:`SAMPLING_ANGSTROM`; labels therefore do not change with the
 degradations of a series. :func:`check_labels` applies the same measure to a stored noise-free
 image, with a tolerance for the coarser pixel grid.
@@ -35,11 +36,11 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.spatial import cKDTree
 
-from stembench.dataset_publish.fast_backend import FastHAADF
-from stembench.dataset_publish.probe import ProbeParameters
+from stembench.dataset_publish.simulate.fast_backend import FastHAADF
+from stembench.dataset_publish.simulate.probe import ProbeParameters
 
 if TYPE_CHECKING:
-    from stembench.dataset_publish.structures import ColumnStructure
+    from stembench.dataset_publish.simulate.structures import ColumnStructure
 
 __all__ = [
     "ATTACH_RADIUS_ANGSTROM",

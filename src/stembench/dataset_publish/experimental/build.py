@@ -1,9 +1,11 @@
 """Experimental groups: a folder of labelled real images turned into quality series.
 
 ``stembench dataset build --experimental DIR`` reads every image in ``DIR`` (a microscope file
-or TIFF, see :mod:`stembench.dataset_publish.microscope`) that has a label CSV beside it
+or TIFF, see
+:mod:`stembench.dataset_publish.experimental.microscope`) that has a label CSV beside it
 (``<stem>.csv`` or ``<stem>_labels.csv``, as ``stembench label`` writes and a person
-corrects; see :func:`stembench.dataset_publish.importer.read_positions_csv`), and an optional
+corrects; see
+:func:`stembench.dataset_publish.experimental.importer.read_positions_csv`), and an optional
 ``<stem>.json`` with any of:
 
 ``pixel_size_angstrom``
@@ -21,8 +23,9 @@ corrects; see :func:`stembench.dataset_publish.importer.read_positions_csv`), an
     the dose and electrons per image unit; without a dose there is no dose series.
 
 Each image becomes a group with the series of
-:func:`stembench.dataset_publish.experimental.experimental_series` (binning, blur, background,
-dose thinning), its labels carried exactly (binning maps them; the others leave them).
+:func:`stembench.dataset_publish.experimental.derived_series.experimental_series`
+(binning, blur, background, dose thinning), its labels carried exactly (binning maps them;
+the others leave them).
 """
 
 from __future__ import annotations
@@ -107,8 +110,8 @@ def read_experimental_folder(folder: str | Path) -> list[ExperimentalSource]:
         If the folder is missing or holds no labelled image, an image's sidecar JSON is bad,
         or an image or its labels cannot be read.
     """
-    from stembench.dataset_publish.importer import import_labelled_image
-    from stembench.dataset_publish.microscope import MICROSCOPE_READERS
+    from stembench.dataset_publish.experimental.importer import import_labelled_image
+    from stembench.dataset_publish.experimental.microscope import MICROSCOPE_READERS
 
     root = Path(folder)
     if not root.is_dir():
@@ -146,8 +149,11 @@ def read_experimental_folder(folder: str | Path) -> list[ExperimentalSource]:
 def experimental_images(sources: list[ExperimentalSource], *, preset: str, seeds: int
                         ) -> Iterator[BenchmarkImage]:
     """Every image of every source's series (steps of :data:`EXPERIMENTAL_STEPS`)."""
-    from stembench.dataset_publish.degradations import contrast
-    from stembench.dataset_publish.experimental import EXPERIMENTAL_AXES, experimental_series
+    from stembench.dataset_publish.experimental.derived_series import (
+        EXPERIMENTAL_AXES,
+        experimental_series,
+    )
+    from stembench.dataset_publish.simulate.degradations import contrast
 
     steps = EXPERIMENTAL_STEPS[preset]
     for source in sources:

@@ -1,7 +1,8 @@
 """``stembench dataset check``: compare every clean image's noise-free peaks with its labels.
 
 A *clean* image is step 0 of its series (the undegraded reference, and every generality
-image) with a stored noise-free image; :func:`stembench.dataset_publish.visibility.check_labels`
+image) with a stored noise-free image;
+:func:`stembench.dataset_publish.simulate.visibility.check_labels`
 compares its peaks with its visible labels. Degraded steps are not checked: blur,
 coarse pixels and low contrast legitimately hide peaks.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from stembench.dataset_publish.visibility import LabelProblem, check_labels
+from stembench.dataset_publish.simulate.visibility import LabelProblem, check_labels
 
 __all__ = ["LabelCheck", "check_dataset"]
 
@@ -54,7 +55,7 @@ def check_dataset(path: str | Path, *, verify: bool = True) -> LabelCheck:
     -------
     LabelCheck
     """
-    from stembench.dataset_publish.storage import open_dataset
+    from stembench.dataset_publish.storage.stembench_layout import open_dataset
 
     report = LabelCheck()
     with open_dataset(path, verify=verify) as dataset:

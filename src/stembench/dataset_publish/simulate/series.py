@@ -4,7 +4,7 @@ For each material and quality axis the series holds step 0 (the clean reference)
 step per axis value; every step is realised for each seed. A seed fixes the lattice offset
 (the same field for every step and axis), the scan distortion and the noise. Labels come from
 construction: the visible columns mapped through the exact inverse of the scan, and the faint
-ones apart (:mod:`stembench.dataset_publish.visibility`; visibility is judged once, at the
+ones apart (:mod:`stembench.dataset_publish.simulate.visibility`; visibility is judged once, at the
 probe, so it does not change along a series). The stored
 ``raw`` is the noise-free image with every deterministic degradation applied (blur, contrast
 offset, scan distortion), so ``psnr_db(imgs, raw)`` measures the noise alone (inf without).
@@ -26,11 +26,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from stembench.datamodel import BenchmarkImage
-from stembench.dataset_publish import degradations as deg
-from stembench.dataset_publish.fast_backend import FastHAADF, ImageFormation
-from stembench.dataset_publish.probe import ProbeParameters, probe_fwhm_angstrom
-from stembench.dataset_publish.scan import ScanParameters, beam_positions, ground_truth_pixels
-from stembench.dataset_publish.structures import (
+from stembench.dataset_publish.simulate import degradations as deg
+from stembench.dataset_publish.simulate.fast_backend import FastHAADF, ImageFormation
+from stembench.dataset_publish.simulate.probe import ProbeParameters, probe_fwhm_angstrom
+from stembench.dataset_publish.simulate.scan import (
+    ScanParameters,
+    beam_positions,
+    ground_truth_pixels,
+)
+from stembench.dataset_publish.simulate.structures import (
     ColumnStructure,
     build_structure,
     list_structures,
@@ -113,7 +117,7 @@ def render(structure_name: str, backend: ImageFormation, scan: ScanParameters, *
     The structure is built to cover every beam position plus ``margin_angstrom``; the scan's
     ``origin_angstrom`` is shifted so that the field sits inside it. Which columns are
     visible is decided at ``probe`` (default :class:`ProbeParameters`), see
-    :mod:`stembench.dataset_publish.visibility`.
+    :mod:`stembench.dataset_publish.simulate.visibility`.
     """
     x, y = beam_positions(scan)
     shift = margin_angstrom - np.array([x.min(), y.min()])

@@ -2,7 +2,7 @@
 
 A dataset file (``<preset>.h5`` with its ``<preset>.h5.manifest.json``) is published as one
 Foundry dataset with one split, whose file is the dataset's Foundry array file
-``<preset>.foundry.h5`` (:mod:`~stembench.dataset_publish.foundry_arrays`): one stacked
+``<preset>.foundry.h5`` (:mod:`~stembench.dataset_publish.mdf.foundry_arrays`): one stacked
 array per kind, so foundry-ml's ``get_as_dict()`` hands back arrays keyed ``imgs``,
 ``coords``, ``metadata``, ... rather than one entry per image. The Foundry block lists
 those keys with their role (input or target), description and units; the DataCite block
@@ -23,14 +23,18 @@ from pathlib import Path
 from typing import Any
 
 from stembench._optional import require
-from stembench.dataset_publish.foundry_arrays import (
+from stembench.dataset_publish.mdf.foundry_arrays import (
     ARRAY_KEYS,
     FOUNDRY_ARRAYS_SUFFIX,
     foundry_arrays_path,
     is_current,
     write_foundry_arrays,
 )
-from stembench.dataset_publish.manifest import Manifest, manifest_sidecar_path, read_manifest
+from stembench.dataset_publish.storage.manifest import (
+    Manifest,
+    manifest_sidecar_path,
+    read_manifest,
+)
 from stembench.errors import DatasetError, InputError
 
 __all__ = [

@@ -4,13 +4,13 @@ A crystal is described by an orthogonal (or, for the oblique 2D lattice, general
 whose atoms are projected along the beam (z): atoms within 0.05 A in (x, y) form one column.
 A column's HAADF weight is the sum over its atoms of ``occupancy * Z**exponent``. Whether a
 column is *visible* follows one rule for every structure, from its noise-free image at the
-probe (:mod:`stembench.dataset_publish.visibility`): a perfect crystal's basis columns are
+probe (:mod:`stembench.dataset_publish.simulate.visibility`): a perfect crystal's basis columns are
 judged once on a patch of the lattice, any other structure on its whole extent. Positions are
 in angstrom, x to the right, y downwards.
 
 The out-of-distribution "generality" structures (dumbbells, interfaces, grain boundaries,
 vacancies, dopants, thickness gradients) are listed by :func:`list_structures` and defined in
-:mod:`stembench.dataset_publish.generality`.
+:mod:`stembench.dataset_publish.simulate.generality`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from ase.spacegroup import crystal
 from numpy.typing import NDArray
 from scipy.spatial import cKDTree
 
-from stembench.dataset_publish.probe import ProbeParameters
+from stembench.dataset_publish.simulate.probe import ProbeParameters
 from stembench.errors import InputError
 
 if TYPE_CHECKING:
@@ -253,7 +253,7 @@ def basis_visibility(lat: Lattice, *, exponent: float = 1.7,
     The rule is applied once per lattice, exponent and probe, to the column of each basis
     type nearest the centre of a patch ``_PATCH_CELLS`` lattice periods (at least 12 A) wide.
     """
-    from stembench.dataset_publish.visibility import structure_visibility
+    from stembench.dataset_publish.simulate.visibility import structure_visibility
 
     probe = probe or ProbeParameters()
     key = (lat.a1, lat.a2, lat.basis.tobytes(), lat.symbols, float(exponent), probe)
@@ -322,7 +322,7 @@ def _spacing(name: str, positions: NDArray[np.float64], visible: NDArray[np.bool
 
 def _judged(structure: ColumnStructure, probe: ProbeParameters) -> ColumnStructure:
     """``structure`` with its visibility judged on its own noise-free image at ``probe``."""
-    from stembench.dataset_publish.visibility import structure_visibility
+    from stembench.dataset_publish.simulate.visibility import structure_visibility
 
     visible = structure_visibility(structure, probe=probe)
     spacing = _spacing(structure.name, structure.positions_angstrom, visible,
@@ -347,7 +347,7 @@ def _perfect(name: str, extent: tuple[float, float], exponent: float,
 
 def list_structures() -> list[str]:
     """Names accepted by :func:`build_structure`: perfect crystals, then generality structures."""
-    from stembench.dataset_publish.generality import GENERALITY_STRUCTURES
+    from stembench.dataset_publish.simulate.generality import GENERALITY_STRUCTURES
 
     return list(_LATTICES) + list(GENERALITY_STRUCTURES)
 
@@ -377,7 +377,7 @@ def build_structure(name: str, *, extent_angstrom: tuple[float, float], exponent
     InputError
         For an unknown name or a non-positive extent or exponent.
     """
-    from stembench.dataset_publish.generality import GENERALITY_STRUCTURES
+    from stembench.dataset_publish.simulate.generality import GENERALITY_STRUCTURES
 
     w, h = (float(v) for v in extent_angstrom)
     if not (np.isfinite([w, h]).all() and w > 0 and h > 0):

@@ -13,7 +13,7 @@ Filling the cache tries, in order:
    ``True``, or returns ``False`` when it cannot provide that name, version and preset.
    :func:`load` then verifies what the source placed exactly as it verifies any cached
    file, and refuses it on a mismatch.
-2. the dataset's builder (``stembench.dataset_publish.build.build_dataset``), which
+2. the dataset's builder (``stembench.dataset_publish.simulate.build.build_dataset``), which
    generates the dataset locally; only the current generator version can be built.
 """
 
@@ -26,9 +26,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stembench.dataset_publish.manifest import manifest_sidecar_path, read_manifest, verify_file
-from stembench.dataset_publish.published import H5ImageSet
-from stembench.dataset_publish.storage import open_dataset
+from stembench.dataset_publish.storage.manifest import (
+    manifest_sidecar_path,
+    read_manifest,
+    verify_file,
+)
+from stembench.dataset_publish.storage.published import H5ImageSet
+from stembench.dataset_publish.storage.stembench_layout import open_dataset
 from stembench.errors import DatasetError, InputError, IntegrityError
 
 __all__ = [
@@ -44,7 +48,7 @@ __all__ = [
 ]
 
 BUILDER_MODULES: dict[str, str] = {
-    "atom-locating-benchmark": "stembench.dataset_publish.build",
+    "atom-locating-benchmark": "stembench.dataset_publish.simulate.build",
 }
 """Known dataset names and the module whose ``build_dataset`` and ``DATASET_VERSION``
 build them."""
@@ -161,7 +165,7 @@ PUBLISHED_BENCHMARK_NAME = "wei-atom-locating-benchmark-v1.1"
 
 def _fill(request: CacheRequest) -> None:
     # imported here: the MDF source imports this module
-    from stembench.dataset_publish.foundry_source import install_mdf_source
+    from stembench.dataset_publish.mdf.source import install_mdf_source
 
     install_mdf_source()
     for source in _SOURCES:
@@ -227,7 +231,7 @@ def load(
     if name.endswith((".h5", ".hdf5")) or as_path.is_file():
         return open_dataset(as_path, verify=True)
     if name == PUBLISHED_BENCHMARK_NAME:
-        from stembench.dataset_publish.foundry_source import load_published_benchmark
+        from stembench.dataset_publish.mdf.source import load_published_benchmark
 
         return load_published_benchmark(cache_dir=cache_dir)
     if name not in BUILDER_MODULES:

@@ -24,8 +24,8 @@ from numpy.typing import NDArray
 from scipy.spatial import cKDTree
 
 from stembench.datamodel import BenchmarkImage
-from stembench.dataset_publish import degradations as deg
-from stembench.dataset_publish.series import GENERATOR_VERSION, seed_for
+from stembench.dataset_publish.simulate import degradations as deg
+from stembench.dataset_publish.simulate.series import GENERATOR_VERSION, seed_for
 from stembench.errors import InputError
 
 __all__ = ["EXPERIMENTAL_AXES", "bin_image", "experimental_series"]

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from stembench._optional import require
-from stembench.dataset_publish.foundry_metadata import (
+from stembench.dataset_publish.mdf.foundry_metadata import (
     LICENCE,
     PAPER_DOI,
     PUBLISHED_BENCHMARK_DOI,
@@ -114,7 +114,7 @@ def mdf_manifest(metadata: DatasetMetadata, *, data_sources: list[str] | None = 
     Parameters
     ----------
     metadata : DatasetMetadata
-        From :func:`~stembench.dataset_publish.foundry_metadata.dataset_metadata`.
+        From :func:`~stembench.dataset_publish.mdf.foundry_metadata.dataset_metadata`.
     data_sources : list of str, optional
         Where the four files are staged (``globus://<collection>/<folder>/`` or
         ``https://`` URLs); by default the local files, which ``mdf-cli`` uploads.

@@ -6,7 +6,8 @@ Bravais type, complex cells, closely spaced dumbbells, heterointerfaces with a s
 intensity, grain boundaries, vacancies, substitutional dopants and thickness gradients.
 Labels follow every modification: a removed column loses its label, a substituted column
 gets its new element and type. The visibility a builder sets is its lattice's (used only to
-thin crowded grain-boundary columns); :func:`stembench.dataset_publish.structures.build_structure`
+thin crowded grain-boundary columns);
+:func:`stembench.dataset_publish.simulate.structures.build_structure`
 judges the finished structure's visibility on its own noise-free image. Thickness factors scale
 all weights of a region.
 
@@ -15,7 +16,7 @@ No generality structure is a training structure of the shipped networks
 the published network did, was traded out: its three entries (graphene|hBN, a graphene grain
 boundary, Si dopants in graphene) became hBN|MoS2, an hBN grain boundary and Si dopants in hBN,
 and the perfect graphene lattice gave way to fluorite CeO2 [110]
-(:mod:`stembench.dataset_publish.structures`).
+(:mod:`stembench.dataset_publish.simulate.structures`).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.spatial import cKDTree
 
-from stembench.dataset_publish.structures import (
+from stembench.dataset_publish.simulate.structures import (
     ColumnStructure,
     column_weight,
     lattice,
@@ -38,7 +39,7 @@ from stembench.dataset_publish.structures import (
 __all__ = ["GENERALITY_STRUCTURES", "Builder"]
 
 #: ``(extent_angstrom, exponent, rng) -> ColumnStructure``; the structure is named after its base
-#: lattice and renamed by :func:`stembench.dataset_publish.structures.build_structure`.
+#: lattice and renamed by :func:`stembench.dataset_publish.simulate.structures.build_structure`.
 Builder = Callable[[tuple[float, float], float, np.random.Generator], ColumnStructure]
 
 

@@ -6,7 +6,7 @@ routes used here are the ones ``mdf.core.backend_client.BackendClient`` calls:
 1. :func:`find_published` sends ``GET /search?q=...&type=datasets&limit=...`` and keeps the
    results whose ``title`` starts with the dataset's exact title prefix
    (``"<name> <preset> <version>:"``, see
-   :func:`~stembench.dataset_publish.foundry_metadata.dataset_title`): MDF v2 assigns the
+   :func:`~stembench.dataset_publish.mdf.foundry_metadata.dataset_title`): MDF v2 assigns the
    ``source_id`` itself, so the title is what identifies a stembench dataset file. The
    newest match's card (``GET /card/{source_id}``) names its files.
 2. A card's ``data_sources`` are ``globus://<collection>/<path>`` URIs (or ``https://``
@@ -36,8 +36,8 @@ from typing import Any
 from urllib.parse import urlparse
 
 from stembench._optional import require
-from stembench.dataset_publish.foundry_metadata import dataset_title
-from stembench.dataset_publish.manifest import (
+from stembench.dataset_publish.mdf.foundry_metadata import dataset_title
+from stembench.dataset_publish.storage.manifest import (
     Manifest,
     manifest_sidecar_path,
     read_manifest,

@@ -35,14 +35,14 @@ from typing import Any
 import numpy as np
 
 from stembench.datamodel import BenchmarkImage
-from stembench.dataset_publish.manifest import (
+from stembench.dataset_publish.storage.manifest import (
     MANIFEST_ATTR,
     Manifest,
     manifest_sidecar_path,
     sha256_array,
     sha256_metadata,
 )
-from stembench.dataset_publish.published import (
+from stembench.dataset_publish.storage.published import (
     COLUMN_ELEMENTS_KEY,
     H5ImageSet,
     PublishedDataset,
@@ -366,7 +366,7 @@ class Dataset(H5ImageSet):
 
     @property
     def content_hash(self) -> str:
-        """The manifest's :meth:`~stembench.dataset_publish.manifest.Manifest.content_hash`:
+        """The manifest's :meth:`~stembench.dataset_publish.storage.manifest.Manifest.content_hash`:
         one SHA-256 over every array's and every image's metadata hash."""
         return self._manifest.content_hash()
 

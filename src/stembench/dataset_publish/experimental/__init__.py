@@ -1,0 +1,49 @@
+"""Real microscope images: reading microscope files, importing a user's labelled images, and
+quality series derived from them.
+
+The names below are the public API of this sub-package; each is imported from its module
+on first use, so importing one part does not import the others.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_PUBLIC: dict[str, str] = {
+    "DUPLICATE_DISTANCE_PX": "importer",
+    "EXPERIMENTAL_AXES": "derived_series",
+    "EXPERIMENTAL_STEPS": "build",
+    "ExperimentalSource": "build",
+    "MICROSCOPE_FORMATS": "importer",
+    "MICROSCOPE_READERS": "microscope",
+    "MicroscopeImage": "microscope",
+    "UNIT_TO_ANGSTROM": "microscope",
+    "bin_image": "derived_series",
+    "check_imported_labels": "importer",
+    "experimental_images": "build",
+    "experimental_series": "derived_series",
+    "import_dataset": "importer",
+    "import_labelled_image": "importer",
+    "pixel_size_from_axes": "microscope",
+    "read_experimental_folder": "build",
+    "read_image_file": "importer",
+    "read_microscope_image": "microscope",
+    "read_positions_csv": "importer",
+    "resolve_pixel_size": "microscope",
+}
+"""Public name -> the module of this sub-package that defines it."""
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module = _PUBLIC[name]
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,58 @@
+"""Where datasets live: the source registry and local cache, the manifest, the stembench and
+published HDF5 layouts, and opening a file by its layout.
+
+The names below are the public API of this sub-package; each is imported from its module
+on first use, so importing one part does not import the others.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_PUBLIC: dict[str, str] = {
+    "BUILDER_MODULES": "cache",
+    "COLUMN_ELEMENTS_KEY": "published",
+    "COLUMN_SPACING_RANGE_ANGSTROM": "published",
+    "CacheRequest": "cache",
+    "Dataset": "stembench_layout",
+    "DatasetSource": "cache",
+    "DatasetWriter": "stembench_layout",
+    "H5ImageSet": "published",
+    "MANIFEST_ATTR": "manifest",
+    "METADATA_FIELDS": "stembench_layout",
+    "Manifest": "manifest",
+    "PublishedDataset": "published",
+    "cache_path": "cache",
+    "canonical_field_name": "published",
+    "default_cache_dir": "cache",
+    "is_published_layout": "published",
+    "load": "cache",
+    "manifest_sidecar_path": "manifest",
+    "open_dataset": "stembench_layout",
+    "pixel_size_angstrom": "published",
+    "read_manifest": "manifest",
+    "register_source": "cache",
+    "registered_sources": "cache",
+    "sha256_array": "manifest",
+    "sha256_metadata": "manifest",
+    "unregister_source": "cache",
+    "utc_timestamp": "manifest",
+    "validate_metadata": "stembench_layout",
+    "verify_file": "manifest",
+}
+"""Public name -> the module of this sub-package that defines it."""
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module = _PUBLIC[name]
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
