@@ -68,13 +68,16 @@ def endpoint_status(rsps: responses.RequestsMock, state: str) -> None:
 class RestrictedEndpoint:
     """The web service plus an endpoint whose engine accepts only source text and JSON.
 
-    ``hang(args)`` says whether a task never finishes (it stays pending forever).
+    ``hang(args)`` says whether a task never finishes (it stays pending forever). Results
+    are serialized with the strategies the submission asks for, as the endpoint does
+    (``execute_task``'s ``result_serializers``), unless ``honour_serializers`` is false.
     """
 
     def __init__(self, rsps: responses.RequestsMock, tmp: Path, *,
                  hang: Callable[[list[Any]], bool] = lambda args: False,
-                 result_limit: int = 10 * 1024 * 1024) -> None:
+                 result_limit: int = 10 * 1024 * 1024, honour_serializers: bool = True) -> None:
         self.tmp, self.hang, self.result_limit = tmp, hang, result_limit
+        self.honour_serializers = honour_serializers
         self.serde = ComputeSerializer()
         self.code = "st\n" + f"{remote.ENTRY_NAME}:{remote.entry_source()}"
         self.submissions: list[dict[str, Any]] = []
@@ -86,7 +89,8 @@ class RestrictedEndpoint:
         rsps.add_callback(responses.POST, f"{BASE}/v2/batch_status", callback=self._status)
         rsps.add_callback(responses.GET, re.compile(f"{BASE}/v2/tasks/.+"), callback=self._task)
 
-    def _run(self, task_id: str, payload: str) -> dict[str, Any]:
+    def _run(self, task_id: str, payload: str,
+             result_serializers: list[str] | None) -> dict[str, Any]:
         buffers = self.serde.unpack_buffers(payload)
         args = self.serde.deserialize(buffers[0])
         if self.hang(args):
@@ -95,7 +99,7 @@ class RestrictedEndpoint:
                                      task_buffer=self.serde.pack_buffers([self.code, *buffers])))
         result = messagepack.unpack(execute_task(
             task, uuid.UUID(task_id), run_dir=str(self.tmp), task_deserializers=RESTRICTED,
-            result_serializers=[remote.DATA_STRATEGY], result_size_limit=self.result_limit))
+            result_serializers=result_serializers, result_size_limit=self.result_limit))
         key = "exception" if result.is_error else "result"
         return {"task_id": task_id, "status": "failed" if result.is_error else "success",
                 key: result.data, "completion_t": "1700000000"}
@@ -108,7 +112,9 @@ class RestrictedEndpoint:
             for function_id, payloads in body["tasks"].items():
                 for payload in payloads:
                     task_id = str(uuid.uuid4())
-                    self.results[task_id] = self._run(task_id, payload)
+                    self.results[task_id] = self._run(
+                        task_id, payload, body.get("result_serializers")
+                        if self.honour_serializers else None)
                     tasks.setdefault(function_id, []).append(task_id)
         return 200, {}, json.dumps({"request_id": "r", "task_group_id": str(uuid.uuid4()),
                                     "endpoint_id": ENDPOINT, "tasks": tasks})
@@ -369,3 +375,38 @@ def test_real_shards_of_a_real_model_through_the_restricted_endpoint(
     assert len(records) == 102 and {(r["model"], r["framework"]) for r in records} == {
         ("log-blob", "classical")}
     assert all(0.0 <= r["f1"] <= 1.0 for r in records)
+
+
+
+def test_https_only_results_come_back_as_json(
+        rsps: responses.RequestsMock, client: Client, tmp_path: Path,
+        echo_operation: Callable[..., Any]) -> None:
+    """``--https-only`` asks the endpoint for JSON results (defect 5 of issue 22)."""
+    from globus_compute_sdk.serialize import JSONData
+
+    service = RestrictedEndpoint(rsps, tmp_path)
+    (target,) = remote_targets([ENDPOINT], client=client, https_only=True,
+                               function_id=FUNCTION_ID)
+    outcome = _evaluate([target], tmp_path, echo_operation)
+    target.executor.shutdown(wait=True)
+    assert outcome.complete, outcome.failed_shards
+    assert all(s["result_serializers"] == [remote.DATA_STRATEGY] for s in service.submissions)
+    stored = [r["result"] for r in service.results.values()]
+    assert len(stored) == 4 and all(r.startswith(JSONData.identifier) for r in stored)
+
+
+def test_a_pickled_result_is_refused_never_unpickled(
+        rsps: responses.RequestsMock, client: Client, tmp_path: Path,
+        echo_operation: Callable[..., Any]) -> None:
+    """An endpoint that pickles results anyway: every shard fails, nothing is unpickled."""
+    from globus_compute_sdk.serialize import DillDataBase64
+
+    service = RestrictedEndpoint(rsps, tmp_path, honour_serializers=False)
+    (target,) = remote_targets([ENDPOINT], client=client, https_only=True,
+                               function_id=FUNCTION_ID)
+    outcome = _evaluate([target], tmp_path, echo_operation)
+    target.executor.shutdown(wait=True)
+    assert all(r["result"].startswith(DillDataBase64.identifier)
+               for r in service.results.values())
+    assert outcome.n_finished == 0 and len(outcome.failed_shards) == 4
+    assert all("Result Object Deserialization" in r for r in outcome.failed_shards.values())

@@ -107,10 +107,17 @@ def ensure_function_id(client: Any) -> str:
 
 
 def compute_serializer() -> Any:
-    """``ComputeSerializer`` sending source-text code and JSON data (no pickles)."""
+    """``ComputeSerializer`` sending source-text code and JSON data, reading JSON only.
+
+    The allowlist (globus_compute_sdk/serialize/facade.py:150-169) makes the client refuse
+    a result the endpoint pickled instead of unpickling endpoint data: results are read
+    with this serializer both by ``Client.get_batch_result`` (sdk/client.py:357-360) and by
+    the Executor's result watcher (sdk/executor.py:1558-1583).
+    """
     serialize = require("globus_compute_sdk.serialize", extra="compute",
                         purpose="Remote evaluation")
-    return serialize.ComputeSerializer(strategy_code=CODE_STRATEGY, strategy_data=DATA_STRATEGY)
+    return serialize.ComputeSerializer(strategy_code=CODE_STRATEGY, strategy_data=DATA_STRATEGY,
+                                       allowed_deserializer_types=[CODE_STRATEGY, DATA_STRATEGY])
 
 
 class RegisteredFunctionExecutor(cf.Executor):
@@ -123,26 +130,56 @@ class RegisteredFunctionExecutor(cf.Executor):
         :class:`~stembench.client.compute_http.PollingComputeExecutor` bound to an endpoint.
     function_id : str
         The registered function's id.
+    rebuild : callable or None
+        Builds a new ``inner`` when the current one stopped (``None``: never rebuilt).
 
     Notes
     -----
     ``submit(fn, *args)`` accepts only the operations of
     :data:`stembench.endpoints.remote.OPERATIONS`, with positional JSON arguments; anything
     else raises :class:`~stembench.errors.InputError` before a request is made.
+
+    ``globus_compute_sdk.Executor`` stops for good when one batch fails (globus-sdk's
+    transport retries exhausted, or any 4xx: sdk/executor.py:1126-1140 shut it down), and
+    every later submit raises ``RuntimeError`` (executor.py:683-685). With ``rebuild``, such
+    a submit is placed on a new executor instead; the stopped one keeps delivering the
+    results of tasks it had already sent.
     """
 
-    def __init__(self, inner: Any, function_id: str) -> None:
-        self.inner, self.function_id = inner, function_id
+    def __init__(self, inner: Any, function_id: str, *,
+                 rebuild: Callable[[], Any] | None = None) -> None:
+        self.inner, self.function_id, self.rebuild = inner, function_id, rebuild
+        self.retired: list[Any] = []
+        self._closed = False
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future[Any]:
         """Send ``fn(*args)`` as the registered function's operation ``fn``."""
         if kwargs:
             raise InputError(f"remote stembench operations take positional arguments only, "
                              f"got keywords {sorted(kwargs)}")
-        future: cf.Future[Any] = self.inner.submit_to_registered_function(
-            self.function_id, args=(operation_name(fn), list(args)))
+        call = (operation_name(fn), list(args))
+        try:
+            future: cf.Future[Any] = self.inner.submit_to_registered_function(
+                self.function_id, args=call)
+        except RuntimeError:
+            if self.rebuild is None or self._closed:
+                raise
+            self.inner.shutdown(wait=False, cancel_futures=True)
+            self.retired.append(self.inner)
+            self.inner = self.rebuild()
+            future = self.inner.submit_to_registered_function(self.function_id, args=call)
         return future
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        """Shut the wrapped executor down."""
-        self.inner.shutdown(wait=wait, cancel_futures=cancel_futures)
+        """Shut the wrapped executor down; ``cancel_futures`` also abandons sent tasks.
+
+        Abandoned tasks no longer hold the process at exit (see
+        :func:`~stembench.client.executors.abandon_watched_futures`).
+        """
+        from stembench.client.executors import abandon_watched_futures
+
+        self._closed = True
+        self.inner.shutdown(wait=wait and not cancel_futures, cancel_futures=cancel_futures)
+        if cancel_futures:
+            for executor in (*self.retired, self.inner):
+                abandon_watched_futures(executor)

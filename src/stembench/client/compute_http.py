@@ -17,6 +17,7 @@ from typing import Any
 
 from stembench._optional import require
 from stembench.client.executors import TASK_LIMIT_BYTES, RemoteTaskError, TaskTooLargeError
+from stembench.endpoints.remote import DATA_STRATEGY
 from stembench.errors import InputError
 
 __all__ = ["MAX_POLL_INTERVAL_S", "PollingComputeExecutor", "next_poll_interval",
@@ -84,6 +85,9 @@ class PollingComputeExecutor(cf.Executor):
         over 10 MB.
     user_endpoint_config : dict or None
         Per-task options the endpoint's user template accepts (e.g. account, walltime).
+    result_serializers : tuple of str
+        Strategies the endpoint serializes results with (default: JSON only, never a
+        pickle; an empty tuple leaves the endpoint's default, which pickles).
 
     Notes
     -----
@@ -100,6 +104,7 @@ class PollingComputeExecutor(cf.Executor):
         batch_size: int = 32,
         max_payload_bytes: int = TASK_LIMIT_BYTES,
         user_endpoint_config: dict[str, Any] | None = None,
+        result_serializers: tuple[str, ...] = (DATA_STRATEGY,),
     ) -> None:
         if poll_interval_s <= 0 or batch_size < 1 or max_payload_bytes < 1:
             raise InputError(
@@ -116,6 +121,7 @@ class PollingComputeExecutor(cf.Executor):
         self.batch_size = batch_size
         self.max_payload_bytes = max_payload_bytes
         self.user_endpoint_config = dict(user_endpoint_config) if user_endpoint_config else None
+        self.result_serializers = tuple(result_serializers)
         self._function_ids: dict[Callable[..., Any], str] = {}
         self._queued: list[_Queued] = []
         self._running: dict[str, cf.Future[Any]] = {}
@@ -234,7 +240,10 @@ class PollingComputeExecutor(cf.Executor):
                 group = self._queued[: self.batch_size]
             if not group:
                 return False
-            batch = self.client.create_batch(user_endpoint_config=self.user_endpoint_config)
+            # results as JSON (the endpoint tries these strategies in turn,
+            # globus_compute_endpoint/engines/helper.py:117); without them it pickles
+            batch = self.client.create_batch(user_endpoint_config=self.user_endpoint_config,
+                                             result_serializers=list(self.result_serializers))
             for item in group:
                 batch.add(item.function_id, item.args, item.kwargs)
             try:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import multiprocessing
 import os
+import sys
 import tempfile
 import uuid
 from collections.abc import Callable
@@ -28,6 +29,7 @@ __all__ = [
     "EngineExecutor",
     "RemoteTaskError",
     "TaskTooLargeError",
+    "abandon_watched_futures",
     "globus_executor",
     "local_executor",
     "threads_per_worker",
@@ -94,10 +96,53 @@ def globus_executor(endpoint_id: str, **options: Any) -> cf.Executor:
         UUID of a Globus Compute endpoint that has stembench installed.
     **options
         Passed to ``globus_compute_sdk.Executor`` (e.g. ``client=``, ``batch_size=``).
+
+    Notes
+    -----
+    Every Executor made here starts in a task group of its own (one the web service
+    creates for its first batch), never in one another Executor of this process used.
     """
     sdk = require("globus_compute_sdk", extra="compute", purpose="Remote evaluation")
-    executor: cf.Executor = sdk.Executor(endpoint_id=endpoint_id, **options)
-    return executor
+    executor = sdk.Executor(endpoint_id=endpoint_id, **options)
+    if "task_group_id" not in options:
+        # globus_compute_sdk/sdk/executor.py:193-195 starts an Executor in the class-wide
+        # Executor._default_task_group_id, which executor.py:320-325 sets to the task
+        # group of any earlier Executor in this process (another user's, in the service);
+        # the web service refuses a task group the caller may not use (sdk/client.py:529-533).
+        # None makes the service create a new group on the first batch (client.py:533);
+        # the setter leaves the class default alone for None (executor.py:322-325).
+        executor.task_group_id = None
+    result: cf.Executor = executor
+    return result
+
+
+def abandon_watched_futures(executor: Any) -> int:
+    """Stop waiting for the results of ``executor``'s submitted tasks; their number.
+
+    ``globus_compute_sdk.Executor.shutdown(cancel_futures=True)`` cancels only tasks not
+    yet sent (sdk/executor.py:907-915). A sent task stays in its task group's result
+    watcher (``_RESULT_WATCHERS``, executor.py:49 and 1392) even when its future was
+    cancelled; the watcher's stopper thread, which is not a daemon, and the SDK's exit
+    thread (executor.py:52-64, 1479-1488) wait until every such task has a result, so a
+    process that gave up on a task (deadline, Ctrl-C) would not exit before the remote
+    task ends. Shutting the watcher down with ``cancel_futures`` (executor.py:1454-1490)
+    forgets them. Globus Compute cannot stop the remote task itself: the endpoint's
+    ``GC_TASK_TIMEOUT`` does that (see
+    :func:`stembench.endpoints.endpoint_config.user_config_schema`).
+
+    Anything that is not an SDK Executor with a task group is left alone (0).
+    """
+    module = sys.modules.get("globus_compute_sdk.sdk.executor")
+    group = getattr(executor, "task_group_id", None)
+    watchers = getattr(module, "_RESULT_WATCHERS", None)
+    if group is None or not isinstance(watchers, dict):
+        return 0
+    watcher = watchers.get(group)
+    if watcher is None:
+        return 0
+    n_open = len(watcher.get_open_futures())
+    watcher.shutdown(wait=False, cancel_futures=True)
+    return n_open
 
 
 class EngineExecutor(cf.Executor):

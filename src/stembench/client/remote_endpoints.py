@@ -8,6 +8,7 @@ against the endpoint template's schema, and submits to stembench's registered fu
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -131,6 +132,12 @@ def remote_targets(endpoint_ids: Sequence[str], *, client: Any = None,
         (registered on first use).
     max_in_flight : int
         Shards submitted to each endpoint at once.
+
+    Notes
+    -----
+    An endpoint's executor that stopped after a failed submission is rebuilt on the next
+    submit (:class:`~stembench.client.compute_functions.RegisteredFunctionExecutor`), so a
+    refused batch fails only its own shards, which are retried with backoff.
     """
     sdk = require("globus_compute_sdk", extra="compute", purpose="Remote evaluation")
     from stembench.client.compute_http import PollingComputeExecutor
@@ -143,17 +150,15 @@ def remote_targets(endpoint_ids: Sequence[str], *, client: Any = None,
     for endpoint_id in endpoint_ids:
         require_online(client, endpoint_id)
     function_id = function_id or ensure_function_id(client)
-    targets = []
-    for endpoint_id in endpoint_ids:
-        inner: Any
+    def build(endpoint_id: str) -> Any:
         if https_only:
-            inner = PollingComputeExecutor(endpoint_id, client=client,
-                                           user_endpoint_config=user_endpoint_config)
-        else:
-            inner = globus_executor(endpoint_id, client=client, amqp_port=amqp_port,
-                                    user_endpoint_config=user_endpoint_config,
-                                    serializer=compute_serializer(),
-                                    result_serializers=[DATA_STRATEGY])
-        targets.append(Target(endpoint_id, RegisteredFunctionExecutor(inner, function_id),
-                              max_in_flight=max_in_flight))
-    return targets
+            return PollingComputeExecutor(endpoint_id, client=client,
+                                          user_endpoint_config=user_endpoint_config)
+        return globus_executor(endpoint_id, client=client, amqp_port=amqp_port,
+                               user_endpoint_config=user_endpoint_config,
+                               serializer=compute_serializer(),
+                               result_serializers=[DATA_STRATEGY])
+
+    return [Target(endpoint_id, RegisteredFunctionExecutor(
+        build(endpoint_id), function_id, rebuild=functools.partial(build, endpoint_id)),
+        max_in_flight=max_in_flight) for endpoint_id in endpoint_ids]

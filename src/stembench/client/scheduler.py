@@ -19,9 +19,22 @@ from stembench.client.results_file import ResultsFile
 from stembench.endpoints.requests import ShardRequest
 from stembench.errors import InputError
 
-__all__ = ["Evaluation", "RetryPolicy", "ShardScheduler", "ShardSink", "Target"]
+__all__ = ["Evaluation", "RetryPolicy", "ShardScheduler", "ShardSink", "Target",
+           "describe_error"]
 
 ShardFunction = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for a failed task: a web service's refusal as ``HTTP <status>: <message>``.
+
+    ``globus_sdk.GlobusAPIError`` carries ``http_status`` and ``message``
+    (globus_sdk/exc/api.py); its ``str`` is a tuple of the whole request.
+    """
+    status = getattr(exc, "http_status", None)
+    if isinstance(status, int):
+        return f"{type(exc).__name__}: HTTP {status}: {getattr(exc, 'message', '') or exc}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 @dataclass(frozen=True)
@@ -135,6 +148,12 @@ class ShardScheduler:
             except cf.BrokenExecutor:
                 self._rebuild(index)
                 continue
+            except Exception as exc:  # refused at submission (e.g. a remote executor that
+                # stopped after a failed batch and could not be rebuilt): retried with backoff
+                self.pending.remove(item)
+                self._fail(item[1], item[2], f"{self.targets[index].name}: submission failed: "
+                                             f"{describe_error(exc)}")
+                continue
             self.pending.remove(item)
             self.running[future] = (index, item[1], item[2])
             self.started[future] = time.monotonic()
@@ -179,8 +198,7 @@ class ShardScheduler:
             self._fail(attempt, request, f"{self.targets[index].name}: worker lost ({exc})")
             return
         except (Exception, SystemExit) as exc:  # a task that raised remotely or locally
-            self._fail(attempt, request, f"{self.targets[index].name}: {type(exc).__name__}: "
-                                         f"{exc}")
+            self._fail(attempt, request, f"{self.targets[index].name}: {describe_error(exc)}")
             return
         sink = self.sinks[request.shard_id]
         if not result.get("ok"):
