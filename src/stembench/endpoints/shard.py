@@ -66,9 +66,14 @@ def _file_stamp(path: Any) -> tuple[int, int, int] | None:
 
 
 def _open_dataset(ref_json: str) -> Any:
-    """The dataset a reference names, opened once per process and again if its file changed."""
+    """The dataset a reference names, opened once per process and again if its file changed.
+
+    A dataset file is verified as a whole first (every array and image's metadata against
+    the manifest, every pixel size in range); a cached preset is verified by ``load``.
+    """
     from stembench.dataset_publish.storage.cache import load
     from stembench.dataset_publish.storage.stembench_layout import open_dataset
+    from stembench.dataset_publish.storage.verified import verify_dataset_file
 
     cached = _OPEN_DATASETS.get(ref_json)
     if cached is not None and _file_stamp(getattr(cached[0], "path", None)) == cached[1]:
@@ -76,6 +81,7 @@ def _open_dataset(ref_json: str) -> Any:
     ref = DatasetRef.from_dict(json.loads(ref_json))
     if ref.source == "path":
         assert ref.path is not None
+        verify_dataset_file(ref.path)  # the whole file, once per content
         dataset = open_dataset(ref.path)
     else:
         cache_dir = Path(ref.cache_dir) if ref.cache_dir else None

@@ -38,7 +38,9 @@ _PUBLIC: dict[str, str] = {
     "sha256_metadata": "manifest",
     "unregister_source": "cache",
     "utc_timestamp": "manifest",
+    "check_dataset_pixel_sizes": "verified",
     "validate_metadata": "stembench_layout",
+    "verify_dataset_file": "verified",
     "verify_file": "manifest",
 }
 """Public name -> the module of this sub-package that defines it."""

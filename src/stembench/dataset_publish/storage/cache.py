@@ -2,7 +2,8 @@
 
 A named dataset lives at ``<cache>/<name>/<version>/<preset>.h5`` (with its
 ``.manifest.json`` beside it). :func:`load` returns it from the cache, filling the cache
-on first use, and fully verifies the cached file against its manifest on every load.
+on first use, and fully verifies the cached file against its manifest (once per content: see
+:func:`~stembench.dataset_publish.storage.verified.verify_dataset_file`).
 
 Filling the cache tries, in order:
 
@@ -20,19 +21,16 @@ Filling the cache tries, in order:
 from __future__ import annotations
 
 import importlib
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stembench.dataset_publish.storage.manifest import (
-    manifest_sidecar_path,
-    read_manifest,
-    verify_file,
-)
+from stembench.dataset_publish.storage.cache_dir import default_cache_dir
+from stembench.dataset_publish.storage.manifest import manifest_sidecar_path, read_manifest
 from stembench.dataset_publish.storage.published import H5ImageSet
 from stembench.dataset_publish.storage.stembench_layout import open_dataset
+from stembench.dataset_publish.storage.verified import verify_dataset_file
 from stembench.errors import DatasetError, InputError, IntegrityError
 
 __all__ = [
@@ -107,14 +105,6 @@ def registered_sources() -> tuple[DatasetSource, ...]:
     return tuple(_SOURCES)
 
 
-def default_cache_dir() -> Path:
-    """Return the cache directory: ``$STEMBENCH_CACHE``, else ``~/.cache/stembench``."""
-    env = os.environ.get("STEMBENCH_CACHE")
-    if env:
-        return Path(env).expanduser()
-    return Path.home() / ".cache" / "stembench"
-
-
 def cache_path(name: str, *, preset: str, version: str, cache_dir: Path | None = None) -> Path:
     """Return where a dataset file lives in the cache: ``<cache>/<name>/<version>/<preset>.h5``."""
     for label, value in (("name", name), ("preset", preset), ("version", version)):
@@ -129,24 +119,20 @@ def _remove(path: Path) -> None:
     manifest_sidecar_path(path).unlink(missing_ok=True)
 
 
-def _check_cached(path: Path, *, name: str, version: str) -> None:
+def _check_cached(path: Path, *, name: str, version: str, cache_dir: Path | None) -> None:
     advice = (
         f"Rebuild it with stembench.load(..., rebuild=True) or delete {path} "
         "(and its .manifest.json)."
     )
     try:
         manifest = read_manifest(path)
-        mismatches = verify_file(path, manifest=manifest)
+        verify_dataset_file(path, cache_dir=cache_dir)
+    except IntegrityError as exc:
+        raise IntegrityError(f"cached dataset {exc} {advice}") from exc
     except DatasetError as exc:
         raise IntegrityError(
             f"cached dataset {path} is unreadable or truncated: {exc}. {advice}"
         ) from exc
-    if mismatches:
-        shown = ", ".join(mismatches[:5])
-        raise IntegrityError(
-            f"cached dataset {path} does not match its manifest: {len(mismatches)} array(s) "
-            f"differ, e.g. {shown}. {advice}"
-        )
     if (manifest.name, manifest.version) != (name, version):
         raise IntegrityError(
             f"cached dataset {path} holds {manifest.name!r} version {manifest.version!r}, "
@@ -247,5 +233,5 @@ def load(
         _remove(path)
     if not path.is_file():
         _fill(CacheRequest(name=name, version=version, preset=preset, path=path))
-    _check_cached(path, name=name, version=version)
+    _check_cached(path, name=name, version=version, cache_dir=cache_dir)
     return open_dataset(path, verify=True)
