@@ -28,8 +28,9 @@ from typing import Any
 import numpy as np
 
 from stembench.dataset_publish.simulate.abtem_backend import AbtemHAADF, PeriodicImage
+from stembench.dataset_publish.simulate.catalogue import build_structure
+from stembench.dataset_publish.simulate.columns import ColumnStructure
 from stembench.dataset_publish.simulate.probe import ProbeParameters
-from stembench.dataset_publish.simulate.structures import ColumnStructure, build_structure
 
 A_STO = 3.905
 

@@ -16,7 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from stembench.client.orchestrate import plan_shards
-from stembench.dataset_publish.storage.cache import load
+from stembench.dataset_publish.loading import load
 from stembench.endpoints.requests import DatasetRef, ModelSpec, ShardRequest
 from stembench.endpoints.shard import _load_model, evaluate_shard
 

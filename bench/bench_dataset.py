@@ -17,11 +17,11 @@ import time
 from pathlib import Path
 
 from stembench.dataset_publish.simulate.build import build_dataset
+from stembench.dataset_publish.simulate.catalogue import build_structure
 from stembench.dataset_publish.simulate.fast_backend import FastHAADF
 from stembench.dataset_publish.simulate.probe import ProbeParameters
 from stembench.dataset_publish.simulate.scan import ScanParameters, beam_positions
 from stembench.dataset_publish.simulate.series import render
-from stembench.dataset_publish.simulate.structures import build_structure
 
 
 def time_renders(material: str, pixel_size: float, repeats: int) -> tuple[list[float], int]:

@@ -53,7 +53,7 @@ def _whole(folder: Path, *, preset: str, workers: int) -> tuple[float, Path]:
 
 def _dataset_seconds(folder: Path, *, preset: str) -> tuple[float, Path]:
     """What the run does to get its dataset from a clean cache: ask MDF, then build."""
-    from stembench.dataset_publish.storage.cache import load
+    from stembench.dataset_publish.loading import load
 
     start = time.perf_counter()
     dataset = load("atom-locating-benchmark", preset=preset, cache_dir=folder / "parts-cache")

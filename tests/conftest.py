@@ -33,7 +33,7 @@ import pytest  # noqa: E402
 @pytest.fixture(scope="session")
 def mini_dataset_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The ``mini`` benchmark preset, built once per test session (a few seconds)."""
-    from stembench.dataset_publish.simulate.build import build_dataset
+    from stembench.dataset_publish.build import build_dataset
 
     path = tmp_path_factory.mktemp("mini-dataset") / "mini.h5"
     build_dataset(path, preset="mini", progress=False)

@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING, Any
 from stembench._version import __version__
 
 if TYPE_CHECKING:
-    from stembench.dataset_publish.storage.cache import load
+    from stembench.dataset_publish.loading import load
 
 __all__ = ["__version__", "load"]
 
 
 def __getattr__(name: str) -> Any:
     if name == "load":
-        from stembench.dataset_publish.storage.cache import load
+        from stembench.dataset_publish.loading import load
 
         return load
     raise AttributeError(f"module 'stembench' has no attribute {name!r}")

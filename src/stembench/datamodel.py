@@ -20,7 +20,11 @@ from numpy.typing import NDArray
 
 from stembench.errors import InputError
 
-__all__ = ["BenchmarkImage", "validate_coordinates"]
+__all__ = ["EXPERIMENTAL_SUFFIX", "BenchmarkImage", "validate_coordinates"]
+
+#: Suffix of the names of the experimental data groups (``"SrTiO3-experimental"``): the
+#: dataset builder gives every experimental image such a group, the report its own section.
+EXPERIMENTAL_SUFFIX = "-experimental"
 
 
 def validate_coordinates(coords: Any, *, name: str, image_id: str) -> NDArray[np.float64]:

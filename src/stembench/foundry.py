@@ -163,7 +163,7 @@ def _published_copy(name: str, preset: str, version: str, cache: Path) -> Path |
 
 
 def _local_copy(name: str, preset: str, version: str, cache: Path) -> Path:
-    from stembench.dataset_publish.storage.cache import load as stembench_load
+    from stembench.dataset_publish.loading import load as stembench_load
 
     with stembench_load(name, preset=preset, version=version) as dataset:
         source = dataset.path

@@ -12,12 +12,12 @@ from typer.testing import CliRunner
 
 from stembench.client.analysis.cutoffs import Cutoff
 from stembench.client.assess.assessment import assess_image, raw_estimates
-from stembench.client.assess.estimate import Estimate
-from stembench.client.assess.lattice import check_image, find_lattice
 from stembench.client.assess.nearest import LatticeSignature
 from stembench.client.assess.recommend import choose_group, load_cutoffs, recommend
 from stembench.client.run import BUILTIN_MODELS
 from stembench.errors import InputError
+from stembench.imaging.estimate import Estimate
+from stembench.imaging.lattice import check_image, find_lattice
 
 FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
 
@@ -222,7 +222,7 @@ def test_column_below_visibility_fraction_is_not_counted() -> None:
 
 
 def test_voronoi_sites_of_square_and_hexagonal_lattices() -> None:
-    from stembench.client.assess.columns import voronoi_sites
+    from stembench.imaging.columns import voronoi_sites
 
     square = voronoi_sites(np.array([[10.0, 0.0], [0.0, 10.0]]))
     np.testing.assert_allclose(square, [[0.5, 0.5]], atol=1e-9)

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from stembench.dataset_publish.simulate.abtem_backend import AbtemHAADF
+from stembench.dataset_publish.simulate.catalogue import build_structure
+from stembench.dataset_publish.simulate.columns import ColumnStructure
 from stembench.dataset_publish.simulate.probe import ProbeParameters
-from stembench.dataset_publish.simulate.structures import ColumnStructure, build_structure
 
 #: Settings small enough for a few seconds of abTEM on 2 cores: static lattice, one unit cell
 #: thick, a 2 x 2 cell potential, 16 x 16 scan positions.

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 from stembench.dataset_publish.simulate.abtem_backend import AbtemHAADF, is_layer
+from stembench.dataset_publish.simulate.catalogue import build_structure
+from stembench.dataset_publish.simulate.columns import ColumnStructure
 from stembench.dataset_publish.simulate.probe import ProbeParameters
-from stembench.dataset_publish.simulate.structures import ColumnStructure, build_structure
 from stembench.errors import IntegrityError
 
 pytest.importorskip("abtem")

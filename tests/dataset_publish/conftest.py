@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from stembench.dataset_publish.simulate.build import build_dataset
+from stembench.dataset_publish.build import build_dataset
 
 
 @pytest.fixture(scope="session")

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from stembench.dataset_publish.build import build_dataset
 from stembench.dataset_publish.cli import app
-from stembench.dataset_publish.simulate.build import build_dataset
 from stembench.dataset_publish.simulate.degradations import contrast, psnr_db
 from stembench.dataset_publish.storage.stembench_layout import open_dataset
 from stembench.errors import InputError

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import tifffile
 
+from stembench.dataset_publish.build import build_dataset
 from stembench.dataset_publish.experimental.build import read_experimental_folder
-from stembench.dataset_publish.simulate.build import build_dataset
 from stembench.dataset_publish.simulate.series import reference_image
 from stembench.dataset_publish.storage.stembench_layout import open_dataset
 from stembench.errors import InputError

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stembench.dataset_publish.simulate.structures import build_structure, list_structures
+from stembench.dataset_publish.simulate.catalogue import build_structure, list_structures
 from stembench.errors import InputError
 
 

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from stembench.dataset_publish.simulate.build import generality_images
+from stembench.dataset_publish.simulate.catalogue import build_structure
 from stembench.dataset_publish.simulate.check import check_dataset
 from stembench.dataset_publish.simulate.fast_backend import FastHAADF
 from stembench.dataset_publish.simulate.probe import ProbeParameters
-from stembench.dataset_publish.simulate.structures import build_structure
 from stembench.dataset_publish.simulate.visibility import check_labels
 
 

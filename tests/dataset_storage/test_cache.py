@@ -16,7 +16,7 @@ from stembench.dataset_publish.storage import cache
 from stembench.dataset_publish.storage.manifest import manifest_sidecar_path
 from stembench.errors import DatasetError, IntegrityError
 
-BUILDER = "stembench.dataset_publish.simulate.build"
+BUILDER = "stembench.dataset_publish.build"
 
 
 @pytest.fixture
@@ -161,7 +161,7 @@ def test_import_stembench_is_light():
         "heavy = [m for m in ('h5py', 'scipy', 'torch', 'stembench.dataset_publish.storage.cache') "
         "if m in sys.modules]; "
         "assert not heavy, heavy; "
-        "from stembench.dataset_publish.storage.cache import load; "
+        "from stembench.dataset_publish.loading import load; "
         "assert stembench.load is load; print(stembench.__version__)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -172,7 +172,8 @@ def test_import_stembench_is_light():
 
 @pytest.mark.slow
 def test_load_real_builder_mini(tmp_path):
-    build = pytest.importorskip("stembench.dataset_publish.simulate.build")
+    from stembench.dataset_publish.simulate import build
+
     with stembench.load(preset="mini", cache_dir=tmp_path) as ds:
         assert (ds.name, ds.version) == ("atom-locating-benchmark", build.DATASET_VERSION)
         assert ds.manifest.generator_version == build.GENERATOR_VERSION

@@ -33,10 +33,10 @@ from foundry_test_data import (
 )
 
 import stembench.dataset_publish.simulate.build as build_module
+from stembench.dataset_publish.loading import load
 from stembench.dataset_publish.mdf.foundry_arrays import foundry_arrays_path
 from stembench.dataset_publish.mdf.foundry_metadata import dataset_metadata
 from stembench.dataset_publish.simulate.build import DATASET_VERSION
-from stembench.dataset_publish.storage.cache import load
 from stembench.dataset_publish.storage.manifest import manifest_sidecar_path
 from stembench.errors import IntegrityError
 

@@ -25,7 +25,8 @@ from foundry_test_data import (
     write_tiny,
 )
 
-import stembench.dataset_publish.simulate.build as build_module
+import stembench.dataset_publish.build as build_module
+from stembench.dataset_publish.loading import load
 from stembench.dataset_publish.mdf.download import (
     MDFUnavailableError,
     download_verified,
@@ -199,7 +200,7 @@ def mdf_registered(monkeypatch):
 def test_load_downloads_from_mdf_instead_of_building(tiny_dataset, tmp_path, mdf_registered):
     _published()
     _serve(tiny_dataset)
-    with cache.load(preset="mini", cache_dir=tmp_path / "c") as dataset:
+    with load(preset="mini", cache_dir=tmp_path / "c") as dataset:
         assert dataset.ids == ["sto-noise-1", "sto-noise-2", "ws2-ref-0"]
         image = dataset["sto-noise-2"]
     with open_dataset(tiny_dataset) as original:
@@ -228,7 +229,7 @@ def test_load_builds_locally_when_mdf_cannot_serve(tiny_dataset, tmp_path, mdf_r
         _published()
         data = tiny_dataset.read_bytes()
         _serve(tiny_dataset, body=data[: len(data) // 3])
-    with caplog.at_level(logging.INFO), cache.load(preset="mini",
+    with caplog.at_level(logging.INFO), load(preset="mini",
                                                    cache_dir=tmp_path / "c") as dataset:
         assert len(dataset) == 3
     assert mdf_registered == ["mini"]

@@ -7,8 +7,8 @@ import shutil
 import numpy as np
 import pytest
 
+from stembench.dataset_publish.loading import load
 from stembench.dataset_publish.mdf.source import load_published_benchmark
-from stembench.dataset_publish.storage.cache import load
 from stembench.errors import DatasetError
 
 

@@ -10,8 +10,9 @@ from typer.testing import CliRunner
 
 from stembench.cli import app
 from stembench.dataset_publish.experimental.importer import import_labelled_image
-from stembench.dataset_publish.labelling.propose import fit_columns, propose_labels
+from stembench.dataset_publish.labelling.propose import WINDOW_FRACTION, propose_labels
 from stembench.dataset_publish.simulate.series import reference_image
+from stembench.imaging.gaussian import fit_amplitudes
 from stembench.scoring import dont_care_mask, score_image
 
 
@@ -42,15 +43,17 @@ def test_fit_reports_faint_merged_and_noise_columns():
     columns = [(x, y, 100.0) for y in (12, 28, 44) for x in (12, 28, 44, 60)]
     image = _gaussians((56, 72), columns) + rng.normal(0, 1.0, (56, 72))
     xy = np.array([[x, y] for x, y, _ in columns], float)
-    _, sigma, chi2, t_value, whole = fit_columns((image - image.min()) / np.ptp(image), xy)
+    _, sigma, chi2, t_value, whole = fit_amplitudes((image - image.min()) / np.ptp(image), xy,
+                                                    window_fraction=WINDOW_FRACTION)
     assert np.allclose(sigma, 2.0, rtol=0.15)
     assert (t_value > 20).all()
     assert (chi2 < 2.0).all()
     assert whole.all()
     merged = _gaussians((56, 72), [(26.5, 28, 100.0), (31.5, 28, 100.0)])
     merged += rng.normal(0, 1.0, merged.shape)
-    _, _, chi2_merged, _, _ = fit_columns((merged - merged.min()) / np.ptp(merged),
-                                          np.array([[29.0, 28.0], [60.0, 28.0]]))
+    _, _, chi2_merged, _, _ = fit_amplitudes((merged - merged.min()) / np.ptp(merged),
+                                             np.array([[29.0, 28.0], [60.0, 28.0]]),
+                                             window_fraction=WINDOW_FRACTION)
     assert chi2_merged[0] > 2.0  # two columns 5 px apart fitted as one: not noise
 
 

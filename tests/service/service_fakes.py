@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from stembench.dataset_publish.storage.cache import load
+from stembench.dataset_publish.loading import load
 from stembench.endpoints.requests import ShardRequest
 from stembench.endpoints.shard import CONDITION_FIELDS, describe_dataset
 

@@ -12,9 +12,9 @@ import pytest
 
 import stembench.endpoints.training as training_package
 from stembench.dataset_publish.simulate.build import GENERALITY_NAMES
+from stembench.dataset_publish.simulate.catalogue import build_structure
 from stembench.dataset_publish.simulate.probe import ProbeParameters
 from stembench.dataset_publish.simulate.series import MATERIALS
-from stembench.dataset_publish.simulate.structures import build_structure
 from stembench.endpoints.training.validation import make_validation_set
 from stembench.endpoints.training.world import (
     EXPONENT_RANGES,
@@ -31,6 +31,7 @@ BENCHMARK = set(GENERALITY_NAMES) | set(MATERIALS)
 
 #: Modules that build, read, cache or download benchmark datasets.
 BENCHMARK_READERS = (
+    "stembench.dataset_publish.build",
     "stembench.dataset_publish.simulate.build",
     "stembench.dataset_publish.simulate.series",
     "stembench.dataset_publish.storage.stembench_layout",

@@ -150,7 +150,7 @@ def run_benchmark(
     """
     from stembench.client.analysis import write_records
     from stembench.client.analysis.report import write_report
-    from stembench.dataset_publish.storage.cache import load
+    from stembench.dataset_publish.loading import load
 
     out = Path(out_dir)
     results_dir = out / "results"

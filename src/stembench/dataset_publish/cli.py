@@ -44,7 +44,7 @@ def build(
              "add as experimental groups with quality series.")] = None,
 ) -> None:
     """Generate every image and write the HDF5 dataset with its manifest."""
-    from stembench.dataset_publish.simulate.build import build_dataset
+    from stembench.dataset_publish.build import build_dataset
 
     path = output if output is not None else _default_path(preset)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -29,7 +29,7 @@ from stembench.endpoints.requests import (
     check_compatible,
 )
 from stembench.errors import StembenchError
-from stembench.identity import dataset_content_hash, model_identity, shard_identity
+from stembench.identity import dataset_content_hash, shard_identity
 
 __all__ = ["CONDITION_FIELDS", "describe_dataset", "describe_identity", "evaluate_shard"]
 
@@ -71,7 +71,7 @@ def _open_dataset(ref_json: str) -> Any:
     A dataset file is verified as a whole first (every array and image's metadata against
     the manifest, every pixel size in range); a cached preset is verified by ``load``.
     """
-    from stembench.dataset_publish.storage.cache import load
+    from stembench.dataset_publish.loading import load
     from stembench.dataset_publish.storage.stembench_layout import open_dataset
     from stembench.dataset_publish.storage.verified import verify_dataset_file
 
@@ -93,7 +93,7 @@ def _open_dataset(ref_json: str) -> Any:
 @lru_cache(maxsize=8)  # every built-in model (five) and a few more stay loaded
 def _load_model(spec_json: str) -> tuple[Any, dict[str, Any]]:
     """The model a spec names and its identity, taken once when it is loaded."""
-    from stembench.endpoints.models.registry import load_model
+    from stembench.endpoints.models.registry import load_model, model_identity
 
     spec = ModelSpec.from_dict(json.loads(spec_json))
     model = load_model(spec.spec, **spec.options)

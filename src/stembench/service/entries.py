@@ -108,7 +108,7 @@ def score_job(settings: ServiceSettings, job: Job,
         Another dataset version (both content hashes named), missing images, an image
         without coordinates, or coordinates the scorer refuses.
     """
-    from stembench.dataset_publish.storage.cache import load
+    from stembench.dataset_publish.loading import load
 
     cache = Path(settings.dataset_cache_dir) if settings.dataset_cache_dir else None
     try:

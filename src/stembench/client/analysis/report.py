@@ -49,6 +49,7 @@ from stembench.client.analysis.stability import (
     series_cutoffs,
 )
 from stembench.client.analysis.trends import plot_trends
+from stembench.datamodel import EXPERIMENTAL_SUFFIX
 from stembench.errors import InputError
 
 __all__ = [
@@ -61,8 +62,6 @@ __all__ = [
 ]
 
 REPORT_SCHEMA = "stembench-report/1"
-#: Suffix of the experimental groups' names; the report gives them their own section.
-EXPERIMENTAL_SUFFIX = "-experimental"
 PROVENANCE_FIELDS: tuple[str, ...] = (
     "dataset_name",
     "dataset_version",

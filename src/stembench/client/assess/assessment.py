@@ -19,22 +19,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from stembench.client.assess.estimate import (
-    Estimate,
-    estimate_contrast,
-    estimate_distortion,
-    estimate_psnr,
-    estimate_resolution,
-)
-from stembench.client.assess.lattice import (
-    MIN_SIDE_PX,
-    Lattice2D,
-    check_image,
-    find_lattice,
-)
 from stembench.errors import InputError, StembenchError
+from stembench.imaging.estimate import Estimate, estimate_contrast
+from stembench.imaging.lattice import MIN_SIDE_PX, Lattice2D, check_image
+from stembench.imaging.quality import raw_estimates
 
-__all__ = ["SYSTEMATIC", "Assessment", "assess_image", "raw_estimates"]
+__all__ = ["SYSTEMATIC", "Assessment", "assess_image"]
 
 
 #: Systematic one-sigma uncertainty per axis: ("relative" | "absolute", size).
@@ -105,24 +95,6 @@ class Assessment:
             "estimates": {k: v.to_dict() for k, v in self.estimates.items()},
             "n_quadrants": self.n_quadrants,
         }
-
-
-def raw_estimates(image: NDArray[np.float64], *, pixel_size_angstrom: float,
-                  name: str = "image") -> tuple[Lattice2D, dict[str, float], NDArray[np.float64]]:
-    """Point estimates of every axis (no uncertainties), the lattice and the line shifts."""
-    lattice = find_lattice(image, name=name)
-    resolution = estimate_resolution(image, lattice, pixel_size_angstrom=pixel_size_angstrom)
-    contrast, _ = estimate_contrast(image)
-    flyback, drift, shifts = estimate_distortion(image, lattice)
-    values = {
-        "pixel_size": 100.0 / lattice.spacing_px,
-        "resolution": resolution,
-        "noise": estimate_psnr(image, lattice, lattice.sigma_px),
-        "contrast": contrast,
-        "flyback": flyback,
-        "drift": drift,
-    }
-    return lattice, values, shifts
 
 
 def _quadrants(image: NDArray[np.float64]) -> list[NDArray[np.float64]]:

@@ -5,76 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import typer
-from numpy.typing import NDArray
 
-from stembench.errors import InputError
-
-__all__ = ["assess_command", "read_any_image", "read_image_and_pixel_size"]
-
-
-def read_any_image(path: Path) -> NDArray[np.float64]:
-    """Read a 2D image from ``.npy``, ``.png``, TIFF or a microscope format (rosettasciio).
-
-    Raises
-    ------
-    InputError
-        If the file is missing, unreadable, or not a 2D image (an RGB PNG is averaged).
-    """
-    if not path.is_file():
-        raise InputError(f"{path}: no such image file")
-    suffix = path.suffix.lower()
-    if suffix == ".npy":
-        try:
-            data = np.load(path, allow_pickle=False)
-        except ValueError as exc:
-            raise InputError(f"{path}: not a NumPy array file ({exc})") from exc
-    elif suffix == ".png":
-        from matplotlib.image import imread
-
-        try:
-            data = imread(path)
-        except (OSError, ValueError, SyntaxError) as exc:  # PIL's errors for a corrupt file
-            raise InputError(f"{path}: not a readable PNG image ({exc})") from exc
-        if data.ndim == 3:
-            data = data[..., :3].mean(axis=2)
-    else:
-        from stembench.dataset_publish.experimental.importer import read_image_file
-
-        data = read_image_file(path)
-    arr = np.squeeze(np.asarray(data))
-    if arr.ndim != 2:
-        raise InputError(f"{path}: expected a 2D image, got shape {arr.shape}")
-    return arr.astype(np.float64) if np.issubdtype(arr.dtype, np.number) else arr
-
-
-def read_image_and_pixel_size(path: Path, pixel_size: float | None
-                              ) -> tuple[NDArray[np.float64], float]:
-    """The image and its pixel size (A/px): ``pixel_size`` when given, else the file's.
-
-    A microscope file (and a TIFF with the ``io`` extra) is read with its calibration, and
-    what it holds is printed to stderr; an ``.npy`` or ``.png`` needs ``pixel_size``.
-
-    Raises
-    ------
-    InputError
-        If the image cannot be read, or no pixel size is given and the file has none.
-    """
-    from stembench.dataset_publish.experimental.microscope import (
-        MICROSCOPE_READERS,
-        read_microscope_image,
-        resolve_pixel_size,
-    )
-
-    if path.suffix.lower() in MICROSCOPE_READERS and path.is_file():
-        found = read_microscope_image(path)
-        typer.echo(found.describe(), err=True)
-        return found.image.astype(np.float64), resolve_pixel_size(found, pixel_size)
-    if pixel_size is None:
-        raise InputError(f"{path}: a {path.suffix} file carries no calibration; pass "
-                         "--pixel-size in A/px")
-    return read_any_image(path), pixel_size
+__all__ = ["assess_command"]
 
 
 def assess_command(
@@ -108,9 +41,12 @@ def assess_command(
         vouch,
     )
     from stembench.client.assess.report import summary_table, write_html, write_json
+    from stembench.dataset_publish.experimental.images import read_image_and_pixel_size
     from stembench.pixel_size import check_pixel_size
 
-    data, pixel_size = read_image_and_pixel_size(image, pixel_size)
+    data, pixel_size, found = read_image_and_pixel_size(image, pixel_size)
+    if found is not None:
+        typer.echo(found, err=True)
     check_pixel_size(pixel_size, where=str(image), allow_unusual=allow_unusual_pixel_size)
     assessment = assess_image(data, pixel_size_angstrom=pixel_size, name=image.name,
                               progress=lambda msg: typer.echo(f"assessing: {msg}", err=True))

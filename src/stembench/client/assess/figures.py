@@ -14,8 +14,8 @@ from stembench.client.analysis.axes import AXES
 from stembench.client.analysis.cutoffs import Cutoff
 from stembench.client.analysis.radar import plot_radar
 from stembench.client.assess.assessment import Assessment
-from stembench.client.assess.lattice import power_spectrum
 from stembench.client.assess.recommend import ModelVerdict
+from stembench.imaging.lattice import power_spectrum
 
 __all__ = ["plot_overview", "plot_radar_with_image"]
 

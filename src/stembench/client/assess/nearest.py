@@ -4,7 +4,7 @@ A model's cutoffs were measured on a group's images. They say something about an
 only when that image looks like the group's: a lattice of the same kind, columns about as far
 apart (in angstrom), and columns of about the same relative brightness (a lattice with one
 column type is a different task from one with a bright and a faint type). Each is compared
-on the lattice found by :func:`stembench.client.assess.lattice.find_lattice`, for the image
+on the lattice found by :func:`stembench.imaging.lattice.find_lattice`, for the image
 and for the clean reference image of the group's material:
 
 * **kind**: ``square``, ``hexagonal`` or ``oblique``; a different kind is not near;
@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import Any
 
-from stembench.client.assess.lattice import Lattice2D
+from stembench.imaging.lattice import Lattice2D
 
 __all__ = [
     "HEIGHT_TOLERANCE",
@@ -114,8 +114,8 @@ class GroupMatch:
 def group_signature(group: str) -> LatticeSignature | None:
     """Signature of a group's clean reference image, or ``None`` for a group stembench cannot
     render (its material is not one of the simulated benchmark materials)."""
-    from stembench.client.assess.lattice import find_lattice
     from stembench.dataset_publish.simulate.series import MATERIALS, reference_image
+    from stembench.imaging.lattice import find_lattice
 
     material = next((m for m, spec in MATERIALS.items() if spec.group == group), None)
     if material is None:

@@ -22,9 +22,9 @@ from typing import Any
 
 from stembench.client.analysis.axes import AXES
 from stembench.client.analysis.cutoffs import Cutoff
-from stembench.client.assess.estimate import Estimate
 from stembench.client.assess.nearest import GroupMatch, LatticeSignature, match_groups
 from stembench.errors import InputError
+from stembench.imaging.estimate import Estimate
 
 __all__ = [
     "BUILTIN_CUTOFFS_PATH",

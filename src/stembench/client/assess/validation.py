@@ -77,9 +77,9 @@ _EXTRA: dict[str, Callable[[], Lattice]] = {"Au[100]": _au100, "CeO2[110]": _ceo
 def validation_lattice_names() -> list[str]:
     """Lattices outside the benchmark groups: stembench's other perfect crystals and the extra
     ones of this module."""
+    from stembench.dataset_publish.simulate.catalogue import list_structures
     from stembench.dataset_publish.simulate.generality import GENERALITY_STRUCTURES
     from stembench.dataset_publish.simulate.series import MATERIALS
-    from stembench.dataset_publish.simulate.structures import list_structures
 
     return [n for n in list_structures() if n not in GENERALITY_STRUCTURES
             and n not in MATERIALS] + list(_EXTRA)

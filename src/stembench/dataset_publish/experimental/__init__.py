@@ -1,5 +1,5 @@
-"""Real microscope images: reading microscope files, importing a user's labelled images, and
-quality series derived from them.
+"""Real microscope images: reading microscope (and other image) files, importing a user's
+labelled images, and quality series derived from them.
 
 The names below are the public API of this sub-package; each is imported from its module
 on first use, so importing one part does not import the others.
@@ -26,7 +26,9 @@ _PUBLIC: dict[str, str] = {
     "import_dataset": "importer",
     "import_labelled_image": "importer",
     "pixel_size_from_axes": "microscope",
+    "read_any_image": "images",
     "read_experimental_folder": "build",
+    "read_image_and_pixel_size": "images",
     "read_image_file": "importer",
     "read_microscope_image": "microscope",
     "read_positions_csv": "importer",

@@ -12,13 +12,13 @@ corrects; see
     overrides the file's calibration (required when it has none);
 ``material``, ``group``
     default ``"unknown"`` and the material; the group name always ends in
-    ``"-experimental"`` (:data:`stembench.client.analysis.report.EXPERIMENTAL_SUFFIX`), which
+    ``"-experimental"`` (:data:`stembench.datamodel.EXPERIMENTAL_SUFFIX`), which
     gives it its own section in the report;
 ``signal``, ``frame``
     which signal / frame of a multi-signal file or stack;
 ``resolution_pm``
     the image's effective resolution; default: estimated from the image by the assessment's
-    lattice fit (:func:`stembench.client.assess.assessment.raw_estimates`);
+    lattice fit (:func:`stembench.imaging.quality.raw_estimates`);
 ``dose_e_per_A2``, ``counts_per_unit``
     the dose and electrons per image unit; without a dose there is no dose series.
 
@@ -37,8 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stembench.client.analysis.report import EXPERIMENTAL_SUFFIX
-from stembench.datamodel import BenchmarkImage
+from stembench.datamodel import EXPERIMENTAL_SUFFIX, BenchmarkImage
 from stembench.errors import InputError, StembenchError
 
 __all__ = ["EXPERIMENTAL_STEPS", "ExperimentalSource", "experimental_images",
@@ -91,7 +90,7 @@ def _labels(path: Path) -> Path | None:
 
 
 def _estimated_resolution_pm(image: BenchmarkImage) -> float:
-    from stembench.client.assess.assessment import raw_estimates
+    from stembench.imaging.quality import raw_estimates
 
     try:
         _, values, _ = raw_estimates(image.image.astype(float),

@@ -18,7 +18,6 @@ _PUBLIC: dict[str, str] = {
     "MIN_T": "propose",
     "WIDTH_RANGE": "propose",
     "WINDOW_FRACTION": "propose",
-    "fit_columns": "propose",
     "label_command": "cli",
     "plot_overlay": "review",
     "propose_labels": "propose",

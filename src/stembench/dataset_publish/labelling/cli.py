@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import typer
 
 __all__ = ["label_command"]
@@ -27,27 +26,17 @@ def label_command(
 ) -> None:
     """Propose column positions (Atomap-style detector refined by 2D Gaussian fits), each
     marked sure or unsure, with an overlay figure and an HTML page to review them."""
-    from stembench.client.assess.cli import read_any_image
-    from stembench.dataset_publish.experimental.microscope import (
-        MICROSCOPE_READERS,
-        read_microscope_image,
-        resolve_pixel_size,
-    )
+    from stembench.dataset_publish.experimental.images import read_image_and_pixel_size
     from stembench.dataset_publish.labelling.propose import propose_labels
     from stembench.dataset_publish.labelling.review import plot_overlay, write_review_html
     from stembench.errors import InputError
 
-    if image.suffix.lower() in MICROSCOPE_READERS:
-        found = read_microscope_image(image, signal=signal, frame=frame)
-        typer.echo(found.describe(), err=True)
-        data, pixel = found.image.astype(np.float64), resolve_pixel_size(found, pixel_size)
-    elif pixel_size is None:
-        raise InputError(f"{image}: a {image.suffix} file carries no calibration; pass "
-                         "--pixel-size in A/px")
-    else:
-        data, pixel = read_any_image(image), float(pixel_size)
-        if not pixel > 0:
-            raise InputError(f"{image}: --pixel-size must be a positive A/px, got {pixel}")
+    data, pixel, found = read_image_and_pixel_size(image, pixel_size, signal=signal,
+                                                   frame=frame)
+    if found is not None:
+        typer.echo(found, err=True)
+    elif not pixel > 0:
+        raise InputError(f"{image}: --pixel-size must be a positive A/px, got {pixel}")
     csv_path = output if output is not None else Path(f"{image.stem}_labels.csv")
     csv_path.parent.mkdir(parents=True, exist_ok=True)
     proposal = propose_labels(data, pixel_size=pixel, min_spacing_angstrom=min_spacing)

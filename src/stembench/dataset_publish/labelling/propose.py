@@ -1,14 +1,14 @@
 """Propose column labels for a real image, each marked ``sure`` or ``unsure``, for review.
 
 Positions come from the best classical detector stembench has, the Atomap-style pipeline
-(:class:`stembench.endpoints.models.classical.AtomapLike`: local maxima, centre of mass and a
-batched 2D Gaussian refinement of every column). Each proposed column is then fitted once
-more, on the min-max normalised image, as ``A exp(-r^2 / 2 s^2) + B`` on a disc of
-:data:`WINDOW_FRACTION` of its nearest-neighbour distance (at most twice that of the median
-column) around the refined centre: ``A`` and
-``B`` by linear least squares for each width ``s`` of a grid, keeping the width of least
-residual. A column is ``sure`` when all of these hold, ``unsure`` otherwise (the reasons are
-written beside it):
+(:func:`stembench.imaging.peaks.find_columns`, the ``atomap-like`` model's: local maxima,
+centre of mass and a batched 2D Gaussian refinement of every column). Each proposed column is
+then fitted once more, on the min-max normalised image, as ``A exp(-r^2 / 2 s^2) + B`` on a
+disc of :data:`WINDOW_FRACTION` of its nearest-neighbour distance (at most twice that of the
+median column) around the refined centre: ``A`` and ``B`` by linear least squares for each
+width ``s`` of a grid, keeping the width of least residual
+(:func:`stembench.imaging.gaussian.fit_amplitudes`). A column is ``sure`` when all of these
+hold, ``unsure`` otherwise (the reasons are written beside it):
 
 * **significant**: ``A`` is at least :data:`MIN_T` standard errors above zero;
 * **contrast**: ``A`` is at least :data:`MIN_RELATIVE_AMPLITUDE` of the brightest columns' (95th
@@ -30,12 +30,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import NDArray
-from scipy import ndimage
-from scipy.spatial import cKDTree
 
 from stembench.errors import InputError
+from stembench.imaging.gaussian import fit_amplitudes
+from stembench.imaging.peaks import AtomapOptions, find_columns
 
 __all__ = [
     "MAX_CHI2",
@@ -44,7 +43,6 @@ __all__ = [
     "WIDTH_RANGE",
     "WINDOW_FRACTION",
     "LabelProposal",
-    "fit_columns",
     "propose_labels",
 ]
 
@@ -57,9 +55,6 @@ MIN_T = 3.0
 MIN_RELATIVE_AMPLITUDE = 0.1
 #: Largest reduced chi-square of a good fit.
 MAX_CHI2 = 2.0
-#: Standard deviation of white noise left after subtracting a 1 px Gaussian smoothing,
-#: relative to the noise's own.
-_HIGHPASS_NOISE = 0.77
 #: Allowed width relative to the median column's width.
 WIDTH_RANGE = (0.5, 2.0)
 
@@ -115,71 +110,6 @@ class LabelProposal:
         return path
 
 
-def _discs(image: NDArray[np.float64], xy: NDArray[np.float64], radius: NDArray[np.float64]
-           ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_],
-                      NDArray[np.bool_]]:
-    """Windows around the rounded centres: values, squared distance to the exact centre,
-    the disc mask (inside the image), and whether the whole disc lies inside the image."""
-    half = int(np.ceil(radius.max()))
-    padded = np.pad(image, half, mode="edge")
-    size = 2 * half + 1
-    cols, rows = np.rint(xy[:, 0]).astype(np.int64), np.rint(xy[:, 1]).astype(np.int64)
-    values = sliding_window_view(padded, (size, size))[rows, cols]
-    offsets = np.arange(-half, half + 1, dtype=np.float64)
-    dx = (cols - xy[:, 0])[:, None, None] + offsets[None, None, :]
-    dy = (rows - xy[:, 1])[:, None, None] + offsets[None, :, None]
-    r2 = dx * dx + dy * dy
-    disc = r2 <= radius[:, None, None] ** 2
-    inside_rows = (rows[:, None] + offsets[None, :] >= 0) & (
-        rows[:, None] + offsets[None, :] < image.shape[0])
-    inside_cols = (cols[:, None] + offsets[None, :] >= 0) & (
-        cols[:, None] + offsets[None, :] < image.shape[1])
-    inside = inside_rows[:, :, None] & inside_cols[:, None, :]
-    whole = ~(disc & ~inside).any(axis=(1, 2))
-    return values, r2, disc & inside, whole
-
-
-def fit_columns(image: NDArray[np.float64], xy: NDArray[np.float64]
-                ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64],
-                           NDArray[np.float64], NDArray[np.bool_]]:
-    """Fit every column as a Gaussian on a flat background (see the module docstring).
-
-    Returns
-    -------
-    amplitude, sigma_px, chi2, t_value : ndarray, shape (N,)
-    whole : ndarray of bool
-        The fit window lies wholly inside the image.
-    """
-    n = len(xy)
-    nearest = cKDTree(xy).query(xy, k=2)[0][:, 1] if n > 1 else np.full(n, 10.0)
-    cap = max(2.0, 2.0 * WINDOW_FRACTION * float(np.median(nearest)))  # isolated columns
-    radius = np.clip(WINDOW_FRACTION * nearest, 2.0, cap)
-    values, r2, mask, whole = _discs(image, xy, radius)
-    highpass, _, _, _ = _discs(image - ndimage.gaussian_filter(image, 1.0, mode="nearest"),
-                               xy, radius)
-    weight = mask.reshape(n, -1).astype(np.float64)
-    v, d2 = values.reshape(n, -1), r2.reshape(n, -1)
-    count = weight.sum(axis=1)
-    mean_v = (weight * v).sum(axis=1) / count
-    noise_var = (weight * highpass.reshape(n, -1) ** 2).sum(axis=1) / count / _HIGHPASS_NOISE**2
-    best = np.full(n, np.inf)
-    out = np.zeros((4, n))
-    for sigma in np.geomspace(0.5, float(radius.max()), 16):
-        g = np.exp(-d2 / (2.0 * sigma * sigma))
-        mean_g = (weight * g).sum(axis=1) / count
-        spread = (weight * (g - mean_g[:, None]) ** 2).sum(axis=1)
-        amp = (weight * (g - mean_g[:, None]) * v).sum(axis=1) / np.maximum(spread, 1e-12)
-        base = mean_v - amp * mean_g
-        sse = (weight * (v - amp[:, None] * g - base[:, None]) ** 2).sum(axis=1)
-        se = np.sqrt(sse / np.maximum(count - 3, 1) / np.maximum(spread, 1e-12))
-        better = (sse < best) & (sigma <= radius)
-        best = np.where(better, sse, best)
-        out = np.where(better, np.stack([amp, np.full(n, sigma), sse, amp / np.maximum(
-            se, 1e-12)]), out)
-    chi2 = out[2] / np.maximum(count - 3, 1) / np.maximum(noise_var, 1e-300)
-    return out[0], out[1], chi2, out[3], whole
-
-
 def propose_labels(image: NDArray[np.floating], *, pixel_size: float,
                    min_spacing_angstrom: float = 1.8) -> LabelProposal:
     """Detect columns and mark each ``sure`` or ``unsure``.
@@ -203,17 +133,15 @@ def propose_labels(image: NDArray[np.floating], *, pixel_size: float,
     InputError
         If the image or pixel size is unusable, or no column is found.
     """
-    from stembench.endpoints.models.classical import AtomapLike
-
-    detector = AtomapLike(min_spacing_angstrom=min_spacing_angstrom)
-    xy = detector.locate(image, pixel_size)
+    xy = find_columns(image, pixel_size, AtomapOptions(min_spacing_angstrom=min_spacing_angstrom))
     if len(xy) == 0:
         raise InputError(f"no column found (pixel size {pixel_size} A/px, minimum spacing "
                          f"{min_spacing_angstrom} A): check both")
     data = np.asarray(image, dtype=np.float64)
     low, high = float(data.min()), float(data.max())
     normalised = (data - low) / (high - low)
-    amp, sigma, chi2, t_value, whole = fit_columns(normalised, xy)
+    amp, sigma, chi2, t_value, whole = fit_amplitudes(normalised, xy,
+                                                       window_fraction=WINDOW_FRACTION)
     bright = float(np.percentile(amp, 95))
     median_sigma = float(np.median(sigma))
     reasons = []

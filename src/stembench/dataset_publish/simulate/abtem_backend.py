@@ -34,11 +34,12 @@ from stembench.dataset_publish.simulate.abtem_cache import (
 )
 from stembench.dataset_publish.simulate.probe import ProbeParameters, electron_wavelength_angstrom
 from stembench.errors import InputError
+from stembench.imaging.gaussian import FWHM_PER_SIGMA
 
 if TYPE_CHECKING:
     from ase import Atoms
 
-    from stembench.dataset_publish.simulate.structures import ColumnStructure
+    from stembench.dataset_publish.simulate.columns import ColumnStructure
 
 __all__ = [
     "DEFAULT_PHONON_SIGMAS_ANGSTROM",
@@ -456,7 +457,7 @@ def _gaussian_blur_periodic(image: PeriodicImage, fwhm_angstrom: float) -> NDArr
     """Blur one period by a Gaussian of the given FWHM (A), exactly, in Fourier space."""
     if fwhm_angstrom <= 0:
         return image.array
-    sigma = fwhm_angstrom / (2.0 * math.sqrt(2.0 * math.log(2.0)))
+    sigma = fwhm_angstrom / FWHM_PER_SIGMA
     rows, cols = image.array.shape
     ky = fft.fftfreq(rows, d=image.sampling_angstrom[1])[:, None]
     kx = fft.fftfreq(cols, d=image.sampling_angstrom[0])[None, :]

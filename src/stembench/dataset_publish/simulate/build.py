@@ -1,7 +1,10 @@
-"""Build the benchmark dataset: quality series of both materials plus the generality set.
+"""The simulated part of the benchmark dataset: quality series of both materials plus the
+generality set.
 
-``build_dataset(path, preset="standard")`` renders every image and writes it through
-:class:`stembench.dataset_publish.storage.stembench_layout.DatasetWriter`. Presets:
+:func:`iter_dataset` renders every image of a preset;
+:func:`stembench.dataset_publish.build.build_dataset` writes them (with any experimental
+images) through :class:`stembench.dataset_publish.storage.stembench_layout.DatasetWriter`.
+Presets:
 
 * ``"mini"``: 128x128 images, 3 steps per axis (first, middle, last of the standard values),
   2 seeds, 6 generality images; builds in seconds (tests, CI smoke run).
@@ -14,17 +17,16 @@ metadata says so).
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
-from tqdm import tqdm
 
+from stembench._moved import moved_names
 from stembench.datamodel import BenchmarkImage
 from stembench.dataset_publish.simulate import degradations as deg
+from stembench.dataset_publish.simulate.catalogue import build_structure, list_structures
 from stembench.dataset_publish.simulate.fast_backend import FastHAADF, ImageFormation
 from stembench.dataset_publish.simulate.probe import ProbeParameters, probe_fwhm_angstrom
 from stembench.dataset_publish.simulate.scan import ScanParameters
@@ -38,7 +40,6 @@ from stembench.dataset_publish.simulate.series import (
     render,
     seed_for,
 )
-from stembench.dataset_publish.simulate.structures import build_structure, list_structures
 from stembench.errors import InputError
 
 __all__ = [
@@ -48,8 +49,9 @@ __all__ = [
     "GENERATOR_VERSION",
     "PRESETS",
     "Preset",
-    "build_dataset",
     "generality_images",
+    "image_count",
+    "image_formation",
     "iter_dataset",
 ]
 
@@ -109,7 +111,8 @@ def generality_images(names: tuple[str, ...], *, backend: ImageFormation,
                              faint_types=rendered.faint_types, metadata=meta)
 
 
-def _backend(name: str, probe: ProbeParameters, cache_dir: Path) -> ImageFormation:
+def image_formation(name: str, probe: ProbeParameters, cache_dir: Path) -> ImageFormation:
+    """The image-formation backend ``name`` (``"fast"`` or ``"abtem"``) at ``probe``."""
     if name == "fast":
         return FastHAADF(probe)
     if name == "abtem":
@@ -119,7 +122,8 @@ def _backend(name: str, probe: ProbeParameters, cache_dir: Path) -> ImageFormati
     raise InputError(f"unknown backend {name!r}; expected 'fast' or 'abtem'")
 
 
-def _count(preset: Preset, seeds: int) -> int:
+def image_count(preset: Preset, seeds: int) -> int:
+    """How many images :func:`iter_dataset` yields for ``preset`` and ``seeds``."""
     steps = len(preset.step_indices) if preset.step_indices is not None else 10
     n_gen = len(GENERALITY_NAMES) if preset.generality is None else preset.generality
     return len(MATERIALS) * len(AXES) * (steps + 1) * seeds + n_gen
@@ -141,65 +145,4 @@ def iter_dataset(*, preset: Preset, backend: ImageFormation, probe: ProbeParamet
     yield from generality_images(names, backend=fast, probe=probe, shape=preset.shape)
 
 
-def build_dataset(path: str | Path, *, preset: Literal["mini", "standard"] = "standard",
-                  backend: Literal["fast", "abtem"] = "fast", seeds: int | None = None,
-                  progress: bool = True, experimental: str | Path | None = None) -> Path:
-    """Generate the benchmark and write it to the HDF5 file ``path`` (replacing it).
-
-    Parameters
-    ----------
-    path : str or Path
-        Output ``.h5`` file; its folder must exist.
-    preset : {"mini", "standard"}
-        Build size (see the module docstring).
-    backend : {"fast", "abtem"}
-        Image formation of the materials' series.
-    seeds : int, optional
-        Realisations per step; defaults to the preset's.
-    progress : bool
-        Show a tqdm progress bar.
-    experimental : str or Path, optional
-        A folder of labelled real images added as experimental groups with their quality
-        series (:mod:`stembench.dataset_publish.experimental.build`).
-
-    Returns
-    -------
-    Path
-        The written file.
-    """
-    from stembench.dataset_publish.storage.stembench_layout import DatasetWriter
-
-    if preset not in PRESETS:
-        raise InputError(f"unknown preset {preset!r}; expected one of {sorted(PRESETS)}")
-    spec = PRESETS[preset]
-    n_seeds = spec.seeds if seeds is None else int(seeds)
-    if n_seeds < 1:
-        raise InputError(f"seeds must be >= 1 (an empty series otherwise), got {seeds}")
-    out = Path(path)
-    probe = ProbeParameters()
-    former = _backend(backend, probe, out.parent / "abtem-cache")
-    params = {"preset": preset, "backend": backend, "seeds": n_seeds,
-              "shape": list(spec.shape), "probe": vars(probe).copy(),
-              "generator_version": GENERATOR_VERSION}
-    images: Iterator[BenchmarkImage] = iter_dataset(preset=spec, backend=former, probe=probe,
-                                                    seeds=n_seeds)
-    total = _count(spec, n_seeds)
-    if experimental is not None:
-        from stembench.dataset_publish.experimental.build import (
-            experimental_images,
-            read_experimental_folder,
-        )
-
-        sources = read_experimental_folder(experimental)
-        added = list(experimental_images(sources, preset=preset, seeds=n_seeds))
-        params["experimental"] = {s.image.image_id: {"group": s.image.metadata["group"],
-                                                     "source": s.image.metadata["source"],
-                                                     "notes": list(s.notes)} for s in sources}
-        images, total = itertools.chain(images, added), total + len(added)
-    with DatasetWriter(out, name=DATASET_NAME, version=DATASET_VERSION,
-                       generator_params=params, generator_version=GENERATOR_VERSION,
-                       overwrite=True) as writer:
-        for image in tqdm(images, total=total, disable=not progress,
-                          desc=f"building {preset} dataset", unit="img"):
-            writer.add(image)
-    return out
+__getattr__ = moved_names(__name__, {"build_dataset": "stembench.dataset_publish.build"})

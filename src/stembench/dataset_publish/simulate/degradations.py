@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 from scipy import ndimage
 
 from stembench.errors import InputError
+from stembench.imaging.gaussian import FWHM_PER_SIGMA
 
 __all__ = [
     "ELEMENTARY_CHARGE_C",
@@ -31,7 +32,6 @@ __all__ = [
 ]
 
 ELEMENTARY_CHARGE_C = 1.602176634e-19
-_FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
 
 
 def _positive(value: float, what: str) -> float:
@@ -56,7 +56,7 @@ def blur_to_resolution(image: NDArray[np.floating], *, pixel_size_angstrom: floa
         raise InputError(f"target resolution {target:.3f} A is finer than the probe FWHM "
                          f"{r0:.3f} A; blur can only make it coarser")
     blur_fwhm = float(np.sqrt(target**2 - r0**2))
-    sigma_px = blur_fwhm / _FWHM_PER_SIGMA / pixel
+    sigma_px = blur_fwhm / FWHM_PER_SIGMA / pixel
     out = ndimage.gaussian_filter(np.asarray(image, np.float64), sigma_px, mode="reflect")
     return out, blur_fwhm
 

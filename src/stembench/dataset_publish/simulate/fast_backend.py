@@ -17,12 +17,12 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.spatial import cKDTree
 
+from stembench.dataset_publish.simulate.columns import ColumnStructure
 from stembench.dataset_publish.simulate.probe import (
     ProbeParameters,
     probe_fwhm_angstrom,
     probe_profile,
 )
-from stembench.dataset_publish.simulate.structures import ColumnStructure
 from stembench.errors import InputError
 
 __all__ = ["FastHAADF", "ImageFormation"]

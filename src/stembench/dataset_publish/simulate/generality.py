@@ -7,7 +7,7 @@ intensity, grain boundaries, vacancies, substitutional dopants and thickness gra
 Labels follow every modification: a removed column loses its label, a substituted column
 gets its new element and type. The visibility a builder sets is its lattice's (used only to
 thin crowded grain-boundary columns);
-:func:`stembench.dataset_publish.simulate.structures.build_structure`
+:func:`stembench.dataset_publish.simulate.catalogue.build_structure`
 judges the finished structure's visibility on its own noise-free image. Thickness factors scale
 all weights of a region.
 
@@ -39,7 +39,7 @@ from stembench.dataset_publish.simulate.structures import (
 __all__ = ["GENERALITY_STRUCTURES", "Builder"]
 
 #: ``(extent_angstrom, exponent, rng) -> ColumnStructure``; the structure is named after its base
-#: lattice and renamed by :func:`stembench.dataset_publish.simulate.structures.build_structure`.
+#: lattice and renamed by :func:`stembench.dataset_publish.simulate.catalogue.build_structure`.
 Builder = Callable[[tuple[float, float], float, np.random.Generator], ColumnStructure]
 
 

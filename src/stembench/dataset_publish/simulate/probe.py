@@ -15,6 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from stembench.errors import InputError
+from stembench.imaging.gaussian import FWHM_PER_SIGMA
 
 __all__ = [
     "ProbeParameters",
@@ -23,7 +24,6 @@ __all__ = [
     "probe_profile",
 ]
 
-_FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ def _profile(probe: ProbeParameters, n: int, sampling: float) -> tuple[NDArray[n
            + 0.5 * np.pi * probe.cs_angstrom * wavelength**3 * k2**2)
     aperture = (k2 <= k_max**2) * np.exp(-1j * chi)
     intensity = np.abs(np.fft.ifft2(aperture)) ** 2
-    sigma = probe.source_fwhm_angstrom / _FWHM_PER_SIGMA
+    sigma = probe.source_fwhm_angstrom / FWHM_PER_SIGMA
     blurred = np.fft.ifft2(np.fft.fft2(intensity) * np.exp(-2 * np.pi**2 * sigma**2 * k2)).real
     blurred = np.fft.fftshift(blurred)
     centre = n // 2

@@ -27,17 +27,14 @@ from numpy.typing import NDArray
 
 from stembench.datamodel import BenchmarkImage
 from stembench.dataset_publish.simulate import degradations as deg
+from stembench.dataset_publish.simulate.catalogue import build_structure, list_structures
+from stembench.dataset_publish.simulate.columns import ColumnStructure
 from stembench.dataset_publish.simulate.fast_backend import FastHAADF, ImageFormation
 from stembench.dataset_publish.simulate.probe import ProbeParameters, probe_fwhm_angstrom
 from stembench.dataset_publish.simulate.scan import (
     ScanParameters,
     beam_positions,
     ground_truth_pixels,
-)
-from stembench.dataset_publish.simulate.structures import (
-    ColumnStructure,
-    build_structure,
-    list_structures,
 )
 from stembench.errors import InputError
 

@@ -8,15 +8,16 @@ probe (:mod:`stembench.dataset_publish.simulate.visibility`): a perfect crystal'
 judged once on a patch of the lattice, any other structure on its whole extent. Positions are
 in angstrom, x to the right, y downwards.
 
-The out-of-distribution "generality" structures (dumbbells, interfaces, grain boundaries,
-vacancies, dopants, thickness gradients) are listed by :func:`list_structures` and defined in
-:mod:`stembench.dataset_publish.simulate.generality`.
+Every structure by name, the perfect crystals here and the out-of-distribution "generality"
+structures (dumbbells, interfaces, grain boundaries, vacancies, dopants, thickness gradients) of
+:mod:`stembench.dataset_publish.simulate.generality`, is built by
+:func:`stembench.dataset_publish.simulate.catalogue.build_structure`.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -26,7 +27,10 @@ from ase.spacegroup import crystal
 from numpy.typing import NDArray
 from scipy.spatial import cKDTree
 
+from stembench._moved import moved_names
+from stembench.dataset_publish.simulate.columns import ColumnStructure
 from stembench.dataset_publish.simulate.probe import ProbeParameters
+from stembench.dataset_publish.simulate.visibility import structure_visibility
 from stembench.errors import InputError
 
 if TYPE_CHECKING:
@@ -36,58 +40,17 @@ __all__ = [
     "ColumnStructure",
     "Lattice",
     "basis_visibility",
-    "build_structure",
+    "honeycomb",
     "lattice",
-    "list_structures",
+    "lattice_names",
+    "mx2",
     "structure_from_columns",
     "tile_lattice",
+    "visible_spacing",
 ]
 
 _COLUMN_TOLERANCE_ANGSTROM = 0.05
 _PATCH_CELLS = 4
-
-
-@dataclass(frozen=True)
-class ColumnStructure:
-    """Projected atomic columns filling a rectangle ``[0, width] x [0, height]`` (angstrom).
-
-    Attributes
-    ----------
-    name : str
-        Structure name, e.g. ``"SrTiO3[100]"``.
-    positions_angstrom : ndarray, shape (N, 2)
-        Column x, y in angstrom.
-    weights : ndarray, shape (N,)
-        HAADF weight per column, sum over atoms of ``occupancy * Z**exponent``.
-    elements : tuple of str
-        Atoms in each column, heaviest first, e.g. ``"Ti+O"``, ``"S+S"``.
-    column_types : tuple of str
-        Column type label, e.g. ``"Sr"``, ``"TiO"``, ``"S2"``.
-    visible : ndarray of bool, shape (N,)
-        Columns visible in the noise-free HAADF image (the others are faint).
-    extent_angstrom : tuple of float
-        (width, height) of the filled region in angstrom.
-    column_spacing_angstrom : float
-        Median nearest-neighbour spacing of visible columns in angstrom.
-    space_group : str
-        Space group (or plane group) symbol.
-    unit_cell : ase.Atoms or None
-        Orthogonal periodic cell with the beam along z, for perfect crystals; else None.
-    cell_origin_angstrom : tuple of float
-        Where ``unit_cell``'s (0, 0) sits in the plane, angstrom.
-    """
-
-    name: str
-    positions_angstrom: NDArray[np.float64]
-    weights: NDArray[np.float64]
-    elements: tuple[str, ...]
-    column_types: tuple[str, ...]
-    visible: NDArray[np.bool_]
-    extent_angstrom: tuple[float, float]
-    column_spacing_angstrom: float
-    space_group: str
-    unit_cell: Atoms | None
-    cell_origin_angstrom: tuple[float, float]
 
 
 @dataclass(frozen=True)
@@ -162,13 +125,17 @@ def _layer(a: float, ay_factor: float, frac: list[tuple[float, float]],
     return _project(Atoms(symbols, positions=pos, cell=cell, pbc=True), space_group)
 
 
-def _mx2(metal: str, chalcogen: str, a: float) -> Lattice:
+def mx2(metal: str, chalcogen: str, a: float) -> Lattice:
+    """A 2H transition-metal dichalcogenide monolayer ``MX2`` along [001], lattice constant
+    ``a`` (A): metal columns and chalcogen-pair columns on a rectangular cell."""
     frac = [(0, 0), (0.5, 0.5), (0.5, 1 / 6), (0.5, 1 / 6), (0, 2 / 3), (0, 2 / 3)]
     syms = [metal, metal] + [chalcogen] * 4
     return _layer(a, np.sqrt(3), frac, syms, [0, 0, 1.57, -1.57, 1.57, -1.57], "P-6m2")
 
 
-def _honeycomb(first: str, second: str, a: float) -> Lattice:
+def honeycomb(first: str, second: str, a: float) -> Lattice:
+    """A honeycomb monolayer of ``first`` and ``second`` atoms (graphene, hBN), lattice
+    constant ``a`` (A), on a rectangular cell."""
     frac = [(0, 0), (0.5, 0.5), (0.5, 1 / 6), (0, 2 / 3)]
     group = "P6/mmm" if first == second else "P-6m2"
     return _layer(a, np.sqrt(3), frac, [first, first, second, second], [0] * 4, group)
@@ -205,9 +172,9 @@ _LATTICES: dict[str, Callable[[], Lattice]] = {
     "Si[110]": lambda: _cubic(["Si"], [(0, 0, 0)], 227, 5.431, (0, 0, 1), (1, 1, 0), "Fd-3m"),
     "GaAs[110]": lambda: _cubic(["Ga", "As"], [(0, 0, 0), (0.25,) * 3], 216, 5.653, (0, 0, 1),
                                 (1, 1, 0), "F-43m"),
-    "WS2": lambda: _mx2("W", "S", 3.153),
-    "MoS2": lambda: _mx2("Mo", "S", 3.16),
-    "hBN": lambda: _honeycomb("N", "B", 2.504),
+    "WS2": lambda: mx2("W", "S", 3.153),
+    "MoS2": lambda: mx2("Mo", "S", 3.16),
+    "hBN": lambda: honeycomb("N", "B", 2.504),
     "CeO2[110]": lambda: _cubic(["Ce", "O"], [(0, 0, 0), (0.25, 0.25, 0.25)], 225, 5.411,
                                 (0, 0, 1), (1, 1, 0), "Fm-3m"),
     "square-2D": lambda: _layer(3.0, 1.0, [(0, 0)], ["Mo"], [0], "p4m"),
@@ -253,8 +220,6 @@ def basis_visibility(lat: Lattice, *, exponent: float = 1.7,
     The rule is applied once per lattice, exponent and probe, to the column of each basis
     type nearest the centre of a patch ``_PATCH_CELLS`` lattice periods (at least 12 A) wide.
     """
-    from stembench.dataset_publish.simulate.visibility import structure_visibility
-
     probe = probe or ProbeParameters()
     key = (lat.a1, lat.a2, lat.basis.tobytes(), lat.symbols, float(exponent), probe)
     if key not in _BASIS_VISIBLE:
@@ -304,13 +269,13 @@ def structure_from_columns(name: str, positions: NDArray[np.float64], weights: N
         weights=np.asarray(weights, float), elements=tuple(e for e, _ in labels),
         column_types=tuple(t for _, t in labels), visible=vis,
         extent_angstrom=(float(extent_angstrom[0]), float(extent_angstrom[1])),
-        column_spacing_angstrom=_spacing(name, positions, vis, extent_angstrom),
+        column_spacing_angstrom=visible_spacing(name, positions, vis, extent_angstrom),
         space_group=space_group,
         unit_cell=unit_cell,
         cell_origin_angstrom=(float(cell_origin_angstrom[0]), float(cell_origin_angstrom[1])))
 
 
-def _spacing(name: str, positions: NDArray[np.float64], visible: NDArray[np.bool_],
+def visible_spacing(name: str, positions: NDArray[np.float64], visible: NDArray[np.bool_],
              extent: tuple[float, float]) -> float:
     """Median nearest-neighbour distance of the visible columns, angstrom."""
     if visible.sum() < 2:
@@ -320,77 +285,12 @@ def _spacing(name: str, positions: NDArray[np.float64], visible: NDArray[np.bool
     return float(np.median(dist[:, 1]))
 
 
-def _judged(structure: ColumnStructure, probe: ProbeParameters) -> ColumnStructure:
-    """``structure`` with its visibility judged on its own noise-free image at ``probe``."""
-    from stembench.dataset_publish.simulate.visibility import structure_visibility
-
-    visible = structure_visibility(structure, probe=probe)
-    spacing = _spacing(structure.name, structure.positions_angstrom, visible,
-                       structure.extent_angstrom)
-    return replace(structure, visible=visible, column_spacing_angstrom=spacing)
+def lattice_names() -> list[str]:
+    """Names of the perfect crystals, :func:`lattice` accepts each."""
+    return list(_LATTICES)
 
 
-def _perfect(name: str, extent: tuple[float, float], exponent: float,
-             rng: np.random.Generator | None, probe: ProbeParameters) -> ColumnStructure:
-    lat = lattice(name)
-    origin = (0.0, 0.0)
-    if rng is not None:
-        frac = rng.uniform(0, 1, 2)
-        shift = frac[0] * np.array(lat.a1) + frac[1] * np.array(lat.a2)
-        origin = (float(shift[0]), float(shift[1]))
-    pos, w, syms, vis = tile_lattice(lat, extent_angstrom=extent, origin_angstrom=origin,
-                                     exponent=exponent, probe=probe)
-    return structure_from_columns(name, pos, w, syms, vis, extent_angstrom=extent,
-                                  space_group=lat.space_group, unit_cell=lat.atoms,
-                                  cell_origin_angstrom=origin)
-
-
-def list_structures() -> list[str]:
-    """Names accepted by :func:`build_structure`: perfect crystals, then generality structures."""
-    from stembench.dataset_publish.simulate.generality import GENERALITY_STRUCTURES
-
-    return list(_LATTICES) + list(GENERALITY_STRUCTURES)
-
-
-def build_structure(name: str, *, extent_angstrom: tuple[float, float], exponent: float = 1.7,
-                    seed: int | None = None,
-                    probe: ProbeParameters | None = None) -> ColumnStructure:
-    """Build the projected columns of ``name`` filling ``extent_angstrom`` (width, height).
-
-    Parameters
-    ----------
-    name : str
-        One of :func:`list_structures`.
-    extent_angstrom : tuple of float
-        (width, height) of the region to fill, angstrom; both must be positive.
-    exponent : float
-        HAADF Z-exponent of the column weights (1.5-2).
-    seed : int or None
-        Random lattice offset (and defect placement); None puts a lattice point at (0, 0).
-    probe : ProbeParameters, optional
-        Probe whose noise-free image decides which columns are visible (default
-        :class:`ProbeParameters`): per basis column for a perfect crystal, over the whole
-        extent for a generality structure.
-
-    Raises
-    ------
-    InputError
-        For an unknown name or a non-positive extent or exponent.
-    """
-    from stembench.dataset_publish.simulate.generality import GENERALITY_STRUCTURES
-
-    w, h = (float(v) for v in extent_angstrom)
-    if not (np.isfinite([w, h]).all() and w > 0 and h > 0):
-        raise InputError(f"structure {name!r}: extent must be two positive lengths in "
-                         f"angstrom, got {extent_angstrom}")
-    if not (np.isfinite(exponent) and exponent > 0):
-        raise InputError(f"structure {name!r}: Z exponent must be positive, got {exponent}")
-    rng = None if seed is None else np.random.default_rng(seed)
-    probe = probe or ProbeParameters()
-    if name in _LATTICES:
-        return _perfect(name, (w, h), exponent, rng, probe)
-    if name in GENERALITY_STRUCTURES:
-        built = GENERALITY_STRUCTURES[name](
-            (w, h), exponent, rng if rng is not None else np.random.default_rng(0))
-        return _judged(replace(built, name=name), probe)
-    raise InputError(f"unknown structure {name!r}; known: {list_structures()}")
+__getattr__ = moved_names(__name__, {
+    "build_structure": "stembench.dataset_publish.simulate.catalogue",
+    "list_structures": "stembench.dataset_publish.simulate.catalogue",
+})

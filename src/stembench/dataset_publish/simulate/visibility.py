@@ -40,7 +40,7 @@ from stembench.dataset_publish.simulate.fast_backend import FastHAADF
 from stembench.dataset_publish.simulate.probe import ProbeParameters
 
 if TYPE_CHECKING:
-    from stembench.dataset_publish.simulate.structures import ColumnStructure
+    from stembench.dataset_publish.simulate.columns import ColumnStructure
 
 __all__ = [
     "ATTACH_RADIUS_ANGSTROM",

@@ -27,7 +27,7 @@ _PUBLIC: dict[str, str] = {
     "canonical_field_name": "published",
     "default_cache_dir": "cache",
     "is_published_layout": "published",
-    "load": "cache",
+    "load_cached": "cache",
     "manifest_sidecar_path": "manifest",
     "open_dataset": "stembench_layout",
     "pixel_size_angstrom": "published",

@@ -1,8 +1,9 @@
 """The local dataset cache behind :func:`stembench.load`.
 
 A named dataset lives at ``<cache>/<name>/<version>/<preset>.h5`` (with its
-``.manifest.json`` beside it). :func:`load` returns it from the cache, filling the cache
-on first use, and fully verifies the cached file against its manifest (once per content: see
+``.manifest.json`` beside it). :func:`load_cached` (the cache's part of
+:func:`stembench.load`) returns it from the cache, filling the cache on first use, and fully
+verifies the cached file against its manifest (once per content: see
 :func:`~stembench.dataset_publish.storage.verified.verify_dataset_file`).
 
 Filling the cache tries, in order:
@@ -12,9 +13,9 @@ Filling the cache tries, in order:
    receives a :class:`CacheRequest` and either places the dataset file at
    ``request.path`` (atomically: write a temporary file beside it, then rename) and returns
    ``True``, or returns ``False`` when it cannot provide that name, version and preset.
-   :func:`load` then verifies what the source placed exactly as it verifies any cached
+   :func:`load_cached` then verifies what the source placed exactly as it verifies any cached
    file, and refuses it on a mismatch.
-2. the dataset's builder (``stembench.dataset_publish.simulate.build.build_dataset``), which
+2. the dataset's builder (``stembench.dataset_publish.build.build_dataset``), which
    generates the dataset locally; only the current generator version can be built.
 """
 
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from stembench._moved import moved_names
 from stembench.dataset_publish.storage.cache_dir import default_cache_dir
 from stembench.dataset_publish.storage.manifest import manifest_sidecar_path, read_manifest
 from stembench.dataset_publish.storage.published import H5ImageSet
@@ -39,14 +41,14 @@ __all__ = [
     "DatasetSource",
     "cache_path",
     "default_cache_dir",
-    "load",
+    "load_cached",
     "register_source",
     "registered_sources",
     "unregister_source",
 ]
 
 BUILDER_MODULES: dict[str, str] = {
-    "atom-locating-benchmark": "stembench.dataset_publish.simulate.build",
+    "atom-locating-benchmark": "stembench.dataset_publish.build",
 }
 """Known dataset names and the module whose ``build_dataset`` and ``DATASET_VERSION``
 build them."""
@@ -144,16 +146,7 @@ def _builder(name: str) -> Any:
     return importlib.import_module(BUILDER_MODULES[name])
 
 
-#: The original published benchmark (Wei et al. 2023, DOI 10.18126/e73h-3w6n), read from
-#: ``<cache>/wei-atom-locating-benchmark-v1.1/wei_atom.h5`` or foundry-ml's cache.
-PUBLISHED_BENCHMARK_NAME = "wei-atom-locating-benchmark-v1.1"
-
-
 def _fill(request: CacheRequest) -> None:
-    # imported here: the MDF source imports this module
-    from stembench.dataset_publish.mdf.source import install_mdf_source
-
-    install_mdf_source()
     for source in _SOURCES:
         if source(request) and request.path.is_file():
             return
@@ -169,63 +162,13 @@ def _fill(request: CacheRequest) -> None:
     builder.build_dataset(request.path, preset=request.preset)
 
 
-def load(
-    name: str = "atom-locating-benchmark",
-    *,
-    preset: str = "standard",
-    version: str | None = None,
-    cache_dir: Path | None = None,
-    rebuild: bool = False,
-) -> H5ImageSet:
-    """Return a benchmark dataset from the local cache, building it on first use.
+def load_cached(name: str, *, preset: str, version: str | None, cache_dir: Path | None,
+                rebuild: bool) -> H5ImageSet:
+    """Return a dataset of :data:`BUILDER_MODULES` from the cache, filling it on first use.
 
-    Parameters
-    ----------
-    name : str
-        A known dataset name (``"atom-locating-benchmark"``), or the path of an ``.h5``
-        file (stembench or published ``wei_atom.h5`` layout), which is opened directly.
-    preset : str
-        Generator preset, e.g. ``"mini"`` or ``"standard"``.
-    version : str, optional
-        Dataset version; by default the version this stembench generates.
-    cache_dir : Path, optional
-        Cache root; by default :func:`default_cache_dir`.
-    rebuild : bool
-        Delete the cached file first and fill the cache again.
-
-    Returns
-    -------
-    Dataset or PublishedDataset
-        Opened with ``verify=True``. Close it (or use it as a context manager) when done.
-
-    Raises
-    ------
-    DatasetError
-        If the name is unknown (the message lists the known names) or the version can be
-        neither fetched nor built.
-    IntegrityError
-        If the cached file is truncated or does not match its manifest; the message says
-        to pass ``rebuild=True`` or delete the file.
-
-    Examples
-    --------
-    >>> import stembench
-    >>> with stembench.load(preset="mini") as dataset:  # doctest: +SKIP
-    ...     image = dataset[dataset.ids[0]]
+    The part of :func:`stembench.load` (:func:`stembench.dataset_publish.loading.load`) that
+    knows only the cache: its arguments have the same meaning there.
     """
-    as_path = Path(name).expanduser()
-    if name.endswith((".h5", ".hdf5")) or as_path.is_file():
-        return open_dataset(as_path, verify=True)
-    if name == PUBLISHED_BENCHMARK_NAME:
-        from stembench.dataset_publish.mdf.source import load_published_benchmark
-
-        return load_published_benchmark(cache_dir=cache_dir)
-    if name not in BUILDER_MODULES:
-        raise DatasetError(
-            f"unknown dataset {name!r}; known datasets: "
-            f"{sorted([*BUILDER_MODULES, PUBLISHED_BENCHMARK_NAME])} "
-            "(or pass the path of an .h5 file)"
-        )
     if version is None:
         version = str(_builder(name).DATASET_VERSION)
     path = cache_path(name, preset=preset, version=version, cache_dir=cache_dir)
@@ -235,3 +178,6 @@ def load(
         _fill(CacheRequest(name=name, version=version, preset=preset, path=path))
     _check_cached(path, name=name, version=version, cache_dir=cache_dir)
     return open_dataset(path, verify=True)
+
+
+__getattr__ = moved_names(__name__, {"load": "stembench.dataset_publish.loading"})

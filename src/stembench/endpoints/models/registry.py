@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
-from dataclasses import dataclass
+import inspect
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +27,10 @@ from stembench.endpoints.models.loaders import (
     import_object,
 )
 from stembench.errors import MissingExtraError, ModelError, StembenchError
+from stembench.identity import file_sha256
 
-__all__ = ["ENTRY_POINT_GROUP", "ModelEntry", "available_models", "get_entry", "load_model"]
+__all__ = ["ENTRY_POINT_GROUP", "ModelEntry", "available_models", "get_entry", "load_model",
+           "model_identity"]
 
 ENTRY_POINT_GROUP = "stembench.models"
 _FRAMEWORK_MODULES = {"pytorch": "torch", "tensorflow": "tensorflow", "onnx": "onnxruntime"}
@@ -238,3 +241,39 @@ def _build(spec: str, options: dict[str, Any]) -> Model:
     if ":" in spec and not path.exists():
         return _from_object(spec, options)
     raise ModelError(_unknown(spec, entries))
+
+
+def _source_sha256(spec: str) -> str | None:
+    """SHA-256 of the file defining a ``module:object`` model, ``None`` if it has none."""
+    target = import_object(spec)
+    owner = target if inspect.isfunction(target) or inspect.isclass(target) else type(target)
+    try:
+        source = inspect.getsourcefile(owner)
+    except TypeError:  # a built-in or C extension object
+        return None
+    return file_sha256(source) if source and Path(source).is_file() else None
+
+
+def model_identity(model: Any, spec: str) -> dict[str, Any]:
+    """Identity of a loaded model: its info, plus its source's hash for ``module:object``.
+
+    A file model's info already carries its file's SHA-256 (``weights_sha256``); a
+    registered model is identified by its name, version and weights hash.
+
+    Parameters
+    ----------
+    model : Model
+        The loaded model.
+    spec : str
+        The spec it was loaded from (registry name, file path or ``module:object``).
+
+    Returns
+    -------
+    dict
+        ``{"name", "version", "framework", "weights_sha256", "source_sha256"}``.
+    """
+    identity = asdict(model.info)
+    is_object = ":" in spec and not Path(spec).exists() and spec not in {
+        entry.name for entry in available_models()}
+    identity["source_sha256"] = _source_sha256(spec) if is_object else None
+    return identity

@@ -6,7 +6,7 @@ benchmark's (:mod:`stembench.dataset_publish.simulate.build`):
 - **Structures.** None of the benchmark's structures (its two materials, SrTiO3 [100] and WS2,
   and every generality structure) is a training structure, and no training structure is
   buildable through
-  :func:`stembench.dataset_publish.simulate.structures.build_structure`: the training
+  :func:`stembench.dataset_publish.simulate.catalogue.build_structure`: the training
   lattices are defined here. Following the published recipes, AtomNet "hexagonal" trains on
   graphene only (as Ziatdinov's released ``atomsegnet`` weights were), AtomNet "cubic" on cubic
   perovskites viewed along [100] (BaSnO3, BaZrO3, SrVO3 and the cubic phase of KNbO3; not
@@ -21,7 +21,8 @@ benchmark's (:mod:`stembench.dataset_publish.simulate.build`):
   from 1.55-1.65 or 1.75-1.95, never the benchmark's 1.7.
 
 Lattices are projected along the beam by hand: each basis column lists its atoms per repeat
-along the beam, positions in angstrom.
+along the beam, positions in angstrom (the honeycomb and MX2 monolayers are
+:mod:`stembench.dataset_publish.simulate.structures`' own builders).
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from stembench.dataset_publish.simulate.probe import ProbeParameters
 from stembench.dataset_publish.simulate.structures import (
     ColumnStructure,
     Lattice,
+    honeycomb,
+    mx2,
     structure_from_columns,
     tile_lattice,
 )
@@ -55,9 +58,6 @@ __all__ = [
 
 Kind = Literal["mixed", "cubic", "hexagonal"]
 
-_SQRT3 = float(np.sqrt(3.0))
-
-
 def _lattice(a: float, b: float, basis: list[tuple[float, float]],
              symbols: list[tuple[str, ...]], group: str) -> Lattice:
     """A rectangular cell ``a x b`` with basis columns at fractional positions."""
@@ -71,19 +71,8 @@ def _perovskite(a_site: str, b_site: str, a: float) -> Lattice:
                     [(a_site,), (b_site, "O"), ("O",), ("O",)], "Pm-3m")
 
 
-def _honeycomb(symbol: str, a: float) -> Lattice:
-    return _lattice(a, a * _SQRT3, [(0, 0), (0.5, 0.5), (0.5, 1 / 6), (0, 2 / 3)],
-                    [(symbol,)] * 4, "P6/mmm")
-
-
-def _mx2(metal: str, chalcogen: str, a: float) -> Lattice:
-    return _lattice(a, a * _SQRT3, [(0, 0), (0.5, 0.5), (0.5, 1 / 6), (0, 2 / 3)],
-                    [(metal,), (metal,), (chalcogen, chalcogen), (chalcogen, chalcogen)],
-                    "P-6m2")
-
-
 _LATTICES: dict[str, Callable[[], Lattice]] = {
-    "graphene": lambda: _honeycomb("C", 2.46),
+    "graphene": lambda: honeycomb("C", "C", 2.46),
     "BaSnO3[100]": lambda: _perovskite("Ba", "Sn", 4.116),
     "BaZrO3[100]": lambda: _perovskite("Ba", "Zr", 4.193),
     "SrVO3[100]": lambda: _perovskite("Sr", "V", 3.842),
@@ -94,7 +83,7 @@ _LATTICES: dict[str, Callable[[], Lattice]] = {
                                 [("Au",)] * 4, "Fm-3m"),
     "Pt[110]": lambda: _lattice(3.924, 3.924 / np.sqrt(2), [(0, 0), (0.5, 0.5)],
                                 [("Pt",), ("Pt",)], "Fm-3m"),
-    "MoSe2": lambda: _mx2("Mo", "Se", 3.288),
+    "MoSe2": lambda: mx2("Mo", "Se", 3.288),
 }
 
 #: AtomNet "hexagonal": graphene only, as the published weights were trained.

@@ -9,7 +9,7 @@ peaks are too broad to index reliably. Folding every pixel into the unit cell (f
 coordinates ``u = r . g1``, ``v = r . g2``) and averaging gives a high signal-to-noise motif
 whose local maxima, with the lattice's Voronoi sites, are the candidate columns; a
 whole-image Gaussian fit keeps those the benchmark would label
-(:mod:`stembench.client.assess.columns`). Their median nearest-neighbour distance is the
+(:mod:`stembench.imaging.columns`). Their median nearest-neighbour distance is the
 projected column spacing, as the benchmark defines it.
 """
 
@@ -22,8 +22,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage, optimize
 
-from stembench.client.assess.columns import confirm_columns
 from stembench.errors import InputError
+from stembench.imaging.columns import confirm_columns
 
 __all__ = ["MIN_PERIODS", "MIN_SIDE_PX", "Lattice2D", "check_image", "find_lattice",
            "power_spectrum"]

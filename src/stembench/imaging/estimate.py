@@ -1,12 +1,12 @@
 """Estimate an image's position on the benchmark's quality axes from the image alone.
 
-Every estimator starts from the lattice of :mod:`stembench.client.assess.lattice`:
+Every estimator starts from the lattice of :mod:`stembench.imaging.lattice`:
 
 * **atoms per 100 px** = ``100 / spacing_px``: the benchmark's ``pixel size / column spacing x
   100`` with both in pixels (the spacing is the median nearest-neighbour distance of the
   visible columns of the averaged unit cell).
 * **resolution** (effective probe FWHM, pm): the whole-image fit of the visible columns as
-  2D Gaussians of one shared width (:mod:`stembench.client.assess.columns`). Calibrated on the
+  2D Gaussians of one shared width (:mod:`stembench.imaging.columns`). Calibrated on the
   generator's own probe model (200 kV, 21.4 mrad, 0.5 A source; FWHM :data:`PROBE_FWHM_PM`)
   by fitting clean and blurred images of lattices that are not benchmark materials
   (square-2D, rectangular-2D, hBN at 0.10-0.20 A/px): the fitted FWHM is 0.97-1.05 times
@@ -37,7 +37,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
-from stembench.client.assess.lattice import Lattice2D, power_spectrum
+from stembench.imaging.gaussian import FWHM_PER_SIGMA
+from stembench.imaging.lattice import Lattice2D, power_spectrum
 
 __all__ = [
     "GAUSSIAN_FIT_FWHM_PM",
@@ -55,7 +56,6 @@ PROBE_FWHM_PM = 75.0
 #: FWHM of the 2D Gaussian that the lattice fit gives for that probe alone, pm (calibrated on
 #: generator images of non-benchmark lattices; see the module docstring).
 GAUSSIAN_FIT_FWHM_PM = 75.0
-_FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
 #: PSNR estimates are capped here: above it the noise is too weak to measure.
 MAX_PSNR_DB = 60.0
 
@@ -95,7 +95,7 @@ class Estimate:
 def estimate_resolution(image: NDArray[np.float64], lattice: Lattice2D, *,
                         pixel_size_angstrom: float) -> float:
     """Effective probe FWHM in pm (see the module docstring for the calibration)."""
-    fit_pm = lattice.sigma_px * _FWHM_PER_SIGMA * pixel_size_angstrom * 100.0
+    fit_pm = lattice.sigma_px * FWHM_PER_SIGMA * pixel_size_angstrom * 100.0
     squared = fit_pm**2 - GAUSSIAN_FIT_FWHM_PM**2 + PROBE_FWHM_PM**2
     return float(np.sqrt(max(squared, 0.0)))
 
