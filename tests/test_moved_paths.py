@@ -17,6 +17,8 @@ import pytest
     ("stembench.dataset_publish.simulate.build", "stembench.dataset_publish.build",
      "build_dataset"),
     ("stembench.identity", "stembench.endpoints.models.registry", "model_identity"),
+    ("stembench.client.assess.cli", "stembench.dataset_publish.experimental.images",
+     "read_any_image"),
 ])
 def test_a_moved_name_imports_from_its_old_module_with_a_warning(old, new, name):
     with pytest.warns(DeprecationWarning, match=f"moved to {new}"):
@@ -27,3 +29,12 @@ def test_a_moved_name_imports_from_its_old_module_with_a_warning(old, new, name)
 def test_an_unknown_name_is_still_an_attribute_error():
     with pytest.raises(AttributeError, match="no_such_name"):
         importlib.import_module("stembench.identity").no_such_name  # noqa: B018
+
+
+def test_a_moved_module_imports_from_its_old_path_with_a_warning():
+    import sys
+
+    sys.modules.pop("stembench.client.assess.lattice", None)
+    with pytest.warns(DeprecationWarning, match="moved to stembench.imaging.lattice"):
+        old = importlib.import_module("stembench.client.assess.lattice")
+    assert old is importlib.import_module("stembench.imaging.lattice")

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from stembench._moved import moved_names
+
 __all__ = ["assess_command"]
 
 
@@ -85,3 +87,8 @@ def assess_command(
     if model_error is not None:  # the assessment is written; the predictions are refused
         typer.echo(f"stembench: error: {model_error}", err=True)
         raise typer.Exit(1)
+
+
+__getattr__ = moved_names(__name__, {
+    "read_any_image": "stembench.dataset_publish.experimental.images",
+    "read_image_and_pixel_size": "stembench.dataset_publish.experimental.images"})
