@@ -30,6 +30,9 @@ from globus_compute_endpoint.engines.helper import execute_task
 from globus_compute_sdk import Client
 from globus_compute_sdk.serialize import ComputeSerializer, DillCode, PureSourceTextInspect
 from globus_sdk.testing import RegisteredResponse, load_response
+from globus_sdk.testing.data.compute.v2.get_endpoint import (
+    DEFAULT_RESPONSE_DOC as ENDPOINT_DOCUMENT,
+)
 
 from stembench.client import compute_functions
 from stembench.client.compute_functions import (
@@ -46,7 +49,12 @@ from stembench.client.remote_endpoints import (
 )
 from stembench.client.results_file import ResultsFile
 from stembench.endpoints import remote
-from stembench.endpoints.endpoint_config import EndpointSettings, write_endpoint_directory
+from stembench.endpoints.endpoint_config import (
+    MAX_GPUS,
+    EndpointSettings,
+    user_config_schema,
+    write_endpoint_directory,
+)
 from stembench.endpoints.requests import DatasetRef
 from stembench.errors import InputError, StembenchError
 
@@ -58,10 +66,23 @@ RESTRICTED = ["globus_compute_sdk.serialize.PureSourceTextInspect",
 IDS = ["img-0", "img-1", "img-2", "img-3"]
 
 
-def endpoint_status(rsps: responses.RequestsMock, state: str) -> None:
-    """The status route, as ``globus_sdk.testing`` registers it, saying ``state``."""
+#: The schema a stembench slurm-gpu endpoint publishes, at its widest bounds.
+HPC_SCHEMA = user_config_schema("slurm-gpu", EndpointSettings(gpus=MAX_GPUS))
+
+
+def endpoint_status(rsps: responses.RequestsMock, state: str,
+                    schema: dict[str, Any] | None = None) -> None:
+    """The status route saying ``state``, and the metadata route publishing ``schema``.
+
+    Routes and documents as ``globus_sdk.testing`` registers them (compute v2
+    get_endpoint_status and get_endpoint); ``None`` publishes stembench's HPC schema.
+    """
     RegisteredResponse(service="compute", path=f"/v2/endpoints/{ENDPOINT}/status",
                        method="GET", json={"status": state, "details": {}}
+                       ).add(requests_mock=rsps)
+    RegisteredResponse(service="compute", path=f"/v2/endpoints/{ENDPOINT}", method="GET",
+                       json={**ENDPOINT_DOCUMENT, "uuid": ENDPOINT, "user_config_schema":
+                             HPC_SCHEMA if schema is None else schema}
                        ).add(requests_mock=rsps)
 
 
@@ -75,7 +96,8 @@ class RestrictedEndpoint:
 
     def __init__(self, rsps: responses.RequestsMock, tmp: Path, *,
                  hang: Callable[[list[Any]], bool] = lambda args: False,
-                 result_limit: int = 10 * 1024 * 1024, honour_serializers: bool = True) -> None:
+                 result_limit: int = 10 * 1024 * 1024, honour_serializers: bool = True,
+                 schema: dict[str, Any] | None = None) -> None:
         self.tmp, self.hang, self.result_limit = tmp, hang, result_limit
         self.honour_serializers = honour_serializers
         self.serde = ComputeSerializer()
@@ -83,7 +105,7 @@ class RestrictedEndpoint:
         self.submissions: list[dict[str, Any]] = []
         self.results: dict[str, dict[str, Any]] = {}
         self.lock = threading.Lock()
-        endpoint_status(rsps, "online")
+        endpoint_status(rsps, "online", schema)
         rsps.add_callback(responses.POST, f"{BASE}/v3/endpoints/{ENDPOINT}/submit",
                           callback=self._submit)
         rsps.add_callback(responses.POST, f"{BASE}/v2/batch_status", callback=self._status)
@@ -220,8 +242,8 @@ def test_shards_run_on_the_registered_function(
         rsps: responses.RequestsMock, client: Client, tmp_path: Path,
         echo_operation: Callable[..., Any]) -> None:
     service = RestrictedEndpoint(rsps, tmp_path)
-    options = parse_endpoint_options(["account=abc", "walltime=00:30:00", "gpus=2"])
-    (target,) = remote_targets([ENDPOINT], client=client, user_endpoint_config=options,
+    (target,) = remote_targets([ENDPOINT], client=client,
+                               options=["account=abc", "walltime=00:30:00", "gpus=2"],
                                https_only=True, function_id=FUNCTION_ID)
     assert isinstance(target.executor, RegisteredFunctionExecutor)
     outcome = _evaluate([target], tmp_path, echo_operation)
@@ -299,7 +321,7 @@ def test_sdk_executor_gets_port_options_and_serializer(
         rsps: responses.RequestsMock, client: Client) -> None:
     endpoint_status(rsps, "online")
     (target,) = remote_targets([ENDPOINT], client=client, amqp_port=443,
-                               user_endpoint_config={"account": "abc"},
+                               options={"account": "abc"},
                                function_id=FUNCTION_ID)
     inner = target.executor.inner
     try:
@@ -315,15 +337,15 @@ def test_sdk_executor_gets_port_options_and_serializer(
 
 
 def test_endpoint_options_are_checked_before_submission(tmp_path: Path) -> None:
-    assert parse_endpoint_options(["gpus=2", "partition=debug"]) == {"gpus": 2,
-                                                                    "partition": "debug"}
+    assert parse_endpoint_options(["gpus=2", "partition=debug"], schema=HPC_SCHEMA) == {
+        "gpus": 2, "partition": "debug"}
     for pairs, message in [(["gpus=0"], "less than the minimum"),
                            (["walltime=30min"], "does not match"),
                            (["worker_init=curl x | sh"], "Additional properties"),
                            (["account"], "expected KEY=VALUE"),
                            (["gpus=1", "gpus=2"], "given twice")]:
         with pytest.raises(InputError, match=message):
-            parse_endpoint_options(pairs)
+            parse_endpoint_options(pairs, schema=HPC_SCHEMA)
     write_endpoint_directory("workstation-gpu", tmp_path, EndpointSettings(gpus=2))
     schema = tmp_path / "user_config_schema.json"
     assert parse_endpoint_options(["gpus=2"], schema=schema) == {"gpus": 2}
@@ -347,13 +369,17 @@ def test_function_command_shows_and_adopts_the_id(user_config: Path) -> None:
     assert shown.stdout.splitlines()[0] == FUNCTION_ID and str(user_config) in shown.output
 
 
-def test_evaluate_refuses_bad_options_before_any_request(rsps: responses.RequestsMock) -> None:
+def test_evaluate_refuses_bad_options_before_any_request(rsps: responses.RequestsMock,
+                                                        tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
     from stembench.cli import app
 
+    schema = tmp_path / "user_config_schema.json"
+    schema.write_text(json.dumps(HPC_SCHEMA))
     answer = CliRunner().invoke(app, ["evaluate", "--model", "log-blob", "--endpoint", ENDPOINT,
-                                      "--endpoint-option", "walltime=forever"])
+                                      "--endpoint-option", "walltime=forever",
+                                      "--endpoint-schema", str(schema)])
     assert isinstance(answer.exception, InputError)
     assert "endpoint option walltime: 'forever' does not match" in str(answer.exception)
     assert len(rsps.calls) == 0
@@ -410,3 +436,74 @@ def test_a_pickled_result_is_refused_never_unpickled(
                for r in service.results.values())
     assert outcome.n_finished == 0 and len(outcome.failed_shards) == 4
     assert all("Result Object Deserialization" in r for r in outcome.failed_shards.values())
+
+
+def test_a_numeric_looking_string_option_stays_a_string() -> None:
+    """Defect 6: ``account=12345`` is a string where the schema says string."""
+    assert parse_endpoint_options(["account=12345", "gpus=2"], schema=HPC_SCHEMA) == {
+        "account": "12345", "gpus": 2}
+    with pytest.raises(InputError, match="'lots' is not of type 'integer'"):
+        parse_endpoint_options(["gpus=lots"], schema=HPC_SCHEMA)
+
+
+FOREIGN_SCHEMA = {"type": "object", "additionalProperties": False, "properties": {
+    "queue": {"type": "string"}, "nodes": {"type": "integer", "minimum": 1}}}
+
+
+def test_options_are_checked_against_the_schema_the_endpoint_publishes(
+        rsps: responses.RequestsMock, client: Client, tmp_path: Path,
+        echo_operation: Callable[..., Any]) -> None:
+    """Defect 6: without --endpoint-schema, a non-stembench endpoint's own schema decides."""
+    service = RestrictedEndpoint(rsps, tmp_path, schema=FOREIGN_SCHEMA)
+    with pytest.raises(InputError, match="'lots' is not of type 'integer'"):
+        remote_targets([ENDPOINT], client=client, options=["nodes=lots"], https_only=True,
+                       function_id=FUNCTION_ID)
+    (target,) = remote_targets([ENDPOINT], client=client, options=["queue=7", "nodes=2"],
+                               task_timeout_s=30.5, https_only=True, function_id=FUNCTION_ID)
+    outcome = _evaluate([target], tmp_path, echo_operation)
+    target.executor.shutdown(wait=True)
+    assert outcome.complete, outcome.failed_shards
+    # its schema has no task_timeout_s: nothing the endpoint would refuse is added
+    assert all(s["user_endpoint_config"] == {"queue": "7", "nodes": 2}
+               for s in service.submissions)
+
+
+def test_an_endpoint_without_a_schema_gets_the_options_unchecked_with_a_warning(
+        rsps: responses.RequestsMock, client: Client, tmp_path: Path) -> None:
+    RestrictedEndpoint(rsps, tmp_path, schema={})
+    with pytest.warns(UserWarning, match="publishes no option schema: options \\['walltime'\\] "
+                                         "are sent unchecked"):
+        (target,) = remote_targets([ENDPOINT], client=client, options=["walltime=forever"],
+                                   https_only=True, function_id=FUNCTION_ID)
+    assert target.executor.inner.user_endpoint_config == {"walltime": "forever"}
+    target.executor.shutdown(wait=True)
+
+
+def test_the_task_deadline_becomes_the_endpoints_own_limit(
+        rsps: responses.RequestsMock, client: Client, tmp_path: Path,
+        echo_operation: Callable[..., Any]) -> None:
+    """Defect 3: a stembench endpoint gets task_timeout_s (its GC_TASK_TIMEOUT)."""
+    service = RestrictedEndpoint(rsps, tmp_path)
+    (target,) = remote_targets([ENDPOINT], client=client, options=["account=12345"],
+                               task_timeout_s=30.5, https_only=True, function_id=FUNCTION_ID)
+    outcome = _evaluate([target], tmp_path, echo_operation, task_deadline_s=30.5)
+    target.executor.shutdown(wait=True)
+    assert outcome.complete, outcome.failed_shards
+    assert all(s["user_endpoint_config"] == {"account": "12345", "task_timeout_s": 31}
+               for s in service.submissions)
+
+
+def test_a_network_error_in_the_status_check_is_one_line(rsps: responses.RequestsMock,
+                                                         client: Client) -> None:
+    """Defect 7: no traceback when the Compute service cannot be reached."""
+    import requests
+
+    client._compute_web_client.v2.retry_config.max_retries = 0
+    rsps.add(responses.GET, f"{BASE}/v2/endpoints/{ENDPOINT}/status",
+             body=requests.ConnectionError("Name or service not known"))
+    with pytest.raises(EndpointOfflineError) as caught:
+        remote_targets([ENDPOINT], client=client, function_id=FUNCTION_ID)
+    message = str(caught.value)
+    assert "\n" not in message and message == (
+        f"Globus Compute endpoint {ENDPOINT}: cannot reach the Globus Compute service to "
+        "check it (GlobusConnectionError); check this machine's network and retry")

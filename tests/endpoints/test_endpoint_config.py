@@ -156,6 +156,63 @@ def test_bad_user_options_are_refused_by_the_schema(template: str, opts: dict[st
         _render(tmp_path, opts)
 
 
+#: Runs one never-ending task through the endpoint's own execute_task, in the environment
+#: the rendered worker_init leaves, and prints what the workers saw and how the task ended.
+SPINNING_TASK = """
+import os, sys, time, uuid
+from globus_compute_common import messagepack
+from globus_compute_common.messagepack.message_types import Task
+from globus_compute_endpoint.engines.helper import execute_task
+from globus_compute_sdk.serialize import ComputeSerializer
+
+def spin():
+    while True:
+        time.sleep(0.05)
+
+serde = ComputeSerializer()
+body = serde.pack_buffers([serde.serialize(spin), serde.serialize(()), serde.serialize({})])
+task_id = uuid.uuid4()
+packed = messagepack.pack(Task(task_id=task_id, task_buffer=body))
+result = messagepack.unpack(execute_task(packed, task_id, run_dir=sys.argv[1]))
+print(os.environ["STEMBENCH_MARK"], os.environ["GC_TASK_TIMEOUT"], result.is_error,
+      "AppTimeout" in result.data)
+"""
+
+
+@pytest.mark.parametrize("template", sorted(PROVIDERS))
+def test_task_timeout_becomes_the_workers_gc_task_timeout(template: str,
+                                                         tmp_path: Path) -> None:
+    """Defect 3 of issue 22: the endpoint stops a task past the client's deadline.
+
+    The rendered worker_init runs in a real shell, then the endpoint's ``execute_task``
+    runs a task that never ends in that environment: GC_TASK_TIMEOUT stops it
+    (globus_compute_endpoint/engines/helper.py:108-113).
+    """
+    write_endpoint_directory(template, tmp_path / "ep", _settings(
+        worker_init="export STEMBENCH_MARK='it''s set'"))
+    assert _render(tmp_path / "ep", {}).engine.executor.provider.worker_init.strip() == (
+        "export STEMBENCH_MARK='it''s set'")  # no limit unless the user sends one
+    provider = _render(tmp_path / "ep", {"task_timeout_s": 1}).engine.executor.provider
+    worker_init = provider.worker_init.strip()
+    assert worker_init == "export GC_TASK_TIMEOUT=1\nexport STEMBENCH_MARK='it''s set'"
+    if template != "slurm-gpu":
+        return  # the same line everywhere; one shell run is enough
+    runner = tmp_path / "runner.py"
+    runner.write_text(SPINNING_TASK)
+    done = subprocess.run(["bash", "-c", f"{worker_init}\nexec {sys.executable} {runner} "
+                           f"{tmp_path / 'run'}"], capture_output=True, text=True, timeout=300)
+    assert done.stdout.split() == ["its", "set", "1", "True", "True"], done.stderr[-2000:]
+
+
+def test_a_slurm_block_does_not_take_a_whole_node(tmp_path: Path) -> None:
+    """Defect 7: SlurmProvider's default ``exclusive=True`` would reserve the node."""
+    write_endpoint_directory("slurm-gpu", tmp_path, _settings())
+    provider = _render(tmp_path, {"gpus": 1}).engine.executor.provider
+    assert provider.exclusive is False
+    assert "--exclusive" not in provider.scheduler_options
+    assert "#SBATCH --gpus-per-node=1" in provider.scheduler_options
+
+
 def test_schema_file_is_the_published_schema(tmp_path: Path) -> None:
     write_endpoint_directory("pbs-gpu", tmp_path, _settings())
     on_disk = json.loads((tmp_path / "user_config_schema.json").read_text())

@@ -37,11 +37,12 @@ def evaluate_command(
         help="Per-task endpoint option KEY=VALUE (repeat), e.g. account=abc, "
         "walltime=00:30:00, gpus=2; checked against the template schema first.")] = None,
     endpoint_schema: Annotated[Path | None, typer.Option(
-        help="The endpoint's user_config_schema.json to check --endpoint-option against "
-        "(default: stembench's templates).")] = None,
+        help="A user_config_schema.json to check --endpoint-option against (default: the "
+        "schema the endpoint publishes).")] = None,
     task_deadline: Annotated[float, typer.Option(
         help="Seconds a task may take from submission to result; then its shard fails and "
-        "is retried.")] = DEFAULT_TASK_DEADLINE_S,
+        "is retried. Endpoints made by stembench also stop a task running this long.")
+    ] = DEFAULT_TASK_DEADLINE_S,
     shard_size: Annotated[int | None, typer.Option(help="Images per shard.")] = None,
     report: Annotated[bool, typer.Option(help="Write the HTML/JSON report beside the "
                                          "results.")] = True,
@@ -63,9 +64,11 @@ def evaluate_command(
     if endpoint:
         from stembench.client.remote_endpoints import parse_endpoint_options, remote_targets
 
-        options = parse_endpoint_options(endpoint_option or [], schema=endpoint_schema)
-        targets = remote_targets(endpoint, user_endpoint_config=options or None,
-                                 amqp_port=amqp_port, https_only=https_only)
+        if endpoint_schema is not None:  # refused before any request
+            parse_endpoint_options(endpoint_option or [], schema=endpoint_schema)
+        targets = remote_targets(endpoint, options=endpoint_option, option_schema=endpoint_schema,
+                                 task_timeout_s=task_deadline, amqp_port=amqp_port,
+                                 https_only=https_only)
     else:
         targets = [Target("local", local_executor(workers),
                           factory=lambda: local_executor(workers), max_in_flight=2 * workers)]

@@ -3,14 +3,17 @@
 :func:`remote_targets` is what ``stembench evaluate --endpoint UUID`` and the service use:
 it checks every endpoint is online before anything is submitted, validates the per-task
 options (``--endpoint-option KEY=VALUE``, sent as the Executor's ``user_endpoint_config``)
-against the endpoint template's schema, and submits to stembench's registered function.
+against the schema the endpoint publishes (or ``--endpoint-schema``), adds the endpoint's
+own per-task limit where the schema has it, and submits to stembench's registered function.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Sequence
+import math
+import warnings
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,25 +24,29 @@ from stembench.client.compute_functions import (
     ensure_function_id,
 )
 from stembench.client.orchestrate import Target
-from stembench.endpoints.endpoint_config import MAX_GPUS, EndpointSettings, user_config_schema
+from stembench.client.scheduler import describe_error
+from stembench.endpoints.endpoint_config import TASK_TIMEOUT_OPTION
 from stembench.endpoints.remote import DATA_STRATEGY
 from stembench.errors import InputError, StembenchError
 
-__all__ = ["EndpointOfflineError", "default_options_schema", "parse_endpoint_options",
-           "remote_targets", "require_online"]
+__all__ = ["EndpointOfflineError", "check_endpoint_options", "endpoint_options",
+           "parse_endpoint_options", "published_schema", "remote_targets",
+           "require_online"]
 
 
 class EndpointOfflineError(StembenchError):
     """A Globus Compute endpoint is not online, so nothing was submitted to it."""
 
 
-def default_options_schema() -> dict[str, Any]:
-    """The user options stembench's HPC templates accept, at their widest bounds."""
-    return user_config_schema("slurm-gpu", EndpointSettings(gpus=MAX_GPUS))
+def _value(text: str, declared: Any = None) -> Any:
+    """A command-line value typed as the schema declares it.
 
-
-def _value(text: str) -> Any:
-    """``2`` -> 2, ``true`` -> True, anything that is not a JSON scalar stays text."""
+    A ``string`` property keeps the text as given (``account=12345`` stays ``"12345"``);
+    otherwise ``2`` -> 2, ``true`` -> True, and anything that is not a JSON scalar stays text.
+    """
+    kinds = {declared} if isinstance(declared, str) else set(declared or ())
+    if "string" in kinds:
+        return text
     try:
         value = json.loads(text)
     except json.JSONDecodeError:
@@ -47,17 +54,28 @@ def _value(text: str) -> Any:
     return value if isinstance(value, int | float | bool) else text
 
 
+def _read_schema(path: str | Path) -> dict[str, Any]:
+    try:
+        schema = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(f"endpoint option schema {path}: cannot read it ({exc})") from exc
+    if not isinstance(schema, dict):
+        raise InputError(f"endpoint option schema {path}: expected a JSON object")
+    return schema
+
+
 def parse_endpoint_options(pairs: Sequence[str], *, schema: dict[str, Any] | str | Path | None
-                           = None) -> dict[str, Any]:
+                           ) -> dict[str, Any]:
     """``KEY=VALUE`` pairs as a ``user_endpoint_config``, checked against ``schema``.
 
     Parameters
     ----------
     pairs : sequence of str
-        Options as given on the command line; numbers and booleans are typed.
+        Options as given on the command line; each value is typed as the schema declares
+        its property (text where it says ``string``), else numbers and booleans are typed.
     schema : dict, path or None
-        The endpoint's ``user_config_schema.json`` (a dict or its path); ``None`` uses
-        :func:`default_options_schema`.
+        The endpoint's ``user_config_schema.json`` (a dict or its path); ``None``: the
+        endpoint publishes none, so the options go unchecked (the endpoint checks them).
 
     Raises
     ------
@@ -65,8 +83,8 @@ def parse_endpoint_options(pairs: Sequence[str], *, schema: dict[str, Any] | str
         A malformed pair, a repeated key, or a value the schema refuses (nothing has been
         submitted then).
     """
-    import jsonschema
-
+    checked = _read_schema(schema) if isinstance(schema, str | Path) else schema
+    declared = (checked or {}).get("properties") or {}
     options: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
@@ -75,19 +93,92 @@ def parse_endpoint_options(pairs: Sequence[str], *, schema: dict[str, Any] | str
             raise InputError(f"endpoint option {pair!r}: expected KEY=VALUE")
         if key in options:
             raise InputError(f"endpoint option {key!r} given twice")
-        options[key] = _value(raw.strip())
-    if isinstance(schema, str | Path):
-        try:
-            schema = json.loads(Path(schema).read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise InputError(f"endpoint option schema {schema}: cannot read it ({exc})") from exc
-    checked = schema if isinstance(schema, dict) else default_options_schema()
-    errors = sorted(jsonschema.Draft202012Validator(checked).iter_errors(options), key=str)
+        options[key] = _value(raw.strip(), (declared.get(key) or {}).get("type"))
+    return check_endpoint_options(options, checked)
+
+
+def check_endpoint_options(options: dict[str, Any], schema: dict[str, Any] | None
+                           ) -> dict[str, Any]:
+    """``options`` when ``schema`` (``None``: no schema, no check) accepts them.
+
+    Raises
+    ------
+    InputError
+        The first thing the schema refuses, with the options it allows.
+    """
+    import jsonschema
+
+    if schema is None:
+        return dict(options)
+    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(options), key=str)
     if errors:
         where = "/".join(str(p) for p in errors[0].path) or "options"
         raise InputError(f"endpoint option {where}: {errors[0].message} (allowed: "
-                         f"{sorted(checked.get('properties', {}))})")
-    return options
+                         f"{sorted(schema.get('properties', {}))})")
+    return dict(options)
+
+
+def published_schema(client: Any, endpoint_id: str) -> dict[str, Any] | None:
+    """The ``user_config_schema`` the endpoint published, or ``None`` when it has none.
+
+    An endpoint sends its schema with its metadata when it registers
+    (globus_compute_endpoint/endpoint/core_endpoint.py:290-305);
+    ``Client.get_endpoint_metadata`` reads it back (globus_compute_sdk/sdk/client.py:709-726).
+    Metadata that cannot be read also gives ``None``, with a warning.
+    """
+    globus_sdk = require("globus_sdk", extra="compute", purpose="Remote evaluation")
+    try:
+        metadata = dict(client.get_endpoint_metadata(endpoint_id))
+    except (globus_sdk.GlobusAPIError, globus_sdk.NetworkError) as exc:
+        warnings.warn(f"Globus Compute endpoint {endpoint_id}: its metadata cannot be read "
+                      f"({describe_error(exc)}), so its option schema is unknown",
+                      stacklevel=2)
+        return None
+    schema = metadata.get("user_config_schema")
+    return schema if isinstance(schema, dict) and schema else None
+
+
+def endpoint_options(client: Any, endpoint_id: str,
+                     given: Sequence[str] | Mapping[str, Any] | None, *,
+                     schema: dict[str, Any] | str | Path | None = None,
+                     task_timeout_s: float | None = None) -> dict[str, Any] | None:
+    """The ``user_endpoint_config`` for ``endpoint_id``: options checked, limit added.
+
+    Parameters
+    ----------
+    client : globus_compute_sdk.Client
+        Reads the endpoint's published schema when ``schema`` is ``None``.
+    given : sequence of str, mapping or None
+        ``KEY=VALUE`` pairs (see :func:`parse_endpoint_options`) or options already typed
+        (a service job's JSON).
+    schema : dict, path or None
+        Overrides the published schema (``--endpoint-schema``).
+    task_timeout_s : float or None
+        The client's task deadline; where the schema has ``task_timeout_s`` (stembench's
+        templates), it is sent, rounded up, so the endpoint stops a task past it too.
+
+    Returns
+    -------
+    dict or None
+        ``None`` when there is nothing to send.
+    """
+    if not given and task_timeout_s is None:
+        return None
+    checked = _read_schema(schema) if isinstance(schema, str | Path) else schema
+    if checked is None:
+        checked = published_schema(client, endpoint_id)
+        if checked is None and given:
+            keys = sorted(given) if isinstance(given, Mapping) else sorted(
+                p.partition("=")[0] for p in given)
+            warnings.warn(f"Globus Compute endpoint {endpoint_id} publishes no option schema: "
+                          f"options {keys} are sent unchecked (the endpoint checks them when "
+                          "it starts)", stacklevel=2)
+    options = (dict(given) if isinstance(given, Mapping)
+               else parse_endpoint_options(given or (), schema=checked))
+    properties = (checked or {}).get("properties") or {}
+    if task_timeout_s is not None and TASK_TIMEOUT_OPTION in properties:
+        options.setdefault(TASK_TIMEOUT_OPTION, max(1, math.ceil(task_timeout_s)))
+    return check_endpoint_options(options, checked) or None
 
 
 def require_online(client: Any, endpoint_id: str) -> dict[str, Any]:
@@ -100,6 +191,11 @@ def require_online(client: Any, endpoint_id: str) -> dict[str, Any]:
             f"Globus Compute endpoint {endpoint_id}: status check refused (HTTP "
             f"{exc.http_status}: {exc.message}); check the UUID and that you may use it"
         ) from exc
+    except globus_sdk.NetworkError as exc:  # after globus-sdk's own retries
+        raise EndpointOfflineError(
+            f"Globus Compute endpoint {endpoint_id}: cannot reach the Globus Compute service "
+            f"to check it ({type(exc).__name__}); check this machine's network and retry"
+        ) from exc
     state = status.get("status")
     if state != "online":
         raise EndpointOfflineError(
@@ -110,7 +206,9 @@ def require_online(client: Any, endpoint_id: str) -> dict[str, Any]:
 
 
 def remote_targets(endpoint_ids: Sequence[str], *, client: Any = None,
-                   user_endpoint_config: dict[str, Any] | None = None,
+                   options: Sequence[str] | Mapping[str, Any] | None = None,
+                   option_schema: dict[str, Any] | str | Path | None = None,
+                   task_timeout_s: float | None = None,
                    amqp_port: int | None = None, https_only: bool = False,
                    function_id: str | None = None, max_in_flight: int = 8) -> list[Target]:
     """One :class:`Target` per endpoint, each submitting to stembench's registered function.
@@ -121,8 +219,14 @@ def remote_targets(endpoint_ids: Sequence[str], *, client: Any = None,
         Globus Compute endpoint UUIDs; each must be online.
     client : globus_compute_sdk.Client or None
         The Compute client (``None``: the user's Globus login).
-    user_endpoint_config : dict or None
-        Per-task options for the endpoint's user template.
+    options : sequence of str, mapping or None
+        Per-task options for the endpoint's user template: ``KEY=VALUE`` pairs or typed
+        values, checked against each endpoint's schema (:func:`endpoint_options`).
+    option_schema : dict, path or None
+        The schema to check them against instead of the one each endpoint publishes.
+    task_timeout_s : float or None
+        The task deadline, also sent as the endpoint's own per-task limit where its schema
+        has ``task_timeout_s``.
     amqp_port : int or None
         Port of the results queue (443 where 5671 is blocked); AMQP executors only.
     https_only : bool
@@ -149,13 +253,17 @@ def remote_targets(endpoint_ids: Sequence[str], *, client: Any = None,
     client.fx_serializer = compute_serializer()
     for endpoint_id in endpoint_ids:
         require_online(client, endpoint_id)
+    configs = {endpoint_id: endpoint_options(client, endpoint_id, options, schema=option_schema,
+                                             task_timeout_s=task_timeout_s)
+               for endpoint_id in endpoint_ids}
     function_id = function_id or ensure_function_id(client)
+
     def build(endpoint_id: str) -> Any:
         if https_only:
             return PollingComputeExecutor(endpoint_id, client=client,
-                                          user_endpoint_config=user_endpoint_config)
+                                          user_endpoint_config=configs[endpoint_id])
         return globus_executor(endpoint_id, client=client, amqp_port=amqp_port,
-                               user_endpoint_config=user_endpoint_config,
+                               user_endpoint_config=configs[endpoint_id],
                                serializer=compute_serializer(),
                                result_serializers=[DATA_STRATEGY])
 

@@ -24,12 +24,15 @@ from typing import Any
 
 from stembench.errors import InputError
 
-__all__ = ["EndpointSettings", "list_templates", "render_user_template",
+__all__ = ["TASK_TIMEOUT_OPTION", "EndpointSettings", "list_templates", "render_user_template",
            "user_config_schema", "write_endpoint_directory"]
 
 WALLTIME_PATTERN = r"^\d{1,3}:[0-5]\d:[0-5]\d$"
 NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 MAX_GPUS = 16
+#: The user option that sets the endpoint's per-task limit (``GC_TASK_TIMEOUT``, seconds).
+TASK_TIMEOUT_OPTION = "task_timeout_s"
+MAX_TASK_TIMEOUT_S = 7 * 24 * 3600
 _WALLTIME, _NAME = re.compile(WALLTIME_PATTERN), re.compile(NAME_PATTERN)
 _DISPLAY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _DOMAIN = re.compile(r"^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
@@ -151,7 +154,7 @@ def render_user_template(template: str, settings: EndpointSettings | None = None
     import jinja2
 
     _known(template)
-    names = [f"{template}.yaml.j2", "_engine.yaml.j2"]
+    names = [f"{template}.yaml.j2", "_engine.yaml.j2", "_worker_init.yaml.j2"]
     env = jinja2.Environment(
         loader=jinja2.DictLoader({n: _template_text(n) for n in names}),
         undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
@@ -164,14 +167,19 @@ def user_config_schema(template: str, settings: EndpointSettings | None = None
                        ) -> dict[str, Any]:
     """The JSON schema of what a submitting user may set per task for ``template``.
 
-    ``gpus`` (1 to the node's GPUs) everywhere; ``account``, ``partition`` and ``walltime``
-    on the HPC templates. Anything else is refused.
+    ``gpus`` (1 to the node's GPUs) and ``task_timeout_s`` (the endpoint's own per-task
+    limit, ``GC_TASK_TIMEOUT``) everywhere; ``account``, ``partition`` and ``walltime`` on
+    the HPC templates. Anything else is refused.
     """
     _known(template)
     settings = settings or EndpointSettings()
     properties: dict[str, Any] = {
         "gpus": {"type": "integer", "minimum": 1, "maximum": settings.gpus,
-                 "description": "GPUs per node (one worker per GPU)"}}
+                 "description": "GPUs per node (one worker per GPU)"},
+        TASK_TIMEOUT_OPTION: {
+            "type": "integer", "minimum": 1, "maximum": MAX_TASK_TIMEOUT_S,
+            "description": "seconds a task may run before the endpoint stops it "
+                           "(GC_TASK_TIMEOUT); the client sends its task deadline"}}
     if template in _HPC:
         properties |= {
             "account": {"type": "string", "pattern": NAME_PATTERN,
