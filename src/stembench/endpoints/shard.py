@@ -18,20 +18,25 @@ import json
 from dataclasses import asdict
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stembench._version import __version__
 from stembench.endpoints.provenance import runtime_provenance
 from stembench.endpoints.requests import (
     DatasetRef,
     ModelSpec,
+    ScoringOptions,
     ShardRequest,
     check_compatible,
 )
 from stembench.errors import StembenchError
 from stembench.identity import dataset_content_hash, shard_identity
 
-__all__ = ["CONDITION_FIELDS", "describe_dataset", "describe_identity", "evaluate_shard"]
+if TYPE_CHECKING:
+    from stembench.scoring import ImageScore
+
+__all__ = ["CONDITION_FIELDS", "describe_dataset", "describe_identity", "evaluate_shard",
+           "reported_coordinates", "score_prediction"]
 
 #: Metadata fields every score record carries so that the analysis needs no images.
 CONDITION_FIELDS = (
@@ -117,15 +122,49 @@ def _conditions(metadata: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _score(image: Any, image_id: str, coordinates: Any, request: ShardRequest) -> dict:
+def score_prediction(image: Any, coordinates: Any, *,
+                     scoring: ScoringOptions | None = None) -> ImageScore:
+    """Score predicted columns on one benchmark image: stembench's one scoring path.
+
+    Every score stembench records goes through here: a shard's (:func:`evaluate_shard`) and
+    the service's re-scoring of stored coordinates (:mod:`stembench.service.rescore`), so the
+    same coordinates give the same score in both places.
+
+    Parameters
+    ----------
+    image : BenchmarkImage
+        The image with its ground truth: visible columns and their types, faint columns
+        and their types; columns typed ``unsure`` are don't care.
+    coordinates : array_like, shape (N, 2)
+        Predicted x, y pixel positions.
+    scoring : ScoringOptions, optional
+        Radius, border and matching mode (default: the benchmark's).
+
+    Returns
+    -------
+    ImageScore
+    """
     from stembench.scoring import dont_care_mask, score_image
 
+    options = scoring or ScoringOptions()
     return score_image(coordinates, image.coords, pixel_size=image.pixel_size,
-                       image_shape=image.shape, image_id=image_id,
+                       image_shape=image.shape, image_id=image.image_id,
                        column_types=image.column_types or None,
                        faint=image.faint_coords, faint_types=image.faint_types or None,
-                       dont_care=dont_care_mask(image.column_types),
-                       **asdict(request.scoring)).to_dict()
+                       dont_care=dont_care_mask(image.column_types), **asdict(options))
+
+
+def reported_coordinates(coordinates: Any) -> list[list[float]]:
+    """Positions as a result carries them (x, y rounded to 0.001 px); these are scored."""
+    return [[round(float(x), 3), round(float(y), 3)] for x, y in coordinates]
+
+
+def _score(image: Any, coordinates: list[list[float]], request: ShardRequest) -> dict[str, Any]:
+    import numpy as np
+
+    predicted = np.asarray(coordinates, dtype=np.float64).reshape(-1, 2)
+    score: dict[str, Any] = score_prediction(image, predicted, scoring=request.scoring).to_dict()
+    return score
 
 
 def _read_image(dataset: Any, image_id: str) -> tuple[Any, dict[str, Any]]:
@@ -143,28 +182,26 @@ def _read_image(dataset: Any, image_id: str) -> tuple[Any, dict[str, Any]]:
 def _finish_entry(entry: dict[str, Any], image: Any, output: Any,
                   request: ShardRequest) -> dict[str, Any]:
     """Score the model's output for one image (a failure is scored as finding nothing)."""
-    import numpy as np
-
     entry["seconds"] = round(output.seconds, 6)
     image_id = entry["image_id"]
-    coordinates = output.coordinates if output.coordinates is not None else np.zeros((0, 2))
+    reported: list[list[float]] = []
     if output.error is not None or output.coordinates is None:
         entry["error"] = output.error or "model returned no coordinates"
     else:
+        reported = reported_coordinates(output.coordinates)
         try:
-            entry["score"] = _score(image, image_id, coordinates, request)
+            entry["score"] = _score(image, reported, request)
         except Exception as exc:  # a scorer error stays with its image, never the shard
             entry["error"] = f"image {image_id!r}: scoring failed: {type(exc).__name__}: {exc}"
     if entry["error"] is not None:  # a failure is scored as finding nothing
-        coordinates = np.zeros((0, 2))
+        reported = []
         try:
-            entry["score"] = _score(image, image_id, coordinates, request)
+            entry["score"] = _score(image, reported, request)
         except Exception as exc:
             entry["error"] += f"; it cannot be scored either: {type(exc).__name__}: {exc}"
             return entry
     if request.return_coordinates:
-        entry["coordinates"] = [[round(float(x), 3), round(float(y), 3)] for x, y in
-                                coordinates]
+        entry["coordinates"] = reported
     return entry
 
 

@@ -1,13 +1,16 @@
 """Scores the service trusts: every stored result is scored again here, from coordinates.
 
 Whatever produced a result (the service's own worker, a user's endpoint, an upload), the
-service keeps only its coordinates, re-scores them with :func:`stembench.scoring.score_image`
-against its own copy of the labels of the exact dataset version, and ignores every score
-field that arrived. The dataset version is checked by content hash (the manifest's hash of
-every image, label and metadata array, not its creation time); a result for
-another version is refused, naming both hashes. A failed image (a model error, no
-coordinates) is a result: it is scored as "found nothing" (recall 0, F1 0) and marked
-failed. An image with no entry at all is refused by :func:`check_coverage`.
+service keeps only its coordinates, re-scores them with
+:func:`stembench.endpoints.shard.score_prediction` (the function every shard scores with:
+faint columns, their types and don't-care labels included) against its own copy of the
+labels of the exact dataset version, and ignores every score field that arrived. The
+dataset version is checked by content hash (the manifest's hash of every image, label and
+metadata array, not its creation time); a result for another version is refused, naming
+both hashes. A failed image (a model error, no coordinates) is a result: it is scored as
+"found nothing" (recall 0, F1 0) and marked failed, and so are coordinates that
+``evaluate`` would refuse from a model (NaN, far outside the image). An image with no
+entry at all is refused by :func:`check_coverage`.
 """
 
 from __future__ import annotations
@@ -108,20 +111,28 @@ def check_coverage(image_ids: Iterable[str], held: DatasetIdentity) -> None:
                          f"version {held.version!r} does not hold: {_listed(unknown)}")
 
 
-def _coordinates(entry: Mapping[str, Any], image_id: str) -> np.ndarray | None:
-    """The entry's predicted (x, y) pixels; None for a failed image."""
+def _coordinates(entry: Mapping[str, Any], image_id: str,
+                 image_shape: tuple[int, int]) -> tuple[np.ndarray | None, str | None]:
+    """The entry's predicted (x, y) pixels, or None and why the image failed.
+
+    Coordinates are checked as :mod:`stembench.endpoints.models.guard` checks a model's
+    output in ``evaluate`` (finite, at most 0.5 px outside the image, not more than one
+    per 4 pixels): coordinates that fail the check fail their image, never dropped.
+    """
+    from stembench.endpoints.models.guard import check_output
+
     if entry.get("error"):
-        return None
+        return None, str(entry["error"])[:2000]
     raw = entry.get("coordinates")
     if raw is None:
         raise InputError(f"image {image_id!r}: no coordinates in the result (a score alone is "
                          "not accepted: the service scores coordinates itself)")
-    try:
-        array = np.asarray(raw, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"image {image_id!r}: coordinates are not a list of (x, y) numbers: "
-                         f"{exc}") from exc
-    return array.reshape(0, 2) if array.size == 0 else array
+    if not isinstance(raw, list):
+        raise InputError(f"image {image_id!r}: coordinates are not a list of (x, y) numbers")
+    array, problem = check_output(raw, image_shape)
+    if problem is not None:
+        return None, f"image {image_id!r}: the uploaded coordinates {problem}"
+    return array, None
 
 
 def _plain(value: Any) -> Any:
@@ -159,35 +170,30 @@ def rescore(shards: Sequence[Mapping[str, Any]], dataset: Any,
     list of dict
         One record per image, shaped like :func:`stembench.client.results_file.records_from_shard`
         output plus ``error`` (the failure, or None): conditions from the service's dataset,
-        scores from the service's scorer with the benchmark's scoring options.
+        scores from :func:`stembench.endpoints.shard.score_prediction` (the function every
+        shard scores with) with the benchmark's scoring options. Coordinates that a model's
+        output would be refused for (non-finite, outside the image) fail their image.
 
     Raises
     ------
     InputError
-        Another dataset version, missing or unknown images, an image without coordinates,
-        or coordinates the scorer refuses (the message names the image).
+        Another dataset version, missing or unknown images, or an image without
+        coordinates (the message names the image).
     """
-    from stembench.endpoints.requests import ScoringOptions
-    from stembench.scoring import score_image
+    from stembench.endpoints.shard import score_prediction
 
     check_dataset(shards, held)
     entries = image_entries(shards)
     check_coverage(entries, held)
-    options = ScoringOptions()
     records = []
     for image_id in sorted(entries):
         entry, shard = entries[image_id]
         image = dataset[image_id]
-        predicted = _coordinates(entry, image_id)
-        score = score_image(np.zeros((0, 2)) if predicted is None else predicted, image.coords,
-                            pixel_size=image.pixel_size, image_shape=image.shape,
-                            image_id=image_id, column_types=image.column_types or None,
-                            radius_angstrom=options.radius_angstrom,
-                            border_px=options.border_px, mode=options.mode)
+        predicted, error = _coordinates(entry, image_id, image.shape)
+        score = score_prediction(image, np.zeros((0, 2)) if predicted is None else predicted)
         conditions = {key: _plain(image.metadata.get(key)) for key in CONDITION_FIELDS}
         seconds = entry.get("seconds")
         records.append({**score.to_dict(), **conditions, **_provenance(shard),
-                        "image_id": image_id, "error": str(entry["error"])[:2000]
-                        if predicted is None else None,
+                        "image_id": image_id, "error": error,
                         "seconds": seconds if isinstance(seconds, int | float) else None})
     return records

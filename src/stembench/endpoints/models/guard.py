@@ -24,6 +24,7 @@ __all__ = [
     "MAX_POSITIONS_PER_PIXEL",
     "OUT_OF_IMAGE_TOLERANCE_PX",
     "ModelOutput",
+    "check_output",
     "run_model_batch_safely",
     "run_model_safely",
 ]
@@ -71,10 +72,18 @@ def _model_name(model: Any) -> str:
         return type(model).__name__
 
 
-def _check_output(
+def check_output(
     result: Any, image_shape: tuple[int, ...]
 ) -> tuple[NDArray[np.float64] | None, str | None]:
-    """Return (coordinates, None) if ``result`` is a valid position array, else (None, why)."""
+    """Return (coordinates, None) if ``result`` is a valid position array, else (None, why).
+
+    Parameters
+    ----------
+    result : object
+        What a model returned (or coordinates from a result file).
+    image_shape : tuple of int
+        The image's (rows, cols): positions more than 0.5 px outside it are refused.
+    """
     if not isinstance(result, np.ndarray | list | tuple):
         return None, f"returned {type(result).__name__}, expected an (N, 2) array of x, y pixels"
     try:
@@ -164,8 +173,8 @@ def run_model_safely(
 
 def _checked(result: Any, image: NDArray[np.floating], *, image_id: str, name: str,
              seconds: float) -> ModelOutput:
-    """The model's result for one image as a :class:`ModelOutput`, checked by _check_output."""
-    coordinates, problem = _check_output(result, np.shape(image))
+    """The model's result for one image as a :class:`ModelOutput`, checked by check_output."""
+    coordinates, problem = check_output(result, np.shape(image))
     if problem is not None:
         return ModelOutput(image_id, name, None, f"image {image_id!r}: model {name!r} {problem}",
                            seconds)

@@ -1,0 +1,80 @@
+"""The leaderboard scores like the scorer: the service re-scores stored coordinates through
+the function every shard scores with (faint columns, their types and don't-care labels)."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from service_helpers import install_dataset
+from service_uploads import packed, shards, upload
+from sqlalchemy import select
+
+from stembench.dataset_publish.simulate.build import DATASET_NAME, DATASET_VERSION
+from stembench.dataset_publish.storage.stembench_layout import DatasetWriter, open_dataset
+from stembench.scoring import DONT_CARE_TYPES
+from stembench.service.models import ResultRow
+from stembench.service.worker import Worker
+
+UNSURE = sorted(DONT_CARE_TYPES)[0]
+
+
+@pytest.fixture
+def unsure_cache(tmp_path: Path, mini_dataset_path: Path, dataset_cache: Path) -> Path:
+    """The service's cache holding the mini images with every fifth column labelled unsure
+    (in place of the plain mini dataset)."""
+    source = tmp_path / "unsure" / "mini.h5"
+    source.parent.mkdir()
+    with open_dataset(mini_dataset_path) as mini, DatasetWriter(
+            source, name=DATASET_NAME, version=str(DATASET_VERSION),
+            generator_params={"test": "every fifth column unsure"}) as writer:
+        for image_id in mini.ids:
+            image = mini[image_id]
+            types = [UNSURE if i % 5 == 0 else t for i, t in enumerate(image.column_types)]
+            writer.add(replace(image, column_types=tuple(types)))
+    for held in dataset_cache.rglob("mini.h5*"):
+        held.unlink()  # a link to the session's mini dataset
+    install_dataset(dataset_cache, source)
+    return source
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_oracle_scores_one_locally_and_on_the_leaderboard(client, tmp_path, unsure_cache,
+                                                          dataset_cache) -> None:
+    from stembench.client.orchestrate import Target, evaluate
+    from stembench.endpoints.requests import DatasetRef
+
+    dataset = DatasetRef(name=DATASET_NAME, preset="mini", version=str(DATASET_VERSION),
+                         cache_dir=str(dataset_cache))
+    with open_dataset(unsure_cache) as held:
+        ids = list(held.ids)
+        assert sum(len(held[i].faint_coords) > 0 for i in ids) > 10
+    results = tmp_path / "oracle.jsonl"
+    with cf.ThreadPoolExecutor(2) as pool:
+        outcome = evaluate("stembench_oracle:Oracle", results_path=results, dataset=dataset,
+                           image_ids=ids, targets=[Target("t", pool, max_in_flight=4)],
+                           model_options={"dataset": str(unsure_cache)}, progress=False)
+    assert outcome.complete
+    local = {e["image_id"]: e["score"] for s in shards(results) for e in s["images"]}
+    assert not [e for s in shards(results) for e in s["images"] if e["error"]]
+    assert {score["f1"] for score in local.values()} == {1.0}
+    assert sum(score["n_predicted_faint"] for score in local.values()) > 0
+    assert any(UNSURE in score["faint_by_type"] for score in local.values())
+
+    answer = upload(client, packed(shards(results)))
+    assert answer.status_code == 202, answer.text
+    entry = answer.json()["entry"]["id"]
+    assert Worker(client.app.state.settings, client.app.state.sessions).run_once()
+    with client.app.state.sessions() as session:
+        stored = {row.image_id: json.loads(row.record_json) for row in session.scalars(
+            select(ResultRow).where(ResultRow.job_id == entry))}
+    assert set(stored) == set(local)
+    for image_id, score in local.items():  # identical, field by field
+        assert {k: stored[image_id][k] for k in score} == score, image_id
+    board = client.get("/api/leaderboard").json()
+    for group in board["groups"]:
+        row = client.get("/api/leaderboard", params={"group": group}).json()["rows"][0]
+        assert (row["job_id"], row["f1"], row["n_failed"]) == (entry, 1.0, 0), group
