@@ -9,8 +9,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from service_helpers import install_dataset
-from service_uploads import packed, shards, upload
+from service_helpers import bearer, install_dataset
+from service_uploads import packed, results_file, shards, upload
 from sqlalchemy import select
 
 from stembench.dataset_publish.simulate.build import DATASET_NAME, DATASET_VERSION
@@ -78,3 +78,23 @@ def test_oracle_scores_one_locally_and_on_the_leaderboard(client, tmp_path, unsu
     for group in board["groups"]:
         row = client.get("/api/leaderboard", params={"group": group}).json()["rows"][0]
         assert (row["job_id"], row["f1"], row["n_failed"]) == (entry, 1.0, 0), group
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_uploaded_out_of_image_coordinates_fail_their_image(client, tmp_path,
+                                                            dataset_cache) -> None:
+    items = shards(results_file(tmp_path / "r.jsonl", dataset_cache))
+    far, outside = items[0]["images"][0], items[0]["images"][1]
+    far["coordinates"] = [*far["coordinates"], [1e308, 5.0]]
+    outside["coordinates"] = [*outside["coordinates"], [-40.0, 10.0]]
+    answer = upload(client, packed(items))
+    assert answer.status_code == 202, answer.text
+    entry = answer.json()["entry"]["id"]
+    assert Worker(client.app.state.settings, client.app.state.sessions).run_once()
+    scores = {s["image_id"]: s for s in client.get(
+        f"/api/jobs/{entry}/scores", params={"limit": 500}).json()["scores"]}
+    for image in (far, outside):
+        stored = scores[image["image_id"]]
+        assert "outside the 128x128 px image" in stored["error"], stored
+        assert (stored["f1"], stored["tp"]) == (0.0, 0)
+    assert client.get(f"/api/jobs/{entry}", headers=bearer("alice")).json()["n_failed"] == 2
