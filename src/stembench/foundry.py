@@ -10,11 +10,16 @@ foundry-ml 1.2.2 has no ``foundry.load``; its users write::
 
 ``Foundry()`` logs in at construction unless it is given ``authorizers``;
 :func:`public_authorizers` gives it clients that need no login (enough to search MDF's
-public Globus Search index), and :func:`prefetch` puts a dataset's files into foundry-ml's
-cache from MDF v2 over HTTPS, each verified against its SHA-256 manifest, so that
-``get_as_dict()`` reads them without the Globus Transfer listing foundry-ml would otherwise
-make. :func:`load` does all of it in one line, and builds the dataset locally when MDF has
-no published copy or cannot be reached. Everything here needs the ``foundry`` extra
+public Globus Search index). foundry-ml 1.2.2 finds only records of that legacy index
+carrying ``projects.foundry`` (``foundry/foundry.py:296``), which an MDF v2 submission does
+not write (``mdf/models/config.py:246-253``), and it downloads from
+``/foundry/<source_id>/`` (``foundry/foundry_cache.py:110``), while MDF v2 keeps files under
+``/mdf_open/<source_id>/<version>/`` (``mdf/core/agent.py:985-990``).
+:func:`prefetch` puts a dataset's files into the cache the ``FoundryDataset`` reads from,
+from MDF v2 over HTTPS, each verified against its SHA-256 manifest, so that
+``get_as_dict()`` reads them without foundry-ml's own download. :func:`load` needs no
+search at all: it finds the dataset through MDF v2's API, and builds it locally when MDF
+has no published copy or cannot be reached. Everything here needs the ``foundry`` extra
 (foundry-ml needs globus-sdk 3: the Foundry environment).
 """
 
@@ -26,8 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from stembench._optional import require
+from stembench.dataset_publish.mdf.api import MDFApiClient
 from stembench.dataset_publish.mdf.download import (
-    MDFUnavailableError,
     PublishedRecord,
     download_verified,
     find_published,
@@ -46,7 +51,7 @@ from stembench.dataset_publish.mdf.foundry_metadata import (
 from stembench.dataset_publish.mdf.source import (
     as_foundry_dataset,
     foundry_cache_dir,
-    offline,
+    try_published,
 )
 from stembench.dataset_publish.storage.cache import BUILDER_MODULES
 from stembench.dataset_publish.storage.manifest import (
@@ -86,8 +91,8 @@ def _title_parts(title: str) -> tuple[str, str]:
     return parts[0], parts[2]
 
 
-def _place(record: PublishedRecord, name: str, folder: Path, *, expected: tuple[str, str]
-           ) -> Path:
+def _place(record: PublishedRecord, name: str, folder: Path, *, expected: tuple[str, str],
+           client: MDFApiClient | None = None) -> Path:
     target = folder / name
     if target.is_file() and manifest_sidecar_path(target).is_file():
         try:
@@ -97,22 +102,31 @@ def _place(record: PublishedRecord, name: str, folder: Path, *, expected: tuple[
         except DatasetError as exc:
             logger.warning("cached %s is unreadable (%s); downloading it again", target, exc)
     return download_verified(record, name, target, expected_name=expected[0],
-                             expected_version=expected[1])
+                             expected_version=expected[1], client=client)
 
 
-def prefetch(dataset: Any, *, local_cache_dir: str | Path | None = None,
-             client: Any = None) -> Path:
-    """Put a stembench ``FoundryDataset``'s split files into foundry-ml's cache, verified.
+def _cache_of(dataset: Any) -> Path:
+    cache = getattr(dataset, "_foundry_cache", None)
+    folder = getattr(cache, "local_cache_dir", None)
+    return Path(folder) if folder else foundry_cache_dir()
+
+
+def prefetch(dataset: Any, *, service: str | None = None,
+             client: MDFApiClient | None = None) -> Path:
+    """Put a stembench ``FoundryDataset``'s split files where its ``get_as_dict()`` reads.
 
     Parameters
     ----------
     dataset : foundry.FoundryDataset
-        From ``Foundry().search(...)`` or ``Foundry().get_dataset(doi)``.
-    local_cache_dir : str or Path, optional
-        foundry-ml's cache; by default ``$FOUNDRY_LOCAL_CACHE_DIR``, else ``./data``
-        (foundry-ml's own default).
-    client : globus_sdk.BaseClient, optional
-        MDF v2 API client (:func:`~stembench.dataset_publish.mdf.download.mdf_api_client`).
+        From ``Foundry(...).search(...)`` or ``Foundry(...).get_dataset(doi)``; its files go
+        to ``<local_cache_dir>/<source_id>/`` of the ``Foundry`` it came from (foundry-ml's
+        ``FoundryCache.local_cache_dir``: ``Foundry(local_cache_dir=...)``, else
+        ``$FOUNDRY_LOCAL_CACHE_DIR``, else ``./data/``).
+    service : str, optional
+        MDF service that holds the record: ``"prod"``, ``"staging"`` or ``"dev"``; by
+        default ``$MDF_SERVICE``, else mdf-cli's default.
+    client : MDFApiClient, optional
+        The MDF v2 API client (overrides ``service``).
 
     Returns
     -------
@@ -130,12 +144,14 @@ def prefetch(dataset: Any, *, local_cache_dir: str | Path | None = None,
     expected = _title_parts(str(dataset.dc.titles[0].title))
     names = [str(split.path).lstrip("/") for split in dataset.foundry_schema.splits]
     wanted = [n for name in names for n in (name, manifest_sidecar_path(name).name)]
+    client = client or MDFApiClient(service=service)
     record = published_record(source_id, names=wanted, client=client)
     if record is None:
-        raise DatasetError(f"MDF has no record {source_id!r}")
-    folder = Path(local_cache_dir or foundry_cache_dir()) / source_id
+        raise DatasetError(f"MDF {client.service} ({client.base_url}) has no record "
+                           f"{source_id!r}")
+    folder = _cache_of(dataset) / source_id
     for name in names:
-        _place(record, name, folder, expected=expected)
+        _place(record, name, folder, expected=expected, client=client)
     return folder
 
 
@@ -145,27 +161,26 @@ def _default_version(name: str) -> str:
     return str(importlib.import_module(BUILDER_MODULES[name]).DATASET_VERSION)
 
 
-def _published_copy(name: str, preset: str, version: str, cache: Path) -> Path | None:
-    if offline():
-        return None
+def _published_copy(name: str, preset: str, version: str, cache: Path,
+                    service: str | None) -> Path | None:
     arrays = foundry_arrays_path(f"{preset}.h5").name
-    try:
-        record = find_published(name, preset=preset, version=version,
+
+    def fetch(client: MDFApiClient) -> tuple[Path, PublishedRecord] | None:
+        record = find_published(name, preset=preset, version=version, client=client,
                                 names=[arrays, manifest_sidecar_path(arrays).name])
         if record is None:
-            logger.info("MDF has no published %s %s %s; building it", name, preset, version)
             return None
-        return _place(record, arrays, cache / record.source_id, expected=(name, version))
-    except (MDFUnavailableError, DatasetError) as exc:
-        logger.warning("MDF copy of %s %s unusable (%s); building it locally", name, preset,
-                       exc)
-        return None
+        return _place(record, arrays, cache / record.source_id, expected=(name, version),
+                      client=client), record
+
+    return try_published(f"{name} {preset} {version}", fetch, service=service, provenance={})
 
 
-def _local_copy(name: str, preset: str, version: str, cache: Path) -> Path:
+def _local_copy(name: str, preset: str, version: str, cache: Path, service: str | None
+                ) -> Path:
     from stembench.dataset_publish.loading import load as stembench_load
 
-    with stembench_load(name, preset=preset, version=version) as dataset:
+    with stembench_load(name, preset=preset, version=version, service=service) as dataset:
         source = dataset.path
     target = cache / f"{source_name_for(name, preset)}_local" / foundry_arrays_path(source).name
     if made_from(target, source) and not verify_file(target):
@@ -174,7 +189,7 @@ def _local_copy(name: str, preset: str, version: str, cache: Path) -> Path:
 
 
 def load(name: str = "atom-locating-benchmark", *, preset: str = "standard",
-         version: str | None = None) -> dict[str, Any]:
+         version: str | None = None, service: str | None = None) -> dict[str, Any]:
     """Return the benchmark exactly as foundry-ml's ``FoundryDataset.get_as_dict()`` does.
 
     Parameters
@@ -185,6 +200,11 @@ def load(name: str = "atom-locating-benchmark", *, preset: str = "standard",
         Build preset, e.g. ``"mini"`` or ``"standard"``.
     version : str, optional
         Dataset version; by default the one this stembench builds.
+    service : str, optional
+        MDF service to read the published copy from: ``"prod"``, ``"staging"`` or
+        ``"dev"``; by default ``$MDF_SERVICE``, else mdf-cli's default. When it has no
+        copy or cannot be reached within a few seconds (one line says why), the dataset
+        is built locally.
 
     Returns
     -------
@@ -203,8 +223,8 @@ def load(name: str = "atom-locating-benchmark", *, preset: str = "standard",
     require("foundry", extra="foundry", purpose="Loading through foundry-ml")
     version = version or _default_version(name)
     cache = foundry_cache_dir()
-    arrays = _published_copy(name, preset, version, cache) or _local_copy(name, preset,
-                                                                          version, cache)
+    arrays = (_published_copy(name, preset, version, cache, service)
+              or _local_copy(name, preset, version, cache, service))
     manifest = read_manifest(arrays)
     foundry = foundry_block(arrays)
     dc = datacite_block(manifest, preset=preset, n_images=int(foundry["n_items"]))

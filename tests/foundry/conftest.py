@@ -19,6 +19,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from foundry_test_data import write_tiny
 
+from stembench.dataset_publish.mdf import source
+
 
 @pytest.fixture
 def tiny_dataset(tmp_path: Path) -> Path:
@@ -31,6 +33,10 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
     monkeypatch.setenv("FOUNDRY_LOCAL_CACHE_DIR", str(tmp_path / "foundry-cache"))
     monkeypatch.setenv("STEMBENCH_CACHE", str(tmp_path / "stembench-cache"))
     monkeypatch.delenv("STEMBENCH_OFFLINE", raising=False)
+    for name in ("MDF_SERVICE", "MDF_API_URL", "MDF_CONNECT_TOKEN", "MDF_CLIENT_ID"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no ~/.config/mdf/config.json
+    monkeypatch.setattr(source, "_FAILED", {})
     responses.start()
     try:
         yield

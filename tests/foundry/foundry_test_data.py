@@ -4,7 +4,12 @@ Imported by name (``conftest.py`` puts this folder on ``sys.path``).
 
 Where the recorded shapes come from (read in the installed packages, not guessed):
 
-- MDF v2 API (``api.materialsdatafacility.org``): ``mdf.core.backend_client.BackendClient``
+- MDF v2 API base URLs per service: ``mdf/core/backend_client.py:33-38`` (``_V2_API_URLS``);
+  the default service is mdf-cli 0.3.0's ``DEFAULT_SERVICE = "staging"``
+  (``mdf/core/config.py:16``). The staging URL is an AWS API Gateway stage, whose Lambda
+  proxy answers may arrive as ``{"statusCode", "headers", "body": "<json>"}`` envelopes,
+  which ``BackendClient._request`` unwraps (``backend_client.py:708-720``).
+- MDF v2 API routes: ``mdf.core.backend_client.BackendClient``
   (routes and query parameters of ``search``, ``get_card``, ``status``, ``submit``,
   ``auth_check``), and the fields ``mdf-cli`` reads back: ``results[].source_id/version/
   title/doi`` (``mdf/cli/commands/search.py``), ``card.source_id/version/title/
@@ -25,6 +30,7 @@ Where the recorded shapes come from (read in the installed packages, not guessed
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -40,7 +46,10 @@ PIXEL_SIZE = 0.2  # A/px
 SOURCE_ID = "atom_locating_benchmark_mini"
 MDF_VERSION = "1.1"
 DOI = "10.18126/test-0001"
-API = "https://api.materialsdatafacility.org"
+APIS = {"prod": "https://api.materialsdatafacility.org",
+        "staging": "https://3xicgt0g7l.execute-api.us-east-1.amazonaws.com/staging",
+        "dev": "https://api-dev.materialsdatafacility.org"}
+API = APIS["staging"]  # mdf-cli 0.3.0's default service
 NCSA = "82f1b5c6-6e9b-11e5-ba47-22000b92c6ec"
 FOLDER = f"/mdf_open/{SOURCE_ID}/{MDF_VERSION}/"
 FILES_URL = f"https://data.materialsdatafacility.org{FOLDER}"
@@ -138,3 +147,51 @@ def globus_search(*records: dict[str, Any]) -> dict[str, Any]:
                                     "matched_principal_sets": []}],
                        "subject": r["mdf"]["source_id"]} for r in records],
             "has_next_page": False, "offset": 0, "total": len(records)}
+
+
+def envelope(status: int, answer: Any, *, key: str = "statusCode") -> dict[str, Any]:
+    """An API Gateway Lambda-proxy envelope around an answer (``body`` is a JSON string)."""
+    return {key: status, "headers": {"Content-Type": "application/json"},
+            "body": answer if isinstance(answer, str) else json.dumps(answer),
+            "isBase64Encoded": False}
+
+
+def recorded_answers() -> list[dict[str, Any]]:
+    """MDF v2 answers, bare and enveloped, for every service, with what each one means.
+
+    Each entry: ``service``, ``route`` (``/search`` or ``/card/<id>``), ``status`` (the HTTP
+    status), ``text`` (the body as sent), and ``expect``: ``("ok", answer)``,
+    ``("not found", None)`` or ``("error", None)``, which is how ``BackendClient._request``
+    and ``mdf.core.errors.is_success`` take it (``backend_client.py:699-723``,
+    ``errors.py:32-53``); the Foundry environment checks these against mdf-cli itself.
+    """
+    search = v2_search(v2_result())
+    card = v2_card()
+    missing = {"success": False, "detail": "Dataset not found"}
+    shapes: list[tuple[str, str, int, Any, tuple[str, Any]]] = [
+        ("search bare", "/search", 200, search, ("ok", search)),
+        ("search enveloped", "/search", 200, envelope(200, search), ("ok", search)),
+        ("card bare", f"/card/{SOURCE_ID}", 200, card, ("ok", card)),
+        ("card enveloped", f"/card/{SOURCE_ID}", 200, envelope(200, card), ("ok", card)),
+        ("card enveloped, status as text", f"/card/{SOURCE_ID}", 200,
+         envelope("200", card), ("ok", card)),
+        ("card enveloped, status_code key", f"/card/{SOURCE_ID}", 200,
+         envelope(200, card, key="status_code"), ("ok", card)),
+        ("missing bare", f"/card/{SOURCE_ID}", 404, missing, ("not found", None)),
+        ("missing enveloped in a 200", f"/card/{SOURCE_ID}", 200, envelope(404, missing),
+         ("not found", None)),
+        ("server error enveloped in a 200", "/search", 200,
+         envelope(500, {"detail": "boom"}), ("error", None)),
+        ("server error bare", "/search", 500, {"detail": "boom"}, ("error", None)),
+        ("unavailable bare, retried", "/search", 503, {"detail": "down"}, ("error", None)),
+        ("2xx saying success false", "/search", 200, {"success": False, "error": "no index"},
+         ("error", None)),
+        ("envelope whose body is not JSON", "/search", 200, envelope(502, "Bad Gateway"),
+         ("error", None)),
+        ("not JSON", "/search", 200, "<html>gateway</html>", ("error", None)),
+        ("a JSON list", "/search", 200, [search], ("error", None)),
+        ("enveloped list", "/search", 200, envelope(200, [search]), ("error", None)),
+    ]
+    return [{"id": f"{service}: {name}", "service": service, "route": route, "status": status,
+             "text": body if isinstance(body, str) else json.dumps(body), "expect": expect}
+            for service in APIS for name, route, status, body, expect in shapes]

@@ -27,26 +27,26 @@ from foundry_test_data import (
 
 import stembench.dataset_publish.build as build_module
 from stembench.dataset_publish.loading import load
-from stembench.dataset_publish.mdf.download import (
-    MDFUnavailableError,
-    download_verified,
-    find_published,
-    mdf_api_client,
+from stembench.dataset_publish.mdf import api as api_module
+from stembench.dataset_publish.mdf.api import MDFApiClient, MDFUnavailableError
+from stembench.dataset_publish.mdf.download import download_verified, find_published
+from stembench.dataset_publish.mdf.source import (
+    PublishedCopyRefusedWarning,
+    install_mdf_source,
+    mdf_source,
 )
-from stembench.dataset_publish.mdf.source import install_mdf_source, mdf_source
 from stembench.dataset_publish.simulate.build import DATASET_NAME, DATASET_VERSION
 from stembench.dataset_publish.storage import cache
 from stembench.dataset_publish.storage.manifest import manifest_sidecar_path
 from stembench.dataset_publish.storage.stembench_layout import open_dataset
 from stembench.errors import IntegrityError
 
-pytest.importorskip("globus_sdk")
 
 
 @pytest.fixture
 def client():
-    """The real client, with globus-sdk's retries kept but never sleeping."""
-    return mdf_api_client(max_retries=2, max_sleep=0)
+    """The real client, with its retries kept but never sleeping."""
+    return MDFApiClient(max_retries=2, max_sleep=0)
 
 
 def _serve(path: Path, *, body: bytes | None = None) -> None:
@@ -102,7 +102,7 @@ def test_not_found(client):
                           client=client) is None
 
 
-def test_server_error_is_retried_by_globus_sdk_then_reported(client):
+def test_server_error_is_retried_then_reported(client):
     responses.add(responses.GET, f"{API}/search", status=503, json={"detail": "down"})
     with pytest.raises(MDFUnavailableError, match="HTTP 503"):
         find_published(DATASET_NAME, preset="mini", version=DATASET_VERSION, client=client)
@@ -190,8 +190,7 @@ def mdf_registered(monkeypatch):
         return path
 
     monkeypatch.setattr(build_module, "build_dataset", fake_build)
-    monkeypatch.setattr("stembench.dataset_publish.mdf.download.mdf_api_client",
-                        lambda: mdf_api_client(max_retries=1, max_sleep=0))
+    monkeypatch.setattr(api_module.time, "sleep", lambda seconds: None)
     install_mdf_source()
     yield calls
     cache.unregister_source(mdf_source)
@@ -212,31 +211,57 @@ def test_load_downloads_from_mdf_instead_of_building(tiny_dataset, tmp_path, mdf
     assert cached.read_bytes() == tiny_dataset.read_bytes()
 
 
-@pytest.mark.parametrize("failure", ["network", "server", "not-found", "tampered",
-                                     "truncated"])
+@pytest.mark.parametrize("failure", ["network", "server", "not-found"])
 def test_load_builds_locally_when_mdf_cannot_serve(tiny_dataset, tmp_path, mdf_registered,
                                                    caplog, failure):
     if failure == "network":
         responses.add(responses.GET, f"{API}/search", body=requests.ConnectionError("no route"))
     elif failure == "server":
         responses.add(responses.GET, f"{API}/search", status=500, json={"detail": "boom"})
-    elif failure == "not-found":
-        responses.add(responses.GET, f"{API}/search", json=v2_search())
-    elif failure == "tampered":
-        _published()
-        _serve(tiny_dataset, body=_tampered_copy(tiny_dataset, tmp_path))
     else:
-        _published()
-        data = tiny_dataset.read_bytes()
-        _serve(tiny_dataset, body=data[: len(data) // 3])
+        responses.add(responses.GET, f"{API}/search", json=v2_search())
     with caplog.at_level(logging.INFO), load(preset="mini",
                                                    cache_dir=tmp_path / "c") as dataset:
         assert len(dataset) == 3
+        provenance = dataset.provenance
     assert mdf_registered == ["mini"]
-    expected = {"network": "MDF unavailable", "server": "HTTP 500",
-                "not-found": "MDF has no published", "tampered": "SHA-256",
-                "truncated": "truncated or corrupted"}[failure]
-    assert expected in caplog.text
+    expected = {"network": "unreachable after 3 attempts", "server": "HTTP 500: boom",
+                "not-found": f"MDF staging ({API}) has no published"}[failure]
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("stembench")
+             and "MDF" in r.getMessage()]
+    assert len(lines) == 1 and expected in lines[0] and "\n" not in lines[0]
+    assert provenance["origin"] == "built" and expected in provenance["mdf_not_used"]
+    assert provenance["mdf_service"] == "staging" and provenance["mdf_api_url"] == API
+    assert "mdf_refused" not in provenance
+
+
+@pytest.mark.parametrize("failure", ["tampered", "truncated"])
+def test_refused_published_copy_is_a_warning_and_in_the_provenance(tiny_dataset, tmp_path,
+                                                                   mdf_registered, failure):
+    _published()
+    data = tiny_dataset.read_bytes()
+    _serve(tiny_dataset, body=_tampered_copy(tiny_dataset, tmp_path)
+           if failure == "tampered" else data[: len(data) // 3])
+    expected = {"tampered": "SHA-256", "truncated": "truncated or corrupted"}[failure]
+    with pytest.warns(PublishedCopyRefusedWarning, match=expected) as warned:
+        dataset = load(preset="mini", cache_dir=tmp_path / "c")
+    with dataset:
+        assert dataset.provenance["origin"] == "built"
+        assert "published on MDF staging was refused" in dataset.provenance["mdf_refused"]
+        assert expected in dataset.provenance["mdf_refused"]
+    assert mdf_registered == ["mini"] and len(warned) == 1
+    with load(preset="mini", cache_dir=tmp_path / "c") as again:  # kept with the file
+        assert again.provenance == dataset.provenance
+
+
+def test_provenance_names_the_service_and_record(tiny_dataset, tmp_path, mdf_registered):
+    _published()
+    _serve(tiny_dataset)
+    with load(preset="mini", cache_dir=tmp_path / "c") as dataset:
+        assert dataset.provenance == {
+            "origin": "mdf", "mdf_service": "staging", "mdf_api_url": API,
+            "mdf_source_id": SOURCE_ID, "mdf_version": "1.1",
+            "mdf_url": FILES_URL + "mini.h5"}
 
 
 def test_offline_switch_asks_nothing(tmp_path, monkeypatch):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from foundry_test_data import API, NCSA
+from foundry_test_data import API, APIS, NCSA
 
 from stembench.dataset_publish.mdf.cli import app
 from stembench.dataset_publish.mdf.foundry_metadata import dataset_metadata
@@ -93,14 +93,40 @@ def test_update_needs_and_sends_the_source_id(meta):
     assert payload["source_id"] == "abc_v1" and payload["update"] is True
 
 
-def test_dry_run_prints_the_exact_payload(tiny_dataset, api):
+@pytest.mark.parametrize("option, env, service", [
+    ([], None, "staging"),  # mdf-cli 0.3.0's default
+    ([], "dev", "dev"),  # $MDF_SERVICE, mdf-cli's own switch
+    (["--service", "prod"], "dev", "prod"),  # an explicit --service wins
+])
+def test_dry_run_prints_the_exact_payload_and_the_service(tiny_dataset, api, monkeypatch,
+                                                           option, env, service):
+    if env:
+        monkeypatch.setenv("MDF_SERVICE", env)
     result = CliRunner().invoke(app, ["publish", str(tiny_dataset), "--data-source", STAGED,
                                       "--creator", "Wei, Jingrui", "--year", "2026",
-                                      "--dry-run"])
+                                      "--dry-run", *option])
     assert result.exit_code == 0, result.output
     meta = dataset_metadata(tiny_dataset, creators=("Wei, Jingrui",), year=2026)
-    assert json.loads(result.output) == build_payload(mdf_manifest(meta, data_sources=[STAGED]))
+    assert json.loads(result.stdout) == build_payload(mdf_manifest(meta, data_sources=[STAGED]))
+    assert result.stderr == (f"dry run: would submit to MDF Connect v2 {service} "
+                             f"({APIS[service]})\n")
     assert len(api.calls) == 0
+
+
+def test_submit_and_status_go_to_the_chosen_service(meta, monkeypatch):
+    monkeypatch.setenv("MDF_SERVICE", "dev")
+    with respx.mock(assert_all_called=False) as mock:
+        dev = mock.post(f"{APIS['dev']}/submit").respond(json={
+            "success": True, "source_id": "s", "version": "1.0"})
+        mock.get(f"{APIS['dev']}/auth/check").respond(json={"is_submitter": True})
+        staging = mock.get(f"{APIS['staging']}/status/s").respond(json={
+            "success": True, "submission": {"source_id": "s", "status": "published"}})
+        submit(mdf_manifest(meta, data_sources=[STAGED]), token="T")
+        result = CliRunner().invoke(app, ["publish-status", "s", "--service", "staging",
+                                          "--token", "T"])
+    assert result.exit_code == 0, result.output
+    assert dev.called and staging.called
+    assert json.loads(result.stdout)["status"] == "published"
 
 
 def test_submit_posts_mdf_cli_payload(meta, api):
@@ -141,7 +167,7 @@ def test_not_a_submitter_and_local_files_without_login(meta, api):
     api.get("/auth/check").respond(json={"is_submitter": True})
     with pytest.raises(MDFSubmissionError, match="Globus data token"):
         submit(mdf_manifest(meta), token="TOKEN")  # local files need mdf-cli's Globus login
-    assert [call.request.url.path for call in api.calls] == ["/auth/check", "/auth/check"]
+    assert [str(call.request.url) for call in api.calls] == [f"{API}/auth/check"] * 2
 
 
 def test_status_follows_the_submission(api):

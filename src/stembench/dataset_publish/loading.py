@@ -32,6 +32,7 @@ def load(
     version: str | None = None,
     cache_dir: Path | None = None,
     rebuild: bool = False,
+    service: str | None = None,
 ) -> H5ImageSet:
     """Return a benchmark dataset from the local cache, building it on first use.
 
@@ -49,11 +50,18 @@ def load(
         :func:`~stembench.dataset_publish.storage.cache.default_cache_dir`.
     rebuild : bool
         Delete the cached file first and fill the cache again.
+    service : str, optional
+        MDF service asked for a published copy on a cache miss: ``"prod"``, ``"staging"``
+        or ``"dev"``; by default ``$MDF_SERVICE``, else mdf-cli's default
+        (:func:`~stembench.dataset_publish.mdf.services.resolve_service`).
 
     Returns
     -------
     Dataset or PublishedDataset
         Opened with ``verify=True``. Close it (or use it as a context manager) when done.
+        Its ``provenance`` says where the cached file came from: the MDF service and
+        record, or a local build and why MDF was not used (``mdf_not_used``) or which
+        published copy was refused for integrity (``mdf_refused``).
 
     Raises
     ------
@@ -83,4 +91,4 @@ def load(
         )
     install_mdf_source()
     return load_cached(name, preset=preset, version=version, cache_dir=cache_dir,
-                       rebuild=rebuild)
+                       rebuild=rebuild, service=service)

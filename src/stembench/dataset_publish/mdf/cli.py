@@ -17,9 +17,13 @@ __all__ = ["app", "foundry_metadata", "publish", "publish_status"]
 
 app = typer.Typer(help="Publish the benchmark dataset to Foundry/MDF.", no_args_is_help=True)
 
-_SERVICE_HELP = "MDF Connect v2 instance: prod, dev or staging."
+_SERVICE_HELP = ("MDF Connect v2 service: prod, staging or dev (default $MDF_SERVICE, else "
+                 "mdf-cli's default, staging in mdf-cli 0.3).")
 _TOKEN_HELP = ("Bearer token for the MDF API (default $MDF_CONNECT_TOKEN, else mdf-cli's "
-               "Globus login).")
+               "Globus login). A token cannot upload local files: with --token, stage them "
+               "first and pass --data-source.")
+_STAGING_DOI = ("staging is MDF's beta service: it mints DataCite test DOIs (prefix 10.23677) "
+                "that do not resolve on doi.org (mdf-cli's notice).")
 
 
 @app.command("foundry-metadata")
@@ -60,9 +64,10 @@ def publish(
     update: Annotated[str | None, typer.Option(
         help="source_id of the published dataset this submission is a new version of.")
     ] = None,
-    service: Annotated[str, typer.Option(help=_SERVICE_HELP)] = "prod",
+    service: Annotated[str | None, typer.Option(help=_SERVICE_HELP)] = None,
     dry_run: Annotated[bool, typer.Option(help="Print the exact MDF v2 payload mdf-cli "
-                                               "builds and stop (no login, no network); local "
+                                               "builds and stop (no login, no network), after "
+                                               "a line on stderr naming the service; local "
                                                "files appear as paths, which mdf-cli replaces "
                                                "with their upload location.")] = False,
     no_browser: Annotated[bool, typer.Option(help="Log in without opening a browser: print "
@@ -72,25 +77,31 @@ def publish(
     """Submit a dataset file to MDF Connect v2 through mdf-cli, with its ml/Foundry block."""
     from stembench.dataset_publish.mdf.foundry_metadata import DEFAULT_CREATORS, dataset_metadata
     from stembench.dataset_publish.mdf.publish import build_payload, mdf_manifest, submit
+    from stembench.dataset_publish.mdf.services import api_url, resolve_service
 
+    service = resolve_service(service)
     meta = dataset_metadata(path, creators=tuple(creator or DEFAULT_CREATORS), year=year)
     manifest = mdf_manifest(meta, data_sources=data_source)
     if dry_run:
         payload = build_payload(manifest, test=test, update=update is not None,
                                 source_id=update)
+        typer.echo(f"dry run: would submit to MDF Connect v2 {service} ({api_url(service)})",
+                   err=True)
         typer.echo(json.dumps(payload, indent=1))
         return
     result = submit(manifest, service=service, test=test, update=update is not None,
                     source_id=update, token=token, no_browser=no_browser)
     typer.echo(f"submitted {path} to MDF Connect v2 ({service}) as {result['source_id']} "
                f"version {result.get('version')}; follow it with `stembench dataset "
-               f"publish-status {result['source_id']}`")
+               f"publish-status {result['source_id']} --service {service}`")
+    if service == "staging":
+        typer.echo(_STAGING_DOI, err=True)
 
 
 @app.command("publish-status")
 def publish_status(
     source_id: Annotated[str, typer.Argument(help="source_id that publish printed.")],
-    service: Annotated[str, typer.Option(help=_SERVICE_HELP)] = "prod",
+    service: Annotated[str | None, typer.Option(help=_SERVICE_HELP)] = None,
     token: Annotated[str | None, typer.Option(help=_TOKEN_HELP)] = None,
     wait: Annotated[float, typer.Option(help="Keep polling up to this many seconds until the "
                                              "submission is published, rejected or failed.")

@@ -1,7 +1,9 @@
 """Find a published dataset through MDF Connect v2's public API and download it, verified.
 
 MDF v2 (the service behind ``mdf-cli`` 0.3) answers public reads without a login. The
-routes used here are the ones ``mdf.core.backend_client.BackendClient`` calls:
+routes used here are the ones ``mdf.core.backend_client.BackendClient`` calls, through
+:class:`~stembench.dataset_publish.mdf.api.MDFApiClient` (which takes answers as
+``BackendClient`` takes them, API Gateway envelopes included):
 
 1. :func:`find_published` sends ``GET /search?q=...&type=datasets&limit=...`` and keeps the
    results whose ``title`` starts with the dataset's exact title prefix
@@ -10,8 +12,9 @@ routes used here are the ones ``mdf.core.backend_client.BackendClient`` calls:
    ``source_id`` itself, so the title is what identifies a stembench dataset file. The
    newest match's card (``GET /card/{source_id}``) names its files.
 2. A card's ``data_sources`` are ``globus://<collection>/<path>`` URIs (or ``https://``
-   URLs). Files on MDF's NCSA collection are public over HTTPS at
-   ``https://data.materialsdatafacility.org<path>`` (``mdf.core.agent._globus_uri_to_https``);
+   URLs); MDF v2 keeps a version's files under ``/mdf_open/<source_id>/<version>/``
+   (``mdf/core/agent.py:985-990``). Files on MDF's NCSA collection are public over HTTPS
+   at ``https://data.materialsdatafacility.org<path>`` (``mdf.core.agent._globus_uri_to_https``);
    a folder URI is joined with the known file names, so no Globus Transfer listing (which
    needs a login) is made.
 3. :func:`download_verified` streams the manifest and the HDF5 file into temporary files
@@ -19,9 +22,7 @@ routes used here are the ones ``mdf.core.backend_client.BackendClient`` calls:
    every array against the manifest's SHA-256, then renames both into place. On any
    failure the temporary files are removed and nothing appears at the destination.
 
-The API client is globus-sdk's ``BaseClient`` pointed at the MDF API, so retries (429 with
-``Retry-After``, 5xx, network errors) follow globus-sdk's own retry configuration. Network
-and service failures raise :class:`MDFUnavailableError`; content failures raise
+Network and service failures raise :class:`MDFUnavailableError`; content failures raise
 :class:`~stembench.errors.IntegrityError`.
 """
 
@@ -35,8 +36,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from stembench._optional import require
+from stembench.dataset_publish.mdf.api import MDFApiClient, MDFUnavailableError, one_line
 from stembench.dataset_publish.mdf.foundry_metadata import dataset_title
+from stembench.dataset_publish.mdf.services import MDF_API_URLS
 from stembench.dataset_publish.storage.manifest import (
     Manifest,
     manifest_sidecar_path,
@@ -53,28 +55,16 @@ __all__ = [
     "PublishedRecord",
     "download_verified",
     "find_published",
-    "mdf_api_client",
     "published_record",
 ]
 
 logger = logging.getLogger(__name__)
 
-MDF_API_URLS: dict[str, str] = {
-    "prod": "https://api.materialsdatafacility.org",
-    "dev": "https://api-dev.materialsdatafacility.org",
-}
-"""MDF Connect v2 API per service (``mdf.core.backend_client._V2_API_URLS``)."""
-MDF_API_ENV = "MDF_API_URL"
-"""Environment variable overriding the API URL (the one ``mdf-cli`` reads)."""
 NCSA_MDF_COLLECTION = "82f1b5c6-6e9b-11e5-ba47-22000b92c6ec"
 """Globus collection (NCSA) that stores MDF data."""
 MDF_HTTPS_BASE = "https://data.materialsdatafacility.org"
 """HTTPS server of that collection; public data needs no token."""
 CHUNK_BYTES = 1 << 20
-
-
-class MDFUnavailableError(DatasetError):
-    """The MDF API or its file server could not be reached or answered with an error."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +75,8 @@ class PublishedRecord:
     ----------
     source_id : str
         MDF source id (assigned by MDF); Foundry caches under this name.
+    service : str
+        The MDF service the record was read from.
     mdf_version : str
         MDF's version of the record.
     title : str
@@ -96,6 +88,7 @@ class PublishedRecord:
     """
 
     source_id: str
+    service: str
     mdf_version: str
     title: str
     files: dict[str, str]
@@ -113,55 +106,6 @@ class PublishedRecord:
             raise DatasetError(f"MDF record {self.source_id!r} lists no file {name!r}; its "
                                f"data sources are {self.card.get('data_sources')!r}")
         return self.files[name]
-
-
-def mdf_api_client(*, service: str = "prod", max_retries: int = 3, max_sleep: float = 10.0,
-                   http_timeout: float = 30.0) -> Any:
-    """Return an anonymous globus-sdk client for the MDF v2 API.
-
-    Parameters
-    ----------
-    service : {"prod", "dev"}
-        Which MDF; ``$MDF_API_URL`` overrides it, as in ``mdf-cli``.
-    max_retries, max_sleep : int, float
-        globus-sdk's retry configuration (429 honouring ``Retry-After``, 5xx, network
-        errors): attempts after the first, and the longest sleep between them in seconds.
-    http_timeout : float
-        Seconds to wait for a connection or an answer.
-
-    Returns
-    -------
-    globus_sdk.BaseClient
-    """
-    globus_sdk = require("globus_sdk", extra="mdf", purpose="Reading from MDF")
-    transport = require("globus_sdk.transport", extra="mdf", purpose="Reading from MDF")
-    if service not in MDF_API_URLS:
-        raise DatasetError(f"service must be one of {sorted(MDF_API_URLS)}, got {service!r}")
-    base_url = os.environ.get(MDF_API_ENV) or MDF_API_URLS[service]
-    if hasattr(transport, "RetryConfig"):  # globus-sdk 4
-        return globus_sdk.BaseClient(
-            base_url=base_url, transport=transport.RequestsTransport(http_timeout=http_timeout),
-            retry_config=transport.RetryConfig(max_retries=max_retries, max_sleep=max_sleep))
-    return globus_sdk.BaseClient(base_url=base_url, transport_params={  # globus-sdk 3
-        "http_timeout": http_timeout, "max_retries": max_retries, "max_sleep": max_sleep})
-
-
-def _get(client: Any, path: str, params: dict[str, str] | None = None) -> dict[str, Any] | None:
-    """GET a JSON object; ``None`` on 404; :class:`MDFUnavailableError` on other failures."""
-    globus_sdk = require("globus_sdk", extra="mdf", purpose="Reading from MDF")
-    try:
-        body = client.get(path, query_params=params).data
-    except globus_sdk.GlobusAPIError as exc:
-        if exc.http_status == 404:
-            return None
-        raise MDFUnavailableError(f"MDF API {client.base_url}{path} answered HTTP "
-                                  f"{exc.http_status}: {exc.text[:300]}") from exc
-    except globus_sdk.GlobusError as exc:
-        raise MDFUnavailableError(f"MDF API {client.base_url}{path} unreachable: {exc}") from exc
-    if not isinstance(body, dict):
-        raise MDFUnavailableError(f"MDF API {client.base_url}{path} did not answer a JSON "
-                                  f"object: {str(body)[:300]}")
-    return body
 
 
 def _version_key(raw: Any) -> tuple[int, ...]:
@@ -182,8 +126,9 @@ def _source_url(source: str, wanted: list[str]) -> dict[str, str]:
     return {name: f"{MDF_HTTPS_BASE}{path}"} if name in wanted else {}
 
 
-def published_record(source_id: str, *, names: list[str], client: Any = None,
-                     version: str | None = None) -> PublishedRecord | None:
+def published_record(source_id: str, *, names: list[str], client: MDFApiClient | None = None,
+                     version: str | None = None, service: str | None = None
+                     ) -> PublishedRecord | None:
     """Read one record's card and locate the named files.
 
     Parameters
@@ -192,31 +137,35 @@ def published_record(source_id: str, *, names: list[str], client: Any = None,
         MDF source id.
     names : list of str
         File names wanted (e.g. ``["mini.h5", "mini.h5.manifest.json"]``).
-    client : globus_sdk.BaseClient, optional
-        From :func:`mdf_api_client`; a default one otherwise.
+    client : MDFApiClient, optional
+        The API client; by default one for ``service``.
     version : str, optional
         MDF version of the record; the latest by default.
+    service : str, optional
+        ``"prod"``, ``"staging"`` or ``"dev"`` when no client is given; by default
+        mdf-cli's choice (:func:`~stembench.dataset_publish.mdf.services.resolve_service`).
 
     Returns
     -------
     PublishedRecord or None
         ``None`` when MDF has no such record (HTTP 404 or a card without ``source_id``).
     """
-    client = client or mdf_api_client()
-    body = _get(client, f"/card/{source_id}", {"version": version} if version else None)
+    client = client or MDFApiClient(service=service)
+    body = client.get(f"/card/{source_id}", {"version": version} if version else None)
     card = body.get("card", body) if body else None
     if not isinstance(card, dict) or not card.get("source_id"):
         return None
     files: dict[str, str] = {}
     for source in card.get("data_sources") or []:
         files.update(_source_url(str(source), names))
-    return PublishedRecord(source_id=str(card["source_id"]),
+    return PublishedRecord(source_id=str(card["source_id"]), service=client.service,
                            mdf_version=str(card.get("version") or ""),
                            title=str(card.get("title") or ""), files=files, card=card)
 
 
 def find_published(name: str, *, preset: str, version: str, names: list[str] | None = None,
-                   client: Any = None, limit: int = 20) -> PublishedRecord | None:
+                   client: MDFApiClient | None = None, service: str | None = None,
+                   limit: int = 20) -> PublishedRecord | None:
     """Find the newest MDF record of one dataset file (name, preset, dataset version).
 
     Parameters
@@ -225,8 +174,10 @@ def find_published(name: str, *, preset: str, version: str, names: list[str] | N
         Which dataset file, e.g. ``"atom-locating-benchmark"``, ``"mini"``, ``"1.0.0"``.
     names : list of str, optional
         File names to locate; by default ``<preset>.h5`` and its manifest.
-    client : globus_sdk.BaseClient, optional
-        From :func:`mdf_api_client`.
+    client : MDFApiClient, optional
+        The API client; by default one for ``service``.
+    service : str, optional
+        As in :func:`published_record`.
     limit : int
         Search results to look through.
 
@@ -238,11 +189,11 @@ def find_published(name: str, *, preset: str, version: str, names: list[str] | N
     Raises
     ------
     MDFUnavailableError
-        If the API cannot be reached or answers with an error (after globus-sdk's retries).
+        If the API cannot be reached or answers with an error (after the client's retries).
     """
-    client = client or mdf_api_client()
+    client = client or MDFApiClient(service=service)
     prefix = dataset_title(name, preset, version).split(":")[0] + ":"
-    body = _get(client, "/search", {"q": f"{name} {preset} {version}", "type": "datasets",
+    body = client.get("/search", {"q": f"{name} {preset} {version}", "type": "datasets",
                                     "limit": str(limit)}) or {}
     matches = [r for r in body.get("results") or [] if isinstance(r, dict)
                and str(r.get("title", "")).startswith(prefix) and r.get("source_id")]
@@ -269,14 +220,14 @@ def _stream(url: str, target: Path, *, timeout: float) -> None:
                     out.write(chunk)
                     bar.update(len(chunk))
     except requests.exceptions.ChunkedEncodingError as exc:  # fewer bytes than announced
-        raise IntegrityError(f"download of {url} is truncated: {exc}") from exc
+        raise IntegrityError(f"download of {url} is truncated: {one_line(exc)}") from exc
     except (requests.RequestException, OSError) as exc:
-        raise MDFUnavailableError(f"GET {url} failed: {exc}") from exc
+        raise MDFUnavailableError(f"GET {url} failed: {one_line(exc)}") from exc
 
 
 def download_verified(record: PublishedRecord, name: str, destination: Path, *,
                       expected_name: str, expected_version: str,
-                      timeout: float = 60.0) -> Path:
+                      client: MDFApiClient | None = None, timeout: float = 60.0) -> Path:
     """Download one dataset file and its manifest, verify them, and move them into place.
 
     Parameters
@@ -290,8 +241,11 @@ def download_verified(record: PublishedRecord, name: str, destination: Path, *,
         Final path of the HDF5 file; its manifest goes beside it. The folder is created.
     expected_name, expected_version : str
         Dataset name and version the manifest must carry.
+    client : MDFApiClient, optional
+        When given, each download waits at most ``client.timeout()`` for the server to
+        connect or send data, so the client's deadline bounds it.
     timeout : float
-        Seconds to wait for the server to connect or send data.
+        Seconds to wait for the server to connect or send data, without a client.
 
     Returns
     -------
@@ -313,17 +267,21 @@ def download_verified(record: PublishedRecord, name: str, destination: Path, *,
     token = uuid.uuid4().hex
     tmp_file = destination.with_name(f".{destination.name}.{token}.part")
     tmp_sidecar = destination.with_name(f".{destination.name}.manifest.{token}.part")
+
+    def wait() -> float:
+        return client.timeout() if client is not None else timeout
+
     try:
-        _stream(sidecar_url, tmp_sidecar, timeout=timeout)
+        _stream(sidecar_url, tmp_sidecar, timeout=wait())
         try:
             manifest = Manifest.from_json(tmp_sidecar.read_text(encoding="utf-8"))
         except (DatasetError, UnicodeDecodeError) as exc:
-            raise IntegrityError(f"{sidecar_url}: not a manifest: {exc}") from exc
+            raise IntegrityError(f"{sidecar_url}: not a manifest: {one_line(exc)}") from exc
         if (manifest.name, manifest.version) != (expected_name, expected_version):
             raise IntegrityError(
                 f"{sidecar_url} describes {manifest.name!r} version {manifest.version!r}, "
                 f"expected {expected_name!r} version {expected_version!r}")
-        _stream(file_url, tmp_file, timeout=timeout)
+        _stream(file_url, tmp_file, timeout=wait())
         _verify(tmp_file, manifest, file_url)
         os.replace(tmp_sidecar, manifest_sidecar_path(destination))
         os.replace(tmp_file, destination)

@@ -4,8 +4,13 @@
 document, ``mdf.models.config.ManifestConfig``): title, authors, description, licence,
 related works (the published benchmark DOI 10.18126/e73h-3w6n and the paper), keywords, the
 ``ml`` block (the Foundry description of the split and its keys), the files (the dataset
-file, its Foundry array file and both SHA-256 manifests) and, under ``custom`` (which
-``mdf-cli`` sends as ``extensions``), the SHA-256 and size of every file.
+file, its Foundry array file and both SHA-256 manifests), the DataCite block ``dc`` (which
+``mdf-cli`` sends as it is, ``mdf/models/config.py:257-258``) and, under ``custom`` (which
+``mdf-cli`` sends as ``extensions``, ``mdf/models/config.py:246-255``), the SHA-256 and size
+of every file and the Foundry block foundry-ml reads. ``mdf-cli`` drops a
+``projects.foundry`` block on purpose (same lines), so the Foundry block travels as
+``extensions.foundry``: foundry-ml 1.2.2 looks for it at ``projects.foundry`` of a legacy
+Globus Search record (``foundry/foundry.py:296``), so it cannot find a v2 record by itself.
 
 Everything after that is ``mdf-cli``'s: ``mdf.core.validation.validate_manifest`` checks
 the manifest, ``MDFAgent.publish`` builds the v2 payload
@@ -33,6 +38,7 @@ from stembench.dataset_publish.mdf.foundry_metadata import (
     PUBLISHED_BENCHMARK_DOI,
     DatasetMetadata,
 )
+from stembench.dataset_publish.mdf.services import resolve_service
 from stembench.errors import InputError, StembenchError
 
 __all__ = [
@@ -149,9 +155,11 @@ def mdf_manifest(metadata: DatasetMetadata, *, data_sources: list[str] | None = 
         "ml": ml_block(metadata.foundry),
         "data_sources": list(data_sources) if data_sources is not None
         else [str(path.resolve()) for path in metadata.files],
+        "dc": dc,
         "custom": {"stembench": {
             "dataset": metadata.manifest.name, "version": metadata.manifest.version,
-            "preset": metadata.path.stem, "files": file_digests(metadata.files)}},
+            "preset": metadata.path.stem, "files": file_digests(metadata.files)},
+            "foundry": metadata.foundry},
     }
 
 
@@ -231,7 +239,7 @@ def _no_browser(enabled: bool) -> Iterator[None]:
             os.environ["MDF_NO_BROWSER"] = previous
 
 
-def submit(manifest: dict[str, Any], *, service: str = "prod", test: bool = False,
+def submit(manifest: dict[str, Any], *, service: str | None = None, test: bool = False,
            update: bool = False, source_id: str | None = None, token: str | None = None,
            no_browser: bool = False) -> dict[str, Any]:
     """Submit through ``mdf-cli`` (``MDFAgent.publish``); return MDF's answer.
@@ -240,8 +248,9 @@ def submit(manifest: dict[str, Any], *, service: str = "prod", test: bool = Fals
     ----------
     manifest : dict
         From :func:`mdf_manifest`.
-    service : {"prod", "dev", "staging"}
-        Which MDF Connect v2.
+    service : {"prod", "staging", "dev"}, optional
+        Which MDF Connect v2; by default ``$MDF_SERVICE``, else mdf-cli's default
+        (:func:`~stembench.dataset_publish.mdf.services.resolve_service`).
     test, update, source_id
         As in :func:`build_payload`.
     token : str, optional
@@ -264,6 +273,7 @@ def submit(manifest: dict[str, Any], *, service: str = "prod", test: bool = Fals
         raise InputError("an update names the published dataset: pass its source_id")
     errors = require("mdf.core.errors", extra=_EXTRA, purpose=_PURPOSE)
     exceptions = require("mdf.core.exceptions", extra=_EXTRA, purpose=_PURPOSE)
+    service = resolve_service(service)
     agent = _agent(manifest, source_id=source_id)
     try:
         with _no_browser(no_browser):
@@ -277,9 +287,11 @@ def submit(manifest: dict[str, Any], *, service: str = "prod", test: bool = Fals
     return dict(result)
 
 
-def submission_status(source_id: str, *, service: str = "prod",
+def submission_status(source_id: str, *, service: str | None = None,
                       token: str | None = None) -> dict[str, Any]:
     """Return a submission's status (``GET /status/{source_id}`` through ``mdf-cli``).
+
+    ``service`` is as in :func:`submit`.
 
     Returns
     -------
@@ -289,7 +301,8 @@ def submission_status(source_id: str, *, service: str = "prod",
     """
     backend = require("mdf.core.backend_client", extra=_EXTRA, purpose=_PURPOSE)
     errors = require("mdf.core.errors", extra=_EXTRA, purpose=_PURPOSE)
-    client = backend.BackendClient.authenticated(token=token, service_instance=service,
+    client = backend.BackendClient.authenticated(token=token,
+                                                 service_instance=resolve_service(service),
                                                  interactive=token is None)
     try:
         result = client.status(source_id)
@@ -304,7 +317,7 @@ def submission_status(source_id: str, *, service: str = "prod",
 
 
 def follow_status(source_id: str, *, wait_s: float, interval_s: float = 30.0,
-                  service: str = "prod", token: str | None = None,
+                  service: str | None = None, token: str | None = None,
                   sleep: Callable[[float], None] = time.sleep,
                   clock: Callable[[], float] = time.monotonic) -> dict[str, Any]:
     """Poll :func:`submission_status` until a terminal status or ``wait_s`` seconds pass.

@@ -3,11 +3,14 @@
 :func:`mdf_source` is a cache source (see :mod:`stembench.dataset_publish.storage.cache`): asked for
 a dataset file, it first looks for a verified copy in a local Foundry cache
 (``$FOUNDRY_LOCAL_CACHE_DIR/<source_id>/<preset>.h5``), then finds the published record
-through MDF v2's public API (no login) and downloads the file over HTTPS, verified against
-its manifest and placed atomically.
-When MDF cannot be reached, or ``$STEMBENCH_OFFLINE`` is set, it logs why and returns
-``False`` so :func:`stembench.load` builds the dataset locally instead.
-:func:`install_mdf_source` registers it.
+through MDF v2's public API (no login) on the requested service and downloads the file
+over HTTPS, verified against its manifest and placed atomically.
+Asking MDF takes at most :data:`LOOKUP_BUDGET_S` seconds before the first byte of each
+file (:func:`try_published`): when MDF cannot be reached, its host does not resolve, it
+hangs, it has no copy, or ``$STEMBENCH_OFFLINE`` is set, one line says why and the source
+returns ``False`` so :func:`stembench.load` builds the dataset locally instead. A published
+copy refused for integrity is a :class:`PublishedCopyRefusedWarning`. Both reasons go
+into the dataset's provenance. :func:`install_mdf_source` registers the source.
 
 The original published benchmark (Wei et al. 2023, DOI 10.18126/e73h-3w6n, ``wei_atom.h5``)
 is opened through the same reader by :func:`load_published_benchmark`.
@@ -18,13 +21,17 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import time
 import uuid
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from stembench._optional import require
+from stembench.dataset_publish.mdf.api import MDFApiClient, MDFUnavailableError, one_line
 from stembench.dataset_publish.mdf.download import (
-    MDFUnavailableError,
+    PublishedRecord,
     download_verified,
     find_published,
 )
@@ -40,12 +47,14 @@ from stembench.dataset_publish.storage.manifest import (
 )
 from stembench.dataset_publish.storage.published import H5ImageSet
 from stembench.dataset_publish.storage.stembench_layout import open_dataset
-from stembench.errors import DatasetError, MissingExtraError
+from stembench.errors import DatasetError, IntegrityError
 
 __all__ = [
+    "LOOKUP_BUDGET_S",
     "OFFLINE_ENV",
     "PUBLISHED_BENCHMARK_FILE",
     "PUBLISHED_BENCHMARK_NAME",
+    "PublishedCopyRefusedWarning",
     "as_foundry_dataset",
     "find_published_benchmark",
     "foundry_cache_dir",
@@ -53,6 +62,7 @@ __all__ = [
     "load_published_benchmark",
     "mdf_source",
     "offline",
+    "try_published",
 ]
 
 logger = logging.getLogger(__name__)
@@ -62,6 +72,20 @@ OFFLINE_ENV = "STEMBENCH_OFFLINE"
 PUBLISHED_BENCHMARK_NAME = "wei-atom-locating-benchmark-v1.1"
 """Cache name of the original published benchmark (DOI 10.18126/e73h-3w6n)."""
 PUBLISHED_BENCHMARK_FILE = "wei_atom.h5"
+LOOKUP_BUDGET_S = 8.0
+"""Seconds a cache miss may wait on MDF, retries included, before the local build (the
+search, the card, and each download's wait for data)."""
+
+
+REMEMBER_FAILURE_S = 300.0
+"""Seconds after MDF failed to answer during which it is not asked again (so one load
+that needs two files, or several loads in a row, wait on a dead service only once)."""
+_FAILED: dict[str, tuple[float, str]] = {}
+"""API URL -> (time.monotonic() of the failure, the reason)."""
+
+
+class PublishedCopyRefusedWarning(UserWarning):
+    """A copy published on MDF did not match its manifest and was not used."""
 
 
 def foundry_cache_dir() -> Path:
@@ -74,7 +98,7 @@ def offline() -> bool:
     return os.environ.get(OFFLINE_ENV, "") not in ("", "0")
 
 
-def _copy_from_foundry_cache(request: CacheRequest) -> bool:
+def _copy_from_foundry_cache(request: CacheRequest) -> Path | None:
     root = foundry_cache_dir()
     candidates = sorted(root.glob(f"*/{request.preset}.h5"), reverse=True)
     for candidate in candidates:
@@ -99,8 +123,79 @@ def _copy_from_foundry_cache(request: CacheRequest) -> bool:
         finally:
             tmp.unlink(missing_ok=True)
         logger.info("copied %s from the foundry cache %s", request.path, candidate)
-        return True
-    return False
+        return candidate
+    return None
+
+
+Fetch = Callable[[MDFApiClient], tuple[Path, PublishedRecord] | None]
+"""Finds and places a published file with the given client; ``None`` if none is published."""
+
+
+def try_published(label: str, fetch: Fetch, *, service: str | None,
+                  provenance: dict[str, Any]) -> Path | None:
+    """Run ``fetch`` against MDF within :data:`LOOKUP_BUDGET_S`; ``None`` when it fails.
+
+    Parameters
+    ----------
+    label : str
+        What is fetched, for the messages (e.g. ``"atom-locating-benchmark mini 1.0.0"``).
+    fetch : callable
+        ``fetch(client)`` finds the record and places the file, returning
+        ``(path, record)``, or ``None`` when MDF has no published copy.
+    service : str, optional
+        MDF service; by default ``$MDF_SERVICE``, else mdf-cli's default.
+    provenance : dict
+        Receives ``mdf_service`` and ``mdf_api_url``; then ``origin="mdf"``,
+        ``mdf_source_id``, ``mdf_version`` and ``mdf_url`` on success, or ``mdf_not_used``
+        (the reason, also logged as one line) or ``mdf_refused`` (a published copy that
+        failed its integrity check, also a :class:`PublishedCopyRefusedWarning`).
+
+    Returns
+    -------
+    Path or None
+        The placed file, or ``None`` so the caller builds locally.
+
+    Raises
+    ------
+    InputError
+        If the service is not one MDF has.
+    """
+    if offline():
+        provenance["mdf_not_used"] = f"{OFFLINE_ENV} is set"
+        logger.info("%s is set: not asking MDF for %s", OFFLINE_ENV, label)
+        return None
+    client = MDFApiClient(service=service, max_retries=2, deadline_s=LOOKUP_BUDGET_S)
+    provenance.update(mdf_service=client.service, mdf_api_url=client.base_url)
+    when, why = _FAILED.get(client.base_url, (-REMEMBER_FAILURE_S, ""))
+    if time.monotonic() - when < REMEMBER_FAILURE_S:
+        provenance["mdf_not_used"] = why
+        logger.info("MDF not asked for %s: it failed %.0f s ago (%s)", label,
+                    time.monotonic() - when, why)
+        return None
+    try:
+        found = fetch(client)
+    except IntegrityError as exc:
+        reason = (f"the copy of {label} published on MDF {client.service} was refused: "
+                  f"{one_line(exc)}")
+        provenance["mdf_refused"] = reason
+        warnings.warn(PublishedCopyRefusedWarning(f"{reason}; building it locally instead"),
+                      stacklevel=3)
+        return None
+    except DatasetError as exc:  # MDFUnavailableError, or a record without the file
+        provenance["mdf_not_used"] = one_line(exc)
+        if isinstance(exc, MDFUnavailableError):
+            _FAILED[client.base_url] = (time.monotonic(), one_line(exc))
+        logger.warning("MDF not used for %s: %s; building it locally", label, one_line(exc))
+        return None
+    if found is None:
+        reason = f"MDF {client.service} ({client.base_url}) has no published {label}"
+        provenance["mdf_not_used"] = reason
+        logger.info("%s; building it locally", reason)
+        return None
+    path, record = found
+    provenance.update(origin="mdf", mdf_source_id=record.source_id,
+                      mdf_version=record.mdf_version, mdf_url=record.url(path.name))
+    return path
 
 
 def mdf_source(request: CacheRequest) -> bool:
@@ -109,35 +204,39 @@ def mdf_source(request: CacheRequest) -> bool:
     Parameters
     ----------
     request : CacheRequest
-        Which dataset name, version and preset, and where to put it.
+        Which dataset name, version and preset, where to put it, and which MDF service to
+        ask; its ``provenance`` receives where the file came from or why MDF was not used
+        (see :func:`try_published`).
 
     Returns
     -------
     bool
         ``True`` when a verified file was placed at ``request.path``; ``False`` when no
-        copy exists or MDF cannot be reached (the reason is logged), never an exception,
-        so offline use goes on to build the dataset.
+        copy exists or MDF cannot be reached (the reason is logged), so offline use goes
+        on to build the dataset.
+
+    Raises
+    ------
+    InputError
+        If ``request.service`` is not an MDF service.
     """
-    label = f"{request.name} {request.preset} {request.version}"
-    if _copy_from_foundry_cache(request):
+    copied = _copy_from_foundry_cache(request)
+    if copied is not None:
+        request.provenance.update(origin="foundry-cache", path=str(copied))
         return True
-    if offline():
-        logger.info("%s is set: not asking MDF for %s", OFFLINE_ENV, label)
-        return False
-    try:
-        record = find_published(request.name, preset=request.preset, version=request.version)
+    name = f"{request.preset}.h5"
+
+    def fetch(client: MDFApiClient) -> tuple[Path, PublishedRecord] | None:
+        record = find_published(request.name, preset=request.preset, version=request.version,
+                                client=client)
         if record is None:
-            logger.info("MDF has no published %s", label)
-            return False
-        download_verified(record, f"{request.preset}.h5", request.path,
-                          expected_name=request.name, expected_version=request.version)
-    except (MDFUnavailableError, MissingExtraError) as exc:
-        logger.warning("MDF unavailable, %s not downloaded: %s", label, exc)
-        return False
-    except DatasetError as exc:
-        logger.warning("download of %s refused: %s", label, exc)
-        return False
-    return True
+            return None
+        return download_verified(record, name, request.path, expected_name=request.name,
+                                 expected_version=request.version, client=client), record
+
+    label = f"{request.name} {request.preset} {request.version}"
+    return try_published(label, fetch, service=request.service,
+                         provenance=request.provenance) is not None
 
 
 def install_mdf_source() -> None:

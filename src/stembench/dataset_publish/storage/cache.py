@@ -22,8 +22,9 @@ Filling the cache tries, in order:
 from __future__ import annotations
 
 import importlib
+import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ __all__ = [
     "cache_path",
     "default_cache_dir",
     "load_cached",
+    "provenance_path",
     "register_source",
     "registered_sources",
     "unregister_source",
@@ -64,12 +66,20 @@ class CacheRequest:
         Which dataset.
     path : Path
         Where its HDF5 file must be placed.
+    service : str, optional
+        The MDF service to ask (``"prod"``, ``"staging"``, ``"dev"``); ``None`` lets the
+        source choose (mdf-cli's default, or ``$MDF_SERVICE``).
+    provenance : dict
+        Sources record here where the file came from, or why they did not provide it;
+        :func:`load` stores it beside the file (:func:`provenance_path`).
     """
 
     name: str
     version: str
     preset: str
     path: Path
+    service: str | None = None
+    provenance: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 DatasetSource = Callable[[CacheRequest], bool]
@@ -116,9 +126,23 @@ def cache_path(name: str, *, preset: str, version: str, cache_dir: Path | None =
     return root / name / version / f"{preset}.h5"
 
 
+def provenance_path(path: Path) -> Path:
+    """Return where the provenance of a cached file is kept: ``<file>.provenance.json``."""
+    return path.with_name(path.name + ".provenance.json")
+
+
+def _read_provenance(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(provenance_path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def _remove(path: Path) -> None:
     path.unlink(missing_ok=True)
     manifest_sidecar_path(path).unlink(missing_ok=True)
+    provenance_path(path).unlink(missing_ok=True)
 
 
 def _check_cached(path: Path, *, name: str, version: str, cache_dir: Path | None) -> None:
@@ -149,6 +173,8 @@ def _builder(name: str) -> Any:
 def _fill(request: CacheRequest) -> None:
     for source in _SOURCES:
         if source(request) and request.path.is_file():
+            request.provenance.setdefault("origin", getattr(source, "__name__", "source"))
+            _write_provenance(request)
             return
     builder = _builder(request.name)
     current = str(builder.DATASET_VERSION)
@@ -160,14 +186,23 @@ def _fill(request: CacheRequest) -> None:
         )
     request.path.parent.mkdir(parents=True, exist_ok=True)
     builder.build_dataset(request.path, preset=request.preset)
+    request.provenance["origin"] = "built"
+    _write_provenance(request)
+
+
+def _write_provenance(request: CacheRequest) -> None:
+    provenance_path(request.path).write_text(json.dumps(request.provenance, indent=1) + "\n",
+                                             encoding="utf-8")
 
 
 def load_cached(name: str, *, preset: str, version: str | None, cache_dir: Path | None,
-                rebuild: bool) -> H5ImageSet:
+                rebuild: bool, service: str | None = None) -> H5ImageSet:
     """Return a dataset of :data:`BUILDER_MODULES` from the cache, filling it on first use.
 
     The part of :func:`stembench.load` (:func:`stembench.dataset_publish.loading.load`) that
-    knows only the cache: its arguments have the same meaning there.
+    knows only the cache: its arguments have the same meaning there (``service`` goes to
+    the sources in the :class:`CacheRequest`). The dataset's ``provenance`` is what the
+    source or the build recorded when the file was placed (:func:`provenance_path`).
     """
     if version is None:
         version = str(_builder(name).DATASET_VERSION)
@@ -175,9 +210,12 @@ def load_cached(name: str, *, preset: str, version: str | None, cache_dir: Path 
     if rebuild:
         _remove(path)
     if not path.is_file():
-        _fill(CacheRequest(name=name, version=version, preset=preset, path=path))
+        _fill(CacheRequest(name=name, version=version, preset=preset, path=path,
+                           service=service))
     _check_cached(path, name=name, version=version, cache_dir=cache_dir)
-    return open_dataset(path, verify=True)
+    dataset = open_dataset(path, verify=True)
+    dataset.provenance = _read_provenance(path)
+    return dataset
 
 
 __getattr__ = moved_names(__name__, {"load": "stembench.dataset_publish.loading"})

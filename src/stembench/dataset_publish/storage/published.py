@@ -79,6 +79,11 @@ class H5ImageSet(ABC):
         Image ids in the order the file stores them.
     verify : bool
         Whether arrays are checked against a manifest when read.
+    provenance : dict
+        Where :func:`stembench.load` got the file: ``origin`` (``"mdf"``, ``"built"``,
+        ``"foundry-cache"``, ``"file"``) and, where MDF was asked, ``mdf_service``,
+        ``mdf_api_url``, ``mdf_source_id``, ``mdf_not_used`` (why not) and
+        ``mdf_refused`` (a published copy refused for integrity). Empty when opened directly.
     """
 
     name: str
@@ -88,6 +93,7 @@ class H5ImageSet(ABC):
     def __init__(self, path: Path, handle: Any) -> None:
         self.path = path
         self._handle = handle
+        self.provenance: dict[str, Any] = {}
         self._metadata_cache: dict[str, dict[str, Any]] = {}
         self.ids: list[str] = list(handle["imgs"].keys())
         missing = [i for i in self.ids if i not in handle["coords"]]

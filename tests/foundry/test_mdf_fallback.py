@@ -1,0 +1,107 @@
+"""A cache miss when MDF hangs, refuses connections or has a host that does not resolve:
+one line says why, the dataset is built locally, the reason is in its provenance, and the
+wait is bounded by ``LOOKUP_BUDGET_S`` (shortened here; ``bench/bench_mdf_fallback.py``
+measures the real one). Runs in both environments.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+import responses
+from foundry_test_data import write_tiny
+from mdf_stand_ins import UNRESOLVABLE, closed_port_url, silent_server
+
+import stembench.dataset_publish.simulate.build as build_module
+from stembench.dataset_publish.mdf import api as api_module
+from stembench.dataset_publish.mdf import source
+from stembench.dataset_publish.storage import cache
+
+
+@pytest.fixture
+def built(monkeypatch):
+    presets = []
+
+    def fake_build(path, *, preset):
+        presets.append(preset)
+        write_tiny(Path(path), arrays=False)
+
+    monkeypatch.setattr(build_module, "build_dataset", fake_build)
+    monkeypatch.setattr(source, "LOOKUP_BUDGET_S", 1.5)
+    responses.add_passthru("http://")  # these requests go to real local sockets
+    source.install_mdf_source()
+    yield presets
+    cache.unregister_source(source.mdf_source)
+
+
+def _load_and_lines(tmp_path, caplog, preset="mini"):
+    caplog.clear()
+    with caplog.at_level(logging.INFO), cache.load(preset=preset,
+                                                   cache_dir=tmp_path / "c") as dataset:
+        provenance = dataset.provenance
+    lines = [r for r in caplog.records if r.name.startswith("stembench") and "MDF" in
+             r.getMessage()]
+    return provenance, lines
+
+
+def test_hanging_mdf_is_given_up_after_one_timeout(tmp_path, caplog, built, monkeypatch):
+    with silent_server() as (url, accepted):
+        monkeypatch.setenv("MDF_API_URL", url)
+        provenance, lines = _load_and_lines(tmp_path, caplog)
+        assert len(accepted) == 1  # a read timeout is not retried
+    assert built == ["mini"]
+    assert [r.levelno for r in lines] == [logging.WARNING]
+    message = lines[0].getMessage()
+    assert "accepted the connection but sent no answer within 1.5 s" in message
+    assert "\n" not in message and message.endswith("building it locally")
+    assert provenance["origin"] == "built" and provenance["mdf_api_url"] == url
+    assert "sent no answer" in provenance["mdf_not_used"]
+
+
+def test_a_dead_mdf_is_waited_on_once(tmp_path, caplog, built, monkeypatch):
+    with silent_server() as (url, accepted):
+        monkeypatch.setenv("MDF_API_URL", url)
+        _load_and_lines(tmp_path, caplog, preset="mini")
+        provenance, lines = _load_and_lines(tmp_path, caplog, preset="small")
+        assert len(accepted) == 1
+    assert built == ["mini", "small"]
+    assert [r.levelno for r in lines] == [logging.INFO]
+    assert "MDF not asked" in lines[0].getMessage()
+    assert "sent no answer" in provenance["mdf_not_used"]
+
+
+def test_unresolvable_host_fails_at_once(tmp_path, caplog, built, monkeypatch):
+    slept = []
+    monkeypatch.setattr(api_module.time, "sleep", slept.append)
+    monkeypatch.setenv("MDF_API_URL", UNRESOLVABLE)
+    provenance, lines = _load_and_lines(tmp_path, caplog)
+    assert slept == [] and built == ["mini"]  # a DNS failure is not retried
+    assert [r.levelno for r in lines] == [logging.WARNING]
+    assert f"the host of {UNRESOLVABLE} does not resolve (DNS)" in lines[0].getMessage()
+    assert "does not resolve" in provenance["mdf_not_used"]
+
+
+def test_refused_connection_is_retried_within_the_budget(tmp_path, caplog, built,
+                                                         monkeypatch):
+    monkeypatch.setenv("MDF_API_URL", closed_port_url())
+    provenance, lines = _load_and_lines(tmp_path, caplog)
+    assert built == ["mini"]
+    assert [r.levelno for r in lines] == [logging.WARNING]
+    # waits of 1 s then 2 s (mdf-cli's back-off); the second would pass the 1.5 s budget
+    assert "unreachable after 2 attempts" in lines[0].getMessage()
+    assert "unreachable" in provenance["mdf_not_used"]
+
+
+def test_production_host_refusing_is_reported_as_mdf_cli_does(tmp_path, caplog, built):
+    import requests
+    from foundry_test_data import APIS
+
+    responses.add(responses.GET, f"{APIS['prod']}/search", body=requests.ConnectionError("no"))
+    caplog.clear()
+    with caplog.at_level(logging.INFO), cache.load(preset="mini", cache_dir=tmp_path / "c",
+                                                   service="prod") as dataset:
+        assert dataset.provenance["mdf_service"] == "prod"
+    assert len(responses.calls) == 1  # not retried: mdf-cli's fast failure for prod
+    assert "production service is not available yet; set MDF_SERVICE=staging" in caplog.text
