@@ -61,7 +61,7 @@ from stembench.dataset_publish.storage.manifest import (
 )
 from stembench.errors import DatasetError
 
-__all__ = ["load", "prefetch", "public_authorizers"]
+__all__ = ["dataset", "load", "prefetch", "public_authorizers"]
 
 logger = logging.getLogger(__name__)
 
@@ -105,9 +105,9 @@ def _place(record: PublishedRecord, name: str, folder: Path, *, expected: tuple[
                              expected_version=expected[1], client=client)
 
 
-def _cache_of(dataset: Any) -> Path:
-    cache = getattr(dataset, "_foundry_cache", None)
-    folder = getattr(cache, "local_cache_dir", None)
+def _cache_of(owner: Any, attribute: str) -> Path:
+    """The ``local_cache_dir`` of ``owner.<attribute>`` (a ``FoundryCache``), else the default."""
+    folder = getattr(getattr(owner, attribute, None), "local_cache_dir", None)
     return Path(folder) if folder else foundry_cache_dir()
 
 
@@ -149,7 +149,7 @@ def prefetch(dataset: Any, *, service: str | None = None,
     if record is None:
         raise DatasetError(f"MDF {client.service} ({client.base_url}) has no record "
                            f"{source_id!r}")
-    folder = _cache_of(dataset) / source_id
+    folder = _cache_of(dataset, "_foundry_cache") / source_id
     for name in names:
         _place(record, name, folder, expected=expected, client=client)
     return folder
@@ -188,9 +188,16 @@ def _local_copy(name: str, preset: str, version: str, cache: Path, service: str 
     return write_foundry_arrays(source, destination=target)
 
 
-def load(name: str = "atom-locating-benchmark", *, preset: str = "standard",
-         version: str | None = None, service: str | None = None) -> dict[str, Any]:
-    """Return the benchmark exactly as foundry-ml's ``FoundryDataset.get_as_dict()`` does.
+def dataset(name: str = "atom-locating-benchmark", *, preset: str = "standard",
+            version: str | None = None, service: str | None = None,
+            foundry: Any = None) -> Any:
+    """Return the benchmark as foundry-ml's ``FoundryDataset``, without foundry-ml's search.
+
+    The published copy is found through MDF v2's API and downloaded, verified, into the
+    cache of ``foundry`` (``Foundry(local_cache_dir=...)``), else foundry-ml's default
+    cache (``$FOUNDRY_LOCAL_CACHE_DIR``, else ``./data``); when the service has no copy or
+    cannot be reached within a few seconds (one line says why), the dataset is built
+    locally and its Foundry array file written there instead.
 
     Parameters
     ----------
@@ -202,9 +209,35 @@ def load(name: str = "atom-locating-benchmark", *, preset: str = "standard",
         Dataset version; by default the one this stembench builds.
     service : str, optional
         MDF service to read the published copy from: ``"prod"``, ``"staging"`` or
-        ``"dev"``; by default ``$MDF_SERVICE``, else mdf-cli's default. When it has no
-        copy or cannot be reached within a few seconds (one line says why), the dataset
-        is built locally.
+        ``"dev"``; by default ``$MDF_SERVICE``, else mdf-cli's default.
+    foundry : foundry.Foundry, optional
+        Whose cache to use.
+
+    Returns
+    -------
+    foundry.FoundryDataset
+        With one split named after the preset; ``get_as_dict()``, ``load_as_torch()``
+        and the like read the cached Foundry array file.
+    """
+    require("foundry", extra="foundry", purpose="Loading through foundry-ml")
+    version = version or _default_version(name)
+    cache = _cache_of(foundry, "foundry_cache")
+    arrays = (_published_copy(name, preset, version, cache, service)
+              or _local_copy(name, preset, version, cache, service))
+    manifest = read_manifest(arrays)
+    block = foundry_block(arrays)
+    dc = datacite_block(manifest, preset=preset, n_images=int(block["n_items"]))
+    return as_foundry_dataset(arrays.parent.name, dc, block, local_cache_dir=cache)
+
+
+def load(name: str = "atom-locating-benchmark", *, preset: str = "standard",
+         version: str | None = None, service: str | None = None) -> dict[str, Any]:
+    """Return the benchmark exactly as foundry-ml's ``FoundryDataset.get_as_dict()`` does.
+
+    Parameters
+    ----------
+    name, preset, version, service
+        As in :func:`dataset`.
 
     Returns
     -------
@@ -220,14 +253,6 @@ def load(name: str = "atom-locating-benchmark", *, preset: str = "standard",
     >>> data = stembench.foundry.load("atom-locating-benchmark", preset="mini")  # doctest: +SKIP
     >>> coords = data["mini"]["target"]["coords"]  # (n_images, max_columns, 2) pixels
     """
-    require("foundry", extra="foundry", purpose="Loading through foundry-ml")
-    version = version or _default_version(name)
-    cache = foundry_cache_dir()
-    arrays = (_published_copy(name, preset, version, cache, service)
-              or _local_copy(name, preset, version, cache, service))
-    manifest = read_manifest(arrays)
-    foundry = foundry_block(arrays)
-    dc = datacite_block(manifest, preset=preset, n_images=int(foundry["n_items"]))
-    dataset = as_foundry_dataset(arrays.parent.name, dc, foundry, local_cache_dir=cache)
-    data: dict[str, Any] = dataset.get_as_dict()
+    data: dict[str, Any] = dataset(name, preset=preset, version=version,
+                                   service=service).get_as_dict()
     return data

@@ -20,12 +20,14 @@ Where the recorded shapes come from (read in the installed packages, not guessed
 - Globus Search (what foundry-ml 1.2.2 queries): the ``GSearchResult`` envelope of
   globus-sdk's registered test response for ``SearchClient.search``
   (``globus_sdk/_testing/data/search/search.py``), whose ``gmeta[].entries[].content`` is
-  what ``foundry.mdf_client.MDFClient.search`` returns, and ``content["mdf"]["source_id"]``,
-  ``content["dc"]`` and ``content["projects"]["foundry"]`` are what
-  ``Foundry.dataset_from_metadata`` reads; ``dc.identifier.identifier`` is what
-  ``Foundry.search_results_to_dataframe`` and ``get_dataset`` use as the DOI.
-- Globus Transfer ``operation_ls`` (foundry-ml's own download path,
-  ``foundry.https_download.recursive_ls``): ``path`` and ``DATA[].name/type/size``.
+  what ``foundry.mdf_client.MDFClient.search`` returns; the content is
+  :func:`v2_index_record`, built from the payload mdf-cli itself builds.
+- File locations: MDF v2 keeps a version's files under ``/mdf_open/<source_id>/<version>/``
+  (``mdf/core/agent.py:985-990``), which a card's ``data_sources`` name; foundry-ml 1.2.2
+  lists ``/foundry/<source_id>/`` with Globus Transfer ``operation_ls``
+  (``foundry/foundry_cache.py:110``), which for a v2 record answers Transfer's 404
+  ``NotFound`` (the shape of globus-sdk's registered ``operation_stat`` 404,
+  ``globus_sdk/_testing/data/transfer/operation_stat.py:28-38``).
 """
 
 from __future__ import annotations
@@ -130,13 +132,25 @@ def v2_card(*, source_id: str = SOURCE_ID, version: str = MDF_VERSION,
         "ml": {"data_format": "hdf5"}}}
 
 
-def search_record(meta: Any, *, source_id: str = SOURCE_ID, doi: str = DOI) -> dict[str, Any]:
-    """A dataset record as MDF's Globus Search index holds it (what foundry-ml reads)."""
-    dc = dict(meta.dc)
+def v2_index_record(payload: dict[str, Any], *, source_id: str = SOURCE_ID,
+                    doi: str = DOI) -> dict[str, Any]:
+    """The most an MDF v2 record could hold where foundry-ml 1.2.2 searches.
+
+    foundry-ml searches MDF's legacy Globus Search index (``foundry/mdf_client.py:22,290``)
+    and reads ``mdf.source_id``, ``dc`` and ``projects.foundry`` of a hit
+    (``foundry/foundry.py:295-298``). A v2 submission is the payload mdf-cli builds
+    (``mdf.core.submission.build_submission``): it carries ``dc`` as given
+    (``mdf/models/config.py:257-258``) but never ``projects.foundry``, which mdf-cli drops
+    on purpose, keeping other ``custom`` blocks under ``extensions``
+    (``mdf/models/config.py:246-255``). This record is that payload's blocks, with the
+    source id and DOI MDF assigns; no document shows v2 writing the legacy index at all.
+    """
+    dc = dict(payload["dc"])
     dc["identifier"] = {"identifier": doi, "identifierType": "DOI"}
     return {"mdf": {"source_id": source_id, "source_name": source_id, "version": MDF_VERSION,
-                    "resource_type": "dataset", "organizations": ["Foundry"]},
-            "dc": dc, "projects": {"foundry": meta.foundry}}
+                    "resource_type": "dataset", "organizations": [payload["organization"]]},
+            "dc": dc, **{k: v for k, v in payload.items()
+                         if k in ("extensions", "ml", "projects")}}
 
 
 def globus_search(*records: dict[str, Any]) -> dict[str, Any]:

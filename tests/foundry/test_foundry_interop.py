@@ -1,8 +1,10 @@
-"""A Foundry user's exact calls with foundry-ml 1.2.2 itself, against recorded answers.
+"""A Foundry user's calls with foundry-ml 1.2.2 itself, against recorded answers.
 
 Runs in the Foundry environment. Globus Search, MDF v2, Globus Transfer and the MDF HTTPS
 server are answered by ``responses`` (globus-sdk 3 and foundry-ml use ``requests``); the
-shapes are documented in ``foundry_test_data``.
+shapes, and where each comes from, are documented in ``foundry_test_data``. The records
+foundry-ml is shown are built from the payload mdf-cli builds (``v2_index_record``), and
+the files sit where MDF v2 keeps them (``/mdf_open/<source_id>/<version>/``).
 """
 
 from __future__ import annotations
@@ -19,14 +21,15 @@ import pytest
 import responses
 from foundry_test_data import (
     API,
+    APIS,
     DOI,
     FILES_URL,
     GLOBUS_SEARCH_URL,
     NCSA,
     SOURCE_ID,
     globus_search,
-    search_record,
     v2_card,
+    v2_index_record,
     v2_result,
     v2_search,
     write_tiny,
@@ -36,31 +39,34 @@ import stembench.dataset_publish.simulate.build as build_module
 from stembench.dataset_publish.loading import load
 from stembench.dataset_publish.mdf.foundry_arrays import foundry_arrays_path
 from stembench.dataset_publish.mdf.foundry_metadata import dataset_metadata
+from stembench.dataset_publish.mdf.publish import build_payload, mdf_manifest
 from stembench.dataset_publish.simulate.build import DATASET_VERSION
 from stembench.dataset_publish.storage.manifest import manifest_sidecar_path
 from stembench.errors import IntegrityError
 
 foundry_ml = pytest.importorskip("foundry")
+globus_sdk = pytest.importorskip("globus_sdk")
 import stembench.foundry  # noqa: E402
 
 README = Path(__file__).parents[2] / "README.md"
 TRANSFER_LS = f"https://transfer.api.globus.org/v0.10/operation/endpoint/{NCSA}/ls"
+V2_FOLDER = f"globus://{NCSA}/mdf_open/{SOURCE_ID}/1.1/"
 
 
-def _globus_search(record):
+def _globus_search(*records):
     """Globus Search as foundry-ml queries it: free text plus the fields it filters on."""
 
     def answer(request):
         query = parse_qs(urlparse(request.url).query)["q"][0]
         filters = dict(re.findall(r'([\w.]+):"([^"]+)"', query))
         text = re.sub(r'\s*(AND\s+)?[\w.]+:"[^"]+"', "", query).strip()
-        content = json.dumps(record).lower()
-        hit = (filters.get("mdf.resource_type") == "dataset"
-               and filters.get("mdf.organizations", "foundry").lower()
-               in [o.lower() for o in record["mdf"]["organizations"]]
-               and filters.get("dc.identifier.identifier", DOI) == DOI
-               and all(word in content for word in text.lower().split()))
-        return 200, {}, json.dumps(globus_search(record) if hit else globus_search())
+        hits = [r for r in records
+                if filters.get("mdf.resource_type") == "dataset"
+                and filters.get("mdf.organizations", "foundry").lower()
+                in [o.lower() for o in r["mdf"]["organizations"]]
+                and filters.get("dc.identifier.identifier", DOI) == DOI
+                and all(word in json.dumps(r).lower() for word in text.lower().split())]
+        return 200, {}, json.dumps(globus_search(*hits))
 
     responses.add_callback(responses.GET, GLOBUS_SEARCH_URL, callback=answer)
 
@@ -71,12 +77,25 @@ def _serve(*paths):
             responses.add(responses.GET, FILES_URL + file.name, body=file.read_bytes())
 
 
-def _published(meta):
-    _globus_search(search_record(meta))
-    responses.add(responses.GET, f"{API}/search", json=v2_search(v2_result(
+def _published(meta, api=API):
+    responses.add(responses.GET, f"{api}/search", json=v2_search(v2_result(
         title_text=meta.dc["titles"][0]["title"])))
-    responses.add(responses.GET, f"{API}/card/{SOURCE_ID}", json=v2_card())
+    responses.add(responses.GET, f"{api}/card/{SOURCE_ID}", json=v2_card())
     _serve(foundry_arrays_path(meta.path))
+
+
+def _v2_payload(meta):
+    """The submission mdf-cli builds for the dataset, files staged where v2 keeps them."""
+    return build_payload(mdf_manifest(meta, data_sources=[V2_FOLDER]))
+
+
+def _from_v2_blocks(meta, f):
+    """A FoundryDataset made by foundry-ml's own constructor from the blocks v2 was sent."""
+    payload = _v2_payload(meta)
+    dc = v2_index_record(payload)["dc"]
+    return foundry_ml.FoundryDataset(dataset_name=SOURCE_ID, datacite_entry=dc,
+                                     foundry_schema=payload["extensions"]["foundry"],
+                                     foundry_cache=f.foundry_cache)
 
 
 def _assert_arrays(split, dataset_path):
@@ -101,58 +120,51 @@ def meta(tiny_dataset):
     return dataset_metadata(tiny_dataset, year=2026)
 
 
-def test_search_get_dataset_get_as_dict_without_login(meta, tmp_path):
-    _published(meta)
-    f = foundry_ml.Foundry(no_browser=True, no_local_server=True,
-                           authorizers=stembench.foundry.public_authorizers(),
+def test_foundry_ml_cannot_find_a_v2_record(meta, tmp_path, caplog):
+    f = foundry_ml.Foundry(authorizers=stembench.foundry.public_authorizers(),
                            local_cache_dir=str(tmp_path / "fcache"))
-    results = f.search("atom-locating-benchmark")
-    assert list(results["dataset_name"]) == [SOURCE_ID]
-    assert list(results["DOI"]) == [DOI]
-    query = parse_qs(urlparse(responses.calls[0].request.url).query)
-    assert query["q"] == ['atom-locating-benchmark AND mdf.resource_type:"dataset" AND '
-                          'mdf.organizations:"foundry"']
-    assert query["advanced"] == ["True"]
-    with pytest.raises(foundry_ml.errors.DatasetNotFoundError, match="perovskite"):
-        f.search("perovskite")
-    dataset = f.get_dataset(DOI)
-    assert dataset.dataset_name == SOURCE_ID
-    folder = stembench.foundry.prefetch(dataset, local_cache_dir=tmp_path / "fcache")
-    assert folder == tmp_path / "fcache" / SOURCE_ID
+    _globus_search()  # nothing in the legacy index
+    with pytest.raises(foundry_ml.errors.DatasetNotFoundError):
+        f.search("atom-locating-benchmark")
+    assert f.get_dataset(DOI) is None
+    responses.reset()
+    _globus_search(v2_index_record(_v2_payload(meta)))  # every block v2 was sent, indexed
+    assert f.get_dataset(DOI) is None  # no projects.foundry: foundry-ml gives up
+    assert "missing a 'projects' section" in caplog.text
+    assert len(f.search("atom-locating-benchmark", as_list=True)) == 0
+
+
+def test_foundry_ml_own_download_misses_v2_files(meta, tmp_path):
+    auths = stembench.foundry.public_authorizers()
+    auths["transfer"] = globus_sdk.TransferClient(
+        authorizer=globus_sdk.AccessTokenAuthorizer("TRANSFER-TOKEN"))
+    f = foundry_ml.Foundry(authorizers=auths, local_cache_dir=str(tmp_path / "fcache"))
+    responses.add(responses.GET, TRANSFER_LS, status=404, json={
+        "code": "NotFound", "message": f"Path not found, Error (list)\nEndpoint: NCSA ({NCSA})",
+        "request_id": "aaabbbccc", "resource": f"/operation/endpoint/{NCSA}/ls"})
+    with pytest.raises(globus_sdk.TransferAPIError, match="NotFound"):
+        _from_v2_blocks(meta, f).get_as_dict()
+    listing = next(c.request for c in responses.calls if c.request.url.startswith(TRANSFER_LS))
+    assert parse_qs(urlparse(listing.url).query)["path"] == [f"/foundry/{SOURCE_ID}/"]
+
+
+def test_prefetch_puts_files_where_the_foundry_object_reads(meta, tmp_path):
+    _published(meta)
+    f = foundry_ml.Foundry(authorizers=stembench.foundry.public_authorizers(),
+                           local_cache_dir=str(tmp_path / "elsewhere"))  # not $FOUNDRY_...
+    dataset = _from_v2_blocks(meta, f)
+    folder = stembench.foundry.prefetch(dataset)
+    assert folder == tmp_path / "elsewhere" / SOURCE_ID
     data = dataset.get_as_dict()
     assert list(data) == ["mini"]
     _assert_arrays(data["mini"], meta.path)
     assert not any("transfer.api" in c.request.url for c in responses.calls)
     assert all("Authorization" not in c.request.headers for c in responses.calls)
-
-
-def test_logged_in_foundry_downloads_through_its_own_transfer_listing(meta, tmp_path):
-    globus_sdk = pytest.importorskip("globus_sdk")
-    _globus_search(search_record(meta))
-    arrays = foundry_arrays_path(meta.path)
-    folder = f"/foundry/{SOURCE_ID}/"  # where foundry-ml 1.2.2 looks (FoundryCache)
-    files = (arrays, manifest_sidecar_path(arrays))
-    responses.add(responses.GET, TRANSFER_LS, json={
-        "DATA_TYPE": "file_list", "path": folder, "DATA": [
-            {"DATA_TYPE": "file", "name": p.name, "type": "file", "size": p.stat().st_size}
-            for p in files]})
-    for file in files:
-        responses.add(responses.GET, f"https://data.materialsdatafacility.org{folder}{file.name}",
-                      body=file.read_bytes())
-    auths = stembench.foundry.public_authorizers()
-    auths["transfer"] = globus_sdk.TransferClient(
-        authorizer=globus_sdk.AccessTokenAuthorizer("TRANSFER-TOKEN"))
-    f = foundry_ml.Foundry(authorizers=auths, local_cache_dir=str(tmp_path / "fcache"))
-    data = f.get_dataset(DOI).get_as_dict()
-    _assert_arrays(data["mini"], meta.path)
-    ls = next(c.request for c in responses.calls if c.request.url.startswith(TRANSFER_LS))
-    assert ls.headers["Authorization"] == "Bearer TRANSFER-TOKEN"
-    assert parse_qs(urlparse(ls.url).query)["path"] == [folder]
+    assert not (tmp_path / "foundry-cache").exists()
 
 
 def test_prefetch_refuses_a_tampered_file(meta, tmp_path):
-    _globus_search(search_record(meta))
-    responses.add(responses.GET, f"{API}/card/{SOURCE_ID}", json=v2_card())
+    responses.add(responses.GET, f"{APIS['dev']}/card/{SOURCE_ID}", json=v2_card())
     arrays = foundry_arrays_path(meta.path)
     tampered = tmp_path / "t.h5"
     shutil.copyfile(arrays, tampered)
@@ -164,8 +176,19 @@ def test_prefetch_refuses_a_tampered_file(meta, tmp_path):
     f = foundry_ml.Foundry(authorizers=stembench.foundry.public_authorizers(),
                            local_cache_dir=str(tmp_path / "fcache"))
     with pytest.raises(IntegrityError, match="SHA-256"):
-        stembench.foundry.prefetch(f.get_dataset(DOI), local_cache_dir=tmp_path / "fcache")
+        stembench.foundry.prefetch(_from_v2_blocks(meta, f), service="dev")
     assert list((tmp_path / "fcache" / SOURCE_ID).iterdir()) == []
+
+
+def test_dataset_is_a_foundry_dataset_in_the_given_foundry_cache(meta, tmp_path, monkeypatch):
+    monkeypatch.setenv("MDF_SERVICE", "dev")
+    _published(meta, api=APIS["dev"])
+    f = foundry_ml.Foundry(authorizers=stembench.foundry.public_authorizers(),
+                           local_cache_dir=str(tmp_path / "mine"))
+    dataset = stembench.foundry.dataset("atom-locating-benchmark", preset="mini", foundry=f)
+    assert isinstance(dataset, foundry_ml.FoundryDataset)
+    assert (tmp_path / "mine" / SOURCE_ID / "mini.foundry.h5").is_file()
+    _assert_arrays(dataset.get_as_dict()["mini"], meta.path)
 
 
 def test_one_line_load_from_mdf(meta, tmp_path):
@@ -179,6 +202,14 @@ def test_one_line_load_from_mdf(meta, tmp_path):
     stembench.foundry.load("atom-locating-benchmark", preset="mini")  # verified cache copy
     assert [c.request.url.split("?")[0] for c in responses.calls[calls:]] == [
         f"{API}/search", f"{API}/card/{SOURCE_ID}"]
+
+
+def test_one_line_load_reads_the_given_service(meta):
+    _published(meta, api=APIS["prod"])
+    _assert_arrays(stembench.foundry.load("atom-locating-benchmark", preset="mini",
+                                          service="prod")["mini"], meta.path)
+    assert {c.request.url.split("?")[0] for c in responses.calls if "/card/" in c.request.url
+            } == {f"{APIS['prod']}/card/{SOURCE_ID}"}
 
 
 def test_one_line_load_offline_builds_locally(tmp_path, monkeypatch):

@@ -42,7 +42,6 @@ from stembench.dataset_publish.storage.stembench_layout import open_dataset
 from stembench.errors import IntegrityError
 
 
-
 @pytest.fixture
 def client():
     """The real client, with its retries kept but never sleeping."""

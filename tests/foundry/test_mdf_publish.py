@@ -80,6 +80,8 @@ def test_payload_built_by_mdf_cli(meta):
     assert set(files) == {p.name for p in meta.files}
     assert all(len(f["sha256"]) == 64 and f["bytes"] > 0 for f in files.values())
     assert "source_id" not in payload and "projects" not in payload
+    assert payload["dc"] == meta.dc  # the blocks foundry-ml reads travel with the submission
+    assert payload["extensions"]["foundry"] == meta.foundry
     submission = pytest.importorskip("mdf.models.submission").Submission
     assert submission.model_validate(payload).to_payload() == payload  # mdf-cli's own model
     json.dumps(payload, allow_nan=False)

@@ -36,7 +36,7 @@ def test_table_and_default_match_mdf_cli():
     backend = pytest.importorskip("mdf.core.backend_client")
     config = pytest.importorskip("mdf.core.config")
     theirs = {k: v for k, v in backend._V2_API_URLS.items() if k != "local"}
-    assert services.MDF_API_URLS == theirs
+    assert theirs == services.MDF_API_URLS
     assert services.FALLBACK_DEFAULT_SERVICE == config.DEFAULT_SERVICE
     for service in services.MDF_API_URLS:
         assert backend._api_url_for_service(service) == services.api_url(service)
