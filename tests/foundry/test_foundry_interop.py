@@ -35,7 +35,7 @@ from foundry_test_data import (
     write_tiny,
 )
 
-import stembench.dataset_publish.simulate.build as build_module
+import stembench.dataset_publish.build as build_module
 from stembench.dataset_publish.loading import load
 from stembench.dataset_publish.mdf.foundry_arrays import foundry_arrays_path
 from stembench.dataset_publish.mdf.foundry_metadata import dataset_metadata

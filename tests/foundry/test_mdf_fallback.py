@@ -14,7 +14,8 @@ import responses
 from foundry_test_data import write_tiny
 from mdf_stand_ins import UNRESOLVABLE, closed_port_url, silent_server
 
-import stembench.dataset_publish.simulate.build as build_module
+import stembench.dataset_publish.build as build_module
+from stembench.dataset_publish.loading import load
 from stembench.dataset_publish.mdf import api as api_module
 from stembench.dataset_publish.mdf import source
 from stembench.dataset_publish.storage import cache
@@ -38,7 +39,7 @@ def built(monkeypatch):
 
 def _load_and_lines(tmp_path, caplog, preset="mini"):
     caplog.clear()
-    with caplog.at_level(logging.INFO), cache.load(preset=preset,
+    with caplog.at_level(logging.INFO), load(preset=preset,
                                                    cache_dir=tmp_path / "c") as dataset:
         provenance = dataset.provenance
     lines = [r for r in caplog.records if r.name.startswith("stembench") and "MDF" in
@@ -100,7 +101,7 @@ def test_production_host_refusing_is_reported_as_mdf_cli_does(tmp_path, caplog, 
 
     responses.add(responses.GET, f"{APIS['prod']}/search", body=requests.ConnectionError("no"))
     caplog.clear()
-    with caplog.at_level(logging.INFO), cache.load(preset="mini", cache_dir=tmp_path / "c",
+    with caplog.at_level(logging.INFO), load(preset="mini", cache_dir=tmp_path / "c",
                                                    service="prod") as dataset:
         assert dataset.provenance["mdf_service"] == "prod"
     assert len(responses.calls) == 1  # not retried: mdf-cli's fast failure for prod
