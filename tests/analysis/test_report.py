@@ -47,10 +47,29 @@ def test_report_json_round_trips(records, tmp_path):
     assert provenance["scorer_version"] == "scorer-1"
     assert {"package_version", "host", "created_utc"} <= set(provenance)
     assert loaded["models"] == {"net": {"model_version": "1", "weights_sha256": "0" * 64,
-                                        "n_images": len(records), "n_failed": 0}}
+                                        "weights": "other", "n_images": len(records),
+                                        "n_failed": 0}}
     (summary,) = [row for row in loaded["group_summary"] if row["group"] == "generality"]
     assert summary["mean_recall"] == 0.8125 and summary["mean_rms_angstrom"] is None
     json.loads(html.with_suffix(".json").read_text())  # strict JSON, no NaN tokens
+
+
+def test_report_says_published_weights_beside_trained_here(records, tmp_path):
+    """Judged by the weights' SHA-256: the pinned published file, the weights shipped here."""
+    from stembench.endpoints.models.published import get_published
+
+    published = get_published("atomnet-cubic-published").sha256
+    trained = "5ce04a5ec32b4bf77266ffc8d696d936758c816c15212577c42865fba9fb602d"  # shipped
+    mixed = [{**r, "model": "atomnet-cubic-published", "weights_sha256": published}
+             for r in records] + [{**r, "model": "atomnet-cubic", "weights_sha256": trained}
+                                  for r in records]
+    html = write_report(mixed, out_dir=tmp_path, provenance=PROVENANCE, bootstrap=0)
+    models = load_report(html.with_suffix(".json"))["models"]
+    assert models["atomnet-cubic-published"]["weights"] == "published weights"
+    assert models["atomnet-cubic"]["weights"] == "trained here"
+    text = html.read_text()
+    assert "<td>atomnet-cubic-published</td><td>1</td><td>published weights</td>" in text
+    assert "<td>atomnet-cubic</td><td>1</td><td>trained here</td>" in text
 
 
 def test_html_embeds_figures_and_cutoff_values(records, tmp_path):

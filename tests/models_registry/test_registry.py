@@ -100,13 +100,17 @@ def test_missing_framework_names_the_extra(monkeypatch):
     assert "pip install 'stembench[models]'" in line
 
 
-def test_cli_list_and_show(toy_entry_point):
+def test_cli_list_and_show(toy_entry_point, tmp_path, monkeypatch):
+    monkeypatch.setenv("STEMBENCH_CACHE", str(tmp_path))  # no published file fetched
     runner = CliRunner()
     listing = runner.invoke(app, ["list"])
     assert listing.exit_code == 0
     rows = listing.output.splitlines()
     assert rows[0].split()[:3] == ["NAME", "FRAMEWORK", "STATUS"]
-    assert [row.split()[0] for row in rows[1:7]] == [*BUILT_INS, "toy-net"]
+    published = ["atomnet-cubic-published", "atomnet-graphene-published",
+                 "atomsegnet-gaussianmask-published"]
+    assert [row.split()[0] for row in rows[1:10]] == [*BUILT_INS, *published, "toy-net"]
+    assert [row.split()[2] for row in rows[6:9]] == ["not", "cannot", "cannot"]
     shown = runner.invoke(app, ["show", "atomap-like"])
     assert shown.exit_code == 0
     assert "framework:      classical" in shown.output and "weights_sha256: -" in shown.output

@@ -57,6 +57,7 @@ def test_forged_scores_land_with_true_scores(client, tmp_path, dataset_cache,
     assert row["f1"] < 0.9 and row["n_images"] == len(in_group)
     assert row["n_failed"] == sum(1 for i in in_group if stored[i]["error"])
     assert row["card"] == CARD and row["training_overlap"] == "no"
+    assert row["weights_origin"] == "other"  # neither a published file nor trained here
     assert row["provenance"]["source"] == "upload"
     assert row["provenance"]["dataset_sha256"] == stored[in_group[0]]["dataset_manifest_sha256"]
     assert client.get("/api/leaderboard", params={"group": fakes.GROUP, "independent": True}

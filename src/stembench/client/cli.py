@@ -118,7 +118,8 @@ def run_command(
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("stembench-output"),
     preset: Annotated[str, typer.Option(help="Dataset preset: standard or mini.")] = "standard",
     model: Annotated[list[str] | None, typer.Option(
-        help="Model to include (repeat); default: every built-in model.")] = None,
+        help="Model to include (repeat); default: every built-in model and every published "
+        "model already fetched (stembench models fetch).")] = None,
     workers: Annotated[int, typer.Option(min=1, help="Local worker processes.")] = 2,
     image_timeout: Annotated[float, typer.Option(
         min=0.001, help="Seconds a model may take on one image before that image is "
@@ -128,11 +129,14 @@ def run_command(
 ) -> None:
     """Run the whole benchmark on the embedded defaults and write the report (the main job)."""
     from stembench.client.lifeline import interrupt_on_sigterm
-    from stembench.client.run import BUILTIN_MODELS, run_benchmark
+    from stembench.client.run import default_models, run_benchmark
 
+    models, left_out = (model, []) if model else default_models()
+    for line in left_out:
+        typer.echo(f"Published model not included: {line}")
     try:
         with interrupt_on_sigterm():
-            summary = run_benchmark(out_dir=out, preset=preset, models=model or BUILTIN_MODELS,
+            summary = run_benchmark(out_dir=out, preset=preset, models=models,
                                     workers=workers, open_browser=open_browser,
                                     image_timeout_s=image_timeout)
     except KeyboardInterrupt:

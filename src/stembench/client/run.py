@@ -21,6 +21,7 @@ __all__ = [
     "BUILTIN_MODELS",
     "RunSummary",
     "collect_failure_cases",
+    "default_models",
     "image_counts",
     "records_provenance",
     "run_benchmark",
@@ -28,6 +29,31 @@ __all__ = [
 
 #: The models the main job evaluates.
 BUILTIN_MODELS = ("atomsegnet", "atomnet-cubic", "atomnet-hexagonal", "atomap-like", "log-blob")
+
+
+def default_models() -> tuple[list[str], list[str]]:
+    """The main job's models when none are named, and what was left out.
+
+    Returns
+    -------
+    models : list of str
+        :data:`BUILTIN_MODELS` followed by every published model already fetched into the
+        cache (:mod:`stembench.endpoints.models.published`).
+    left_out : list of str
+        One line per published model not included: why, and how to fetch it where it can be.
+    """
+    from stembench.endpoints.models.published import PUBLISHED, fetched_path
+
+    models, left_out = list(BUILTIN_MODELS), []
+    for entry in PUBLISHED:
+        if entry.unavailable:
+            left_out.append(f"{entry.name}: {entry.unavailable}")
+        elif fetched_path(entry.name).is_file():
+            models.append(entry.name)
+        else:
+            left_out.append(f"{entry.name}: not fetched; include it with `stembench models "
+                            f"fetch {entry.name}`")
+    return models, left_out
 
 
 class RunSummary:

@@ -1,10 +1,10 @@
-"""``stembench models``: list the models stembench can run and show one model's identity."""
+"""``stembench models``: list the models stembench can run, show one, fetch published weights."""
 
 from __future__ import annotations
 
 import typer
 
-from stembench.endpoints.models.registry import available_models, load_model
+from stembench.endpoints.models.registry import ModelEntry, available_models, load_model
 from stembench.errors import StembenchError
 
 __all__ = ["app"]
@@ -12,7 +12,14 @@ __all__ = ["app"]
 app = typer.Typer(no_args_is_help=True, help="List and inspect the models stembench can run.")
 
 
-def _status(importable: bool, extra: str | None) -> str:
+def _status(entry: ModelEntry) -> str:
+    importable, extra = entry.importable, entry.extra
+    if entry.source == "published weights" and importable:
+        from stembench.endpoints.models.published import fetched_path, get_published
+
+        if get_published(entry.name).unavailable:
+            return "cannot be fetched"
+        return "fetched" if fetched_path(entry.name).is_file() else "not fetched"
     if importable:
         return "available"
     return f"pip install 'stembench[{extra}]'" if extra else "not importable"
@@ -24,7 +31,7 @@ def list_command() -> None:
     entries = available_models()
     rows = [("NAME", "FRAMEWORK", "STATUS", "DESCRIPTION")]
     rows += [
-        (e.name, e.framework, _status(e.importable, e.extra), e.description) for e in entries
+        (e.name, e.framework, _status(e), e.description) for e in entries
     ]
     widths = [max(len(row[k]) for row in rows) for k in range(3)]
     for row in rows:
@@ -52,3 +59,22 @@ def show_command(
     if entry is not None:
         typer.echo(f"description:    {entry.description}")
         typer.echo(f"source:         {entry.source}")
+
+
+@app.command("fetch")
+def fetch_command(
+    name: str = typer.Argument(..., help="A published model, e.g. atomnet-cubic-published."),
+    mirror: str | None = typer.Option(
+        None, help="Base URL or folder holding the file under its published name (default: "
+        "$STEMBENCH_WEIGHTS_MIRROR, else the public address)."),
+    timeout: float = typer.Option(60.0, min=0.1, help="Seconds to wait for the server."),
+) -> None:
+    """Download a published weight file, verify its pinned SHA-256 and keep it in the cache."""
+    from stembench.endpoints.models.published import fetch_published, get_published
+
+    try:
+        path = fetch_published(name, mirror=mirror, timeout_s=timeout)
+    except StembenchError as exc:
+        typer.echo(f"stembench: error: {exc}", err=True)
+        raise typer.Exit(code=2) from exc
+    typer.echo(f"{name}: verified SHA-256 {get_published(name).sha256}; cached at {path}")

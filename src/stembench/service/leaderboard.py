@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from stembench.client.analysis import AXES, RADAR_AXES, Cutoff
+from stembench.endpoints.models.published import weights_origin
 from stembench.service.models import CutoffRow, Job, ResultRow
 
 __all__ = ["LEADERBOARD_METHOD", "group_cutoffs", "leaderboard", "list_groups", "rank_key"]
@@ -98,7 +99,8 @@ def leaderboard(session: Session, group: str, axis: str | None, *,
         job = jobs[job_id]
         ordered = {name: cutoffs[job_id][name] for name in RADAR_AXES if name in cutoffs[job_id]}
         rows.append({"job_id": job_id, "model": job.model, "model_version": job.model_version or "",
-                     "weights_sha256": job.weights_sha256 or "", "n_images": int(count),
+                     "weights_sha256": job.weights_sha256 or "",
+                     "weights_origin": weights_origin(job.weights_sha256), "n_images": int(count),
                      "n_failed": int(failed), "recall": _mean(recall),
                      "precision": _mean(precision), "f1": _mean(f1), "rms_angstrom": _mean(rms),
                      "cutoffs": ordered, "training_overlap": job.training_overlap or "unknown",

@@ -187,6 +187,8 @@ class LeaderboardRow(BaseModel):
     model: str
     model_version: str
     weights_sha256: str
+    weights_origin: str = Field(description="By the weights' SHA-256: published weights, "
+                                            "trained here, no weights, or other")
     n_images: int = Field(description="Images of the group this entry covers")
     n_failed: int = Field(description="Of those, images the model failed on (F1 counted as 0)")
     recall: float | None

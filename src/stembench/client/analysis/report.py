@@ -50,6 +50,7 @@ from stembench.client.analysis.stability import (
 )
 from stembench.client.analysis.trends import plot_trends
 from stembench.datamodel import EXPERIMENTAL_SUFFIX
+from stembench.endpoints.models.published import weights_origin
 from stembench.errors import InputError
 
 __all__ = [
@@ -126,6 +127,7 @@ def build_report_data(
     """
     models = {
         r["model"]: {"model_version": r["model_version"], "weights_sha256": r["weights_sha256"],
+                     "weights": weights_origin(r["weights_sha256"]),
                      "n_images": sum(s["model"] == r["model"] for s in records),
                      "n_failed": sum(s["model"] == r["model"] and s["failed"] for s in records)}
         for r in records

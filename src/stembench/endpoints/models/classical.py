@@ -77,8 +77,16 @@ class AtomapLike(Model):
         return self.options.separation_px(pixel_size)
 
     def locate(self, image: NDArray[np.floating], pixel_size: float) -> NDArray[np.float64]:
-        """Column positions (N, 2) as x, y in pixels; ``pixel_size`` in A/px."""
-        return find_columns(image, pixel_size, self.options)
+        """Column positions (N, 2) as x, y in pixels; ``pixel_size`` in A/px.
+
+        A column at the border can be refined off the image (its window is cut by the
+        border); such a position is dropped, as a column outside the field of view is not one.
+        """
+        xy = find_columns(image, pixel_size, self.options)
+        rows, cols = np.shape(image)
+        on = ((xy[:, 0] >= -0.5) & (xy[:, 0] <= cols - 0.5)
+              & (xy[:, 1] >= -0.5) & (xy[:, 1] <= rows - 0.5))
+        return xy[on]
 
 
 class LoGDetector(Model):

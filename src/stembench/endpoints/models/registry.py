@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import inspect
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +57,8 @@ class ModelEntry:
     options : dict
         Keyword options the target is called with, before the user's.
     source : str
-        ``"built-in"`` or the distribution that registers the entry point.
+        ``"built-in"``, ``"published weights"`` (fetched with ``stembench models fetch``) or
+        the distribution that registers the entry point.
     """
 
     name: str
@@ -90,18 +91,39 @@ def _built_ins() -> list[ModelEntry]:
     models = "stembench.endpoints.models"
     return [
         _built_in("atomsegnet", "AtomSegNet gaussianMask+ U-Net (Lin et al. 2021), watershed "
-                  "post-processing", "pytorch", f"{models}.atomsegnet:AtomSegNet"),
+                  "post-processing; weights trained here", "pytorch",
+                  f"{models}.atomsegnet:AtomSegNet"),
         _built_in("atomnet-cubic", "AtomNet residual network for cubic lattices (Ziatdinov's "
-                  "2019 PyTorch release, resatomsegnet_s2)", "tensorflow",
+                  "2019 PyTorch release, resatomsegnet_s2); weights trained here", "tensorflow",
                   f"{models}.atomnet:AtomNet", variant="cubic"),
         _built_in("atomnet-hexagonal", "AtomNet dilated network for hexagonal lattices "
-                  "(Ziatdinov's 2019 PyTorch release, atomsegnet)", "tensorflow",
+                  "(Ziatdinov's 2019 PyTorch release, atomsegnet); weights trained here on "
+                  "graphene", "tensorflow",
                   f"{models}.atomnet:AtomNet", variant="hexagonal"),
         _built_in("atomap-like", "Atomap-style local maxima, centre of mass and 2D Gaussian "
                   "refinement (no training)", "classical", f"{models}.classical:AtomapLike"),
         _built_in("log-blob", "Laplacian-of-Gaussian blobs with sub-pixel refinement (no "
                   "training)", "classical", f"{models}.classical:LoGDetector"),
     ]
+
+
+def _published() -> list[ModelEntry]:
+    """The published weight files (:mod:`.published`): loadable once fetched into the cache."""
+    from stembench.endpoints.models.published import PUBLISHED, fetched_path
+
+    entries = []
+    for item in PUBLISHED:
+        if item.unavailable:
+            state = item.unavailable
+        elif fetched_path(item.name).is_file():
+            state = "fetched"
+        else:
+            state = f"not fetched: stembench models fetch {item.name}"
+        entry = _built_in(item.name, f"{item.description}; {state}", item.framework,
+                          "stembench.endpoints.models.published:load_published")
+        entry = replace(entry, options={"name": item.name}, source="published weights")
+        entries.append(entry)
+    return entries
 
 
 def _plugins(taken: set[str]) -> list[ModelEntry]:
@@ -125,11 +147,11 @@ def _plugins(taken: set[str]) -> list[ModelEntry]:
 
 
 def available_models() -> list[ModelEntry]:
-    """Built-in models followed by the plug-ins registered in ``stembench.models``.
+    """Built-in models, the published weight files, then the plug-ins in ``stembench.models``.
 
     A plug-in whose name a built-in already uses is skipped (built-ins win).
     """
-    built_ins = _built_ins()
+    built_ins = _built_ins() + _published()
     return built_ins + _plugins({entry.name for entry in built_ins})
 
 
