@@ -186,3 +186,20 @@ def test_run_includes_fetched_published_models_and_names_the_rest(cache: Path) -
     models, left_out = default_models()
     assert models == [*BUILTIN_MODELS, NAME]
     assert not any(line.startswith(NAME) for line in left_out)
+
+
+def test_fetched_model_is_evaluated_by_workers_and_reported_as_published(
+        cache: Path, mini_dataset_path: Path, tmp_path: Path) -> None:
+    """`stembench evaluate --model atomnet-cubic-published` in a worker process, end to end."""
+    import json
+
+    assert _fetch("--mirror", str(SOURCE.parent))[0] == 0
+    results = tmp_path / "out" / "results.jsonl"
+    result = CliRunner().invoke(app, ["evaluate", "--model", NAME, "--dataset",
+                                      str(mini_dataset_path), "--workers", "1",
+                                      "--results", str(results)])
+    assert result.exit_code == 0, result.output
+    assert f"{NAME}: 102 image(s) evaluated, 0 failed" in result.output
+    report = json.loads((results.parent / "report.json").read_text())
+    assert report["models"][NAME]["weights"] == "published weights"
+    assert report["models"][NAME]["weights_sha256"] == get_published(NAME).sha256
