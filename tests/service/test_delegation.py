@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import stat
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,17 +23,16 @@ from service_helpers import CLIENT_ID, INTROSPECT_URL, SCOPE, bearer, make_setti
 pytest.importorskip("globus_compute_sdk")
 
 import globus_sdk
+from fastapi.testclient import TestClient
 from globus_sdk.testing import RegisteredResponse
 
 from stembench.errors import InputError
-from stembench.service.auth import (
-    COMPUTE_SCOPE,
-    AuthError,
-    TokenVerifier,
-    compute_client_for,
-)
+from stembench.service.auth import COMPUTE_SCOPE, AuthError, TokenVerifier
+from stembench.service.credentials import CredentialStore, compute_client_for
 
 TOKEN_URL = "https://auth.globus.org/v2/oauth2/token"
+REVOKE_URL = "https://auth.globus.org/v2/oauth2/token/revoke"
+KEY = "9h7-mJZ0t1lU4bVh0Xw0sD2o1gqZ3mQ8a6E5rB4yC2k="  # a Fernet key (32 bytes, base64)
 ALLOWED = "6c7f6a46-92e2-4e4e-b0a6-7a56e2d1e001"
 OTHER = "6c7f6a46-92e2-4e4e-b0a6-7a56e2d1e002"
 FUNCTION = "6c7f6a46-92e2-4e4e-b0a6-7a56e2d1e0f0"
@@ -49,26 +49,35 @@ def _introspection(token: str) -> dict[str, Any]:
             "identity_set": [ALICE, ALICE_ORCID]}
 
 
-def _dependent(compute: bool) -> list[dict[str, Any]]:
+def _dependent(compute: bool, serial: int = 1) -> list[dict[str, Any]]:
     tokens = [{"scope": "urn:globus:auth:scope:groups.api.globus.org:all",
                "access_token": "groupsToken", "token_type": "bearer", "expires_in": 3600,
                "resource_server": "groups.api.globus.org", "refresh_token": "groupsRefresh"}]
     if compute:
-        tokens.append({"scope": COMPUTE_SCOPE, "access_token": "aliceComputeToken",
-                       "refresh_token": "aliceComputeRefresh", "token_type": "bearer",
+        tokens.append({"scope": COMPUTE_SCOPE, "access_token": f"aliceComputeToken-{serial}",
+                       "refresh_token": f"aliceComputeRefresh-{serial}", "token_type": "bearer",
                        "expires_in": 3600, "resource_server": "funcx_service"})
     return tokens
 
 
 class FakeAuth:
-    """Globus Auth: introspection with identity sets, and the dependent-token grant."""
+    """Globus Auth: introspection with identity sets, the dependent-token grant, revocation.
+
+    Each grant mints new tokens (``aliceComputeRefresh-1``, ``-2``...), as Globus Auth does.
+    """
 
     def __init__(self, rsps: responses.RequestsMock, *, compute: bool = True) -> None:
         self.grants: list[dict[str, list[str]]] = []
         self.introspections: list[dict[str, list[str]]] = []
+        self.revoked: list[str] = []
         self.compute = compute
         rsps.add_callback(responses.POST, INTROSPECT_URL, callback=self._introspect)
         rsps.add_callback(responses.POST, TOKEN_URL, callback=self._token)
+        rsps.add_callback(responses.POST, REVOKE_URL, callback=self._revoke)
+
+    def _revoke(self, request: Any) -> tuple[int, dict[str, str], str]:
+        self.revoked.append(parse_qs(request.body)["token"][0])
+        return 200, {}, json.dumps({"active": False})
 
     def _introspect(self, request: Any) -> tuple[int, dict[str, str], str]:
         form = parse_qs(request.body)
@@ -78,7 +87,7 @@ class FakeAuth:
     def _token(self, request: Any) -> tuple[int, dict[str, str], str]:
         form = parse_qs(request.body)
         self.grants.append(form)
-        return 200, {}, json.dumps(_dependent(self.compute))
+        return 200, {}, json.dumps(_dependent(self.compute, len(self.grants)))
 
 
 @pytest.fixture
@@ -93,7 +102,7 @@ def _app(tmp_path: Path, **changes: Any) -> Any:
     from stembench.service.app import create_app
 
     values: dict[str, Any] = {"executor": "globus", "allowed_endpoint_ids": (ALLOWED,),
-                              "compute_function_id": FUNCTION}
+                              "compute_function_id": FUNCTION, "credentials_key": KEY}
     values.update(changes)
     app = create_app(make_settings(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}", **values))
     return TestClient(app)
@@ -111,9 +120,9 @@ def test_submission_obtains_the_callers_compute_token(tmp_path: Path,
     assert grant["grant_type"] == ["urn:globus:auth:grant_type:dependent_token"]
     assert grant["token"] == ["alice-token"] and grant["scope"] == [COMPUTE_SCOPE]
     assert grant["access_type"] == ["offline"]
-    (kept,) = list(settings.credentials_dir.iterdir())
+    kept = settings.credential_store().path(ALICE)
     assert stat.S_IMODE(kept.stat().st_mode) == 0o600
-    assert json.loads(kept.read_text())["refresh_token"] == "aliceComputeRefresh"
+    assert settings.credential_store().load(ALICE)["refresh_token"] == "aliceComputeRefresh-1"
     assert all(i["include"] == ["identity_set"] for i in auth.introspections)
 
 
@@ -177,7 +186,7 @@ def test_worker_submits_with_the_owners_token_never_the_services(
     executor = Worker(app.state.settings, app.state.sessions)._compute_executor(job)
     try:
         status_call = [c for c in rsps.calls if c.request.url.endswith("/status")][-1]
-        assert status_call.request.headers["Authorization"] == "Bearer aliceComputeToken"
+        assert status_call.request.headers["Authorization"] == "Bearer aliceComputeToken-1"
         assert executor.function_id == FUNCTION
         assert executor.inner.endpoint_id == uuid.UUID(ALLOWED)
     finally:
@@ -185,8 +194,8 @@ def test_worker_submits_with_the_owners_token_never_the_services(
 
 
 def test_no_kept_token_and_no_interactive_login(tmp_path: Path) -> None:
-    with pytest.raises(AuthError, match="no Globus Compute token kept"):
-        compute_client_for(CLIENT_ID, "secret", tmp_path, ALICE)
+    with pytest.raises(AuthError, match="no usable Globus Compute token kept"):
+        compute_client_for(CLIENT_ID, "secret", CredentialStore(tmp_path, KEY), ALICE)
 
 
 @pytest.mark.parametrize(("changes", "words"), [
@@ -196,11 +205,13 @@ def test_no_kept_token_and_no_interactive_login(tmp_path: Path) -> None:
     ({"default_endpoint_id": OTHER}, "default_endpoint_id must be one of"),
     ({"allowed_endpoint_ids": ("nope",)}, "is not a UUID"),
     ({"executor": "thread"}, "need executor 'globus'"),
+    ({"credentials_key": None}, "needs credentials_key"),
+    ({"credentials_key": "not-a-key"}, "credentials_key is not a Fernet key"),
 ])
 def test_remote_settings_are_checked(tmp_path: Path, changes: dict[str, Any],
                                      words: str) -> None:
     values: dict[str, Any] = {"executor": "globus", "allowed_endpoint_ids": (ALLOWED,),
-                              "compute_function_id": FUNCTION}
+                              "compute_function_id": FUNCTION, "credentials_key": KEY}
     with pytest.raises(InputError, match=words):
         make_settings(tmp_path, "sqlite://", **{**values, **changes})
 
@@ -212,6 +223,7 @@ def test_allowed_endpoints_from_the_environment() -> None:
         "STEMBENCH_SERVICE_EXECUTOR": "globus",
         "STEMBENCH_SERVICE_ALLOWED_ENDPOINT_IDS": f"{ALLOWED}, {OTHER.upper()}",
         "STEMBENCH_SERVICE_COMPUTE_FUNCTION_ID": FUNCTION,
+        "STEMBENCH_SERVICE_CREDENTIALS_KEY": KEY,
         "STEMBENCH_SERVICE_GLOBUS_CLIENT_ID": CLIENT_ID,
         "STEMBENCH_SERVICE_GLOBUS_CLIENT_SECRET": "secret"})
     assert settings.allowed_endpoint_ids == (ALLOWED, OTHER)
@@ -225,3 +237,104 @@ def test_verifier_reads_the_identity_set(rsps: responses.RequestsMock) -> None:
     caller = verifier.verify("Bearer orcid-token")
     assert caller.sub == ALICE_ORCID and caller.identities == (ALICE_ORCID, ALICE)
     assert caller.owns(ALICE) and not caller.owns(str(uuid.uuid4()))
+
+
+def _submit(client: Any, model: str = "log-blob") -> Any:
+    answer = client.post("/api/jobs", json={"model": model, "endpoint_id": ALLOWED},
+                         headers=bearer("alice"))
+    assert answer.status_code == 201, answer.text
+    return answer.json()["job"]
+
+
+def _compute_routes(rsps: responses.RequestsMock, state: str) -> None:
+    """The Compute routes the worker's Client calls first (globus_sdk.testing's paths)."""
+    RegisteredResponse(service="compute", path="/v2/version", method="GET",
+                       json={"api": "1.23.0", "min_sdk_version": "1.0.0",
+                             "min_ep_version": "1.0.0"}).add(requests_mock=rsps)
+    RegisteredResponse(service="compute", path=f"/v2/endpoints/{ALLOWED}/status", method="GET",
+                       json={"status": state, "details": {}}).add(requests_mock=rsps)
+
+
+def test_one_encrypted_token_per_user_never_logged(
+        tmp_path: Path, rsps: responses.RequestsMock, caplog: pytest.LogCaptureFixture) -> None:
+    """Defect 4 of issue 22: one token per user, encrypted at rest, in no log."""
+    import logging
+
+    from cryptography.fernet import Fernet
+
+    caplog.set_level(logging.DEBUG)
+    auth = FakeAuth(rsps)
+    with _app(tmp_path) as client:
+        _submit(client)
+        _submit(client, "atomap-like")  # a second live job reuses the kept token
+        settings = client.app.state.settings
+    assert len(auth.grants) == 1
+    kept = settings.credential_store().path(ALICE)
+    assert sorted(settings.credentials_dir.glob("*.token")) == [kept]
+    assert not list(settings.credentials_dir.glob("*.partial"))
+    assert b"aliceCompute" not in kept.read_bytes()  # encrypted at rest
+    with pytest.raises(AuthError, match="no usable Globus Compute token"):
+        CredentialStore(settings.credentials_dir, Fernet.generate_key().decode()).load(ALICE)
+    assert "aliceCompute" not in caplog.text and KEY not in caplog.text
+    assert KEY not in repr(settings) and "secret" not in repr(settings)
+
+
+def test_the_token_is_revoked_and_deleted_when_the_last_job_ends(
+        tmp_path: Path, rsps: responses.RequestsMock) -> None:
+    """Defect 4: the token exists only while one of its user's jobs needs it."""
+    from stembench.service.worker import Worker
+
+    auth = FakeAuth(rsps)
+    with _app(tmp_path) as client:
+        first, second = _submit(client)["id"], _submit(client, "atomap-like")["id"]
+        app = client.app
+    _compute_routes(rsps, "offline")  # each job ends (failed) as the worker starts it
+    credentials = app.state.settings.credential_store()
+    worker = Worker(app.state.settings, app.state.sessions)
+    assert worker.run_once()
+    assert auth.revoked == [] and credentials.holds(ALICE)  # the other job still needs it
+    assert worker.run_once()
+    assert auth.revoked == ["aliceComputeRefresh-1", "aliceComputeToken-1"]
+    assert not credentials.holds(ALICE)
+    with app.state.sessions() as session:
+        from stembench.service.models import Job
+
+        assert {session.get(Job, j).status for j in (first, second)} == {"failed"}
+    with TestClient(app) as client:  # the next job gets a new token
+        _submit(client)
+    assert credentials.load(ALICE)["refresh_token"] == "aliceComputeRefresh-2"
+
+
+def test_cancelling_a_queued_job_revokes_its_token(tmp_path: Path,
+                                                   rsps: responses.RequestsMock) -> None:
+    auth = FakeAuth(rsps)
+    with _app(tmp_path) as client:
+        job = _submit(client)
+        answer = client.post(f"/api/jobs/{job['id']}/cancel", headers=bearer("alice"))
+        assert answer.json()["status"] == "cancelled"
+        credentials = client.app.state.settings.credential_store()
+    assert auth.revoked == ["aliceComputeRefresh-1", "aliceComputeToken-1"]
+    assert not credentials.holds(ALICE)
+
+
+def test_concurrent_writers_never_share_a_temporary_file(tmp_path: Path) -> None:
+    credentials = CredentialStore(tmp_path, KEY)
+    errors: list[BaseException] = []
+
+    def write(writer: int) -> None:
+        try:
+            for i in range(40):
+                credentials.save(ALICE, {"access_token": f"a{writer}-{i}",
+                                         "refresh_token": f"r{writer}-{i}",
+                                         "expires_at_seconds": 1})
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert credentials.load(ALICE)["refresh_token"].endswith("-39")
+    assert not list(tmp_path.glob("*.partial"))

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from stembench.service import store
 from stembench.service.auth import AuthError, Identity
+from stembench.service.credentials import release_credentials
 from stembench.service.models import CutoffRow, Job, ResultRow
 from stembench.service.schemas import (
     CutoffOut,
@@ -149,19 +150,29 @@ def submit(body: SubmitIn, caller: Caller, db: DB, request: Request,
     refusal = settings.endpoint_refusal(body.endpoint_id)
     if refusal:
         raise HTTPException(403, refusal)
-    if settings.executor == "globus":  # the job will run as the caller, never as the service
-        request.app.state.verifier.grant_compute(request.headers.get("authorization"), caller,
-                                                 settings.credentials_dir)
     datasets = {(d.name, d.preset): d for d in list_datasets()}
     known = datasets.get((body.dataset_name, body.dataset_preset))
     if datasets and known is None:
         raise HTTPException(422, f"unknown dataset {body.dataset_name!r} preset "
                                  f"{body.dataset_preset!r}; see GET /api/datasets")
     version = body.dataset_version or (known.version if known else "default")
-    job, created = store.create_job(
-        db, owner=caller.sub, owner_name=caller.username, model=body.model,
-        options=body.options, dataset_name=body.dataset_name, dataset_preset=body.dataset_preset,
-        dataset_version=version, endpoint_id=body.endpoint_id)
+
+    def create() -> tuple[Job, bool]:
+        return store.create_job(
+            db, owner=caller.sub, owner_name=caller.username, model=body.model,
+            options=body.options, dataset_name=body.dataset_name,
+            dataset_preset=body.dataset_preset, dataset_version=version,
+            endpoint_id=body.endpoint_id)
+
+    if settings.executor != "globus":
+        job, created = create()
+    else:  # the job runs as the caller, with their one kept Compute token, never the service's
+        credentials = settings.credential_store()
+        with credentials.locked(caller.sub):  # the worker drops it under the same lock
+            if not credentials.holds(caller.sub):
+                request.app.state.verifier.grant_compute(
+                    request.headers.get("authorization"), caller, credentials)
+            job, created = create()
     if not created:
         response.status_code = 200
     return SubmitOut(job=job_out(job), duplicate=not created)
@@ -185,13 +196,17 @@ def follow(job_id: JobId, caller: Caller, db: DB) -> JobOut:
 
 @router.post("/jobs/{job_id}/cancel", response_model=JobOut,
              responses={404: {"model": ErrorOut}, 409: {"model": ErrorOut}, **_AUTH_ERRORS})
-def cancel(job_id: JobId, caller: Caller, db: DB) -> JobOut:
+def cancel(job_id: JobId, caller: Caller, db: DB, request: Request) -> JobOut:
     """Cancel one of your jobs (a running job stops after its shards in flight)."""
     job = _own_job(db, job_id, caller)
     try:
-        return job_out(store.cancel_job(db, job))
+        cancelled = store.cancel_job(db, job)
     except store.JobConflictError as exc:
         raise HTTPException(409, str(exc)) from exc
+    if cancelled.status == "cancelled" and request.app.state.settings.executor == "globus":
+        release_credentials(request.app.state.settings, db, cancelled.owner,
+                            request.app.state.verifier.revoke)
+    return job_out(cancelled)
 
 
 @router.get("/jobs/{job_id}/scores", response_model=ScoresOut,

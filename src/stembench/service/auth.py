@@ -9,28 +9,29 @@ identity set. Invalid tokens answer 401 (``invalid_token``), a token without the
 
 Jobs on a Globus Compute endpoint run as their submitter: :meth:`TokenVerifier.grant_compute`
 exchanges the caller's token for a Globus Compute token (the dependent-token grant; the
-service's scope must declare Globus Compute's scope as a dependent scope) and keeps it,
-owner-only, for the worker; :func:`compute_client_for` builds the worker's Compute client
-from it and from the service's configured client credentials, never an interactive login.
+service's scope must declare Globus Compute's scope as a dependent scope) and keeps it for
+the worker, encrypted, only while the caller has a live job
+(:mod:`stembench.service.credentials`, which also builds the worker's Compute client from
+it and the service's configured client credentials, never an interactive login).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stembench._optional import require
 from stembench.errors import StembenchError
 
+if TYPE_CHECKING:
+    from stembench.service.credentials import CredentialStore
+
 __all__ = ["COMPUTE_RESOURCE_SERVER", "COMPUTE_SCOPE", "AuthError", "Identity",
-           "TokenVerifier", "bearer_token", "compute_client_for"]
+           "TokenVerifier", "bearer_token"]
 
 _CACHE_SIZE = 4096
 #: Globus Compute's scope and resource server (``globus_sdk.scopes.ComputeScopes``).
@@ -166,8 +167,10 @@ class TokenVerifier:
         linked = tuple(str(i) for i in data.get("identity_set") or ())
         return Identity(sub=str(sub), username=data.get("username"), identity_set=linked), expires
 
-    def grant_compute(self, header: str | None, caller: Identity, folder: Path) -> None:
-        """Obtain and keep a Globus Compute token for ``caller`` (dependent-token grant).
+    def grant_compute(self, header: str | None, caller: Identity,
+                      store: CredentialStore) -> None:
+        """Obtain a Globus Compute token for ``caller`` (dependent-token grant), keep it in
+        ``store`` (encrypted; see :mod:`stembench.service.credentials`).
 
         Raises
         ------
@@ -193,57 +196,8 @@ class TokenVerifier:
             raise AuthError(403, "insufficient_scope", "no Globus Compute token could be "
                             "obtained for you: this service's scope must declare Globus "
                             f"Compute's scope {COMPUTE_SCOPE} as a dependent scope")
-        _save_tokens(_token_file(folder, caller.sub), tokens)
+        store.save(caller.sub, tokens)
 
-
-def _token_file(folder: Path, owner: str) -> Path:
-    return folder / f"{hashlib.sha256(owner.encode()).hexdigest()}.json"
-
-
-def _save_tokens(path: Path, tokens: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    kept = {k: tokens[k] for k in ("access_token", "refresh_token", "expires_at_seconds")}
-    partial = path.with_suffix(".partial")
-    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        json.dump(kept, handle)
-    partial.replace(path)
-
-
-def compute_client_for(client_id: str, client_secret: str, folder: Path, owner: str,
-                       **client_options: Any) -> Any:
-    """A ``globus_compute_sdk.Client`` acting as ``owner``, from their delegated tokens.
-
-    Parameters
-    ----------
-    client_id, client_secret : str
-        The service's confidential client (from configuration), which refreshes the token.
-    folder : Path
-        Where :meth:`TokenVerifier.grant_compute` kept the tokens.
-    owner : str
-        The job's submitter (identity id).
-    **client_options
-        Passed to ``globus_compute_sdk.Client``.
-
-    Raises
-    ------
-    AuthError
-        No tokens were kept for ``owner`` (the job must be submitted again).
-    """
-    globus_sdk = require("globus_sdk", extra="service", purpose="Globus Auth")
-    sdk = require("globus_compute_sdk", extra="compute", purpose="Jobs on Compute endpoints")
-    path = _token_file(folder, owner)
-    try:
-        kept = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise AuthError(403, "invalid_token", f"no Globus Compute token kept for {owner}; "
-                        "submit the job again") from exc
-
-    def keep(response: Any) -> None:
-        _save_tokens(path, response.by_resource_server[COMPUTE_RESOURCE_SERVER])
-
-    authorizer = globus_sdk.RefreshTokenAuthorizer(
-        kept["refresh_token"], globus_sdk.ConfidentialAppAuthClient(client_id, client_secret),
-        access_token=kept["access_token"], expires_at=kept["expires_at_seconds"],
-        on_refresh=keep)
-    return sdk.Client(authorizer=authorizer, **client_options)
+    def revoke(self, token: str) -> None:
+        """Revoke ``token`` with Globus Auth (the service's own client made it)."""
+        self._client.oauth2_revoke_token(token)

@@ -60,6 +60,10 @@ class ServiceSettings:
     compute_function_id : str or None
         stembench's registered Globus Compute function (``stembench endpoint function
         --register --public``), needed with ``executor == "globus"``.
+    credentials_key : str or None
+        Fernet key (``cryptography.fernet.Fernet.generate_key()``) that encrypts the users'
+        delegated Globus Compute tokens at rest; needed with ``executor == "globus"``.
+        Environment: ``STEMBENCH_SERVICE_CREDENTIALS_KEY``. Never shown in ``repr``.
     dataset_cache_dir : str or None
         Dataset cache directory on the executing machine (``None``: its default).
     shard_function, describe_function : str
@@ -78,7 +82,7 @@ class ServiceSettings:
     data_dir: Path = field(default_factory=default_data_dir)
     database_url: str | None = None
     globus_client_id: str | None = None
-    globus_client_secret: str | None = None
+    globus_client_secret: str | None = field(default=None, repr=False)
     required_scope: str | None = None
     token_cache_ttl_s: float = 60.0
     max_payload_bytes: int = 64 * 1024
@@ -87,6 +91,7 @@ class ServiceSettings:
     allowed_endpoint_ids: tuple[str, ...] = ()
     default_endpoint_id: str | None = None
     compute_function_id: str | None = None
+    credentials_key: str | None = field(default=None, repr=False)
     dataset_cache_dir: str | None = None
     shard_function: str = "stembench.endpoints.shard:evaluate_shard"
     describe_function: str = "stembench.endpoints.shard:describe_dataset"
@@ -137,6 +142,7 @@ class ServiceSettings:
             raise InputError("service settings: executor 'globus' needs compute_function_id "
                              "(stembench endpoint function --register --public)")
         _uuid(self.compute_function_id, "compute_function_id")
+        _check_fernet_key(self.credentials_key)
         if self.default_endpoint_id and _uuid(self.default_endpoint_id,
                                               "default_endpoint_id") not in allowed:
             raise InputError("service settings: default_endpoint_id must be one of "
@@ -160,8 +166,16 @@ class ServiceSettings:
 
     @property
     def credentials_dir(self) -> Path:
-        """Where each user's delegated Globus Compute tokens are kept (owner-only files)."""
+        """Where each user's delegated Globus Compute token is kept while they have a live
+        job (encrypted, owner-only files; see :mod:`stembench.service.credentials`)."""
         return self.data_dir / "credentials"
+
+    def credential_store(self) -> Any:
+        """The :class:`~stembench.service.credentials.CredentialStore` of this service."""
+        from stembench.service.credentials import CredentialStore
+
+        _check_fernet_key(self.credentials_key)
+        return CredentialStore(self.credentials_dir, str(self.credentials_key))
 
     @property
     def resolved_database_url(self) -> str:
@@ -198,6 +212,23 @@ class ServiceSettings:
                 values[item.name] = _convert(item.name, str(item.type), raw)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return replace(cls(), **values) if values else cls()
+
+
+def _check_fernet_key(key: str | None) -> None:
+    """Refuse a missing or malformed credentials key (without ever showing it)."""
+    hint = ("(generate one: python -c 'from cryptography.fernet import Fernet; "
+            "print(Fernet.generate_key().decode())')")
+    if not key:
+        raise InputError("service settings: executor 'globus' needs credentials_key, the key "
+                         f"that encrypts the users' delegated tokens {hint}")
+    from stembench._optional import require
+
+    fernet = require("cryptography.fernet", extra="service", purpose="Stored credentials")
+    try:
+        fernet.Fernet(key.encode())
+    except (ValueError, TypeError):
+        raise InputError("service settings: credentials_key is not a Fernet key (32 "
+                         f"url-safe base64-encoded bytes) {hint}") from None
 
 
 def _uuid(value: str, name: str) -> str:

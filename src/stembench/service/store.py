@@ -133,6 +133,14 @@ def cancel_job(session: Session, job: Job) -> Job:
     return job
 
 
+def has_live_jobs(session: Session, owner: str) -> bool:
+    """True while one of ``owner``'s evaluation jobs is queued or running."""
+    found = session.scalar(select(Job.id).where(
+        Job.owner == owner, Job.source == "worker",
+        Job.status.in_(("queued", "running"))).limit(1))
+    return found is not None
+
+
 def claim_job(session: Session, *, worker_id: str, lease_s: float) -> Job | None:
     """Claim the oldest queued job, or a running one whose lease ran out (a dead worker)."""
     now = utcnow()

@@ -144,8 +144,25 @@ class Worker:
                                   lease_s=self.settings.lease_s)
         if job is None:
             return False
-        self._run(job)
+        try:
+            self._run(job)
+        finally:
+            self._release_credentials(job)
         return True
+
+    def _release_credentials(self, job: Job) -> None:
+        """Revoke and delete the owner's Compute token once no job of theirs needs it."""
+        settings = self.settings
+        if settings.executor != "globus" or job.source != "worker":
+            return
+        from stembench._optional import require
+        from stembench.service.credentials import release_credentials
+
+        globus_sdk = require("globus_sdk", extra="service", purpose="Globus Auth")
+        auth = globus_sdk.ConfidentialAppAuthClient(str(settings.globus_client_id),
+                                                    str(settings.globus_client_secret))
+        with self.sessions() as session:
+            release_credentials(settings, session, job.owner, auth.oauth2_revoke_token)
 
     def _target(self, job: Job) -> tuple[Target, CancellableExecutor]:
         settings = self.settings
@@ -165,7 +182,7 @@ class Worker:
     def _compute_executor(self, job: Job) -> cf.Executor:
         """An executor on an allowed endpoint, submitting with the job owner's own token."""
         from stembench.client.remote_endpoints import remote_targets
-        from stembench.service.auth import compute_client_for
+        from stembench.service.credentials import compute_client_for
 
         settings = self.settings
         endpoint = job.endpoint_id or settings.default_endpoint_id
@@ -176,7 +193,7 @@ class Worker:
             raise InputError(f"job {job.id}: {refusal}")
         assert settings.globus_client_id and settings.globus_client_secret  # checked by settings
         client = compute_client_for(settings.globus_client_id, settings.globus_client_secret,
-                                    settings.credentials_dir, job.owner)
+                                    settings.credential_store(), job.owner)
         (target,) = remote_targets([endpoint], client=client,
                                    function_id=settings.compute_function_id)
         return target.executor

@@ -1,0 +1,178 @@
+"""The Globus Compute credentials the service holds for its users, and only while needed.
+
+A job on a Globus Compute endpoint runs as its submitter, with a Compute token obtained for
+them through the dependent-token grant (:meth:`stembench.service.auth.TokenVerifier.
+grant_compute`). Its refresh token lets whoever holds it (with this service's client
+secret) act as the user on Globus Compute: register functions and run them on **every**
+endpoint the user may use, not only the ones this service's operator allowed, until it is
+revoked. So the service:
+
+* keeps at most one per user: one file per identity, reused by the user's next job;
+* keeps it only while one of the user's jobs is queued or running: when the last one ends
+  (done, failed or cancelled) it is revoked with Globus Auth and its file deleted;
+* stores it encrypted (Fernet, with the ``credentials_key`` of the service's settings) in an
+  owner-only file, written through a temporary file of its own, so concurrent writers never
+  share a name;
+* never logs it, and uses it only for the endpoints the operator allowed (the worker
+  refuses any other).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from stembench._optional import require
+from stembench.service.auth import COMPUTE_RESOURCE_SERVER, AuthError
+
+__all__ = ["CredentialStore", "compute_client_for", "release_credentials"]
+
+log = logging.getLogger(__name__)
+_KEPT = ("access_token", "refresh_token", "expires_at_seconds")
+
+
+class CredentialStore:
+    """Users' delegated Globus Compute tokens, encrypted at rest, one file per user.
+
+    Parameters
+    ----------
+    folder : Path
+        Where the files live (created owner-only).
+    key : str
+        A Fernet key (the service's ``credentials_key`` setting).
+    """
+
+    def __init__(self, folder: Path, key: str) -> None:
+        fernet = require("cryptography.fernet", extra="service", purpose="Stored credentials")
+        self.folder = folder
+        self._fernet = fernet.Fernet(key.encode())
+
+    def _stem(self, owner: str) -> Path:
+        return self.folder / hashlib.sha256(owner.encode()).hexdigest()
+
+    def path(self, owner: str) -> Path:
+        """The encrypted token file of ``owner``."""
+        return self._stem(owner).with_suffix(".token")
+
+    @contextmanager
+    def locked(self, owner: str) -> Iterator[None]:
+        """Hold ``owner``'s lock (across processes): deciding to keep or drop is atomic."""
+        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        descriptor = os.open(self._stem(owner).with_suffix(".lock"),
+                             os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(descriptor)  # releases the lock
+
+    def holds(self, owner: str) -> bool:
+        """True when a token is kept for ``owner``."""
+        return self.path(owner).is_file()
+
+    def save(self, owner: str, tokens: dict[str, Any]) -> None:
+        """Keep ``tokens`` (a ``by_resource_server`` entry) for ``owner``, encrypted."""
+        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        secret = self._fernet.encrypt(json.dumps({k: tokens[k] for k in _KEPT}).encode())
+        descriptor, partial = tempfile.mkstemp(dir=self.folder, suffix=".partial")  # 0600
+        try:
+            with os.fdopen(descriptor, "wb") as handle:
+                handle.write(secret)
+            os.replace(partial, self.path(owner))
+        except BaseException:
+            Path(partial).unlink(missing_ok=True)
+            raise
+
+    def load(self, owner: str) -> dict[str, Any]:
+        """The tokens kept for ``owner``; :class:`AuthError` when none can be read."""
+        crypto = require("cryptography.fernet", extra="service", purpose="Stored credentials")
+        try:
+            data = json.loads(self._fernet.decrypt(self.path(owner).read_bytes()))
+        except (OSError, ValueError, crypto.InvalidToken):
+            raise AuthError(403, "invalid_token", f"no usable Globus Compute token kept for "
+                            f"{owner}; submit the job again") from None
+        return dict(data)
+
+    def discard(self, owner: str, revoke: Callable[[str], object]) -> bool:
+        """Revoke ``owner``'s tokens with Globus Auth and delete them; False if none kept.
+
+        ``revoke`` is the service client's ``oauth2_revoke_token`` (globus_sdk's
+        ``ConfidentialAppAuthClient``, POST /v2/oauth2/token/revoke).
+
+        A revocation Globus Auth does not confirm is logged (without the token) and the
+        file is deleted all the same: the service never keeps a token past its jobs.
+        """
+        try:
+            kept = self.load(owner)
+        except AuthError:
+            self.path(owner).unlink(missing_ok=True)
+            return False
+        globus_sdk = require("globus_sdk", extra="service", purpose="Globus Auth")
+        for name in ("refresh_token", "access_token"):
+            try:
+                revoke(kept[name])
+            except (globus_sdk.GlobusAPIError, globus_sdk.NetworkError) as exc:
+                log.warning("revoking the %s kept for %s failed (%s); deleted anyway",
+                            name.replace("_", " "), owner, type(exc).__name__)
+        self.path(owner).unlink(missing_ok=True)
+        return True
+
+
+def release_credentials(settings: Any, session: Any, owner: str,
+                        revoke: Callable[[str], object]) -> bool:
+    """Revoke and delete ``owner``'s kept token unless a job of theirs still needs it.
+
+    Called whenever one of ``owner``'s jobs ends (the worker) or is cancelled while queued
+    (the API); True when a token was discarded.
+    """
+    from stembench.service.store import has_live_jobs
+
+    credentials = settings.credential_store()
+    with credentials.locked(owner):
+        session.expire_all()  # see jobs other sessions ended or created meanwhile
+        if has_live_jobs(session, owner):
+            return False
+        return credentials.discard(owner, revoke)
+
+
+def compute_client_for(client_id: str, client_secret: str, store: CredentialStore, owner: str,
+                       **client_options: Any) -> Any:
+    """A ``globus_compute_sdk.Client`` acting as ``owner``, from their kept tokens.
+
+    Parameters
+    ----------
+    client_id, client_secret : str
+        The service's confidential client (from configuration), which refreshes the token.
+    store : CredentialStore
+        Where :meth:`~stembench.service.auth.TokenVerifier.grant_compute` kept the tokens;
+        a refreshed token is kept there again, encrypted.
+    owner : str
+        The job's submitter (identity id).
+    **client_options
+        Passed to ``globus_compute_sdk.Client``.
+
+    Raises
+    ------
+    AuthError
+        No tokens were kept for ``owner`` (the job must be submitted again).
+    """
+    globus_sdk = require("globus_sdk", extra="service", purpose="Globus Auth")
+    sdk = require("globus_compute_sdk", extra="compute", purpose="Jobs on Compute endpoints")
+    kept = store.load(owner)
+
+    def keep(response: Any) -> None:
+        store.save(owner, response.by_resource_server[COMPUTE_RESOURCE_SERVER])
+
+    authorizer = globus_sdk.RefreshTokenAuthorizer(
+        kept["refresh_token"], globus_sdk.ConfidentialAppAuthClient(client_id, client_secret),
+        access_token=kept["access_token"], expires_at=kept["expires_at_seconds"],
+        on_refresh=keep)
+    return sdk.Client(authorizer=authorizer, **client_options)
