@@ -68,3 +68,46 @@ def test_only_results_files_are_appended_to(tmp_path: Path, first_line: str,
     else:
         with pytest.raises(InputError, match="exists and is not a stembench results file"):
             check_results_path(path)
+
+
+def test_a_planted_lock_link_is_refused_and_its_target_untouched(tmp_path: Path) -> None:
+    victim = tmp_path / "precious.txt"
+    victim.write_text("keep me\n")
+    (tmp_path / "r.jsonl.lock").symlink_to(victim)
+    with pytest.raises(InputError, match=r"lock file .*r.jsonl.lock is a symbolic link \(to "
+                                         r"'.*precious.txt'\); refused"):
+        ResultsLock(tmp_path / "r.jsonl")
+    assert victim.read_text() == "keep me\n"
+
+
+def test_every_name_of_a_results_file_leads_to_one_lock(tmp_path: Path) -> None:
+    real = tmp_path / "real" / "r.jsonl"
+    real.parent.mkdir()
+    (tmp_path / "link.jsonl").symlink_to(real)
+    with ResultsLock(real), pytest.raises(InputError, match="being written by process"):
+        ResultsLock(tmp_path / "link.jsonl")
+    with ResultsLock(tmp_path / "link.jsonl") as lock:
+        assert lock.path == real.resolve()
+
+
+def test_results_are_never_appended_through_a_link(tmp_path: Path) -> None:
+    from stembench.client.results_file import ResultsFile
+
+    victim = tmp_path / "precious.jsonl"
+    victim.write_text("")
+    (tmp_path / "r.jsonl").symlink_to(victim)
+    with pytest.raises(InputError, match=r"results file .*r.jsonl is a symbolic link"):
+        ResultsFile(tmp_path / "r.jsonl").append({"shard_id": "a", "ok": True, "images": []})
+    assert victim.read_text() == ""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
+@pytest.mark.parametrize("name", ["r.jsonl", "r.jsonl.lock"])
+def test_a_file_of_another_user_is_refused(name: str, tmp_path: Path) -> None:
+    from stembench.client.results_file import ResultsFile
+
+    (tmp_path / name).write_text("")
+    os.chown(tmp_path / name, 65534, 65534)
+    refused = rf"{name} belongs to user id 65534, not to you \(0\)"
+    with pytest.raises(InputError, match=refused), ResultsLock(tmp_path / "r.jsonl"):
+        ResultsFile(tmp_path / "r.jsonl").append({"shard_id": "a", "ok": True})

@@ -223,9 +223,10 @@ def evaluate_models(
     try:
         if task_deadline_s is not None and task_deadline_s <= 0:
             raise InputError(f"task deadline must be > 0 seconds, got {task_deadline_s}")
-        files = {model: ResultsFile(path) for model, path in results_paths.items()}
-        for results in files.values():
-            locks.append(ResultsLock(results.path))
+        files: dict[str, ResultsFile] = {}
+        for model, path in results_paths.items():  # a linked path: the file it points to
+            locks.append(ResultsLock(path))
+            files[model] = ResultsFile(locks[-1].path)
         ids = list(image_ids) if image_ids is not None else _list_images(
             target_list[0], dataset, task_deadline_s)
         shards = plan_shards(ids, shard_size=shard_size, n_workers=sum(

@@ -13,6 +13,8 @@ from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
 
+from stembench.client.results_lock import open_owned
+
 __all__ = ["ResultsFile", "records_from_shard"]
 
 #: The score of a failed image that could not be scored as finding nothing either.
@@ -68,22 +70,32 @@ class ResultsFile:
                    and s.get("identity") != identity)
 
     def append(self, shard_result: dict[str, Any]) -> None:
-        """Append one shard result and flush it to disk before returning."""
+        """Append one shard result and flush it to disk before returning.
+
+        The file is opened without following a symbolic link and must be ours
+        (:func:`~stembench.client.results_lock.open_owned`).
+
+        Raises
+        ------
+        InputError
+            If the path is a symbolic link, not a regular file, or another user's file.
+        OSError
+            If the line cannot be written (a full disk); a partial line is ignored on reading.
+        """
         self.path.parent.mkdir(parents=True, exist_ok=True)
         line = json.dumps(shard_result, separators=(",", ":")) + "\n"
-        if self._ends_mid_line():  # a line cut short by a crash: start a fresh one
-            line = "\n" + line
-        with open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(line)
-            handle.flush()
-            os.fsync(handle.fileno())
-
-    def _ends_mid_line(self) -> bool:
-        if not self.path.exists() or self.path.stat().st_size == 0:
-            return False
-        with open(self.path, "rb") as handle:
-            handle.seek(-1, os.SEEK_END)
-            return handle.read(1) != b"\n"
+        descriptor = open_owned(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT,
+                                what="results file")
+        try:
+            size = os.fstat(descriptor).st_size
+            if size and os.pread(descriptor, 1, size - 1) != b"\n":
+                line = "\n" + line  # a line cut short by a crash: start a fresh one
+            data = memoryview(line.encode("utf-8"))
+            while data:
+                data = data[os.write(descriptor, data):]
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
 
     def current_shards(self, shard_ids: Collection[str] | None = None) -> list[dict[str, Any]]:
         """Finished shards of the current identity, one per shard id (the last written).

@@ -6,15 +6,21 @@ releases the lock when the holder ends, however it ends, so a crashed run never 
 next one. A second run on the same file stops at once with a message naming the holder.
 Before anything is written, the path is checked: a folder, a name not ending in
 ``.jsonl``, or an existing file whose first line is not a shard result is refused, so a
-user's unrelated file is never appended to.
+user's unrelated file is never appended to. A results path that is a symbolic link stands
+for the file it points to, so every name of one file leads to one lock. The lock file and
+the results file are opened without following a symbolic link (``O_NOFOLLOW``) and must
+belong to the user who runs stembench (:func:`open_owned`): a link planted at either name
+never redirects a write.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
 import socket
+import stat
 import time
 from pathlib import Path
 from types import TracebackType
@@ -22,7 +28,7 @@ from typing import IO, Any
 
 from stembench.errors import InputError
 
-__all__ = ["RESULTS_SUFFIX", "ResultsLock", "check_results_path"]
+__all__ = ["RESULTS_SUFFIX", "ResultsLock", "check_results_path", "open_owned"]
 
 #: The suffix every stembench results file has.
 RESULTS_SUFFIX = ".jsonl"
@@ -64,6 +70,43 @@ def check_results_path(path: str | os.PathLike[str]) -> Path:
     return path
 
 
+def open_owned(path: Path, flags: int, *, what: str) -> int:
+    """Open ``path`` without following a symbolic link; a file descriptor of a file of ours.
+
+    Parameters
+    ----------
+    path : Path
+        The file (created with mode 0644 when ``flags`` has ``os.O_CREAT``).
+    flags : int
+        ``os.open`` flags; ``O_NOFOLLOW`` and ``O_CLOEXEC`` are added.
+    what : str
+        What the file is, named in the message (``"results file"``, ``"lock file"``).
+
+    Raises
+    ------
+    InputError
+        If ``path`` is a symbolic link, not a regular file, or belongs to another user.
+    """
+    try:
+        descriptor = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise InputError(f"{what} {path} is a symbolic link (to {os.readlink(path)!r}); "
+                             "refused: stembench writes only to a file it owns, never "
+                             "through a link; remove the link") from None
+        raise
+    info = os.fstat(descriptor)
+    problem = None
+    if not stat.S_ISREG(info.st_mode):
+        problem = "is not a regular file"
+    elif info.st_uid != os.geteuid():
+        problem = f"belongs to user id {info.st_uid}, not to you ({os.geteuid()})"
+    if problem is not None:
+        os.close(descriptor)
+        raise InputError(f"{what} {path} {problem}; refused: choose another results file")
+    return descriptor
+
+
 def _describe_holder(lock_path: Path) -> str:
     try:
         holder = json.loads(lock_path.read_text(encoding="utf-8"))
@@ -88,7 +131,8 @@ class ResultsLock:
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = check_results_path(path)
+        # a link stands for the file it points to: one file, one lock, whatever its name
+        self.path = check_results_path(check_results_path(path).resolve())
         self.lock_path = self.path.with_name(self.path.name + ".lock")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -99,7 +143,8 @@ class ResultsLock:
 
     def _acquire(self) -> IO[str]:
         while True:
-            handle = open(self.lock_path, "a+", encoding="utf-8")  # noqa: SIM115 - held open
+            descriptor = open_owned(self.lock_path, os.O_RDWR | os.O_CREAT, what="lock file")
+            handle = os.fdopen(descriptor, "r+", encoding="utf-8")
             try:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -109,7 +154,7 @@ class ResultsLock:
                     f"{_describe_holder(self.lock_path)}; wait for that run to end or choose "
                     f"another results file (lock: {self.lock_path})") from None
             try:  # the holder before us may have removed the file we opened: lock it anew
-                same = os.stat(self.lock_path).st_ino == os.fstat(handle.fileno()).st_ino
+                same = os.lstat(self.lock_path).st_ino == os.fstat(handle.fileno()).st_ino
             except FileNotFoundError:
                 same = False
             if same:

@@ -205,7 +205,13 @@ class ShardScheduler:
             sink.evaluation.failed_shards[request.shard_id] = str(result.get("error"))
             sink.bar.update(len(request.image_ids))
             return
-        sink.results.append(result)
+        try:
+            sink.results.append(result)
+        except (OSError, InputError) as exc:  # a full disk, a link planted during the run
+            sink.evaluation.failed_shards[request.shard_id] = (
+                f"results file {sink.results.path}: cannot append this shard's result: {exc}")
+            sink.bar.update(len(request.image_ids))
+            return
         sink.evaluation.n_finished += 1
         sink.bar.update(len(request.image_ids))
 
