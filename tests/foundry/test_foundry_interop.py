@@ -41,6 +41,7 @@ from stembench.dataset_publish.mdf.foundry_arrays import foundry_arrays_path
 from stembench.dataset_publish.mdf.foundry_metadata import dataset_metadata
 from stembench.dataset_publish.mdf.publish import build_payload, mdf_manifest
 from stembench.dataset_publish.simulate.build import DATASET_VERSION
+from stembench.dataset_publish.storage.cache import provenance_path
 from stembench.dataset_publish.storage.manifest import manifest_sidecar_path
 from stembench.errors import IntegrityError
 
@@ -187,7 +188,11 @@ def test_dataset_is_a_foundry_dataset_in_the_given_foundry_cache(meta, tmp_path,
                            local_cache_dir=str(tmp_path / "mine"))
     dataset = stembench.foundry.dataset("atom-locating-benchmark", preset="mini", foundry=f)
     assert isinstance(dataset, foundry_ml.FoundryDataset)
-    assert (tmp_path / "mine" / SOURCE_ID / "mini.foundry.h5").is_file()
+    arrays = tmp_path / "mine" / SOURCE_ID / "mini.foundry.h5"
+    provenance = json.loads(provenance_path(arrays).read_text(encoding="utf-8"))
+    assert provenance == {"mdf_service": "dev", "mdf_api_url": APIS["dev"], "origin": "mdf",
+                          "mdf_source_id": SOURCE_ID, "mdf_version": "1.1",
+                          "mdf_url": FILES_URL + "mini.foundry.h5"}
     _assert_arrays(dataset.get_as_dict()["mini"], meta.path)
 
 
@@ -230,8 +235,12 @@ def test_one_line_load_offline_builds_locally(tmp_path, monkeypatch):
     assert built == ["mini"] and len(responses.calls) == 0
     local = tmp_path / "stembench-cache" / "atom-locating-benchmark" / DATASET_VERSION / "mini.h5"
     _assert_arrays(data["mini"], local)
-    assert (tmp_path / "foundry-cache" / "atom_locating_benchmark_mini_local"
-            / "mini.foundry.h5").is_file()
+    local_arrays = (tmp_path / "foundry-cache" / "atom_locating_benchmark_mini_local"
+                    / "mini.foundry.h5")
+    provenance = json.loads(provenance_path(local_arrays).read_text(encoding="utf-8"))
+    assert provenance["origin"] == "local" and provenance["made_from"] == str(local)
+    assert provenance["mdf_not_used"] == "STEMBENCH_OFFLINE is set"
+    assert provenance["made_from_provenance"]["origin"] == "built"
     stembench.foundry.load("atom-locating-benchmark", preset="mini")
     assert written == [local]  # the intact array file of the same source is reused
     load("atom-locating-benchmark", preset="mini", rebuild=True).close()  # another source
