@@ -1,6 +1,7 @@
 """Time a cache miss spends on MDF before the local build, when MDF cannot be used.
 
-Three stand-ins, all local (no network): a server that accepts the connection and never
+Three stand-ins, all local (no network), the ones the tests use
+(``tests/foundry/mdf_stand_ins.py``): a server that accepts the connection and never
 answers, a port that refuses connections, and a host name that never resolves
 (``.invalid``, RFC 6761). For each, ``$MDF_API_URL`` points the real MDF source
 (:func:`stembench.dataset_publish.mdf.source.mdf_source`, with the real
@@ -15,11 +16,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import socket
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -28,43 +27,24 @@ from pathlib import Path
 from stembench.dataset_publish.mdf import source
 from stembench.dataset_publish.storage.cache import CacheRequest
 
+sys.path.insert(0, str(Path(__file__).parents[1] / "tests" / "foundry"))
+from mdf_stand_ins import UNRESOLVABLE, closed_port_url, silent_server
+
 
 @contextmanager
 def _silent() -> Iterator[str]:
-    server = socket.create_server(("127.0.0.1", 0))
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        server.settimeout(0.05)
-        while not stop.is_set():
-            try:
-                held.append(server.accept()[0])
-            except TimeoutError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.getsockname()[1]}"
-    finally:
-        stop.set()
-        thread.join()
-        for connection in held:
-            connection.close()
-        server.close()
+    with silent_server() as (url, _accepted):
+        yield url
 
 
 @contextmanager
 def _refusing() -> Iterator[str]:
-    with socket.create_server(("127.0.0.1", 0)) as probe:
-        port = probe.getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
+    yield closed_port_url()
 
 
 @contextmanager
 def _unresolvable() -> Iterator[str]:
-    yield "http://mdf.stembench.invalid"
+    yield UNRESOLVABLE
 
 
 class _Lines(logging.Handler):

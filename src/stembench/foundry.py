@@ -26,6 +26,7 @@ has no published copy or cannot be reached. Everything here needs the ``foundry`
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -53,7 +54,7 @@ from stembench.dataset_publish.mdf.source import (
     foundry_cache_dir,
     try_published,
 )
-from stembench.dataset_publish.storage.cache import BUILDER_MODULES
+from stembench.dataset_publish.storage.cache import BUILDER_MODULES, provenance_path
 from stembench.dataset_publish.storage.manifest import (
     manifest_sidecar_path,
     read_manifest,
@@ -162,7 +163,7 @@ def _default_version(name: str) -> str:
 
 
 def _published_copy(name: str, preset: str, version: str, cache: Path,
-                    service: str | None) -> Path | None:
+                    service: str | None, provenance: dict[str, Any]) -> Path | None:
     arrays = foundry_arrays_path(f"{preset}.h5").name
 
     def fetch(client: MDFApiClient) -> tuple[Path, PublishedRecord] | None:
@@ -173,15 +174,18 @@ def _published_copy(name: str, preset: str, version: str, cache: Path,
         return _place(record, arrays, cache / record.source_id, expected=(name, version),
                       client=client), record
 
-    return try_published(f"{name} {preset} {version}", fetch, service=service, provenance={})
+    return try_published(f"{name} {preset} {version}", fetch, service=service,
+                         provenance=provenance)
 
 
-def _local_copy(name: str, preset: str, version: str, cache: Path, service: str | None
-                ) -> Path:
+def _local_copy(name: str, preset: str, version: str, cache: Path, service: str | None,
+                provenance: dict[str, Any]) -> Path:
     from stembench.dataset_publish.loading import load as stembench_load
 
     with stembench_load(name, preset=preset, version=version, service=service) as dataset:
         source = dataset.path
+        provenance.update(origin="local", made_from=str(source),
+                          made_from_provenance=dataset.provenance)
     target = cache / f"{source_name_for(name, preset)}_local" / foundry_arrays_path(source).name
     if made_from(target, source) and not verify_file(target):
         return target
@@ -217,13 +221,18 @@ def dataset(name: str = "atom-locating-benchmark", *, preset: str = "standard",
     -------
     foundry.FoundryDataset
         With one split named after the preset; ``get_as_dict()``, ``load_as_torch()``
-        and the like read the cached Foundry array file.
+        and the like read the cached Foundry array file. Where that file came from (the
+        MDF service and record, or a local build and why MDF was not used) is written
+        beside it, in ``<file>.provenance.json``.
     """
     require("foundry", extra="foundry", purpose="Loading through foundry-ml")
     version = version or _default_version(name)
     cache = _cache_of(foundry, "foundry_cache")
-    arrays = (_published_copy(name, preset, version, cache, service)
-              or _local_copy(name, preset, version, cache, service))
+    provenance: dict[str, Any] = {}
+    arrays = (_published_copy(name, preset, version, cache, service, provenance)
+              or _local_copy(name, preset, version, cache, service, provenance))
+    provenance_path(arrays).write_text(json.dumps(provenance, indent=1) + "\n",
+                                       encoding="utf-8")
     manifest = read_manifest(arrays)
     block = foundry_block(arrays)
     dc = datacite_block(manifest, preset=preset, n_images=int(block["n_items"]))
