@@ -21,6 +21,7 @@ from typing import Any
 
 from stembench._optional import require
 from stembench._version import __version__
+from stembench.atomic import atomic_write_text
 from stembench.endpoints.remote import (
     CODE_STRATEGY,
     DATA_STRATEGY,
@@ -61,9 +62,7 @@ def _read_config() -> dict[str, Any]:
 def _write_config(data: dict[str, Any]) -> None:
     path = config_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".json.partial")
-    partial.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    partial.replace(path)
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def stored_function_id(version: str = __version__) -> str | None:

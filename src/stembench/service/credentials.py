@@ -24,13 +24,13 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from stembench._optional import require
+from stembench.atomic import AtomicPath
 from stembench.service.auth import COMPUTE_RESOURCE_SERVER, AuthError
 
 __all__ = ["CredentialStore", "compute_client_for", "release_credentials"]
@@ -82,14 +82,10 @@ class CredentialStore:
         """Keep ``tokens`` (a ``by_resource_server`` entry) for ``owner``, encrypted."""
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         secret = self._fernet.encrypt(json.dumps({k: tokens[k] for k in _KEPT}).encode())
-        descriptor, partial = tempfile.mkstemp(dir=self.folder, suffix=".partial")  # 0600
-        try:
+        with AtomicPath(self.path(owner)) as partial:
+            descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(descriptor, "wb") as handle:
                 handle.write(secret)
-            os.replace(partial, self.path(owner))
-        except BaseException:
-            Path(partial).unlink(missing_ok=True)
-            raise
 
     def load(self, owner: str) -> dict[str, Any]:
         """The tokens kept for ``owner``; :class:`AuthError` when none can be read."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -22,6 +21,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from stembench.atomic import atomic_write_bytes
 from stembench.client.analysis import Cutoff
 from stembench.service.settings import ServiceSettings
 
@@ -84,9 +84,7 @@ class FigureCache:
                 cutoffs = entry_cutoffs(session, group, job_ids)
             data = radar_png(cutoffs, group=group)
             self.folder.mkdir(parents=True, exist_ok=True)
-            temporary = self.folder / f"{key}.{os.getpid()}.tmp"
-            temporary.write_bytes(data)
-            temporary.replace(self.folder / f"{key}.png")
+            atomic_write_bytes(self.folder / f"{key}.png", data)
             self.renders += 1
         return self._remember(key, data)
 

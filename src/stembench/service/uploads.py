@@ -20,6 +20,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi import Path as PathParam
 
+from stembench.atomic import atomic_write_bytes
 from stembench.errors import InputError
 from stembench.service import store
 from stembench.service.api import _AUTH_ERRORS, DB, Caller, job_out
@@ -59,9 +60,7 @@ async def put_part(digest: Digest, index: Index, caller: Caller,
         raise HTTPException(422, f"part {index} is empty")
     folder = _folder(request.app.state.settings, caller.sub, digest)
     folder.mkdir(parents=True, exist_ok=True)
-    temporary = folder / f"{index:05d}.part.tmp"
-    temporary.write_bytes(data)
-    temporary.replace(folder / f"{index:05d}.part")
+    atomic_write_bytes(folder / f"{index:05d}.part", data)
     return UploadPartOut(index=index, size=len(data), sha256=hashlib.sha256(data).hexdigest())
 
 
@@ -136,9 +135,7 @@ def complete(digest: Digest, body: UploadIn, caller: Caller, db: DB, request: Re
     target = upload_file(settings, store.upload_key(caller.sub, digest, card))
     if not target.is_file():  # kept before the job exists: the worker may claim it at once
         target.parent.mkdir(parents=True, exist_ok=True)
-        temporary = target.with_suffix(".tmp")
-        temporary.write_bytes(data)
-        temporary.replace(target)
+        atomic_write_bytes(target, data)
     job, created = store.create_upload(
         db, owner=caller.sub, owner_name=caller.username, content_sha256=digest, card=card,
         dataset_name=held.name, dataset_preset=body.dataset_preset, dataset_version=held.version)

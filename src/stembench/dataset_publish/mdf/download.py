@@ -29,13 +29,12 @@ Network and service failures raise :class:`MDFUnavailableError`; content failure
 from __future__ import annotations
 
 import logging
-import os
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from stembench.atomic import AtomicPath
 from stembench.dataset_publish.mdf.api import MDFApiClient, MDFUnavailableError, one_line
 from stembench.dataset_publish.mdf.foundry_metadata import dataset_title
 from stembench.dataset_publish.mdf.services import MDF_API_URLS
@@ -264,14 +263,12 @@ def download_verified(record: PublishedRecord, name: str, destination: Path, *,
     sidecar_url = record.url(manifest_sidecar_path(name).name)
     file_url = record.url(name)
     destination.parent.mkdir(parents=True, exist_ok=True)
-    token = uuid.uuid4().hex
-    tmp_file = destination.with_name(f".{destination.name}.{token}.part")
-    tmp_sidecar = destination.with_name(f".{destination.name}.manifest.{token}.part")
 
     def wait() -> float:
         return client.timeout() if client is not None else timeout
 
-    try:
+    with AtomicPath(destination) as tmp_file, \
+            AtomicPath(manifest_sidecar_path(destination)) as tmp_sidecar:
         _stream(sidecar_url, tmp_sidecar, timeout=wait())
         try:
             manifest = Manifest.from_json(tmp_sidecar.read_text(encoding="utf-8"))
@@ -283,11 +280,6 @@ def download_verified(record: PublishedRecord, name: str, destination: Path, *,
                 f"expected {expected_name!r} version {expected_version!r}")
         _stream(file_url, tmp_file, timeout=wait())
         _verify(tmp_file, manifest, file_url)
-        os.replace(tmp_sidecar, manifest_sidecar_path(destination))
-        os.replace(tmp_file, destination)
-    finally:
-        tmp_file.unlink(missing_ok=True)
-        tmp_sidecar.unlink(missing_ok=True)
     logger.info("downloaded and verified %s from %s", destination, file_url)
     return destination
 

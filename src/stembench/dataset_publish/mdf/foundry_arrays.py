@@ -36,13 +36,12 @@ verified exactly like the dataset file itself.
 from __future__ import annotations
 
 import hashlib
-import os
-import uuid
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from stembench.atomic import AtomicPath, atomic_write_text
 from stembench.dataset_publish.storage.manifest import (
     MANIFEST_ATTR,
     Manifest,
@@ -252,14 +251,10 @@ def write_foundry_arrays(path: str | Path, *, destination: str | Path | None = N
         arrays={f"/{key}": sha256_array(value) for key, value in arrays.items()},
     )
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.part")
-    try:
+    with AtomicPath(target) as tmp:
         with h5py.File(tmp, "w") as handle:
             for key, value in arrays.items():
                 handle.create_dataset(key, data=value)
             handle.attrs[MANIFEST_ATTR] = manifest.to_json()
-        manifest_sidecar_path(target).write_text(manifest.to_json() + "\n", encoding="utf-8")
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+        atomic_write_text(manifest_sidecar_path(target), manifest.to_json() + "\n")
     return target

@@ -22,13 +22,13 @@ import logging
 import os
 import shutil
 import time
-import uuid
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from stembench._optional import require
+from stembench.atomic import AtomicPath, atomic_write_text
 from stembench.dataset_publish.mdf.api import MDFApiClient, MDFUnavailableError, one_line
 from stembench.dataset_publish.mdf.download import (
     PublishedRecord,
@@ -114,14 +114,9 @@ def _copy_from_foundry_cache(request: CacheRequest) -> Path | None:
             logger.warning("foundry cache copy %s is unreadable (%s); skipped", candidate, exc)
             continue
         request.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = request.path.with_name(f".{request.path.name}.{uuid.uuid4().hex}.part")
-        try:
+        with AtomicPath(request.path) as tmp:
             shutil.copyfile(candidate, tmp)
-            manifest_sidecar_path(request.path).write_text(manifest.to_json() + "\n",
-                                                           encoding="utf-8")
-            os.replace(tmp, request.path)
-        finally:
-            tmp.unlink(missing_ok=True)
+            atomic_write_text(manifest_sidecar_path(request.path), manifest.to_json() + "\n")
         logger.info("copied %s from the foundry cache %s", request.path, candidate)
         return candidate
     return None

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +15,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from stembench.atomic import AtomicPath, atomic_write_bytes
 from stembench.errors import IntegrityError
 
 __all__ = ["CACHE_FORMAT_VERSION", "PeriodicImage", "read_cached_image", "write_cached_image"]
@@ -88,7 +87,8 @@ def write_cached_image(
         return
     cache_dir.mkdir(parents=True, exist_ok=True)
     array_path = cache_dir / f"{key}.npy"
-    _atomic_write(array_path, lambda handle: np.save(handle, image.array, allow_pickle=False))
+    with AtomicPath(array_path) as temporary, temporary.open("wb") as handle:
+        np.save(handle, image.array, allow_pickle=False)
     sidecar = {
         "parameters": parameters,
         "sha256": hashlib.sha256(array_path.read_bytes()).hexdigest(),
@@ -98,16 +98,4 @@ def write_cached_image(
         "wall_s": round(wall_s, 3),
     }
     text = json.dumps(sidecar, indent=1, sort_keys=True).encode()
-    _atomic_write(cache_dir / f"{key}.json", lambda handle: handle.write(text))
-
-
-def _atomic_write(path: Path, write: Any) -> None:
-    """Write to a temporary file in the same folder, then rename it over ``path``."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            write(stream)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(cache_dir / f"{key}.json", text)

@@ -26,14 +26,13 @@ from __future__ import annotations
 import json
 import math
 import numbers
-import os
-import uuid
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import numpy as np
 
+from stembench.atomic import AtomicPath, atomic_write_text
 from stembench.datamodel import BenchmarkImage
 from stembench.dataset_publish.storage.manifest import (
     MANIFEST_ATTR,
@@ -223,13 +222,13 @@ class DatasetWriter:
         self._generator_versions: list[str] = []
         self._overwrite = overwrite
         self._ids: set[str] = set()
-        self._tmp_path = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex}.tmp")
+        self._file = AtomicPath(self.path)
         self._handle: Any = None
 
     def __enter__(self) -> DatasetWriter:
         import h5py
 
-        self._handle = h5py.File(self._tmp_path, "w")
+        self._handle = h5py.File(self._file.temporary, "w")
         for group in ("imgs", "raw", "coords", "column_types", "column_elements", "faint_coords",
                       "faint_types", "metadata"):
             self._handle.create_group(group, track_order=True)
@@ -299,14 +298,8 @@ class DatasetWriter:
         self._handle = None
         if self.path.exists() and not self._overwrite:
             raise DatasetError(f"{self.path} appeared while writing; not replacing it")
-        sidecar = manifest_sidecar_path(self.path)
-        sidecar_tmp = sidecar.with_name(f".{sidecar.name}.{uuid.uuid4().hex}.tmp")
-        sidecar_tmp.write_text(manifest_json + "\n", encoding="utf-8")
-        try:
-            os.replace(self._tmp_path, self.path)
-            os.replace(sidecar_tmp, sidecar)
-        finally:  # a failed replace leaves no stray temporary file
-            sidecar_tmp.unlink(missing_ok=True)
+        self._file.commit()
+        atomic_write_text(manifest_sidecar_path(self.path), manifest_json + "\n")
 
     def __exit__(
         self,
@@ -321,7 +314,7 @@ class DatasetWriter:
             if self._handle is not None:
                 self._handle.close()
                 self._handle = None
-            self._tmp_path.unlink(missing_ok=True)
+            self._file.discard()
 
     @property
     def manifest(self) -> Manifest:

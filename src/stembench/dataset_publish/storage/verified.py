@@ -19,9 +19,9 @@ import json
 import math
 import numbers
 import os
-import uuid
 from pathlib import Path
 
+from stembench.atomic import atomic_write_text
 from stembench.dataset_publish.storage.cache_dir import default_cache_dir
 from stembench.dataset_publish.storage.manifest import verify_file
 from stembench.dataset_publish.storage.published import H5ImageSet
@@ -54,14 +54,11 @@ def _recorded(record: Path, stamp: list[int]) -> bool:
 
 def _record(record: Path, stamp: list[int], content_hash: str) -> None:
     """Write the record atomically; a cache that cannot be written only costs a re-hash."""
-    temporary = record.with_name(f".{record.name}.{uuid.uuid4().hex}.tmp")
     try:
         record.parent.mkdir(parents=True, exist_ok=True)
-        temporary.write_text(json.dumps({"stamp": stamp, "content_hash": content_hash}),
-                             encoding="utf-8")
-        os.replace(temporary, record)
+        atomic_write_text(record, json.dumps({"stamp": stamp, "content_hash": content_hash}))
     except OSError:
-        temporary.unlink(missing_ok=True)
+        pass
 
 
 def check_dataset_pixel_sizes(dataset: H5ImageSet) -> None:

@@ -26,6 +26,7 @@ import numpy as np
 from tqdm import tqdm
 
 from stembench._optional import require
+from stembench.atomic import AtomicPath, atomic_write_text
 from stembench.endpoints.models.atomnet import LEVELS, build_atomnet, load_atomnet_weights
 from stembench.endpoints.models.base import sha256_file
 from stembench.endpoints.training import TrainingResult
@@ -216,7 +217,8 @@ def train_atomnet(
     records = _read_log(log_path, done)
 
     def checkpoint(step: int) -> None:
-        network.save(checkpoint_path)
+        with AtomicPath(checkpoint_path, suffix=".keras") as temporary:
+            network.save(temporary)
         state = {
             "step": step,
             "seed": seed,
@@ -227,7 +229,7 @@ def train_atomnet(
                 None if initial_weights is None else sha256_file(Path(initial_weights))
             ),
         }
-        state_path.write_text(json.dumps(state))
+        atomic_write_text(state_path, json.dumps(state))
         _write_log(log_path, records)
 
     selector = Selector(curve_path=out_dir / f"{name}.validation.jsonl",

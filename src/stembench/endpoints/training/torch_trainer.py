@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from stembench._optional import require
+from stembench.atomic import AtomicPath
 from stembench.endpoints.models.atomsegnet import (
     DEFAULT_WEIGHTS_NAME,
     build_network,
@@ -64,9 +65,8 @@ def _read_log(path: Path, up_to_step: int) -> list[str]:
 
 
 def _save_atomically(torch: Any, obj: Mapping[str, Any], path: Path) -> None:
-    partial = path.with_suffix(path.suffix + ".partial")
-    torch.save(dict(obj), partial)
-    partial.replace(path)
+    with AtomicPath(path) as partial:
+        torch.save(dict(obj), partial)
 
 
 def _resume(torch: Any, path: Path, network: Any, optimizer: Any, seed: int) -> int:
