@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -28,6 +27,7 @@ from urllib.parse import quote, urlparse
 import numpy as np
 from numpy.typing import NDArray
 
+from stembench.atomic import AtomicPath
 from stembench.endpoints.models.base import Model, ModelInfo
 from stembench.endpoints.models.loaders import import_object
 from stembench.errors import ModelError
@@ -239,19 +239,18 @@ def fetch_published(name: str, *, mirror: str | None = None, cache_dir: Path | N
         return final
     source = _source(entry, mirror)
     created = _make_dirs(final.parent)
-    handle, temporary = tempfile.mkstemp(prefix=".fetch-", suffix=".part", dir=final.parent)
     try:
-        with os.fdopen(handle, "wb") as out:
-            size, digest = _copy_hashed(source, out, timeout_s)
-        if entry.size is not None and size != entry.size:
-            raise ModelError(f"{name}: {source} gave {size:,} bytes, expected {entry.size:,} "
-                             "(cut short or another file); nothing was cached")
-        if digest != entry.sha256:
-            raise ModelError(f"{name}: {source} has SHA-256 {digest}, expected {entry.sha256}; "
-                             "nothing was cached")
-        os.replace(temporary, final)
+        with AtomicPath(final) as temporary:
+            with temporary.open("wb") as out:
+                size, digest = _copy_hashed(source, out, timeout_s)
+            if entry.size is not None and size != entry.size:
+                raise ModelError(f"{name}: {source} gave {size:,} bytes, expected "
+                                 f"{entry.size:,} (cut short or another file); nothing was "
+                                 "cached")
+            if digest != entry.sha256:
+                raise ModelError(f"{name}: {source} has SHA-256 {digest}, expected "
+                                 f"{entry.sha256}; nothing was cached")
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
         for folder in created:
             if folder.is_dir() and not any(folder.iterdir()):
                 folder.rmdir()
