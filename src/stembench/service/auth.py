@@ -22,16 +22,21 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from stembench._optional import require
 from stembench.errors import StembenchError
 
-if TYPE_CHECKING:
-    from stembench.service.credentials import CredentialStore
-
 __all__ = ["COMPUTE_RESOURCE_SERVER", "COMPUTE_SCOPE", "AuthError", "Identity",
-           "TokenVerifier", "bearer_token"]
+           "TokenStore", "TokenVerifier", "bearer_token"]
+
+
+class TokenStore(Protocol):
+    """Where a user's Compute tokens are kept (:class:`stembench.service.credentials.
+    CredentialStore`, which imports this module)."""
+
+    def save(self, owner: str, tokens: dict[str, Any]) -> None:
+        """Keep ``tokens`` (a ``by_resource_server`` entry) for ``owner``."""
 
 _CACHE_SIZE = 4096
 #: Globus Compute's scope and resource server (``globus_sdk.scopes.ComputeScopes``).
@@ -168,7 +173,7 @@ class TokenVerifier:
         return Identity(sub=str(sub), username=data.get("username"), identity_set=linked), expires
 
     def grant_compute(self, header: str | None, caller: Identity,
-                      store: CredentialStore) -> None:
+                      store: TokenStore) -> None:
         """Obtain a Globus Compute token for ``caller`` (dependent-token grant), keep it in
         ``store`` (encrypted; see :mod:`stembench.service.credentials`).
 
