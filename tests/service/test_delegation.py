@@ -25,6 +25,9 @@ pytest.importorskip("globus_compute_sdk")
 import globus_sdk
 from fastapi.testclient import TestClient
 from globus_sdk.testing import RegisteredResponse
+from globus_sdk.testing.data.compute.v2.get_endpoint import (
+    DEFAULT_RESPONSE_DOC as ENDPOINT_DOCUMENT,
+)
 
 from stembench.errors import InputError
 from stembench.service.auth import COMPUTE_SCOPE, AuthError, TokenVerifier
@@ -179,6 +182,7 @@ def test_worker_submits_with_the_owners_token_never_the_services(
                              "min_ep_version": "1.0.0"}).add(requests_mock=rsps)
     RegisteredResponse(service="compute", path=f"/v2/endpoints/{ALLOWED}/status", method="GET",
                        json={"status": "online", "details": {}}).add(requests_mock=rsps)
+    _endpoint_metadata(rsps, {})
     from stembench.service.models import Job
 
     with app.state.sessions() as session:
@@ -338,3 +342,49 @@ def test_concurrent_writers_never_share_a_temporary_file(tmp_path: Path) -> None
     assert errors == []
     assert credentials.load(ALICE)["refresh_token"].endswith("-39")
     assert not list(tmp_path.glob("*.partial"))
+
+
+def _endpoint_metadata(rsps: responses.RequestsMock, schema: dict[str, Any]) -> None:
+    """The endpoint's metadata route publishing ``schema`` (globus_sdk.testing's document)."""
+    RegisteredResponse(service="compute", path=f"/v2/endpoints/{ALLOWED}", method="GET",
+                       json={**ENDPOINT_DOCUMENT, "uuid": ALLOWED, "user_config_schema": schema}
+                       ).add(requests_mock=rsps)
+
+
+def test_job_endpoint_options_are_checked_at_submission_and_reach_the_endpoint(
+        tmp_path: Path, rsps: responses.RequestsMock) -> None:
+    """Defect 6: service jobs pass endpoint options, checked against the endpoint's schema."""
+    from stembench.endpoints.endpoint_config import EndpointSettings, user_config_schema
+    from stembench.service.models import Job
+    from stembench.service.worker import Worker
+
+    auth = FakeAuth(rsps)
+    _compute_routes(rsps, "online")
+    _endpoint_metadata(rsps, user_config_schema("slurm-gpu", EndpointSettings(gpus=4)))
+    with _app(tmp_path) as client:
+        credentials = client.app.state.settings.credential_store()
+        refused = client.post("/api/jobs", headers=bearer("alice"), json={
+            "model": "log-blob", "endpoint_id": ALLOWED,
+            "endpoint_options": {"walltime": "forever"}})
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["detail"].startswith("endpoint option walltime: 'forever' does")
+        assert auth.revoked == ["aliceComputeRefresh-1", "aliceComputeToken-1"]
+        assert not credentials.holds(ALICE)  # nothing kept for a refused request
+        assert client.get("/api/jobs", headers=bearer("alice")).json() == []
+        answer = client.post("/api/jobs", headers=bearer("alice"), json={
+            "model": "log-blob", "endpoint_id": ALLOWED,
+            "endpoint_options": {"account": "12345", "walltime": "00:30:00"}})
+        assert answer.status_code == 201, answer.text
+        job = answer.json()["job"]
+        assert job["endpoint_options"] == {"account": "12345", "walltime": "00:30:00"}
+        app = client.app
+    metadata_calls = [c for c in rsps.calls if c.request.url.endswith(f"/endpoints/{ALLOWED}")]
+    assert metadata_calls[-1].request.headers["Authorization"] == "Bearer aliceComputeToken-2"
+    with app.state.sessions() as session:
+        row = session.get(Job, job["id"])
+    executor = Worker(app.state.settings, app.state.sessions)._compute_executor(row)
+    try:
+        assert executor.inner.user_endpoint_config == {
+            "account": "12345", "walltime": "00:30:00", "task_timeout_s": 3600}
+    finally:
+        executor.shutdown(wait=False, cancel_futures=True)

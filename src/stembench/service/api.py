@@ -67,7 +67,9 @@ def job_out(job: Job) -> JobOut:
     return JobOut(id=job.id, status=job.status, model=job.model,
                   options=json.loads(job.model_options), dataset_name=job.dataset_name,
                   dataset_preset=job.dataset_preset, dataset_version=job.dataset_version,
-                  endpoint_id=job.endpoint_id, cancel_requested=job.cancel_requested,
+                  endpoint_id=job.endpoint_id,
+                  endpoint_options=json.loads(job.endpoint_options or "{}"),
+                  cancel_requested=job.cancel_requested,
                   n_images=job.n_images, n_done=job.n_done, error=job.error,
                   weights_sha256=job.weights_sha256, model_version=job.model_version,
                   duplicate_of=job.duplicate_of, created_at=job.created_at,
@@ -141,7 +143,11 @@ def list_models() -> list[ModelOut]:
                         **_AUTH_ERRORS})
 def submit(body: SubmitIn, caller: Caller, db: DB, request: Request,
            response: Response) -> SubmitOut:
-    """Queue an evaluation of a registered model on a dataset preset."""
+    """Queue an evaluation of a registered model on a dataset preset.
+
+    On a service running jobs on Globus Compute, ``endpoint_options`` are checked against
+    the schema the endpoint publishes (422 when refused) before anything is queued.
+    """
     settings = request.app.state.settings
     models = registered_models()
     if models is not None and body.model not in {m.name for m in models}:
@@ -162,20 +168,56 @@ def submit(body: SubmitIn, caller: Caller, db: DB, request: Request,
             db, owner=caller.sub, owner_name=caller.username, model=body.model,
             options=body.options, dataset_name=body.dataset_name,
             dataset_preset=body.dataset_preset, dataset_version=version,
-            endpoint_id=body.endpoint_id)
+            endpoint_id=body.endpoint_id, endpoint_options=body.endpoint_options)
 
     if settings.executor != "globus":
+        if body.endpoint_options:
+            raise HTTPException(422, "endpoint_options: this service runs no job on a Globus "
+                                     "Compute endpoint")
         job, created = create()
     else:  # the job runs as the caller, with their one kept Compute token, never the service's
+        verifier = request.app.state.verifier
         credentials = settings.credential_store()
         with credentials.locked(caller.sub):  # the worker drops it under the same lock
-            if not credentials.holds(caller.sub):
-                request.app.state.verifier.grant_compute(
-                    request.headers.get("authorization"), caller, credentials)
+            held = credentials.holds(caller.sub)
+            tokens = credentials.load(caller.sub) if held else verifier.grant_compute(
+                request.headers.get("authorization"), caller)
+            refusal = _endpoint_options_refusal(settings, body, tokens["access_token"])
+            if refusal is not None:
+                if not held:  # minted for this request only
+                    for name in ("refresh_token", "access_token"):
+                        verifier.revoke(tokens[name])
+                raise HTTPException(422, refusal)
+            if not held:
+                credentials.save(caller.sub, tokens)
             job, created = create()
     if not created:
         response.status_code = 200
     return SubmitOut(job=job_out(job), duplicate=not created)
+
+
+def _endpoint_options_refusal(settings: Any, body: SubmitIn, access_token: str) -> str | None:
+    """Why the job's endpoint options are refused by the schema its endpoint publishes.
+
+    Read with the caller's own Compute token (``Client.get_endpoint_metadata``); an endpoint
+    that publishes no schema checks the options itself when the job runs.
+    """
+    if not body.endpoint_options:
+        return None
+    from stembench._optional import require
+    from stembench.client.remote_endpoints import check_endpoint_options, published_schema
+    from stembench.errors import InputError
+
+    globus_sdk = require("globus_sdk", extra="service", purpose="Globus Auth")
+    sdk = require("globus_compute_sdk", extra="compute", purpose="Jobs on Compute endpoints")
+    endpoint = body.endpoint_id or settings.default_endpoint_id
+    client = sdk.Client(authorizer=globus_sdk.AccessTokenAuthorizer(access_token),
+                        do_version_check=False)
+    try:
+        check_endpoint_options(dict(body.endpoint_options), published_schema(client, endpoint))
+    except InputError as exc:
+        return str(exc)
+    return None
 
 
 @router.get("/jobs", response_model=list[JobOut], responses=_AUTH_ERRORS)

@@ -22,21 +22,13 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from stembench._optional import require
 from stembench.errors import StembenchError
 
 __all__ = ["COMPUTE_RESOURCE_SERVER", "COMPUTE_SCOPE", "AuthError", "Identity",
-           "TokenStore", "TokenVerifier", "bearer_token"]
-
-
-class TokenStore(Protocol):
-    """Where a user's Compute tokens are kept (:class:`stembench.service.credentials.
-    CredentialStore`, which imports this module)."""
-
-    def save(self, owner: str, tokens: dict[str, Any]) -> None:
-        """Keep ``tokens`` (a ``by_resource_server`` entry) for ``owner``."""
+           "TokenVerifier", "bearer_token"]
 
 _CACHE_SIZE = 4096
 #: Globus Compute's scope and resource server (``globus_sdk.scopes.ComputeScopes``).
@@ -172,10 +164,10 @@ class TokenVerifier:
         linked = tuple(str(i) for i in data.get("identity_set") or ())
         return Identity(sub=str(sub), username=data.get("username"), identity_set=linked), expires
 
-    def grant_compute(self, header: str | None, caller: Identity,
-                      store: TokenStore) -> None:
-        """Obtain a Globus Compute token for ``caller`` (dependent-token grant), keep it in
-        ``store`` (encrypted; see :mod:`stembench.service.credentials`).
+    def grant_compute(self, header: str | None, caller: Identity) -> dict[str, Any]:
+        """A new Globus Compute token for ``caller`` (dependent-token grant): the
+        ``access_token``, ``refresh_token`` and ``expires_at_seconds`` globus_sdk returns.
+        The caller keeps it (:mod:`stembench.service.credentials`) or revokes it.
 
         Raises
         ------
@@ -201,7 +193,7 @@ class TokenVerifier:
             raise AuthError(403, "insufficient_scope", "no Globus Compute token could be "
                             "obtained for you: this service's scope must declare Globus "
                             f"Compute's scope {COMPUTE_SCOPE} as a dependent scope")
-        store.save(caller.sub, tokens)
+        return dict(tokens)
 
     def revoke(self, token: str) -> None:
         """Revoke ``token`` with Globus Auth (the service's own client made it)."""

@@ -69,6 +69,7 @@ class Job(Base):
     dataset_preset: Mapped[str] = mapped_column(String(64))
     dataset_version: Mapped[str] = mapped_column(String(64))
     endpoint_id: Mapped[str | None] = mapped_column(String(64))
+    endpoint_options: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
     status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     error: Mapped[str | None] = mapped_column(Text)

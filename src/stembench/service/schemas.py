@@ -71,6 +71,11 @@ class SubmitIn(BaseModel):
         default=None, description="Dataset version; default: the version this service builds.")
     endpoint_id: str | None = Field(
         default=None, description="Globus Compute endpoint UUID (services running on Globus).")
+    endpoint_options: dict[Annotated[str, StringConstraints(max_length=64)], OptionValue] = Field(
+        default_factory=dict, max_length=16,
+        description="Per-task options of the endpoint's user template (e.g. account, "
+                    "walltime), checked at submission against the schema the endpoint "
+                    "publishes (services running on Globus).")
 
     @field_validator("endpoint_id")
     @classmethod
@@ -82,7 +87,7 @@ class SubmitIn(BaseModel):
         except ValueError as exc:
             raise ValueError(f"endpoint_id must be a UUID, got {value[:80]!r}") from exc
 
-    @field_validator("options")
+    @field_validator("options", "endpoint_options")
     @classmethod
     def _finite(cls, value: dict[str, OptionValue]) -> dict[str, OptionValue]:
         for key, item in value.items():
@@ -104,6 +109,7 @@ class JobOut(BaseModel):
     dataset_preset: str
     dataset_version: str
     endpoint_id: str | None
+    endpoint_options: dict[str, Any] = Field(default_factory=dict)
     cancel_requested: bool
     n_images: int | None
     n_done: int

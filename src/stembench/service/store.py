@@ -53,8 +53,12 @@ def submission_key(model: str, options: Mapping[str, Any], dataset_name: str,
 
 def create_job(session: Session, *, owner: str, owner_name: str | None, model: str,
                options: Mapping[str, Any], dataset_name: str, dataset_preset: str,
-               dataset_version: str, endpoint_id: str | None) -> tuple[Job, bool]:
+               dataset_version: str, endpoint_id: str | None,
+               endpoint_options: Mapping[str, Any] | None = None) -> tuple[Job, bool]:
     """Queue a job, or return the live job with the same submission key.
+
+    Where a job runs (its endpoint and that endpoint's options) is not part of the key:
+    the same evaluation elsewhere gives the same scores.
 
     Returns
     -------
@@ -65,7 +69,8 @@ def create_job(session: Session, *, owner: str, owner_name: str | None, model: s
     return _insert(session, key, owner=owner, owner_name=owner_name, model=model,
                    model_options=json.dumps(dict(options), sort_keys=True),
                    dataset_name=dataset_name, dataset_preset=dataset_preset,
-                   dataset_version=dataset_version, endpoint_id=endpoint_id, source="worker")
+                   dataset_version=dataset_version, endpoint_id=endpoint_id, source="worker",
+                   endpoint_options=json.dumps(dict(endpoint_options or {}), sort_keys=True))
 
 
 def create_upload(session: Session, *, owner: str, owner_name: str | None, content_sha256: str,

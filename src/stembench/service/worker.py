@@ -195,6 +195,8 @@ class Worker:
         client = compute_client_for(settings.globus_client_id, settings.globus_client_secret,
                                     settings.credential_store(), job.owner)
         (target,) = remote_targets([endpoint], client=client,
+                                   options=json.loads(job.endpoint_options or "{}") or None,
+                                   task_timeout_s=DEFAULT_TASK_DEADLINE_S,
                                    function_id=settings.compute_function_id)
         return target.executor
 
