@@ -14,6 +14,7 @@ import pwd
 import stat
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,8 @@ from globus_compute_endpoint.endpoint.identity_mapper import MappedPosixIdentity
 PROVIDERS = {"workstation-gpu": "LocalProvider", "slurm-gpu": "SlurmProvider",
              "pbs-gpu": "PBSProProvider"}
 FUNCTION_ID = "2b5c1c2e-7d7a-4a0c-9a57-2f1b8d6f6a10"
+GPU_LOCK = "/tmp/stembench-workstation-gpus.lock"
+GPU_LOCK_LINE = (f"L={GPU_LOCK}; [ -e $L ] || (umask 0; : >> $L); exec 9<$L; flock 9")
 HPC = ["slurm-gpu", "pbs-gpu"]
 
 
@@ -101,7 +104,8 @@ def test_user_template_renders_defaults(template: str, tmp_path: Path) -> None:
     assert engine.max_workers_per_node == 4
     provider = engine.executor.provider
     assert type(provider).__name__ == PROVIDERS[template]
-    assert provider.worker_init.strip() == "module load cuda; source /opt/stembench/bin/activate"
+    assert provider.worker_init.strip().splitlines()[-1] == (
+        "module load cuda; source /opt/stembench/bin/activate")
     assert {s.__name__ for s in engine.serde.allowed_deserializer_types} == {
         "PureSourceTextInspect", "JSONData"}
     if template in HPC:
@@ -190,11 +194,13 @@ def test_task_timeout_becomes_the_workers_gc_task_timeout(template: str,
     """
     write_endpoint_directory(template, tmp_path / "ep", _settings(
         worker_init="export STEMBENCH_MARK='it''s set'"))
-    assert _render(tmp_path / "ep", {}).engine.executor.provider.worker_init.strip() == (
-        "export STEMBENCH_MARK='it''s set'")  # no limit unless the user sends one
+    lock = [GPU_LOCK_LINE] if template == "workstation-gpu" else []
+    assert _render(tmp_path / "ep", {}).engine.executor.provider.worker_init.strip(
+    ).splitlines() == [*lock, "export STEMBENCH_MARK='it''s set'"]  # no limit unless sent
     provider = _render(tmp_path / "ep", {"task_timeout_s": 1}).engine.executor.provider
     worker_init = provider.worker_init.strip()
-    assert worker_init == "export GC_TASK_TIMEOUT=1\nexport STEMBENCH_MARK='it''s set'"
+    assert worker_init.splitlines() == [*lock, "export GC_TASK_TIMEOUT=1",
+                                        "export STEMBENCH_MARK='it''s set'"]
     if template != "slurm-gpu":
         return  # the same line everywhere; one shell run is enough
     runner = tmp_path / "runner.py"
@@ -211,6 +217,84 @@ def test_a_slurm_block_does_not_take_a_whole_node(tmp_path: Path) -> None:
     assert provider.exclusive is False
     assert "--exclusive" not in provider.scheduler_options
     assert "#SBATCH --gpus-per-node=1" in provider.scheduler_options
+
+
+def _children(pid: int) -> list[str]:
+    """Names of the processes whose parent is ``pid`` (from /proc)."""
+    names = []
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat_file.read_text().rsplit(")", 1)
+        except OSError:
+            continue
+        if int(fields[1].split()[1]) == pid:
+            names.append(fields[0].split("(", 1)[1])
+    return names
+
+
+def _wait_for(condition: Any) -> None:
+    for _ in range(2400):
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition never met")
+
+
+def test_two_user_endpoints_of_a_workstation_never_hold_the_gpus_at_once(
+        tmp_path: Path) -> None:
+    """Defect 7: user endpoints with gpus=1 and gpus=2 both pin GPU 0; the second block
+    waits for the machine's GPU lock until the first one's worker pool has ended.
+
+    Each block is what LocalProvider runs (parsl/providers/local/local.py:200): the
+    rendered worker_init, then the pool (here a loop that holds on until released).
+    """
+    write_endpoint_directory("workstation-gpu", tmp_path / "ep", _settings(worker_init="true"))
+    providers = [_render(tmp_path / "ep", {"gpus": gpus}).engine for gpus in (1, 2)]
+    assert [e.executor.available_accelerators for e in providers] == [["0"], ["0", "1"]]
+    log = tmp_path / "log"
+
+    def block(name: str, engine: Any) -> subprocess.Popen[bytes]:
+        init = engine.executor.provider.worker_init.replace(GPU_LOCK, str(tmp_path / "gpus"))
+        pool = (f"echo {name} start >> {log}\nwhile [ ! -e {tmp_path}/release-{name} ]; do "
+                f"sleep 0.05; done\necho {name} end >> {log}\n")
+        return subprocess.Popen(["bash", "-c", f"{init}\n{pool}"])
+
+    def lines() -> list[str]:
+        return log.read_text().splitlines() if log.exists() else []
+
+    first = block("first", providers[0])
+    _wait_for(lambda: "first start" in lines())
+    second = block("second", providers[1])
+    _wait_for(lambda: "second start" in lines() or "flock" in _children(second.pid))
+    (tmp_path / "release-first").touch()
+    first.wait(timeout=60)
+    _wait_for(lambda: "second start" in lines())
+    (tmp_path / "release-second").touch()
+    second.wait(timeout=60)
+    assert lines() == ["first start", "first end", "second start", "second end"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the hint is for root")
+def test_a_single_user_directory_written_as_root_says_how_to_start_it(tmp_path: Path) -> None:
+    """Defect 7: as root, globus-compute-endpoint refuses a single-user directory with a
+    hint about an email (globus_compute_endpoint/cli.py:918-922); ours says what to do."""
+    from typer.testing import CliRunner
+
+    from stembench.cli import app
+
+    answer = CliRunner().invoke(app, ["endpoint", "config", "workstation-gpu", "-o",
+                                      str(tmp_path / "stembench")])
+    assert answer.exit_code == 0, answer.output
+    hint = [line for line in answer.output.splitlines() if "Single-user endpoint" in line]
+    assert hint and "not as root" in hint[0] and "--multi-user" in hint[0]
+    assert "Multi-user endpoints require a contact email address" in hint[0]
+    config_text = (tmp_path / "stembench" / "config.yaml").read_text()
+    assert "start it as the user who runs its tasks, not as root" in config_text
+    upstream = subprocess.run(
+        [str(Path(sys.executable).parent / "globus-compute-endpoint"), "start", "stembench"],
+        env={**os.environ, "GLOBUS_COMPUTE_USER_DIR": str(tmp_path)}, capture_output=True,
+        text=True, timeout=120)
+    assert "Multi-user endpoints require a contact email address" in upstream.stderr
 
 
 def test_schema_file_is_the_published_schema(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -192,7 +193,11 @@ def config_command(
         "JSON only).")] = False,
 ) -> None:
     """Write a Globus Compute endpoint directory for a GPU workstation or HPC queue."""
-    from stembench.endpoints.endpoint_config import EndpointSettings, write_endpoint_directory
+    from stembench.endpoints.endpoint_config import (
+        SINGLE_USER_HINT,
+        EndpointSettings,
+        write_endpoint_directory,
+    )
 
     settings = EndpointSettings(
         display_name=name, gpus=gpus, partition=partition, account=account, walltime=walltime,
@@ -201,6 +206,8 @@ def config_command(
         allowed_functions=tuple(allowed_function or ()), restrict_serializers=not any_serializer)
     for path in write_endpoint_directory(template, output, settings):
         typer.echo(f"Wrote {path}")
+    if not multi_user and os.geteuid() == 0:
+        typer.echo(f"Note: {SINGLE_USER_HINT}", err=True)
     typer.echo(f"Start it: globus-compute-endpoint start {output.expanduser().absolute().name} "
                "(the directory must be ~/.globus_compute/<name>; see README, Remote evaluation)")
 

@@ -24,8 +24,8 @@ from typing import Any
 
 from stembench.errors import InputError
 
-__all__ = ["TASK_TIMEOUT_OPTION", "EndpointSettings", "list_templates", "render_user_template",
-           "user_config_schema", "write_endpoint_directory"]
+__all__ = ["SINGLE_USER_HINT", "TASK_TIMEOUT_OPTION", "EndpointSettings", "list_templates",
+           "render_user_template", "user_config_schema", "write_endpoint_directory"]
 
 WALLTIME_PATTERN = r"^\d{1,3}:[0-5]\d:[0-5]\d$"
 NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
@@ -38,6 +38,14 @@ _DISPLAY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _DOMAIN = re.compile(r"^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _HPC = ("slurm-gpu", "pbs-gpu")
+
+#: Why a single-user directory must not be started by root: as root, globus-compute-endpoint
+#: takes every endpoint for a multi-user one (globus_compute_endpoint/cli.py:918-922).
+SINGLE_USER_HINT = (
+    "Single-user endpoint: start it as the user who runs its tasks, not as root (as root, "
+    "globus-compute-endpoint takes it for a multi-user endpoint and refuses it: 'Multi-user "
+    "endpoints require a contact email address'); for an endpoint run by root, write it with "
+    "stembench endpoint config --multi-user --identity-domain DOMAIN --contact-email ADDRESS.")
 
 
 @dataclass(frozen=True)
@@ -212,6 +220,8 @@ def _core_config(settings: EndpointSettings, idmap: Path | None) -> str:
                    "email": settings.contact_email}
     header = ("# Globus Compute endpoint for stembench (no engine here: the engine is in\n"
               "# user_config_template.yaml.j2, rendered for each user by the endpoint).\n")
+    if idmap is None:
+        header += f"# {SINGLE_USER_HINT}\n"
     return header + yaml.safe_dump(config, sort_keys=False)
 
 
