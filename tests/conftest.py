@@ -29,6 +29,9 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 
 import pytest  # noqa: E402
 
+#: Fixtures of the local Globus Compute stack (tests/support/compute_stack/README.md).
+pytest_plugins = ["compute_stack.plugin"]
+
 
 @pytest.fixture(scope="session")
 def mini_dataset_path(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -1,0 +1,176 @@
+"""pytest fixtures of the local Globus Compute stack (loaded from ``tests/conftest.py``).
+
+Fixtures
+--------
+compute_stack (session)
+    The running :class:`~compute_stack.stack.ComputeStack`; skipped with the reason when
+    this machine cannot run it (not root, Debian packages missing).
+endpoint_cache (session)
+    A ``STEMBENCH_CACHE`` folder with the ``mini`` preset built, readable by the endpoint.
+slurm_endpoint (session)
+    A started :class:`~compute_stack.endpoint.EndpointProcess` from
+    ``stembench endpoint config slurm-gpu``, shared by tests that leave it running.
+start_endpoint (function)
+    Factory ``start_endpoint(**options) -> EndpointProcess`` for a test that stops,
+    breaks or reconfigures its endpoint; each is stopped after the test.
+compute_client (function)
+    :class:`ClientSide`: a logged-in SDK user directory, the environment for a
+    ``stembench`` process (:meth:`ClientSide.run`), and ``os.environ`` set for in-process
+    SDK use.
+
+Tests using these get the ``compute_stack`` marker (``-m "not compute_stack"`` skips them).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from compute_stack.daemons import StackStartError
+from compute_stack.endpoint import REPO, VENV_BIN, EndpointProcess, endpoint_user
+from compute_stack.stack import ComputeStack
+
+MARK = "compute_stack"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", f"{MARK}: runs on the local Globus Compute stack "
+                            "(RabbitMQ, Slurm, endpoint process; root only)")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if {"compute_stack", "slurm_endpoint", "start_endpoint"} & set(
+                getattr(item, "fixturenames", ())):
+            item.add_marker(MARK)
+
+
+def _why_not() -> str | None:
+    if os.geteuid() != 0:
+        return "the Compute stack starts Slurm and RabbitMQ daemons: run as root"
+    missing = [p for p in ("munged", "slurmctld", "slurmd", "sbatch")
+               if shutil.which(p) is None]
+    if not Path("/usr/lib/rabbitmq/bin/rabbitmq-server").exists():
+        missing.append("rabbitmq-server")
+    if missing:
+        return f"missing {missing}: bash scripts/bootstrap.sh --test installs them"
+    return None
+
+
+@pytest.fixture(scope="session")
+def compute_stack() -> Iterator[ComputeStack]:
+    """RabbitMQ, Slurm and the web-service/Auth stand-ins, up for the whole session."""
+    reason = _why_not()
+    if reason:
+        pytest.skip(reason)
+    folder = Path(tempfile.mkdtemp(prefix="stembench-stack-"))
+    stack = ComputeStack(folder)
+    try:
+        stack.start()
+    except StackStartError as exc:
+        pytest.fail(f"the Compute stack did not start: {exc}")
+    try:
+        yield stack
+    finally:
+        stack.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def endpoint_cache(compute_stack: ComputeStack) -> Path:
+    """A dataset cache with the ``mini`` preset, owned by the endpoint's account."""
+    from stembench.dataset_publish.storage.cache import load
+
+    cache = compute_stack.folder / "stembench-cache"
+    load(preset="mini", cache_dir=cache)
+    account = endpoint_user()
+    for path in (cache, *cache.rglob("*")):
+        os.chown(path, account.pw_uid, account.pw_gid)
+    return cache
+
+
+def _endpoint(stack: ComputeStack, endpoint_cache: Path, name: str,
+              config_options: tuple[str, ...] = (), env: dict[str, str] | None = None
+              ) -> EndpointProcess:
+    return EndpointProcess(stack, stack.folder / name, config_options=(
+        "--walltime", "00:30:00", *config_options),
+        env={"STEMBENCH_CACHE": str(endpoint_cache), **(env or {})})
+
+
+@pytest.fixture(scope="session")
+def slurm_endpoint(compute_stack: ComputeStack, endpoint_cache: Path
+                   ) -> Iterator[EndpointProcess]:
+    """The shared endpoint (``slurm-gpu`` template, default options), started once."""
+    endpoint = _endpoint(compute_stack, endpoint_cache, "shared-endpoint")
+    try:
+        endpoint.start()
+    except StackStartError as exc:
+        pytest.fail(str(exc))
+    yield endpoint
+    endpoint.stop()
+
+
+@pytest.fixture
+def start_endpoint(compute_stack: ComputeStack, endpoint_cache: Path
+                   ) -> Iterator[Callable[..., EndpointProcess]]:
+    """Factory of endpoints private to one test (each in its own home), stopped after it."""
+    started: list[EndpointProcess] = []
+
+    def start(*, config_options: tuple[str, ...] = (), env: dict[str, str] | None = None
+              ) -> EndpointProcess:
+        endpoint = _endpoint(compute_stack, endpoint_cache, f"endpoint-{len(started)}-"
+                             f"{os.urandom(3).hex()}", config_options, env)
+        started.append(endpoint)
+        endpoint.start()
+        return endpoint
+
+    yield start
+    for endpoint in started:
+        endpoint.stop()
+
+
+@dataclass
+class ClientSide:
+    """A user of the SDK on the stack: token directory, stembench config, environment."""
+
+    stack: ComputeStack
+    folder: Path
+    env: dict[str, str]
+
+    def run(self, *args: str, timeout: float = 300, **popen: Any
+            ) -> subprocess.CompletedProcess[str]:
+        """Run ``stembench ARGS`` as this user; fails the test if it outlives ``timeout``."""
+        return subprocess.run([str(VENV_BIN / "stembench"), *args], env=self.env,
+                              cwd=self.folder, capture_output=True, text=True,
+                              timeout=timeout, check=False, **popen)
+
+    def popen(self, *args: str) -> subprocess.Popen[str]:
+        """Start ``stembench ARGS`` as this user (its own session, output piped)."""
+        return subprocess.Popen([str(VENV_BIN / "stembench"), *args], env=self.env,
+                                cwd=self.folder, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+@pytest.fixture
+def compute_client(compute_stack: ComputeStack, endpoint_cache: Path,
+                   tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ClientSide:
+    """The endpoint owner's identity logged in on the client side of this test."""
+    user_dir = tmp_path / "globus_compute"
+    compute_stack.login(user_dir, "alice@example.org")
+    stack_env = compute_stack.env(user_dir) | {
+        "STEMBENCH_CONFIG": str(tmp_path / "stembench-config.json"),
+        "STEMBENCH_CACHE": str(endpoint_cache)}
+    for key, value in stack_env.items():
+        monkeypatch.setenv(key, value)
+    python_path = os.pathsep.join([str(REPO / "src"), str(REPO / "tests" / "support")])
+    env = {**os.environ, **stack_env, "PYTHONPATH": python_path}
+    env.pop("PYTEST_CURRENT_TEST", None)
+    return ClientSide(compute_stack, tmp_path, env)
