@@ -212,6 +212,24 @@ def _main_job_rows(data: dict[str, Any]) -> list[Row]:
              f"{_spread(overhead, '{:+.1f}')} %; target < 10 %, whole < 8 min")]
 
 
+def _compute_stack_rows(data: dict[str, Any]) -> list[Row]:
+    local = statistics.median(data["local_s"])
+    warm = statistics.median(data["remote_warm_s"])
+    shards = data["shards_local"]
+    overhead = (warm - local) / shards
+    return [(f"`bench_compute_stack.py`: `evaluate --endpoint` on the local Globus Compute stack "
+             f"(real endpoint, RabbitMQ, Slurm; stand-in web service), mini preset, atomap-like, "
+             f"{shards} shards of {data['shard_size']}, {data['workers']} workers, median of "
+             f"{len(data['remote_warm_s'])}",
+             f"warm {60 * shards / warm:.1f} shards/min ({_spread(data['remote_warm_s'], '{:.1f}')}"
+             f" s), per-shard overhead {overhead:+.2f} s; cold (user endpoint and Slurm job "
+             f"start) {data['remote_cold_s']:.1f} s; first result "
+             f"{statistics.median(data['first_result_warm_s']):.1f} s after submit warm, "
+             f"{data['first_result_cold_s']:.1f} s cold",
+             f"local workers on the same shards: {60 * shards / local:.1f} shards/min "
+             f"({_spread(data['local_s'], '{:.1f}')} s)")]
+
+
 BENCHMARKS = (
     Benchmark("matching", "bench_matching.py",
               ("--sizes", "1000", "5000", "10000", "100000", "--repeats", "7"), _matching_rows,
@@ -237,6 +255,8 @@ BENCHMARKS = (
               _service_load_rows),
     Benchmark("main_job", "bench_main_job.py", ("--preset", "standard", "--repeats", "3"),
               _main_job_rows),
+    Benchmark("compute_stack", "bench_compute_stack.py", ("--repeats", "3"),
+              _compute_stack_rows),
 )
 
 

@@ -9,6 +9,7 @@ only the Compute web service and Globus Auth are stand-ins (tests/support/comput
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -17,31 +18,38 @@ from compute_stack.endpoint import EndpointProcess
 from compute_stack.plugin import ClientSide
 
 
-def to_12_digits(value: Any) -> Any:
-    """``value`` with every float rounded to 12 significant digits (nested lists, dicts)."""
-    if isinstance(value, float):
-        return float(f"{value:.12g}")
-    if isinstance(value, dict):
-        return {key: to_12_digits(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [to_12_digits(item) for item in value]
-    return value
+def differences(remote: Any, local: Any, where: str = "") -> list[str]:
+    """Where ``remote`` and ``local`` differ: floats by more than 1e-6, anything else at all.
+
+    The same shard computed in the endpoint's worker and in a local worker gives the same
+    coordinates (3 decimals, as stored), counts, recall, precision and F1; float statistics
+    (RMS, mean offsets, in pixels or angstrom) differ by up to 3.4e-9 (an O2 RMS of
+    0.4650827970477866 against 0.4650828004337237 px, measured on the mini preset): the
+    worker processes differ (parsl's worker pool against a local spawn pool, each run to run
+    stable), and ulp-level differences in numpy's reductions move the iterative Gaussian
+    fits below the stored precision. 1e-6 is 1000 times below that precision.
+    """
+    if isinstance(remote, float) and isinstance(local, float):
+        same = math.isclose(remote, local, rel_tol=0, abs_tol=1e-6) or (
+            math.isnan(remote) and math.isnan(local))
+        return [] if same else [f"{where}: {remote!r} != {local!r}"]
+    if isinstance(remote, dict) and isinstance(local, dict) and remote.keys() == local.keys():
+        return [d for key in remote for d in differences(remote[key], local[key],
+                                                          f"{where}/{key}")]
+    if isinstance(remote, list) and isinstance(local, list) and len(remote) == len(local):
+        return [d for i, (a, b) in enumerate(zip(remote, local, strict=True))
+                for d in differences(a, b, f"{where}[{i}]")]
+    return [] if remote == local else [f"{where}: {remote!r} != {local!r}"]
 
 
 def scored_images(results: Path) -> dict[str, Any]:
-    """Per image: its error, score and coordinates (what a run measures, not how long).
-
-    Float score fields are compared to 12 significant digits: the same computation on the
-    endpoint's worker differs from the local one in the last binary digit of some sums
-    (e.g. an RMS of 0.38043843327032356 against 0.3804384332703225); coordinates, counts,
-    recall, precision and F1 are identical.
-    """
+    """Per image: its error, score and coordinates (what a run measures, not how long)."""
     images = {}
     for line in results.read_text(encoding="utf-8").splitlines():
         record = json.loads(line)
         for image in record["images"]:
-            images[image["image_id"]] = (image["error"], to_12_digits(image["score"]),
-                                         image["coordinates"])
+            images[image["image_id"]] = {"error": image["error"], "score": image["score"],
+                                         "coordinates": image["coordinates"]}
     return images
 
 
@@ -68,8 +76,5 @@ def test_evaluate_through_endpoint_and_slurm_scores_like_a_local_run(
     remote_images = scored_images(compute_client.folder / "remote" / "results.jsonl")
     local_images = scored_images(compute_client.folder / "local" / "results.jsonl")
     assert len(remote_images) == 102
-    differing = {image: [field for field in remote_images[image][1] or {}
-                         if (remote_images[image][1] or {}).get(field)
-                         != (local_images[image][1] or {}).get(field)]
-                 for image in remote_images if remote_images[image] != local_images[image]}
-    assert not differing, f"{len(differing)} image(s) differ: {sorted(differing.items())[:3]}"
+    found = differences(remote_images, local_images)
+    assert not found, f"{len(found)} difference(s): {found[:5]}"

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
 from compute_stack.endpoint import EndpointProcess
 from compute_stack.plugin import ClientSide
 
@@ -89,6 +88,8 @@ def test_transient_5xx_on_submit_is_retried(
     assert "atomap-like: 102 image(s) evaluated, 0 failed" in out
 
 
+@pytest.mark.xfail(strict=True, reason="issue 22 defect 2 (gcfix): after one refused submit "
+                   "the SDK Executor stops for good and the run aborts with a traceback")
 def test_4xx_on_submit_fails_the_shard_not_the_run(
         slurm_endpoint: EndpointProcess, compute_client: ClientSide) -> None:
     stack = compute_client.stack
@@ -102,8 +103,8 @@ def test_4xx_on_submit_fails_the_shard_not_the_run(
 
 
 def test_endpoint_stopped_mid_run_ends_the_client_with_one_line(
-        start_endpoint: Callable[..., EndpointProcess], compute_client: ClientSide) -> None:
-    endpoint = start_endpoint()
+        slurm_endpoint: EndpointProcess, compute_client: ClientSide) -> None:
+    endpoint = slurm_endpoint
     results = compute_client.folder / "results.jsonl"
     client = compute_client.popen(*EVALUATE, "--endpoint", endpoint.endpoint_id,
                                   "--results", str(results), "--task-deadline", "60")
@@ -111,7 +112,7 @@ def test_endpoint_stopped_mid_run_ends_the_client_with_one_line(
     endpoint.stop()
     before = finished_shards(results)
     assert_nothing_left(endpoint)
-    code, out, err = communicate(client, 300)
+    code, _out, err = communicate(client, 300)
     assert code != 0
     assert set(before) <= set(finished_shards(results))
     message = [line for line in err.splitlines() if "Traceback" in line]

@@ -91,10 +91,14 @@ class EndpointProcess:
     @property
     def env(self) -> dict[str, str]:
         """The endpoint's environment (its workers inherit it through ``sbatch``)."""
+        from stembench.client.executors import THREAD_VARIABLES
+
         python_path = os.pathsep.join([str(REPO / "src"), str(REPO / "tests" / "support")])
-        return {"PATH": f"{VENV_BIN}:/usr/local/bin:/usr/bin:/bin", "HOME": str(self.home),
-                "USER": self.account.pw_name, "LANG": "C.UTF-8", "PYTHONPATH": python_path,
-                "STEMBENCH_OFFLINE": "1", "OMP_NUM_THREADS": "1",
+        # one thread per pool, as a local worker on this 2-core machine sizes itself
+        threads = dict.fromkeys((*THREAD_VARIABLES, "TF_NUM_INTEROP_THREADS"), "1")
+        return {**threads, "PATH": f"{VENV_BIN}:/usr/local/bin:/usr/bin:/bin",
+                "HOME": str(self.home), "USER": self.account.pw_name, "LANG": "C.UTF-8",
+                "PYTHONPATH": python_path, "STEMBENCH_OFFLINE": "1",
                 **self.stack.env(self.user_dir), **self.extra_env}
 
     def _as_owner(self, command: list[str]) -> list[str]:

@@ -7,12 +7,14 @@ compute_stack (session)
     this machine cannot run it (not root, Debian packages missing).
 endpoint_cache (session)
     A ``STEMBENCH_CACHE`` folder with the ``mini`` preset built, readable by the endpoint.
-slurm_endpoint (session)
-    A started :class:`~compute_stack.endpoint.EndpointProcess` from
-    ``stembench endpoint config slurm-gpu``, shared by tests that leave it running.
+slurm_endpoint (function)
+    The started :class:`~compute_stack.endpoint.EndpointProcess` from
+    ``stembench endpoint config slurm-gpu`` shared by the session (restarted, same id, if
+    a test stopped it).
 start_endpoint (function)
-    Factory ``start_endpoint(**options) -> EndpointProcess`` for a test that stops,
-    breaks or reconfigures its endpoint; each is stopped after the test.
+    Factory ``start_endpoint(config_options=(...), env={...}) -> EndpointProcess`` for a
+    test that needs other options; stops the shared endpoint first; each is stopped after
+    the test.
 compute_client (function)
     :class:`ClientSide`: a logged-in SDK user directory, the environment for a
     ``stembench`` process (:meth:`ClientSide.run`), and ``os.environ`` set for in-process
@@ -106,23 +108,38 @@ def _endpoint(stack: ComputeStack, endpoint_cache: Path, name: str,
 
 
 @pytest.fixture(scope="session")
-def slurm_endpoint(compute_stack: ComputeStack, endpoint_cache: Path
-                   ) -> Iterator[EndpointProcess]:
-    """The shared endpoint (``slurm-gpu`` template, default options), started once."""
+def _shared_endpoint(compute_stack: ComputeStack, endpoint_cache: Path
+                     ) -> Iterator[EndpointProcess]:
     endpoint = _endpoint(compute_stack, endpoint_cache, "shared-endpoint")
-    try:
-        endpoint.start()
-    except StackStartError as exc:
-        pytest.fail(str(exc))
     yield endpoint
     endpoint.stop()
 
 
 @pytest.fixture
-def start_endpoint(compute_stack: ComputeStack, endpoint_cache: Path
+def slurm_endpoint(_shared_endpoint: EndpointProcess) -> EndpointProcess:
+    """The shared endpoint (``slurm-gpu`` template, default options), (re)started if needed.
+
+    A test may stop it; the next test that asks for it starts it again (same endpoint id).
+    """
+    if not _shared_endpoint.running:
+        try:
+            _shared_endpoint.start()
+        except StackStartError as exc:
+            pytest.fail(str(exc))
+    return _shared_endpoint
+
+
+@pytest.fixture
+def start_endpoint(compute_stack: ComputeStack, endpoint_cache: Path,
+                   _shared_endpoint: EndpointProcess
                    ) -> Iterator[Callable[..., EndpointProcess]]:
-    """Factory of endpoints private to one test (each in its own home), stopped after it."""
+    """Factory of endpoints private to one test (each in its own home), stopped after it.
+
+    The shared endpoint is stopped first: SlurmProvider asks for whole nodes
+    (``exclusive=True``), so its idle job would hold the one node.
+    """
     started: list[EndpointProcess] = []
+    _shared_endpoint.stop()
 
     def start(*, config_options: tuple[str, ...] = (), env: dict[str, str] | None = None
               ) -> EndpointProcess:

@@ -77,6 +77,8 @@ class TaskRecord:
     function_id: str
     identity: Identity
     status: str = "waiting-for-ep"
+    submitted_at: float = field(default_factory=time.time)
+    finished_at: float | None = None
     result: str | None = None
     exception: str | None = None
     completion_t: str | None = None
@@ -342,7 +344,8 @@ class ComputeState:
             task = self.tasks.get(str(result.task_id))
             if task is None:
                 return
-            task.completion_t = str(time.time())
+            task.finished_at = time.time()
+            task.completion_t = str(task.finished_at)
             if result.is_error:
                 task.status, task.exception = "failed", result.data
             else:
