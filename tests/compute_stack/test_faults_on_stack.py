@@ -102,17 +102,20 @@ def test_4xx_on_submit_fails_the_shard_not_the_run(
     assert "atomap-like: 102 image(s) evaluated, 0 failed" in out
 
 
+@pytest.mark.xfail(strict=True, reason="issue 22 defect 3 (gcfix): the offline endpoint is "
+                   "noticed only by each attempt's --task-deadline, then the client prints its "
+                   "summary and hangs at exit (the SDK waits for the abandoned tasks)")
 def test_endpoint_stopped_mid_run_ends_the_client_with_one_line(
         slurm_endpoint: EndpointProcess, compute_client: ClientSide) -> None:
     endpoint = slurm_endpoint
     results = compute_client.folder / "results.jsonl"
     client = compute_client.popen(*EVALUATE, "--endpoint", endpoint.endpoint_id,
-                                  "--results", str(results), "--task-deadline", "60")
+                                  "--results", str(results), "--task-deadline", "20")
     wait_for(lambda: finished_shards(results), "a first finished shard")
     endpoint.stop()
     before = finished_shards(results)
     assert_nothing_left(endpoint)
-    code, _out, err = communicate(client, 300)
+    code, _out, err = communicate(client, 120)
     assert code != 0
     assert set(before) <= set(finished_shards(results))
     message = [line for line in err.splitlines() if "Traceback" in line]
