@@ -19,47 +19,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from stembench.errors import InputError
+from stembench.validation import validate_coordinates, validate_pixel_size
 
 __all__ = ["EXPERIMENTAL_SUFFIX", "BenchmarkImage", "validate_coordinates"]
 
 #: Suffix of the names of the experimental data groups (``"SrTiO3-experimental"``): the
 #: dataset builder gives every experimental image such a group, the report its own section.
 EXPERIMENTAL_SUFFIX = "-experimental"
-
-
-def validate_coordinates(coords: Any, *, name: str, image_id: str) -> NDArray[np.float64]:
-    """Return ``coords`` as a float64 ``(N, 2)`` array of finite x, y pixel positions.
-
-    Parameters
-    ----------
-    coords : array_like
-        Positions in pixels, ``(N, 2)`` as (x, y). An empty sequence gives ``(0, 2)``.
-    name : str
-        What the array is (``"predictions"``, ``"ground truth"``), used in messages.
-    image_id : str
-        The image the array belongs to, used in messages.
-
-    Raises
-    ------
-    InputError
-        If the array is not ``(N, 2)`` or holds NaN or infinite values.
-    """
-    arr = np.asarray(coords, dtype=np.float64)
-    if arr.size == 0:
-        return np.zeros((0, 2), dtype=np.float64)
-    if arr.ndim != 2 or arr.shape[1] != 2:
-        raise InputError(
-            f"image {image_id!r}: {name} must be an (N, 2) array of x, y pixel positions, "
-            f"got shape {arr.shape}"
-        )
-    bad = ~np.isfinite(arr).all(axis=1)
-    if bad.any():
-        first = int(np.flatnonzero(bad)[0])
-        raise InputError(
-            f"image {image_id!r}: {name} hold {int(bad.sum())} non-finite position(s), "
-            f"first at row {first}: {arr[first].tolist()}"
-        )
-    return arr
 
 
 @dataclass(frozen=True)
@@ -103,11 +69,7 @@ class BenchmarkImage:
             raise InputError(
                 f"image {self.image_id!r}: expected a 2D image, got shape {self.image.shape}"
             )
-        if not np.isfinite(self.pixel_size) or self.pixel_size <= 0:
-            raise InputError(
-                f"image {self.image_id!r}: pixel size must be a positive number of A/px, "
-                f"got {self.pixel_size}"
-            )
+        validate_pixel_size(self.pixel_size, name=f"image {self.image_id!r}")
         coords = validate_coordinates(self.coords, name="ground truth", image_id=self.image_id)
         object.__setattr__(self, "coords", coords)
         if self.column_types and len(self.column_types) != len(coords):

@@ -35,6 +35,7 @@ from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 from scipy.spatial import cKDTree
 
 from stembench.errors import InputError
+from stembench.validation import validate_coordinates
 
 __all__ = ["Matching", "match_positions", "pairs_below"]
 
@@ -67,14 +68,7 @@ class Matching:
 
 
 def _as_positions(points: ArrayLike, name: str) -> FloatArray:
-    arr = np.asarray(points, dtype=np.float64)
-    if arr.size == 0:
-        return np.zeros((0, 2), dtype=np.float64)
-    if arr.ndim != 2 or arr.shape[1] != 2:
-        raise InputError(f"{name} must be an (N, 2) array of x, y pixel positions, got {arr.shape}")
-    if not np.isfinite(arr).all():
-        raise InputError(f"{name} hold non-finite positions (NaN or inf)")
-    return arr
+    return validate_coordinates(points, name=name)
 
 
 def _candidate_pairs(

@@ -67,9 +67,9 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from stembench.datamodel import validate_coordinates
 from stembench.errors import InputError
 from stembench.matching import match_positions, pairs_below
+from stembench.validation import validate_coordinates
 
 __all__ = [
     "DONT_CARE_TYPES",

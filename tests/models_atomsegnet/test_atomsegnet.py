@@ -167,7 +167,7 @@ def test_bad_images_raise_input_error(weights_file: Path) -> None:
         model.locate(np.zeros((2, 3, 4)), 0.1)
     with pytest.raises(InputError, match="NaN"):
         model.locate(np.full((8, 8), np.nan), 0.1)
-    with pytest.raises(InputError, match="pixel_size"):
+    with pytest.raises(InputError, match="pixel size"):
         model.locate(np.zeros((8, 8)), 0.0)
 
 

@@ -84,9 +84,9 @@ def test_bad_input_is_named(model):
     name = model.info.name
     with pytest.raises(InputError, match=f"{name}: expected a 2D image"):
         model.locate(np.zeros((4, 4, 3)), 0.1)
-    with pytest.raises(InputError, match=f"{name}: the image holds NaN"):
+    with pytest.raises(InputError, match=f"{name}: 64 non-finite value"):
         model.locate(np.full((8, 8), np.nan), 0.1)
-    with pytest.raises(InputError, match=f"{name}: pixel_size must be a positive"):
+    with pytest.raises(InputError, match=f"{name}: pixel size must be a positive"):
         model.locate(np.zeros((8, 8)), -0.1)
 
 

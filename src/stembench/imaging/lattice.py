@@ -24,6 +24,7 @@ from scipy import ndimage, optimize
 
 from stembench.errors import InputError
 from stembench.imaging.columns import confirm_columns
+from stembench.validation import validate_image
 
 __all__ = ["MIN_PERIODS", "MIN_SIDE_PX", "Lattice2D", "check_image", "find_lattice",
            "power_spectrum"]
@@ -89,18 +90,7 @@ def check_image(image: NDArray[np.generic], *, name: str = "image") -> NDArray[n
         If it is not 2D, smaller than :data:`MIN_SIDE_PX` on a side, holds non-finite
         values, or is constant.
     """
-    arr = np.asarray(image)
-    if arr.ndim != 2:
-        raise InputError(f"{name}: expected a 2D image, got {arr.ndim} dimensions {arr.shape}")
-    if min(arr.shape) < MIN_SIDE_PX:
-        raise InputError(f"{name}: image {arr.shape} is too small to assess; each side needs "
-                         f">= {MIN_SIDE_PX} px")
-    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
-        raise InputError(f"{name}: expected real numbers, got dtype {arr.dtype}")
-    out = arr.astype(np.float64)
-    bad = int(np.count_nonzero(~np.isfinite(out)))
-    if bad:
-        raise InputError(f"{name}: {bad} non-finite value(s) (NaN or inf) in the image")
+    out = validate_image(image, name=name, min_side=MIN_SIDE_PX)
     if np.ptp(out) == 0:
         raise InputError(f"{name}: the image is constant ({out.flat[0]}); nothing to assess")
     return out

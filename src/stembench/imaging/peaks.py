@@ -23,6 +23,7 @@ from stembench.imaging.gaussian import (
     column_windows,
     refine_centres,
 )
+from stembench.validation import validate_image, validate_pixel_size
 
 __all__ = ["MIN_COLUMN_SPACING_ANGSTROM", "NOISE_PEAK_SIGMAS",
            "AtomapOptions", "drop_close_peaks", "find_columns", "normalised_image"]
@@ -42,13 +43,8 @@ def normalised_image(image: NDArray[np.floating], pixel_size: float, model: str
         If the image is not 2D of at least 3x3 finite values, or ``pixel_size`` (A/px) is
         not a positive number; the message starts with ``model``.
     """
-    array = np.asarray(image, dtype=np.float64)
-    if array.ndim != 2 or min(array.shape) < 3:
-        raise InputError(f"{model}: expected a 2D image of at least 3x3 pixels, got {array.shape}")
-    if not np.all(np.isfinite(array)):
-        raise InputError(f"{model}: the image holds NaN or infinite values")
-    if not (np.isfinite(pixel_size) and pixel_size > 0):
-        raise InputError(f"{model}: pixel_size must be a positive number of A/px, got {pixel_size}")
+    array = validate_image(image, name=model, min_side=3)
+    validate_pixel_size(pixel_size, name=model)
     low, high = float(array.min()), float(array.max())
     if high <= low:
         return np.zeros_like(array)

@@ -17,6 +17,7 @@ from stembench.dataset_publish.experimental.microscope import (
     resolve_pixel_size,
 )
 from stembench.errors import InputError
+from stembench.validation import validate_image
 
 __all__ = ["read_any_image", "read_image_and_pixel_size"]
 
@@ -50,10 +51,7 @@ def read_any_image(path: Path) -> NDArray[np.float64]:
         from stembench.dataset_publish.experimental.importer import read_image_file
 
         data = read_image_file(path)
-    arr = np.squeeze(np.asarray(data))
-    if arr.ndim != 2:
-        raise InputError(f"{path}: expected a 2D image, got shape {arr.shape}")
-    return arr.astype(np.float64) if np.issubdtype(arr.dtype, np.number) else arr
+    return validate_image(np.squeeze(np.asarray(data)), name=str(path))
 
 
 def read_image_and_pixel_size(path: Path, pixel_size: float | None, *,

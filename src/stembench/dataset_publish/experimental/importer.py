@@ -29,6 +29,7 @@ from stembench.dataset_publish.experimental.microscope import (
 from stembench.dataset_publish.storage.stembench_layout import DatasetWriter
 from stembench.errors import InputError
 from stembench.pixel_size import check_pixel_size
+from stembench.validation import validate_image
 
 __all__ = [
     "DUPLICATE_DISTANCE_PX",
@@ -93,17 +94,8 @@ def read_image_file(path: str | Path, *, signal: str | None = None,
     if image.size == 0:
         raise InputError(f"{path}: holds no pixels (shape {np.shape(data)}); expected a 2D "
                          "image")
-    if image.ndim != 2:
-        raise InputError(
-            f"{path}: expected a 2D image, got shape {np.shape(data)} "
-            "(a stack or colour image: extract one 2D frame first)"
-        )
-    if not np.issubdtype(image.dtype, np.number) or np.iscomplexobj(image):
-        raise InputError(f"{path}: expected real pixel values, got dtype {image.dtype}")
-    image = image.astype(np.float32)
-    if not np.isfinite(image).all():
-        raise InputError(f"{path}: {int((~np.isfinite(image)).sum())} pixels are not finite")
-    return image
+    hint = " (a stack or colour image: extract one 2D frame first)"
+    return validate_image(image, name=str(path), hint=hint).astype(np.float32)
 
 
 def _parse_float(text: str, *, where: str, column: str) -> float:

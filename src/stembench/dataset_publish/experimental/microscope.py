@@ -31,6 +31,7 @@ from numpy.typing import NDArray
 
 from stembench._optional import require
 from stembench.errors import InputError
+from stembench.validation import validate_image
 
 __all__ = [
     "MICROSCOPE_READERS",
@@ -254,9 +255,7 @@ def read_microscope_image(path: str | Path, *, signal: str | None = None,
     if frame is not None and not 0 <= frame < n_frames:
         raise InputError(f"{path}: frame {frame} out of range; signal {titles[index]!r} "
                          f"holds {n_frames} frame(s) (0..{n_frames - 1})")
-    image = stack[frame or 0].astype(np.float32)
-    if not np.isfinite(image).all():
-        raise InputError(f"{path}: {int((~np.isfinite(image)).sum())} pixels are not finite")
+    image = validate_image(stack[frame or 0], name=str(path)).astype(np.float32)
     pixel, note = pixel_size_from_axes(_signal_axes(chosen))
     return MicroscopeImage(path, image, pixel, note, titles[index],
                            (frame or 0) if n_frames > 1 else None, found, n_frames)

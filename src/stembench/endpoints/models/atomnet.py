@@ -36,6 +36,7 @@ from stembench._optional import require
 from stembench.endpoints.models.base import Model, ModelInfo, sha256_file
 from stembench.endpoints.models.postprocess import coordinates_from_probability
 from stembench.errors import InputError, ModelError
+from stembench.validation import validate_image
 
 __all__ = [
     "LEVELS",
@@ -432,9 +433,5 @@ class AtomNet(Model):
 
 
 def _check_image(image: NDArray[np.floating], index: int) -> NDArray[np.floating]:
-    array = np.asarray(image)
-    if array.ndim != 2:
-        raise InputError(f"AtomNet: image {index} must be 2D (rows, cols), got shape {array.shape}")
-    if not np.all(np.isfinite(array)):
-        raise InputError(f"AtomNet: image {index} holds NaN or infinite values")
-    return array
+    validate_image(image, name=f"AtomNet: image {index}")
+    return np.asarray(image)

@@ -34,6 +34,7 @@ from stembench.endpoints.models.base import Model, ModelInfo, sha256_file
 from stembench.endpoints.models.cpu_memory import keep_freed_memory
 from stembench.endpoints.models.postprocess import coordinates_from_watershed
 from stembench.errors import InputError, ModelError
+from stembench.validation import validate_image, validate_pixel_size
 
 __all__ = [
     "ARCHITECTURE",
@@ -258,15 +259,8 @@ def fold_batchnorm(network: Any) -> None:
 
 
 def _check_image(image: NDArray[np.floating], pixel_size: float) -> NDArray[np.float64]:
-    array = np.asarray(image, dtype=np.float64)
-    if array.ndim != 2 or min(array.shape) < 1:
-        raise InputError(f"AtomSegNet: expected a 2D image (rows, cols), got shape {array.shape}")
-    if not np.all(np.isfinite(array)):
-        raise InputError("AtomSegNet: the image holds NaN or infinite values")
-    if not (np.isfinite(pixel_size) and pixel_size > 0):
-        raise InputError(
-            f"AtomSegNet: pixel_size must be a positive number of A/px, got {pixel_size}"
-        )
+    array = validate_image(image, name="AtomSegNet")
+    validate_pixel_size(pixel_size, name="AtomSegNet")
     return array
 
 

@@ -25,6 +25,7 @@ from stembench._optional import require
 from stembench.endpoints.models.base import Model, ModelInfo, sha256_file
 from stembench.endpoints.models.postprocess import coordinates_from_probability
 from stembench.errors import InputError, ModelError
+from stembench.validation import validate_image
 
 __all__ = [
     "CallableModel",
@@ -130,11 +131,7 @@ class SegmentationFileModel(Model):
         )
 
     def _prepare(self, image: NDArray[np.floating]) -> NDArray[np.float32]:
-        array = np.asarray(image, dtype=np.float64)
-        if array.ndim != 2 or not np.all(np.isfinite(array)):
-            raise InputError(
-                f"model {self.path.name!r}: expected a finite 2D image, got shape {array.shape}"
-            )
+        array = validate_image(image, name=f"model {self.path.name!r}")
         low, high = float(array.min()), float(array.max())
         scaled = (array - low) / (high - low) if high > low else np.zeros_like(array)
         rows, cols = array.shape
