@@ -110,8 +110,9 @@ def test_evaluate_command_reports_even_when_every_image_failed(
     answer = CliRunner().invoke(app, ["evaluate", "--model", "stembench_faults:crashing_model",
                                       "--dataset", str(subset), "--results", str(results),
                                       "--workers", "1"])
-    assert answer.exit_code == 0, answer.output
+    assert answer.exit_code == 1, answer.output  # the report is written, the status says
     assert "8 image(s) evaluated, 8 failed" in answer.output
+    assert "Exit status 1: every image failed (8 of 8)" in answer.output
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     (summary,) = report["group_summary"]
     assert (summary["n_images"], summary["n_failed"], summary["mean_recall"]) == (8, 8, 0.0)

@@ -53,7 +53,8 @@ def test_evaluate_command_fails_each_image_once(tmp_path: Path, tiny_dataset_pat
     results = tmp_path / "r.jsonl"
     answer = stembench("evaluate", "--model", BAD, "--dataset", str(tiny_dataset_path),
                        "--results", str(results), "--workers", "1", "--no-report")
-    assert answer.code == 0, answer.text  # type: ignore[attr-defined]
+    assert answer.code == 1, answer.text  # type: ignore[attr-defined]
+    assert "Exit status 1: every image failed (3 of 3)" in answer.text  # type: ignore[attr-defined]
     errors = _errors(results)
     assert sorted(errors) == sorted(_ids(tiny_dataset_path))
     assert all(e == f"image {i!r}: {REFUSAL}" for i, e in errors.items())

@@ -100,8 +100,47 @@ def test_a_model_that_kills_its_worker_fails_the_shard_not_the_run(
     assert code == 1
     assert "0 shard(s) finished, 0 already done, 1 failed" in out  # the summary is printed
     assert "worker lost" in err
+    assert "Exit status 1: every image failed (3 of 3)" in err
     assert len(_worker_pids(tmp_path / "faults")) == 3  # three attempts, three workers
     assert not (results.parent / "r.jsonl.lock").exists()
+    images = _images(results)  # every image is in the results, failed, scored as nothing
+    assert sorted(images) == _ids(tiny_dataset_path)
+    for entry in images.values():
+        assert "its shard failed as a whole" in entry["error"] and "worker lost" in entry["error"]
+        assert entry["score"]["recall"] == 0.0 and entry["score"]["fn"] > 0
+
+
+def _ids(dataset: Path) -> list[str]:
+    from stembench.dataset_publish.storage.stembench_layout import open_dataset
+
+    with open_dataset(dataset) as opened:
+        return sorted(opened.ids)
+
+
+@pytest.mark.slow
+def test_images_of_a_shard_that_killed_its_worker_are_in_the_report(
+        tmp_path: Path, tiny_dataset_path: Path) -> None:
+    from stembench_faults import image_hash
+
+    from stembench.dataset_publish.storage.stembench_layout import open_dataset
+
+    faults, results = tmp_path / "faults", tmp_path / "r.jsonl"
+    faults.mkdir()
+    with open_dataset(tiny_dataset_path) as dataset:
+        hard = dataset.ids[1]
+        (faults / "marked").write_text(image_hash(dataset[hard].image))
+    code, out, err = _finish(_start("hard_exit_on_marked", tiny_dataset_path, results, faults,
+                                    "--workers", "1", "--shard-size", "1", "--report"))
+    assert code == 0, err  # every image has a result: a failure is a result
+    assert "2 shard(s) finished, 0 already done, 1 failed" in out
+    assert "3 image(s) evaluated, 1 failed" in out
+    report = json.loads((tmp_path / "report.json").read_text())
+    records = {r["image_id"]: r for r in report["scores"]}
+    assert report["models"]["stembench_faults:hard_exit_on_marked"]["n_failed"] == 1
+    assert sorted(records) == _ids(tiny_dataset_path)
+    assert [i for i, r in records.items() if r["failed"]] == [hard]
+    assert "its shard failed as a whole" in records[hard]["error"]
+    assert "worker lost" in records[hard]["error"] and records[hard]["f1"] == 0.0
 
 
 @pytest.mark.slow

@@ -144,6 +144,14 @@ def hard_exit_always(image: Any, pixel_size: float) -> Any:
     os._exit(3)
 
 
+def hard_exit_on_marked(image: Any, pixel_size: float) -> Any:
+    """Kill the worker (``os._exit``) on an image whose hash is in $STEMBENCH_FAULT_DIR/marked."""
+    marked = _fault_dir() / "marked"
+    if marked.exists() and image_hash(image) in marked.read_text().split():
+        os._exit(3)
+    return _no_columns()
+
+
 def sigkill_always(image: Any, pixel_size: float) -> Any:
     """Kill the worker process with SIGKILL on every image."""
     _fault_dir()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -111,8 +111,17 @@ def evaluate_command(
             typer.echo(f"Report: {path}")
         else:
             typer.echo("No report: no image was evaluated (every shard failed).", err=True)
-    if outcome.failed_shards:
-        raise typer.Exit(1)
+    _exit([outcome])
+
+
+def _exit(evaluations: list[Any]) -> None:
+    """End with the run's exit status (see ``stembench.client.run.exit_status``)."""
+    from stembench.client.run import exit_status
+
+    code, why = exit_status(evaluations)
+    if code:
+        typer.echo(f"Exit status {code}: {why}", err=True)
+        raise typer.Exit(code)
 
 
 def run_command(
@@ -151,6 +160,7 @@ def run_command(
                    f"{'' if outcome.complete else ' (incomplete)'}, {n_images} images, "
                    f"{n_failed} failed (scored as finding nothing)")
     typer.echo(f"Report: {summary.report}")
+    _exit(list(summary.evaluations.values()))
 
 
 @endpoint_app.command("templates")

@@ -3,8 +3,9 @@
 Shards carry a dataset reference and image ids, never pixels. Each finished shard is
 appended to the results file at once, so an interrupted run (Ctrl-C, a crash, a lost
 worker) resumes without redoing finished shards. Failed shards are retried with
-exponential backoff, on the next executor in turn; shards that keep failing are
-reported, never silently dropped. Several models run through one scheduler
+exponential backoff, on the next executor in turn; a shard that keeps failing is
+reported, and its images are written to the results file as failed (scored as finding
+nothing), so that every image of a run is in its report. Several models run through one scheduler
 (:func:`evaluate_models`), so the workers go from one model's shards to the next without
 waiting for the slowest shard of each.
 """
@@ -41,7 +42,12 @@ from stembench.endpoints.requests import (
     ScoringOptions,
     ShardRequest,
 )
-from stembench.endpoints.shard import describe_dataset, describe_identity, evaluate_shard
+from stembench.endpoints.shard import (
+    describe_dataset,
+    describe_identity,
+    evaluate_shard,
+    score_failed_shard,
+)
 from stembench.errors import InputError, StembenchError
 
 __all__ = ["DEFAULT_TASK_DEADLINE_S", "Evaluation", "RetryPolicy", "Target", "evaluate",
@@ -249,6 +255,8 @@ def evaluate_models(
                                    task_deadline_s)
         try:
             scheduler.run(work)
+            if shard_function is evaluate_shard:
+                _record_failed_shards(target_list[0], work, task_deadline_s)
         except KeyboardInterrupt:
             scheduler.cancel()
             for evaluation in evaluations.values():
@@ -264,6 +272,39 @@ def evaluate_models(
                 stop_executor(target.executor)
 
 
+def _record_failed_shards(target: Target, work: Sequence[tuple[ShardRequest, ShardSink]],
+                          deadline_s: float | None) -> None:
+    """Write each failed shard's images to its results file as failed (found nothing).
+
+    The images are scored on ``target`` without the model (see
+    :func:`~stembench.endpoints.shard.score_failed_shard`); when even that fails, the
+    shard's reason says so and its images stay without a result.
+    """
+    failed = [(request, sink) for request, sink in work
+              if request.shard_id in sink.evaluation.failed_shards]
+    futures: list[cf.Future[Any] | BaseException] = []
+    for request, sink in failed:
+        reason = sink.evaluation.failed_shards[request.shard_id]
+        try:
+            futures.append(target.executor.submit(score_failed_shard, request.to_dict(), reason))
+        except cf.BrokenExecutor as exc:
+            if target.factory is None:
+                futures.append(exc)
+                continue
+            target.executor = target.factory()
+            futures.append(target.executor.submit(score_failed_shard, request.to_dict(), reason))
+    for (request, sink), future in zip(failed, futures, strict=True):
+        try:
+            if isinstance(future, BaseException):
+                raise future
+            sink.results.append(_answer(target, future, "the failed shard's scores",
+                                        deadline_s))
+        except (Exception, SystemExit) as exc:  # the shard stays failed, without images
+            sink.evaluation.failed_shards[request.shard_id] += (
+                f"; its images could not be recorded as failed either: "
+                f"{type(exc).__name__}: {exc}")
+
+
 def _sink(model: str, results: ResultsFile, requests: list[ShardRequest],
           identity: dict[str, Any] | None, *, n_images: int, progress: bool,
           position: int) -> tuple[ShardSink, list[ShardRequest]]:
@@ -275,6 +316,7 @@ def _sink(model: str, results: ResultsFile, requests: list[ShardRequest],
     done = results.finished_shard_ids(identity)
     todo = [r for r in requests if r.shard_id not in done]
     evaluation = Evaluation(model=model, results_path=results.path, n_shards=len(requests),
+                            n_images=n_images,
                             n_skipped=len(requests) - len(todo),
                             shard_ids=tuple(r.shard_id for r in requests), identity=identity)
     skipped_images = sum(len(r.image_ids) for r in requests if r.shard_id in done)

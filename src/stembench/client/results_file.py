@@ -1,4 +1,6 @@
-"""The results file: one JSON line per finished shard, appended as each shard finishes.
+"""The results file: one JSON line per shard result, appended as each shard finishes.
+
+A shard that failed as a whole has a line too, with every image failed (``shard_failed``).
 
 An interrupted run leaves every finished shard on disk; a new run with the same file
 skips them. A line cut short by a crash is ignored (and reported), never half-read.
@@ -98,7 +100,11 @@ class ResultsFile:
             os.close(descriptor)
 
     def current_shards(self, shard_ids: Collection[str] | None = None) -> list[dict[str, Any]]:
-        """Finished shards of the current identity, one per shard id (the last written).
+        """Shards of the current identity with a result, one per shard id (the last written).
+
+        A shard that failed as a whole has a result too (``shard_failed``: every image failed,
+        scored as finding nothing); it is not finished (:meth:`finished_shard_ids`), so a
+        resumed run tries it again and its new result replaces this one.
 
         Parameters
         ----------
@@ -108,7 +114,8 @@ class ResultsFile:
             earlier shards of another dataset, scorer or model version are history, not
             results of the model as it is now.
         """
-        finished = {s["shard_id"]: s for s in self.shards() if s.get("ok")}
+        finished = {s["shard_id"]: s for s in self.shards()
+                    if s.get("ok") or s.get("shard_failed")}
         if shard_ids is not None:
             wanted = set(shard_ids)
             return [s for shard_id, s in finished.items() if shard_id in wanted]

@@ -19,9 +19,11 @@ from stembench.errors import StembenchError
 
 __all__ = [
     "BUILTIN_MODELS",
+    "EXIT_NO_USABLE_RESULT",
     "RunSummary",
     "collect_failure_cases",
     "default_models",
+    "exit_status",
     "image_counts",
     "records_provenance",
     "run_benchmark",
@@ -114,6 +116,29 @@ def image_counts(evaluation: Evaluation) -> tuple[int, int]:
     shards = ResultsFile(evaluation.results_path).current_shards(evaluation.shard_ids)
     entries = [entry for shard in shards for entry in shard.get("images", [])]
     return len(entries), sum(1 for entry in entries if entry.get("error"))
+
+
+#: Exit status of ``evaluate`` and ``run`` when some image has no result or every image failed
+#: (``2``: the dataset, the model or an option could not be used; ``130``: interrupted).
+EXIT_NO_USABLE_RESULT = 1
+
+
+def exit_status(evaluations: Sequence[Evaluation]) -> tuple[int, str | None]:
+    """The exit status of a finished run and, when it is not 0, why.
+
+    A run in which every image of every model has a result (failed images included: a
+    failure is a result) exits 0. It exits :data:`EXIT_NO_USABLE_RESULT` when some image
+    has no result (a failed shard whose images could not be recorded) or every image failed.
+    """
+    counts = [(*image_counts(e), e.n_images) for e in evaluations]
+    missing = sum(max(0, planned - got) for got, _, planned in counts)
+    if missing:
+        return EXIT_NO_USABLE_RESULT, (f"{missing} image(s) have no result (see the failed "
+                                       "shards above); run the same command to try them again")
+    got, failed = sum(c[0] for c in counts), sum(c[1] for c in counts)
+    if got and failed == got:
+        return EXIT_NO_USABLE_RESULT, f"every image failed ({failed} of {got})"
+    return 0, None
 
 
 def collect_failure_cases(

@@ -83,6 +83,7 @@ class Evaluation:
     model: str
     results_path: Path
     n_shards: int
+    n_images: int = 0
     n_skipped: int = 0
     n_finished: int = 0
     failed_shards: dict[str, str] = field(default_factory=dict)

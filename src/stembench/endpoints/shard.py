@@ -306,6 +306,49 @@ def evaluate_shard(request: dict[str, Any]) -> dict[str, Any]:
     return _fit_result(result, parsed.max_result_bytes)
 
 
+def score_failed_shard(request: dict[str, Any], reason: str) -> dict[str, Any]:
+    """The result of a shard that failed as a whole: each image scored as finding nothing.
+
+    Runs on the endpoint without loading the model (the shard failed with it: its worker
+    was killed, it kept raising, it ran past the task deadline), so that every image of a
+    run is in its report with its conditions, the score of an empty prediction and why.
+
+    Parameters
+    ----------
+    request : dict
+        The :class:`~stembench.endpoints.requests.ShardRequest` that failed, as a JSON dict.
+    reason : str
+        Why it failed, kept in every image's ``error``.
+
+    Returns
+    -------
+    dict
+        :func:`evaluate_shard`'s result with ``ok`` false, ``shard_failed`` true and
+        ``error`` the reason; ``model`` and ``identity`` are the ones the shard was planned
+        with (``identity`` empty when it was planned without one).
+    """
+    from stembench.endpoints.models.guard import ModelOutput
+
+    parsed = ShardRequest.from_dict(request)
+    check_compatible(parsed.client_version, __version__)
+    dataset = _open_dataset(json.dumps(asdict(parsed.dataset), sort_keys=True))
+    planned = dict(parsed.identity.get("model") or {"name": parsed.model.spec})
+    entries = []
+    for image_id in parsed.image_ids:
+        image, entry = _read_image(dataset, image_id)
+        if image is not None:
+            error = f"image {image_id!r}: its shard failed as a whole: {reason}"
+            _finish_entry(entry, image, ModelOutput(image_id, str(planned.get("name")), None,
+                                                    error, 0.0), parsed)
+        entries.append(entry)
+    return {"shard_id": parsed.shard_id, "protocol": parsed.protocol, "ok": False,
+            "shard_failed": True, "error": reason, "images": entries,
+            "coordinates_dropped": False, "dataset": _dataset_provenance(dataset),
+            "model": {k: planned.get(k) for k in ("name", "version", "framework",
+                                                  "weights_sha256")},
+            "identity": parsed.identity, "runtime": runtime_provenance()}
+
+
 def describe_dataset(reference: dict[str, Any], client_version: str) -> dict[str, Any]:
     """List a dataset's image ids and conditions (runs on the endpoint, reads no pixels).
 
