@@ -12,10 +12,17 @@ from typing import Any
 
 from stembench.errors import InputError
 
-__all__ = ["PIXEL_SIZE_RANGE_ANGSTROM", "check_pixel_size"]
+__all__ = ["PIXEL_SIZE_RANGE_ANGSTROM", "UNIT_TO_ANGSTROM", "check_pixel_size"]
 
 #: Pixel sizes (A/px) accepted without ``--allow-unusual-pixel-size``.
 PIXEL_SIZE_RANGE_ANGSTROM = (0.005, 5.0)
+
+#: Length units (lower case, as files spell them) and their size in angstrom: the one table
+#: that microscope calibrations and declared pixel-size units are converted with.
+UNIT_TO_ANGSTROM: dict[str, float] = {
+    "m": 1e10, "mm": 1e7, "um": 1e4, "µm": 1e4, "μm": 1e4, "micron": 1e4, "nm": 10.0,
+    "pm": 0.01, "a": 1.0, "å": 1.0, "Å": 1.0, "angstrom": 1.0, "ang": 1.0,
+}
 
 
 def check_pixel_size(value: Any, *, where: str, allow_unusual: bool = False) -> float:

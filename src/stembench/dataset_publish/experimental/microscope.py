@@ -31,6 +31,7 @@ from numpy.typing import NDArray
 
 from stembench._optional import require
 from stembench.errors import InputError
+from stembench.pixel_size import UNIT_TO_ANGSTROM
 from stembench.validation import validate_image
 
 __all__ = [
@@ -55,11 +56,6 @@ MICROSCOPE_READERS: dict[str, str] = {
 }
 """File suffixes and the rosettasciio reader module of each."""
 
-UNIT_TO_ANGSTROM: dict[str, float] = {
-    "m": 1e10, "mm": 1e7, "um": 1e4, "µm": 1e4, "μm": 1e4, "micron": 1e4, "nm": 10.0,
-    "pm": 0.01, "a": 1.0, "å": 1.0, "Å": 1.0, "angstrom": 1.0, "ang": 1.0,
-}
-"""Angstrom per spatial length unit, keyed by the lower-case unit as files write it."""
 
 _PREFERRED_SIGNALS = ("haadf", "adf", "df")
 

@@ -32,6 +32,7 @@ import numpy as np
 from stembench.datamodel import BenchmarkImage
 from stembench.dataset_publish.storage.manifest import Manifest
 from stembench.errors import DatasetError, InputError
+from stembench.pixel_size import UNIT_TO_ANGSTROM
 
 __all__ = [
     "COLUMN_ELEMENTS_KEY",
@@ -49,7 +50,8 @@ COLUMN_ELEMENTS_KEY = "column_elements"
 COLUMN_SPACING_RANGE_ANGSTROM = (0.8, 7.0)
 """Median nearest-neighbour spacing of labelled columns that a pixel size may imply, A."""
 
-_UNITS_ANGSTROM = {"pm": 0.01, "A": 1.0, "nm": 10.0}
+#: The units a published pixel size may be declared in (``pixel_size_pm``, ``_A``, ``_nm``).
+_UNITS_ANGSTROM = {unit: UNIT_TO_ANGSTROM[unit.lower()] for unit in ("pm", "A", "nm")}
 
 
 def _strings(array: np.ndarray) -> tuple[str, ...]:
