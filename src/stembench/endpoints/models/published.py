@@ -108,7 +108,8 @@ PUBLISHED: tuple[PublishedWeights, ...] = (
         f"{_AICRYSTALLOGRAPHER}/G-Si-DFT0-1-4-best_weights.pt", "G-Si-DFT0-1-4-best_weights.pt",
         None, None, "tensorflow", f"{_MODELS}.atomnet:AtomNet", {"variant": "hexagonal"},
         unavailable="could not be fetched or verified: the file named by the authors' scripts "
-        "is not in the repository's stored history and no SHA-256 of it is published"),
+        "is not in the repository's stored history, Wei et al.'s packaging keeps it inside the "
+        "container of Garden/DLHub DOI 10.26311/bf7a-7071, and no SHA-256 of it is published"),
     PublishedWeights(
         "atomsegnet-gaussianmask-published",
         "Lin et al.'s published AtomSegNet gaussianMask+ (the model Wei et al. 2023 scored)",
@@ -116,8 +117,9 @@ PUBLISHED: tuple[PublishedWeights, ...] = (
         "gaussianMask%2B.pth", "gaussianMask+.pth", None, None, "pytorch",
         f"{_MODELS}.atomsegnet:AtomSegNet",
         unavailable="could not be fetched or verified: xinhuolin/AtomSegNet keeps model_weights/ "
-        "out of git (the address is the one its users' scripts try) and the DLHub packaging "
-        "publishes no SHA-256"),
+        "out of git (the address is the one its users' scripts try), Wei et al.'s packaging "
+        "keeps it inside the container of Garden/DLHub DOI 10.26311/8s9h-dz64, and no SHA-256 "
+        "of it is published"),
 )
 
 
