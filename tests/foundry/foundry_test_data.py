@@ -147,8 +147,9 @@ def v2_index_record(payload: dict[str, Any], *, source_id: str = SOURCE_ID,
     """
     dc = dict(payload["dc"])
     dc["identifier"] = {"identifier": doi, "identifierType": "DOI"}
+    organizations = [payload["organization"]] if payload.get("organization") else []
     return {"mdf": {"source_id": source_id, "source_name": source_id, "version": MDF_VERSION,
-                    "resource_type": "dataset", "organizations": [payload["organization"]]},
+                    "resource_type": "dataset", "organizations": organizations},
             "dc": dc, **{k: v for k, v in payload.items()
                          if k in ("extensions", "ml", "projects")}}
 

@@ -63,8 +63,8 @@ def _globus_search(*records):
         text = re.sub(r'\s*(AND\s+)?[\w.]+:"[^"]+"', "", query).strip()
         hits = [r for r in records
                 if filters.get("mdf.resource_type") == "dataset"
-                and filters.get("mdf.organizations", "foundry").lower()
-                in [o.lower() for o in r["mdf"]["organizations"]]
+                and ("mdf.organizations" not in filters or filters["mdf.organizations"].lower()
+                     in [o.lower() for o in r["mdf"]["organizations"]])
                 and filters.get("dc.identifier.identifier", DOI) == DOI
                 and all(word in json.dumps(r).lower() for word in text.lower().split())]
         return 200, {}, json.dumps(globus_search(*hits))
@@ -132,7 +132,12 @@ def test_foundry_ml_cannot_find_a_v2_record(meta, tmp_path, caplog):
     _globus_search(v2_index_record(_v2_payload(meta)))  # every block v2 was sent, indexed
     assert f.get_dataset(DOI) is None  # no projects.foundry: foundry-ml gives up
     assert "missing a 'projects' section" in caplog.text
-    assert len(f.search("atom-locating-benchmark", as_list=True)) == 0
+    with pytest.raises(foundry_ml.errors.DatasetNotFoundError):  # no organization "foundry"
+        f.search("atom-locating-benchmark")
+    responses.reset()
+    named = build_payload(mdf_manifest(meta, data_sources=[V2_FOLDER], organization="Foundry"))
+    _globus_search(v2_index_record(named))
+    assert f.search("atom-locating-benchmark", as_list=True) == []  # found, then dropped
 
 
 def test_foundry_ml_own_download_misses_v2_files(meta, tmp_path):

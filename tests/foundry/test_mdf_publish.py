@@ -66,7 +66,6 @@ def test_payload_built_by_mdf_cli(meta):
     assert {w["identifier"]: w["relation_type"] for w in payload["related_works"]} == {
         "10.18126/e73h-3w6n": "IsDerivedFrom", "10.1093/micmic/ozac043": "References"}
     assert payload["keywords"][0] == "atom-locating-benchmark"
-    assert payload["organization"] == "Foundry"
     assert payload["data_sources"] == [STAGED]
     assert payload["test"] is True and payload["update"] is False
     ml = payload["ml"]
@@ -217,3 +216,94 @@ def test_follow_status_polls_until_published(api):
                            clock=lambda: now[0])
     assert status["status"] == "pending_curation"  # the wait ran out: never waits forever
     assert route.call_count == 5
+
+
+def _one_line_error(meta, api, **kwargs):
+    with pytest.raises(MDFSubmissionError) as info:
+        submit(mdf_manifest(meta, **kwargs), service="staging", token="TOKEN")
+    assert "\n" not in str(info.value)
+    return str(info.value)
+
+
+def test_no_answer_from_submit_may_have_been_accepted(meta, api):
+    api.get("/auth/check").respond(json={"is_submitter": True})
+    api.post("/submit").mock(side_effect=httpx.ReadTimeout("The read operation timed out"))
+    message = _one_line_error(meta, api, data_sources=[STAGED])
+    assert f"POST {API}/submit: ReadTimeout" in message
+    assert ("the submission was sent and may have been accepted: check "
+            "`mdf list --service staging` (mdf-cli) before submitting again") in message
+
+
+def test_a_refused_upload_folder_is_one_line(meta, monkeypatch):
+    """mdf-cli's confidential-client login, then Globus Transfer refusing the upload folder.
+
+    The token answer has the shape of globus-sdk's registered ``oauth2_client_credentials_
+    tokens`` response; ``_mkdir_on_collection`` calls ``raise_for_status`` (agent.py:248).
+    """
+    import responses
+
+    monkeypatch.setenv("MDF_CLIENT_ID", "client")
+    monkeypatch.setenv("MDF_CLIENT_SECRET", "secret")
+    tokens = [{"access_token": f"{server}-TOKEN", "scope": "s", "expires_in": 172800,
+               "token_type": "Bearer", "resource_server": server}
+              for server in ("4d5f8e8b-a61d-40d8-bb58-5a3f5d1d200a", NCSA,
+                             "transfer.api.globus.org")]
+    responses.add(responses.POST, "https://auth.globus.org/v2/oauth2/token",
+                  json={**tokens[0], "other_tokens": tokens[1:]})
+    with respx.mock(assert_all_called=True) as mock:
+        mock.get(f"{API}/auth/check").respond(json={"is_submitter": True})
+        mkdir = mock.post(f"https://transfer.api.globus.org/v0.10/operation/endpoint/{NCSA}"
+                          "/mkdir").respond(403, json={"code": "PermissionDenied", "message":
+                                                       "No permission to create directory"})
+        with pytest.raises(MDFSubmissionError) as info:
+            submit(mdf_manifest(meta), service="staging")
+    assert mkdir.called and info.value.status == 403
+    message = str(info.value)
+    assert "\n" not in message and "HTTPStatusError" in message and "403" in message
+    assert "stage the files yourself and pass --data-source" in message
+    assert "may have been accepted" not in message
+
+
+def test_not_a_submitter_is_told_what_to_do(meta, api):
+    api.get("/auth/check").respond(json={"is_submitter": False})
+    message = _one_line_error(meta, api, data_sources=[STAGED])
+    assert "not in the MDF submitters group" in message and "mdf whoami" in message
+    assert "retry later" not in message and "down" not in message
+
+
+def test_only_a_connection_failure_says_retry_later(meta, api, monkeypatch):
+    import time
+
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)  # mdf-cli's back-off
+    api.get("/auth/check").respond(json={"is_submitter": True})
+    api.post("/submit").mock(side_effect=httpx.ConnectError("Connection refused"))
+    message = _one_line_error(meta, api, data_sources=[STAGED])
+    assert "Connection failed after 4 attempts" in message
+    assert "could not be reached" in message and "retry later" in message
+    assert "submitters group" not in message
+
+
+def test_organization_only_when_named(meta):
+    assert "organization" not in build_payload(mdf_manifest(meta, data_sources=[STAGED]))
+    named = build_payload(mdf_manifest(meta, data_sources=[STAGED], organization="Foundry"))
+    assert named["organization"] == "Foundry"
+
+
+@pytest.mark.parametrize("service, url, notice", [
+    ("staging", None, True),
+    ("dev", APIS["staging"], True),  # $MDF_API_URL sends it to staging
+    ("staging", "http://127.0.0.1:8080", False),  # ... or elsewhere
+    ("dev", None, False),
+])
+def test_staging_doi_notice_follows_where_the_submission_went(tiny_dataset, monkeypatch,
+                                                              service, url, notice):
+    if url:
+        monkeypatch.setenv("MDF_API_URL", url)
+    target = url or APIS[service]
+    with respx.mock(base_url=target, assert_all_called=True) as mock:
+        mock.get("/auth/check").respond(json={"is_submitter": True})
+        mock.post("/submit").respond(json={"success": True, "source_id": "s", "version": "1"})
+        result = CliRunner().invoke(app, ["publish", str(tiny_dataset), "--data-source",
+                                          STAGED, "--service", service, "--token", "T"])
+    assert result.exit_code == 0, result.output
+    assert ("10.23677" in result.stderr) is notice

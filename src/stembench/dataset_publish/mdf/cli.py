@@ -73,15 +73,18 @@ def publish(
     no_browser: Annotated[bool, typer.Option(help="Log in without opening a browser: print "
                                                   "the URL and paste the code back.")] = False,
     token: Annotated[str | None, typer.Option(help=_TOKEN_HELP)] = None,
+    organization: Annotated[str | None, typer.Option(
+        help="MDF organisation to file the dataset under; sent only when given (mdf-cli's "
+             "guidance).")] = None,
 ) -> None:
     """Submit a dataset file to MDF Connect v2 through mdf-cli, with its ml/Foundry block."""
     from stembench.dataset_publish.mdf.foundry_metadata import DEFAULT_CREATORS, dataset_metadata
     from stembench.dataset_publish.mdf.publish import build_payload, mdf_manifest, submit
-    from stembench.dataset_publish.mdf.services import api_url, resolve_service
+    from stembench.dataset_publish.mdf.services import MDF_API_URLS, api_url, resolve_service
 
     service = resolve_service(service)
     meta = dataset_metadata(path, creators=tuple(creator or DEFAULT_CREATORS), year=year)
-    manifest = mdf_manifest(meta, data_sources=data_source)
+    manifest = mdf_manifest(meta, data_sources=data_source, organization=organization)
     if dry_run:
         payload = build_payload(manifest, test=test, update=update is not None,
                                 source_id=update)
@@ -94,7 +97,7 @@ def publish(
     typer.echo(f"submitted {path} to MDF Connect v2 ({service}) as {result['source_id']} "
                f"version {result.get('version')}; follow it with `stembench dataset "
                f"publish-status {result['source_id']} --service {service}`")
-    if service == "staging":
+    if api_url(service).rstrip("/") == MDF_API_URLS["staging"]:  # $MDF_API_URL counts
         typer.echo(_STAGING_DOI, err=True)
 
 

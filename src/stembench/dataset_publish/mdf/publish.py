@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from stembench._optional import require
+from stembench.dataset_publish.mdf.api import one_line
 from stembench.dataset_publish.mdf.foundry_metadata import (
     LICENCE,
     PAPER_DOI,
@@ -59,6 +60,10 @@ TERMINAL_STATUSES = frozenset({"published", "publish_failed", "rejected", "faile
                                "withdrawn"})
 """Statuses after which a submission no longer changes (``mdf-cli``'s ``_watch_submission``)."""
 _EXTRA = "foundry"
+_NOT_A_SUBMITTER = ("the identity you logged in with is not in the MDF submitters group: see "
+                    "which one it is with `mdf whoami`, then ask MDF "
+                    "(materialsdatafacility.org) to add it, or log in with one that is in it "
+                    "(`mdf logout`, then publish again); retrying as it is will not help")
 _PURPOSE = ("Publishing through MDF Connect v2 (mdf-cli needs globus-sdk 3: use the Foundry "
             "environment, .ci/foundry-env.sh)")
 
@@ -114,7 +119,7 @@ def _author(creator: dict[str, Any]) -> dict[str, Any]:
 
 
 def mdf_manifest(metadata: DatasetMetadata, *, data_sources: list[str] | None = None,
-                 organization: str = "Foundry") -> dict[str, Any]:
+                 organization: str | None = None) -> dict[str, Any]:
     """Return the ``mdf-cli`` manifest (``mdf.yaml`` content) of a dataset file.
 
     Parameters
@@ -124,8 +129,12 @@ def mdf_manifest(metadata: DatasetMetadata, *, data_sources: list[str] | None = 
     data_sources : list of str, optional
         Where the four files are staged (``globus://<collection>/<folder>/`` or
         ``https://`` URLs); by default the local files, which ``mdf-cli`` uploads.
-    organization : str
-        MDF organisation; foundry-ml 1.2.2 searches ``mdf.organizations:"foundry"``.
+    organization : str, optional
+        MDF organisation, sent only when given: mdf-cli's guide sets ``organization`` only
+        if the user names one, as it is an MDF-side concept
+        (``mdf/skills/mdf-publish/references/metadata-checklist.md:174``). foundry-ml 1.2.2
+        searches ``mdf.organizations:"foundry"`` of the legacy index, which a v2 record is
+        not in anyway; whether staging accepts ``"Foundry"`` is untested (no live service).
     """
     if data_sources is not None and (not data_sources
                                      or any(not s.strip() for s in data_sources)):
@@ -149,12 +158,12 @@ def mdf_manifest(metadata: DatasetMetadata, *, data_sources: list[str] | None = 
             {"identifier": PAPER_DOI, "identifier_type": "DOI", "relation_type": "References"}],
         "methods": [descriptions["Methods"]],
         "domains": list(metadata.foundry["domain"]),
-        "organization": organization,
         "data_type": "image",
         "formats": list(dc["formats"]),
         "ml": ml_block(metadata.foundry),
         "data_sources": list(data_sources) if data_sources is not None
         else [str(path.resolve()) for path in metadata.files],
+        **({"organization": organization} if organization else {}),
         "dc": dc,
         "custom": {"stembench": {
             "dataset": metadata.manifest.name, "version": metadata.manifest.version,
@@ -208,9 +217,11 @@ def _status_of(result: Any) -> int | None:
 
 
 def _rejection(result: Any, *, what: str) -> MDFSubmissionError:
+    errors = require("mdf.core.errors", extra=_EXTRA, purpose=_PURPOSE)
     status = _status_of(result)
-    message = str(result.get("error") or result.get("detail") or result.get("message")
-                  or dict(result))
+    answer = result if isinstance(result, dict) else {"error": result}
+    message = str(answer.get("error") or answer.get("detail") or answer.get("message")
+                  or dict(answer))
     hints = {401: "log in again (mdf-cli keeps its tokens in ~/.config/mdf/tokens.json; "
                   "delete it or run `mdf login`)",
              403: "the identity is not allowed to do this: it must belong to the MDF "
@@ -218,10 +229,40 @@ def _rejection(result: Any, *, what: str) -> MDFSubmissionError:
              400: "MDF v2 says the submission is invalid",
              404: "MDF v2 has no such submission",
              409: "MDF v2 already has this dataset; pass --update SOURCE_ID for a new version"}
-    hint = hints.get(status or 0, "the service may be down, retry later"
-                     if status is None or status >= 500 else "")
+    if status is not None:
+        hint = hints.get(status, "the service may be down, retry later" if status >= 500
+                         else "")
+    elif errors.classify_api_error(answer)["kind"] == "network":  # no HTTP answer came
+        hint = "MDF could not be reached (the service may be down): retry later"
+    elif "submitters group" in message:  # mdf-cli's own pre-check (agent.py:965-970)
+        hint = _NOT_A_SUBMITTER
+    else:
+        hint = ""
     return MDFSubmissionError(f"MDF Connect v2 {what} failed (HTTP {status}): {message}"
                               + (f"; {hint}" if hint else ""), status=status)
+
+
+def _unanswered(exc: Any, *, sent: bool, service: str,
+                source_id: str | None) -> MDFSubmissionError:
+    """The one line for an ``httpx`` error that ``MDFAgent.publish`` did not turn into an answer.
+
+    A request to ``/submit`` that was sent but got no answer (a read timeout, a dropped
+    connection) may have been accepted, so it must not simply be sent again.
+    """
+    request = getattr(exc, "_request", None)  # httpx.RequestError.request raises when unset
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None)
+    where = f"{request.method} {request.url}" if request is not None else "a request"
+    text = f"MDF Connect v2 submission failed: {where}: {type(exc).__name__}: {one_line(exc)}"
+    if sent and request is not None and request.url.path.endswith("/submit") and status is None:
+        check = (f"`stembench dataset publish-status {source_id} --service {service}`"
+                 if source_id else f"`mdf list --service {service}` (mdf-cli)")
+        text += (f"; the submission was sent and may have been accepted: check {check} "
+                 "before submitting again")
+    elif status in (401, 403):
+        text += ("; the login may not write there: log in again (`mdf login`), or stage the "
+                 "files yourself and pass --data-source")
+    return MDFSubmissionError(text, status=status)
 
 
 @contextmanager
@@ -273,6 +314,7 @@ def submit(manifest: dict[str, Any], *, service: str | None = None, test: bool =
         raise InputError("an update names the published dataset: pass its source_id")
     errors = require("mdf.core.errors", extra=_EXTRA, purpose=_PURPOSE)
     exceptions = require("mdf.core.exceptions", extra=_EXTRA, purpose=_PURPOSE)
+    httpx = require("httpx", extra=_EXTRA, purpose=_PURPOSE)
     service = resolve_service(service)
     agent = _agent(manifest, source_id=source_id)
     try:
@@ -281,7 +323,11 @@ def submit(manifest: dict[str, Any], *, service: str | None = None, test: bool =
                                    service_instance=service)
     except (RuntimeError, exceptions.MDFError) as exc:
         raise MDFSubmissionError(f"MDF Connect v2 submission failed before it was sent: "
-                                 f"{exc}") from exc
+                                 f"{one_line(exc)}") from exc
+    except httpx.HTTPError as exc:  # mdf-cli lets these through (agent.py:231-249, 495-522)
+        sent = not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout,
+                                    httpx.PoolTimeout))
+        raise _unanswered(exc, sent=sent, service=service, source_id=source_id) from exc
     if not errors.is_success(result) or not result.get("source_id"):
         raise _rejection(result, what="submission")
     return dict(result)
