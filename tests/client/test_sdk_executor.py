@@ -172,11 +172,11 @@ def test_a_refused_batch_is_retried_on_a_new_executor_then_reported(
     stop_executor(target.executor)
     assert outcome.n_finished == 0 and sorted(outcome.failed_shards) == sorted(
         outcome.shard_ids)
-    assert all(reason.endswith(f"ComputeAPIError: HTTP {status}: injected")
+    assert all(reason.startswith(f"{ENDPOINT}: ComputeAPIError: HTTP {status}: injected; ")
                for reason in outcome.failed_shards.values()), outcome.failed_shards
     # every attempt of every shard reached the service: 2 shards x 3 attempts
-    assert sum(len(ps) for _, body, _ in service.submissions
-               for ps in body["tasks"].values()) == 6
+    assert sum('"evaluate_shard"' in p for _, body, _ in service.submissions
+               for ps in body["tasks"].values() for p in ps) == 6
     assert len(target.executor.retired) >= 2  # each stopped Executor was replaced
 
 
@@ -210,3 +210,20 @@ def test_abandoned_tasks_do_not_hold_the_process(service: ComputeService,
     assert watcher.get_open_futures()  # the given-up tasks are still watched
     stop_executor(target.executor)
     assert not watcher.get_open_futures() and group not in sdk_executor._RESULT_WATCHERS
+
+
+def test_a_refused_dataset_listing_is_retried_then_reported_in_one_line(
+        service: ComputeService, tmp_path: Path) -> None:
+    """Defect 2: the listing (and identity) calls are retried on a rebuilt Executor too."""
+    from stembench.errors import StembenchError
+
+    (target,) = remote_targets([ENDPOINT], client=user_client("alice-token"),
+                               function_id=FUNCTION_ID)
+    service.refusals = [400] * 100
+    with pytest.raises(StembenchError) as caught:
+        evaluate("echo", results_path=tmp_path / "r.jsonl", targets=[target], progress=False,
+                 retry=RetryPolicy(max_attempts=3, backoff_s=0.05))
+    stop_executor(target.executor)
+    assert str(caught.value) == (f"{ENDPOINT}: the dataset listing failed 3 time(s), last: "
+                                 "ComputeAPIError: HTTP 400: injected")
+    assert len(service.submissions) == 3 and len(target.executor.retired) == 2

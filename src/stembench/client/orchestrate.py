@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import math
+import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
@@ -33,6 +34,7 @@ from stembench.client.scheduler import (
     ShardScheduler,
     ShardSink,
     Target,
+    describe_error,
 )
 from stembench.endpoints.models.deadline import DEFAULT_IMAGE_TIMEOUT_S
 from stembench.endpoints.requests import (
@@ -92,32 +94,63 @@ def _answer(target: Target, future: cf.Future[Any], what: str, deadline_s: float
                              "able to start?") from exc
 
 
+def _ask(target: Target, what: str, deadline_s: float | None, retry: RetryPolicy,
+         fn: Callable[..., Any], *args: Any, sent: cf.Future[Any] | None = None) -> Any:
+    """The answer of ``fn(*args)`` on ``target`` (``sent``: its first attempt, already sent).
+
+    A refused submission or a failed task (a remote executor's 4xx, a lost worker) is sent
+    again with the retry policy's backoff, then reported in one line; no answer within the
+    deadline stops at once (:func:`_answer`).
+    """
+    for attempt in range(1, retry.max_attempts + 1):
+        try:
+            future = sent if attempt == 1 and sent is not None else target.executor.submit(
+                fn, *args)
+            return _answer(target, future, what, deadline_s)
+        except StembenchError:
+            raise
+        except Exception as exc:  # reported below, after the last attempt
+            if attempt == retry.max_attempts:
+                raise StembenchError(f"{target.name}: {what} failed {attempt} time(s), last: "
+                                     f"{describe_error(exc)}") from exc
+            time.sleep(retry.delay(attempt + 1))
+    raise AssertionError("unreachable: RetryPolicy has max_attempts >= 1")
+
+
 def _list_images(target: Target, dataset: DatasetRef,
-                 deadline_s: float | None = DEFAULT_TASK_DEADLINE_S) -> list[str]:
-    future = target.executor.submit(describe_dataset, asdict(dataset), __version__)
-    listing = _answer(target, future, "the dataset listing", deadline_s)
+                 deadline_s: float | None = DEFAULT_TASK_DEADLINE_S,
+                 retry: RetryPolicy | None = None) -> list[str]:
+    listing = _ask(target, "the dataset listing", deadline_s, retry or RetryPolicy(),
+                   describe_dataset, asdict(dataset), __version__)
     return [row["image_id"] for row in listing["images"]]
 
 
 def _shard_identity(target: Target, dataset: DatasetRef, spec: ModelSpec,
                     deadline_s: float | None = DEFAULT_TASK_DEADLINE_S) -> dict[str, Any]:
-    future = target.executor.submit(describe_identity, asdict(dataset), asdict(spec),
-                                    __version__)
-    return dict(_answer(target, future, "the results' identity", deadline_s))
+    return dict(_ask(target, "the results' identity", deadline_s, RetryPolicy(),
+                     describe_identity, asdict(dataset), asdict(spec), __version__))
 
 
 def _identities(identify: Callable[..., dict[str, Any]] | None, target: Target,
                 dataset: DatasetRef, specs: Mapping[str, ModelSpec],
-                deadline_s: float | None) -> dict[str, dict[str, Any] | None]:
+                deadline_s: float | None, retry: RetryPolicy | None = None
+                ) -> dict[str, dict[str, Any] | None]:
     """Each model's results identity; the endpoint's are asked for all at once."""
     if identify is None:
         return dict.fromkeys(specs)
     if identify is not _shard_identity:
         return {model: identify(target, dataset, spec) for model, spec in specs.items()}
-    futures = {model: target.executor.submit(describe_identity, asdict(dataset), asdict(spec),
-                                             __version__) for model, spec in specs.items()}
-    return {model: dict(_answer(target, future, "the results' identity", deadline_s))
-            for model, future in futures.items()}
+    calls: dict[str, tuple[Any, ...]] = {
+        model: (asdict(dataset), asdict(spec), __version__) for model, spec in specs.items()}
+    sent: dict[str, cf.Future[Any] | None] = {}
+    for model, args in calls.items():
+        try:
+            sent[model] = target.executor.submit(describe_identity, *args)
+        except Exception:  # refused at once: _ask sends it again
+            sent[model] = None
+    return {model: dict(_ask(target, "the results' identity", deadline_s, retry or RetryPolicy(),
+                             describe_identity, *calls[model], sent=sent[model]))
+            for model in specs}
 
 
 def evaluate(
@@ -234,11 +267,12 @@ def evaluate_models(
             locks.append(ResultsLock(path))
             files[model] = ResultsFile(locks[-1].path)
         ids = list(image_ids) if image_ids is not None else _list_images(
-            target_list[0], dataset, task_deadline_s)
+            target_list[0], dataset, task_deadline_s, retry)
         shards = plan_shards(ids, shard_size=shard_size, n_workers=sum(
             t.max_in_flight for t in target_list))
         specs = {model: ModelSpec(model, dict(model_options or {})) for model in results_paths}
-        identities = _identities(identify, target_list[0], dataset, specs, task_deadline_s)
+        identities = _identities(identify, target_list[0], dataset, specs, task_deadline_s,
+                                 retry)
         evaluations: dict[str, Evaluation] = {}
         work: list[tuple[ShardRequest, ShardSink]] = []
         for position, (model, results) in enumerate(files.items()):
@@ -293,6 +327,8 @@ def _record_failed_shards(target: Target, work: Sequence[tuple[ShardRequest, Sha
                 continue
             target.executor = target.factory()
             futures.append(target.executor.submit(score_failed_shard, request.to_dict(), reason))
+        except Exception as exc:  # refused (e.g. a remote endpoint refusing submissions)
+            futures.append(exc)
     for (request, sink), future in zip(failed, futures, strict=True):
         try:
             if isinstance(future, BaseException):
@@ -302,7 +338,7 @@ def _record_failed_shards(target: Target, work: Sequence[tuple[ShardRequest, Sha
         except (Exception, SystemExit) as exc:  # the shard stays failed, without images
             sink.evaluation.failed_shards[request.shard_id] += (
                 f"; its images could not be recorded as failed either: "
-                f"{type(exc).__name__}: {exc}")
+                f"{describe_error(exc)}")
 
 
 def _sink(model: str, results: ResultsFile, requests: list[ShardRequest],

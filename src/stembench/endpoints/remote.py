@@ -14,7 +14,12 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from stembench.endpoints.shard import describe_dataset, describe_identity, evaluate_shard
+from stembench.endpoints.shard import (
+    describe_dataset,
+    describe_identity,
+    evaluate_shard,
+    score_failed_shard,
+)
 from stembench.errors import InputError
 
 __all__ = ["CODE_STRATEGY", "DATA_STRATEGY", "ENTRY_NAME", "OPERATIONS", "entry_source",
@@ -30,6 +35,7 @@ OPERATIONS: dict[str, Callable[..., Any]] = {
     "evaluate_shard": evaluate_shard,
     "describe_dataset": describe_dataset,
     "describe_identity": describe_identity,
+    "score_failed_shard": score_failed_shard,
 }
 
 
