@@ -30,6 +30,7 @@ __all__ = [
     "Condition",
     "VerdictCheck",
     "check_verdicts",
+    "lattice_image",
     "validation_image",
     "validation_lattice",
     "validation_lattice_names",
@@ -95,6 +96,12 @@ def validation_lattice(name: str) -> Lattice:
 def validation_image(name: str, condition: Condition, *, shape: tuple[int, int] = (160, 160),
                      seed: int = 0) -> BenchmarkImage:
     """A labelled image of lattice ``name`` under ``condition``."""
+    return lattice_image(validation_lattice(name), name, condition, shape=shape, seed=seed)
+
+
+def lattice_image(lat: Lattice, name: str, condition: Condition, *,
+                  shape: tuple[int, int] = (160, 160), seed: int = 0) -> BenchmarkImage:
+    """A labelled image of the lattice ``lat`` (called ``name``) under ``condition``."""
     from stembench.dataset_publish.simulate.fast_backend import FastHAADF
     from stembench.dataset_publish.simulate.probe import ProbeParameters
     from stembench.dataset_publish.simulate.scan import (
@@ -105,7 +112,6 @@ def validation_image(name: str, condition: Condition, *, shape: tuple[int, int] 
     from stembench.dataset_publish.simulate.series import seed_for
     from stembench.dataset_publish.simulate.structures import structure_from_columns, tile_lattice
 
-    lat = validation_lattice(name)
     rng = np.random.default_rng(seed_for("assess-validation", name, condition.name, seed))
     margin = 5.0
     pos, weights, symbols, visible = tile_lattice(

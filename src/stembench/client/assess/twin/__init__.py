@@ -1,0 +1,1 @@
+"""Assess an image by a synthetic twin: fit, render, score every model, rank."""

@@ -1,0 +1,168 @@
+"""From twin scores to predictions: each model's expected scores, margins and a ranking.
+
+* **Prediction**: the mean of each score over the twins at the estimated quality, with the
+  interval from the lowest to the highest twin (the twins differ by seed and by the
+  estimate's uncertainty, sampled).
+* **Reliable**: the benchmark's criteria (recall >= 0.90, precision >= 0.95, RMS <= 0.30 A;
+  :data:`~stembench.client.analysis.cutoffs.DEFAULT_CRITERIA`) hold on every twin.
+* **Margin** on an axis: how far the axis can get worse from the twin's value before the
+  model fails the criteria, read off the series (the first twin is its step 0): the
+  crossing of the worst criterion's slack, linearly interpolated between the last passing
+  and the first failing step; ``None`` beyond the last step (not reached), 0 when the model
+  fails at the twin's quality already.
+* **Ranking**: by predicted F1, then precision. The recommendation is the best-ranked
+  reliable model, or none.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from stembench.client.analysis.cutoffs import DEFAULT_CRITERIA
+from stembench.dataset_publish.simulate.twin import SERIES_STEPS
+
+__all__ = ["AXIS_UNITS", "NONE_RELIABLE", "AxisMargin", "ModelPrediction", "predict",
+           "recommendation"]
+
+#: Unit of each series' axis value.
+AXIS_UNITS = {"resolution": "pm", "noise": "e-/A^2", "contrast": "", "flyback": "px",
+              "drift": "px/line"}
+#: What assess says when no model meets the criteria on the twins.
+NONE_RELIABLE = "none of these models is reliable here"
+_METRICS = ("recall", "precision", "f1", "rms_angstrom")
+
+
+@dataclass(frozen=True)
+class AxisMargin:
+    """How far one axis may get worse before the model fails.
+
+    Attributes
+    ----------
+    axis : str
+        Series name.
+    twin_value : float
+        The twin's value on the axis (units :data:`AXIS_UNITS`).
+    failure_value : float or None
+        Axis value where the model fails; ``None`` if it passes the whole series.
+    margin : float or None
+        ``failure_value - twin_value`` (signed toward worse); ``None`` if not reached.
+    last_value : float
+        The worst value tried.
+    """
+
+    axis: str
+    twin_value: float
+    failure_value: float | None
+    margin: float | None
+    last_value: float
+
+
+@dataclass(frozen=True)
+class ModelPrediction:
+    """A model's predicted scores on the image, from its twins."""
+
+    model: str
+    mean: dict[str, float]
+    low: dict[str, float]
+    high: dict[str, float]
+    reliable: bool
+    n_twins: int
+    n_failed_images: int
+    margins: tuple[AxisMargin, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict (NaN as None)."""
+        def clean(value: Any) -> Any:
+            if isinstance(value, float) and not math.isfinite(value):
+                return None
+            if isinstance(value, dict):
+                return {k: clean(v) for k, v in value.items()}
+            if isinstance(value, list | tuple):
+                return [clean(v) for v in value]
+            return value
+
+        return dict(clean(asdict(self)))
+
+
+def _slack(record: Mapping[str, Any]) -> float:
+    """Worst criterion's slack (>= 0 passes): recall, precision, RMS, each normalised."""
+    c = DEFAULT_CRITERIA
+    recall = float(record.get("recall") or 0.0)
+    precision = record.get("precision")
+    rms = record.get("rms_angstrom")
+    parts = [(recall - c.recall_min) / (1.0 - c.recall_min)]
+    parts.append(-1.0 if precision is None or not math.isfinite(precision)
+                 else (float(precision) - c.precision_min) / (1.0 - c.precision_min))
+    if rms is not None and math.isfinite(rms):
+        parts.append((c.rms_max_angstrom - float(rms)) / c.rms_max_angstrom)
+    return min(parts)
+
+
+def _margin(axis: str, reference: Sequence[Mapping[str, Any]],
+            series: Sequence[Mapping[str, Any]], twin_value: float) -> AxisMargin:
+    points = [(twin_value, float(np.mean([_slack(r) for r in reference])))]
+    points += [(float(r.get("axis_value", math.nan)), _slack(r))
+               for r in sorted(series, key=lambda r: int(r.get("step") or 0))]
+    last = points[-1][0]
+    if points[0][1] < 0:
+        return AxisMargin(axis, twin_value, twin_value, 0.0, last)
+    for (v0, s0), (v1, s1) in zip(points, points[1:], strict=False):
+        if s1 < 0:
+            fail = v1 if not (math.isfinite(v0) and math.isfinite(v1)) else \
+                v0 + (v1 - v0) * s0 / (s0 - s1)
+            return AxisMargin(axis, twin_value, fail, fail - twin_value, last)
+    return AxisMargin(axis, twin_value, None, None, last)
+
+
+def predict(records: Mapping[str, Sequence[Mapping[str, Any]]], *,
+            twin_values: Mapping[str, float]) -> list[ModelPrediction]:
+    """Predictions of every model, ranked best first (see the module docstring).
+
+    Parameters
+    ----------
+    records : mapping of str to sequence of dict
+        Model -> its score records on the twins (``series`` ``"reference"`` for the twins
+        at the estimated quality, else the axis of a series).
+    twin_values : mapping of str to float
+        The twin's value on each series' axis.
+    """
+    out = []
+    for model, rows in records.items():
+        reference = [r for r in rows if r.get("series") == "reference"]
+        if not reference:
+            continue
+        values = {m: np.array([np.nan if r.get(m) is None else float(r[m]) for r in reference])
+                  for m in _METRICS}
+
+        def stat(fn: Any, values: dict[str, Any] = values) -> dict[str, float]:
+            return {m: float(fn(v)) if np.isfinite(v).any() else math.nan
+                    for m, v in values.items()}
+
+        reliable = all(_slack(r) >= 0 for r in reference) and not any(
+            r.get("failed") for r in reference)
+        margins = tuple(_margin(axis, reference, [r for r in rows if r.get("series") == axis],
+                                float(twin_values.get(axis, math.nan)))
+                        for axis in SERIES_STEPS if any(r.get("series") == axis for r in rows))
+        out.append(ModelPrediction(model, stat(np.nanmean), stat(np.nanmin), stat(np.nanmax),
+                                   reliable, len(reference),
+                                   sum(bool(r.get("failed")) for r in rows), margins))
+    return sorted(out, key=lambda p: (-_finite(p.mean["f1"]), -_finite(p.mean["precision"])))
+
+
+def _finite(value: float) -> float:
+    return value if math.isfinite(value) else -math.inf
+
+
+def recommendation(predictions: Sequence[ModelPrediction]) -> tuple[str | None, str]:
+    """The recommended model (best-ranked reliable one) and the sentence that says so."""
+    for prediction in predictions:
+        if prediction.reliable:
+            f1 = prediction.mean["f1"]
+            return prediction.model, (f"recommended: {prediction.model} (predicted F1 "
+                                      f"{f1:.2f}, meets the benchmark's criteria on every twin)")
+    return None, NONE_RELIABLE

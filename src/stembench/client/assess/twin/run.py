@@ -1,0 +1,151 @@
+"""Assess an image by its twin: fit, plan, render and score where the models run, predict."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from stembench.client.assess.assessment import Assessment
+from stembench.client.assess.twin.fit import TwinFit, fit_twin, limitations
+from stembench.client.assess.twin.predict import (
+    AXIS_UNITS,
+    ModelPrediction,
+    predict,
+    recommendation,
+)
+from stembench.client.assess.twin.score import ModelChoice, TwinScores, score_on_twins
+from stembench.client.orchestrate import Target
+from stembench.dataset_publish.simulate.twin import TwinVariant, render_twin, twin_plan
+
+__all__ = ["TwinAssessment", "assess_by_twin", "builtin_model_choices", "twin_axis_values"]
+
+
+@dataclass(frozen=True)
+class TwinAssessment:
+    """Everything the twin assessment found.
+
+    Attributes
+    ----------
+    fit : TwinFit
+        The fitted column model and its diagnostics.
+    plan : list of TwinVariant
+        The rendered images.
+    scores : TwinScores
+        Every model's score records on them.
+    predictions : list of ModelPrediction
+        Ranked best first.
+    recommended : str or None
+        The recommended model, if any is reliable.
+    verdict : str
+        One sentence: the recommendation or that none is reliable.
+    limitations : list of str
+        What the fitted model cannot represent in this image.
+    """
+
+    fit: TwinFit
+    plan: list[TwinVariant]
+    scores: TwinScores
+    predictions: list[ModelPrediction]
+    recommended: str | None
+    verdict: str
+    limitations: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict: the model's parameters, every prediction and every score record."""
+        model = self.fit.model
+        return {
+            "model": {"n_columns": len(model.xy_px), "n_labelled": int(model.labelled.sum()),
+                      "sigma_px": float(model.sigma_px[0]),
+                      "resolution_pm": model.resolution_pm, "gain": model.gain,
+                      "read_variance": model.read_variance, "flyback_px": model.flyback_px,
+                      "drift_px_per_line": model.drift_px_per_line,
+                      "uncertainty": model.uncertainty,
+                      "axis_values": _clean(twin_axis_values(self.fit)),
+                      "closest_pair_widths": self.fit.closest_pair_widths,
+                      "unmodelled_fraction": float(self.fit.unmodelled.mean())},
+            "columns_xy_px": np.round(model.xy_px, 3).tolist(),
+            "plan": [{k: _clean(v) for k, v in vars(v).items()} for v in self.plan],
+            "axis_units": AXIS_UNITS,
+            "predictions": [p.to_dict() for p in self.predictions],
+            "recommended": self.recommended,
+            "verdict": self.verdict,
+            "limitations": self.limitations,
+            "dataset_path": self.scores.dataset_path,
+            "failed_shards": self.scores.failed_shards,
+            "records": {m: [{k: _clean(v) for k, v in r.items() if k != "coordinates"}
+                            for r in rows] for m, rows in self.scores.records.items()},
+        }
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    return value
+
+
+def twin_axis_values(fit: TwinFit) -> dict[str, float]:
+    """The twin's value on each series axis (units of :data:`AXIS_UNITS`)."""
+    from stembench.dataset_publish.simulate.twin import model_contrast, twin_dose
+
+    model = fit.model
+    return {"resolution": model.resolution_pm, "noise": twin_dose(model),
+            "contrast": model_contrast(model), "flyback": model.flyback_px,
+            "drift": model.drift_px_per_line}
+
+
+def builtin_model_choices() -> list[ModelChoice]:
+    """The built-in models whose framework is installed here."""
+    from stembench.endpoints.models.registry import available_models
+
+    return [ModelChoice(e.name) for e in available_models()
+            if e.source == "built-in" and e.importable]
+
+
+def assess_by_twin(image: NDArray[np.floating], *, pixel_size: float, assessment: Assessment,
+                   models: Sequence[ModelChoice], targets: Sequence[Target],
+                   results_dir: str | Path, n_twins: int = 4,
+                   progress: Callable[[str], None] | None = None) -> TwinAssessment:
+    """Fit the image's twin, score ``models`` on its renderings and rank them.
+
+    Parameters
+    ----------
+    image : ndarray
+        The image.
+    pixel_size : float
+        A/px.
+    assessment : Assessment
+        Its quality assessment (distortion and uncertainties).
+    models : sequence of ModelChoice
+        Models to score.
+    targets : sequence of Target
+        Where the twins are rendered and scored (local pool or an endpoint).
+    results_dir : path-like
+        Folder for the results files.
+    n_twins : int
+        Twins at the estimated quality.
+    progress : callable, optional
+        Called with a short message before each stage.
+    """
+    say = progress or (lambda _msg: None)
+    say("fitting the twin")
+    fit = fit_twin(image, pixel_size=pixel_size, assessment=assessment, name=assessment.name)
+    plan = twin_plan(fit.model, n_twins=n_twins)
+    say(f"scoring {len(models)} model(s) on {len(plan)} twin image(s)")
+    scores = score_on_twins(fit.model, plan, models, targets=targets, results_dir=results_dir)
+    predictions = predict(scores.records, twin_values=twin_axis_values(fit))
+    recommended, verdict = recommendation(predictions)
+    return TwinAssessment(fit, plan, scores, predictions, recommended, verdict,
+                          limitations(fit))
+
+
+def reference_twin(result: TwinAssessment) -> NDArray[np.float32]:
+    """The first twin at the estimated quality, rendered again here (for the pictures)."""
+    return render_twin(result.fit.model, result.plan[0]).image

@@ -1,0 +1,378 @@
+"""Twins of a real image: a fitted column model rendered with exact labels.
+
+A :class:`TwinModel` is what ``stembench assess`` fits to an image (positions, per-column
+Gaussian amplitude and width, a smooth background, a noise model and the scan distortion);
+this module renders it, so that the images a model is scored on are made where the model
+runs (the client, or a Globus Compute endpoint), from a JSON description alone.
+
+Image formation, in pixels (x = column, y = row): the beam of pixel ``(r, c)`` sits at
+``(c + dx_r, r + dy_r)`` (:func:`~stembench.dataset_publish.simulate.scan.line_offsets_px`,
+fly-back and drift in pixels), and records ``B(r, c) + sum_j a_j exp(-|beam - p_j|^2 /
+(2 s_j^2))`` with ``B`` the background (bilinear on a coarse grid), ``p_j`` the specimen
+position, ``a_j`` and ``s_j`` the column's amplitude and width. The labels are where each
+column appears (:func:`~stembench.dataset_publish.simulate.scan.ground_truth_pixels`, exact).
+Noise is Gaussian with variance ``gain * I + read_variance`` (``I`` the noise-free
+intensity): the shot noise of ``I / gain`` counts, approximated by a Gaussian, plus a
+constant. Columns with amplitude under :data:`FAINT_FRACTION` of the brightest (95th
+percentile) are rendered but labelled faint ("don't care" in the score), as the benchmark's
+visibility rule does.
+
+:func:`twin_plan` lists the images: ``n_twins`` renderings at the estimated quality (seed 0
+at the point estimate, the others with the estimate's uncertainty sampled) and a series
+that makes each quality axis worse, step by step, from the twin's values, on a central crop.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from stembench.datamodel import BenchmarkImage
+from stembench.errors import InputError
+
+__all__ = ["FAINT_FRACTION", "SERIES_STEPS", "TwinModel", "TwinVariant", "model_contrast",
+           "render_twin", "twin_dose", "twin_images", "twin_plan", "write_twin_dataset"]
+
+#: Columns fainter than this fraction of the brightest (95th percentile) are labelled faint.
+FAINT_FRACTION = 0.1
+_FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
+#: How each series makes its axis worse, per step, from the twin's values: width factor,
+#: dose divisor, contrast factor, added fly-back (px), added drift (px per line).
+SERIES_STEPS: dict[str, tuple[float, ...]] = {
+    "resolution": (1.3, 1.7, 2.2),
+    "noise": (3.0, 10.0, 30.0),
+    "contrast": (0.5, 0.2, 0.08),
+    "flyback": (0.5, 1.0, 2.0),
+    "drift": (0.05, 0.1, 0.2),
+}
+#: Side of the central crop the series is rendered on, pixels.
+SERIES_CROP_PX = 256
+
+
+@dataclass(frozen=True)
+class TwinModel:
+    """A column model of one image, everything in pixels and image units.
+
+    Attributes
+    ----------
+    shape : tuple of int
+        Image (rows, cols).
+    pixel_size : float
+        A/px.
+    xy_px : ndarray, shape (N, 2)
+        Specimen positions of the columns (x, y), pixels, without scan distortion.
+    amplitude : ndarray, shape (N,)
+        Peak height of each column above the background, image units.
+    sigma_px : ndarray, shape (N,)
+        Gaussian width of each column, pixels.
+    background : ndarray, shape (gr, gc)
+        Background on a coarse grid spanning the image (bilinear between nodes).
+    gain : float
+        Shot-noise variance per unit of intensity (image units); 0 for none.
+    read_variance : float
+        Constant noise variance, image units squared.
+    flyback_px, drift_px_per_line : float
+        Scan distortion rendered on every twin (0 where none was detected).
+    uncertainty : dict of str to float
+        One-sigma relative uncertainty of ``sigma`` and ``gain``, and absolute of
+        ``flyback`` and ``drift``, sampled by the twins after the first.
+    name : str
+        Name of the image the model was fitted to.
+    """
+
+    shape: tuple[int, int]
+    pixel_size: float
+    xy_px: NDArray[np.float64]
+    amplitude: NDArray[np.float64]
+    sigma_px: NDArray[np.float64]
+    background: NDArray[np.float64]
+    gain: float
+    read_variance: float
+    flyback_px: float = 0.0
+    drift_px_per_line: float = 0.0
+    uncertainty: dict[str, float] = field(default_factory=dict)
+    name: str = "image"
+
+    def __post_init__(self) -> None:
+        n = len(self.xy_px)
+        if n == 0 or np.shape(self.xy_px) != (n, 2):
+            raise InputError(f"twin of {self.name}: positions must be (N >= 1, 2), got "
+                             f"{np.shape(self.xy_px)}")
+        if np.shape(self.amplitude) != (n,) or np.shape(self.sigma_px) != (n,):
+            raise InputError(f"twin of {self.name}: one amplitude and width per column")
+        if not np.all(np.asarray(self.sigma_px) > 0):
+            raise InputError(f"twin of {self.name}: column widths must be positive")
+        if np.ndim(self.background) != 2 or min(np.shape(self.background)) < 2:
+            raise InputError(f"twin of {self.name}: background grid must be at least 2 x 2")
+        if not (self.gain >= 0 and self.read_variance >= 0 and self.pixel_size > 0):
+            raise InputError(f"twin of {self.name}: gain, read variance >= 0 and pixel "
+                             "size > 0 needed")
+
+    @property
+    def labelled(self) -> NDArray[np.bool_]:
+        """Columns bright enough to be labelled (the others are faint)."""
+        bright = float(np.percentile(self.amplitude, 95))
+        return np.asarray(self.amplitude >= FAINT_FRACTION * bright)
+
+    @property
+    def resolution_pm(self) -> float:
+        """FWHM of the median column width, pm."""
+        return float(np.median(self.sigma_px) * _FWHM_PER_SIGMA * self.pixel_size * 100.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict (arrays as lists)."""
+        data = asdict(self)
+        for key, value in data.items():
+            if isinstance(value, np.ndarray):
+                data[key] = value.tolist()
+        data["shape"] = list(self.shape)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TwinModel:
+        """Inverse of :meth:`to_dict`; :class:`InputError` for a malformed dict."""
+        try:
+            return cls(tuple(int(v) for v in data["shape"]),  # type: ignore[arg-type]
+                       float(data["pixel_size"]), np.asarray(data["xy_px"], float),
+                       np.asarray(data["amplitude"], float),
+                       np.asarray(data["sigma_px"], float),
+                       np.asarray(data["background"], float), float(data["gain"]),
+                       float(data["read_variance"]), float(data["flyback_px"]),
+                       float(data["drift_px_per_line"]),
+                       {str(k): float(v) for k, v in data.get("uncertainty", {}).items()},
+                       str(data.get("name", "image")))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"malformed twin model: {type(exc).__name__}: {exc}") from exc
+
+    def digest(self) -> str:
+        """Content hash of the model (names the rendered dataset)."""
+        text = json.dumps(self.to_dict(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+@dataclass(frozen=True)
+class TwinVariant:
+    """How one rendered image departs from the model.
+
+    ``series`` is ``"reference"`` for a twin at the estimated quality, else the axis made
+    worse; ``axis_value`` is that axis' value in its units (resolution pm, dose e-/A^2,
+    contrast, fly-back px, drift px per line; for a reference twin, its resolution).
+    """
+
+    image_id: str
+    series: str
+    step: int
+    seed: int
+    sigma_scale: float = 1.0
+    gain_scale: float = 1.0
+    contrast: float | None = None
+    flyback_px: float = 0.0
+    drift_px_per_line: float = 0.0
+    crop: int | None = None
+    axis_value: float = math.nan
+
+
+def _background(model: TwinModel, rows: NDArray[np.float64], cols: NDArray[np.float64]
+                ) -> NDArray[np.float64]:
+    from scipy.ndimage import map_coordinates
+
+    grid = np.asarray(model.background, np.float64)
+    gy = rows / max(model.shape[0] - 1, 1) * (grid.shape[0] - 1)
+    gx = cols / max(model.shape[1] - 1, 1) * (grid.shape[1] - 1)
+    yy, xx = np.meshgrid(gy, gx, indexing="ij")
+    return np.asarray(map_coordinates(grid, [yy, xx], order=1, mode="nearest"))
+
+
+def _columns(model: TwinModel, sigma: NDArray[np.float64], dx: NDArray[np.float64],
+             dy: NDArray[np.float64], window: tuple[int, int, int, int]
+             ) -> NDArray[np.float64]:
+    """Sum of the column Gaussians seen by the beam of each pixel of ``window``."""
+    r0, c0, rows, cols = window
+    shift = float(max(np.abs(dx).max(initial=0.0), np.abs(dy).max(initial=0.0)))
+    half = int(math.ceil(4.0 * float(sigma.max()) + shift)) + 1
+    x, y = model.xy_px[:, 0] - c0, model.xy_px[:, 1] - r0
+    near = (x > -half) & (x < cols + half) & (y > -half) & (y < rows + half)
+    x, y, amp, sig = x[near], y[near], model.amplitude[near], sigma[near]
+    out = np.zeros(rows * cols)
+    offsets = np.arange(-half, half + 1)
+    for start in range(0, len(x), 512):
+        part = slice(start, start + 512)
+        rr = np.rint(y[part]).astype(np.int64)[:, None, None] + offsets[None, :, None]
+        cc = np.rint(x[part]).astype(np.int64)[:, None, None] + offsets[None, None, :]
+        inside = (rr >= 0) & (rr < rows) & (cc >= 0) & (cc < cols)
+        rows_in = np.clip(rr, 0, rows - 1)
+        bx = cc + dx[rows_in] - x[part][:, None, None]
+        by = rr + dy[rows_in] - y[part][:, None, None]
+        value = amp[part][:, None, None] * np.exp(
+            -(bx * bx + by * by) / (2.0 * sig[part][:, None, None] ** 2))
+        flat = (rows_in * cols + np.clip(cc, 0, cols - 1))[np.broadcast_to(inside, value.shape)]
+        out += np.bincount(flat, weights=value[np.broadcast_to(inside, value.shape)],
+                           minlength=rows * cols)
+    return out.reshape(rows, cols)
+
+
+def _window(model: TwinModel, crop: int | None) -> tuple[int, int, int, int]:
+    rows, cols = model.shape
+    if crop is None or crop >= min(rows, cols):
+        return 0, 0, rows, cols
+    return (rows - crop) // 2, (cols - crop) // 2, crop, crop
+
+
+def render_twin(model: TwinModel, variant: TwinVariant) -> BenchmarkImage:
+    """Render one image of ``model`` as ``variant`` says, with its exact labels.
+
+    Returns
+    -------
+    BenchmarkImage
+        ``coords`` the labelled columns, ``faint_coords`` the faint ones, ``raw`` the
+        noise-free image; metadata as the benchmark's (group ``"twin"``).
+    """
+    from stembench.dataset_publish.simulate.scan import (
+        ScanParameters,
+        ground_truth_pixels,
+        line_offsets_px,
+    )
+
+    r0, c0, rows, cols = _window(model, variant.crop)
+    scan = ScanParameters((rows, cols), 1.0, (float(c0), float(r0)),
+                          drift_px_per_line=variant.drift_px_per_line,
+                          flyback_px=variant.flyback_px, seed=variant.seed)
+    dx, dy = line_offsets_px(scan)
+    sigma = np.asarray(model.sigma_px, np.float64) * variant.sigma_scale
+    clean = _background(model, np.arange(r0, r0 + rows, dtype=np.float64),
+                        np.arange(c0, c0 + cols, dtype=np.float64))
+    clean = clean + _columns(model, sigma, dx, dy, (r0, c0, rows, cols))
+    if variant.contrast is not None:
+        from stembench.dataset_publish.simulate.degradations import set_contrast
+
+        clean, _ = set_contrast(clean, target_contrast=variant.contrast)
+    rng = np.random.default_rng(variant.seed)
+    variance = model.gain * variant.gain_scale * clean + model.read_variance
+    noisy = clean + rng.normal(0.0, 1.0, clean.shape) * np.sqrt(np.maximum(variance, 0.0))
+    truth = ground_truth_pixels(model.xy_px, scan)
+    ok = np.isfinite(truth).all(axis=1) & (truth[:, 0] >= -0.5) & (truth[:, 1] >= -0.5) \
+        & (truth[:, 0] <= cols - 0.5) & (truth[:, 1] <= rows - 0.5)
+    labelled = model.labelled
+    return BenchmarkImage(variant.image_id, noisy.astype(np.float32), truth[ok & labelled],
+                          model.pixel_size, raw=clean.astype(np.float32),
+                          faint_coords=truth[ok & ~labelled],
+                          metadata=_metadata(model, variant, clean, noisy, sigma))
+
+
+def _metadata(model: TwinModel, variant: TwinVariant, clean: NDArray[np.float64],
+              noisy: NDArray[np.float64], sigma: NDArray[np.float64]) -> dict[str, Any]:
+    from stembench.dataset_publish.simulate.degradations import psnr_db
+    from stembench.dataset_publish.simulate.series import GENERATOR_VERSION
+
+    peak = float(clean.max() - np.percentile(clean, 1))
+    gain = model.gain * variant.gain_scale
+    dose = peak / gain / model.pixel_size**2 if gain > 0 else math.inf
+    top = float(clean.max())
+    return {
+        "material": model.name, "type": "simulated", "space_group": "unknown",
+        "probe_current_pA": math.nan, "peak_intensity_e": peak / gain if gain > 0 else math.nan,
+        "contrast": float((top - clean.min()) / top) if top > 0 else math.nan,
+        "pixel_size_pm": model.pixel_size * 100.0,
+        "atoms_per_100px": math.nan,
+        "resolution_pm": float(np.median(sigma) * _FWHM_PER_SIGMA * model.pixel_size * 100),
+        "dose_e_per_A2": dose if math.isfinite(dose) else math.nan,
+        "psnr_db": psnr_db(noisy, clean), "drift": variant.drift_px_per_line,
+        "flyback": variant.flyback_px, "pixel_size_angstrom": model.pixel_size,
+        "group": "twin", "series": variant.series, "step": variant.step,
+        "axis_value": float(variant.axis_value), "seed": variant.seed, "backend": "fast",
+        "generator_version": GENERATOR_VERSION, "source": f"twin of {model.name}",
+    }
+
+
+def twin_plan(model: TwinModel, *, n_twins: int = 4, series: bool = True
+              ) -> list[TwinVariant]:
+    """The twins at the estimated quality, then each axis' series (see the module docstring).
+
+    Twin ``k >= 1`` draws its width and gain scale and its distortion from the model's
+    ``uncertainty`` (seeded by ``k``, so the plan is the same on every machine).
+    """
+    if n_twins < 1:
+        raise InputError(f"at least one twin is needed, got {n_twins}")
+    unc = model.uncertainty
+    plan = []
+    for k in range(n_twins):
+        rng = np.random.default_rng(1000 + k)
+        draw = rng.normal(0.0, 1.0, 4) if k else np.zeros(4)
+        plan.append(TwinVariant(
+            f"twin-{k}", "reference", 0, k,
+            sigma_scale=float(max(0.5, 1 + draw[0] * unc.get("sigma", 0.0))),
+            gain_scale=float(max(0.2, 1 + draw[1] * unc.get("gain", 0.0))),
+            flyback_px=float(max(0.0, model.flyback_px + draw[2] * unc.get("flyback", 0.0))),
+            drift_px_per_line=float(max(0.0, model.drift_px_per_line
+                                        + draw[3] * unc.get("drift", 0.0))),
+            axis_value=model.resolution_pm))
+    if not series:
+        return plan
+    base = replace(plan[0], crop=SERIES_CROP_PX)
+    contrast = model_contrast(model)
+    for axis, steps in SERIES_STEPS.items():
+        for step, amount in enumerate(steps, start=1):
+            variant = replace(base, image_id=f"{axis}-{step}", series=axis, step=step,
+                              seed=100 + step)
+            if axis == "resolution":
+                variant = replace(variant, sigma_scale=amount,
+                                  axis_value=model.resolution_pm * amount)
+            elif axis == "noise":
+                dose = twin_dose(model) / amount
+                variant = replace(variant, gain_scale=amount,
+                                  axis_value=dose if math.isfinite(dose) else math.nan)
+            elif axis == "contrast":
+                variant = replace(variant, contrast=contrast * amount,
+                                  axis_value=contrast * amount)
+            elif axis == "flyback":
+                value = math.hypot(model.flyback_px, amount)
+                variant = replace(variant, flyback_px=value, axis_value=value)
+            else:
+                value = math.hypot(model.drift_px_per_line, amount)
+                variant = replace(variant, drift_px_per_line=value, axis_value=value)
+            plan.append(variant)
+    return plan
+
+
+def model_contrast(model: TwinModel) -> float:
+    """Contrast ``(max - min) / max`` of the noise-free twin on the series' crop."""
+    clean = render_twin(replace(model, gain=0.0, read_variance=0.0),
+                        TwinVariant("probe", "reference", 0, 0, crop=SERIES_CROP_PX)).raw
+    assert clean is not None
+    top = float(clean.max())
+    return float((top - clean.min()) / top) if top > 0 else 1.0
+
+
+def twin_dose(model: TwinModel) -> float:
+    """Dose of the twin, e-/A^2: brightest column's counts per pixel area (inf if noiseless)."""
+    if model.gain <= 0:
+        return math.inf
+    return float(np.percentile(model.amplitude, 95)) / model.gain / model.pixel_size**2
+
+
+def twin_images(model: TwinModel, plan: list[TwinVariant]) -> list[BenchmarkImage]:
+    """Render every variant of ``plan``."""
+    return [render_twin(model, variant) for variant in plan]
+
+
+def write_twin_dataset(model: TwinModel, plan: list[TwinVariant], path: str | Path
+                       ) -> Path:
+    """Render ``plan`` and write it as a stembench dataset file (replacing ``path``)."""
+    from stembench.dataset_publish.storage.stembench_layout import DatasetWriter
+
+    out = Path(path)
+    with DatasetWriter(out, name=f"twin-{model.digest()}", version="1",
+                       generator_params={"twin_of": model.name, "plan": [
+                           {k: (v if not isinstance(v, float) or math.isfinite(v) else None)
+                            for k, v in asdict(variant).items()} for variant in plan]},
+                       overwrite=True) as writer:
+        for image in twin_images(model, plan):
+            writer.add(image)
+    return out
