@@ -61,7 +61,8 @@ def build_twin_dataset(model: dict[str, Any], plan: list[dict[str, Any]],
     twin = TwinModel.from_dict(model)
     try:
         variants = [TwinVariant(**{k: (math.nan if k == "axis_value" and v is None else v)
-                                   for k, v in item.items()}) for item in plan]
+                                   for k, v in item.items()})  # type: ignore[arg-type]
+                    for item in plan]
     except TypeError as exc:
         raise InputError(f"malformed twin plan: {exc}") from exc
     if not variants:

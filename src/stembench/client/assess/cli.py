@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from stembench._moved import moved_names
 
 __all__ = ["assess_command"]
+
+
+def _likeness(data: Any, result: Any) -> Any:
+    from stembench.client.assess.twin.report import plot_likeness
+
+    return plot_likeness(data, result)
+
+
+def _twin_html(result: Any) -> str:
+    if result is None:
+        return ""
+    from stembench.client.assess.twin.report import twin_html
+
+    return twin_html(result)
 
 
 def assess_command(
@@ -30,6 +44,21 @@ def assess_command(
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("stembench-assess"),
     allow_unusual_pixel_size: Annotated[bool, typer.Option(
         "--allow-unusual-pixel-size", help="Accept a pixel size outside 0.005-5 A/px.")] = False,
+    twin: Annotated[bool, typer.Option(
+        "--twin/--no-twin", help="Fit a twin of the image and score every model on it (the "
+                                 "group verdicts stay as a second opinion).")] = True,
+    model: Annotated[list[str] | None, typer.Option(
+        "--model", "-m", help="Also score this model (registry name, file or "
+                              "module:function; repeat).")] = None,
+    weights: Annotated[list[str] | None, typer.Option(
+        "--weights", help="Also score NAME with the weights file PATH, as NAME=PATH (e.g. "
+                          "the published atomnet-cubic weights; repeat).")] = None,
+    endpoint: Annotated[str | None, typer.Option(
+        help="Render and score the twins on this Globus Compute endpoint (UUID).")] = None,
+    https_only: Annotated[bool, typer.Option(
+        "--https-only", help="Reach the endpoint by HTTPS polling instead of AMQP.")] = False,
+    workers: Annotated[int, typer.Option(min=1, help="Local worker processes.")] = 2,
+    twins: Annotated[int, typer.Option(min=1, help="Twins at the estimated quality.")] = 4,
 ) -> None:
     """Estimate the image's quality and say which models are reliable on it."""
     from stembench.client.assess.assessment import assess_image
@@ -57,6 +86,15 @@ def assess_command(
                                    group=group)
     match = next(m for m in matches if m.group == chosen)
     verdicts = vouch(recommend(assessment.estimates, cutoffs, group=chosen), match)
+    twin_result = None
+    if twin:
+        from stembench.client.assess.twin.command import model_choices, run_twin_mode
+
+        twin_result = run_twin_mode(
+            data, pixel_size=pixel_size, assessment=assessment,
+            choices=model_choices(model or [], weights or []), out=out, endpoint=endpoint,
+            https_only=https_only, workers=workers, n_twins=twins,
+            progress=lambda msg: typer.echo(f"assessing: {msg}", err=True))
     predictions = None
     predicted_by = model_error = None
     if run is not None:
@@ -69,7 +107,8 @@ def assess_command(
                                   image_id=image.name, timeout_s=DEFAULT_IMAGE_TIMEOUT_S)
         predictions, model_error = output.coordinates, output.error
     out.mkdir(parents=True, exist_ok=True)
-    figures = [plot_overview(data, assessment, verdicts, predictions=predictions,
+    figures = [] if twin_result is None else [_likeness(data, twin_result)]
+    figures += [plot_overview(data, assessment, verdicts, predictions=predictions,
                              predicted_by=predicted_by),
                plot_radar_with_image(cutoffs, assessment, group=chosen)]
     stem = image.stem
@@ -79,9 +118,17 @@ def assess_command(
     json_path = write_json(out / f"{stem}_assess.json", assessment, verdicts,
                            cutoffs_source=source, group_matches=matches,
                            predictions=None if predictions is None else {
-                               "model": predicted_by, "xy_px": predictions.tolist()})
+                               "model": predicted_by, "xy_px": predictions.tolist()},
+                           twin=None if twin_result is None else twin_result.to_dict())
     html_path = write_html(out / f"{stem}_assess.html", assessment, verdicts, figures,
-                           group_matches=matches)
+                           group_matches=matches, twin_section=_twin_html(twin_result))
+    if twin_result is not None:
+        from stembench.client.assess.twin.report import twin_summary
+
+        typer.echo(twin_summary(twin_result) + "\n")
+        typer.echo("Second opinion, from the benchmark groups' cutoffs"
+                   + ("" if match.close_enough else " (no group is close: for orientation "
+                      "only)") + ":")
     typer.echo(summary_table(assessment, verdicts, group_matches=matches))
     typer.echo(f"\nJSON: {json_path}\nHTML: {html_path}")
     if model_error is not None:  # the assessment is written; the predictions are refused

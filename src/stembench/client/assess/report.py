@@ -62,9 +62,11 @@ def summary_table(assessment: Assessment, verdicts: Sequence[ModelVerdict], *,
 
 def write_json(path: str | Path, assessment: Assessment, verdicts: Sequence[ModelVerdict], *,
                cutoffs_source: str, predictions: dict[str, Any] | None = None,
-               group_matches: Sequence[GroupMatch] = ()) -> Path:
-    """Write the assessment and recommendation as JSON (schema :data:`ASSESS_SCHEMA`)."""
-    data = {"schema": ASSESS_SCHEMA, "assessment": assessment.to_dict(),
+               group_matches: Sequence[GroupMatch] = (),
+               twin: dict[str, Any] | None = None) -> Path:
+    """Write the assessment and recommendation as JSON (schema :data:`ASSESS_SCHEMA`);
+    ``twin`` is the twin assessment's dict, when one was made."""
+    data = {"schema": ASSESS_SCHEMA, "assessment": assessment.to_dict(), "twin": twin,
             "cutoffs_source": cutoffs_source,
             "group_matches": [m.to_dict() for m in group_matches],
             "recommendation": [v.to_dict() for v in verdicts],
@@ -81,8 +83,10 @@ def _png(figure: Figure) -> str:
 
 
 def write_html(path: str | Path, assessment: Assessment, verdicts: Sequence[ModelVerdict],
-               figures: Sequence[Figure], *, group_matches: Sequence[GroupMatch] = ()) -> Path:
-    """Write one HTML page with the summary table and the figures embedded as PNG."""
+               figures: Sequence[Figure], *, group_matches: Sequence[GroupMatch] = (),
+               twin_section: str = "") -> Path:
+    """Write one HTML page with the summary table and the figures embedded as PNG;
+    ``twin_section`` (HTML) comes first, and the group verdicts become a second opinion."""
     images = "\n".join(f'<p><img alt="figure {i + 1}" src="data:image/png;base64,{_png(f)}"'
                        ' style="max-width:100%"></p>' for i, f in enumerate(figures))
     rows = "\n".join(
@@ -97,6 +101,8 @@ def write_html(path: str | Path, assessment: Assessment, verdicts: Sequence[Mode
 td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left}}table{{border-collapse:collapse}}
 </style></head><body>
 <h1>Which model for {html.escape(assessment.name)}?</h1>
+{twin_section}
+{"<h2>Second opinion: the benchmark groups' cutoffs</h2>" if twin_section else ""}
 <pre>{html.escape(summary_table(assessment, verdicts, group_matches=group_matches))}</pre>
 <h2>Models</h2>
 <table><tr><th>model</th><th>verdict</th><th>per axis</th></tr>

@@ -196,7 +196,7 @@ def _columns(model: TwinModel, sigma: NDArray[np.float64], dx: NDArray[np.float6
     """Sum of the column Gaussians seen by the beam of each pixel of ``window``."""
     r0, c0, rows, cols = window
     shift = float(max(np.abs(dx).max(initial=0.0), np.abs(dy).max(initial=0.0)))
-    half = int(math.ceil(4.0 * float(sigma.max()) + shift)) + 1
+    half = math.ceil(4.0 * float(sigma.max()) + shift) + 1
     x, y = model.xy_px[:, 0] - c0, model.xy_px[:, 1] - r0
     near = (x > -half) & (x < cols + half) & (y > -half) & (y < rows + half)
     x, y, amp, sig = x[near], y[near], model.amplitude[near], sigma[near]

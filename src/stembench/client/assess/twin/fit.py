@@ -1,7 +1,8 @@
 """Fit a column model (:class:`~stembench.dataset_publish.simulate.twin.TwinModel`) to an image.
 
 * **Positions**: the labelling assistant's columns
-  (:func:`~stembench.dataset_publish.labelling.propose.propose_labels`), with the scan's
+  (:func:`~stembench.dataset_publish.labelling.propose.propose_labels`), completed by the
+  sites of the assessed lattice's motif where the assistant found nothing, with the scan's
   per-line x shifts (:func:`~stembench.client.assess.estimate.estimate_distortion`) taken out
   where fly-back or drift is detected (estimate above :data:`DETECTED_PX` and above twice
   its uncertainty); the twin then renders that distortion again, as a new realisation.
@@ -32,10 +33,12 @@ from scipy.sparse.linalg import spsolve
 from scipy.spatial import cKDTree
 
 from stembench.client.assess.assessment import Assessment
+from stembench.dataset_publish.labelling.propose import LabelProposal
 from stembench.dataset_publish.simulate.twin import TwinModel
 from stembench.errors import InputError
 
-__all__ = ["DETECTED_PX", "EXCESS_FACTOR", "TwinFit", "fit_twin", "limitations"]
+__all__ = ["COMPLETION_FRACTION", "DETECTED_PX", "EXCESS_FACTOR", "MERGED_WIDTH", "TwinFit",
+           "fit_twin", "limitations"]
 
 #: Fly-back (px) or drift (px per line) below this is treated as absent.
 DETECTED_PX = 0.1
@@ -43,6 +46,10 @@ DETECTED_PX = 0.1
 #: many times the image's median (or than the noise, where the median is below it).
 EXCESS_FACTOR = 3.0
 _CROP_PX = 160
+#: A found column wider than this many times the median width may be two merged ones.
+MERGED_WIDTH = 1.3
+#: A lattice site this far (fraction of the column spacing) from every found column is added.
+COMPLETION_FRACTION = 0.35
 
 
 @dataclass(frozen=True)
@@ -54,7 +61,8 @@ class TwinFit:
     model : TwinModel
         The fitted model.
     observed_xy : ndarray, shape (N, 2)
-        Column positions as seen in the image (the assistant's), pixels.
+        Column positions as seen in the image (the assistant's, then the lattice sites
+        added), pixels.
     fitted : ndarray
         The noise-free model image (no distortion re-rendered).
     noise_variance : ndarray
@@ -65,6 +73,11 @@ class TwinFit:
         Smallest distance between two columns in units of the shared width.
     n_unsure : int
         Columns the assistant marked unsure.
+    n_completed : int
+        Lattice sites added where the assistant found no column.
+    n_merged : int
+        Found columns that look like two merged ones: wider than :data:`MERGED_WIDTH` times
+        the median, or fitted poorly by one Gaussian (the assistant's chi-square test).
     """
 
     model: TwinModel
@@ -74,13 +87,15 @@ class TwinFit:
     unmodelled: NDArray[np.bool_]
     closest_pair_widths: float
     n_unsure: int
+    n_completed: int
+    n_merged: int
 
 
 def _design(shape: tuple[int, int], xy: NDArray[np.float64], sigma: float,
             grid: tuple[int, int], pixels: NDArray[np.int64]) -> sparse.csr_matrix:
     """Sparse design matrix, rows = ``pixels`` (flat indices), columns = columns then nodes."""
     rows, cols = shape
-    half = int(math.ceil(4.0 * sigma))
+    half = math.ceil(4.0 * sigma)
     offsets = np.arange(-half, half + 1)
     rr = np.rint(xy[:, 1]).astype(np.int64)[:, None, None] + offsets[None, :, None]
     cc = np.rint(xy[:, 0]).astype(np.int64)[:, None, None] + offsets[None, None, :]
@@ -118,6 +133,34 @@ def _solve(image: NDArray[np.float64], xy: NDArray[np.float64], sigma: float,
         1e-9 * float(normal.diagonal().max()))
     coef = np.asarray(spsolve(normal, matrix.T @ values), np.float64)
     return coef, float(np.sum((matrix @ coef - values) ** 2)), matrix
+
+
+def _complete(xy: NDArray[np.float64], assessment: Assessment | None,
+              shape: tuple[int, int]) -> NDArray[np.float64]:
+    """``xy`` plus every site of the assessed lattice's motif that no column lies near.
+
+    The assistant misses columns that are faint or noisy; a twin built from its columns
+    alone would lack them and flatter the detectors that miss them too. Sites farther than
+    :data:`COMPLETION_FRACTION` of the column spacing from every found column are added;
+    the fit then gives each its amplitude (a faint one stays unlabelled in the twin).
+    """
+    if assessment is None or len(assessment.lattice.columns_frac) == 0:
+        return xy
+    lattice = assessment.lattice
+    rows, cols = shape
+    corners = np.array([[0, 0], [cols, 0], [0, rows], [cols, rows]], float)
+    frac = corners @ lattice.reciprocal.T
+    low, high = np.floor(frac.min(axis=0)) - 1, np.ceil(frac.max(axis=0)) + 1
+    n, m = np.meshgrid(np.arange(low[0], high[0] + 1), np.arange(low[1], high[1] + 1))
+    cells = np.column_stack([n.ravel(), m.ravel()])
+    sites = ((cells[:, None, :] + lattice.columns_frac[None, :, :]).reshape(-1, 2)
+             @ lattice.real)
+    inside = (sites[:, 0] >= 0) & (sites[:, 0] <= cols - 1) & (sites[:, 1] >= 0) \
+        & (sites[:, 1] <= rows - 1)
+    sites = sites[inside]
+    distance = cKDTree(xy).query(sites)[0]
+    missing = sites[distance > COMPLETION_FRACTION * lattice.spacing_px]
+    return np.vstack([xy, missing]) if len(missing) else xy
 
 
 def _shared_width(image: NDArray[np.float64], xy: NDArray[np.float64], start: float) -> float:
@@ -228,11 +271,11 @@ def fit_twin(image: NDArray[np.floating], *, pixel_size: float,
     if len(proposal.coords) < 3:
         raise InputError(f"{name}: only {len(proposal.coords)} column(s) found; a twin needs "
                          "a lattice of columns")
-    xy = observed = proposal.coords
-    spacing = float(np.median(cKDTree(xy).query(xy, k=2)[0][:, 1]))
     rows, cols = data.shape
+    xy = observed = _complete(proposal.coords, assessment, (rows, cols))
+    spacing = float(np.median(cKDTree(xy).query(xy, k=2)[0][:, 1]))
     step = max(4.0 * spacing, 32.0)
-    grid = (max(2, int(round(rows / step)) + 1), max(2, int(round(cols / step)) + 1))
+    grid = (max(2, round(rows / step) + 1), max(2, round(cols / step) + 1))
     start = float(np.median(proposal.sigma_px[proposal.sure])) if proposal.sure.any() \
         else float(np.median(proposal.sigma_px))
     sigma = _shared_width(data, xy, start)
@@ -251,8 +294,13 @@ def fit_twin(image: NDArray[np.floating], *, pixel_size: float,
                       _uncertainty(assessment), name)
     model = _with_distortion(model, assessment)
     distances = cKDTree(xy).query(xy, k=2)[0][:, 1]
-    return TwinFit(model, observed, fitted, noise_variance, excess > EXCESS_FACTOR,
-                   float(distances.min() / sigma), int((~proposal.sure).sum()))
+    unmodelled = excess > EXCESS_FACTOR
+    edge = int(window)  # the fit is poorer within a window of the edge: not judged there
+    unmodelled[:edge], unmodelled[-edge:], unmodelled[:, :edge], unmodelled[:, -edge:] = (
+        False, False, False, False)
+    return TwinFit(model, observed, fitted, noise_variance, unmodelled,
+                   float(distances.min() / sigma), int((~proposal.sure).sum()),
+                   len(observed) - len(proposal.coords), _merged(proposal))
 
 
 def _uncertainty(assessment: Assessment | None) -> dict[str, float]:
@@ -273,6 +321,14 @@ def _uncertainty(assessment: Assessment | None) -> dict[str, float]:
     return out
 
 
+def _merged(proposal: LabelProposal) -> int:
+    from stembench.dataset_publish.labelling.propose import MAX_CHI2
+
+    median = float(np.median(proposal.sigma_px))
+    merged = (proposal.sigma_px > MERGED_WIDTH * median) | (proposal.chi2 > MAX_CHI2)
+    return int(merged.sum())
+
+
 def limitations(fit: TwinFit) -> list[str]:
     """What the fitted model cannot represent in this image, one sentence each."""
     notes = []
@@ -281,12 +337,19 @@ def limitations(fit: TwinFit) -> list[str]:
         notes.append(f"overlapping columns: {len(close)} pair(s) closer than two column widths "
                      f"({2.0 * fit.model.sigma_px[0]:.1f} px); the Gaussian model blurs each "
                      "pair into one, so the twin is unreliable there")
+    if fit.n_merged > max(2, 0.02 * len(fit.observed_xy)):
+        notes.append(f"overlapping columns: {fit.n_merged} found column(s) are wider than "
+                     f"{MERGED_WIDTH:g} x the median or fit one Gaussian poorly, as two "
+                     "merged columns do; the twin renders each as one column")
     fraction = float(fit.unmodelled.mean())
     if fraction > 0.02:
         notes.append(f"unmodelled structure over {fraction:.0%} of the image (residual "
                      f"{EXCESS_FACTOR:g} times the typical: amorphous regions, contamination, "
                      "columns the assistant did not find); the twin shows a clean lattice "
                      "there")
+    if fit.n_completed:
+        notes.append(f"{fit.n_completed} lattice site(s) where the assistant found no column "
+                     "were added and fitted; the twin labels those bright enough")
     if fit.n_unsure:
         notes.append(f"{fit.n_unsure} column(s) the labelling assistant was unsure of are "
                      "rendered as fitted (faint ones unlabelled)")

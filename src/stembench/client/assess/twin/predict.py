@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -111,7 +112,7 @@ def _margin(axis: str, reference: Sequence[Mapping[str, Any]],
     last = points[-1][0]
     if points[0][1] < 0:
         return AxisMargin(axis, twin_value, twin_value, 0.0, last)
-    for (v0, s0), (v1, s1) in zip(points, points[1:], strict=False):
+    for (v0, s0), (v1, s1) in itertools.pairwise(points):
         if s1 < 0:
             fail = v1 if not (math.isfinite(v0) and math.isfinite(v1)) else \
                 v0 + (v1 - v0) * s0 / (s0 - s1)

@@ -111,7 +111,7 @@ def builtin_model_choices() -> list[ModelChoice]:
 
 def assess_by_twin(image: NDArray[np.floating], *, pixel_size: float, assessment: Assessment,
                    models: Sequence[ModelChoice], targets: Sequence[Target],
-                   results_dir: str | Path, n_twins: int = 4,
+                   results_dir: str | Path, n_twins: int = 4, series: bool = True,
                    progress: Callable[[str], None] | None = None) -> TwinAssessment:
     """Fit the image's twin, score ``models`` on its renderings and rank them.
 
@@ -131,13 +131,15 @@ def assess_by_twin(image: NDArray[np.floating], *, pixel_size: float, assessment
         Folder for the results files.
     n_twins : int
         Twins at the estimated quality.
+    series : bool
+        Also render and score the series that degrade each axis (the margins).
     progress : callable, optional
         Called with a short message before each stage.
     """
     say = progress or (lambda _msg: None)
     say("fitting the twin")
     fit = fit_twin(image, pixel_size=pixel_size, assessment=assessment, name=assessment.name)
-    plan = twin_plan(fit.model, n_twins=n_twins)
+    plan = twin_plan(fit.model, n_twins=n_twins, series=series)
     say(f"scoring {len(models)} model(s) on {len(plan)} twin image(s)")
     scores = score_on_twins(fit.model, plan, models, targets=targets, results_dir=results_dir)
     predictions = predict(scores.records, twin_values=twin_axis_values(fit))

@@ -1,7 +1,8 @@
 """Score models on an image's twins through the path ``stembench evaluate`` uses.
 
-The twins are rendered where the models run (:func:`stembench.endpoints.twin_task.build_twin_dataset`,
-sent to the first target's executor: a local process pool or a Globus Compute endpoint), then
+The twins are rendered where the models run
+(:func:`stembench.endpoints.twin_task.build_twin_dataset`, sent to the first target's
+executor: a local process pool or a Globus Compute endpoint), then
 every model is evaluated on that file by :func:`stembench.client.orchestrate.evaluate_models`
 (shards, retries, deadlines, results files, the endpoint's scorer), and the score records are
 read back from the results files.
@@ -79,7 +80,7 @@ def score_on_twins(model: TwinModel, plan: Sequence[TwinVariant], models: Sequen
         Executors, as ``stembench evaluate`` builds them (local pool or endpoints); the twins
         are rendered on the first, so give one endpoint.
     results_dir : path-like
-        Folder of the results files (one JSON-lines file per model).
+        Folder of the results: a sub-folder per twin set, one JSON-lines file per model.
     task_deadline_s, image_timeout_s
         As for :func:`~stembench.client.orchestrate.evaluate_models`.
 
@@ -98,7 +99,7 @@ def score_on_twins(model: TwinModel, plan: Sequence[TwinVariant], models: Sequen
         raise StembenchError(f"{target.name}: the twins were not rendered within "
                              f"{task_deadline_s:g} s (task deadline)") from exc
     dataset = DatasetRef(name=f"twin-{model.digest()}", source="path", path=built["path"])
-    folder = Path(results_dir)
+    folder = Path(results_dir) / Path(str(built["path"])).stem  # one folder per twin set
     folder.mkdir(parents=True, exist_ok=True)
     groups: dict[str, list[ModelChoice]] = {}
     for choice in models:

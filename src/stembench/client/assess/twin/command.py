@@ -1,0 +1,71 @@
+"""What ``stembench assess`` does in twin mode: choose the models and targets, then assess."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from stembench.client.assess.assessment import Assessment
+from stembench.client.assess.twin.run import TwinAssessment, assess_by_twin, builtin_model_choices
+from stembench.client.assess.twin.score import ModelChoice
+from stembench.errors import InputError
+
+__all__ = ["model_choices", "run_twin_mode"]
+
+
+def model_choices(models: Sequence[str], weights: Sequence[str]) -> list[ModelChoice]:
+    """The built-in models, then each ``--model`` spec, then each ``--weights NAME=PATH``.
+
+    Raises
+    ------
+    InputError
+        For a ``--weights`` entry that is not ``NAME=PATH`` or names a missing file.
+    """
+    choices = builtin_model_choices()
+    seen = {c.label for c in choices}
+    for spec in models:
+        if spec not in seen:
+            choices.append(ModelChoice(spec))
+            seen.add(spec)
+    for entry in weights:
+        name, sep, path = entry.partition("=")
+        if not sep or not name or not path:
+            raise InputError(f"--weights {entry!r}: expected NAME=PATH, e.g. "
+                             "atomnet-cubic=cubic-best_weights.pt")
+        choices.append(ModelChoice(name.strip(), {"weights": path.strip()}))
+    return choices
+
+
+def run_twin_mode(image: NDArray[np.floating], *, pixel_size: float, assessment: Assessment,
+                  choices: Sequence[ModelChoice], out: Path, endpoint: str | None,
+                  https_only: bool = False, workers: int = 2, n_twins: int = 4,
+                  progress: Callable[[str], None] | None = None) -> TwinAssessment:
+    """Assess ``image`` by its twin on local workers or on the Globus Compute ``endpoint``.
+
+    The targets are built as ``stembench evaluate`` builds them and stopped afterwards.
+    """
+    from stembench.client.executors import local_executor
+    from stembench.client.lifeline import stop_executor
+    from stembench.client.orchestrate import Target
+
+    if endpoint:
+        from stembench.client.remote_endpoints import remote_targets
+
+        targets = remote_targets([endpoint], https_only=https_only)
+    else:
+        for choice in choices:
+            weights = choice.options.get("weights")
+            if weights and not Path(str(weights)).is_file():
+                raise InputError(f"--weights {choice.spec}={weights}: no such file")
+        targets = [Target("local", local_executor(workers),
+                          factory=lambda: local_executor(workers), max_in_flight=2 * workers)]
+    try:
+        return assess_by_twin(image, pixel_size=pixel_size, assessment=assessment,
+                              models=choices, targets=targets, results_dir=out / "twin-results",
+                              n_twins=n_twins, progress=progress)
+    finally:
+        for target in targets:
+            stop_executor(target.executor)

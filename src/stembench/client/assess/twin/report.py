@@ -1,0 +1,122 @@
+"""The twin assessment in the outputs: a likeness figure, a summary table and an HTML section."""
+
+from __future__ import annotations
+
+import html
+import math
+
+import numpy as np
+from matplotlib.figure import Figure
+from numpy.typing import NDArray
+
+from stembench.client.assess.twin.predict import AXIS_UNITS, ModelPrediction
+from stembench.client.assess.twin.run import TwinAssessment, reference_twin
+
+__all__ = ["plot_likeness", "twin_html", "twin_summary"]
+
+
+def plot_likeness(image: NDArray[np.floating], result: TwinAssessment, *,
+                  zoom_px: int = 96) -> Figure:
+    """The image beside its first twin, both at the image's display range (top: whole; bottom:
+    a central ``zoom_px`` crop), fitted columns drawn on the image (green: labelled in the
+    twin, orange: faint, unlabelled; red outline: unmodelled regions)."""
+    twin = reference_twin(result)
+    data = np.asarray(image, np.float64)
+    low, high = np.percentile(data, [0.5, 99.5])
+    rows, cols = data.shape
+    side = min(zoom_px, rows, cols)
+    r0, c0 = (rows - side) // 2, (cols - side) // 2
+    figure = Figure(figsize=(11, 11.6), layout="constrained")
+    axes = figure.subplots(2, 2)
+    xy, labelled = result.fit.observed_xy, result.fit.model.labelled
+    for row, (window, marker) in enumerate((((0, rows, 0, cols), 10.0),
+                                            ((r0, r0 + side, c0, c0 + side), 60.0))):
+        y0, y1, x0, x1 = window
+        extent = (x0 - 0.5, x1 - 0.5, y1 - 0.5, y0 - 0.5)
+        for ax, shown, title in ((axes[row, 0], data, "image, fitted columns"),
+                                 (axes[row, 1], twin, "twin (seed 0), same display range")):
+            ax.imshow(shown[y0:y1, x0:x1], cmap="gray", vmin=low, vmax=max(high, low + 1e-12),
+                      interpolation="nearest", extent=extent)
+            ax.set_title(f"{title}{' (centre)' if row else ''}", fontsize=10)
+            ax.set_axis_off()
+        inside = (xy[:, 0] >= x0) & (xy[:, 0] < x1) & (xy[:, 1] >= y0) & (xy[:, 1] < y1)
+        ax = axes[row, 0]
+        ax.scatter(xy[inside & labelled, 0], xy[inside & labelled, 1], s=marker,
+                   facecolors="none", edgecolors="lime", linewidths=0.6)
+        ax.scatter(xy[inside & ~labelled, 0], xy[inside & ~labelled, 1], s=marker, marker="x",
+                   c="orange", linewidths=0.8)
+        if result.fit.unmodelled[y0:y1, x0:x1].any():
+            ax.contour(np.arange(x0, x1), np.arange(y0, y1),
+                       result.fit.unmodelled[y0:y1, x0:x1].astype(float), levels=[0.5],
+                       colors="red", linewidths=0.8)
+    figure.suptitle(f"{result.fit.model.name}: does the twin look like the image?", fontsize=11)
+    return figure
+
+
+def _interval(p: ModelPrediction, metric: str, digits: int = 2) -> str:
+    mean, low, high = p.mean[metric], p.low[metric], p.high[metric]
+    if not math.isfinite(mean):
+        return "-"
+    return f"{mean:.{digits}f} [{low:.{digits}f}-{high:.{digits}f}]"
+
+
+def _margin_text(p: ModelPrediction) -> str:
+    parts = []
+    for m in p.margins:
+        unit = AXIS_UNITS[m.axis]
+        if m.failure_value is None:
+            parts.append(f"{m.axis}: passes to {m.last_value:.3g} {unit}".rstrip())
+        elif m.margin == 0.0:
+            parts.append(f"{m.axis}: fails already")
+        else:
+            parts.append(f"{m.axis}: fails at {m.failure_value:.3g} {unit}".rstrip())
+    return "; ".join(parts)
+
+
+def twin_summary(result: TwinAssessment) -> str:
+    """Plain-text summary: the twin, the ranking with intervals, the margins, the verdict."""
+    model = result.fit.model
+    lines = [f"Twin: {len(model.xy_px)} columns ({int(model.labelled.sum())} labelled), width "
+             f"{model.sigma_px[0]:.2f} px (resolution {model.resolution_pm:.0f} pm), "
+             f"noise gain {model.gain:.3g}, read variance {model.read_variance:.3g}, fly-back "
+             f"{model.flyback_px:.2f} px, drift {model.drift_px_per_line:.3f} px/line; "
+             f"{sum(v.series == 'reference' for v in result.plan)} twins and "
+             f"{sum(v.series != 'reference' for v in result.plan)} series images", "",
+             "Predicted on this image (mean [lowest-highest twin]):",
+             f"  {'model':<26s}{'F1':>18s}{'recall':>18s}{'precision':>18s}{'RMS (A)':>20s}"
+             "  reliable"]
+    for p in result.predictions:
+        lines.append(f"  {p.model:<26s}{_interval(p, 'f1'):>18s}{_interval(p, 'recall'):>18s}"
+                     f"{_interval(p, 'precision'):>18s}{_interval(p, 'rms_angstrom', 3):>20s}"
+                     f"  {'yes' if p.reliable else 'no'}")
+        if p.margins:
+            lines.append(f"      {_margin_text(p)}")
+        if p.n_failed_images:
+            lines.append(f"      failed on {p.n_failed_images} twin image(s) (scored as "
+                         "finding nothing)")
+    lines += ["", result.verdict[:1].upper() + result.verdict[1:]]
+    if result.limitations:
+        lines += ["", "What the twin cannot represent here:"]
+        lines += [f"  - {note}" for note in result.limitations]
+    return "\n".join(lines)
+
+
+def twin_html(result: TwinAssessment) -> str:
+    """HTML section: the verdict, the limitations and the ranking table."""
+    rows = "\n".join(
+        f"<tr><td>{k + 1}</td><td>{html.escape(p.model)}</td><td>{_interval(p, 'f1')}</td>"
+        f"<td>{_interval(p, 'recall')}</td><td>{_interval(p, 'precision')}</td>"
+        f"<td>{_interval(p, 'rms_angstrom', 3)}</td><td>{'yes' if p.reliable else 'no'}</td>"
+        f"<td>{html.escape(_margin_text(p))}</td></tr>"
+        for k, p in enumerate(result.predictions))
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in result.limitations) or \
+        "<li>nothing detected</li>"
+    return f"""<h2>Twin assessment</h2>
+<p><b>{html.escape(result.verdict[:1].upper() + result.verdict[1:])}</b></p>
+<p>What the fitted model cannot represent here:</p><ul>{notes}</ul>
+<table><tr><th>rank</th><th>model</th><th>F1</th><th>recall</th><th>precision</th>
+<th>RMS (A)</th><th>reliable</th><th>margin per axis</th></tr>
+{rows}
+</table>
+<pre>{html.escape(twin_summary(result))}</pre>
+"""

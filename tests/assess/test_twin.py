@@ -1,0 +1,132 @@
+"""The twin assessment: rendering with exact labels, the fit, the lattice completion, the
+predictions, what the model cannot represent, and scoring through ``evaluate_models``."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from stembench.client.assess.assessment import assess_image
+from stembench.client.assess.twin.fit import _complete, fit_twin, limitations
+from stembench.client.assess.twin.predict import NONE_RELIABLE, predict, recommendation
+from stembench.client.assess.twin.score import ModelChoice, score_on_twins
+from stembench.client.orchestrate import Target
+from stembench.dataset_publish.simulate.twin import (
+    TwinModel,
+    TwinVariant,
+    render_twin,
+    twin_plan,
+)
+
+
+def square_model(*, side: int = 128, spacing: float = 10.0, sigma: float = 1.8,
+                 gain: float = 0.002, offset: float = 4.0) -> TwinModel:
+    grid = np.arange(offset, side - 1, spacing)
+    xx, yy = np.meshgrid(grid, grid)
+    xy = np.column_stack([xx.ravel(), yy.ravel()])
+    return TwinModel((side, side), 0.2, xy, np.ones(len(xy)), np.full(len(xy), sigma),
+                     np.full((3, 3), 0.1), gain, 1e-4, name="square")
+
+
+def test_labels_are_where_the_distorted_columns_appear() -> None:
+    """With scan drift, the noise-free image peaks (amplitude + background) at every label."""
+    model = replace(square_model(gain=0.0), read_variance=0.0)
+    image = render_twin(model, TwinVariant("t", "reference", 0, 3, drift_px_per_line=0.15))
+    assert image.raw is not None and len(image.coords) == len(model.xy_px)
+    raw = image.raw.astype(float)
+    interior = ((image.coords > 6) & (image.coords < 121)).all(axis=1)
+    at_labels = ndimage.map_coordinates(raw, image.coords[interior][:, ::-1].T, order=3)
+    at_specimen = ndimage.map_coordinates(raw, model.xy_px[interior][:, ::-1].T, order=3)
+    assert np.abs(at_labels - 1.1).max() < 0.02
+    assert at_specimen.min() < 1.0  # the drift moved columns: the specimen sites are off-peak
+
+
+def test_fit_recovers_the_model_it_was_rendered_from() -> None:
+    truth = square_model()
+    image = render_twin(truth, TwinVariant("t", "reference", 0, 1))
+    fit = fit_twin(image.image, pixel_size=truth.pixel_size)
+    model = fit.model
+    assert len(model.xy_px) == len(truth.xy_px)
+    assert model.sigma_px[0] == pytest.approx(1.8, rel=0.05)
+    assert np.median(model.amplitude) == pytest.approx(1.0, rel=0.05)
+    noise_truth = math.sqrt(truth.gain * 0.6 + truth.read_variance)
+    noise_fit = math.sqrt(model.gain * 0.6 + model.read_variance)
+    assert noise_fit == pytest.approx(noise_truth, rel=0.15)
+
+
+def test_missing_lattice_sites_are_added() -> None:
+    """Sites of the assessed lattice that the assistant missed join the twin's columns."""
+    truth = square_model()
+    image = render_twin(truth, TwinVariant("t", "reference", 0, 1))
+    assessment = assess_image(image.image, pixel_size_angstrom=0.2)
+    found = np.delete(truth.xy_px, [5, 40, 77], axis=0)
+    completed = _complete(found, assessment, (128, 128))
+    assert len(completed) == len(truth.xy_px)
+    added = completed[len(found):]
+    for index in (5, 40, 77):
+        assert np.min(np.hypot(*(added - truth.xy_px[index]).T)) < 1.0
+
+
+def _records(f1_by_step: dict[str, list[float]], reference: list[float]) -> list[dict]:
+    rows = [{"series": "reference", "step": 0, "recall": f, "precision": f, "f1": f,
+             "rms_angstrom": 0.05, "failed": False, "axis_value": 80.0} for f in reference]
+    for axis, values in f1_by_step.items():
+        rows += [{"series": axis, "step": k + 1, "recall": f, "precision": f, "f1": f,
+                  "rms_angstrom": 0.05, "failed": False, "axis_value": 80.0 * (k + 2)}
+                 for k, f in enumerate(values)]
+    return rows
+
+
+def test_predictions_margins_ranking_and_recommendation() -> None:
+    records = {"good": _records({"resolution": [1.0, 0.97, 0.5]}, [1.0, 0.98]),
+               "weak": _records({"resolution": [0.5, 0.4, 0.3]}, [0.93, 0.96])}
+    ranked = predict(records, twin_values={"resolution": 80.0})
+    assert [p.model for p in ranked] == ["good", "weak"]
+    good, weak = ranked
+    assert good.mean["f1"] == pytest.approx(0.99) and good.low["f1"] == 0.98
+    assert good.reliable and not weak.reliable  # weak's first twin has precision 0.93
+    (margin,) = good.margins
+    # worst slack: 0.4 (precision 0.97) at 240 pm, -9 (precision 0.5) at 320 pm
+    assert margin.failure_value == pytest.approx(240.0 + 80.0 * 0.4 / 9.4)
+    assert margin.margin == pytest.approx(margin.failure_value - 80.0)
+    assert recommendation(ranked)[0] == "good"
+    assert recommendation([weak]) == (None, NONE_RELIABLE)
+
+
+def test_limitations_name_overlaps_and_amorphous_regions() -> None:
+    rng = np.random.default_rng(0)
+    pairs = square_model(spacing=16.0, sigma=1.6)
+    xy = np.vstack([pairs.xy_px, pairs.xy_px[:12] + [2.2, 0.0]])
+    close = replace(pairs, xy_px=xy, amplitude=np.ones(len(xy)),
+                    sigma_px=np.full(len(xy), 1.6))
+    image = render_twin(close, TwinVariant("t", "reference", 0, 1)).image.astype(float)
+    blob = ndimage.gaussian_filter(rng.normal(0, 1, (48, 48)), 1.2) * 2.0
+    image[70:118, 70:118] += blob  # an amorphous patch
+    notes = " | ".join(limitations(fit_twin(image, pixel_size=0.2)))
+    assert "overlapping columns" in notes
+    assert "unmodelled structure" in notes
+
+
+def test_models_are_scored_on_the_twins_through_evaluate(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Twins rendered by the operation, scored by evaluate_models, read back per model."""
+    monkeypatch.setenv("STEMBENCH_TWIN_DIR", str(tmp_path / "twins"))
+    model = square_model()
+    plan = twin_plan(model, n_twins=2)
+    with cf.ThreadPoolExecutor(2) as pool:
+        scores = score_on_twins(model, plan, [ModelChoice("log-blob"), ModelChoice("atomap-like")],
+                                targets=[Target("threads", pool, max_in_flight=2)],
+                                results_dir=tmp_path / "results")
+    assert Path(scores.dataset_path).parent == tmp_path / "twins"
+    for rows in scores.records.values():
+        assert sorted(r["image_id"] for r in rows) == sorted(v.image_id for v in plan)
+        reference = [r for r in rows if r["series"] == "reference"]
+        assert all(r["f1"] > 0.95 for r in reference)
+        worst_noise = next(r for r in rows if r["image_id"] == "noise-3")
+        assert worst_noise["dose_e_per_A2"] < reference[0]["dose_e_per_A2"]
