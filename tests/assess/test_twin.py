@@ -102,7 +102,7 @@ def test_predictions_margins_ranking_and_recommendation() -> None:
 def test_limitations_name_overlaps_and_amorphous_regions() -> None:
     rng = np.random.default_rng(0)
     pairs = square_model(spacing=16.0, sigma=1.6)
-    xy = np.vstack([pairs.xy_px, pairs.xy_px[:12] + [2.2, 0.0]])
+    xy = np.vstack([pairs.xy_px, pairs.xy_px[:12] + np.array([2.2, 0.0])])
     close = replace(pairs, xy_px=xy, amplitude=np.ones(len(xy)),
                     sigma_px=np.full(len(xy), 1.6))
     image = render_twin(close, TwinVariant("t", "reference", 0, 1)).image.astype(float)

@@ -507,3 +507,33 @@ def test_a_network_error_in_the_status_check_is_one_line(rsps: responses.Request
     assert "\n" not in message and message == (
         f"Globus Compute endpoint {ENDPOINT}: cannot reach the Globus Compute service to "
         "check it (GlobusConnectionError); check this machine's network and retry")
+
+
+def test_twins_are_rendered_and_scored_on_the_restricted_endpoint(
+        rsps: responses.RequestsMock, client: Client, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``assess --endpoint``: the twin operation and the shards go through the real SDK and
+    the endpoint's own task execution, as JSON, and the twins are written on the endpoint."""
+    import numpy as np
+
+    from stembench.client.assess.twin.score import ModelChoice, score_on_twins
+    from stembench.dataset_publish.simulate.twin import TwinModel, twin_plan
+
+    monkeypatch.setenv("STEMBENCH_TWIN_DIR", str(tmp_path / "endpoint-twins"))
+    endpoint = RestrictedEndpoint(rsps, tmp_path)
+    (target,) = remote_targets([ENDPOINT], client=client, https_only=True,
+                               function_id=FUNCTION_ID)
+    grid = np.arange(5.0, 95.0, 10.0)
+    xx, yy = np.meshgrid(grid, grid)
+    xy = np.column_stack([xx.ravel(), yy.ravel()])
+    model = TwinModel((96, 96), 0.2, xy, np.ones(len(xy)), np.full(len(xy), 1.8),
+                      np.full((2, 2), 0.1), 0.002, 1e-4, name="square")
+    plan = twin_plan(model, n_twins=2, series=False)
+    scores = score_on_twins(model, plan, [ModelChoice("log-blob")], targets=[target],
+                            results_dir=tmp_path / "results")
+    target.executor.shutdown(wait=True)
+    assert Path(scores.dataset_path).parent == tmp_path / "endpoint-twins"
+    assert [args[0] for args in endpoint.sent_args()][0] == "build_twin_dataset"
+    records = scores.records["log-blob"]
+    assert sorted(r["image_id"] for r in records) == ["twin-0", "twin-1"]
+    assert all(r["f1"] > 0.95 and not r["failed"] for r in records)
