@@ -163,7 +163,7 @@ def test_cli_end_to_end(tmp_path: Path) -> None:
     path = tmp_path / "image.npy"
     np.save(path, gaussian_lattice(spacing_px=12.0, peak_counts=200.0))
     result = CliRunner().invoke(app, [str(path), "--pixel-size", "0.2", "--out",
-                                      str(tmp_path / "out"), "--run", "log-blob"])
+                                      str(tmp_path / "out"), "--run", "log-blob", "--no-twin"])
     assert result.exit_code == 0, result.output
     data = json.loads((tmp_path / "out" / "image_assess.json").read_text())
     assert data["assessment"]["lattice"]["kind"] == "square"

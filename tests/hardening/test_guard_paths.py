@@ -99,7 +99,7 @@ def test_assess_run_goes_through_the_guard(tmp_path: Path,
     lattice = 0.05 + ((np.cos(2 * np.pi * x / 12) + 1) * (np.cos(2 * np.pi * y / 12) + 1)) ** 3
     np.save(tmp_path / "image.npy", lattice)
     answer = stembench("assess", str(tmp_path / "image.npy"), "--pixel-size", "0.2", "--out",
-                       str(tmp_path / "out"), "--run", BAD)
+                       str(tmp_path / "out"), "--run", BAD, "--no-twin")
     assert answer.code == 1
     assert answer.stderr.strip().splitlines()[-1] == (  # type: ignore[attr-defined]
         f"stembench: error: image 'image.npy': {REFUSAL}")
