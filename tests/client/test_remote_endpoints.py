@@ -533,7 +533,7 @@ def test_twins_are_rendered_and_scored_on_the_restricted_endpoint(
                             results_dir=tmp_path / "results")
     target.executor.shutdown(wait=True)
     assert Path(scores.dataset_path).parent == tmp_path / "endpoint-twins"
-    assert [args[0] for args in endpoint.sent_args()][0] == "build_twin_dataset"
+    assert endpoint.sent_args()[0][0] == "build_twin_dataset"
     records = scores.records["log-blob"]
     assert sorted(r["image_id"] for r in records) == ["twin-0", "twin-1"]
     assert all(r["f1"] > 0.95 and not r["failed"] for r in records)

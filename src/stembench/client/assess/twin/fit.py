@@ -3,7 +3,7 @@
 * **Positions**: the labelling assistant's columns
   (:func:`~stembench.dataset_publish.labelling.propose.propose_labels`), completed by the
   sites of the assessed lattice's motif where the assistant found nothing, with the scan's
-  per-line x shifts (:func:`~stembench.client.assess.estimate.estimate_distortion`) taken out
+  per-line x shifts (:func:`~stembench.imaging.estimate.estimate_distortion`) taken out
   where fly-back or drift is detected (estimate above :data:`DETECTED_PX` and above twice
   its uncertainty); the twin then renders that distortion again, as a new realisation.
 * **Intensities and background**: one linear least-squares fit of the whole image as the
@@ -218,7 +218,7 @@ def _with_distortion(model: TwinModel, assessment: Assessment | None) -> TwinMod
     per-line shifts are taken out of the positions and the excess (in quadrature) is
     rendered as a new realisation.
     """
-    from stembench.client.assess.estimate import estimate_distortion
+    from stembench.imaging.estimate import estimate_distortion
     from stembench.dataset_publish.simulate.twin import TwinVariant, render_twin
 
     if assessment is None:
