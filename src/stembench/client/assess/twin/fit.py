@@ -218,8 +218,8 @@ def _with_distortion(model: TwinModel, assessment: Assessment | None) -> TwinMod
     per-line shifts are taken out of the positions and the excess (in quadrature) is
     rendered as a new realisation.
     """
-    from stembench.imaging.estimate import estimate_distortion
     from stembench.dataset_publish.simulate.twin import TwinVariant, render_twin
+    from stembench.imaging.estimate import estimate_distortion
 
     if assessment is None:
         return model
