@@ -1,9 +1,10 @@
 """Time a cache miss spends on MDF before the local build, when MDF cannot be used.
 
-Three stand-ins, all local (no network), the ones the tests use
+Four stand-ins, all local (no network), the ones the tests use
 (``tests/foundry/mdf_stand_ins.py``): a server that accepts the connection and never
-answers, a port that refuses connections, and a host name that never resolves
-(``.invalid``, RFC 6761). For each, ``$MDF_API_URL`` points the real MDF source
+answers, a port that refuses connections, a host name that never resolves (``.invalid``,
+RFC 6761), and a resolver that never answers for the host name. For each,
+``$MDF_API_URL`` points the real MDF source
 (:func:`stembench.dataset_publish.mdf.source.mdf_source`, with the real
 ``LOOKUP_BUDGET_S``) at it, and the time from the call to its return (when
 ``stembench.load`` would start the local build) is measured, with the one line it logged.
@@ -28,7 +29,7 @@ from stembench.dataset_publish.mdf import source
 from stembench.dataset_publish.storage.cache import CacheRequest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests" / "foundry"))
-from mdf_stand_ins import UNRESOLVABLE, closed_port_url, silent_server
+from mdf_stand_ins import STUCK_HOST, UNRESOLVABLE, closed_port_url, silent_server, stuck_resolver
 
 
 @contextmanager
@@ -45,6 +46,12 @@ def _refusing() -> Iterator[str]:
 @contextmanager
 def _unresolvable() -> Iterator[str]:
     yield UNRESOLVABLE
+
+
+@contextmanager
+def _stuck_resolver() -> Iterator[str]:
+    with stuck_resolver():
+        yield f"http://{STUCK_HOST}"
 
 
 class _Lines(logging.Handler):
@@ -81,12 +88,12 @@ def main() -> None:
     args = parser.parse_args()
     logging.getLogger("stembench").setLevel(logging.INFO)
     os.environ.pop("STEMBENCH_OFFLINE", None)
-    os.environ["FOUNDRY_LOCAL_CACHE_DIR"] = tempfile.mkdtemp()
     print(f"LOOKUP_BUDGET_S = {source.LOOKUP_BUDGET_S} s; python {sys.version.split()[0]}")
     with tempfile.TemporaryDirectory() as folder:
         for name, stand_in in (("hanging (accepts, never answers)", _silent),
                                ("refusing connections", _refusing),
-                               ("unresolvable host", _unresolvable)):
+                               ("unresolvable host", _unresolvable),
+                               ("resolver that never answers", _stuck_resolver)):
             times: list[float] = []
             lines: list[str] = []
             for _ in range(args.repeats):

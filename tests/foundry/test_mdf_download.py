@@ -29,7 +29,11 @@ import stembench.dataset_publish.build as build_module
 from stembench.dataset_publish.loading import load
 from stembench.dataset_publish.mdf import api as api_module
 from stembench.dataset_publish.mdf.api import MDFApiClient, MDFUnavailableError
-from stembench.dataset_publish.mdf.download import download_verified, find_published
+from stembench.dataset_publish.mdf.download import (
+    TRANSFER_TIMEOUT,
+    download_verified,
+    find_published,
+)
 from stembench.dataset_publish.mdf.source import (
     PublishedCopyRefusedWarning,
     install_mdf_source,
@@ -270,12 +274,62 @@ def test_offline_switch_asks_nothing(tmp_path, monkeypatch):
     assert len(responses.calls) == 0
 
 
-def test_foundry_cache_copy_used_without_network(tiny_dataset, tmp_path):
+def test_a_foundry_cache_is_not_a_source_of_dataset_files(tiny_dataset, tmp_path,
+                                                        mdf_registered):
+    """stembench.foundry writes only <preset>.foundry.h5 there; the miss goes to MDF."""
     foundry_copy = tmp_path / "foundry-cache" / SOURCE_ID / "mini.h5"
     foundry_copy.parent.mkdir(parents=True)
     shutil.copyfile(tiny_dataset, foundry_copy)
-    request = cache.CacheRequest(DATASET_NAME, DATASET_VERSION, "mini", tmp_path / "c" / "m.h5")
-    assert mdf_source(request) is True
-    assert len(responses.calls) == 0
-    assert request.path.read_bytes() == tiny_dataset.read_bytes()
-    assert manifest_sidecar_path(request.path).is_file()
+    _published()
+    _serve(tiny_dataset)
+    with load(preset="mini", cache_dir=tmp_path / "c") as dataset:
+        assert dataset.provenance["origin"] == "mdf"
+    assert [c.request.url.split("?")[0] for c in responses.calls] == [
+        f"{API}/search", f"{API}/card/{SOURCE_ID}", FILES_URL + "mini.h5.manifest.json",
+        FILES_URL + "mini.h5"]
+
+
+def test_the_file_transfer_is_not_cut_by_the_lookup_deadline(tiny_dataset, tmp_path):
+    """The lookup used its whole budget; the HDF5 file still downloads, bounded per read."""
+    now = [0.0]
+    client = MDFApiClient(deadline_s=8.0, clock=lambda: now[0])
+    _published()
+    sidecar = manifest_sidecar_path(tiny_dataset)
+
+    def slow_manifest(request):
+        now[0] += 7.9  # the search, the card and the manifest took nearly 8 s
+        return 200, {}, sidecar.read_bytes()
+
+    responses.add_callback(responses.GET, FILES_URL + sidecar.name, callback=slow_manifest)
+    responses.add(responses.GET, FILES_URL + "mini.h5", body=tiny_dataset.read_bytes())
+    record = find_published(DATASET_NAME, preset="mini", version=DATASET_VERSION,
+                            client=client)
+    target = tmp_path / "cache" / "mini.h5"
+    download_verified(record, "mini.h5", target, expected_name=DATASET_NAME,
+                      expected_version=DATASET_VERSION, client=client)
+    assert target.read_bytes() == tiny_dataset.read_bytes()
+    timeouts = [c.request.req_kwargs["timeout"] for c in responses.calls]
+    assert timeouts[-1] == TRANSFER_TIMEOUT == (10.0, 30.0)  # (connect, each read)
+    assert all(t <= 8.0 for t in timeouts[:-1])  # the lookup's, within the deadline
+    now[0] += 1.0
+    with pytest.raises(MDFUnavailableError, match="no usable answer within 8 s"):
+        client.get("/search")  # the lookup itself stays bounded
+
+
+@pytest.mark.parametrize("which", ["mini.h5.manifest.json", "mini.h5"])
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_file_behind_a_login_is_said_so(tiny_dataset, tmp_path, mdf_registered, caplog,
+                                          which, status):
+    _published()
+    other = "mini.h5" if which != "mini.h5" else "mini.h5.manifest.json"
+    served = tiny_dataset if other == "mini.h5" else manifest_sidecar_path(tiny_dataset)
+    responses.add(responses.GET, FILES_URL + other, body=served.read_bytes())
+    responses.add(responses.GET, FILES_URL + which, status=status,
+                  body="<html>Globus login required</html>")
+    with caplog.at_level(logging.WARNING), load(preset="mini",
+                                                      cache_dir=tmp_path / "c") as dataset:
+        reason = dataset.provenance["mdf_not_used"]
+    assert mdf_registered == ["mini"]
+    assert f"GET {FILES_URL}{which} answered HTTP {status}: the file is not public" in reason
+    assert "needs a Globus login" in reason and "unavailable" not in reason
+    assert len([r for r in caplog.records if "needs a Globus login" in r.getMessage()]) == 1

@@ -12,13 +12,20 @@ from pathlib import Path
 import pytest
 import responses
 from foundry_test_data import write_tiny
-from mdf_stand_ins import UNRESOLVABLE, closed_port_url, silent_server
+from mdf_stand_ins import (
+    STUCK_HOST,
+    UNRESOLVABLE,
+    closed_port_url,
+    silent_server,
+    stuck_resolver,
+)
 
 import stembench.dataset_publish.build as build_module
 from stembench.dataset_publish.loading import load
 from stembench.dataset_publish.mdf import api as api_module
 from stembench.dataset_publish.mdf import source
 from stembench.dataset_publish.storage import cache
+from stembench.errors import InputError
 
 
 @pytest.fixture
@@ -106,3 +113,38 @@ def test_production_host_refusing_is_reported_as_mdf_cli_does(tmp_path, caplog, 
         assert dataset.provenance["mdf_service"] == "prod"
     assert len(responses.calls) == 1  # not retried: mdf-cli's fast failure for prod
     assert "production service is not available yet; set MDF_SERVICE=staging" in caplog.text
+
+
+def test_a_resolver_that_never_answers_is_given_up_within_the_budget(tmp_path, caplog, built,
+                                                                     monkeypatch):
+    """requests' timeouts do not cover the host name lookup: a stuck resolver stand-in."""
+    with stuck_resolver() as (asked, released):
+        monkeypatch.setenv("MDF_API_URL", f"http://{STUCK_HOST}")
+        provenance, lines = _load_and_lines(tmp_path, caplog)
+        still_stuck = not released.is_set()
+    assert asked == [STUCK_HOST] and still_stuck  # stembench stopped waiting, the lookup not
+    assert built == ["mini"]
+    assert [r.levelno for r in lines] == [logging.WARNING]
+    assert "gave no answer within 2.0 s (the host name did not resolve in time" in (
+        provenance["mdf_not_used"])
+
+
+@pytest.mark.parametrize("where", ["env", "config"])
+def test_a_service_stembench_does_not_read_means_mdf_not_used(tmp_path, caplog, built,
+                                                              monkeypatch, where):
+    """mdf-cli accepts its developer backend `local` (config.py:108); stembench does not."""
+    if where == "env":
+        monkeypatch.setenv("MDF_SERVICE", "local")
+    else:
+        pytest.importorskip("mdf.core.config")  # mdf-cli's configuration: Foundry env
+        config = tmp_path / "home" / ".config" / "mdf" / "config.json"
+        config.parent.mkdir(parents=True)
+        config.write_text('{"defaults": {"service": "local"}}', encoding="utf-8")
+    provenance, lines = _load_and_lines(tmp_path, caplog)
+    assert built == ["mini"] and len(responses.calls) == 0
+    assert [r.levelno for r in lines] == [logging.WARNING]
+    assert "MDF service must be one of ['dev', 'prod', 'staging'], got 'local'" in (
+        lines[0].getMessage())
+    assert "local" in provenance["mdf_not_used"] and provenance["origin"] == "built"
+    with pytest.raises(InputError, match="got 'local'"):  # a service the caller names
+        load(preset="mini", cache_dir=tmp_path / "c2", service="local")

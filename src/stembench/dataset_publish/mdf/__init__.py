@@ -35,6 +35,7 @@ _PUBLIC: dict[str, str] = {
     "PublishedCopyRefusedWarning": "source",
     "PublishedRecord": "download",
     "TERMINAL_STATUSES": "publish",
+    "TRANSFER_TIMEOUT": "download",
     "as_foundry_dataset": "source",
     "build_payload": "publish",
     "datacite_block": "foundry_metadata",

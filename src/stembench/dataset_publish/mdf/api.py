@@ -18,6 +18,10 @@ is the reference:
 Unlike ``BackendClient``, :class:`MDFApiClient` can be given a deadline for all its
 requests together, fails at once when the host name does not resolve (not transient),
 and reports a server that accepts the connection and never answers after one timeout.
+``requests``' timeouts do not cover the host name lookup, so every request runs in a
+worker thread that the caller stops waiting for (:func:`call_within`) once its time is
+up: a resolver that never answers costs the same bounded wait as a server that never
+answers.
 """
 
 from __future__ import annotations
@@ -25,22 +29,106 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import requests
 
 from stembench.dataset_publish.mdf.services import MDF_API_URLS, api_url, resolve_service
 from stembench.errors import DatasetError
 
-__all__ = ["RETRY_STATUSES", "MDFApiClient", "MDFUnavailableError", "one_line", "unwrap"]
+__all__ = [
+    "GRACE_S",
+    "RETRY_STATUSES",
+    "MDFApiClient",
+    "MDFUnavailableError",
+    "call_within",
+    "check_file_answer",
+    "one_line",
+    "unwrap",
+]
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 """Statuses retried (``BackendClient._RETRY_STATUSES``, ``backend_client.py:624``)."""
 
 
+GRACE_S = 0.5
+"""Seconds a request's worker thread is waited for beyond ``requests``' own timeout, so
+that ``requests`` reports a silent server itself; only a request still stuck after it
+(a host name lookup that does not return) is given up by :func:`call_within`."""
+_T = TypeVar("_T")
+
+
 class MDFUnavailableError(DatasetError):
     """The MDF API or its file server could not be reached or answered with an error."""
+
+
+def call_within(seconds: float, call: Callable[[], _T], *, what: str,
+                discard: Callable[[_T], object] | None = None) -> _T:
+    """Return ``call()``, run in a daemon thread, or give up on it after ``seconds``.
+
+    Parameters
+    ----------
+    seconds : float
+        How long to wait for ``call`` to return or raise.
+    call : callable
+        The request; what it raises is raised here.
+    what : str
+        The request, for the message.
+    discard : callable, optional
+        Applied to a result that comes after the caller gave up (e.g. closing a response).
+
+    Raises
+    ------
+    MDFUnavailableError
+        If ``call`` has not finished after ``seconds`` (it is left to finish on its own).
+    """
+    outcome: dict[str, Any] = {}
+    lock = threading.Lock()
+
+    def run() -> None:
+        try:
+            result = call()
+        except BaseException as exc:  # handed to the caller, or dropped after it gave up
+            with lock:
+                outcome["error"] = exc
+            return
+        with lock:
+            outcome["value"] = result
+            late = outcome.get("abandoned", False)
+        if late and discard is not None:
+            discard(result)
+
+    worker = threading.Thread(target=run, name="stembench-mdf-request", daemon=True)
+    worker.start()
+    worker.join(max(seconds, 0.0))
+    with lock:
+        if "error" in outcome:
+            raise outcome["error"]
+        if "value" in outcome:
+            return outcome["value"]
+        outcome["abandoned"] = True
+    raise MDFUnavailableError(f"{what} gave no answer within {seconds:.1f} s (the host name "
+                              "did not resolve in time, or no connection or answer came)")
+
+
+def check_file_answer(url: str, status: int) -> None:
+    """Refuse an answer of MDF's file server that is not the file (HTTP 200).
+
+    Raises
+    ------
+    MDFUnavailableError
+        With a message saying the file needs a login for 401 and 403.
+    """
+    if status in (401, 403):
+        raise MDFUnavailableError(
+            f"GET {url} answered HTTP {status}: the file is not public, it needs a Globus "
+            "login (stembench downloads only public files; ask the record's owner, or "
+            "download it with `mdf clone` after `mdf login` and load that file by path)")
+    if status != 200:
+        raise MDFUnavailableError(f"GET {url} answered HTTP {status}")
 
 
 def unwrap(status: int, text: str) -> tuple[int | None, Any]:
@@ -121,20 +209,24 @@ class MDFApiClient:
     http_timeout : float
         Seconds to wait for a connection or an answer (``BackendClient`` waits 30).
     deadline_s : float, optional
-        Seconds all requests of this client may take together, waits included; after it
-        every request fails with :class:`MDFUnavailableError`.
+        Seconds all requests of this client may take together, waits and host name
+        lookups included; after it every request fails with :class:`MDFUnavailableError`.
+    clock : callable
+        Monotonic seconds, for the deadline.
     """
 
     def __init__(self, *, service: str | None = None, max_retries: int = 3,
                  max_sleep: float = 10.0, http_timeout: float = 30.0,
-                 deadline_s: float | None = None) -> None:
+                 deadline_s: float | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.service = resolve_service(service)
         self.base_url = api_url(self.service).rstrip("/")
         self.max_retries = max_retries
         self.max_sleep = max_sleep
         self.http_timeout = http_timeout
         self.deadline_s = deadline_s
-        self._end = None if deadline_s is None else time.monotonic() + deadline_s
+        self._clock = clock
+        self._end = None if deadline_s is None else clock() + deadline_s
         self._session = requests.Session()
 
     def __repr__(self) -> str:
@@ -150,7 +242,7 @@ class MDFApiClient:
         """
         if self._end is None:
             return self.http_timeout
-        left = self._end - time.monotonic()
+        left = self._end - self._clock()
         if left <= 0:
             raise MDFUnavailableError(f"MDF {self.service} ({self.base_url}) gave no usable "
                                       f"answer within {self.deadline_s:g} s")
@@ -159,7 +251,7 @@ class MDFApiClient:
     def _waited(self, seconds: float) -> bool:
         """Sleep before another attempt; ``False`` (no sleep) if the deadline would pass."""
         seconds = min(seconds, self.max_sleep)
-        if self._end is not None and time.monotonic() + seconds >= self._end:
+        if self._end is not None and self._clock() + seconds >= self._end:
             return False
         time.sleep(seconds)
         return True
@@ -183,7 +275,7 @@ class MDFApiClient:
             attempt += 1
             timeout = self.timeout()
             try:
-                response = self._session.get(url, params=params, timeout=timeout)
+                response = self._send(url, params, timeout)
             except requests.ConnectionError as exc:
                 if _dns_failure(exc):
                     raise MDFUnavailableError(f"MDF {self.service}: the host of {self.base_url}"
@@ -207,6 +299,31 @@ class MDFApiClient:
                     and self._waited(_retry_after(response.headers, attempt))):
                 continue
             return self._answer(url, *unwrap(response.status_code, response.text))
+
+    def _send(self, url: str, params: dict[str, str] | None,
+              timeout: float) -> requests.Response:
+        return call_within(timeout + GRACE_S,
+                           lambda: self._session.get(url, params=params, timeout=timeout),
+                           what=f"MDF {self.service} ({url})", discard=requests.Response.close)
+
+    def get_file(self, url: str) -> bytes:
+        """GET a small file (a manifest) from MDF's file server, bounded like :meth:`get`.
+
+        Raises
+        ------
+        MDFUnavailableError
+            On a network failure, the deadline, or an answer that is not the file
+            (:func:`check_file_answer`).
+        """
+        timeout = self.timeout()
+        try:
+            response = self._send(url, None, timeout)
+        except requests.RequestException as exc:
+            kind = "does not resolve (DNS)" if _dns_failure(exc) else one_line(exc)
+            raise MDFUnavailableError(f"GET {url} failed: {kind}") from exc
+        with response:
+            check_file_answer(url, response.status_code)
+            return response.content
 
     def _answer(self, url: str, status: int | None, answer: Any) -> dict[str, Any] | None:
         if not isinstance(answer, dict):

@@ -17,10 +17,14 @@ routes used here are the ones ``mdf.core.backend_client.BackendClient`` calls, t
    at ``https://data.materialsdatafacility.org<path>`` (``mdf.core.agent._globus_uri_to_https``);
    a folder URI is joined with the known file names, so no Globus Transfer listing (which
    needs a login) is made.
-3. :func:`download_verified` streams the manifest and the HDF5 file into temporary files
-   beside the destination, checks the manifest's dataset name and version, the length, and
-   every array against the manifest's SHA-256, then renames both into place. On any
-   failure the temporary files are removed and nothing appears at the destination.
+3. :func:`download_verified` reads the manifest through the API client (so within its
+   deadline: the search, the card and the manifest are the *lookup*), checks its dataset
+   name and version, then streams the HDF5 file into a temporary file beside the
+   destination with its own timeouts (:data:`TRANSFER_TIMEOUT`: for the connection, and
+   for each wait for more data, not for the whole file, so a large file on a slow but
+   working server is not cut off), checks the length and every array against the
+   manifest's SHA-256, then renames both into place. On any failure the temporary files
+   are removed and nothing appears at the destination.
 
 Network and service failures raise :class:`MDFUnavailableError`; content failures raise
 :class:`~stembench.errors.IntegrityError`.
@@ -35,7 +39,14 @@ from typing import Any
 from urllib.parse import urlparse
 
 from stembench.atomic import AtomicPath
-from stembench.dataset_publish.mdf.api import MDFApiClient, MDFUnavailableError, one_line
+from stembench.dataset_publish.mdf.api import (
+    GRACE_S,
+    MDFApiClient,
+    MDFUnavailableError,
+    call_within,
+    check_file_answer,
+    one_line,
+)
 from stembench.dataset_publish.mdf.foundry_metadata import dataset_title
 from stembench.dataset_publish.mdf.services import MDF_API_URLS
 from stembench.dataset_publish.storage.manifest import (
@@ -50,6 +61,7 @@ __all__ = [
     "MDF_API_URLS",
     "MDF_HTTPS_BASE",
     "NCSA_MDF_COLLECTION",
+    "TRANSFER_TIMEOUT",
     "MDFUnavailableError",
     "PublishedRecord",
     "download_verified",
@@ -64,6 +76,9 @@ NCSA_MDF_COLLECTION = "82f1b5c6-6e9b-11e5-ba47-22000b92c6ec"
 MDF_HTTPS_BASE = "https://data.materialsdatafacility.org"
 """HTTPS server of that collection; public data needs no token."""
 CHUNK_BYTES = 1 << 20
+TRANSFER_TIMEOUT = (10.0, 30.0)
+"""Seconds the HDF5 file's download waits for the connection, and for each read (the
+longest the server may send nothing; ``requests``' ``(connect, read)``)."""
 
 
 @dataclass(frozen=True)
@@ -203,14 +218,18 @@ def find_published(name: str, *, preset: str, version: str, names: list[str] | N
     return published_record(str(best["source_id"]), names=wanted, client=client)
 
 
-def _stream(url: str, target: Path, *, timeout: float) -> None:
+def _stream(url: str, target: Path, *, timeout: tuple[float, float]) -> None:
     import requests
     from tqdm import tqdm
 
+    def start() -> requests.Response:
+        return requests.get(url, stream=True, timeout=timeout)
+
     try:
-        with requests.get(url, stream=True, timeout=timeout) as response:
-            if response.status_code != 200:
-                raise MDFUnavailableError(f"GET {url} answered HTTP {response.status_code}")
+        response = call_within(sum(timeout) + GRACE_S, start, what=f"GET {url}",
+                               discard=requests.Response.close)
+        with response:
+            check_file_answer(url, response.status_code)
             declared = response.headers.get("Content-Length")
             total = int(declared) if declared and declared.isdigit() else None
             with open(target, "wb") as out, tqdm(total=total, unit="B", unit_scale=True,
@@ -226,7 +245,8 @@ def _stream(url: str, target: Path, *, timeout: float) -> None:
 
 def download_verified(record: PublishedRecord, name: str, destination: Path, *,
                       expected_name: str, expected_version: str,
-                      client: MDFApiClient | None = None, timeout: float = 60.0) -> Path:
+                      client: MDFApiClient | None = None,
+                      transfer_timeout: tuple[float, float] = TRANSFER_TIMEOUT) -> Path:
     """Download one dataset file and its manifest, verify them, and move them into place.
 
     Parameters
@@ -241,10 +261,12 @@ def download_verified(record: PublishedRecord, name: str, destination: Path, *,
     expected_name, expected_version : str
         Dataset name and version the manifest must carry.
     client : MDFApiClient, optional
-        When given, each download waits at most ``client.timeout()`` for the server to
-        connect or send data, so the client's deadline bounds it.
-    timeout : float
-        Seconds to wait for the server to connect or send data, without a client.
+        Reads the manifest, within the client's deadline (part of the lookup); by default
+        a client of ``record.service`` without a deadline.
+    transfer_timeout : tuple of float
+        ``(connect, read)`` seconds for the HDF5 file: the wait for the connection, and
+        for each read; the whole transfer has no deadline, so a slow server that keeps
+        sending is not cut off.
 
     Returns
     -------
@@ -263,13 +285,10 @@ def download_verified(record: PublishedRecord, name: str, destination: Path, *,
     sidecar_url = record.url(manifest_sidecar_path(name).name)
     file_url = record.url(name)
     destination.parent.mkdir(parents=True, exist_ok=True)
-
-    def wait() -> float:
-        return client.timeout() if client is not None else timeout
-
+    client = client or MDFApiClient(service=record.service)
     with AtomicPath(destination) as tmp_file, \
             AtomicPath(manifest_sidecar_path(destination)) as tmp_sidecar:
-        _stream(sidecar_url, tmp_sidecar, timeout=wait())
+        tmp_sidecar.write_bytes(client.get_file(sidecar_url))
         try:
             manifest = Manifest.from_json(tmp_sidecar.read_text(encoding="utf-8"))
         except (DatasetError, UnicodeDecodeError) as exc:
@@ -278,7 +297,7 @@ def download_verified(record: PublishedRecord, name: str, destination: Path, *,
             raise IntegrityError(
                 f"{sidecar_url} describes {manifest.name!r} version {manifest.version!r}, "
                 f"expected {expected_name!r} version {expected_version!r}")
-        _stream(file_url, tmp_file, timeout=wait())
+        _stream(file_url, tmp_file, timeout=transfer_timeout)
         _verify(tmp_file, manifest, file_url)
     logger.info("downloaded and verified %s from %s", destination, file_url)
     return destination

@@ -1,16 +1,21 @@
-"""Fill the stembench cache from Foundry/MDF, and read Foundry-style copies of the datasets.
+"""Fill the stembench cache from MDF, and read Foundry-style copies of the datasets.
 
 :func:`mdf_source` is a cache source (see :mod:`stembench.dataset_publish.storage.cache`): asked for
-a dataset file, it first looks for a verified copy in a local Foundry cache
-(``$FOUNDRY_LOCAL_CACHE_DIR/<source_id>/<preset>.h5``), then finds the published record
-through MDF v2's public API (no login) on the requested service and downloads the file
-over HTTPS, verified against its manifest and placed atomically.
-Asking MDF takes at most :data:`LOOKUP_BUDGET_S` seconds before the first byte of each
-file (:func:`try_published`): when MDF cannot be reached, its host does not resolve, it
-hangs, it has no copy, or ``$STEMBENCH_OFFLINE`` is set, one line says why and the source
-returns ``False`` so :func:`stembench.load` builds the dataset locally instead. A published
-copy refused for integrity is a :class:`PublishedCopyRefusedWarning`. Both reasons go
-into the dataset's provenance. :func:`install_mdf_source` registers the source.
+a dataset file, it finds the published record through MDF v2's public API (no login) on
+the requested service and downloads the file over HTTPS, verified against its manifest
+and placed atomically. (A Foundry cache holds no such file: :mod:`stembench.foundry`
+writes only the Foundry array files ``<preset>.foundry.h5`` there, and foundry-ml 1.2.2
+cannot download an MDF v2 record, so the cache source does not look there.)
+The lookup (search, card, manifest) takes at most :data:`LOOKUP_BUDGET_S` seconds, host
+name lookups included (:func:`try_published`); the HDF5 file then downloads with its own
+per-read timeout (:data:`~stembench.dataset_publish.mdf.download.TRANSFER_TIMEOUT`).
+When MDF cannot be reached, its host does not resolve, it hangs, it has no copy, the
+service named by ``$MDF_SERVICE`` or mdf-cli's configuration is not one stembench reads
+(mdf-cli's developer ``local``, say), or ``$STEMBENCH_OFFLINE`` is set, one line says why
+and the source returns ``False`` so :func:`stembench.load` builds the dataset locally
+instead. A published copy refused for integrity is a :class:`PublishedCopyRefusedWarning`.
+Both reasons go into the dataset's provenance. :func:`install_mdf_source` registers the
+source.
 
 The original published benchmark (Wei et al. 2023, DOI 10.18126/e73h-3w6n, ``wei_atom.h5``)
 is opened through the same reader by :func:`load_published_benchmark`.
@@ -20,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import time
 import warnings
 from collections.abc import Callable
@@ -28,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 from stembench._optional import require
-from stembench.atomic import AtomicPath, atomic_write_text
 from stembench.dataset_publish.mdf.api import MDFApiClient, MDFUnavailableError, one_line
 from stembench.dataset_publish.mdf.download import (
     PublishedRecord,
@@ -40,14 +43,9 @@ from stembench.dataset_publish.storage.cache import (
     default_cache_dir,
     register_source,
 )
-from stembench.dataset_publish.storage.manifest import (
-    manifest_sidecar_path,
-    read_manifest,
-    verify_file,
-)
 from stembench.dataset_publish.storage.published import H5ImageSet
 from stembench.dataset_publish.storage.stembench_layout import open_dataset
-from stembench.errors import DatasetError, IntegrityError
+from stembench.errors import DatasetError, InputError, IntegrityError
 
 __all__ = [
     "LOOKUP_BUDGET_S",
@@ -73,8 +71,9 @@ PUBLISHED_BENCHMARK_NAME = "wei-atom-locating-benchmark-v1.1"
 """Cache name of the original published benchmark (DOI 10.18126/e73h-3w6n)."""
 PUBLISHED_BENCHMARK_FILE = "wei_atom.h5"
 LOOKUP_BUDGET_S = 8.0
-"""Seconds a cache miss may wait on MDF, retries included, before the local build (the
-search, the card, and each download's wait for data)."""
+"""Seconds a cache miss may wait on MDF's lookup (the search, the card and the manifest,
+retries and host name lookups included) before the local build; the HDF5 file's own
+download is bounded per read instead (``TRANSFER_TIMEOUT``)."""
 
 
 REMEMBER_FAILURE_S = 300.0
@@ -96,30 +95,6 @@ def foundry_cache_dir() -> Path:
 def offline() -> bool:
     """Return whether ``$STEMBENCH_OFFLINE`` forbids asking MDF."""
     return os.environ.get(OFFLINE_ENV, "") not in ("", "0")
-
-
-def _copy_from_foundry_cache(request: CacheRequest) -> Path | None:
-    root = foundry_cache_dir()
-    candidates = sorted(root.glob(f"*/{request.preset}.h5"), reverse=True)
-    for candidate in candidates:
-        try:
-            manifest = read_manifest(candidate)
-            if (manifest.name, manifest.version) != (request.name, request.version):
-                continue
-            if verify_file(candidate, manifest=manifest):
-                logger.warning("foundry cache copy %s does not match its manifest; skipped",
-                               candidate)
-                continue
-        except DatasetError as exc:
-            logger.warning("foundry cache copy %s is unreadable (%s); skipped", candidate, exc)
-            continue
-        request.path.parent.mkdir(parents=True, exist_ok=True)
-        with AtomicPath(request.path) as tmp:
-            shutil.copyfile(candidate, tmp)
-            atomic_write_text(manifest_sidecar_path(request.path), manifest.to_json() + "\n")
-        logger.info("copied %s from the foundry cache %s", request.path, candidate)
-        return candidate
-    return None
 
 
 Fetch = Callable[[MDFApiClient], tuple[Path, PublishedRecord] | None]
@@ -153,13 +128,22 @@ def try_published(label: str, fetch: Fetch, *, service: str | None,
     Raises
     ------
     InputError
-        If the service is not one MDF has.
+        If ``service`` is given and is not one stembench reads (a service named by
+        ``$MDF_SERVICE`` or mdf-cli's configuration that stembench does not read means
+        MDF is not used, with one line saying so).
     """
     if offline():
         provenance["mdf_not_used"] = f"{OFFLINE_ENV} is set"
         logger.info("%s is set: not asking MDF for %s", OFFLINE_ENV, label)
         return None
-    client = MDFApiClient(service=service, max_retries=2, deadline_s=LOOKUP_BUDGET_S)
+    try:
+        client = MDFApiClient(service=service, max_retries=2, deadline_s=LOOKUP_BUDGET_S)
+    except InputError as exc:
+        if service:
+            raise
+        provenance["mdf_not_used"] = one_line(exc)
+        logger.warning("MDF not used for %s: %s; building it locally", label, one_line(exc))
+        return None
     provenance.update(mdf_service=client.service, mdf_api_url=client.base_url)
     when, why = _FAILED.get(client.base_url, (-REMEMBER_FAILURE_S, ""))
     if time.monotonic() - when < REMEMBER_FAILURE_S:
@@ -194,7 +178,7 @@ def try_published(label: str, fetch: Fetch, *, service: str | None,
 
 
 def mdf_source(request: CacheRequest) -> bool:
-    """Place the requested dataset file from a local Foundry cache or from MDF.
+    """Place the requested dataset file from MDF.
 
     Parameters
     ----------
@@ -213,12 +197,8 @@ def mdf_source(request: CacheRequest) -> bool:
     Raises
     ------
     InputError
-        If ``request.service`` is not an MDF service.
+        If ``request.service`` is not an MDF service stembench reads.
     """
-    copied = _copy_from_foundry_cache(request)
-    if copied is not None:
-        request.provenance.update(origin="foundry-cache", path=str(copied))
-        return True
     name = f"{request.preset}.h5"
 
     def fetch(client: MDFApiClient) -> tuple[Path, PublishedRecord] | None:
