@@ -5,13 +5,15 @@ falls with the step at a rate set by its ``quality`` option (so models differ in
 cutoffs), and claims a perfect score for every image: the service must ignore that claim
 and score the coordinates itself. ``fail_from_step`` makes it fail on images at or past a
 step. Each evaluated shard leaves a marker file in the dataset cache folder, so tests can
-count which shards ran.
+count which shards ran. ``block`` makes every shard wait until the test sets :data:`RELEASE`
+(:data:`BLOCKED` is set once one waits).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,9 @@ from stembench.endpoints.requests import ShardRequest
 from stembench.endpoints.shard import CONDITION_FIELDS, describe_dataset
 
 GROUP = "SrTiO3-simulated"
+BLOCKED, RELEASE = threading.Event(), threading.Event()
+#: Longest a blocked shard waits for :data:`RELEASE` (a guard against a test that forgets).
+BLOCK_LIMIT_S = 300.0
 FORGED = {"recall": 1.0, "precision": 1.0, "f1": 1.0, "rms_angstrom": 0.0, "tp": 999,
           "fp": 0, "fn": 0}
 
@@ -59,6 +64,9 @@ def fake_shard(request: dict[str, Any]) -> dict[str, Any]:
     folder = Path(parsed.dataset.cache_dir or ".")
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"shard-{parsed.shard_id}").touch()
+    if options.get("block"):
+        BLOCKED.set()
+        RELEASE.wait(BLOCK_LIMIT_S)
     ref = parsed.dataset
     images = []
     with load(ref.name, preset=ref.preset, version=ref.version,

@@ -21,7 +21,7 @@ from stembench.endpoints.remote import DATA_STRATEGY
 from stembench.errors import InputError
 
 __all__ = ["MAX_POLL_INTERVAL_S", "PollingComputeExecutor", "next_poll_interval",
-           "polling_executor"]
+           "polling_executor", "settle_future"]
 
 #: Longest wait between two polls after repeated rate limiting (seconds).
 MAX_POLL_INTERVAL_S = 60.0
@@ -52,9 +52,9 @@ def _is_rate_limited(exc: BaseException) -> bool:
     return getattr(exc, "http_status", None) == 429
 
 
-def _settle(future: cf.Future[Any], *, result: Any = None,
+def settle_future(future: cf.Future[Any], *, result: Any = None,
             exc: BaseException | None = None) -> None:
-    """Complete ``future`` unless shutdown already did."""
+    """Complete ``future`` unless it is complete already (a shutdown or stop came first)."""
     try:
         if exc is not None:
             future.set_exception(exc)
@@ -195,7 +195,7 @@ class PollingComputeExecutor(cf.Executor):
                 self._running.clear()
                 for future in abandoned:
                     if not future.cancel():  # already marked running
-                        _settle(future, exc=cf.CancelledError("executor shut down"))
+                        settle_future(future, exc=cf.CancelledError("executor shut down"))
         self._wake.set()
         if wait:
             self._thread.join()
@@ -254,7 +254,7 @@ class PollingComputeExecutor(cf.Executor):
                 with self._lock:
                     self._queued = [q for q in self._queued if q not in group]
                 for item in group:
-                    _settle(item.future, exc=exc)
+                    settle_future(item.future, exc=exc)
                 continue
             self._record_sent(group, response)
 
@@ -312,7 +312,7 @@ class PollingComputeExecutor(cf.Executor):
         with self._lock:
             future = self._running.pop(task_id, None)
         if future is not None:
-            _settle(future, result=result, exc=exc)
+            settle_future(future, result=result, exc=exc)
 
 
 def polling_executor(endpoint_id: str, **options: Any) -> PollingComputeExecutor:

@@ -73,6 +73,9 @@ class ServiceSettings:
     poll_interval_s, lease_s : float
         Worker poll interval and job lease length (seconds); a job whose lease ran out (a dead
         worker) is claimed again and resumed from its results file.
+    cancel_poll_s : float
+        How often (seconds) a running job's worker looks for a cancellation (and renews the
+        lease); a cancelled job stops within about this time.
     report_bootstrap : int
         Bootstrap samples of the cutoffs computed when a job finishes.
     max_upload_bytes, upload_part_bytes : int
@@ -98,6 +101,7 @@ class ServiceSettings:
     run_worker: bool = True
     poll_interval_s: float = 1.0
     lease_s: float = 60.0
+    cancel_poll_s: float = 1.0
     report_bootstrap: int = 100
     max_upload_bytes: int = 64 * 1024 * 1024
     upload_part_bytes: int = 8 * 1024 * 1024
@@ -107,7 +111,7 @@ class ServiceSettings:
         if self.executor not in ("local", "thread", "globus"):
             raise InputError(f"service settings: executor must be local, thread or globus, "
                              f"got {self.executor!r}")
-        for name in ("token_cache_ttl_s", "poll_interval_s", "lease_s"):
+        for name in ("token_cache_ttl_s", "poll_interval_s", "lease_s", "cancel_poll_s"):
             if not getattr(self, name) > 0:
                 raise InputError(f"service settings: {name} must be > 0, got {getattr(self, name)}")
         if self.max_payload_bytes < 1024:

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, false, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -186,10 +186,13 @@ def renew_lease(session: Session, job_id: str, *, worker_id: str, lease_s: float
     return bool(session.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
 
 
-def _end(session: Session, job_id: str, worker_id: str, **values: Any) -> bool:
+def _end(session: Session, job_id: str, worker_id: str, *, unless_cancelled: bool = False,
+         **values: Any) -> bool:
     now = utcnow()
-    ended = session.execute(update(Job).where(
-        Job.id == job_id, Job.lease_owner == worker_id, Job.status == "running").values(
+    held = [Job.id == job_id, Job.lease_owner == worker_id, Job.status == "running"]
+    if unless_cancelled:
+        held.append(Job.cancel_requested == false())
+    ended = session.execute(update(Job).where(*held).values(
         updated_at=now, finished_at=now, lease_expires_at=None, **values))
     return bool(ended.rowcount == 1)  # type: ignore[attr-defined]
 
@@ -245,7 +248,8 @@ def finish_job(session: Session, job: Job, *, worker_id: str,
 
     When an earlier finished worker job scored the same weights on the same dataset
     version, no rows are stored and the job points at it (``duplicate_of``); uploads are
-    never folded into another entry. Returns that job id or None.
+    never folded into another entry. A job whose owner asked to cancel it meanwhile ends
+    cancelled and stores nothing. Returns that job id or None.
     """
     first = records[0] if records else {}
     weights = str(first.get("weights_sha256") or "")
@@ -260,7 +264,8 @@ def finish_job(session: Session, job: Job, *, worker_id: str,
                                   method=c["method"], status=c["status"], value=c["value"],
                                   cutoff_json=json.dumps(c, allow_nan=False)) for c in cutoffs)
     overlap = (card or {}).get("training_data", {}).get("overlaps_benchmark")
-    ended = _end(session, job.id, worker_id, status="done", n_done=len(records),
+    ended = _end(session, job.id, worker_id, unless_cancelled=True, status="done",
+                 n_done=len(records),
                  weights_sha256=weights or None, model_version=version or None,
                  duplicate_of=duplicate, error=error,
                  model_card_json=json.dumps(dict(card), sort_keys=True) if card else None,
@@ -269,6 +274,8 @@ def finish_job(session: Session, job: Job, *, worker_id: str,
                  n_failed=sum(1 for r in records if r.get("error")))
     if not ended:
         session.rollback()
+        _end(session, job.id, worker_id, status="cancelled", error="cancelled by its owner")
+        session.commit()
         return None
     session.commit()
     return duplicate

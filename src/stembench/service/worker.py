@@ -3,7 +3,9 @@
 A job is claimed with a lease that a heartbeat renews; a worker that dies stops renewing,
 and once the lease runs out any worker claims the job again and :func:`evaluate` resumes it
 from the job's results file (finished shards are not redone). Cancellation is seen by the
-heartbeat, which stops new shards from being submitted; shards already running finish.
+heartbeat (every ``cancel_poll_s``), which ends the job's shards in flight (a local pool's
+worker processes are ended) and submits no more; a job whose cancellation arrives while its
+results are being stored ends cancelled, never on the leaderboard.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from stembench._version import __version__
+from stembench.client.compute_http import settle_future
 from stembench.client.orchestrate import DEFAULT_TASK_DEADLINE_S, Target, evaluate
 from stembench.client.results_file import ResultsFile
 from stembench.endpoints.requests import DatasetRef
@@ -52,27 +55,56 @@ def job_folder(settings: ServiceSettings, job_id: str) -> Path:
 
 
 class CancellableExecutor(cf.Executor):
-    """Wraps an executor; once :meth:`stop` is called it refuses new work as a broken pool.
+    """Wraps an executor so that a cancelled job stops at once, work in flight included.
 
-    The orchestrator treats a broken executor without a factory as retired, fails the shards
-    it could not place, and returns: that is how a running job stops.
+    It hands out futures of its own. :meth:`stop` refuses later submissions as a broken
+    pool, ends every future still out with :class:`concurrent.futures.BrokenExecutor`, and
+    stops the inner executor (a local pool's worker processes are ended). The orchestrator
+    treats a broken executor without a factory as retired, fails the shards it could not
+    place, and returns: that is how a running job stops.
     """
 
     def __init__(self, inner: cf.Executor) -> None:
         self.inner = inner
         self.stopped = threading.Event()
+        self._lock = threading.Lock()
+        self._out: dict[cf.Future[Any], cf.Future[Any]] = {}  # ours -> the inner executor's
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future[Any]:
-        if self.stopped.is_set():
-            raise cf.BrokenExecutor("job cancelled")
-        return self.inner.submit(fn, *args, **kwargs)
+        outer: cf.Future[Any] = cf.Future()
+        with self._lock:
+            if self.stopped.is_set():
+                raise cf.BrokenExecutor("job cancelled")
+            inner = self.inner.submit(fn, *args, **kwargs)
+            self._out[outer] = inner
+
+        def copy(done: cf.Future[Any]) -> None:
+            with self._lock:
+                self._out.pop(outer, None)
+            if done.cancelled():
+                settle_future(outer, exc=cf.BrokenExecutor("job cancelled"))
+            elif done.exception() is not None:
+                settle_future(outer, exc=done.exception())
+            else:
+                settle_future(outer, result=done.result())
+
+        inner.add_done_callback(copy)
+        return outer
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         self.inner.shutdown(wait=wait, cancel_futures=cancel_futures)
 
     def stop(self) -> None:
-        """Refuse every later submission."""
-        self.stopped.set()
+        """Refuse every later submission, end the futures handed out, stop the work in flight."""
+        from stembench.client.lifeline import stop_executor
+
+        with self._lock:
+            self.stopped.set()
+            out, self._out = list(self._out.items()), {}
+        for outer, inner in out:
+            inner.cancel()
+            settle_future(outer, exc=cf.BrokenExecutor("job cancelled"))
+        stop_executor(self)
 
 
 class _Progress:
@@ -202,7 +234,7 @@ class Worker:
 
     def _heartbeat(self, job: Job, executor: CancellableExecutor, progress: _Progress,
                    done: threading.Event, lost: threading.Event) -> None:
-        while not done.wait(self.settings.lease_s / 3.0):
+        while not done.wait(min(self.settings.lease_s / 3.0, self.settings.cancel_poll_s)):
             with self.sessions() as session:
                 cancel = store.renew_lease(session, job.id, worker_id=self.worker_id,
                                            lease_s=self.settings.lease_s,

@@ -1,0 +1,65 @@
+"""Cancel stops a running job at once: its shards in flight are abandoned, the job ends
+"cancelled", and nothing of it reaches the leaderboard, even when the cancellation arrives
+while its results are being stored."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import service_fakes as fakes
+from service_helpers import bearer
+
+from stembench.service import store
+from stembench.service.worker import Worker
+
+#: A guard against a hang only: the blocked shards are released after the checks.
+HANG_GUARD_S = 120
+
+
+def _submit(client, **options) -> str:
+    answer = client.post("/api/jobs", json={"model": "log-blob", "dataset_preset": "mini",
+                                            "options": options}, headers=bearer("alice"))
+    assert answer.status_code == 201, answer.text
+    return str(answer.json()["job"]["id"])
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_cancel_stops_shards_in_flight(client) -> None:
+    fakes.BLOCKED.clear()
+    fakes.RELEASE.clear()
+    job_id = _submit(client, block=True)
+    worker = Worker(client.app.state.settings, client.app.state.sessions)
+    runner = threading.Thread(target=worker.run_once, daemon=True)
+    runner.start()
+    try:
+        assert fakes.BLOCKED.wait(HANG_GUARD_S)  # a shard of the job is running
+        answer = client.post(f"/api/jobs/{job_id}/cancel", headers=bearer("alice"))
+        assert answer.status_code == 200 and answer.json()["cancel_requested"]
+        runner.join(HANG_GUARD_S)
+        # the worker let go of the job while its shards were still blocked
+        assert not runner.is_alive() and not fakes.RELEASE.is_set()
+        job = client.get(f"/api/jobs/{job_id}", headers=bearer("alice")).json()
+        assert job["status"] == "cancelled", job
+        assert client.get("/api/leaderboard").json()["rows"] == []
+        assert client.get(f"/api/jobs/{job_id}/scores").status_code == 404
+    finally:
+        fakes.RELEASE.set()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_cancel_while_storing_results_stores_nothing(client) -> None:
+    job_id = _submit(client)
+    with client.app.state.sessions() as session:
+        job = store.claim_job(session, worker_id="w1", lease_s=60)
+    assert job is not None and job.id == job_id
+    answer = client.post(f"/api/jobs/{job_id}/cancel", headers=bearer("alice"))
+    assert answer.json()["status"] == "running" and answer.json()["cancel_requested"]
+    record = {"image_id": "i", "model": "log-blob", "model_version": "1",
+              "weights_sha256": "ab" * 32, "group": fakes.GROUP, "series": "noise", "step": 0,
+              "seed": 0, "tp": 1, "fp": 0, "fn": 0, "f1": 1.0}
+    with client.app.state.sessions() as session:
+        store.finish_job(session, job, worker_id="w1", records=[record], cutoffs=[], card=None)
+    job_out = client.get(f"/api/jobs/{job_id}", headers=bearer("alice")).json()
+    assert job_out["status"] == "cancelled", job_out
+    assert client.get("/api/leaderboard").json()["rows"] == []
