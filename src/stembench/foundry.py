@@ -220,8 +220,13 @@ def dataset(name: str = "atom-locating-benchmark", *, preset: str = "standard",
     Returns
     -------
     foundry.FoundryDataset
-        With one split named after the preset; ``get_as_dict()``, ``load_as_torch()``
-        and the like read the cached Foundry array file. Where that file came from (the
+        With one split named after the preset; ``get_as_dict()`` reads the cached Foundry
+        array file. It is the only reader that works in foundry-ml 1.2.2:
+        ``get_as_torch()`` and ``get_as_tensorflow()`` raise ``TypeError``, as
+        ``FoundryDataset`` calls ``FoundryCache.load_as_torch``/``load_as_tensorflow``
+        without their required ``as_hdf5`` argument (``foundry/foundry_dataset.py:114-141``,
+        ``foundry/foundry_cache.py:227,255``), and ``FoundryDataset`` has no
+        ``load_as_torch``. Where that file came from (the
         MDF service and record, or a local build and why MDF was not used) is written
         beside it, in ``<file>.provenance.json``.
     """

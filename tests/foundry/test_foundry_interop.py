@@ -138,6 +138,10 @@ def test_foundry_ml_cannot_find_a_v2_record(meta, tmp_path, caplog):
     named = build_payload(mdf_manifest(meta, data_sources=[V2_FOLDER], organization="Foundry"))
     _globus_search(v2_index_record(named))
     assert f.search("atom-locating-benchmark", as_list=True) == []  # found, then dropped
+    said = _foundry_section()  # the README says what foundry-ml does
+    assert "`Foundry().search(\"atom-locating-benchmark\")` raises foundry-ml's " \
+           "`DatasetNotFoundError`" in said and "returns nothing" not in said
+    assert "`get_dataset(doi)` logs \"missing a 'projects' section\" and returns `None`" in said
 
 
 def test_foundry_ml_own_download_misses_v2_files(meta, tmp_path):
@@ -254,9 +258,34 @@ def test_one_line_load_offline_builds_locally(tmp_path, monkeypatch):
     assert written == [local, local] and built == ["mini", "mini"]
 
 
-def _readme_block() -> str:
+def _foundry_section(*, flat: bool = True) -> str:
     text = README.read_text(encoding="utf-8")
     section = text.split("## For Foundry users", 1)[1].split("\n## ", 1)[0]
+    return " ".join(section.split()) if flat else section
+
+
+def test_only_get_as_dict_reads_in_foundry_ml_1_2_2(meta, tmp_path):
+    _published(meta)
+    f = foundry_ml.Foundry(authorizers=stembench.foundry.public_authorizers(),
+                           local_cache_dir=str(tmp_path / "mine"))
+    dataset = stembench.foundry.dataset("atom-locating-benchmark", preset="mini", foundry=f)
+    _assert_arrays(dataset.get_as_dict()["mini"], meta.path)
+    _assert_arrays(dataset.load()["mini"], meta.path)
+    for reader in ("get_as_torch", "get_as_tensorflow"):
+        with pytest.raises(TypeError, match="as_hdf5"):  # foundry-ml 1.2.2's own defect
+            getattr(dataset, reader)("mini")
+    assert not hasattr(dataset, "load_as_torch")
+    said = _foundry_section()
+    assert ("Only `get_as_dict()` (and its alias `load()`) works in foundry-ml 1.2.2**: "
+            "`get_as_torch()` and `get_as_tensorflow()` raise `TypeError`") in said
+    docstring = " ".join(str(stembench.foundry.dataset.__doc__).split())
+    assert "``get_as_torch()`` and ``get_as_tensorflow()`` raise ``TypeError``" in docstring
+    for text in (said, docstring):  # never offered as a reader
+        assert "load_as_torch()" not in text and "load_as_torch, ...)" not in text
+
+
+def _readme_block() -> str:
+    section = _foundry_section(flat=False)
     blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
     assert blocks, "the README section 'For Foundry users' has no python block"
     return "\n".join(blocks)
