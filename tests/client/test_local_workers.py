@@ -34,3 +34,28 @@ def test_a_thread_count_set_by_the_user_is_kept(monkeypatch) -> None:  # type: i
         assert executor.submit(torch.get_num_threads).result() == 2
     finally:
         executor.shutdown()
+
+
+def test_stopping_a_pool_ends_a_worker_that_is_busy() -> None:
+    """stop_executor terminates the pool's workers (found through the pool's own record)."""
+    import time
+
+    from stembench.client.executors import LocalPool
+    from stembench.client.lifeline import stop_executor
+
+    executor = local_executor(1)
+    assert isinstance(executor, LocalPool)
+    assert executor.submit(os.getpid).result() in {p.pid for p in executor.worker_processes}
+    busy = executor.submit(time.sleep, 600)  # a model that never returns
+    for _ in range(600):  # until the pool has handed it to its worker (not cancellable then)
+        if busy.running():
+            break
+        time.sleep(0.05)
+    assert busy.running()
+    workers = executor.worker_processes
+    assert workers and all(p.is_alive() for p in workers)
+    stop_executor(executor)
+    for process in workers:
+        process.join(60)  # bounded: a worker left alive fails below, it is not waited for
+    assert not any(p.is_alive() for p in workers)
+    assert busy.done()

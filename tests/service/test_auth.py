@@ -105,3 +105,18 @@ def test_bearer_token_parsing_rejects(header) -> None:
     with pytest.raises(AuthError):
         bearer_token(header)
     assert bearer_token("Bearer abc.def") == "abc.def"
+
+
+def test_a_broken_dataset_module_is_an_error_not_an_empty_list(client, monkeypatch) -> None:
+    """/api/datasets and job submission do not hide an ImportError behind "no datasets"."""
+    import sys
+
+    from fastapi.testclient import TestClient
+
+    monkeypatch.setitem(sys.modules, "stembench.dataset_publish.simulate.build", None)
+    quiet = TestClient(client.app, raise_server_exceptions=False)
+    assert quiet.get("/api/datasets").status_code == 500
+    answer = quiet.post("/api/jobs", json={**SUBMISSION, "dataset_preset": "no-such-preset"},
+                        headers=bearer("alice"))
+    assert answer.status_code == 500  # not queued for a dataset nobody checked
+    assert client.get("/api/jobs", headers=bearer("alice")).json() == []

@@ -72,7 +72,44 @@ def _start_worker(parent_pid: int, threads: int) -> None:
     watch_parent(parent_pid)
 
 
-def local_executor(max_workers: int = 2) -> cf.ProcessPoolExecutor:
+class _RecordingContext:
+    """A ``multiprocessing`` context that remembers every process it makes.
+
+    It is a pool's ``mp_context`` (a public parameter of
+    :class:`concurrent.futures.ProcessPoolExecutor`): the pool makes its workers with
+    ``mp_context.Process``, so the pool's owner knows them without reading the pool's
+    private state. Everything else is the underlying context's.
+    """
+
+    def __init__(self, method: str) -> None:
+        self._context: Any = multiprocessing.get_context(method)
+        self.processes: list[multiprocessing.process.BaseProcess] = []
+
+    def Process(self, *args: Any, **kwargs: Any) -> multiprocessing.process.BaseProcess:  # noqa: N802
+        process = self._context.Process(*args, **kwargs)
+        self.processes.append(process)
+        return process
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._context, name)
+
+
+class LocalPool(cf.ProcessPoolExecutor):
+    """A local process pool that knows its worker processes (:attr:`worker_processes`)."""
+
+    def __init__(self, max_workers: int, *, initializer: Any, initargs: tuple[Any, ...]) -> None:
+        self._recording = _RecordingContext("spawn")
+        context: Any = self._recording
+        super().__init__(max_workers=max_workers, mp_context=context, initializer=initializer,
+                         initargs=initargs)
+
+    @property
+    def worker_processes(self) -> list[multiprocessing.process.BaseProcess]:
+        """Every worker process this pool started (live or ended)."""
+        return list(self._recording.processes)
+
+
+def local_executor(max_workers: int = 2) -> LocalPool:
     """A local process pool using the ``spawn`` start method (safe with torch/TF threads).
 
     Each worker's thread pools (PyTorch's OpenMP, TensorFlow's, BLAS) get this machine's
@@ -81,10 +118,8 @@ def local_executor(max_workers: int = 2) -> cf.ProcessPoolExecutor:
     every worker, and the workers' threads contend for the same cores. Its workers end when
     this process ends, however it ends (see :func:`stembench.client.lifeline.watch_parent`).
     """
-    return cf.ProcessPoolExecutor(
-        max_workers=max_workers, mp_context=multiprocessing.get_context("spawn"),
-        initializer=_start_worker, initargs=(os.getpid(), threads_per_worker(max_workers)),
-    )
+    return LocalPool(max_workers, initializer=_start_worker,
+                     initargs=(os.getpid(), threads_per_worker(max_workers)))
 
 
 def globus_executor(endpoint_id: str, **options: Any) -> cf.Executor:

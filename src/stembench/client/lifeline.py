@@ -67,12 +67,14 @@ def watch_parent(parent_pid: int) -> None:
 def stop_executor(executor: cf.Executor) -> None:
     """Shut ``executor`` down without waiting; a local pool's worker processes end at once.
 
+    The workers of a :class:`~stembench.client.executors.LocalPool` (its own record of them;
+    no private attribute of the pool is read) are terminated.
+
     Shards still running in a process pool are abandoned: their results would be lost
     anyway, and a model that hangs would otherwise keep the client from exiting.
     """
     inner = getattr(executor, "inner", executor)  # the service wraps its pool
-    processes: Any = getattr(inner, "_processes", None) or {}
-    workers = list(processes.values())
+    workers = list(getattr(inner, "worker_processes", ()))  # a LocalPool's
     executor.shutdown(wait=False, cancel_futures=True)
     for process in workers:
         if process.is_alive():

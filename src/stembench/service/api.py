@@ -113,29 +113,25 @@ async def health(request: Request) -> dict[str, Any]:
 @router.get("/datasets", response_model=list[DatasetOut])
 def list_datasets() -> list[DatasetOut]:
     """Dataset presets the service builds and evaluates on."""
-    try:
-        from stembench.dataset_publish.simulate.build import DATASET_NAME, DATASET_VERSION, PRESETS
-    except ImportError:
-        return []
+    from stembench.dataset_publish.simulate.build import DATASET_NAME, DATASET_VERSION, PRESETS
+
     return [DatasetOut(name=DATASET_NAME, version=DATASET_VERSION, preset=name,
                        image_shape=list(preset.shape), seeds=preset.seeds)
             for name, preset in sorted(PRESETS.items())]
 
 
-def registered_models() -> list[ModelOut] | None:
-    """The model registry's entries, or None when the registry cannot be imported."""
-    try:
-        from stembench.endpoints.models.registry import available_models
-    except ImportError:
-        return None
+def registered_models() -> list[ModelOut]:
+    """The model registry's entries."""
+    from stembench.endpoints.models.registry import available_models
+
     return [ModelOut(name=e.name, description=e.description, framework=e.framework,
                      available=e.importable) for e in available_models()]
 
 
 @router.get("/models", response_model=list[ModelOut])
 def list_models() -> list[ModelOut]:
-    """Registered models (empty when the model registry is not installed)."""
-    return registered_models() or []
+    """Registered models."""
+    return registered_models()
 
 
 @router.post("/jobs", response_model=SubmitOut, status_code=201,
@@ -150,7 +146,7 @@ def submit(body: SubmitIn, caller: Caller, db: DB, request: Request,
     """
     settings = request.app.state.settings
     models = registered_models()
-    if models is not None and body.model not in {m.name for m in models}:
+    if body.model not in {m.name for m in models}:
         raise HTTPException(422, f"unknown model {body.model!r}: this service evaluates "
                                  f"registered models only ({', '.join(m.name for m in models)})")
     refusal = settings.endpoint_refusal(body.endpoint_id)
@@ -158,10 +154,10 @@ def submit(body: SubmitIn, caller: Caller, db: DB, request: Request,
         raise HTTPException(403, refusal)
     datasets = {(d.name, d.preset): d for d in list_datasets()}
     known = datasets.get((body.dataset_name, body.dataset_preset))
-    if datasets and known is None:
+    if known is None:
         raise HTTPException(422, f"unknown dataset {body.dataset_name!r} preset "
                                  f"{body.dataset_preset!r}; see GET /api/datasets")
-    version = body.dataset_version or (known.version if known else "default")
+    version = body.dataset_version or known.version
 
     def create() -> tuple[Job, bool]:
         return store.create_job(
