@@ -5,7 +5,10 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
+import numpy as np
 import pytest
 
 from stembench.endpoints.models.deadline import DeadlineExceeded, check_timeout, deadline
@@ -65,3 +68,40 @@ def test_a_deadline_must_be_a_positive_number(bad: object) -> None:
     with pytest.raises(InputError, match="image timeout must be a positive number of seconds"):
         check_timeout(bad)  # type: ignore[arg-type]
 
+
+
+def _model(locate: Callable[[Any, float], Any]) -> Any:
+    from stembench.endpoints.models.loaders import CallableModel
+
+    return CallableModel(locate, name="m")
+
+
+def test_a_keyboard_interrupt_from_the_model_fails_its_image_only() -> None:
+    from stembench.endpoints.models.guard import run_model_safely
+
+    def interrupting(image: Any, pixel_size: float) -> Any:
+        raise KeyboardInterrupt("raised by the model")
+
+    try:
+        output = run_model_safely(_model(interrupting), np.zeros((32, 32)), 0.1, image_id="i")
+    except KeyboardInterrupt:
+        pytest.fail("the model's own KeyboardInterrupt ended the caller")
+    assert output.error == ("image 'i': model 'm' raised KeyboardInterrupt: raised by the "
+                            "model (not a Ctrl-C: the model raised it itself; it fails this "
+                            "image only)")
+
+
+def test_the_users_ctrl_c_still_ends_the_call() -> None:
+    import os
+
+    from stembench.endpoints.models.guard import run_model_safely
+
+    def pressed_during_the_call(image: Any, pixel_size: float) -> Any:
+        os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C delivers
+        time.sleep(10)
+        return np.zeros((0, 2))
+
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        run_model_safely(_model(pressed_during_the_call), np.zeros((32, 32)), 0.1, image_id="i")
+    assert signal.getsignal(signal.SIGINT) is before

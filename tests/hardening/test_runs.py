@@ -72,6 +72,7 @@ def _images(results: Path) -> dict[str, dict[str, object]]:
     ("hang_once", "ran past the 2 s deadline per image"),
     ("spin_once", "ran past the 2 s deadline per image"),
     ("exit_once", "raised SystemExit: 0 (it tried to end the process"),
+    ("interrupt_once", "raised KeyboardInterrupt: raised by the model (not a Ctrl-C"),
 ])
 def test_a_hung_or_exiting_model_fails_one_image(model: str, expected: str, tmp_path: Path,
                                                  tiny_dataset_path: Path) -> None:

@@ -131,6 +131,13 @@ def hang_always(image: Any, pixel_size: float) -> Any:
     return _no_columns()
 
 
+def interrupt_once(image: Any, pixel_size: float) -> Any:
+    """Raise KeyboardInterrupt itself on the first image (no signal involved)."""
+    if _once("interrupt"):
+        raise KeyboardInterrupt("raised by the model")
+    return _no_columns()
+
+
 def exit_once(image: Any, pixel_size: float) -> Any:
     """Call ``sys.exit(0)`` on the first image."""
     if _once("exit"):
@@ -156,6 +163,17 @@ def sigkill_always(image: Any, pixel_size: float) -> Any:
     """Kill the worker process with SIGKILL on every image."""
     _fault_dir()
     os.kill(os.getpid(), signal.SIGKILL)
+    return _no_columns()
+
+
+def dict_model(image: Any, pixel_size: float) -> Any:
+    """Return a dict of x and y lists instead of an (N, 2) array."""
+    return {"x": [1.0, 2.0], "y": [3.0, 4.0]}
+
+
+def sleepy_model(image: Any, pixel_size: float) -> Any:
+    """Sleep for days."""
+    time.sleep(10**6)
     return _no_columns()
 
 

@@ -42,6 +42,7 @@ class ResultsFile:
         """Yield every complete shard result in the file, in order."""
         if not self.path.exists():
             return
+        broken: list[int] = []
         with open(self.path, encoding="utf-8") as handle:
             for number, line in enumerate(handle, start=1):
                 if not line.strip():
@@ -49,11 +50,13 @@ class ResultsFile:
                 try:
                     yield json.loads(line)
                 except json.JSONDecodeError:
-                    warnings.warn(
-                        f"{self.path}: line {number} is incomplete (interrupted write); "
-                        "its shard will be evaluated again",
-                        stacklevel=2,
-                    )
+                    broken.append(number)
+        if broken:  # one warning per read, however many lines
+            warnings.warn(
+                f"{self.path}: {len(broken)} line(s) incomplete (interrupted write), first "
+                f"line {broken[0]}; their shards will be evaluated again",
+                stacklevel=2,
+            )
 
     def finished_shard_ids(self, identity: dict[str, Any] | None = None) -> set[str]:
         """Ids of shards that finished successfully (with ``identity``, if given).

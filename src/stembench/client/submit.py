@@ -52,9 +52,11 @@ def pack_results(path: Path, *, model: str | None = None) -> bytes:
         No such file, no finished shard, or several models and ``model`` not naming one.
     """
     from stembench.client.results_file import ResultsFile
+    from stembench.client.results_lock import check_results_path
 
     if not path.is_file():
         raise InputError(f"results file {path}: no such file")
+    check_results_path(path)  # a CSV or someone else's file: one line, not a warning per line
     shards = ResultsFile(path).current_shards()
     names = sorted({str((s.get("model") or {}).get("name")) for s in shards})
     if model is not None:

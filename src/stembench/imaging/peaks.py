@@ -197,6 +197,13 @@ def find_columns(image: NDArray[np.floating], pixel_size: float,
 
     normalised = normalised_image(image, pixel_size, "atomap-like")
     separation = options.separation_px(pixel_size)
+    if separation > max(normalised.shape):  # bounded before any window is allocated
+        rows, cols = normalised.shape
+        raise InputError(
+            f"atomap-like: minimum column spacing {options.min_spacing_angstrom:g} A is "
+            f"{separation:.4g} px at {pixel_size:g} A/px, wider than the {cols}x{rows} px "
+            "image: no two columns could be told apart (check --min-spacing and the pixel "
+            "size)")
     smoothing_px = max(0.5, options.smoothing_angstrom / pixel_size)
     smoothed = ndimage.gaussian_filter(normalised, smoothing_px, mode="nearest")
     peaks_rc = peak_local_max(
@@ -213,6 +220,8 @@ def find_columns(image: NDArray[np.floating], pixel_size: float,
                 NOISE_PEAK_SIGMAS * _noise_std(normalised, smoothing_px))
     visible = heights >= floor
     peaks_rc, heights = peaks_rc[visible], heights[visible]
+    if len(peaks_rc) == 0:  # nothing stands out of the noise
+        return np.zeros((0, 2), dtype=np.float64)
     xy = peaks_rc[:, ::-1].astype(np.float64)
     xy = drop_close_peaks(xy, heights, separation)
 

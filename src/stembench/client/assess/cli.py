@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from stembench._moved import moved_names
+from stembench.endpoints.models.deadline import DEFAULT_IMAGE_TIMEOUT_S
 
 __all__ = ["assess_command"]
 
@@ -42,6 +43,9 @@ def assess_command(
         "--run", help="Run this model on the image and draw its predictions ('best' = the "
                       "top recommendation).")] = None,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("stembench-assess"),
+    image_timeout: Annotated[float, typer.Option(
+        min=0.001, help="With --run: seconds the model may take on the image.")] = (
+        DEFAULT_IMAGE_TIMEOUT_S),
     allow_unusual_pixel_size: Annotated[bool, typer.Option(
         "--allow-unusual-pixel-size", help="Accept a pixel size outside 0.005-5 A/px.")] = False,
     twin: Annotated[bool, typer.Option(
@@ -73,8 +77,12 @@ def assess_command(
     )
     from stembench.client.assess.report import summary_table, write_html, write_json
     from stembench.dataset_publish.experimental.images import read_image_and_pixel_size
+    from stembench.errors import InputError
     from stembench.pixel_size import check_pixel_size
 
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out}: is a file; expected the folder to write the "
+                         "assessment to")
     data, pixel_size, found = read_image_and_pixel_size(image, pixel_size)
     if found is not None:
         typer.echo(found, err=True)
@@ -98,13 +106,12 @@ def assess_command(
     predictions = None
     predicted_by = model_error = None
     if run is not None:
-        from stembench.endpoints.models.deadline import DEFAULT_IMAGE_TIMEOUT_S
         from stembench.endpoints.models.guard import run_model_safely
         from stembench.endpoints.models.registry import load_model
 
         predicted_by = verdicts[0].model if run == "best" else run
         output = run_model_safely(load_model(predicted_by), data, pixel_size,
-                                  image_id=image.name, timeout_s=DEFAULT_IMAGE_TIMEOUT_S)
+                                  image_id=image.name, timeout_s=image_timeout)
         predictions, model_error = output.coordinates, output.error
     out.mkdir(parents=True, exist_ok=True)
     figures = [] if twin_result is None else [_likeness(data, twin_result)]

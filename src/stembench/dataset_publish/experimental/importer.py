@@ -33,6 +33,7 @@ from stembench.validation import validate_image
 
 __all__ = [
     "DUPLICATE_DISTANCE_PX",
+    "IMAGE_SUFFIXES",
     "MICROSCOPE_FORMATS",
     "check_imported_labels",
     "import_dataset",
@@ -46,6 +47,9 @@ MICROSCOPE_FORMATS: dict[str, str] = {
     if suffix not in (".tif", ".tiff")
 }
 """File suffixes read through rosettasciio, and the reader module of each."""
+
+#: Image file suffixes ``dataset import`` reads (TIFF and the microscope formats).
+IMAGE_SUFFIXES = (".tif", ".tiff", *MICROSCOPE_FORMATS)
 
 
 def read_image_file(path: str | Path, *, signal: str | None = None,
@@ -88,8 +92,8 @@ def read_image_file(path: str | Path, *, signal: str | None = None,
     elif suffix in MICROSCOPE_FORMATS:
         data = read_microscope_image(path, signal=signal, frame=frame).image
     else:
-        known = [".tif", ".tiff", *MICROSCOPE_FORMATS]
-        raise InputError(f"{path}: unknown image format {suffix!r}; expected one of {known}")
+        raise InputError(f"{path}: unknown image format {suffix!r}; expected one of "
+                         f"{list(IMAGE_SUFFIXES)}")
     image = np.squeeze(np.asarray(data))
     if image.size == 0:
         raise InputError(f"{path}: holds no pixels (shape {np.shape(data)}); expected a 2D "
@@ -157,30 +161,40 @@ def read_positions_csv(
             " save the CSV as UTF-8") from None
     with io.StringIO(text, newline="") as handle:
         reader = csv.DictReader(handle)
-        header = {name.strip().lower(): name for name in reader.fieldnames or []}
-        missing = [name for name in ("x", "y") if name not in header]
-        if missing:
-            raise InputError(
-                f"{path}: CSV lacks column(s) {missing}; header must hold x,y "
-                f"(pixels) and optionally column_type; got {reader.fieldnames}"
-            )
-        type_key = header.get("column_type")
-        confidence_key = header.get("confidence")
-        positions: list[tuple[float, float]] = []
-        types: list[str] = []
-        for row in reader:
-            where = f"{path}, line {reader.line_num}"
-            positions.append((
-                _parse_float(row[header["x"]] or "", where=where, column="x"),
-                _parse_float(row[header["y"]] or "", where=where, column="y"),
-            ))
-            kind = (row[type_key] or "").strip() if type_key is not None else "column"
-            if confidence_key is not None:
-                if _confidence(row[confidence_key], where=where) == "unsure":
-                    kind = "unsure"
-                types.append(kind)
-            elif type_key is not None:
-                types.append(kind)
+        try:
+            return _read_rows(reader, path, shape)
+        except csv.Error as exc:  # a field over the csv module's limit, a stray NUL byte
+            raise InputError(f"{path}: not a readable CSV ({exc}); "
+                             "expected rows of x,y pixel positions") from None
+
+
+def _read_rows(reader: csv.DictReader[str], path: Path,
+               shape: tuple[int, int]) -> tuple[NDArray[np.float64], tuple[str, ...]]:
+    """The positions and column types of the rows of ``reader`` (see read_positions_csv)."""
+    header = {name.strip().lower(): name for name in reader.fieldnames or []}
+    missing = [name for name in ("x", "y") if name not in header]
+    if missing:
+        raise InputError(
+            f"{path}: CSV lacks column(s) {missing}; header must hold x,y "
+            f"(pixels) and optionally column_type; got {reader.fieldnames}"
+        )
+    type_key = header.get("column_type")
+    confidence_key = header.get("confidence")
+    positions: list[tuple[float, float]] = []
+    types: list[str] = []
+    for row in reader:
+        where = f"{path}, line {reader.line_num}"
+        positions.append((
+            _parse_float(row[header["x"]] or "", where=where, column="x"),
+            _parse_float(row[header["y"]] or "", where=where, column="y"),
+        ))
+        kind = (row[type_key] or "").strip() if type_key is not None else "column"
+        if confidence_key is not None:
+            if _confidence(row[confidence_key], where=where) == "unsure":
+                kind = "unsure"
+            types.append(kind)
+        elif type_key is not None:
+            types.append(kind)
     if not positions:
         raise InputError(f"{path}: CSV holds a header but no positions")
     coords = np.array(positions, dtype=np.float64)

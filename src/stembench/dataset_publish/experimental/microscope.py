@@ -197,9 +197,11 @@ def _read_signals(path: Path) -> list[dict[str, Any]]:
     except ImportError as exc:
         raise InputError(f"{path}: rosettasciio needs a missing library to read it: "
                          f"{exc}") from exc
-    except (ValueError, OSError, KeyError, IndexError, TypeError) as exc:
+    except Exception as exc:  # any failure of a reader on a file it cannot parse
+        detail = " ".join(str(exc).split())[:200]
         raise InputError(f"{path}: rosettasciio could not read it as {suffix} "
-                         f"({type(exc).__name__}: {exc})") from exc
+                         f"({type(exc).__name__}: {detail}); is it really a {suffix} "
+                         "file?") from exc
     return list(signals)
 
 

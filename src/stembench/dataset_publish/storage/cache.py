@@ -21,9 +21,11 @@ Filling the cache tries, in order:
 
 from __future__ import annotations
 
+import fcntl
 import importlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -190,6 +192,23 @@ def _fill(request: CacheRequest) -> None:
     _write_provenance(request)
 
 
+@contextmanager
+def _one_filler(path: Path) -> Iterator[None]:
+    """Fill a cache entry in one process at a time; remove what a killed filler left.
+
+    Every filler of ``path`` holds an exclusive ``flock`` on ``<path>.lock`` (released by
+    the kernel however the holder ends), so the temporary files beside ``path``
+    (``.<name>.<hex>.tmp``, see :class:`stembench.atomic.AtomicPath`) found while holding
+    it belong to no live writer: they are the leftovers of a build that was killed.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a", encoding="utf-8") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        for leftover in path.parent.glob(f".{path.name}.*.tmp"):
+            leftover.unlink(missing_ok=True)
+        yield
+
+
 def _write_provenance(request: CacheRequest) -> None:
     provenance_path(request.path).write_text(json.dumps(request.provenance, indent=1) + "\n",
                                              encoding="utf-8")
@@ -210,8 +229,10 @@ def load_cached(name: str, *, preset: str, version: str | None, cache_dir: Path 
     if rebuild:
         _remove(path)
     if not path.is_file():
-        _fill(CacheRequest(name=name, version=version, preset=preset, path=path,
-                           service=service))
+        with _one_filler(path):
+            if not path.is_file():  # another process may have filled it while we waited
+                _fill(CacheRequest(name=name, version=version, preset=preset, path=path,
+                                   service=service))
     _check_cached(path, name=name, version=version, cache_dir=cache_dir)
     dataset = open_dataset(path, verify=True)
     dataset.provenance = _read_provenance(path)

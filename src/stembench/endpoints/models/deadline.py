@@ -21,7 +21,8 @@ from typing import Any
 
 from stembench.errors import InputError
 
-__all__ = ["DEFAULT_IMAGE_TIMEOUT_S", "DeadlineExceeded", "check_timeout", "deadline"]
+__all__ = ["DEFAULT_IMAGE_TIMEOUT_S", "DeadlineExceeded", "check_timeout", "deadline",
+           "user_interrupts"]
 
 #: Seconds one model call on one image may take before the image is failed.
 DEFAULT_IMAGE_TIMEOUT_S = 300.0
@@ -111,3 +112,35 @@ def deadline(seconds: float | None) -> Iterator[None]:
     else:
         with _async_raise(seconds):
             yield
+
+
+@contextmanager
+def user_interrupts() -> Iterator[threading.Event]:
+    """Tell the user's Ctrl-C apart from a ``KeyboardInterrupt`` a model raises itself.
+
+    Yields an event that is set when ``SIGINT`` arrives within the block (in the main
+    thread; the previous handler then runs as it would have). A ``KeyboardInterrupt``
+    caught with the event unset was raised by the code in the block, not by the user. In
+    another thread no signal is delivered, so the event stays unset.
+    """
+    pressed = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield pressed
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is None:  # a handler set outside Python: leave it alone
+        yield pressed
+        return
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        pressed.set()
+        if callable(previous):
+            previous(signum, frame)
+        elif previous == signal.SIG_DFL:
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield pressed
+    finally:
+        signal.signal(signal.SIGINT, previous)

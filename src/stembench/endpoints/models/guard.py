@@ -18,7 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from stembench.endpoints.models.base import Model
-from stembench.endpoints.models.deadline import DeadlineExceeded, deadline
+from stembench.endpoints.models.deadline import DeadlineExceeded, deadline, user_interrupts
 
 __all__ = [
     "MAX_POSITIONS_PER_PIXEL",
@@ -154,8 +154,15 @@ def run_model_safely(
     name = _model_name(model)
     start = time.perf_counter()
     try:
-        with deadline(timeout_s):
+        with user_interrupts() as pressed, deadline(timeout_s):
             result = model.locate(image, pixel_size)
+    except KeyboardInterrupt as exc:
+        if pressed.is_set():  # the user's Ctrl-C (SIGINT): it ends the run, as it should
+            raise
+        seconds = time.perf_counter() - start
+        message = (f"image {image_id!r}: model {name!r} raised KeyboardInterrupt: {exc} (not "
+                   "a Ctrl-C: the model raised it itself; it fails this image only)")
+        return ModelOutput(image_id, name, None, message, seconds)
     except DeadlineExceeded:
         seconds = time.perf_counter() - start
         message = (f"image {image_id!r}: model {name!r} ran past the {timeout_s:g} s deadline "
@@ -217,16 +224,26 @@ def run_model_batch_safely(
                                  timeout_s=timeout_s)]
     start = time.perf_counter()
     try:
-        with deadline(None if timeout_s is None else timeout_s * len(images)):
+        with user_interrupts() as pressed, \
+                deadline(None if timeout_s is None else timeout_s * len(images)):
             results = list(model.locate_batch(images, pixel_sizes))
         if len(results) != len(images):
             raise ValueError(f"{len(results)} results for {len(images)} images")
+    except KeyboardInterrupt:
+        if pressed.is_set():
+            raise
+        return _one_by_one(model, images, pixel_sizes, image_ids, timeout_s)
     except (Exception, SystemExit, DeadlineExceeded):
-        return [run_model_safely(model, image, pixel_size, image_id=image_id,
-                                 timeout_s=timeout_s)
-                for image, pixel_size, image_id in zip(images, pixel_sizes, image_ids,
-                                                       strict=True)]
+        return _one_by_one(model, images, pixel_sizes, image_ids, timeout_s)
     seconds = (time.perf_counter() - start) / len(images)
     name = _model_name(model)
     return [_checked(result, image, image_id=image_id, name=name, seconds=seconds)
             for result, image, image_id in zip(results, images, image_ids, strict=True)]
+
+
+def _one_by_one(model: Model, images: Sequence[NDArray[np.floating]],
+                pixel_sizes: Sequence[float], image_ids: Sequence[str],
+                timeout_s: float | None) -> list[ModelOutput]:
+    """Each image alone through :func:`run_model_safely` (after a failed batch)."""
+    return [run_model_safely(model, image, pixel_size, image_id=image_id, timeout_s=timeout_s)
+            for image, pixel_size, image_id in zip(images, pixel_sizes, image_ids, strict=True)]

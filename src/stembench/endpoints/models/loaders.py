@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import math
+import os
 from abc import abstractmethod
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -23,6 +25,7 @@ from numpy.typing import NDArray
 
 from stembench._optional import require
 from stembench.endpoints.models.base import Model, ModelInfo, sha256_file
+from stembench.endpoints.models.deadline import DeadlineExceeded, check_timeout, deadline
 from stembench.endpoints.models.postprocess import coordinates_from_probability
 from stembench.errors import InputError, ModelError
 from stembench.validation import validate_image
@@ -37,20 +40,54 @@ __all__ = [
 ]
 
 
+#: Environment variable with the seconds a model module may take to import.
+IMPORT_TIMEOUT_ENV = "STEMBENCH_MODEL_IMPORT_TIMEOUT"
+#: Seconds a model module may take to import when ``$STEMBENCH_MODEL_IMPORT_TIMEOUT`` is unset.
+DEFAULT_IMPORT_TIMEOUT_S = 300.0
+
+
+def import_timeout() -> float:
+    """Seconds a ``module:function`` model's module may take to import.
+
+    Raises
+    ------
+    InputError
+        If ``$STEMBENCH_MODEL_IMPORT_TIMEOUT`` is set to anything but a positive number.
+    """
+    text = os.environ.get(IMPORT_TIMEOUT_ENV, "").strip()
+    if not text:
+        return DEFAULT_IMPORT_TIMEOUT_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    return float(check_timeout(value, option=f"${IMPORT_TIMEOUT_ENV} ({text!r})") or 0)
+
+
 def import_object(spec: str) -> Any:
     """Import ``"package.module:attribute"`` (the attribute may be dotted).
+
+    The import has a deadline (:func:`import_timeout`), so a module that blocks while it is
+    imported fails the model instead of hanging the run.
 
     Raises
     ------
     ModelError
-        If the spec has no ``:``, the module cannot be imported (or raises while it is
-        imported) or lacks the attribute.
+        If the spec has no ``:``, the module cannot be imported (raises while it is
+        imported, or runs past the deadline) or lacks the attribute.
     """
     module_name, sep, attribute = spec.partition(":")
     if not sep or not module_name or not attribute:
         raise ModelError(f"model spec {spec!r}: expected 'module:attribute'")
+    seconds = import_timeout()
     try:
-        target: Any = importlib.import_module(module_name)
+        with deadline(seconds):
+            target: Any = importlib.import_module(module_name)
+    except DeadlineExceeded:
+        raise ModelError(
+            f"model spec {spec!r}: importing module {module_name!r} took longer than "
+            f"{seconds:g} s ({IMPORT_TIMEOUT_ENV}); a model module must not block while it is "
+            "imported") from None
     except ImportError as exc:
         raise ModelError(
             f"model spec {spec!r}: cannot import module {module_name!r}: {exc}"
@@ -329,5 +366,13 @@ class CallableModel(Model):
         return ModelInfo(self.name, version, "python", self._sha256)
 
     def locate(self, image: NDArray[np.floating], pixel_size: float) -> NDArray[np.float64]:
-        """Call the function; the result is converted to float64 (validation is the guard's)."""
-        return np.asarray(self.function(image, pixel_size), dtype=np.float64)
+        """Call the function; the result is converted to float64 (validation is the guard's).
+
+        A result that is not numeric (a dict, text) is returned as it is, so that the guard
+        says what the function returned instead of how the conversion failed.
+        """
+        result = self.function(image, pixel_size)
+        try:
+            return np.asarray(result, dtype=np.float64)
+        except (TypeError, ValueError):
+            return result
