@@ -121,7 +121,7 @@ def test_registered_source_fills_cache_before_building(tmp_path, fake_builder, m
         requests.append(request)
         if request.preset != "remote":
             return False
-        request.path.parent.mkdir(parents=True)
+        assert request.path.parent.is_dir()  # the cache made the entry's folder (its lock)
         with DatasetWriter(request.path, name=request.name, version=request.version,
                            generator_params={"from": "source"}) as writer:
             writer.add(image_factory("fetched"))

@@ -205,12 +205,12 @@ def csv_huge_field(tmp: Path, _: Path) -> list[str]:
 
 def assess_run_dict_model(tmp: Path, _: Path) -> list[str]:
     return ["assess", str(_lattice(tmp)), "--pixel-size", "0.2", "--out", str(tmp / "a"),
-            "--run", "stembench_faults:dict_model"]
+            "--run", "stembench_faults:dict_model", "--no-twin"]
 
 
 def assess_run_slow_model(tmp: Path, _: Path) -> list[str]:
     return ["assess", str(_lattice(tmp)), "--pixel-size", "0.2", "--out", str(tmp / "a"),
-            "--run", "stembench_faults:sleepy_model", "--image-timeout", "0.5"]
+            "--run", "stembench_faults:sleepy_model", "--image-timeout", "0.5", "--no-twin"]
 
 
 def submit_csv(tmp: Path, _: Path) -> list[str]:

@@ -67,7 +67,7 @@ class CacheRequest:
     name, version, preset : str
         Which dataset.
     path : Path
-        Where its HDF5 file must be placed.
+        Where its HDF5 file must be placed (its folder exists).
     service : str, optional
         The MDF service to ask (``"prod"``, ``"staging"``, ``"dev"``); ``None`` lets the
         source choose (mdf-cli's default, or ``$MDF_SERVICE``).
