@@ -3,6 +3,8 @@ dataset version, covering every image, idempotent, size-limited, with a valid mo
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pytest
 import service_fakes as fakes
@@ -134,8 +136,13 @@ def test_size_limits_are_stated(tmp_path, database_url, dataset_cache, globus_au
                          headers={**bearer("alice"), "Content-Type": "application/octet-stream"})
         assert big.status_code == 413 and "limit 16384" in big.json()["detail"]
         assert "in parts" in big.json()["detail"]
-        answer = upload(client, data, part_bytes=16_000)
-        assert answer.status_code == 413
-        assert f"{len(data)} bytes compressed" in answer.json()["detail"]
+        digest = hashlib.sha256(data).hexdigest()
+        first = client.put(f"/api/uploads/{digest}/parts/0", content=data[:16_000],
+                           headers={**bearer("alice"), "Content-Type": "application/octet-stream"})
+        assert first.status_code == 200
+        answer = client.put(f"/api/uploads/{digest}/parts/1", content=data[16_000:32_000],
+                            headers={**bearer("alice"), "Content-Type": "application/octet-stream"})
+        assert answer.status_code == 413  # refused as the parts arrive, not at completion
+        assert f"would hold {min(len(data), 32_000)} bytes" in answer.json()["detail"]
         assert "limit of 20000 bytes" in answer.json()["detail"]
     app.state.engine.dispose()

@@ -32,6 +32,18 @@ def _rows(db: DB, job_id: str) -> tuple[Job, list[dict[str, object]]]:
     return job, [{f: getattr(r, f) for f in _FIELDS} for r in rows]
 
 
+#: A spreadsheet reads a cell that starts with one of these as a formula.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: object) -> object:
+    """A CSV cell that a spreadsheet shows as text: user text that starts like a formula
+    gets a leading apostrophe (numbers stay numbers)."""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def _attachment(name: str) -> dict[str, str]:
     return {"Content-Disposition": f'attachment; filename="{name}"'}
 
@@ -39,12 +51,14 @@ def _attachment(name: str) -> dict[str, str]:
 @router.get("/api/jobs/{job_id}/scores.csv", response_class=Response,
             responses={200: {"content": {"text/csv": {}}}, **_NOT_FOUND})
 def scores_csv(job_id: JobId, db: DB) -> Response:
-    """Every per-image score of a finished entry as CSV (one row per image)."""
+    """Every per-image score of a finished entry as CSV (one row per image); text cells that
+    start with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return get a leading ``'`` so
+    that a spreadsheet does not run them as formulas."""
     job, rows = _rows(db, job_id)
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=_FIELDS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({key: _cell(value) for key, value in row.items()} for row in rows)
     return Response(buffer.getvalue(), media_type="text/csv",
                     headers=_attachment(f"stembench-{job.id}-scores.csv"))
 

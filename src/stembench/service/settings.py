@@ -80,6 +80,10 @@ class ServiceSettings:
         Bootstrap samples of the cutoffs computed when a job finishes.
     max_upload_bytes, upload_part_bytes : int
         Largest compressed results upload (bytes, all parts together) and largest part.
+    upload_quota_bytes : int
+        Bytes one user's unfinished uploads may hold together (parts count as they arrive).
+    upload_abandon_s : float
+        An unfinished upload that receives no part for this long (seconds) is deleted.
     """
 
     data_dir: Path = field(default_factory=default_data_dir)
@@ -105,13 +109,16 @@ class ServiceSettings:
     report_bootstrap: int = 100
     max_upload_bytes: int = 64 * 1024 * 1024
     upload_part_bytes: int = 8 * 1024 * 1024
+    upload_quota_bytes: int = 128 * 1024 * 1024
+    upload_abandon_s: float = 24 * 3600.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))
         if self.executor not in ("local", "thread", "globus"):
             raise InputError(f"service settings: executor must be local, thread or globus, "
                              f"got {self.executor!r}")
-        for name in ("token_cache_ttl_s", "poll_interval_s", "lease_s", "cancel_poll_s"):
+        for name in ("token_cache_ttl_s", "poll_interval_s", "lease_s", "cancel_poll_s",
+                     "upload_quota_bytes", "upload_abandon_s"):
             if not getattr(self, name) > 0:
                 raise InputError(f"service settings: {name} must be > 0, got {getattr(self, name)}")
         if self.max_payload_bytes < 1024:

@@ -5,7 +5,10 @@ part size, and sends each with ``PUT /api/uploads/{sha256}/parts/{index}`` (``sh
 the whole compressed file). ``POST /api/uploads/{sha256}/complete`` with the model card
 joins the parts, checks the hash, the size limit, the model card, the dataset content hash
 and that every image of the dataset version is covered (saying which are missing), and
-queues the entry; the worker then re-scores it from its coordinates. Everything is
+queues the entry; the worker then re-scores it from its coordinates. Parts count against
+the upload's size limit and the user's quota (``upload_quota_bytes``) as they arrive; a
+refused upload's parts are deleted, and so are those of an upload left unfinished for
+``upload_abandon_s``. Model cards may not take a registered model's name. Everything is
 idempotent: a part sent twice is stored once, and completing the same content with the
 same card again (by the same owner) answers the same entry.
 """
@@ -14,16 +17,19 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import threading
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi import Path as PathParam
+from starlette.concurrency import run_in_threadpool
 
 from stembench.atomic import atomic_write_bytes
 from stembench.errors import InputError
 from stembench.service import store
-from stembench.service.api import _AUTH_ERRORS, DB, Caller, job_out
+from stembench.service.api import _AUTH_ERRORS, DB, Caller, job_out, registered_models
 from stembench.service.entries import (
     INFLATION,
     held_dataset,
@@ -51,17 +57,72 @@ def _folder(settings: ServiceSettings, owner: str, digest: str) -> Path:
     return settings.data_dir / "uploads" / owner_key / digest
 
 
+_LOCKS: dict[Path, threading.Lock] = {}
+_LOCKS_LOCK = threading.Lock()
+
+
+def _owner_lock(folder: Path) -> threading.Lock:
+    with _LOCKS_LOCK:
+        return _LOCKS.setdefault(folder, threading.Lock())
+
+
+def _part_bytes(folder: Path) -> int:
+    """Bytes of every stored part under ``folder``."""
+    return sum(p.stat().st_size for p in folder.rglob("*.part")) if folder.is_dir() else 0
+
+
+def drop_abandoned(folder: Path, max_age_s: float) -> None:
+    """Delete the uploads under an owner's ``folder`` that received no part for ``max_age_s``."""
+    if not folder.is_dir():
+        return
+    cutoff = time.time() - max_age_s
+    for upload in folder.iterdir():
+        stamps = [p.stat().st_mtime for p in upload.iterdir()] if upload.is_dir() else []
+        if max(stamps, default=upload.stat().st_mtime) < cutoff:
+            shutil.rmtree(upload, ignore_errors=True)
+
+
+def _store_part(settings: ServiceSettings, owner: str, digest: str, index: int,
+                data: bytes) -> UploadPartOut:
+    """Keep one part if the upload and the owner's unfinished uploads stay within limits."""
+    folder = _folder(settings, owner, digest)
+    with _owner_lock(folder.parent):
+        drop_abandoned(folder.parent, settings.upload_abandon_s)
+        part = folder / f"{index:05d}.part"
+        replaced = part.stat().st_size if part.is_file() else 0
+        upload = _part_bytes(folder) - replaced + len(data)
+        if upload > settings.max_upload_bytes:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise HTTPException(413, f"upload {digest[:12]}: its parts would hold {upload} bytes, "
+                                     f"over this service's limit of {settings.max_upload_bytes} "
+                                     "bytes for one upload; its parts were deleted")
+        held = _part_bytes(folder.parent) - replaced
+        if held + len(data) > settings.upload_quota_bytes:
+            raise HTTPException(413, f"your unfinished uploads hold {held} bytes; this part of "
+                                     f"{len(data)} bytes would pass your quota of "
+                                     f"{settings.upload_quota_bytes} bytes: complete them, or "
+                                     "wait until unfinished ones expire")
+        folder.mkdir(parents=True, exist_ok=True)
+        temporary = folder / f"{index:05d}.part.tmp"
+        temporary.write_bytes(data)
+        temporary.replace(part)
+    return UploadPartOut(index=index, size=len(data), sha256=hashlib.sha256(data).hexdigest())
+
+
 @router.put("/{digest}/parts/{index}", response_model=UploadPartOut, responses=_ERRORS)
 async def put_part(digest: Digest, index: Index, caller: Caller,
                    request: Request) -> UploadPartOut:
-    """Store one part of an upload (raw bytes; the body limit is the service's part size)."""
+    """Store one part of an upload (raw bytes; the body limit is the service's part size).
+
+    Parts count against the upload's size limit and the caller's quota as they arrive;
+    an upload that would pass its limit is deleted, one that receives no part for
+    ``upload_abandon_s`` is deleted as abandoned.
+    """
     data = await request.body()
     if not data:
         raise HTTPException(422, f"part {index} is empty")
-    folder = _folder(request.app.state.settings, caller.sub, digest)
-    folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(folder / f"{index:05d}.part", data)
-    return UploadPartOut(index=index, size=len(data), sha256=hashlib.sha256(data).hexdigest())
+    return await run_in_threadpool(_store_part, request.app.state.settings, caller.sub, digest,
+                                   index, data)
 
 
 @router.get("/{digest}", response_model=list[UploadPartOut], responses=_AUTH_ERRORS)
@@ -91,6 +152,14 @@ def _joined(folder: Path, digest: str, parts: int, limit: int) -> bytes:
     return data
 
 
+def _check_name(name: str) -> None:
+    """Refuse an entry named like a registered model (built-in or plug-in), in any case."""
+    taken = {model.name.lower() for model in registered_models() or []}
+    if name.lower() in taken:
+        raise InputError(f"model card name {name!r} is the name of a model this service "
+                         "evaluates itself; name your entry differently")
+
+
 def _check(settings: ServiceSettings, data: bytes, body: UploadIn) -> tuple[dict[str, Any],
                                                                             Any]:
     """The validated card and the dataset the upload is for; HTTP 422 with the reason."""
@@ -99,6 +168,7 @@ def _check(settings: ServiceSettings, data: bytes, body: UploadIn) -> tuple[dict
 
     try:
         card = validate_card(body.model_card)
+        _check_name(str(card["name"]))
         shards = read_upload(data, max_bytes=settings.max_upload_bytes * INFLATION)
         identity = model_identity(shards)
         claimed, reported = card["weights_sha256"], identity.get("weights_sha256")
@@ -130,8 +200,13 @@ def complete(digest: Digest, body: UploadIn, caller: Caller, db: DB, request: Re
     """Join the parts, check them, and queue the entry for re-scoring (202; 200 if a retry)."""
     settings: ServiceSettings = request.app.state.settings
     folder = _folder(settings, caller.sub, digest)
-    data = _joined(folder, digest, body.parts, settings.max_upload_bytes)
-    card, held = _check(settings, data, body)
+    try:
+        data = _joined(folder, digest, body.parts, settings.max_upload_bytes)
+        card, held = _check(settings, data, body)
+    except HTTPException as exc:
+        if exc.status_code != 409:  # refused, not incomplete: its parts are deleted
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
     target = upload_file(settings, store.upload_key(caller.sub, digest, card))
     if not target.is_file():  # kept before the job exists: the worker may claim it at once
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -141,5 +216,7 @@ def complete(digest: Digest, body: UploadIn, caller: Caller, db: DB, request: Re
         dataset_name=held.name, dataset_preset=body.dataset_preset, dataset_version=held.version)
     if not created:
         response.status_code = 200
+        if job.status == "done":  # scored already: the copy just kept is not needed
+            target.unlink(missing_ok=True)
     shutil.rmtree(folder, ignore_errors=True)
     return UploadOut(entry=job_out(job), url=f"/entries/{job.id}", duplicate=not created)

@@ -306,13 +306,15 @@ class Worker:
     def _finish_upload(self, job: Job, folder: Path) -> None:
         from stembench.service.entries import INFLATION, read_upload, upload_file
 
+        path = upload_file(self.settings, job.submission_key)
         try:
-            shards = read_upload(upload_file(self.settings, job.submission_key).read_bytes(),
+            shards = read_upload(path.read_bytes(),
                                  max_bytes=self.settings.max_upload_bytes * INFLATION)
         except (OSError, InputError) as exc:
             self._fail(job, f"cannot read the uploaded results: {exc}")
-            return
-        self._finish(job, shards, folder)
+        else:
+            self._finish(job, shards, folder)
+        path.unlink(missing_ok=True)  # stored or refused: the upload is no longer needed
 
     def _finish(self, job: Job, shards: list[dict[str, Any]], folder: Path) -> None:
         """Re-score the shards from their coordinates, then store records, cutoffs and card."""

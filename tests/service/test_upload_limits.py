@@ -1,0 +1,103 @@
+"""Uploads a hostile user cannot abuse: parts count against the upload's limit and the user's
+quota as they arrive, refused and abandoned uploads are deleted, built-in model names are
+reserved, and user text in the scores CSV cannot run as a spreadsheet formula."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import os
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+from service_helpers import bearer, make_settings
+from service_uploads import CARD, packed, results_file, shards, upload
+
+from stembench.service.app import create_app
+from stembench.service.worker import Worker
+
+OCTETS = {"Content-Type": "application/octet-stream"}
+
+
+def _put(client, digest: str, index: int, size: int, who: str = "alice"):
+    return client.put(f"/api/uploads/{digest}/parts/{index}", content=b"x" * size,
+                      headers={**bearer(who), **OCTETS})
+
+
+def _parts(settings, who: str = "alice") -> list[str]:
+    root = settings.data_dir / "uploads"
+    owner = hashlib.sha256(who.encode()).hexdigest()[:24]
+    return sorted(p.name for p in (root / owner).glob("*")) if (root / owner).is_dir() else []
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_parts_count_against_limit_and_quota_as_they_arrive(tmp_path, database_url,
+                                                           dataset_cache, globus_auth) -> None:
+    settings = make_settings(tmp_path, database_url, max_upload_bytes=20_000,
+                             upload_part_bytes=16_384, upload_quota_bytes=30_000)
+    a, b, c, d = (hashlib.sha256(n.encode()).hexdigest() for n in "abcd")
+    with TestClient(create_app(settings)) as client:
+        assert _put(client, a, 0, 15_000).status_code == 200
+        assert _put(client, a, 0, 15_000).status_code == 200  # a part sent again counts once
+        over = _put(client, a, 1, 6_000)  # the upload would hold 21,000 bytes
+        assert over.status_code == 413 and "limit of 20000 bytes" in over.json()["detail"]
+        assert a not in _parts(settings)  # a refused upload is deleted
+        assert _put(client, b, 0, 15_000).status_code == 200
+        assert _put(client, c, 0, 15_000).status_code == 200
+        quota = _put(client, d, 0, 100)
+        assert quota.status_code == 413 and "quota of 30000 bytes" in quota.json()["detail"]
+        assert _parts(settings) == sorted([b, c])
+        assert _put(client, d, 0, 100, who="bob").status_code == 200  # quotas are per user
+        for part in (settings.data_dir / "uploads").rglob(f"{b}/*.part"):
+            os.utime(part, (time.time() - 2 * settings.upload_abandon_s,) * 2)
+        assert _put(client, d, 0, 100).status_code == 200  # the abandoned upload made room
+        assert _parts(settings) == sorted([c, d])
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_refused_completion_deletes_the_parts(client, settings) -> None:
+    data = b"not gzip at all"
+    answer = upload(client, data)
+    assert answer.status_code == 422 and "not a gzip" in answer.json()["detail"]
+    assert _parts(settings) == []
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("name", ["log-blob", "Atomap-Like", "atomsegnet"])
+def test_builtin_model_names_are_reserved(client, tmp_path, dataset_cache, name) -> None:
+    data = packed(shards(results_file(tmp_path / "r.jsonl", dataset_cache)))
+    answer = upload(client, data, card={**CARD, "name": name})
+    assert answer.status_code == 422
+    assert f"model card name {name!r} is the name of a model" in answer.json()["detail"]
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_csv_cells_cannot_run_as_formulas(client, settings, tmp_path, dataset_cache) -> None:
+    items = shards(results_file(tmp_path / "r.jsonl", dataset_cache))
+    hostile = ["=HYPERLINK(\"http://x\")", "+1+cmd", "-2-cmd", "@SUM(A1)", "\t=1"]
+    for shard in items:
+        shard["runtime"]["host"] = hostile[0]
+        shard["runtime"]["device"] = hostile[1]
+    items[0]["images"][0].update(error=hostile[2], coordinates=None)
+    items[0]["images"][1].update(error=hostile[3], coordinates=None)
+    items[0]["images"][2].update(error=hostile[4], coordinates=None)
+    answer = upload(client, packed(items))
+    assert answer.status_code == 202, answer.text
+    entry = answer.json()["entry"]["id"]
+    assert Worker(client.app.state.settings, client.app.state.sessions).run_once()
+    assert not list((settings.data_dir / "uploads" / "complete").glob("*"))  # used and deleted
+    text = client.get(f"/api/jobs/{entry}/scores.csv").text
+    cells = {cell for row in csv.reader(io.StringIO(text)) for cell in row}
+    assert {"'" + value for value in hostile} <= cells
+    assert not [cell for cell in cells if cell[:1] in ("=", "+", "@", "\t")]
+    assert not [cell for cell in cells if cell.startswith("-") and not _number(cell)]
+
+
+def _number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
