@@ -220,16 +220,18 @@ def test_remote_settings_are_checked(tmp_path: Path, changes: dict[str, Any],
         make_settings(tmp_path, "sqlite://", **{**values, **changes})
 
 
-def test_allowed_endpoints_from_the_environment() -> None:
+def test_allowed_endpoints_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     from stembench.service.settings import ServiceSettings
 
-    settings = ServiceSettings.from_env({
+    for name, value in {
         "STEMBENCH_SERVICE_EXECUTOR": "globus",
         "STEMBENCH_SERVICE_ALLOWED_ENDPOINT_IDS": f"{ALLOWED}, {OTHER.upper()}",
         "STEMBENCH_SERVICE_COMPUTE_FUNCTION_ID": FUNCTION,
         "STEMBENCH_SERVICE_CREDENTIALS_KEY": KEY,
         "STEMBENCH_SERVICE_GLOBUS_CLIENT_ID": CLIENT_ID,
-        "STEMBENCH_SERVICE_GLOBUS_CLIENT_SECRET": "secret"})
+        "STEMBENCH_SERVICE_GLOBUS_CLIENT_SECRET": "secret"}.items():
+        monkeypatch.setenv(name, value)
+    settings = ServiceSettings.from_env()
     assert settings.allowed_endpoint_ids == (ALLOWED, OTHER)
     assert settings.endpoint_refusal(OTHER.upper()) is None
 

@@ -33,6 +33,7 @@ def serve(
     from stembench._optional import require
 
     uvicorn = require("uvicorn", extra="service", purpose="stembench serve")
+    require("pydantic_settings", extra="service", purpose="stembench serve")
     from stembench.service.app import create_app
     from stembench.service.settings import ServiceSettings
 

@@ -1,14 +1,19 @@
-"""Typed, validated settings of the service, read from arguments or ``STEMBENCH_*`` env vars."""
+"""Typed, validated settings of the service, read from arguments or ``STEMBENCH_SERVICE_*``
+environment variables (pydantic-settings: each variable is read as its field's type).
+"""
 
 from __future__ import annotations
 
 import os
 import re
 import uuid
-from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+import pydantic
+import pydantic_settings
+
+from stembench._optional import require
 from stembench.errors import InputError
 
 __all__ = ["ENV_PREFIX", "ExecutorKind", "ServiceSettings", "default_data_dir"]
@@ -24,8 +29,14 @@ def default_data_dir() -> Path:
     return Path(base) / "stembench" / "service"
 
 
-@dataclass(frozen=True)
-class ServiceSettings:
+def _comma_separated(value: Any) -> Any:
+    """An environment variable's ``"a, b"`` as ``("a", "b")``; other values as given."""
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
+class ServiceSettings(pydantic_settings.BaseSettings):
     """Everything the service is configured by.
 
     Attributes
@@ -86,19 +97,26 @@ class ServiceSettings:
         An unfinished upload that receives no part for this long (seconds) is deleted.
     """
 
-    data_dir: Path = field(default_factory=default_data_dir)
+    model_config = pydantic_settings.SettingsConfigDict(
+        env_prefix=ENV_PREFIX, frozen=True, extra="forbid", env_ignore_empty=True)
+
+    data_dir: Path = pydantic.Field(default_factory=default_data_dir)
     database_url: str | None = None
     globus_client_id: str | None = None
-    globus_client_secret: str | None = field(default=None, repr=False)
+    globus_client_secret: str | None = pydantic.Field(default=None, repr=False)
     required_scope: str | None = None
     token_cache_ttl_s: float = 60.0
     max_payload_bytes: int = 64 * 1024
     executor: ExecutorKind = "local"
     workers: int = 2
-    allowed_endpoint_ids: tuple[str, ...] = ()
+    allowed_endpoint_ids: Annotated[
+        tuple[str, ...], pydantic_settings.NoDecode,
+        pydantic.BeforeValidator(_comma_separated),
+        pydantic.AfterValidator(lambda ids: tuple(_uuid(e, "allowed_endpoint_ids") for e in ids)),
+    ] = ()
     default_endpoint_id: str | None = None
     compute_function_id: str | None = None
-    credentials_key: str | None = field(default=None, repr=False)
+    credentials_key: str | None = pydantic.Field(default=None, repr=False)
     dataset_cache_dir: str | None = None
     shard_function: str = "stembench.endpoints.shard:evaluate_shard"
     describe_function: str = "stembench.endpoints.shard:describe_dataset"
@@ -112,11 +130,31 @@ class ServiceSettings:
     upload_quota_bytes: int = 128 * 1024 * 1024
     upload_abandon_s: float = 24 * 3600.0
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "data_dir", Path(self.data_dir))
-        if self.executor not in ("local", "thread", "globus"):
-            raise InputError(f"service settings: executor must be local, thread or globus, "
-                             f"got {self.executor!r}")
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: Any, init_settings: Any,
+                                   env_settings: Any, dotenv_settings: Any,
+                                   file_secret_settings: Any) -> tuple[Any, ...]:
+        """Settings come from the arguments only; :meth:`from_env` adds the environment."""
+        return (init_settings,)
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except pydantic.ValidationError as exc:
+            first = exc.errors()[0]
+            error = first.get("ctx", {}).get("error")
+            if isinstance(error, InputError):  # from the checks below: already one clear line
+                raise error from None
+            where = ".".join(str(part) for part in first["loc"]) or "settings"
+            raise InputError(f"service settings: {where}: {first['msg']} (got "
+                             f"{first.get('input')!r})") from None
+
+    @pydantic.model_validator(mode="after")
+    def _checked(self) -> ServiceSettings:
+        self._check()
+        return self
+
+    def _check(self) -> None:
         for name in ("token_cache_ttl_s", "poll_interval_s", "lease_s", "cancel_poll_s",
                      "upload_quota_bytes", "upload_abandon_s"):
             if not getattr(self, name) > 0:
@@ -136,8 +174,7 @@ class ServiceSettings:
         self._check_endpoints()
 
     def _check_endpoints(self) -> None:
-        allowed = tuple(_uuid(e, "allowed_endpoint_ids") for e in self.allowed_endpoint_ids)
-        object.__setattr__(self, "allowed_endpoint_ids", allowed)
+        allowed = self.allowed_endpoint_ids
         if self.executor != "globus":
             if allowed or self.default_endpoint_id:
                 raise InputError("service settings: allowed_endpoint_ids and "
@@ -208,21 +245,24 @@ class ServiceSettings:
         return bool(self.globus_client_id and self.globus_client_secret)
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> ServiceSettings:
+    def from_env(cls, **overrides: Any) -> ServiceSettings:
         """Settings from ``STEMBENCH_SERVICE_<FIELD>`` variables, then ``overrides``.
 
         For example ``STEMBENCH_SERVICE_DATABASE_URL``, ``STEMBENCH_SERVICE_GLOBUS_CLIENT_ID``,
-        ``STEMBENCH_SERVICE_GLOBUS_CLIENT_SECRET``, ``STEMBENCH_SERVICE_REQUIRED_SCOPE``.
-        ``None`` overrides are ignored.
+        ``STEMBENCH_SERVICE_GLOBUS_CLIENT_SECRET``, ``STEMBENCH_SERVICE_REQUIRED_SCOPE``;
+        ``STEMBENCH_SERVICE_ALLOWED_ENDPOINT_IDS`` is a comma-separated list. ``None``
+        overrides are ignored.
+
+        Raises
+        ------
+        InputError
+            If a value cannot be read as its field's type, or the settings are inconsistent.
         """
-        env = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        for item in fields(cls):
-            raw = env.get(ENV_PREFIX + item.name.upper())
-            if raw is not None and raw != "":
-                values[item.name] = _convert(item.name, str(item.type), raw)
+        source = pydantic_settings.EnvSettingsSource(cls, env_prefix=ENV_PREFIX,
+                                                     env_ignore_empty=True)
+        values = {name: value for name, value in source().items()}
         values.update({k: v for k, v in overrides.items() if v is not None})
-        return replace(cls(), **values) if values else cls()
+        return cls(**values)
 
 
 def _check_fernet_key(key: str | None) -> None:
@@ -232,8 +272,6 @@ def _check_fernet_key(key: str | None) -> None:
     if not key:
         raise InputError("service settings: executor 'globus' needs credentials_key, the key "
                          f"that encrypts the users' delegated tokens {hint}")
-    from stembench._optional import require
-
     fernet = require("cryptography.fernet", extra="service", purpose="Stored credentials")
     try:
         fernet.Fernet(key.encode())
@@ -247,21 +285,3 @@ def _uuid(value: str, name: str) -> str:
         return str(uuid.UUID(value))
     except ValueError as exc:
         raise InputError(f"service settings: {name}: {value!r} is not a UUID") from exc
-
-
-def _convert(name: str, annotation: str, raw: str) -> Any:
-    if annotation.startswith("tuple"):
-        return tuple(part.strip() for part in raw.split(",") if part.strip())
-    try:
-        if annotation == "bool":
-            if raw.lower() not in ("1", "0", "true", "false", "yes", "no"):
-                raise ValueError(raw)
-            return raw.lower() in ("1", "true", "yes")
-        if annotation == "int":
-            return int(raw)
-        if annotation == "float":
-            return float(raw)
-    except ValueError as exc:
-        raise InputError(f"environment variable {ENV_PREFIX}{name.upper()}: cannot read "
-                         f"{raw!r} as {annotation}") from exc
-    return Path(raw) if annotation == "Path" else raw
