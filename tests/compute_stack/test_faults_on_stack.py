@@ -88,8 +88,6 @@ def test_transient_5xx_on_submit_is_retried(
     assert "atomap-like: 102 image(s) evaluated, 0 failed" in out
 
 
-@pytest.mark.xfail(strict=True, reason="issue 22 defect 2 (gcfix): after one refused submit "
-                   "the SDK Executor stops for good and the run aborts with a traceback")
 def test_4xx_on_submit_fails_the_shard_not_the_run(
         slurm_endpoint: EndpointProcess, compute_client: ClientSide) -> None:
     stack = compute_client.stack
