@@ -14,6 +14,10 @@ against its exact labels, and the script prints the table for the README:
   top-ranked one) has a measured F1 within 0.03 of the best model's (target: every image).
 
 Run: ``PYTHONPATH=src python bench/bench_assess_twin.py [--shape 256] [--out FILE.json]``.
+
+``--atom-lattice FILE.hdf5 --pixel-size A`` instead checks one experimental image with labels:
+an Atomap ``Atom_Lattice`` file (its image and every sublattice's atom positions), for example
+TEMUL's ``Au_NP_Atom_Lattice.hdf5`` (GPL-3.0 data, not shipped; fetch it yourself).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from stembench.datamodel import BenchmarkImage
 from stembench.dataset_publish.simulate.structures import Lattice
 
 SQRT2, SQRT3 = math.sqrt(2.0), math.sqrt(3.0)
@@ -94,6 +99,18 @@ def qualities() -> list:
             Condition("poor", 12.0, 150.0, 0.25)]
 
 
+def atom_lattice_image(path: Path, pixel_size: float) -> BenchmarkImage:
+    """The image and the atom positions of an Atomap ``Atom_Lattice`` HDF5 file."""
+    import h5py
+
+    with h5py.File(path, "r") as handle:
+        image = np.asarray(handle["image_data0"], np.float32)
+        coords = np.vstack([np.asarray(handle[name]["atom_positions"], float)
+                            for name in handle if name.startswith("_sublattice")
+                            and "atom_positions" in handle[name]])
+    return BenchmarkImage(path.stem, image, coords, pixel_size)
+
+
 def main() -> None:
     from stembench.client.assess.assessment import assess_image
     from stembench.client.assess.twin.run import assess_by_twin, builtin_model_choices
@@ -109,6 +126,8 @@ def main() -> None:
     parser.add_argument("--twins", type=int, default=3)
     parser.add_argument("--only", default="", help="comma-separated lattice names")
     parser.add_argument("--out", type=Path, default=Path("bench-assess-twin.json"))
+    parser.add_argument("--atom-lattice", type=Path, help="check this labelled image instead")
+    parser.add_argument("--pixel-size", type=float, help="A/px of --atom-lattice")
     args = parser.parse_args()
     choices = builtin_model_choices()
     loaded = {c.label: load_model(c.spec) for c in choices}
@@ -116,32 +135,36 @@ def main() -> None:
     targets = [Target("local", pool, factory=lambda: local_executor(2), max_in_flight=4)]
     rows = []
     names = [n for n in lattices() if not args.only or n in args.only.split(",")]
-    for name in names:
-        for quality in qualities():
-            image = lattice_image(lattices()[name], name, quality, shape=(args.shape, args.shape))
-            start = time.perf_counter()
-            row: dict = {"image": f"{name} {quality.name}", "predicted": {}, "measured": {}}
-            try:
-                assessment = assess_image(image.image, pixel_size_angstrom=image.pixel_size,
-                                          name=image.image_id)
-                result = assess_by_twin(image.image, pixel_size=image.pixel_size,
-                                        assessment=assessment, models=choices, targets=targets,
-                                        results_dir=Path("/tmp/bench-assess-twin"),
-                                        n_twins=args.twins, series=False)
-                row["predicted"] = {p.model: p.mean["f1"] for p in result.predictions}
-                row["recommended"] = result.recommended or result.predictions[0].model
-                row["limitations"] = result.limitations
-            except StembenchError as exc:
-                row["error"] = str(exc)  # a refusal is a result: listed, never dropped
-            for label, model in loaded.items():
-                found = model.locate(image.image, image.pixel_size)
-                row["measured"][label] = score_image(
-                    found, image.coords, pixel_size=image.pixel_size, image_shape=image.shape,
-                    image_id=image.image_id, faint=image.faint_coords).f1
-            row["seconds"] = time.perf_counter() - start
-            rows.append(row)
-            print(json.dumps(row), flush=True)
-            args.out.write_text(json.dumps(rows, indent=1))
+    if args.atom_lattice is not None:
+        cases = [(args.atom_lattice.stem, atom_lattice_image(args.atom_lattice, args.pixel_size))]
+    else:
+        cases = [(f"{name} {quality.name}", lattice_image(lattices()[name], name, quality,
+                                                          shape=(args.shape, args.shape)))
+                 for name in names for quality in qualities()]
+    for title, image in cases:
+        start = time.perf_counter()
+        row: dict = {"image": title, "predicted": {}, "measured": {}}
+        try:
+            assessment = assess_image(image.image, pixel_size_angstrom=image.pixel_size,
+                                      name=image.image_id)
+            result = assess_by_twin(image.image, pixel_size=image.pixel_size,
+                                    assessment=assessment, models=choices, targets=targets,
+                                    results_dir=Path("/tmp/bench-assess-twin"),
+                                    n_twins=args.twins, series=False)
+            row["predicted"] = {p.model: p.mean["f1"] for p in result.predictions}
+            row["recommended"] = result.recommended or result.predictions[0].model
+            row["limitations"] = result.limitations
+        except StembenchError as exc:
+            row["error"] = str(exc)  # a refusal is a result: listed, never dropped
+        for label, model in loaded.items():
+            found = model.locate(image.image, image.pixel_size)
+            row["measured"][label] = score_image(
+                found, image.coords, pixel_size=image.pixel_size, image_shape=image.shape,
+                image_id=image.image_id, faint=image.faint_coords).f1
+        row["seconds"] = time.perf_counter() - start
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+        args.out.write_text(json.dumps(rows, indent=1))
     pool.shutdown()
     summarise(rows)
 

@@ -71,6 +71,8 @@ def test_missing_lattice_sites_are_added() -> None:
     added = completed[len(found):]
     for index in (5, 40, 77):
         assert np.min(np.hypot(*(added - truth.xy_px[index]).T)) < 1.0
+    off_lattice = found[:40] + 5.0  # columns the lattice does not explain: nothing is added
+    assert len(_complete(np.vstack([off_lattice, found[:5]]), assessment, (128, 128))) == 45
 
 
 def _records(f1_by_step: dict[str, list[float]], reference: list[float]) -> list[dict]:

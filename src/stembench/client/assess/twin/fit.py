@@ -37,8 +37,8 @@ from stembench.dataset_publish.labelling.propose import LabelProposal
 from stembench.dataset_publish.simulate.twin import TwinModel
 from stembench.errors import InputError
 
-__all__ = ["COMPLETION_FRACTION", "DETECTED_PX", "EXCESS_FACTOR", "MERGED_WIDTH", "TwinFit",
-           "fit_twin", "limitations"]
+__all__ = ["COMPLETION_FRACTION", "DETECTED_PX", "EXCESS_FACTOR", "EXPLAINED_FRACTION",
+           "MERGED_WIDTH", "TwinFit", "fit_twin", "limitations"]
 
 #: Fly-back (px) or drift (px per line) below this is treated as absent.
 DETECTED_PX = 0.1
@@ -48,6 +48,8 @@ EXCESS_FACTOR = 3.0
 _CROP_PX = 160
 #: A found column wider than this many times the median width may be two merged ones.
 MERGED_WIDTH = 1.3
+#: Sites are added only when at least this fraction of the found columns lies on the lattice.
+EXPLAINED_FRACTION = 0.8
 #: A lattice site this far (fraction of the column spacing) from every found column is added.
 COMPLETION_FRACTION = 0.35
 
@@ -142,7 +144,9 @@ def _complete(xy: NDArray[np.float64], assessment: Assessment | None,
     The assistant misses columns that are faint or noisy; a twin built from its columns
     alone would lack them and flatter the detectors that miss them too. Sites farther than
     :data:`COMPLETION_FRACTION` of the column spacing from every found column are added;
-    the fit then gives each its amplitude (a faint one stays unlabelled in the twin).
+    the fit then gives each its amplitude (a faint one stays unlabelled in the twin). Nothing
+    is added when fewer than :data:`EXPLAINED_FRACTION` of the found columns lie on the
+    lattice (a finite particle, several grains, or a lattice found wrongly).
     """
     if assessment is None or len(assessment.lattice.columns_frac) == 0:
         return xy
@@ -158,8 +162,12 @@ def _complete(xy: NDArray[np.float64], assessment: Assessment | None,
     inside = (sites[:, 0] >= 0) & (sites[:, 0] <= cols - 1) & (sites[:, 1] >= 0) \
         & (sites[:, 1] <= rows - 1)
     sites = sites[inside]
+    reach = COMPLETION_FRACTION * lattice.spacing_px
+    on_lattice = cKDTree(sites).query(xy)[0] <= reach
+    if on_lattice.mean() < EXPLAINED_FRACTION:  # the lattice does not explain the columns
+        return xy
     distance = cKDTree(xy).query(sites)[0]
-    missing = sites[distance > COMPLETION_FRACTION * lattice.spacing_px]
+    missing = sites[distance > reach]
     return np.vstack([xy, missing]) if len(missing) else xy
 
 

@@ -45,6 +45,8 @@ def plot_likeness(image: NDArray[np.floating], result: TwinAssessment, *,
                    facecolors="none", edgecolors="lime", linewidths=0.6)
         ax.scatter(xy[inside & ~labelled, 0], xy[inside & ~labelled, 1], s=marker, marker="x",
                    c="orange", linewidths=0.8)
+        ax.set_xlim(x0 - 0.5, x1 - 0.5)
+        ax.set_ylim(y1 - 0.5, y0 - 0.5)
         if result.fit.unmodelled[y0:y1, x0:x1].any():
             ax.contour(np.arange(x0, x1), np.arange(y0, y1),
                        result.fit.unmodelled[y0:y1, x0:x1].astype(float), levels=[0.5],
