@@ -49,13 +49,18 @@ def session(request: Request) -> Iterator[Session]:
         yield db
 
 
-def identity(request: Request) -> Identity:
-    """The caller's Globus identity; :class:`AuthError` when the token is not good enough."""
+async def identity(request: Request) -> Identity:
+    """The caller's Globus identity; :class:`AuthError` when the token is not good enough.
+
+    Runs on the event loop: the token check waits there (see
+    :meth:`~stembench.service.auth.TokenVerifier.verify_async`), holding no request thread.
+    """
     verifier = request.app.state.verifier
     if verifier is None:
         raise AuthError(503, "temporarily_unavailable", "this service has no Globus Auth client "
                         "configured, so it accepts no submissions")
-    return verifier.verify(request.headers.get("authorization"))
+    identity: Identity = await verifier.verify_async(request.headers.get("authorization"))
+    return identity
 
 
 DB = Annotated[Session, Depends(session)]

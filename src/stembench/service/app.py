@@ -143,7 +143,8 @@ def create_app(settings: ServiceSettings, *, verifier: TokenVerifier | None = No
         assert settings.globus_client_id and settings.globus_client_secret
         verifier = TokenVerifier(settings.globus_client_id, settings.globus_client_secret,
                                  required_scope=settings.resolved_scope or "",
-                                 cache_ttl_s=settings.token_cache_ttl_s)
+                                 cache_ttl_s=settings.token_cache_ttl_s,
+                                 timeout_s=settings.introspection_timeout_s)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

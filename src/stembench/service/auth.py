@@ -1,4 +1,4 @@
-"""Globus Auth bearer tokens, checked by token introspection and cached briefly.
+"""Globus Auth bearer tokens, checked by token introspection and cached.
 
 A token is accepted when introspection says it is ``active``, its audience (``aud``)
 contains this service's client id, its ``scope`` contains the required scope, and its
@@ -6,6 +6,13 @@ contains this service's client id, its ``scope`` contains the required scope, an
 linked identities of ``identity_set``: a job belongs to whoever holds its owner in their
 identity set. Invalid tokens answer 401 (``invalid_token``), a token without the scope 403
 (``insufficient_scope``), as RFC 6750 asks.
+
+No caller can stall the service with tokens: an accepted token is reused for
+``cache_ttl_s`` (never past its ``exp``), a refused one for as long as its refusal holds
+(a token never becomes active again); the request path (:meth:`TokenVerifier.
+verify_async`) introspects on a few threads of the verifier's own, never the request
+threads, one introspection per token however many requests carry it, and answers 503 when
+Globus Auth has not answered within ``timeout_s`` or too many checks are in flight.
 
 Jobs on a Globus Compute endpoint run as their submitter: :meth:`TokenVerifier.grant_compute`
 exchanges the caller's token for a Globus Compute token (the dependent-token grant; the
@@ -17,6 +24,8 @@ it and the service's configured client credentials, never an interactive login).
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures as cf
 import hashlib
 import threading
 import time
@@ -31,6 +40,9 @@ __all__ = ["COMPUTE_RESOURCE_SERVER", "COMPUTE_SCOPE", "AuthError", "Identity",
            "TokenVerifier", "bearer_token"]
 
 _CACHE_SIZE = 4096
+#: Threads that introspect tokens, and checks that may be in flight before 503 at once.
+_INTROSPECTION_THREADS = 4
+_MAX_IN_FLIGHT = 64
 #: Globus Compute's scope and resource server (``globus_sdk.scopes.ComputeScopes``).
 COMPUTE_SCOPE = "https://auth.globus.org/scopes/facd7ccc-c5f4-42aa-916b-a0e270e2c2a9/all"
 COMPUTE_RESOURCE_SERVER = "funcx_service"
@@ -85,7 +97,7 @@ def bearer_token(header: str | None) -> str:
 
 
 class TokenVerifier:
-    """Introspects bearer tokens with Globus Auth and caches accepted ones.
+    """Introspects bearer tokens with Globus Auth and caches the answers.
 
     Parameters
     ----------
@@ -95,40 +107,101 @@ class TokenVerifier:
         Scope string every accepted token must carry.
     cache_ttl_s : float
         Seconds an accepted token is reused without asking Globus again (never past ``exp``).
+    timeout_s : float
+        Seconds a request waits for an introspection before it is answered 503.
     auth_client : object, optional
         A ready ``globus_sdk.ConfidentialAppAuthClient`` (built from the id and secret when
         omitted).
     """
 
     def __init__(self, client_id: str, client_secret: str, *, required_scope: str,
-                 cache_ttl_s: float = 60.0, auth_client: Any = None) -> None:
+                 cache_ttl_s: float = 60.0, timeout_s: float = 5.0,
+                 auth_client: Any = None) -> None:
         self.client_id, self.required_scope, self.cache_ttl_s = (
             client_id, required_scope, cache_ttl_s)
+        self.timeout_s = timeout_s
         if auth_client is None:
             globus_sdk = require("globus_sdk", extra="service", purpose="Globus Auth")
             auth_client = globus_sdk.ConfidentialAppAuthClient(client_id, client_secret)
         self._client = auth_client
         self._cache: OrderedDict[str, tuple[float, Identity]] = OrderedDict()
+        self._refused: OrderedDict[str, AuthError] = OrderedDict()
+        self._in_flight: dict[str, cf.Future[Identity]] = {}
+        self._pool = cf.ThreadPoolExecutor(_INTROSPECTION_THREADS,
+                                           thread_name_prefix="introspection")
         self._lock = threading.Lock()
 
-    def verify(self, header: str | None) -> Identity:
-        """The identity behind an ``Authorization`` header, or :class:`AuthError`."""
-        token = bearer_token(header)
-        key = hashlib.sha256(token.encode()).hexdigest()
-        now = time.time()
+    def _cached(self, key: str, now: float) -> Identity | None:
+        """The cached identity of a token, or None; raises a cached refusal."""
         with self._lock:
+            refused = self._refused.get(key)
+            if refused is not None:
+                self._refused.move_to_end(key)
+                raise refused
             cached = self._cache.get(key)
             if cached is not None and cached[0] > now:
                 self._cache.move_to_end(key)
                 return cached[1]
             self._cache.pop(key, None)
-        data = self._introspect(token)
-        identity, expires = self._check(data, now)
+        return None
+
+    def _resolve(self, key: str, token: str) -> Identity:
+        """Introspect a token and cache the answer (a refusal too, but not an outage)."""
+        now = time.time()
+        try:
+            identity, expires = self._check(self._introspect(token), now)
+        except AuthError as exc:
+            if exc.status in (401, 403):
+                with self._lock:
+                    self._refused[key] = exc
+                    while len(self._refused) > _CACHE_SIZE:
+                        self._refused.popitem(last=False)
+            raise
         with self._lock:
             self._cache[key] = (min(now + self.cache_ttl_s, expires), identity)
             while len(self._cache) > _CACHE_SIZE:
                 self._cache.popitem(last=False)
         return identity
+
+    def verify(self, header: str | None) -> Identity:
+        """The identity behind an ``Authorization`` header, or :class:`AuthError`."""
+        token = bearer_token(header)
+        key = hashlib.sha256(token.encode()).hexdigest()
+        return self._cached(key, time.time()) or self._resolve(key, token)
+
+    def _flight(self, key: str, token: str) -> cf.Future[Identity]:
+        """The introspection of a token in flight, started now if none is."""
+        with self._lock:
+            running = self._in_flight.get(key)
+            if running is not None:
+                return running
+            if len(self._in_flight) >= _MAX_IN_FLIGHT:
+                raise AuthError(503, "temporarily_unavailable", "too many token checks are "
+                                "waiting for Globus Auth; try again later")
+            future = self._pool.submit(self._resolve, key, token)
+            self._in_flight[key] = future
+
+        def landed(_: cf.Future[Identity]) -> None:
+            with self._lock:
+                self._in_flight.pop(key, None)
+
+        future.add_done_callback(landed)
+        return future
+
+    async def verify_async(self, header: str | None) -> Identity:
+        """:meth:`verify` for the request path: it waits on the event loop, at most
+        ``timeout_s``, while one of the verifier's threads asks Globus Auth."""
+        token = bearer_token(header)
+        key = hashlib.sha256(token.encode()).hexdigest()
+        cached = self._cached(key, time.time())
+        if cached is not None:
+            return cached
+        waiting = asyncio.shield(asyncio.wrap_future(self._flight(key, token)))
+        try:
+            return await asyncio.wait_for(waiting, self.timeout_s)
+        except TimeoutError as exc:
+            raise AuthError(503, "temporarily_unavailable", "Globus Auth did not answer the "
+                            f"token check within {self.timeout_s:g} s; try again later") from exc
 
     def _introspect(self, token: str) -> dict[str, Any]:
         globus_sdk = require("globus_sdk", extra="service", purpose="Globus Auth")

@@ -52,6 +52,9 @@ class ServiceSettings(pydantic_settings.BaseSettings):
         Scope a token must carry; default ``https://auth.globus.org/scopes/<client id>/benchmark``.
     token_cache_ttl_s : float
         How long (seconds) a successful introspection is reused (never past the token's ``exp``).
+    introspection_timeout_s : float
+        How long (seconds) a request waits for Globus Auth to check its token before it is
+        answered 503.
     max_payload_bytes : int
         Largest request body accepted (bytes); larger ones get 413.
     executor : {"local", "thread", "globus"}
@@ -106,6 +109,7 @@ class ServiceSettings(pydantic_settings.BaseSettings):
     globus_client_secret: str | None = pydantic.Field(default=None, repr=False)
     required_scope: str | None = None
     token_cache_ttl_s: float = 60.0
+    introspection_timeout_s: float = 5.0
     max_payload_bytes: int = 64 * 1024
     executor: ExecutorKind = "local"
     workers: int = 2
@@ -155,8 +159,8 @@ class ServiceSettings(pydantic_settings.BaseSettings):
         return self
 
     def _check(self) -> None:
-        for name in ("token_cache_ttl_s", "poll_interval_s", "lease_s", "cancel_poll_s",
-                     "upload_quota_bytes", "upload_abandon_s"):
+        for name in ("token_cache_ttl_s", "introspection_timeout_s", "poll_interval_s",
+                     "lease_s", "cancel_poll_s", "upload_quota_bytes", "upload_abandon_s"):
             if not getattr(self, name) > 0:
                 raise InputError(f"service settings: {name} must be > 0, got {getattr(self, name)}")
         if self.max_payload_bytes < 1024:

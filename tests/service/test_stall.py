@@ -1,0 +1,63 @@
+"""No caller can stall reading: token checks wait off the request threads (a slow Globus Auth
+and a flood of made-up tokens leave GET /api/leaderboard answering), every token is
+introspected once however many requests carry it, and refusals are cached."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import json
+import threading
+from typing import Any
+from urllib.parse import parse_qs
+
+import httpx
+import pytest
+import responses
+from service_helpers import INTROSPECT_URL, LiveServer, make_settings
+
+from stembench.service.app import create_app
+
+#: A guard against a hang only: the stand-in is released after the checks.
+HANG_GUARD_S = 60
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_made_up_tokens_and_slow_auth_do_not_stall_reading(tmp_path, database_url) -> None:
+    release, asked = threading.Event(), []
+
+    def slow_auth(request: Any) -> tuple[int, dict[str, str], str]:
+        asked.append(parse_qs(request.body)["token"][0])
+        release.wait(HANG_GUARD_S)  # Globus Auth hangs until the test lets it answer
+        return 200, {}, json.dumps({"active": False})
+
+    settings = make_settings(tmp_path, database_url, introspection_timeout_s=1.0)
+    app = create_app(settings)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.add_callback(responses.POST, INTROSPECT_URL, callback=slow_auth)
+        mock.add_passthru("http://127.0.0.1")
+        with LiveServer(app) as server, httpx.Client(base_url=server.url,
+                                                     timeout=HANG_GUARD_S) as http:
+            tokens = [f"made-up-{i}" for i in range(24)] + ["made-up-0"] * 8
+
+            def mine(token: str) -> int:
+                return http.get("/api/jobs", headers={"Authorization": f"Bearer {token}"}
+                                ).status_code
+
+            try:
+                with cf.ThreadPoolExecutor(32) as pool:
+                    flood = [pool.submit(mine, token) for token in tokens]
+                    board = http.get("/api/leaderboard")
+                    assert board.status_code == 200  # while Globus Auth still hangs
+                    assert not release.is_set()
+                    statuses = [future.result() for future in flood]
+                assert set(statuses) == {503}, statuses  # no answer in time: try again later
+                assert asked.count("made-up-0") == 1  # one check per token in flight
+            finally:
+                release.set()
+            refused = [mine("made-up-0") for _ in range(3)]
+            while 401 not in refused and len(refused) < 50:  # its check lands meanwhile
+                refused.append(mine("made-up-0"))
+            assert refused[-1] == 401
+            assert mine("made-up-0") == 401
+            assert asked.count("made-up-0") == 1  # the refusal is cached
+    app.state.engine.dispose()
