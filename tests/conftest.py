@@ -29,8 +29,9 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 
 import pytest  # noqa: E402
 
-#: Fixtures of the local Globus Compute stack (tests/support/compute_stack/README.md).
-pytest_plugins = ["compute_stack.plugin"]
+#: Fixtures of the local Globus Compute stack (tests/support/compute_stack/README.md); a
+#: missing extra fails the run under STEMBENCH_REQUIRE_EXTRAS=1 (tests/support/require_extras.py).
+pytest_plugins = ["compute_stack.plugin", "require_extras"]
 
 
 @pytest.fixture(scope="session")
