@@ -7,8 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 SUPPORT = Path(__file__).parent / "support"
 
 CASES = '''
