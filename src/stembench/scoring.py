@@ -226,6 +226,15 @@ def score_image(
         NaN/inf or wrongly shaped coordinates, a non-positive or non-finite pixel size,
         radius or (negative) border, a bad image shape or mode, more predictions than
         pixels, or column types that do not match the columns; the message names the image.
+
+    Examples
+    --------
+    >>> truth = [[20.0, 20.0], [40.0, 20.0], [60.0, 20.0]]
+    >>> predicted = [[20.1, 19.9], [40.0, 20.2]]  # one column missed
+    >>> score = score_image(predicted, truth, pixel_size=0.1, image_shape=(64, 80),
+    ...                     image_id="example")
+    >>> score.tp, score.fn, score.fp, round(score.recall, 3), score.precision
+    (2, 1, 0, 0.667, 1.0)
     """
     if dont_care is not None:
         truth, column_types, faint, faint_types = _move_dont_care(

@@ -62,6 +62,16 @@ def build_dataset(path: str | Path, *, preset: Literal["mini", "standard"] = "st
     -------
     Path
         The written file.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from stembench.dataset_publish.storage.stembench_layout import open_dataset
+    >>> path = build_dataset(Path(tempfile.mkdtemp()) / "mini.h5", preset="mini",
+    ...                      progress=False)
+    >>> with open_dataset(path) as dataset:
+    ...     print(dataset.name, len(dataset) > 0)
+    atom-locating-benchmark True
     """
     if preset not in PRESETS:
         raise InputError(f"unknown preset {preset!r}; expected one of {sorted(PRESETS)}")

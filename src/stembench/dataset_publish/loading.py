@@ -74,9 +74,12 @@ def load(
 
     Examples
     --------
+    >>> import tempfile
     >>> import stembench
-    >>> with stembench.load(preset="mini") as dataset:  # doctest: +SKIP
+    >>> with stembench.load(preset="mini", cache_dir=Path(tempfile.mkdtemp())) as dataset:
     ...     image = dataset[dataset.ids[0]]
+    >>> image.coords.shape[1], image.pixel_size > 0
+    (2, True)
     """
     as_path = Path(name).expanduser()
     if name.endswith((".h5", ".hdf5")) or as_path.is_file():

@@ -230,6 +230,19 @@ def read_microscope_image(path: str | Path, *, signal: str | None = None,
         out of range, or non-finite pixels; the message names the file.
     MissingExtraError
         If rosettasciio is needed and not installed.
+
+    Examples
+    --------
+    A TIFF that carries no calibration (a microscope file gives its pixel size too):
+
+    >>> import tempfile
+    >>> import numpy as np
+    >>> import tifffile
+    >>> path = Path(tempfile.mkdtemp()) / "scan.tif"
+    >>> tifffile.imwrite(path, np.ones((64, 48), dtype=np.float32))
+    >>> found = read_microscope_image(path)
+    >>> found.image.shape, found.pixel_size_angstrom
+    ((64, 48), None)
     """
     path = Path(path)
     if not path.is_file():

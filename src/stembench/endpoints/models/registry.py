@@ -241,6 +241,17 @@ def load_model(spec: str, **options: Any) -> Model:
         cannot be built (whatever its own code raised while it was built).
     MissingExtraError
         If the model's framework is not installed; the message names the extra.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> model = load_model("atomap-like")
+    >>> model.info.name
+    'atomap-like'
+    >>> rows, cols = np.mgrid[0:48, 0:48]
+    >>> image = np.exp(-((cols - 24.0) ** 2 + (rows - 20.0) ** 2) / 8.0)  # one column
+    >>> model.locate(image, pixel_size=0.1).round(1)
+    array([[24., 20.]])
     """
     try:
         return _build(spec, options)
