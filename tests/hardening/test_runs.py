@@ -73,6 +73,8 @@ def _images(results: Path) -> dict[str, dict[str, object]]:
     ("spin_once", "ran past the 2 s deadline per image"),
     ("exit_once", "raised SystemExit: 0 (it tried to end the process"),
     ("interrupt_once", "raised KeyboardInterrupt: raised by the model (not a Ctrl-C"),
+    ("stubborn_once", "ran past the 2 s deadline per image and did not stop; its worker "
+                      "process was killed"),
 ])
 def test_a_hung_or_exiting_model_fails_one_image(model: str, expected: str, tmp_path: Path,
                                                  tiny_dataset_path: Path) -> None:
@@ -169,3 +171,29 @@ def test_stopping_the_client_leaves_no_worker(stop: signal.Signals, tmp_path: Pa
         assert "0 shard(s) finished, 0 already done, 0 failed" in out
         assert "Interrupted: finished shards are kept" in out
         assert not (tmp_path / "r.jsonl.lock").exists()
+
+
+@pytest.mark.slow
+def test_a_worker_killed_past_the_deadline_keeps_the_shards_finished_images(
+        tmp_path: Path, tiny_dataset_path: Path) -> None:
+    from stembench_faults import image_hash
+
+    from stembench.dataset_publish.storage.stembench_layout import open_dataset
+
+    faults, results = tmp_path / "faults", tmp_path / "r.jsonl"
+    faults.mkdir()
+    with open_dataset(tiny_dataset_path) as dataset:
+        hashes = {i: image_hash(dataset[i].image) for i in dataset.ids}
+        stuck = dataset.ids[1]
+    (faults / "marked").write_text(hashes[stuck])
+    code, out, err = _finish(_start("stubborn_on_marked", tiny_dataset_path, results, faults,
+                                    "--image-timeout", "2", "--workers", "1",
+                                    "--shard-size", "3"))
+    assert code == 0, err
+    assert "3 image(s) evaluated, 1 failed" in out
+    assert len(_worker_pids(faults)) == 2  # the stuck worker was killed and replaced
+    calls = (faults / "calls").read_text().split()
+    assert sorted(calls) == sorted(hashes.values())  # no image ran twice: the first was kept
+    images = _images(results)
+    assert [i for i, e in images.items() if e["error"]] == [stuck]
+    assert "its worker process was killed" in images[stuck]["error"]

@@ -6,6 +6,7 @@ named by the request's dataset ``cache_dir`` to fail only on the first attempt.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -128,6 +129,28 @@ def hang_always(image: Any, pixel_size: float) -> Any:
     """Sleep for days on every image."""
     _fault_dir()
     time.sleep(10**6)
+    return _no_columns()
+
+
+def stubborn_once(image: Any, pixel_size: float) -> Any:
+    """On the first image, ignore SIGALRM and swallow every exception, forever."""
+    if _once("stubborn"):
+        signal.signal(signal.SIGALRM, signal.SIG_IGN)
+        while True:
+            with contextlib.suppress(BaseException):  # what a hostile model does
+                time.sleep(10**6)
+    return _no_columns()
+
+
+def stubborn_on_marked(image: Any, pixel_size: float) -> Any:
+    """Log each call (image hash) in $STEMBENCH_FAULT_DIR/calls; on a marked image, behave
+    like :func:`stubborn_once`."""
+    folder = _fault_dir()
+    with open(folder / "calls", "a", encoding="utf-8") as handle:
+        handle.write(image_hash(image) + "\n")
+    marked = (folder / "marked").read_text().split()
+    if image_hash(image) in marked:
+        return stubborn_once(image, pixel_size)
     return _no_columns()
 
 

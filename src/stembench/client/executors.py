@@ -13,13 +13,16 @@ three kinds stembench knows:
 
 from __future__ import annotations
 
+import atexit
 import concurrent.futures as cf
 import multiprocessing
 import os
+import shutil
 import sys
 import tempfile
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from stembench._optional import require
@@ -61,9 +64,13 @@ def threads_per_worker(max_workers: int) -> int:
     return max(1, cores // max(1, max_workers))
 
 
-def _start_worker(parent_pid: int, threads: int) -> None:
-    """Initializer of local workers: size the thread pools, then follow the parent's life."""
+def _start_worker(parent_pid: int, threads: int, progress_dir: str) -> None:
+    """Initializer of local workers: size the thread pools, log progress where the client
+    watches (:mod:`stembench.endpoints.progress`), then follow the parent's life."""
     from stembench.client.lifeline import watch_parent
+    from stembench.endpoints.progress import PROGRESS_DIR_ENV
+
+    os.environ[PROGRESS_DIR_ENV] = progress_dir
 
     chosen = os.environ.get("OMP_NUM_THREADS") or str(threads)  # the user's choice stands
     for name in THREAD_VARIABLES:  # read when torch / TensorFlow / BLAS first start
@@ -95,7 +102,10 @@ class _RecordingContext:
 
 
 class LocalPool(cf.ProcessPoolExecutor):
-    """A local process pool that knows its worker processes (:attr:`worker_processes`)."""
+    """A local process pool that knows its worker processes (:attr:`worker_processes`) and
+    where they log their progress (:attr:`progress_dir`, ``None`` when they do not)."""
+
+    progress_dir: Path | None = None
 
     def __init__(self, max_workers: int, *, initializer: Any, initargs: tuple[Any, ...]) -> None:
         self._recording = _RecordingContext("spawn")
@@ -118,8 +128,27 @@ def local_executor(max_workers: int = 2) -> LocalPool:
     every worker, and the workers' threads contend for the same cores. Its workers end when
     this process ends, however it ends (see :func:`stembench.client.lifeline.watch_parent`).
     """
-    return LocalPool(max_workers, initializer=_start_worker,
-                     initargs=(os.getpid(), threads_per_worker(max_workers)))
+    pool = LocalPool(max_workers, initializer=_start_worker,
+                     initargs=(os.getpid(), threads_per_worker(max_workers),
+                               str(progress_dir())))
+    pool.progress_dir = progress_dir()
+    return pool
+
+
+_PROGRESS_DIR: list[Path] = []
+
+
+def progress_dir() -> Path:
+    """The folder this process's local workers log their progress in (removed at exit).
+
+    One per client process, shared by every local pool it makes, so that a shard retried
+    on a rebuilt pool finds what its killed attempt finished.
+    """
+    if not _PROGRESS_DIR:
+        folder = Path(tempfile.mkdtemp(prefix="stembench-progress-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        _PROGRESS_DIR.append(folder)
+    return _PROGRESS_DIR[0]
 
 
 def globus_executor(endpoint_id: str, **options: Any) -> cf.Executor:

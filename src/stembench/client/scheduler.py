@@ -9,6 +9,9 @@ the :class:`ShardSink` of its evaluation (results file, counts, progress bar).
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
+import os
+import signal
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -16,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from stembench.client.results_file import ResultsFile
+from stembench.endpoints.progress import overdue_calls, record_kill
 from stembench.endpoints.requests import ShardRequest
 from stembench.errors import InputError
 
@@ -239,6 +243,23 @@ class ShardScheduler:
                 if future in self.running:  # a broken pool may have requeued it already
                     self._collect(future)
             self._expire()
+            self._kill_overdue()
+
+    def _kill_overdue(self) -> None:
+        """Kill local workers whose model call ran past its image deadline and did not stop.
+
+        The deadline inside the worker (``SIGALRM``) stops a model that cooperates; one that
+        ignores it is killed from here (:mod:`stembench.endpoints.progress`). Its pool breaks
+        and is rebuilt; the shard's next attempt keeps the images it finished.
+        """
+        for target in self.targets:
+            folder = getattr(target.executor, "progress_dir", None)
+            if folder is None:
+                continue
+            for pid, shard_id, image_ids in overdue_calls(folder):
+                record_kill(folder, shard_id, pid, image_ids)
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
 
     def cancel(self) -> None:
         """Cancel what is still running (after Ctrl-C)."""

@@ -210,34 +210,51 @@ def _evaluate_images(model: Any, dataset: Any, request: ShardRequest) -> list[di
 
     At most ``model.batch_size`` images are held at a time; see
     :func:`~stembench.endpoints.models.guard.run_model_batch_safely` for how a failing batch
-    is split so that each failure stays with its image.
+    is split so that each failure stays with its image. In a local worker, progress is
+    logged per image (:class:`~stembench.endpoints.progress.ShardProgress`): after its
+    worker was killed past the deadline, an attempt keeps the finished images, fails the
+    image the worker was killed on and runs the rest one at a time.
     """
-    from stembench.endpoints.models.guard import run_model_batch_safely
+    from stembench.endpoints.models.guard import ModelOutput, run_model_batch_safely
+    from stembench.endpoints.progress import ShardProgress
 
-    batch_size = max(1, int(getattr(model, "batch_size", 1)))
+    progress = ShardProgress(request.shard_id)
+    batch_size = 1 if progress.killed else max(1, int(getattr(model, "batch_size", 1)))
     entries: list[dict[str, Any]] = []
     waiting: list[tuple[Any, dict[str, Any]]] = []
 
     def run_waiting() -> None:
+        ids = [entry["image_id"] for _, entry in waiting]
+        progress.started(ids, request.image_timeout_s)
         outputs = run_model_batch_safely(
             model, [image.image for image, _ in waiting],
-            [image.pixel_size for image, _ in waiting],
-            image_ids=[entry["image_id"] for _, entry in waiting],
+            [image.pixel_size for image, _ in waiting], image_ids=ids,
             timeout_s=request.image_timeout_s)
         for (image, entry), output in zip(waiting, outputs, strict=True):
-            _finish_entry(entry, image, output, request)
+            progress.finished(_finish_entry(entry, image, output, request))
         waiting.clear()
 
     for image_id in request.image_ids:
+        if image_id in progress.done:
+            entries.append(progress.done[image_id])
+            continue
         image, entry = _read_image(dataset, image_id)
         entries.append(entry)
         if image is None:
+            continue
+        if progress.killed == [image_id]:  # its worker was killed on it alone
+            name = str(model.info.name)
+            progress.finished(_finish_entry(entry, image, ModelOutput(
+                image_id, name, None, f"image {image_id!r}: model {name!r} ran past the "
+                f"{request.image_timeout_s:g} s deadline per image and did not stop; its "
+                "worker process was killed (raise it with --image-timeout)", 0.0), request))
             continue
         if waiting and (len(waiting) == batch_size or image.shape != waiting[0][0].shape):
             run_waiting()
         waiting.append((image, entry))
     if waiting:
         run_waiting()
+    progress.close()
     return entries
 
 
