@@ -120,18 +120,25 @@ def _ids(dataset: Path) -> list[str]:
         return sorted(opened.ids)
 
 
-@pytest.mark.slow
-def test_images_of_a_shard_that_killed_its_worker_are_in_the_report(
-        tmp_path: Path, tiny_dataset_path: Path) -> None:
+def _mark_second_image(dataset_path: Path, faults: Path) -> tuple[str, dict[str, str]]:
+    """Mark the dataset's second image for the ``*_on_marked`` models; its id, every hash."""
     from stembench_faults import image_hash
 
     from stembench.dataset_publish.storage.stembench_layout import open_dataset
 
-    faults, results = tmp_path / "faults", tmp_path / "r.jsonl"
     faults.mkdir()
-    with open_dataset(tiny_dataset_path) as dataset:
-        hard = dataset.ids[1]
-        (faults / "marked").write_text(image_hash(dataset[hard].image))
+    with open_dataset(dataset_path) as dataset:
+        hashes = {i: image_hash(dataset[i].image) for i in dataset.ids}
+        marked = dataset.ids[1]
+    (faults / "marked").write_text(hashes[marked])
+    return marked, hashes
+
+
+@pytest.mark.slow
+def test_images_of_a_shard_that_killed_its_worker_are_in_the_report(
+        tmp_path: Path, tiny_dataset_path: Path) -> None:
+    faults, results = tmp_path / "faults", tmp_path / "r.jsonl"
+    hard, _ = _mark_second_image(tiny_dataset_path, faults)
     code, out, err = _finish(_start("hard_exit_on_marked", tiny_dataset_path, results, faults,
                                     "--workers", "1", "--shard-size", "1", "--report"))
     assert code == 0, err  # every image has a result: a failure is a result
@@ -176,16 +183,8 @@ def test_stopping_the_client_leaves_no_worker(stop: signal.Signals, tmp_path: Pa
 @pytest.mark.slow
 def test_a_worker_killed_past_the_deadline_keeps_the_shards_finished_images(
         tmp_path: Path, tiny_dataset_path: Path) -> None:
-    from stembench_faults import image_hash
-
-    from stembench.dataset_publish.storage.stembench_layout import open_dataset
-
     faults, results = tmp_path / "faults", tmp_path / "r.jsonl"
-    faults.mkdir()
-    with open_dataset(tiny_dataset_path) as dataset:
-        hashes = {i: image_hash(dataset[i].image) for i in dataset.ids}
-        stuck = dataset.ids[1]
-    (faults / "marked").write_text(hashes[stuck])
+    stuck, hashes = _mark_second_image(tiny_dataset_path, faults)
     code, out, err = _finish(_start("stubborn_on_marked", tiny_dataset_path, results, faults,
                                     "--image-timeout", "2", "--workers", "1",
                                     "--shard-size", "3"))
