@@ -16,9 +16,12 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from stembench._version import __version__
+from stembench.errors import InputError
 from stembench.service.auth import AuthError, TokenVerifier
 from stembench.service.db import REQUEST_THREADS, connect, migrate, session_factory
 from stembench.service.settings import ServiceSettings
@@ -120,6 +123,14 @@ def _install_handlers(app: FastAPI) -> None:
                             headers=getattr(exc, "headers", None))
 
 
+def _shown(url: str) -> str:
+    """A database URL fit for a message (password hidden)."""
+    try:
+        return str(make_url(url).render_as_string(hide_password=True))
+    except ArgumentError:
+        return "(not a SQLAlchemy URL)"
+
+
 def create_app(settings: ServiceSettings, *, verifier: TokenVerifier | None = None) -> FastAPI:
     """Build the service.
 
@@ -136,8 +147,16 @@ def create_app(settings: ServiceSettings, *, verifier: TokenVerifier | None = No
         The app; run it with uvicorn (``stembench serve``). The worker starts and stops with
         the app's lifespan when ``settings.run_worker`` is true.
     """
-    engine = connect(settings.resolved_database_url)
-    revision = migrate(engine)
+    if settings.data_dir.exists() and not settings.data_dir.is_dir():
+        raise InputError(f"service data folder {settings.data_dir} is a file; give a folder "
+                         "(--data-dir)")
+    try:
+        engine = connect(settings.resolved_database_url)
+        revision = migrate(engine)
+    except (SQLAlchemyError, OSError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"cannot use the database {_shown(settings.resolved_database_url)}: "
+                         f"{reason}") from exc
     sessions = session_factory(engine)
     if verifier is None and settings.auth_configured:
         assert settings.globus_client_id and settings.globus_client_secret

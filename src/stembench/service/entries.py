@@ -73,6 +73,9 @@ def read_upload(data: bytes, *, max_bytes: int) -> list[dict[str, Any]]:
             shard = json.loads(line)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise InputError(f"results line {number} is not JSON: {exc}") from exc
+        except RecursionError as exc:
+            raise InputError(f"results line {number} nests its JSON too deeply to be a shard "
+                             "result") from exc
         if not isinstance(shard, dict) or not isinstance(shard.get("images", []), list):
             raise InputError(f"results line {number} is not a shard result (a JSON object "
                              "with an 'images' list)")
