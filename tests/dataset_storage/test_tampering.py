@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 
 import h5py
 import numpy as np
@@ -19,7 +20,8 @@ from stembench.dataset_publish.storage.stembench_layout import Dataset, open_dat
 from stembench.errors import InputError, IntegrityError
 
 
-def test_changed_pixel_size_is_refused_and_changes_the_content_hash(small_dataset):
+def test_changed_pixel_size_is_refused_and_a_rewrite_changes_the_content_hash(
+        small_dataset, small_images, write_images, tmp_path):
     with open_dataset(small_dataset) as ds:
         assert isinstance(ds, Dataset)
         before = ds.content_hash
@@ -37,8 +39,16 @@ def test_changed_pixel_size_is_refused_and_changes_the_content_hash(small_datase
     with open_dataset(small_dataset, verify=False) as ds:
         assert ds["sto-noise-1"].pixel_size == 0.0625
         # the manifest (and so the content hash) is unchanged: reading verified is what
-        # refuses the file, and a rewrite with the new pixel size hashes differently
+        # refuses the file ...
         assert ds.content_hash == before
+    # ... and the same images written with the new pixel size hash differently
+    changed = [replace(small_images[0], pixel_size=0.0625,
+                       metadata={**small_images[0].metadata, "pixel_size_angstrom": 0.0625,
+                                 "pixel_size_pm": 6.25}), *small_images[1:]]
+    with open_dataset(write_images(tmp_path / "rewritten.h5", changed)) as rewritten:
+        assert rewritten.content_hash != before
+    with open_dataset(write_images(tmp_path / "same.h5", small_images)) as same:
+        assert same.content_hash == before  # the hash is of the content, not the writing
 
 
 def test_content_hash_covers_metadata_and_labels(tmp_path, small_images, write_images):
