@@ -151,6 +151,9 @@ def test_images_of_a_shard_that_killed_its_worker_are_in_the_report(
     assert [i for i, r in records.items() if r["failed"]] == [hard]
     assert "its shard failed as a whole" in records[hard]["error"]
     assert "worker lost" in records[hard]["error"] and records[hard]["f1"] == 0.0
+    page = (tmp_path / "report.html").read_text()
+    failed_section = page.split("<h2>Failed images</h2>")[1].split("</table>")[0]
+    assert hard in failed_section and "its shard failed as a whole" in failed_section
 
 
 @pytest.mark.slow

@@ -329,6 +329,7 @@ def write_report(
             "trends": [{"group": group, "png": trends[group]} for group in real],
         },
         generality=[r for r in checked if r["series"] == "generality"],
+        failed=[r for r in checked if r["failed"]],
         failures=_failure_figures(failure_images or []),
         fmt=_format_value,
         json_name=json_path.name,
