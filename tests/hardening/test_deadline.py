@@ -56,11 +56,35 @@ def test_other_threads_are_interrupted() -> None:
     assert outcome == ["interrupted"]
 
 
+def _quick_then_past_then_slow() -> list[str]:
+    """A quick call under a deadline, a wait past it outside the block, then a slow call."""
+    events = []
+    with deadline(0.2):
+        events.append(str(sum(range(1000))))
+    try:
+        time.sleep(0.6)  # past the first deadline, outside its block
+        events.append("left alone")
+    except DeadlineExceeded:
+        events.append("interrupted after its block")
+    try:
+        with deadline(0.2):
+            time.sleep(5)
+        events.append("slow call not cut")
+    except DeadlineExceeded:
+        events.append("slow call cut")
+    return events
+
+
 def test_a_call_within_its_deadline_is_left_alone() -> None:
-    with deadline(5.0):
-        value = sum(range(1000))
-    time.sleep(0.01)
-    assert value == 499500
+    """Left alone in its block and after it, while the same deadline cuts a slow call."""
+    expected = ["499500", "left alone", "slow call cut"]
+    assert _quick_then_past_then_slow() == expected  # the main thread (SIGALRM)
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+    outcome: list[str] = []
+    thread = threading.Thread(target=lambda: outcome.extend(_quick_then_past_then_slow()))
+    thread.start()
+    thread.join()
+    assert outcome == expected  # another thread (asynchronous exception)
 
 
 @pytest.mark.parametrize("bad", [0, -1.0, float("nan"), float("inf"), True, "10"])
