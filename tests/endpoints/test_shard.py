@@ -191,3 +191,42 @@ def test_a_bad_result_inside_a_batch_fails_only_its_image(mini_dataset_path: Pat
     assert errors[:3] == [None, None, None] and errors[4] is None
     assert "outside the" in errors[3] and ids[3] in errors[3]
     assert result["images"][3]["score"]["n_predicted"] == 0
+
+
+@pytest.mark.parametrize("scorer", [False, True], ids=["in-the-model", "in-the-scorer"])
+def test_the_endpoints_task_limit_ends_the_shard(mini_dataset_path: Path, reference_ids: list[str],
+                                                 batching_faults, scorer: bool,  # type: ignore[no-untyped-def]
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """GC_TASK_TIMEOUT (parsl's AppTimeout, raised in the task's thread) ends the task.
+
+    The endpoint wraps the task in ``parsl.app.python.timeout`` (engines/helper.py); that is
+    what runs here, around a model (or a scorer) stuck on the second image.
+    """
+    from parsl.app.errors import AppTimeout
+    from parsl.app.python import timeout
+
+    import stembench.scoring
+    from stembench.endpoints.shard import TaskTimeLimitError
+
+    with open_dataset(mini_dataset_path) as dataset:
+        stuck = dataset[reference_ids[1]].image
+    if scorer:
+        real, spun = stembench.scoring.score_image, []
+
+        def spinning_on_second(predicted, truth, **options):  # type: ignore[no-untyped-def]
+            if options["image_id"] == reference_ids[1] and not spun:  # once, till stopped
+                spun.append(True)
+                while True:
+                    pass
+            return real(predicted, truth, **options)
+
+        monkeypatch.setattr(stembench.scoring, "score_image", spinning_on_second)
+    else:
+        batching_faults.MARKED.add(batching_faults.image_hash(stuck))
+    monkeypatch.setenv("GC_TASK_TIMEOUT", "2")
+    spec = "log-blob" if scorer else "stembench_faults:spin_on_marked"
+    with pytest.raises(TaskTimeLimitError) as raised:
+        timeout(evaluate_shard, 2.0)(_request(mini_dataset_path, reference_ids, spec))
+    assert isinstance(raised.value.__cause__, AppTimeout)
+    assert (f"GC_TASK_TIMEOUT=2 s) stopped the shard after 1 of 3 images (finished: "
+            f"{reference_ids[0]})") in str(raised.value)

@@ -249,6 +249,14 @@ def raise_on_marked(image: Any, pixel_size: float) -> Any:
     return _log_blob(image, pixel_size)
 
 
+def spin_on_marked(image: Any, pixel_size: float) -> Any:
+    """The LoG detector, except that it busy-loops in Python (forever) on a marked image."""
+    if image_hash(image) in MARKED:
+        while True:
+            pass
+    return _log_blob(image, pixel_size)
+
+
 def nothing_on_marked(image: Any, pixel_size: float) -> Any:
     """The LoG detector, except that it finds nothing on a marked image."""
     import numpy as np

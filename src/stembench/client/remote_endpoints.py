@@ -155,7 +155,8 @@ def endpoint_options(client: Any, endpoint_id: str,
         Overrides the published schema (``--endpoint-schema``).
     task_timeout_s : float or None
         The client's task deadline; where the schema has ``task_timeout_s`` (stembench's
-        templates), it is sent, rounded up, so the endpoint stops a task past it too.
+        templates), :func:`remote_task_limit_s` of it is sent, so that the endpoint stops a
+        task before the client gives it up and sends it again.
 
     Returns
     -------
@@ -177,8 +178,21 @@ def endpoint_options(client: Any, endpoint_id: str,
                else parse_endpoint_options(given or (), schema=checked))
     properties = (checked or {}).get("properties") or {}
     if task_timeout_s is not None and TASK_TIMEOUT_OPTION in properties:
-        options.setdefault(TASK_TIMEOUT_OPTION, max(1, math.ceil(task_timeout_s)))
+        options.setdefault(TASK_TIMEOUT_OPTION, remote_task_limit_s(task_timeout_s))
     return check_endpoint_options(options, checked) or None
+
+
+def remote_task_limit_s(task_deadline_s: float) -> int:
+    """The endpoint's per-task limit for a client deadline: 90 % of it, whole seconds, >= 1.
+
+    The client's deadline runs from submission, the endpoint's from the task's start, so the
+    endpoint's must be shorter: a task that ran for its whole limit is stopped there (its
+    failure comes back) before the client gives it up and retries it, and no duplicate runs
+    beside the original. Time in the endpoint's queue (a Slurm block waiting for a node)
+    counts against the client's deadline only, so a task that waited long in the queue can
+    still be given up by the client while it runs; its retry then waits for a worker.
+    """
+    return max(1, math.floor(task_deadline_s * 0.9))
 
 
 def require_online(client: Any, endpoint_id: str) -> dict[str, Any]:

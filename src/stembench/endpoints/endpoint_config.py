@@ -187,7 +187,7 @@ def user_config_schema(template: str, settings: EndpointSettings | None = None
         TASK_TIMEOUT_OPTION: {
             "type": "integer", "minimum": 1, "maximum": MAX_TASK_TIMEOUT_S,
             "description": "seconds a task may run before the endpoint stops it "
-                           "(GC_TASK_TIMEOUT); the client sends its task deadline"}}
+                           "(GC_TASK_TIMEOUT); the client sends 90 % of its task deadline"}}
     if template in _HPC:
         properties |= {
             "account": {"type": "string", "pattern": NAME_PATTERN,

@@ -15,6 +15,7 @@ kept beside the score: a failure counts against the model, it is never left out.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict
 from functools import lru_cache
 from pathlib import Path
@@ -35,8 +36,8 @@ from stembench.identity import dataset_content_hash, shard_identity
 if TYPE_CHECKING:
     from stembench.scoring import ImageScore
 
-__all__ = ["CONDITION_FIELDS", "describe_dataset", "describe_identity", "evaluate_shard",
-           "reported_coordinates", "score_prediction"]
+__all__ = ["CONDITION_FIELDS", "TaskTimeLimitError", "describe_dataset", "describe_identity",
+           "evaluate_shard", "reported_coordinates", "score_prediction"]
 
 #: Metadata fields every score record carries so that the analysis needs no images.
 CONDITION_FIELDS = (
@@ -60,6 +61,10 @@ CONDITION_FIELDS = (
 
 #: Open datasets by reference, with the file stamp they were opened at.
 _OPEN_DATASETS: dict[str, tuple[Any, tuple[int, int, int] | None]] = {}
+
+
+class TaskTimeLimitError(StembenchError):
+    """The endpoint's per-task limit (``GC_TASK_TIMEOUT``) ended a shard before its end."""
 
 
 def _file_stamp(path: Any) -> tuple[int, int, int] | None:
@@ -192,12 +197,14 @@ def _finish_entry(entry: dict[str, Any], image: Any, output: Any,
         try:
             entry["score"] = _score(image, reported, request)
         except Exception as exc:  # a scorer error stays with its image, never the shard
+            _reraise_time_limit(exc)
             entry["error"] = f"image {image_id!r}: scoring failed: {type(exc).__name__}: {exc}"
     if entry["error"] is not None:  # a failure is scored as finding nothing
         reported = []
         try:
             entry["score"] = _score(image, reported, request)
         except Exception as exc:
+            _reraise_time_limit(exc)
             entry["error"] += f"; it cannot be scored either: {type(exc).__name__}: {exc}"
             return entry
     if request.return_coordinates:
@@ -215,7 +222,11 @@ def _evaluate_images(model: Any, dataset: Any, request: ShardRequest) -> list[di
     worker was killed past the deadline, an attempt keeps the finished images, fails the
     image the worker was killed on and runs the rest one at a time.
     """
-    from stembench.endpoints.models.guard import ModelOutput, run_model_batch_safely
+    from stembench.endpoints.models.guard import (
+        ModelOutput,
+        is_task_time_limit,
+        run_model_batch_safely,
+    )
     from stembench.endpoints.progress import ShardProgress
 
     progress = ShardProgress(request.shard_id)
@@ -234,28 +245,46 @@ def _evaluate_images(model: Any, dataset: Any, request: ShardRequest) -> list[di
             progress.finished(_finish_entry(entry, image, output, request))
         waiting.clear()
 
-    for image_id in request.image_ids:
-        if image_id in progress.done:
-            entries.append(progress.done[image_id])
-            continue
-        image, entry = _read_image(dataset, image_id)
-        entries.append(entry)
-        if image is None:
-            continue
-        if progress.killed == [image_id]:  # its worker was killed on it alone
-            name = str(model.info.name)
-            progress.finished(_finish_entry(entry, image, ModelOutput(
-                image_id, name, None, f"image {image_id!r}: model {name!r} ran past the "
-                f"{request.image_timeout_s:g} s deadline per image and did not stop; its "
-                "worker process was killed (raise it with --image-timeout)", 0.0), request))
-            continue
-        if waiting and (len(waiting) == batch_size or image.shape != waiting[0][0].shape):
+    try:
+        for image_id in request.image_ids:
+            if image_id in progress.done:
+                entries.append(progress.done[image_id])
+                continue
+            image, entry = _read_image(dataset, image_id)
+            entries.append(entry)
+            if image is None:
+                continue
+            if progress.killed == [image_id]:  # its worker was killed on it alone
+                name = str(model.info.name)
+                progress.finished(_finish_entry(entry, image, ModelOutput(
+                    image_id, name, None, f"image {image_id!r}: model {name!r} ran past the "
+                    f"{request.image_timeout_s:g} s deadline per image and did not stop; its "
+                    "worker process was killed (raise it with --image-timeout)", 0.0), request))
+                continue
+            if waiting and (len(waiting) == batch_size or image.shape != waiting[0][0].shape):
+                run_waiting()
+            waiting.append((image, entry))
+        if waiting:
             run_waiting()
-        waiting.append((image, entry))
-    if waiting:
-        run_waiting()
+    except Exception as exc:
+        if not is_task_time_limit(exc):
+            raise
+        finished = [e["image_id"] for e in entries if "score" in e]
+        raise TaskTimeLimitError(
+            f"the endpoint's per-task limit (GC_TASK_TIMEOUT="
+            f"{os.environ.get('GC_TASK_TIMEOUT', '?')} s) stopped the shard after "
+            f"{len(finished)} of {len(request.image_ids)} images (finished: "
+            f"{', '.join(finished) or 'none'}); the shard is failed as a whole") from exc
     progress.close()
     return entries
+
+
+def _reraise_time_limit(exc: Exception) -> None:
+    """Raise ``exc`` again when it is the endpoint's per-task limit (it ends the task)."""
+    from stembench.endpoints.models.guard import is_task_time_limit
+
+    if is_task_time_limit(exc):
+        raise exc
 
 
 def _fit_result(result: dict[str, Any], limit: int) -> dict[str, Any]:

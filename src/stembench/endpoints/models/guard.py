@@ -5,10 +5,12 @@ failure becomes an error message in the :class:`ModelOutput` that names the imag
 model, so the caller records it for that image and goes on with the next.
 :func:`run_model_batch_safely` does the same for a batch through ``locate_batch``; when the
 batch call fails as a whole, each image is run alone, so that a failure stays with its image.
+Neither catches the endpoint's per-task limit (:func:`is_task_time_limit`): that ends the task.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,6 +27,7 @@ __all__ = [
     "OUT_OF_IMAGE_TOLERANCE_PX",
     "ModelOutput",
     "check_output",
+    "is_task_time_limit",
     "run_model_batch_safely",
     "run_model_safely",
 ]
@@ -33,6 +36,19 @@ __all__ = [
 OUT_OF_IMAGE_TOLERANCE_PX = 0.5
 #: More than one position per this many pixels is not a column map.
 MAX_POSITIONS_PER_PIXEL = 1 / 4
+
+
+def is_task_time_limit(exc: BaseException) -> bool:
+    """Whether ``exc`` is the endpoint's per-task limit (``GC_TASK_TIMEOUT``) reached.
+
+    A Globus Compute endpoint wraps each task in ``parsl.app.python.timeout``, which raises
+    ``parsl.app.errors.AppTimeout`` (an ``Exception``) in the task's thread. It must end the
+    task, never become one failed image. parsl is not imported here: when it is not loaded,
+    nothing can have raised its exception.
+    """
+    errors = sys.modules.get("parsl.app.errors")
+    app_timeout = getattr(errors, "AppTimeout", None)
+    return isinstance(app_timeout, type) and isinstance(exc, app_timeout)
 
 
 @dataclass(frozen=True)
@@ -169,6 +185,8 @@ def run_model_safely(
                    "per image (interrupted; raise it with --image-timeout)")
         return ModelOutput(image_id, name, None, message, seconds)
     except (Exception, SystemExit) as exc:
+        if is_task_time_limit(exc):
+            raise
         seconds = time.perf_counter() - start
         message = f"image {image_id!r}: model {name!r} raised {type(exc).__name__}: {exc}"
         if isinstance(exc, SystemExit):
@@ -233,7 +251,9 @@ def run_model_batch_safely(
         if pressed.is_set():
             raise
         return _one_by_one(model, images, pixel_sizes, image_ids, timeout_s)
-    except (Exception, SystemExit, DeadlineExceeded):
+    except (Exception, SystemExit, DeadlineExceeded) as exc:
+        if is_task_time_limit(exc):
+            raise
         return _one_by_one(model, images, pixel_sizes, image_ids, timeout_s)
     seconds = (time.perf_counter() - start) / len(images)
     name = _model_name(model)
