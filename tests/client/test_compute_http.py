@@ -167,7 +167,18 @@ def test_failed_task_raises_remote_error_with_message(
 
 
 def test_rate_limited_poll_backs_off_then_succeeds(
-        rsps: responses.RequestsMock, executor: PollingComputeExecutor) -> None:
+        rsps: responses.RequestsMock, executor: PollingComputeExecutor,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from stembench.client import compute_http
+
+    waits: list[tuple[bool, float]] = []  # (rate limited, the wait chosen before the next poll)
+
+    def recorded(current_s: float, *, base_s: float, rate_limited: bool) -> float:
+        chosen = next_poll_interval(current_s, base_s=base_s, rate_limited=rate_limited)
+        waits.append((rate_limited, chosen))
+        return chosen
+
+    monkeypatch.setattr(compute_http, "next_poll_interval", recorded)
     function_id, task_id = str(uuid.uuid4()), str(uuid.uuid4())
     rsps.add(responses.POST, REGISTER_URL, json={"function_uuid": function_id})
     rsps.add(responses.POST, SUBMIT_URL, json={"request_id": "r", "task_group_id": "g",
@@ -186,6 +197,10 @@ def test_rate_limited_poll_backs_off_then_succeeds(
     assert future.result(timeout=30) == {"x": 2, "tripled": 6}
     status_calls = [c for c in rsps.calls if c.request.url == STATUS_URL]
     assert [c.response.status_code for c in status_calls] == [429, 429, 200]
+    # each 429 doubled the wait (base 0.01 s), and the next answered poll reset it
+    limited_waits = [w for w in waits if w[0]]
+    assert limited_waits == [(True, 0.02), (True, 0.04)]
+    assert waits[waits.index((True, 0.04)) + 1] == (False, 0.01)
 
 
 def test_next_poll_interval_doubles_caps_and_resets() -> None:
