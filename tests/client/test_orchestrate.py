@@ -158,3 +158,37 @@ def test_models_share_the_workers_without_waiting_for_each_others_last_shard(
     for model, path in paths.items():
         assert outcomes[model].complete and outcomes[model].n_finished == 2
         assert sorted(r["image_id"] for r in ResultsFile(path).records()) == IDS[:4]
+
+
+def test_failed_shards_are_recorded_within_one_deadline_in_all(tmp_path: Path) -> None:
+    """An endpoint that stopped answering costs one task deadline, not one per failed shard."""
+    from stembench.client.orchestrate import _record_failed_shards
+    from stembench.client.scheduler import Evaluation, ShardSink
+    from stembench.endpoints.requests import ModelSpec, ShardRequest
+
+    granted: list[float | None] = []
+
+    class Unanswered(cf.Future):  # type: ignore[type-arg]
+        """A task the endpoint never answers; records how long the client waited on it."""
+
+        def result(self, timeout: float | None = None) -> object:
+            granted.append(timeout)
+            raise cf.TimeoutError
+
+    class Silent(cf.Executor):
+        def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def]
+            return Unanswered()
+
+    requests = [ShardRequest(dataset=DatasetRef(cache_dir=str(tmp_path)),
+                             model=ModelSpec("echo"), image_ids=(f"img-{i}",))
+                for i in range(4)]
+    evaluation = Evaluation(model="echo", results_path=tmp_path / "r.jsonl", n_shards=4,
+                            failed_shards={r.shard_id: "worker lost" for r in requests})
+    sink = ShardSink(ResultsFile(tmp_path / "r.jsonl"), evaluation, None)
+    _record_failed_shards(Target("ep", Silent()), [(r, sink) for r in requests], 0.05)
+    # the four tasks shared one deadline (waited on together), none was given another
+    assert sum(t or 0.0 for t in granted) <= 0.05
+    assert all(reason.startswith("worker lost; its images could not be recorded as failed "
+                                 "either: StembenchError: ep: no answer to the failed shard's "
+                                 "scores within "
+                                 "0.05 s") for reason in evaluation.failed_shards.values())

@@ -84,9 +84,11 @@ def plan_shards(
     return [tuple(ids[i : i + shard_size]) for i in range(0, len(ids), shard_size)]
 
 
-def _answer(target: Target, future: cf.Future[Any], what: str, deadline_s: float | None) -> Any:
+def _answer(target: Target, future: cf.Future[Any], what: str, deadline_s: float | None, *,
+            waited: bool = False) -> Any:
+    """The future's result within ``deadline_s`` (at once when the deadline was ``waited``)."""
     try:
-        return future.result(timeout=deadline_s)
+        return future.result(timeout=0.0 if waited else deadline_s)
     except cf.TimeoutError as exc:
         future.cancel()
         raise StembenchError(f"{target.name}: no answer to {what} within {deadline_s:g} s "
@@ -311,8 +313,10 @@ def _record_failed_shards(target: Target, work: Sequence[tuple[ShardRequest, Sha
     """Write each failed shard's images to its results file as failed (found nothing).
 
     The images are scored on ``target`` without the model (see
-    :func:`~stembench.endpoints.shard.score_failed_shard`); when even that fails, the
-    shard's reason says so and its images stay without a result.
+    :func:`~stembench.endpoints.shard.score_failed_shard`), all at once and within one task
+    deadline in all (an endpoint that stopped answering costs one deadline, not one per
+    shard); when even that fails, the shard's reason says so and its images stay without a
+    result.
     """
     failed = [(request, sink) for request, sink in work
               if request.shard_id in sink.evaluation.failed_shards]
@@ -329,12 +333,13 @@ def _record_failed_shards(target: Target, work: Sequence[tuple[ShardRequest, Sha
             futures.append(target.executor.submit(score_failed_shard, request.to_dict(), reason))
         except Exception as exc:  # refused (e.g. a remote endpoint refusing submissions)
             futures.append(exc)
+    cf.wait([f for f in futures if isinstance(f, cf.Future)], timeout=deadline_s)
     for (request, sink), future in zip(failed, futures, strict=True):
         try:
             if isinstance(future, BaseException):
                 raise future
             sink.results.append(_answer(target, future, "the failed shard's scores",
-                                        deadline_s))
+                                        deadline_s, waited=True))
         except (Exception, SystemExit) as exc:  # the shard stays failed, without images
             sink.evaluation.failed_shards[request.shard_id] += (
                 f"; its images could not be recorded as failed either: "
