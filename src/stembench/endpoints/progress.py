@@ -76,8 +76,12 @@ class ShardProgress:
     def _append(self, line: dict[str, Any]) -> None:
         if self.path is None:
             return
-        with open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(line, separators=(",", ":")) + "\n")
+        try:
+            with open(self.path, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(line, separators=(",", ":")) + "\n")
+        except OSError:  # a full disk: the shard goes on without a log (a kill costs it all)
+            self.path.unlink(missing_ok=True)
+            self.path = None
 
     def started(self, image_ids: Sequence[str], timeout_s: float | None) -> None:
         """Record a model call on ``image_ids`` with a deadline of ``timeout_s`` per image."""
