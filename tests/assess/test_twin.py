@@ -17,12 +17,8 @@ from stembench.client.assess.twin.fit import _complete, fit_twin, limitations
 from stembench.client.assess.twin.predict import NONE_RELIABLE, predict, recommendation
 from stembench.client.assess.twin.score import ModelChoice, score_on_twins
 from stembench.client.orchestrate import Target
-from stembench.dataset_publish.simulate.twin import (
-    TwinModel,
-    TwinVariant,
-    render_twin,
-    twin_plan,
-)
+from stembench.dataset_publish.simulate.twin import TwinModel, TwinVariant, render_twin
+from stembench.dataset_publish.simulate.twin_plan import twin_plan
 
 
 def square_model(*, side: int = 128, spacing: float = 10.0, sigma: float = 1.8,
@@ -132,3 +128,6 @@ def test_models_are_scored_on_the_twins_through_evaluate(tmp_path: Path,
         assert all(r["f1"] > 0.95 for r in reference)
         worst_noise = next(r for r in rows if r["image_id"] == "noise-3")
         assert worst_noise["dose_e_per_A2"] < reference[0]["dose_e_per_A2"]
+        coarse = next(r for r in rows if r["image_id"] == "pixel_size-3")
+        assert coarse["pixel_size_angstrom"] == pytest.approx(0.2 / 0.4)
+        assert coarse["axis_value"] == pytest.approx(10.0 / 0.4)  # atoms per 100 px

@@ -48,9 +48,9 @@ def test_twin_mode_ranks_every_model_and_writes_every_number(
     assert twin["recommended"] in {"log-blob", "atomap-like"}
     first = twin["predictions"][0]
     assert first["mean"]["f1"] > 0.95 and first["low"]["f1"] <= first["mean"]["f1"]
-    assert {m["axis"] for m in first["margins"]} == {"resolution", "noise", "contrast",
-                                                     "flyback", "drift"}
-    assert len(twin["records"]["log-blob"]) == len(twin["plan"]) == 2 + 15
+    assert {m["axis"] for m in first["margins"]} == {"pixel_size", "resolution", "noise",
+                                                     "contrast", "flyback", "drift"}
+    assert len(twin["records"]["log-blob"]) == len(twin["plan"]) == 2 + 18
     page = (out / "square_assess.html").read_text()
     assert "Twin assessment" in page and "Second opinion" in page
     assert (out / "square_assess_1.png").is_file()  # the likeness figure comes first

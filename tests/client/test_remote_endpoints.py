@@ -519,7 +519,8 @@ def test_twins_are_rendered_and_scored_on_the_restricted_endpoint(
     import numpy as np
 
     from stembench.client.assess.twin.score import ModelChoice, score_on_twins
-    from stembench.dataset_publish.simulate.twin import TwinModel, twin_plan
+    from stembench.dataset_publish.simulate.twin import TwinModel
+    from stembench.dataset_publish.simulate.twin_plan import twin_plan
 
     monkeypatch.setenv("STEMBENCH_TWIN_DIR", str(tmp_path / "endpoint-twins"))
     endpoint = RestrictedEndpoint(rsps, tmp_path)

@@ -22,19 +22,11 @@ from stembench._version import __version__
 from stembench.endpoints.requests import check_compatible
 from stembench.errors import InputError
 
-__all__ = ["TWIN_DIR_ENV", "build_twin_dataset", "plan_to_json"]
+__all__ = ["TWIN_DIR_ENV", "build_twin_dataset"]
 
 #: Environment variable naming the folder twin datasets are written to (default: the
 #: system's temporary folder, ``stembench-twins``).
 TWIN_DIR_ENV = "STEMBENCH_TWIN_DIR"
-
-
-def plan_to_json(plan: list[Any]) -> list[dict[str, Any]]:
-    """The plan's variants as JSON dicts (non-finite numbers as ``None``)."""
-    from dataclasses import asdict
-
-    return [{key: (None if isinstance(value, float) and not math.isfinite(value) else value)
-             for key, value in asdict(variant).items()} for variant in plan]
 
 
 def build_twin_dataset(model: dict[str, Any], plan: list[dict[str, Any]],
@@ -46,7 +38,7 @@ def build_twin_dataset(model: dict[str, Any], plan: list[dict[str, Any]],
     model : dict
         :meth:`TwinModel.to_dict` of the fitted model.
     plan : list of dict
-        The variants (:func:`plan_to_json`).
+        The variants (:func:`~stembench.dataset_publish.simulate.twin.plan_to_json`).
     client_version : str
         The caller's stembench version (checked for compatibility).
 

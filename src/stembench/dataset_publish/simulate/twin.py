@@ -17,9 +17,7 @@ constant. Columns with amplitude under :data:`FAINT_FRACTION` of the brightest (
 percentile) are rendered but labelled faint ("don't care" in the score), as the benchmark's
 visibility rule does.
 
-:func:`twin_plan` lists the images: ``n_twins`` renderings at the estimated quality (seed 0
-at the point estimate, the others with the estimate's uncertainty sampled) and a series
-that makes each quality axis worse, step by step, from the twin's values, on a central crop.
+Which images are rendered is :mod:`stembench.dataset_publish.simulate.twin_plan`'s.
 """
 
 from __future__ import annotations
@@ -37,23 +35,12 @@ from numpy.typing import NDArray
 from stembench.datamodel import BenchmarkImage
 from stembench.errors import InputError
 
-__all__ = ["FAINT_FRACTION", "SERIES_STEPS", "TwinModel", "TwinVariant", "model_contrast",
-           "render_twin", "twin_dose", "twin_images", "twin_plan", "write_twin_dataset"]
+__all__ = ["FAINT_FRACTION", "TwinModel", "TwinVariant", "plan_to_json", "render_twin", "scaled",
+           "write_twin_dataset"]
 
 #: Columns fainter than this fraction of the brightest (95th percentile) are labelled faint.
 FAINT_FRACTION = 0.1
 _FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
-#: How each series makes its axis worse, per step, from the twin's values: width factor,
-#: dose divisor, contrast factor, added fly-back (px), added drift (px per line).
-SERIES_STEPS: dict[str, tuple[float, ...]] = {
-    "resolution": (1.3, 1.7, 2.2),
-    "noise": (3.0, 10.0, 30.0),
-    "contrast": (0.5, 0.2, 0.08),
-    "flyback": (0.5, 1.0, 2.0),
-    "drift": (0.05, 0.1, 0.2),
-}
-#: Side of the central crop the series is rendered on, pixels.
-SERIES_CROP_PX = 256
 
 
 @dataclass(frozen=True)
@@ -81,10 +68,10 @@ class TwinModel:
     flyback_px, drift_px_per_line : float
         Scan distortion rendered on every twin (0 where none was detected).
     uncertainty : dict of str to float
-        One-sigma relative uncertainty of ``sigma`` and ``gain``, and absolute of
-        ``flyback`` and ``drift``, sampled by the twins after the first.
+        One-sigma uncertainty the later twins sample: relative (``sigma``, ``gain``),
+        absolute (``flyback``, ``drift``).
     name : str
-        Name of the image the model was fitted to.
+        Name of the fitted image.
     """
 
     shape: tuple[int, int]
@@ -153,8 +140,7 @@ class TwinModel:
 
     def digest(self) -> str:
         """Content hash of the model (names the rendered dataset)."""
-        text = json.dumps(self.to_dict(), sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()[:20]
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:20]
 
 
 @dataclass(frozen=True)
@@ -163,7 +149,9 @@ class TwinVariant:
 
     ``series`` is ``"reference"`` for a twin at the estimated quality, else the axis made
     worse; ``axis_value`` is that axis' value in its units (resolution pm, dose e-/A^2,
-    contrast, fly-back px, drift px per line; for a reference twin, its resolution).
+    contrast, fly-back px, drift px per line, atoms per 100 px; for a reference twin, its
+    resolution). ``scale`` resamples the specimen: pixels per length times ``scale`` (the
+    same dose per area, so each pixel's counts grow by ``1 / scale**2``).
     """
 
     image_id: str
@@ -176,6 +164,7 @@ class TwinVariant:
     flyback_px: float = 0.0
     drift_px_per_line: float = 0.0
     crop: int | None = None
+    scale: float = 1.0
     axis_value: float = math.nan
 
 
@@ -218,6 +207,18 @@ def _columns(model: TwinModel, sigma: NDArray[np.float64], dx: NDArray[np.float6
     return out.reshape(rows, cols)
 
 
+def scaled(model: TwinModel, scale: float) -> TwinModel:
+    """``model`` sampled with ``scale`` times as many pixels per length (same dose per area:
+    the shot-noise gain, relative to the intensity, falls as ``scale**2``)."""
+    if not scale > 0:
+        raise InputError(f"twin sampling scale must be positive, got {scale}")
+    rows, cols = model.shape
+    return replace(model, shape=(max(2, round(rows * scale)), max(2, round(cols * scale))),
+                   pixel_size=model.pixel_size / scale, xy_px=model.xy_px * scale,
+                   sigma_px=model.sigma_px * scale, gain=model.gain * scale**2,
+                   read_variance=model.read_variance * scale**4)
+
+
 def _window(model: TwinModel, crop: int | None) -> tuple[int, int, int, int]:
     rows, cols = model.shape
     if crop is None or crop >= min(rows, cols):
@@ -240,6 +241,8 @@ def render_twin(model: TwinModel, variant: TwinVariant) -> BenchmarkImage:
         line_offsets_px,
     )
 
+    if variant.scale != 1.0:
+        model = scaled(model, variant.scale)
     r0, c0, rows, cols = _window(model, variant.crop)
     scan = ScanParameters((rows, cols), 1.0, (float(c0), float(r0)),
                           drift_px_per_line=variant.drift_px_per_line,
@@ -291,75 +294,10 @@ def _metadata(model: TwinModel, variant: TwinVariant, clean: NDArray[np.float64]
     }
 
 
-def twin_plan(model: TwinModel, *, n_twins: int = 4, series: bool = True
-              ) -> list[TwinVariant]:
-    """The twins at the estimated quality, then each axis' series (see the module docstring).
-
-    Twin ``k >= 1`` draws its width and gain scale and its distortion from the model's
-    ``uncertainty`` (seeded by ``k``, so the plan is the same on every machine).
-    """
-    if n_twins < 1:
-        raise InputError(f"at least one twin is needed, got {n_twins}")
-    unc = model.uncertainty
-    plan = []
-    for k in range(n_twins):
-        rng = np.random.default_rng(1000 + k)
-        draw = rng.normal(0.0, 1.0, 4) if k else np.zeros(4)
-        plan.append(TwinVariant(
-            f"twin-{k}", "reference", 0, k,
-            sigma_scale=float(max(0.5, 1 + draw[0] * unc.get("sigma", 0.0))),
-            gain_scale=float(max(0.2, 1 + draw[1] * unc.get("gain", 0.0))),
-            flyback_px=float(max(0.0, model.flyback_px + draw[2] * unc.get("flyback", 0.0))),
-            drift_px_per_line=float(max(0.0, model.drift_px_per_line
-                                        + draw[3] * unc.get("drift", 0.0))),
-            axis_value=model.resolution_pm))
-    if not series:
-        return plan
-    base = replace(plan[0], crop=SERIES_CROP_PX)
-    contrast = model_contrast(model)
-    for axis, steps in SERIES_STEPS.items():
-        for step, amount in enumerate(steps, start=1):
-            variant = replace(base, image_id=f"{axis}-{step}", series=axis, step=step,
-                              seed=100 + step)
-            if axis == "resolution":
-                variant = replace(variant, sigma_scale=amount,
-                                  axis_value=model.resolution_pm * amount)
-            elif axis == "noise":
-                dose = twin_dose(model) / amount
-                variant = replace(variant, gain_scale=amount,
-                                  axis_value=dose if math.isfinite(dose) else math.nan)
-            elif axis == "contrast":
-                variant = replace(variant, contrast=contrast * amount,
-                                  axis_value=contrast * amount)
-            elif axis == "flyback":
-                value = math.hypot(model.flyback_px, amount)
-                variant = replace(variant, flyback_px=value, axis_value=value)
-            else:
-                value = math.hypot(model.drift_px_per_line, amount)
-                variant = replace(variant, drift_px_per_line=value, axis_value=value)
-            plan.append(variant)
-    return plan
-
-
-def model_contrast(model: TwinModel) -> float:
-    """Contrast ``(max - min) / max`` of the noise-free twin on the series' crop."""
-    clean = render_twin(replace(model, gain=0.0, read_variance=0.0),
-                        TwinVariant("probe", "reference", 0, 0, crop=SERIES_CROP_PX)).raw
-    assert clean is not None
-    top = float(clean.max())
-    return float((top - clean.min()) / top) if top > 0 else 1.0
-
-
-def twin_dose(model: TwinModel) -> float:
-    """Dose of the twin, e-/A^2: brightest column's counts per pixel area (inf if noiseless)."""
-    if model.gain <= 0:
-        return math.inf
-    return float(np.percentile(model.amplitude, 95)) / model.gain / model.pixel_size**2
-
-
-def twin_images(model: TwinModel, plan: list[TwinVariant]) -> list[BenchmarkImage]:
-    """Render every variant of ``plan``."""
-    return [render_twin(model, variant) for variant in plan]
+def plan_to_json(plan: list[TwinVariant]) -> list[dict[str, Any]]:
+    """The plan's variants as JSON dicts (non-finite numbers as ``None``)."""
+    return [{key: (None if isinstance(value, float) and not math.isfinite(value) else value)
+             for key, value in asdict(variant).items()} for variant in plan]
 
 
 def write_twin_dataset(model: TwinModel, plan: list[TwinVariant], path: str | Path
@@ -369,10 +307,8 @@ def write_twin_dataset(model: TwinModel, plan: list[TwinVariant], path: str | Pa
 
     out = Path(path)
     with DatasetWriter(out, name=f"twin-{model.digest()}", version="1",
-                       generator_params={"twin_of": model.name, "plan": [
-                           {k: (v if not isinstance(v, float) or math.isfinite(v) else None)
-                            for k, v in asdict(variant).items()} for variant in plan]},
+                       generator_params={"twin_of": model.name, "plan": plan_to_json(plan)},
                        overwrite=True) as writer:
-        for image in twin_images(model, plan):
-            writer.add(image)
+        for variant in plan:
+            writer.add(render_twin(model, variant))
     return out

@@ -25,14 +25,14 @@ from typing import Any
 import numpy as np
 
 from stembench.client.analysis.cutoffs import DEFAULT_CRITERIA
-from stembench.dataset_publish.simulate.twin import SERIES_STEPS
+from stembench.dataset_publish.simulate.twin_plan import SERIES_STEPS
 
 __all__ = ["AXIS_UNITS", "NONE_RELIABLE", "AxisMargin", "ModelPrediction", "predict",
            "recommendation"]
 
 #: Unit of each series' axis value.
-AXIS_UNITS = {"resolution": "pm", "noise": "e-/A^2", "contrast": "", "flyback": "px",
-              "drift": "px/line"}
+AXIS_UNITS = {"pixel_size": "atoms/100 px", "resolution": "pm", "noise": "e-/A^2",
+              "contrast": "", "flyback": "px", "drift": "px/line"}
 #: What assess says when no model meets the criteria on the twins.
 NONE_RELIABLE = "none of these models is reliable here"
 _METRICS = ("recall", "precision", "f1", "rms_angstrom")

@@ -21,7 +21,8 @@ from stembench.client.assess.twin.predict import (
 )
 from stembench.client.assess.twin.score import ModelChoice, TwinScores, score_on_twins
 from stembench.client.orchestrate import Target
-from stembench.dataset_publish.simulate.twin import TwinVariant, render_twin, twin_plan
+from stembench.dataset_publish.simulate.twin import TwinVariant, render_twin
+from stembench.dataset_publish.simulate.twin_plan import twin_plan
 
 __all__ = ["TwinAssessment", "assess_by_twin", "builtin_model_choices", "twin_axis_values"]
 
@@ -93,10 +94,15 @@ def _clean(value: Any) -> Any:
 
 def twin_axis_values(fit: TwinFit) -> dict[str, float]:
     """The twin's value on each series axis (units of :data:`AXIS_UNITS`)."""
-    from stembench.dataset_publish.simulate.twin import model_contrast, twin_dose
+    from stembench.dataset_publish.simulate.twin_plan import (
+        atoms_per_100px,
+        model_contrast,
+        twin_dose,
+    )
 
     model = fit.model
-    return {"resolution": model.resolution_pm, "noise": twin_dose(model),
+    return {"pixel_size": atoms_per_100px(model), "resolution": model.resolution_pm,
+            "noise": twin_dose(model),
             "contrast": model_contrast(model), "flyback": model.flyback_px,
             "drift": model.drift_px_per_line}
 

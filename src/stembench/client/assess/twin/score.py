@@ -18,9 +18,9 @@ from typing import Any
 
 from stembench._version import __version__
 from stembench.client.orchestrate import Target, evaluate_models
-from stembench.dataset_publish.simulate.twin import TwinModel, TwinVariant
+from stembench.dataset_publish.simulate.twin import TwinModel, TwinVariant, plan_to_json
 from stembench.endpoints.requests import DatasetRef
-from stembench.endpoints.twin_task import build_twin_dataset, plan_to_json
+from stembench.endpoints.twin_task import build_twin_dataset
 from stembench.errors import StembenchError
 
 __all__ = ["ModelChoice", "TwinScores", "score_on_twins"]
