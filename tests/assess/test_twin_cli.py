@@ -68,3 +68,14 @@ def test_bad_weights_entry_is_one_clear_line(tmp_path: Path, image_path: Path) -
                                       str(tmp_path / "out"), "--weights", "atomnet-cubic"])
     assert isinstance(result.exception, InputError)
     assert "expected NAME=PATH" in str(result.exception)
+
+
+def test_weights_entries_are_scored_beside_the_built_in_model(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--weights atomnet-cubic=FILE`` adds a second atomnet-cubic, with those weights."""
+    monkeypatch.setattr(command, "builtin_model_choices",
+                        lambda: [ModelChoice("atomnet-cubic")])
+    choices = command.model_choices(["pkg.mod:locate"], ["atomnet-cubic=/w/cubic-best.pt"])
+    assert [c.label for c in choices] == ["atomnet-cubic", "pkg.mod:locate",
+                                          "atomnet-cubic [cubic-best.pt]"]
+    assert choices[2].options == {"weights": "/w/cubic-best.pt"}
