@@ -54,8 +54,10 @@ def test_job_runs_and_results_are_stored(client, settings, mini_dataset_path) ->
     cutoffs = client.get(f"/api/jobs/{job_id}/cutoffs").json()
     noise = next(c for c in cutoffs if c["axis"] == "noise" and c["method"] == "pchip"
                  and c["group"] == fakes.GROUP)
-    # from the forged scores (recall 1.0 everywhere) the model would never fail
-    assert noise["status"] in ("crossed", "fails from start")
+    # from the forged scores (recall 1.0 everywhere) the model would never fail; from the
+    # service's own (90 % of the columns kept: recall about 0.9 at every step) it fails from
+    # the clean reference on
+    assert noise["status"] == "fails from start"
     png = client.get(f"/api/jobs/{job_id}/radar/{fakes.GROUP}.png")
     assert png.status_code == 200 and png.content[:8] == b"\x89PNG\r\n\x1a\n"
     report = client.get(f"/jobs/{job_id}/report")
