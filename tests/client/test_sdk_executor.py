@@ -54,6 +54,9 @@ class ComputeService:
         self.submissions: list[tuple[str, dict[str, Any], int]] = []
         self.refusals: list[int] = []
         self.lock = threading.Lock()
+        self.answer = threading.Event()  # cleared: a submission waits until it is set
+        self.answer.set()
+        self.received = threading.Event()
         RegisteredResponse(service="compute", path=f"/v2/endpoints/{ENDPOINT}/status",
                            method="GET", json={"status": "online", "details": {}}
                            ).add(requests_mock=rsps)
@@ -66,6 +69,8 @@ class ComputeService:
                           callback=self._submit, content_type="application/json")
 
     def _submit(self, request: Any) -> tuple[int, dict[str, str], str]:
+        self.received.set()
+        self.answer.wait(timeout=60)
         token = request.headers["Authorization"].split()[1]
         body = json.loads(request.body)
         with self.lock:
@@ -210,6 +215,28 @@ def test_abandoned_tasks_do_not_hold_the_process(service: ComputeService,
     assert watcher.get_open_futures()  # the given-up tasks are still watched
     stop_executor(target.executor)
     assert not watcher.get_open_futures() and group not in sdk_executor._RESULT_WATCHERS
+
+
+def test_a_batch_sent_during_shutdown_does_not_hold_the_process(
+        service: ComputeService) -> None:
+    """Review item 6: the batch being POSTed at shutdown gets its watcher after shutdown.
+
+    Its task group and result watcher appear when the answer comes (sdk/executor.py:1232,
+    then ``_get_result_watcher``), after ``shutdown`` returned; that watcher would hold the
+    SDK's exit thread (executor.py:52-64) until the remote task ends.
+    """
+    (target,) = remote_targets([ENDPOINT], client=user_client("alice-token"),
+                               function_id=FUNCTION_ID)
+    service.answer.clear()
+    future = target.executor.submit(describe_dataset, {"preset": "mini"}, "0.1.0")
+    assert service.received.wait(timeout=60)  # the POST is in flight
+    answering = threading.Timer(0.3, service.answer.set)  # answers while we shut down
+    answering.start()
+    stop_executor(target.executor)
+    target.executor.inner._task_submitter.join(timeout=60)
+    answering.join()
+    assert future.task_id is not None  # the batch was accepted: its task runs remotely
+    assert not [w for w in sdk_executor._RESULT_WATCHERS.values() if w.get_open_futures()]
 
 
 def test_a_refused_dataset_listing_is_retried_then_reported_in_one_line(

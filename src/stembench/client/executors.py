@@ -20,6 +20,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -180,6 +181,10 @@ def globus_executor(endpoint_id: str, **options: Any) -> cf.Executor:
     return result
 
 
+#: Seconds :func:`abandon_watched_futures` waits for a batch being sent at shutdown.
+SUBMITTER_WAIT_S = 60.0
+
+
 def abandon_watched_futures(executor: Any) -> int:
     """Stop waiting for the results of ``executor``'s submitted tasks; their number.
 
@@ -194,8 +199,17 @@ def abandon_watched_futures(executor: Any) -> int:
     ``GC_TASK_TIMEOUT`` does that (see
     :func:`stembench.endpoints.endpoint_config.user_config_schema`).
 
+    Call it after ``executor.shutdown``: a batch that was being sent (its POST in flight)
+    gets its task group and its result watcher only when the answer comes
+    (executor.py:1232-1235, then ``_get_result_watcher``), after ``shutdown`` returned; so
+    the submitter thread, which ends after that batch, is waited for first (at most
+    :data:`SUBMITTER_WAIT_S`; the POST itself is bounded by globus-sdk's timeouts).
+
     Anything that is not an SDK Executor with a task group is left alone (0).
     """
+    submitter = getattr(executor, "_task_submitter", None)
+    if isinstance(submitter, threading.Thread) and submitter is not threading.current_thread():
+        submitter.join(timeout=SUBMITTER_WAIT_S)
     module = sys.modules.get("globus_compute_sdk.sdk.executor")
     group = getattr(executor, "task_group_id", None)
     watchers = getattr(module, "_RESULT_WATCHERS", None)
