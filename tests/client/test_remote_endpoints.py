@@ -400,7 +400,20 @@ def test_real_shards_of_a_real_model_through_the_restricted_endpoint(
     records = ResultsFile(tmp_path / "results.jsonl").records()
     assert len(records) == 102 and {(r["model"], r["framework"]) for r in records} == {
         ("log-blob", "classical")}
-    assert all(0.0 <= r["f1"] <= 1.0 for r in records)
+    # each record is the score of log-blob's own positions on that image, as computed here
+    from stembench.dataset_publish.storage.stembench_layout import open_dataset
+    from stembench.endpoints.models.registry import load_model
+    from stembench.endpoints.shard import reported_coordinates, score_prediction
+
+    model = load_model("log-blob")
+    with open_dataset(mini_dataset_path) as opened:
+        for record in records:
+            image = opened[record["image_id"]]
+            here = score_prediction(image, reported_coordinates(
+                model.locate(image.image, image.pixel_size))).to_dict()
+            assert {k: record[k] for k in ("tp", "fp", "fn", "f1", "rms_px")} == {
+                k: here[k] for k in ("tp", "fp", "fn", "f1", "rms_px")}, record["image_id"]
+    assert sum(r["tp"] for r in records) > 0
 
 
 
