@@ -63,11 +63,12 @@ def _first_result_s(stack: ComputeStack, known: set[str]) -> float:
 
 def measure(repeats: int, workers: int, shard_size: int) -> dict[str, Any]:
     """Run the comparison; the raw numbers."""
+    os.environ.setdefault("STEMBENCH_OFFLINE", "1")  # the mini preset is built here, not fetched
     folder = Path(tempfile.mkdtemp(prefix="stembench-stack-bench-"))
     stack = ComputeStack(folder)
     try:
         stack.start()
-        from stembench.dataset_publish.storage.cache import load
+        from stembench.dataset_publish.loading import load
 
         cache = folder / "cache"
         load(preset="mini", cache_dir=cache)

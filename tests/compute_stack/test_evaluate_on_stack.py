@@ -53,7 +53,7 @@ def scored_images(results: Path) -> dict[str, Any]:
     return images
 
 
-@pytest.mark.parametrize("model", ["atomap-like"])
+@pytest.mark.parametrize("model", ["atomap-like", "atomsegnet"])
 def test_evaluate_through_endpoint_and_slurm_scores_like_a_local_run(
         model: str, slurm_endpoint: EndpointProcess, compute_client: ClientSide) -> None:
     stack = compute_client.stack

@@ -48,11 +48,28 @@ def pytest_configure(config: pytest.Config) -> None:
                             "(RabbitMQ, Slurm, endpoint process; root only)")
 
 
+#: Stop functions of the running stack and shared endpoint, most recent last.
+_RUNNING: list[Callable[[], None]] = []
+_LAST_USER: list[str] = []
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if {"compute_stack", "slurm_endpoint", "start_endpoint"} & set(
-                getattr(item, "fixturenames", ())):
-            item.add_marker(MARK)
+    users = [item for item in items if "compute_stack" in getattr(item, "fixturenames", ())]
+    for item in users:
+        item.add_marker(MARK)
+    _LAST_USER[:] = [users[-1].nodeid] if users else []
+
+
+@pytest.hookimpl(trylast=True)  # after the test's own fixtures are torn down
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """After the last test that uses the stack, stop it (not at the end of the session).
+
+    Only one stack runs per machine (port 5000); holding it while the rest of a long
+    session runs would keep other test sessions waiting for its lock.
+    """
+    if _LAST_USER and item.nodeid == _LAST_USER[0]:
+        while _RUNNING:
+            _RUNNING.pop()()
 
 
 def _why_not() -> str | None:
@@ -79,6 +96,7 @@ def compute_stack() -> Iterator[ComputeStack]:
         stack.start()
     except StackStartError as exc:
         pytest.fail(f"the Compute stack did not start: {exc}")
+    _RUNNING.append(stack.stop)
     try:
         yield stack
     finally:
@@ -89,7 +107,7 @@ def compute_stack() -> Iterator[ComputeStack]:
 @pytest.fixture(scope="session")
 def endpoint_cache(compute_stack: ComputeStack) -> Path:
     """A dataset cache with the ``mini`` preset, owned by the endpoint's account."""
-    from stembench.dataset_publish.storage.cache import load
+    from stembench.dataset_publish.loading import load
 
     cache = compute_stack.folder / "stembench-cache"
     load(preset="mini", cache_dir=cache)
@@ -111,6 +129,7 @@ def _endpoint(stack: ComputeStack, endpoint_cache: Path, name: str,
 def _shared_endpoint(compute_stack: ComputeStack, endpoint_cache: Path
                      ) -> Iterator[EndpointProcess]:
     endpoint = _endpoint(compute_stack, endpoint_cache, "shared-endpoint")
+    _RUNNING.append(endpoint.stop)
     yield endpoint
     endpoint.stop()
 

@@ -98,12 +98,14 @@ class TaskRecord:
 
 @dataclass
 class Injected:
-    """Answer the next ``times`` requests to ``route`` with HTTP ``status``."""
+    """Answer ``times`` requests to ``route`` with HTTP ``status``, after ``after`` others."""
 
     route: str
     status: int
     times: int
+    after: int = 0
     seen: int = 0
+    passed: int = 0
 
 
 @dataclass
@@ -138,9 +140,12 @@ class ComputeState:
     injected: list[Injected] = field(default_factory=list)
     _lock: threading.RLock = field(default_factory=threading.RLock)
 
-    def inject(self, route: str, status: int, *, times: int = 1) -> Injected:
-        """Fail the next ``times`` requests to ``route`` (e.g. ``"submit"``) with ``status``."""
-        entry = Injected(route, status, times)
+    def inject(self, route: str, status: int, *, times: int = 1, after: int = 0) -> Injected:
+        """Fail ``times`` requests to ``route`` (e.g. ``"submit"``) with ``status``.
+
+        The first ``after`` requests to the route are answered normally.
+        """
+        entry = Injected(route, status, times, after)
         with self._lock:
             self.injected.append(entry)
         return entry
@@ -164,7 +169,9 @@ class ComputeState:
         name = _route_name(method, path)
         with self._lock:
             for entry in self.injected:
-                if entry.route == name and entry.seen < entry.times:
+                if entry.route == name and entry.passed < entry.after:
+                    entry.passed += 1
+                elif entry.route == name and entry.seen < entry.times:
                     entry.seen += 1
                     return entry.status, _error(entry.status, "INJECTED",
                                                 f"injected HTTP {entry.status} on {name}")
