@@ -95,3 +95,14 @@ def fake_shard(request: dict[str, Any]) -> dict[str, Any]:
             "dataset": {"name": ref.name, "version": version,
                         "manifest_sha256": manifest_sha256},
             "runtime": {"host": "test-host", "device": "cpu", "stembench_version": "0.1.0"}}
+
+
+def describe_refused_once(dataset: dict[str, Any], client_version: str) -> dict[str, Any]:
+    """The real listing, except that the first call of a process fails (a lost task)."""
+    if not LISTING_REFUSED:
+        LISTING_REFUSED.append(True)
+        raise RuntimeError("injected: the listing task was lost")
+    return describe_dataset(dataset, client_version)
+
+
+LISTING_REFUSED: list[bool] = []

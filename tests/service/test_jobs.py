@@ -164,3 +164,16 @@ def _thread_targets():
     from stembench.client.orchestrate import Target
 
     return [Target("t", cf.ThreadPoolExecutor(2), max_in_flight=4)]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_failed_dataset_listing_is_asked_again(client) -> None:
+    """Review item 5: the worker's listing is retried as the client's is (a lost task)."""
+    fakes.LISTING_REFUSED.clear()
+    job_id = _submit(client, options={"quality": 0.9}).json()["job"]["id"]
+    settings = client.app.state.settings.model_copy(
+        update={"describe_function": "service_fakes:describe_refused_once"})
+    assert Worker(settings, client.app.state.sessions).run_once()
+    job = client.get(f"/api/jobs/{job_id}", headers=bearer("alice")).json()
+    assert fakes.LISTING_REFUSED == [True]  # the first listing failed
+    assert job["status"] == "done" and job["n_done"] == N_IMAGES, job

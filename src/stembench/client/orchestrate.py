@@ -53,7 +53,7 @@ from stembench.endpoints.shard import (
 from stembench.errors import InputError, StembenchError
 
 __all__ = ["DEFAULT_TASK_DEADLINE_S", "Evaluation", "RetryPolicy", "Target", "evaluate",
-           "evaluate_models", "plan_shards"]
+           "evaluate_models", "list_images", "plan_shards"]
 
 #: Expected JSON bytes per image in a result (scores + ~1000 coordinates).
 BYTES_PER_IMAGE = 40_000
@@ -119,11 +119,17 @@ def _ask(target: Target, what: str, deadline_s: float | None, retry: RetryPolicy
     raise AssertionError("unreachable: RetryPolicy has max_attempts >= 1")
 
 
-def _list_images(target: Target, dataset: DatasetRef,
-                 deadline_s: float | None = DEFAULT_TASK_DEADLINE_S,
-                 retry: RetryPolicy | None = None) -> list[str]:
+def list_images(target: Target, dataset: DatasetRef,
+                deadline_s: float | None = DEFAULT_TASK_DEADLINE_S,
+                retry: RetryPolicy | None = None, *,
+                describe: Callable[..., dict[str, Any]] = describe_dataset) -> list[str]:
+    """The dataset's image ids, listed on ``target`` by ``describe``.
+
+    A refused or failed listing is asked again with the retry policy's backoff, then
+    reported in one line; no answer within ``deadline_s`` stops at once.
+    """
     listing = _ask(target, "the dataset listing", deadline_s, retry or RetryPolicy(),
-                   describe_dataset, asdict(dataset), __version__)
+                   describe, asdict(dataset), __version__)
     return [row["image_id"] for row in listing["images"]]
 
 
@@ -268,7 +274,7 @@ def evaluate_models(
         for model, path in results_paths.items():  # a linked path: the file it points to
             locks.append(ResultsLock(path))
             files[model] = ResultsFile(locks[-1].path)
-        ids = list(image_ids) if image_ids is not None else _list_images(
+        ids = list(image_ids) if image_ids is not None else list_images(
             target_list[0], dataset, task_deadline_s, retry)
         shards = plan_shards(ids, shard_size=shard_size, n_workers=sum(
             t.max_in_flight for t in target_list))

@@ -19,18 +19,21 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from stembench._version import __version__
 from stembench.client.compute_http import settle_future
-from stembench.client.orchestrate import DEFAULT_TASK_DEADLINE_S, Target, evaluate
+from stembench.client.orchestrate import (
+    DEFAULT_TASK_DEADLINE_S,
+    Target,
+    evaluate,
+    list_images,
+)
 from stembench.client.results_file import ResultsFile
 from stembench.endpoints.requests import DatasetRef
-from stembench.errors import InputError, StembenchError
+from stembench.errors import InputError
 from stembench.service import store
 from stembench.service.models import Job
 from stembench.service.settings import ServiceSettings
@@ -263,14 +266,8 @@ class Worker:
             dataset = DatasetRef(name=job.dataset_name, preset=job.dataset_preset,
                                  version=job.dataset_version or None,
                                  cache_dir=self.settings.dataset_cache_dir)
-            describe = import_function(self.settings.describe_function)
-            pending = executor.submit(describe, asdict(dataset), __version__)
-            try:
-                listing = pending.result(timeout=DEFAULT_TASK_DEADLINE_S)
-            except cf.TimeoutError as exc:
-                raise StembenchError(f"no dataset listing from {target.name} within "
-                                     f"{DEFAULT_TASK_DEADLINE_S:g} s (task deadline)") from exc
-            ids = [row["image_id"] for row in listing["images"]]
+            ids = list_images(target, dataset, DEFAULT_TASK_DEADLINE_S,
+                              describe=import_function(self.settings.describe_function))
             with self.sessions() as session:
                 store.renew_lease(session, job.id, worker_id=self.worker_id,
                                   lease_s=self.settings.lease_s, n_images=len(ids))
