@@ -20,6 +20,6 @@ def test_fifty_concurrent_mixed_requests(tmp_path, database_url, dataset_cache) 
         rendered = set(figures.glob("*.png")) - ready
     assert result.statuses == [200] * 50, result.statuses
     assert result.health and set(result.health) == {200}, result.health
-    # the one figure the worker had not made (first and last models overlaid) was rendered
-    # once, though five requests asked for it at the same time
-    assert len(rendered) == 1 and len(ready) >= 3
+    # the one figure the worker had not made (first and last models overlaid) is an overlay:
+    # drawn for the five requests that asked for it, kept in memory, never on disk
+    assert not rendered and len(ready) >= 3

@@ -61,3 +61,61 @@ def test_made_up_tokens_and_slow_auth_do_not_stall_reading(tmp_path, database_ur
             assert mine("made-up-0") == 401
             assert asked.count("made-up-0") == 1  # the refusal is cached
     app.state.engine.dispose()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_radar_overlays_cannot_stall_reading(tmp_path, database_url, dataset_cache,
+                                             globus_auth, monkeypatch) -> None:
+    from collections import Counter
+    from itertools import combinations
+
+    import service_fakes as fakes
+
+    from stembench.dataset_publish.build import DATASET_VERSION
+    from stembench.service import analysis, store
+    from stembench.service.figures import group_radar
+    from stembench.service.worker import Worker
+
+    settings = make_settings(tmp_path, database_url, figure_overlays_per_minute=1)
+    app = create_app(settings)
+    with app.state.sessions() as session:
+        for quality in (0.97, 0.9, 0.85):
+            store.create_job(session, owner="alice", owner_name="alice", model="log-blob",
+                             options={"quality": quality}, dataset_name="atom-locating-benchmark",
+                             dataset_preset="mini", dataset_version=str(DATASET_VERSION),
+                             endpoint_id=None)
+    worker = Worker(settings, app.state.sessions)
+    while worker.run_once():  # each finished job has its group and own radars drawn
+        pass
+    figures = set((settings.data_dir / "figures").glob("*.png"))
+    release, drawn = threading.Event(), []
+    real = analysis.radar_png
+
+    def slow_radar(*args: Any, **kwargs: Any) -> bytes:
+        drawn.append(kwargs.get("group"))
+        release.wait(HANG_GUARD_S)  # matplotlib takes forever
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(analysis, "radar_png", slow_radar)
+    with LiveServer(app) as server, httpx.Client(base_url=server.url,
+                                                 timeout=HANG_GUARD_S) as http:
+        with app.state.sessions() as session:
+            known = group_radar(session, fakes.GROUP)
+        assert len(known) == 3, known
+        pairs = [",".join(p) for p in combinations(known, 2)]
+        try:
+            with cf.ThreadPoolExecutor(12) as pool:
+                asked = [pool.submit(http.get, f"/api/leaderboard/{fakes.GROUP}/radar.png",
+                                     params={"jobs": pair}) for pair in pairs * 4]
+                board = http.get("/api/leaderboard")
+                assert board.status_code == 200 and not release.is_set()  # while drawing
+                release.set()
+                statuses = Counter(future.result().status_code for future in asked)
+        finally:
+            release.set()
+    # the worker drew the first two jobs' pair as the group's radar before the third ended;
+    # of the two new pairs one is drawn (once, however many asked), the other refused
+    assert statuses == Counter({200: 8, 429: 4}), statuses
+    assert len(drawn) == 1
+    assert set((settings.data_dir / "figures").glob("*.png")) == figures  # memory only
+    app.state.engine.dispose()

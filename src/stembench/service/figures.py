@@ -7,14 +7,24 @@ in memory. Matplotlib is not thread-safe, so one render runs at a time per proce
 request for a figure being rendered waits for it instead of rendering it again. The worker
 renders the figures of every group after each finished job (:func:`warm_figures`), so
 requests normally find them ready.
+
+Requests (:meth:`FigureCache.radar_async`) wait for a render on the event loop while the
+cache's own render thread draws it, so no request thread is held. An overlay (a set of
+entries other than a group's whole radar or one entry's, which the worker pre-renders) is
+kept in memory only, and at most ``overlays_per_minute`` new ones are drawn a minute: more
+are refused (:class:`FigureBusyError`, HTTP 429), so anonymous callers cannot stall the service
+or fill its disk with combinations.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures as cf
 import hashlib
 import json
 import threading
-from collections import OrderedDict
+import time
+from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -23,11 +33,17 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from stembench.atomic import atomic_write_bytes
 from stembench.client.analysis import Cutoff
+from stembench.errors import StembenchError
 from stembench.service.settings import ServiceSettings
 
-__all__ = ["FigureCache", "entry_cutoffs", "figure_cache", "group_radar", "warm_figures"]
+__all__ = ["FigureBusyError", "FigureCache", "entry_cutoffs", "figure_cache", "group_radar",
+           "warm_figures"]
 
 _MEMORY_ITEMS = 64
+
+
+class FigureBusyError(StembenchError):
+    """More new overlays were asked for than the service draws a minute."""
 
 
 class FigureCache:
@@ -37,13 +53,19 @@ class FigureCache:
     ----------
     folder : Path
         Where PNG files are kept.
+    overlays_per_minute : int
+        New overlays (sets that are not pre-rendered) drawn per minute at most.
     """
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, overlays_per_minute: int = 30) -> None:
         self.folder = folder
+        self.overlays_per_minute = overlays_per_minute
         self._render_lock = threading.Lock()
         self._memory: OrderedDict[str, bytes] = OrderedDict()
         self._memory_lock = threading.Lock()
+        self._drawer = cf.ThreadPoolExecutor(1, thread_name_prefix="radar")
+        self._in_flight: dict[str, cf.Future[bytes]] = {}
+        self._overlays: deque[float] = deque()
         self.renders = 0
 
     @staticmethod
@@ -68,8 +90,9 @@ class FigureCache:
         return self._remember(key, path.read_bytes()) if path.is_file() else None
 
     def radar(self, session_factory: sessionmaker[Session], group: str,
-              job_ids: Sequence[str]) -> bytes:
-        """The radar PNG of ``job_ids`` on ``group``, from the cache or rendered now."""
+              job_ids: Sequence[str], *, keep: bool = True) -> bytes:
+        """The radar PNG of ``job_ids`` on ``group``, from the cache or rendered now (kept
+        on disk unless ``keep`` is false)."""
         key = self.key(group, job_ids)
         found = self._cached(key)
         if found is not None:
@@ -83,10 +106,50 @@ class FigureCache:
             with session_factory() as session:
                 cutoffs = entry_cutoffs(session, group, job_ids)
             data = radar_png(cutoffs, group=group)
-            self.folder.mkdir(parents=True, exist_ok=True)
-            atomic_write_bytes(self.folder / f"{key}.png", data)
+            if keep:
+                self.folder.mkdir(parents=True, exist_ok=True)
+                atomic_write_bytes(self.folder / f"{key}.png", data)
             self.renders += 1
         return self._remember(key, data)
+
+    def _drawing(self, session_factory: sessionmaker[Session], group: str,
+                 job_ids: Sequence[str], overlay: bool) -> cf.Future[bytes]:
+        """The render of a radar in flight on the render thread, started now if none is."""
+        key = self.key(group, job_ids)
+        with self._memory_lock:
+            running = self._in_flight.get(key)
+            if running is not None:
+                return running
+            if overlay:
+                now = time.monotonic()
+                while self._overlays and self._overlays[0] < now - 60.0:
+                    self._overlays.popleft()
+                if len(self._overlays) >= self.overlays_per_minute:
+                    raise FigureBusyError(f"this service draws at most {self.overlays_per_minute} "
+                                     "new radar overlays a minute; try again in a minute, or "
+                                     "ask for the whole group or one entry")
+                self._overlays.append(now)
+            future = self._drawer.submit(self.radar, session_factory, group, job_ids,
+                                         keep=not overlay)
+            self._in_flight[key] = future
+
+        def landed(_: cf.Future[bytes]) -> None:
+            with self._memory_lock:
+                self._in_flight.pop(key, None)
+
+        future.add_done_callback(landed)
+        return future
+
+    async def radar_async(self, session_factory: sessionmaker[Session], group: str,
+                          job_ids: Sequence[str], *, overlay: bool) -> bytes:
+        """:meth:`radar` for requests: drawn on the render thread while the request waits on
+        the event loop; an ``overlay`` is kept in memory only and counts against
+        ``overlays_per_minute`` (:class:`FigureBusyError` when spent)."""
+        found = self._cached(self.key(group, job_ids))
+        if found is not None:
+            return found
+        future = self._drawing(session_factory, group, job_ids, overlay)
+        return await asyncio.shield(asyncio.wrap_future(future))
 
 
 def entry_cutoffs(session: Session, group: str, job_ids: Sequence[str]) -> list[Cutoff]:
@@ -118,7 +181,10 @@ def figure_cache(settings: ServiceSettings) -> FigureCache:
     """The process's figure cache of a service (one per data folder)."""
     folder = settings.data_dir / "figures"
     with _CACHES_LOCK:
-        return _CACHES.setdefault(folder, FigureCache(folder))
+        if folder not in _CACHES:
+            _CACHES[folder] = FigureCache(
+                folder, overlays_per_minute=settings.figure_overlays_per_minute)
+        return _CACHES[folder]
 
 
 def group_radar(session: Session, group: str) -> list[str]:

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from stembench.client.analysis import AXES, RADAR_AXES
 from stembench.service.api import DB, JobId, stored_job
-from stembench.service.figures import figure_cache, group_radar
+from stembench.service.figures import FigureBusyError, figure_cache, group_radar
 from stembench.service.leaderboard import leaderboard, list_groups
 from stembench.service.schemas import ErrorOut, LeaderboardOut
 from stembench.service.worker import job_folder
@@ -50,18 +50,28 @@ def leaderboard_json(db: DB, group: Group | None = None,
                                           "axes": list(RADAR_AXES), "rows": rows})
 
 
-def _radar(request: Request, group: str, job_ids: list[str] | None) -> bytes | None:
+def _known(request: Request, group: str) -> list[str]:
+    with request.app.state.sessions() as session:
+        return group_radar(session, group)
+
+
+async def _radar(request: Request, group: str, job_ids: list[str] | None) -> bytes | None:
     """Radar PNG of some jobs (all: None) on a group, from the figure cache; None if no cutoffs.
 
-    The session is closed before any rendering, so a slow figure never holds a connection.
+    The request waits on the event loop while the cache draws (see
+    :meth:`~stembench.service.figures.FigureCache.radar_async`); a set other than the
+    whole group or one entry is an overlay, limited per minute (429 beyond).
     """
-    sessions = request.app.state.sessions
-    with sessions() as session:
-        known = group_radar(session, group)
+    known = await run_in_threadpool(_known, request, group)
     chosen = known if job_ids is None else sorted(set(job_ids) & set(known))
     if not chosen:
         return None
-    return figure_cache(request.app.state.settings).radar(sessions, group, chosen)
+    cache = figure_cache(request.app.state.settings)
+    try:
+        return await cache.radar_async(request.app.state.sessions, group, chosen,
+                                       overlay=len(chosen) > 1 and chosen != known)
+    except FigureBusyError as exc:
+        raise HTTPException(429, str(exc), headers={"Retry-After": "60"}) from exc
 
 
 @router.get("/api/leaderboard/{group}/radar.png", response_class=Response, responses=_PNG)
@@ -70,9 +80,9 @@ async def leaderboard_radar(group: str, request: Request,
                                 max_length=33 * 50, pattern=r"^[0-9a-f]{32}(,[0-9a-f]{32})*$",
                                 description="Comma-separated job ids to overlay (default: "
                                             "every entry)")] = None) -> Response:
-    """Radar plot of every model (or of the chosen ``jobs``) on one data group."""
-    data = await run_in_threadpool(_radar, request, group,
-                                   None if jobs is None else jobs.split(","))
+    """Radar plot of every model (or of the chosen ``jobs``: at most a few new overlays a
+    minute are drawn, 429 beyond) on one data group."""
+    data = await _radar(request, group, None if jobs is None else jobs.split(","))
     if data is None:
         raise HTTPException(404, f"no cutoffs for data group {group!r}"
                                  + (" and the chosen jobs" if jobs else ""))
@@ -82,12 +92,11 @@ async def leaderboard_radar(group: str, request: Request,
 @router.get("/api/jobs/{job_id}/radar/{group}.png", response_class=Response, responses=_PNG)
 async def job_radar(job_id: JobId, group: str, request: Request) -> Response:
     """Radar plot of one finished job on one data group."""
-    def find() -> bytes | None:
+    def find() -> str:
         with request.app.state.sessions() as session:
-            job_ids = [stored_job(session, job_id).id]
-        return _radar(request, group, job_ids)
+            return stored_job(session, job_id).id
 
-    data = await run_in_threadpool(find)
+    data = await _radar(request, group, [await run_in_threadpool(find)])
     if data is None:
         raise HTTPException(404, f"job {job_id} has no cutoffs for data group {group!r}")
     return _png(data)

@@ -98,6 +98,9 @@ class ServiceSettings(pydantic_settings.BaseSettings):
         Bytes one user's unfinished uploads may hold together (parts count as they arrive).
     upload_abandon_s : float
         An unfinished upload that receives no part for this long (seconds) is deleted.
+    figure_overlays_per_minute : int
+        New radar overlays (sets of entries the worker does not pre-render) drawn per
+        minute at most; more are answered 429.
     """
 
     model_config = pydantic_settings.SettingsConfigDict(
@@ -133,6 +136,7 @@ class ServiceSettings(pydantic_settings.BaseSettings):
     upload_part_bytes: int = 8 * 1024 * 1024
     upload_quota_bytes: int = 128 * 1024 * 1024
     upload_abandon_s: float = 24 * 3600.0
+    figure_overlays_per_minute: int = 30
 
     @classmethod
     def settings_customise_sources(cls, settings_cls: Any, init_settings: Any,
@@ -160,7 +164,8 @@ class ServiceSettings(pydantic_settings.BaseSettings):
 
     def _check(self) -> None:
         for name in ("token_cache_ttl_s", "introspection_timeout_s", "poll_interval_s",
-                     "lease_s", "cancel_poll_s", "upload_quota_bytes", "upload_abandon_s"):
+                     "lease_s", "cancel_poll_s", "upload_quota_bytes", "upload_abandon_s",
+                     "figure_overlays_per_minute"):
             if not getattr(self, name) > 0:
                 raise InputError(f"service settings: {name} must be > 0, got {getattr(self, name)}")
         if self.max_payload_bytes < 1024:
