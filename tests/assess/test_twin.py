@@ -97,6 +97,14 @@ def test_predictions_margins_ranking_and_recommendation() -> None:
     assert recommendation([weak]) == (None, NONE_RELIABLE)
 
 
+def test_a_series_image_without_an_axis_value_is_an_unknown_point() -> None:
+    records = {"good": _records({"resolution": [1.0, 0.5]}, [1.0, 0.98])}
+    records["good"][-1]["axis_value"] = None  # an image whose axis value was not recorded
+    (prediction,) = predict(records, twin_values={"resolution": 80.0})
+    (margin,) = prediction.margins
+    assert margin.failure_value is not None and math.isnan(margin.failure_value)
+
+
 def test_limitations_name_overlaps_and_amorphous_regions() -> None:
     rng = np.random.default_rng(0)
     pairs = square_model(spacing=16.0, sigma=1.6)

@@ -104,10 +104,16 @@ def _slack(record: Mapping[str, Any]) -> float:
     return min(parts)
 
 
+def _axis_value(record: Mapping[str, Any]) -> float:
+    """The record's value on its series axis; NaN where the image has none (recorded as null)."""
+    value = record.get("axis_value")
+    return math.nan if value is None else float(value)
+
+
 def _margin(axis: str, reference: Sequence[Mapping[str, Any]],
             series: Sequence[Mapping[str, Any]], twin_value: float) -> AxisMargin:
     points = [(twin_value, float(np.mean([_slack(r) for r in reference])))]
-    points += [(float(r.get("axis_value", math.nan)), _slack(r))
+    points += [(_axis_value(r), _slack(r))
                for r in sorted(series, key=lambda r: int(r.get("step") or 0))]
     last = points[-1][0]
     if points[0][1] < 0:
