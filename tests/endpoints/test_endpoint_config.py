@@ -219,6 +219,25 @@ def test_a_slurm_block_does_not_take_a_whole_node(tmp_path: Path) -> None:
     assert "#SBATCH --gpus-per-node=1" in provider.scheduler_options
 
 
+def test_a_slurm_block_asks_for_cpus_and_memory_per_gpu(tmp_path: Path) -> None:
+    """Not exclusive, a block would get Slurm's defaults: one CPU and DefMemPerCPU."""
+    write_endpoint_directory("slurm-gpu", tmp_path / "ep", _settings(gpus=4))
+    provider = _render(tmp_path / "ep", {"gpus": 2}).engine.executor.provider
+    # parsl turns these into #SBATCH --cpus-per-task=16 and --mem=64g (slurm.py:312-317)
+    assert (provider.cores_per_node, provider.mem_per_node) == (16, 64)
+    assert provider.launcher.overrides == "--cpus-per-task=16"  # srun does not inherit it
+    provider = _render(tmp_path / "ep", {"gpus": 2, "cores_per_node": 3,
+                                         "mem_per_node": 5}).engine.executor.provider
+    assert (provider.cores_per_node, provider.mem_per_node) == (3, 5)
+    provider = _render(tmp_path / "ep", {"gpus": 2, "cores_per_node": 1}
+                       ).engine.executor.provider
+    assert provider.cores_per_node == 2  # one CPU per GPU at least: one worker per GPU
+    write_endpoint_directory("slurm-gpu", tmp_path / "own", _settings(
+        gpus=4, cpus_per_gpu=2, mem_per_gpu_gb=0))
+    provider = _render(tmp_path / "own", {}).engine.executor.provider
+    assert (provider.cores_per_node, provider.mem_per_node) == (8, None)  # 0: Slurm's memory
+
+
 def _children(pid: int) -> list[str]:
     """Names of the processes whose parent is ``pid`` (from /proc)."""
     names = []

@@ -41,8 +41,9 @@ def evaluate_command(
         help="A user_config_schema.json to check --endpoint-option against (default: the "
         "schema the endpoint publishes).")] = None,
     task_deadline: Annotated[float, typer.Option(
-        help="Seconds a task may take from submission to result; then its shard fails and "
-        "is retried. Endpoints made by stembench also stop a task running this long.")
+        help="Seconds a task may take from submission to result, time queued on the "
+        "endpoint (Slurm) included; then its shard fails and is retried. Endpoints made by "
+        "stembench stop a task that ran 90 % of this long.")
     ] = DEFAULT_TASK_DEADLINE_S,
     shard_size: Annotated[int | None, typer.Option(help="Images per shard.")] = None,
     report: Annotated[bool, typer.Option(help="Write the HTML/JSON report beside the "
@@ -189,6 +190,10 @@ def config_command(
                                              "the environment with stembench).")] = (
         "source ~/stembench-venv/bin/activate"),
     max_blocks: Annotated[int, typer.Option(help="Most batch jobs at once.")] = 1,
+    cpus_per_gpu: Annotated[int, typer.Option(help="slurm-gpu: CPUs per GPU a block asks "
+                                              "for.")] = 8,
+    mem_per_gpu_gb: Annotated[int, typer.Option(help="slurm-gpu: memory (GB) per GPU a block "
+                                                "asks for; 0: Slurm's default.")] = 32,
     interface: Annotated[str, typer.Option(help="Network interface, e.g. ib0.")] = "",
     multi_user: Annotated[bool, typer.Option(
         "--multi-user", help="Multi-user endpoint run by root with identity mapping.")] = False,
@@ -212,6 +217,7 @@ def config_command(
     settings = EndpointSettings(
         display_name=name, gpus=gpus, partition=partition, account=account, walltime=walltime,
         worker_init=worker_init, max_blocks=max_blocks, interface=interface,
+        cpus_per_gpu=cpus_per_gpu, mem_per_gpu_gb=mem_per_gpu_gb,
         multi_user=multi_user, identity_domain=identity_domain, contact_email=contact_email,
         allowed_functions=tuple(allowed_function or ()), restrict_serializers=not any_serializer)
     for path in write_endpoint_directory(template, output, settings):

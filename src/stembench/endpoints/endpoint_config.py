@@ -71,6 +71,11 @@ class EndpointSettings:
         Most batch jobs held at once per user endpoint.
     cpus_per_node : int
         CPUs per node requested (PBS).
+    cpus_per_gpu : int
+        CPUs a Slurm block asks for per GPU it uses (users may set ``cores_per_node``).
+    mem_per_gpu_gb : int
+        Memory (GB) a Slurm block asks for per GPU it uses (users may set ``mem_per_node``);
+        0: Slurm's default (``DefMemPerCPU``/``DefMemPerNode``).
     interface : str
         Network interface workers reach the interchange on (e.g. ``ib0``); empty: default.
     multi_user : bool
@@ -94,6 +99,8 @@ class EndpointSettings:
     walltime: str = "01:00:00"
     max_blocks: int = 1
     cpus_per_node: int = 32
+    cpus_per_gpu: int = 8
+    mem_per_gpu_gb: int = 32
     interface: str = ""
     multi_user: bool = False
     identity_domain: str = ""
@@ -109,8 +116,10 @@ class EndpointSettings:
             raise InputError(f"gpus must be between 1 and {MAX_GPUS}, got {self.gpus}")
         if not _WALLTIME.match(self.walltime):
             raise InputError(f"walltime must be HH:MM:SS, got {self.walltime!r}")
-        if self.max_blocks < 1 or self.cpus_per_node < 1:
-            raise InputError("max_blocks and cpus_per_node must be >= 1")
+        if min(self.max_blocks, self.cpus_per_node, self.cpus_per_gpu) < 1:
+            raise InputError("max_blocks, cpus_per_node and cpus_per_gpu must be >= 1")
+        if self.mem_per_gpu_gb < 0:
+            raise InputError(f"mem_per_gpu_gb must be >= 0, got {self.mem_per_gpu_gb}")
         for name in ("partition", "account", "interface"):
             value = getattr(self, name)
             if value and not _NAME.match(value):
@@ -177,7 +186,8 @@ def user_config_schema(template: str, settings: EndpointSettings | None = None
 
     ``gpus`` (1 to the node's GPUs) and ``task_timeout_s`` (the endpoint's own per-task
     limit, ``GC_TASK_TIMEOUT``) everywhere; ``account``, ``partition`` and ``walltime`` on
-    the HPC templates. Anything else is refused.
+    the HPC templates; ``cores_per_node`` and ``mem_per_node`` (GB) on ``slurm-gpu``.
+    Anything else is refused.
     """
     _known(template)
     settings = settings or EndpointSettings()
@@ -196,6 +206,15 @@ def user_config_schema(template: str, settings: EndpointSettings | None = None
                           "description": "Slurm partition or PBS queue"},
             "walltime": {"type": "string", "pattern": WALLTIME_PATTERN,
                          "description": "batch job walltime HH:MM:SS"}}
+    if template == "slurm-gpu":
+        properties |= {
+            "cores_per_node": {"type": "integer", "minimum": 1, "maximum": 1024,
+                               "description": "CPUs per block, at least one per GPU "
+                                              f"(default: {settings.cpus_per_gpu} per GPU)"},
+            "mem_per_node": {"type": "integer", "minimum": 1, "maximum": 4096,
+                             "description": "memory per block in GB (default: " + (
+                                 f"{settings.mem_per_gpu_gb} per GPU)"
+                                 if settings.mem_per_gpu_gb else "Slurm's)")}}
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object",
             "title": f"stembench {template} user options", "properties": properties,
             "additionalProperties": False}

@@ -120,8 +120,11 @@ def endpoint_cache(compute_stack: ComputeStack) -> Path:
 def _endpoint(stack: ComputeStack, endpoint_cache: Path, name: str,
               config_options: tuple[str, ...] = (), env: dict[str, str] | None = None
               ) -> EndpointProcess:
+    # the node has this host's CPUs (2 on CI) and declares no memory: one CPU per GPU and
+    # Slurm's default memory, or a block would ask for more than the node has
     return EndpointProcess(stack, stack.folder / name, config_options=(
-        "--walltime", "00:30:00", *config_options),
+        "--walltime", "00:30:00", "--cpus-per-gpu", "1", "--mem-per-gpu-gb", "0",
+        *config_options),
         env={"STEMBENCH_CACHE": str(endpoint_cache), **(env or {})})
 
 
@@ -154,8 +157,9 @@ def start_endpoint(compute_stack: ComputeStack, endpoint_cache: Path,
                    ) -> Iterator[Callable[..., EndpointProcess]]:
     """Factory of endpoints private to one test (each in its own home), stopped after it.
 
-    The shared endpoint is stopped first: SlurmProvider asks for whole nodes
-    (``exclusive=True``), so its idle job would hold the one node.
+    The shared endpoint is stopped first: its idle block keeps a GPU and a CPU of the one
+    node (``exclusive: false``, one CPU per GPU here), which another endpoint's block may
+    need (e.g. ``--gpus 2``).
     """
     started: list[EndpointProcess] = []
     _shared_endpoint.stop()
