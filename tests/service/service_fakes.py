@@ -31,6 +31,19 @@ FORGED = {"recall": 1.0, "precision": 1.0, "f1": 1.0, "rms_angstrom": 0.0, "tp":
           "fp": 0, "fn": 0}
 
 
+#: The fake model's options and their types.
+OPTIONS = {"quality": (int, float), "fail": (bool,), "fail_from_step": (int,), "block": (bool,)}
+
+
+def fake_options(model: str, options: dict[str, Any], *, allow_files: bool) -> None:
+    """The fake model's option check (the service's ``options_check`` in these tests)."""
+    from stembench.errors import ModelError
+
+    for key, value in options.items():
+        if key not in OPTIONS or not isinstance(value, OPTIONS[key]):
+            raise ModelError(f"model {model!r} has no option {key!r} of {value!r}")
+
+
 def fake_describe(dataset: dict[str, Any], client_version: str) -> dict[str, Any]:
     """The real listing of the (real) mini dataset."""
     return describe_dataset(dataset, client_version)

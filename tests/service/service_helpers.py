@@ -55,6 +55,7 @@ def make_settings(tmp_path: Path, database_url: str, **changes: Any) -> Any:
         "executor": "thread", "workers": 2, "dataset_cache_dir": str(tmp_path / "calls"),
         "shard_function": "service_fakes:fake_shard",
         "describe_function": "service_fakes:fake_describe",
+        "options_check": "service_fakes:fake_options",
         "run_worker": False, "poll_interval_s": 0.05, "lease_s": 30.0, "report_bootstrap": 0,
     }
     values.update(changes)

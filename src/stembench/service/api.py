@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Res
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from stembench.errors import StembenchError
 from stembench.service import store
 from stembench.service.auth import AuthError, Identity
 from stembench.service.credentials import release_credentials
@@ -31,6 +32,7 @@ from stembench.service.schemas import (
     SubmitIn,
     SubmitOut,
 )
+from stembench.service.worker import import_function
 
 __all__ = ["JobId", "job_out", "router", "session", "stored_job"]
 
@@ -154,6 +156,10 @@ def submit(body: SubmitIn, caller: Caller, db: DB, request: Request,
     if body.model not in {m.name for m in models}:
         raise HTTPException(422, f"unknown model {body.model!r}: this service evaluates "
                                  f"registered models only ({', '.join(m.name for m in models)})")
+    try:  # the options are checked now, not when the job runs
+        import_function(settings.options_check)(body.model, body.options, allow_files=False)
+    except StembenchError as exc:
+        raise HTTPException(422, str(exc)) from exc
     refusal = settings.endpoint_refusal(body.endpoint_id)
     if refusal:
         raise HTTPException(403, refusal)

@@ -80,6 +80,9 @@ class ServiceSettings(pydantic_settings.BaseSettings):
         Environment: ``STEMBENCH_SERVICE_CREDENTIALS_KEY``. Never shown in ``repr``.
     dataset_cache_dir : str or None
         Dataset cache directory on the executing machine (``None``: its default).
+    options_check : str
+        ``module:function`` that refuses a submission's model options (``(model, options,
+        allow_files=False)``, raising a stembench error) before anything is queued.
     shard_function, describe_function : str
         ``module:function`` run per shard / to list a dataset's images (administrator setting).
     run_worker : bool
@@ -127,6 +130,7 @@ class ServiceSettings(pydantic_settings.BaseSettings):
     dataset_cache_dir: str | None = None
     shard_function: str = "stembench.endpoints.shard:evaluate_shard"
     describe_function: str = "stembench.endpoints.shard:describe_dataset"
+    options_check: str = "stembench.endpoints.models.options:check_options"
     run_worker: bool = True
     poll_interval_s: float = 1.0
     lease_s: float = 60.0
@@ -173,7 +177,7 @@ class ServiceSettings(pydantic_settings.BaseSettings):
                              f"{self.max_payload_bytes}")
         if self.workers < 1 or self.report_bootstrap < 0:
             raise InputError("service settings: workers must be >= 1 and report_bootstrap >= 0")
-        for name in ("shard_function", "describe_function"):
+        for name in ("shard_function", "describe_function", "options_check"):
             if not _DOTTED.match(getattr(self, name)):
                 raise InputError(f"service settings: {name} must be 'module:function', got "
                                  f"{getattr(self, name)!r}")
