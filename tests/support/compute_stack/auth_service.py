@@ -140,12 +140,17 @@ class AuthState:
                      "other_tokens": []}
 
     def _revoke(self, token: str) -> None:
+        """Revoke an access token alone, or a refresh token and the access tokens it issued.
+
+        RFC 7009, section 2.1; revoking an access token leaves its refresh token usable.
+        """
         with self._lock:
-            grant = self._refresh.pop(token, None) or self._access.get(token)
+            grant = self._refresh.pop(token, None)
             if grant is None:
+                if self._access.pop(token, None) is not None:
+                    self.revoked.append(token)
                 return
             self.revoked.append(token)
-            self._refresh.pop(grant.refresh_token, None)
             for access, other in list(self._access.items()):
                 if other.refresh_token == grant.refresh_token:
                     del self._access[access]

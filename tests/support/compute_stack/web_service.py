@@ -26,7 +26,9 @@ GET /v2/taskgroup/{id}            executor.py:813-876 (reload_tasks)            
 
 Every route needs a bearer token the Auth stand-in issued (401 otherwise). A submit
 names a task group the caller owns or none (403 for another identity's group, as the
-service refuses it); an endpoint that is not multi-user takes tasks only from the
+service refuses it) and functions the caller may run (its own, public ones, or ones
+shared with a group in :attr:`ComputeState.group_members`; 403 otherwise, for
+``GET /v2/functions/{id}`` too); an endpoint that is not multi-user takes tasks only from the
 identity that registered it. :meth:`ComputeState.inject` makes the next requests to a
 route fail with a chosen HTTP status (fault tests).
 
@@ -138,6 +140,8 @@ class ComputeState:
     commands: list[dict[str, Any]] = field(default_factory=list)
     requests: list[tuple[str, str, int]] = field(default_factory=list)
     injected: list[Injected] = field(default_factory=list)
+    #: Globus groups (id -> usernames) a function may be shared with (no Groups stand-in)
+    group_members: dict[str, set[str]] = field(default_factory=dict)
     _lock: threading.RLock = field(default_factory=threading.RLock)
 
     def inject(self, route: str, status: int, *, times: int = 1, after: int = 0) -> Injected:
@@ -204,9 +208,12 @@ class ComputeState:
             self.functions[function_id] = {**data, "owner": identity}
             return 200, {**_registered("v3.register_function"), "function_uuid": function_id}
         if name == "function":
-            function = self.functions.get(path.rsplit("/", 1)[-1])
+            function_id = path.rsplit("/", 1)[-1]
+            function = self.functions.get(function_id)
             if function is None:
                 return 404, _error(404, "FUNCTION_NOT_FOUND", "Function not found")
+            if not self._may_run(function, identity):
+                return _function_forbidden(function_id, identity)
             return 200, {k: v for k, v in function.items() if k != "owner"}
         if name == "task":
             return self._tasks_answer([path.rsplit("/", 1)[-1]], identity, single=True)
@@ -269,6 +276,8 @@ class ComputeState:
             if function_id not in self.functions:
                 return 404, _error(404, "FUNCTION_NOT_FOUND", f"Function {function_id} "
                                    "not found")
+            if not self._may_run(self.functions[function_id], identity):
+                return _function_forbidden(function_id, identity)
             if allowed and function_id not in allowed:
                 return 403, _error(403, "FUNCTION_NOT_PERMITTED", f"Function {function_id} "
                                    f"not permitted on endpoint {endpoint.endpoint_id}")
@@ -295,6 +304,16 @@ class ComputeState:
         doc = _registered("v3.submit")
         return 200, doc | {"request_id": str(uuid.uuid4()), "task_group_id": group,
                            "endpoint_id": endpoint.endpoint_id, "tasks": out}
+
+    def _may_run(self, function: dict[str, Any], identity: Identity) -> bool:
+        """Its owner, anyone when it is public, or a member of the group it is shared with.
+
+        ``public`` and ``group`` as ``register_function`` sends them (sdk/client.py:56-115).
+        """
+        group = function.get("group")
+        return (function["owner"] == identity or bool(function.get("public"))
+                or (group is not None and identity.username in self.group_members.get(
+                    str(group), set())))
 
     def _user_endpoint(self, identity: Identity, endpoint: _Endpoint, data: dict[str, Any]
                        ) -> str:
@@ -391,6 +410,12 @@ class ComputeState:
         result = Result(task_id=uuid.UUID(task.task_id), data=message,
                         error_details=ResultErrorDetails(code=code, user_message=message))
         self.on_result(messagepack.pack(result))
+
+
+def _function_forbidden(function_id: str, identity: Identity) -> tuple[int, Any]:
+    # the SDK names no code for this refusal; GlobusAPIError reads code and message
+    return 403, _error(403, "FUNCTION_ACCESS_FORBIDDEN", f"{identity.username} may not use "
+                       f"function {function_id}: it is private to another identity")
 
 
 def _function_buffer(function: dict[str, Any]) -> str:

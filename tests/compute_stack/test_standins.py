@@ -1,0 +1,69 @@
+"""The Auth and Compute stand-ins refuse and revoke as the services they replace do.
+
+These run the stand-ins' routes directly (no daemons): what they check is the stand-ins'
+own rules, which the stack's tests rely on.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from compute_stack.auth_service import AuthState, Identity
+from compute_stack.web_service import ComputeState, _Endpoint
+
+COMPUTE = "funcx_service"
+SCOPE = "https://auth.globus.org/scopes/facd7ccc-c5f4-42aa-916b-a0e270e2c2a9/all"
+
+
+def _as(state: ComputeState, identity: Identity, method: str, path: str,
+        body: dict[str, Any] | None = None) -> tuple[int, Any]:
+    token = state.auth.grant(identity, COMPUTE, SCOPE).access_token
+    return state.route(method, path, {"authorization": f"Bearer {token}"},
+                       json.dumps(body).encode() if body is not None else b"")
+
+
+@pytest.mark.parametrize("sharing", ["private", "public", "group"])
+def test_a_private_function_of_another_identity_is_refused(sharing: str) -> None:
+    auth = AuthState()
+    alice, bob = auth.identity("alice@example.org"), auth.identity("bob@example.org")
+    state = ComputeState(auth=auth, broker=None)  # type: ignore[arg-type]  # never reached
+    state.group_members["g-1"] = {"bob@example.org"}
+    shared = {"private": {}, "public": {"public": True}, "group": {"group": "g-1"}}[sharing]
+    status, doc = _as(state, alice, "POST", "/v3/functions", {
+        "function_name": "f", "function_code": "code", **shared})
+    function_id = doc["function_uuid"]
+    endpoint_id = "0b4e2bd4-3b3e-4f79-a5d5-8e2b5a1c6f11"
+    state.endpoints[endpoint_id] = _Endpoint(endpoint_id, alice, {"multi_user": True})
+    assert _as(state, alice, "GET", f"/v2/functions/{function_id}")[0] == 200
+    status, doc = _as(state, bob, "GET", f"/v2/functions/{function_id}")
+    if sharing != "private":
+        assert status == 200  # (its submit would go on to the broker, absent here)
+        return
+    assert (status, doc["code"]) == (403, "FUNCTION_ACCESS_FORBIDDEN")
+    status, doc = _as(state, bob, "POST", f"/v3/endpoints/{endpoint_id}/submit",
+                      {"tasks": {function_id: ["payload"]}})
+    assert (status, doc["code"]) == (403, "FUNCTION_ACCESS_FORBIDDEN")
+
+
+def _token(auth: AuthState, grant: str, **form: str) -> tuple[int, Any]:
+    return auth.route("POST", "/v2/oauth2/token" + ("/revoke" if grant == "revoke" else ""),
+                      {}, urlencode({"grant_type": grant, **form}).encode())
+
+
+def test_revoking_an_access_token_leaves_its_refresh_token() -> None:
+    auth = AuthState()
+    alice = auth.identity("alice@example.org")
+    grant = auth.grant(alice, COMPUTE, SCOPE)
+    _token(auth, "revoke", token=grant.access_token)
+    assert auth.who(grant.access_token) is None
+    assert auth.live_refresh_tokens(alice) == [grant.refresh_token]
+    status, renewed = _token(auth, "refresh_token", refresh_token=grant.refresh_token)
+    assert status == 200 and auth.who(renewed["access_token"]) == alice
+    _token(auth, "revoke", token=grant.refresh_token)  # ends it and what it issued
+    assert auth.who(renewed["access_token"]) is None and not auth.live_refresh_tokens()
+    # globus_sdk.testing's auth oauth2_exchange_code_for_tokens "invalid_grant": 401
+    assert _token(auth, "refresh_token", refresh_token=grant.refresh_token) == (
+        401, {"error": "invalid_grant"})
