@@ -218,3 +218,19 @@ def test_older_hyperspy_hdf5_suffix(tmp_path):
     data = np.ones((16, 16), np.float32)
     path = _write_hspy(tmp_path / "image.hdf5", data, 0.02, "nm")
     assert read_microscope_image(path).pixel_size_angstrom == pytest.approx(0.2)
+
+
+def test_readers_come_from_rosettasciios_plugin_table():
+    from rsciio import IO_PLUGINS
+
+    from stembench.dataset_publish.experimental.microscope import (
+        MICROSCOPE_PLUGINS,
+        MICROSCOPE_READERS,
+    )
+
+    table = {plugin["name"]: plugin for plugin in IO_PLUGINS}
+    for name in MICROSCOPE_PLUGINS:  # every suffix rosettasciio gives the plugin, its reader
+        for extension in table[name]["file_extensions"]:
+            assert MICROSCOPE_READERS[f".{extension.lower()}"] == table[name]["api"]
+    assert set(MICROSCOPE_READERS.values()) == {table[n]["api"] for n in MICROSCOPE_PLUGINS}
+    assert MICROSCOPE_READERS[".emi"] == "rsciio.tia"  # a suffix no hand list of ours had

@@ -92,8 +92,10 @@ def read_image_file(path: str | Path, *, signal: str | None = None,
     elif suffix in MICROSCOPE_FORMATS:
         data = read_microscope_image(path, signal=signal, frame=frame).image
     else:
+        missing = "" if MICROSCOPE_FORMATS else (
+            " (microscope formats need the io extra: pip install 'stembench[io]')")
         raise InputError(f"{path}: unknown image format {suffix!r}; expected one of "
-                         f"{list(IMAGE_SUFFIXES)}")
+                         f"{list(IMAGE_SUFFIXES)}{missing}")
     image = np.squeeze(np.asarray(data))
     if image.size == 0:
         raise InputError(f"{path}: holds no pixels (shape {np.shape(data)}); expected a 2D "

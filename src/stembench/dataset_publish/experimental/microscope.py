@@ -1,8 +1,9 @@
 """Read what microscopes write: one 2D image and its pixel size from a microscope file.
 
-Formats are read through rosettasciio (the ``io`` extra): Gatan ``.dm3``/``.dm4``,
-``.emd`` (Thermo Fisher Velox and Berkeley/NCEM), TIA ``.ser``, HyperSpy ``.hspy`` (and
-its older ``.hdf5``),
+Formats are read through rosettasciio (the ``io`` extra), with the suffixes and reader
+modules of its own plugin table (``rsciio.IO_PLUGINS``) for the plugins of
+:data:`MICROSCOPE_PLUGINS`: Gatan ``.dm3``/``.dm4``, ``.emd`` (Thermo Fisher Velox and
+Berkeley/NCEM), TIA ``.ser``/``.emi``, HyperSpy ``.hspy`` (and its older ``.hdf5``),
 ``.mrc`` and TIFF (``.tif``/``.tiff``, whose DM, ImageJ and vendor calibrations rosettasciio
 understands). Without rosettasciio a TIFF is still read, with tifffile, but carries no
 calibration.
@@ -35,6 +36,7 @@ from stembench.pixel_size import UNIT_TO_ANGSTROM
 from stembench.validation import validate_image
 
 __all__ = [
+    "MICROSCOPE_PLUGINS",
     "MICROSCOPE_READERS",
     "UNIT_TO_ANGSTROM",
     "MicroscopeImage",
@@ -43,18 +45,25 @@ __all__ = [
     "resolve_pixel_size",
 ]
 
-MICROSCOPE_READERS: dict[str, str] = {
-    ".dm3": "rsciio.digitalmicrograph",
-    ".dm4": "rsciio.digitalmicrograph",
-    ".emd": "rsciio.emd",
-    ".ser": "rsciio.tia",
-    ".hspy": "rsciio.hspy",
-    ".hdf5": "rsciio.hspy",
-    ".mrc": "rsciio.mrc",
-    ".tif": "rsciio.tiff",
-    ".tiff": "rsciio.tiff",
-}
-"""File suffixes and the rosettasciio reader module of each."""
+MICROSCOPE_PLUGINS: tuple[str, ...] = ("DigitalMicrograph", "EMD", "TIA", "HSPY", "MRC", "TIFF")
+"""The rosettasciio plugins (their names in ``rsciio.IO_PLUGINS``) of microscope images."""
+
+
+def _readers_from_plugin_table() -> dict[str, str]:
+    """Suffix -> reader module of :data:`MICROSCOPE_PLUGINS`, from rosettasciio's own table.
+
+    Without rosettasciio only TIFF is known (read with tifffile, without calibration).
+    """
+    try:
+        from rsciio import IO_PLUGINS
+    except ImportError:
+        return {".tif": "rsciio.tiff", ".tiff": "rsciio.tiff"}
+    return {f".{extension.lower()}": plugin["api"] for plugin in IO_PLUGINS
+            if plugin["name"] in MICROSCOPE_PLUGINS for extension in plugin["file_extensions"]}
+
+
+MICROSCOPE_READERS: dict[str, str] = _readers_from_plugin_table()
+"""File suffixes and the rosettasciio reader module of each (from ``rsciio.IO_PLUGINS``)."""
 
 
 _PREFERRED_SIGNALS = ("haadf", "adf", "df")
