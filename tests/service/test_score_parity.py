@@ -98,3 +98,25 @@ def test_uploaded_out_of_image_coordinates_fail_their_image(client, tmp_path,
         assert "outside the 128x128 px image" in stored["error"], stored
         assert (stored["f1"], stored["tp"]) == (0.0, 0)
     assert client.get(f"/api/jobs/{entry}", headers=bearer("alice")).json()["n_failed"] == 2
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_tampered_service_dataset_scores_nothing(client, tmp_path, dataset_cache) -> None:
+    import shutil
+
+    import h5py
+
+    data = packed(shards(results_file(tmp_path / "r.jsonl", dataset_cache)))
+    (held,) = dataset_cache.rglob("mini.h5")
+    copy = tmp_path / "copy.h5"
+    shutil.copy(held, copy)
+    held.unlink()  # a link to the session's mini dataset: tamper with a copy
+    shutil.move(copy, held)
+    with h5py.File(held, "r+") as handle:
+        first = sorted(handle["coords"])[0]
+        handle["coords"][first][0, 0] += 1.0  # one label moved, the manifest unchanged
+    answer = upload(client, data)
+    assert answer.status_code == 422, answer.text
+    detail = answer.json()["detail"]
+    assert "this service's copy of dataset 'atom-locating-benchmark'" in detail
+    assert f"/coords/{first}" in detail

@@ -29,20 +29,28 @@ def upload_file(settings: ServiceSettings, submission_key: str) -> Path:
 
 def held_dataset(settings: ServiceSettings, name: str, preset: str,
                  version: str) -> DatasetIdentity:
-    """Identity of the service's copy of a dataset version (manifest only, no pixels).
+    """Identity of the service's copy of a dataset version, verified against its manifest.
 
     Raises
     ------
     InputError
-        When the service holds no copy of that dataset version.
+        When the service holds no copy of that dataset version, or its copy does not match
+        its manifest (the message names what differs).
     """
     from stembench.dataset_publish.storage.cache import cache_path
+    from stembench.dataset_publish.storage.verified import verify_dataset_file
 
     cache = Path(settings.dataset_cache_dir) if settings.dataset_cache_dir else None
     path = cache_path(name, preset=preset, version=version, cache_dir=cache)
     if not path.is_file():
         raise InputError(f"this service holds no copy of dataset {name!r} preset {preset!r} "
                          f"version {version!r}, so it cannot score results for it")
+    try:  # the whole file against its manifest, once per content (as the cache does)
+        verify_dataset_file(path, cache_dir=cache)
+    except StembenchError as exc:
+        raise InputError(f"this service's copy of dataset {name!r} preset {preset!r} version "
+                         f"{version!r} fails its check, so it scores nothing with it: {exc}"
+                         ) from exc
     return dataset_identity(path)
 
 
