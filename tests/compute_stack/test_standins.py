@@ -67,3 +67,42 @@ def test_revoking_an_access_token_leaves_its_refresh_token() -> None:
     # globus_sdk.testing's auth oauth2_exchange_code_for_tokens "invalid_grant": 401
     assert _token(auth, "refresh_token", refresh_token=grant.refresh_token) == (
         401, {"error": "invalid_grant"})
+
+
+def test_introspection_and_the_dependent_token_grant_as_globus_sdk_reads_them() -> None:
+    """The service's own calls (stembench.service.auth), answered by the Auth stand-in."""
+    import re
+
+    import globus_sdk
+    import responses
+
+    from stembench.service.auth import COMPUTE_RESOURCE_SERVER, COMPUTE_SCOPE
+
+    service_id = "5c3a4f7e-0000-4000-8000-00000000cafe"
+    auth = AuthState(dependent_scopes={service_id: [(COMPUTE_RESOURCE_SERVER,
+                                                     COMPUTE_SCOPE)]})
+    alice = auth.identity("alice@example.org")
+    token = auth.grant(alice, service_id, f"https://auth.globus.org/scopes/{service_id}/all")
+
+    def answer(request: Any) -> tuple[int, dict[str, str], str]:
+        path = re.sub(r"^https://[^/]+", "", request.url)
+        status, doc = auth.route(request.method, path, dict(request.headers),
+                                 request.body.encode() if isinstance(request.body, str)
+                                 else request.body or b"")
+        return status, {}, json.dumps(doc)
+
+    client = globus_sdk.ConfidentialAppAuthClient(service_id, "secret")
+    with responses.RequestsMock() as rsps:
+        rsps.add_callback(responses.POST, re.compile(r"https://auth\.globus\.org/.*"),
+                          callback=answer, content_type="application/json")
+        seen = client.oauth2_token_introspect(token.access_token, include="identity_set")
+        assert seen["active"] and seen["sub"] == alice.sub and service_id in seen["aud"]
+        assert seen["identity_set"] == [alice.sub]
+        assert client.oauth2_token_introspect("not-a-token")["active"] is False
+        tokens = client.oauth2_get_dependent_tokens(
+            token.access_token, scope=COMPUTE_SCOPE, refresh_tokens=True
+        ).by_resource_server[COMPUTE_RESOURCE_SERVER]
+        assert auth.who(tokens["access_token"]) == alice
+        assert tokens["refresh_token"] in auth.live_refresh_tokens(alice)
+        with pytest.raises(globus_sdk.AuthAPIError):
+            client.oauth2_get_dependent_tokens("not-a-token", scope=COMPUTE_SCOPE)

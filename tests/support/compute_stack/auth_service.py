@@ -14,6 +14,15 @@ Only what the installed code calls is served (paths relative to
   the answer has the fields of ``OAuthTokenResponse`` (``access_token``, ``expires_in``,
   ``resource_server``, ``scope``, ``token_type``, ``refresh_token``, ``other_tokens``).
 * ``POST /v2/oauth2/token/revoke``: ``oauth2_revoke_token`` (same module).
+* ``POST /v2/oauth2/token/introspect``: ``ConfidentialAppAuthClient.oauth2_token_introspect``
+  (the service's token check): the fields of ``globus_sdk.testing``'s auth
+  ``oauth2_token_introspect`` response, ``aud`` the token's resource server (a service's
+  client id), and ``identity_set`` when asked for; ``{"active": false}`` for any other token.
+* ``POST /v2/oauth2/token`` with ``grant_type=urn:globus:auth:grant_type:dependent_token``:
+  ``oauth2_get_dependent_tokens`` (the service's Compute token): one token document per
+  scope :attr:`AuthState.dependent_scopes` declares for the token's resource server, with a
+  refresh token when ``access_type=offline``, as in ``globus_sdk.testing``'s
+  ``oauth2_get_dependent_tokens`` responses.
 
 Tokens are opaque random strings; :class:`AuthState` maps each to its identity, and
 the web-service stand-in asks it who sent a request (401 for an unknown or revoked
@@ -32,6 +41,8 @@ from urllib.parse import parse_qs
 
 __all__ = ["AuthState", "Identity", "TokenGrant"]
 
+#: ``grant_type`` of the dependent-token grant (globus_sdk's ``oauth2_get_dependent_tokens``).
+DEPENDENT_GRANT = "urn:globus:auth:grant_type:dependent_token"
 #: How long an access token lives (seconds), like Globus Auth's 48 hours.
 ACCESS_TOKEN_LIFETIME_S = 172800
 
@@ -73,6 +84,8 @@ class AuthState:
     _access: dict[str, TokenGrant] = field(default_factory=dict)
     _refresh: dict[str, TokenGrant] = field(default_factory=dict)
     revoked: list[str] = field(default_factory=list)
+    #: resource server -> the (resource server, scope) pairs its scope depends on
+    dependent_scopes: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def identity(self, username: str) -> Identity:
@@ -116,12 +129,54 @@ class AuthState:
                 return 401, _error(401, "UNAUTHORIZED", "invalid or expired token")
             return 200, identity.userinfo()
         form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
+        if method == "POST" and path == "/v2/oauth2/token/introspect":
+            return 200, self._introspect(form)
+        if method == "POST" and path == "/v2/oauth2/token" and form.get(
+                "grant_type") == DEPENDENT_GRANT:
+            return self._dependent_grant(form)
         if method == "POST" and path == "/v2/oauth2/token":
             return self._refresh_grant(form)
         if method == "POST" and path == "/v2/oauth2/token/revoke":
             self._revoke(form.get("token", ""))
             return 200, {"active": False}
         return 404, _error(404, "NOT_FOUND", f"no route {method} {path}")
+
+    def _live(self, access_token: str) -> TokenGrant | None:
+        with self._lock:
+            grant = self._access.get(access_token)
+        return grant if grant is not None and grant.expires_at >= time.time() else None
+
+    def _introspect(self, form: dict[str, str]) -> dict[str, Any]:
+        grant = self._live(form.get("token", ""))
+        if grant is None:
+            return {"active": False}
+        doc = {"active": True, "token_type": "Bearer", "scope": grant.scope,
+               "client_id": grant.resource_server, "username": grant.identity.username,
+               "email": grant.identity.username, "exp": grant.expires_at,
+               "iat": grant.expires_at - ACCESS_TOKEN_LIFETIME_S,
+               "nbf": grant.expires_at - ACCESS_TOKEN_LIFETIME_S, "sub": grant.identity.sub,
+               "aud": [grant.resource_server], "iss": "https://auth.globus.org"}
+        if "identity_set" in form.get("include", ""):
+            doc["identity_set"] = [grant.identity.sub]
+        return doc
+
+    def _dependent_grant(self, form: dict[str, str]) -> tuple[int, Any]:
+        grant = self._live(form.get("token", ""))
+        if grant is None:
+            return 401, {"error": "invalid_grant"}
+        offline = form.get("access_type") == "offline"
+        docs = []
+        for resource_server, scope in self.dependent_scopes.get(grant.resource_server, []):
+            new = self.grant(grant.identity, resource_server, scope)
+            doc = {"scope": scope, "access_token": new.access_token, "token_type": "bearer",
+                   "expires_in": ACCESS_TOKEN_LIFETIME_S, "resource_server": resource_server}
+            if offline:
+                doc["refresh_token"] = new.refresh_token
+            else:
+                with self._lock:
+                    self._refresh.pop(new.refresh_token, None)
+            docs.append(doc)
+        return 200, docs
 
     def _refresh_grant(self, form: dict[str, str]) -> tuple[int, Any]:
         if form.get("grant_type") != "refresh_token":
