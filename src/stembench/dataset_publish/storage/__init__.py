@@ -20,7 +20,7 @@ _PUBLIC: dict[str, str] = {
     "DatasetWriter": "stembench_layout",
     "H5ImageSet": "published",
     "MANIFEST_ATTR": "manifest",
-    "METADATA_FIELDS": "stembench_layout",
+    "METADATA_FIELDS": "metadata",
     "Manifest": "manifest",
     "PublishedDataset": "published",
     "cache_path": "cache",
@@ -39,7 +39,7 @@ _PUBLIC: dict[str, str] = {
     "unregister_source": "cache",
     "utc_timestamp": "manifest",
     "check_dataset_pixel_sizes": "verified",
-    "validate_metadata": "stembench_layout",
+    "validate_metadata": "metadata",
     "verify_dataset_file": "verified",
     "verify_file": "manifest",
 }
