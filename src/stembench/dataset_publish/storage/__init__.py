@@ -12,13 +12,13 @@ from typing import Any
 
 _PUBLIC: dict[str, str] = {
     "BUILDER_MODULES": "cache",
-    "COLUMN_ELEMENTS_KEY": "published",
+    "COLUMN_ELEMENTS_KEY": "image_set",
     "COLUMN_SPACING_RANGE_ANGSTROM": "published",
     "CacheRequest": "cache",
     "Dataset": "stembench_layout",
     "DatasetSource": "cache",
     "DatasetWriter": "stembench_layout",
-    "H5ImageSet": "published",
+    "H5ImageSet": "image_set",
     "MANIFEST_ATTR": "manifest",
     "METADATA_FIELDS": "metadata",
     "Manifest": "manifest",
