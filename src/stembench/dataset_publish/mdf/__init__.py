@@ -15,7 +15,7 @@ _PUBLIC: dict[str, str] = {
     "DEFAULT_CREATORS": "foundry_metadata",
     "DatasetMetadata": "foundry_metadata",
     "FOUNDRY_ARRAYS_SUFFIX": "foundry_arrays",
-    "FOUNDRY_JSON_SCHEMA": "foundry_metadata",
+    "FOUNDRY_JSON_SCHEMA": "foundry_schema",
     "LICENCE": "foundry_metadata",
     "LICENCE_SPDX": "publish",
     "MDFSubmissionError": "publish",
@@ -67,7 +67,7 @@ _PUBLIC: dict[str, str] = {
     "submission_status": "publish",
     "submit": "publish",
     "try_published": "source",
-    "validate_foundry_metadata": "foundry_metadata",
+    "validate_foundry_metadata": "foundry_schema",
     "write_foundry_arrays": "foundry_arrays",
 }
 """Public name -> the module of this sub-package that defines it."""
