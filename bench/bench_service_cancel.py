@@ -3,9 +3,10 @@
 A job of the service tests' fake model whose shards block (they never finish on their own)
 runs on the service's worker with a thread pool and with a local process pool; the owner
 cancels it through the API. Prints the seconds from the cancel request to the job's
-"cancelled" status, and whether a worker process of the pool is still alive::
+"cancelled" status, and whether a worker process of the pool is still alive (the pool's
+processes import the fake from ``PYTHONPATH``)::
 
-    PYTHONPATH=src python bench/bench_service_cancel.py
+    PYTHONPATH=src:tests/service:tests/support python bench/bench_service_cancel.py
 """
 
 from __future__ import annotations
