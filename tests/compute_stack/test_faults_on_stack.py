@@ -88,10 +88,12 @@ def test_transient_5xx_on_submit_is_retried(
     assert "atomap-like: 102 image(s) evaluated, 0 failed" in out
 
 
+@pytest.mark.parametrize("after", [0, 1], ids=["listing", "shard"])
 def test_4xx_on_submit_fails_the_shard_not_the_run(
-        slurm_endpoint: EndpointProcess, compute_client: ClientSide) -> None:
+        after: int, slurm_endpoint: EndpointProcess, compute_client: ClientSide) -> None:
+    """A 400 on the first submit (the dataset listing) or on a later one (a shard)."""
     stack = compute_client.stack
-    injected = stack.compute.inject("submit", 400, times=1)
+    injected = stack.compute.inject("submit", 400, times=1, after=after)
     code, out, err = communicate(compute_client.popen(
         *EVALUATE, "--endpoint", slurm_endpoint.endpoint_id, "--results", "results.jsonl"),
         600)
