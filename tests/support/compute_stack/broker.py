@@ -60,20 +60,39 @@ class Broker:
         self.url = url
         self._pika = pika
         self._lock = threading.Lock()
-        self._publisher = pika.BlockingConnection(pika.URLParameters(url))
-        self._channel = self._publisher.channel()
-        self._channel.exchange_declare(EXCHANGE, exchange_type="direct", durable=True)
+        self._connect()
         for name in (RESULTS, HEARTBEATS):
-            self._declare(name)
+            self._on_channel(lambda channel, name=name: self._declare(channel, name))
         self._handlers = {RESULTS: on_result, HEARTBEATS: on_heartbeat}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._consume, name="compute-standin-ingest",
                                         daemon=True)
         self._thread.start()
 
-    def _declare(self, queue: str) -> None:
-        self._channel.queue_declare(queue, durable=True)
-        self._channel.queue_bind(queue, EXCHANGE, routing_key=queue)
+    def _connect(self) -> None:
+        self._publisher = self._pika.BlockingConnection(self._pika.URLParameters(self.url))
+        self._channel = self._publisher.channel()
+        self._channel.exchange_declare(EXCHANGE, exchange_type="direct", durable=True)
+
+    def _on_channel(self, operation: Callable[[Any], Any]) -> Any:
+        """Run ``operation(channel)``, reconnecting once if the broker dropped the connection.
+
+        The publishing connection sits idle between tests; a blocking connection answers no
+        heartbeats while idle, so RabbitMQ closes it after its heartbeat timeout.
+        """
+        dropped = (self._pika.exceptions.AMQPConnectionError,
+                   self._pika.exceptions.ChannelWrongStateError)
+        with self._lock:
+            try:
+                return operation(self._channel)
+            except dropped:
+                self._connect()
+                return operation(self._channel)
+
+    @staticmethod
+    def _declare(channel: Any, queue: str) -> None:
+        channel.queue_declare(queue, durable=True)
+        channel.queue_bind(queue, EXCHANGE, routing_key=queue)
 
     def queue_info(self, queue: str, *, publish: bool = False) -> dict[str, Any]:
         """``*_queue_info`` for ``queue`` (with ``queue_publish_kwargs`` to publish to it)."""
@@ -87,9 +106,8 @@ class Broker:
 
     def endpoint_queues(self, endpoint_id: str) -> dict[str, Any]:
         """Declare an endpoint's task and command queues; the ``amqp_creds`` it gets."""
-        with self._lock:
-            for prefix in ("tasks.", "commands."):
-                self._declare(prefix + endpoint_id)
+        for prefix in ("tasks.", "commands."):
+            self._on_channel(lambda channel, q=prefix + endpoint_id: self._declare(channel, q))
         return {"endpoint_id": endpoint_id,
                 "task_queue_info": self.queue_info("tasks." + endpoint_id),
                 "result_queue_info": self.queue_info(RESULTS, publish=True),
@@ -98,21 +116,19 @@ class Broker:
 
     def task_group_queue(self, task_group_id: str) -> None:
         """Declare the queue the SDK's result watcher reads for ``task_group_id``."""
-        with self._lock:
-            self._channel.queue_declare(TASK_GROUP_PREFIX + task_group_id, durable=True)
+        self._on_channel(lambda channel: channel.queue_declare(TASK_GROUP_PREFIX + task_group_id,
+                                                              durable=True))
 
     def publish(self, queue: str, body: bytes, *, headers: dict[str, Any] | None = None,
                 content_type: str = "application/octet-stream") -> None:
         """Publish ``body`` to ``queue`` (through the default exchange: by queue name)."""
         props = self._pika.BasicProperties(content_type=content_type, delivery_mode=2,
                                            headers=headers, timestamp=int(time.time()))
-        with self._lock:
-            self._channel.basic_publish("", queue, body, properties=props)
+        self._on_channel(lambda channel: channel.basic_publish("", queue, body, properties=props))
 
     def purge(self, queue: str) -> None:
         """Drop every message waiting in ``queue``."""
-        with self._lock:
-            self._channel.queue_purge(queue)
+        self._on_channel(lambda channel: channel.queue_purge(queue))
 
     def _consume(self) -> None:
         connection = self._pika.BlockingConnection(self._pika.URLParameters(self.url))
@@ -134,4 +150,8 @@ class Broker:
         self._stop.set()
         self._thread.join(10)
         with self._lock:
-            self._publisher.close()
+            if self._publisher.is_open:
+                try:
+                    self._publisher.close()
+                except self._pika.exceptions.AMQPConnectionError:
+                    pass  # the broker had already dropped it (idle past its heartbeat timeout)
