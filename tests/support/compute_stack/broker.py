@@ -29,6 +29,7 @@ What travels, and where the installed code defines it:
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -151,7 +152,6 @@ class Broker:
         self._thread.join(10)
         with self._lock:
             if self._publisher.is_open:
-                try:
+                # the broker may have dropped it already (idle past its heartbeat timeout)
+                with contextlib.suppress(self._pika.exceptions.AMQPConnectionError):
                     self._publisher.close()
-                except self._pika.exceptions.AMQPConnectionError:
-                    pass  # the broker had already dropped it (idle past its heartbeat timeout)
