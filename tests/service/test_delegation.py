@@ -387,6 +387,7 @@ def test_job_endpoint_options_are_checked_at_submission_and_reach_the_endpoint(
     executor = Worker(app.state.settings, app.state.sessions)._compute_executor(row)
     try:
         assert executor.inner.user_endpoint_config == {
-            "account": "12345", "walltime": "00:30:00", "task_timeout_s": 3600}
+            # 90 % of the worker's 3600 s task deadline: the endpoint stops a task first
+            "account": "12345", "walltime": "00:30:00", "task_timeout_s": 3240}
     finally:
         executor.shutdown(wait=False, cancel_futures=True)
