@@ -91,13 +91,13 @@ def test_missing_framework_names_the_extra(monkeypatch):
     real = registry._installed
     monkeypatch.setattr(registry, "_installed", lambda module: module != "torch" and real(module))
     entry = registry.get_entry("atomsegnet")
-    assert not entry.importable and entry.extra == "models"
-    with pytest.raises(MissingExtraError, match=r"pip install 'stembench\[models\]'") as caught:
+    assert not entry.importable and entry.extra == "torch"  # pyproject's extra for torch
+    with pytest.raises(MissingExtraError, match=r"pip install 'stembench\[torch\]'") as caught:
         registry.load_model("atomsegnet")
-    assert caught.value.extra == "models" and caught.value.package == "torch"
+    assert caught.value.extra == "torch" and caught.value.package == "torch"
     listing = CliRunner().invoke(app, ["list"]).output
     line = next(row for row in listing.splitlines() if row.startswith("atomsegnet "))
-    assert "pip install 'stembench[models]'" in line
+    assert "pip install 'stembench[torch]'" in line
 
 
 def test_cli_list_and_show(toy_entry_point, tmp_path, monkeypatch):
@@ -110,7 +110,7 @@ def test_cli_list_and_show(toy_entry_point, tmp_path, monkeypatch):
     published = ["atomnet-cubic-published", "atomnet-graphene-published",
                  "atomsegnet-gaussianmask-published"]
     assert [row.split()[0] for row in rows[1:10]] == [*BUILT_INS, *published, "toy-net"]
-    assert [row.split()[2] for row in rows[6:9]] == ["not", "cannot", "cannot"]
+    assert [row.split()[2] for row in rows[6:9]] == ["not", "not", "not"]  # all three pinned
     shown = runner.invoke(app, ["show", "atomap-like"])
     assert shown.exit_code == 0
     assert "framework:      classical" in shown.output and "weights_sha256: -" in shown.output

@@ -70,11 +70,11 @@ def fetch_command(
     timeout: float = typer.Option(60.0, min=0.1, help="Seconds to wait for the server."),
 ) -> None:
     """Download a published weight file, verify its pinned SHA-256 and keep it in the cache."""
-    from stembench.endpoints.models.published import fetch_published, get_published
+    from stembench.endpoints.models.published import fetch_published, verified_pins
 
     try:
         path = fetch_published(name, mirror=mirror, timeout_s=timeout)
     except StembenchError as exc:
         typer.echo(f"stembench: error: {exc}", err=True)
         raise typer.Exit(code=2) from exc
-    typer.echo(f"{name}: verified SHA-256 {get_published(name).sha256}; cached at {path}")
+    typer.echo(f"{name}: verified {verified_pins(name)}; cached at {path}")

@@ -127,7 +127,7 @@ def build_report_data(
     """
     models = {
         r["model"]: {"model_version": r["model_version"], "weights_sha256": r["weights_sha256"],
-                     "weights": weights_origin(r["weights_sha256"]),
+                     "weights": weights_origin(r["weights_sha256"], model=r["model"]),
                      "n_images": sum(s["model"] == r["model"] for s in records),
                      "n_failed": sum(s["model"] == r["model"] and s["failed"] for s in records)}
         for r in records

@@ -138,7 +138,8 @@ def load_atomnet_weights(variant: Variant, path: str | Path) -> Any:
 def _load_state_dict(model: Any, variant: Variant, path: Path) -> None:
     from stembench.endpoints.models.atomnet_torch import keras_weights_from_state_dict
 
-    torch = require("torch", extra="models", purpose="Reading a PyTorch AtomNet state dict")
+    torch = require("torch", extra="torch,tensorflow",
+                    purpose="Reading a PyTorch AtomNet state dict (run in TensorFlow)")
     state = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(state, dict):
         raise ModelError(f"weights file {path} holds a {type(state).__name__}, not a state dict")
@@ -206,7 +207,7 @@ class AtomNet(Model):
         self._forward = self._compile_forward()
 
     def _compile_forward(self) -> Any:
-        tf = require("tensorflow", extra="models", purpose="The AtomNet models")
+        tf = require("tensorflow", extra="tensorflow", purpose="The AtomNet models")
         network = self.network
 
         # Traced per padded image shape and power-of-two batch size (probability() pads short

@@ -30,7 +30,7 @@ _LEAK = 0.01
 
 def load_keras() -> Any:
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    keras = require("keras", extra="models", purpose="The AtomNet models")
+    keras = require("keras", extra="models,tensorflow", purpose="The AtomNet models")
     _disable_remapper()
     return keras
 
@@ -45,7 +45,7 @@ def _disable_remapper() -> None:
     on the random weights of the reference test. Without the remapper the graph-mode output
     equals the eager one.
     """
-    tf = require("tensorflow", extra="models", purpose="The AtomNet models")
+    tf = require("tensorflow", extra="tensorflow", purpose="The AtomNet models")
     tf.config.optimizer.set_experimental_options({"remapping": False})
 
 

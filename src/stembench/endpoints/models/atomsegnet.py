@@ -61,7 +61,7 @@ def default_weights_path() -> Path:
 
 @functools.cache
 def _network_class() -> Any:
-    torch = require("torch", extra="models", purpose="The AtomSegNet model")
+    torch = require("torch", extra="torch", purpose="The AtomSegNet model")
     nn = torch.nn
     functional = torch.nn.functional
 
@@ -246,7 +246,7 @@ def fold_batchnorm(network: Any) -> None:
     network : torch.nn.Module
         An AtomSegNet network from :func:`build_network` holding loaded weights, in eval mode.
     """
-    torch = require("torch", extra="models", purpose="The AtomSegNet model")
+    torch = require("torch", extra="torch", purpose="The AtomSegNet model")
     if network.training:
         raise ModelError("fold_batchnorm: the network must be in eval mode")
     with torch.no_grad():
@@ -292,7 +292,7 @@ class AtomSegNet(Model):
         device: str | None = None,
         batch_size: int | None = None,
     ) -> None:
-        torch = require("torch", extra="models", purpose="The AtomSegNet model")
+        torch = require("torch", extra="torch", purpose="The AtomSegNet model")
         if batch_size is not None and batch_size < 1:
             raise InputError(f"AtomSegNet: batch_size must be >= 1, got {batch_size}")
         path = Path(weights) if weights is not None else default_weights_path()
@@ -331,7 +331,7 @@ class AtomSegNet(Model):
 
     def probability_maps(self, images: Sequence[NDArray[np.floating]]) -> list[NDArray[np.float32]]:
         """Run the network on same- or mixed-shaped images; return one map per image in [0, 1]."""
-        torch = require("torch", extra="models", purpose="The AtomSegNet model")
+        torch = require("torch", extra="torch", purpose="The AtomSegNet model")
         prepared = [pad_to_multiple(scale_to_8bit(im)) for im in images]
         maps: list[NDArray[np.float32] | None] = [None] * len(prepared)
         by_shape: dict[tuple[int, int], list[int]] = {}

@@ -225,7 +225,7 @@ class TorchFileModel(SegmentationFileModel):
         **options: Any,
     ) -> None:
         super().__init__(path, **options)
-        self._torch = require("torch", extra="models", purpose="A PyTorch model file")
+        self._torch = require("torch", extra="torch", purpose="A PyTorch model file")
         torch = self._torch
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         if model_class is None:

@@ -1,21 +1,25 @@
 """Published weight files: fetched from their public address, verified, scored as published.
 
-stembench never ships a published weight file (their repositories state no licence that would
-let it). ``stembench models fetch NAME`` downloads the file from its public address (or from a
-mirror: ``--mirror`` or ``$STEMBENCH_WEIGHTS_MIRROR``, a base URL or a folder holding the file
-under its published name), checks its size and its pinned SHA-256, and only then moves it into
+stembench never ships a published weight file (AICrystallographer states no licence; AtomSegNet
+is MIT-licensed, but its files are fetched the same way so every published file has one path).
+``stembench models fetch NAME`` downloads the file from its public address (or from a mirror:
+``--mirror`` or ``$STEMBENCH_WEIGHTS_MIRROR``, a base URL or a folder holding the file under its
+published name), checks every pin it has (size, SHA-256, git blob SHA-1: all must match), and
+only then moves it into
 ``<cache>/published-weights/<NAME>/`` (``<cache>`` as for datasets: ``$STEMBENCH_CACHE`` or
 ``~/.cache/stembench``). A failed fetch leaves nothing in the cache. Once fetched, ``NAME`` is a
 registry model like any other; its file is verified again every time it is loaded.
 
-An entry whose SHA-256 could not be established is listed with its address and the reason,
-and is never fetched: a file nobody pinned could be anything.
+The git blob SHA-1 is the content hash the upstream repository publishes for the file
+(``git ls-tree``): ``sha1(b"blob <size>\\0" + content)``. An entry with neither hash pinned, or
+with a reason in ``unavailable``, is listed with its address and never fetched.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -39,9 +43,11 @@ __all__ = [
     "PublishedWeights",
     "fetch_published",
     "fetched_path",
+    "file_hashes",
     "get_published",
     "load_published",
     "published_dir",
+    "verified_pins",
     "weights_origin",
 ]
 
@@ -76,6 +82,8 @@ class PublishedWeights:
         Further keyword options of ``target``.
     unavailable : str
         Why it cannot be fetched (empty when it can).
+    git_blob : str or None
+        Pinned git blob SHA-1 of the file in its upstream repository.
     """
 
     name: str
@@ -88,6 +96,12 @@ class PublishedWeights:
     target: str
     options: dict[str, Any] = field(default_factory=dict)
     unavailable: str = ""
+    git_blob: str | None = None
+
+    @property
+    def pinned(self) -> bool:
+        """Whether a content hash of the file is pinned (SHA-256 or git blob SHA-1)."""
+        return self.sha256 is not None or self.git_blob is not None
 
 
 _AICRYSTALLOGRAPHER = "https://github.com/pycroscopy/AICrystallographer/raw/master/AtomNet/saved_models"
@@ -100,26 +114,24 @@ PUBLISHED: tuple[PublishedWeights, ...] = (
         "the model Wei et al. 2023 scored on SrTiO3)",
         f"{_AICRYSTALLOGRAPHER}/cubic-best_weights.pt", "cubic-best_weights.pt",
         "dc305d6f48bb3e6a22fd91385ef561b4425e73e74a9ecaf8b206a86bbe327c35", 4_034_538,
-        "tensorflow", f"{_MODELS}.atomnet:AtomNet", {"variant": "cubic"}),
+        "tensorflow", f"{_MODELS}.atomnet:AtomNet", {"variant": "cubic"},
+        git_blob="2604d2a2b412db2fa5b1f57d3c06caf1a3523199"),
     PublishedWeights(
         "atomnet-graphene-published",
         "Ziatdinov's published AtomNet for graphene (G-Si-DFT0-1-4, the model Wei et al. "
         "2023 scored on WS2)",
         f"{_AICRYSTALLOGRAPHER}/G-Si-DFT0-1-4-best_weights.pt", "G-Si-DFT0-1-4-best_weights.pt",
         None, None, "tensorflow", f"{_MODELS}.atomnet:AtomNet", {"variant": "hexagonal"},
-        unavailable="could not be fetched or verified: the file named by the authors' scripts "
-        "is not in the repository's stored history, Wei et al.'s packaging keeps it inside the "
-        "container of Garden/DLHub DOI 10.26311/bf7a-7071, and no SHA-256 of it is published"),
+        # On master since 1cf8f82 (2019-02-28); the file loaded by dcnn.load_torchmodel("graphene").
+        git_blob="012f4f6417eb78aa6ff900ef95985733505d06bf"),
     PublishedWeights(
         "atomsegnet-gaussianmask-published",
         "Lin et al.'s published AtomSegNet gaussianMask+ (the model Wei et al. 2023 scored)",
         "https://raw.githubusercontent.com/xinhuolin/AtomSegNet/master/model_weights/"
         "gaussianMask%2B.pth", "gaussianMask+.pth", None, None, "pytorch",
         f"{_MODELS}.atomsegnet:AtomSegNet",
-        unavailable="could not be fetched or verified: xinhuolin/AtomSegNet keeps model_weights/ "
-        "out of git (the address is the one its users' scripts try), Wei et al.'s packaging "
-        "keeps it inside the container of Garden/DLHub DOI 10.26311/8s9h-dz64, and no SHA-256 "
-        "of it is published"),
+        # On master since b884d02 (2019-10-30), loaded by utils.load_model into unet_sigmoid.UNet.
+        git_blob="04464d67b166dfe32eba05b81e3e70aa4fda1bf1"),
 )
 
 
@@ -154,9 +166,9 @@ def _source(entry: PublishedWeights, mirror: str | None) -> str:
     return str(Path(mirror).expanduser() / entry.file_name)
 
 
-def _copy_hashed(source: str, out: Any, timeout_s: float) -> tuple[int, str]:
-    """Write ``source`` (URL or local path) to ``out``; bytes written and their SHA-256."""
-    digest, written = hashlib.sha256(), 0
+def _copy(source: str, out: Any, timeout_s: float) -> int:
+    """Write ``source`` (URL or local path) to ``out``; the number of bytes written."""
+    written = 0
     parsed = urlparse(source)
     if parsed.scheme in ("http", "https"):
         import requests
@@ -168,7 +180,6 @@ def _copy_hashed(source: str, out: Any, timeout_s: float) -> tuple[int, str]:
                 announced = response.headers.get("Content-Length")
                 for chunk in response.iter_content(_CHUNK):
                     out.write(chunk)
-                    digest.update(chunk)
                     written += len(chunk)
         except requests.exceptions.Timeout:
             raise ModelError(f"no answer from {source} within {timeout_s:g} s") from None
@@ -182,17 +193,16 @@ def _copy_hashed(source: str, out: Any, timeout_s: float) -> tuple[int, str]:
         if announced is not None and announced.isdigit() and int(announced) != written:
             raise ModelError(f"download from {source} was cut short: {written:,} of "
                              f"{int(announced):,} bytes")
-        return written, digest.hexdigest()
+        return written
     path = Path(parsed.path if parsed.scheme == "file" else source)
     try:
         with path.open("rb") as handle:
             while chunk := handle.read(_CHUNK):
                 out.write(chunk)
-                digest.update(chunk)
                 written += len(chunk)
     except OSError as exc:
         raise ModelError(f"cannot read {path}: {exc.strerror or type(exc).__name__}") from None
-    return written, digest.hexdigest()
+    return written
 
 
 def _make_dirs(folder: Path) -> list[Path]:
@@ -233,25 +243,22 @@ def fetch_published(name: str, *, mirror: str | None = None, cache_dir: Path | N
         One line naming the problem: unknown name, no pinned hash, unreachable address, a
         cut-short download, a wrong size or SHA-256. Nothing is left in the cache.
     """
-    entry = get_published(name)
-    if entry.sha256 is None:
-        raise ModelError(f"{name}: {entry.unavailable} ({entry.url})")
+    entry = _fetchable(name)
     final = fetched_path(name, cache_dir=cache_dir)
-    if final.is_file() and _sha256(final) == entry.sha256:
+    if final.is_file() and not _mismatch(entry, final):
         return final
     source = _source(entry, mirror)
     created = _make_dirs(final.parent)
     try:
         with AtomicPath(final) as temporary:
             with temporary.open("wb") as out:
-                size, digest = _copy_hashed(source, out, timeout_s)
+                size = _copy(source, out, timeout_s)
             if entry.size is not None and size != entry.size:
                 raise ModelError(f"{name}: {source} gave {size:,} bytes, expected "
                                  f"{entry.size:,} (cut short or another file); nothing was "
                                  "cached")
-            if digest != entry.sha256:
-                raise ModelError(f"{name}: {source} has SHA-256 {digest}, expected "
-                                 f"{entry.sha256}; nothing was cached")
+            if mismatch := _mismatch(entry, temporary):
+                raise ModelError(f"{name}: {source} has {mismatch}; nothing was cached")
     except BaseException:
         for folder in created:
             if folder.is_dir() and not any(folder.iterdir()):
@@ -260,12 +267,40 @@ def fetch_published(name: str, *, mirror: str | None = None, cache_dir: Path | N
     return final
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+def _fetchable(name: str) -> PublishedWeights:
+    """The entry ``name``; :class:`ModelError` when it is not pinned or cannot be fetched."""
+    entry = get_published(name)
+    if entry.unavailable or not entry.pinned:
+        reason = entry.unavailable or "no content hash of it is pinned"
+        raise ModelError(f"{name}: {reason} ({entry.url})")
+    return entry
+
+
+def file_hashes(path: Path) -> tuple[str, str]:
+    """SHA-256 and git blob SHA-1 (``sha1(b"blob <size>\\0" + content)``) of the file ``path``."""
+    sha256 = hashlib.sha256()
+    blob = hashlib.sha1(b"blob %d\0" % path.stat().st_size)
     with path.open("rb") as handle:
         while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+            sha256.update(chunk)
+            blob.update(chunk)
+    return sha256.hexdigest(), blob.hexdigest()
+
+
+def _mismatch(entry: PublishedWeights, path: Path) -> str:
+    """What of ``path`` differs from the entry's pins (every pin is checked); ``""`` if none."""
+    sha256, blob = file_hashes(path)
+    wrong = [f"{label} {got}, expected {pin}" for label, got, pin in
+             (("SHA-256", sha256, entry.sha256), ("git blob SHA-1", blob, entry.git_blob))
+             if pin is not None and got != pin]
+    return " and ".join(wrong)
+
+
+def verified_pins(name: str) -> str:
+    """The pins of ``name`` a fetch verifies, for messages (``"SHA-256 ..., git blob ..."``)."""
+    entry = get_published(name)
+    return ", ".join(f"{label} {pin}" for label, pin in
+                     (("SHA-256", entry.sha256), ("git blob SHA-1", entry.git_blob)) if pin)
 
 
 class PublishedModel(Model):
@@ -306,20 +341,23 @@ def load_published(name: str, *, cache_dir: Path | None = None, **options: Any) 
     Raises
     ------
     ModelError
-        When it was not fetched (the message gives the command that fetches it), cannot be
-        fetched, or the cached file no longer has the pinned SHA-256.
+        When it was not fetched on the machine that loads it (the message names that host, its
+        cache path and how to fetch there: on a Globus Compute endpoint that is the endpoint's
+        host), cannot be fetched, or the cached file no longer matches its pins.
     """
-    entry = get_published(name)
-    if entry.sha256 is None:
-        raise ModelError(f"{name}: {entry.unavailable} ({entry.url})")
+    entry = _fetchable(name)
     path = fetched_path(name, cache_dir=cache_dir)
     if not path.is_file():
-        raise ModelError(f"{name} is not in the cache ({path}); fetch it with "
+        raise ModelError(
+            f"{name} is not in the weights cache of host {socket.gethostname()!r} ({path}), "
+            f"the machine loading it (for a remote run: the endpoint's host); fetch it there "
+            f"with `stembench models fetch {name}` run on that host as the user the endpoint "
+            f"runs as (add `--mirror DIR_OR_URL` or set {MIRROR_ENV} where it cannot reach "
+            f"{urlparse(entry.url).netloc}), or set STEMBENCH_CACHE in its environment to a folder "
+            "holding a fetched copy")
+    if mismatch := _mismatch(entry, path):
+        raise ModelError(f"{name}: the cached {path} has {mismatch}; delete it and run "
                          f"`stembench models fetch {name}`")
-    digest = _sha256(path)
-    if digest != entry.sha256:
-        raise ModelError(f"{name}: the cached {path} has SHA-256 {digest}, expected "
-                         f"{entry.sha256}; delete it and run `stembench models fetch {name}`")
     build = import_object(entry.target)
     return PublishedModel(build(**{**entry.options, **options, "weights": path}), name)
 
@@ -331,15 +369,17 @@ def _shipped_hashes() -> frozenset[str]:
                      if item.name.endswith(".sha256"))
 
 
-def weights_origin(weights_sha256: str | None) -> str:
-    """Where a model's weights come from, judged by their SHA-256.
+def weights_origin(weights_sha256: str | None, *, model: str | None = None) -> str:
+    """Where a model's weights come from, judged by their SHA-256 (and the model's name).
 
-    Returns ``"published weights"`` for a pinned published file, ``"trained here"`` for the
-    weights stembench ships, ``"no weights"`` for a model without any, and ``"other"`` for
-    anything else (a user's file).
+    Returns ``"published weights"`` for a file with a pinned published SHA-256, or for the
+    model of a published entry pinned by its git blob only (``load_published`` verified it),
+    ``"trained here"`` for the weights stembench ships, ``"no weights"`` for a model without
+    any, and ``"other"`` for anything else (a user's file).
     """
     if not weights_sha256:
         return "no weights"
-    if any(entry.sha256 == weights_sha256 for entry in PUBLISHED):
+    if any(entry.sha256 == weights_sha256 or (entry.name == model and entry.sha256 is None
+                                              and entry.pinned) for entry in PUBLISHED):
         return "published weights"
     return "trained here" if weights_sha256 in _shipped_hashes() else "other"

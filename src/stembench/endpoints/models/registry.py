@@ -34,6 +34,8 @@ __all__ = ["ENTRY_POINT_GROUP", "ModelEntry", "available_models", "get_entry", "
 
 ENTRY_POINT_GROUP = "stembench.models"
 _FRAMEWORK_MODULES = {"pytorch": "torch", "tensorflow": "tensorflow", "onnx": "onnxruntime"}
+#: The extras that install each framework (pyproject: keras and onnxruntime are in `models`).
+_FRAMEWORK_EXTRAS = {"pytorch": "torch", "tensorflow": "models,tensorflow", "onnx": "models"}
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,7 @@ def _built_in(
 ) -> ModelEntry:
     module = _FRAMEWORK_MODULES.get(framework)
     importable = module is None or _installed(module)
-    extra = "models" if module is not None else None
+    extra = _FRAMEWORK_EXTRAS.get(framework)
     return ModelEntry(name, description, framework, extra, importable, target, options)
 
 

@@ -192,7 +192,7 @@ def train_atomnet(
     config = data_config or TrainingDataConfig()
     if initial_weights is not None and not Path(initial_weights).is_file():
         raise InputError(f"train_atomnet: initial_weights {initial_weights} is not a file")
-    tf = require("tensorflow", extra="models", purpose="Training AtomNet")
+    tf = require("tensorflow", extra="tensorflow", purpose="Training AtomNet")
     _set_threads(tf, threads)
     keras = require("keras", extra="models", purpose="Training AtomNet")
     keras.utils.set_random_seed(seed)

@@ -164,7 +164,7 @@ def train_atomsegnet(
     ModelError
         If ``initial_weights`` cannot be read or does not match the architecture.
     """
-    torch = require("torch", extra="models", purpose="Training AtomSegNet")
+    torch = require("torch", extra="torch", purpose="Training AtomSegNet")
     from tqdm import tqdm
 
     if steps < 1 or batch_size < 1 or checkpoint_every < 1:
