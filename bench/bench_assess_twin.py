@@ -113,10 +113,12 @@ def atom_lattice_image(path: Path, pixel_size: float) -> BenchmarkImage:
 
 def main() -> None:
     from stembench.client.assess.assessment import assess_image
-    from stembench.client.assess.twin.run import assess_by_twin, builtin_model_choices
+    from stembench.client.assess.twin.run import assess_by_twin
+    from stembench.client.assess.twin.score import ModelChoice
     from stembench.client.assess.validation import lattice_image
     from stembench.client.executors import local_executor
     from stembench.client.orchestrate import Target
+    from stembench.client.run import BUILTIN_MODELS
     from stembench.endpoints.models.registry import load_model
     from stembench.errors import StembenchError
     from stembench.scoring import score_image
@@ -129,7 +131,7 @@ def main() -> None:
     parser.add_argument("--atom-lattice", type=Path, help="check this labelled image instead")
     parser.add_argument("--pixel-size", type=float, help="A/px of --atom-lattice")
     args = parser.parse_args()
-    choices = builtin_model_choices()
+    choices = [ModelChoice(name) for name in BUILTIN_MODELS]
     loaded = {c.label: load_model(c.spec) for c in choices}
     pool = local_executor(2)
     targets = [Target("local", pool, factory=lambda: local_executor(2), max_in_flight=4)]

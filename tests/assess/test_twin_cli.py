@@ -10,7 +10,6 @@ import pytest
 from typer.testing import CliRunner
 
 from stembench.client.assess.twin import command
-from stembench.client.assess.twin.score import ModelChoice
 from stembench.dataset_publish.simulate.twin import TwinModel, TwinVariant, render_twin
 
 
@@ -33,7 +32,9 @@ def test_twin_mode_ranks_every_model_and_writes_every_number(
     from stembench.client.assess.cli import assess_command
 
     # the classical built-ins only, so that the workers start fast; --model adds another
-    monkeypatch.setattr(command, "builtin_model_choices", lambda: [ModelChoice("log-blob")])
+    monkeypatch.setattr(command, "default_models", lambda: (
+        ["log-blob"], ["atomnet-cubic-published: not fetched; include it with `stembench "
+                       "models fetch atomnet-cubic-published`"]))
     monkeypatch.setenv("STEMBENCH_TWIN_DIR", str(tmp_path / "twins"))
     app = typer.Typer()
     app.command()(assess_command)
@@ -42,8 +43,12 @@ def test_twin_mode_ranks_every_model_and_writes_every_number(
                                       "--model", "atomap-like", "--workers", "1", "--twins", "2"])
     assert result.exit_code == 0, result.output
     assert "Predicted on this image" in result.output and "Second opinion" in result.output
+    assert "Published model not included: atomnet-cubic-published: not fetched" in result.output
     data = json.loads((out / "square_assess.json").read_text())
     twin = data["twin"]
+    assert twin["published_not_included"] == [
+        "atomnet-cubic-published: not fetched; include it with `stembench models fetch "
+        "atomnet-cubic-published`"]
     assert {p["model"] for p in twin["predictions"]} == {"log-blob", "atomap-like"}
     assert twin["recommended"] in {"log-blob", "atomap-like"}
     first = twin["predictions"][0]
@@ -73,9 +78,8 @@ def test_bad_weights_entry_is_one_clear_line(tmp_path: Path, image_path: Path) -
 def test_weights_entries_are_scored_beside_the_built_in_model(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """``--weights atomnet-cubic=FILE`` adds a second atomnet-cubic, with those weights."""
-    monkeypatch.setattr(command, "builtin_model_choices",
-                        lambda: [ModelChoice("atomnet-cubic")])
-    choices = command.model_choices(["pkg.mod:locate"], ["atomnet-cubic=/w/cubic-best.pt"])
+    monkeypatch.setattr(command, "default_models", lambda: (["atomnet-cubic"], []))
+    choices, _ = command.model_choices(["pkg.mod:locate"], ["atomnet-cubic=/w/cubic-best.pt"])
     assert [c.label for c in choices] == ["atomnet-cubic", "pkg.mod:locate",
                                           "atomnet-cubic [cubic-best.pt]"]
     assert choices[2].options == {"weights": "/w/cubic-best.pt"}

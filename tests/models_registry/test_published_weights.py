@@ -175,6 +175,22 @@ def test_run_includes_fetched_published_models_and_names_the_rest(cache: Path) -
     assert not any(line.startswith(NAME) for line in left_out)
 
 
+def test_assess_includes_fetched_published_models_as_run_does(cache: Path) -> None:
+    """Twin mode scores the models `stembench run` would: a fetched published model too."""
+    from stembench.client.assess.twin.command import model_choices
+    from stembench.client.run import BUILTIN_MODELS
+
+    choices, left_out = model_choices([], [])
+    assert [c.spec for c in choices] == list(BUILTIN_MODELS)
+    assert any(f"stembench models fetch {NAME}" in line for line in left_out)
+    assert _fetch("--mirror", str(SOURCE.parent))[0] == 0
+    choices, left_out = model_choices([NAME], [])  # named again: scored once
+    assert [c.spec for c in choices] == [*BUILTIN_MODELS, NAME]
+    assert not any(line.startswith(NAME) for line in left_out)
+    assert ("atomsegnet-gaussianmask-published: not fetched; include it with `stembench models "
+            "fetch atomsegnet-gaussianmask-published`") in left_out
+
+
 def test_fetched_model_is_evaluated_by_workers_and_reported_as_published(
         cache: Path, mini_dataset_path: Path, tmp_path: Path) -> None:
     """`stembench evaluate --model atomnet-cubic-published` in a worker process, end to end."""

@@ -95,12 +95,16 @@ def assess_command(
     match = next(m for m in matches if m.group == chosen)
     verdicts = vouch(recommend(assessment.estimates, cutoffs, group=chosen), match)
     twin_result = None
+    left_out: list[str] = []  # published models twin mode could not include
     if twin:
         from stembench.client.assess.twin.command import model_choices, run_twin_mode
 
+        choices, left_out = model_choices(model or [], weights or [])
+        for line in left_out:  # as `stembench run` says it
+            typer.echo(f"Published model not included: {line}", err=True)
         twin_result = run_twin_mode(
             data, pixel_size=pixel_size, assessment=assessment,
-            choices=model_choices(model or [], weights or []), out=out, endpoint=endpoint,
+            choices=choices, out=out, endpoint=endpoint,
             https_only=https_only, workers=workers, n_twins=twins,
             progress=lambda msg: typer.echo(f"assessing: {msg}", err=True))
     predictions = None
@@ -126,7 +130,8 @@ def assess_command(
                            cutoffs_source=source, group_matches=matches,
                            predictions=None if predictions is None else {
                                "model": predicted_by, "xy_px": predictions.tolist()},
-                           twin=None if twin_result is None else twin_result.to_dict())
+                           twin=None if twin_result is None else {
+                               **twin_result.to_dict(), "published_not_included": left_out})
     html_path = write_html(out / f"{stem}_assess.html", assessment, verdicts, figures,
                            group_matches=matches, twin_section=_twin_html(twin_result))
     if twin_result is not None:

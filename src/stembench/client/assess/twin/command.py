@@ -9,22 +9,34 @@ import numpy as np
 from numpy.typing import NDArray
 
 from stembench.client.assess.assessment import Assessment
-from stembench.client.assess.twin.run import TwinAssessment, assess_by_twin, builtin_model_choices
+from stembench.client.assess.twin.run import TwinAssessment, assess_by_twin
 from stembench.client.assess.twin.score import ModelChoice
+from stembench.client.run import default_models
 from stembench.errors import InputError
 
 __all__ = ["model_choices", "run_twin_mode"]
 
 
-def model_choices(models: Sequence[str], weights: Sequence[str]) -> list[ModelChoice]:
-    """The built-in models, then each ``--model`` spec, then each ``--weights NAME=PATH``.
+def model_choices(models: Sequence[str],
+                  weights: Sequence[str]) -> tuple[list[ModelChoice], list[str]]:
+    """The models ``stembench run`` includes, then each ``--model`` spec and ``--weights``.
+
+    Returns
+    -------
+    choices : list of ModelChoice
+        The built-in models and every published model fetched into the cache (as
+        :func:`stembench.client.run.default_models` chooses them), then each ``--model``
+        spec, then each ``--weights NAME=PATH``.
+    left_out : list of str
+        One line per published model not included: why, and how to fetch it where it can be.
 
     Raises
     ------
     InputError
         For a ``--weights`` entry that is not ``NAME=PATH`` or names a missing file.
     """
-    choices = builtin_model_choices()
+    names, left_out = default_models()
+    choices = [ModelChoice(name) for name in names]
     seen = {c.label for c in choices}
     for spec in models:
         if spec not in seen:
@@ -36,7 +48,7 @@ def model_choices(models: Sequence[str], weights: Sequence[str]) -> list[ModelCh
             raise InputError(f"--weights {entry!r}: expected NAME=PATH, e.g. "
                              "atomnet-cubic=cubic-best_weights.pt")
         choices.append(ModelChoice(name.strip(), {"weights": path.strip()}))
-    return choices
+    return choices, left_out
 
 
 def run_twin_mode(image: NDArray[np.floating], *, pixel_size: float, assessment: Assessment,

@@ -24,7 +24,7 @@ from stembench.client.orchestrate import Target
 from stembench.dataset_publish.simulate.twin import TwinVariant, render_twin
 from stembench.dataset_publish.simulate.twin_plan import twin_plan
 
-__all__ = ["TwinAssessment", "assess_by_twin", "builtin_model_choices", "twin_axis_values"]
+__all__ = ["TwinAssessment", "assess_by_twin", "twin_axis_values"]
 
 
 @dataclass(frozen=True)
@@ -105,14 +105,6 @@ def twin_axis_values(fit: TwinFit) -> dict[str, float]:
             "noise": twin_dose(model),
             "contrast": model_contrast(model), "flyback": model.flyback_px,
             "drift": model.drift_px_per_line}
-
-
-def builtin_model_choices() -> list[ModelChoice]:
-    """The built-in models whose framework is installed here."""
-    from stembench.endpoints.models.registry import available_models
-
-    return [ModelChoice(e.name) for e in available_models()
-            if e.source == "built-in" and e.importable]
 
 
 def assess_by_twin(image: NDArray[np.floating], *, pixel_size: float, assessment: Assessment,
