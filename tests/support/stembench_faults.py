@@ -45,6 +45,14 @@ def echo_shard(request: dict[str, Any]) -> dict[str, Any]:
             "runtime": {"host": "h", "device": "cpu"}}
 
 
+def malformed_shard(request: dict[str, Any]) -> dict[str, Any]:
+    """A result the shard-result schema refuses: an image without its ``image_id``."""
+    result = echo_shard(request)
+    for image in result["images"]:
+        del image["image_id"]
+    return result
+
+
 def raise_once(request: dict[str, Any]) -> dict[str, Any]:
     """Raise on the first attempt of every shard, succeed afterwards."""
     if _first_attempt(request, "raise"):

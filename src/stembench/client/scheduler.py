@@ -22,6 +22,7 @@ from stembench.client.results_file import ResultsFile
 from stembench.endpoints.progress import overdue_calls, record_kill
 from stembench.endpoints.requests import ShardRequest
 from stembench.errors import InputError
+from stembench.schemas import check_message
 
 __all__ = ["Evaluation", "RetryPolicy", "ShardScheduler", "ShardSink", "Target",
            "describe_error"]
@@ -204,6 +205,11 @@ class ShardScheduler:
             return
         except (Exception, SystemExit) as exc:  # a task that raised remotely or locally
             self._fail(attempt, request, f"{self.targets[index].name}: {describe_error(exc)}")
+            return
+        try:
+            check_message("shard-result", result, what="shard result")
+        except InputError as exc:
+            self._fail(attempt, request, f"{self.targets[index].name}: {exc}")
             return
         sink = self.sinks[request.shard_id]
         if not result.get("ok"):

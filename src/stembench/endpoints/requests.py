@@ -15,6 +15,7 @@ from typing import Any, Literal
 from stembench._version import __version__
 from stembench.endpoints.models.deadline import DEFAULT_IMAGE_TIMEOUT_S, check_timeout
 from stembench.errors import InputError
+from stembench.schemas import check_message
 
 __all__ = [
     "PROTOCOL_VERSION",
@@ -188,8 +189,7 @@ class ShardRequest:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ShardRequest:
         """Validate and build a request from a JSON dict."""
-        if not isinstance(data, dict):
-            raise InputError(f"shard request must be a dict, got {type(data).__name__}")
+        check_message("shard-request", data, what="shard request")
         fields = dict(data)
         try:
             fields["dataset"] = DatasetRef.from_dict(fields["dataset"])

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from stembench.errors import InputError, StembenchError
+from stembench.schemas import check_message
 from stembench.service.models import Job
 from stembench.service.rescore import DatasetIdentity, dataset_identity, rescore
 from stembench.service.settings import ServiceSettings
@@ -84,9 +85,7 @@ def read_upload(data: bytes, *, max_bytes: int) -> list[dict[str, Any]]:
         except RecursionError as exc:
             raise InputError(f"results line {number} nests its JSON too deeply to be a shard "
                              "result") from exc
-        if not isinstance(shard, dict) or not isinstance(shard.get("images", []), list):
-            raise InputError(f"results line {number} is not a shard result (a JSON object "
-                             "with an 'images' list)")
+        check_message("shard-result", shard, what=f"results line {number} is not a shard result")
         if shard.get("ok"):
             shards.append(shard)
     if not shards:
