@@ -403,7 +403,7 @@ def test_real_shards_of_a_real_model_through_the_restricted_endpoint(
     # each record is the score of log-blob's own positions on that image, as computed here
     from stembench.dataset_publish.storage.stembench_layout import open_dataset
     from stembench.endpoints.models.registry import load_model
-    from stembench.endpoints.shard import reported_coordinates, score_prediction
+    from stembench.endpoints.shard_scoring import reported_coordinates, score_prediction
 
     model = load_model("log-blob")
     with open_dataset(mini_dataset_path) as opened:

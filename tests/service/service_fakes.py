@@ -21,7 +21,8 @@ import numpy as np
 
 from stembench.dataset_publish.loading import load
 from stembench.endpoints.requests import ShardRequest
-from stembench.endpoints.shard import CONDITION_FIELDS, describe_dataset
+from stembench.endpoints.shard import describe_dataset
+from stembench.endpoints.shard_scoring import CONDITION_FIELDS
 
 GROUP = "SrTiO3-simulated"
 BLOCKED, RELEASE = threading.Event(), threading.Event()

@@ -19,45 +19,25 @@ import os
 from dataclasses import asdict
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from stembench._version import __version__
 from stembench.endpoints.provenance import runtime_provenance
 from stembench.endpoints.requests import (
     DatasetRef,
     ModelSpec,
-    ScoringOptions,
     ShardRequest,
     check_compatible,
+)
+from stembench.endpoints.shard_scoring import (
+    record_conditions,
+    reported_coordinates,
+    score_record,
 )
 from stembench.errors import StembenchError
 from stembench.identity import dataset_content_hash, shard_identity
 
-if TYPE_CHECKING:
-    from stembench.scoring import ImageScore
-
-__all__ = ["CONDITION_FIELDS", "TaskTimeLimitError", "describe_dataset", "describe_identity",
-           "evaluate_shard", "reported_coordinates", "score_prediction"]
-
-#: Metadata fields every score record carries so that the analysis needs no images.
-CONDITION_FIELDS = (
-    "group",
-    "series",
-    "step",
-    "axis_value",
-    "seed",
-    "material",
-    "type",
-    "pixel_size_angstrom",
-    "atoms_per_100px",
-    "contrast",
-    "psnr_db",
-    "resolution_pm",
-    "dose_e_per_A2",
-    "flyback",
-    "drift",
-)
-
+__all__ = ["TaskTimeLimitError", "describe_dataset", "describe_identity", "evaluate_shard"]
 
 #: Open datasets by reference, with the file stamp they were opened at.
 _OPEN_DATASETS: dict[str, tuple[Any, tuple[int, int, int] | None]] = {}
@@ -115,63 +95,6 @@ def _dataset_provenance(dataset: Any) -> dict[str, Any]:
             "manifest_sha256": dataset_content_hash(dataset)}
 
 
-def _conditions(metadata: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key in CONDITION_FIELDS:
-        value: Any = metadata.get(key)
-        if hasattr(value, "item"):
-            value = value.item()
-        if isinstance(value, float) and value != value:  # NaN is not JSON
-            value = None
-        out[key] = value
-    return out
-
-
-def score_prediction(image: Any, coordinates: Any, *,
-                     scoring: ScoringOptions | None = None) -> ImageScore:
-    """Score predicted columns on one benchmark image: stembench's one scoring path.
-
-    Every score stembench records goes through here: a shard's (:func:`evaluate_shard`) and
-    the service's re-scoring of stored coordinates (:mod:`stembench.service.rescore`), so the
-    same coordinates give the same score in both places.
-
-    Parameters
-    ----------
-    image : BenchmarkImage
-        The image with its ground truth: visible columns and their types, faint columns
-        and their types; columns typed ``unsure`` are don't care.
-    coordinates : array_like, shape (N, 2)
-        Predicted x, y pixel positions.
-    scoring : ScoringOptions, optional
-        Radius, border and matching mode (default: the benchmark's).
-
-    Returns
-    -------
-    ImageScore
-    """
-    from stembench.scoring import dont_care_mask, score_image
-
-    options = scoring or ScoringOptions()
-    return score_image(coordinates, image.coords, pixel_size=image.pixel_size,
-                       image_shape=image.shape, image_id=image.image_id,
-                       column_types=image.column_types or None,
-                       faint=image.faint_coords, faint_types=image.faint_types or None,
-                       dont_care=dont_care_mask(image.column_types), **asdict(options))
-
-
-def reported_coordinates(coordinates: Any) -> list[list[float]]:
-    """Positions as a result carries them (x, y rounded to 0.001 px); these are scored."""
-    return [[round(float(x), 3), round(float(y), 3)] for x, y in coordinates]
-
-
-def _score(image: Any, coordinates: list[list[float]], request: ShardRequest) -> dict[str, Any]:
-    import numpy as np
-
-    predicted = np.asarray(coordinates, dtype=np.float64).reshape(-1, 2)
-    score: dict[str, Any] = score_prediction(image, predicted, scoring=request.scoring).to_dict()
-    return score
-
-
 def _read_image(dataset: Any, image_id: str) -> tuple[Any, dict[str, Any]]:
     """The image and the start of its entry; the image is None when it cannot be read."""
     entry: dict[str, Any] = {"image_id": image_id, "error": None}
@@ -180,7 +103,7 @@ def _read_image(dataset: Any, image_id: str) -> tuple[Any, dict[str, Any]]:
     except (KeyError, StembenchError) as exc:
         entry["error"] = f"cannot read image: {exc}"
         return None, entry
-    entry["conditions"] = _conditions(dict(image.metadata))
+    entry["conditions"] = record_conditions(dict(image.metadata))
     return image, entry
 
 
@@ -195,14 +118,14 @@ def _finish_entry(entry: dict[str, Any], image: Any, output: Any,
     else:
         reported = reported_coordinates(output.coordinates)
         try:
-            entry["score"] = _score(image, reported, request)
+            entry["score"] = score_record(image, reported, request)
         except Exception as exc:  # a scorer error stays with its image, never the shard
             _reraise_time_limit(exc)
             entry["error"] = f"image {image_id!r}: scoring failed: {type(exc).__name__}: {exc}"
     if entry["error"] is not None:  # a failure is scored as finding nothing
         reported = []
         try:
-            entry["score"] = _score(image, reported, request)
+            entry["score"] = score_record(image, reported, request)
         except Exception as exc:
             _reraise_time_limit(exc)
             entry["error"] += f"; it cannot be scored either: {type(exc).__name__}: {exc}"
@@ -415,7 +338,7 @@ def describe_dataset(reference: dict[str, Any], client_version: str) -> dict[str
     ref = DatasetRef.from_dict(reference)
     dataset = _open_dataset(json.dumps(asdict(ref), sort_keys=True))
     images = [
-        {"image_id": row["image_id"], **_conditions(row)} for row in dataset.metadata_table()
+        {"image_id": row["image_id"], **record_conditions(row)} for row in dataset.metadata_table()
     ]
     return {
         "dataset": _dataset_provenance(dataset),

@@ -2,7 +2,7 @@
 
 Whatever produced a result (the service's own worker, a user's endpoint, an upload), the
 service keeps only its coordinates, re-scores them with
-:func:`stembench.endpoints.shard.score_prediction` (the function every shard scores with:
+:func:`stembench.endpoints.shard_scoring.score_prediction` (the function every shard scores with:
 faint columns, their types and don't-care labels included) against its own copy of the
 labels of the exact dataset version, and ignores every score field that arrived. The
 dataset version is checked by content hash (the manifest's hash of every image, label and
@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from stembench.endpoints.shard import CONDITION_FIELDS
+from stembench.endpoints.shard_scoring import CONDITION_FIELDS
 from stembench.errors import InputError
 
 __all__ = [
@@ -170,7 +170,7 @@ def rescore(shards: Sequence[Mapping[str, Any]], dataset: Any,
     list of dict
         One record per image, shaped like :func:`stembench.client.results_file.records_from_shard`
         output plus ``error`` (the failure, or None): conditions from the service's dataset,
-        scores from :func:`stembench.endpoints.shard.score_prediction` (the function every
+        scores from :func:`stembench.endpoints.shard_scoring.score_prediction` (the function every
         shard scores with) with the benchmark's scoring options. Coordinates that a model's
         output would be refused for (non-finite, outside the image) fail their image.
 
@@ -180,7 +180,7 @@ def rescore(shards: Sequence[Mapping[str, Any]], dataset: Any,
         Another dataset version, missing or unknown images, or an image without
         coordinates (the message names the image).
     """
-    from stembench.endpoints.shard import score_prediction
+    from stembench.endpoints.shard_scoring import score_prediction
 
     check_dataset(shards, held)
     entries = image_entries(shards)

@@ -1,0 +1,94 @@
+"""How a shard scores: the condition fields of a score record and stembench's one scoring path."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+from stembench.endpoints.requests import ScoringOptions, ShardRequest
+
+if TYPE_CHECKING:
+    from stembench.scoring import ImageScore
+
+__all__ = ["CONDITION_FIELDS", "record_conditions", "reported_coordinates", "score_prediction",
+           "score_record"]
+
+#: Metadata fields every score record carries so that the analysis needs no images.
+CONDITION_FIELDS = (
+    "group",
+    "series",
+    "step",
+    "axis_value",
+    "seed",
+    "material",
+    "type",
+    "pixel_size_angstrom",
+    "atoms_per_100px",
+    "contrast",
+    "psnr_db",
+    "resolution_pm",
+    "dose_e_per_A2",
+    "flyback",
+    "drift",
+)
+
+
+def record_conditions(metadata: dict[str, Any]) -> dict[str, Any]:
+    """The :data:`CONDITION_FIELDS` of an image's metadata as JSON values (NaN as ``None``)."""
+    out: dict[str, Any] = {}
+    for key in CONDITION_FIELDS:
+        value: Any = metadata.get(key)
+        if hasattr(value, "item"):
+            value = value.item()
+        if isinstance(value, float) and value != value:  # NaN is not JSON
+            value = None
+        out[key] = value
+    return out
+
+
+def score_prediction(image: Any, coordinates: Any, *,
+                     scoring: ScoringOptions | None = None) -> ImageScore:
+    """Score predicted columns on one benchmark image: stembench's one scoring path.
+
+    Every score stembench records goes through here: a shard's
+    (:func:`stembench.endpoints.shard.evaluate_shard`) and the service's re-scoring of stored
+    coordinates (:mod:`stembench.service.rescore`), so the same coordinates give the same
+    score in both places.
+
+    Parameters
+    ----------
+    image : BenchmarkImage
+        The image with its ground truth: visible columns and their types, faint columns
+        and their types; columns typed ``unsure`` are don't care.
+    coordinates : array_like, shape (N, 2)
+        Predicted x, y pixel positions.
+    scoring : ScoringOptions, optional
+        Radius, border and matching mode (default: the benchmark's).
+
+    Returns
+    -------
+    ImageScore
+    """
+    from stembench.scoring import dont_care_mask, score_image
+
+    options = scoring or ScoringOptions()
+    return score_image(coordinates, image.coords, pixel_size=image.pixel_size,
+                       image_shape=image.shape, image_id=image.image_id,
+                       column_types=image.column_types or None,
+                       faint=image.faint_coords, faint_types=image.faint_types or None,
+                       dont_care=dont_care_mask(image.column_types), **asdict(options))
+
+
+def reported_coordinates(coordinates: Any) -> list[list[float]]:
+    """Positions as a result carries them (x, y rounded to 0.001 px); these are scored."""
+    return [[round(float(x), 3), round(float(y), 3)] for x, y in coordinates]
+
+
+def score_record(image: Any, coordinates: list[list[float]],
+                 request: ShardRequest) -> dict[str, Any]:
+    """The JSON score record of ``coordinates`` on ``image`` under the request's options."""
+    import numpy as np
+
+    predicted = np.asarray(coordinates, dtype=np.float64).reshape(-1, 2)
+    score: dict[str, Any] = score_prediction(image, predicted, scoring=request.scoring).to_dict()
+    return score
