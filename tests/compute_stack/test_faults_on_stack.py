@@ -102,9 +102,6 @@ def test_4xx_on_submit_fails_the_shard_not_the_run(
     assert "atomap-like: 102 image(s) evaluated, 0 failed" in out
 
 
-@pytest.mark.xfail(strict=True, reason="issue 22 defect 3 (gcfix): the offline endpoint is "
-                   "noticed only by each attempt's --task-deadline, then the client prints its "
-                   "summary and hangs at exit (the SDK waits for the abandoned tasks)")
 def test_endpoint_stopped_mid_run_ends_the_client_with_one_line(
         slurm_endpoint: EndpointProcess, compute_client: ClientSide) -> None:
     endpoint = slurm_endpoint

@@ -103,9 +103,7 @@ def _store_part(settings: ServiceSettings, owner: str, digest: str, index: int,
                                      f"{settings.upload_quota_bytes} bytes: complete them, or "
                                      "wait until unfinished ones expire")
         folder.mkdir(parents=True, exist_ok=True)
-        temporary = folder / f"{index:05d}.part.tmp"
-        temporary.write_bytes(data)
-        temporary.replace(part)
+        atomic_write_bytes(part, data)
     return UploadPartOut(index=index, size=len(data), sha256=hashlib.sha256(data).hexdigest())
 
 
