@@ -122,7 +122,16 @@ class TokenVerifier:
         self.timeout_s = timeout_s
         if auth_client is None:
             globus_sdk = require("globus_sdk", extra="service", purpose="Globus Auth")
-            auth_client = globus_sdk.ConfidentialAppAuthClient(client_id, client_secret)
+            from globus_sdk.transport import RequestsTransport, RetryConfig
+
+            # One attempt, bounded by the timeout: globus_sdk's defaults (60 s per request,
+            # up to 5 retries on network errors, 429 and 5xx; globus_sdk/config/env_vars.py,
+            # transport/retry_config.py) would keep an introspection thread busy for minutes
+            # while Globus Auth hangs. The Retry-After of a 429 is not waited for either.
+            auth_client = globus_sdk.ConfidentialAppAuthClient(
+                client_id, client_secret,
+                transport=RequestsTransport(http_timeout=timeout_s),
+                retry_config=RetryConfig(max_retries=0))
         self._client = auth_client
         self._cache: OrderedDict[str, tuple[float, Identity]] = OrderedDict()
         self._refused: OrderedDict[str, AuthError] = OrderedDict()
