@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 
 import torch
@@ -58,4 +59,6 @@ def test_stopping_a_pool_ends_a_worker_that_is_busy() -> None:
     for process in workers:
         process.join(60)  # bounded: a worker left alive fails below, it is not waited for
     assert not any(p.is_alive() for p in workers)
+    # the pool's manager thread marks the future broken once it sees its worker gone
+    concurrent.futures.wait([busy], timeout=60)
     assert busy.done()
