@@ -7,8 +7,7 @@ on first use, so importing one part does not import the others.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from stembench._lazy import lazy_public
 
 _PUBLIC: dict[str, str] = {
     "DUPLICATE_DISTANCE_PX": "importer",
@@ -36,16 +35,4 @@ _PUBLIC: dict[str, str] = {
 }
 """Public name -> the module of this sub-package that defines it."""
 
-__all__ = sorted(_PUBLIC)
-
-
-def __getattr__(name: str) -> Any:
-    try:
-        module = _PUBLIC[name]
-    except KeyError:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__, __all__ = lazy_public(__name__, _PUBLIC)
