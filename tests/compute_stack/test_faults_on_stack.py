@@ -6,6 +6,7 @@ finished, and leave no Slurm job or endpoint worker behind once the endpoint sto
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from collections.abc import Callable
@@ -19,13 +20,12 @@ EVALUATE = ("evaluate", "--dataset", "mini", "--model", "atomap-like", "--no-rep
 
 
 def finished_shards(results: Path) -> list[str]:
-    """Ids of the shards the results file holds."""
+    """Ids of the shards the results file holds as finished (a failed shard's line is not)."""
     if not results.exists():
         return []
-    import json
-
-    return [json.loads(line)["shard_id"] for line in
-            results.read_text(encoding="utf-8").splitlines() if line.strip()]
+    lines = [json.loads(line) for line in results.read_text(encoding="utf-8").splitlines()
+             if line.strip()]
+    return [line["shard_id"] for line in lines if line.get("ok")]
 
 
 def wait_for(condition: Callable[[], object], what: str, seconds: float = 300) -> None:
@@ -104,16 +104,25 @@ def test_4xx_on_submit_fails_the_shard_not_the_run(
 
 def test_endpoint_stopped_mid_run_ends_the_client_with_one_line(
         slurm_endpoint: EndpointProcess, compute_client: ClientSide) -> None:
-    endpoint = slurm_endpoint
+    """The stand-in holds every shard task after the first, so the endpoint stops with shards
+    certainly undone, however fast the machine runs them."""
+    endpoint, compute = slurm_endpoint, compute_client.stack.compute
     results = compute_client.folder / "results.jsonl"
-    client = compute_client.popen(*EVALUATE, "--endpoint", endpoint.endpoint_id,
-                                  "--results", str(results), "--task-deadline", "20")
-    wait_for(lambda: finished_shards(results), "a first finished shard")
-    endpoint.stop()
-    before = finished_shards(results)
-    assert_nothing_left(endpoint)
-    code, _out, err = communicate(client, 120)
-    assert code != 0
+    held = compute.hold_tasks("evaluate_shard", after=1)
+    try:
+        client = compute_client.popen(*EVALUATE, "--endpoint", endpoint.endpoint_id,
+                                      "--results", str(results), "--task-deadline", "20")
+        wait_for(lambda: finished_shards(results), "a first finished shard")
+        wait_for(lambda: held.waiting, "a held shard")
+        endpoint.stop()
+        before = finished_shards(results)
+        assert_nothing_left(endpoint)
+        code, out, err = communicate(client, 120)
+    finally:
+        compute.release_tasks(send=False)
+    assert code == 1, err[-3000:]
     assert set(before) <= set(finished_shards(results))
+    assert len(finished_shards(results)) < 102
     message = [line for line in err.splitlines() if "Traceback" in line]
     assert not message, err[-3000:]
+    assert "failed" in out + err, out[-2000:] + err[-2000:]

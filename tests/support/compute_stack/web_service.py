@@ -30,7 +30,9 @@ service refuses it) and functions the caller may run (its own, public ones, or o
 shared with a group in :attr:`ComputeState.group_members`; 403 otherwise, for
 ``GET /v2/functions/{id}`` too); an endpoint that is not multi-user takes tasks only from the
 identity that registered it. :meth:`ComputeState.inject` makes the next requests to a
-route fail with a chosen HTTP status (fault tests).
+route fail with a chosen HTTP status, and :meth:`ComputeState.hold_tasks` keeps tasks from
+the endpoint's queue until released (fault tests that need work still undone at a chosen
+moment, whatever the machine's speed).
 
 What the service does out of sight of the SDK is this stand-in's choice, stated here:
 a submit to an endpoint sends one ``cmd_start_endpoint`` per (identity, user options)
@@ -52,7 +54,7 @@ from typing import Any
 from compute_stack.auth_service import AuthState, Identity, _bearer, _error
 from compute_stack.broker import TASK_GROUP_PREFIX, Broker
 
-__all__ = ["ComputeState", "Injected", "TaskRecord"]
+__all__ = ["ComputeState", "HeldTasks", "Injected", "TaskRecord"]
 
 _UUID = r"[0-9a-fA-F-]{36}"
 
@@ -111,6 +113,19 @@ class Injected:
 
 
 @dataclass
+class HeldTasks:
+    """Tasks whose first argument is ``operation`` (stembench's registered function takes the
+    operation's name first), accepted after the first ``after`` but not yet sent to their
+    endpoint's queue."""
+
+    operation: str
+    after: int
+    published: int = 0
+    waiting: list[tuple[str, bytes, dict[str, Any]]] = field(default_factory=list)
+    released: bool = False
+
+
+@dataclass
 class _Endpoint:
     endpoint_id: str
     owner: Identity
@@ -140,6 +155,7 @@ class ComputeState:
     commands: list[dict[str, Any]] = field(default_factory=list)
     requests: list[tuple[str, str, int]] = field(default_factory=list)
     injected: list[Injected] = field(default_factory=list)
+    held: HeldTasks | None = None
     #: Globus groups (id -> usernames) a function may be shared with (no Groups stand-in)
     group_members: dict[str, set[str]] = field(default_factory=dict)
     _lock: threading.RLock = field(default_factory=threading.RLock)
@@ -153,6 +169,42 @@ class ComputeState:
         with self._lock:
             self.injected.append(entry)
         return entry
+
+    def hold_tasks(self, operation: str, *, after: int) -> HeldTasks:
+        """Accept every task, but send only the first ``after`` tasks whose first argument is
+        ``operation`` to their endpoint's queue (others go as usual).
+
+        The rest of those tasks wait here (the service answers the submit as usual) until
+        :meth:`release_tasks`; a test can so stop an endpoint while work is certainly undone.
+        """
+        with self._lock:
+            self.held = HeldTasks(operation, after)
+            return self.held
+
+    def release_tasks(self, *, send: bool = True) -> int:
+        """Hold no more tasks; the held ones go to their queues, or are dropped (``send=False``:
+        a later test's endpoint must not run them). Returns how many were held."""
+        with self._lock:
+            held, self.held = self.held, None
+        if held is None:
+            return 0
+        held.released = True
+        for queue, message, headers in held.waiting if send else ():
+            self.broker.publish(queue, message, headers=headers)
+        return len(held.waiting)
+
+    def _publish_task(self, queue: str, message: bytes, headers: dict[str, Any], *,
+                      operation: object) -> None:
+        with self._lock:
+            held = self.held
+            if held is not None and operation != held.operation:
+                held = None
+            if held is not None and held.published >= held.after:
+                held.waiting.append((queue, message, headers))
+                return
+            if held is not None:
+                held.published += 1
+        self.broker.publish(queue, message, headers=headers)
 
     # routes -------------------------------------------------------------------------
 
@@ -290,16 +342,18 @@ class ComputeState:
             code = _function_buffer(self.functions[function_id])
             for payload in payloads:
                 task_id = str(uuid.uuid4())
+                operation = _first_argument(payload)
                 buffer = ComputeSerializer.pack_buffers(
                     [code, *ComputeSerializer.unpack_buffers(payload)])
                 with self._lock:
                     self.tasks[task_id] = TaskRecord(task_id, group, endpoint.endpoint_id,
                                                      uep, function_id, identity)
-                self.broker.publish("tasks." + uep, messagepack.pack(
+                self._publish_task("tasks." + uep, messagepack.pack(
                     Task(task_id=uuid.UUID(task_id), task_buffer=buffer)), headers={
                         "function_uuid": function_id, "task_uuid": task_id,
                         "resource_specification": json.dumps(spec) if spec else None,
-                        "result_serializers": data.get("result_serializers") or []})
+                        "result_serializers": data.get("result_serializers") or []},
+                    operation=operation)
                 out.setdefault(function_id, []).append(task_id)
         doc = _registered("v3.submit")
         return 200, doc | {"request_id": str(uuid.uuid4()), "task_group_id": group,
@@ -410,6 +464,17 @@ class ComputeState:
         result = Result(task_id=uuid.UUID(task.task_id), data=message,
                         error_details=ResultErrorDetails(code=code, user_message=message))
         self.on_result(messagepack.pack(result))
+
+
+def _first_argument(payload: str) -> object:
+    """The first positional argument of a task's payload (batch.py packs args, kwargs)."""
+    from globus_compute_sdk.serialize import ComputeSerializer
+
+    try:
+        args = ComputeSerializer().unpack_and_deserialize(payload)[0]
+        return args[0] if args else None
+    except Exception:  # not stembench's call shape: never held
+        return None
 
 
 def _function_forbidden(function_id: str, identity: Identity) -> tuple[int, Any]:
