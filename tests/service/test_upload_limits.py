@@ -73,16 +73,25 @@ def test_builtin_model_names_are_reserved(client, tmp_path, dataset_cache, name)
     assert f"model card name {name!r} is the name of a model" in answer.json()["detail"]
 
 
+#: Cells a spreadsheet would run (OWASP CSV injection): plain, after leading whitespace or a
+#: newline, and in full-width or small forms that fold onto a formula character.
+HOSTILE = ["=HYPERLINK(\"http://x\")", "+1+cmd", "-2-cmd", "@SUM(A1)", "\t=1", " =1+1",
+           "\n=1", "\r\n@SUM(A1)", "\uff1dHYPERLINK(1)", "\uff0b1", "\u3000=1", "\ufe661",
+           "\u00a0\uff20SUM(A1)", "\u22121+1"]
+
+
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_csv_cells_cannot_run_as_formulas(client, settings, tmp_path, dataset_cache) -> None:
+    import unicodedata
+
     items = shards(results_file(tmp_path / "r.jsonl", dataset_cache))
-    hostile = ["=HYPERLINK(\"http://x\")", "+1+cmd", "-2-cmd", "@SUM(A1)", "\t=1"]
     for shard in items:
-        shard["runtime"]["host"] = hostile[0]
-        shard["runtime"]["device"] = hostile[1]
-    items[0]["images"][0].update(error=hostile[2], coordinates=None)
-    items[0]["images"][1].update(error=hostile[3], coordinates=None)
-    items[0]["images"][2].update(error=hostile[4], coordinates=None)
+        shard["runtime"]["host"] = HOSTILE[0]
+        shard["runtime"]["device"] = HOSTILE[1]
+    images = [image for shard in items for image in shard["images"]]
+    assert len(images) > len(HOSTILE)
+    for image, value in zip(images, HOSTILE[2:], strict=False):
+        image.update(error=value, coordinates=None)
     answer = upload(client, packed(items))
     assert answer.status_code == 202, answer.text
     entry = answer.json()["entry"]["id"]
@@ -90,9 +99,10 @@ def test_csv_cells_cannot_run_as_formulas(client, settings, tmp_path, dataset_ca
     assert not list((settings.data_dir / "uploads" / "complete").glob("*"))  # used and deleted
     text = client.get(f"/api/jobs/{entry}/scores.csv").text
     cells = {cell for row in csv.reader(io.StringIO(text)) for cell in row}
-    assert {"'" + value for value in hostile} <= cells
-    assert not [cell for cell in cells if cell[:1] in ("=", "+", "@", "\t")]
-    assert not [cell for cell in cells if cell.startswith("-") and not _number(cell)]
+    assert {"'" + value for value in HOSTILE} <= cells
+    visible = [unicodedata.normalize("NFKC", cell).lstrip() for cell in cells]
+    assert not [cell for cell in visible if cell[:1] in ("=", "+", "@", "\u2212")]
+    assert not [cell for cell in visible if cell.startswith("-") and not _number(cell)]
 
 
 def _number(text: str) -> bool:

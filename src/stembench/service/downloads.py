@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import unicodedata
 from pathlib import Path
 
 from fastapi import APIRouter, Request
@@ -32,14 +33,25 @@ def _rows(db: DB, job_id: str) -> tuple[Job, list[dict[str, object]]]:
     return job, [{f: getattr(r, f) for f in _FIELDS} for r in rows]
 
 
-#: A spreadsheet reads a cell that starts with one of these as a formula.
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+#: A spreadsheet reads a cell as a formula when its first visible character is one of
+#: these (in any Unicode form NFKC folds onto them: full-width ``＝``, small ``﹦``...).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\u2212")
+#: Characters a spreadsheet may skip before it reads a formula: whitespace and controls.
+_INVISIBLE = "".join(chr(c) for c in range(0x21)) + "\x7f\u00a0\u1680\u2000\u2001\u2002" \
+    "\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u200b\u2028\u2029\u202f\u205f" \
+    "\u3000\ufeff"
 
 
 def _cell(value: object) -> object:
-    """A CSV cell that a spreadsheet shows as text: user text that starts like a formula
-    gets a leading apostrophe (numbers stay numbers)."""
-    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+    """A CSV cell that a spreadsheet shows as text (OWASP's CSV injection advice): user text
+    that starts with a formula character, after any leading whitespace or control characters
+    and in any Unicode form folding onto one (full-width ``＝``), or that starts with
+    whitespace or a control character at all (tab, carriage return, newline), gets a leading
+    apostrophe. Numbers stay numbers."""
+    if not isinstance(value, str) or not value:
+        return value
+    folded = unicodedata.normalize("NFKC", value)
+    if folded.lstrip(_INVISIBLE).startswith(_FORMULA_STARTS) or value[0] in _INVISIBLE:
         return "'" + value
     return value
 
@@ -52,7 +64,8 @@ def _attachment(name: str) -> dict[str, str]:
             responses={200: {"content": {"text/csv": {}}}, **_NOT_FOUND})
 def scores_csv(job_id: JobId, db: DB) -> Response:
     """Every per-image score of a finished entry as CSV (one row per image); text cells that
-    start with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return get a leading ``'`` so
+    start with ``=``, ``+``, ``-`` or ``@`` (after leading whitespace, and in full-width
+    forms such as ``＝``) or with whitespace or a control character get a leading ``'`` so
     that a spreadsheet does not run them as formulas."""
     job, rows = _rows(db, job_id)
     buffer = io.StringIO()
