@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy import fft, ndimage, signal
+from scipy import fft
 
 from stembench._optional import require
 from stembench.dataset_publish.simulate.abtem_cache import (
@@ -32,9 +32,15 @@ from stembench.dataset_publish.simulate.abtem_cache import (
     read_cached_image,
     write_cached_image,
 )
+from stembench.dataset_publish.simulate.abtem_periodic import (
+    PeriodicSpline,
+    evaluate_periodic,
+    periodic_image,
+    periodic_spline,
+)
+from stembench.dataset_publish.simulate.abtem_run import AbtemScan, run_scan
 from stembench.dataset_publish.simulate.probe import ProbeParameters, electron_wavelength_angstrom
 from stembench.errors import InputError
-from stembench.imaging.gaussian import FWHM_PER_SIGMA
 
 if TYPE_CHECKING:
     from ase import Atoms
@@ -66,14 +72,6 @@ FALLBACK_PHONON_SIGMA_ANGSTROM = 0.080
 
 LAYER_VACUUM_GAP_ANGSTROM = 4.0
 """A cell whose atoms leave a gap this wide along z is a layer, not a bulk crystal (A)."""
-
-_INTERPOLATION_SAMPLING_ANGSTROM = 0.04
-"""The cached image is Fourier-upsampled to at most this sampling before spline evaluation."""
-
-
-_Spline = tuple[NDArray[np.float64], PeriodicImage, tuple[float, float]]
-"""Spline coefficients of the upsampled period, the period itself, and the fine (x, y) step."""
-
 
 class AbtemHAADF:
     """HAADF image formation by abTEM PRISM or multislice, one cached unit cell, tiled.
@@ -164,7 +162,7 @@ class AbtemHAADF:
         self.min_potential_extent_angstrom = float(min_potential_extent_angstrom)
         self.phonon_sigmas_angstrom = dict(phonon_sigmas_angstrom or DEFAULT_PHONON_SIGMAS_ANGSTROM)
         self._images: dict[str, PeriodicImage] = {}
-        self._splines: dict[str, _Spline] = {}
+        self._splines: dict[str, PeriodicSpline] = {}
 
     # ----------------------------------------------------------------------------- public
     def intensity(
@@ -193,15 +191,7 @@ class AbtemHAADF:
             bool(np.all(np.isfinite(x)) and np.all(np.isfinite(y))),
             f"structure {structure.name!r}: beam positions must be finite",
         )
-        coefficients, image, fine_sampling = self._spline(structure)
-        origin_x, origin_y = structure.cell_origin_angstrom
-        period_x, period_y = image.extent_angstrom
-        cols = np.mod(x - origin_x, period_x) / fine_sampling[0]
-        rows = np.mod(y - origin_y, period_y) / fine_sampling[1]
-        values = ndimage.map_coordinates(
-            coefficients, [rows.ravel(), cols.ravel()], order=3, mode="grid-wrap", prefilter=False
-        )
-        return values.reshape(x.shape)
+        return evaluate_periodic(self._spline(structure), x, y, structure.cell_origin_angstrom)
 
     def unit_cell_image(self, structure: ColumnStructure) -> PeriodicImage:
         """The simulated image of one unit cell (no source blur), from the cache when present.
@@ -214,7 +204,7 @@ class AbtemHAADF:
             image = self._read_cache(key, parameters)
             if image is None:
                 start = time.perf_counter()
-                image = _periodic_image(self._simulate(structure, field_cells=(1, 1)), cell)
+                image = periodic_image(self._simulate(structure, field_cells=(1, 1)), cell)
                 self._write_cache(key, parameters, image, wall_s=time.perf_counter() - start)
             self._images[key] = image
         return self._images[key]
@@ -250,7 +240,7 @@ class AbtemHAADF:
             math.ceil(extent_angstrom[1] / cell[1] - 1e-9),
         )
         array = self._simulate(structure, field_cells=field_cells)
-        return _periodic_image(array, (cell[0] * field_cells[0], cell[1] * field_cells[1]))
+        return periodic_image(array, (cell[0] * field_cells[0], cell[1] * field_cells[1]))
 
     # ------------------------------------------------------------------------ geometry
     def _cell(self, structure: ColumnStructure) -> tuple[float, float]:
@@ -315,8 +305,6 @@ class AbtemHAADF:
         self, structure: ColumnStructure, *, field_cells: tuple[int, int]
     ) -> NDArray[np.float64]:
         """Run abTEM over ``field_cells`` unit cells; returns the image as (rows, cols)."""
-        abtem = require("abtem", extra="simulation", purpose="The abTEM image-formation backend")
-        dask = require("dask", extra="simulation", purpose="The abTEM image-formation backend")
         assert structure.unit_cell is not None
         cell = self._cell(structure)
         reps = self._repetitions(structure, field_cells)
@@ -324,47 +312,20 @@ class AbtemHAADF:
         supercell.pbc = True
         supercell = supercell * reps
         per_cell = self._wave_gpts_per_cell(cell)
-        wave_gpts = (per_cell[0] * reps[0], per_cell[1] * reps[1])
         scan_gpts = self._scan_gpts(cell)
-        scan_gpts = (scan_gpts[0] * field_cells[0], scan_gpts[1] * field_cells[1])
-        end = (cell[0] * field_cells[0], cell[1] * field_cells[1])
-        energy, semiangle = self.probe.energy_ev, self.probe.convergence_mrad
-        aberrations = {"C10": self.probe.defocus_angstrom, "C30": self.probe.cs_angstrom}
-        with (
-            dask.config.set(scheduler="threads", num_workers=2),
-            abtem.config.set({"device": "cpu"}),
-        ):
-            source: Any = supercell
-            if self.frozen_phonons > 0:
-                source = abtem.FrozenPhonons(
-                    supercell,
-                    num_configs=self.frozen_phonons,
-                    sigmas=self._sigmas(supercell),
-                    seed=self.seed,
-                )
-            potential = abtem.Potential(
-                source, gpts=wave_gpts, slice_thickness=self.slice_thickness_angstrom
-            )
-            scan = abtem.GridScan(start=(0.0, 0.0), end=end, gpts=scan_gpts, endpoint=False)
-            detector = abtem.AnnularDetector(
-                inner=self.detector_mrad[0], outer=self.detector_mrad[1]
-            )
-            if self.method == "prism":
-                s_matrix = abtem.SMatrix(
-                    potential=potential, energy=energy, semiangle_cutoff=semiangle, interpolation=1
-                )
-                ctf = abtem.CTF(
-                    semiangle_cutoff=semiangle, energy=energy, aberration_coefficients=aberrations
-                )
-                measurement = s_matrix.scan(scan=scan, detectors=detector, ctf=ctf)
-            else:
-                beam = abtem.Probe(
-                    energy=energy, semiangle_cutoff=semiangle, aberrations=aberrations
-                )
-                beam.grid.match(potential)
-                measurement = beam.scan(potential, scan=scan, detectors=detector)
-            images = measurement.compute()
-        return np.asarray(images.array, dtype=np.float64).T.copy()
+        scan = AbtemScan(
+            probe=self.probe,
+            wave_gpts=(per_cell[0] * reps[0], per_cell[1] * reps[1]),
+            scan_gpts=(scan_gpts[0] * field_cells[0], scan_gpts[1] * field_cells[1]),
+            end_angstrom=(cell[0] * field_cells[0], cell[1] * field_cells[1]),
+            detector_mrad=self.detector_mrad,
+            slice_thickness_angstrom=self.slice_thickness_angstrom,
+            method=self.method,
+            frozen_phonons=self.frozen_phonons,
+            phonon_sigmas_angstrom=self._sigmas(supercell),
+            seed=self.seed,
+        )
+        return run_scan(supercell, scan)
 
     # --------------------------------------------------------------------------- cache
     def _cache_key(
@@ -408,26 +369,13 @@ class AbtemHAADF:
         write_cached_image(self.cache_dir, key, parameters, image, wall_s=wall_s)
 
     # --------------------------------------------------------------------- interpolation
-    def _spline(self, structure: ColumnStructure) -> _Spline:
+    def _spline(self, structure: ColumnStructure) -> PeriodicSpline:
         """Spline coefficients of the source-blurred, Fourier-upsampled unit-cell image."""
         cell = self._cell(structure)
         key, _ = self._cache_key(structure, self._scan_gpts(cell))
         if key not in self._splines:
             image = self.unit_cell_image(structure)
-            blurred = _gaussian_blur_periodic(image, self.probe.source_fwhm_angstrom)
-            fine_shape = tuple(
-                max(n, math.ceil(length / _INTERPOLATION_SAMPLING_ANGSTROM))
-                for n, length in zip(blurred.shape, image.extent_angstrom[::-1], strict=True)
-            )
-            fine = signal.resample(
-                signal.resample(blurred, fine_shape[0], axis=0), fine_shape[1], axis=1
-            )
-            coefficients = ndimage.spline_filter(fine, order=3, mode="grid-wrap")
-            fine_sampling = (
-                image.extent_angstrom[0] / fine_shape[1],
-                image.extent_angstrom[1] / fine_shape[0],
-            )
-            self._splines[key] = (coefficients, image, fine_sampling)
+            self._splines[key] = periodic_spline(image, self.probe.source_fwhm_angstrom)
         return self._splines[key]
 
 
@@ -446,20 +394,3 @@ def is_layer(atoms: Atoms) -> bool:
 def _check(condition: bool, message: str) -> None:
     if not condition:
         raise InputError(message)
-
-
-def _periodic_image(array: NDArray[np.float64], extent: tuple[float, float]) -> PeriodicImage:
-    rows, cols = array.shape
-    return PeriodicImage(array, (extent[0] / cols, extent[1] / rows), extent)
-
-
-def _gaussian_blur_periodic(image: PeriodicImage, fwhm_angstrom: float) -> NDArray[np.float64]:
-    """Blur one period by a Gaussian of the given FWHM (A), exactly, in Fourier space."""
-    if fwhm_angstrom <= 0:
-        return image.array
-    sigma = fwhm_angstrom / FWHM_PER_SIGMA
-    rows, cols = image.array.shape
-    ky = fft.fftfreq(rows, d=image.sampling_angstrom[1])[:, None]
-    kx = fft.fftfreq(cols, d=image.sampling_angstrom[0])[None, :]
-    transfer = np.exp(-2.0 * math.pi**2 * sigma**2 * (kx**2 + ky**2))
-    return np.real(fft.ifft2(fft.fft2(image.array) * transfer))
