@@ -19,6 +19,8 @@ import pytest
     ("stembench.identity", "stembench.endpoints.models.registry", "model_identity"),
     ("stembench.client.assess.cli", "stembench.dataset_publish.experimental.images",
      "read_any_image"),
+    ("stembench.endpoints.shard", "stembench.endpoints.shard_scoring", "score_prediction"),
+    ("stembench.endpoints.shard", "stembench.endpoints.shard_scoring", "CONDITION_FIELDS"),
 ])
 def test_a_moved_name_imports_from_its_old_module_with_a_warning(old, new, name):
     with pytest.warns(DeprecationWarning, match=f"moved to {new}"):

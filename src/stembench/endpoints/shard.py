@@ -21,6 +21,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from stembench._moved import moved_names
 from stembench._version import __version__
 from stembench.endpoints.provenance import runtime_provenance
 from stembench.endpoints.requests import (
@@ -371,3 +372,7 @@ def describe_identity(dataset: dict[str, Any], model: dict[str, Any],
     ref, spec = DatasetRef.from_dict(dataset), ModelSpec.from_dict(model)
     opened = _open_dataset(json.dumps(asdict(ref), sort_keys=True))
     return shard_identity(opened, _load_model(json.dumps(asdict(spec), sort_keys=True))[1])
+
+
+__getattr__ = moved_names(__name__, {name: "stembench.endpoints.shard_scoring"
+                                     for name in ("CONDITION_FIELDS", "score_prediction")})
