@@ -82,6 +82,46 @@ def test_cache_expires_after_ttl() -> None:
 
 
 @responses.activate
+def test_cache_never_outlives_the_tokens_exp(monkeypatch) -> None:
+    now = time.time()
+    responses.add(responses.POST, "https://auth.globus.org/v2/oauth2/token/introspect",
+                  json={"active": True, "sub": "u1", "scope": SCOPE, "aud": [CLIENT_ID],
+                        "exp": int(now) + 30})
+    verifier = TokenVerifier(CLIENT_ID, "secret", required_scope=SCOPE, cache_ttl_s=3600)
+    assert verifier.verify("Bearer T").sub == "u1"
+    monkeypatch.setattr("stembench.service.auth.time.time", lambda: now + 60)  # exp passed
+    with pytest.raises(AuthError, match="token expired"):
+        verifier.verify("Bearer T")  # asked again, not taken from the cache
+    assert len(responses.calls) == 2
+
+
+@responses.activate
+def test_a_revoked_token_leaves_the_cache() -> None:
+    responses.add(responses.POST, "https://auth.globus.org/v2/oauth2/token/introspect",
+                  json={"active": True, "sub": "u1", "scope": SCOPE, "aud": [CLIENT_ID],
+                        "exp": int(time.time()) + 3600})
+    responses.add(responses.POST, "https://auth.globus.org/v2/oauth2/token/revoke",
+                  json={"active": False})
+    verifier = TokenVerifier(CLIENT_ID, "secret", required_scope=SCOPE, cache_ttl_s=3600)
+    assert verifier.verify("Bearer T").sub == "u1"
+    verifier.revoke("T")
+    with pytest.raises(AuthError, match="token was revoked") as caught:
+        verifier.verify("Bearer T")
+    assert caught.value.status == 401
+    assert [c.request.url.rsplit("/", 1)[1] for c in responses.calls] == ["introspect",
+                                                                          "revoke"]
+
+
+def test_logout_drops_the_cached_token(client, globus_auth) -> None:
+    assert client.get("/api/jobs", headers=bearer("alice")).status_code == 200
+    assert client.post("/api/logout", headers=bearer("alice")).status_code == 204
+    answer = client.get("/api/jobs", headers=bearer("alice"))
+    assert answer.status_code == 401 and "logged out" in answer.json()["detail"]
+    assert client.get("/api/jobs", headers=bearer("bob")).status_code == 200
+    assert len(globus_auth.calls) == 2  # alice's token was asked about once, bob's once
+
+
+@responses.activate
 def test_globus_canned_introspection_is_an_expired_token() -> None:
     meta = load_response(globus_sdk.ConfidentialAppAuthClient.oauth2_token_introspect).metadata
     verifier = TokenVerifier(meta["client_id"], "secret", required_scope="openid")

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from stembench.errors import StembenchError
 from stembench.service import store
-from stembench.service.auth import AuthError, Identity
+from stembench.service.auth import AuthError, Identity, bearer_token
 from stembench.service.credentials import release_credentials
 from stembench.service.models import CutoffRow, Job, ResultRow
 from stembench.service.schemas import (
@@ -225,6 +225,16 @@ def _endpoint_options_refusal(settings: Any, body: SubmitIn, access_token: str) 
     except InputError as exc:
         return str(exc)
     return None
+
+
+@router.post("/logout", status_code=204, responses=_AUTH_ERRORS)
+async def logout(caller: Caller, request: Request) -> Response:
+    """Stop accepting the caller's token: this service drops it from its cache and refuses it
+    from now on (401), before it expires. Revoking it with Globus Auth stays the caller's
+    client's job (the service cannot revoke a token another client was issued)."""
+    request.app.state.verifier.forget(bearer_token(request.headers.get("authorization")),
+                                      "token was logged out of this service; log in again")
+    return Response(status_code=204)
 
 
 @router.get("/jobs", response_model=list[JobOut], responses=_AUTH_ERRORS)

@@ -8,8 +8,9 @@ identity set. Invalid tokens answer 401 (``invalid_token``), a token without the
 (``insufficient_scope``), as RFC 6750 asks.
 
 No caller can stall the service with tokens: an accepted token is reused for
-``cache_ttl_s`` (never past its ``exp``), a refused one for as long as its refusal holds
-(a token never becomes active again); the request path (:meth:`TokenVerifier.
+``cache_ttl_s`` (never past the ``exp`` introspection gave), a refused one for as long as
+its refusal holds (a token never becomes active again), and a token the service revokes or
+its holder logs out of (``POST /api/logout``) is dropped from the cache and refused; the request path (:meth:`TokenVerifier.
 verify_async`) introspects on a few threads of the verifier's own, never the request
 threads, one introspection per token however many requests carry it, and answers 503 when
 Globus Auth has not answered within ``timeout_s`` or too many checks are in flight.
@@ -167,6 +168,8 @@ class TokenVerifier:
                         self._refused.popitem(last=False)
             raise
         with self._lock:
+            if key in self._refused:  # revoked or logged out while it was being checked
+                raise self._refused[key]
             self._cache[key] = (min(now + self.cache_ttl_s, expires), identity)
             while len(self._cache) > _CACHE_SIZE:
                 self._cache.popitem(last=False)
@@ -277,6 +280,20 @@ class TokenVerifier:
                             f"Compute's scope {COMPUTE_SCOPE} as a dependent scope")
         return dict(tokens)
 
+    def forget(self, token: str, reason: str) -> None:
+        """Accept ``token`` no more: its cached acceptance is dropped and a refusal (401,
+        ``reason``) cached instead, as a revoked token never becomes active again."""
+        key = hashlib.sha256(token.encode()).hexdigest()
+        with self._lock:
+            self._cache.pop(key, None)
+            self._refused[key] = AuthError(401, "invalid_token", reason)
+            while len(self._refused) > _CACHE_SIZE:
+                self._refused.popitem(last=False)
+
     def revoke(self, token: str) -> None:
-        """Revoke ``token`` with Globus Auth (the service's own client made it)."""
-        self._client.oauth2_revoke_token(token)
+        """Revoke ``token`` with Globus Auth (the service's own client made it) and
+        :meth:`forget` it."""
+        try:
+            self._client.oauth2_revoke_token(token)
+        finally:
+            self.forget(token, "token was revoked; log in again")
