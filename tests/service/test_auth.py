@@ -69,11 +69,16 @@ def test_introspection_request_and_cache() -> None:
     assert len(responses.calls) == 2
 
 
-@responses.activate
-def test_cache_expires_after_ttl() -> None:
+def _introspects_active(expires: int) -> None:
+    """Mocked Globus Auth says every token is active for this service until ``expires``."""
     responses.add(responses.POST, "https://auth.globus.org/v2/oauth2/token/introspect",
                   json={"active": True, "sub": "u1", "scope": SCOPE, "aud": [CLIENT_ID],
-                        "exp": int(time.time()) + 3600})
+                        "exp": expires})
+
+
+@responses.activate
+def test_cache_expires_after_ttl() -> None:
+    _introspects_active(int(time.time()) + 3600)
     verifier = TokenVerifier(CLIENT_ID, "secret", required_scope=SCOPE, cache_ttl_s=0.05)
     verifier.verify("Bearer T")
     time.sleep(0.1)
@@ -84,9 +89,7 @@ def test_cache_expires_after_ttl() -> None:
 @responses.activate
 def test_cache_never_outlives_the_tokens_exp(monkeypatch) -> None:
     now = time.time()
-    responses.add(responses.POST, "https://auth.globus.org/v2/oauth2/token/introspect",
-                  json={"active": True, "sub": "u1", "scope": SCOPE, "aud": [CLIENT_ID],
-                        "exp": int(now) + 30})
+    _introspects_active(int(now) + 30)
     verifier = TokenVerifier(CLIENT_ID, "secret", required_scope=SCOPE, cache_ttl_s=3600)
     assert verifier.verify("Bearer T").sub == "u1"
     monkeypatch.setattr("stembench.service.auth.time.time", lambda: now + 60)  # exp passed
@@ -97,9 +100,7 @@ def test_cache_never_outlives_the_tokens_exp(monkeypatch) -> None:
 
 @responses.activate
 def test_a_revoked_token_leaves_the_cache() -> None:
-    responses.add(responses.POST, "https://auth.globus.org/v2/oauth2/token/introspect",
-                  json={"active": True, "sub": "u1", "scope": SCOPE, "aud": [CLIENT_ID],
-                        "exp": int(time.time()) + 3600})
+    _introspects_active(int(time.time()) + 3600)
     responses.add(responses.POST, "https://auth.globus.org/v2/oauth2/token/revoke",
                   json={"active": False})
     verifier = TokenVerifier(CLIENT_ID, "secret", required_scope=SCOPE, cache_ttl_s=3600)

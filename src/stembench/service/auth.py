@@ -10,10 +10,11 @@ identity set. Invalid tokens answer 401 (``invalid_token``), a token without the
 No caller can stall the service with tokens: an accepted token is reused for
 ``cache_ttl_s`` (never past the ``exp`` introspection gave), a refused one for as long as
 its refusal holds (a token never becomes active again), and a token the service revokes or
-its holder logs out of (``POST /api/logout``) is dropped from the cache and refused; the request path (:meth:`TokenVerifier.
-verify_async`) introspects on a few threads of the verifier's own, never the request
-threads, one introspection per token however many requests carry it, and answers 503 when
-Globus Auth has not answered within ``timeout_s`` or too many checks are in flight.
+its holder logs out of (``POST /api/logout``) is dropped from the cache and refused; the
+request path (:meth:`TokenVerifier.verify_async`) introspects on a few threads of the
+verifier's own, never the request threads, one introspection per token however many
+requests carry it, and answers 503 when Globus Auth has not answered within ``timeout_s``
+or too many checks are in flight.
 
 Jobs on a Globus Compute endpoint run as their submitter: :meth:`TokenVerifier.grant_compute`
 exchanges the caller's token for a Globus Compute token (the dependent-token grant; the
