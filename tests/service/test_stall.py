@@ -71,22 +71,12 @@ def test_radar_overlays_cannot_stall_reading(tmp_path, database_url, dataset_cac
 
     import service_fakes as fakes
 
-    from stembench.dataset_publish.build import DATASET_VERSION
-    from stembench.service import analysis, store
+    from stembench.service import analysis
     from stembench.service.figures import group_radar
-    from stembench.service.worker import Worker
 
     settings = make_settings(tmp_path, database_url, figure_overlays_per_minute=1)
     app = create_app(settings)
-    with app.state.sessions() as session:
-        for quality in (0.97, 0.9, 0.85):
-            store.create_job(session, owner="alice", owner_name="alice", model="log-blob",
-                             options={"quality": quality}, dataset_name="atom-locating-benchmark",
-                             dataset_preset="mini", dataset_version=str(DATASET_VERSION),
-                             endpoint_id=None)
-    worker = Worker(settings, app.state.sessions)
-    while worker.run_once():  # each finished job has its group and own radars drawn
-        pass
+    _entries(app, (0.97, 0.9, 0.85))
     figures = set((settings.data_dir / "figures").glob("*.png"))
     release, drawn = threading.Event(), []
     real = analysis.radar_png
@@ -118,4 +108,56 @@ def test_radar_overlays_cannot_stall_reading(tmp_path, database_url, dataset_cac
     assert statuses == Counter({200: 8, 429: 4}), statuses
     assert len(drawn) == 1
     assert set((settings.data_dir / "figures").glob("*.png")) == figures  # memory only
+    app.state.engine.dispose()
+
+
+def _entries(app: Any, qualities: tuple[float, ...]) -> None:
+    """One finished entry per quality; each finished job has its group and own radars drawn."""
+    from stembench.dataset_publish.build import DATASET_VERSION
+    from stembench.service import store
+    from stembench.service.worker import Worker
+
+    with app.state.sessions() as session:
+        for quality in qualities:
+            store.create_job(session, owner="alice", owner_name="alice", model="log-blob",
+                             options={"quality": quality}, dataset_name="atom-locating-benchmark",
+                             dataset_preset="mini", dataset_version=str(DATASET_VERSION),
+                             endpoint_id=None)
+    worker = Worker(app.state.settings, app.state.sessions)
+    while worker.run_once():
+        pass
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_overlay_limit_is_per_caller(tmp_path, database_url, dataset_cache, globus_auth) -> None:
+    """One caller spending their overlays leaves every other caller theirs: an identity, an
+    address, an IPv6 /64 network each count on their own."""
+    from itertools import combinations
+
+    import service_fakes as fakes
+    from fastapi.testclient import TestClient
+    from service_helpers import bearer
+
+    from stembench.service.figures import FigureCache, group_radar
+
+    app = create_app(make_settings(tmp_path, database_url, figure_overlays_per_minute=1))
+    _entries(app, (0.97, 0.9, 0.85, 0.8))
+    with app.state.sessions() as session:
+        known = group_radar(session, fakes.GROUP)
+    drawn = app.state.settings.data_dir / "figures"  # the first jobs' sets, as group radars
+    overlays = iter(",".join(p) for n in (2, 3) for p in combinations(known, n)
+                    if not (drawn / f"{FigureCache.key(fakes.GROUP, p)}.png").is_file())
+
+    def ask(address: str, **headers: str) -> int:
+        caller = TestClient(app, client=(address, 50000))
+        return caller.get(f"/api/leaderboard/{fakes.GROUP}/radar.png", headers=headers,
+                          params={"jobs": next(overlays)}).status_code
+
+    assert ask("10.0.0.1") == 200
+    assert ask("10.0.0.1") == 429  # that address's overlay of this minute is spent
+    assert ask("10.0.0.2") == 200  # another address still has its own
+    assert ask("10.0.0.1", **bearer("alice")) == 200  # a signed-in caller counts as themself
+    assert ask("10.0.0.1", **bearer("alice")) == 429
+    assert ask("2001:db8::1") == 200
+    assert ask("2001:db8::2") == 429  # the same /64 network: one machine
     app.state.engine.dispose()

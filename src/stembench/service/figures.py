@@ -11,9 +11,10 @@ requests normally find them ready.
 Requests (:meth:`FigureCache.radar_async`) wait for a render on the event loop while the
 cache's own render thread draws it, so no request thread is held. An overlay (a set of
 entries other than a group's whole radar or one entry's, which the worker pre-renders) is
-kept in memory only, and at most ``overlays_per_minute`` new ones are drawn a minute: more
-are refused (:class:`FigureBusyError`, HTTP 429), so anonymous callers cannot stall the service
-or fill its disk with combinations.
+kept in memory only, and at most ``overlays_per_minute`` new ones are drawn a minute for each
+caller (a signed-in identity, or an anonymous client's address: its IPv6 /64), and ten times
+that for all callers together: more are refused (:class:`FigureBusyError`, HTTP 429), so no
+caller can stall the service, starve the others or fill its disk with combinations.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ __all__ = ["FigureBusyError", "FigureCache", "entry_cutoffs", "figure_cache", "g
            "warm_figures"]
 
 _MEMORY_ITEMS = 64
+#: New overlays all callers together may have drawn a minute, in units of one caller's share.
+_CALLERS_PER_MINUTE = 10
 
 
 class FigureBusyError(StembenchError):
@@ -54,7 +57,8 @@ class FigureCache:
     folder : Path
         Where PNG files are kept.
     overlays_per_minute : int
-        New overlays (sets that are not pre-rendered) drawn per minute at most.
+        New overlays (sets that are not pre-rendered) drawn per minute for one caller at most
+        (ten times as many for all callers together).
     """
 
     def __init__(self, folder: Path, *, overlays_per_minute: int = 30) -> None:
@@ -65,7 +69,7 @@ class FigureCache:
         self._memory_lock = threading.Lock()
         self._drawer = cf.ThreadPoolExecutor(1, thread_name_prefix="radar")
         self._in_flight: dict[str, cf.Future[bytes]] = {}
-        self._overlays: deque[float] = deque()
+        self._overlays: dict[str, deque[float]] = {}  # by caller ("" for all callers)
         self.renders = 0
 
     @staticmethod
@@ -112,8 +116,30 @@ class FigureCache:
             self.renders += 1
         return self._remember(key, data)
 
+    def _count_overlay(self, caller: str) -> None:
+        """Count a new overlay against ``caller``'s share and all callers' (under the lock);
+        :class:`FigureBusyError` when either is spent this minute."""
+        now = time.monotonic()
+        for key in list(self._overlays):
+            times = self._overlays[key]
+            while times and times[0] < now - 60.0:
+                times.popleft()
+            if not times:
+                del self._overlays[key]
+        mine, everyone = self._overlays.get(caller, ()), self._overlays.get("", ())
+        if len(mine) >= self.overlays_per_minute:
+            raise FigureBusyError(f"this service draws at most {self.overlays_per_minute} new "
+                                  "radar overlays a minute for you; try again in a minute, or "
+                                  "ask for the whole group or one entry")
+        if len(everyone) >= self.overlays_per_minute * _CALLERS_PER_MINUTE:
+            raise FigureBusyError("this service is drawing as many new radar overlays as it "
+                                  "draws in a minute; try again in a minute, or ask for the "
+                                  "whole group or one entry")
+        for key in (caller, ""):
+            self._overlays.setdefault(key, deque()).append(now)
+
     def _drawing(self, session_factory: sessionmaker[Session], group: str,
-                 job_ids: Sequence[str], overlay: bool) -> cf.Future[bytes]:
+                 job_ids: Sequence[str], overlay: bool, caller: str) -> cf.Future[bytes]:
         """The render of a radar in flight on the render thread, started now if none is."""
         key = self.key(group, job_ids)
         with self._memory_lock:
@@ -121,14 +147,7 @@ class FigureCache:
             if running is not None:
                 return running
             if overlay:
-                now = time.monotonic()
-                while self._overlays and self._overlays[0] < now - 60.0:
-                    self._overlays.popleft()
-                if len(self._overlays) >= self.overlays_per_minute:
-                    raise FigureBusyError(f"this service draws at most {self.overlays_per_minute} "
-                                     "new radar overlays a minute; try again in a minute, or "
-                                     "ask for the whole group or one entry")
-                self._overlays.append(now)
+                self._count_overlay(caller)
             future = self._drawer.submit(self.radar, session_factory, group, job_ids,
                                          keep=not overlay)
             self._in_flight[key] = future
@@ -141,14 +160,14 @@ class FigureCache:
         return future
 
     async def radar_async(self, session_factory: sessionmaker[Session], group: str,
-                          job_ids: Sequence[str], *, overlay: bool) -> bytes:
+                          job_ids: Sequence[str], *, overlay: bool, caller: str = "-") -> bytes:
         """:meth:`radar` for requests: drawn on the render thread while the request waits on
         the event loop; an ``overlay`` is kept in memory only and counts against
-        ``overlays_per_minute`` (:class:`FigureBusyError` when spent)."""
+        ``caller``'s ``overlays_per_minute`` (:class:`FigureBusyError` when spent)."""
         found = self._cached(self.key(group, job_ids))
         if found is not None:
             return found
-        future = self._drawing(session_factory, group, job_ids, overlay)
+        future = self._drawing(session_factory, group, job_ids, overlay, "caller:" + caller)
         return await asyncio.shield(asyncio.wrap_future(future))
 
 

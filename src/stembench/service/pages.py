@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -55,21 +56,41 @@ def _known(request: Request, group: str) -> list[str]:
         return group_radar(session, group)
 
 
+async def _caller(request: Request) -> str:
+    """Whom an overlay counts against: the identity of a request that carries a token (checked
+    like any other), else the client's address (an IPv6 client's /64 network, which one
+    machine commonly holds whole). Behind a reverse proxy, run uvicorn with
+    ``--forwarded-allow-ips`` so that the address is the client's, not the proxy's."""
+    header, verifier = request.headers.get("authorization"), request.app.state.verifier
+    if header is not None and verifier is not None:
+        return "identity " + (await verifier.verify_async(header)).sub
+    host = request.client.host if request.client else ""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return "address " + host
+    if address.version == 6:
+        return "network " + str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return "address " + str(address)
+
+
 async def _radar(request: Request, group: str, job_ids: list[str] | None) -> bytes | None:
     """Radar PNG of some jobs (all: None) on a group, from the figure cache; None if no cutoffs.
 
     The request waits on the event loop while the cache draws (see
     :meth:`~stembench.service.figures.FigureCache.radar_async`); a set other than the
-    whole group or one entry is an overlay, limited per minute (429 beyond).
+    whole group or one entry is an overlay, limited per minute and caller (429 beyond).
     """
     known = await run_in_threadpool(_known, request, group)
     chosen = known if job_ids is None else sorted(set(job_ids) & set(known))
     if not chosen:
         return None
     cache = figure_cache(request.app.state.settings)
+    overlay = len(chosen) > 1 and chosen != known
     try:
         return await cache.radar_async(request.app.state.sessions, group, chosen,
-                                       overlay=len(chosen) > 1 and chosen != known)
+                                       overlay=overlay,
+                                       caller=await _caller(request) if overlay else "-")
     except FigureBusyError as exc:
         raise HTTPException(429, str(exc), headers={"Retry-After": "60"}) from exc
 
@@ -81,7 +102,7 @@ async def leaderboard_radar(group: str, request: Request,
                                 description="Comma-separated job ids to overlay (default: "
                                             "every entry)")] = None) -> Response:
     """Radar plot of every model (or of the chosen ``jobs``: at most a few new overlays a
-    minute are drawn, 429 beyond) on one data group."""
+    minute are drawn for each caller, 429 beyond) on one data group."""
     data = await _radar(request, group, None if jobs is None else jobs.split(","))
     if data is None:
         raise HTTPException(404, f"no cutoffs for data group {group!r}"

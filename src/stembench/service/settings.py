@@ -103,7 +103,8 @@ class ServiceSettings(pydantic_settings.BaseSettings):
         An unfinished upload that receives no part for this long (seconds) is deleted.
     figure_overlays_per_minute : int
         New radar overlays (sets of entries the worker does not pre-render) drawn per
-        minute at most; more are answered 429.
+        minute for one caller (identity, or client address) at most, ten times that for all
+        callers together; more are answered 429.
     """
 
     model_config = pydantic_settings.SettingsConfigDict(
