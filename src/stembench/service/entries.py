@@ -12,7 +12,7 @@ from typing import Any
 from stembench.errors import InputError, StembenchError
 from stembench.schemas import check_message
 from stembench.service.models import Job
-from stembench.service.rescore import DatasetIdentity, dataset_identity, rescore
+from stembench.service.rescore import DatasetIdentity, counted, dataset_identity, rescore
 from stembench.service.settings import ServiceSettings
 
 __all__ = ["INFLATION", "held_dataset", "model_identity", "read_upload", "score_job",
@@ -58,6 +58,11 @@ def held_dataset(settings: ServiceSettings, name: str, preset: str,
 def read_upload(data: bytes, *, max_bytes: int) -> list[dict[str, Any]]:
     """Shard results from a gzip-compressed results file (JSON lines).
 
+    Finished shards and shards that failed as a whole (``shard_failed``: each image failed,
+    scored as finding nothing) are kept: a failure is a result. Other lines (a shard that
+    could not even be recorded as failed) are left out; :func:`~stembench.service.rescore.
+    check_coverage` then names their images as missing.
+
     Raises
     ------
     InputError
@@ -86,18 +91,27 @@ def read_upload(data: bytes, *, max_bytes: int) -> list[dict[str, Any]]:
             raise InputError(f"results line {number} nests its JSON too deeply to be a shard "
                              "result") from exc
         check_message("shard-result", shard, what=f"results line {number} is not a shard result")
-        if shard.get("ok"):
+        if counted(shard):
             shards.append(shard)
-    if not shards:
+    if not any(shard.get("ok") for shard in shards):
         raise InputError("the results file holds no finished shard")
     return shards
 
 
 def model_identity(shards: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """The one model (name, version, weights) the shards are of; refuse a mixture."""
-    identities = {json.dumps({k: (s.get("model") or {}).get(k) for k in
-                              ("name", "version", "weights_sha256")}, sort_keys=True)
-                  for s in shards}
+    """The one model (name, version, weights) the shards are of; refuse a mixture.
+
+    A shard that failed as a whole names the model it was planned with, perhaps without
+    version or weights: it must agree on the fields it names.
+    """
+    keys = ("name", "version", "weights_sha256")
+    named = [{k: (s.get("model") or {}).get(k) for k in keys} for s in shards]
+    finished = [m for m, s in zip(named, shards, strict=True) if s.get("ok")]
+    identities = {json.dumps(m, sort_keys=True) for m in finished}
+    if len(identities) == 1:
+        known = finished[0]
+        identities |= {json.dumps({**known, **{k: v for k, v in m.items() if v not in (None, "")}},
+                                  sort_keys=True) for m in named}
     if len(identities) != 1:
         shown = "; ".join(sorted(identities)[:5])
         raise InputError(f"the results hold {len(identities)} models or model versions ({shown}); "

@@ -9,8 +9,10 @@ dataset version is checked by content hash (the manifest's hash of every image, 
 metadata array, not its creation time); a result for another version is refused, naming
 both hashes. A failed image (a model error, no coordinates) is a result: it is scored as
 "found nothing" (recall 0, F1 0) and marked failed, and so are coordinates that
-``evaluate`` would refuse from a model (NaN, far outside the image). An image with no
-entry at all is refused by :func:`check_coverage`.
+``evaluate`` would refuse from a model (NaN, far outside the image) and every image of a
+shard that failed as a whole (``shard_failed``: its worker was killed, it ran past its
+deadline), exactly as the local report counts them. An image with no entry at all is
+refused by :func:`check_coverage`.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ __all__ = [
     "DatasetIdentity",
     "check_coverage",
     "check_dataset",
+    "counted",
     "dataset_identity",
     "image_entries",
     "rescore",
@@ -79,12 +82,19 @@ def check_dataset(shards: Sequence[Mapping[str, Any]], held: DatasetIdentity) ->
                 f"content hash {held.sha256}: evaluate on that exact dataset version")
 
 
+def counted(shard: Mapping[str, Any]) -> bool:
+    """Whether a shard result counts: it finished, or it failed as a whole (a failure is a
+    result: each of its images failed, see :func:`stembench.endpoints.shard.score_failed_shard`)."""
+    return bool(shard.get("ok") or shard.get("shard_failed"))
+
+
 def image_entries(shards: Iterable[Mapping[str, Any]]) -> dict[str, tuple[Mapping[str, Any],
                                                                          Mapping[str, Any]]]:
-    """``image_id -> (entry, its shard)`` over finished shards; a later entry wins."""
+    """``image_id -> (entry, its shard)`` over the shards that :func:`counted`; a later entry
+    wins."""
     entries: dict[str, tuple[Mapping[str, Any], Mapping[str, Any]]] = {}
     for shard in shards:
-        if not shard.get("ok"):
+        if not counted(shard):
             continue
         for entry in shard.get("images") or []:
             if isinstance(entry, Mapping) and isinstance(entry.get("image_id"), str):
@@ -141,11 +151,19 @@ def _plain(value: Any) -> Any:
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
-def _provenance(shard: Mapping[str, Any]) -> dict[str, Any]:
-    model = {_MODEL_KEYS[k]: v for k, v in (shard.get("model") or {}).items() if k in _MODEL_KEYS}
+def _model(shards: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The model fields of every record: those of a finished shard (a shard that failed as a
+    whole names only the model it was planned with, often without its version)."""
+    finished = [s for s in shards if s.get("ok")] or list(shards)
+    model = {_MODEL_KEYS[k]: v for k, v in (finished[0].get("model") or {}).items()
+             if k in _MODEL_KEYS}
     model["weights_sha256"] = model.get("weights_sha256") or ""
+    return model
+
+
+def _provenance(shard: Mapping[str, Any]) -> dict[str, Any]:
     dataset, runtime = shard.get("dataset") or {}, shard.get("runtime") or {}
-    return {**model, "dataset_name": dataset.get("name"),
+    return {"dataset_name": dataset.get("name"),
             "dataset_version": dataset.get("version"),
             "dataset_manifest_sha256": dataset.get("manifest_sha256"),
             "host": runtime.get("host"), "device": runtime.get("device"),
@@ -169,9 +187,9 @@ def rescore(shards: Sequence[Mapping[str, Any]], dataset: Any,
     -------
     list of dict
         One record per image, shaped like :func:`stembench.client.results_file.records_from_shard`
-        output plus ``error`` (the failure, or None): conditions from the service's dataset,
-        scores from :func:`stembench.endpoints.shard_scoring.score_prediction` (the function every
-        shard scores with) with the benchmark's scoring options. Coordinates that a model's
+        output: ``failed`` and ``error`` (the failure, or None), conditions from the service's
+        dataset, scores from :func:`stembench.endpoints.shard_scoring.score_prediction` (the
+        function every shard scores with) with the benchmark's scoring options. Coordinates that a model's
         output would be refused for (non-finite, outside the image) fail their image.
 
     Raises
@@ -185,7 +203,7 @@ def rescore(shards: Sequence[Mapping[str, Any]], dataset: Any,
     check_dataset(shards, held)
     entries = image_entries(shards)
     check_coverage(entries, held)
-    records = []
+    model, records = _model(shards), []
     for image_id in sorted(entries):
         entry, shard = entries[image_id]
         image = dataset[image_id]
@@ -193,7 +211,7 @@ def rescore(shards: Sequence[Mapping[str, Any]], dataset: Any,
         score = score_prediction(image, np.zeros((0, 2)) if predicted is None else predicted)
         conditions = {key: _plain(image.metadata.get(key)) for key in CONDITION_FIELDS}
         seconds = entry.get("seconds")
-        records.append({**score.to_dict(), **conditions, **_provenance(shard),
-                        "image_id": image_id, "error": error,
+        records.append({**score.to_dict(), **conditions, **model, **_provenance(shard),
+                        "image_id": image_id, "failed": error is not None, "error": error,
                         "seconds": seconds if isinstance(seconds, int | float) else None})
     return records

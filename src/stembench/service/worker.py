@@ -32,6 +32,7 @@ from stembench.client.orchestrate import (
     list_images,
 )
 from stembench.client.results_file import ResultsFile
+from stembench.client.run import exit_status
 from stembench.endpoints.requests import DatasetRef
 from stembench.errors import InputError
 from stembench.service import store
@@ -288,12 +289,13 @@ class Worker:
             log.warning("worker %s lost the lease of job %s", self.worker_id, job.id)
         elif executor.stopped.is_set():
             self._fail(job, "cancelled by its owner", cancelled=True)
-        elif not outcome.complete:
+        elif exit_status([outcome])[0]:  # as ``evaluate`` exits: an image without a result
             reasons = "; ".join(f"{k}: {v}" for k, v in sorted(outcome.failed_shards.items()))
-            self._fail(job, f"{len(outcome.failed_shards)} shard(s) failed: {reasons}")
-        else:
+            self._fail(job, f"{exit_status([outcome])[1]}; {len(outcome.failed_shards)} "
+                       f"shard(s) failed: {reasons}")
+        else:  # every image has a result (those of a shard that failed as a whole: failed)
             results = ResultsFile(results_path)
-            self._finish(job, results.current_shards(), folder)
+            self._finish(job, results.current_shards(outcome.shard_ids), folder)
 
     def _fail(self, job: Job, error: str, *, cancelled: bool = False) -> None:
         with self.sessions() as session:
