@@ -189,8 +189,9 @@ def rescore(shards: Sequence[Mapping[str, Any]], dataset: Any,
         One record per image, shaped like :func:`stembench.client.results_file.records_from_shard`
         output: ``failed`` and ``error`` (the failure, or None), conditions from the service's
         dataset, scores from :func:`stembench.endpoints.shard_scoring.score_prediction` (the
-        function every shard scores with) with the benchmark's scoring options. Coordinates that a model's
-        output would be refused for (non-finite, outside the image) fail their image.
+        function every shard scores with) with the benchmark's scoring options. Coordinates
+        that a model's output would be refused for (non-finite, outside the image) fail their
+        image.
 
     Raises
     ------
