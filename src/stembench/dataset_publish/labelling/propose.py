@@ -5,10 +5,10 @@ Positions come from the best classical detector stembench has, the Atomap-style 
 centre of mass and a batched 2D Gaussian refinement of every column). Each proposed column is
 then fitted once more, on the min-max normalised image, as ``A exp(-r^2 / 2 s^2) + B`` on a
 disc of :data:`WINDOW_FRACTION` of its nearest-neighbour distance (at most twice that of the
-median column) around the refined centre: ``A`` and ``B`` by linear least squares for each
-width ``s`` of a grid, keeping the width of least residual
-(:func:`stembench.imaging.gaussian.fit_amplitudes`). A column is ``sure`` when all of these
-hold, ``unsure`` otherwise (the reasons are written beside it):
+median column) around the refined centre, by least squares with the centre fixed and
+``0.5 px < s <=`` the disc radius (:func:`stembench.imaging.gaussian.fit_amplitudes`). A
+column is ``sure`` when all of these hold, ``unsure`` otherwise (the reasons are written
+beside it):
 
 * **significant**: ``A`` is at least :data:`MIN_T` standard errors above zero;
 * **contrast**: ``A`` is at least :data:`MIN_RELATIVE_AMPLITUDE` of the brightest columns' (95th
