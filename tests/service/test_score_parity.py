@@ -120,3 +120,42 @@ def test_tampered_service_dataset_scores_nothing(client, tmp_path, dataset_cache
     detail = answer.json()["detail"]
     assert "this service's copy of dataset 'atom-locating-benchmark'" in detail
     assert f"/coords/{first}" in detail
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_leaderboard_scores_equal_the_scorer_on_a_real_models_own_output(
+        client, tmp_path, dataset_cache, mini_dataset_path) -> None:
+    """log-blob's results of the mini preset, uploaded: every stored score equals, field by
+    field and to the last digit, the scorer's on the model's own output (not a rounded copy)."""
+    from stembench.client.orchestrate import Target, evaluate
+    from stembench.endpoints.models.registry import load_model
+    from stembench.endpoints.requests import DatasetRef
+    from stembench.scoring import dont_care_mask, score_image
+
+    dataset = DatasetRef(name=DATASET_NAME, preset="mini", version=str(DATASET_VERSION),
+                         cache_dir=str(dataset_cache))
+    results = tmp_path / "log-blob.jsonl"
+    with cf.ThreadPoolExecutor(2) as pool:
+        outcome = evaluate("log-blob", results_path=results, dataset=dataset,
+                           targets=[Target("t", pool, max_in_flight=4)], progress=False)
+    assert outcome.complete
+    answer = upload(client, packed(shards(results)))
+    assert answer.status_code == 202, answer.text
+    entry = answer.json()["entry"]["id"]
+    assert Worker(client.app.state.settings, client.app.state.sessions).run_once()
+    with client.app.state.sessions() as session:
+        stored = {row.image_id: json.loads(row.record_json) for row in session.scalars(
+            select(ResultRow).where(ResultRow.job_id == entry))}
+    model = load_model("log-blob")
+    with open_dataset(mini_dataset_path) as held:
+        assert set(stored) == set(held.ids)
+        for image_id in held.ids:
+            image = held[image_id]
+            expected = score_image(
+                model.locate(image.image, image.pixel_size), image.coords,
+                pixel_size=image.pixel_size, image_shape=image.shape, image_id=image_id,
+                column_types=image.column_types or None, faint=image.faint_coords,
+                faint_types=image.faint_types or None,
+                dont_care=dont_care_mask(image.column_types)).to_dict()
+            assert {k: stored[image_id][k] for k in expected} == expected, image_id
+    assert sum(record["tp"] for record in stored.values()) > 0

@@ -80,8 +80,13 @@ def score_prediction(image: Any, coordinates: Any, *,
 
 
 def reported_coordinates(coordinates: Any) -> list[list[float]]:
-    """Positions as a result carries them (x, y rounded to 0.001 px); these are scored."""
-    return [[round(float(x), 3), round(float(y), 3)] for x, y in coordinates]
+    """Positions as a result carries them: the model's exact values as float64 (x, y).
+
+    These are scored, and JSON keeps every bit of a float64, so the service's re-scoring of
+    a result (:mod:`stembench.service.rescore`) and :func:`stembench.scoring.score_image` on
+    the model's own output give the same numbers, to the last digit.
+    """
+    return [[float(x), float(y)] for x, y in coordinates]
 
 
 def score_record(image: Any, coordinates: list[list[float]],
