@@ -7,6 +7,7 @@ import concurrent.futures as cf
 import json
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from service_helpers import bearer, install_dataset
@@ -41,6 +42,18 @@ def unsure_cache(tmp_path: Path, mini_dataset_path: Path, dataset_cache: Path) -
     return source
 
 
+def _uploaded(client: Any, results: Path) -> tuple[str, dict[str, dict[str, Any]]]:
+    """Upload a results file, let the worker score it: the entry and its stored records."""
+    answer = upload(client, packed(shards(results)))
+    assert answer.status_code == 202, answer.text
+    entry = answer.json()["entry"]["id"]
+    assert Worker(client.app.state.settings, client.app.state.sessions).run_once()
+    with client.app.state.sessions() as session:
+        stored = {row.image_id: json.loads(row.record_json) for row in session.scalars(
+            select(ResultRow).where(ResultRow.job_id == entry))}
+    return entry, stored
+
+
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_oracle_scores_one_locally_and_on_the_leaderboard(client, tmp_path, unsure_cache,
                                                           dataset_cache) -> None:
@@ -64,13 +77,7 @@ def test_oracle_scores_one_locally_and_on_the_leaderboard(client, tmp_path, unsu
     assert sum(score["n_predicted_faint"] for score in local.values()) > 0
     assert any(UNSURE in score["faint_by_type"] for score in local.values())
 
-    answer = upload(client, packed(shards(results)))
-    assert answer.status_code == 202, answer.text
-    entry = answer.json()["entry"]["id"]
-    assert Worker(client.app.state.settings, client.app.state.sessions).run_once()
-    with client.app.state.sessions() as session:
-        stored = {row.image_id: json.loads(row.record_json) for row in session.scalars(
-            select(ResultRow).where(ResultRow.job_id == entry))}
+    entry, stored = _uploaded(client, results)
     assert set(stored) == set(local)
     for image_id, score in local.items():  # identical, field by field
         assert {k: stored[image_id][k] for k in score} == score, image_id
@@ -139,13 +146,7 @@ def test_leaderboard_scores_equal_the_scorer_on_a_real_models_own_output(
         outcome = evaluate("log-blob", results_path=results, dataset=dataset,
                            targets=[Target("t", pool, max_in_flight=4)], progress=False)
     assert outcome.complete
-    answer = upload(client, packed(shards(results)))
-    assert answer.status_code == 202, answer.text
-    entry = answer.json()["entry"]["id"]
-    assert Worker(client.app.state.settings, client.app.state.sessions).run_once()
-    with client.app.state.sessions() as session:
-        stored = {row.image_id: json.loads(row.record_json) for row in session.scalars(
-            select(ResultRow).where(ResultRow.job_id == entry))}
+    _, stored = _uploaded(client, results)
     model = load_model("log-blob")
     with open_dataset(mini_dataset_path) as held:
         assert set(stored) == set(held.ids)
