@@ -19,7 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from stembench.errors import InputError
-from stembench.validation import validate_coordinates, validate_pixel_size
+from stembench.validation import validate_coordinates, validate_image, validate_pixel_size
 
 __all__ = ["EXPERIMENTAL_SUFFIX", "BenchmarkImage", "validate_coordinates"]
 
@@ -65,10 +65,7 @@ class BenchmarkImage:
     faint_types: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.image.ndim != 2:
-            raise InputError(
-                f"image {self.image_id!r}: expected a 2D image, got shape {self.image.shape}"
-            )
+        validate_image(self.image, name=f"image {self.image_id!r}")
         validate_pixel_size(self.pixel_size, name=f"image {self.image_id!r}")
         coords = validate_coordinates(self.coords, name="ground truth", image_id=self.image_id)
         object.__setattr__(self, "coords", coords)

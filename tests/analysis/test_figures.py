@@ -127,3 +127,13 @@ def test_failure_picture_rejects_bad_matching(truth_index, predicted_index, mess
             matched_truth_index=truth_index,
             matched_predicted_index=predicted_index,
         )
+
+
+@pytest.mark.parametrize(("image", "message"), [
+    (np.full((8, 8), np.nan), r"image 'img-1': 64 non-finite value\(s\)"),
+    (np.zeros((2, 8, 8)), r"image 'img-1': expected a 2D image, got shape \(2, 8, 8\)"),
+])
+def test_failure_picture_refuses_an_unusable_image_in_one_line(image, message):
+    with pytest.raises(InputError, match=message):
+        plot_failure(image, [[1.0, 1.0]], [[1.0, 1.0]], matched_truth_index=[0],
+                     matched_predicted_index=[0], image_id="img-1")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -190,6 +191,16 @@ def test_bad_metadata_rejected(tmp_path, image_factory, write_images, change, me
 def test_bad_image_id_rejected(tmp_path, image_factory, write_images):
     with pytest.raises(InputError, match="without '/'"):
         write_images(tmp_path / "bad.h5", [image_factory("a/b")])
+
+
+@pytest.mark.parametrize(("pixels", "message"), [
+    (np.full((4, 4), np.nan, np.float32), r"image 'a': 16 non-finite value\(s\)"),
+    (np.zeros((2, 4, 4), np.float32), r"image 'a': expected a 2D image, got shape \(2, 4, 4\)"),
+])
+def test_an_unusable_benchmark_image_is_refused_in_one_line(image_factory, pixels, message):
+    image = image_factory("a")
+    with pytest.raises(InputError, match=message):
+        dataclasses.replace(image, image=pixels)
 
 
 def test_manifest_from_json_errors():

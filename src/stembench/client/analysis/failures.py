@@ -17,8 +17,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from numpy.typing import ArrayLike, NDArray
 
-from stembench.datamodel import validate_coordinates
 from stembench.errors import InputError
+from stembench.validation import validate_coordinates, validate_image
 
 __all__ = ["plot_failure"]
 
@@ -97,12 +97,10 @@ def plot_failure(
     Raises
     ------
     InputError
-        On a non-2-D image, bad coordinates, or a matching that is not one-to-one, has
-        unequal lengths or indexes outside the arrays.
+        On an image that is not 2-D, real and finite, bad coordinates, or a matching that
+        is not one-to-one, has unequal lengths or indexes outside the arrays.
     """
-    picture = np.asarray(image, dtype=np.float64)
-    if picture.ndim != 2:
-        raise InputError(f"image {image_id!r}: expected a 2-D image, got shape {picture.shape}")
+    picture = validate_image(image, name=f"image {image_id!r}")
     true_xy = validate_coordinates(truth, name="ground truth", image_id=image_id)
     pred_xy = validate_coordinates(predicted, name="predictions", image_id=image_id)
     truth_index = _matched_indices(

@@ -21,19 +21,13 @@ from numpy.typing import NDArray
 from scipy import ndimage
 
 from stembench.errors import InputError
+from stembench.validation import validate_image
 
 __all__ = ["coordinates_from_probability", "coordinates_from_watershed", "stretch_to_uint8"]
 
 
 def _check_map(prob: NDArray[np.floating], name: str) -> NDArray[np.float64]:
-    array = np.asarray(prob, dtype=np.float64)
-    if array.ndim != 2:
-        raise InputError(
-            f"{name}: expected a 2D probability map (rows, cols), got shape {array.shape}"
-        )
-    if not np.all(np.isfinite(array)):
-        raise InputError(f"{name}: the probability map holds NaN or infinite values")
-    return array
+    return validate_image(prob, name=f"{name}: probability map")
 
 
 def _drop_near_edge(
