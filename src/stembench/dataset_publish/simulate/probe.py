@@ -14,6 +14,7 @@ from functools import lru_cache
 import numpy as np
 from numpy.typing import NDArray
 
+from stembench.dataset_publish.simulate.degradations import ELEMENTARY_CHARGE_C
 from stembench.errors import InputError
 from stembench.imaging.gaussian import FWHM_PER_SIGMA
 
@@ -62,8 +63,8 @@ class ProbeParameters:
 
 def electron_wavelength_angstrom(energy_ev: float) -> float:
     """Relativistic electron wavelength in angstrom for a beam energy in eV."""
-    h, m0, c, e = 6.62607015e-34, 9.1093837015e-31, 299792458.0, 1.602176634e-19
-    energy_j = energy_ev * e
+    h, m0, c = 6.62607015e-34, 9.1093837015e-31, 299792458.0  # CODATA 2018
+    energy_j = energy_ev * ELEMENTARY_CHARGE_C
     return float(h * c / np.sqrt(energy_j * (2 * m0 * c**2 + energy_j)) * 1e10)
 
 

@@ -34,13 +34,13 @@ from numpy.typing import NDArray
 
 from stembench.datamodel import BenchmarkImage
 from stembench.errors import InputError
+from stembench.imaging.gaussian import FWHM_PER_SIGMA
 
 __all__ = ["FAINT_FRACTION", "TwinModel", "TwinVariant", "plan_to_json", "render_twin", "scaled",
            "write_twin_dataset"]
 
 #: Columns fainter than this fraction of the brightest (95th percentile) are labelled faint.
 FAINT_FRACTION = 0.1
-_FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,7 @@ class TwinModel:
     @property
     def resolution_pm(self) -> float:
         """FWHM of the median column width, pm."""
-        return float(np.median(self.sigma_px) * _FWHM_PER_SIGMA * self.pixel_size * 100.0)
+        return float(np.median(self.sigma_px) * FWHM_PER_SIGMA * self.pixel_size * 100.0)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict (arrays as lists)."""
@@ -284,7 +284,7 @@ def _metadata(model: TwinModel, variant: TwinVariant, clean: NDArray[np.float64]
         "contrast": float((top - clean.min()) / top) if top > 0 else math.nan,
         "pixel_size_pm": model.pixel_size * 100.0,
         "atoms_per_100px": math.nan,
-        "resolution_pm": float(np.median(sigma) * _FWHM_PER_SIGMA * model.pixel_size * 100),
+        "resolution_pm": float(np.median(sigma) * FWHM_PER_SIGMA * model.pixel_size * 100),
         "dose_e_per_A2": dose if math.isfinite(dose) else math.nan,
         "psnr_db": psnr_db(noisy, clean), "drift": variant.drift_px_per_line,
         "flyback": variant.flyback_px, "pixel_size_angstrom": model.pixel_size,
