@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -160,3 +161,32 @@ def test_leaderboard_scores_equal_the_scorer_on_a_real_models_own_output(
                 dont_care=dont_care_mask(image.column_types)).to_dict()
             assert {k: stored[image_id][k] for k in expected} == expected, image_id
     assert sum(record["tp"] for record in stored.values()) > 0
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_results_scored_with_another_radius_are_refused_in_one_line(client, tmp_path,
+                                                                    dataset_cache) -> None:
+    """Leaderboard entries compare: results evaluated with other scoring options than the
+    benchmark's are refused (by ``submit`` before it uploads, and by the service), never
+    re-scored at the defaults behind the user's back."""
+    from stembench.client.orchestrate import Target, evaluate
+    from stembench.client.submit import pack_results
+    from stembench.endpoints.requests import DatasetRef, ScoringOptions
+    from stembench.errors import InputError
+
+    dataset = DatasetRef(name=DATASET_NAME, preset="mini", version=str(DATASET_VERSION),
+                         cache_dir=str(dataset_cache))
+    results = tmp_path / "wide.jsonl"
+    with cf.ThreadPoolExecutor(2) as pool:
+        outcome = evaluate("log-blob", results_path=results, dataset=dataset,
+                           targets=[Target("t", pool, max_in_flight=4)], progress=False,
+                           scoring=ScoringOptions(radius_angstrom=0.8))
+    assert outcome.complete
+    line = (r"^image '[^']+' was scored with radius_angstrom 0\.8, not the benchmark's 0\.5: "
+            r"a leaderboard scores every entry with the benchmark's scoring options, so that "
+            r"entries compare; evaluate again with the default scoring options$")
+    with pytest.raises(InputError, match=line):
+        pack_results(results)
+    answer = upload(client, packed(shards(results)))
+    assert answer.status_code == 422, answer.text
+    assert re.fullmatch(line[1:-1], answer.json()["detail"])

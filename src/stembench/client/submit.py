@@ -49,10 +49,12 @@ def pack_results(path: Path, *, model: str | None = None) -> bytes:
     Raises
     ------
     InputError
-        No such file, no finished shard, or several models and ``model`` not naming one.
+        No such file, no finished shard, several models and ``model`` not naming one, or
+        scores made with other scoring options than the benchmark's.
     """
     from stembench.client.results_file import ResultsFile
     from stembench.client.results_lock import check_results_path
+    from stembench.endpoints.shard_scoring import check_benchmark_scoring
 
     if not path.is_file():
         raise InputError(f"results file {path}: no such file")
@@ -67,6 +69,7 @@ def pack_results(path: Path, *, model: str | None = None) -> bytes:
     if not shards:
         raise InputError(f"results file {path} holds no finished shard"
                          + (f" of model {model!r} (models: {', '.join(names)})" if model else ""))
+    check_benchmark_scoring(shards)  # the service refuses others: say so before uploading
     lines = "".join(json.dumps(s, separators=(",", ":")) + "\n" for s in shards)
     return gzip.compress(lines.encode(), compresslevel=6, mtime=0)
 

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from stembench.endpoints.requests import ScoringOptions, ShardRequest
+from stembench.errors import InputError
 
 if TYPE_CHECKING:
     from stembench.scoring import ImageScore
 
-__all__ = ["CONDITION_FIELDS", "record_conditions", "reported_coordinates", "score_prediction",
-           "score_record"]
+__all__ = ["CONDITION_FIELDS", "check_benchmark_scoring", "record_conditions",
+           "reported_coordinates", "score_prediction", "score_record"]
 
 #: Metadata fields every score record carries so that the analysis needs no images.
 CONDITION_FIELDS = (
@@ -97,3 +99,29 @@ def score_record(image: Any, coordinates: list[list[float]],
     predicted = np.asarray(coordinates, dtype=np.float64).reshape(-1, 2)
     score: dict[str, Any] = score_prediction(image, predicted, scoring=request.scoring).to_dict()
     return score
+
+
+def check_benchmark_scoring(shards: Iterable[Mapping[str, Any]]) -> None:
+    """Refuse results whose scores name scoring options other than the benchmark's.
+
+    A leaderboard compares entries, so it scores every entry with the benchmark's
+    :class:`~stembench.endpoints.requests.ScoringOptions` (match radius, border, mode) and
+    refuses results evaluated with others rather than re-scoring them silently at the
+    defaults: the numbers the user saw would not be the ones it shows.
+
+    Raises
+    ------
+    InputError
+        Naming the first image, the option, its value and the benchmark's.
+    """
+    benchmark = asdict(ScoringOptions())
+    for shard in shards:
+        for entry in shard.get("images") or []:
+            score = entry.get("score") if isinstance(entry, Mapping) else None
+            for name, value in benchmark.items():
+                if isinstance(score, Mapping) and name in score and score[name] != value:
+                    raise InputError(
+                        f"image {entry.get('image_id')!r} was scored with {name} "
+                        f"{score[name]!r}, not the benchmark's {value!r}: a leaderboard "
+                        "scores every entry with the benchmark's scoring options, so that "
+                        "entries compare; evaluate again with the default scoring options")

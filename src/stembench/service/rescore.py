@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from stembench.endpoints.shard_scoring import CONDITION_FIELDS
+from stembench.endpoints.shard_scoring import CONDITION_FIELDS, check_benchmark_scoring
 from stembench.errors import InputError
 
 __all__ = [
@@ -196,12 +196,14 @@ def rescore(shards: Sequence[Mapping[str, Any]], dataset: Any,
     Raises
     ------
     InputError
-        Another dataset version, missing or unknown images, or an image without
-        coordinates (the message names the image).
+        Another dataset version, missing or unknown images, an image without coordinates,
+        or scores that name other scoring options than the benchmark's (the message names
+        the image).
     """
     from stembench.endpoints.shard_scoring import score_prediction
 
     check_dataset(shards, held)
+    check_benchmark_scoring(shards)
     entries = image_entries(shards)
     check_coverage(entries, held)
     model, records = _model(shards), []

@@ -3,14 +3,15 @@
 A client gzip-compresses its results file, splits it into parts of at most the service's
 part size, and sends each with ``PUT /api/uploads/{sha256}/parts/{index}`` (``sha256`` of
 the whole compressed file). ``POST /api/uploads/{sha256}/complete`` with the model card
-joins the parts, checks the hash, the size limit, the model card, the dataset content hash
-and that every image of the dataset version is covered (saying which are missing), and
-queues the entry; the worker then re-scores it from its coordinates. Parts count against
-the upload's size limit and the user's quota (``upload_quota_bytes``) as they arrive; a
-refused upload's parts are deleted, and so are those of an upload left unfinished for
-``upload_abandon_s``. Model cards may not take a registered model's name. Everything is
-idempotent: a part sent twice is stored once, and completing the same content with the
-same card again (by the same owner) answers the same entry.
+joins the parts, checks the hash, the size limit, the model card, the dataset content hash,
+the scoring options (the benchmark's only: entries must compare) and that every image of the
+dataset version is covered (saying which are missing), and queues the entry; the worker then
+re-scores it from its coordinates. Parts count against the upload's size limit and the
+user's quota (``upload_quota_bytes``) as they arrive; a refused upload's parts are deleted,
+and so are those of an upload left unfinished for ``upload_abandon_s``. Model cards may not
+take a registered model's name. Everything is idempotent: a part sent twice is stored once,
+and completing the same content with the same card again (by the same owner) answers the
+same entry.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from fastapi import Path as PathParam
 from starlette.concurrency import run_in_threadpool
 
 from stembench.atomic import atomic_write_bytes
+from stembench.endpoints.shard_scoring import check_benchmark_scoring
 from stembench.errors import InputError
 from stembench.service import store
 from stembench.service.api import _AUTH_ERRORS, DB, Caller, job_out, registered_models
@@ -177,6 +179,7 @@ def _check(settings: ServiceSettings, data: bytes, body: UploadIn) -> tuple[dict
         held = held_dataset(settings, str(name), body.dataset_preset,
                             body.dataset_version or str(DATASET_VERSION))
         check_dataset(shards, held)
+        check_benchmark_scoring(shards)
         entries = image_entries(shards)
         check_coverage(entries, held)
         bare = sorted(i for i, (e, _) in entries.items()
