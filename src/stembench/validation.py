@@ -16,7 +16,32 @@ from numpy.typing import NDArray
 
 from stembench.errors import InputError
 
-__all__ = ["validate_coordinates", "validate_image", "validate_pixel_size"]
+__all__ = ["coordinates_problem", "validate_coordinates", "validate_image", "validate_pixel_size"]
+
+
+def coordinates_problem(arr: NDArray[np.float64]) -> str | None:
+    """What keeps a float array from being ``(N, 2)`` finite x, y pixel positions, or None.
+
+    The one check behind :func:`validate_coordinates` (which raises) and the model-output
+    guard (which fails the image with the text).
+
+    Examples
+    --------
+    >>> coordinates_problem(np.zeros((3, 2))) is None
+    True
+    >>> coordinates_problem(np.zeros((3, 3)))
+    'shape (3, 3), expected (N, 2) x, y pixel positions'
+    """
+    if arr.size == 0:
+        return None
+    if arr.ndim != 2 or arr.shape[1] != 2:
+        return f"shape {arr.shape}, expected (N, 2) x, y pixel positions"
+    bad = ~np.isfinite(arr).all(axis=1)
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        return (f"{int(bad.sum())} NaN or infinite position(s), first at row {first}: "
+                f"{arr[first].tolist()}")
+    return None
 
 
 def validate_coordinates(coords: Any, *, name: str, image_id: str | None = None
@@ -44,20 +69,15 @@ def validate_coordinates(coords: Any, *, name: str, image_id: str | None = None
     >>> validate_coordinates([1.0, 2.0], name="predictions")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    stembench.errors.InputError: predictions must be an (N, 2) array ... got shape (2,)
+    stembench.errors.InputError: predictions: shape (2,), expected (N, 2) x, y pixel positions
     """
     where = f"image {image_id!r}: " if image_id is not None else ""
     arr = np.asarray(coords, dtype=np.float64)
     if arr.size == 0:
         return np.zeros((0, 2), dtype=np.float64)
-    if arr.ndim != 2 or arr.shape[1] != 2:
-        raise InputError(f"{where}{name} must be an (N, 2) array of x, y pixel positions, "
-                         f"got shape {arr.shape}")
-    bad = ~np.isfinite(arr).all(axis=1)
-    if bad.any():
-        first = int(np.flatnonzero(bad)[0])
-        raise InputError(f"{where}{name} hold {int(bad.sum())} non-finite position(s), "
-                         f"first at row {first}: {arr[first].tolist()}")
+    problem = coordinates_problem(arr)
+    if problem is not None:
+        raise InputError(f"{where}{name}: {problem}")
     return arr
 
 

@@ -188,10 +188,10 @@ def test_to_dict_is_json_safe_and_round_trips() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"predicted": [[20.0, math.nan]]}, "predictions hold 1 non-finite"),
-        ({"truth": [[math.inf, 20.0]]}, "ground truth hold 1 non-finite"),
-        ({"predicted": [[1.0, 2.0, 3.0]]}, r"predictions must be an \(N, 2\)"),
-        ({"truth": [1.0, 2.0]}, r"ground truth must be an \(N, 2\)"),
+        ({"predicted": [[20.0, math.nan]]}, "predictions: 1 NaN or infinite position"),
+        ({"truth": [[math.inf, 20.0]]}, "ground truth: 1 NaN or infinite position"),
+        ({"predicted": [[1.0, 2.0, 3.0]]}, r"predictions: shape \(1, 3\), expected \(N, 2\)"),
+        ({"truth": [1.0, 2.0]}, r"ground truth: shape \(2,\), expected \(N, 2\)"),
         ({"pixel_size": 0.0}, "pixel size"),
         ({"pixel_size": -0.1}, "pixel size"),
         ({"pixel_size": math.nan}, "pixel size"),

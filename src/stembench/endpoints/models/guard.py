@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 
 from stembench.endpoints.models.base import Model
 from stembench.endpoints.models.deadline import DeadlineExceeded, deadline, user_interrupts
+from stembench.validation import coordinates_problem
 
 __all__ = [
     "MAX_POSITIONS_PER_PIXEL",
@@ -108,15 +109,9 @@ def check_output(
         return None, f"returned an array that is not numeric ({exc})"
     if array.size == 0:
         return np.zeros((0, 2), dtype=np.float64), None
-    if array.ndim != 2 or array.shape[1] != 2:
-        return None, f"returned shape {array.shape}, expected (N, 2) x, y pixel positions"
-    finite = np.isfinite(array).all(axis=1)
-    if not finite.all():
-        first = int(np.flatnonzero(~finite)[0])
-        return None, (
-            f"returned {int((~finite).sum())} NaN or infinite position(s), "
-            f"first at row {first}: {array[first].tolist()}"
-        )
+    problem = coordinates_problem(array)
+    if problem is not None:
+        return None, f"returned {problem}"
     rows, cols = image_shape[:2]
     limit = OUT_OF_IMAGE_TOLERANCE_PX
     outside = (
