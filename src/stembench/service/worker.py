@@ -5,7 +5,9 @@ and once the lease runs out any worker claims the job again and :func:`evaluate`
 from the job's results file (finished shards are not redone). Cancellation is seen by the
 heartbeat (every ``cancel_poll_s``), which ends the job's shards in flight (a local pool's
 worker processes are ended) and submits no more; a job whose cancellation arrives while its
-results are being stored ends cancelled, never on the leaderboard.
+results are being stored ends cancelled, never on the leaderboard. The heartbeat lasts until
+the job's final state is written (re-scoring, report and storing included, uploads too), and
+a renewal that fails (a database hiccup) is logged and tried again at the next beat.
 """
 
 from __future__ import annotations
@@ -236,33 +238,53 @@ class Worker:
                                    function_id=settings.compute_function_id)
         return target.executor
 
-    def _heartbeat(self, job: Job, executor: CancellableExecutor, progress: _Progress,
+    def _heartbeat(self, job: Job, executor: CancellableExecutor | None, progress: _Progress,
                    done: threading.Event, lost: threading.Event) -> None:
+        """Renew the lease until ``done`` (the job's final state is written): a failed
+        renewal is logged and tried again at the next beat; a lost lease or a cancellation
+        stops the job's executor."""
         while not done.wait(min(self.settings.lease_s / 3.0, self.settings.cancel_poll_s)):
-            with self.sessions() as session:
-                cancel = store.renew_lease(session, job.id, worker_id=self.worker_id,
-                                           lease_s=self.settings.lease_s,
-                                           n_done=progress.images())
+            try:
+                with self.sessions() as session:
+                    cancel = store.renew_lease(session, job.id, worker_id=self.worker_id,
+                                               lease_s=self.settings.lease_s,
+                                               n_done=progress.images())
+            except Exception as exc:  # a database hiccup: the next beat tries again
+                log.warning("worker %s: renewing the lease of job %s failed (%s: %s); "
+                            "trying again", self.worker_id, job.id, type(exc).__name__, exc)
+                continue
             if cancel is None:
                 lost.set()
-            if cancel is None or cancel:
+            if (cancel is None or cancel) and executor is not None:
                 executor.stop()
 
     def _run(self, job: Job) -> None:
+        """Run a job under a heartbeat that lasts until its final state is written."""
         folder = job_folder(self.settings, job.id)
-        if job.source == "upload":
-            self._finish_upload(job, folder)
-            return
-        results_path = folder / "results.jsonl"
-        progress, done, lost = _Progress(results_path), threading.Event(), threading.Event()
-        try:
-            target, executor = self._target(job)
-        except Exception as exc:
-            self._fail(job, f"cannot start an executor: {exc}")
-            return
+        progress, done, lost = (_Progress(folder / "results.jsonl"), threading.Event(),
+                                threading.Event())
+        executor: CancellableExecutor | None = None
+        target: Target | None = None
+        if job.source != "upload":
+            try:
+                target, executor = self._target(job)
+            except Exception as exc:
+                self._fail(job, f"cannot start an executor: {exc}")
+                return
         beat = threading.Thread(target=self._heartbeat, daemon=True,
                                 args=(job, executor, progress, done, lost))
         beat.start()
+        try:
+            if target is None or executor is None:
+                self._finish_upload(job, folder)
+            else:
+                self._evaluate(job, target, executor, progress.path, lost)
+        finally:
+            done.set()
+
+    def _evaluate(self, job: Job, target: Target, executor: CancellableExecutor,
+                  results_path: Path, lost: threading.Event) -> None:
+        folder = results_path.parent
         try:
             dataset = DatasetRef(name=job.dataset_name, preset=job.dataset_preset,
                                  version=job.dataset_version or None,
@@ -278,12 +300,10 @@ class Worker:
                                shard_function=import_function(self.settings.shard_function),
                                identify=None)  # one results file per job: nothing stale
         except Exception as exc:
-            done.set()
             self._fail(job, f"{type(exc).__name__}: {exc}", cancelled=executor.stopped.is_set()
                        and not lost.is_set())
             return
         finally:
-            done.set()
             executor.shutdown(wait=False, cancel_futures=True)
         if lost.is_set():
             log.warning("worker %s lost the lease of job %s", self.worker_id, job.id)

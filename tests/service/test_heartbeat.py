@@ -1,0 +1,89 @@
+"""The job worker's heartbeat outlives a failing database write and lasts until the job's final
+state is written: its lease is renewed and a cancellation seen all along."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import pytest
+import service_fakes as fakes
+from service_helpers import bearer
+
+from stembench.service import store
+from stembench.service.worker import Worker
+
+#: A guard against a hang only: every wait below ends on an event the worker sets.
+HANG_GUARD_S = 60
+
+
+def _submit(client: Any, **options: Any) -> str:
+    answer = client.post("/api/jobs", json={"model": "log-blob", "dataset_preset": "mini",
+                                            "options": options}, headers=bearer("alice"))
+    assert answer.status_code == 201, answer.text
+    return str(answer.json()["job"]["id"])
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_failing_heartbeat_write_is_logged_and_retried(client, monkeypatch, caplog) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    real, failed = store.renew_lease, threading.Event()
+
+    def flaky(session: Any, job_id: str, **values: Any) -> Any:
+        if "n_done" in values and not failed.is_set():  # the heartbeat's first renewal
+            failed.set()
+            raise OperationalError("UPDATE jobs", {}, Exception("server closed the connection"))
+        return real(session, job_id, **values)
+
+    monkeypatch.setattr(store, "renew_lease", flaky)
+    caplog.set_level(logging.WARNING, logger="stembench.service.worker")
+    fakes.BLOCKED.clear()
+    fakes.RELEASE.clear()
+    job_id = _submit(client, block=True)
+    runner = threading.Thread(target=Worker(client.app.state.settings,
+                                            client.app.state.sessions).run_once, daemon=True)
+    runner.start()
+    try:
+        assert fakes.BLOCKED.wait(HANG_GUARD_S) and failed.wait(HANG_GUARD_S)
+        client.post(f"/api/jobs/{job_id}/cancel", headers=bearer("alice"))
+        runner.join(HANG_GUARD_S)  # the heartbeat beat on and saw the cancellation
+        assert not runner.is_alive() and not fakes.RELEASE.is_set()
+    finally:
+        fakes.RELEASE.set()
+    job = client.get(f"/api/jobs/{job_id}", headers=bearer("alice")).json()
+    assert job["status"] == "cancelled", job
+    assert f"renewing the lease of job {job_id} failed (OperationalError" in caplog.text
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_the_heartbeat_lasts_until_the_final_state_is_written(client, monkeypatch) -> None:
+    from stembench.service import analysis
+
+    finishing, renewed, release = threading.Event(), threading.Event(), threading.Event()
+    real_report, real_renew = analysis.write_job_report, store.renew_lease
+
+    def slow_report(*args: Any, **kwargs: Any) -> Any:
+        finishing.set()
+        release.wait(HANG_GUARD_S)  # a long re-scoring and report
+        return real_report(*args, **kwargs)
+
+    def watched(session: Any, job_id: str, **values: Any) -> Any:
+        if finishing.is_set():
+            renewed.set()
+        return real_renew(session, job_id, **values)
+
+    monkeypatch.setattr(analysis, "write_job_report", slow_report)
+    monkeypatch.setattr(store, "renew_lease", watched)
+    job_id = _submit(client)
+    runner = threading.Thread(target=Worker(client.app.state.settings,
+                                            client.app.state.sessions).run_once, daemon=True)
+    runner.start()
+    try:
+        assert finishing.wait(HANG_GUARD_S)
+        assert renewed.wait(HANG_GUARD_S)  # the lease is renewed while the job is finishing
+    finally:
+        release.set()
+        runner.join(HANG_GUARD_S)
+    assert client.get(f"/api/jobs/{job_id}", headers=bearer("alice")).json()["status"] == "done"
