@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import doctest
+import importlib
+from pathlib import Path
 
 import pytest
 
@@ -37,3 +39,21 @@ def test_the_examples_run(name: str) -> None:
         runner.run(test)
     result = runner.summarize(verbose=False)
     assert result.failed == 0, f"{name}: {result.failed} of {result.attempted} examples failed"
+
+
+SOURCE = Path(stembench.__file__).parent
+MODULES_WITH_EXAMPLES = sorted(
+    ".".join(("stembench", *path.relative_to(SOURCE).with_suffix("").parts)).removesuffix(
+        ".__init__")
+    for path in SOURCE.rglob("*.py") if ">>>" in path.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("module", MODULES_WITH_EXAMPLES)
+def test_every_example_in_the_package_runs(module: str) -> None:
+    """Any Examples section anywhere in the package runs (no example left to rot)."""
+    imported = importlib.import_module(module)
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    for test in doctest.DocTestFinder().find(imported, module):
+        runner.run(test)
+    result = runner.summarize(verbose=False)
+    assert result.failed == 0, f"{module}: {result.failed} of {result.attempted} examples failed"

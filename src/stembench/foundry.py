@@ -265,7 +265,9 @@ def load(name: str = "atom-locating-benchmark", *, preset: str = "standard",
     --------
     >>> import stembench.foundry
     >>> data = stembench.foundry.load("atom-locating-benchmark", preset="mini")  # doctest: +SKIP
-    >>> coords = data["mini"]["target"]["coords"]  # (n_images, max_columns, 2) pixels
+    >>> coords = data["mini"]["target"]["coords"]  # doctest: +SKIP
+
+    ``coords`` is then ``(n_images, max_columns, 2)`` x, y pixels.
     """
     data: dict[str, Any] = dataset(name, preset=preset, version=version,
                                    service=service).get_as_dict()
