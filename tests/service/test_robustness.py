@@ -28,6 +28,9 @@ FIELDS = st.sampled_from(["model", "options", "dataset_name", "dataset_preset",
           derandomize=True)
 @given(body=st.dictionaries(FIELDS, JSON, max_size=5) | JSON)
 @example(body={"model": "no-such-model"})  # well formed but unknown: refused, not queued
+@example(body={"model": "log-blob"})  # queued (the text strategy never names a registered model)
+@example(body={"model": "log-blob"})  # the same again: a duplicate
+@example(body={"model": "log-blob", "options": {"no_such_option": 1}})  # a bad field
 def _fuzz_submit(client, body) -> None:
     answer = client.post("/api/jobs", json=body, headers=bearer("alice"))
     if not (isinstance(body, dict) and isinstance(body.get("model"), str)
@@ -35,8 +38,12 @@ def _fuzz_submit(client, body) -> None:
         # no registered model named: refused, with a message, whatever else the body holds
         assert answer.status_code == 422, (body, answer.text)
         assert answer.json()["detail"].startswith("invalid request") or "model" in answer.text
-    else:  # a registered model: queued (201, or 200 for a duplicate) unless a field is bad
-        assert answer.status_code in (200, 201, 422), (body, answer.text)
+    elif answer.status_code == 422:  # a registered model with a bad field: a message says so
+        assert isinstance(answer.json()["detail"], str) and answer.json()["detail"], body
+    else:  # a registered model: queued as that model, 201 new or 200 for a duplicate
+        assert answer.status_code in (200, 201), (body, answer.text)
+        assert answer.json()["job"]["model"] == body["model"]
+        assert answer.json()["duplicate"] is (answer.status_code == 200)
 
 
 def test_fuzzed_submissions_never_break_the_api(client) -> None:
