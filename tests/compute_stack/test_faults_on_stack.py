@@ -50,6 +50,17 @@ def communicate(process: subprocess.Popen[str], seconds: float) -> tuple[int, st
     return process.returncode, out, err
 
 
+def running_client(process: subprocess.Popen[str]) -> Callable[[], bool]:
+    """A check that fails the test with the client's output once the client has exited."""
+    def check() -> bool:
+        if process.poll() is not None:
+            out, err = process.communicate()
+            pytest.fail(f"the client exited early ({process.returncode}):\n{out[-2000:]}\n"
+                        f"{err[-3000:]}")
+        return True
+    return check
+
+
 def assert_nothing_left(endpoint: EndpointProcess) -> None:
     """No Slurm job and no process of the endpoint's account remains after it stopped."""
     account = endpoint.account.pw_name
@@ -112,8 +123,9 @@ def test_endpoint_stopped_mid_run_ends_the_client_with_one_line(
     try:
         client = compute_client.popen(*EVALUATE, "--endpoint", endpoint.endpoint_id,
                                       "--results", str(results), "--task-deadline", "20")
-        wait_for(lambda: finished_shards(results), "a first finished shard")
-        wait_for(lambda: held.waiting, "a held shard")
+        running = running_client(client)
+        wait_for(lambda: running() and finished_shards(results), "a first finished shard")
+        wait_for(lambda: running() and held.waiting, "a held shard")
         endpoint.stop()
         before = finished_shards(results)
         assert_nothing_left(endpoint)

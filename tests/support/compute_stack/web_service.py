@@ -471,7 +471,8 @@ def _first_argument(payload: str) -> object:
     from globus_compute_sdk.serialize import ComputeSerializer
 
     try:
-        args = ComputeSerializer().unpack_and_deserialize(payload)[0]
+        serializer = ComputeSerializer()
+        args = serializer.deserialize(serializer.unpack_buffers(payload)[0])
         return args[0] if args else None
     except Exception:  # not stembench's call shape: never held
         return None
