@@ -50,10 +50,64 @@ def test_parts_count_against_limit_and_quota_as_they_arrive(tmp_path, database_u
         assert quota.status_code == 413 and "quota of 30000 bytes" in quota.json()["detail"]
         assert _parts(settings) == sorted([b, c])
         assert _put(client, d, 0, 100, who="bob").status_code == 200  # quotas are per user
-        for part in (settings.data_dir / "uploads").rglob(f"{b}/*.part"):
-            os.utime(part, (time.time() - 2 * settings.upload_abandon_s,) * 2)
-        assert _put(client, d, 0, 100).status_code == 200  # the abandoned upload made room
+    _age(settings, b)
+    with TestClient(create_app(settings)) as client:  # the start swept the abandoned upload
+        assert _parts(settings) == [c]
+        assert _put(client, d, 0, 100).status_code == 200  # which made room
         assert _parts(settings) == sorted([c, d])
+
+
+def _age(settings, digest: str) -> None:
+    """Make an upload's parts look as if they arrived before it counts as abandoned."""
+    for part in (settings.data_dir / "uploads").rglob(f"{digest}/*.part"):
+        os.utime(part, (time.time() - 2 * settings.upload_abandon_s,) * 2)
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_parts_count_against_a_quota_of_files(tmp_path, database_url, globus_auth) -> None:
+    settings = make_settings(tmp_path, database_url, upload_quota_parts=3)
+    a, b, c = (hashlib.sha256(n.encode()).hexdigest() for n in "abc")
+    with TestClient(create_app(settings)) as client:
+        for digest, index in ((a, 0), (a, 1), (b, 0), (a, 1)):  # a part sent again: one file
+            assert _put(client, digest, index, 10).status_code == 200
+        refused = _put(client, c, 0, 10)
+        assert refused.status_code == 413 and "quota of 3 parts" in refused.json()["detail"]
+        assert _put(client, c, 0, 10, who="bob").status_code == 200
+        assert _parts(settings) == sorted([a, b])
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_the_tally_is_kept_and_recounted_from_disk_at_start(tmp_path, database_url,
+                                                           globus_auth, caplog) -> None:
+    """A part is checked against a running tally, not by reading every stored part; the
+    service's start recounts the tally from the files."""
+    import shutil
+
+    settings = make_settings(tmp_path, database_url, upload_quota_bytes=30_000)
+    a, b, c = (hashlib.sha256(n.encode()).hexdigest() for n in "abc")
+    with TestClient(create_app(settings)) as client:
+        assert _put(client, a, 0, 15_000).status_code == 200
+        assert _put(client, b, 0, 15_000).status_code == 200
+        owner = hashlib.sha256(b"alice").hexdigest()[:24]
+        shutil.rmtree(settings.data_dir / "uploads" / owner / b)  # behind the service's back
+        assert _put(client, c, 0, 15_000).status_code == 413  # the tally still counts it
+    with TestClient(create_app(settings)) as client:
+        assert "did not match the parts on disk" in caplog.text
+        assert _put(client, c, 0, 15_000).status_code == 200
+        assert _parts(settings) == sorted([a, c])
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_abandoned_uploads_are_swept_on_a_timer(tmp_path, database_url, globus_auth) -> None:
+    """No later part is needed: the service's timer deletes an upload left unfinished."""
+    settings = make_settings(tmp_path, database_url, upload_abandon_s=1.0)
+    a = hashlib.sha256(b"a").hexdigest()
+    with TestClient(create_app(settings)) as client:
+        assert _put(client, a, 0, 10).status_code == 200
+        deadline = time.monotonic() + 60  # a guard against a hang only
+        while _parts(settings) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _parts(settings) == []
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)

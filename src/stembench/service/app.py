@@ -25,6 +25,7 @@ from stembench.errors import InputError
 from stembench.service.auth import AuthError, TokenVerifier
 from stembench.service.db import REQUEST_THREADS, connect, migrate, session_factory
 from stembench.service.settings import ServiceSettings
+from stembench.service.upload_parts import UploadSweeper
 from stembench.service.worker import Worker
 
 __all__ = ["PayloadLimit", "create_app"]
@@ -172,6 +173,8 @@ def create_app(settings: ServiceSettings, *, verifier: TokenVerifier | None = No
         to_thread.current_default_thread_limiter().total_tokens = REQUEST_THREADS
         worker = Worker(settings, sessions) if settings.run_worker else None
         app.state.worker = worker
+        sweeper = UploadSweeper(settings)
+        sweeper.start()  # abandoned uploads go now, and on a timer
         if worker is not None:
             worker.start()
         try:
@@ -179,6 +182,7 @@ def create_app(settings: ServiceSettings, *, verifier: TokenVerifier | None = No
         finally:
             if worker is not None:
                 worker.stop()
+            sweeper.stop()
             engine.dispose()
 
     app = FastAPI(title="stembench", version=__version__, lifespan=lifespan,

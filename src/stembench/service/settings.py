@@ -97,8 +97,9 @@ class ServiceSettings(pydantic_settings.BaseSettings):
         Bootstrap samples of the cutoffs computed when a job finishes.
     max_upload_bytes, upload_part_bytes : int
         Largest compressed results upload (bytes, all parts together) and largest part.
-    upload_quota_bytes : int
-        Bytes one user's unfinished uploads may hold together (parts count as they arrive).
+    upload_quota_bytes, upload_quota_parts : int
+        Bytes and parts (files) one user's unfinished uploads may hold together (parts count
+        as they arrive).
     upload_abandon_s : float
         An unfinished upload that receives no part for this long (seconds) is deleted.
     figure_overlays_per_minute : int
@@ -140,6 +141,7 @@ class ServiceSettings(pydantic_settings.BaseSettings):
     max_upload_bytes: int = 64 * 1024 * 1024
     upload_part_bytes: int = 8 * 1024 * 1024
     upload_quota_bytes: int = 128 * 1024 * 1024
+    upload_quota_parts: int = 1024
     upload_abandon_s: float = 24 * 3600.0
     figure_overlays_per_minute: int = 30
 
@@ -169,7 +171,8 @@ class ServiceSettings(pydantic_settings.BaseSettings):
 
     def _check(self) -> None:
         for name in ("token_cache_ttl_s", "introspection_timeout_s", "poll_interval_s",
-                     "lease_s", "cancel_poll_s", "upload_quota_bytes", "upload_abandon_s",
+                     "lease_s", "cancel_poll_s", "upload_quota_bytes", "upload_quota_parts",
+                     "upload_abandon_s",
                      "figure_overlays_per_minute"):
             if not getattr(self, name) > 0:
                 raise InputError(f"service settings: {name} must be > 0, got {getattr(self, name)}")

@@ -7,8 +7,10 @@ joins the parts, checks the hash, the size limit, the model card, the dataset co
 the scoring options (the benchmark's only: entries must compare) and that every image of the
 dataset version is covered (saying which are missing), and queues the entry; the worker then
 re-scores it from its coordinates. Parts count against the upload's size limit and the
-user's quota (``upload_quota_bytes``) as they arrive; a refused upload's parts are deleted,
-and so are those of an upload left unfinished for ``upload_abandon_s``. Model cards may not
+user's quotas (``upload_quota_bytes``, ``upload_quota_parts``) as they arrive, through a
+running tally (:mod:`stembench.service.upload_parts`); a refused upload's parts are deleted,
+and so are those of an upload left unfinished for ``upload_abandon_s`` (swept at start, on
+a timer and before each of its owner's parts). Model cards may not
 take a registered model's name. Everything is idempotent: a part sent twice is stored once,
 and completing the same content with the same card again (by the same owner) answers the
 same entry.
@@ -17,9 +19,6 @@ same entry.
 from __future__ import annotations
 
 import hashlib
-import shutil
-import threading
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -42,6 +41,12 @@ from stembench.service.entries import (
 from stembench.service.rescore import check_coverage, check_dataset, image_entries
 from stembench.service.schemas import ErrorOut, UploadIn, UploadOut, UploadPartOut
 from stembench.service.settings import ServiceSettings
+from stembench.service.upload_parts import (
+    UploadLimitError,
+    drop_upload,
+    store_part,
+    upload_folder,
+)
 
 __all__ = ["router"]
 
@@ -54,58 +59,13 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     **_AUTH_ERRORS}
 
 
-def _folder(settings: ServiceSettings, owner: str, digest: str) -> Path:
-    owner_key = hashlib.sha256(owner.encode()).hexdigest()[:24]
-    return settings.data_dir / "uploads" / owner_key / digest
-
-
-_LOCKS: dict[Path, threading.Lock] = {}
-_LOCKS_LOCK = threading.Lock()
-
-
-def _owner_lock(folder: Path) -> threading.Lock:
-    with _LOCKS_LOCK:
-        return _LOCKS.setdefault(folder, threading.Lock())
-
-
-def _part_bytes(folder: Path) -> int:
-    """Bytes of every stored part under ``folder``."""
-    return sum(p.stat().st_size for p in folder.rglob("*.part")) if folder.is_dir() else 0
-
-
-def drop_abandoned(folder: Path, max_age_s: float) -> None:
-    """Delete the uploads under an owner's ``folder`` that received no part for ``max_age_s``."""
-    if not folder.is_dir():
-        return
-    cutoff = time.time() - max_age_s
-    for upload in folder.iterdir():
-        stamps = [p.stat().st_mtime for p in upload.iterdir()] if upload.is_dir() else []
-        if max(stamps, default=upload.stat().st_mtime) < cutoff:
-            shutil.rmtree(upload, ignore_errors=True)
-
-
 def _store_part(settings: ServiceSettings, owner: str, digest: str, index: int,
                 data: bytes) -> UploadPartOut:
     """Keep one part if the upload and the owner's unfinished uploads stay within limits."""
-    folder = _folder(settings, owner, digest)
-    with _owner_lock(folder.parent):
-        drop_abandoned(folder.parent, settings.upload_abandon_s)
-        part = folder / f"{index:05d}.part"
-        replaced = part.stat().st_size if part.is_file() else 0
-        upload = _part_bytes(folder) - replaced + len(data)
-        if upload > settings.max_upload_bytes:
-            shutil.rmtree(folder, ignore_errors=True)
-            raise HTTPException(413, f"upload {digest[:12]}: its parts would hold {upload} bytes, "
-                                     f"over this service's limit of {settings.max_upload_bytes} "
-                                     "bytes for one upload; its parts were deleted")
-        held = _part_bytes(folder.parent) - replaced
-        if held + len(data) > settings.upload_quota_bytes:
-            raise HTTPException(413, f"your unfinished uploads hold {held} bytes; this part of "
-                                     f"{len(data)} bytes would pass your quota of "
-                                     f"{settings.upload_quota_bytes} bytes: complete them, or "
-                                     "wait until unfinished ones expire")
-        folder.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(part, data)
+    try:
+        store_part(settings, owner, digest, index, data)
+    except UploadLimitError as exc:
+        raise HTTPException(413, str(exc)) from exc
     return UploadPartOut(index=index, size=len(data), sha256=hashlib.sha256(data).hexdigest())
 
 
@@ -114,9 +74,9 @@ async def put_part(digest: Digest, index: Index, caller: Caller,
                    request: Request) -> UploadPartOut:
     """Store one part of an upload (raw bytes; the body limit is the service's part size).
 
-    Parts count against the upload's size limit and the caller's quota as they arrive;
-    an upload that would pass its limit is deleted, one that receives no part for
-    ``upload_abandon_s`` is deleted as abandoned.
+    Parts count against the upload's size limit and the caller's quotas (bytes and parts)
+    as they arrive; an upload that would pass its limit is deleted, one that receives no
+    part for ``upload_abandon_s`` is deleted as abandoned.
     """
     data = await request.body()
     if not data:
@@ -128,7 +88,7 @@ async def put_part(digest: Digest, index: Index, caller: Caller,
 @router.get("/{digest}", response_model=list[UploadPartOut], responses=_AUTH_ERRORS)
 def list_parts(digest: Digest, caller: Caller, request: Request) -> list[UploadPartOut]:
     """Parts of an upload stored so far (to resume an interrupted upload)."""
-    folder = _folder(request.app.state.settings, caller.sub, digest)
+    folder = upload_folder(request.app.state.settings, caller.sub, digest)
     parts = sorted(folder.glob("*.part")) if folder.is_dir() else []
     return [UploadPartOut(index=int(p.name.split(".")[0]), size=p.stat().st_size,
                           sha256=hashlib.sha256(p.read_bytes()).hexdigest()) for p in parts]
@@ -200,13 +160,13 @@ def complete(digest: Digest, body: UploadIn, caller: Caller, db: DB, request: Re
              response: Response) -> UploadOut:
     """Join the parts, check them, and queue the entry for re-scoring (202; 200 if a retry)."""
     settings: ServiceSettings = request.app.state.settings
-    folder = _folder(settings, caller.sub, digest)
+    folder = upload_folder(settings, caller.sub, digest)
     try:
         data = _joined(folder, digest, body.parts, settings.max_upload_bytes)
         card, held = _check(settings, data, body)
     except HTTPException as exc:
         if exc.status_code != 409:  # refused, not incomplete: its parts are deleted
-            shutil.rmtree(folder, ignore_errors=True)
+            drop_upload(settings, caller.sub, digest)
         raise
     target = upload_file(settings, store.upload_key(caller.sub, digest, card))
     if not target.is_file():  # kept before the job exists: the worker may claim it at once
@@ -219,5 +179,5 @@ def complete(digest: Digest, body: UploadIn, caller: Caller, db: DB, request: Re
         response.status_code = 200
         if job.status == "done":  # scored already: the copy just kept is not needed
             target.unlink(missing_ok=True)
-    shutil.rmtree(folder, ignore_errors=True)
+    drop_upload(settings, caller.sub, digest)
     return UploadOut(entry=job_out(job), url=f"/entries/{job.id}", duplicate=not created)
