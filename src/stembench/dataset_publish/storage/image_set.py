@@ -29,12 +29,14 @@ COLUMN_ELEMENTS_KEY = "column_elements"
 
 
 def strings(array: np.ndarray) -> tuple[str, ...]:
+    """The values of an HDF5 string array (UTF-8 bytes or objects) as Python strings."""
     if array.dtype.kind == "S":
         return tuple(np.char.decode(array, "utf-8").tolist())
     return tuple(str(plain(v)) for v in array)
 
 
 def plain(value: Any) -> Any:
+    """A value read from HDF5 as plain Python: bytes decoded, numpy scalars as Python ones."""
     if isinstance(value, bytes):
         return value.decode()
     if isinstance(value, np.generic):

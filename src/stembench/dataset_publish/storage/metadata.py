@@ -112,6 +112,13 @@ def validate_metadata(image: BenchmarkImage) -> dict[str, Any]:
 
 
 def validate_image_id(image_id: str) -> None:
+    """Refuse an image id that cannot name an HDF5 group: empty, ``"."``, or holding ``/``.
+
+    Raises
+    ------
+    InputError
+        Naming the id.
+    """
     if not isinstance(image_id, str) or not image_id or "/" in image_id or image_id == ".":
         raise InputError(
             f"image id must be a non-empty str without '/', got {image_id!r}"

@@ -29,6 +29,7 @@ _LEAK = 0.01
 
 
 def load_keras() -> Any:
+    """Keras on the TensorFlow backend (the ``tensorflow`` extra), with TF's remapper off."""
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     keras = require("keras", extra="models,tensorflow", purpose="The AtomNet models")
     _disable_remapper()
@@ -50,6 +51,7 @@ def _disable_remapper() -> None:
 
 
 def check_variant(variant: str) -> None:
+    """Refuse an AtomNet variant other than ``"cubic"`` or ``"hexagonal"`` (InputError)."""
     if variant not in LEVELS:
         raise InputError(f"AtomNet variant must be 'cubic' or 'hexagonal', got {variant!r}")
 
