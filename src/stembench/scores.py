@@ -23,9 +23,6 @@ def _from_json_float(value: float | None) -> float:
     return math.nan if value is None else float(value)
 
 
-_OPTIONAL_FIELDS = ("n_predicted_faint", "faint_by_type")  # absent from scorer 1.0's output
-
-
 def _dict_with_floats(obj: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for f in fields(obj):
@@ -42,14 +39,11 @@ def _float_fields(cls: type) -> frozenset[str]:
 
 
 def _floats_from_dict(cls: type, data: Mapping[str, Any]) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {}
+    """The fields of ``cls`` that ``data`` holds (JSON ``null`` floats as NaN); the schema
+    (``score-record.json``) checked that it holds every field without a default."""
     floats = _float_fields(cls)
-    for f in fields(cls):
-        if f.name not in data and f.name in _OPTIONAL_FIELDS:
-            continue
-        value = data[f.name]
-        kwargs[f.name] = _from_json_float(value) if f.name in floats else value
-    return kwargs
+    return {f.name: _from_json_float(data[f.name]) if f.name in floats else data[f.name]
+            for f in fields(cls) if f.name in data}
 
 
 @dataclass(frozen=True)
@@ -73,7 +67,7 @@ class ColumnTypeScore:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ColumnTypeScore:
-        """Inverse of :meth:`to_dict`."""
+        """Inverse of :meth:`to_dict` (checked as part of :meth:`ImageScore.from_dict`)."""
         return cls(**_floats_from_dict(cls, data))
 
 
@@ -124,7 +118,20 @@ class ImageScore:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ImageScore:
-        """Rebuild an :class:`ImageScore` from :meth:`to_dict` output (extra keys ignored)."""
+        """Rebuild an :class:`ImageScore` from :meth:`to_dict` output (extra keys ignored).
+
+        ``data`` is checked against the score record's JSON Schema
+        (``stembench/schemas/score-record.json``); ``n_predicted_faint`` and
+        ``faint_by_type``, absent from scorer 1.0's records, may be missing.
+
+        Raises
+        ------
+        InputError
+            ``"score record: field <path>: <reason>"`` (or ``missing field``), one line.
+        """
+        from stembench.schemas import check_message
+
+        check_message("score-record", data, what="score record")
         kwargs = _floats_from_dict(cls, data)
         for key in ("by_type", "faint_by_type"):
             kwargs[key] = {str(name): ColumnTypeScore.from_dict(s)

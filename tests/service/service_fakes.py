@@ -32,6 +32,14 @@ FORGED = {"recall": 1.0, "precision": 1.0, "f1": 1.0, "rms_angstrom": 0.0, "tp":
           "fp": 0, "fn": 0}
 
 
+def forged_score(image_id: str) -> dict[str, Any]:
+    """A score record of the right shape (its JSON Schema's) that claims :data:`FORGED`."""
+    from stembench.scoring import score_image
+
+    empty = score_image([], [], pixel_size=0.1, image_shape=(64, 64), image_id=image_id)
+    return {**empty.to_dict(), **FORGED}
+
+
 #: The fake model's options and their types.
 OPTIONS = {"quality": (int, float), "fail": (bool,), "fail_from_step": (int,), "block": (bool,)}
 
@@ -93,7 +101,7 @@ def fake_shard(request: dict[str, Any]) -> dict[str, Any]:
             conditions = {k: _plain(image.metadata.get(k)) for k in CONDITION_FIELDS}
             entry: dict[str, Any] = {"image_id": image_id, "seconds": 0.0,
                                      "conditions": conditions, "error": None,
-                                     "score": {"image_id": image_id, **FORGED}}
+                                     "score": forged_score(image_id)}
             if fail_from is not None and step >= int(fail_from):
                 entry.update(error="RuntimeError: injected image failure", score=None)
             else:

@@ -38,7 +38,7 @@ def test_forged_scores_land_with_true_scores(client, tmp_path, dataset_cache,
     forged = shards(path)
     for shard in forged:
         for entry in shard["images"]:
-            entry["score"] = {"image_id": entry["image_id"], **fakes.FORGED}
+            entry["score"] = fakes.forged_score(entry["image_id"])
     answer = upload(client, packed(forged))
     assert answer.status_code == 202, answer.text
     entry_id = answer.json()["entry"]["id"]

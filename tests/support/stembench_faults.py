@@ -29,13 +29,16 @@ def _first_attempt(request: dict[str, Any], kind: str) -> bool:
 
 def echo_shard(request: dict[str, Any]) -> dict[str, Any]:
     """A successful shard: one perfect score per image, no model involved."""
+    from stembench.scoring import score_image
+
     parsed = ShardRequest.from_dict(request)
+    columns = [[10.0, 10.0], [20.0, 20.0], [30.0, 30.0]]
     images = [
         {"image_id": i, "error": None, "seconds": 0.0,
          "conditions": {"group": "g", "series": "noise", "step": 0, "axis_value": 1.0,
                         "seed": 0},
-         "score": {"image_id": i, "recall": 1.0, "precision": 1.0, "f1": 1.0,
-                   "rms_angstrom": 0.0, "tp": 3, "fp": 0, "fn": 0}}
+         "score": score_image(columns, columns, pixel_size=0.1, image_shape=(40, 40),
+                              image_id=i).to_dict()}
         for i in parsed.image_ids
     ]
     return {"shard_id": parsed.shard_id, "ok": True, "error": None, "images": images,

@@ -8,6 +8,7 @@ skips them. A line cut short by a crash is ignored (and reported), never half-re
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import warnings
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from stembench.client.results_lock import open_owned
+from stembench.schemas import check_message
 
 __all__ = ["ResultsFile", "records_from_shard"]
 
@@ -39,7 +41,17 @@ class ResultsFile:
         self.path = Path(path)
 
     def shards(self) -> Iterator[dict[str, Any]]:
-        """Yield every complete shard result in the file, in order."""
+        """Yield every complete shard result in the file, in order.
+
+        Each line is checked against the shard result's JSON Schema (its score records
+        too, ``score-record.json``).
+
+        Raises
+        ------
+        InputError
+            A complete line that is not a shard result (one line naming the file, the line
+            and the field): a damaged file is refused, never half-read.
+        """
         if not self.path.exists():
             return
         broken: list[int] = []
@@ -48,9 +60,12 @@ class ResultsFile:
                 if not line.strip():
                     continue
                 try:
-                    yield json.loads(line)
+                    shard = json.loads(line)
                 except json.JSONDecodeError:
                     broken.append(number)
+                    continue
+                _check_line(line, shard, what=f"{self.path}: line {number} is not a shard result")
+                yield shard
         if broken:  # one warning per read, however many lines
             warnings.warn(
                 f"{self.path}: {len(broken)} line(s) incomplete (interrupted write), first "
@@ -148,6 +163,27 @@ class ResultsFile:
                     errors.append({"image_id": entry["image_id"], "model": model,
                                    "error": entry["error"]})
         return errors
+
+
+def _check_line(line: str, shard: Any, *, what: str) -> None:
+    """Check a line against the shard result's schema, once per process per content.
+
+    A results file is read several times per run and checking takes about 1 ms per image,
+    so the digests of lines already checked are kept (forgotten past :data:`_REMEMBERED`).
+    """
+    digest = hashlib.blake2b(line.encode("utf-8"), digest_size=16).digest()
+    if digest in _CHECKED:
+        return
+    check_message("shard-result", shard, what=what)
+    if len(_CHECKED) >= _REMEMBERED:
+        _CHECKED.clear()
+    _CHECKED.add(digest)
+
+
+#: Digests of the results-file lines that passed the schema in this process (at most
+#: ``_REMEMBERED``).
+_CHECKED: set[bytes] = set()
+_REMEMBERED = 200_000
 
 
 def _identity(shard: dict[str, Any]) -> str:

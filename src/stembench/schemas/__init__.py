@@ -1,7 +1,9 @@
 """The wire formats as JSON Schema files, and the one check that client, endpoint and service use.
 
 ``shard-request.json`` is what the client sends an endpoint, ``shard-result.json`` what an
-endpoint answers (and what a results file holds, one per line, and the service accepts).
+endpoint answers (and what a results file holds, one per line, and the service accepts);
+``score-record.json`` is the scores of one image
+(:meth:`stembench.scores.ImageScore.to_dict`), which a shard result carries per image.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from stembench.errors import InputError
 
 __all__ = ["check_message", "schema"]
 
-Kind = Literal["shard-request", "shard-result"]
+Kind = Literal["shard-request", "shard-result", "score-record"]
+_KINDS: tuple[Kind, ...] = ("shard-request", "shard-result", "score-record")
 
 
 @cache
@@ -24,7 +27,7 @@ def schema(kind: Kind) -> dict[str, Any]:
 
     Parameters
     ----------
-    kind : {"shard-request", "shard-result"}
+    kind : {"shard-request", "shard-result", "score-record"}
         Which message.
 
     Returns
@@ -42,8 +45,8 @@ def check_message(kind: Kind, message: Any, *, what: str) -> None:
 
     Parameters
     ----------
-    kind : {"shard-request", "shard-result"}
-        Which schema.
+    kind : {"shard-request", "shard-result", "score-record"}
+        Which schema (one schema may refer to another by its file name).
     message : Any
         The decoded JSON message.
     what : str
@@ -56,14 +59,30 @@ def check_message(kind: Kind, message: Any, *, what: str) -> None:
     """
     import jsonschema
 
-    validator = jsonschema.Draft202012Validator(schema(kind))
-    error = jsonschema.exceptions.best_match(validator.iter_errors(message))
+    error = jsonschema.exceptions.best_match(_validator(kind).iter_errors(message))
     if error is not None:
         raise InputError(_one_line(error, what))
 
 
+@cache
+def _validator(kind: Kind) -> Any:
+    """A validator of one schema that resolves references to the others by their ``$id``."""
+    import jsonschema
+    from referencing import Registry, Resource
+
+    registry: Registry[Any] = Registry().with_resources(
+        (schema(other)["$id"], Resource.from_contents(schema(other))) for other in _KINDS)
+    return jsonschema.Draft202012Validator(schema(kind), registry=registry)
+
+
 def _one_line(error: Any, what: str) -> str:
     """The first schema error as one line naming the field."""
+    import jsonschema
+
+    branches = [e for e in error.context or ()
+                if not (e.validator == "type" and e.validator_value == "null")]
+    if error.validator == "anyOf" and branches:  # "null or a record": what is wrong with it
+        return _one_line(jsonschema.exceptions.best_match(branches), what)
     path = [str(p) for p in error.absolute_path]
     where = "/".join(path)
     instance = error.instance
