@@ -13,7 +13,8 @@ the PCHIP cutoffs of each (``compute_cutoffs``, no bootstrap):
 
 ``ours``
     the benchmark's rule: one-to-one within 0.5 A, border 6 px, labels where the columns
-    appear in the image (drift and fly-back move the labels with the scan).
+    appear in the image (drift and fly-back move each label by the mean displacement of the
+    lines that image its column).
 ``paper labels``
     drift and fly-back scored against the labels of the undistorted scan, as the paper's
     degraded series reuse the labels of their clean image; other axes as ``ours``.
@@ -43,7 +44,7 @@ from stembench.dataset_publish.build import PRESETS
 from stembench.dataset_publish.simulate import degradations as deg
 from stembench.dataset_publish.simulate.fast_backend import FastHAADF
 from stembench.dataset_publish.simulate.probe import ProbeParameters
-from stembench.dataset_publish.simulate.scan import ScanParameters, ground_truth_pixels
+from stembench.dataset_publish.simulate.scan import ScanParameters
 from stembench.dataset_publish.simulate.series import (
     AXES,
     GENERATOR_VERSION,
@@ -52,6 +53,7 @@ from stembench.dataset_publish.simulate.series import (
     render,
     seed_for,
 )
+from stembench.dataset_publish.simulate.visibility import column_pixels
 from stembench.endpoints.models.registry import load_model
 from stembench.scoring import score_image
 
@@ -82,11 +84,11 @@ def _undistorted_labels(axis: str, step: int, seed: int, value: float,
     positions = rendered.structure.positions_angstrom
     placed = rendered.scan
     visible_columns = rendered.structure.visible
-    seen = ground_truth_pixels(positions, placed)
+    seen = column_pixels(positions, placed, probe=probe)
     if not np.allclose(seen[_inside(seen, shape) & visible_columns], image.coords):
         raise RuntimeError(f"{image.image_id}: labels differ from the series'")
     straight = ScanParameters(shape, pixel, placed.origin_angstrom, placed.rotation_deg)
-    clean = ground_truth_pixels(positions, straight)
+    clean = column_pixels(positions, straight, probe=probe)
     inside = _inside(clean, shape)  # the columns of the clean image's field
     visible = clean[inside & visible_columns]
     faint = clean[inside & ~visible_columns]

@@ -139,3 +139,18 @@ def test_models_are_scored_on_the_twins_through_evaluate(tmp_path: Path,
         coarse = next(r for r in rows if r["image_id"] == "pixel_size-3")
         assert coarse["pixel_size_angstrom"] == pytest.approx(0.2 / 0.4)
         assert coarse["axis_value"] == pytest.approx(10.0 / 0.4)  # atoms per 100 px
+
+
+def test_labels_are_the_centroids_of_columns_of_different_widths_under_fly_back() -> None:
+    """Each label is the centroid of its own column's image, weighted by its own width."""
+    grid = np.arange(16.0, 96.0, 32.0)
+    xy = np.column_stack([c.ravel() for c in np.meshgrid(grid, grid)])
+    sigma = np.where(np.arange(len(xy)) % 2 == 0, 1.2, 3.0)
+    model = TwinModel((96, 96), 0.2, xy, np.ones(len(xy)), sigma, np.zeros((2, 2)), 0.0, 0.0)
+    image = render_twin(model, TwinVariant("t", "flyback", 1, 5, flyback_px=2.0))
+    raw = image.raw.astype(float)
+    rows, cols = np.indices(raw.shape)
+    for label in image.coords:
+        near = (np.abs(cols - label[0]) <= 14) & (np.abs(rows - label[1]) <= 14)
+        centroid = np.array([(cols * raw)[near].sum(), (rows * raw)[near].sum()]) / raw[near].sum()
+        np.testing.assert_allclose(label, centroid, atol=0.01)

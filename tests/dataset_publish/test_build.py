@@ -62,6 +62,6 @@ def test_build_bad_parameters(tmp_path):
 def test_cli_info_counts_series(mini_dataset):
     result = CliRunner().invoke(app, ["info", str(mini_dataset)])
     assert result.exit_code == 0, result.output
-    assert "version 2.0.0" in result.output
+    assert "version 3.0.0" in result.output
     assert "102 images" in result.output
     assert "WS2-simulated" in result.output and "noise" in result.output

@@ -9,11 +9,7 @@ from stembench.dataset_publish.simulate.probe import (
     electron_wavelength_angstrom,
     probe_fwhm_angstrom,
 )
-from stembench.dataset_publish.simulate.scan import (
-    ScanParameters,
-    beam_positions,
-    ground_truth_pixels,
-)
+from stembench.dataset_publish.simulate.scan import ScanParameters
 from stembench.dataset_publish.simulate.series import render
 from stembench.dataset_publish.simulate.structures import structure_from_columns
 from stembench.errors import InputError
@@ -70,19 +66,6 @@ def test_single_column_image_is_the_probe():
     diag = backend.intensity(one, 5.0 + r / np.sqrt(2), 5.0 + r / np.sqrt(2))
     np.testing.assert_allclose(diag, values, atol=1e-6)
     assert backend.intensity(one, np.array([30.0]), np.array([30.0]))[0] == 0.0
-
-
-def test_scan_inverse_is_exact_for_visited_positions():
-    scan = ScanParameters((64, 80), 0.15, origin_angstrom=(3.0, 4.0), rotation_deg=17.0,
-                          drift_px_per_line=0.2, flyback_px=1.5, seed=5)
-    x, y = beam_positions(scan)
-    rows, cols = np.meshgrid(np.arange(2, 62, 7), np.arange(3, 78, 9), indexing="ij")
-    pts = np.column_stack([x[rows, cols].ravel(), y[rows, cols].ravel()])
-    pixels = ground_truth_pixels(pts, scan)
-    np.testing.assert_allclose(pixels[:, 0], cols.ravel(), atol=1e-9)
-    np.testing.assert_allclose(pixels[:, 1], rows.ravel(), atol=1e-9)
-    far = ground_truth_pixels(np.array([[-100.0, -100.0]]), scan)
-    assert np.isnan(far).all()
 
 
 @pytest.mark.parametrize(("material", "scan"), [

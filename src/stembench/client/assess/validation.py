@@ -104,13 +104,10 @@ def lattice_image(lat: Lattice, name: str, condition: Condition, *,
     """A labelled image of the lattice ``lat`` (called ``name``) under ``condition``."""
     from stembench.dataset_publish.simulate.fast_backend import FastHAADF
     from stembench.dataset_publish.simulate.probe import ProbeParameters
-    from stembench.dataset_publish.simulate.scan import (
-        ScanParameters,
-        beam_positions,
-        ground_truth_pixels,
-    )
+    from stembench.dataset_publish.simulate.scan import ScanParameters, beam_positions
     from stembench.dataset_publish.simulate.series import seed_for
     from stembench.dataset_publish.simulate.structures import structure_from_columns, tile_lattice
+    from stembench.dataset_publish.simulate.visibility import column_pixels
 
     rng = np.random.default_rng(seed_for("assess-validation", name, condition.name, seed))
     margin = 5.0
@@ -135,7 +132,8 @@ def lattice_image(lat: Lattice, name: str, condition: Condition, *,
         clean, _ = deg.set_contrast(clean, target_contrast=condition.contrast)
     noisy, expected, _ = deg.poisson_at_dose(clean, dose_e_per_A2=condition.dose,
                                              pixel_size_angstrom=pixel, rng=rng)
-    truth = ground_truth_pixels(structure.positions_angstrom[structure.visible], scan)
+    truth = column_pixels(structure.positions_angstrom[structure.visible], scan,
+                          probe=ProbeParameters())
     inside = ((truth >= -0.5).all(axis=1) & (truth[:, 0] <= shape[1] - 0.5)
               & (truth[:, 1] <= shape[0] - 0.5))
     return BenchmarkImage(f"{name}:{condition.name}:seed{seed}", noisy.astype(np.float32),

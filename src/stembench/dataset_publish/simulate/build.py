@@ -56,7 +56,7 @@ __all__ = [
 ]
 
 DATASET_NAME = "atom-locating-benchmark"
-DATASET_VERSION = "2.0.0"
+DATASET_VERSION = "3.0.0"
 GENERALITY_DOSE_E_PER_A2 = 3000.0
 
 #: Generality structures: every structure except the two benchmark materials.

@@ -67,6 +67,18 @@ class FastHAADF:
         tail = profile[keep][-1]
         self._table = np.clip((profile[keep] - tail) / (1.0 - tail), 0.0, None)
         self._table_step = float(radii[1] - radii[0])
+        along = np.concatenate([-self._radii[:0:-1], self._radii])
+        self._line_table = np.array([self.psf(np.hypot(along, d)).sum() * self._table_step
+                                     for d in self._radii])
+
+    def line_weight(self, d_angstrom: NDArray[np.float64]) -> NDArray[np.float64]:
+        """A column's intensity recorded along a scan line at distance ``d_angstrom``.
+
+        The probe profile integrated along the line (angstrom times the profile's unit), 0
+        beyond the cutoff: the weight of a line in the column's label,
+        :func:`~stembench.dataset_publish.simulate.scan.ground_truth_pixels`.
+        """
+        return np.interp(np.abs(d_angstrom), self._radii, self._line_table, right=0.0)
 
     def psf(self, r_angstrom: NDArray[np.float64]) -> NDArray[np.float64]:
         """Probe intensity at radius ``r_angstrom`` (1 at the centre, 0 beyond the cutoff)."""

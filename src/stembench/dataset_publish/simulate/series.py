@@ -3,9 +3,9 @@
 For each material and quality axis the series holds step 0 (the clean reference) and one
 step per axis value; every step is realised for each seed. A seed fixes the lattice offset
 (the same field for every step and axis), the scan distortion and the noise. Labels come from
-construction: the visible columns mapped through the exact inverse of the scan, and the faint
-ones apart (:mod:`stembench.dataset_publish.simulate.visibility`; visibility is judged once, at the
-probe, so it does not change along a series). The stored
+construction: the visible columns at the centroid of their own image on the distorted scan,
+and the faint ones apart (:mod:`stembench.dataset_publish.simulate.visibility`; visibility
+is judged once, at the probe, so it does not change along a series). The stored
 ``raw`` is the noise-free image with every deterministic degradation applied (blur, contrast
 offset, scan distortion), so ``psnr_db(imgs, raw)`` measures the noise alone (inf without).
 
@@ -31,11 +31,8 @@ from stembench.dataset_publish.simulate.catalogue import build_structure, list_s
 from stembench.dataset_publish.simulate.columns import ColumnStructure
 from stembench.dataset_publish.simulate.fast_backend import FastHAADF, ImageFormation
 from stembench.dataset_publish.simulate.probe import ProbeParameters, probe_fwhm_angstrom
-from stembench.dataset_publish.simulate.scan import (
-    ScanParameters,
-    beam_positions,
-    ground_truth_pixels,
-)
+from stembench.dataset_publish.simulate.scan import ScanParameters, beam_positions
+from stembench.dataset_publish.simulate.visibility import column_pixels
 from stembench.errors import InputError
 
 __all__ = [
@@ -52,7 +49,7 @@ __all__ = [
     "seed_for",
 ]
 
-GENERATOR_VERSION = "2.0.0"
+GENERATOR_VERSION = "3.0.0"
 PROBE_CURRENT_PA = 18.9
 AXES = ("pixel_size", "resolution", "contrast", "noise", "flyback", "drift")
 
@@ -94,7 +91,7 @@ def seed_for(*parts: object) -> int:
 
 @dataclass(frozen=True)
 class RenderedImage:
-    """A noise-free image of a structure on a scan, with its exact labels."""
+    """A noise-free image of a structure on a scan, with its labels from construction."""
 
     raw: NDArray[np.float64]  # peak-normalised intensity
     coords: NDArray[np.float64]  # (N, 2) x, y pixels of the visible columns in the image
@@ -113,8 +110,8 @@ def render(structure_name: str, backend: ImageFormation, scan: ScanParameters, *
 
     The structure is built to cover every beam position plus ``margin_angstrom``; the scan's
     ``origin_angstrom`` is shifted so that the field sits inside it. Which columns are
-    visible is decided at ``probe`` (default :class:`ProbeParameters`), see
-    :mod:`stembench.dataset_publish.simulate.visibility`.
+    visible, and where each is labelled, is decided at ``probe`` (default
+    :class:`ProbeParameters`), see :mod:`stembench.dataset_publish.simulate.visibility`.
     """
     x, y = beam_positions(scan)
     shift = margin_angstrom - np.array([x.min(), y.min()])
@@ -127,7 +124,8 @@ def render(structure_name: str, backend: ImageFormation, scan: ScanParameters, *
                                 seed=structure_seed, probe=probe)
     raw = backend.intensity(structure, x, y)
     raw = raw / raw.max()
-    pixels = ground_truth_pixels(structure.positions_angstrom, placed)
+    pixels = column_pixels(structure.positions_angstrom, placed,
+                           probe=probe or ProbeParameters())
     rows, cols = scan.shape
     inside = (np.isfinite(pixels).all(axis=1) & (pixels[:, 0] >= -0.5)
               & (pixels[:, 0] <= cols - 0.5) & (pixels[:, 1] >= -0.5)

@@ -10,7 +10,8 @@ Image formation, in pixels (x = column, y = row): the beam of pixel ``(r, c)`` s
 fly-back and drift in pixels), and records ``B(r, c) + sum_j a_j exp(-|beam - p_j|^2 /
 (2 s_j^2))`` with ``B`` the background (bilinear on a coarse grid), ``p_j`` the specimen
 position, ``a_j`` and ``s_j`` the column's amplitude and width. The labels are where each
-column appears (:func:`~stembench.dataset_publish.simulate.scan.ground_truth_pixels`, exact).
+column's image is: the centroid of the column's own Gaussian as the distorted lines record it
+(:func:`~stembench.dataset_publish.simulate.scan.ground_truth_pixels`), the benchmark's rule.
 Noise is Gaussian with variance ``gain * I + read_variance`` (``I`` the noise-free
 intensity): the shot noise of ``I / gain`` counts, approximated by a Gaussian, plus a
 constant. Columns with amplitude under :data:`FAINT_FRACTION` of the brightest (95th
@@ -41,6 +42,8 @@ __all__ = ["FAINT_FRACTION", "TwinModel", "TwinVariant", "plan_to_json", "render
 
 #: Columns fainter than this fraction of the brightest (95th percentile) are labelled faint.
 FAINT_FRACTION = 0.1
+#: A column's Gaussian is rendered (and weights its label's lines) out to this many widths.
+_REACH_SIGMA = 4.0
 
 
 @dataclass(frozen=True)
@@ -185,7 +188,7 @@ def _columns(model: TwinModel, sigma: NDArray[np.float64], dx: NDArray[np.float6
     """Sum of the column Gaussians seen by the beam of each pixel of ``window``."""
     r0, c0, rows, cols = window
     shift = float(max(np.abs(dx).max(initial=0.0), np.abs(dy).max(initial=0.0)))
-    half = math.ceil(4.0 * float(sigma.max()) + shift) + 1
+    half = math.ceil(_REACH_SIGMA * float(sigma.max()) + shift) + 1
     x, y = model.xy_px[:, 0] - c0, model.xy_px[:, 1] - r0
     near = (x > -half) & (x < cols + half) & (y > -half) & (y < rows + half)
     x, y, amp, sig = x[near], y[near], model.amplitude[near], sigma[near]
@@ -227,7 +230,7 @@ def _window(model: TwinModel, crop: int | None) -> tuple[int, int, int, int]:
 
 
 def render_twin(model: TwinModel, variant: TwinVariant) -> BenchmarkImage:
-    """Render one image of ``model`` as ``variant`` says, with its exact labels.
+    """Render one image of ``model`` as ``variant`` says, with its labels.
 
     Returns
     -------
@@ -259,7 +262,9 @@ def render_twin(model: TwinModel, variant: TwinVariant) -> BenchmarkImage:
     rng = np.random.default_rng(variant.seed)
     variance = model.gain * variant.gain_scale * clean + model.read_variance
     noisy = clean + rng.normal(0.0, 1.0, clean.shape) * np.sqrt(np.maximum(variance, 0.0))
-    truth = ground_truth_pixels(model.xy_px, scan)
+    truth = ground_truth_pixels(
+        model.xy_px, scan, reach_angstrom=_REACH_SIGMA * float(sigma.max()),
+        line_weight=lambda d: np.exp(-0.5 * (d / sigma[:, None]) ** 2))
     ok = np.isfinite(truth).all(axis=1) & (truth[:, 0] >= -0.5) & (truth[:, 1] >= -0.5) \
         & (truth[:, 0] <= cols - 0.5) & (truth[:, 1] <= rows - 0.5)
     labelled = model.labelled

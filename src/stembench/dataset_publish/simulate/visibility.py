@@ -1,4 +1,4 @@
-"""Which columns are visible: one rule, from the noise-free image, for every structure.
+"""Which columns are visible and where they are: one rule, from the noise-free image.
 
 The rule
 --------
@@ -19,6 +19,14 @@ undistorted and sampled at :data:`SAMPLING_ANGSTROM`; labels therefore do not ch
 degradations of a series. :func:`check_labels` applies the same measure to a stored noise-free
 image, with a tolerance for the coarser pixel grid.
 
+Where a column is labelled, :func:`column_pixels`, follows from the same model: at its
+position moved as far as the scan's distortion moves the centroid of the column's own image,
+each scan line displacing its part by its own offset (fly-back, drift) and weighted by the
+share of the column's intensity, at the probe, that it records
+(:func:`stembench.dataset_publish.simulate.scan.ground_truth_pixels`). A locator sees the
+column where its image is; the line through the column's centre is one of about ten that
+make that image, with independent fly-back offsets.
+
 Contrasts measured at the default probe (0.75 A FWHM, exponent 1.7, 0.05 A sampling):
 SrTiO3[100] Sr 0.98, Ti+O 0.45, O 0.06 (faint); SrTiO3[110] O2 0.09; LaAlO3[100] Al+O 0.11,
 O 0.03 (faint); BaTiO3[100] O 0.03 (faint); WS2 S2 0.13; MgAl2O4[110] Mg2 0.25, O4 0.36, one
@@ -38,6 +46,7 @@ from scipy.spatial import cKDTree
 
 from stembench.dataset_publish.simulate.fast_backend import FastHAADF
 from stembench.dataset_publish.simulate.probe import ProbeParameters
+from stembench.dataset_publish.simulate.scan import ScanParameters, ground_truth_pixels
 
 if TYPE_CHECKING:
     from stembench.dataset_publish.simulate.columns import ColumnStructure
@@ -49,6 +58,7 @@ __all__ = [
     "SAMPLING_ANGSTROM",
     "LabelProblem",
     "check_labels",
+    "column_pixels",
     "columns_with_peak",
     "structure_visibility",
     "visible_peaks",
@@ -144,6 +154,29 @@ def structure_visibility(structure: ColumnStructure, *,
     return columns_with_peak((structure.positions_angstrom - inset) / SAMPLING_ANGSTROM, image,
                              fraction=FAINT_FRACTION,
                              attach_radius_px=ATTACH_RADIUS_ANGSTROM / SAMPLING_ANGSTROM)
+
+
+def column_pixels(positions_angstrom: NDArray[np.float64], scan: ScanParameters, *,
+                  probe: ProbeParameters) -> NDArray[np.float64]:
+    """Labels: pixel (x, y) of each column's image on ``scan`` at ``probe`` (its centroid).
+
+    Parameters
+    ----------
+    positions_angstrom : ndarray, shape (N, 2)
+        Specimen positions (x, y) of the columns, angstrom.
+    scan : ScanParameters
+        The scan that recorded the image.
+    probe : ProbeParameters
+        The probe whose profile, integrated along each line, weights the lines.
+
+    Returns
+    -------
+    ndarray, shape (N, 2)
+        (x = column, y = row) pixels, NaN where no scan line reaches the column.
+    """
+    former = _former(probe)
+    return ground_truth_pixels(positions_angstrom, scan, line_weight=former.line_weight,
+                               reach_angstrom=former.cutoff_angstrom)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,9 @@ within broad ranges:
 
 Every structure and scan seed is drawn from ``[TRAINING_SEED_MIN, 2**31)``.
 
-Masks are built from the exact labels (the pixel positions of the visible columns), either
+Masks are built from the labels (the centroid of each visible column's image on the
+distorted scan, the benchmark's rule,
+:func:`~stembench.dataset_publish.simulate.scan.ground_truth_pixels`), either
 Gaussian (peak 1, standard deviation ``max(1 px, width / pixel size)``) or discs (value 1
 within a radius of half the probe FWHM, or of ``width / 2``).
 """
@@ -204,7 +206,9 @@ def make_training_sample(
                                       rng=rng)
     low, high = float(image.min()), float(image.max())
     scaled = (image - low) / (high - low) if high > low else np.zeros_like(image)
-    labels = ground_truth_pixels(structure.positions_angstrom[structure.visible], scan)
+    labels = ground_truth_pixels(structure.positions_angstrom[structure.visible], scan,
+                                 line_weight=backend.line_weight,
+                                 reach_angstrom=backend.cutoff_angstrom)
     inside = np.all(np.isfinite(labels), axis=1) & np.all(
         (labels > -0.5) & (labels < size - 0.5), axis=1)
     return TrainingSample(scaled.astype(np.float32), labels[inside], pixel, resolution,
