@@ -62,6 +62,10 @@ def test_undistorted_scan_labels_the_columns_where_they_are():
     np.testing.assert_allclose(pixels[:, 1], rows.ravel(), atol=1e-9)
     assert np.isnan(column_pixels(np.array([[-100.0, -100.0]]), scan,
                                   probe=ProbeParameters())).all()
+    # half a pixel beyond the first line is inside the image, as it is beyond the first column
+    straight = ScanParameters((64, 80), 0.15)
+    edge = column_pixels(np.array([[1.5, -0.045]]), straight, probe=ProbeParameters())
+    np.testing.assert_allclose(edge, [[10.0, -0.3]], atol=1e-9)
 
 
 @pytest.mark.parametrize(("flyback", "drift"), [(2.0, 0.0), (0.0, 0.3)])
