@@ -106,3 +106,31 @@ def test_introspection_and_the_dependent_token_grant_as_globus_sdk_reads_them() 
         assert tokens["refresh_token"] in auth.live_refresh_tokens(alice)
         with pytest.raises(globus_sdk.AuthAPIError):
             client.oauth2_get_dependent_tokens("not-a-token", scope=COMPUTE_SCOPE)
+
+
+def test_held_tasks_are_the_named_operation_after_the_first_n() -> None:
+    """``hold_tasks`` reads the operation from the payload the SDK's Batch builds."""
+    from compute_stack.web_service import _first_argument
+    from globus_compute_sdk.sdk.batch import Batch
+
+    from stembench.client.compute_functions import compute_serializer
+
+    published: list[bytes] = []
+
+    class Broker:
+        def publish(self, queue: str, message: bytes, headers: dict[str, Any]) -> None:
+            published.append(message)
+
+    state = ComputeState(auth=AuthState(), broker=Broker())  # type: ignore[arg-type]
+    held = state.hold_tasks("evaluate_shard", after=1)
+    for operation in ("describe_dataset", "evaluate_shard", "evaluate_shard", "describe_dataset",
+                      "evaluate_shard"):
+        batch = Batch(task_group_id=None, serializer=compute_serializer())
+        batch.add("2b5c1c2e-7d7a-4a0c-9a57-2f1b8d6f6a10", args=(operation, [{"shard": 1}]))
+        (payload,) = next(iter(batch.prepare()["tasks"].values()))  # type: ignore[union-attr]
+        state._publish_task("tasks.x", operation.encode(), {},
+                            operation=_first_argument(payload))
+    assert published == [b"describe_dataset", b"evaluate_shard", b"describe_dataset"]
+    assert len(held.waiting) == 2
+    assert state.release_tasks() == 2
+    assert published[3:] == [b"evaluate_shard", b"evaluate_shard"]

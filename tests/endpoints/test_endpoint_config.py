@@ -219,6 +219,20 @@ def test_a_slurm_block_does_not_take_a_whole_node(tmp_path: Path) -> None:
     assert "#SBATCH --gpus-per-node=1" in provider.scheduler_options
 
 
+@pytest.mark.parametrize("template", sorted(PROVIDERS))
+def test_heartbeats_reach_the_engine_and_its_worker_managers(template: str,
+                                                            tmp_path: Path) -> None:
+    """How soon a lost block (cancelled, past its walltime) is noticed: parsl's defaults, or
+    the administrator's values (the executor hands them to its interchange and managers)."""
+    write_endpoint_directory(template, tmp_path / "default", _settings())
+    executor = _render(tmp_path / "default", {}).engine.executor
+    assert (executor.heartbeat_period, executor.heartbeat_threshold) == (30, 120)
+    write_endpoint_directory(template, tmp_path / "short", _settings(
+        heartbeat_period_s=2, heartbeat_threshold_s=9))
+    executor = _render(tmp_path / "short", {}).engine.executor
+    assert (executor.heartbeat_period, executor.heartbeat_threshold) == (2, 9)
+
+
 def test_a_slurm_block_asks_for_cpus_and_memory_per_gpu(tmp_path: Path) -> None:
     """Not exclusive, a block would get Slurm's defaults: one CPU and DefMemPerCPU."""
     write_endpoint_directory("slurm-gpu", tmp_path / "ep", _settings(gpus=4))
@@ -358,6 +372,8 @@ def test_multi_user_directory_through_the_endpoints_configure(tmp_path: Path) ->
     ({"display_name": "my endpoint"}, "display_name"),
     ({"account": "a b"}, "account"), ({"worker_init": "echo {{ x }}"}, "worker_init"),
     ({"allowed_functions": ("not-a-uuid",)}, "not a UUID"),
+    ({"heartbeat_period_s": 0}, "heartbeat_period_s must be >= 1"),
+    ({"heartbeat_period_s": 30, "heartbeat_threshold_s": 59}, "at least twice"),
     ({"multi_user": True, "contact_email": "a@b.org"}, "identity_domain"),
     ({"multi_user": True, "identity_domain": "u.edu"}, "contact_email"),
 ])

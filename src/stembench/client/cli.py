@@ -195,6 +195,11 @@ def config_command(
     mem_per_gpu_gb: Annotated[int, typer.Option(help="slurm-gpu: memory (GB) per GPU a block "
                                                 "asks for; 0: Slurm's default.")] = 32,
     interface: Annotated[str, typer.Option(help="Network interface, e.g. ib0.")] = "",
+    heartbeat_period: Annotated[int, typer.Option(help="Seconds between a block's and the "
+                                                  "engine's heartbeats.")] = 30,
+    heartbeat_threshold: Annotated[int, typer.Option(
+        help="Seconds without a heartbeat before a block's tasks count as lost and are "
+        "retried on another block (a job cancelled, past its walltime).")] = 120,
     multi_user: Annotated[bool, typer.Option(
         "--multi-user", help="Multi-user endpoint run by root with identity mapping.")] = False,
     identity_domain: Annotated[str, typer.Option(
@@ -218,6 +223,7 @@ def config_command(
         display_name=name, gpus=gpus, partition=partition, account=account, walltime=walltime,
         worker_init=worker_init, max_blocks=max_blocks, interface=interface,
         cpus_per_gpu=cpus_per_gpu, mem_per_gpu_gb=mem_per_gpu_gb,
+        heartbeat_period_s=heartbeat_period, heartbeat_threshold_s=heartbeat_threshold,
         multi_user=multi_user, identity_domain=identity_domain, contact_email=contact_email,
         allowed_functions=tuple(allowed_function or ()), restrict_serializers=not any_serializer)
     for path in write_endpoint_directory(template, output, settings):

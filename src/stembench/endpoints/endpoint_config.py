@@ -78,6 +78,15 @@ class EndpointSettings:
         0: Slurm's default (``DefMemPerCPU``/``DefMemPerNode``).
     interface : str
         Network interface workers reach the interchange on (e.g. ``ib0``); empty: default.
+    heartbeat_period_s : int
+        Seconds between the heartbeats a block's worker manager and the engine's interchange
+        send each other (parsl HighThroughputExecutor ``heartbeat_period``).
+    heartbeat_threshold_s : int
+        Seconds without a heartbeat after which the interchange takes a manager for lost (a
+        block cancelled or past its walltime, a node gone) and fails its tasks, which the
+        engine then retries once on another block (``heartbeat_threshold``); at least two
+        periods. parsl's defaults (30 s, 120 s) suit a shared cluster; a shorter threshold
+        notices a lost block sooner but may take a manager stalled that long for lost.
     multi_user : bool
         A multi-user endpoint run by root that maps each Globus identity to a local account.
     identity_domain : str
@@ -102,6 +111,8 @@ class EndpointSettings:
     cpus_per_gpu: int = 8
     mem_per_gpu_gb: int = 32
     interface: str = ""
+    heartbeat_period_s: int = 30
+    heartbeat_threshold_s: int = 120
     multi_user: bool = False
     identity_domain: str = ""
     contact_email: str = ""
@@ -118,6 +129,10 @@ class EndpointSettings:
             raise InputError(f"walltime must be HH:MM:SS, got {self.walltime!r}")
         if min(self.max_blocks, self.cpus_per_node, self.cpus_per_gpu) < 1:
             raise InputError("max_blocks, cpus_per_node and cpus_per_gpu must be >= 1")
+        if not 1 <= self.heartbeat_period_s <= self.heartbeat_threshold_s // 2:
+            raise InputError("heartbeat_period_s must be >= 1 and heartbeat_threshold_s at "
+                             f"least twice it, got {self.heartbeat_period_s} and "
+                             f"{self.heartbeat_threshold_s}")
         if self.mem_per_gpu_gb < 0:
             raise InputError(f"mem_per_gpu_gb must be >= 0, got {self.mem_per_gpu_gb}")
         for name in ("partition", "account", "interface"):

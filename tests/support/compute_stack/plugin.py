@@ -123,10 +123,11 @@ def _endpoint(stack: ComputeStack, endpoint_cache: Path, name: str,
               config_options: tuple[str, ...] = (), env: dict[str, str] | None = None
               ) -> EndpointProcess:
     # the node has this host's CPUs (2 on CI) and declares no memory: one CPU per GPU and
-    # Slurm's default memory, or a block would ask for more than the node has
+    # Slurm's default memory, or a block would ask for more than the node has; a lost block
+    # (job cancelled, past its walltime) is noticed after 10 s, not parsl's 120 s
     return EndpointProcess(stack, stack.folder / name, config_options=(
         "--walltime", "00:30:00", "--cpus-per-gpu", "1", "--mem-per-gpu-gb", "0",
-        *config_options),
+        "--heartbeat-period", "2", "--heartbeat-threshold", "10", *config_options),
         env={"STEMBENCH_CACHE": str(endpoint_cache), **(env or {})})
 
 
