@@ -15,6 +15,10 @@ against its exact labels, and the script prints the table for the README:
 
 Run: ``PYTHONPATH=src python bench/bench_assess_twin.py [--shape 256] [--out FILE.json]``.
 
+``--set heldout`` runs the held-out set of ``bench/twin_heldout.py`` instead (ten other
+lattices, three other qualities, another seed; fixed before any result on it was seen); the
+default ``--set development`` is the set whose results shaped the method.
+
 ``--atom-lattice FILE.hdf5 --pixel-size A`` instead checks one experimental image with labels:
 an Atomap ``Atom_Lattice`` file (its image and every sublattice's atom positions), for example
 TEMUL's ``Au_NP_Atom_Lattice.hdf5`` (GPL-3.0 data, not shipped; fetch it yourself).
@@ -73,15 +77,21 @@ def custom_lattices() -> dict[str, Lattice]:
 CATALOGUE = ("MgAl2O4[100]", "MgAl2O4[110]", "CeO2[110]", "rectangular-2D", "oblique-2D")
 
 
-def lattices() -> dict[str, Lattice]:
-    """The ten validation lattices (checked against both exclusion lists)."""
+def lattices(which: str = "development") -> dict[str, Lattice]:
+    """The ten lattices of a set (checked against the exclusion lists; the held-out ones
+    against the development set's too)."""
     from stembench.dataset_publish.simulate.generality import GENERALITY_STRUCTURES
     from stembench.dataset_publish.simulate.series import MATERIALS
     from stembench.dataset_publish.simulate.structures import lattice
     from stembench.endpoints.training.world import MIXED_STRUCTURES
+    from twin_heldout import heldout_lattices
 
     out = {name: lattice(name) for name in CATALOGUE}
     out.update(custom_lattices())
+    if which == "heldout":
+        development = {name.split("[")[0] for name in out}
+        out = heldout_lattices()
+        assert not development & {name.split("[")[0] for name in out}
     for name in out:
         base = name.split("[")[0]
         assert name not in MATERIALS and name not in MIXED_STRUCTURES, name
@@ -116,12 +126,13 @@ def main() -> None:
     from stembench.client.assess.twin.run import assess_by_twin
     from stembench.client.assess.twin.score import ModelChoice
     from stembench.client.assess.validation import lattice_image
-    from stembench.client.executors import local_executor
-    from stembench.client.orchestrate import Target
+    from stembench.client.lanes import local_lanes
+    from stembench.client.lifeline import stop_executor
     from stembench.client.run import BUILTIN_MODELS
     from stembench.endpoints.models.registry import load_model
     from stembench.errors import StembenchError
     from stembench.scoring import score_image
+    from twin_heldout import HELDOUT_SEED, heldout_qualities
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shape", type=int, default=256)
@@ -130,19 +141,24 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench-assess-twin.json"))
     parser.add_argument("--atom-lattice", type=Path, help="check this labelled image instead")
     parser.add_argument("--pixel-size", type=float, help="A/px of --atom-lattice")
+    parser.add_argument("--set", choices=("development", "heldout"), default="development",
+                        dest="which", help="which validation set")
     args = parser.parse_args()
     choices = [ModelChoice(name) for name in BUILTIN_MODELS]
     loaded = {c.label: load_model(c.spec) for c in choices}
-    pool = local_executor(2)
-    targets = [Target("local", pool, factory=lambda: local_executor(2), max_in_flight=4)]
+    targets, lanes = local_lanes([c.spec for c in choices], 2)
     rows = []
-    names = [n for n in lattices() if not args.only or n in args.only.split(",")]
+    chosen = lattices(args.which)
+    names = [n for n in chosen if not args.only or n in args.only.split(",")]
+    conditions, seed = ((heldout_qualities(), HELDOUT_SEED) if args.which == "heldout"
+                        else (qualities(), 0))
     if args.atom_lattice is not None:
         cases = [(args.atom_lattice.stem, atom_lattice_image(args.atom_lattice, args.pixel_size))]
     else:
-        cases = [(f"{name} {quality.name}", lattice_image(lattices()[name], name, quality,
-                                                          shape=(args.shape, args.shape)))
-                 for name in names for quality in qualities()]
+        cases = [(f"{name} {quality.name}", lattice_image(chosen[name], name, quality,
+                                                          shape=(args.shape, args.shape),
+                                                          seed=seed))
+                 for name in names for quality in conditions]
     for title, image in cases:
         start = time.perf_counter()
         row: dict = {"image": title, "predicted": {}, "measured": {}}
@@ -152,7 +168,7 @@ def main() -> None:
             result = assess_by_twin(image.image, pixel_size=image.pixel_size,
                                     assessment=assessment, models=choices, targets=targets,
                                     results_dir=Path("/tmp/bench-assess-twin"),
-                                    n_twins=args.twins, series=False)
+                                    n_twins=args.twins, series=False, lanes=lanes)
             row["predicted"] = {p.model: p.mean["f1"] for p in result.predictions}
             row["recommended"] = result.recommended or result.predictions[0].model
             row["limitations"] = result.limitations
@@ -167,7 +183,8 @@ def main() -> None:
         rows.append(row)
         print(json.dumps(row), flush=True)
         args.out.write_text(json.dumps(rows, indent=1))
-    pool.shutdown()
+    for target in targets:
+        stop_executor(target.executor)
     summarise(rows)
 
 

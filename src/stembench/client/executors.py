@@ -120,17 +120,18 @@ class LocalPool(cf.ProcessPoolExecutor):
         return list(self._recording.processes)
 
 
-def local_executor(max_workers: int = 2) -> LocalPool:
+def local_executor(max_workers: int = 2, *, share_of: int | None = None) -> LocalPool:
     """A local process pool using the ``spawn`` start method (safe with torch/TF threads).
 
     Each worker's thread pools (PyTorch's OpenMP, TensorFlow's, BLAS) get this machine's
-    cores divided among the workers, unless ``OMP_NUM_THREADS`` is already set (then its
+    cores divided among the workers (among ``share_of`` workers in all, when this pool is
+    one of several running at once), unless ``OMP_NUM_THREADS`` is already set (then its
     value is used for all of them); otherwise each framework starts one thread per core in
     every worker, and the workers' threads contend for the same cores. Its workers end when
     this process ends, however it ends (see :func:`stembench.client.lifeline.watch_parent`).
     """
     pool = LocalPool(max_workers, initializer=_start_worker,
-                     initargs=(os.getpid(), threads_per_worker(max_workers),
+                     initargs=(os.getpid(), threads_per_worker(share_of or max_workers),
                                str(progress_dir())))
     pool.progress_dir = progress_dir()
     return pool

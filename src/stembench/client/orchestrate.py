@@ -139,25 +139,26 @@ def _shard_identity(target: Target, dataset: DatasetRef, spec: ModelSpec,
                      describe_identity, asdict(dataset), asdict(spec), __version__))
 
 
-def _identities(identify: Callable[..., dict[str, Any]] | None, target: Target,
+def _identities(identify: Callable[..., dict[str, Any]] | None, targets: Mapping[str, Target],
                 dataset: DatasetRef, specs: Mapping[str, ModelSpec],
                 deadline_s: float | None, retry: RetryPolicy | None = None
                 ) -> dict[str, dict[str, Any] | None]:
-    """Each model's results identity; the endpoint's are asked for all at once."""
+    """Each model's results identity, asked of its target (the endpoint's all at once)."""
     if identify is None:
         return dict.fromkeys(specs)
     if identify is not _shard_identity:
-        return {model: identify(target, dataset, spec) for model, spec in specs.items()}
+        return {model: identify(targets[model], dataset, spec) for model, spec in specs.items()}
     calls: dict[str, tuple[Any, ...]] = {
         model: (asdict(dataset), asdict(spec), __version__) for model, spec in specs.items()}
     sent: dict[str, cf.Future[Any] | None] = {}
     for model, args in calls.items():
         try:
-            sent[model] = target.executor.submit(describe_identity, *args)
+            sent[model] = targets[model].executor.submit(describe_identity, *args)
         except Exception:  # refused at once: _ask sends it again
             sent[model] = None
-    return {model: dict(_ask(target, "the results' identity", deadline_s, retry or RetryPolicy(),
-                             describe_identity, *calls[model], sent=sent[model]))
+    return {model: dict(_ask(targets[model], "the results' identity", deadline_s,
+                             retry or RetryPolicy(), describe_identity, *calls[model],
+                             sent=sent[model]))
             for model in specs}
 
 
@@ -241,6 +242,7 @@ def evaluate_models(
     identify: Callable[[Target, DatasetRef, ModelSpec], dict[str, Any]] | None = _shard_identity,
     task_deadline_s: float | None = DEFAULT_TASK_DEADLINE_S,
     image_timeout_s: float | None = DEFAULT_IMAGE_TIMEOUT_S,
+    lanes: Mapping[str, int] | None = None,
 ) -> dict[str, Evaluation]:
     """Evaluate several models through one scheduler; see :func:`evaluate` for the options.
 
@@ -250,6 +252,9 @@ def evaluate_models(
         Model spec -> its JSON-lines results file; the models are evaluated in this order,
         the next one's shards starting as soon as a worker is free, so no worker waits for
         the last shard of a model. ``model_options`` apply to every model.
+    lanes : mapping of str to int, optional
+        Model spec -> index of the target its identity call and shards go to (while that
+        target is usable); other models go to any target (identity: the first).
 
     Returns
     -------
@@ -279,8 +284,11 @@ def evaluate_models(
         shards = plan_shards(ids, shard_size=shard_size, n_workers=sum(
             t.max_in_flight for t in target_list))
         specs = {model: ModelSpec(model, dict(model_options or {})) for model in results_paths}
-        identities = _identities(identify, target_list[0], dataset, specs, task_deadline_s,
-                                 retry)
+        if any(not 0 <= lane < len(target_list) for lane in (lanes or {}).values()):
+            raise InputError(f"evaluate: lanes {dict(lanes or {})} name a target outside "
+                             f"0-{len(target_list) - 1}")
+        own = {model: target_list[(lanes or {}).get(model, 0)] for model in specs}
+        identities = _identities(identify, own, dataset, specs, task_deadline_s, retry)
         evaluations: dict[str, Evaluation] = {}
         work: list[tuple[ShardRequest, ShardSink]] = []
         for position, (model, results) in enumerate(files.items()):
@@ -294,7 +302,7 @@ def evaluate_models(
             evaluations[model] = sink.evaluation
             work.extend((request, sink) for request in todo)
         scheduler = ShardScheduler(target_list, retry or RetryPolicy(), shard_function,
-                                   task_deadline_s)
+                                   task_deadline_s, lanes=lanes)
         try:
             scheduler.run(work)
             if shard_function is evaluate_shard:

@@ -13,7 +13,7 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -119,11 +119,15 @@ class ShardScheduler:
     The shards of several evaluations (models) can run through one scheduler: each
     request comes with the :class:`ShardSink` its result goes to, and the targets stay
     busy from one model to the next instead of waiting for each model's last shard.
+    ``lanes`` (model spec -> target index) keeps a model's shards, retries included, on one
+    target while it is usable (so a framework is imported by one worker, not by all).
     """
 
     def __init__(self, targets: list[Target], retry: RetryPolicy, task: ShardFunction,
-                 deadline_s: float | None = None) -> None:
+                 deadline_s: float | None = None, *,
+                 lanes: Mapping[str, int] | None = None) -> None:
         self.targets, self.retry, self.task, self.deadline_s = targets, retry, task, deadline_s
+        self.lanes = dict(lanes or {})
         self.sinks: dict[str, ShardSink] = {}  # shard id -> where its result goes
         self.pending: list[tuple[float, int, ShardRequest]] = []  # (not before, attempt, req)
         self.running: dict[cf.Future[Any], tuple[int, int, ShardRequest]] = {}
@@ -144,9 +148,11 @@ class ShardScheduler:
                 self._fail(self.retry.max_attempts, item[2], "every executor is broken")
                 self.pending.remove(item)
                 continue
-            free = [i for i in alive if self._load(i) < self.targets[i].max_in_flight]
+            lane = self.lanes.get(item[2].model.spec)
+            eligible = [lane] if lane in alive else alive
+            free = [i for i in eligible if self._load(i) < self.targets[i].max_in_flight]
             if not free:
-                return
+                continue
             index = free[(self.turn + item[1] - 1) % len(free)]
             self.turn += 1
             try:

@@ -57,12 +57,15 @@ def run_twin_mode(image: NDArray[np.floating], *, pixel_size: float, assessment:
                   progress: Callable[[str], None] | None = None) -> TwinAssessment:
     """Assess ``image`` by its twin on local workers or on the Globus Compute ``endpoint``.
 
-    The targets are built as ``stembench evaluate`` builds them and stopped afterwards.
+    The endpoint's target is built as ``stembench evaluate`` builds it; locally, ``workers``
+    one-worker lanes, each model's shards on one of them
+    (:func:`stembench.client.lanes.local_lanes`: every framework imported once). The targets
+    are stopped afterwards.
     """
-    from stembench.client.executors import local_executor
+    from stembench.client.lanes import local_lanes
     from stembench.client.lifeline import stop_executor
-    from stembench.client.orchestrate import Target
 
+    lanes: dict[str, int] | None = None
     if endpoint:
         from stembench.client.remote_endpoints import remote_targets
 
@@ -72,12 +75,11 @@ def run_twin_mode(image: NDArray[np.floating], *, pixel_size: float, assessment:
             weights = choice.options.get("weights")
             if weights and not Path(str(weights)).is_file():
                 raise InputError(f"--weights {choice.spec}={weights}: no such file")
-        targets = [Target("local", local_executor(workers),
-                          factory=lambda: local_executor(workers), max_in_flight=2 * workers)]
+        targets, lanes = local_lanes([c.spec for c in choices], workers)
     try:
         return assess_by_twin(image, pixel_size=pixel_size, assessment=assessment,
                               models=choices, targets=targets, results_dir=out / "twin-results",
-                              n_twins=n_twins, progress=progress)
+                              n_twins=n_twins, progress=progress, lanes=lanes)
     finally:
         for target in targets:
             stop_executor(target.executor)

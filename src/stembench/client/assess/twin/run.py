@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -110,7 +110,8 @@ def twin_axis_values(fit: TwinFit) -> dict[str, float]:
 def assess_by_twin(image: NDArray[np.floating], *, pixel_size: float, assessment: Assessment,
                    models: Sequence[ModelChoice], targets: Sequence[Target],
                    results_dir: str | Path, n_twins: int = 4, series: bool = True,
-                   progress: Callable[[str], None] | None = None) -> TwinAssessment:
+                   progress: Callable[[str], None] | None = None,
+                   lanes: Mapping[str, int] | None = None) -> TwinAssessment:
     """Fit the image's twin, score ``models`` on its renderings and rank them.
 
     Parameters
@@ -133,13 +134,17 @@ def assess_by_twin(image: NDArray[np.floating], *, pixel_size: float, assessment
         Also render and score the series that degrade each axis (the margins).
     progress : callable, optional
         Called with a short message before each stage.
+    lanes : mapping of str to int, optional
+        Model spec -> the index of the target its shards go to (see
+        :func:`stembench.client.lanes.local_lanes`).
     """
     say = progress or (lambda _msg: None)
     say("fitting the twin")
     fit = fit_twin(image, pixel_size=pixel_size, assessment=assessment, name=assessment.name)
     plan = twin_plan(fit.model, n_twins=n_twins, series=series)
     say(f"scoring {len(models)} model(s) on {len(plan)} twin image(s)")
-    scores = score_on_twins(fit.model, plan, models, targets=targets, results_dir=results_dir)
+    scores = score_on_twins(fit.model, plan, models, targets=targets, results_dir=results_dir,
+                            lanes=lanes)
     predictions = predict(scores.records, twin_values=twin_axis_values(fit))
     recommended, verdict = recommendation(predictions)
     return TwinAssessment(fit, plan, scores, predictions, recommended, verdict,

@@ -11,7 +11,7 @@ read back from the results files.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,7 +67,8 @@ def _slug(text: str) -> str:
 def score_on_twins(model: TwinModel, plan: Sequence[TwinVariant], models: Sequence[ModelChoice],
                    *, targets: Sequence[Target], results_dir: str | Path,
                    task_deadline_s: float | None = 900.0,
-                   image_timeout_s: float | None = 120.0) -> TwinScores:
+                   image_timeout_s: float | None = 120.0,
+                   lanes: Mapping[str, int] | None = None) -> TwinScores:
     """Render the twins on ``targets[0]`` and evaluate every model on them.
 
     Parameters
@@ -81,7 +82,7 @@ def score_on_twins(model: TwinModel, plan: Sequence[TwinVariant], models: Sequen
         are rendered on the first, so give one endpoint.
     results_dir : path-like
         Folder of the results: a sub-folder per twin set, one JSON-lines file per model.
-    task_deadline_s, image_timeout_s
+    task_deadline_s, image_timeout_s, lanes
         As for :func:`~stembench.client.orchestrate.evaluate_models`.
 
     Raises
@@ -113,7 +114,7 @@ def score_on_twins(model: TwinModel, plan: Sequence[TwinVariant], models: Sequen
         outcome = evaluate_models(paths, dataset=dataset, targets=targets,
                                   image_ids=built["image_ids"], model_options=group[0].options,
                                   progress=False, task_deadline_s=task_deadline_s,
-                                  image_timeout_s=image_timeout_s)
+                                  image_timeout_s=image_timeout_s, lanes=lanes)
         for choice in group:
             evaluation = outcome[choice.spec]
             records[choice.label] = ResultsFile(paths[choice.spec]).records(evaluation.shard_ids)
