@@ -189,6 +189,25 @@ def _assess_rows(data: dict[str, Any]) -> list[Row]:
              "; ".join(parts), "targets 15 %, 15 %, 2 dB")]
 
 
+def _assess_twin_time_rows(data: dict[str, Any]) -> list[Row]:
+    this, runs = data["this"], data["this"]["runs"]
+    loads = [r["load_before"] for r in runs]
+    against = "-"
+    if "against" in data:
+        base = data["against"]
+        against = (f"commit {data['against_commit']} (one {data['workers']}-worker pool), "
+                   f"each run right after one of these: "
+                   f"{_spread([r['wall_s'] for r in base['runs']], '{:.1f}')} s wall, "
+                   f"{_spread([r['cpu_s'] for r in base['runs']], '{:.1f}')} CPU-s")
+    return [(f"`bench_assess_twin_time.py`: `stembench assess` on a {data['shape']}x"
+             f"{data['shape']} image, built-in models, 4 twins + series, {data['workers']} "
+             f"local lanes, median (range) of {len(runs)}; load average "
+             f"{min(loads):.1f}-{max(loads):.1f} at the starts",
+             f"{_spread([r['wall_s'] for r in runs], '{:.1f}')} s wall, "
+             f"{_spread([r['cpu_s'] for r in this['runs']], '{:.1f}')} CPU-s (all processes); "
+             f"target < 60 s", against)]
+
+
 def _service_load_rows(data: dict[str, Any]) -> list[Row]:
     ok = data["statuses"].get("200", 0)
     return [(f"`bench_service_load.py`: {data['requests']} concurrent mixed GETs (pages, JSON, "
@@ -251,6 +270,8 @@ BENCHMARKS = (
     Benchmark("orchestration", "bench_orchestration.py", ("--images", "200", "--repeats", "3"),
               _orchestration_rows),
     Benchmark("assess", "bench_assess.py", ("--preset", "standard"), _assess_rows),
+    Benchmark("assess_twin_time", "bench_assess_twin_time.py", ("--repeats", "3"),
+              _assess_twin_time_rows),
     Benchmark("service_load", "bench_service_load.py", ("--requests", "50"),
               _service_load_rows),
     Benchmark("main_job", "bench_main_job.py", ("--preset", "standard", "--repeats", "3"),

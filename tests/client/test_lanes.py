@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,56 @@ def test_each_model_stays_on_its_lane_retries_and_identity_included(tmp_path: Pa
     assert lane0.count("echo-b") == 8 and "echo-b" not in lane1
     assert lane0.count("echo-c") + lane1.count("echo-c") == 8  # no lane: anywhere
     assert asked == {"echo-a": "lane-1", "echo-b": "lane-0", "echo-c": "lane-0"}
+
+
+class _HeldUntil(_Recording):
+    """Holds every task it is given until ``event`` is set (fails it after a bounded wait)."""
+
+    def __init__(self, event: threading.Event) -> None:
+        super().__init__()
+        self.event = event
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> cf.Future[Any]:
+        def held(*inner: Any) -> Any:
+            if not self.event.wait(timeout=60):
+                raise RuntimeError("held: the other lane never got its shards")
+            return fn(*inner)
+
+        self.models.append(ShardRequest.from_dict(args[0]).model.spec)
+        return cf.ThreadPoolExecutor.submit(self, held, *args)
+
+
+class _Announcing(_Recording):
+    """Sets ``event`` when it is given a shard of ``model``."""
+
+    def __init__(self, event: threading.Event, model: str) -> None:
+        super().__init__()
+        self.event, self.model = event, model
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> cf.Future[Any]:
+        future = super().submit(fn, *args, **kwargs)
+        if self.models[-1] == self.model:
+            self.event.set()
+        return future
+
+
+def test_a_full_lane_does_not_hold_back_the_other_lanes_shards(tmp_path: Path) -> None:
+    # lane 1 holds echo-a's shards until lane 0 has been given one of echo-b's, which come
+    # after all of echo-a's: only a scheduler that passes over the full lane finishes
+    got_b = threading.Event()
+    targets = [Target("lane-0", _Announcing(got_b, "echo-b"), max_in_flight=2),
+               Target("lane-1", _HeldUntil(got_b), max_in_flight=2)]
+    paths = {m: tmp_path / f"{m}.jsonl" for m in ("echo-a", "echo-b")}
+    try:
+        outcomes = evaluate_models(
+            paths, dataset=DatasetRef(cache_dir=str(tmp_path)), targets=targets,
+            image_ids=IDS, shard_size=2, retry=RetryPolicy(max_attempts=1), progress=False,
+            shard_function=faults.echo_shard, identify=None, lanes={"echo-a": 1, "echo-b": 0})
+    finally:
+        got_b.set()
+        for target in targets:
+            target.executor.shutdown()
+    assert all(o.complete for o in outcomes.values()), [o.failed_shards for o in outcomes.values()]
 
 
 def test_a_lane_outside_the_targets_is_refused(tmp_path: Path) -> None:

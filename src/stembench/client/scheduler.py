@@ -151,7 +151,9 @@ class ShardScheduler:
             lane = self.lanes.get(item[2].model.spec)
             eligible = [lane] if lane in alive else alive
             free = [i for i in eligible if self._load(i) < self.targets[i].max_in_flight]
-            if not free:
+            if not free:  # its lane is full: a later shard may go to another
+                if all(self._load(i) >= self.targets[i].max_in_flight for i in alive):
+                    return
                 continue
             index = free[(self.turn + item[1] - 1) % len(free)]
             self.turn += 1
