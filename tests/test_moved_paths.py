@@ -40,3 +40,10 @@ def test_a_moved_module_imports_from_its_old_path_with_a_warning():
     with pytest.warns(DeprecationWarning, match="moved to stembench.imaging.lattice"):
         old = importlib.import_module("stembench.client.assess.lattice")
     assert old is importlib.import_module("stembench.imaging.lattice")
+
+
+def test_a_renamed_name_imports_under_its_old_name_with_a_warning():
+    new = "stembench.dataset_publish.simulate.visibility"
+    with pytest.warns(DeprecationWarning, match=f"moved to {new}.MIN_VISIBLE_CONTRAST"):
+        old = importlib.import_module("stembench.dataset_publish.visibility").FAINT_FRACTION
+    assert old == importlib.import_module(new).MIN_VISIBLE_CONTRAST == 0.075

@@ -29,7 +29,8 @@ def moved_names(module: str, moved: Mapping[str, str]) -> Callable[[str], Any]:
     module : str
         The module that lost the names (its ``__name__``).
     moved : mapping of str to str
-        Each moved name -> the module that now defines it.
+        Each moved name -> the module that now defines it, or ``"module:new_name"`` for a
+        name that was also renamed.
 
     Returns
     -------
@@ -41,9 +42,11 @@ def moved_names(module: str, moved: Mapping[str, str]) -> Callable[[str], Any]:
     def moved_getattr(name: str) -> Any:
         if name not in moved:
             raise AttributeError(f"module {module!r} has no attribute {name!r}")
-        warnings.warn(f"{module}.{name} moved to {moved[name]}.{name}; {_LAST_RELEASE}",
+        target, _, new_name = moved[name].partition(":")
+        new_name = new_name or name
+        warnings.warn(f"{module}.{name} moved to {target}.{new_name}; {_LAST_RELEASE}",
                       DeprecationWarning, stacklevel=2)
-        return getattr(importlib.import_module(moved[name]), name)
+        return getattr(importlib.import_module(target), new_name)
 
     return moved_getattr
 

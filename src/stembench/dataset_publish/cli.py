@@ -191,7 +191,7 @@ def check(
     (rule: stembench.dataset_publish.simulate.visibility).
     """
     from stembench.dataset_publish.simulate.check import check_dataset
-    from stembench.dataset_publish.simulate.visibility import CHECK_TOLERANCE, FAINT_FRACTION
+    from stembench.dataset_publish.simulate.visibility import CHECK_TOLERANCE, MIN_VISIBLE_CONTRAST
 
     report = check_dataset(path, verify=verify)
     for image_id, problems in report.problems.items():
@@ -200,6 +200,6 @@ def check(
             typer.echo(f"  {problem.describe()}")
     typer.echo(f"{len(report.checked)} clean image(s) checked, {len(report.problems)} flagged, "
                f"{report.skipped} skipped (degraded or without a noise-free image); faint "
-               f"below {FAINT_FRACTION} of the range, tolerance x{CHECK_TOLERANCE}")
+               f"below {MIN_VISIBLE_CONTRAST} of the range, tolerance x{CHECK_TOLERANCE}")
     if not report.ok:
         raise typer.Exit(code=1)

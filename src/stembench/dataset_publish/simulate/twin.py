@@ -14,8 +14,8 @@ column's image is: the centroid of the column's own Gaussian as the distorted li
 (:func:`~stembench.dataset_publish.simulate.scan.ground_truth_pixels`), the benchmark's rule.
 Noise is Gaussian with variance ``gain * I + read_variance`` (``I`` the noise-free
 intensity): the shot noise of ``I / gain`` counts, approximated by a Gaussian, plus a
-constant. Columns with amplitude under :data:`FAINT_FRACTION` of the brightest (95th
-percentile) are rendered but labelled faint ("don't care" in the score), as the benchmark's
+constant. Columns with amplitude under :data:`MIN_LABELLED_AMPLITUDE_FRACTION` of the brightest
+(95th percentile) are rendered but labelled faint ("don't care" in the score), as the benchmark's
 visibility rule does.
 
 Which images are rendered is :mod:`stembench.dataset_publish.simulate.twin_plan`'s.
@@ -37,11 +37,14 @@ from stembench.datamodel import BenchmarkImage
 from stembench.errors import InputError
 from stembench.imaging.gaussian import FWHM_PER_SIGMA
 
-__all__ = ["FAINT_FRACTION", "TwinModel", "TwinVariant", "plan_to_json", "render_twin", "scaled",
-           "write_twin_dataset"]
+__all__ = ["MIN_LABELLED_AMPLITUDE_FRACTION", "TwinModel", "TwinVariant", "plan_to_json",
+           "render_twin", "scaled", "write_twin_dataset"]
 
-#: Columns fainter than this fraction of the brightest (95th percentile) are labelled faint.
-FAINT_FRACTION = 0.1
+#: A column is labelled when its fitted amplitude is at least this fraction of the brightest
+#: (the 95th percentile of the amplitudes); the others are labelled faint. Not the benchmark's
+#: :data:`~stembench.dataset_publish.simulate.visibility.MIN_VISIBLE_CONTRAST`, which is a
+#: fraction of the image's range measured on the noise-free image.
+MIN_LABELLED_AMPLITUDE_FRACTION = 0.1
 #: A column's Gaussian is rendered (and weights its label's lines) out to this many widths.
 _REACH_SIGMA = 4.0
 
@@ -109,7 +112,7 @@ class TwinModel:
     def labelled(self) -> NDArray[np.bool_]:
         """Columns bright enough to be labelled (the others are faint)."""
         bright = float(np.percentile(self.amplitude, 95))
-        return np.asarray(self.amplitude >= FAINT_FRACTION * bright)
+        return np.asarray(self.amplitude >= MIN_LABELLED_AMPLITUDE_FRACTION * bright)
 
     @property
     def resolution_pm(self) -> float:

@@ -8,9 +8,9 @@ brighter peak, i.e. above its local background), divided by the image's range (b
 column's peak minus the darkest background). A local maximum belongs to the nearest column,
 if that column lies within :data:`ATTACH_RADIUS_ANGSTROM` (the benchmark's match radius); a
 column without a maximum of its own (a dim column on the shoulder of a bright one) has
-contrast 0. A column is **visible** when its contrast is at least :data:`FAINT_FRACTION`,
-otherwise **faint**. Visible columns are the ground truth; faint ones are labelled as faint
-and are "don't care" in the primary score.
+contrast 0. A column is **visible** when its contrast is at least
+:data:`MIN_VISIBLE_CONTRAST`, otherwise **faint**. Visible columns are the ground truth; faint
+ones are labelled as faint and are "don't care" in the primary score.
 
 At construction the image is the incoherent model of
 :class:`~stembench.dataset_publish.simulate.fast_backend.FastHAADF` at the dataset's probe,
@@ -44,6 +44,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.spatial import cKDTree
 
+from stembench._moved import moved_names
 from stembench.dataset_publish.simulate.fast_backend import FastHAADF
 from stembench.dataset_publish.simulate.probe import ProbeParameters
 from stembench.dataset_publish.simulate.scan import ScanParameters, ground_truth_pixels
@@ -54,7 +55,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ATTACH_RADIUS_ANGSTROM",
     "CHECK_TOLERANCE",
-    "FAINT_FRACTION",
+    "MIN_VISIBLE_CONTRAST",
     "SAMPLING_ANGSTROM",
     "LabelProblem",
     "check_labels",
@@ -64,14 +65,16 @@ __all__ = [
     "visible_peaks",
 ]
 
-#: A column is visible when its contrast (see the module docstring) is at least this.
-FAINT_FRACTION = 0.075
+#: A column is visible when its contrast (see the module docstring) is at least this; below it,
+#: faint. A fraction of the image's range, so without unit (was ``FAINT_FRACTION``).
+MIN_VISIBLE_CONTRAST = 0.075
 #: A local maximum belongs to its nearest column only within this distance (angstrom).
 ATTACH_RADIUS_ANGSTROM = 0.5
 #: Sampling of the noise-free image the labels are computed on (angstrom per sample).
 SAMPLING_ANGSTROM = 0.1
-#: The check flags an unlabelled peak above ``FAINT_FRACTION * CHECK_TOLERANCE`` and a visible
-#: label whose contrast is below ``FAINT_FRACTION / CHECK_TOLERANCE`` (pixel-grid sampling).
+#: The check flags an unlabelled peak above ``MIN_VISIBLE_CONTRAST * CHECK_TOLERANCE`` and a
+#: visible label whose contrast is below ``MIN_VISIBLE_CONTRAST / CHECK_TOLERANCE`` (pixel-grid
+#: sampling).
 CHECK_TOLERANCE = 1.25
 _INSET_ANGSTROM = 1.5
 
@@ -152,7 +155,7 @@ def structure_visibility(structure: ColumnStructure, *,
     x, y = np.meshgrid(xs, ys)
     image = _former(probe).intensity(structure, x, y)
     return columns_with_peak((structure.positions_angstrom - inset) / SAMPLING_ANGSTROM, image,
-                             fraction=FAINT_FRACTION,
+                             fraction=MIN_VISIBLE_CONTRAST,
                              attach_radius_px=ATTACH_RADIUS_ANGSTROM / SAMPLING_ANGSTROM)
 
 
@@ -186,9 +189,9 @@ class LabelProblem:
     Attributes
     ----------
     kind : str
-        ``"unlabelled peak"`` (a peak of contrast above ``FAINT_FRACTION * CHECK_TOLERANCE``
+        ``"unlabelled peak"`` (a peak of contrast above ``MIN_VISIBLE_CONTRAST * CHECK_TOLERANCE``
         with no visible label within the attach radius) or ``"label without
-        peak"`` (a visible label owning no peak of contrast ``FAINT_FRACTION /
+        peak"`` (a visible label owning no peak of contrast ``MIN_VISIBLE_CONTRAST /
         CHECK_TOLERANCE``).
     x, y : float
         Where, in pixels.
@@ -200,9 +203,9 @@ class LabelProblem:
 
     def describe(self) -> str:
         """One line: what was found where."""
-        limit = (f"contrast >= {FAINT_FRACTION * CHECK_TOLERANCE:.3f}"
+        limit = (f"contrast >= {MIN_VISIBLE_CONTRAST * CHECK_TOLERANCE:.3f}"
                  if self.kind == "unlabelled peak"
-                 else f"no peak of contrast >= {FAINT_FRACTION / CHECK_TOLERANCE:.3f}")
+                 else f"no peak of contrast >= {MIN_VISIBLE_CONTRAST / CHECK_TOLERANCE:.3f}")
         return f"{self.kind} at x={self.x:.1f}, y={self.y:.1f} px ({limit})"
 
 
@@ -210,10 +213,10 @@ def check_labels(raw: NDArray[np.floating], visible_px: NDArray[np.float64], *,
                  pixel_size: float, border_px: float = 6.0) -> list[LabelProblem]:
     """Compare a noise-free image's peaks with its visible labels; return every disagreement.
 
-    A peak of contrast at least ``FAINT_FRACTION * CHECK_TOLERANCE`` must have a visible label
+    A peak of contrast at least ``MIN_VISIBLE_CONTRAST * CHECK_TOLERANCE`` must have a visible label
     within :data:`ATTACH_RADIUS_ANGSTROM` (a peak on a column labelled faint, or on none, is
     an unlabelled peak), and every visible label must own a peak of contrast at least
-    ``FAINT_FRACTION / CHECK_TOLERANCE`` (a peak belongs to its nearest visible label within
+    ``MIN_VISIBLE_CONTRAST / CHECK_TOLERANCE`` (a peak belongs to its nearest visible label within
     that radius). Faint labels need no check: any peak they have is below the first bound, or
     it is reported. Peaks and labels within ``border_px`` of the edge, whose surroundings the
     image cuts, are not checked.
@@ -237,12 +240,15 @@ def check_labels(raw: NDArray[np.floating], visible_px: NDArray[np.float64], *,
     rows, cols = raw.shape
     visible = np.asarray(visible_px, dtype=np.float64).reshape(-1, 2)
     radius = ATTACH_RADIUS_ANGSTROM / pixel_size
-    peaks = visible_peaks(raw, fraction=FAINT_FRACTION * CHECK_TOLERANCE)
+    peaks = visible_peaks(raw, fraction=MIN_VISIBLE_CONTRAST * CHECK_TOLERANCE)
     problems = [LabelProblem("unlabelled peak", float(p[0]), float(p[1]))
                 for p, o in zip(peaks, _attach(visible, peaks, radius), strict=True) if o < 0]
-    owned = columns_with_peak(visible, raw, fraction=FAINT_FRACTION / CHECK_TOLERANCE,
+    owned = columns_with_peak(visible, raw, fraction=MIN_VISIBLE_CONTRAST / CHECK_TOLERANCE,
                               attach_radius_px=radius)
     problems += [LabelProblem("label without peak", float(p[0]), float(p[1]))
                  for p, k in zip(visible, owned, strict=True) if not k]
     low_edge, x_edge, y_edge = border_px, cols - 1 - border_px, rows - 1 - border_px
     return [p for p in problems if low_edge <= p.x <= x_edge and low_edge <= p.y <= y_edge]
+
+
+__getattr__ = moved_names(__name__, {"FAINT_FRACTION": f"{__name__}:MIN_VISIBLE_CONTRAST"})
