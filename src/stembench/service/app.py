@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from stembench._version import __version__
 from stembench.errors import InputError
-from stembench.service.auth import AuthError, TokenVerifier
+from stembench.service.auth import AuthError, TokenVerifier, bearer_token
 from stembench.service.db import REQUEST_THREADS, connect, migrate, session_factory
 from stembench.service.settings import ServiceSettings
 from stembench.service.upload_parts import UploadSweeper
@@ -38,11 +38,15 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 class PayloadLimit:
-    """ASGI middleware answering 413 to request bodies over ``max_bytes``.
+    """ASGI middleware that refuses what it can before any request body is read.
 
-    The declared ``Content-Length`` is checked first; chunked bodies are counted as they
-    arrive and buffered (they are small by construction) before the app sees them. Paths
-    under ``/api/uploads/`` (parts of a results upload) may carry up to ``part_bytes``.
+    A request with a body under ``/api/`` (every such route needs a token) is answered 401
+    at once when it carries no well-formed ``Authorization: Bearer`` header, and 413 when
+    its declared ``Content-Length`` is over ``max_bytes`` (``part_bytes`` under
+    ``/api/uploads/``, the parts of a results upload). Nothing is buffered here: the app
+    reads the body itself, after its token check (an upload part's route checks the token
+    first), and a body without ``Content-Length`` (chunked) is counted as the app reads
+    it, answered 413 once it passes the limit.
     """
 
     def __init__(self, app: ASGIApp, max_bytes: int, part_bytes: int = 0) -> None:
@@ -52,48 +56,60 @@ class PayloadLimit:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
-        upload = str(scope.get("path", "")).startswith("/api/uploads/")
+        path = str(scope.get("path", ""))
+        upload = path.startswith("/api/uploads/")
         limit = self.part_bytes if upload else self.max_bytes
         headers = dict(scope.get("headers") or [])
+        state = getattr(scope.get("app"), "state", None)
+        if path.startswith("/api/") and getattr(state, "verifier", None) is not None:
+            try:
+                bearer_token(headers[b"authorization"].decode("latin-1")
+                             if b"authorization" in headers else None)
+            except AuthError as exc:
+                await _auth_response(exc)({"type": "http"}, _no_receive, send)
+                return
         declared = headers.get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
-            await self._refuse(send, declared.decode("latin-1")[:20], limit, upload)
+            await self._refusal(declared.decode("latin-1")[:20], limit, upload)(
+                {"type": "http"}, _no_receive, send)
             return
-        chunks, size, more = [], 0, True
-        while more:
+        size = 0
+
+        async def counted() -> Message:
+            nonlocal size
             message = await receive()
-            if message["type"] != "http.request":
-                break
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                await self._refuse(send, f"more than {size}", limit, upload)
-                return
-            chunks.append(chunk)
-            more = message.get("more_body", False)
-        body = b"".join(chunks)
-        sent = False
+            if message["type"] == "http.request":
+                size += len(message.get("body", b""))
+                if size > limit:
+                    raise StarletteHTTPException(413, self._detail(f"at least {size}", limit,
+                                                                   upload))
+            return message
 
-        async def replay() -> Message:
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
+        await self.app(scope, counted, send)
 
-        await self.app(scope, replay, send)
-
-    async def _refuse(self, send: Send, size: str, limit: int, upload: bool) -> None:
+    @staticmethod
+    def _detail(size: str, limit: int, upload: bool) -> str:
         advice = (" (send a large results file in parts of at most this size; stembench "
                   "submit does)" if upload else "")
-        response = JSONResponse(
-            {"detail": f"request body too large: {size} bytes, limit {limit}{advice}"},
-            status_code=413)
-        await response({"type": "http"}, _no_receive, send)
+        return f"request body too large: {size} bytes, limit {limit}{advice}"
+
+    def _refusal(self, size: str, limit: int, upload: bool) -> JSONResponse:
+        return JSONResponse({"detail": self._detail(size, limit, upload)}, status_code=413)
 
 
 async def _no_receive() -> Message:
     return {"type": "http.disconnect"}
+
+
+def _auth_response(exc: AuthError) -> JSONResponse:
+    """The answer to a request whose credentials are refused (RFC 6750's header on 401/403)."""
+    headers = {}
+    if exc.status in (401, 403):
+        description = exc.message.replace('"', "'")
+        headers["WWW-Authenticate"] = (f'Bearer error="{exc.code}", '
+                                       f'error_description="{description}"')
+    return JSONResponse({"detail": exc.message, "error": exc.code}, status_code=exc.status,
+                        headers=headers)
 
 
 def _validation_message(exc: RequestValidationError) -> dict[str, Any]:
@@ -106,13 +122,7 @@ def _validation_message(exc: RequestValidationError) -> dict[str, Any]:
 def _install_handlers(app: FastAPI) -> None:
     @app.exception_handler(AuthError)
     async def auth_error(request: Request, exc: AuthError) -> JSONResponse:
-        headers = {}
-        if exc.status in (401, 403):
-            description = exc.message.replace('"', "'")
-            headers["WWW-Authenticate"] = (f'Bearer error="{exc.code}", '
-                                           f'error_description="{description}"')
-        return JSONResponse({"detail": exc.message, "error": exc.code}, status_code=exc.status,
-                            headers=headers)
+        return _auth_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -1,0 +1,76 @@
+"""No body is read before what can be refused is: a request without a token, or with one that
+is refused, is answered before its (large) body is sent, and a chunked body is counted as it
+is read, never buffered past the limit."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from service_helpers import LiveServer, bearer, make_settings
+
+from stembench.service.app import create_app
+
+#: A guard against a hang only: an answer that waited for the unsent body never comes.
+HANG_GUARD_S = 30
+PART = "/api/uploads/" + hashlib.sha256(b"a").hexdigest() + "/parts/0"
+
+
+def _head_only(port: int, method: str, path: str, headers: dict[str, str]) -> dict[str, Any]:
+    """Send a request's head (its declared body never follows) and read the answer."""
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    with socket.create_connection(("127.0.0.1", port), timeout=HANG_GUARD_S) as connection:
+        connection.sendall(f"{method} {path} HTTP/1.1\r\nHost: test\r\n{head}\r\n".encode())
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            answer += connection.recv(65536)
+        top, _, body = answer.partition(b"\r\n\r\n")
+        length = next(int(line.split(b":")[1]) for line in top.split(b"\r\n")
+                      if line.lower().startswith(b"content-length:"))
+        while len(body) < length:
+            body += connection.recv(65536)
+    return {"status": int(top.split(b" ")[1]), **json.loads(body)}
+
+
+@pytest.fixture
+def server(tmp_path, database_url, globus_auth) -> Iterator[LiveServer]:
+    settings = make_settings(tmp_path, database_url, upload_part_bytes=16_384,
+                             max_payload_bytes=4096)
+    app = create_app(settings)
+    with LiveServer(app) as live:
+        yield live
+    app.state.engine.dispose()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+@pytest.mark.parametrize(("method", "path", "headers", "words"), [
+    ("PUT", PART, {}, "missing Authorization header"),
+    ("PUT", PART, {"Authorization": "Basic dXNlcjpwdw=="}, "malformed Authorization"),
+    ("PUT", PART, bearer("inactive"), "token is not active"),  # checked with Globus Auth
+    ("POST", "/api/jobs", {}, "missing Authorization header"),
+])
+def test_a_request_is_refused_before_its_body_is_read(server, method, path, headers,
+                                                      words) -> None:
+    answer = _head_only(server.port, method, path, {
+        **headers, "Content-Length": "4000", "Content-Type": "application/octet-stream"})
+    assert answer["status"] == 401 and words in answer["detail"], answer
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_chunked_body_is_counted_as_it_is_read(server) -> None:
+    def chunks(total: int) -> Iterator[bytes]:
+        for _ in range(total // 1000):
+            yield b"x" * 1000
+
+    with httpx.Client(base_url=server.url, timeout=HANG_GUARD_S) as http:
+        headers = {**bearer("alice"), "Content-Type": "application/octet-stream"}
+        fits = http.put(PART, content=chunks(16_000), headers=headers)
+        assert fits.status_code == 200 and fits.json()["size"] == 16_000
+        over = http.put(PART, content=chunks(40_000), headers=headers)
+        assert "content-length" not in over.request.headers  # sent chunked
+        assert over.status_code == 413 and "limit 16384" in over.json()["detail"], over.text
