@@ -367,6 +367,66 @@ def test_multi_user_directory_through_the_endpoints_configure(tmp_path: Path) ->
     assert rendered.engine.executor.provider.account == "alice-proj"
 
 
+def _mapped(idmap: Path, username: str) -> str | None:
+    """The local account the core endpoint's own mapper gives ``username`` (core_endpoint.py:
+    734-742: the first account of the first mapper that matched), ``None`` if none did."""
+    from globus_compute_endpoint.endpoint.identity_mapper import PosixIdentityMapper
+
+    mapper = PosixIdentityMapper(idmap, "test-endpoint")
+    try:
+        # an identity resource as Globus Auth lists it (globus_sdk.testing's get_identities)
+        found = mapper.map_identities([{"id": str(uuid.uuid4()), "username": username,
+                                        "status": "used"}])
+    finally:
+        mapper.stop_watching()
+    return next((accounts[0] for per_mapper in found for mapping in per_mapper
+                 for accounts in mapping.values()), None)
+
+
+def test_identity_map_gives_each_identity_its_own_account(tmp_path: Path) -> None:
+    """``--identity-map USERNAME=ACCOUNT`` (repeat), before ``--identity-domain``."""
+    from typer.testing import CliRunner
+
+    from stembench.cli import app
+
+    answer = CliRunner().invoke(app, [
+        "endpoint", "config", "slurm-gpu", "--output", str(tmp_path / "ep"), "--multi-user",
+        "--identity-map", "alice@example.org=stembench-alice",
+        "--identity-map", "Bob@Example.org=stembench-bob", "--identity-domain", "my-lab.org",
+        "--contact-email", "root@my-lab.org"])
+    assert answer.exit_code == 0, answer.output
+    config = utils.get_config(tmp_path / "ep")
+    assert isinstance(config, CoreEndpointConfig)
+    idmap = config.identity_mapping_config_path
+    assert idmap == tmp_path / "ep" / "identity_mapping_config.json"
+    assert _mapped(idmap, "alice@example.org") == "stembench-alice"
+    assert _mapped(idmap, "bob@example.org") == "stembench-bob"  # usernames ignore case
+    assert _mapped(idmap, "carol@my-lab.org") == "carol"  # a '-' in the domain
+    assert _mapped(idmap, "alice@exampleXorg") is None  # matched literally
+    assert _mapped(idmap, "carol@example.org") is None
+
+
+@pytest.mark.parametrize(("entries", "message"), [
+    (["alice@example.org"], "write USERNAME=ACCOUNT"),
+    (["alice=stembench-alice"], "is not a Globus username"),
+    (["alice@example.org=Alice Smith"], "is not a local account name"),
+    (["alice@example.org=a", "ALICE@example.org=b"], "mapped twice"),
+])
+def test_bad_identity_map_entries_are_one_line(tmp_path: Path, entries: list[str],
+                                              message: str) -> None:
+    from typer.testing import CliRunner
+
+    from stembench.cli import app
+
+    options = [option for entry in entries for option in ("--identity-map", entry)]
+    answer = CliRunner().invoke(app, [
+        "endpoint", "config", "slurm-gpu", "--output", str(tmp_path / "ep"), "--multi-user",
+        "--contact-email", "root@lab.org", *options])
+    # stembench.cli.main prints an InputError as its one line
+    assert isinstance(answer.exception, InputError) and message in str(answer.exception)
+    assert "\n" not in str(answer.exception) and not (tmp_path / "ep").exists()
+
+
 @pytest.mark.parametrize(("changes", "message"), [
     ({"gpus": 0}, "between 1 and 16"), ({"walltime": "1h"}, "HH:MM:SS"),
     ({"display_name": "my endpoint"}, "display_name"),
@@ -376,6 +436,9 @@ def test_multi_user_directory_through_the_endpoints_configure(tmp_path: Path) ->
     ({"heartbeat_period_s": 30, "heartbeat_threshold_s": 59}, "at least twice"),
     ({"multi_user": True, "contact_email": "a@b.org"}, "identity_domain"),
     ({"multi_user": True, "identity_domain": "u.edu"}, "contact_email"),
+    ({"identity_map": (("a@b.org", "a"),)}, "needs a multi-user endpoint"),
+    ({"multi_user": True, "identity_domain": "not a domain", "identity_map": (
+        ("a@b.org", "a"),), "contact_email": "a@b.org"}, "is not a domain"),
 ])
 def test_bad_settings_are_rejected(changes: dict[str, Any], message: str) -> None:
     with pytest.raises(InputError, match=message):

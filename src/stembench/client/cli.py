@@ -204,6 +204,9 @@ def config_command(
         "--multi-user", help="Multi-user endpoint run by root with identity mapping.")] = False,
     identity_domain: Annotated[str, typer.Option(
         help="Multi-user: Globus usernames NAME@DOMAIN run as local user NAME.")] = "",
+    identity_map: Annotated[list[str] | None, typer.Option(
+        help="Multi-user: USERNAME=ACCOUNT, Globus identity USERNAME runs as local ACCOUNT "
+        "(repeat; checked before --identity-domain).")] = None,
     contact_email: Annotated[str, typer.Option(help="Multi-user: administrator's email.")] = "",
     allowed_function: Annotated[list[str] | None, typer.Option(
         help="Function UUID the endpoint may run (repeat); see `stembench endpoint "
@@ -216,6 +219,7 @@ def config_command(
     from stembench.endpoints.endpoint_config import (
         SINGLE_USER_HINT,
         EndpointSettings,
+        parse_identity_map,
         write_endpoint_directory,
     )
 
@@ -225,6 +229,7 @@ def config_command(
         cpus_per_gpu=cpus_per_gpu, mem_per_gpu_gb=mem_per_gpu_gb,
         heartbeat_period_s=heartbeat_period, heartbeat_threshold_s=heartbeat_threshold,
         multi_user=multi_user, identity_domain=identity_domain, contact_email=contact_email,
+        identity_map=parse_identity_map(identity_map or ()),
         allowed_functions=tuple(allowed_function or ()), restrict_serializers=not any_serializer)
     for path in write_endpoint_directory(template, output, settings):
         typer.echo(f"Wrote {path}")

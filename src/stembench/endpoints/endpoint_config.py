@@ -8,7 +8,8 @@ the engine and provider, after checking the user's options against
 one of three templates: ``workstation-gpu`` (one machine, LocalProvider), ``slurm-gpu``
 (SlurmProvider) and ``pbs-gpu`` (PBSProProvider); each pins one GPU per worker through
 ``available_accelerators``. A multi-user endpoint (run by root, each Globus user mapped to
-a local account) also gets ``identity_mapping_config.json``.
+a local account, by the identity's domain or one by one) also gets
+``identity_mapping_config.json``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import json
 import os
 import re
 import uuid
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
@@ -25,7 +27,8 @@ from typing import Any
 from stembench.errors import InputError
 
 __all__ = ["SINGLE_USER_HINT", "TASK_TIMEOUT_OPTION", "EndpointSettings", "list_templates",
-           "render_user_template", "user_config_schema", "write_endpoint_directory"]
+           "parse_identity_map", "render_user_template", "user_config_schema",
+           "write_endpoint_directory"]
 
 WALLTIME_PATTERN = r"^\d{1,3}:[0-5]\d:[0-5]\d$"
 NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
@@ -37,6 +40,8 @@ _WALLTIME, _NAME = re.compile(WALLTIME_PATTERN), re.compile(NAME_PATTERN)
 _DISPLAY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _DOMAIN = re.compile(r"^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_USERNAME = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+_ACCOUNT = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 _HPC = ("slurm-gpu", "pbs-gpu")
 
 #: Why a single-user directory must not be started by root: as root, globus-compute-endpoint
@@ -91,6 +96,10 @@ class EndpointSettings:
         A multi-user endpoint run by root that maps each Globus identity to a local account.
     identity_domain : str
         Multi-user: Globus usernames ``NAME@identity_domain`` map to local user ``NAME``.
+    identity_map : tuple of (str, str)
+        Multi-user: ``(Globus username, local account)`` pairs, each identity to its own
+        account (checked before ``identity_domain``); an identity that neither maps is
+        refused by the endpoint.
     contact_email : str
         Multi-user: the administrator's address (the endpoint refuses to start without it).
     allowed_functions : tuple of str
@@ -115,6 +124,7 @@ class EndpointSettings:
     heartbeat_threshold_s: int = 120
     multi_user: bool = False
     identity_domain: str = ""
+    identity_map: tuple[tuple[str, str], ...] = ()
     contact_email: str = ""
     allowed_functions: tuple[str, ...] = ()
     restrict_serializers: bool = True
@@ -144,13 +154,49 @@ class EndpointSettings:
                              "renders the template with Jinja")
         for function_id in self.allowed_functions:
             _check_uuid(function_id, "allowed function")
+        self._check_identity_map()
         if self.multi_user:
-            if not _DOMAIN.match(self.identity_domain):
+            if not (self.identity_map or _DOMAIN.match(self.identity_domain)):
                 raise InputError("a multi-user endpoint needs identity_domain (e.g. "
-                                 f"'university.edu'), got {self.identity_domain!r}")
+                                 f"'university.edu') or identity_map entries, got "
+                                 f"{self.identity_domain!r}")
             if not _EMAIL.match(self.contact_email):
                 raise InputError("a multi-user endpoint needs the administrator's "
                                  f"contact_email, got {self.contact_email!r}")
+
+
+    def _check_identity_map(self) -> None:
+        if self.identity_map and not self.multi_user:
+            raise InputError("identity_map needs a multi-user endpoint (multi_user)")
+        if self.identity_domain and not _DOMAIN.match(self.identity_domain):
+            raise InputError(f"identity_domain {self.identity_domain!r} is not a domain "
+                             "(e.g. 'university.edu')")
+        seen: set[str] = set()
+        for username, account in self.identity_map:
+            if not _USERNAME.match(username):
+                raise InputError(f"identity_map: {username!r} is not a Globus username "
+                                 "(NAME@DOMAIN)")
+            if not _ACCOUNT.match(account):
+                raise InputError(f"identity_map: {account!r} (for {username}) is not a local "
+                                 "account name (lower-case letters, digits, '_' or '-')")
+            if username.lower() in seen:
+                raise InputError(f"identity_map: {username} is mapped twice")
+            seen.add(username.lower())
+
+
+def parse_identity_map(entries: Iterable[str]) -> tuple[tuple[str, str], ...]:
+    """``("USERNAME=ACCOUNT", ...)`` (the command line's ``--identity-map``) as pairs.
+
+    The pairs are checked by :class:`EndpointSettings`; here only the form.
+    """
+    pairs = []
+    for entry in entries:
+        username, sep, account = entry.partition("=")
+        if not (sep and username.strip() and account.strip()):
+            raise InputError(f"identity map entry {entry!r}: write USERNAME=ACCOUNT, e.g. "
+                             "alice@university.edu=alice")
+        pairs.append((username.strip(), account.strip()))
+    return tuple(pairs)
 
 
 def _check_uuid(value: str, what: str) -> str:
@@ -235,11 +281,26 @@ def user_config_schema(template: str, settings: EndpointSettings | None = None
             "additionalProperties": False}
 
 
-def _identity_mapping(domain: str) -> list[dict[str, Any]]:
-    return [{"comment": f"Globus identities NAME@{domain} run as the local user NAME",
-             "DATA_TYPE": "expression_identity_mapping#1.0.0",
-             "mappings": [{"source": "{username}", "match": f"(.*)@{re.escape(domain)}",
-                           "output": "{0}"}]}]
+def _identity_mapping(settings: EndpointSettings) -> list[dict[str, Any]]:
+    """The expression mapping (globus-identity-mapping) of ``identity_map`` then the domain.
+
+    Each ``identity_map`` entry matches its username literally (case-insensitive, as Globus
+    usernames are); the first mapping that matches decides the account.
+    """
+    mappings: list[dict[str, Any]] = [
+        {"source": "{username}", "match": username, "literal": True, "ignore_case": True,
+         "output": account} for username, account in settings.identity_map]
+    comments = [f"{len(mappings)} Globus identities each run as their own local account"
+                ] if mappings else []
+    if settings.identity_domain:
+        # letters, digits, '-' and '.' (checked): only '.' is special to the mapper, whose
+        # reduced regular expressions refuse other escapes (re.escape's '\-', say)
+        domain = settings.identity_domain.replace(".", "\\.")
+        mappings.append({"source": "{username}", "match": f"(.*)@{domain}", "output": "{0}"})
+        comments.append(f"Globus identities NAME@{settings.identity_domain} run as the "
+                        "local user NAME")
+    return [{"comment": "; ".join(comments), "DATA_TYPE": "expression_identity_mapping#1.0.0",
+             "mappings": mappings}]
 
 
 def _core_config(settings: EndpointSettings, idmap: Path | None) -> str:
@@ -287,7 +348,7 @@ def write_endpoint_directory(template: str, directory: str | Path,
                                               indent=2) + "\n",
     }
     if idmap is not None:
-        texts[idmap.name] = json.dumps(_identity_mapping(settings.identity_domain), indent=2)
+        texts[idmap.name] = json.dumps(_identity_mapping(settings), indent=2)
     written = []
     for name in names:
         path = folder / name
