@@ -1,8 +1,9 @@
 """The image-quality axes of the radar plots, with units and the direction of "worse".
 
-Each degradation series of the benchmark varies one image-quality metric. The table below
-names the metadata field holding the series' value (the record field ``axis_value`` carries
-the same number), a label with units, and whether larger values are worse. Cutoffs are
+Each degradation series of the benchmark varies one image-quality metric; the record field
+``axis_value`` carries its value (which metadata field that is, the generator decides:
+:mod:`stembench.dataset_publish.simulate.series`). The table below gives each axis a label
+with units and whether larger values are worse. Cutoffs are
 searched from the clean end of an axis toward its worse end.
 """
 
@@ -24,8 +25,6 @@ class Axis:
     ----------
     series : str
         The series name in the score records (``"pixel_size"``, ``"noise"``, ...).
-    metadata_field : str
-        The per-image metadata field of the axis value (``"atoms_per_100px"``, ...).
     label : str
         Human-readable label with units, used on figures and in reports.
     larger_is_worse : bool
@@ -36,7 +35,6 @@ class Axis:
     """
 
     series: str
-    metadata_field: str
     label: str
     larger_is_worse: bool
     log_scale: bool = False
@@ -71,13 +69,13 @@ class Axis:
 AXES: dict[str, Axis] = {
     axis.series: axis
     for axis in (
-        Axis("pixel_size", "atoms_per_100px", "atoms / 100 px", larger_is_worse=True),
-        Axis("contrast", "contrast", "contrast", larger_is_worse=False),
-        Axis("noise", "psnr_db", "PSNR (dB)", larger_is_worse=False),
-        Axis("resolution", "resolution_pm", "resolution (pm)", larger_is_worse=True),
-        Axis("flyback", "flyback", "fly-back (px)", larger_is_worse=True),
-        Axis("drift", "drift", "drift (px/line)", larger_is_worse=True),
-        Axis("dose", "dose_e_per_A2", "dose (e⁻/Å²)", larger_is_worse=False, log_scale=True),
+        Axis("pixel_size", "atoms / 100 px", larger_is_worse=True),
+        Axis("contrast", "contrast", larger_is_worse=False),
+        Axis("noise", "PSNR (dB)", larger_is_worse=False),
+        Axis("resolution", "resolution (pm)", larger_is_worse=True),
+        Axis("flyback", "fly-back (px)", larger_is_worse=True),
+        Axis("drift", "drift (px/line)", larger_is_worse=True),
+        Axis("dose", "dose (e⁻/Å²)", larger_is_worse=False, log_scale=True),
     )
 }
 """The quality axes keyed by series name, in the published radar order (dose last)."""
