@@ -70,7 +70,6 @@ class FigureCache:
         self._drawer = cf.ThreadPoolExecutor(1, thread_name_prefix="radar")
         self._in_flight: dict[str, cf.Future[bytes]] = {}
         self._overlays: dict[str, deque[float]] = {}  # by caller ("" for all callers)
-        self.renders = 0
 
     @staticmethod
     def key(group: str, job_ids: Sequence[str]) -> str:
@@ -113,7 +112,6 @@ class FigureCache:
             if keep:
                 self.folder.mkdir(parents=True, exist_ok=True)
                 atomic_write_bytes(self.folder / f"{key}.png", data)
-            self.renders += 1
         return self._remember(key, data)
 
     def _count_overlay(self, caller: str) -> None:
