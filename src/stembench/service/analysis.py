@@ -29,7 +29,21 @@ def job_cutoffs(records: Sequence[Mapping[str, Any]], *,
 
 def write_job_report(records: Sequence[Mapping[str, Any]], out_dir: Path, *, job: Job,
                      bootstrap: int, image_errors: Sequence[Mapping[str, str]]) -> Path | None:
-    """Write the analysis report of a job into ``out_dir``; None when it cannot be made."""
+    """Write the analysis report of a job into ``out_dir``; None when it cannot be made.
+
+    Parameters
+    ----------
+    records : sequence of mapping
+        The job's re-scored score records (at least one).
+    out_dir : pathlib.Path
+        Folder the report is written into.
+    job : Job
+        The job, for the report's provenance (id, model spec and options).
+    bootstrap : int
+        Bootstrap resamples for the cutoffs' confidence intervals.
+    image_errors : sequence of mapping of str to str
+        One entry per failed image, counted in the provenance.
+    """
     from stembench.client.analysis.report import write_report
 
     first = records[0]
@@ -48,7 +62,17 @@ def write_job_report(records: Sequence[Mapping[str, Any]], out_dir: Path, *, job
 
 
 def radar_png(cutoffs: Sequence[Cutoff], *, group: str, dpi: int = 90) -> bytes:
-    """PNG bytes of the radar plot of ``cutoffs`` for one data group (pchip cutoffs)."""
+    """PNG bytes of the radar plot of ``cutoffs`` for one data group (pchip cutoffs).
+
+    Parameters
+    ----------
+    cutoffs : sequence of Cutoff
+        The cutoffs to draw (pchip method).
+    group : str
+        The data group drawn.
+    dpi : int, optional
+        Resolution of the PNG, dots per inch; default 90.
+    """
     from stembench.client.analysis.radar import plot_radar
 
     figure = plot_radar(cutoffs, method="pchip", groups=[group])

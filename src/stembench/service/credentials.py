@@ -128,6 +128,17 @@ def release_credentials(settings: Any, session: Any, owner: str,
 
     Called whenever one of ``owner``'s jobs ends (the worker) or is cancelled while queued
     (the API); True when a token was discarded.
+
+    Parameters
+    ----------
+    settings : ServiceSettings
+        The service settings (their credential store).
+    session : sqlalchemy.orm.Session
+        A database session, to see whether ``owner`` still has live jobs.
+    owner : str
+        The user (Globus identity ``sub``) whose token may be released.
+    revoke : callable
+        Revokes a token at Globus Auth, given the token.
     """
     from stembench.service.store import has_live_jobs
 

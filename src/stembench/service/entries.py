@@ -32,6 +32,13 @@ def held_dataset(settings: ServiceSettings, name: str, preset: str,
                  version: str) -> DatasetIdentity:
     """Identity of the service's copy of a dataset version, verified against its manifest.
 
+    Parameters
+    ----------
+    settings : ServiceSettings
+        The service settings (``dataset_cache_dir``; ``None``: the default cache).
+    name, preset, version : str
+        The dataset version.
+
     Raises
     ------
     InputError
@@ -125,6 +132,16 @@ def score_job(settings: ServiceSettings, job: Job,
     """Re-score a job's shards against the service's copy of its dataset version.
 
     The worker builds or fetches the dataset into its cache when it is not there yet.
+
+    Parameters
+    ----------
+    settings : ServiceSettings
+        The service settings (``dataset_cache_dir``; ``None``: the default cache).
+    job : Job
+        The job, naming its dataset version.
+    shards : sequence of dict
+        The job's shard results (the shard-result schema), each with its predicted coordinates
+        in pixels (x = column, y = row).
 
     Raises
     ------

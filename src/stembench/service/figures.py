@@ -171,7 +171,17 @@ class FigureCache:
 
 def entry_cutoffs(session: Session, group: str, job_ids: Sequence[str]) -> list[Cutoff]:
     """Leaderboard cutoffs of some entries on a group, each labelled by its entry's model
-    name (with the entry id's start when two entries share a name)."""
+    name (with the entry id's start when two entries share a name).
+
+    Parameters
+    ----------
+    session : sqlalchemy.orm.Session
+        The service database session.
+    group : str
+        The data group.
+    job_ids : sequence of str
+        The entries (job ids) whose cutoffs to read.
+    """
     from collections import Counter
 
     from sqlalchemy import select

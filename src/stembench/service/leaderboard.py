@@ -50,7 +50,17 @@ def _mean(value: Any) -> float | None:
 
 def group_cutoffs(session: Session, group: str,
                   job_ids: list[str] | None = None) -> list[Cutoff]:
-    """Stored leaderboard-method cutoffs of a group (optionally of some jobs only)."""
+    """Stored leaderboard-method cutoffs of a group (optionally of some jobs only).
+
+    Parameters
+    ----------
+    session : sqlalchemy.orm.Session
+        The service database session.
+    group : str
+        The data group.
+    job_ids : list of str, optional
+        Only these entries' cutoffs; default every entry's.
+    """
     query = select(CutoffRow.cutoff_json).where(CutoffRow.group == group,
                                                 CutoffRow.method == LEADERBOARD_METHOD)
     if job_ids is not None:
@@ -72,6 +82,17 @@ def leaderboard(session: Session, group: str, axis: str | None, *,
 
     ``independent_only`` keeps the entries whose model card says the model's training data
     does not overlap the benchmark's structures or generator.
+
+    Parameters
+    ----------
+    session : sqlalchemy.orm.Session
+        The service database session.
+    group : str
+        The data group ranked.
+    axis : str or None
+        Quality axis (series name) to rank by its cutoff; ``None``: rank by mean F1.
+    independent_only : bool, optional
+        Only entries whose model card declares no overlap with the benchmark; default False.
     """
     query = (select(ResultRow.job_id, func.count(), func.avg(ResultRow.recall),
                     func.avg(ResultRow.precision), func.avg(ResultRow.f1),

@@ -44,7 +44,17 @@ class JobConflictError(StembenchError):
 
 def submission_key(model: str, options: Mapping[str, Any], dataset_name: str,
                    dataset_preset: str, dataset_version: str) -> str:
-    """SHA-256 of what determines a result: model, its options and the dataset version."""
+    """SHA-256 of what determines a result: model, its options and the dataset version.
+
+    Parameters
+    ----------
+    model : str
+        The model spec (registry name, file or ``module:function``).
+    options : mapping of str to Any
+        The model's options, as submitted.
+    dataset_name, dataset_preset, dataset_version : str
+        The benchmark dataset the job is scored on.
+    """
     payload = json.dumps({"model": model, "options": dict(options), "dataset": dataset_name,
                           "preset": dataset_preset, "version": dataset_version},
                          sort_keys=True, separators=(",", ":"))
@@ -59,6 +69,25 @@ def create_job(session: Session, *, owner: str, owner_name: str | None, model: s
 
     Where a job runs (its endpoint and that endpoint's options) is not part of the key:
     the same evaluation elsewhere gives the same scores.
+
+    Parameters
+    ----------
+    session : sqlalchemy.orm.Session
+        The service database session; committed here.
+    owner : str
+        Identity of the submitting user (its Globus identity ``sub``).
+    owner_name : str or None
+        That user's display name, shown on the leaderboard.
+    model : str
+        The model spec (registry name, file or ``module:function``).
+    options : mapping of str to Any
+        The model's options.
+    dataset_name, dataset_preset, dataset_version : str
+        The benchmark dataset to score on.
+    endpoint_id : str or None
+        Globus Compute endpoint to run on; ``None``: the service's own workers.
+    endpoint_options : mapping of str to Any, optional
+        That endpoint's ``user_endpoint_config`` options; default none.
 
     Returns
     -------
@@ -78,6 +107,21 @@ def create_upload(session: Session, *, owner: str, owner_name: str | None, conte
                   dataset_version: str) -> tuple[Job, bool]:
     """Queue the re-scoring of an uploaded result; the same owner, content and card make one job.
 
+    Parameters
+    ----------
+    session : sqlalchemy.orm.Session
+        The service database session; committed here.
+    owner : str
+        Identity of the uploading user (its Globus identity ``sub``).
+    owner_name : str or None
+        That user's display name, shown on the leaderboard.
+    content_sha256 : str
+        SHA-256 (hex) of the uploaded results file.
+    card : mapping of str to Any
+        The model card sent with the upload (its ``name`` names the job's model).
+    dataset_name, dataset_preset, dataset_version : str
+        The benchmark dataset the results were computed on.
+
     Returns
     -------
     (Job, bool)
@@ -92,7 +136,17 @@ def create_upload(session: Session, *, owner: str, owner_name: str | None, conte
 
 
 def upload_key(owner: str, content_sha256: str, card: Mapping[str, Any]) -> str:
-    """Submission key of an upload: SHA-256 of its owner, content hash and model card."""
+    """Submission key of an upload: SHA-256 of its owner, content hash and model card.
+
+    Parameters
+    ----------
+    owner : str
+        Identity of the uploading user.
+    content_sha256 : str
+        SHA-256 (hex) of the uploaded results file.
+    card : mapping of str to Any
+        The model card sent with the upload.
+    """
     card_json = json.dumps(dict(card), sort_keys=True)
     return hashlib.sha256(json.dumps(["upload", owner, content_sha256, card_json])
                           .encode()).hexdigest()
@@ -147,7 +201,17 @@ def has_live_jobs(session: Session, owner: str) -> bool:
 
 
 def claim_job(session: Session, *, worker_id: str, lease_s: float) -> Job | None:
-    """Claim the oldest queued job, or a running one whose lease ran out (a dead worker)."""
+    """Claim the oldest queued job, or a running one whose lease ran out (a dead worker).
+
+    Parameters
+    ----------
+    session : sqlalchemy.orm.Session
+        The service database session; committed here.
+    worker_id : str
+        The claiming worker, written as the lease owner.
+    lease_s : float
+        Seconds the lease lasts before another worker may take the job over.
+    """
     now = utcnow()
     claimable = or_(Job.status == "queued",
                     and_(Job.status == "running", Job.lease_expires_at < now))
@@ -166,6 +230,21 @@ def claim_job(session: Session, *, worker_id: str, lease_s: float) -> Job | None
 def renew_lease(session: Session, job_id: str, *, worker_id: str, lease_s: float,
                 n_done: int | None = None, n_images: int | None = None) -> bool | None:
     """Extend the lease and record progress.
+
+    Parameters
+    ----------
+    session : sqlalchemy.orm.Session
+        The service database session; committed here.
+    job_id : str
+        The job whose lease to extend.
+    worker_id : str
+        The worker that must hold the lease.
+    lease_s : float
+        Seconds the lease lasts from now.
+    n_done : int, optional
+        Images scored so far; default: left unchanged.
+    n_images : int, optional
+        Images in the job; default: left unchanged.
 
     Returns
     -------
@@ -199,7 +278,21 @@ def _end(session: Session, job_id: str, worker_id: str, *, unless_cancelled: boo
 
 def fail_job(session: Session, job_id: str, *, worker_id: str, error: str,
              cancelled: bool = False) -> None:
-    """End a running job as failed (with ``error``) or cancelled."""
+    """End a running job as failed (with ``error``) or cancelled.
+
+    Parameters
+    ----------
+    session : sqlalchemy.orm.Session
+        The service database session; committed here.
+    job_id : str
+        The job to end.
+    worker_id : str
+        The worker that must hold its lease.
+    error : str
+        What went wrong, shown to the owner (cut to 4000 characters).
+    cancelled : bool, optional
+        End it as cancelled rather than failed; default False.
+    """
     _end(session, job_id, worker_id, status="cancelled" if cancelled else "failed",
          error=error[:4000])
     session.commit()
@@ -207,7 +300,19 @@ def fail_job(session: Session, job_id: str, *, worker_id: str, error: str,
 
 def find_duplicate_result(session: Session, job: Job, *, weights_sha256: str,
                           model_version: str) -> str | None:
-    """Id of an earlier finished job with the same weights on the same dataset version."""
+    """Id of an earlier finished job with the same weights on the same dataset version.
+
+    Parameters
+    ----------
+    session : sqlalchemy.orm.Session
+        The service database session.
+    job : Job
+        The job whose result would duplicate an earlier one (left out of the search).
+    weights_sha256 : str
+        SHA-256 (hex) of the model weights the job's records name.
+    model_version : str
+        The model version the job's records name.
+    """
     return session.scalar(select(Job.id).where(
         Job.id != job.id, Job.status == "done", Job.duplicate_of.is_(None),
         Job.weights_sha256 == weights_sha256, Job.model_version == model_version,
@@ -250,6 +355,23 @@ def finish_job(session: Session, job: Job, *, worker_id: str,
     version, no rows are stored and the job points at it (``duplicate_of``); uploads are
     never folded into another entry. A job whose owner asked to cancel it meanwhile ends
     cancelled and stores nothing. Returns that job id or None.
+
+    Parameters
+    ----------
+    session : sqlalchemy.orm.Session
+        The service database session; committed here.
+    job : Job
+        The running job to finish.
+    worker_id : str
+        The worker that must hold its lease.
+    records : sequence of mapping
+        The re-scored score records, one per image (the score-record schema).
+    cutoffs : iterable of mapping
+        The job's cutoffs, one per group, axis and method.
+    card : mapping of str to Any or None
+        The model card; ``None`` when the model has none.
+    error : str, optional
+        A note on a partly failed job, kept with it; default none.
     """
     first = records[0] if records else {}
     weights = str(first.get("weights_sha256") or "")

@@ -50,7 +50,17 @@ def _owner_key(owner: str) -> str:
 
 
 def upload_folder(settings: ServiceSettings, owner: str, digest: str) -> Path:
-    """Folder of the parts of ``owner``'s upload ``digest``."""
+    """Folder of the parts of ``owner``'s upload ``digest``.
+
+    Parameters
+    ----------
+    settings : ServiceSettings
+        The service settings (``data_dir``).
+    owner : str
+        The uploading user (Globus identity ``sub``).
+    digest : str
+        SHA-256 (hex) of the whole upload.
+    """
     return _root(settings) / _owner_key(owner) / digest
 
 
@@ -104,6 +114,19 @@ def store_part(settings: ServiceSettings, owner: str, digest: str, index: int,
                data: bytes) -> None:
     """Keep one part if the upload and the owner's unfinished uploads stay within limits.
 
+    Parameters
+    ----------
+    settings : ServiceSettings
+        The service settings (``data_dir`` and the upload limits).
+    owner : str
+        The uploading user (Globus identity ``sub``).
+    digest : str
+        SHA-256 (hex) of the whole upload.
+    index : int
+        The part's number (from 0).
+    data : bytes
+        The part's content.
+
     Raises
     ------
     UploadLimitError
@@ -148,7 +171,17 @@ def store_part(settings: ServiceSettings, owner: str, digest: str, index: int,
 
 
 def drop_upload(settings: ServiceSettings, owner: str, digest: str) -> None:
-    """Delete an upload's parts (completed or refused) and take them off the owner's tally."""
+    """Delete an upload's parts (completed or refused) and take them off the owner's tally.
+
+    Parameters
+    ----------
+    settings : ServiceSettings
+        The service settings (``data_dir``).
+    owner : str
+        The uploading user (Globus identity ``sub``).
+    digest : str
+        SHA-256 (hex) of the whole upload.
+    """
     root, key = _root(settings), _owner_key(owner)
     with _locked(root, key) as tally:
         uploads = _load(tally, root / key)
