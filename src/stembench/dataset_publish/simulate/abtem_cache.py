@@ -47,7 +47,18 @@ class PeriodicImage:
 def read_cached_image(
     cache_dir: Path | None, key: str, parameters: dict[str, Any]
 ) -> PeriodicImage | None:
-    """The cached period for ``key``, ``None`` if absent; refuses a damaged entry."""
+    """The cached period for ``key``, ``None`` if absent; refuses a damaged entry.
+
+    Parameters
+    ----------
+    cache_dir : pathlib.Path or None
+        The cache folder; ``None``: no cache (returns ``None``).
+    key : str
+        The entry's key (a hash of ``parameters``), naming ``<key>.npy`` and ``<key>.json``.
+    parameters : dict
+        The simulation parameters the entry must have been made with (checked against its
+        sidecar).
+    """
     if cache_dir is None:
         return None
     array_path, sidecar_path = cache_dir / f"{key}.npy", cache_dir / f"{key}.json"
@@ -82,7 +93,21 @@ def write_cached_image(
     cache_dir: Path | None, key: str, parameters: dict[str, Any], image: PeriodicImage, *,
     wall_s: float,
 ) -> None:
-    """Store one period and its sidecar (parameters, SHA-256) atomically."""
+    """Store one period and its sidecar (parameters, SHA-256) atomically.
+
+    Parameters
+    ----------
+    cache_dir : pathlib.Path or None
+        The cache folder (created if missing); ``None``: nothing is stored.
+    key : str
+        The entry's key (a hash of ``parameters``), naming ``<key>.npy`` and ``<key>.json``.
+    parameters : dict
+        The simulation parameters, kept in the sidecar.
+    image : PeriodicImage
+        The simulated period.
+    wall_s : float
+        Seconds the simulation took, kept in the sidecar.
+    """
     if cache_dir is None:
         return
     cache_dir.mkdir(parents=True, exist_ok=True)

@@ -67,7 +67,17 @@ def periodic_spline(image: PeriodicImage, source_fwhm_angstrom: float) -> Period
 def evaluate_periodic(spline: PeriodicSpline, x: NDArray[np.float64], y: NDArray[np.float64],
                       origin_angstrom: tuple[float, float]) -> NDArray[np.float64]:
     """The splined period at beam positions ``(x, y)`` A (same shape), the period's (0, 0)
-    at ``origin_angstrom``."""
+    at ``origin_angstrom``.
+
+    Parameters
+    ----------
+    spline : PeriodicSpline
+        The period's spline (:func:`periodic_spline`).
+    x, y : numpy.ndarray
+        Beam positions in angstrom, any (equal) shape.
+    origin_angstrom : tuple of float
+        Where the period's (0, 0) lies, ``(x, y)`` in angstrom.
+    """
     coefficients, image, fine_sampling = spline
     period_x, period_y = image.extent_angstrom
     cols = np.mod(x - origin_angstrom[0], period_x) / fine_sampling[0]

@@ -82,7 +82,21 @@ PRESETS: dict[str, Preset] = {
 def generality_images(names: tuple[str, ...], *, backend: ImageFormation,
                       probe: ProbeParameters, shape: tuple[int, int],
                       seed: int = 0) -> Iterator[BenchmarkImage]:
-    """Yield one noisy image per generality structure, 5-9 atoms per 100 px, dose 3000 e-/A^2."""
+    """Yield one noisy image per generality structure, 5-9 atoms per 100 px, dose 3000 e-/A^2.
+
+    Parameters
+    ----------
+    names : tuple of str
+        Generality structures (see :data:`GENERALITY_NAMES`), one image each.
+    backend : ImageFormation
+        The image-formation backend.
+    probe : ProbeParameters
+        The probe the images and labels are made at.
+    shape : tuple of int
+        Image shape ``(rows, columns)`` in pixels.
+    seed : int, optional
+        Base seed of the structures, scans and noise; default 0.
+    """
     r0 = probe_fwhm_angstrom(probe)
     for index, name in enumerate(names):
         if name not in list_structures():
@@ -112,7 +126,17 @@ def generality_images(names: tuple[str, ...], *, backend: ImageFormation,
 
 
 def image_formation(name: str, probe: ProbeParameters, cache_dir: Path) -> ImageFormation:
-    """The image-formation backend ``name`` (``"fast"`` or ``"abtem"``) at ``probe``."""
+    """The image-formation backend ``name`` (``"fast"`` or ``"abtem"``) at ``probe``.
+
+    Parameters
+    ----------
+    name : str
+        ``"fast"`` (:class:`FastHAADF`) or ``"abtem"`` (:class:`AbtemHAADF`, 4 frozen phonons).
+    probe : ProbeParameters
+        The probe.
+    cache_dir : pathlib.Path
+        Cache of abTEM's simulated periods (unused by ``"fast"``).
+    """
     if name == "fast":
         return FastHAADF(probe)
     if name == "abtem":
@@ -131,7 +155,19 @@ def image_count(preset: Preset, seeds: int) -> int:
 
 def iter_dataset(*, preset: Preset, backend: ImageFormation, probe: ProbeParameters,
                  seeds: int) -> Iterator[BenchmarkImage]:
-    """Yield every image of a build: both materials' series, then the generality set."""
+    """Yield every image of a build: both materials' series, then the generality set.
+
+    Parameters
+    ----------
+    preset : Preset
+        Size of the build (image shape, steps kept, generality images).
+    backend : ImageFormation
+        The image-formation backend.
+    probe : ProbeParameters
+        The probe the images and labels are made at.
+    seeds : int
+        Images per series step (seeds ``0 .. seeds - 1``).
+    """
     for material, spec in MATERIALS.items():
         for axis in AXES:
             values = spec.steps[axis]

@@ -48,6 +48,17 @@ def blur_to_resolution(image: NDArray[np.floating], *, pixel_size_angstrom: floa
     Returns the blurred image and the extra blur FWHM ``s`` in angstrom
     (``resolution**2 = probe_fwhm**2 + s**2``). Raises InputError if the target is finer than
     the probe.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        The image, 2-D.
+    pixel_size_angstrom : float
+        Pixel size, angstrom per pixel.
+    probe_fwhm_angstrom : float
+        FWHM of the probe the image was made with, angstrom.
+    resolution_angstrom : float
+        The resolution (FWHM) wanted, angstrom; at least ``probe_fwhm_angstrom``.
     """
     pixel = _positive(pixel_size_angstrom, "pixel size (A/px)")
     r0 = _positive(probe_fwhm_angstrom, "probe FWHM (A)")
@@ -98,7 +109,17 @@ def apply_gamma(image: NDArray[np.floating], *, gamma: float) -> NDArray[np.floa
 
 def dwell_time_s(*, dose_e_per_A2: float, pixel_size_angstrom: float,
                  probe_current_pA: float) -> float:
-    """Dwell time per pixel in seconds that gives ``dose`` at ``probe_current``."""
+    """Dwell time per pixel in seconds that gives ``dose`` at ``probe_current``.
+
+    Parameters
+    ----------
+    dose_e_per_A2 : float
+        Electron dose, electrons per square angstrom.
+    pixel_size_angstrom : float
+        Pixel size, angstrom per pixel.
+    probe_current_pA : float
+        Probe current, pA.
+    """
     dose = _positive(dose_e_per_A2, "dose (e-/A^2)")
     area = _positive(pixel_size_angstrom, "pixel size (A/px)") ** 2
     current = _positive(probe_current_pA, "probe current (pA)") * 1e-12
@@ -107,7 +128,17 @@ def dwell_time_s(*, dose_e_per_A2: float, pixel_size_angstrom: float,
 
 def dose_from_current(*, probe_current_pA: float, dwell_time_s: float,
                       pixel_size_angstrom: float) -> float:
-    """Dose in e-/A^2 from probe current (pA), dwell time (s) and pixel size (A/px)."""
+    """Dose in e-/A^2 from probe current (pA), dwell time (s) and pixel size (A/px).
+
+    Parameters
+    ----------
+    probe_current_pA : float
+        Probe current, pA.
+    dwell_time_s : float
+        Dwell time per pixel, s.
+    pixel_size_angstrom : float
+        Pixel size, angstrom per pixel.
+    """
     current = _positive(probe_current_pA, "probe current (pA)") * 1e-12
     time = _positive(dwell_time_s, "dwell time (s)")
     area = _positive(pixel_size_angstrom, "pixel size (A/px)") ** 2

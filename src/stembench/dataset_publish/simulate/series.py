@@ -112,6 +112,24 @@ def render(structure_name: str, backend: ImageFormation, scan: ScanParameters, *
     ``origin_angstrom`` is shifted so that the field sits inside it. Which columns are
     visible, and where each is labelled, is decided at ``probe`` (default
     :class:`ProbeParameters`), see :mod:`stembench.dataset_publish.simulate.visibility`.
+
+    Parameters
+    ----------
+    structure_name : str
+        A structure of the catalogue
+        (:func:`~stembench.dataset_publish.simulate.catalogue.list_structures`).
+    backend : ImageFormation
+        The image-formation backend.
+    scan : ScanParameters
+        The scan (shape, pixel size in angstrom per pixel, distortions).
+    structure_seed : int
+        Seed of the structure (defects, disorder).
+    exponent : float, optional
+        HAADF Z exponent of the column weights; default 1.7.
+    margin_angstrom : float, optional
+        Margin of structure around the scanned field, angstrom; default 5.
+    probe : ProbeParameters, optional
+        The probe the labels are decided at; default :class:`ProbeParameters`.
     """
     x, y = beam_positions(scan)
     shift = margin_angstrom - np.array([x.min(), y.min()])
@@ -158,7 +176,21 @@ def _clean_render(material: str, backend: ImageFormation, scan: ScanParameters, 
 
 def image_metadata(rendered: RenderedImage, image: NDArray[np.float64], raw: NDArray[np.float64],
                    *, resolution_angstrom: float, **fields: Any) -> dict[str, Any]:
-    """Metadata of one simulated image; image properties are computed from the arrays."""
+    """Metadata of one simulated image; image properties are computed from the arrays.
+
+    Parameters
+    ----------
+    rendered : RenderedImage
+        The rendered image (structure and scan).
+    image : numpy.ndarray
+        The degraded image.
+    raw : numpy.ndarray
+        The noise-free image.
+    resolution_angstrom : float
+        The image's resolution (FWHM), angstrom.
+    **fields
+        Further metadata fields (material, series, step, seed, ...), added as given.
+    """
     pixel = rendered.scan.pixel_size_angstrom
     meta: dict[str, Any] = {
         "type": "simulated",

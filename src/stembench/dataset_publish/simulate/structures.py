@@ -127,7 +127,15 @@ def _layer(a: float, ay_factor: float, frac: list[tuple[float, float]],
 
 def mx2(metal: str, chalcogen: str, a: float) -> Lattice:
     """A 2H transition-metal dichalcogenide monolayer ``MX2`` along [001], lattice constant
-    ``a`` (A): metal columns and chalcogen-pair columns on a rectangular cell."""
+    ``a`` (A): metal columns and chalcogen-pair columns on a rectangular cell.
+
+    Parameters
+    ----------
+    metal, chalcogen : str
+        Element symbols of the metal (M) and the chalcogen (X).
+    a : float
+        Lattice constant, angstrom.
+    """
     frac = [(0, 0), (0.5, 0.5), (0.5, 1 / 6), (0.5, 1 / 6), (0, 2 / 3), (0, 2 / 3)]
     syms = [metal, metal] + [chalcogen] * 4
     return _layer(a, np.sqrt(3), frac, syms, [0, 0, 1.57, -1.57, 1.57, -1.57], "P-6m2")
@@ -135,7 +143,15 @@ def mx2(metal: str, chalcogen: str, a: float) -> Lattice:
 
 def honeycomb(first: str, second: str, a: float) -> Lattice:
     """A honeycomb monolayer of ``first`` and ``second`` atoms (graphene, hBN), lattice
-    constant ``a`` (A), on a rectangular cell."""
+    constant ``a`` (A), on a rectangular cell.
+
+    Parameters
+    ----------
+    first, second : str
+        Element symbols of the two sublattices (equal for graphene).
+    a : float
+        Lattice constant, angstrom.
+    """
     frac = [(0, 0), (0.5, 0.5), (0.5, 1 / 6), (0, 2 / 3)]
     group = "P6/mmm" if first == second else "P-6m2"
     return _layer(a, np.sqrt(3), frac, [first, first, second, second], [0] * 4, group)
@@ -219,6 +235,15 @@ def basis_visibility(lat: Lattice, *, exponent: float = 1.7,
 
     The rule is applied once per lattice, exponent and probe, to the column of each basis
     type nearest the centre of a patch ``_PATCH_CELLS`` lattice periods (at least 12 A) wide.
+
+    Parameters
+    ----------
+    lat : Lattice
+        The lattice.
+    exponent : float, optional
+        HAADF Z exponent of the column weights; default 1.7.
+    probe : ProbeParameters, optional
+        The probe; default :class:`ProbeParameters`.
     """
     probe = probe or ProbeParameters()
     key = (lat.a1, lat.a2, lat.basis.tobytes(), lat.symbols, float(exponent), probe)
@@ -248,6 +273,21 @@ def tile_lattice(lat: Lattice, *, extent_angstrom: tuple[float, float],
     The lattice point (0, 0) sits at ``origin_angstrom``; the lattice is rotated by
     ``rotation_deg`` (counter-clockwise in the x-right, y-down frame as drawn) about it.
     Visibility is :func:`basis_visibility` at ``probe`` (default :class:`ProbeParameters`).
+
+    Parameters
+    ----------
+    lat : Lattice
+        The lattice.
+    extent_angstrom : tuple of float
+        Field ``(w, h)``, angstrom.
+    origin_angstrom : tuple of float, optional
+        Where the lattice point (0, 0) sits, ``(x, y)`` in angstrom; default (0, 0).
+    rotation_deg : float, optional
+        Rotation of the lattice, degrees; default 0.
+    exponent : float, optional
+        HAADF Z exponent of the column weights; default 1.7.
+    probe : ProbeParameters, optional
+        The probe visibility is decided at; default :class:`ProbeParameters`.
     """
     pos, idx = _lattice_columns(lat, extent_angstrom, origin_angstrom, rotation_deg)
     cell_weights = np.array([column_weight(s, exponent) for s in lat.symbols])
@@ -261,7 +301,29 @@ def structure_from_columns(name: str, positions: NDArray[np.float64], weights: N
                            unit_cell: Atoms | None = None,
                            cell_origin_angstrom: tuple[float, float] = (0.0, 0.0)
                            ) -> ColumnStructure:
-    """Assemble a :class:`ColumnStructure`, computing labels and the column spacing."""
+    """Assemble a :class:`ColumnStructure`, computing labels and the column spacing.
+
+    Parameters
+    ----------
+    name : str
+        The structure's name.
+    positions : numpy.ndarray
+        Column positions ``(N, 2)``, ``(x, y)`` in angstrom.
+    weights : numpy.ndarray
+        HAADF weight of each column, ``(N,)``.
+    symbols : list of tuple of str
+        The atoms of each column.
+    visible : numpy.ndarray of bool
+        Whether each column is visible, ``(N,)``.
+    extent_angstrom : tuple of float
+        Field ``(w, h)``, angstrom.
+    space_group : str
+        The structure's space group (Hermann-Mauguin symbol).
+    unit_cell : ase.Atoms, optional
+        The periodic cell, for backends that simulate one (abTEM); default none.
+    cell_origin_angstrom : tuple of float, optional
+        Where the unit cell's origin sits, ``(x, y)`` in angstrom; default (0, 0).
+    """
     labels = [_column_label(s) for s in symbols]
     vis = np.asarray(visible, bool)
     return ColumnStructure(
@@ -277,7 +339,19 @@ def structure_from_columns(name: str, positions: NDArray[np.float64], weights: N
 
 def visible_spacing(name: str, positions: NDArray[np.float64], visible: NDArray[np.bool_],
              extent: tuple[float, float]) -> float:
-    """Median nearest-neighbour distance of the visible columns, angstrom."""
+    """Median nearest-neighbour distance of the visible columns, angstrom.
+
+    Parameters
+    ----------
+    name : str
+        The structure's name (for the error message).
+    positions : numpy.ndarray
+        Column positions ``(N, 2)``, ``(x, y)`` in angstrom.
+    visible : numpy.ndarray of bool
+        Whether each column is visible, ``(N,)``.
+    extent : tuple of float
+        The structure's field ``(w, h)`` in angstrom (for the error message).
+    """
     if visible.sum() < 2:
         raise InputError(f"structure {name!r}: fewer than 2 visible columns in extent "
                          f"{extent} A; enlarge the extent")

@@ -310,7 +310,17 @@ def plan_to_json(plan: list[TwinVariant]) -> list[dict[str, Any]]:
 
 def write_twin_dataset(model: TwinModel, plan: list[TwinVariant], path: str | Path
                        ) -> Path:
-    """Render ``plan`` and write it as a stembench dataset file (replacing ``path``)."""
+    """Render ``plan`` and write it as a stembench dataset file (replacing ``path``).
+
+    Parameters
+    ----------
+    model : TwinModel
+        The fitted column model of the real image.
+    plan : list of TwinVariant
+        The images to render (:func:`~stembench.dataset_publish.simulate.twin_plan.twin_plan`).
+    path : str or pathlib.Path
+        The dataset file to write (replaced if it exists).
+    """
     from stembench.dataset_publish.storage.stembench_layout import DatasetWriter
 
     out = Path(path)

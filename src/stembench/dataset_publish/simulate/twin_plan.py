@@ -48,6 +48,15 @@ def twin_plan(model: TwinModel, *, n_twins: int = 4, series: bool = True
 
     Twin ``k >= 1`` draws its width and gain scale and its distortion from the model's
     ``uncertainty`` (seeded by ``k``, so the plan is the same on every machine).
+
+    Parameters
+    ----------
+    model : TwinModel
+        The fitted column model of the real image.
+    n_twins : int, optional
+        Twins at the estimated quality (at least 1); default 4.
+    series : bool, optional
+        Also plan each axis' series; default True.
     """
     if n_twins < 1:
         raise InputError(f"at least one twin is needed, got {n_twins}")
