@@ -147,7 +147,18 @@ def read_experimental_folder(folder: str | Path) -> list[ExperimentalSource]:
 
 def experimental_images(sources: list[ExperimentalSource], *, preset: str, seeds: int
                         ) -> Iterator[BenchmarkImage]:
-    """Every image of every source's series (steps of :data:`EXPERIMENTAL_STEPS`)."""
+    """Every image of every source's series (steps of :data:`EXPERIMENTAL_STEPS`).
+
+    Parameters
+    ----------
+    sources : list of ExperimentalSource
+        The real images (each with its labels in pixels and its pixel size in angstrom per
+        pixel).
+    preset : str
+        ``"mini"`` or ``"standard"``: which steps of :data:`EXPERIMENTAL_STEPS`.
+    seeds : int
+        Images per series step (seeds ``0 .. seeds - 1``).
+    """
     from stembench.dataset_publish.experimental.derived_series import (
         EXPERIMENTAL_AXES,
         experimental_series,

@@ -41,6 +41,15 @@ def bin_image(image: NDArray[np.floating], coords: NDArray[np.float64], factor: 
 
     Returns the binned image, the binned (x, y) pixel positions of the labels that stay inside
     the cropped field, and the mask of kept labels.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        The image, 2-D.
+    coords : numpy.ndarray
+        Label positions ``(N, 2)`` in pixels (x = column, y = row).
+    factor : int
+        Binning factor (pixels per side of a block), a positive integer.
     """
     if int(factor) != factor or factor < 1:
         raise InputError(f"binning factor must be a positive integer, got {factor}")

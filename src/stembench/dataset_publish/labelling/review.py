@@ -55,7 +55,19 @@ def _draw(ax: Any, image: NDArray[np.floating], proposal: LabelProposal,
 
 def plot_overlay(image: NDArray[np.floating], proposal: LabelProposal, path: str | Path, *,
                  title: str = "") -> Path:
-    """Save the whole image with every proposed column (PNG, at most ~1600 px wide)."""
+    """Save the whole image with every proposed column (PNG, at most ~1600 px wide).
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        The image, 2-D.
+    proposal : LabelProposal
+        The proposed columns (positions in pixels, x = column, y = row).
+    path : str or pathlib.Path
+        The PNG file to write.
+    title : str, optional
+        Figure title; default none.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -122,6 +134,25 @@ def write_review_html(image: NDArray[np.floating], proposal: LabelProposal, fold
                       *, stem: str, image_name: str, csv_name: str, overview: Path,
                       tile_px: int = 512) -> Path:
     """Write ``<stem>.html`` (and, for an image larger than ``tile_px``, its tiles).
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        The image, 2-D.
+    proposal : LabelProposal
+        The proposed columns (positions in pixels, x = column, y = row).
+    folder : str or pathlib.Path
+        Folder the page (and its tiles) are written into.
+    stem : str
+        File name of the page without ``.html``.
+    image_name : str
+        The image file's name, in the page's title and its import command.
+    csv_name : str
+        The proposal's CSV file name, the file the page asks to correct.
+    overview : pathlib.Path
+        The overlay PNG (:func:`plot_overlay`) shown at the top, in ``folder``.
+    tile_px : int, optional
+        Side of a zoomed tile in image pixels; default 512.
 
     Returns
     -------

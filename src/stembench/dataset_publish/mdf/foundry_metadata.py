@@ -129,6 +129,15 @@ def dataset_title(name: str, preset: str, version: str) -> str:
 
     MDF v2 assigns the ``source_id`` itself, so the downloader recognises a published
     dataset file by this exact title prefix.
+
+    Parameters
+    ----------
+    name : str
+        The dataset's name.
+    preset : str
+        Its preset (``"mini"`` or ``"standard"``).
+    version : str
+        Its version.
     """
     return (f"{name} {preset} {version}: atomic-resolution STEM images with exact atomic "
             "column positions")

@@ -339,6 +339,15 @@ def submission_status(source_id: str, *, service: str | None = None,
 
     ``service`` is as in :func:`submit`.
 
+    Parameters
+    ----------
+    source_id : str
+        The submission's MDF source id.
+    service : {"prod", "staging", "dev"}, optional
+        Which MDF Connect v2, as in :func:`submit`.
+    token : str, optional
+        A bearer token for the API, as in :func:`submit`.
+
     Returns
     -------
     dict
@@ -367,6 +376,23 @@ def follow_status(source_id: str, *, wait_s: float, interval_s: float = 30.0,
                   sleep: Callable[[float], None] = time.sleep,
                   clock: Callable[[], float] = time.monotonic) -> dict[str, Any]:
     """Poll :func:`submission_status` until a terminal status or ``wait_s`` seconds pass.
+
+    Parameters
+    ----------
+    source_id : str
+        The submission's MDF source id.
+    wait_s : float
+        Seconds to keep polling at most.
+    interval_s : float, optional
+        Seconds between two polls; default 30.
+    service : {"prod", "staging", "dev"}, optional
+        Which MDF Connect v2, as in :func:`submit`.
+    token : str, optional
+        A bearer token for the API, as in :func:`submit`.
+    sleep : callable, optional
+        Waits a number of seconds; default :func:`time.sleep`.
+    clock : callable, optional
+        Monotonic seconds; default :func:`time.monotonic`.
 
     Returns
     -------

@@ -276,6 +276,17 @@ def as_foundry_dataset(source_id: str, dc: dict[str, Any], foundry: dict[str, An
 
     It reads the local files with no network and no login (``FoundryCache`` without
     clients). Needs the ``foundry`` extra.
+
+    Parameters
+    ----------
+    source_id : str
+        The dataset's MDF source id (the folder name of the local copy).
+    dc : dict
+        Its DataCite metadata.
+    foundry : dict
+        Its Foundry metadata (keys, splits, data type).
+    local_cache_dir : pathlib.Path
+        Folder holding ``<source_id>/``.
     """
     foundry_ml = require("foundry", extra="foundry", purpose="Loading through foundry-ml")
     cache_module = require("foundry.foundry_cache", extra="foundry",

@@ -120,7 +120,19 @@ def registered_sources() -> tuple[DatasetSource, ...]:
 
 
 def cache_path(name: str, *, preset: str, version: str, cache_dir: Path | None = None) -> Path:
-    """Return where a dataset file lives in the cache: ``<cache>/<name>/<version>/<preset>.h5``."""
+    """Return where a dataset file lives in the cache: ``<cache>/<name>/<version>/<preset>.h5``.
+
+    Parameters
+    ----------
+    name : str
+        The dataset's name (a plain file name).
+    preset : str
+        Its preset, e.g. ``"mini"`` or ``"standard"``.
+    version : str
+        Its version.
+    cache_dir : pathlib.Path, optional
+        Cache root; default :func:`default_cache_dir`.
+    """
     for label, value in (("name", name), ("preset", preset), ("version", version)):
         if not value or "/" in value or "\\" in value or value in (".", ".."):
             raise InputError(f"dataset {label} must be a plain non-empty name, got {value!r}")
@@ -222,6 +234,14 @@ def load_cached(name: str, *, preset: str, version: str | None, cache_dir: Path 
     knows only the cache: its arguments have the same meaning there (``service`` goes to
     the sources in the :class:`CacheRequest`). The dataset's ``provenance`` is what the
     source or the build recorded when the file was placed (:func:`provenance_path`).
+
+    Parameters
+    ----------
+    name : str
+        The dataset's name, one of :data:`BUILDER_MODULES`.
+    preset, version, cache_dir, rebuild, service
+        As in :func:`stembench.dataset_publish.loading.load` (``version`` ``None``: the version
+        this stembench generates).
     """
     if version is None:
         version = str(_builder(name).DATASET_VERSION)
