@@ -32,6 +32,15 @@ def next_poll_interval(current_s: float, *, base_s: float, rate_limited: bool) -
 
     A rate-limited poll doubles the wait (capped at :data:`MAX_POLL_INTERVAL_S`); any
     other poll returns to ``base_s``.
+
+    Parameters
+    ----------
+    current_s : float
+        The wait before the poll just made, seconds.
+    base_s : float
+        The normal wait between polls, seconds.
+    rate_limited : bool
+        Whether that poll was refused for its rate (HTTP 429).
     """
     if rate_limited:
         return min(MAX_POLL_INTERVAL_S, max(current_s, base_s) * 2)
@@ -54,7 +63,17 @@ def _is_rate_limited(exc: BaseException) -> bool:
 
 def settle_future(future: cf.Future[Any], *, result: Any = None,
             exc: BaseException | None = None) -> None:
-    """Complete ``future`` unless it is complete already (a shutdown or stop came first)."""
+    """Complete ``future`` unless it is complete already (a shutdown or stop came first).
+
+    Parameters
+    ----------
+    future : concurrent.futures.Future
+        The future to complete.
+    result : Any, optional
+        Its result, when ``exc`` is ``None``; default ``None``.
+    exc : BaseException, optional
+        Its exception; default none (complete with ``result``).
+    """
     try:
         if exc is not None:
             future.set_exception(exc)

@@ -71,6 +71,17 @@ def plan_shards(
     The default size keeps a shard's result well under the result limit
     (``BYTES_PER_IMAGE`` per image) and gives each worker several shards, so progress
     is visible and a lost shard costs little; it never exceeds 64 images.
+
+    Parameters
+    ----------
+    image_ids : sequence of str
+        The images to evaluate.
+    shard_size : int, optional
+        Images per shard; default: sized as described above.
+    n_workers : int, optional
+        Tasks that run at once (all targets together); default 1.
+    result_limit_bytes : int, optional
+        Largest result a task may return, bytes; default :data:`RESULT_LIMIT_BYTES`.
     """
     ids = list(image_ids)
     if not ids:
@@ -127,6 +138,20 @@ def list_images(target: Target, dataset: DatasetRef,
 
     A refused or failed listing is asked again with the retry policy's backoff, then
     reported in one line; no answer within ``deadline_s`` stops at once.
+
+    Parameters
+    ----------
+    target : Target
+        Where the listing runs (an executor).
+    dataset : DatasetRef
+        The dataset.
+    deadline_s : float or None, optional
+        Seconds to wait for the listing; ``None``: no deadline; default
+        :data:`DEFAULT_TASK_DEADLINE_S`.
+    retry : RetryPolicy, optional
+        Retries of a refused or failed listing; default :class:`RetryPolicy`.
+    describe : callable, optional
+        The task that lists the dataset; default :func:`describe_dataset`.
     """
     listing = _ask(target, "the dataset listing", deadline_s, retry or RetryPolicy(),
                    describe, asdict(dataset), __version__)
@@ -252,6 +277,10 @@ def evaluate_models(
         Model spec -> its JSON-lines results file; the models are evaluated in this order,
         the next one's shards starting as soon as a worker is free, so no worker waits for
         the last shard of a model. ``model_options`` apply to every model.
+    dataset, targets, image_ids, model_options, scoring, shard_size, retry, progress
+        As in :func:`evaluate`.
+    shard_function, identify, task_deadline_s, image_timeout_s
+        As in :func:`evaluate`.
     lanes : mapping of str to int, optional
         Model spec -> index of the target its identity call and shards go to (while that
         target is usable); other models go to any target (identity: the first).

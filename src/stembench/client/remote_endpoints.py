@@ -148,6 +148,8 @@ def endpoint_options(client: Any, endpoint_id: str,
     ----------
     client : globus_compute_sdk.Client
         Reads the endpoint's published schema when ``schema`` is ``None``.
+    endpoint_id : str
+        The endpoint's UUID.
     given : sequence of str, mapping or None
         ``KEY=VALUE`` pairs (see :func:`parse_endpoint_options`) or options already typed
         (a service job's JSON).

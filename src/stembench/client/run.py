@@ -150,6 +150,15 @@ def collect_failure_cases(
     dataset, scorer or model version. A failed image shows as one where nothing was found.
     Returns dicts with the image, its ground truth and the predictions (x, y pixels)
     inside the scored region, and their optimal pairing, ready for the report.
+
+    Parameters
+    ----------
+    evaluations : sequence of Evaluation
+        The models' evaluations.
+    dataset : mapping of str to BenchmarkImage
+        The dataset they were evaluated on, by image id (an opened dataset file).
+    per_model : int, optional
+        Images kept per model; default 2.
     """
     cases: list[dict[str, Any]] = []
     for evaluation in evaluations:

@@ -92,6 +92,25 @@ def submit_results(results: Path, card_path: Path, *, service: str, token: str,
     Parts are as large as the service accepts (its ``/api/health`` says), and the whole
     upload is checked against its size limit before anything is sent.
 
+    Parameters
+    ----------
+    results : pathlib.Path
+        The results file (JSON lines).
+    card_path : pathlib.Path
+        The model card (YAML or JSON).
+    service : str
+        Base URL of the stembench service.
+    token : str
+        Bearer token for the service.
+    model : str, optional
+        Which model's shards to send, where the file holds several; default the only one.
+    preset : str, optional
+        The dataset preset the results are for; default ``"standard"``.
+    wait_s : float, optional
+        Seconds to wait for the scores; default 600.
+    timeout_s : float, optional
+        Seconds one HTTP request may take; default 120.
+
     Raises
     ------
     InputError

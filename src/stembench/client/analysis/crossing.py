@@ -99,6 +99,17 @@ def sigmoid(
     """Logistic step from ``high`` (``u << centre``) to ``low`` (``u >> centre``).
 
     A negative ``width`` gives a rising step, so one form fits falling recall and rising RMS.
+
+    Parameters
+    ----------
+    u : numpy.ndarray
+        Where to evaluate the step (the axis' badness coordinate).
+    low, high : float
+        The step's values far above and far below ``centre``.
+    centre : float
+        Where the step is halfway, in the units of ``u``.
+    width : float
+        The step's width in the units of ``u`` (negative: a rising step).
     """
     return low + (high - low) * expit(-(u - centre) / width)
 

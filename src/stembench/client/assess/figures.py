@@ -98,6 +98,18 @@ def plot_radar_with_image(cutoffs: Sequence[Cutoff], assessment: Assessment, *, 
     The image is a black dashed polygon; each vertex sits where the estimate falls between
     the clean end (centre) and the worse end (rim) of the tested range, with a radial bar
     for its uncertainty. Estimates beyond the tested range sit just outside the rim.
+
+    Parameters
+    ----------
+    cutoffs : sequence of Cutoff
+        The models' cutoffs.
+    assessment : Assessment
+        The image's quality estimates.
+    group : str
+        The data group drawn.
+    method : str, optional
+        Which cutoffs to draw: ``"pchip"`` or ``"sigmoid"`` (with the linear fallbacks);
+        default ``"pchip"``.
     """
     figure = plot_radar(cutoffs, method=method, groups=[group])
     ax = next(a for a in figure.axes if isinstance(a, PolarAxes))

@@ -135,6 +135,15 @@ def choose_group(signature: LatticeSignature, cutoffs: Sequence[Cutoff], *,
     ``group`` if given, else the nearest group (:mod:`stembench.client.assess.nearest`),
     whether or not it is close enough: :func:`vouch` then says so in the verdicts.
 
+    Parameters
+    ----------
+    signature : LatticeSignature
+        The image's lattice signature (kind, spacing, column types).
+    cutoffs : sequence of Cutoff
+        The cutoffs, naming the groups available.
+    group : str, optional
+        The group to use; default the nearest one.
+
     Raises
     ------
     InputError

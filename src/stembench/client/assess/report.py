@@ -34,7 +34,17 @@ def _percent(fraction: float) -> str:
 def summary_table(assessment: Assessment, verdicts: Sequence[ModelVerdict], *,
                   group_matches: Sequence[GroupMatch] = ()) -> str:
     """Plain-text summary: the estimates, how near each benchmark group is, then one line per
-    model with its verdict."""
+    model with its verdict.
+
+    Parameters
+    ----------
+    assessment : Assessment
+        The image's quality estimates.
+    verdicts : sequence of ModelVerdict
+        One verdict per model.
+    group_matches : sequence of GroupMatch, optional
+        How near each benchmark group is; default none (not shown).
+    """
     lines = [f"Assessment of {assessment.name}: {assessment.lattice.kind} lattice, column "
              f"spacing {assessment.lattice.spacing_px:.2f} px", "",
              f"{'axis':<20s}{'estimate':>12s}{'± 1 sigma':>12s}"]
@@ -65,7 +75,26 @@ def write_json(path: str | Path, assessment: Assessment, verdicts: Sequence[Mode
                group_matches: Sequence[GroupMatch] = (),
                twin: dict[str, Any] | None = None) -> Path:
     """Write the assessment and recommendation as JSON (schema :data:`ASSESS_SCHEMA`);
-    ``twin`` is the twin assessment's dict, when one was made."""
+    ``twin`` is the twin assessment's dict, when one was made.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The JSON file to write.
+    assessment : Assessment
+        The image's quality estimates.
+    verdicts : sequence of ModelVerdict
+        One verdict per model.
+    cutoffs_source : str
+        Where the cutoffs were read (a results file or the built-in cutoffs), recorded as given.
+    predictions : dict, optional
+        One model's columns found on the image: ``model`` and ``xy_px`` (pixels, x = column,
+        y = row); default none.
+    group_matches : sequence of GroupMatch, optional
+        How near each benchmark group is; default none.
+    twin : dict, optional
+        The twin assessment, when one was made; default none.
+    """
     data = {"schema": ASSESS_SCHEMA, "assessment": assessment.to_dict(), "twin": twin,
             "cutoffs_source": cutoffs_source,
             "group_matches": [m.to_dict() for m in group_matches],
@@ -86,7 +115,23 @@ def write_html(path: str | Path, assessment: Assessment, verdicts: Sequence[Mode
                figures: Sequence[Figure], *, group_matches: Sequence[GroupMatch] = (),
                twin_section: str = "") -> Path:
     """Write one HTML page with the summary table and the figures embedded as PNG;
-    ``twin_section`` (HTML) comes first, and the group verdicts become a second opinion."""
+    ``twin_section`` (HTML) comes first, and the group verdicts become a second opinion.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The HTML file to write.
+    assessment : Assessment
+        The image's quality estimates.
+    verdicts : sequence of ModelVerdict
+        One verdict per model.
+    figures : sequence of matplotlib.figure.Figure
+        Figures embedded as PNG, in this order.
+    group_matches : sequence of GroupMatch, optional
+        How near each benchmark group is; default none.
+    twin_section : str, optional
+        HTML of the twin assessment, placed first; default none.
+    """
     images = "\n".join(f'<p><img alt="figure {i + 1}" src="data:image/png;base64,{_png(f)}"'
                        ' style="max-width:100%"></p>' for i, f in enumerate(figures))
     rows = "\n".join(

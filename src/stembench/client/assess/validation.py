@@ -95,13 +95,39 @@ def validation_lattice(name: str) -> Lattice:
 
 def validation_image(name: str, condition: Condition, *, shape: tuple[int, int] = (160, 160),
                      seed: int = 0) -> BenchmarkImage:
-    """A labelled image of lattice ``name`` under ``condition``."""
+    """A labelled image of lattice ``name`` under ``condition``.
+
+    Parameters
+    ----------
+    name : str
+        A validation lattice (:func:`validation_lattice`).
+    condition : Condition
+        Sampling, dose and contrast of the image.
+    shape : tuple of int, optional
+        Image shape ``(rows, columns)`` in pixels; default (160, 160).
+    seed : int, optional
+        Seed of the scan and noise; default 0.
+    """
     return lattice_image(validation_lattice(name), name, condition, shape=shape, seed=seed)
 
 
 def lattice_image(lat: Lattice, name: str, condition: Condition, *,
                   shape: tuple[int, int] = (160, 160), seed: int = 0) -> BenchmarkImage:
-    """A labelled image of the lattice ``lat`` (called ``name``) under ``condition``."""
+    """A labelled image of the lattice ``lat`` (called ``name``) under ``condition``.
+
+    Parameters
+    ----------
+    lat : Lattice
+        The lattice.
+    name : str
+        Its name, in the image id.
+    condition : Condition
+        Sampling, dose and contrast of the image.
+    shape : tuple of int, optional
+        Image shape ``(rows, columns)`` in pixels; default (160, 160).
+    seed : int, optional
+        Seed of the scan and noise; default 0.
+    """
     from stembench.dataset_publish.simulate.fast_backend import FastHAADF
     from stembench.dataset_publish.simulate.probe import ProbeParameters
     from stembench.dataset_publish.simulate.scan import ScanParameters, beam_positions
@@ -164,7 +190,17 @@ class VerdictCheck:
 
 def check_verdicts(images: Iterable[BenchmarkImage], models: Sequence[str],
                    cutoffs: Sequence[Cutoff]) -> list[VerdictCheck]:
-    """Assess each image as ``stembench assess`` does and score every model on it."""
+    """Assess each image as ``stembench assess`` does and score every model on it.
+
+    Parameters
+    ----------
+    images : iterable of BenchmarkImage
+        Labelled images (positions in pixels, x = column, y = row).
+    models : sequence of str
+        Model specs (registry name, file or ``module:function``).
+    cutoffs : sequence of Cutoff
+        The cutoffs the verdicts are made from.
+    """
     from stembench.client.assess.assessment import assess_image
     from stembench.client.assess.nearest import LatticeSignature
     from stembench.client.assess.recommend import choose_group, recommend, vouch

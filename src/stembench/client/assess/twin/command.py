@@ -61,6 +61,29 @@ def run_twin_mode(image: NDArray[np.floating], *, pixel_size: float, assessment:
     one-worker lanes, each model's shards on one of them
     (:func:`stembench.client.lanes.local_lanes`: every framework imported once). The targets
     are stopped afterwards.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        The real image, 2-D.
+    pixel_size : float
+        Its pixel size, angstrom per pixel.
+    assessment : Assessment
+        The image's quality estimates (lattice and starting values of the fit).
+    choices : sequence of ModelChoice
+        The models to score on the twins.
+    out : pathlib.Path
+        Folder for the twins' dataset and results.
+    endpoint : str or None
+        Globus Compute endpoint UUID; ``None``: local workers.
+    https_only : bool, optional
+        Reach the endpoint by HTTPS polling instead of AMQP; default False.
+    workers : int, optional
+        Local one-worker lanes; default 2.
+    n_twins : int, optional
+        Twins at the estimated quality; default 4.
+    progress : callable, optional
+        Called with one line per step; default silent.
     """
     from stembench.client.lanes import local_lanes
     from stembench.client.lifeline import stop_executor

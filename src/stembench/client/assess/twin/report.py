@@ -19,7 +19,17 @@ def plot_likeness(image: NDArray[np.floating], result: TwinAssessment, *,
                   zoom_px: int = 96) -> Figure:
     """The image beside its first twin, both at the image's display range (top: whole; bottom:
     a central ``zoom_px`` crop), fitted columns drawn on the image (green: labelled in the
-    twin, orange: faint, unlabelled; red outline: unmodelled regions)."""
+    twin, orange: faint, unlabelled; red outline: unmodelled regions).
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        The real image, 2-D.
+    result : TwinAssessment
+        The twin assessment (its fitted model and first twin).
+    zoom_px : int, optional
+        Side of the central crop, pixels; default 96.
+    """
     twin = reference_twin(result)
     data = np.asarray(image, np.float64)
     low, high = np.percentile(data, [0.5, 99.5])
