@@ -104,5 +104,15 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
 
 
 def atomic_write_text(path: str | Path, text: str, *, encoding: str = "utf-8") -> Path:
-    """Write ``text`` to ``path`` atomically (see the module docstring); return the path."""
+    """Write ``text`` to ``path`` atomically (see the module docstring); return the path.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The file to write (replaced if it exists).
+    text : str
+        Its content.
+    encoding : str, optional
+        Text encoding; default ``"utf-8"``.
+    """
     return atomic_write_bytes(path, text.encode(encoding))

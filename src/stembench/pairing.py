@@ -107,9 +107,30 @@ def matched_pairs(
 ) -> MatchedPairs:
     """Validate the inputs, exclude the edge and pair predictions with columns.
 
-    Parameters are those of :func:`score_image`. Use it to draw failure pictures: true
-    positives are ``predicted_index``, false positives the kept predictions not in it,
-    missed columns the kept columns not in ``truth_index``.
+    The parameters are those of :func:`~stembench.scoring.score_image`. Use it to draw failure
+    pictures: true positives are ``predicted_index``, false positives the kept predictions not
+    in it, missed columns the kept columns not in ``truth_index``.
+
+    Parameters
+    ----------
+    predicted : array_like, shape (P, 2)
+        Predicted positions in pixels (x = column, y = row).
+    truth : array_like, shape (T, 2)
+        Ground-truth positions in pixels (x = column, y = row).
+    pixel_size : float
+        Pixel size in angstrom per pixel.
+    image_shape : (int, int)
+        Image shape as (rows, cols), for the edge margin and the pixel count.
+    image_id : str
+        Image id, named in error messages.
+    radius_angstrom : float, optional
+        Match radius in angstrom; default 0.5.
+    border_px : float, optional
+        Edge margin in pixels; default 6.
+    mode : {"one-to-one", "legacy"}, optional
+        Matching rule (see :mod:`stembench.scoring`); default ``"one-to-one"``.
+    faint : array_like, shape (M, 2), optional
+        Faint columns in pixels, "don't care"; default none.
 
     Raises
     ------

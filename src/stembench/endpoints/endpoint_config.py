@@ -328,6 +328,15 @@ def write_endpoint_directory(template: str, directory: str | Path,
     and, for a multi-user endpoint, ``identity_mapping_config.json`` (owner-only).
     ``directory`` may be ``~/.globus_compute/<name>`` itself; it must not hold these files
     already.
+
+    Parameters
+    ----------
+    template : str
+        The endpoint template (see :func:`list_templates`).
+    directory : str or pathlib.Path
+        The endpoint directory (``~`` expanded; created if missing).
+    settings : EndpointSettings, optional
+        What the administrator filled in; default :class:`EndpointSettings`.
     """
     _known(template)
     settings = settings or EndpointSettings()

@@ -121,6 +121,18 @@ def overdue_calls(folder: Path) -> list[tuple[int, str, list[str]]]:
 
 
 def record_kill(folder: Path, shard_id: str, pid: int, image_ids: Sequence[str]) -> None:
-    """Record that the worker ``pid`` is killed in a call on ``image_ids`` of ``shard_id``."""
+    """Record that the worker ``pid`` is killed in a call on ``image_ids`` of ``shard_id``.
+
+    Parameters
+    ----------
+    folder : pathlib.Path
+        The shards' progress folder (the marker ``<shard_id>.killed`` is written there).
+    shard_id : str
+        The shard whose call is killed.
+    pid : int
+        Process id of the worker killed.
+    image_ids : sequence of str
+        The images of the call it was killed in.
+    """
     marker = Path(folder) / f"{shard_id}.killed"
     marker.write_text(json.dumps({"pid": pid, "image_ids": list(image_ids)}), encoding="utf-8")

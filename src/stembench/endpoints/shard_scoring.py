@@ -93,7 +93,17 @@ def reported_coordinates(coordinates: Any) -> list[list[float]]:
 
 def score_record(image: Any, coordinates: list[list[float]],
                  request: ShardRequest) -> dict[str, Any]:
-    """The JSON score record of ``coordinates`` on ``image`` under the request's options."""
+    """The JSON score record of ``coordinates`` on ``image`` under the request's options.
+
+    Parameters
+    ----------
+    image : BenchmarkImage
+        The benchmark image (ground truth in pixels, pixel size in angstrom per pixel).
+    coordinates : list of list of float
+        Predicted positions ``[[x, y], ...]`` in pixels (x = column, y = row).
+    request : ShardRequest
+        The shard request, whose scoring options apply.
+    """
     import numpy as np
 
     predicted = np.asarray(coordinates, dtype=np.float64).reshape(-1, 2)

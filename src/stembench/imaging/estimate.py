@@ -94,7 +94,17 @@ class Estimate:
 
 def estimate_resolution(image: NDArray[np.float64], lattice: Lattice2D, *,
                         pixel_size_angstrom: float) -> float:
-    """Effective probe FWHM in pm (see the module docstring for the calibration)."""
+    """Effective probe FWHM in pm (see the module docstring for the calibration).
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        The image, 2-D.
+    lattice : Lattice2D
+        Its fitted lattice (column width ``sigma_px`` in pixels).
+    pixel_size_angstrom : float
+        Pixel size, angstrom per pixel.
+    """
     fit_pm = lattice.sigma_px * FWHM_PER_SIGMA * pixel_size_angstrom * 100.0
     squared = fit_pm**2 - GAUSSIAN_FIT_FWHM_PM**2 + PROBE_FWHM_PM**2
     return float(np.sqrt(max(squared, 0.0)))
@@ -136,7 +146,17 @@ def column_peak(image: NDArray[np.float64], lattice: Lattice2D, sigma_px: float)
 
 
 def estimate_psnr(image: NDArray[np.float64], lattice: Lattice2D, sigma_px: float) -> float:
-    """PSNR in dB, ``20 log10(peak / noise_rms)`` (see the module docstring)."""
+    """PSNR in dB, ``20 log10(peak / noise_rms)`` (see the module docstring).
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        The image, 2-D.
+    lattice : Lattice2D
+        Its fitted lattice.
+    sigma_px : float
+        Gaussian width (standard deviation) of the columns, pixels.
+    """
     rms = noise_rms(image, lattice)
     peak = column_peak(image, lattice, sigma_px)
     if rms <= 0:

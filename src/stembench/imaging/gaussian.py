@@ -68,6 +68,17 @@ def centre_of_mass(
     """Background-subtracted centre of mass of each masked window (falls back to ``xy``).
 
     ``values``, ``x``, ``y`` are :func:`column_windows`' arrays, ``mask`` the pixels to use.
+
+    Parameters
+    ----------
+    values : numpy.ndarray, shape (N, h, w)
+        Window intensities (:func:`column_windows`).
+    x, y : numpy.ndarray, shape (N, h, w)
+        Pixel coordinates of the windows (x = column, y = row).
+    mask : numpy.ndarray of bool, shape (N, h, w)
+        The pixels to use.
+    xy : numpy.ndarray, shape (N, 2)
+        Fallback centres, x, y in pixels.
     """
     floor = np.where(mask, values, np.inf).min(axis=(1, 2), keepdims=True)
     weights = np.where(mask, values - floor, 0.0)
@@ -240,6 +251,21 @@ def refine_centres(
     radius, px; the width starts at half the radius. Columns whose fit fails (non-finite,
     negative amplitude, width outside the window, or a centre moved by more than half the
     window radius) keep their start position.
+
+    Parameters
+    ----------
+    values : numpy.ndarray, shape (N, h, w)
+        Window intensities (:func:`column_windows`).
+    x, y : numpy.ndarray, shape (N, h, w)
+        Pixel coordinates of the windows (x = column, y = row).
+    mask : numpy.ndarray of bool, shape (N, h, w)
+        The pixels to fit.
+    start_xy : numpy.ndarray, shape (N, 2)
+        Starting centres, x, y in pixels.
+    radius : numpy.ndarray, shape (N,)
+        Each column's window radius, pixels.
+    iterations : int
+        Most Levenberg-Marquardt steps (:func:`fit_gaussians`).
     """
     fit = fit_gaussians(values, x, y, mask, start_xy, radius / 2.0, iterations=iterations)
     moved = np.hypot(fit.xy[:, 0] - start_xy[:, 0], fit.xy[:, 1] - start_xy[:, 1])
@@ -262,6 +288,15 @@ def fit_amplitudes(image: NDArray[np.float64], xy: NDArray[np.float64], *,
     with the centre fixed, ``0.5 < s <=`` the window radius), on a disc of
     ``window_fraction`` of its nearest-neighbour distance (at most twice that of the median
     column, at least 2 px).
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        The image, 2-D.
+    xy : numpy.ndarray, shape (N, 2)
+        Column centres, x, y in pixels.
+    window_fraction : float
+        Radius of each column's fit disc as a fraction of its nearest-neighbour distance.
 
     Returns
     -------

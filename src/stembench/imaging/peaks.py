@@ -37,6 +37,15 @@ def normalised_image(image: NDArray[np.floating], pixel_size: float, model: str
                      ) -> NDArray[np.float64]:
     """Validate the inputs and return the image scaled to [0, 1] (all zeros if constant).
 
+    Parameters
+    ----------
+    image : numpy.ndarray
+        The image, 2-D.
+    pixel_size : float
+        Pixel size, angstrom per pixel (validated only).
+    model : str
+        The model's name, starting any error message.
+
     Raises
     ------
     InputError
@@ -71,7 +80,17 @@ def _noise_std(image: NDArray[np.float64], smoothing_px: float) -> float:
 def drop_close_peaks(
     xy: NDArray[np.float64], strength: NDArray[np.float64], distance: float
 ) -> NDArray[np.float64]:
-    """Of every pair of peaks closer than ``distance`` px keep the stronger one."""
+    """Of every pair of peaks closer than ``distance`` px keep the stronger one.
+
+    Parameters
+    ----------
+    xy : numpy.ndarray, shape (N, 2)
+        Peak positions, x, y in pixels.
+    strength : numpy.ndarray, shape (N,)
+        Each peak's strength (larger is kept).
+    distance : float
+        Closest distance two kept peaks may have, pixels.
+    """
     if len(xy) < 2:
         return xy
     order = np.argsort(-strength, kind="stable")

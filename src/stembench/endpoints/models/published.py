@@ -338,6 +338,15 @@ class PublishedModel(Model):
 def load_published(name: str, *, cache_dir: Path | None = None, **options: Any) -> Model:
     """Build the published model ``name`` from its fetched, re-verified file.
 
+    Parameters
+    ----------
+    name : str
+        The published model (see :func:`get_published`).
+    cache_dir : pathlib.Path, optional
+        Weights cache root; default :func:`published_dir`'s.
+    **options
+        Keyword options of the model built from the file, over the entry's own options.
+
     Raises
     ------
     ModelError

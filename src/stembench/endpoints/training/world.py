@@ -134,6 +134,17 @@ def build_training_structure(name: str, *, extent_angstrom: tuple[float, float],
     """Columns of training structure ``name`` filling ``extent_angstrom`` (width, height).
 
     ``seed`` shifts the lattice by a random fraction of its cell (``None``: no shift).
+
+    Parameters
+    ----------
+    name : str
+        A training structure (:func:`training_lattice`).
+    extent_angstrom : tuple of float
+        Field ``(width, height)``, angstrom.
+    exponent : float
+        HAADF Z exponent of the column weights.
+    seed : int or None
+        Seed of the random lattice shift; ``None``: no shift.
     """
     lat = training_lattice(name)
     origin = (0.0, 0.0)
