@@ -67,8 +67,6 @@ def centre_of_mass(
 ) -> NDArray[np.float64]:
     """Background-subtracted centre of mass of each masked window (falls back to ``xy``).
 
-    ``values``, ``x``, ``y`` are :func:`column_windows`' arrays, ``mask`` the pixels to use.
-
     Parameters
     ----------
     values : numpy.ndarray, shape (N, h, w)
@@ -246,20 +244,15 @@ def refine_centres(
 ) -> NDArray[np.float64]:
     """Centres of :func:`fit_gaussians` with a free centre, ``(N, 2)`` x, y px.
 
-    ``values``, ``x``, ``y`` and ``mask`` are :func:`column_windows`' arrays (``mask``: the
-    pixels to fit), ``start_xy`` the starting centres, ``radius`` each column's window
-    radius, px; the width starts at half the radius. Columns whose fit fails (non-finite,
+    The width starts at half the window radius. Columns whose fit fails (non-finite,
     negative amplitude, width outside the window, or a centre moved by more than half the
     window radius) keep their start position.
 
     Parameters
     ----------
-    values : numpy.ndarray, shape (N, h, w)
-        Window intensities (:func:`column_windows`).
-    x, y : numpy.ndarray, shape (N, h, w)
-        Pixel coordinates of the windows (x = column, y = row).
-    mask : numpy.ndarray of bool, shape (N, h, w)
-        The pixels to fit.
+    values, x, y, mask : numpy.ndarray, shape (N, h, w)
+        :func:`column_windows`' arrays: intensities, pixel coordinates (x = column,
+        y = row) and the pixels to fit.
     start_xy : numpy.ndarray, shape (N, 2)
         Starting centres, x, y in pixels.
     radius : numpy.ndarray, shape (N,)
