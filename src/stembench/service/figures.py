@@ -176,9 +176,9 @@ def entry_cutoffs(session: Session, group: str, job_ids: Sequence[str]) -> list[
     Parameters
     ----------
     session : sqlalchemy.orm.Session
-        The service database session.
+        Reads the cutoff rows and the entries' model names.
     group : str
-        The data group.
+        The data group drawn.
     job_ids : sequence of str
         The entries (job ids) whose cutoffs to read.
     """

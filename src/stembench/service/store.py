@@ -109,12 +109,8 @@ def create_upload(session: Session, *, owner: str, owner_name: str | None, conte
 
     Parameters
     ----------
-    session : sqlalchemy.orm.Session
-        The service database session; committed here.
-    owner : str
-        Identity of the uploading user (its Globus identity ``sub``).
-    owner_name : str or None
-        That user's display name, shown on the leaderboard.
+    session, owner, owner_name
+        As in :func:`create_job` (``owner``: the uploading user).
     content_sha256 : str
         SHA-256 (hex) of the uploaded results file.
     card : mapping of str to Any

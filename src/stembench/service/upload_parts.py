@@ -175,12 +175,8 @@ def drop_upload(settings: ServiceSettings, owner: str, digest: str) -> None:
 
     Parameters
     ----------
-    settings : ServiceSettings
-        The service settings (``data_dir``).
-    owner : str
-        The uploading user (Globus identity ``sub``).
-    digest : str
-        SHA-256 (hex) of the whole upload.
+    settings, owner, digest
+        As in :func:`upload_folder`.
     """
     root, key = _root(settings), _owner_key(owner)
     with _locked(root, key) as tally:

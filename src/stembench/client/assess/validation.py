@@ -101,12 +101,8 @@ def validation_image(name: str, condition: Condition, *, shape: tuple[int, int] 
     ----------
     name : str
         A validation lattice (:func:`validation_lattice`).
-    condition : Condition
-        Sampling, dose and contrast of the image.
-    shape : tuple of int, optional
-        Image shape ``(rows, columns)`` in pixels; default (160, 160).
-    seed : int, optional
-        Seed of the scan and noise; default 0.
+    condition, shape, seed
+        As in :func:`lattice_image`.
     """
     return lattice_image(validation_lattice(name), name, condition, shape=shape, seed=seed)
 

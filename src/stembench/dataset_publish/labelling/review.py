@@ -137,10 +137,8 @@ def write_review_html(image: NDArray[np.floating], proposal: LabelProposal, fold
 
     Parameters
     ----------
-    image : numpy.ndarray
-        The image, 2-D.
-    proposal : LabelProposal
-        The proposed columns (positions in pixels, x = column, y = row).
+    image, proposal
+        As in :func:`plot_overlay`.
     folder : str or pathlib.Path
         Folder the page (and its tiles) are written into.
     stem : str
