@@ -2,10 +2,12 @@
 
 Public: named by a module's ``__all__`` (or, in a module without one, not starting with an
 underscore) in a module whose path has no private part, or named by a package's public API
-(its ``__all__`` or the ``_PUBLIC`` table of a lazy ``__init__``). Read from the source with
-:mod:`ast`, so nothing is imported. A parameter of a CLI command that is a ``typer`` option or
-argument with ``help=`` is documented by that help text (``--help`` shows it), so it needs no
-entry in the Parameters section.
+(its ``__all__`` or the ``_PUBLIC`` table of a lazy ``__init__``); and the methods not starting
+with an underscore of such classes. Read from the source with :mod:`ast`, so nothing is
+imported. A parameter of a CLI command that is a ``typer`` option or argument with ``help=`` is
+documented by that help text (``--help`` shows it), so it needs no entry in the Parameters
+section. Methods that implement another library's interface are documented there
+(:data:`INTERFACE_METHODS`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,11 @@ from typing import Any
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 MIN_PARAMETERS = 3
+#: Methods whose signature and meaning another library defines -> where they are documented.
+INTERFACE_METHODS = {
+    "submit": "concurrent.futures.Executor.submit(fn, /, *args, **kwargs)",
+    "settings_customise_sources": "pydantic_settings.BaseSettings.settings_customise_sources",
+}
 
 _SECTION = re.compile(r"^Parameters\n-{3,}\n(.*?)(?=^\S[^\n]*\n-{3,}\n|\Z)", re.M | re.S)
 _ENTRY = re.compile(r"^(\*{0,2}\w+(?:\s*,\s*\*{0,2}\w+)*)\s*(?::|$)", re.M)
@@ -103,19 +110,27 @@ def undocumented_parameters() -> Iterator[str]:
         tree = ast.parse(path.read_text())
         listed = _public_names(tree)
         for node in tree.body:
-            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
                 continue
             exported = (node.name in listed if listed is not None
                         else not node.name.startswith("_"))
             if not ((exported and not private_module) or (path, node.name) in api):
                 continue
-            every, needed = _parameters(node)
-            if len(every) < MIN_PARAMETERS:
-                continue
-            missing = [name for name in needed
-                       if name not in _documented(ast.get_docstring(node) or "")]
-            if missing:
-                yield f"{path.relative_to(SRC)}:{node.lineno} {node.name}: {', '.join(missing)}"
+            if isinstance(node, ast.ClassDef):
+                functions = [(f"{node.name}.{method.name}", method) for method in node.body
+                             if isinstance(method, ast.FunctionDef | ast.AsyncFunctionDef)
+                             and not method.name.startswith("_")
+                             and method.name not in INTERFACE_METHODS]
+            else:
+                functions = [(node.name, node)]
+            for name, function in functions:
+                every, needed = _parameters(function)
+                if len(every) < MIN_PARAMETERS:
+                    continue
+                missing = [parameter for parameter in needed
+                           if parameter not in _documented(ast.get_docstring(function) or "")]
+                if missing:
+                    yield f"{path.relative_to(SRC)}:{function.lineno} {name}: {', '.join(missing)}"
 
 
 def test_the_api_of_the_packages_is_found() -> None:

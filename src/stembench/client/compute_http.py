@@ -171,6 +171,15 @@ class PollingComputeExecutor(cf.Executor):
         """Queue a task of the already registered function ``function_id``.
 
         Same signature as ``globus_compute_sdk.Executor.submit_to_registered_function``.
+
+        Parameters
+        ----------
+        function_id : str
+            The registered function's UUID.
+        args : tuple, optional
+            Positional arguments of the task; default none.
+        kwargs : dict, optional
+            Keyword arguments of the task; default none.
         """
         self._check_open()
         args, kwargs = tuple(args or ()), dict(kwargs or {})

@@ -95,7 +95,19 @@ class FigureCache:
     def radar(self, session_factory: sessionmaker[Session], group: str,
               job_ids: Sequence[str], *, keep: bool = True) -> bytes:
         """The radar PNG of ``job_ids`` on ``group``, from the cache or rendered now (kept
-        on disk unless ``keep`` is false)."""
+        on disk unless ``keep`` is false).
+
+        Parameters
+        ----------
+        session_factory : sqlalchemy.orm.sessionmaker
+            Opens a database session to read the cutoffs.
+        group : str
+            The data group.
+        job_ids : sequence of str
+            The entries (job ids) drawn.
+        keep : bool, optional
+            Keep the PNG on disk; default True.
+        """
         key = self.key(group, job_ids)
         found = self._cached(key)
         if found is not None:
@@ -161,7 +173,17 @@ class FigureCache:
                           job_ids: Sequence[str], *, overlay: bool, caller: str = "-") -> bytes:
         """:meth:`radar` for requests: drawn on the render thread while the request waits on
         the event loop; an ``overlay`` is kept in memory only and counts against
-        ``caller``'s ``overlays_per_minute`` (:class:`FigureBusyError` when spent)."""
+        ``caller``'s ``overlays_per_minute`` (:class:`FigureBusyError` when spent).
+
+        Parameters
+        ----------
+        session_factory, group, job_ids
+            As in :meth:`radar`.
+        overlay : bool
+            A figure drawn on request (kept in memory only, rate-limited per caller).
+        caller : str, optional
+            Who asks (its share of ``overlays_per_minute``); default ``"-"``.
+        """
         found = self._cached(self.key(group, job_ids))
         if found is not None:
             return found

@@ -38,7 +38,15 @@ class ImageFormation(Protocol):
 
     def intensity(self, structure: ColumnStructure, x_angstrom: NDArray[np.float64],
                   y_angstrom: NDArray[np.float64]) -> NDArray[np.float64]:
-        """HAADF intensity with the beam at ``(x_angstrom, y_angstrom)`` (any equal shapes)."""
+        """HAADF intensity with the beam at ``(x_angstrom, y_angstrom)`` (any equal shapes).
+
+        Parameters
+        ----------
+        structure : ColumnStructure
+            The specimen's columns (positions in angstrom).
+        x_angstrom, y_angstrom : numpy.ndarray
+            Beam positions, angstrom (any equal shapes).
+        """
         ...
 
 

@@ -56,7 +56,17 @@ class Selector:
         return max(self.records, key=lambda r: (r["f1"] or 0.0, -(r["step"] or 0)))
 
     def record(self, step: int, scores: dict[str, float], weights: Path) -> None:
-        """Add the scores of the weights saved at ``step``; copy them if they are the best."""
+        """Add the scores of the weights saved at ``step``; copy them if they are the best.
+
+        Parameters
+        ----------
+        step : int
+            The training step the weights were saved at.
+        scores : dict of str to float
+            Their validation scores (``recall``, ``precision``, ``f1``, ``rms_angstrom``).
+        weights : pathlib.Path
+            The saved weights file.
+        """
         entry: dict[str, float | None] = {
             "step": step, **{k: scores[k] if math.isfinite(scores[k]) else None
                              for k in ("recall", "precision", "f1", "rms_angstrom")},
