@@ -23,6 +23,7 @@ from stembench.client.analysis import compute_cutoffs
 from stembench.client.analysis.records import json_safe
 from stembench.client.analysis.report import load_report
 from stembench.client.assess.recommend import BUILTIN_CUTOFFS_PATH
+from stembench.dataset_publish.simulate.build import DATASET_VERSION
 
 MODELS = ("log-blob", "atomap-like")
 
@@ -67,12 +68,17 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=BUILTIN_CUTOFFS_PATH)
     args = parser.parse_args()
     if args.report is not None:
-        cutoffs = load_report(args.report)["cutoffs"]
-        origin = f"report {args.report.name}"
+        report = load_report(args.report)
+        cutoffs = report["cutoffs"]
+        provenance = report["provenance"]
+        origin = (f"report {args.report.name} of {provenance['dataset_name']} "
+                  f"sha256 {provenance['dataset_sha256']}")
+        version = provenance["dataset_version"]
     else:
         cutoffs = compute_cutoffs(records_from_mini(), bootstrap=50, methods=("pchip",))
         origin = f"mini dataset, models {', '.join(MODELS)}, pchip, 50 bootstrap samples"
-    data = {"schema": "stembench-cutoffs/1", "source": origin,
+        version = DATASET_VERSION
+    data = {"schema": "stembench-cutoffs/1", "source": origin, "dataset_version": version,
             "cutoffs": [c.to_dict() for c in cutoffs if c.method == "pchip"]}
     args.out.write_text(json.dumps(json_safe(data), indent=1) + "\n", encoding="utf-8")
     print(f"wrote {len(data['cutoffs'])} cutoffs to {args.out}")

@@ -153,6 +153,30 @@ def test_group_choice_and_builtin_file() -> None:
         choose_group(oblique, cutoffs, group="x")
 
 
+@pytest.mark.parametrize("version", ["2.0.0", None])
+def test_cutoffs_of_another_dataset_version_are_refused(tmp_path: Path,
+                                                       version: str | None) -> None:
+    """Cutoffs measured on another version's series (other labels) are not this benchmark's."""
+    from stembench.client.assess.recommend import BUILTIN_CUTOFFS_PATH
+    from stembench.dataset_publish.simulate.build import DATASET_VERSION
+
+    builtin = json.loads(BUILTIN_CUTOFFS_PATH.read_text(encoding="utf-8"))
+    assert builtin["dataset_version"] == DATASET_VERSION  # the shipped file is current
+    cutoffs = {key: value for key, value in builtin.items() if key != "dataset_version"}
+    if version is not None:
+        cutoffs["dataset_version"] = version
+    path = tmp_path / "cutoffs.json"
+    path.write_text(json.dumps(cutoffs), encoding="utf-8")
+    found = f"dataset {version}" if version else "a dataset version it does not name"
+    with pytest.raises(InputError, match=f"cutoffs of {found}, but this stembench's "
+                                         f"benchmark is dataset {DATASET_VERSION}"):
+        load_cutoffs(path)
+    report = {"provenance": {"dataset_version": version}, "cutoffs": builtin["cutoffs"]}
+    path.write_text(json.dumps(report), encoding="utf-8")
+    with pytest.raises(InputError, match=f"cutoffs of {found}"):
+        load_cutoffs(path)
+
+
 def test_cli_end_to_end(tmp_path: Path) -> None:
     import typer
 
