@@ -12,35 +12,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from silent_servers import silent_server
+
+__all__ = ["STUCK_HOST", "UNRESOLVABLE", "closed_port_url", "silent_server", "stuck_resolver"]
+
 UNRESOLVABLE = "http://mdf.stembench.invalid"
 STUCK_HOST = "mdf-dns-hangs.stembench.invalid"
-
-
-@contextmanager
-def silent_server() -> Iterator[tuple[str, list[socket.socket]]]:
-    """Yield ``(url, accepted)``: a local server that accepts and never sends a byte."""
-    server = socket.create_server(("127.0.0.1", 0))
-    accepted: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        server.settimeout(0.05)
-        while not stop.is_set():
-            try:
-                accepted.append(server.accept()[0])
-            except TimeoutError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.getsockname()[1]}", accepted
-    finally:
-        stop.set()
-        thread.join()
-        for connection in accepted:
-            connection.close()
-        server.close()
 
 
 def closed_port_url() -> str:

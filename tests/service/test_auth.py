@@ -8,6 +8,7 @@ import globus_sdk
 import pytest
 import responses
 from service_helpers import CLIENT_ID, SCOPE, bearer
+from silent_servers import silent_server
 
 from stembench.service.auth import AuthError, TokenVerifier, bearer_token
 
@@ -165,31 +166,9 @@ def test_a_broken_dataset_module_is_an_error_not_an_empty_list(client, monkeypat
 
 def test_a_hanging_globus_auth_gets_one_bounded_attempt(monkeypatch) -> None:
     """globus_sdk would retry a hung introspection 5 times at 60 s each; the verifier asks once."""
-    import socket
-    import threading
-
-    server = socket.create_server(("127.0.0.1", 0))
-    accepted: list[socket.socket] = []
-
-    def accept() -> None:  # accepts every connection and never answers
-        server.settimeout(0.05)
-        while not stop.is_set():
-            try:
-                accepted.append(server.accept()[0])
-            except TimeoutError:
-                continue
-
-    stop = threading.Event()
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        monkeypatch.setenv("GLOBUS_SDK_SERVICE_URL_AUTH",
-                           f"http://127.0.0.1:{server.getsockname()[1]}/")
+    with silent_server() as (url, accepted):
+        monkeypatch.setenv("GLOBUS_SDK_SERVICE_URL_AUTH", f"{url}/")
         verifier = TokenVerifier(CLIENT_ID, "secret", required_scope=SCOPE, timeout_s=0.3)
         with pytest.raises(globus_sdk.NetworkError):
             verifier._client.oauth2_token_introspect("made-up-token")
-    finally:
-        stop.set()
-        thread.join()
-        server.close()
     assert len(accepted) == 1

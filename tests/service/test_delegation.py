@@ -6,7 +6,6 @@ registry's routes); the worker's Compute client is the SDK's own ``Client``.
 
 from __future__ import annotations
 
-import json
 import stat
 import threading
 import time
@@ -14,11 +13,10 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
 
 import pytest
 import responses
-from service_helpers import CLIENT_ID, INTROSPECT_URL, SCOPE, bearer, make_settings
+from service_helpers import CLIENT_ID, SCOPE, bearer, make_settings
 
 pytest.importorskip("globus_compute_sdk")
 
@@ -28,69 +26,20 @@ from globus_sdk.testing import RegisteredResponse
 from globus_sdk.testing.data.compute.v2.get_endpoint import (
     DEFAULT_RESPONSE_DOC as ENDPOINT_DOCUMENT,
 )
+from service_globus import (
+    ALICE,
+    ALICE_ORCID,
+    ALLOWED,
+    FUNCTION,
+    KEY,
+    OTHER,
+    FakeAuth,
+    globus_app,
+)
 
 from stembench.errors import InputError
 from stembench.service.auth import COMPUTE_SCOPE, AuthError, TokenVerifier
 from stembench.service.credentials import CredentialStore, compute_client_for
-
-TOKEN_URL = "https://auth.globus.org/v2/oauth2/token"
-REVOKE_URL = "https://auth.globus.org/v2/oauth2/token/revoke"
-KEY = "9h7-mJZ0t1lU4bVh0Xw0sD2o1gqZ3mQ8a6E5rB4yC2k="  # a Fernet key (32 bytes, base64)
-ALLOWED = "6c7f6a46-92e2-4e4e-b0a6-7a56e2d1e001"
-OTHER = "6c7f6a46-92e2-4e4e-b0a6-7a56e2d1e002"
-FUNCTION = "6c7f6a46-92e2-4e4e-b0a6-7a56e2d1e0f0"
-ALICE, ALICE_ORCID = str(uuid.uuid5(uuid.NAMESPACE_DNS, "alice")), str(
-    uuid.uuid5(uuid.NAMESPACE_DNS, "alice-orcid"))
-
-
-def _introspection(token: str) -> dict[str, Any]:
-    subject = {"alice-token": ALICE, "orcid-token": ALICE_ORCID}.get(token)
-    if subject is None:
-        return {"active": False}
-    return {"active": True, "sub": subject, "username": f"{token}@example.org",
-            "scope": f"openid {SCOPE}", "aud": [CLIENT_ID], "exp": int(time.time()) + 3600,
-            "identity_set": [ALICE, ALICE_ORCID]}
-
-
-def _dependent(compute: bool, serial: int = 1) -> list[dict[str, Any]]:
-    tokens = [{"scope": "urn:globus:auth:scope:groups.api.globus.org:all",
-               "access_token": "groupsToken", "token_type": "bearer", "expires_in": 3600,
-               "resource_server": "groups.api.globus.org", "refresh_token": "groupsRefresh"}]
-    if compute:
-        tokens.append({"scope": COMPUTE_SCOPE, "access_token": f"aliceComputeToken-{serial}",
-                       "refresh_token": f"aliceComputeRefresh-{serial}", "token_type": "bearer",
-                       "expires_in": 3600, "resource_server": "funcx_service"})
-    return tokens
-
-
-class FakeAuth:
-    """Globus Auth: introspection with identity sets, the dependent-token grant, revocation.
-
-    Each grant mints new tokens (``aliceComputeRefresh-1``, ``-2``...), as Globus Auth does.
-    """
-
-    def __init__(self, rsps: responses.RequestsMock, *, compute: bool = True) -> None:
-        self.grants: list[dict[str, list[str]]] = []
-        self.introspections: list[dict[str, list[str]]] = []
-        self.revoked: list[str] = []
-        self.compute = compute
-        rsps.add_callback(responses.POST, INTROSPECT_URL, callback=self._introspect)
-        rsps.add_callback(responses.POST, TOKEN_URL, callback=self._token)
-        rsps.add_callback(responses.POST, REVOKE_URL, callback=self._revoke)
-
-    def _revoke(self, request: Any) -> tuple[int, dict[str, str], str]:
-        self.revoked.append(parse_qs(request.body)["token"][0])
-        return 200, {}, json.dumps({"active": False})
-
-    def _introspect(self, request: Any) -> tuple[int, dict[str, str], str]:
-        form = parse_qs(request.body)
-        self.introspections.append(form)
-        return 200, {}, json.dumps(_introspection(form["token"][0]))
-
-    def _token(self, request: Any) -> tuple[int, dict[str, str], str]:
-        form = parse_qs(request.body)
-        self.grants.append(form)
-        return 200, {}, json.dumps(_dependent(self.compute, len(self.grants)))
 
 
 @pytest.fixture
@@ -99,22 +48,10 @@ def rsps() -> Iterator[responses.RequestsMock]:
         yield mock
 
 
-def _app(tmp_path: Path, **changes: Any) -> Any:
-    from fastapi.testclient import TestClient
-
-    from stembench.service.app import create_app
-
-    values: dict[str, Any] = {"executor": "globus", "allowed_endpoint_ids": (ALLOWED,),
-                              "compute_function_id": FUNCTION, "credentials_key": KEY}
-    values.update(changes)
-    app = create_app(make_settings(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}", **values))
-    return TestClient(app)
-
-
 def test_submission_obtains_the_callers_compute_token(tmp_path: Path,
                                                       rsps: responses.RequestsMock) -> None:
     auth = FakeAuth(rsps)
-    with _app(tmp_path) as client:
+    with globus_app(tmp_path) as client:
         answer = client.post("/api/jobs", json={"model": "log-blob", "endpoint_id": ALLOWED},
                              headers=bearer("alice"))
         assert answer.status_code == 201, answer.text
@@ -138,7 +75,7 @@ def test_an_endpoint_the_operator_did_not_allow_is_403(
         tmp_path: Path, rsps: responses.RequestsMock, changes: dict[str, Any], endpoint: str,
         words: str) -> None:
     auth = FakeAuth(rsps)
-    with _app(tmp_path, **changes) as client:
+    with globus_app(tmp_path, **changes) as client:
         answer = client.post("/api/jobs", json={"model": "log-blob", "endpoint_id": endpoint},
                              headers=bearer("alice"))
         assert answer.status_code == 403 and words in answer.json()["detail"]
@@ -149,7 +86,7 @@ def test_an_endpoint_the_operator_did_not_allow_is_403(
 def test_service_scope_without_compute_dependency_is_403(
         tmp_path: Path, rsps: responses.RequestsMock) -> None:
     FakeAuth(rsps, compute=False)
-    with _app(tmp_path) as client:
+    with globus_app(tmp_path) as client:
         answer = client.post("/api/jobs", json={"model": "log-blob"}, headers=bearer("alice"))
         assert answer.status_code == 403
         assert "must declare Globus Compute's scope" in answer.json()["detail"]
@@ -158,7 +95,7 @@ def test_service_scope_without_compute_dependency_is_403(
 def test_jobs_belong_to_the_whole_identity_set(tmp_path: Path,
                                                rsps: responses.RequestsMock) -> None:
     FakeAuth(rsps)
-    with _app(tmp_path) as client:
+    with globus_app(tmp_path) as client:
         job = client.post("/api/jobs", json={"model": "log-blob"},
                           headers=bearer("alice")).json()["job"]
         other_login = {"Authorization": "Bearer orcid-token"}  # a linked identity of alice
@@ -172,7 +109,7 @@ def test_worker_submits_with_the_owners_token_never_the_services(
     from stembench.service.worker import Worker
 
     FakeAuth(rsps)
-    with _app(tmp_path) as client:
+    with globus_app(tmp_path) as client:
         job_id = client.post("/api/jobs", json={"model": "log-blob", "endpoint_id": ALLOWED},
                              headers=bearer("alice")).json()["job"]["id"]
         app = client.app
@@ -270,7 +207,7 @@ def test_one_encrypted_token_per_user_never_logged(
 
     caplog.set_level(logging.DEBUG)
     auth = FakeAuth(rsps)
-    with _app(tmp_path) as client:
+    with globus_app(tmp_path) as client:
         _submit(client)
         _submit(client, "atomap-like")  # a second live job reuses the kept token
         settings = client.app.state.settings
@@ -291,7 +228,7 @@ def test_the_token_is_revoked_and_deleted_when_the_last_job_ends(
     from stembench.service.worker import Worker
 
     auth = FakeAuth(rsps)
-    with _app(tmp_path) as client:
+    with globus_app(tmp_path) as client:
         first, second = _submit(client)["id"], _submit(client, "atomap-like")["id"]
         app = client.app
     _compute_routes(rsps, "offline")  # each job ends (failed) as the worker starts it
@@ -313,14 +250,28 @@ def test_the_token_is_revoked_and_deleted_when_the_last_job_ends(
 
 def test_cancelling_a_queued_job_revokes_its_token(tmp_path: Path,
                                                    rsps: responses.RequestsMock) -> None:
+    """The request only cancels; the worker, waiting for work, revokes the unneeded token."""
+    from stembench.service.worker import Worker
+
     auth = FakeAuth(rsps)
-    with _app(tmp_path) as client:
+    with globus_app(tmp_path) as client:
         job = _submit(client)
         answer = client.post(f"/api/jobs/{job['id']}/cancel", headers=bearer("alice"))
         assert answer.json()["status"] == "cancelled"
-        credentials = client.app.state.settings.credential_store()
+        app = client.app
+    credentials = app.state.settings.credential_store()
+    assert auth.revoked == [] and credentials.owners() == [ALICE]
+    assert not Worker(app.state.settings, app.state.sessions).run_once()  # no job waits
     assert auth.revoked == ["aliceComputeRefresh-1", "aliceComputeToken-1"]
     assert not credentials.holds(ALICE)
+
+
+def _revoked(auth: FakeAuth, count: int) -> list[str]:
+    """The tokens revoked, once ``count`` were (revocations run in the background)."""
+    deadline = time.monotonic() + 60  # a guard against a hang only
+    while len(auth.revoked) < count and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return auth.revoked
 
 
 def test_concurrent_writers_never_share_a_temporary_file(tmp_path: Path) -> None:
@@ -363,14 +314,14 @@ def test_job_endpoint_options_are_checked_at_submission_and_reach_the_endpoint(
     auth = FakeAuth(rsps)
     _compute_routes(rsps, "online")
     _endpoint_metadata(rsps, user_config_schema("slurm-gpu", EndpointSettings(gpus=4)))
-    with _app(tmp_path) as client:
+    with globus_app(tmp_path) as client:
         credentials = client.app.state.settings.credential_store()
         refused = client.post("/api/jobs", headers=bearer("alice"), json={
             "model": "log-blob", "endpoint_id": ALLOWED,
             "endpoint_options": {"walltime": "forever"}})
         assert refused.status_code == 422, refused.text
         assert refused.json()["detail"].startswith("endpoint option walltime: 'forever' does")
-        assert auth.revoked == ["aliceComputeRefresh-1", "aliceComputeToken-1"]
+        assert _revoked(auth, 2) == ["aliceComputeRefresh-1", "aliceComputeToken-1"]
         assert not credentials.holds(ALICE)  # nothing kept for a refused request
         assert client.get("/api/jobs", headers=bearer("alice")).json() == []
         answer = client.post("/api/jobs", headers=bearer("alice"), json={

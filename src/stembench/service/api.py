@@ -15,11 +15,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from stembench.errors import StembenchError
 from stembench.service import store
 from stembench.service.auth import AuthError, Identity, bearer_token
-from stembench.service.credentials import release_credentials
 from stembench.service.models import CutoffRow, Job, ResultRow
 from stembench.service.schemas import (
     CutoffOut,
@@ -144,14 +144,42 @@ def list_models() -> list[ModelOut]:
 @router.post("/jobs", response_model=SubmitOut, status_code=201,
              responses={200: {"model": SubmitOut, "description": "Duplicate of a live job"},
                         **_AUTH_ERRORS})
-def submit(body: SubmitIn, caller: Caller, db: DB, request: Request,
-           response: Response) -> SubmitOut:
+async def submit(body: SubmitIn, caller: Caller, db: DB, request: Request,
+                 response: Response) -> SubmitOut:
     """Queue an evaluation of a registered model on a dataset preset.
 
     On a service running jobs on Globus Compute, ``endpoint_options`` are checked against
-    the schema the endpoint publishes (422 when refused) before anything is queued.
+    the schema the endpoint publishes (422 when refused) before anything is queued; the
+    calls to Globus wait on the event loop, never on a request thread
+    (:mod:`stembench.service.delegation`).
     """
     settings = request.app.state.settings
+    version = await run_in_threadpool(_checked_version, settings, body)
+
+    def create() -> tuple[Job, bool]:
+        return store.create_job(
+            db, owner=caller.sub, owner_name=caller.username, model=body.model,
+            options=body.options, dataset_name=body.dataset_name,
+            dataset_preset=body.dataset_preset, dataset_version=version,
+            endpoint_id=body.endpoint_id, endpoint_options=body.endpoint_options)
+
+    if settings.executor != "globus":
+        if body.endpoint_options:
+            raise HTTPException(422, "endpoint_options: this service runs no job on a Globus "
+                                     "Compute endpoint")
+        job, created = await run_in_threadpool(create)
+    else:  # the job runs as the caller, with their one kept Compute token, never the service's
+        from stembench.service.delegation import delegated_job
+
+        job, created = await delegated_job(request, caller, body, create)
+    if not created:
+        response.status_code = 200
+    return SubmitOut(job=job_out(job), duplicate=not created)
+
+
+def _checked_version(settings: Any, body: SubmitIn) -> str:
+    """The dataset version a submission names, once its model, options, endpoint and dataset
+    are checked (HTTP 422 or 403 with the reason)."""
     models = registered_models()
     if body.model not in {m.name for m in models}:
         raise HTTPException(422, f"unknown model {body.model!r}: this service evaluates "
@@ -168,63 +196,7 @@ def submit(body: SubmitIn, caller: Caller, db: DB, request: Request,
     if known is None:
         raise HTTPException(422, f"unknown dataset {body.dataset_name!r} preset "
                                  f"{body.dataset_preset!r}; see GET /api/datasets")
-    version = body.dataset_version or known.version
-
-    def create() -> tuple[Job, bool]:
-        return store.create_job(
-            db, owner=caller.sub, owner_name=caller.username, model=body.model,
-            options=body.options, dataset_name=body.dataset_name,
-            dataset_preset=body.dataset_preset, dataset_version=version,
-            endpoint_id=body.endpoint_id, endpoint_options=body.endpoint_options)
-
-    if settings.executor != "globus":
-        if body.endpoint_options:
-            raise HTTPException(422, "endpoint_options: this service runs no job on a Globus "
-                                     "Compute endpoint")
-        job, created = create()
-    else:  # the job runs as the caller, with their one kept Compute token, never the service's
-        verifier = request.app.state.verifier
-        credentials = settings.credential_store()
-        with credentials.locked(caller.sub):  # the worker drops it under the same lock
-            held = credentials.holds(caller.sub)
-            tokens = credentials.load(caller.sub) if held else verifier.grant_compute(
-                request.headers.get("authorization"), caller)
-            refusal = _endpoint_options_refusal(settings, body, tokens["access_token"])
-            if refusal is not None:
-                if not held:  # minted for this request only
-                    for name in ("refresh_token", "access_token"):
-                        verifier.revoke(tokens[name])
-                raise HTTPException(422, refusal)
-            if not held:
-                credentials.save(caller.sub, tokens)
-            job, created = create()
-    if not created:
-        response.status_code = 200
-    return SubmitOut(job=job_out(job), duplicate=not created)
-
-
-def _endpoint_options_refusal(settings: Any, body: SubmitIn, access_token: str) -> str | None:
-    """Why the job's endpoint options are refused by the schema its endpoint publishes.
-
-    Read with the caller's own Compute token (``Client.get_endpoint_metadata``); an endpoint
-    that publishes no schema checks the options itself when the job runs.
-    """
-    if not body.endpoint_options:
-        return None
-    from stembench._optional import require
-    from stembench.client.remote_endpoints import check_endpoint_options, published_schema
-    from stembench.errors import InputError
-
-    globus_sdk = require("globus_sdk", extra="service", purpose="Globus Auth")
-    sdk = require("globus_compute_sdk", extra="compute", purpose="Jobs on Compute endpoints")
-    endpoint = body.endpoint_id or settings.default_endpoint_id
-    client = sdk.Client(authorizer=globus_sdk.AccessTokenAuthorizer(access_token),
-                        do_version_check=False)
-    try:
-        check_endpoint_options(dict(body.endpoint_options), published_schema(client, endpoint))
-    except InputError as exc:
-        return str(exc)
-    return None
+    return body.dataset_version or str(known.version)
 
 
 @router.post("/logout", status_code=204, responses=_AUTH_ERRORS)
@@ -255,16 +227,14 @@ def follow(job_id: JobId, caller: Caller, db: DB) -> JobOut:
 
 @router.post("/jobs/{job_id}/cancel", response_model=JobOut,
              responses={404: {"model": ErrorOut}, 409: {"model": ErrorOut}, **_AUTH_ERRORS})
-def cancel(job_id: JobId, caller: Caller, db: DB, request: Request) -> JobOut:
-    """Cancel one of your jobs (a running job stops after its shards in flight)."""
+def cancel(job_id: JobId, caller: Caller, db: DB) -> JobOut:
+    """Cancel one of your jobs (a running job stops after its shards in flight). The job
+    worker revokes your kept Globus Compute token once no job of yours needs it."""
     job = _own_job(db, job_id, caller)
     try:
         cancelled = store.cancel_job(db, job)
     except store.JobConflictError as exc:
         raise HTTPException(409, str(exc)) from exc
-    if cancelled.status == "cancelled" and request.app.state.settings.executor == "globus":
-        release_credentials(request.app.state.settings, db, cancelled.owner,
-                            request.app.state.verifier.revoke)
     return job_out(cancelled)
 
 

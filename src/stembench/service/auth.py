@@ -18,7 +18,8 @@ or too many checks are in flight.
 
 Jobs on a Globus Compute endpoint run as their submitter: :meth:`TokenVerifier.grant_compute`
 exchanges the caller's token for a Globus Compute token (the dependent-token grant; the
-service's scope must declare Globus Compute's scope as a dependent scope) and keeps it for
+service's scope must declare Globus Compute's scope as a dependent scope; a request makes
+it through :meth:`TokenVerifier.call`, on the verifier's own threads) and keeps it for
 the worker, encrypted, only while the caller has a live job
 (:mod:`stembench.service.credentials`, which also builds the worker's Compute client from
 it and the service's configured client credentials, never an interactive login).
@@ -29,22 +30,30 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures as cf
 import hashlib
+import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from stembench._optional import require
 from stembench.errors import StembenchError
 
 __all__ = ["COMPUTE_RESOURCE_SERVER", "COMPUTE_SCOPE", "AuthError", "Identity",
-           "TokenVerifier", "bearer_token"]
+           "TokenVerifier", "bearer_token", "bounded_auth_client"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _CACHE_SIZE = 4096
 #: Threads that introspect tokens, and checks that may be in flight before 503 at once.
 _INTROSPECTION_THREADS = 4
 _MAX_IN_FLIGHT = 64
+#: Threads that make the other calls of requests (dependent-token grants, Compute checks,
+#: revocations), so that none runs on a request thread.
+_CALL_THREADS = 4
 #: Globus Compute's scope and resource server (``globus_sdk.scopes.ComputeScopes``).
 COMPUTE_SCOPE = "https://auth.globus.org/scopes/facd7ccc-c5f4-42aa-916b-a0e270e2c2a9/all"
 COMPUTE_RESOURCE_SERVER = "funcx_service"
@@ -98,6 +107,22 @@ def bearer_token(header: str | None) -> str:
     return token
 
 
+def bounded_auth_client(client_id: str, client_secret: str, *, timeout_s: float) -> Any:
+    """The service's ``globus_sdk.ConfidentialAppAuthClient``, one attempt per call bounded
+    by ``timeout_s``.
+
+    globus_sdk's defaults (60 s per request, up to 5 retries on network errors, 429 and
+    5xx; globus_sdk/config/env_vars.py, transport/retry_config.py) would keep a thread busy
+    for minutes while Globus Auth hangs. The Retry-After of a 429 is not waited for either.
+    """
+    globus_sdk = require("globus_sdk", extra="service", purpose="Globus Auth")
+    from globus_sdk.transport import RequestsTransport, RetryConfig
+
+    return globus_sdk.ConfidentialAppAuthClient(
+        client_id, client_secret, transport=RequestsTransport(http_timeout=timeout_s),
+        retry_config=RetryConfig(max_retries=0))
+
+
 class TokenVerifier:
     """Introspects bearer tokens with Globus Auth and caches the answers.
 
@@ -122,24 +147,17 @@ class TokenVerifier:
         self.client_id, self.required_scope, self.cache_ttl_s = (
             client_id, required_scope, cache_ttl_s)
         self.timeout_s = timeout_s
-        if auth_client is None:
-            globus_sdk = require("globus_sdk", extra="service", purpose="Globus Auth")
-            from globus_sdk.transport import RequestsTransport, RetryConfig
-
-            # One attempt, bounded by the timeout: globus_sdk's defaults (60 s per request,
-            # up to 5 retries on network errors, 429 and 5xx; globus_sdk/config/env_vars.py,
-            # transport/retry_config.py) would keep an introspection thread busy for minutes
-            # while Globus Auth hangs. The Retry-After of a 429 is not waited for either.
-            auth_client = globus_sdk.ConfidentialAppAuthClient(
-                client_id, client_secret,
-                transport=RequestsTransport(http_timeout=timeout_s),
-                retry_config=RetryConfig(max_retries=0))
-        self._client = auth_client
+        self._client = auth_client or bounded_auth_client(client_id, client_secret,
+                                                          timeout_s=timeout_s)
         self._cache: OrderedDict[str, tuple[float, Identity]] = OrderedDict()
         self._refused: OrderedDict[str, AuthError] = OrderedDict()
         self._in_flight: dict[str, cf.Future[Identity]] = {}
         self._pool = cf.ThreadPoolExecutor(_INTROSPECTION_THREADS,
                                            thread_name_prefix="introspection")
+        self._calls = cf.ThreadPoolExecutor(_CALL_THREADS, thread_name_prefix="globus-call")
+        # revocations nobody waits for get threads of their own: they never delay a request
+        self._revocations = cf.ThreadPoolExecutor(2, thread_name_prefix="globus-revoke")
+        self._calls_out = 0
         self._lock = threading.Lock()
 
     def _cached(self, key: str, now: float) -> Identity | None:
@@ -280,6 +298,49 @@ class TokenVerifier:
                             "obtained for you: this service's scope must declare Globus "
                             f"Compute's scope {COMPUTE_SCOPE} as a dependent scope")
         return dict(tokens)
+
+    async def call(self, service: str, function: Callable[..., T], *args: Any,
+                   late_result: Callable[[T], object] | None = None) -> T:
+        """``function(*args)`` (a call to ``service``) on the verifier's own threads while the
+        request waits on the event loop, at most ``timeout_s``; :class:`AuthError` 503 when
+        it has not answered by then (a result that lands later goes to ``late_result``, to
+        revoke tokens nobody will keep) or too many calls are out."""
+        with self._lock:
+            if self._calls_out >= _MAX_IN_FLIGHT:
+                raise AuthError(503, "temporarily_unavailable", "too many calls are waiting "
+                                "for Globus; try again later")
+            self._calls_out += 1
+        future = self._calls.submit(function, *args)
+
+        def landed(_: cf.Future[T]) -> None:
+            with self._lock:
+                self._calls_out -= 1
+
+        future.add_done_callback(landed)
+        try:
+            return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)),
+                                          self.timeout_s)
+        except TimeoutError as exc:
+            if late_result is not None:
+                future.add_done_callback(lambda done: late_result(done.result()) if not
+                                         done.cancelled() and done.exception() is None
+                                         else None)
+            raise AuthError(503, "temporarily_unavailable", f"{service} did not answer within "
+                            f"{self.timeout_s:g} s; try again later") from exc
+
+    def revoke_later(self, tokens: dict[str, Any]) -> None:
+        """Revoke a grant's refresh and access tokens on the verifier's threads (one attempt
+        each, bounded by ``timeout_s``; a failure is logged without the token)."""
+        def revoke_both() -> None:
+            globus_sdk = require("globus_sdk", extra="service", purpose="Globus Auth")
+            for name in ("refresh_token", "access_token"):
+                try:
+                    self.revoke(tokens[name])
+                except (globus_sdk.GlobusAPIError, globus_sdk.NetworkError) as exc:
+                    log.warning("revoking a Globus Compute %s failed (%s)",
+                                name.replace("_", " "), type(exc).__name__)
+
+        self._revocations.submit(revoke_both)
 
     def forget(self, token: str, reason: str) -> None:
         """Accept ``token`` no more: its cached acceptance is dropped and a refusal (401,

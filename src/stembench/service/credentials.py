@@ -9,7 +9,8 @@ revoked. So the service:
 
 * keeps at most one per user: one file per identity, reused by the user's next job;
 * keeps it only while one of the user's jobs is queued or running: when the last one ends
-  (done, failed or cancelled) it is revoked with Globus Auth and its file deleted;
+  (done, failed or cancelled) the job worker revokes it with Globus Auth (one attempt per
+  token, bounded by the introspection timeout) and deletes its file, never a request thread;
 * stores it encrypted (Fernet, with the ``credentials_key`` of the service's settings) in an
   owner-only file, written through a temporary file of its own, so concurrent writers never
   share a name;
@@ -81,7 +82,8 @@ class CredentialStore:
     def save(self, owner: str, tokens: dict[str, Any]) -> None:
         """Keep ``tokens`` (a ``by_resource_server`` entry) for ``owner``, encrypted."""
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        secret = self._fernet.encrypt(json.dumps({k: tokens[k] for k in _KEPT}).encode())
+        kept = {"owner": owner, **{k: tokens[k] for k in _KEPT}}
+        secret = self._fernet.encrypt(json.dumps(kept).encode())
         with AtomicPath(self.path(owner)) as partial:
             descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(descriptor, "wb") as handle:
@@ -96,6 +98,17 @@ class CredentialStore:
             raise AuthError(403, "invalid_token", f"no usable Globus Compute token kept for "
                             f"{owner}; submit the job again") from None
         return dict(data)
+
+    def owners(self) -> list[str]:
+        """The owners whose tokens are kept (files that cannot be read are skipped)."""
+        crypto = require("cryptography.fernet", extra="service", purpose="Stored credentials")
+        found = []
+        for path in sorted(self.folder.glob("*.token")):
+            try:
+                found.append(str(json.loads(self._fernet.decrypt(path.read_bytes()))["owner"]))
+            except (OSError, ValueError, KeyError, crypto.InvalidToken):
+                continue
+        return found
 
     def discard(self, owner: str, revoke: Callable[[str], object]) -> bool:
         """Revoke ``owner``'s tokens with Globus Auth and delete them; False if none kept.
@@ -126,8 +139,9 @@ def release_credentials(settings: Any, session: Any, owner: str,
                         revoke: Callable[[str], object]) -> bool:
     """Revoke and delete ``owner``'s kept token unless a job of theirs still needs it.
 
-    Called whenever one of ``owner``'s jobs ends (the worker) or is cancelled while queued
-    (the API); True when a token was discarded.
+    Called by the worker whenever one of ``owner``'s jobs ends and, for every kept token,
+    while it waits for work (a job cancelled while queued never reaches it otherwise): no
+    request thread waits on Globus Auth. True when a token was discarded.
 
     Parameters
     ----------

@@ -7,7 +7,9 @@ heartbeat (every ``cancel_poll_s``), which ends the job's shards in flight (a lo
 worker processes are ended) and submits no more; a job whose cancellation arrives while its
 results are being stored ends cancelled, never on the leaderboard. The heartbeat lasts until
 the job's final state is written (re-scoring, report and storing included, uploads too), and
-a renewal that fails (a database hiccup) is logged and tried again at the next beat.
+a renewal that fails (a database hiccup) is logged and tried again at the next beat. On
+Globus Compute the worker also revokes each user's kept Compute token once no job of theirs
+needs it: after each job, and while it waits for work (a job cancelled while queued).
 """
 
 from __future__ import annotations
@@ -180,27 +182,30 @@ class Worker:
         with self.sessions() as session:
             job = store.claim_job(session, worker_id=self.worker_id,
                                   lease_s=self.settings.lease_s)
-        if job is None:
+        if job is None:  # waiting for work: release the tokens no job needs any more
+            if self.settings.executor == "globus":
+                for owner in self.settings.credential_store().owners():
+                    self._release_credentials(owner)
             return False
         try:
             self._run(job)
         finally:
-            self._release_credentials(job)
+            if self.settings.executor == "globus" and job.source == "worker":
+                self._release_credentials(job.owner)
         return True
 
-    def _release_credentials(self, job: Job) -> None:
-        """Revoke and delete the owner's Compute token once no job of theirs needs it."""
-        settings = self.settings
-        if settings.executor != "globus" or job.source != "worker":
-            return
-        from stembench._optional import require
+    def _release_credentials(self, owner: str) -> None:
+        """Revoke and delete ``owner``'s Compute token once no job of theirs needs it (one
+        attempt per token with Globus Auth, bounded by the introspection timeout)."""
+        from stembench.service.auth import bounded_auth_client
         from stembench.service.credentials import release_credentials
 
-        globus_sdk = require("globus_sdk", extra="service", purpose="Globus Auth")
-        auth = globus_sdk.ConfidentialAppAuthClient(str(settings.globus_client_id),
-                                                    str(settings.globus_client_secret))
+        settings = self.settings
+        auth = bounded_auth_client(str(settings.globus_client_id),
+                                   str(settings.globus_client_secret),
+                                   timeout_s=settings.introspection_timeout_s)
         with self.sessions() as session:
-            release_credentials(settings, session, job.owner, auth.oauth2_revoke_token)
+            release_credentials(settings, session, owner, auth.oauth2_revoke_token)
 
     def _target(self, job: Job) -> tuple[Target, CancellableExecutor]:
         settings = self.settings

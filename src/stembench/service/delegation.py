@@ -1,0 +1,105 @@
+"""Submitting a job that runs on a Globus Compute endpoint as its submitter.
+
+The caller's one kept Compute token is used, or a new one is obtained with the
+dependent-token grant; the job's endpoint options are checked against the schema its
+endpoint publishes, read with that token. Both calls to Globus run on the token verifier's
+own threads while the request waits on the event loop, at most the introspection timeout
+(503 after), so a hung Globus Auth or Compute holds no request thread. Tokens minted for a
+request that is refused, gives up, or finds one kept meanwhile are revoked in the
+background; a user never has more than one kept (:mod:`stembench.service.credentials`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import HTTPException, Request
+from starlette.concurrency import run_in_threadpool
+
+from stembench.service.auth import AuthError, Identity
+from stembench.service.credentials import CredentialStore
+from stembench.service.models import Job
+from stembench.service.schemas import SubmitIn
+
+__all__ = ["delegated_job"]
+
+
+async def delegated_job(request: Request, caller: Identity, body: SubmitIn,
+                        create: Callable[[], tuple[Job, bool]]) -> tuple[Job, bool]:
+    """Queue a job (``create``) to run with the caller's Compute token, kept for it.
+
+    Raises
+    ------
+    AuthError
+        403 when Globus Auth gives no Compute token, 503 when Globus does not answer in time.
+    HTTPException
+        422 when the endpoint's published schema refuses the job's endpoint options.
+    """
+    settings, verifier = request.app.state.settings, request.app.state.verifier
+    credentials: CredentialStore = settings.credential_store()
+    kept = await run_in_threadpool(_kept, credentials, caller.sub)
+    tokens = kept or await verifier.call(
+        "Globus Auth", verifier.grant_compute, request.headers.get("authorization"), caller,
+        late_result=verifier.revoke_later)
+    minted = None if kept else tokens
+    try:
+        refusal = await verifier.call("Globus Compute", _endpoint_options_refusal, settings,
+                                      body, tokens["access_token"]
+                                      ) if body.endpoint_options else None
+    except AuthError:
+        if minted:
+            verifier.revoke_later(minted)
+        raise
+    if refusal is not None:
+        if minted:  # nothing is kept for a refused request
+            verifier.revoke_later(minted)
+        raise HTTPException(422, refusal)
+    job, created, surplus = await run_in_threadpool(_keep_and_create, credentials,
+                                                    caller.sub, minted, create)
+    if surplus:
+        verifier.revoke_later(surplus)
+    return job, created
+
+
+def _kept(credentials: CredentialStore, owner: str) -> dict[str, Any] | None:
+    with credentials.locked(owner):
+        return credentials.load(owner) if credentials.holds(owner) else None
+
+
+def _keep_and_create(credentials: CredentialStore, owner: str, minted: dict[str, Any] | None,
+                     create: Callable[[], tuple[Job, bool]],
+                     ) -> tuple[Job, bool, dict[str, Any] | None]:
+    """Keep the minted token (unless one was kept meanwhile: then it is surplus) and queue
+    the job, under the owner's lock: the worker releases a token under the same lock."""
+    with credentials.locked(owner):
+        held = credentials.holds(owner)
+        if minted is None and not held:
+            raise AuthError(503, "temporarily_unavailable", "your Globus Compute token was "
+                            "released as your last job ended meanwhile; submit again")
+        if minted is not None and not held:
+            credentials.save(owner, minted)
+        job, created = create()
+    return job, created, minted if held else None
+
+
+def _endpoint_options_refusal(settings: Any, body: SubmitIn, access_token: str) -> str | None:
+    """Why the job's endpoint options are refused by the schema its endpoint publishes.
+
+    Read with the caller's own Compute token (``Client.get_endpoint_metadata``); an endpoint
+    that publishes no schema checks the options itself when the job runs.
+    """
+    from stembench._optional import require
+    from stembench.client.remote_endpoints import check_endpoint_options, published_schema
+    from stembench.errors import InputError
+
+    globus_sdk = require("globus_sdk", extra="service", purpose="Globus Auth")
+    sdk = require("globus_compute_sdk", extra="compute", purpose="Jobs on Compute endpoints")
+    endpoint = body.endpoint_id or settings.default_endpoint_id
+    client = sdk.Client(authorizer=globus_sdk.AccessTokenAuthorizer(access_token),
+                        do_version_check=False)
+    try:
+        check_endpoint_options(dict(body.endpoint_options), published_schema(client, endpoint))
+    except InputError as exc:
+        return str(exc)
+    return None
