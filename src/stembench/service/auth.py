@@ -114,6 +114,13 @@ def bounded_auth_client(client_id: str, client_secret: str, *, timeout_s: float)
     globus_sdk's defaults (60 s per request, up to 5 retries on network errors, 429 and
     5xx; globus_sdk/config/env_vars.py, transport/retry_config.py) would keep a thread busy
     for minutes while Globus Auth hangs. The Retry-After of a 429 is not waited for either.
+
+    Parameters
+    ----------
+    client_id, client_secret : str
+        The service's confidential Globus Auth client.
+    timeout_s : float
+        Seconds one call may take (the service's introspection timeout).
     """
     globus_sdk = require("globus_sdk", extra="service", purpose="Globus Auth")
     from globus_sdk.transport import RequestsTransport, RetryConfig
@@ -302,9 +309,26 @@ class TokenVerifier:
     async def call(self, service: str, function: Callable[..., T], *args: Any,
                    late_result: Callable[[T], object] | None = None) -> T:
         """``function(*args)`` (a call to ``service``) on the verifier's own threads while the
-        request waits on the event loop, at most ``timeout_s``; :class:`AuthError` 503 when
-        it has not answered by then (a result that lands later goes to ``late_result``, to
-        revoke tokens nobody will keep) or too many calls are out."""
+        request waits on the event loop, at most ``timeout_s``.
+
+        Parameters
+        ----------
+        service : str
+            What is called, for the message ("Globus Auth").
+        function : callable
+            The blocking call (one attempt, bounded by ``timeout_s`` itself).
+        *args
+            Its arguments.
+        late_result : callable, optional
+            Given the result when it lands after the request gave up (to revoke tokens that
+            nobody will keep).
+
+        Raises
+        ------
+        AuthError
+            503 when ``function`` has not answered within ``timeout_s`` or too many calls are
+            out; what ``function`` raises otherwise.
+        """
         with self._lock:
             if self._calls_out >= _MAX_IN_FLIGHT:
                 raise AuthError(503, "temporarily_unavailable", "too many calls are waiting "

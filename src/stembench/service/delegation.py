@@ -29,6 +29,23 @@ async def delegated_job(request: Request, caller: Identity, body: SubmitIn,
                         create: Callable[[], tuple[Job, bool]]) -> tuple[Job, bool]:
     """Queue a job (``create``) to run with the caller's Compute token, kept for it.
 
+    Parameters
+    ----------
+    request : fastapi.Request
+        The submission (its app's settings and token verifier, its bearer token).
+    caller : Identity
+        Who submits: the owner of the job and of the kept token.
+    body : SubmitIn
+        The submission, with its endpoint and endpoint options.
+    create : callable
+        Queues the job (``store.create_job`` for this submission): the job and whether it
+        is new.
+
+    Returns
+    -------
+    (Job, bool)
+        As ``create`` returns them.
+
     Raises
     ------
     AuthError
