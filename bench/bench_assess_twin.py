@@ -170,7 +170,11 @@ def main() -> None:
                                     results_dir=Path("/tmp/bench-assess-twin"),
                                     n_twins=args.twins, series=False, lanes=lanes)
             row["predicted"] = {p.model: p.mean["f1"] for p in result.predictions}
-            row["recommended"] = result.recommended or result.predictions[0].model
+            row["recommended"] = result.recommended or (
+                result.predictions[0].model if result.predictions else None)
+            row["unexplained"] = result.likeness.unexplained
+            if not result.predictions:
+                row["refused"] = result.verdict  # no likeness: a refusal, counted as misses
             row["limitations"] = result.limitations
         except StembenchError as exc:
             row["error"] = str(exc)  # a refusal is a result: listed, never dropped

@@ -14,9 +14,14 @@ column's image is: the centroid of the column's own Gaussian as the distorted li
 (:func:`~stembench.dataset_publish.simulate.scan.ground_truth_pixels`), the benchmark's rule.
 Noise is Gaussian with variance ``gain * I + read_variance`` (``I`` the noise-free
 intensity): the shot noise of ``I / gain`` counts, approximated by a Gaussian, plus a
-constant. Columns with amplitude under :data:`MIN_LABELLED_AMPLITUDE_FRACTION` of the brightest
-(95th percentile) are rendered but labelled faint ("don't care" in the score), as the benchmark's
-visibility rule does.
+constant. Which columns are labelled is the benchmark's own visibility rule
+(:func:`~stembench.dataset_publish.simulate.visibility.columns_with_peak` at
+:data:`~stembench.dataset_publish.simulate.visibility.MIN_VISIBLE_CONTRAST`), applied once per
+model, as the benchmark applies it once per dataset: a column is labelled when it owns a maximum
+of the model's noise-free, undistorted image (background and every column, sampled at
+:data:`~stembench.dataset_publish.simulate.visibility.SAMPLING_ANGSTROM`) whose prominence is at
+least that fraction of the image's range; the others are rendered but labelled faint ("don't
+care" in the score).
 
 Which images are rendered is :mod:`stembench.dataset_publish.simulate.twin_plan`'s.
 """
@@ -27,6 +32,7 @@ import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -37,14 +43,13 @@ from stembench.datamodel import BenchmarkImage
 from stembench.errors import InputError
 from stembench.imaging.gaussian import FWHM_PER_SIGMA
 
-__all__ = ["MIN_LABELLED_AMPLITUDE_FRACTION", "TwinModel", "TwinVariant", "plan_to_json",
+__all__ = ["MAX_VISIBILITY_SAMPLES", "TwinModel", "TwinVariant", "plan_to_json",
            "render_twin", "scaled", "write_twin_dataset"]
 
-#: A column is labelled when its fitted amplitude is at least this fraction of the brightest
-#: (the 95th percentile of the amplitudes); the others are labelled faint. Not the benchmark's
-#: :data:`~stembench.dataset_publish.simulate.visibility.MIN_VISIBLE_CONTRAST`, which is a
-#: fraction of the image's range measured on the noise-free image.
-MIN_LABELLED_AMPLITUDE_FRACTION = 0.1
+#: The noise-free image the visibility rule is applied to is sampled at the rule's
+#: ``SAMPLING_ANGSTROM``, or more coarsely where that would exceed this many samples along a
+#: side (a memory bound; the rule's prominence changes little while a column spans a few samples).
+MAX_VISIBILITY_SAMPLES = 4096
 #: A column's Gaussian is rendered (and weights its label's lines) out to this many widths.
 _REACH_SIGMA = 4.0
 
@@ -108,11 +113,32 @@ class TwinModel:
             raise InputError(f"twin of {self.name}: gain, read variance >= 0 and pixel "
                              "size > 0 needed")
 
-    @property
+    @cached_property
     def labelled(self) -> NDArray[np.bool_]:
-        """Columns bright enough to be labelled (the others are faint)."""
-        bright = float(np.percentile(self.amplitude, 95))
-        return np.asarray(self.amplitude >= MIN_LABELLED_AMPLITUDE_FRACTION * bright)
+        """Columns the benchmark's visibility rule labels (the others are faint).
+
+        The rule (:func:`~stembench.dataset_publish.simulate.visibility.columns_with_peak`,
+        threshold ``MIN_VISIBLE_CONTRAST``, attach radius ``ATTACH_RADIUS_ANGSTROM``) on the
+        model's noise-free, undistorted image resampled to the rule's ``SAMPLING_ANGSTROM``
+        (coarser only past :data:`MAX_VISIBILITY_SAMPLES` samples along a side).
+        """
+        from stembench.dataset_publish.simulate.visibility import (
+            ATTACH_RADIUS_ANGSTROM,
+            MIN_VISIBLE_CONTRAST,
+            SAMPLING_ANGSTROM,
+            columns_with_peak,
+        )
+
+        scale = min(self.pixel_size / SAMPLING_ANGSTROM, MAX_VISIBILITY_SAMPLES / max(self.shape))
+        fine = scaled(self, scale)
+        rows, cols = fine.shape
+        clean = _background(fine, np.arange(rows, dtype=np.float64),
+                            np.arange(cols, dtype=np.float64))
+        none = np.zeros(rows)
+        clean = clean + _columns(fine, np.asarray(fine.sigma_px, np.float64), none, none,
+                                 (0, 0, rows, cols))
+        return columns_with_peak(fine.xy_px, clean, fraction=MIN_VISIBLE_CONTRAST,
+                                 attach_radius_px=ATTACH_RADIUS_ANGSTROM / fine.pixel_size)
 
     @property
     def resolution_pm(self) -> float:
@@ -247,6 +273,7 @@ def render_twin(model: TwinModel, variant: TwinVariant) -> BenchmarkImage:
         line_offsets_px,
     )
 
+    labelled = model.labelled  # judged once per model, at its own sampling
     if variant.scale != 1.0:
         model = scaled(model, variant.scale)
     r0, c0, rows, cols = _window(model, variant.crop)
@@ -270,7 +297,6 @@ def render_twin(model: TwinModel, variant: TwinVariant) -> BenchmarkImage:
         line_weight=lambda d: np.exp(-0.5 * (d / sigma[:, None]) ** 2))
     ok = np.isfinite(truth).all(axis=1) & (truth[:, 0] >= -0.5) & (truth[:, 1] >= -0.5) \
         & (truth[:, 0] <= cols - 0.5) & (truth[:, 1] <= rows - 0.5)
-    labelled = model.labelled
     return BenchmarkImage(variant.image_id, noisy.astype(np.float32), truth[ok & labelled],
                           model.pixel_size, raw=clean.astype(np.float32),
                           faint_coords=truth[ok & ~labelled],

@@ -144,7 +144,8 @@ def _complete(xy: NDArray[np.float64], assessment: Assessment | None,
     The assistant misses columns that are faint or noisy; a twin built from its columns
     alone would lack them and flatter the detectors that miss them too. Sites farther than
     :data:`COMPLETION_FRACTION` of the column spacing from every found column are added;
-    the fit then gives each its amplitude (a faint one stays unlabelled in the twin). Nothing
+    the fit then gives each its amplitude (one the visibility rule finds faint stays unlabelled
+    in the twin). Nothing
     is added when fewer than :data:`EXPLAINED_FRACTION` of the found columns lie on the
     lattice (a finite particle, several grains, or a lattice found wrongly).
     """
@@ -357,7 +358,8 @@ def limitations(fit: TwinFit) -> list[str]:
                      "there")
     if fit.n_completed:
         notes.append(f"{fit.n_completed} lattice site(s) where the assistant found no column "
-                     "were added and fitted; the twin labels those bright enough")
+                     "were added and fitted; the twin labels those the visibility rule finds "
+                     "visible")
     if fit.n_unsure:
         notes.append(f"{fit.n_unsure} column(s) the labelling assistant was unsure of are "
                      "rendered as fitted (faint ones unlabelled)")

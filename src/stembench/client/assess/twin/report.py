@@ -9,6 +9,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from numpy.typing import NDArray
 
+from stembench.client.assess.twin.likeness import MAX_UNEXPLAINED
 from stembench.client.assess.twin.predict import AXIS_UNITS, ModelPrediction
 from stembench.client.assess.twin.run import TwinAssessment, reference_twin
 
@@ -93,10 +94,14 @@ def twin_summary(result: TwinAssessment) -> str:
              f"noise gain {model.gain:.3g}, read variance {model.read_variance:.3g}, fly-back "
              f"{model.flyback_px:.2f} px, drift {model.drift_px_per_line:.3f} px/line; "
              f"{sum(v.series == 'reference' for v in result.plan)} twins and "
-             f"{sum(v.series != 'reference' for v in result.plan)} series images", "",
-             "Predicted on this image (mean [lowest-highest twin]):",
-             f"  {'model':<26s}{'F1':>18s}{'recall':>18s}{'precision':>18s}{'RMS (A)':>20s}"
-             "  reliable"]
+             f"{sum(v.series != 'reference' for v in result.plan)} series images",
+             f"Likeness: the twin leaves {result.likeness.unexplained:.1%} of the image's "
+             f"structure unexplained beyond the noise (predictions given up to "
+             f"{MAX_UNEXPLAINED:.0%}); residual {result.likeness.chi2:.2f} noise variances"]
+    if result.predictions:
+        lines += ["", "Predicted on this image (mean [lowest-highest twin]):",
+                  f"  {'model':<26s}{'F1':>18s}{'recall':>18s}{'precision':>18s}"
+                  f"{'RMS (A)':>20s}  reliable"]
     for p in result.predictions:
         lines.append(f"  {p.model:<26s}{_interval(p, 'f1'):>18s}{_interval(p, 'recall'):>18s}"
                      f"{_interval(p, 'precision'):>18s}{_interval(p, 'rms_angstrom', 3):>20s}"

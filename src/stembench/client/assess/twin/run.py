@@ -13,6 +13,7 @@ from numpy.typing import NDArray
 
 from stembench.client.assess.assessment import Assessment
 from stembench.client.assess.twin.fit import TwinFit, fit_twin, limitations
+from stembench.client.assess.twin.likeness import MAX_UNEXPLAINED, Likeness, likeness
 from stembench.client.assess.twin.predict import (
     AXIS_UNITS,
     ModelPrediction,
@@ -44,9 +45,13 @@ class TwinAssessment:
     recommended : str or None
         The recommended model, if any is reliable.
     verdict : str
-        One sentence: the recommendation or that none is reliable.
+        One sentence: the recommendation, that none is reliable, or (the twin being no
+        likeness of the image) why there is no prediction.
     limitations : list of str
         What the fitted model cannot represent in this image.
+    likeness : Likeness
+        How well the twin resembles the image; past its threshold nothing is scored and
+        ``predictions`` is empty.
     """
 
     fit: TwinFit
@@ -56,6 +61,7 @@ class TwinAssessment:
     recommended: str | None
     verdict: str
     limitations: list[str]
+    likeness: Likeness
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict: the model's parameters, every prediction and every score record."""
@@ -70,6 +76,9 @@ class TwinAssessment:
                       "axis_values": _clean(twin_axis_values(self.fit)),
                       "closest_pair_widths": self.fit.closest_pair_widths,
                       "unmodelled_fraction": float(self.fit.unmodelled.mean())},
+            "likeness": {"unexplained": _clean(self.likeness.unexplained),
+                         "max_unexplained": MAX_UNEXPLAINED, "chi2": _clean(self.likeness.chi2),
+                         "resembles": self.likeness.ok},
             "columns_xy_px": np.round(model.xy_px, 3).tolist(),
             "plan": [{k: _clean(v) for k, v in vars(v).items()} for v in self.plan],
             "axis_units": AXIS_UNITS,
@@ -114,6 +123,9 @@ def assess_by_twin(image: NDArray[np.floating], *, pixel_size: float, assessment
                    lanes: Mapping[str, int] | None = None) -> TwinAssessment:
     """Fit the image's twin, score ``models`` on its renderings and rank them.
 
+    When the twin is no likeness of the image (:mod:`~stembench.client.assess.twin.likeness`)
+    nothing is scored: no predictions, no recommendation, and the verdict says why.
+
     Parameters
     ----------
     image : ndarray
@@ -142,13 +154,17 @@ def assess_by_twin(image: NDArray[np.floating], *, pixel_size: float, assessment
     say("fitting the twin")
     fit = fit_twin(image, pixel_size=pixel_size, assessment=assessment, name=assessment.name)
     plan = twin_plan(fit.model, n_twins=n_twins, series=series)
+    like = likeness(fit, image)
+    if not like.ok:  # scores on a twin that is no likeness would describe another image
+        return TwinAssessment(fit, plan, TwinScores({}, {}, ""), [], None, like.refusal(),
+                              limitations(fit), like)
     say(f"scoring {len(models)} model(s) on {len(plan)} twin image(s)")
     scores = score_on_twins(fit.model, plan, models, targets=targets, results_dir=results_dir,
                             lanes=lanes)
     predictions = predict(scores.records, twin_values=twin_axis_values(fit))
     recommended, verdict = recommendation(predictions)
     return TwinAssessment(fit, plan, scores, predictions, recommended, verdict,
-                          limitations(fit))
+                          limitations(fit), like)
 
 
 def reference_twin(result: TwinAssessment) -> NDArray[np.float32]:
