@@ -161,3 +161,15 @@ def test_overlay_limit_is_per_caller(tmp_path, database_url, dataset_cache, glob
     assert ask("2001:db8::1") == 200
     assert ask("2001:db8::2") == 429  # the same /64 network: one machine
     app.state.engine.dispose()
+
+
+def test_all_callers_together_get_ten_shares_of_overlays(tmp_path) -> None:
+    """Many callers (addresses) cannot together keep the render thread busy either."""
+    from stembench.service.figures import FigureBusyError, FigureCache
+
+    cache = FigureCache(tmp_path, overlays_per_minute=2)
+    for caller in range(10):
+        cache._count_overlay(f"address 10.0.0.{caller}")
+        cache._count_overlay(f"address 10.0.0.{caller}")
+    with pytest.raises(FigureBusyError, match="as many new radar overlays as it draws"):
+        cache._count_overlay("address 10.0.1.1")  # a new caller, but the minute's are spent
