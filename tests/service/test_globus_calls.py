@@ -60,7 +60,7 @@ def test_a_hung_globus_auth_stalls_no_route(tmp_path, database_url) -> None:
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         auth = HangingAuth(rsps)
         rsps.add_passthru("http://127.0.0.1")
-        app = globus_app(tmp_path, database_url, introspection_timeout_s=1.0).app
+        app = globus_app(tmp_path, database_url, introspection_timeout_s=2.0).app
         with LiveServer(app) as server, httpx.Client(base_url=server.url,
                                                      timeout=HANG_GUARD_S) as http:
             def submit(model: str = "log-blob") -> httpx.Response:
@@ -74,7 +74,8 @@ def test_a_hung_globus_auth_stalls_no_route(tmp_path, database_url) -> None:
                     assert not auth.grant_release.is_set()  # answered while Auth hangs
                     answers = [future.result() for future in flood]
                 assert {a.status_code for a in answers} == {503}, [a.text for a in answers]
-                assert "Globus Auth did not answer within 1 s" in answers[0].json()["detail"]
+                grant_gave_up = "Globus Auth did not answer within 2 s"  # not the token check
+                assert all(grant_gave_up in a.json()["detail"] for a in answers)
                 auth.grant_release.set()  # Auth answers the grants: nobody keeps those tokens
                 job = submit("atomap-like")
                 assert job.status_code == 201, job.text
