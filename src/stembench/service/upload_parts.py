@@ -1,15 +1,15 @@
 """The parts of unfinished uploads on disk, and each user's running tally of them.
 
-Parts live under ``<data_dir>/uploads/<owner key>/<sha256>/<index>.part``. Each owner has a
-tally file beside their folder (``<owner key>.tally``: bytes and parts held, per upload and
-in all, and when each upload last received a part), so that a part is checked against the
-upload's size limit and the owner's quotas (bytes and parts) in constant time, without
-reading the other parts. The tally is written under the owner's lock (``<owner key>.lock``,
-``flock``: every thread and process of the service) after the part; the disk stays the
-truth: :func:`sweep_uploads` with ``recount=True`` (the service's start) rebuilds every
-tally from the files, saying where one was wrong. Uploads that received no part for
-``upload_abandon_s`` are deleted by every sweep: at start, on the service's timer
-(:class:`UploadSweeper`) and before each part of their owner.
+Parts live under ``<data_dir>/uploads/<owner key>/<sha256>/<index>.part``, each upload's
+tally (its bytes and parts) beside them (``tally.json``, dated by its last part), and each
+owner's totals beside their folder (``<owner key>.tally``), so that a part is checked
+against the upload's size limit and the owner's quotas (bytes and parts) in constant time:
+two small files read and written, no other part looked at. Tallies are written under the
+owner's lock (``<owner key>.lock``, ``flock``: every thread and process of the service)
+after the part; the disk stays the truth: :func:`sweep_uploads` with ``recount=True`` (the
+service's start) rebuilds every tally from the files, saying where one was wrong. Uploads
+that received no part for ``upload_abandon_s`` are deleted by every sweep: at start and on
+the service's timer (:class:`UploadSweeper`).
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ __all__ = ["UploadLimitError", "UploadSweeper", "drop_upload", "store_part", "sw
 
 log = logging.getLogger(__name__)
 _OWNER_KEY = re.compile(r"^[0-9a-f]{24}$")
+#: Each upload's tally (its bytes and parts), in its folder; its date is the last part's.
+_TALLY = "tally.json"
 
 
 class UploadLimitError(Exception):
@@ -76,38 +78,58 @@ def _locked(root: Path, key: str) -> Iterator[Path]:
         os.close(descriptor)  # releases the lock
 
 
-def _counted(folder: Path) -> dict[str, dict[str, float]]:
-    """An owner's tally counted from the files: per upload its bytes, parts and last part."""
-    uploads: dict[str, dict[str, float]] = {}
-    for upload in (folder.iterdir() if folder.is_dir() else ()):
-        stats = [p.stat() for p in upload.glob("*.part")] if upload.is_dir() else []
-        uploads[upload.name] = {"bytes": sum(s.st_size for s in stats), "parts": len(stats),
-                                "touched": max((s.st_mtime for s in stats),
-                                               default=upload.stat().st_mtime)}
-    return uploads
-
-
-def _load(tally: Path, folder: Path) -> dict[str, dict[str, float]]:
-    """An owner's stored tally (counted from the files when there is none)."""
+def _read(path: Path) -> dict[str, int] | None:
     try:
-        return dict(json.loads(tally.read_bytes()))
-    except (OSError, ValueError):
-        return _counted(folder)
+        data = json.loads(path.read_bytes())
+        return {"bytes": int(data["bytes"]), "parts": int(data["parts"])}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
-def _save(tally: Path, uploads: dict[str, dict[str, float]]) -> None:
-    if uploads:
-        atomic_write_bytes(tally, json.dumps(uploads, sort_keys=True).encode())
+def _write(path: Path, tally: dict[str, int]) -> None:
+    atomic_write_bytes(path, json.dumps(tally, sort_keys=True).encode())
+
+
+def _upload_tally(upload: Path) -> dict[str, int]:
+    """An upload's stored tally (counted from its parts when there is none)."""
+    found = _read(upload / _TALLY)
+    if found is None:
+        sizes = [p.stat().st_size for p in upload.glob("*.part")] if upload.is_dir() else []
+        found = {"bytes": sum(sizes), "parts": len(sizes)}
+    return found
+
+
+def _recount(folder: Path) -> dict[str, int]:
+    """An owner's totals counted from the parts on disk; each upload's tally is rewritten
+    from its parts, dated by its last part (its age is what abandons it)."""
+    totals = {"bytes": 0, "parts": 0}
+    for upload in sorted(folder.iterdir()) if folder.is_dir() else ():
+        stats = [p.stat() for p in upload.glob("*.part")]
+        counted = {"bytes": sum(s.st_size for s in stats), "parts": len(stats)}
+        _write(upload / _TALLY, counted)
+        last = max((s.st_mtime for s in stats), default=upload.stat().st_mtime)
+        os.utime(upload / _TALLY, (last, last))
+        totals = {k: totals[k] + counted[k] for k in totals}
+    return totals
+
+
+def _owner_tally(tally: Path, folder: Path) -> dict[str, int]:
+    """An owner's stored totals (recounted from the files when there are none)."""
+    return _read(tally) or _recount(folder)
+
+
+def _keep(tally: Path, totals: dict[str, int]) -> None:
+    if totals["parts"] or totals["bytes"]:
+        _write(tally, totals)
     else:
         tally.unlink(missing_ok=True)
 
 
-def _drop_abandoned(folder: Path, uploads: dict[str, dict[str, float]],
-                    max_age_s: float) -> None:
-    cutoff = time.time() - max_age_s
-    for digest in [d for d, u in uploads.items() if u["touched"] < cutoff]:
-        shutil.rmtree(folder / digest, ignore_errors=True)
-        del uploads[digest]
+def _dropped(upload: Path, totals: dict[str, int]) -> dict[str, int]:
+    """Delete an upload's folder; the owner's totals without it."""
+    mine = _upload_tally(upload)
+    shutil.rmtree(upload, ignore_errors=True)
+    return {k: max(totals[k] - mine[k], 0) for k in totals}
 
 
 def store_part(settings: ServiceSettings, owner: str, digest: str, index: int,
@@ -134,40 +156,36 @@ def store_part(settings: ServiceSettings, owner: str, digest: str, index: int,
         uploads ``upload_quota_bytes`` or ``upload_quota_parts`` (nothing is deleted).
     """
     root, key = _root(settings), _owner_key(owner)
-    folder = root / key
+    upload = root / key / digest
     with _locked(root, key) as tally:
-        uploads = _load(tally, folder)
-        _drop_abandoned(folder, uploads, settings.upload_abandon_s)
-        part = folder / digest / f"{index:05d}.part"
+        totals = _owner_tally(tally, root / key)
+        mine = _upload_tally(upload)
+        part = upload / f"{index:05d}.part"
         replaced = part.stat().st_size if part.is_file() else 0
         added = 0 if part.is_file() else 1
-        mine = uploads.get(digest, {"bytes": 0, "parts": 0})
-        size = int(mine["bytes"]) - replaced + len(data)
+        size = mine["bytes"] - replaced + len(data)
         if size > settings.max_upload_bytes:
-            shutil.rmtree(folder / digest, ignore_errors=True)
-            uploads.pop(digest, None)
-            _save(tally, uploads)
+            _keep(tally, _dropped(upload, totals))
             raise UploadLimitError(
                 f"upload {digest[:12]}: its parts would hold {size} bytes, over this service's "
                 f"limit of {settings.max_upload_bytes} bytes for one upload; its parts were "
                 "deleted")
-        held = int(sum(u["bytes"] for u in uploads.values())) - replaced
-        parts = int(sum(u["parts"] for u in uploads.values()))
+        held = totals["bytes"] - replaced
         if held + len(data) > settings.upload_quota_bytes:
             raise UploadLimitError(
                 f"your unfinished uploads hold {held} bytes; this part of {len(data)} bytes "
                 f"would pass your quota of {settings.upload_quota_bytes} bytes: complete them, "
                 "or wait until unfinished ones expire")
-        if parts + added > settings.upload_quota_parts:
+        if totals["parts"] + added > settings.upload_quota_parts:
             raise UploadLimitError(
-                f"your unfinished uploads hold {parts} parts; one more would pass your quota "
-                f"of {settings.upload_quota_parts} parts: send fewer, larger parts, complete "
-                "your uploads, or wait until unfinished ones expire")
-        part.parent.mkdir(parents=True, exist_ok=True)
+                f"your unfinished uploads hold {totals['parts']} parts; one more would pass "
+                f"your quota of {settings.upload_quota_parts} parts: send fewer, larger "
+                "parts, complete your uploads, or wait until unfinished ones expire")
+        upload.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(part, data)
-        uploads[digest] = {"bytes": size, "parts": int(mine["parts"]) + added,
-                           "touched": time.time()}
-        _save(tally, uploads)
+        _write(upload / _TALLY, {"bytes": size, "parts": mine["parts"] + added})
+        _keep(tally, {"bytes": totals["bytes"] - mine["bytes"] + size,
+                      "parts": totals["parts"] + added})
 
 
 def drop_upload(settings: ServiceSettings, owner: str, digest: str) -> None:
@@ -180,10 +198,7 @@ def drop_upload(settings: ServiceSettings, owner: str, digest: str) -> None:
     """
     root, key = _root(settings), _owner_key(owner)
     with _locked(root, key) as tally:
-        uploads = _load(tally, root / key)
-        shutil.rmtree(root / key / digest, ignore_errors=True)
-        uploads.pop(digest, None)
-        _save(tally, uploads)
+        _keep(tally, _dropped(root / key / digest, _owner_tally(tally, root / key)))
 
 
 def sweep_uploads(settings: ServiceSettings, *, recount: bool = False) -> None:
@@ -193,20 +208,24 @@ def sweep_uploads(settings: ServiceSettings, *, recount: bool = False) -> None:
     if not root.is_dir():
         return
     keys = {p.name.split(".")[0] for p in root.iterdir()} - {"complete"}
+    cutoff = time.time() - settings.upload_abandon_s
     for key in sorted(k for k in keys if _OWNER_KEY.match(k)):
+        folder = root / key
         with _locked(root, key) as tally:
-            uploads = _load(tally, root / key)
             if recount:
-                counted = _counted(root / key)
-                if {d: (u["bytes"], u["parts"]) for d, u in uploads.items()} != {
-                        d: (u["bytes"], u["parts"]) for d, u in counted.items()}:
-                    log.warning("upload tally %s did not match the parts on disk; recounted",
-                                key)
-                uploads = counted
-            _drop_abandoned(root / key, uploads, settings.upload_abandon_s)
-            _save(tally, uploads)
-            if not uploads and (root / key).is_dir():
-                shutil.rmtree(root / key, ignore_errors=True)
+                stored, totals = _read(tally), _recount(folder)
+                if stored != totals and (stored is not None or totals["parts"]):
+                    log.warning("upload tally %s did not match the parts on disk (%s, counted "
+                                "%s); recounted", key, stored, totals)
+            else:
+                totals = _owner_tally(tally, folder)
+            for upload in sorted(folder.iterdir()) if folder.is_dir() else ():
+                stamp = upload / _TALLY if (upload / _TALLY).is_file() else upload
+                if stamp.stat().st_mtime < cutoff:
+                    totals = _dropped(upload, totals)
+            _keep(tally, totals)
+            if not totals["parts"] and folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
 
 
 class UploadSweeper:

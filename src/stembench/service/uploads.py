@@ -9,11 +9,10 @@ dataset version is covered (saying which are missing), and queues the entry; the
 re-scores it from its coordinates. Parts count against the upload's size limit and the
 user's quotas (``upload_quota_bytes``, ``upload_quota_parts``) as they arrive, through a
 running tally (:mod:`stembench.service.upload_parts`); a refused upload's parts are deleted,
-and so are those of an upload left unfinished for ``upload_abandon_s`` (swept at start, on
-a timer and before each of its owner's parts). Model cards may not
-take a registered model's name. Everything is idempotent: a part sent twice is stored once,
-and completing the same content with the same card again (by the same owner) answers the
-same entry.
+and so are those of an upload left unfinished for ``upload_abandon_s`` (swept at start and
+on a timer). Model cards may not take a registered model's name. Everything is idempotent: a
+part sent twice is stored once, and completing the same content with the same card again (by
+the same owner) answers the same entry.
 """
 
 from __future__ import annotations
