@@ -90,6 +90,9 @@ class ServiceSettings(pydantic_settings.BaseSettings):
     poll_interval_s, lease_s : float
         Worker poll interval and job lease length (seconds); a job whose lease ran out (a dead
         worker) is claimed again and resumed from its results file.
+    max_job_attempts : int
+        Claims of one job at most: a job whose worker stopped (its lease ran out) this many
+        times ends failed rather than being taken again.
     cancel_poll_s : float
         How often (seconds) a running job's worker looks for a cancellation (and renews the
         lease); a cancelled job stops within about this time.
@@ -137,6 +140,7 @@ class ServiceSettings(pydantic_settings.BaseSettings):
     poll_interval_s: float = 1.0
     lease_s: float = 60.0
     cancel_poll_s: float = 1.0
+    max_job_attempts: int = 3
     report_bootstrap: int = 100
     max_upload_bytes: int = 64 * 1024 * 1024
     upload_part_bytes: int = 8 * 1024 * 1024
@@ -173,7 +177,7 @@ class ServiceSettings(pydantic_settings.BaseSettings):
         for name in ("token_cache_ttl_s", "introspection_timeout_s", "poll_interval_s",
                      "lease_s", "cancel_poll_s", "upload_quota_bytes", "upload_quota_parts",
                      "upload_abandon_s",
-                     "figure_overlays_per_minute"):
+                     "figure_overlays_per_minute", "max_job_attempts"):
             if not getattr(self, name) > 0:
                 raise InputError(f"service settings: {name} must be > 0, got {getattr(self, name)}")
         if self.max_payload_bytes < 1024:

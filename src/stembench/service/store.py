@@ -196,8 +196,13 @@ def has_live_jobs(session: Session, owner: str) -> bool:
     return found is not None
 
 
-def claim_job(session: Session, *, worker_id: str, lease_s: float) -> Job | None:
+def claim_job(session: Session, *, worker_id: str, lease_s: float,
+              max_attempts: int = 3) -> Job | None:
     """Claim the oldest queued job, or a running one whose lease ran out (a dead worker).
+
+    A running job whose lease ran out after ``max_attempts`` claims is not taken again: it
+    ends failed ("the worker stopped N times on this job"), so a job that kills its worker
+    cannot be picked up forever.
 
     Parameters
     ----------
@@ -207,10 +212,16 @@ def claim_job(session: Session, *, worker_id: str, lease_s: float) -> Job | None
         The claiming worker, written as the lease owner.
     lease_s : float
         Seconds the lease lasts before another worker may take the job over.
+    max_attempts : int, optional
+        Claims a job may have before a lapsed lease fails it; default 3.
     """
     now = utcnow()
-    claimable = or_(Job.status == "queued",
-                    and_(Job.status == "running", Job.lease_expires_at < now))
+    lapsed = and_(Job.status == "running", Job.lease_expires_at < now)
+    session.execute(update(Job).where(lapsed, Job.attempts >= max_attempts).values(
+        status="failed", updated_at=now, finished_at=now, lease_expires_at=None,
+        error=f"the worker stopped {max_attempts} times on this job"))
+    session.commit()
+    claimable = or_(Job.status == "queued", and_(lapsed, Job.attempts < max_attempts))
     candidates = session.scalars(select(Job.id).where(claimable).order_by(Job.created_at)
                                  .limit(5)).all()
     for job_id in candidates:

@@ -181,7 +181,8 @@ class Worker:
         """Claim and run one job; False when none was waiting."""
         with self.sessions() as session:
             job = store.claim_job(session, worker_id=self.worker_id,
-                                  lease_s=self.settings.lease_s)
+                                  lease_s=self.settings.lease_s,
+                                  max_attempts=self.settings.max_job_attempts)
         if job is None:  # waiting for work: release the tokens no job needs any more
             if self.settings.executor == "globus":
                 for owner in self.settings.credential_store().owners():
@@ -189,6 +190,13 @@ class Worker:
             return False
         try:
             self._run(job)
+        except Exception as exc:  # a bug or an unforeseen failure: the job ends, with a log id
+            log_id = uuid.uuid4().hex[:12]
+            log.exception("worker %s: job %s failed unexpectedly (log id %s)", self.worker_id,
+                          job.id, log_id)
+            first_line = (str(exc).splitlines() or [""])[0][:300]
+            self._fail(job, f"internal error: {type(exc).__name__}: {first_line} "
+                            f"(log id {log_id})")
         finally:
             if self.settings.executor == "globus" and job.source == "worker":
                 self._release_credentials(job.owner)

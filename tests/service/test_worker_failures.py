@@ -1,0 +1,66 @@
+"""A job that meets an unexpected error ends failed with one line, and a job whose worker
+keeps stopping is not claimed forever."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from service_helpers import bearer
+from sqlalchemy import update
+
+from stembench.service import store
+from stembench.service.db import utcnow
+from stembench.service.models import Job
+from stembench.service.worker import Worker
+
+
+def _submit(client: Any, **options: Any) -> str:
+    answer = client.post("/api/jobs", json={"model": "log-blob", "dataset_preset": "mini",
+                                            "options": options}, headers=bearer("alice"))
+    assert answer.status_code == 201, answer.text
+    return str(answer.json()["job"]["id"])
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_an_unexpected_error_fails_the_job_with_one_line(client, monkeypatch, caplog) -> None:
+    from stembench.client.results_file import ResultsFile
+
+    def broken(self: Any, shard_ids: Any) -> Any:
+        raise RuntimeError("results file unreadable\nsecond line")
+
+    monkeypatch.setattr(ResultsFile, "current_shards", broken)
+    caplog.set_level(logging.ERROR, logger="stembench.service.worker")
+    job_id = _submit(client)
+    worker = Worker(client.app.state.settings, client.app.state.sessions)
+    assert worker.run_once()
+    job = client.get(f"/api/jobs/{job_id}", headers=bearer("alice")).json()
+    assert job["status"] == "failed", job
+    error = job["error"]
+    assert error.startswith("internal error: RuntimeError: results file unreadable (log id ")
+    assert "\n" not in error
+    log_id = error.rsplit("log id ", 1)[1].rstrip(")")
+    assert f"(log id {log_id})" in caplog.text  # the traceback is in the log under that id
+    assert not worker.run_once()  # nothing left to claim
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_job_whose_worker_stopped_too_often_ends_failed(client) -> None:
+    sessions, settings = client.app.state.sessions, client.app.state.settings
+    stuck, retried = _submit(client), _submit(client, quality=0.5)
+    past = utcnow() - timedelta(seconds=5)
+    with sessions() as session:  # both were claimed and their workers died
+        for job_id, attempts in ((stuck, settings.max_job_attempts),
+                                 (retried, settings.max_job_attempts - 1)):
+            session.execute(update(Job).where(Job.id == job_id).values(
+                status="running", lease_owner="dead-worker", lease_expires_at=past,
+                attempts=attempts))
+        session.commit()
+        claimed = store.claim_job(session, worker_id="w", lease_s=60,
+                                  max_attempts=settings.max_job_attempts)
+    assert claimed is not None and claimed.id == retried
+    job = client.get(f"/api/jobs/{stuck}", headers=bearer("alice")).json()
+    assert job["status"] == "failed", job
+    assert job["error"] == f"the worker stopped {settings.max_job_attempts} times on this job"
