@@ -18,6 +18,14 @@ def bearer(name: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {name}-token"}
 
 
+def submit_job(client: Any, **options: Any) -> str:
+    """Id of a job of the fake model ``log-blob`` on the mini dataset, queued by alice."""
+    answer = client.post("/api/jobs", json={"model": "log-blob", "dataset_preset": "mini",
+                                            "options": options}, headers=bearer("alice"))
+    assert answer.status_code == 201, answer.text
+    return str(answer.json()["job"]["id"])
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

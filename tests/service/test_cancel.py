@@ -8,7 +8,7 @@ import threading
 
 import pytest
 import service_fakes as fakes
-from service_helpers import bearer
+from service_helpers import bearer, submit_job
 
 from stembench.service import store
 from stembench.service.worker import Worker
@@ -17,18 +17,11 @@ from stembench.service.worker import Worker
 HANG_GUARD_S = 120
 
 
-def _submit(client, **options) -> str:
-    answer = client.post("/api/jobs", json={"model": "log-blob", "dataset_preset": "mini",
-                                            "options": options}, headers=bearer("alice"))
-    assert answer.status_code == 201, answer.text
-    return str(answer.json()["job"]["id"])
-
-
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_cancel_stops_shards_in_flight(client) -> None:
     fakes.BLOCKED.clear()
     fakes.RELEASE.clear()
-    job_id = _submit(client, block=True)
+    job_id = submit_job(client, block=True)
     worker = Worker(client.app.state.settings, client.app.state.sessions)
     runner = threading.Thread(target=worker.run_once, daemon=True)
     runner.start()
@@ -49,7 +42,7 @@ def test_cancel_stops_shards_in_flight(client) -> None:
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_cancel_while_storing_results_stores_nothing(client) -> None:
-    job_id = _submit(client)
+    job_id = submit_job(client)
     with client.app.state.sessions() as session:
         job = store.claim_job(session, worker_id="w1", lease_s=60)
     assert job is not None and job.id == job_id

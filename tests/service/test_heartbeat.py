@@ -9,20 +9,13 @@ from typing import Any
 
 import pytest
 import service_fakes as fakes
-from service_helpers import bearer
+from service_helpers import bearer, submit_job
 
 from stembench.service import store
 from stembench.service.worker import Worker
 
 #: A guard against a hang only: every wait below ends on an event the worker sets.
 HANG_GUARD_S = 60
-
-
-def _submit(client: Any, **options: Any) -> str:
-    answer = client.post("/api/jobs", json={"model": "log-blob", "dataset_preset": "mini",
-                                            "options": options}, headers=bearer("alice"))
-    assert answer.status_code == 201, answer.text
-    return str(answer.json()["job"]["id"])
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
@@ -41,7 +34,7 @@ def test_a_failing_heartbeat_write_is_logged_and_retried(client, monkeypatch, ca
     caplog.set_level(logging.WARNING, logger="stembench.service.worker")
     fakes.BLOCKED.clear()
     fakes.RELEASE.clear()
-    job_id = _submit(client, block=True)
+    job_id = submit_job(client, block=True)
     runner = threading.Thread(target=Worker(client.app.state.settings,
                                             client.app.state.sessions).run_once, daemon=True)
     runner.start()
@@ -76,7 +69,7 @@ def test_the_heartbeat_lasts_until_the_final_state_is_written(client, monkeypatc
 
     monkeypatch.setattr(analysis, "write_job_report", slow_report)
     monkeypatch.setattr(store, "renew_lease", watched)
-    job_id = _submit(client)
+    job_id = submit_job(client)
     runner = threading.Thread(target=Worker(client.app.state.settings,
                                             client.app.state.sessions).run_once, daemon=True)
     runner.start()

@@ -8,20 +8,13 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from service_helpers import bearer
+from service_helpers import bearer, submit_job
 from sqlalchemy import update
 
 from stembench.service import store
 from stembench.service.db import utcnow
 from stembench.service.models import Job
 from stembench.service.worker import Worker
-
-
-def _submit(client: Any, **options: Any) -> str:
-    answer = client.post("/api/jobs", json={"model": "log-blob", "dataset_preset": "mini",
-                                            "options": options}, headers=bearer("alice"))
-    assert answer.status_code == 201, answer.text
-    return str(answer.json()["job"]["id"])
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
@@ -33,7 +26,7 @@ def test_an_unexpected_error_fails_the_job_with_one_line(client, monkeypatch, ca
 
     monkeypatch.setattr(ResultsFile, "current_shards", broken)
     caplog.set_level(logging.ERROR, logger="stembench.service.worker")
-    job_id = _submit(client)
+    job_id = submit_job(client)
     worker = Worker(client.app.state.settings, client.app.state.sessions)
     assert worker.run_once()
     job = client.get(f"/api/jobs/{job_id}", headers=bearer("alice")).json()
@@ -49,7 +42,7 @@ def test_an_unexpected_error_fails_the_job_with_one_line(client, monkeypatch, ca
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_a_job_whose_worker_stopped_too_often_ends_failed(client) -> None:
     sessions, settings = client.app.state.sessions, client.app.state.settings
-    stuck, retried = _submit(client), _submit(client, quality=0.5)
+    stuck, retried = submit_job(client), submit_job(client, quality=0.5)
     past = utcnow() - timedelta(seconds=5)
     with sessions() as session:  # both were claimed and their workers died
         for job_id, attempts in ((stuck, settings.max_job_attempts),
