@@ -63,6 +63,21 @@ class Identity:
                 "identity_set": [{"sub": self.sub, "username": self.username,
                                   "name": self.username.split("@")[0]}]}
 
+    def resource(self) -> dict[str, Any]:
+        """The identity as Globus Auth's identity resource describes it.
+
+        The fields of ``globus_sdk.testing``'s auth ``get_identities`` documents (``id``,
+        ``username``, ``status`` "used"...) and ``sub``: the web service sends these as a
+        start command's ``globus_identity_set``; a single-user endpoint reads ``sub``, an
+        identity-mapping one maps ``username`` of records whose ``status`` is "used"
+        (globus_identity_mapping/mappers/expression.py, ``map_identities``).
+        """
+        info = self.userinfo()
+        return {"id": self.sub, "sub": self.sub, "username": self.username,
+                "name": info["name"], "email": info["email"],
+                "identity_provider": info["identity_provider"], "organization": None,
+                "status": "used"}
+
 
 @dataclass
 class TokenGrant:

@@ -10,6 +10,14 @@ It runs as the local account :data:`ENDPOINT_USER` (created when missing): start
 root, the endpoint registers as multi-user and needs identity mapping
 (globus_compute_endpoint/cli.py:862-917, endpoint/core_endpoint.py:190-240); a personal
 endpoint on a cluster runs as its owner.
+
+With ``identity_map`` it is the administrator's multi-user endpoint instead: written with
+``--multi-user --identity-map USERNAME=ACCOUNT``, started by root, and each user endpoint
+is forked as the local account the endpoint's identity mapper gives the submitting
+identity (core_endpoint.py:725-780, 1005-1200); those accounts are created with a home
+(the user endpoint keeps its directory in ``~/.globus_compute``). As root, the endpoint
+clears a user endpoint's environment and sets what ``user_environment.yaml`` in its
+directory holds (core_endpoint.py:1107-1130), so that file carries the stack's variables.
 """
 
 from __future__ import annotations
@@ -27,19 +35,22 @@ from compute_stack.auth_service import Identity
 from compute_stack.daemons import StackStartError, _tail
 from compute_stack.stack import ComputeStack
 
-__all__ = ["ENDPOINT_USER", "EndpointProcess", "endpoint_user"]
+__all__ = ["ADMIN_USERNAME", "ENDPOINT_USER", "EndpointProcess", "endpoint_user"]
 
 ENDPOINT_USER = "stembench-ep"
+#: The Globus identity that registers a multi-user endpoint (its administrator).
+ADMIN_USERNAME = "admin@example.org"
 REPO = Path(__file__).resolve().parents[3]
 VENV_BIN = Path(sys.executable).parent
 
 
-def endpoint_user(name: str = ENDPOINT_USER) -> pwd.struct_passwd:
-    """The local account ``name``, created (no home, no login) if it does not exist.
+def endpoint_user(name: str = ENDPOINT_USER, *, home: bool = False) -> pwd.struct_passwd:
+    """The local account ``name``, created (no login) if it does not exist.
 
     The account must run this Python and read this checkout: a folder on the way that
     others may not enter (``/root`` holding pyenv's interpreter, say) gets search
-    permission for others (``o+x``: enter, not list).
+    permission for others (``o+x``: enter, not list). With ``home``, its home folder
+    exists and is its own.
     """
     try:
         account = pwd.getpwnam(name)
@@ -52,6 +63,10 @@ def endpoint_user(name: str = ENDPOINT_USER) -> pwd.struct_passwd:
             mode = folder.stat().st_mode
             if not mode & stat.S_IXOTH:
                 os.chmod(folder, stat.S_IMODE(mode) | stat.S_IXOTH)
+    if home:
+        folder = Path(account.pw_dir)
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chown(folder, account.pw_uid, account.pw_gid)
     return account
 
 
@@ -71,15 +86,24 @@ class EndpointProcess:
         Extra options of ``stembench endpoint config slurm-gpu``.
     env : dict
         Extra environment of the endpoint and its workers (e.g. ``STEMBENCH_CACHE``).
+    identity_map : dict or None
+        Globus username -> local account: a multi-user endpoint run by root and
+        registered by :data:`ADMIN_USERNAME`, mapping each listed identity to its account.
     """
 
     name = "stembench"
 
     def __init__(self, stack: ComputeStack, home: Path, *, username: str = "alice@example.org",
-                 config_options: tuple[str, ...] = (), env: dict[str, str] | None = None
-                 ) -> None:
+                 config_options: tuple[str, ...] = (), env: dict[str, str] | None = None,
+                 identity_map: dict[str, str] | None = None) -> None:
         self.stack, self.home, self.username = stack, home, username
-        self.account = endpoint_user()
+        self.identity_map = dict(identity_map or {})
+        #: the account the endpoint process runs as; its tasks run as :attr:`accounts`
+        self.account = pwd.getpwuid(0) if identity_map else endpoint_user()
+        self.accounts = ([endpoint_user(a, home=True) for a in self.identity_map.values()]
+                         if identity_map else [self.account])
+        if identity_map:
+            self.username = ADMIN_USERNAME
         self.user_dir = home / ".globus_compute"
         self.directory = self.user_dir / self.name
         self.config_options = config_options
@@ -102,6 +126,8 @@ class EndpointProcess:
                 **self.stack.env(self.user_dir), **self.extra_env}
 
     def _as_owner(self, command: list[str]) -> list[str]:
+        if self.account.pw_uid == os.getuid():
+            return command
         return ["setpriv", f"--reuid={self.account.pw_uid}", f"--regid={self.account.pw_gid}",
                 "--init-groups", "--", *command]
 
@@ -110,13 +136,23 @@ class EndpointProcess:
         self.home.mkdir(parents=True, exist_ok=True)
         os.chown(self.home, self.account.pw_uid, self.account.pw_gid)
         self.identity = self.stack.login(self.user_dir, self.username, uid=self.account.pw_uid)
+        mapping = [option for username, account in self.identity_map.items()
+                   for option in ("--identity-map", f"{username}={account}")]
+        if mapping:
+            mapping += ["--multi-user", "--contact-email", ADMIN_USERNAME]
         command = [str(VENV_BIN / "stembench"), "endpoint", "config", "slurm-gpu",
                    "--output", str(self.directory), "--partition", self.stack.slurm.partition,
-                   "--worker-init", "true", *self.config_options]
+                   "--worker-init", "true", *mapping, *self.config_options]
         done = subprocess.run(self._as_owner(command), env=self.env, capture_output=True,
                               text=True, timeout=120, check=False)
         if done.returncode != 0:
             raise StackStartError(f"stembench endpoint config failed: {done.stderr.strip()}")
+        if mapping:  # the site's environment for user endpoints, as an administrator writes
+            import yaml
+
+            own = ("HOME", "USER", "GLOBUS_COMPUTE_USER_DIR")  # each account's own
+            (self.directory / "user_environment.yaml").write_text(yaml.safe_dump(
+                {k: v for k, v in self.env.items() if k not in own}))
 
     def start(self, *, seconds: float = 60) -> str:
         """Start ``globus-compute-endpoint start``; wait until it is online; its id."""
@@ -151,9 +187,11 @@ class EndpointProcess:
         return self._process is not None and self._process.poll() is None
 
     def processes(self) -> list[int]:
-        """PIDs of every process of the endpoint's owner still alive (endpoint, workers)."""
-        done = subprocess.run(["pgrep", "-u", str(self.account.pw_uid)], capture_output=True,
-                              text=True, check=False)
+        """PIDs of every process still alive that runs the endpoint's tasks (user
+        endpoints, workers): its owner's, or the mapped accounts' of a multi-user one."""
+        uids = ",".join(str(a.pw_uid) for a in self.accounts)
+        done = subprocess.run(["pgrep", "-u", uids], capture_output=True, text=True,
+                              check=False)
         return [int(p) for p in done.stdout.split()]
 
     def stop(self, *, seconds: float = 30) -> None:
@@ -170,6 +208,11 @@ class EndpointProcess:
         self._process = None
 
     def log_tail(self, lines: int = 40) -> str:
-        """The last lines of the core endpoint's and every user endpoint's log."""
-        parts = [f"== {p}\n{_tail(p, lines)}" for p in sorted(self.user_dir.rglob("*.log"))]
+        """The last lines of the core endpoint's and every user endpoint's log (a
+        multi-user endpoint's user endpoints keep theirs in the mapped accounts' homes)."""
+        logs = sorted(self.user_dir.rglob("*.log"))
+        if self.identity_map and self.endpoint_id:
+            logs += [p for a in self.accounts for p in sorted(Path(a.pw_dir).glob(
+                f".globus_compute/uep.{self.endpoint_id}.*/endpoint.log"))]
+        parts = [f"== {p}\n{_tail(p, lines)}" for p in logs]
         return "\n".join(parts)

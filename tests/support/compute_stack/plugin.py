@@ -15,6 +15,9 @@ start_endpoint (function)
     Factory ``start_endpoint(config_options=(...), env={...}) -> EndpointProcess`` for a
     test that needs other options; stops the shared endpoint first; each is stopped after
     the test.
+multi_user_endpoint (module)
+    The administrator's multi-user endpoint, run by root, mapping the identities of
+    :data:`MAPPED_ACCOUNTS` to their own local accounts; stops the shared endpoint first.
 compute_client (function)
     :class:`ClientSide`: a logged-in SDK user directory, the environment for a
     ``stembench`` process (:meth:`ClientSide.run`), and ``os.environ`` set for in-process
@@ -41,6 +44,8 @@ from compute_stack.endpoint import REPO, VENV_BIN, EndpointProcess, endpoint_use
 from compute_stack.stack import ComputeStack
 
 MARK = "compute_stack"
+#: Globus identity -> local account of :func:`multi_user_endpoint`'s identity mapping.
+MAPPED_ACCOUNTS = {"alice@example.org": "stembench-alice", "bob@example.org": "stembench-bob"}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -120,15 +125,15 @@ def endpoint_cache(compute_stack: ComputeStack) -> Path:
 
 
 def _endpoint(stack: ComputeStack, endpoint_cache: Path, name: str,
-              config_options: tuple[str, ...] = (), env: dict[str, str] | None = None
-              ) -> EndpointProcess:
+              config_options: tuple[str, ...] = (), env: dict[str, str] | None = None,
+              identity_map: dict[str, str] | None = None) -> EndpointProcess:
     # the node has this host's CPUs (2 on CI) and declares no memory: one CPU per GPU and
     # Slurm's default memory, or a block would ask for more than the node has; a lost block
     # (job cancelled, past its walltime) is noticed after 10 s, not parsl's 120 s
     return EndpointProcess(stack, stack.folder / name, config_options=(
         "--walltime", "00:30:00", "--cpus-per-gpu", "1", "--mem-per-gpu-gb", "0",
         "--heartbeat-period", "2", "--heartbeat-threshold", "10", *config_options),
-        env={"STEMBENCH_CACHE": str(endpoint_cache), **(env or {})})
+        env={"STEMBENCH_CACHE": str(endpoint_cache), **(env or {})}, identity_map=identity_map)
 
 
 @pytest.fixture(scope="session")
@@ -178,6 +183,30 @@ def start_endpoint(compute_stack: ComputeStack, endpoint_cache: Path,
     yield start
     for endpoint in started:
         endpoint.stop()
+
+
+@pytest.fixture(scope="module")
+def multi_user_endpoint(compute_stack: ComputeStack, endpoint_cache: Path,
+                        _shared_endpoint: EndpointProcess) -> Iterator[EndpointProcess]:
+    """A multi-user endpoint (root, ``--identity-map``) for the tests of one module.
+
+    The shared endpoint is stopped first (its idle block holds a GPU and a CPU of the
+    node, which the mapped users' blocks need).
+    """
+    _shared_endpoint.stop()
+    endpoint = _endpoint(compute_stack, endpoint_cache, f"multi-user-{os.urandom(3).hex()}",
+                         identity_map=MAPPED_ACCOUNTS)
+    _RUNNING.append(endpoint.stop)
+    try:
+        endpoint.start()
+    except StackStartError as exc:
+        endpoint.stop()
+        pytest.fail(str(exc))
+    yield endpoint
+    endpoint.stop()
+    for account in endpoint.accounts:  # the user endpoints' folders of this endpoint
+        for folder in Path(account.pw_dir).glob(f".globus_compute/uep.{endpoint.endpoint_id}.*"):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 @dataclass

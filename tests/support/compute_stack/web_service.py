@@ -387,7 +387,7 @@ class ComputeState:
         creds = self.broker.endpoint_queues(uep_id)
         creds.pop("command_queue_info")
         command = {"command": "cmd_start_endpoint", "globus_effective_identity": identity.sub,
-                   "globus_identity_set": identity.userinfo()["identity_set"],
+                   "globus_identity_set": [identity.resource()],
                    "globus_username": identity.username, "args": [],
                    "kwargs": {"name": f"uep.{endpoint.endpoint_id}.{uep_id[:8]}",
                               "user_opts": options,
