@@ -155,7 +155,8 @@ def _assert_own_groups(stack: ComputeStack, endpoint_id: str, since: set[str]) -
     owners = {group: stack.compute.task_groups[group] for group in groups}
     for group, identities in groups.items():
         assert identities == {owners[group]}, (group, identities, owners[group])
-    assert {o.username for o in owners.values()} == {ALICE, BOB}, owners
+    refused = [r for r in stack.compute.requests if r[2] >= 400]
+    assert {o.username for o in owners.values()} == {ALICE, BOB}, (owners, refused)
 
 
 def test_the_worker_runs_two_users_jobs_each_as_their_mapped_account(
@@ -187,6 +188,7 @@ def test_the_worker_runs_two_users_jobs_each_as_their_mapped_account(
             # the user endpoints' processes and blocks run as the mapped accounts
             assert set(waiting.values()) == accounts, waiting
             assert all(_pids(account.pw_uid) for account in endpoint.accounts)
+            print(f"Slurm jobs waiting together (id: user): {waiting}")
         finally:
             stack.slurm.run("scontrol", "update", f"PartitionName={partition}", "State=UP")
 
@@ -214,6 +216,7 @@ def test_the_worker_runs_two_users_jobs_each_as_their_mapped_account(
     assert started == {ALICE, BOB}
     slurm_users = {user for job_id, _, user in stack.slurm.history() if job_id not in old_jobs}
     assert slurm_users == accounts, slurm_users
+    print(f"Slurm users of the jobs' blocks: {sorted(slurm_users)}")
 
 
 def _pids(uid: int) -> list[int]:
@@ -233,3 +236,4 @@ def test_an_identity_without_a_mapping_is_refused_in_the_jobs_status(
     assert job.status == "failed", job.error
     assert "Identity failed to map to a local user name" in job.error, job.error
     assert "carol@example.org" in job.error, job.error
+    print(f"carol's job: {job.status}: {job.error}")
