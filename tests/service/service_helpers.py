@@ -26,6 +26,13 @@ def submit_job(client: Any, **options: Any) -> str:
     return str(answer.json()["job"]["id"])
 
 
+def verify_now(verifier: Any, header: str) -> Any:
+    """The identity ``verifier`` finds behind ``header`` (its request-path check, run here)."""
+    import asyncio
+
+    return asyncio.run(verifier.verify_async(header))
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -7,7 +7,7 @@ import time
 import globus_sdk
 import pytest
 import responses
-from service_helpers import CLIENT_ID, SCOPE, bearer
+from service_helpers import CLIENT_ID, SCOPE, bearer, verify_now
 from silent_servers import silent_server
 
 from stembench.service.auth import AuthError, TokenVerifier, bearer_token
@@ -61,12 +61,12 @@ def test_introspection_request_and_cache() -> None:
                   json={"active": True, "sub": "u1", "scope": f"openid {SCOPE}",
                         "aud": [CLIENT_ID], "exp": int(time.time()) + 3600})
     verifier = TokenVerifier(CLIENT_ID, "secret", required_scope=SCOPE, cache_ttl_s=60)
-    assert verifier.verify("Bearer T1").sub == "u1"
-    assert verifier.verify("bearer T1").sub == "u1"  # cached: scheme is case-insensitive
+    assert verify_now(verifier, "Bearer T1").sub == "u1"
+    assert verify_now(verifier, "bearer T1").sub == "u1"  # cached: scheme is case-insensitive
     assert len(responses.calls) == 1
     assert "token=T1" in responses.calls[0].request.body
     assert responses.calls[0].request.headers["Authorization"].startswith("Basic ")
-    verifier.verify("Bearer T2")
+    verify_now(verifier, "Bearer T2")
     assert len(responses.calls) == 2
 
 
@@ -81,9 +81,9 @@ def _introspects_active(expires: int) -> None:
 def test_cache_expires_after_ttl() -> None:
     _introspects_active(int(time.time()) + 3600)
     verifier = TokenVerifier(CLIENT_ID, "secret", required_scope=SCOPE, cache_ttl_s=0.05)
-    verifier.verify("Bearer T")
+    verify_now(verifier, "Bearer T")
     time.sleep(0.1)
-    verifier.verify("Bearer T")
+    verify_now(verifier, "Bearer T")
     assert len(responses.calls) == 2
 
 
@@ -92,10 +92,10 @@ def test_cache_never_outlives_the_tokens_exp(monkeypatch) -> None:
     now = time.time()
     _introspects_active(int(now) + 30)
     verifier = TokenVerifier(CLIENT_ID, "secret", required_scope=SCOPE, cache_ttl_s=3600)
-    assert verifier.verify("Bearer T").sub == "u1"
+    assert verify_now(verifier, "Bearer T").sub == "u1"
     monkeypatch.setattr("stembench.service.auth.time.time", lambda: now + 60)  # exp passed
     with pytest.raises(AuthError, match="token expired"):
-        verifier.verify("Bearer T")  # asked again, not taken from the cache
+        verify_now(verifier, "Bearer T")  # asked again, not taken from the cache
     assert len(responses.calls) == 2
 
 
@@ -105,10 +105,10 @@ def test_a_revoked_token_leaves_the_cache() -> None:
     responses.add(responses.POST, "https://auth.globus.org/v2/oauth2/token/revoke",
                   json={"active": False})
     verifier = TokenVerifier(CLIENT_ID, "secret", required_scope=SCOPE, cache_ttl_s=3600)
-    assert verifier.verify("Bearer T").sub == "u1"
+    assert verify_now(verifier, "Bearer T").sub == "u1"
     verifier.revoke("T")
     with pytest.raises(AuthError, match="token was revoked") as caught:
-        verifier.verify("Bearer T")
+        verify_now(verifier, "Bearer T")
     assert caught.value.status == 401
     assert [c.request.url.rsplit("/", 1)[1] for c in responses.calls] == ["introspect",
                                                                           "revoke"]
@@ -128,7 +128,7 @@ def test_globus_canned_introspection_is_an_expired_token() -> None:
     meta = load_response(globus_sdk.ConfidentialAppAuthClient.oauth2_token_introspect).metadata
     verifier = TokenVerifier(meta["client_id"], "secret", required_scope="openid")
     with pytest.raises(AuthError, match="token expired") as caught:
-        verifier.verify("Bearer canned")  # the canned response's exp lies in 2024
+        verify_now(verifier, "Bearer canned")  # the canned response's exp lies in 2024
     assert caught.value.status == 401
 
 
@@ -138,7 +138,7 @@ def test_auth_outage_is_503() -> None:
                   json={"error": "unavailable"}, status=500)
     verifier = TokenVerifier(CLIENT_ID, "secret", required_scope=SCOPE)
     with pytest.raises(AuthError, match="Globus Auth refused") as caught:
-        verifier.verify("Bearer T")
+        verify_now(verifier, "Bearer T")
     assert caught.value.status == 503
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import responses
-from service_helpers import CLIENT_ID, SCOPE, bearer, make_settings
+from service_helpers import CLIENT_ID, SCOPE, bearer, make_settings, verify_now
 
 pytest.importorskip("globus_compute_sdk")
 
@@ -177,7 +177,7 @@ def test_verifier_reads_the_identity_set(rsps: responses.RequestsMock) -> None:
     FakeAuth(rsps)
     verifier = TokenVerifier(CLIENT_ID, "secret", required_scope=SCOPE,
                              auth_client=globus_sdk.ConfidentialAppAuthClient(CLIENT_ID, "s"))
-    caller = verifier.verify("Bearer orcid-token")
+    caller = verify_now(verifier, "Bearer orcid-token")
     assert caller.sub == ALICE_ORCID and caller.identities == (ALICE_ORCID, ALICE)
     assert caller.owns(ALICE) and not caller.owns(str(uuid.uuid4()))
 

@@ -50,8 +50,9 @@ def test_made_up_tokens_and_slow_auth_do_not_stall_reading(tmp_path, database_ur
                     assert board.status_code == 200  # while Globus Auth still hangs
                     assert not release.is_set()
                     statuses = [future.result() for future in flood]
-                assert set(statuses) == {503}, statuses  # no answer in time: try again later
-                assert asked.count("made-up-0") == 1  # one check per token in flight
+                # no answer in time, or over this address's checks in flight: try again later
+                assert set(statuses) <= {503, 429}, statuses
+                assert asked.count("made-up-0") <= 1  # one check per token in flight
             finally:
                 release.set()
             refused = [mine("made-up-0") for _ in range(3)]

@@ -61,7 +61,9 @@ async def identity(request: Request) -> Identity:
     if verifier is None:
         raise AuthError(503, "temporarily_unavailable", "this service has no Globus Auth client "
                         "configured, so it accepts no submissions")
-    identity: Identity = await verifier.verify_async(request.headers.get("authorization"))
+    identity: Identity = await verifier.verify_async(
+        request.headers.get("authorization"),
+        client_host=request.client.host if request.client else None)
     return identity
 
 

@@ -14,7 +14,9 @@ its holder logs out of (``POST /api/logout``) is dropped from the cache and refu
 request path (:meth:`TokenVerifier.verify_async`) introspects on a few threads of the
 verifier's own, never the request threads, one introspection per token however many
 requests carry it, and answers 503 when Globus Auth has not answered within ``timeout_s``
-or too many checks are in flight.
+or too many checks are in flight; one client address may start only a few checks at once
+(429 beyond), and room is kept for addresses whose tokens passed before
+(:mod:`stembench.service.token_budget`).
 
 Jobs on a Globus Compute endpoint run as their submitter: :meth:`TokenVerifier.grant_compute`
 exchanges the caller's token for a Globus Compute token (the dependent-token grant; the
@@ -40,6 +42,7 @@ from typing import Any, TypeVar
 
 from stembench._optional import require
 from stembench.errors import StembenchError
+from stembench.service.token_budget import IntrospectionBudget, client_network
 
 __all__ = ["COMPUTE_RESOURCE_SERVER", "COMPUTE_SCOPE", "AuthError", "Identity",
            "TokenVerifier", "bearer_token", "bounded_auth_client"]
@@ -48,8 +51,11 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _CACHE_SIZE = 4096
-#: Threads that introspect tokens, and checks that may be in flight before 503 at once.
-_INTROSPECTION_THREADS = 4
+#: Threads that introspect tokens for unknown addresses (more than one address may hold)
+#: and for addresses whose tokens passed before.
+_INTROSPECTION_THREADS = 8
+_KNOWN_THREADS = 4
+#: Other calls to Globus that may be in flight before 503 at once.
 _MAX_IN_FLIGHT = 64
 #: Threads that make the other calls of requests (dependent-token grants, Compute checks,
 #: revocations), so that none runs on a request thread.
@@ -161,6 +167,9 @@ class TokenVerifier:
         self._in_flight: dict[str, cf.Future[Identity]] = {}
         self._pool = cf.ThreadPoolExecutor(_INTROSPECTION_THREADS,
                                            thread_name_prefix="introspection")
+        self._known_pool = cf.ThreadPoolExecutor(_KNOWN_THREADS,
+                                                 thread_name_prefix="introspection-known")
+        self._budget = IntrospectionBudget()
         self._calls = cf.ThreadPoolExecutor(_CALL_THREADS, thread_name_prefix="globus-call")
         # revocations nobody waits for get threads of their own: they never delay a request
         self._revocations = cf.ThreadPoolExecutor(2, thread_name_prefix="globus-revoke")
@@ -201,40 +210,44 @@ class TokenVerifier:
                 self._cache.popitem(last=False)
         return identity
 
-    def verify(self, header: str | None) -> Identity:
-        """The identity behind an ``Authorization`` header, or :class:`AuthError`."""
-        token = bearer_token(header)
-        key = hashlib.sha256(token.encode()).hexdigest()
-        return self._cached(key, time.time()) or self._resolve(key, token)
-
-    def _flight(self, key: str, token: str) -> cf.Future[Identity]:
-        """The introspection of a token in flight, started now if none is."""
+    def _flight(self, key: str, token: str, network: str) -> cf.Future[Identity]:
+        """The introspection of a token in flight, started now if none is and ``network``
+        (the caller's address) is within its budget (:mod:`~stembench.service.token_budget`)."""
         with self._lock:
             running = self._in_flight.get(key)
             if running is not None:
                 return running
-            if len(self._in_flight) >= _MAX_IN_FLIGHT:
-                raise AuthError(503, "temporarily_unavailable", "too many token checks are "
-                                "waiting for Globus Auth; try again later")
-            future = self._pool.submit(self._resolve, key, token)
+            known = self._budget.known(network)
+            refusal = self._budget.take(network)
+            if refusal is not None:
+                raise AuthError(refusal[0], "temporarily_unavailable", refusal[1])
+            pool = self._known_pool if known else self._pool
+            future = pool.submit(self._resolve, key, token)
             self._in_flight[key] = future
 
-        def landed(_: cf.Future[Identity]) -> None:
+        def landed(done: cf.Future[Identity]) -> None:
             with self._lock:
                 self._in_flight.pop(key, None)
+            self._budget.give(network)
+            if not done.cancelled() and done.exception() is None:
+                self._budget.passed(network)
 
         future.add_done_callback(landed)
         return future
 
-    async def verify_async(self, header: str | None) -> Identity:
-        """:meth:`verify` for the request path: it waits on the event loop, at most
-        ``timeout_s``, while one of the verifier's threads asks Globus Auth."""
+    async def verify_async(self, header: str | None, *, client_host: str | None = None) -> Identity:
+        """The identity behind an ``Authorization`` header, or :class:`AuthError`; the
+        request waits on the event loop, at most ``timeout_s``, while one of the verifier's
+        threads asks Globus Auth (``client_host``, the request's client address, counts
+        the check against that address's budget: 429 beyond it)."""
         token = bearer_token(header)
         key = hashlib.sha256(token.encode()).hexdigest()
+        network = client_network(client_host)
         cached = self._cached(key, time.time())
         if cached is not None:
+            self._budget.passed(network)
             return cached
-        waiting = asyncio.shield(asyncio.wrap_future(self._flight(key, token)))
+        waiting = asyncio.shield(asyncio.wrap_future(self._flight(key, token, network)))
         try:
             return await asyncio.wait_for(waiting, self.timeout_s)
         except TimeoutError as exc:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,6 +15,7 @@ from stembench.service.api import DB, JobId, stored_job
 from stembench.service.figures import FigureBusyError, figure_cache, group_radar
 from stembench.service.leaderboard import leaderboard, list_groups
 from stembench.service.schemas import ErrorOut, LeaderboardOut
+from stembench.service.token_budget import client_network
 from stembench.service.worker import job_folder
 
 __all__ = ["router"]
@@ -62,16 +62,10 @@ async def _caller(request: Request) -> str:
     machine commonly holds whole). Behind a reverse proxy, run uvicorn with
     ``--forwarded-allow-ips`` so that the address is the client's, not the proxy's."""
     header, verifier = request.headers.get("authorization"), request.app.state.verifier
+    host = request.client.host if request.client else None
     if header is not None and verifier is not None:
-        return "identity " + (await verifier.verify_async(header)).sub
-    host = request.client.host if request.client else ""
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return "address " + host
-    if address.version == 6:
-        return "network " + str(ipaddress.ip_network(f"{address}/64", strict=False))
-    return "address " + str(address)
+        return "identity " + (await verifier.verify_async(header, client_host=host)).sub
+    return client_network(host)
 
 
 async def _radar(request: Request, group: str, job_ids: list[str] | None) -> bytes | None:
