@@ -74,3 +74,24 @@ def test_a_chunked_body_is_counted_as_it_is_read(server) -> None:
         over = http.put(PART, content=chunks(40_000), headers=headers)
         assert "content-length" not in over.request.headers  # sent chunked
         assert over.status_code == 413 and "limit 16384" in over.json()["detail"], over.text
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_completing_an_upload_gets_the_small_body_limit(server) -> None:
+    complete = PART.rsplit("/parts/", 1)[0] + "/complete"
+    answer = _head_only(server.port, "POST", complete, {
+        **bearer("alice"), "Content-Length": "8000", "Content-Type": "application/json"})
+    assert answer["status"] == 413 and "limit 4096" in answer["detail"], answer
+    assert "in parts" not in answer["detail"]  # only a part gets the part size
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_model_card_has_a_size_limit(client) -> None:
+    from stembench.service.schemas import MAX_CARD_BYTES
+
+    complete = PART.rsplit("/parts/", 1)[0] + "/complete"
+    card = {"name": "big", "notes": "x" * MAX_CARD_BYTES}
+    answer = client.post(complete, json={"parts": 1, "model_card": card},
+                         headers=bearer("alice"))
+    assert answer.status_code == 422, answer.text
+    assert f"over the limit of {MAX_CARD_BYTES}" in answer.json()["detail"]

@@ -7,7 +7,7 @@ pages and their static files, and starts the job worker with the app (stopped wi
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -22,95 +22,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from stembench._version import __version__
 from stembench.errors import InputError
-from stembench.service.auth import AuthError, TokenVerifier, bearer_token
+from stembench.service.auth import AuthError, TokenVerifier
 from stembench.service.db import REQUEST_THREADS, connect, migrate, session_factory
+from stembench.service.payload_limit import PayloadLimit, auth_response
 from stembench.service.settings import ServiceSettings
 from stembench.service.upload_parts import UploadSweeper
 from stembench.service.worker import Worker
 
-__all__ = ["PayloadLimit", "create_app"]
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-
-class PayloadLimit:
-    """ASGI middleware that refuses what it can before any request body is read.
-
-    A request with a body under ``/api/`` (every such route needs a token) is answered 401
-    at once when it carries no well-formed ``Authorization: Bearer`` header, and 413 when
-    its declared ``Content-Length`` is over ``max_bytes`` (``part_bytes`` under
-    ``/api/uploads/``, the parts of a results upload). Nothing is buffered here: the app
-    reads the body itself, after its token check (an upload part's route checks the token
-    first), and a body without ``Content-Length`` (chunked) is counted as the app reads
-    it, answered 413 once it passes the limit.
-    """
-
-    def __init__(self, app: ASGIApp, max_bytes: int, part_bytes: int = 0) -> None:
-        self.app, self.max_bytes, self.part_bytes = app, max_bytes, max(part_bytes, max_bytes)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
-            await self.app(scope, receive, send)
-            return
-        path = str(scope.get("path", ""))
-        upload = path.startswith("/api/uploads/")
-        limit = self.part_bytes if upload else self.max_bytes
-        headers = dict(scope.get("headers") or [])
-        state = getattr(scope.get("app"), "state", None)
-        if path.startswith("/api/") and getattr(state, "verifier", None) is not None:
-            try:
-                bearer_token(headers[b"authorization"].decode("latin-1")
-                             if b"authorization" in headers else None)
-            except AuthError as exc:
-                await _auth_response(exc)({"type": "http"}, _no_receive, send)
-                return
-        declared = headers.get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > limit):
-            await self._refusal(declared.decode("latin-1")[:20], limit, upload)(
-                {"type": "http"}, _no_receive, send)
-            return
-        size = 0
-
-        async def counted() -> Message:
-            nonlocal size
-            message = await receive()
-            if message["type"] == "http.request":
-                size += len(message.get("body", b""))
-                if size > limit:
-                    raise StarletteHTTPException(413, self._detail(f"at least {size}", limit,
-                                                                   upload))
-            return message
-
-        await self.app(scope, counted, send)
-
-    @staticmethod
-    def _detail(size: str, limit: int, upload: bool) -> str:
-        advice = (" (send a large results file in parts of at most this size; stembench "
-                  "submit does)" if upload else "")
-        return f"request body too large: {size} bytes, limit {limit}{advice}"
-
-    def _refusal(self, size: str, limit: int, upload: bool) -> JSONResponse:
-        return JSONResponse({"detail": self._detail(size, limit, upload)}, status_code=413)
-
-
-async def _no_receive() -> Message:
-    return {"type": "http.disconnect"}
-
-
-def _auth_response(exc: AuthError) -> JSONResponse:
-    """The answer to a request whose credentials are refused (RFC 6750's header on 401/403)."""
-    headers = {}
-    if exc.status in (401, 403):
-        description = exc.message.replace('"', "'")
-        headers["WWW-Authenticate"] = (f'Bearer error="{exc.code}", '
-                                       f'error_description="{description}"')
-    return JSONResponse({"detail": exc.message, "error": exc.code}, status_code=exc.status,
-                        headers=headers)
-
+__all__ = ["create_app"]
 
 def _validation_message(exc: RequestValidationError) -> dict[str, Any]:
     errors = [{"loc": [str(part) for part in e.get("loc", ())], "msg": str(e.get("msg", ""))}
@@ -122,7 +41,7 @@ def _validation_message(exc: RequestValidationError) -> dict[str, Any]:
 def _install_handlers(app: FastAPI) -> None:
     @app.exception_handler(AuthError)
     async def auth_error(request: Request, exc: AuthError) -> JSONResponse:
-        return _auth_response(exc)
+        return auth_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import uuid
 from datetime import datetime
@@ -10,6 +11,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 __all__ = [
+    "MAX_CARD_BYTES",
     "CutoffOut",
     "DatasetOut",
     "ErrorOut",
@@ -26,6 +28,8 @@ __all__ = [
     "UploadPartOut",
 ]
 
+#: Largest model card an upload may carry (bytes of its JSON); it is stored with the entry.
+MAX_CARD_BYTES = 16 * 1024
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 OptionValue = str | int | float | bool | None
 
@@ -225,10 +229,20 @@ class UploadIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     parts: int = Field(ge=1, le=10_000, description="Number of parts sent (0 .. parts-1).")
-    model_card: dict[str, Any] = Field(description="The model card (see the model-card schema).")
+    model_card: dict[str, Any] = Field(description="The model card (see the model-card schema; "
+                                                   f"at most {MAX_CARD_BYTES} bytes as JSON).")
     dataset_preset: Name = "standard"
     dataset_version: Name | None = Field(
         default=None, description="Dataset version; default: the version this service scores.")
+
+    @field_validator("model_card")
+    @classmethod
+    def _small_card(cls, card: dict[str, Any]) -> dict[str, Any]:
+        size = len(json.dumps(card, default=str).encode())
+        if size > MAX_CARD_BYTES:
+            raise ValueError(f"the model card is {size} bytes as JSON, over the limit of "
+                             f"{MAX_CARD_BYTES}")
+        return card
 
 
 class UploadPartOut(BaseModel):
