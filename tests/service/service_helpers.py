@@ -78,15 +78,18 @@ def make_settings(tmp_path: Path, database_url: str, **changes: Any) -> Any:
 
 
 class LiveServer:
-    """A uvicorn server running an app in a thread on 127.0.0.1."""
+    """A uvicorn server running an app in a thread on 127.0.0.1, configured as
+    ``stembench serve`` configures it."""
 
     def __init__(self, app: Any) -> None:
         import uvicorn
 
+        from stembench.service.cli import uvicorn_config
+
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
-                                                    log_level="warning", lifespan="on"))
+        self.server = uvicorn.Server(uvicorn_config(app, host="127.0.0.1", port=self.port,
+                                                    log_level="warning"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> LiveServer:

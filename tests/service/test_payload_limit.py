@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import socket
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -95,3 +96,64 @@ def test_a_model_card_has_a_size_limit(client) -> None:
                          headers=bearer("alice"))
     assert answer.status_code == 422, answer.text
     assert f"over the limit of {MAX_CARD_BYTES}" in answer.json()["detail"]
+
+
+def _held(port: int, introspections: Any) -> socket.socket:
+    """A connection whose upload part is in flight, its body trickled and never finished
+    (returned once the service has checked its token: the request is being served)."""
+    before = len(introspections.calls)
+    connection = socket.create_connection(("127.0.0.1", port), timeout=HANG_GUARD_S)
+    connection.sendall(f"PUT {PART} HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer "
+                       "alice-token\r\nContent-Type: application/octet-stream\r\n"
+                       "Content-Length: 1000\r\n\r\n".encode() + b"x" * 10)
+    for _ in range(HANG_GUARD_S * 50):  # waits for the service's token check, not a time
+        if len(introspections.calls) > before:
+            return connection
+        threading.Event().wait(0.02)
+    raise AssertionError("the held request was never served")
+
+
+def _until_closed(connection: socket.socket) -> bytes:
+    answer = b""
+    while chunk := connection.recv(65536):
+        answer += chunk
+    return answer
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_trickled_body_gets_408_and_its_connection_closes(tmp_path, database_url,
+                                                           globus_auth) -> None:
+    app = create_app(make_settings(tmp_path, database_url, body_read_timeout_s=0.5))
+    with LiveServer(app) as server, _held(server.port, globus_auth) as connection:
+        answer = _until_closed(connection)  # the service closes it
+    assert answer.startswith(b"HTTP/1.1 408 "), answer
+    assert b"did not arrive within 0.5 s" in answer
+    app.state.engine.dispose()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_the_service_stops_and_limits_connections_with_a_request_held(
+        tmp_path, database_url, globus_auth) -> None:
+    app = create_app(make_settings(tmp_path, database_url, body_read_timeout_s=3600,
+                                   graceful_shutdown_s=0.5, max_connections=2))
+    server = LiveServer(app).__enter__()
+    try:
+        with _held(server.port, globus_auth), httpx.Client(base_url=server.url,
+                                                           timeout=HANG_GUARD_S) as http:
+            assert http.get("/api/health").status_code == 503  # one held: the limit is full
+            server.server.should_exit = True
+            server.thread.join(HANG_GUARD_S)
+            assert not server.thread.is_alive()  # the held request was cancelled
+    finally:
+        server.__exit__()
+    app.state.engine.dispose()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_two_authorization_headers_are_refused(server) -> None:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=HANG_GUARD_S) as sock:
+        sock.sendall(b"GET /api/jobs HTTP/1.1\r\nHost: test\r\nConnection: close\r\n"
+                     b"Authorization: Bearer alice-token\r\n"
+                     b"Authorization: Bearer bob-token\r\n\r\n")
+        answer = _until_closed(sock)
+    assert answer.startswith(b"HTTP/1.1 401 ") and b"more than one Authorization" in answer

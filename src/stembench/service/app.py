@@ -129,5 +129,6 @@ def create_app(settings: ServiceSettings, *, verifier: TokenVerifier | None = No
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     app.add_middleware(PayloadLimit, max_bytes=settings.max_payload_bytes,
-                       part_bytes=settings.upload_part_bytes)
+                       part_bytes=settings.upload_part_bytes,
+                       read_timeout_s=settings.body_read_timeout_s)
     return app

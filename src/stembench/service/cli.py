@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-__all__ = ["app", "serve"]
+__all__ = ["app", "serve", "uvicorn_config"]
 
 app = typer.Typer(help="The hosted service: HTTP API, leaderboard and job worker.",
                   no_args_is_help=True)
@@ -42,4 +42,27 @@ def serve(
         run_worker=False if no_worker else None)
     typer.echo(f"stembench service on http://{host}:{port}/ (database: "
                f"{settings.resolved_database_url.split('@')[-1]})")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    uvicorn.Server(uvicorn_config(create_app(settings), host=host, port=port)).run()
+
+
+def uvicorn_config(app: Any, *, host: str, port: int, log_level: str = "info") -> Any:
+    """The uvicorn configuration ``serve`` runs ``app`` with: at most ``max_connections``
+    at once (503 beyond), and requests in flight cancelled ``graceful_shutdown_s`` after a
+    stop was asked for (the app's settings). uvicorn has no timer on reading a request's
+    head: run it behind a reverse proxy that has one (README).
+
+    Parameters
+    ----------
+    app : fastapi.FastAPI
+        The service (:func:`~stembench.service.app.create_app`).
+    host, port : str, int
+        Where to listen.
+    log_level : str, optional
+        uvicorn's log level; default ``"info"``.
+    """
+    import uvicorn
+
+    settings = app.state.settings
+    return uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="on",
+                          limit_concurrency=settings.max_connections,
+                          timeout_graceful_shutdown=settings.graceful_shutdown_s)

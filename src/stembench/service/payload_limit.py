@@ -6,6 +6,7 @@ import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+import anyio
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -31,13 +32,23 @@ class PayloadLimit:
     is buffered here: the app reads the body itself, after its token check (an upload
     part's route checks the token first; the small bodies of other routes are read before
     it), and a body without ``Content-Length`` (chunked) is counted as the app reads
-    it, answered 413 once it passes the limit.
+    it, answered 413 once it passes the limit. A body must arrive within ``read_timeout_s``
+    of the request's start: a trickled one is answered 408 and its connection closed. A
+    request with more than one ``Authorization`` header is refused (401) whatever its
+    method, as its parts would read different ones.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int, part_bytes: int = 0) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, part_bytes: int = 0, *,
+                 read_timeout_s: float = 60.0) -> None:
         self.app, self.max_bytes, self.part_bytes = app, max_bytes, max(part_bytes, max_bytes)
+        self.read_timeout_s = read_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and sum(
+                1 for name, _ in scope.get("headers") or [] if name == b"authorization") > 1:
+            await auth_response(AuthError(401, "invalid_request", "more than one Authorization "
+                                          "header: send one"))({"type": "http"}, _no_receive, send)
+            return
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
@@ -58,12 +69,21 @@ class PayloadLimit:
             await self._refusal(declared.decode("latin-1")[:20], limit, upload)(
                 {"type": "http"}, _no_receive, send)
             return
-        size = 0
+        size, complete, deadline = 0, False, anyio.current_time() + self.read_timeout_s
 
         async def counted() -> Message:
-            nonlocal size
-            message = await receive()
+            nonlocal size, complete
+            if complete:  # the body is in: a wait for the client's disconnect has no deadline
+                return await receive()
+            try:
+                with anyio.fail_after(max(0.0, deadline - anyio.current_time())):
+                    message = await receive()
+            except TimeoutError:
+                raise StarletteHTTPException(408, "the request body did not arrive within "
+                                             f"{self.read_timeout_s:g} s", headers={
+                                                 "Connection": "close"}) from None
             if message["type"] == "http.request":
+                complete = not message.get("more_body", False)
                 size += len(message.get("body", b""))
                 if size > limit:
                     raise StarletteHTTPException(413, self._detail(f"at least {size}", limit,

@@ -57,6 +57,14 @@ class ServiceSettings(pydantic_settings.BaseSettings):
         answered 503.
     max_payload_bytes : int
         Largest request body accepted (bytes); larger ones get 413.
+    body_read_timeout_s : float
+        Seconds a request's body may take to arrive, from the request's start; a slower
+        (trickled) body gets 408 and its connection is closed.
+    max_connections : int
+        Connections and tasks uvicorn serves at once (``limit_concurrency``); more get 503.
+    graceful_shutdown_s : float
+        Seconds ``stembench serve`` waits for requests in flight when asked to stop before
+        it cancels them (``timeout_graceful_shutdown``).
     executor : {"local", "thread", "globus"}
         Where jobs run: a local process pool, threads in this process (light models, tests),
         or a Globus Compute endpoint (the job's ``endpoint_id`` or ``default_endpoint_id``),
@@ -122,6 +130,9 @@ class ServiceSettings(pydantic_settings.BaseSettings):
     token_cache_ttl_s: float = 60.0
     introspection_timeout_s: float = 5.0
     max_payload_bytes: int = 64 * 1024
+    body_read_timeout_s: float = 60.0
+    max_connections: int = 1000
+    graceful_shutdown_s: float = 30.0
     executor: ExecutorKind = "local"
     workers: int = 2
     allowed_endpoint_ids: Annotated[
@@ -177,7 +188,8 @@ class ServiceSettings(pydantic_settings.BaseSettings):
         for name in ("token_cache_ttl_s", "introspection_timeout_s", "poll_interval_s",
                      "lease_s", "cancel_poll_s", "upload_quota_bytes", "upload_quota_parts",
                      "upload_abandon_s",
-                     "figure_overlays_per_minute", "max_job_attempts"):
+                     "figure_overlays_per_minute", "max_job_attempts",
+                     "body_read_timeout_s", "max_connections", "graceful_shutdown_s"):
             if not getattr(self, name) > 0:
                 raise InputError(f"service settings: {name} must be > 0, got {getattr(self, name)}")
         if self.max_payload_bytes < 1024:
