@@ -60,6 +60,14 @@ def test_load_builds_on_first_use_and_reuses(tmp_path, fake_builder):
     assert len(fake_builder) == 2
 
 
+def test_cache_dir_as_a_string(tmp_path, fake_builder):
+    """A cache folder given as a string (or with ``~``) is a folder like a Path."""
+    with stembench.load(preset="tiny", cache_dir=str(tmp_path)) as dataset:
+        assert dataset.path == tmp_path / "atom-locating-benchmark" / "0.0.test" / "tiny.h5"
+    with stembench.load(preset="tiny", cache_dir=str(tmp_path)) as again:  # verified record
+        assert len(fake_builder) == 1 and again.ids == ["tiny-0", "tiny-1"]
+
+
 def test_cache_dir_from_environment(tmp_path, monkeypatch, fake_builder):
     monkeypatch.setenv("STEMBENCH_CACHE", str(tmp_path / "env-cache"))
     assert cache.default_cache_dir() == tmp_path / "env-cache"

@@ -10,6 +10,7 @@ two sub-packages, so that the cache itself knows nothing of MDF.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from stembench.dataset_publish.mdf.source import (
@@ -30,7 +31,7 @@ def load(
     *,
     preset: str = "standard",
     version: str | None = None,
-    cache_dir: Path | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
     rebuild: bool = False,
     service: str | None = None,
 ) -> H5ImageSet:
@@ -45,8 +46,8 @@ def load(
         Generator preset, e.g. ``"mini"`` or ``"standard"``.
     version : str, optional
         Dataset version; by default the version this stembench generates.
-    cache_dir : Path, optional
-        Cache root; by default
+    cache_dir : str or path-like, optional
+        Cache root (``~`` is expanded); by default
         :func:`~stembench.dataset_publish.storage.cache.default_cache_dir`.
     rebuild : bool
         Delete the cached file first and fill the cache again.
@@ -81,6 +82,8 @@ def load(
     >>> image.coords.shape[1], image.pixel_size > 0
     (2, True)
     """
+    if cache_dir is not None:
+        cache_dir = Path(cache_dir).expanduser()
     as_path = Path(name).expanduser()
     if name.endswith((".h5", ".hdf5")) or as_path.is_file():
         return open_dataset(as_path, verify=True)
