@@ -136,7 +136,8 @@ def test_worker_submits_with_the_owners_token_never_the_services(
 
 def test_no_kept_token_and_no_interactive_login(tmp_path: Path) -> None:
     with pytest.raises(AuthError, match="no usable Globus Compute token kept"):
-        compute_client_for(CLIENT_ID, "secret", CredentialStore(tmp_path, KEY), ALICE)
+        compute_client_for(CLIENT_ID, "secret", CredentialStore(tmp_path, KEY), ALICE,
+                           timeout_s=5.0)
 
 
 @pytest.mark.parametrize(("changes", "words"), [

@@ -115,3 +115,42 @@ def test_the_worker_revokes_with_one_bounded_attempt(tmp_path, monkeypatch) -> N
     assert len(accepted) == 2  # one attempt for each of the refresh and access tokens
     assert not credentials.holds(ALICE)  # deleted all the same
     app.state.engine.dispose()
+
+
+def test_calls_to_a_hung_globus_compute_are_bounded(tmp_path) -> None:
+    """globus_compute_sdk's own web client would wait 60 s a request and retry 5 times."""
+    import re
+
+    import globus_sdk
+    import requests
+
+    from stembench.service.credentials import compute_client_for
+    from stembench.service.delegation import _endpoint_options_refusal
+    from stembench.service.schemas import SubmitIn
+
+    waited: list[Any] = []
+
+    def hung(request: Any) -> Any:
+        waited.append(request.req_kwargs["timeout"])  # what the transport would wait
+        raise requests.exceptions.ReadTimeout("Globus Compute did not answer")
+
+    app = globus_app(tmp_path, introspection_timeout_s=0.3, compute_timeout_s=7.0).app
+    settings = app.state.settings
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        rsps.add_callback(responses.GET, re.compile(r"https://compute\.api\.globus\.org/.*"),
+                          callback=hung)
+        body = SubmitIn(model="log-blob", endpoint_id=ALLOWED, endpoint_options={"gpus": 1})
+        with pytest.warns(UserWarning, match="metadata cannot be read"):
+            assert _endpoint_options_refusal(settings, body, "aliceComputeToken-1") is None
+        assert waited == [0.3]  # while a request waits: one attempt, its timeout
+        waited.clear()
+        credentials = settings.credential_store()
+        credentials.save(ALICE, {"access_token": "aliceComputeToken-1",
+                                 "expires_at_seconds": int(time.time()) + 3600,
+                                 "refresh_token": "aliceComputeRefresh-1"})
+        client = compute_client_for(settings.globus_client_id, settings.globus_client_secret,
+                                    credentials, ALICE, timeout_s=settings.compute_timeout_s)
+        with pytest.raises(globus_sdk.NetworkError):
+            client.get_endpoint_metadata(ALLOWED)
+        assert waited == [7.0]
+    app.state.engine.dispose()

@@ -80,3 +80,26 @@ def test_the_heartbeat_lasts_until_the_final_state_is_written(client, monkeypatc
         release.set()
         runner.join(HANG_GUARD_S)
     assert client.get(f"/api/jobs/{job_id}", headers=bearer("alice")).json()["status"] == "done"
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_the_lease_is_renewed_while_the_executor_is_built(client, monkeypatch) -> None:
+    building, renewed, seen = threading.Event(), threading.Event(), []
+    real_target, real_renew = Worker._target, store.renew_lease
+
+    def slow_target(self: Worker, job: Any) -> Any:
+        building.set()
+        seen.append(renewed.wait(HANG_GUARD_S))  # a Globus Compute that answers slowly
+        return real_target(self, job)
+
+    def watched(session: Any, job_id: str, **values: Any) -> Any:
+        if building.is_set():
+            renewed.set()
+        return real_renew(session, job_id, **values)
+
+    monkeypatch.setattr(Worker, "_target", slow_target)
+    monkeypatch.setattr(store, "renew_lease", watched)
+    job_id = submit_job(client)
+    Worker(client.app.state.settings, client.app.state.sessions).run_once()
+    assert seen == [True]  # the heartbeat beat while the executor was being built
+    assert client.get(f"/api/jobs/{job_id}", headers=bearer("alice")).json()["status"] == "done"

@@ -34,7 +34,8 @@ from stembench._optional import require
 from stembench.atomic import AtomicPath
 from stembench.service.auth import COMPUTE_RESOURCE_SERVER, AuthError
 
-__all__ = ["CredentialStore", "compute_client_for", "release_credentials"]
+__all__ = ["CredentialStore", "bounded_compute_client", "compute_client_for",
+           "release_credentials"]
 
 log = logging.getLogger(__name__)
 _KEPT = ("access_token", "refresh_token", "expires_at_seconds")
@@ -165,7 +166,7 @@ def release_credentials(settings: Any, session: Any, owner: str,
 
 
 def compute_client_for(client_id: str, client_secret: str, store: CredentialStore, owner: str,
-                       **client_options: Any) -> Any:
+                       *, timeout_s: float, max_retries: int = 0) -> Any:
     """A ``globus_compute_sdk.Client`` acting as ``owner``, from their kept tokens.
 
     Parameters
@@ -177,8 +178,10 @@ def compute_client_for(client_id: str, client_secret: str, store: CredentialStor
         a refreshed token is kept there again, encrypted.
     owner : str
         The job's submitter (identity id).
-    **client_options
-        Passed to ``globus_compute_sdk.Client``.
+    timeout_s : float
+        Seconds one call to the Globus Compute web service may take.
+    max_retries : int, optional
+        Attempts after the first of a call that fails; default 0.
 
     Raises
     ------
@@ -186,7 +189,6 @@ def compute_client_for(client_id: str, client_secret: str, store: CredentialStor
         No tokens were kept for ``owner`` (the job must be submitted again).
     """
     globus_sdk = require("globus_sdk", extra="service", purpose="Globus Auth")
-    sdk = require("globus_compute_sdk", extra="compute", purpose="Jobs on Compute endpoints")
     kept = store.load(owner)
 
     def keep(response: Any) -> None:
@@ -196,4 +198,37 @@ def compute_client_for(client_id: str, client_secret: str, store: CredentialStor
         kept["refresh_token"], globus_sdk.ConfidentialAppAuthClient(client_id, client_secret),
         access_token=kept["access_token"], expires_at=kept["expires_at_seconds"],
         on_refresh=keep)
-    return sdk.Client(authorizer=authorizer, **client_options)
+    return bounded_compute_client(authorizer, timeout_s=timeout_s, max_retries=max_retries)
+
+
+def bounded_compute_client(authorizer: Any, *, timeout_s: float, max_retries: int = 0) -> Any:
+    """A ``globus_compute_sdk.Client`` whose calls to the Compute web service make
+    ``max_retries + 1`` attempts at most, each bounded by ``timeout_s``.
+
+    globus_compute_sdk builds its web clients (``_ComputeWebClient``: globus_sdk's
+    ``ComputeClientV2`` and ``V3``) with globus_sdk's default transport, 60 s a request and
+    up to 5 retries, and takes no transport of its own; the client is built here without
+    its version check, and its web clients are built again with a bounded transport.
+
+    Parameters
+    ----------
+    authorizer : globus_sdk.authorizers.GlobusAuthorizer
+        Whose Compute token the calls carry.
+    timeout_s : float
+        Seconds one request may take.
+    max_retries : int, optional
+        Attempts after the first of a request that fails; default 0.
+    """
+    sdk = require("globus_compute_sdk", extra="compute", purpose="Jobs on Compute endpoints")
+    from globus_compute_sdk.sdk import client as sdk_client
+    from globus_sdk.transport import RequestsTransport, RetryConfig
+
+    client = sdk.Client(authorizer=authorizer, do_version_check=False)
+    if not hasattr(client, "_compute_web_client"):  # a globus_compute_sdk this was not read for
+        raise RuntimeError("globus_compute_sdk.Client keeps no _compute_web_client: this "
+                           "version cannot be given a bounded transport")
+    client._compute_web_client = sdk_client._ComputeWebClient(
+        base_url=client.web_service_address, authorizer=authorizer,
+        transport=RequestsTransport(http_timeout=timeout_s),
+        retry_config=RetryConfig(max_retries=max_retries))
+    return client

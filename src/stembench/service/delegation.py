@@ -18,7 +18,7 @@ from fastapi import HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 
 from stembench.service.auth import AuthError, Identity
-from stembench.service.credentials import CredentialStore
+from stembench.service.credentials import CredentialStore, bounded_compute_client
 from stembench.service.models import Job
 from stembench.service.schemas import SubmitIn
 
@@ -103,18 +103,18 @@ def _keep_and_create(credentials: CredentialStore, owner: str, minted: dict[str,
 def _endpoint_options_refusal(settings: Any, body: SubmitIn, access_token: str) -> str | None:
     """Why the job's endpoint options are refused by the schema its endpoint publishes.
 
-    Read with the caller's own Compute token (``Client.get_endpoint_metadata``); an endpoint
-    that publishes no schema checks the options itself when the job runs.
+    Read with the caller's own Compute token (``Client.get_endpoint_metadata``, one attempt
+    bounded by the introspection timeout); an endpoint that publishes no schema checks the
+    options itself when the job runs.
     """
     from stembench._optional import require
     from stembench.client.remote_endpoints import check_endpoint_options, published_schema
     from stembench.errors import InputError
 
     globus_sdk = require("globus_sdk", extra="service", purpose="Globus Auth")
-    sdk = require("globus_compute_sdk", extra="compute", purpose="Jobs on Compute endpoints")
     endpoint = body.endpoint_id or settings.default_endpoint_id
-    client = sdk.Client(authorizer=globus_sdk.AccessTokenAuthorizer(access_token),
-                        do_version_check=False)
+    client = bounded_compute_client(globus_sdk.AccessTokenAuthorizer(access_token),
+                                    timeout_s=settings.introspection_timeout_s)
     try:
         check_endpoint_options(dict(body.endpoint_options), published_schema(client, endpoint))
     except InputError as exc:

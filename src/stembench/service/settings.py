@@ -86,6 +86,10 @@ class ServiceSettings(pydantic_settings.BaseSettings):
         Fernet key (``cryptography.fernet.Fernet.generate_key()``) that encrypts the users'
         delegated Globus Compute tokens at rest; needed with ``executor == "globus"``.
         Environment: ``STEMBENCH_SERVICE_CREDENTIALS_KEY``. Never shown in ``repr``.
+    compute_timeout_s : float
+        Seconds one call of the job worker to the Globus Compute web service may take
+        (three attempts at most); the service's own checks with Globus Compute, made while
+        a request waits, get one attempt of ``introspection_timeout_s``.
     dataset_cache_dir : str or None
         Dataset cache directory on the executing machine (``None``: its default).
     options_check : str
@@ -143,6 +147,7 @@ class ServiceSettings(pydantic_settings.BaseSettings):
     default_endpoint_id: str | None = None
     compute_function_id: str | None = None
     credentials_key: str | None = pydantic.Field(default=None, repr=False)
+    compute_timeout_s: float = 60.0
     dataset_cache_dir: str | None = None
     shard_function: str = "stembench.endpoints.shard:evaluate_shard"
     describe_function: str = "stembench.endpoints.shard:describe_dataset"
@@ -189,7 +194,8 @@ class ServiceSettings(pydantic_settings.BaseSettings):
                      "lease_s", "cancel_poll_s", "upload_quota_bytes", "upload_quota_parts",
                      "upload_abandon_s",
                      "figure_overlays_per_minute", "max_job_attempts",
-                     "body_read_timeout_s", "max_connections", "graceful_shutdown_s"):
+                     "body_read_timeout_s", "max_connections", "graceful_shutdown_s",
+                     "compute_timeout_s"):
             if not getattr(self, name) > 0:
                 raise InputError(f"service settings: {name} must be > 0, got {getattr(self, name)}")
         if self.max_payload_bytes < 1024:

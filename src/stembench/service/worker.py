@@ -46,6 +46,8 @@ from stembench.service.settings import ServiceSettings
 __all__ = ["CancellableExecutor", "Worker", "import_function", "job_folder"]
 
 log = logging.getLogger(__name__)
+#: Attempts after the first of a worker's call to the Globus Compute web service.
+_COMPUTE_RETRIES = 2
 
 
 def import_function(dotted: str) -> Callable[..., Any]:
@@ -244,18 +246,20 @@ class Worker:
             raise InputError(f"job {job.id}: {refusal}")
         assert settings.globus_client_id and settings.globus_client_secret  # checked by settings
         client = compute_client_for(settings.globus_client_id, settings.globus_client_secret,
-                                    settings.credential_store(), job.owner)
+                                    settings.credential_store(), job.owner,
+                                    timeout_s=settings.compute_timeout_s,
+                                    max_retries=_COMPUTE_RETRIES)
         (target,) = remote_targets([endpoint], client=client,
                                    options=json.loads(job.endpoint_options or "{}") or None,
                                    task_timeout_s=DEFAULT_TASK_DEADLINE_S,
                                    function_id=settings.compute_function_id)
         return target.executor
 
-    def _heartbeat(self, job: Job, executor: CancellableExecutor | None, progress: _Progress,
+    def _heartbeat(self, job: Job, executors: list[CancellableExecutor], progress: _Progress,
                    done: threading.Event, lost: threading.Event) -> None:
         """Renew the lease until ``done`` (the job's final state is written): a failed
         renewal is logged and tried again at the next beat; a lost lease or a cancellation
-        stops the job's executor."""
+        stops the job's executor (in ``executors`` once it is built)."""
         while not done.wait(min(self.settings.lease_s / 3.0, self.settings.cancel_poll_s)):
             try:
                 with self.sessions() as session:
@@ -268,30 +272,30 @@ class Worker:
                 continue
             if cancel is None:
                 lost.set()
-            if (cancel is None or cancel) and executor is not None:
-                executor.stop()
+            if cancel is None or cancel:
+                for executor in list(executors):
+                    executor.stop()
 
     def _run(self, job: Job) -> None:
         """Run a job under a heartbeat that lasts until its final state is written."""
         folder = job_folder(self.settings, job.id)
         progress, done, lost = (_Progress(folder / "results.jsonl"), threading.Event(),
                                 threading.Event())
-        executor: CancellableExecutor | None = None
-        target: Target | None = None
-        if job.source != "upload":
+        executors: list[CancellableExecutor] = []  # the job's, once built
+        beat = threading.Thread(target=self._heartbeat, daemon=True,
+                                args=(job, executors, progress, done, lost))
+        beat.start()  # before the executor is built: building it may take a while
+        try:
+            if job.source == "upload":
+                self._finish_upload(job, folder)
+                return
             try:
                 target, executor = self._target(job)
             except Exception as exc:
                 self._fail(job, f"cannot start an executor: {exc}")
                 return
-        beat = threading.Thread(target=self._heartbeat, daemon=True,
-                                args=(job, executor, progress, done, lost))
-        beat.start()
-        try:
-            if target is None or executor is None:
-                self._finish_upload(job, folder)
-            else:
-                self._evaluate(job, target, executor, progress.path, lost)
+            executors.append(executor)
+            self._evaluate(job, target, executor, progress.path, lost)
         finally:
             done.set()
 
