@@ -18,6 +18,19 @@ from stembench.service.worker import Worker
 HANG_GUARD_S = 60
 
 
+def _renewals_after(started: threading.Event, monkeypatch: Any) -> threading.Event:
+    """An event set by the first lease renewal after ``started`` is set."""
+    renewed, real_renew = threading.Event(), store.renew_lease
+
+    def watched(session: Any, job_id: str, **values: Any) -> Any:
+        if started.is_set():
+            renewed.set()
+        return real_renew(session, job_id, **values)
+
+    monkeypatch.setattr(store, "renew_lease", watched)
+    return renewed
+
+
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_a_failing_heartbeat_write_is_logged_and_retried(client, monkeypatch, caplog) -> None:
     from sqlalchemy.exc import OperationalError
@@ -54,21 +67,16 @@ def test_a_failing_heartbeat_write_is_logged_and_retried(client, monkeypatch, ca
 def test_the_heartbeat_lasts_until_the_final_state_is_written(client, monkeypatch) -> None:
     from stembench.service import analysis
 
-    finishing, renewed, release = threading.Event(), threading.Event(), threading.Event()
-    real_report, real_renew = analysis.write_job_report, store.renew_lease
+    finishing, release = threading.Event(), threading.Event()
+    real_report = analysis.write_job_report
 
     def slow_report(*args: Any, **kwargs: Any) -> Any:
         finishing.set()
         release.wait(HANG_GUARD_S)  # a long re-scoring and report
         return real_report(*args, **kwargs)
 
-    def watched(session: Any, job_id: str, **values: Any) -> Any:
-        if finishing.is_set():
-            renewed.set()
-        return real_renew(session, job_id, **values)
-
     monkeypatch.setattr(analysis, "write_job_report", slow_report)
-    monkeypatch.setattr(store, "renew_lease", watched)
+    renewed = _renewals_after(finishing, monkeypatch)
     job_id = submit_job(client)
     runner = threading.Thread(target=Worker(client.app.state.settings,
                                             client.app.state.sessions).run_once, daemon=True)
@@ -84,21 +92,15 @@ def test_the_heartbeat_lasts_until_the_final_state_is_written(client, monkeypatc
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_the_lease_is_renewed_while_the_executor_is_built(client, monkeypatch) -> None:
-    building, renewed, seen = threading.Event(), threading.Event(), []
-    real_target, real_renew = Worker._target, store.renew_lease
+    building, seen, real_target = threading.Event(), [], Worker._target
+    renewed = _renewals_after(building, monkeypatch)
 
     def slow_target(self: Worker, job: Any) -> Any:
         building.set()
         seen.append(renewed.wait(HANG_GUARD_S))  # a Globus Compute that answers slowly
         return real_target(self, job)
 
-    def watched(session: Any, job_id: str, **values: Any) -> Any:
-        if building.is_set():
-            renewed.set()
-        return real_renew(session, job_id, **values)
-
     monkeypatch.setattr(Worker, "_target", slow_target)
-    monkeypatch.setattr(store, "renew_lease", watched)
     job_id = submit_job(client)
     Worker(client.app.state.settings, client.app.state.sessions).run_once()
     assert seen == [True]  # the heartbeat beat while the executor was being built
