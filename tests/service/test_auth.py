@@ -172,3 +172,23 @@ def test_a_hanging_globus_auth_gets_one_bounded_attempt(monkeypatch) -> None:
         with pytest.raises(globus_sdk.NetworkError):
             verifier._client.oauth2_token_introspect("made-up-token")
     assert len(accepted) == 1
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_logout_holds_in_every_process_and_past_the_cache(settings, globus_auth) -> None:
+    """Another process of the service (its own token cache, which never saw the token, as
+    one whose cache forgot it) refuses a logged-out token without asking Globus Auth."""
+    from fastapi.testclient import TestClient
+
+    from stembench.service.app import create_app
+
+    first, second = create_app(settings), create_app(settings)
+    with TestClient(first) as one, TestClient(second) as other:
+        assert one.post("/api/logout", headers=bearer("alice")).status_code == 204
+        asked = len(globus_auth.calls)
+        answer = other.get("/api/jobs", headers=bearer("alice"))
+        assert answer.status_code == 401 and "logged out" in answer.json()["detail"]
+        assert len(globus_auth.calls) == asked
+        assert other.get("/api/jobs", headers=bearer("bob")).status_code == 200
+    for app in (first, second):
+        app.state.engine.dispose()

@@ -8,6 +8,7 @@ answers **200** with ``duplicate: true`` and that job; a new job answers **201**
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from typing import Annotated, Any
@@ -204,10 +205,14 @@ def _checked_version(settings: Any, body: SubmitIn) -> str:
 @router.post("/logout", status_code=204, responses=_AUTH_ERRORS)
 async def logout(caller: Caller, request: Request) -> Response:
     """Stop accepting the caller's token: this service drops it from its cache and refuses it
-    from now on (401), before it expires. Revoking it with Globus Auth stays the caller's
+    from now on (401), before it expires, in every process (recorded in its database until
+    the token expires). Revoking it with Globus Auth stays the caller's
     client's job (the service cannot revoke a token another client was issued)."""
-    request.app.state.verifier.forget(bearer_token(request.headers.get("authorization")),
-                                      "token was logged out of this service; log in again")
+    token = bearer_token(request.headers.get("authorization"))
+    await run_in_threadpool(request.app.state.logouts.add,
+                            hashlib.sha256(token.encode()).hexdigest(), caller.expires_at)
+    request.app.state.verifier.forget(token, "token was logged out of this service; log in "
+                                             "again")
     return Response(status_code=204)
 
 

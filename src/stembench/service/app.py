@@ -24,6 +24,7 @@ from stembench._version import __version__
 from stembench.errors import InputError
 from stembench.service.auth import AuthError, TokenVerifier
 from stembench.service.db import REQUEST_THREADS, connect, migrate, session_factory
+from stembench.service.logouts import LogoutRecord
 from stembench.service.payload_limit import PayloadLimit, auth_response
 from stembench.service.settings import ServiceSettings
 from stembench.service.upload_parts import UploadSweeper
@@ -120,6 +121,9 @@ def create_app(settings: ServiceSettings, *, verifier: TokenVerifier | None = No
                               "leaderboard. Submitting needs a Globus Auth bearer token.")
     app.state.settings, app.state.sessions, app.state.engine = settings, sessions, engine
     app.state.verifier, app.state.revision, app.state.worker = verifier, revision, None
+    app.state.logouts = LogoutRecord(sessions)
+    if verifier is not None:
+        verifier.logged_out = app.state.logouts
     _install_handlers(app)
     from stembench.service import api, downloads, pages, uploads
 

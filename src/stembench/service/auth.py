@@ -37,11 +37,10 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from stembench._optional import require
-from stembench.errors import StembenchError
+from stembench.service.bearer import AuthError, Identity, bearer_token
 from stembench.service.token_budget import IntrospectionBudget, client_network
 
 __all__ = ["COMPUTE_RESOURCE_SERVER", "COMPUTE_SCOPE", "AuthError", "Identity",
@@ -51,6 +50,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _CACHE_SIZE = 4096
+_LOGGED_OUT = "token was logged out of this service; log in again"
 #: Threads that introspect tokens for unknown addresses (more than one address may hold)
 #: and for addresses whose tokens passed before.
 _INTROSPECTION_THREADS = 8
@@ -63,54 +63,6 @@ _CALL_THREADS = 4
 #: Globus Compute's scope and resource server (``globus_sdk.scopes.ComputeScopes``).
 COMPUTE_SCOPE = "https://auth.globus.org/scopes/facd7ccc-c5f4-42aa-916b-a0e270e2c2a9/all"
 COMPUTE_RESOURCE_SERVER = "funcx_service"
-
-
-class AuthError(StembenchError):
-    """A request's credentials are missing or not good enough.
-
-    Attributes
-    ----------
-    status : int
-        401, 403 or 503.
-    code : str
-        RFC 6750 error code (``invalid_request``, ``invalid_token``, ``insufficient_scope``)
-        or ``temporarily_unavailable``.
-    """
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-
-
-@dataclass(frozen=True)
-class Identity:
-    """Who made a request: the Globus identity ``sub``, a display name, linked identities."""
-
-    sub: str
-    username: str | None = None
-    identity_set: tuple[str, ...] = ()
-
-    @property
-    def identities(self) -> tuple[str, ...]:
-        """``sub`` and every identity linked to it."""
-        return (self.sub, *(i for i in self.identity_set if i != self.sub))
-
-    def owns(self, owner: str) -> bool:
-        """True when ``owner`` (a job's submitter) is one of this caller's identities."""
-        return owner in self.identities
-
-
-def bearer_token(header: str | None) -> str:
-    """The token of an ``Authorization: Bearer <token>`` header; :class:`AuthError` otherwise."""
-    if header is None or not header.strip():
-        raise AuthError(401, "invalid_request", "missing Authorization header: send "
-                        "'Authorization: Bearer <Globus access token>'")
-    scheme, _, token = header.strip().partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token or " " in token or len(token) > 4096:
-        raise AuthError(401, "invalid_request", "malformed Authorization header: expected "
-                        "'Bearer <token>' (one token, no spaces)")
-    return token
 
 
 def bounded_auth_client(client_id: str, client_secret: str, *, timeout_s: float) -> Any:
@@ -175,6 +127,9 @@ class TokenVerifier:
         self._revocations = cf.ThreadPoolExecutor(2, thread_name_prefix="globus-revoke")
         self._calls_out = 0
         self._lock = threading.Lock()
+        #: Whether a token (its SHA-256) was logged out, asked before each introspection
+        #: (:class:`~stembench.service.logouts.LogoutRecord`); None: never.
+        self.logged_out: Callable[[str], bool] | None = None
 
     def _cached(self, key: str, now: float) -> Identity | None:
         """The cached identity of a token, or None; raises a cached refusal."""
@@ -191,9 +146,12 @@ class TokenVerifier:
         return None
 
     def _resolve(self, key: str, token: str) -> Identity:
-        """Introspect a token and cache the answer (a refusal too, but not an outage)."""
+        """Introspect a token and cache the answer (a refusal too, but not an outage); a
+        token that :attr:`logged_out` names is refused without asking Globus Auth."""
         now = time.time()
         try:
+            if self.logged_out is not None and self.logged_out(key):
+                raise AuthError(401, "invalid_token", _LOGGED_OUT)
             identity, expires = self._check(self._introspect(token), now)
         except AuthError as exc:
             if exc.status in (401, 403):
@@ -286,7 +244,8 @@ class TokenVerifier:
         if not sub:
             raise AuthError(401, "invalid_token", "token introspection returned no identity")
         linked = tuple(str(i) for i in data.get("identity_set") or ())
-        return Identity(sub=str(sub), username=data.get("username"), identity_set=linked), expires
+        return Identity(sub=str(sub), username=data.get("username"), identity_set=linked,
+                        expires_at=expires), expires
 
     def grant_compute(self, header: str | None, caller: Identity) -> dict[str, Any]:
         """A new Globus Compute token for ``caller`` (dependent-token grant): the

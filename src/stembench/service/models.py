@@ -34,6 +34,7 @@ __all__ = [
     "CutoffRow",
     "ImmutableRowError",
     "Job",
+    "LoggedOutToken",
     "ResultRow",
 ]
 
@@ -163,3 +164,13 @@ def _refuse_change(mapper: Mapper[object], connection: object, target: object) -
 for _model in (ResultRow, CutoffRow):
     event.listen(_model, "before_update", _refuse_change)
     event.listen(_model, "before_delete", _refuse_change)
+
+
+class LoggedOutToken(Base):
+    """A bearer token logged out of the service (its SHA-256), refused by every process
+    until ``expires_at``, the token's own expiry (the row may go after it)."""
+
+    __tablename__ = "logged_out_tokens"
+
+    token_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
