@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["PARENT_POLL_S", "interrupt_on_sigterm", "stop_executor", "watch_parent"]
+__all__ = ["PARENT_POLL_S", "give_up", "interrupt_on_sigterm", "stop_executor", "watch_parent"]
 
 #: How often (seconds) a worker's watchdog checks that its parent is alive.
 PARENT_POLL_S = 0.5
@@ -79,6 +79,31 @@ def stop_executor(executor: cf.Executor) -> None:
     for process in workers:
         if process.is_alive():
             process.terminate()
+
+
+def give_up(future: cf.Future[Any]) -> bool:
+    """Stop waiting for ``future``'s task; whether the future was cancelled.
+
+    A local future is cancelled, which keeps a task that has not started from starting
+    (a process pool's running task is not stopped by it: :func:`stop_executor` and the
+    image deadline do that). A Globus Compute future is never cancelled: Globus Compute
+    cannot stop a sent task, and the SDK's result watcher keeps the future open; when the
+    task's error result comes (the endpoint's ``GC_TASK_TIMEOUT``, say), the watcher sets
+    its exception unguarded (globus_compute_sdk/sdk/executor.py:1575-1578), which raises
+    ``InvalidStateError`` on a cancelled future in the watcher's thread, after it took every
+    other result of the same batch off its watch list and acknowledged their messages: they
+    would never arrive. The caller simply stops tracking it; the executor's shutdown forgets
+    it (:func:`~stembench.client.executors.abandon_watched_futures`).
+
+    Parameters
+    ----------
+    future : concurrent.futures.Future
+        The future given up on (its deadline passed, the run was interrupted).
+    """
+    compute = sys.modules.get("globus_compute_sdk.sdk.asynchronous.compute_future")
+    if compute is not None and isinstance(future, compute.ComputeFuture):
+        return False
+    return future.cancel()
 
 
 def _interrupt(signum: int, frame: Any) -> None:

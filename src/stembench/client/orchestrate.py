@@ -24,7 +24,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from stembench._version import __version__
-from stembench.client.lifeline import stop_executor
+from stembench.client.lifeline import give_up, stop_executor
 from stembench.client.results_file import ResultsFile
 from stembench.client.results_lock import ResultsLock
 from stembench.client.scheduler import (
@@ -101,7 +101,7 @@ def _answer(target: Target, future: cf.Future[Any], what: str, deadline_s: float
     try:
         return future.result(timeout=0.0 if waited else deadline_s)
     except cf.TimeoutError as exc:
-        future.cancel()
+        give_up(future)
         raise StembenchError(f"{target.name}: no answer to {what} within {deadline_s:g} s "
                              "(task deadline); is the endpoint running and are its workers "
                              "able to start?") from exc

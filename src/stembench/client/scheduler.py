@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stembench.client.lifeline import give_up
 from stembench.client.results_file import ResultsFile
 from stembench.endpoints.progress import overdue_calls, record_kill
 from stembench.endpoints.requests import ShardRequest
@@ -191,14 +192,14 @@ class ShardScheduler:
             sink.bar.update(len(request.image_ids))
 
     def _expire(self) -> None:
-        """Fail (and so retry) every task running past the deadline."""
+        """Fail (and so retry) every task running past the deadline; it is no longer tracked."""
         if self.deadline_s is None:
             return
         now = time.monotonic()
         for future in [f for f in self.running if now - self.started[f] > self.deadline_s]:
             index, attempt, request = self.running.pop(future)
             self.started.pop(future, None)
-            future.cancel()
+            give_up(future)  # never cancel a sent Globus Compute task: see give_up
             self._fail(attempt, request, f"{self.targets[index].name}: no result within "
                                          f"{self.deadline_s:g} s (task deadline)")
 
@@ -276,6 +277,6 @@ class ShardScheduler:
                     os.kill(pid, signal.SIGKILL)
 
     def cancel(self) -> None:
-        """Cancel what is still running (after Ctrl-C)."""
+        """Give up on what is still running (after Ctrl-C): see :func:`give_up`."""
         for future in self.running:
-            future.cancel()
+            give_up(future)

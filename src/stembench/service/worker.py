@@ -106,13 +106,13 @@ class CancellableExecutor(cf.Executor):
 
     def stop(self) -> None:
         """Refuse every later submission, end the futures handed out, stop the work in flight."""
-        from stembench.client.lifeline import stop_executor
+        from stembench.client.lifeline import give_up, stop_executor
 
         with self._lock:
             self.stopped.set()
             out, self._out = list(self._out.items()), {}
         for outer, inner in out:
-            inner.cancel()
+            give_up(inner)
             settle_future(outer, exc=cf.BrokenExecutor("job cancelled"))
         stop_executor(self)
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from stembench._version import __version__
+from stembench.client.lifeline import give_up
 from stembench.client.orchestrate import Target, evaluate_models
 from stembench.dataset_publish.simulate.twin import TwinModel, TwinVariant, plan_to_json
 from stembench.endpoints.requests import DatasetRef
@@ -96,7 +97,7 @@ def score_on_twins(model: TwinModel, plan: Sequence[TwinVariant], models: Sequen
     try:
         built = future.result(timeout=task_deadline_s)
     except TimeoutError as exc:
-        future.cancel()
+        give_up(future)
         raise StembenchError(f"{target.name}: the twins were not rendered within "
                              f"{task_deadline_s:g} s (task deadline)") from exc
     dataset = DatasetRef(name=f"twin-{model.digest()}", source="path", path=built["path"])

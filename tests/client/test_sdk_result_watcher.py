@@ -1,0 +1,131 @@
+"""A task given up on (deadline, Ctrl-C, a cancelled job) must not cost other tasks their results.
+
+globus-compute-sdk's result watcher (``_ResultWatcher``, sdk/executor.py) takes every
+matched future off its watch list, then sets an error result's exception unguarded: on a
+future we cancelled that raises ``InvalidStateError`` in its AMQP thread, and the healthy
+results of the same batch, already acknowledged, never reach their futures. These tests
+feed the installed watcher the results as RabbitMQ delivers them (``_on_message``), then let
+it match them (``_match_results_to_futures``), with no broker and no thread.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+pytest.importorskip("globus_compute_sdk")
+
+import globus_sdk
+from globus_compute_common import messagepack
+from globus_compute_common.messagepack.message_types import Result, ResultErrorDetails
+from globus_compute_sdk import Client
+from globus_compute_sdk.sdk import executor as sdk_executor
+from globus_compute_sdk.sdk.asynchronous.compute_future import ComputeFuture
+
+from stembench.client.lifeline import give_up
+from stembench.client.orchestrate import Target, list_images
+from stembench.client.scheduler import RetryPolicy, ShardScheduler
+from stembench.endpoints.requests import DatasetRef, ModelSpec, ShardRequest
+from stembench.service.worker import CancellableExecutor
+
+
+class WatchedExecutor(cf.Executor):
+    """Hands out the SDK's futures, watched by ``watcher`` as the SDK's Executor does once
+    the web service gave each task its id (sdk/executor.py, ``_get_result_watcher``)."""
+
+    def __init__(self, watcher: Any) -> None:
+        self.watcher, self.futures = watcher, []
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future[Any]:
+        future = ComputeFuture(task_id=str(uuid.uuid4()))
+        self.watcher.watch_for_task_results(self, [future])
+        self.futures.append(future)
+        return future
+
+
+@pytest.fixture
+def watcher() -> Iterator[Any]:
+    client = Client(authorizer=globus_sdk.AccessTokenAuthorizer("token"),
+                    do_version_check=False)
+    watcher = sdk_executor._ResultWatcher(uuid.uuid4(), client)
+    yield watcher
+    sdk_executor._RESULT_WATCHERS.pop(watcher.task_group_id, None)
+
+
+def deliver(watcher: Any, results: list[tuple[ComputeFuture, Any]]) -> None:
+    """Deliver one batch: ``(future, value)``, a value ``None`` being the endpoint's
+    task-timeout error; then let the watcher match them to their futures."""
+    for tag, (future, value) in enumerate(results, start=1):
+        if value is None:
+            result = Result(task_id=uuid.UUID(future.task_id), data="AppTimeout: task timed out",
+                            error_details=ResultErrorDetails(code="AppTimeout",
+                                                             user_message="timed out"))
+        else:
+            result = Result(task_id=uuid.UUID(future.task_id),
+                            data=watcher.client.fx_serializer.serialize(value))
+        watcher._on_message(None, SimpleNamespace(delivery_tag=tag),
+                            SimpleNamespace(headers={}, timestamp=1), messagepack.pack(result))
+    watcher._match_results_to_futures()
+
+
+def request(shard: str) -> ShardRequest:
+    return ShardRequest(dataset=DatasetRef(preset="mini"),
+                        model=ModelSpec(spec="atomap-like"), image_ids=(shard,))
+
+
+def test_a_task_past_its_deadline_leaves_the_batchs_other_results_intact(watcher: Any) -> None:
+    executor = WatchedExecutor(watcher)
+    scheduler = ShardScheduler([Target("endpoint", executor)], RetryPolicy(), dict,
+                               deadline_s=60.0)
+    late, healthy_a, healthy_b = (executor.submit(dict) for _ in range(3))
+    for index, future in enumerate((late, healthy_a, healthy_b)):
+        scheduler.running[future] = (0, 1, request(f"img{index}"))
+        scheduler.started[future] = time.monotonic()
+    scheduler.started[late] -= 120.0  # submitted two deadlines ago: the scheduler gives up
+    scheduler._expire()
+    assert late not in scheduler.running and [p[1] for p in scheduler.pending] == [2]
+
+    deliver(watcher, [(late, None), (healthy_a, {"ok": 1}), (healthy_b, {"ok": 2})])
+
+    assert healthy_a.result(timeout=0) == {"ok": 1} and healthy_b.result(timeout=0) == {"ok": 2}
+    assert isinstance(late.exception(timeout=0), Exception)
+    assert not watcher.get_open_futures()
+
+
+def test_an_unanswered_listing_leaves_the_batchs_other_results_intact(watcher: Any) -> None:
+    executor = WatchedExecutor(watcher)
+    target = Target("endpoint", executor)
+    with pytest.raises(Exception, match="no answer to the dataset listing within"):
+        list_images(target, DatasetRef(preset="mini"), deadline_s=0.0,
+                    retry=RetryPolicy(max_attempts=1))
+    (listing,) = executor.futures
+    healthy = executor.submit(dict)
+
+    deliver(watcher, [(listing, None), (healthy, {"ok": 1})])
+
+    assert healthy.result(timeout=0) == {"ok": 1}
+
+
+def test_a_cancelled_jobs_tasks_leave_other_jobs_results_intact(watcher: Any) -> None:
+    executor = WatchedExecutor(watcher)
+    job = CancellableExecutor(executor)
+    stopped = job.submit(dict)
+    other = executor.submit(dict)  # another job's task, in the same task group
+    job.stop()
+    with pytest.raises(cf.BrokenExecutor):
+        stopped.result(timeout=0)
+
+    deliver(watcher, [(executor.futures[0], None), (other, {"ok": 1})])
+
+    assert other.result(timeout=0) == {"ok": 1}
+
+
+def test_a_local_task_given_up_on_before_it_started_never_starts() -> None:
+    queued: cf.Future[Any] = cf.Future()  # a process pool's task still in its queue
+    assert give_up(queued) and not queued.set_running_or_notify_cancel()
