@@ -164,6 +164,7 @@ def test_failed_task_raises_remote_error_with_message(
     with pytest.raises(RemoteTaskError, match="RuntimeError: injected failure") as info:
         future.result(timeout=10)
     assert future.task_id in str(info.value) and ENDPOINT in str(info.value)
+    assert str(info.value).endswith(": RuntimeError: injected failure")  # its last line only
 
 
 def test_rate_limited_poll_backs_off_then_succeeds(

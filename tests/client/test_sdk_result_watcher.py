@@ -14,6 +14,7 @@ import concurrent.futures as cf
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -24,13 +25,17 @@ pytest.importorskip("globus_compute_sdk")
 import globus_sdk
 from globus_compute_common import messagepack
 from globus_compute_common.messagepack.message_types import Result, ResultErrorDetails
+from globus_compute_endpoint.exception_handling import (
+    get_error_string,
+    get_result_error_details,
+)
 from globus_compute_sdk import Client
 from globus_compute_sdk.sdk import executor as sdk_executor
 from globus_compute_sdk.sdk.asynchronous.compute_future import ComputeFuture
 
 from stembench.client.lifeline import give_up
 from stembench.client.orchestrate import Target, list_images
-from stembench.client.scheduler import RetryPolicy, ShardScheduler
+from stembench.client.scheduler import Evaluation, RetryPolicy, ShardScheduler, ShardSink
 from stembench.endpoints.requests import DatasetRef, ModelSpec, ShardRequest
 from stembench.service.worker import CancellableExecutor
 
@@ -60,12 +65,17 @@ def watcher() -> Iterator[Any]:
 
 def deliver(watcher: Any, results: list[tuple[ComputeFuture, Any]]) -> None:
     """Deliver one batch: ``(future, value)``, a value ``None`` being the endpoint's
-    task-timeout error; then let the watcher match them to their futures."""
+    task-timeout error and an exception a task that raised it on the endpoint; then let the
+    watcher match them to their futures."""
     for tag, (future, value) in enumerate(results, start=1):
         if value is None:
             result = Result(task_id=uuid.UUID(future.task_id), data="AppTimeout: task timed out",
                             error_details=ResultErrorDetails(code="AppTimeout",
                                                              user_message="timed out"))
+        elif isinstance(value, BaseException):  # as the endpoint reports it
+            code, message = get_result_error_details(value)
+            result = Result(task_id=uuid.UUID(future.task_id), data=get_error_string(exc=value),
+                            error_details=ResultErrorDetails(code=code, user_message=message))
         else:
             result = Result(task_id=uuid.UUID(future.task_id),
                             data=watcher.client.fx_serializer.serialize(value))
@@ -129,3 +139,31 @@ def test_a_cancelled_jobs_tasks_leave_other_jobs_results_intact(watcher: Any) ->
 def test_a_local_task_given_up_on_before_it_started_never_starts() -> None:
     queued: cf.Future[Any] = cf.Future()  # a process pool's task still in its queue
     assert give_up(queued) and not queued.set_running_or_notify_cancel()
+
+
+def _load_weights(device: str) -> None:
+    raise RuntimeError(f"CUDA out of memory on {device}")
+
+
+def test_a_task_that_raised_on_the_endpoint_is_reported_in_one_line(
+        watcher: Any, tmp_path: Path) -> None:
+    executor = WatchedExecutor(watcher)
+    scheduler = ShardScheduler([Target("endpoint", executor)], RetryPolicy(max_attempts=1),
+                               dict)
+    evaluation = Evaluation(model="atomap-like", results_path=tmp_path / "r.jsonl", n_shards=1)
+    shard = request("img0")
+    scheduler.sinks[shard.shard_id] = ShardSink(results=None, evaluation=evaluation,
+                                                bar=SimpleNamespace(update=lambda n: None))
+    future = executor.submit(dict)
+    scheduler.running[future] = (0, 1, shard)
+    try:
+        _load_weights("cuda:0")
+    except RuntimeError as exc:
+        raised = exc
+    deliver(watcher, [(future, raised)])
+    assert "Traceback" in str(future.exception(timeout=0))  # the SDK's text: the traceback
+
+    scheduler._collect(future)
+
+    assert evaluation.failed_shards == {shard.shard_id: (
+        "endpoint: TaskExecutionFailed: RuntimeError: CUDA out of memory on cuda:0")}

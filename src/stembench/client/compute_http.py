@@ -16,7 +16,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from stembench._optional import require
-from stembench.client.executors import TASK_LIMIT_BYTES, RemoteTaskError, TaskTooLargeError
+from stembench.client.executors import (
+    TASK_LIMIT_BYTES,
+    RemoteTaskError,
+    TaskTooLargeError,
+    remote_error_line,
+)
 from stembench.endpoints.remote import DATA_STRATEGY
 from stembench.errors import InputError
 
@@ -333,7 +338,8 @@ class PollingComputeExecutor(cf.Executor):
         remote = getattr(exc, "remote_data", None)
         if remote is None:
             return exc
-        return RemoteTaskError(f"task {task_id} failed on endpoint {self.endpoint_id}:\n{remote}")
+        return RemoteTaskError(f"task {task_id} failed on endpoint {self.endpoint_id}: "
+                               f"{remote_error_line(str(remote))}")
 
     def _finish(self, task_id: str, *, result: Any = None,
                 exc: BaseException | None = None) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import atexit
 import concurrent.futures as cf
+import logging
 import multiprocessing
 import os
 import shutil
@@ -36,6 +37,7 @@ __all__ = [
     "abandon_watched_futures",
     "globus_executor",
     "local_executor",
+    "remote_error_line",
     "threads_per_worker",
 ]
 
@@ -43,8 +45,27 @@ __all__ = [
 TASK_LIMIT_BYTES = 10 * 1024 * 1024
 
 
+log = logging.getLogger(__name__)
+
+
 class RemoteTaskError(StembenchError):
-    """A task raised on the endpoint; the message holds the remote traceback."""
+    """A task raised on the endpoint; the message is the last line of the remote traceback."""
+
+
+def remote_error_line(remote_data: str) -> str:
+    """The last line of a remote traceback (the exception raised on the endpoint).
+
+    The whole traceback goes to the debug log.
+
+    Parameters
+    ----------
+    remote_data : str
+        The traceback the endpoint sent (``TaskExecutionFailed.remote_data``, a failed
+        ``Result``'s data).
+    """
+    log.debug("remote task failed: %s", remote_data)
+    lines = [line.strip() for line in remote_data.splitlines() if line.strip()]
+    return lines[-1] if lines else "no remote traceback"
 
 
 class TaskTooLargeError(StembenchError):
@@ -277,7 +298,7 @@ class EngineExecutor(cf.Executor):
             try:
                 result: Any = messagepack.unpack(done.result())
                 if result.is_error:
-                    outer.set_exception(RemoteTaskError(str(result.data)))
+                    outer.set_exception(RemoteTaskError(remote_error_line(str(result.data))))
                 else:
                     outer.set_result(ser.deserialize(result.data))
             except Exception as exc:  # any failure becomes the future's exception

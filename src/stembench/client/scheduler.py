@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stembench.client.executors import remote_error_line
 from stembench.client.lifeline import give_up
 from stembench.client.results_file import ResultsFile
 from stembench.endpoints.progress import overdue_calls, record_kill
@@ -32,14 +33,22 @@ ShardFunction = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 def describe_error(exc: BaseException) -> str:
-    """One line for a failed task: a web service's refusal as ``HTTP <status>: <message>``.
+    """One line for a failed task.
 
-    ``globus_sdk.GlobusAPIError`` carries ``http_status`` and ``message``
-    (globus_sdk/exc/api.py); its ``str`` is a tuple of the whole request.
+    A web service's refusal reads ``HTTP <status>: <message>``: ``globus_sdk.GlobusAPIError``
+    carries ``http_status`` and ``message`` (globus_sdk/exc/api.py); its ``str`` is a tuple
+    of the whole request. A task that failed on a Globus Compute endpoint reads as the last
+    line of its remote traceback (the exception raised there): the SDK's
+    ``TaskExecutionFailed`` keeps that traceback in ``remote_data`` and its ``str`` is the
+    whole traceback (globus_compute_sdk/errors/error_types.py); the whole of it goes to the
+    debug log.
     """
     status = getattr(exc, "http_status", None)
     if isinstance(status, int):
         return f"{type(exc).__name__}: HTTP {status}: {getattr(exc, 'message', '') or exc}"
+    remote = getattr(exc, "remote_data", None)
+    if isinstance(remote, str):
+        return f"{type(exc).__name__}: {remote_error_line(remote)}"
     return f"{type(exc).__name__}: {exc}"
 
 
