@@ -185,7 +185,7 @@ def test_failed_shards_are_recorded_within_one_deadline_in_all(tmp_path: Path) -
     evaluation = Evaluation(model="echo", results_path=tmp_path / "r.jsonl", n_shards=4,
                             failed_shards={r.shard_id: "worker lost" for r in requests})
     sink = ShardSink(ResultsFile(tmp_path / "r.jsonl"), evaluation, None)
-    _record_failed_shards(Target("ep", Silent()), [(r, sink) for r in requests], 0.05)
+    _record_failed_shards([Target("ep", Silent())], [(r, sink) for r in requests], 0.05)
     # the four tasks shared one deadline (waited on together), none was given another
     assert sum(t or 0.0 for t in granted) <= 0.05
     assert all(reason.startswith("worker lost; its images could not be recorded as failed "

@@ -34,7 +34,7 @@ from globus_sdk.testing.data.compute.v2.get_endpoint import (
     DEFAULT_RESPONSE_DOC as ENDPOINT_DOCUMENT,
 )
 
-from stembench.client import compute_functions
+from stembench.client import compute_functions, orchestrate
 from stembench.client.compute_functions import (
     RegisteredFunctionExecutor,
     ensure_function_id,
@@ -314,6 +314,60 @@ def test_listing_that_never_answers_stops_the_run(
     with pytest.raises(StembenchError, match=r"no answer to the dataset listing within 0\.5 s"):
         evaluate("echo", results_path=tmp_path / "r.jsonl", targets=[target], progress=False,
                  identify=None, task_deadline_s=0.5)
+    target.executor.shutdown(wait=True, cancel_futures=True)
+
+
+def stops_when_hung(rsps: responses.RequestsMock, stopped: threading.Event) -> None:
+    """The status route: online until ``stopped`` is set (when the endpoint stops)."""
+    rsps.remove(responses.GET, f"{BASE}/v2/endpoints/{ENDPOINT}/status")
+    rsps.add_callback(responses.GET, f"{BASE}/v2/endpoints/{ENDPOINT}/status",
+                      callback=lambda request: (200, {}, json.dumps({
+                          "status": "offline" if stopped.is_set() else "online",
+                          "details": {}})))
+
+
+def test_endpoint_offline_mid_run_fails_its_unfinished_shards_at_once(
+        rsps: responses.RequestsMock, client: Client, tmp_path: Path,
+        echo_operation: Callable[..., Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Shards after the first never finish and the endpoint goes offline: they fail with its
+    one line long before their deadline, nothing is sent to it to record them, and the
+    finished shard is kept."""
+    monkeypatch.setattr(orchestrate, "evaluate_shard", echo_operation)  # records failures
+    stopped = threading.Event()
+
+    def hang(args: list[Any]) -> bool:
+        if args[0] == "evaluate_shard" and args[1][0]["image_ids"] != ["img-0"]:
+            stopped.set()
+            return True
+        return False
+
+    service = RestrictedEndpoint(rsps, tmp_path, hang=hang)
+    stops_when_hung(rsps, stopped)
+    (target,) = remote_targets([ENDPOINT], client=client, https_only=True,
+                               function_id=FUNCTION_ID, status_interval_s=0.05)
+    outcome = _evaluate([target], tmp_path, echo_operation, task_deadline_s=30.0)
+    target.executor.shutdown(wait=True, cancel_futures=True)
+    assert outcome.n_finished == 1 and not outcome.complete
+    assert set(outcome.failed_shards.values()) == {target.lost()}
+    assert f"endpoint {ENDPOINT} went offline mid-run" in str(target.lost())
+    assert len(outcome.failed_shards) == 3
+    assert "score_failed_shard" not in [a[0] for a in service.sent_args()]
+    records = ResultsFile(tmp_path / "results.jsonl").records()
+    assert [r["image_id"] for r in records] == ["img-0"]
+    assert not target.executor.watch._thread.is_alive()
+
+
+def test_endpoint_offline_during_the_listing_stops_the_run_with_its_line(
+        rsps: responses.RequestsMock, client: Client, tmp_path: Path) -> None:
+    stopped = threading.Event()
+    RestrictedEndpoint(rsps, tmp_path, hang=lambda args: args[0] == "describe_dataset"
+                       and not stopped.set())
+    stops_when_hung(rsps, stopped)
+    (target,) = remote_targets([ENDPOINT], client=client, https_only=True,
+                               function_id=FUNCTION_ID, status_interval_s=0.05)
+    with pytest.raises(StembenchError, match=f"endpoint {ENDPOINT} went offline mid-run"):
+        evaluate("echo", results_path=tmp_path / "r.jsonl", targets=[target], progress=False,
+                 identify=None, task_deadline_s=30.0)
     target.executor.shutdown(wait=True, cancel_futures=True)
 
 

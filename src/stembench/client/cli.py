@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from stembench.client.endpoint_watch import DEFAULT_STATUS_INTERVAL_S
 from stembench.client.orchestrate import DEFAULT_TASK_DEADLINE_S
 from stembench.endpoints.models.deadline import DEFAULT_IMAGE_TIMEOUT_S
 
@@ -45,6 +46,10 @@ def evaluate_command(
         "endpoint (Slurm) included; then its shard fails and is retried. Endpoints made by "
         "stembench stop a task that ran 90 % of this long.")
     ] = DEFAULT_TASK_DEADLINE_S,
+    status_interval: Annotated[float, typer.Option(
+        min=0.1, help="Seconds between two status checks of each endpoint during the run; "
+        "an endpoint offline in two checks in a row fails its unfinished shards at once "
+        "(finished ones are kept).")] = DEFAULT_STATUS_INTERVAL_S,
     shard_size: Annotated[int | None, typer.Option(help="Images per shard.")] = None,
     report: Annotated[bool, typer.Option(help="Write the HTML/JSON report beside the "
                                          "results.")] = True,
@@ -70,7 +75,7 @@ def evaluate_command(
             parse_endpoint_options(endpoint_option or [], schema=endpoint_schema)
         targets = remote_targets(endpoint, options=endpoint_option, option_schema=endpoint_schema,
                                  task_timeout_s=task_deadline, amqp_port=amqp_port,
-                                 https_only=https_only)
+                                 https_only=https_only, status_interval_s=status_interval)
     else:
         targets = [Target("local", local_executor(workers),
                           factory=lambda: local_executor(workers), max_in_flight=2 * workers)]
@@ -93,8 +98,12 @@ def evaluate_command(
                f"{len(outcome.failed_shards)} failed; results in {outcome.results_path}")
     typer.echo(f"{model}: {n_images} image(s) evaluated, {n_failed} failed (scored as finding "
                "nothing)")
+    by_reason: dict[str, list[str]] = {}  # one line per reason (an endpoint gone: one line)
     for shard_id, reason in outcome.failed_shards.items():
-        typer.echo(f"  shard {shard_id} failed: {reason}", err=True)
+        by_reason.setdefault(reason, []).append(shard_id)
+    for reason, shard_ids in by_reason.items():
+        which = f"shard {shard_ids[0]}" if len(shard_ids) == 1 else f"{len(shard_ids)} shards"
+        typer.echo(f"  {which} failed: {reason}", err=True)
     if outcome.interrupted:
         typer.echo("Interrupted: finished shards are kept; run the same command to resume.")
         raise typer.Exit(130)

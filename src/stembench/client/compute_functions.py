@@ -131,6 +131,9 @@ class RegisteredFunctionExecutor(cf.Executor):
         The registered function's id.
     rebuild : callable or None
         Builds a new ``inner`` when the current one stopped (``None``: never rebuilt).
+    watch : EndpointWatch or None
+        The endpoint's status watch (:mod:`stembench.client.endpoint_watch`), closed with
+        this executor.
 
     Notes
     -----
@@ -146,8 +149,9 @@ class RegisteredFunctionExecutor(cf.Executor):
     """
 
     def __init__(self, inner: Any, function_id: str, *,
-                 rebuild: Callable[[], Any] | None = None) -> None:
+                 rebuild: Callable[[], Any] | None = None, watch: Any = None) -> None:
         self.inner, self.function_id, self.rebuild = inner, function_id, rebuild
+        self.watch = watch
         self.retired: list[Any] = []
         self._closed = False
 
@@ -178,6 +182,8 @@ class RegisteredFunctionExecutor(cf.Executor):
         from stembench.client.executors import abandon_watched_futures
 
         self._closed = True
+        if self.watch is not None:
+            self.watch.close()
         self.inner.shutdown(wait=wait and not cancel_futures, cancel_futures=cancel_futures)
         if cancel_futures:
             for executor in (*self.retired, self.inner):

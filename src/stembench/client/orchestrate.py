@@ -61,6 +61,9 @@ BYTES_PER_IMAGE = 40_000
 #: Seconds a task may take from submission to result before it counts as failed.
 DEFAULT_TASK_DEADLINE_S = 3600.0
 
+#: Seconds between two looks at :attr:`Target.gone` while waiting for one answer.
+GONE_CHECK_S = 0.5
+
 
 def plan_shards(
     image_ids: Sequence[str], *, shard_size: int | None = None, n_workers: int = 1,
@@ -97,14 +100,28 @@ def plan_shards(
 
 def _answer(target: Target, future: cf.Future[Any], what: str, deadline_s: float | None, *,
             waited: bool = False) -> Any:
-    """The future's result within ``deadline_s`` (at once when the deadline was ``waited``)."""
-    try:
-        return future.result(timeout=0.0 if waited else deadline_s)
-    except cf.TimeoutError as exc:
-        give_up(future)
-        raise StembenchError(f"{target.name}: no answer to {what} within {deadline_s:g} s "
-                             "(task deadline); is the endpoint running and are its workers "
-                             "able to start?") from exc
+    """The future's result within ``deadline_s`` (at once when the deadline was ``waited``).
+
+    A target that says it is gone (:attr:`Target.gone`, asked every
+    :data:`GONE_CHECK_S`) ends the wait at once with its reason.
+    """
+    now = time.monotonic()
+    end = now if waited else None if deadline_s is None else now + deadline_s
+    while True:
+        left = None if end is None else max(0.0, end - time.monotonic())
+        step = left
+        if target.gone is not None:
+            step = GONE_CHECK_S if left is None else min(GONE_CHECK_S, left)
+        try:
+            return future.result(timeout=step)
+        except cf.TimeoutError as exc:
+            reason = target.lost()
+            if reason is None and (end is None or time.monotonic() < end):
+                continue
+            give_up(future)
+            raise StembenchError(reason or (
+                f"{target.name}: no answer to {what} within {deadline_s:g} s (task deadline); "
+                "is the endpoint running and are its workers able to start?")) from exc
 
 
 def _ask(target: Target, what: str, deadline_s: float | None, retry: RetryPolicy,
@@ -335,7 +352,7 @@ def evaluate_models(
         try:
             scheduler.run(work)
             if shard_function is evaluate_shard:
-                _record_failed_shards(target_list[0], work, task_deadline_s)
+                _record_failed_shards(target_list, work, task_deadline_s)
         except KeyboardInterrupt:
             scheduler.cancel()
             for evaluation in evaluations.values():
@@ -351,18 +368,24 @@ def evaluate_models(
                 stop_executor(target.executor)
 
 
-def _record_failed_shards(target: Target, work: Sequence[tuple[ShardRequest, ShardSink]],
+def _record_failed_shards(targets: Sequence[Target],
+                          work: Sequence[tuple[ShardRequest, ShardSink]],
                           deadline_s: float | None) -> None:
     """Write each failed shard's images to its results file as failed (found nothing).
 
-    The images are scored on ``target`` without the model (see
-    :func:`~stembench.endpoints.shard.score_failed_shard`), all at once and within one task
-    deadline in all (an endpoint that stopped answering costs one deadline, not one per
-    shard); when even that fails, the shard's reason says so and its images stay without a
-    result.
+    The images are scored on the first target that is not gone (:attr:`Target.gone`)
+    without the model (see :func:`~stembench.endpoints.shard.score_failed_shard`), all at
+    once and within one task deadline in all (an endpoint that stopped answering costs one
+    deadline, not one per shard); when even that fails, the shard's reason says so and its
+    images stay without a result. When every target is gone nothing is sent: the images
+    stay without a result (the run's exit status says to run it again).
     """
     failed = [(request, sink) for request, sink in work
               if request.shard_id in sink.evaluation.failed_shards]
+    usable = [target for target in targets if target.lost() is None]
+    if not failed or not usable:
+        return
+    target = usable[0]
     futures: list[cf.Future[Any] | BaseException] = []
     for request, sink in failed:
         reason = sink.evaluation.failed_shards[request.shard_id]

@@ -1,7 +1,8 @@
 """Targets on Globus Compute endpoints: status check, per-task options, registered function.
 
 :func:`remote_targets` is what ``stembench evaluate --endpoint UUID`` and the service use:
-it checks every endpoint is online before anything is submitted, validates the per-task
+it checks every endpoint is online before anything is submitted (and watches it while the
+run waits: :mod:`stembench.client.endpoint_watch`), validates the per-task
 options (``--endpoint-option KEY=VALUE``, sent as the Executor's ``user_endpoint_config``)
 against the schema the endpoint publishes (or ``--endpoint-schema``), adds the endpoint's
 own per-task limit where the schema has it, and submits to stembench's registered function.
@@ -22,6 +23,11 @@ from stembench.client.compute_functions import (
     RegisteredFunctionExecutor,
     compute_serializer,
     ensure_function_id,
+)
+from stembench.client.endpoint_watch import (
+    DEFAULT_STATUS_INTERVAL_S,
+    EndpointWatch,
+    bounded_status_client,
 )
 from stembench.client.orchestrate import Target
 from stembench.client.scheduler import describe_error
@@ -226,7 +232,8 @@ def remote_targets(endpoint_ids: Sequence[str], *, client: Any = None,
                    option_schema: dict[str, Any] | str | Path | None = None,
                    task_timeout_s: float | None = None,
                    amqp_port: int | None = None, https_only: bool = False,
-                   function_id: str | None = None, max_in_flight: int = 8) -> list[Target]:
+                   function_id: str | None = None, max_in_flight: int = 8,
+                   status_interval_s: float | None = DEFAULT_STATUS_INTERVAL_S) -> list[Target]:
     """One :class:`Target` per endpoint, each submitting to stembench's registered function.
 
     Parameters
@@ -252,6 +259,11 @@ def remote_targets(endpoint_ids: Sequence[str], *, client: Any = None,
         (registered on first use).
     max_in_flight : int
         Shards submitted to each endpoint at once.
+    status_interval_s : float or None
+        Seconds between two status checks of each endpoint during the run
+        (:class:`~stembench.client.endpoint_watch.EndpointWatch`): an endpoint that goes
+        offline fails its unfinished shards at once instead of at their deadlines.
+        ``None``: not watched.
 
     Notes
     -----
@@ -283,6 +295,12 @@ def remote_targets(endpoint_ids: Sequence[str], *, client: Any = None,
                                serializer=compute_serializer(),
                                result_serializers=[DATA_STRATEGY])
 
-    return [Target(endpoint_id, RegisteredFunctionExecutor(
-        build(endpoint_id), function_id, rebuild=functools.partial(build, endpoint_id)),
-        max_in_flight=max_in_flight) for endpoint_id in endpoint_ids]
+    def target(endpoint_id: str) -> Target:
+        watch = None if status_interval_s is None else EndpointWatch(
+            bounded_status_client(client), endpoint_id, interval_s=status_interval_s).start()
+        return Target(endpoint_id, RegisteredFunctionExecutor(
+            build(endpoint_id), function_id, rebuild=functools.partial(build, endpoint_id),
+            watch=watch), max_in_flight=max_in_flight,
+            gone=None if watch is None else watch.gone)
+
+    return [target(endpoint_id) for endpoint_id in endpoint_ids]

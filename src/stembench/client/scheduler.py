@@ -83,12 +83,21 @@ class Target:
         Builds a fresh executor after a broken pool (``None``: user-owned, not rebuilt).
     max_in_flight : int
         Shards submitted to this target at once.
+    gone : callable or None
+        Says (one line) why the target can finish nothing more, e.g. its endpoint went
+        offline (:meth:`stembench.client.endpoint_watch.EndpointWatch.gone`), else ``None``;
+        asked at every turn of the scheduler, so it must answer at once.
     """
 
     name: str
     executor: cf.Executor
     factory: Callable[[], cf.Executor] | None = None
     max_in_flight: int = 4
+    gone: Callable[[], str | None] | None = None
+
+    def lost(self) -> str | None:
+        """What :attr:`gone` says (``None`` without it)."""
+        return self.gone() if self.gone is not None else None
 
 
 @dataclass
@@ -143,7 +152,7 @@ class ShardScheduler:
         self.running: dict[cf.Future[Any], tuple[int, int, ShardRequest]] = {}
         self.started: dict[cf.Future[Any], float] = {}
         self.turn = 0
-        self.dead: set[int] = set()
+        self.dead: dict[int, str] = {}  # target index -> why it takes no more shards
 
     def _load(self, index: int) -> int:
         return sum(1 for t, _, _ in self.running.values() if t == index)
@@ -151,12 +160,13 @@ class ShardScheduler:
     def _submit_ready(self) -> None:
         now = time.monotonic()
         for item in sorted(self.pending, key=lambda p: p[0]):
-            if item[0] > now:
-                continue
             alive = [i for i in range(len(self.targets)) if i not in self.dead]
-            if not alive:
-                self._fail(self.retry.max_attempts, item[2], "every executor is broken")
+            if not alive:  # at once, without waiting for its retry's backoff
                 self.pending.remove(item)
+                self._fail(self.retry.max_attempts, item[2],
+                           "; ".join(dict.fromkeys(self.dead.values())))
+                continue
+            if item[0] > now:
                 continue
             lane = self.lanes.get(item[2].model.spec)
             eligible = [lane] if lane in alive else alive
@@ -186,7 +196,7 @@ class ShardScheduler:
         """Replace a broken executor, or retire it when it is not ours to rebuild."""
         target = self.targets[index]
         if target.factory is None:
-            self.dead.add(index)
+            self.dead[index] = f"{target.name}: its executor is broken"
             return
         target.executor.shutdown(wait=False, cancel_futures=True)
         target.executor = target.factory()
@@ -199,6 +209,23 @@ class ShardScheduler:
             sink = self.sinks[request.shard_id]
             sink.evaluation.failed_shards[request.shard_id] = reason
             sink.bar.update(len(request.image_ids))
+
+    def _give_up_lost(self) -> None:
+        """Stop using each target that says it is gone; its running shards fail at once.
+
+        They are retried on another target if there is one, else they fail for good with
+        the target's reason (:meth:`_submit_ready`), without waiting for a deadline.
+        """
+        for index, target in enumerate(self.targets):
+            reason = None if index in self.dead else target.lost()
+            if reason is None:
+                continue
+            self.dead[index] = reason
+            for future in [f for f, (t, _, _) in self.running.items() if t == index]:
+                _, attempt, request = self.running.pop(future)
+                self.started.pop(future, None)
+                give_up(future)
+                self._fail(attempt, request, reason)
 
     def _expire(self) -> None:
         """Fail (and so retry) every task running past the deadline; it is no longer tracked."""
@@ -257,6 +284,7 @@ class ShardScheduler:
         self.sinks = {request.shard_id: sink for request, sink in work}
         self.pending = [(0.0, 1, request) for request, _ in work]
         while self.pending or self.running:
+            self._give_up_lost()
             self._submit_ready()
             if not self.running:
                 time.sleep(min(0.2, self.retry.backoff_s))
