@@ -175,7 +175,8 @@ def compute_client_for(client_id: str, client_secret: str, store: CredentialStor
         The service's confidential client (from configuration), which refreshes the token.
     store : CredentialStore
         Where :meth:`~stembench.service.auth.TokenVerifier.grant_compute` kept the tokens;
-        a refreshed token is kept there again, encrypted.
+        a refreshed token is kept there again, encrypted, under ``owner``'s lock and only
+        while a token is still kept for them (one released meanwhile is not recreated).
     owner : str
         The job's submitter (identity id).
     timeout_s : float
@@ -191,8 +192,10 @@ def compute_client_for(client_id: str, client_secret: str, store: CredentialStor
     globus_sdk = require("globus_sdk", extra="service", purpose="Globus Auth")
     kept = store.load(owner)
 
-    def keep(response: Any) -> None:
-        store.save(owner, response.by_resource_server[COMPUTE_RESOURCE_SERVER])
+    def keep(response: Any) -> None:  # under the lock the worker releases tokens with
+        with store.locked(owner):
+            if store.holds(owner):  # released while this refresh was answered: not kept
+                store.save(owner, response.by_resource_server[COMPUTE_RESOURCE_SERVER])
 
     authorizer = globus_sdk.RefreshTokenAuthorizer(
         kept["refresh_token"], globus_sdk.ConfidentialAppAuthClient(client_id, client_secret),
