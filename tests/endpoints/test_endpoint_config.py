@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from batch_commands import batch_commands
 
 from stembench.endpoints.endpoint_config import (
     EndpointSettings,
@@ -342,7 +343,8 @@ def test_multi_user_directory_through_the_endpoints_configure(tmp_path: Path) ->
 
     source = tmp_path / "written"
     settings = _settings(multi_user=True, identity_domain="university.edu",
-                         contact_email="hpc-admin@university.edu")
+                         contact_email="hpc-admin@university.edu",
+                         user_path=(str(batch_commands(tmp_path / "slurm" / "bin")),))
     written = write_endpoint_directory("slurm-gpu", source, settings)
     idmap = source / "identity_mapping_config.json"
     assert idmap in written and stat.S_IMODE(idmap.stat().st_mode) == 0o600
@@ -393,7 +395,8 @@ def test_identity_map_gives_each_identity_its_own_account(tmp_path: Path) -> Non
         "endpoint", "config", "slurm-gpu", "--output", str(tmp_path / "ep"), "--multi-user",
         "--identity-map", "alice@example.org=stembench-alice",
         "--identity-map", "Bob@Example.org=stembench-bob", "--identity-domain", "my-lab.org",
-        "--contact-email", "root@my-lab.org"])
+        "--contact-email", "root@my-lab.org",
+        "--user-path", str(batch_commands(tmp_path / "slurm" / "bin"))])
     assert answer.exit_code == 0, answer.output
     config = utils.get_config(tmp_path / "ep")
     assert isinstance(config, CoreEndpointConfig)
@@ -487,7 +490,8 @@ def test_config_command_writes_a_multi_user_directory(tmp_path: Path) -> None:
     answer = CliRunner().invoke(app, [
         "endpoint", "config", "pbs-gpu", "--output", str(tmp_path / "ep"), "--multi-user",
         "--identity-domain", "lab.org", "--contact-email", "root@lab.org", "--gpus", "2",
-        "--allowed-function", FUNCTION_ID, "--any-serializer"])
+        "--allowed-function", FUNCTION_ID, "--any-serializer",
+        "--user-path", str(batch_commands(tmp_path / "pbs" / "bin"))])
     assert answer.exit_code == 0, answer.output
     config = utils.get_config(tmp_path / "ep")
     assert isinstance(config, CoreEndpointConfig) and config.allowed_functions == (FUNCTION_ID,)

@@ -217,6 +217,12 @@ def config_command(
         help="Multi-user: USERNAME=ACCOUNT, Globus identity USERNAME runs as local ACCOUNT "
         "(repeat; checked before --identity-domain).")] = None,
     contact_email: Annotated[str, typer.Option(help="Multi-user: administrator's email.")] = "",
+    user_path: Annotated[list[str] | None, typer.Option(
+        help="Multi-user: folder first on the user endpoints' PATH (repeat; the folders of "
+        "sbatch/qsub and of this Python are found here).")] = None,
+    user_env: Annotated[list[str] | None, typer.Option(
+        help="Multi-user: NAME=VALUE in user_environment.yaml (repeat; SLURM_CONF, "
+        "MODULEPATH, LMOD_* and BASH_ENV are taken from here when set).")] = None,
     allowed_function: Annotated[list[str] | None, typer.Option(
         help="Function UUID the endpoint may run (repeat); see `stembench endpoint "
         "function`.")] = None,
@@ -231,6 +237,7 @@ def config_command(
         parse_identity_map,
         write_endpoint_directory,
     )
+    from stembench.endpoints.user_environment import module_note, parse_user_env
 
     settings = EndpointSettings(
         display_name=name, gpus=gpus, partition=partition, account=account, walltime=walltime,
@@ -239,9 +246,12 @@ def config_command(
         heartbeat_period_s=heartbeat_period, heartbeat_threshold_s=heartbeat_threshold,
         multi_user=multi_user, identity_domain=identity_domain, contact_email=contact_email,
         identity_map=parse_identity_map(identity_map or ()),
-        allowed_functions=tuple(allowed_function or ()), restrict_serializers=not any_serializer)
+        allowed_functions=tuple(allowed_function or ()), restrict_serializers=not any_serializer,
+        user_path=tuple(user_path or ()), user_env=parse_user_env(user_env or ()))
     for path in write_endpoint_directory(template, output, settings):
         typer.echo(f"Wrote {path}")
+    if multi_user and (note := module_note(worker_init, {**os.environ, **dict(settings.user_env)})):
+        typer.echo(note, err=True)
     if not multi_user and os.geteuid() == 0:
         typer.echo(f"Note: {SINGLE_USER_HINT}", err=True)
     typer.echo(f"Start it: globus-compute-endpoint start {output.expanduser().absolute().name} "

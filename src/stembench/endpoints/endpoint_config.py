@@ -9,7 +9,8 @@ one of three templates: ``workstation-gpu`` (one machine, LocalProvider), ``slur
 (SlurmProvider) and ``pbs-gpu`` (PBSProProvider); each pins one GPU per worker through
 ``available_accelerators``. A multi-user endpoint (run by root, each Globus user mapped to
 a local account, by the identity's domain or one by one) also gets
-``identity_mapping_config.json``.
+``identity_mapping_config.json`` and ``user_environment.yaml`` (the whole environment of
+its user endpoints, see :mod:`stembench.endpoints.user_environment`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from stembench.endpoints.user_environment import (
+    parse_user_env,
+    user_environment,
+    user_environment_text,
+)
 from stembench.errors import InputError
 
 __all__ = ["SINGLE_USER_HINT", "TASK_TIMEOUT_OPTION", "EndpointSettings", "list_templates",
@@ -107,6 +113,11 @@ class EndpointSettings:
         empty: any function.
     restrict_serializers : bool
         Accept only source-text code and JSON data (what stembench sends), no pickles.
+    user_path : tuple of str
+        Multi-user: folders first on the user endpoints' ``PATH`` (``user_environment.yaml``).
+    user_env : tuple of (str, str)
+        Multi-user: variables of ``user_environment.yaml`` set as given (after those taken
+        from the administrator's environment).
     """
 
     display_name: str = "stembench-gpu"
@@ -128,6 +139,8 @@ class EndpointSettings:
     contact_email: str = ""
     allowed_functions: tuple[str, ...] = ()
     restrict_serializers: bool = True
+    user_path: tuple[str, ...] = ()
+    user_env: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if not _DISPLAY.match(self.display_name):
@@ -166,8 +179,10 @@ class EndpointSettings:
 
 
     def _check_identity_map(self) -> None:
-        if self.identity_map and not self.multi_user:
-            raise InputError("identity_map needs a multi-user endpoint (multi_user)")
+        for name in ("identity_map", "user_path", "user_env"):
+            if getattr(self, name) and not self.multi_user:
+                raise InputError(f"{name} needs a multi-user endpoint (multi_user)")
+        parse_user_env(f"{name}={value}" for name, value in self.user_env)
         if self.identity_domain and not _DOMAIN.match(self.identity_domain):
             raise InputError(f"identity_domain {self.identity_domain!r} is not a domain "
                              "(e.g. 'university.edu')")
@@ -325,7 +340,8 @@ def write_endpoint_directory(template: str, directory: str | Path,
     """Write an endpoint directory for ``template`` and return the files written.
 
     Files: ``config.yaml``, ``user_config_template.yaml.j2``, ``user_config_schema.json``
-    and, for a multi-user endpoint, ``identity_mapping_config.json`` (owner-only).
+    and, for a multi-user endpoint, ``identity_mapping_config.json`` (owner-only) and
+    ``user_environment.yaml``.
     ``directory`` may be ``~/.globus_compute/<name>`` itself; it must not hold these files
     already.
 
@@ -343,12 +359,11 @@ def write_endpoint_directory(template: str, directory: str | Path,
     folder = Path(directory).expanduser().absolute()
     names = ["config.yaml", "user_config_template.yaml.j2", "user_config_schema.json"]
     if settings.multi_user:
-        names.append("identity_mapping_config.json")
+        names += ["identity_mapping_config.json", "user_environment.yaml"]
     present = [n for n in names if (folder / n).exists()]
     if present:
         raise InputError(f"{folder} already holds {', '.join(present)}; remove them or "
                          "choose another directory")
-    folder.mkdir(parents=True, exist_ok=True)
     idmap = folder / "identity_mapping_config.json" if settings.multi_user else None
     texts = {
         "config.yaml": _core_config(settings, idmap),
@@ -358,6 +373,9 @@ def write_endpoint_directory(template: str, directory: str | Path,
     }
     if idmap is not None:
         texts[idmap.name] = json.dumps(_identity_mapping(settings), indent=2)
+        texts["user_environment.yaml"] = user_environment_text(user_environment(
+            template, user_path=settings.user_path, user_env=settings.user_env))
+    folder.mkdir(parents=True, exist_ok=True)  # once every text is made: nothing half-written
     written = []
     for name in names:
         path = folder / name

@@ -138,8 +138,11 @@ class EndpointProcess:
         self.identity = self.stack.login(self.user_dir, self.username, uid=self.account.pw_uid)
         mapping = [option for username, account in self.identity_map.items()
                    for option in ("--identity-map", f"{username}={account}")]
-        if mapping:
-            mapping += ["--multi-user", "--contact-email", ADMIN_USERNAME]
+        if mapping:  # the stack's own variables; sbatch's folder and SLURM_CONF are found
+            taken = ("HOME", "USER", "GLOBUS_COMPUTE_USER_DIR", "PATH", "SLURM_CONF")
+            mapping += ["--multi-user", "--contact-email", ADMIN_USERNAME, *(
+                option for name, value in self.env.items() if name not in taken
+                for option in ("--user-env", f"{name}={value}"))]
         command = [str(VENV_BIN / "stembench"), "endpoint", "config", "slurm-gpu",
                    "--output", str(self.directory), "--partition", self.stack.slurm.partition,
                    "--worker-init", "true", *mapping, *self.config_options]
@@ -147,12 +150,6 @@ class EndpointProcess:
                               text=True, timeout=120, check=False)
         if done.returncode != 0:
             raise StackStartError(f"stembench endpoint config failed: {done.stderr.strip()}")
-        if mapping:  # the site's environment for user endpoints, as an administrator writes
-            import yaml
-
-            own = ("HOME", "USER", "GLOBUS_COMPUTE_USER_DIR")  # each account's own
-            (self.directory / "user_environment.yaml").write_text(yaml.safe_dump(
-                {k: v for k, v in self.env.items() if k not in own}))
 
     def start(self, *, seconds: float = 60) -> str:
         """Start ``globus-compute-endpoint start``; wait until it is online; its id."""
