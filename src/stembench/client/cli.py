@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -39,8 +40,9 @@ def evaluate_command(
         help="Per-task endpoint option KEY=VALUE (repeat), e.g. account=abc, "
         "walltime=00:30:00, gpus=2; checked against the template schema first.")] = None,
     endpoint_schema: Annotated[Path | None, typer.Option(
-        help="A user_config_schema.json to check --endpoint-option against (default: the "
-        "schema the endpoint publishes).")] = None,
+        help="A user_config_schema.json to check --endpoint-option against, or the stembench "
+        "template the endpoint was written from (slurm-gpu, pbs-gpu, workstation-gpu); "
+        "default: the schema the endpoint publishes.")] = None,
     task_deadline: Annotated[float, typer.Option(
         help="Seconds a task may take from submission to result, time queued on the "
         "endpoint (Slurm) included; then its shard fails and is retried. Endpoints made by "
@@ -73,9 +75,14 @@ def evaluate_command(
 
         if endpoint_schema is not None:  # refused before any request
             parse_endpoint_options(endpoint_option or [], schema=endpoint_schema)
-        targets = remote_targets(endpoint, options=endpoint_option, option_schema=endpoint_schema,
-                                 task_timeout_s=task_deadline, amqp_port=amqp_port,
-                                 https_only=https_only, status_interval_s=status_interval)
+        with warnings.catch_warnings(record=True) as caught:  # each one line, not a traceback
+            warnings.simplefilter("always")
+            targets = remote_targets(endpoint, options=endpoint_option,
+                                     option_schema=endpoint_schema, task_timeout_s=task_deadline,
+                                     amqp_port=amqp_port, https_only=https_only,
+                                     status_interval_s=status_interval)
+        for caught_warning in caught:
+            typer.echo(f"Warning: {caught_warning.message}", err=True)
     else:
         targets = [Target("local", local_executor(workers),
                           factory=lambda: local_executor(workers), max_in_flight=2 * workers)]

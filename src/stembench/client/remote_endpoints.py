@@ -31,17 +31,27 @@ from stembench.client.endpoint_watch import (
 )
 from stembench.client.orchestrate import Target
 from stembench.client.scheduler import describe_error
-from stembench.endpoints.endpoint_config import TASK_TIMEOUT_OPTION
+from stembench.endpoints.endpoint_config import (
+    MAX_GPUS,
+    TASK_TIMEOUT_OPTION,
+    EndpointSettings,
+    list_templates,
+    user_config_schema,
+)
 from stembench.endpoints.remote import DATA_STRATEGY
 from stembench.errors import InputError, StembenchError
 
-__all__ = ["EndpointOfflineError", "check_endpoint_options", "endpoint_options",
-           "parse_endpoint_options", "published_schema", "remote_targets",
+__all__ = ["EndpointLimitWarning", "EndpointOfflineError", "check_endpoint_options",
+           "endpoint_options", "parse_endpoint_options", "published_schema", "remote_targets",
            "require_online"]
 
 
 class EndpointOfflineError(StembenchError):
     """A Globus Compute endpoint is not online, so nothing was submitted to it."""
+
+
+class EndpointLimitWarning(UserWarning):
+    """The endpoint will not stop a task that runs too long (no ``task_timeout_s`` sent)."""
 
 
 def _value(text: str, declared: Any = None) -> Any:
@@ -61,6 +71,12 @@ def _value(text: str, declared: Any = None) -> Any:
 
 
 def _read_schema(path: str | Path) -> dict[str, Any]:
+    """The schema in file ``path``, or the one a stembench template (``slurm-gpu``) publishes.
+
+    A template's schema at its widest bounds (16 GPUs): the endpoint checks the real ones.
+    """
+    if str(path) in list_templates() and not Path(path).exists():
+        return user_config_schema(str(path), EndpointSettings(gpus=MAX_GPUS))
     try:
         schema = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
@@ -130,7 +146,8 @@ def published_schema(client: Any, endpoint_id: str) -> dict[str, Any] | None:
     An endpoint sends its schema with its metadata when it registers
     (globus_compute_endpoint/endpoint/core_endpoint.py:290-305);
     ``Client.get_endpoint_metadata`` reads it back (globus_compute_sdk/sdk/client.py:709-726).
-    Metadata that cannot be read also gives ``None``, with a warning.
+    Metadata that cannot be read (a 403 for a user who does not own the endpoint) also gives
+    ``None``, with a warning.
     """
     globus_sdk = require("globus_sdk", extra="compute", purpose="Remote evaluation")
     try:
@@ -160,11 +177,13 @@ def endpoint_options(client: Any, endpoint_id: str,
         ``KEY=VALUE`` pairs (see :func:`parse_endpoint_options`) or options already typed
         (a service job's JSON).
     schema : dict, path or None
-        Overrides the published schema (``--endpoint-schema``).
+        Overrides the published schema (``--endpoint-schema``): a schema, its file or the
+        name of the stembench template the endpoint was written from (``slurm-gpu``).
     task_timeout_s : float or None
         The client's task deadline; where the schema has ``task_timeout_s`` (stembench's
         templates), :func:`remote_task_limit_s` of it is sent, so that the endpoint stops a
-        task before the client gives it up and sends it again.
+        task before the client gives it up and sends it again; elsewhere (a schema without
+        it, or none known) an :class:`EndpointLimitWarning` says the endpoint will not.
 
     Returns
     -------
@@ -187,6 +206,13 @@ def endpoint_options(client: Any, endpoint_id: str,
     properties = (checked or {}).get("properties") or {}
     if task_timeout_s is not None and TASK_TIMEOUT_OPTION in properties:
         options.setdefault(TASK_TIMEOUT_OPTION, remote_task_limit_s(task_timeout_s))
+    elif task_timeout_s is not None:
+        warnings.warn(EndpointLimitWarning(
+            f"Globus Compute endpoint {endpoint_id}: its option schema has no "
+            f"{TASK_TIMEOUT_OPTION}{' (unknown)' if checked is None else ''}, so it will not "
+            "stop a task that runs too long (the client gives the task up after its "
+            "deadline); for a stembench endpoint give --endpoint-schema "
+            f"{'|'.join(list_templates())} or its user_config_schema.json"), stacklevel=2)
     return check_endpoint_options(options, checked) or None
 
 
