@@ -1,17 +1,21 @@
 """stembench's registered Globus Compute function and the user's stembench configuration.
 
-The function (:func:`stembench.endpoints.remote.stembench_task`) is registered once per
-stembench version; its id is kept in the user's configuration file
+The function (:func:`stembench.endpoints.remote.stembench_task`) is registered once; its
+id is kept, with the SHA-256 of the registered source, in the user's configuration file
 (``$STEMBENCH_CONFIG``, default ``$XDG_CONFIG_HOME/stembench/config.json``) and shown by
 ``stembench endpoint function``. An administrator puts that id in the endpoint's
 ``allowed_functions``; users of that endpoint adopt the same id with
-``stembench endpoint function --use UUID``. Tasks are submitted to the id by
+``stembench endpoint function --use UUID``. A later stembench version whose function
+source is the same keeps the id; one whose source differs refuses to register a new
+function silently (an endpoint's ``allowed_functions`` would refuse it: 403 on every
+task) and says how to adopt the new id. Tasks are submitted to the id by
 :class:`RegisteredFunctionExecutor`, with arguments serialized as JSON.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import hashlib
 import json
 import os
 import uuid
@@ -32,7 +36,7 @@ from stembench.endpoints.remote import (
 from stembench.errors import InputError
 
 __all__ = ["RegisteredFunctionExecutor", "compute_serializer", "config_path",
-           "ensure_function_id", "register_function", "stored_function_id",
+           "ensure_function_id", "register_function", "source_digest", "stored_function_id",
            "use_function_id"]
 
 
@@ -65,20 +69,43 @@ def _write_config(data: dict[str, Any]) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
-def stored_function_id(version: str = __version__) -> str | None:
-    """The function id kept for stembench ``version``, or ``None``."""
-    entry = _read_config().get("compute_functions", {}).get(version)
-    return str(entry["function_id"]) if isinstance(entry, dict) else None
+def source_digest() -> str:
+    """SHA-256 of what is registered: the function's name and source text."""
+    return hashlib.sha256(f"{ENTRY_NAME}\n{entry_source()}".encode()).hexdigest()
 
 
-def use_function_id(function_id: str, version: str = __version__) -> str:
-    """Keep ``function_id`` (e.g. the one an endpoint allows) for stembench ``version``."""
+def _kept() -> dict[str, Any]:
+    entries = _read_config().get("compute_functions", {})
+    return {version: entry for version, entry in sorted(entries.items())
+            if isinstance(entry, dict) and "function_id" in entry}
+
+
+def stored_function_id(version: str | None = None) -> str | None:
+    """The function id kept for stembench ``version``, or ``None``.
+
+    An id kept for another version counts when it was kept for the same registered source
+    (:func:`source_digest`); the id kept for ``version`` (default: this one) always does.
+    """
+    version, kept = version or __version__, _kept()
+    if version in kept:
+        return str(kept[version]["function_id"])
+    same = [str(e["function_id"]) for e in kept.values()
+            if e.get("source_sha256") == source_digest()]
+    return same[-1] if same else None
+
+
+def use_function_id(function_id: str, version: str | None = None) -> str:
+    """Keep ``function_id`` (e.g. the one an endpoint allows) for stembench ``version``.
+
+    Kept with :func:`source_digest`: later versions sending the same source use it too.
+    """
     try:
         canonical = str(uuid.UUID(function_id))
     except ValueError as exc:
         raise InputError(f"function id {function_id!r} is not a UUID") from exc
     data = _read_config()
-    data.setdefault("compute_functions", {})[version] = {"function_id": canonical}
+    data.setdefault("compute_functions", {})[version or __version__] = {"function_id": canonical,
+                                                         "source_sha256": source_digest()}
     _write_config(data)
     return canonical
 
@@ -101,8 +128,28 @@ def register_function(client: Any, *, public: bool = False, group: str | None = 
 
 
 def ensure_function_id(client: Any) -> str:
-    """The kept function id of this stembench version, registering it on first use."""
-    return stored_function_id() or register_function(client)
+    """The kept function id of this stembench version, registering it on first use.
+
+    Raises
+    ------
+    InputError
+        Only ids kept for other stembench versions with another (or unrecorded) source:
+        nothing is registered, since an endpoint allowing only the kept id would refuse a
+        new one.
+    """
+    found = stored_function_id()
+    if found is not None:
+        return found
+    if kept := _kept():
+        version, entry = list(kept.items())[-1]
+        raise InputError(
+            f"the Globus Compute function kept for stembench {version} "
+            f"({entry['function_id']}) is not the one stembench {__version__} sends (its "
+            "source changed), and an endpoint that allows only the old id refuses the new "
+            "one: ask the endpoint's administrator for this version's id and run `stembench "
+            "endpoint function --use <ID>`, or register yours with `stembench endpoint "
+            "function --register`")
+    return register_function(client)
 
 
 def compute_serializer() -> Any:
