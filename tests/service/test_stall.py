@@ -174,3 +174,34 @@ def test_all_callers_together_get_ten_shares_of_overlays(tmp_path) -> None:
         cache._count_overlay(f"address 10.0.0.{caller}")
     with pytest.raises(FigureBusyError, match="as many new radar overlays as it draws"):
         cache._count_overlay("address 10.0.1.1")  # a new caller, but the minute's are spent
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_uploads_cannot_stall_reading(tmp_path, database_url, globus_auth) -> None:
+    from service_helpers import bearer
+
+    from stembench.service.upload_parts import owner_lock
+    from stembench.service.uploads import OWNER_UPLOADS
+
+    settings = make_settings(tmp_path, database_url)
+    app = create_app(settings)
+    digest, tried = "ab" * 32, 8
+    with LiveServer(app) as server, httpx.Client(base_url=server.url,
+                                                 timeout=HANG_GUARD_S) as http:
+        def part(index: int) -> httpx.Response:
+            return http.put(f"/api/uploads/{digest}/parts/{index}", content=b"x" * 100,
+                            headers={**bearer("alice"),
+                                     "Content-Type": "application/octet-stream"})
+
+        with cf.ThreadPoolExecutor(tried) as pool:
+            with owner_lock(settings, "alice"):  # alice's parts wait on her lock meanwhile
+                sent = [pool.submit(part, i) for i in range(tried)]
+                answered = cf.as_completed(sent, timeout=HANG_GUARD_S)
+                refused = [next(answered).result() for _ in range(tried - OWNER_UPLOADS)]
+                assert {r.status_code for r in refused} == {429}
+                assert "upload requests in flight" in refused[0].json()["detail"]
+                assert http.get("/api/leaderboard").status_code == 200  # reading goes on
+                assert http.get("/api/jobs", headers=bearer("bob")).status_code == 200
+            stored = [f.result() for f in sent if f.result().status_code != 429]
+        assert [r.status_code for r in stored] == [200] * OWNER_UPLOADS
+    app.state.engine.dispose()

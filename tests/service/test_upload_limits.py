@@ -165,3 +165,31 @@ def _number(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def test_the_upload_sweeper_survives_an_unexpected_error(tmp_path, monkeypatch,
+                                                         caplog) -> None:
+    import logging
+    import threading
+
+    from stembench.service import upload_parts
+
+    swept, again = [], threading.Event()
+
+    def flaky(settings: object, *, recount: bool = False) -> None:
+        swept.append(recount)
+        if len(swept) == 2:  # the timer's first sweep meets a bug
+            raise RuntimeError("an unforeseen failure")
+        if len(swept) == 3:
+            again.set()
+
+    monkeypatch.setattr(upload_parts, "sweep_uploads", flaky)
+    caplog.set_level(logging.ERROR, logger="stembench.service.upload_parts")
+    sweeper = upload_parts.UploadSweeper(make_settings(tmp_path, "sqlite://"), interval_s=0.01)
+    sweeper.start()
+    try:
+        assert again.wait(60)  # a guard against a hang only: the timer swept again
+    finally:
+        sweeper.stop()
+    assert "sweeping abandoned uploads failed" in caplog.text
+    assert "RuntimeError: an unforeseen failure" in caplog.text

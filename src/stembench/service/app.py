@@ -28,6 +28,7 @@ from stembench.service.logouts import LogoutRecord
 from stembench.service.payload_limit import PayloadLimit, auth_response
 from stembench.service.settings import ServiceSettings
 from stembench.service.upload_parts import UploadSweeper
+from stembench.service.uploads import UploadGate
 from stembench.service.worker import Worker
 
 __all__ = ["create_app"]
@@ -121,7 +122,7 @@ def create_app(settings: ServiceSettings, *, verifier: TokenVerifier | None = No
                               "leaderboard. Submitting needs a Globus Auth bearer token.")
     app.state.settings, app.state.sessions, app.state.engine = settings, sessions, engine
     app.state.verifier, app.state.revision, app.state.worker = verifier, revision, None
-    app.state.logouts = LogoutRecord(sessions)
+    app.state.logouts, app.state.upload_gate = LogoutRecord(sessions), UploadGate()
     if verifier is not None:
         verifier.logged_out = app.state.logouts
     _install_handlers(app)

@@ -30,8 +30,8 @@ from pathlib import Path
 from stembench.atomic import atomic_write_bytes
 from stembench.service.settings import ServiceSettings
 
-__all__ = ["UploadLimitError", "UploadSweeper", "drop_upload", "store_part", "sweep_uploads",
-           "upload_folder"]
+__all__ = ["UploadLimitError", "UploadSweeper", "drop_upload", "owner_lock", "store_part",
+           "sweep_uploads", "upload_folder"]
 
 log = logging.getLogger(__name__)
 _OWNER_KEY = re.compile(r"^[0-9a-f]{24}$")
@@ -130,6 +130,20 @@ def _dropped(upload: Path, totals: dict[str, int]) -> dict[str, int]:
     mine = _upload_tally(upload)
     shutil.rmtree(upload, ignore_errors=True)
     return {k: max(totals[k] - mine[k], 0) for k in totals}
+
+
+@contextmanager
+def owner_lock(settings: ServiceSettings, owner: str) -> Iterator[None]:
+    """Hold ``owner``'s uploads lock (every thread and process; not re-entrant: call no
+    other function of this module while holding it).
+
+    Parameters
+    ----------
+    settings, owner
+        As in :func:`upload_folder`.
+    """
+    with _locked(_root(settings), _owner_key(owner)):
+        yield
 
 
 def store_part(settings: ServiceSettings, owner: str, digest: str, index: int,
@@ -249,8 +263,9 @@ class UploadSweeper:
         while not self._stop.wait(self.interval_s):
             try:
                 sweep_uploads(self.settings)
-            except OSError as exc:  # a full or unreadable disk: the next sweep tries again
-                log.warning("sweeping abandoned uploads failed: %s", exc)
+            except Exception:  # a full disk, a bug: logged; the next sweep tries again
+                log.exception("sweeping abandoned uploads failed; trying again in %g s",
+                              self.interval_s)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the timer and wait for a sweep in progress."""

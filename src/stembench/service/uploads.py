@@ -18,18 +18,23 @@ the same owner) answers the same entry.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
+import anyio
+import anyio.to_thread
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi import Path as PathParam
-from starlette.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session
 
 from stembench.atomic import atomic_write_bytes
 from stembench.endpoints.shard_scoring import check_benchmark_scoring
 from stembench.errors import InputError
 from stembench.service import store
 from stembench.service.api import _AUTH_ERRORS, DB, Caller, job_out, registered_models
+from stembench.service.auth import Identity
 from stembench.service.entries import (
     INFLATION,
     held_dataset,
@@ -43,11 +48,18 @@ from stembench.service.settings import ServiceSettings
 from stembench.service.upload_parts import (
     UploadLimitError,
     drop_upload,
+    owner_lock,
     store_part,
     upload_folder,
 )
 
-__all__ = ["router"]
+__all__ = ["OWNER_UPLOADS", "UPLOAD_THREADS", "UploadGate", "router"]
+
+T = TypeVar("T")
+#: Threads that store parts and complete uploads, apart from the request threads, and the
+#: upload requests one owner may have in flight at once.
+UPLOAD_THREADS = 2
+OWNER_UPLOADS = 2
 
 router = APIRouter(prefix="/api/uploads")
 Digest = Annotated[str, PathParam(pattern=r"^[0-9a-f]{64}$",
@@ -74,14 +86,17 @@ async def put_part(digest: Digest, index: Index, caller: Caller,
     """Store one part of an upload (raw bytes; the body limit is the service's part size).
 
     Parts count against the upload's size limit and the caller's quotas (bytes and parts)
-    as they arrive; an upload that would pass its limit is deleted, one that receives no
-    part for ``upload_abandon_s`` is deleted as abandoned.
+    as they arrive, and against the caller's upload requests in flight (429 beyond); an
+    upload that would pass its limit is deleted, one that receives no part for
+    ``upload_abandon_s`` is deleted as abandoned.
     """
-    data = await request.body()
-    if not data:
-        raise HTTPException(422, f"part {index} is empty")
-    return await run_in_threadpool(_store_part, request.app.state.settings, caller.sub, digest,
-                                   index, data)
+    gate: UploadGate = request.app.state.upload_gate
+    async with gate.slot(caller.sub):  # before the body is read
+        data = await request.body()
+        if not data:
+            raise HTTPException(422, f"part {index} is empty")
+        return await gate.run(_store_part, request.app.state.settings, caller.sub, digest,
+                              index, data)
 
 
 @router.get("/{digest}", response_model=list[UploadPartOut], responses=_AUTH_ERRORS)
@@ -155,13 +170,21 @@ def _check(settings: ServiceSettings, data: bytes, body: UploadIn) -> tuple[dict
 @router.post("/{digest}/complete", response_model=UploadOut, status_code=202,
              responses={200: {"model": UploadOut, "description": "The same upload again"},
                         **_ERRORS})
-def complete(digest: Digest, body: UploadIn, caller: Caller, db: DB, request: Request,
-             response: Response) -> UploadOut:
+async def complete(digest: Digest, body: UploadIn, caller: Caller, db: DB, request: Request,
+                   response: Response) -> UploadOut:
     """Join the parts, check them, and queue the entry for re-scoring (202; 200 if a retry)."""
-    settings: ServiceSettings = request.app.state.settings
+    gate: UploadGate = request.app.state.upload_gate
+    async with gate.slot(caller.sub):
+        return await gate.run(_complete, request.app.state.settings, digest, body, caller, db,
+                              response)
+
+
+def _complete(settings: ServiceSettings, digest: str, body: UploadIn, caller: Identity,
+              db: Session, response: Response) -> UploadOut:
     folder = upload_folder(settings, caller.sub, digest)
     try:
-        data = _joined(folder, digest, body.parts, settings.max_upload_bytes)
+        with owner_lock(settings, caller.sub):  # a second completion may be dropping them
+            data = _joined(folder, digest, body.parts, settings.max_upload_bytes)
         card, held = _check(settings, data, body)
     except HTTPException as exc:
         if exc.status_code != 409:  # refused, not incomplete: its parts are deleted
@@ -180,3 +203,43 @@ def complete(digest: Digest, body: UploadIn, caller: Caller, db: DB, request: Re
             target.unlink(missing_ok=True)
     drop_upload(settings, caller.sub, digest)
     return UploadOut(entry=job_out(job), url=f"/entries/{job.id}", duplicate=not created)
+
+
+class UploadGate:
+    """Upload work runs on threads of its own, never the threads public reading uses, and
+    one owner may have only a few upload requests in flight (429 beyond), so that no
+    signed-in user can stall the service by uploading.
+
+    Parameters
+    ----------
+    threads : int
+        Threads storing parts and completing uploads, all owners together.
+    per_owner : int
+        Upload requests (parts, completions) one owner may have in flight.
+    """
+
+    def __init__(self, threads: int = UPLOAD_THREADS, per_owner: int = OWNER_UPLOADS) -> None:
+        self.threads, self.per_owner = threads, per_owner
+        self._out: dict[str, int] = {}
+        self._limiter: anyio.CapacityLimiter | None = None
+
+    @asynccontextmanager
+    async def slot(self, owner: str) -> AsyncIterator[None]:
+        """Hold one of ``owner``'s upload slots (on the event loop; 429 when none is free)."""
+        held = self._out.get(owner, 0)
+        if held >= self.per_owner:
+            raise HTTPException(429, f"you have {held} upload requests in flight already (at "
+                                     f"most {self.per_owner}); wait for them to finish")
+        self._out[owner] = held + 1
+        try:
+            yield
+        finally:
+            self._out[owner] -= 1
+            if not self._out[owner]:
+                del self._out[owner]
+
+    async def run(self, function: Callable[..., T], *args: Any) -> T:
+        """``function(*args)`` on an upload thread, the request waiting on the event loop."""
+        if self._limiter is None:  # made in the event loop it serves
+            self._limiter = anyio.CapacityLimiter(self.threads)
+        return await anyio.to_thread.run_sync(function, *args, limiter=self._limiter)
