@@ -48,6 +48,21 @@ def test_a_private_function_of_another_identity_is_refused(sharing: str) -> None
     assert (status, doc["code"]) == (403, "FUNCTION_ACCESS_FORBIDDEN")
 
 
+def test_only_tokens_issued_for_the_compute_service_are_accepted() -> None:
+    auth = AuthState()
+    alice = auth.identity("alice@example.org")
+    state = ComputeState(auth=auth, broker=None)  # type: ignore[arg-type]  # never reached
+    service_id = "6a1e0f3c-2b7d-4c55-9a0e-3f2d1c4b5a69"  # another app's resource server
+    for server, scope in ((service_id, f"https://auth.globus.org/scopes/{service_id}/all"),
+                          ("auth.globus.org", "openid profile email")):
+        token = auth.grant(alice, server, scope).access_token
+        assert auth.who(token) == alice  # a live token, for another audience
+        status, doc = state.route("GET", "/v2/version", {"authorization": f"Bearer {token}"},
+                                  b"")
+        assert (status, doc["code"]) == (401, "UNAUTHORIZED")
+    assert _as(state, alice, "GET", "/v2/version")[0] == 200
+
+
 def _token(auth: AuthState, grant: str, **form: str) -> tuple[int, Any]:
     return auth.route("POST", "/v2/oauth2/token" + ("/revoke" if grant == "revoke" else ""),
                       {}, urlencode({"grant_type": grant, **form}).encode())

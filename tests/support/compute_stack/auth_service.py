@@ -119,11 +119,17 @@ class AuthState:
             self._refresh[token.refresh_token] = token
         return token
 
-    def who(self, access_token: str) -> Identity | None:
-        """The identity an unexpired, unrevoked access token belongs to, else ``None``."""
+    def who(self, access_token: str, *, resource_server: str | None = None) -> Identity | None:
+        """The identity an unexpired, unrevoked access token belongs to, else ``None``.
+
+        With ``resource_server``, a token issued for another resource server is ``None``
+        too (a service accepts only tokens issued for it).
+        """
         with self._lock:
             token = self._access.get(access_token)
         if token is None or token.expires_at < time.time():
+            return None
+        if resource_server is not None and token.resource_server != resource_server:
             return None
         return token.identity
 

@@ -24,7 +24,8 @@ POST /v2/batch_status             client.py:420-485                             
 GET /v2/taskgroup/{id}            executor.py:813-876 (reload_tasks)              task ids
 ================================  ==============================================  =========
 
-Every route needs a bearer token the Auth stand-in issued (401 otherwise). A submit
+Every route needs a bearer token the Auth stand-in issued for the Compute resource server,
+``funcx_service`` (401 otherwise, as the service refuses any other audience). A submit
 names a task group the caller owns or none (403 for another identity's group, as the
 service refuses it) and functions the caller may run (its own, public ones, or ones
 shared with a group in :attr:`ComputeState.group_members`; 403 otherwise, for
@@ -51,12 +52,16 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from globus_sdk import ComputeClientV3
+
 from compute_stack.auth_service import AuthState, Identity, _bearer, _error
 from compute_stack.broker import TASK_GROUP_PREFIX, Broker
 
 __all__ = ["ComputeState", "HeldTasks", "Injected", "TaskRecord"]
 
 _UUID = r"[0-9a-fA-F-]{36}"
+#: The only resource server whose tokens the Compute service accepts (``funcx_service``).
+RESOURCE_SERVER: str = ComputeClientV3.scopes.resource_server
 
 
 def _registered(module: str, case: str = "default") -> dict[str, Any]:
@@ -219,9 +224,10 @@ class ComputeState:
     def _route(self, method: str, path: str, headers: dict[str, str], body: bytes
                ) -> tuple[int, Any]:
         path = path.partition("?")[0]
-        identity = self.auth.who(_bearer(headers))
+        identity = self.auth.who(_bearer(headers), resource_server=RESOURCE_SERVER)
         if identity is None:
-            return 401, _error(401, "UNAUTHORIZED", "missing, expired or revoked token")
+            return 401, _error(401, "UNAUTHORIZED", "missing, expired or revoked token, or "
+                                                    f"one not issued for {RESOURCE_SERVER}")
         name = _route_name(method, path)
         with self._lock:
             for entry in self.injected:
