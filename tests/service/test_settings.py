@@ -39,3 +39,13 @@ def test_a_bad_environment_value_is_one_clear_line(monkeypatch, name, value, wor
 def test_secrets_stay_out_of_the_repr() -> None:
     settings = ServiceSettings(globus_client_id="id", globus_client_secret="s3cret")
     assert "s3cret" not in repr(settings)
+
+
+@pytest.mark.parametrize("name", ["globus_client_secret", "credentials_key", "database_url"])
+def test_a_refused_secret_is_never_shown(name) -> None:
+    secret = "postgresql://u:s3cret-value@db/x" if name == "database_url" else "s3cret-value"
+    with pytest.raises(InputError, match=name) as caught:
+        ServiceSettings(**{name: [secret]})  # not a string
+    assert "s3cret-value" not in str(caught.value)
+    with pytest.raises(InputError, match="got 'seven'"):  # other fields' values are shown
+        ServiceSettings(workers="seven")

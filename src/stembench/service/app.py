@@ -7,6 +7,8 @@ pages and their static files, and starts the job worker with the app (stopped wi
 
 from __future__ import annotations
 
+import logging
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -33,6 +35,8 @@ from stembench.service.worker import Worker
 
 __all__ = ["create_app"]
 
+log = logging.getLogger(__name__)
+
 def _validation_message(exc: RequestValidationError) -> dict[str, Any]:
     errors = [{"loc": [str(part) for part in e.get("loc", ())], "msg": str(e.get("msg", ""))}
               for e in exc.errors()]
@@ -48,6 +52,14 @@ def _install_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse(_validation_message(exc), status_code=422)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log_id = uuid.uuid4().hex[:12]
+        log.error("%s %s failed (log id %s)", request.method, request.url.path, log_id,
+                  exc_info=exc)
+        return JSONResponse({"detail": f"internal error (log id {log_id}): the service's log "
+                                       "has the details", "log_id": log_id}, status_code=500)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

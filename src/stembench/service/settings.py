@@ -20,6 +20,8 @@ __all__ = ["ENV_PREFIX", "ExecutorKind", "ServiceSettings", "default_data_dir"]
 
 ENV_PREFIX = "STEMBENCH_SERVICE_"
 ExecutorKind = Literal["local", "thread", "globus"]
+#: Fields whose values a message never shows (a database URL may hold a password).
+_SECRET_FIELDS = frozenset({"globus_client_secret", "credentials_key", "database_url"})
 _DOTTED = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
@@ -181,8 +183,9 @@ class ServiceSettings(pydantic_settings.BaseSettings):
             if isinstance(error, InputError):  # from the checks below: already one clear line
                 raise error from None
             where = ".".join(str(part) for part in first["loc"]) or "settings"
-            raise InputError(f"service settings: {where}: {first['msg']} (got "
-                             f"{first.get('input')!r})") from None
+            shown = (f" (got {first.get('input')!r})" if first["loc"] and
+                     first["loc"][0] not in _SECRET_FIELDS else "")  # a secret is never shown
+            raise InputError(f"service settings: {where}: {first['msg']}{shown}") from None
 
     @pydantic.model_validator(mode="after")
     def _checked(self) -> ServiceSettings:
