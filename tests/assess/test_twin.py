@@ -154,3 +154,31 @@ def test_labels_are_the_centroids_of_columns_of_different_widths_under_fly_back(
         near = (np.abs(cols - label[0]) <= 14) & (np.abs(rows - label[1]) <= 14)
         centroid = np.array([(cols * raw)[near].sum(), (rows * raw)[near].sum()]) / raw[near].sum()
         np.testing.assert_allclose(label, centroid, atol=0.01)
+
+
+class _FailingEndpoint(cf.Executor):
+    """An executor whose tasks fail as a Globus Compute task does: the SDK's
+    ``TaskExecutionFailed`` carrying the remote traceback."""
+
+    def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def, override]
+        from globus_compute_sdk.errors import TaskExecutionFailed
+
+        future: cf.Future[object] = cf.Future()
+        future.set_exception(TaskExecutionFailed(
+            "Traceback (most recent call last):\n  File \"twin_task.py\", line 1\n"
+            "MemoryError: cannot allocate 12 GiB for the twins\n"))
+        return future
+
+
+def test_twins_that_fail_where_they_are_rendered_end_in_one_line(tmp_path: Path) -> None:
+    from stembench.errors import StembenchError
+
+    model = square_model(side=64)
+    plan = twin_plan(model, n_twins=1, series=False)
+    with pytest.raises(StembenchError) as raised:
+        score_on_twins(model, plan, [ModelChoice("log-blob")],
+                       targets=[Target("endpoint-x", _FailingEndpoint())],
+                       results_dir=tmp_path)
+    assert str(raised.value) == ("endpoint-x: the twins could not be rendered: "
+                                 "TaskExecutionFailed: MemoryError: cannot allocate 12 GiB "
+                                 "for the twins")

@@ -19,6 +19,7 @@ from typing import Any
 from stembench._version import __version__
 from stembench.client.lifeline import give_up
 from stembench.client.orchestrate import Target, evaluate_models
+from stembench.client.scheduler import describe_error
 from stembench.dataset_publish.simulate.twin import TwinModel, TwinVariant, plan_to_json
 from stembench.endpoints.requests import DatasetRef
 from stembench.endpoints.twin_task import build_twin_dataset
@@ -100,6 +101,11 @@ def score_on_twins(model: TwinModel, plan: Sequence[TwinVariant], models: Sequen
         give_up(future)
         raise StembenchError(f"{target.name}: the twins were not rendered within "
                              f"{task_deadline_s:g} s (task deadline)") from exc
+    except StembenchError:
+        raise
+    except Exception as exc:  # the render failed where it ran (e.g. on the endpoint)
+        raise StembenchError(f"{target.name}: the twins could not be rendered: "
+                             f"{describe_error(exc)}") from exc
     dataset = DatasetRef(name=f"twin-{model.digest()}", source="path", path=built["path"])
     folder = Path(results_dir) / Path(str(built["path"])).stem  # one folder per twin set
     folder.mkdir(parents=True, exist_ok=True)
