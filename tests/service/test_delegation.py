@@ -124,14 +124,21 @@ def test_worker_submits_with_the_owners_token_never_the_services(
 
     with app.state.sessions() as session:
         job = session.get(Job, job_id)
-    executor = Worker(app.state.settings, app.state.sessions)._compute_executor(job)
+    target, outer = Worker(app.state.settings, app.state.sessions)._target(job)
+    executor = outer.inner
     try:
         status_call = [c for c in rsps.calls if c.request.url.endswith("/status")][-1]
         assert status_call.request.headers["Authorization"] == "Bearer aliceComputeToken-1"
         assert executor.function_id == FUNCTION
         assert executor.inner.endpoint_id == uuid.UUID(ALLOWED)
+        # the job's endpoint is watched during the run, with the owner's token too
+        assert target.gone == executor.watch.gone
+        executor.watch.check()
+        watched = [c for c in rsps.calls if c.request.url.endswith("/status")][-1]
+        assert watched is not status_call
+        assert watched.request.headers["Authorization"] == "Bearer aliceComputeToken-1"
     finally:
-        executor.shutdown(wait=False, cancel_futures=True)
+        outer.shutdown(wait=False, cancel_futures=True)
 
 
 def test_no_kept_token_and_no_interactive_login(tmp_path: Path) -> None:

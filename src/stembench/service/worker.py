@@ -28,6 +28,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from stembench.client.compute_functions import RegisteredFunctionExecutor
 from stembench.client.compute_http import settle_future
 from stembench.client.orchestrate import (
     DEFAULT_TASK_DEADLINE_S,
@@ -220,6 +221,7 @@ class Worker:
     def _target(self, job: Job) -> tuple[Target, CancellableExecutor]:
         settings = self.settings
         inner: cf.Executor
+        gone = None  # a Compute endpoint's status watch says when it went offline
         if settings.executor == "thread":
             inner = cf.ThreadPoolExecutor(settings.workers, thread_name_prefix=f"job-{job.id[:8]}")
         elif settings.executor == "local":
@@ -228,11 +230,12 @@ class Worker:
             inner = local_executor(settings.workers)
         else:
             inner = self._compute_executor(job)
+            gone = inner.watch.gone
         executor = CancellableExecutor(inner)
         return Target(job.endpoint_id or settings.executor, executor,
-                      max_in_flight=2 * settings.workers), executor
+                      max_in_flight=2 * settings.workers, gone=gone), executor
 
-    def _compute_executor(self, job: Job) -> cf.Executor:
+    def _compute_executor(self, job: Job) -> RegisteredFunctionExecutor:
         """An executor on an allowed endpoint, submitting with the job owner's own token."""
         from stembench.client.remote_endpoints import remote_targets
         from stembench.service.credentials import compute_client_for
@@ -253,6 +256,7 @@ class Worker:
                                    options=json.loads(job.endpoint_options or "{}") or None,
                                    task_timeout_s=DEFAULT_TASK_DEADLINE_S,
                                    function_id=settings.compute_function_id)
+        assert isinstance(target.executor, RegisteredFunctionExecutor)  # with its watch
         return target.executor
 
     def _heartbeat(self, job: Job, executors: list[CancellableExecutor], progress: _Progress,
