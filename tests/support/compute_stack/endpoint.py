@@ -145,7 +145,11 @@ class EndpointProcess:
                 for option in ("--user-env", f"{name}={value}"))]
         command = [str(VENV_BIN / "stembench"), "endpoint", "config", "slurm-gpu",
                    "--output", str(self.directory), "--partition", self.stack.slurm.partition,
-                   "--worker-init", "true", *mapping, *self.config_options]
+                   "--worker-init", "true", *mapping, *self.config_options,
+                   # the stack's Slurm does not fence its GPUs, device files no worker uses:
+                   # a second block given GPU 1 would fail the check (tests/endpoints/
+                   # test_gpu_fence.py runs it)
+                   "--no-gpu-fence-check"]
         done = subprocess.run(self._as_owner(command), env=self.env, capture_output=True,
                               text=True, timeout=120, check=False)
         if done.returncode != 0:
