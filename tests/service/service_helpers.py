@@ -26,6 +26,22 @@ def submit_job(client: Any, **options: Any) -> str:
     return str(answer.json()["job"]["id"])
 
 
+def run_blocked_job(client: Any) -> tuple[str, Any, threading.Thread]:
+    """Submit a job whose shards block until ``service_fakes.RELEASE`` is set, and run it
+    on a worker in a thread: its id, the worker and the thread."""
+    import service_fakes as fakes
+
+    from stembench.service.worker import Worker
+
+    fakes.BLOCKED.clear()
+    fakes.RELEASE.clear()
+    job_id = submit_job(client, block=True)
+    worker = Worker(client.app.state.settings, client.app.state.sessions)
+    runner = threading.Thread(target=worker.run_once, daemon=True)
+    runner.start()
+    return job_id, worker, runner
+
+
 def verify_now(verifier: Any, header: str) -> Any:
     """The identity ``verifier`` finds behind ``header`` (its request-path check, run here)."""
     import asyncio

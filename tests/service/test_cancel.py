@@ -4,14 +4,11 @@ while its results are being stored."""
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 import service_fakes as fakes
-from service_helpers import bearer, submit_job
+from service_helpers import bearer, run_blocked_job, submit_job
 
 from stembench.service import store
-from stembench.service.worker import Worker
 
 #: A guard against a hang only: the blocked shards are released after the checks.
 HANG_GUARD_S = 120
@@ -19,12 +16,7 @@ HANG_GUARD_S = 120
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_cancel_stops_shards_in_flight(client) -> None:
-    fakes.BLOCKED.clear()
-    fakes.RELEASE.clear()
-    job_id = submit_job(client, block=True)
-    worker = Worker(client.app.state.settings, client.app.state.sessions)
-    runner = threading.Thread(target=worker.run_once, daemon=True)
-    runner.start()
+    job_id, _, runner = run_blocked_job(client)
     try:
         assert fakes.BLOCKED.wait(HANG_GUARD_S)  # a shard of the job is running
         answer = client.post(f"/api/jobs/{job_id}/cancel", headers=bearer("alice"))

@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from service_helpers import bearer, submit_job
+from service_helpers import bearer, run_blocked_job, submit_job
 from sqlalchemy import update
 
 from stembench.service import store
@@ -57,3 +57,25 @@ def test_a_job_whose_worker_stopped_too_often_ends_failed(client) -> None:
     job = client.get(f"/api/jobs/{stuck}", headers=bearer("alice")).json()
     assert job["status"] == "failed", job
     assert job["error"] == f"the worker stopped {settings.max_job_attempts} times on this job"
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_stopping_worker_stops_its_job_and_gives_it_back(client) -> None:
+    import service_fakes as fakes
+
+    hang_guard_s = 120  # a guard against a hang only: the blocked shards are released after
+    job_id, worker, runner = run_blocked_job(client)
+    try:
+        assert fakes.BLOCKED.wait(hang_guard_s)  # a shard of the job is running
+        worker.stop()  # as the service does when it is asked to stop (SIGTERM)
+        runner.join(hang_guard_s)
+        assert not runner.is_alive() and not fakes.RELEASE.is_set()  # shards still blocked
+        job = client.get(f"/api/jobs/{job_id}", headers=bearer("alice")).json()
+        assert job["status"] == "queued" and job["error"] is None, job
+    finally:
+        fakes.RELEASE.set()
+    assert Worker(client.app.state.settings, client.app.state.sessions).run_once()
+    job = client.get(f"/api/jobs/{job_id}", headers=bearer("alice")).json()
+    assert job["status"] == "done", job
+    with client.app.state.sessions() as session:
+        assert session.get(Job, job_id).attempts == 1  # the stop did not count as an attempt

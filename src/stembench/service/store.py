@@ -33,6 +33,7 @@ __all__ = [
     "find_duplicate_result",
     "finish_job",
     "renew_lease",
+    "requeue_job",
     "submission_key",
     "upload_key",
 ]
@@ -270,6 +271,16 @@ def renew_lease(session: Session, job_id: str, *, worker_id: str, lease_s: float
     if held.rowcount != 1:  # type: ignore[attr-defined]
         return None
     return bool(session.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
+
+
+def requeue_job(session: Session, job_id: str, *, worker_id: str) -> None:
+    """Give a running job back to the queue (its worker is stopping): not counted as an
+    attempt; the next worker resumes it from its results file. Committed here."""
+    session.execute(update(Job).where(
+        Job.id == job_id, Job.lease_owner == worker_id, Job.status == "running").values(
+        status="queued", lease_owner=None, lease_expires_at=None, updated_at=utcnow(),
+        attempts=Job.attempts - 1))
+    session.commit()
 
 
 def _end(session: Session, job_id: str, worker_id: str, *, unless_cancelled: bool = False,

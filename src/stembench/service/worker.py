@@ -7,9 +7,12 @@ heartbeat (every ``cancel_poll_s``), which ends the job's shards in flight (a lo
 worker processes are ended) and submits no more; a job whose cancellation arrives while its
 results are being stored ends cancelled, never on the leaderboard. The heartbeat lasts until
 the job's final state is written (re-scoring, report and storing included, uploads too), and
-a renewal that fails (a database hiccup) is logged and tried again at the next beat. On
-Globus Compute the worker also revokes each user's kept Compute token once no job of theirs
-needs it: after each job, and while it waits for work (a job cancelled while queued).
+a renewal that fails (a database hiccup) is logged and tried again at the next beat. A
+worker asked to stop (the service stopping) stops the running job's shards and puts the job
+back in the queue, not counted as an attempt; a job claimed ``max_job_attempts`` times (its
+workers died) ends failed. On Globus Compute the worker also revokes each user's kept
+Compute token once no job of theirs needs it: after each job, and while it waits for work
+(a job cancelled while queued).
 """
 
 from __future__ import annotations
@@ -158,6 +161,7 @@ class Worker:
         self.worker_id = f"{socket.gethostname()[:40]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._executor: CancellableExecutor | None = None  # the running job's
 
     def start(self) -> None:
         """Start polling in a daemon thread."""
@@ -165,8 +169,12 @@ class Worker:
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Ask the loop to stop and wait for it (a running job keeps its lease and resumes)."""
+        """Ask the loop to stop, stop the running job's shards, and wait for the loop; the
+        job goes back to the queue, and a worker resumes it from its results file."""
         self._stop.set()
+        running = self._executor
+        if running is not None:
+            running.stop()
         if self._thread is not None:
             self._thread.join(timeout)
 
@@ -299,8 +307,12 @@ class Worker:
                 self._fail(job, f"cannot start an executor: {exc}")
                 return
             executors.append(executor)
+            self._executor = executor
+            if self._stop.is_set():  # stopping began while the executor was built
+                executor.stop()
             self._evaluate(job, target, executor, progress.path, lost)
         finally:
+            self._executor = None
             done.set()
 
     def _evaluate(self, job: Job, target: Target, executor: CancellableExecutor,
@@ -321,11 +333,14 @@ class Worker:
                                shard_function=import_function(self.settings.shard_function),
                                identify=None)  # one results file per job: nothing stale
         except Exception as exc:
-            self._fail(job, f"{type(exc).__name__}: {exc}", cancelled=executor.stopped.is_set()
-                       and not lost.is_set())
+            if not self._requeued(job, lost):
+                self._fail(job, f"{type(exc).__name__}: {exc}",
+                           cancelled=executor.stopped.is_set() and not lost.is_set())
             return
         finally:
             executor.shutdown(wait=False, cancel_futures=True)
+        if self._requeued(job, lost):
+            return
         if lost.is_set():
             log.warning("worker %s lost the lease of job %s", self.worker_id, job.id)
         elif executor.stopped.is_set():
@@ -337,6 +352,15 @@ class Worker:
         else:  # every image has a result (those of a shard that failed as a whole: failed)
             results = ResultsFile(results_path)
             self._finish(job, results.current_shards(outcome.shard_ids), folder)
+
+    def _requeued(self, job: Job, lost: threading.Event) -> bool:
+        """Give the job back to the queue if this worker is stopping (True then)."""
+        if not self._stop.is_set() or lost.is_set():
+            return False
+        log.warning("worker %s stopping: job %s goes back to the queue", self.worker_id, job.id)
+        with self.sessions() as session:
+            store.requeue_job(session, job.id, worker_id=self.worker_id)
+        return True
 
     def _fail(self, job: Job, error: str, *, cancelled: bool = False) -> None:
         with self.sessions() as session:
