@@ -55,7 +55,10 @@ class RemoteTaskError(StembenchError):
 def remote_error_line(remote_data: str) -> str:
     """The last line of a remote traceback (the exception raised on the endpoint).
 
-    The whole traceback goes to the debug log.
+    A message that is no traceback (an endpoint's failure notice, e.g. ``Identity failed to
+    map to a local user name.`` followed by the identity on lines of its own:
+    globus_compute_endpoint/endpoint/core_endpoint.py:690-693, 746-753) is kept whole, its
+    lines joined with ``; ``. The whole text goes to the debug log.
 
     Parameters
     ----------
@@ -65,7 +68,9 @@ def remote_error_line(remote_data: str) -> str:
     """
     log.debug("remote task failed: %s", remote_data)
     lines = [line.strip() for line in remote_data.splitlines() if line.strip()]
-    return lines[-1] if lines else "no remote traceback"
+    if not lines:
+        return "no remote traceback"
+    return lines[-1] if "Traceback (most recent call last)" in remote_data else "; ".join(lines)
 
 
 class TaskTooLargeError(StembenchError):
