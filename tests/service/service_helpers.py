@@ -42,6 +42,22 @@ def run_blocked_job(client: Any) -> tuple[str, Any, threading.Thread]:
     return job_id, worker, runner
 
 
+def lock_is_held(path: Path | str) -> bool:
+    """Whether someone holds the ``flock`` of the lock file ``path`` (tried from another
+    open file, which is refused while the lock is held, even in this process)."""
+    import fcntl
+    import os
+
+    descriptor = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(descriptor)
+    return False
+
+
 def verify_now(verifier: Any, header: str) -> Any:
     """The identity ``verifier`` finds behind ``header`` (its request-path check, run here)."""
     import asyncio

@@ -8,15 +8,13 @@ deletes it) under the owner's lock when their last job ended. Globus Auth is moc
 
 from __future__ import annotations
 
-import fcntl
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import responses
-from service_helpers import CLIENT_ID
+from service_helpers import CLIENT_ID, lock_is_held
 
 pytest.importorskip("globus_compute_sdk")
 
@@ -86,14 +84,7 @@ def test_a_refreshed_token_is_kept_under_its_owners_lock(
     save = credentials.save
 
     def watched_save(owner: str, tokens: dict[str, Any]) -> None:
-        lock = os.open(next(tmp_path.glob("*.lock")), os.O_RDWR)
-        try:  # another open file: refused while the owner's lock is held
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            locked_while_saving.append(False)
-        except BlockingIOError:
-            locked_while_saving.append(True)
-        finally:
-            os.close(lock)
+        locked_while_saving.append(lock_is_held(next(tmp_path.glob("*.lock"))))
         save(owner, tokens)
 
     monkeypatch.setattr(credentials, "save", watched_save)

@@ -12,7 +12,7 @@ import time
 
 import pytest
 from fastapi.testclient import TestClient
-from service_helpers import bearer, make_settings
+from service_helpers import bearer, lock_is_held, make_settings
 from service_uploads import CARD, packed, results_file, shards, upload
 
 from stembench.service.app import create_app
@@ -193,3 +193,26 @@ def test_the_upload_sweeper_survives_an_unexpected_error(tmp_path, monkeypatch,
         sweeper.stop()
     assert "sweeping abandoned uploads failed" in caplog.text
     assert "RuntimeError: an unforeseen failure" in caplog.text
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_completion_joins_the_parts_under_the_owners_lock(client, monkeypatch) -> None:
+    """A second completion of the same upload may be deleting its parts meanwhile."""
+    from stembench.service import uploads
+    from stembench.service.upload_parts import upload_folder
+
+    real, held = uploads._joined, []
+
+    def probed(folder: object, digest: str, parts: int, limit: int) -> bytes:
+        owner_folder = upload_folder(client.app.state.settings, "alice", digest).parent
+        held.append(lock_is_held(owner_folder.parent / f"{owner_folder.name}.lock"))
+        return real(folder, digest, parts, limit)
+
+    monkeypatch.setattr(uploads, "_joined", probed)
+    digest = hashlib.sha256(b"x" * 10).hexdigest()
+    put = client.put(f"/api/uploads/{digest}/parts/0", content=b"x" * 10,
+                     headers={**bearer("alice"), "Content-Type": "application/octet-stream"})
+    assert put.status_code == 200, put.text
+    client.post(f"/api/uploads/{digest}/complete", json={"parts": 1, "model_card": CARD},
+                headers=bearer("alice"))
+    assert held == [True]

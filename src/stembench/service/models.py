@@ -8,7 +8,11 @@ and DELETE on them, and the ORM refuses to flush a change to a stored row.
 
 from __future__ import annotations
 
+import json
+import math
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     Boolean,
@@ -36,6 +40,7 @@ __all__ = [
     "Job",
     "LoggedOutToken",
     "ResultRow",
+    "result_row",
 ]
 
 JOB_STATUSES = ("queued", "running", "done", "failed", "cancelled")
@@ -174,3 +179,30 @@ class LoggedOutToken(Base):
 
     token_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+def _number(value: Any) -> float | None:
+    if value is None:
+        return None
+    number = float(value)
+    return None if math.isnan(number) else number
+
+
+def result_row(job_id: str, record: Mapping[str, Any], stored_at: Any) -> ResultRow:
+    """The stored row of one re-scored score record (non-finite numbers stored as NULL)."""
+    safe = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+            for k, v in record.items()}
+    return ResultRow(
+        job_id=job_id, image_id=str(record["image_id"]), model=str(record["model"]),
+        model_version=str(record["model_version"]), framework=record.get("framework"),
+        weights_sha256=str(record["weights_sha256"]), dataset_name=record.get("dataset_name"),
+        dataset_version=record.get("dataset_version"),
+        dataset_manifest_sha256=record.get("dataset_manifest_sha256"),
+        group=str(record["group"]), series=str(record["series"]), step=int(record["step"]),
+        axis_value=_number(record.get("axis_value")), seed=int(record["seed"]),
+        recall=_number(record.get("recall")), precision=_number(record.get("precision")),
+        f1=_number(record.get("f1")), rms_angstrom=_number(record.get("rms_angstrom")),
+        tp=int(record["tp"]), fp=int(record["fp"]), fn=int(record["fn"]),
+        host=record.get("host"), device=record.get("device"),
+        stembench_version=record.get("stembench_version"), error=record.get("error"),
+        record_json=json.dumps(safe, sort_keys=True, allow_nan=False), stored_at=stored_at)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
@@ -21,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from stembench.errors import StembenchError
 from stembench.service.db import utcnow
-from stembench.service.models import ACTIVE_STATUSES, CutoffRow, Job, ResultRow
+from stembench.service.models import ACTIVE_STATUSES, CutoffRow, Job, result_row
 
 __all__ = [
     "JobConflictError",
@@ -338,32 +337,6 @@ def find_duplicate_result(session: Session, job: Job, *, weights_sha256: str,
         Job.dataset_preset == job.dataset_preset).order_by(Job.finished_at).limit(1))
 
 
-def _number(value: Any) -> float | None:
-    if value is None:
-        return None
-    number = float(value)
-    return None if math.isnan(number) else number
-
-
-def _result_row(job_id: str, record: Mapping[str, Any], stored_at: Any) -> ResultRow:
-    safe = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-            for k, v in record.items()}
-    return ResultRow(
-        job_id=job_id, image_id=str(record["image_id"]), model=str(record["model"]),
-        model_version=str(record["model_version"]), framework=record.get("framework"),
-        weights_sha256=str(record["weights_sha256"]), dataset_name=record.get("dataset_name"),
-        dataset_version=record.get("dataset_version"),
-        dataset_manifest_sha256=record.get("dataset_manifest_sha256"),
-        group=str(record["group"]), series=str(record["series"]), step=int(record["step"]),
-        axis_value=_number(record.get("axis_value")), seed=int(record["seed"]),
-        recall=_number(record.get("recall")), precision=_number(record.get("precision")),
-        f1=_number(record.get("f1")), rms_angstrom=_number(record.get("rms_angstrom")),
-        tp=int(record["tp"]), fp=int(record["fp"]), fn=int(record["fn"]),
-        host=record.get("host"), device=record.get("device"),
-        stembench_version=record.get("stembench_version"), error=record.get("error"),
-        record_json=json.dumps(safe, sort_keys=True, allow_nan=False), stored_at=stored_at)
-
-
 def finish_job(session: Session, job: Job, *, worker_id: str,
                records: Sequence[Mapping[str, Any]], cutoffs: Iterable[Mapping[str, Any]],
                card: Mapping[str, Any] | None, error: str | None = None) -> str | None:
@@ -399,7 +372,7 @@ def finish_job(session: Session, job: Job, *, worker_id: str,
         job.source == "worker" else None
     if duplicate is None:
         now = utcnow()
-        session.add_all(_result_row(job.id, record, now) for record in records)
+        session.add_all(result_row(job.id, record, now) for record in records)
         session.add_all(CutoffRow(job_id=job.id, group=c["group"], axis=c["axis"],
                                   method=c["method"], status=c["status"], value=c["value"],
                                   cutoff_json=json.dumps(c, allow_nan=False)) for c in cutoffs)
