@@ -78,13 +78,33 @@ def _introspects_active(expires: int) -> None:
 
 
 @responses.activate
-def test_cache_expires_after_ttl() -> None:
-    _introspects_active(int(time.time()) + 3600)
-    verifier = TokenVerifier(CLIENT_ID, "secret", required_scope=SCOPE, cache_ttl_s=0.05)
-    verify_now(verifier, "Bearer T")
-    time.sleep(0.1)
-    verify_now(verifier, "Bearer T")
-    assert len(responses.calls) == 2
+def test_an_accepted_token_is_introspected_once_and_rechecked_for_logout(monkeypatch) -> None:
+    """Globus Auth is asked once in the token's lifetime; past the TTL only the logout
+    record is asked again, and a logout recorded meanwhile (another process) refuses it."""
+    now = time.time()
+    _introspects_active(int(now) + 3600)
+    verifier = TokenVerifier(CLIENT_ID, "secret", required_scope=SCOPE, cache_ttl_s=60)
+    looked_up: list[str] = []
+    logged_out: set[str] = set()
+
+    def record(key: str) -> bool:
+        looked_up.append(key)
+        return key in logged_out
+
+    verifier.logged_out = record
+    assert verify_now(verifier, "Bearer T").sub == "u1"
+    assert verify_now(verifier, "Bearer T").sub == "u1"  # within the TTL: nothing asked
+    assert len(looked_up) == 1
+    for step in (1, 2):
+        monkeypatch.setattr("stembench.service.auth.time.time", lambda s=step: now + 61 * s)
+        if step == 2:
+            logged_out.add(looked_up[0])
+            with pytest.raises(AuthError, match="logged out"):
+                verify_now(verifier, "Bearer T")
+        else:
+            assert verify_now(verifier, "Bearer T").sub == "u1"
+    assert len(looked_up) == 3
+    assert len(responses.calls) == 1  # introspected once in the token's lifetime
 
 
 @responses.activate

@@ -7,10 +7,12 @@ linked identities of ``identity_set``: a job belongs to whoever holds its owner 
 identity set. Invalid tokens answer 401 (``invalid_token``), a token without the scope 403
 (``insufficient_scope``), as RFC 6750 asks.
 
-No caller can stall the service with tokens: an accepted token is reused for
-``cache_ttl_s`` (never past the ``exp`` introspection gave), a refused one for as long as
-its refusal holds (a token never becomes active again), and a token the service revokes or
-its holder logs out of (``POST /api/logout``) is dropped from the cache and refused; the
+No caller can stall the service with tokens: Globus Auth is asked about a token once in
+its lifetime (an accepted token's introspection is kept until its ``exp``, a refused one for
+as long as its refusal holds: a token never becomes active again); an accepted token is
+looked up in the service's logout record again every ``cache_ttl_s`` (a database query on
+the verifier's threads, no call to Globus), and a token the service revokes or its holder
+logs out of (``POST /api/logout``) is dropped from the caches and refused; the
 request path (:meth:`TokenVerifier.verify_async`) introspects on a few threads of the
 verifier's own, never the request threads, one introspection per token however many
 requests carry it, and answers 503 when Globus Auth has not answered within ``timeout_s``
@@ -98,7 +100,8 @@ class TokenVerifier:
     required_scope : str
         Scope string every accepted token must carry.
     cache_ttl_s : float
-        Seconds an accepted token is reused without asking Globus again (never past ``exp``).
+        Seconds an accepted token is reused before it is looked up in the logout record
+        again (:attr:`logged_out`); Globus Auth is asked once per token, until its ``exp``.
     timeout_s : float
         Seconds a request waits for an introspection before it is answered 503.
     auth_client : object, optional
@@ -115,6 +118,8 @@ class TokenVerifier:
         self._client = auth_client or bounded_auth_client(client_id, client_secret,
                                                           timeout_s=timeout_s)
         self._cache: OrderedDict[str, tuple[float, Identity]] = OrderedDict()
+        #: accepted introspections, kept until the token's exp: (exp, identity)
+        self._introspected: OrderedDict[str, tuple[float, Identity]] = OrderedDict()
         self._refused: OrderedDict[str, AuthError] = OrderedDict()
         self._in_flight: dict[str, cf.Future[Identity]] = {}
         self._pool = cf.ThreadPoolExecutor(_INTROSPECTION_THREADS,
@@ -152,7 +157,12 @@ class TokenVerifier:
         try:
             if self.logged_out is not None and self.logged_out(key):
                 raise AuthError(401, "invalid_token", _LOGGED_OUT)
-            identity, expires = self._check(self._introspect(token), now)
+            with self._lock:
+                known = self._introspected.get(key)
+            if known is not None and known[0] > now:  # asked in its lifetime already
+                expires, identity = known
+            else:
+                identity, expires = self._check(self._introspect(token), now)
         except AuthError as exc:
             if exc.status in (401, 403):
                 with self._lock:
@@ -164,8 +174,11 @@ class TokenVerifier:
             if key in self._refused:  # revoked or logged out while it was being checked
                 raise self._refused[key]
             self._cache[key] = (min(now + self.cache_ttl_s, expires), identity)
-            while len(self._cache) > _CACHE_SIZE:
-                self._cache.popitem(last=False)
+            self._introspected[key] = (expires, identity)
+            for cache in (self._cache, self._introspected):
+                cache.move_to_end(key)
+                while len(cache) > _CACHE_SIZE:
+                    cache.popitem(last=False)
         return identity
 
     def _flight(self, key: str, token: str, network: str) -> cf.Future[Identity]:
@@ -344,6 +357,7 @@ class TokenVerifier:
         key = hashlib.sha256(token.encode()).hexdigest()
         with self._lock:
             self._cache.pop(key, None)
+            self._introspected.pop(key, None)
             self._refused[key] = AuthError(401, "invalid_token", reason)
             while len(self._refused) > _CACHE_SIZE:
                 self._refused.popitem(last=False)

@@ -1,10 +1,11 @@
 """Tokens logged out of the service, kept in its database until they expire.
 
 ``POST /api/logout`` records the token's SHA-256 with the token's own expiry; every
-process of the service refuses a recorded token when it next asks Globus Auth about it
-(a token it holds accepted in its cache is dropped at once in the process that logged it
-out, within ``token_cache_ttl_s`` in the others). The record lives apart from the cache of
-refused tokens, so no number of made-up tokens can push a logout out.
+process of the service refuses a recorded token when it next looks it up (a token it holds
+accepted in its cache is dropped at once in the process that logged it out, within
+``token_cache_ttl_s`` in the others, which look an accepted token up again that often).
+The record lives apart from the cache of refused tokens, so no number of made-up tokens can
+push a logout out.
 """
 
 from __future__ import annotations

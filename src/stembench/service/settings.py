@@ -53,7 +53,8 @@ class ServiceSettings(pydantic_settings.BaseSettings):
     required_scope : str or None
         Scope a token must carry; default ``https://auth.globus.org/scopes/<client id>/benchmark``.
     token_cache_ttl_s : float
-        How long (seconds) a successful introspection is reused (never past the token's ``exp``).
+        How long (seconds) an accepted token is reused before the service looks it up in its
+        logout record again; Globus Auth is asked once per token, until the token's ``exp``.
     introspection_timeout_s : float
         How long (seconds) a request waits for Globus Auth to check its token before it is
         answered 503.
