@@ -96,3 +96,24 @@ def test_the_first_use_registers_and_keeps_the_source_digest(
     kept = json.loads(user_config.read_text())["compute_functions"]
     assert kept[compute_functions.__version__] == {"function_id": function_id,
                                                    "source_sha256": source_digest()}
+
+
+def test_kept_versions_are_ordered_as_releases_not_as_text(
+        user_config: Path, registry: tuple[responses.RequestsMock, Client],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """0.10.0 came after 0.9.0: the refusal names it, and of two ids kept for the same
+    source the one of 0.10.0 goes on."""
+    rsps, client = registry
+    newer_id = "5d0c7a32-1f4e-4b7c-9d3e-2a6b8c1e0f47"
+    user_config.parent.mkdir(parents=True)
+    other = {"0.10.0": {"function_id": newer_id, "source_sha256": "1" * 64},
+             "0.9.0": {"function_id": OLD_ID, "source_sha256": "0" * 64}}
+    user_config.write_text(json.dumps({"compute_functions": other}))
+    _upgrade(monkeypatch)
+    with pytest.raises(InputError, match=rf"kept for stembench 0\.10\.0 \({newer_id}\)"):
+        ensure_function_id(client)
+    same = {version: {**entry, "source_sha256": source_digest()}
+            for version, entry in other.items()}
+    user_config.write_text(json.dumps({"compute_functions": same}))
+    assert stored_function_id() == newer_id
+    assert not rsps.calls

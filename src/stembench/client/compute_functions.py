@@ -23,6 +23,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from packaging.version import InvalidVersion, Version
+
 from stembench._optional import require
 from stembench._version import __version__
 from stembench.atomic import atomic_write_text
@@ -74,10 +76,20 @@ def source_digest() -> str:
     return hashlib.sha256(f"{ENTRY_NAME}\n{entry_source()}".encode()).hexdigest()
 
 
+def _release_order(version: str) -> tuple[int, Any]:
+    """Sort key of a stembench version: release order (0.9.0 before 0.10.0); a key that is
+    no version (a hand-edited file) sorts before every version, by its text."""
+    try:
+        return 1, Version(version)
+    except InvalidVersion:
+        return 0, version
+
+
 def _kept() -> dict[str, Any]:
+    """The kept ids by stembench version, oldest version first."""
     entries = _read_config().get("compute_functions", {})
-    return {version: entry for version, entry in sorted(entries.items())
-            if isinstance(entry, dict) and "function_id" in entry}
+    return {version: entries[version] for version in sorted(entries, key=_release_order)
+            if isinstance(entries[version], dict) and "function_id" in entries[version]}
 
 
 def stored_function_id(version: str | None = None) -> str | None:
