@@ -350,3 +350,36 @@ def test_job_endpoint_options_are_checked_at_submission_and_reach_the_endpoint(
             "account": "12345", "walltime": "00:30:00", "task_timeout_s": 3240}
     finally:
         executor.shutdown(wait=False, cancel_futures=True)
+
+
+def test_a_configured_schema_gives_a_non_owners_job_the_endpoint_limit(
+        tmp_path: Path, rsps: responses.RequestsMock) -> None:
+    """Only an endpoint's owner may read its metadata (403 for the job's owner here): the
+    schema the operator configures checks the options and gives each task its limit."""
+    from stembench.service.models import Job
+    from stembench.service.worker import Worker
+
+    FakeAuth(rsps)
+    _compute_routes(rsps, "online")
+    RegisteredResponse(service="compute", path=f"/v2/endpoints/{ALLOWED}", method="GET",
+                       status=403, json={"code": "FORBIDDEN", "error": "not the owner"}
+                       ).add(requests_mock=rsps)
+    with globus_app(tmp_path, compute_endpoint_schema="slurm-gpu") as client:
+        refused = client.post("/api/jobs", headers=bearer("alice"), json={
+            "model": "log-blob", "endpoint_id": ALLOWED, "endpoint_options": {"walltime": "x"}})
+        assert refused.status_code == 422, refused.text
+        answer = client.post("/api/jobs", headers=bearer("alice"), json={
+            "model": "log-blob", "endpoint_id": ALLOWED, "endpoint_options": {"account": "7"}})
+        assert answer.status_code == 201, answer.text
+        app = client.app
+    with app.state.sessions() as session:
+        row = session.get(Job, answer.json()["job"]["id"])
+    executor = Worker(app.state.settings, app.state.sessions)._compute_executor(row)
+    try:
+        assert executor.inner.user_endpoint_config == {"account": "7", "task_timeout_s": 3240}
+    finally:
+        executor.shutdown(wait=False, cancel_futures=True)
+    with pytest.raises(InputError, match="compute_endpoint_schema: endpoint option schema"):
+        make_settings(tmp_path, "sqlite://", executor="globus", allowed_endpoint_ids=(ALLOWED,),
+                      compute_function_id=FUNCTION, credentials_key=KEY,
+                      compute_endpoint_schema=str(tmp_path / "missing.json"))

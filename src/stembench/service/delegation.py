@@ -103,12 +103,13 @@ def _keep_and_create(credentials: CredentialStore, owner: str, minted: dict[str,
 def _endpoint_options_refusal(settings: Any, body: SubmitIn, access_token: str) -> str | None:
     """Why the job's endpoint options are refused by the schema its endpoint publishes.
 
-    Read with the caller's own Compute token (``Client.get_endpoint_metadata``, one attempt
-    bounded by the introspection timeout); an endpoint that publishes no schema checks the
-    options itself when the job runs.
+    The schema is ``settings.compute_endpoint_schema`` where set, else the one the endpoint
+    publishes, read with the caller's own Compute token (``Client.get_endpoint_metadata``,
+    one attempt bounded by the introspection timeout); an endpoint that publishes no schema
+    checks the options itself when the job runs.
     """
     from stembench._optional import require
-    from stembench.client.remote_endpoints import check_endpoint_options, published_schema
+    from stembench.client.remote_endpoints import endpoint_options
     from stembench.errors import InputError
 
     globus_sdk = require("globus_sdk", extra="service", purpose="Globus Auth")
@@ -116,7 +117,8 @@ def _endpoint_options_refusal(settings: Any, body: SubmitIn, access_token: str) 
     client = bounded_compute_client(globus_sdk.AccessTokenAuthorizer(access_token),
                                     timeout_s=settings.introspection_timeout_s)
     try:
-        check_endpoint_options(dict(body.endpoint_options), published_schema(client, endpoint))
+        endpoint_options(client, endpoint, dict(body.endpoint_options),
+                         schema=settings.compute_endpoint_schema)
     except InputError as exc:
         return str(exc)
     return None

@@ -85,6 +85,12 @@ class ServiceSettings(pydantic_settings.BaseSettings):
     compute_function_id : str or None
         stembench's registered Globus Compute function (``stembench endpoint function
         --register --public``), needed with ``executor == "globus"``.
+    compute_endpoint_schema : str or None
+        The option schema of the allowed endpoints: the stembench template they were written
+        from (``slurm-gpu``) or a ``user_config_schema.json`` file. Used instead of the
+        schema an endpoint publishes, which only its owner may read (403 for the others):
+        with it, job options are checked at submission and each task carries the
+        endpoint's own per-task limit (``task_timeout_s``); ``None``: the published one.
     credentials_key : str or None
         Fernet key (``cryptography.fernet.Fernet.generate_key()``) that encrypts the users'
         delegated Globus Compute tokens at rest; needed with ``executor == "globus"``.
@@ -149,6 +155,7 @@ class ServiceSettings(pydantic_settings.BaseSettings):
     ] = ()
     default_endpoint_id: str | None = None
     compute_function_id: str | None = None
+    compute_endpoint_schema: str | None = None
     credentials_key: str | None = pydantic.Field(default=None, repr=False)
     compute_timeout_s: float = 60.0
     dataset_cache_dir: str | None = None
@@ -219,9 +226,9 @@ class ServiceSettings(pydantic_settings.BaseSettings):
     def _check_endpoints(self) -> None:
         allowed = self.allowed_endpoint_ids
         if self.executor != "globus":
-            if allowed or self.default_endpoint_id:
-                raise InputError("service settings: allowed_endpoint_ids and "
-                                 "default_endpoint_id need executor 'globus'")
+            if allowed or self.default_endpoint_id or self.compute_endpoint_schema:
+                raise InputError("service settings: allowed_endpoint_ids, default_endpoint_id "
+                                 "and compute_endpoint_schema need executor 'globus'")
             return
         if not allowed:
             raise InputError("service settings: executor 'globus' needs allowed_endpoint_ids "
@@ -233,6 +240,13 @@ class ServiceSettings(pydantic_settings.BaseSettings):
             raise InputError("service settings: executor 'globus' needs compute_function_id "
                              "(stembench endpoint function --register --public)")
         _uuid(self.compute_function_id, "compute_function_id")
+        if self.compute_endpoint_schema:  # read now: a bad one is refused at start-up
+            from stembench.client.remote_endpoints import parse_endpoint_options
+
+            try:
+                parse_endpoint_options((), schema=self.compute_endpoint_schema)
+            except InputError as exc:
+                raise InputError(f"service settings: compute_endpoint_schema: {exc}") from None
         _check_fernet_key(self.credentials_key)
         if self.default_endpoint_id and _uuid(self.default_endpoint_id,
                                               "default_endpoint_id") not in allowed:

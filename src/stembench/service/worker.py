@@ -262,6 +262,7 @@ class Worker:
                                     max_retries=_COMPUTE_RETRIES)
         (target,) = remote_targets([endpoint], client=client,
                                    options=json.loads(job.endpoint_options or "{}") or None,
+                                   option_schema=settings.compute_endpoint_schema,
                                    task_timeout_s=DEFAULT_TASK_DEADLINE_S,
                                    function_id=settings.compute_function_id)
         assert isinstance(target.executor, RegisteredFunctionExecutor)  # with its watch
