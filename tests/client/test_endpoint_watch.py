@@ -127,3 +127,13 @@ def test_the_watch_thread_checks_until_it_gives_up_or_is_closed(
     assert not closed._thread.is_alive() and len(rsps.calls) == 3
     with pytest.raises(InputError, match="interval must be > 0 seconds"):
         EndpointWatch(user_client(), ENDPOINT, interval_s=0)
+
+
+def test_the_caller_chooses_what_the_offline_line_advises(rsps: responses.RequestsMock) -> None:
+    answers(rsps, "offline")
+    hint = "the job can be submitted again once the endpoint is back online"
+    watch = EndpointWatch(bounded_status_client(user_client()), ENDPOINT, interval_s=60,
+                          hint=hint)
+    line = verdicts(watch, 2)[1]
+    assert line is not None and line.endswith(f"(finished ones are kept): {hint}")
+    assert "globus-compute-endpoint start" not in line

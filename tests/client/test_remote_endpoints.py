@@ -8,6 +8,7 @@ stembench registers and the arguments it sends go through the real Compute seria
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import threading
@@ -369,6 +370,23 @@ def test_endpoint_offline_during_the_listing_stops_the_run_with_its_line(
         evaluate("echo", results_path=tmp_path / "r.jsonl", targets=[target], progress=False,
                  identify=None, task_deadline_s=30.0)
     target.executor.shutdown(wait=True, cancel_futures=True)
+
+
+def test_an_executor_that_cannot_be_built_leaves_no_status_watch(
+        rsps: responses.RequestsMock, client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SDK's own Executor refuses to be built (here an argument it does not know): no
+    status-watch thread is left polling with the user's token."""
+    import globus_compute_sdk
+
+    endpoint_status(rsps, "online")
+    monkeypatch.setattr(globus_compute_sdk, "Executor", functools.partial(
+        globus_compute_sdk.Executor, unknown_option=1))
+    before = set(threading.enumerate())
+    with pytest.raises(TypeError, match="'unknown_option' is an invalid argument"):
+        remote_targets([ENDPOINT], client=client, function_id=FUNCTION_ID,
+                       status_interval_s=60.0)
+    assert [t.name for t in threading.enumerate()
+            if t not in before and t.name == "stembench-endpoint-watch"] == []
 
 
 def test_sdk_executor_gets_port_options_and_serializer(

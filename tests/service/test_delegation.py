@@ -348,6 +348,9 @@ def test_job_endpoint_options_are_checked_at_submission_and_reach_the_endpoint(
         assert executor.inner.user_endpoint_config == {
             # 90 % of the worker's 3600 s task deadline: the endpoint stops a task first
             "account": "12345", "walltime": "00:30:00", "task_timeout_s": 3240}
+        # a web user cannot restart the endpoint or rerun a command: the service's advice
+        assert executor.watch is not None
+        assert executor.watch.hint.startswith("the job can be submitted again")
     finally:
         executor.shutdown(wait=False, cancel_futures=True)
 

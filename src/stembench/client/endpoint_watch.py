@@ -35,7 +35,7 @@ from stembench.client.scheduler import describe_error
 from stembench.errors import InputError
 
 __all__ = ["DEFAULT_STATUS_INTERVAL_S", "ERRORS_BEFORE_WARNING", "OFFLINE_ANSWERS",
-           "STATUS_TIMEOUT_S", "EndpointWatch", "bounded_status_client"]
+           "RESTART_HINT", "STATUS_TIMEOUT_S", "EndpointWatch", "bounded_status_client"]
 
 #: Seconds between two status checks of an endpoint during a run.
 DEFAULT_STATUS_INTERVAL_S = 15.0
@@ -45,6 +45,8 @@ STATUS_TIMEOUT_S = 10.0
 OFFLINE_ANSWERS = 2
 #: Failed status calls in a row before one warning that the endpoint cannot be watched.
 ERRORS_BEFORE_WARNING = 3
+#: What the line of an endpoint that went offline tells a command-line user to do.
+RESTART_HINT = "start it again (globus-compute-endpoint start NAME), then run the same command"
 
 
 def bounded_status_client(client: Any, *, timeout_s: float = STATUS_TIMEOUT_S) -> Any:
@@ -93,12 +95,16 @@ class EndpointWatch:
         The endpoint's UUID.
     interval_s : float
         Seconds between checks (> 0); the first comes one interval after :meth:`start`.
+    hint : str
+        What :meth:`gone`'s line tells its reader to do once the endpoint is given up.
     """
 
-    def __init__(self, client: Any, endpoint_id: str, *, interval_s: float) -> None:
+    def __init__(self, client: Any, endpoint_id: str, *, interval_s: float,
+                 hint: str = RESTART_HINT) -> None:
         if not interval_s > 0:
             raise InputError(f"endpoint status interval must be > 0 seconds, got {interval_s}")
         self.client, self.endpoint_id, self.interval_s = client, endpoint_id, interval_s
+        self.hint = hint
         self.offline_answers = 0
         self.errors = 0
         self._reason: str | None = None
@@ -140,5 +146,4 @@ class EndpointWatch:
         if self.offline_answers >= OFFLINE_ANSWERS:
             self._reason = (
                 f"Globus Compute endpoint {self.endpoint_id} went offline mid-run; its "
-                "unfinished shards were given up (finished ones are kept): start it again "
-                "(globus-compute-endpoint start NAME), then run the same command")
+                f"unfinished shards were given up (finished ones are kept): {self.hint}")

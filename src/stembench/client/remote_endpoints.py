@@ -26,6 +26,7 @@ from stembench.client.compute_functions import (
 )
 from stembench.client.endpoint_watch import (
     DEFAULT_STATUS_INTERVAL_S,
+    RESTART_HINT,
     EndpointWatch,
     bounded_status_client,
 )
@@ -259,7 +260,8 @@ def remote_targets(endpoint_ids: Sequence[str], *, client: Any = None,
                    task_timeout_s: float | None = None,
                    amqp_port: int | None = None, https_only: bool = False,
                    function_id: str | None = None, max_in_flight: int = 8,
-                   status_interval_s: float | None = DEFAULT_STATUS_INTERVAL_S) -> list[Target]:
+                   status_interval_s: float | None = DEFAULT_STATUS_INTERVAL_S,
+                   offline_hint: str = RESTART_HINT) -> list[Target]:
     """One :class:`Target` per endpoint, each submitting to stembench's registered function.
 
     Parameters
@@ -290,6 +292,9 @@ def remote_targets(endpoint_ids: Sequence[str], *, client: Any = None,
         (:class:`~stembench.client.endpoint_watch.EndpointWatch`): an endpoint that goes
         offline fails its unfinished shards at once instead of at their deadlines.
         ``None``: not watched.
+    offline_hint : str
+        What the line of an endpoint that went offline tells the reader to do (default:
+        restart it and run the same command).
 
     Notes
     -----
@@ -323,10 +328,12 @@ def remote_targets(endpoint_ids: Sequence[str], *, client: Any = None,
 
     def target(endpoint_id: str) -> Target:
         watch = None if status_interval_s is None else EndpointWatch(
-            bounded_status_client(client), endpoint_id, interval_s=status_interval_s).start()
+            bounded_status_client(client), endpoint_id, interval_s=status_interval_s,
+            hint=offline_hint)
+        executor = build(endpoint_id)  # before the watch starts: a failed build leaves none
         return Target(endpoint_id, RegisteredFunctionExecutor(
-            build(endpoint_id), function_id, rebuild=functools.partial(build, endpoint_id),
-            watch=watch), max_in_flight=max_in_flight,
+            executor, function_id, rebuild=functools.partial(build, endpoint_id),
+            watch=None if watch is None else watch.start()), max_in_flight=max_in_flight,
             gone=None if watch is None else watch.gone)
 
     return [target(endpoint_id) for endpoint_id in endpoint_ids]

@@ -264,7 +264,9 @@ class Worker:
                                    options=json.loads(job.endpoint_options or "{}") or None,
                                    option_schema=settings.compute_endpoint_schema,
                                    task_timeout_s=DEFAULT_TASK_DEADLINE_S,
-                                   function_id=settings.compute_function_id)
+                                   function_id=settings.compute_function_id,
+                                   offline_hint="the job can be submitted again once the "
+                                   "endpoint is back online")
         assert isinstance(target.executor, RegisteredFunctionExecutor)  # with its watch
         return target.executor
 
