@@ -121,13 +121,39 @@ def _until_closed(connection: socket.socket) -> bytes:
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
-def test_a_trickled_body_gets_408_and_its_connection_closes(tmp_path, database_url,
-                                                           globus_auth) -> None:
+def test_a_stalled_body_gets_408_and_its_connection_closes(tmp_path, database_url,
+                                                          globus_auth) -> None:
     app = create_app(make_settings(tmp_path, database_url, body_read_timeout_s=0.5))
     with LiveServer(app) as server, _held(server.port, globus_auth) as connection:
         answer = _until_closed(connection)  # the service closes it
     assert answer.startswith(b"HTTP/1.1 408 "), answer
-    assert b"did not arrive within 0.5 s" in answer
+    assert b"no part of the request body arrived for 0.5 s" in answer
+    app.state.engine.dispose()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_slow_but_steady_body_is_read_whatever_its_length(tmp_path, database_url,
+                                                           globus_auth) -> None:
+    """The body takes longer than the timeout in all (each pause sleeps at least its
+    length), every pause far shorter than it: the part is stored, never answered 408."""
+    timeout_s, pieces = 2.0, 10
+    app = create_app(make_settings(tmp_path, database_url, body_read_timeout_s=timeout_s))
+    body = bytes(range(100)) * pieces
+    part = "/api/uploads/" + hashlib.sha256(body).hexdigest() + "/parts/0"
+    with LiveServer(app) as server, socket.create_connection(
+            ("127.0.0.1", server.port), timeout=HANG_GUARD_S) as connection:
+        connection.sendall(f"PUT {part} HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer "
+                           "alice-token\r\nContent-Type: application/octet-stream\r\n"
+                           f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+                           .encode())
+        try:
+            for start in range(0, len(body), 100):
+                threading.Event().wait(timeout_s * 1.5 / pieces)  # pieces * this > timeout_s
+                connection.sendall(body[start:start + 100])
+        except OSError:  # closed by the service: its answer says why
+            pass
+        answer = _until_closed(connection)
+    assert answer.startswith(b"HTTP/1.1 2"), answer
     app.state.engine.dispose()
 
 

@@ -32,8 +32,10 @@ class PayloadLimit:
     is buffered here: the app reads the body itself, after its token check (an upload
     part's route checks the token first; the small bodies of other routes are read before
     it), and a body without ``Content-Length`` (chunked) is counted as the app reads
-    it, answered 413 once it passes the limit. A body must arrive within ``read_timeout_s``
-    of the request's start: a trickled one is answered 408 and its connection closed. A
+    it, answered 413 once it passes the limit. Each piece of a body must arrive within
+    ``read_timeout_s`` of the app's asking for it (an idle timeout, restarted by every piece
+    received, so a slow but steady upload passes whatever its length): a stalled body is
+    answered 408 and its connection closed. A
     request with more than one ``Authorization`` header is refused (401) whatever its
     method, as its parts would read different ones.
     """
@@ -69,17 +71,17 @@ class PayloadLimit:
             await self._refusal(declared.decode("latin-1")[:20], limit, upload)(
                 {"type": "http"}, _no_receive, send)
             return
-        size, complete, deadline = 0, False, anyio.current_time() + self.read_timeout_s
+        size, complete = 0, False
 
         async def counted() -> Message:
             nonlocal size, complete
             if complete:  # the body is in: a wait for the client's disconnect has no deadline
                 return await receive()
             try:
-                with anyio.fail_after(max(0.0, deadline - anyio.current_time())):
+                with anyio.fail_after(self.read_timeout_s):
                     message = await receive()
             except TimeoutError:
-                raise StarletteHTTPException(408, "the request body did not arrive within "
+                raise StarletteHTTPException(408, "no part of the request body arrived for "
                                              f"{self.read_timeout_s:g} s", headers={
                                                  "Connection": "close"}) from None
             if message["type"] == "http.request":

@@ -61,8 +61,9 @@ class ServiceSettings(pydantic_settings.BaseSettings):
     max_payload_bytes : int
         Largest request body accepted (bytes); larger ones get 413.
     body_read_timeout_s : float
-        Seconds a request's body may take to arrive, from the request's start; a slower
-        (trickled) body gets 408 and its connection is closed.
+        Seconds a request's body may go without sending anything (an idle timeout, restarted
+        by every piece received: a slow but steady body passes); a stalled body gets 408
+        and its connection is closed.
     max_connections : int
         Connections and tasks uvicorn serves at once (``limit_concurrency``); more get 503.
     graceful_shutdown_s : float
