@@ -274,7 +274,17 @@ def renew_lease(session: Session, job_id: str, *, worker_id: str, lease_s: float
 
 def requeue_job(session: Session, job_id: str, *, worker_id: str) -> None:
     """Give a running job back to the queue (its worker is stopping): not counted as an
-    attempt; the next worker resumes it from its results file. Committed here."""
+    attempt; the next worker resumes it from its results file. Committed here.
+
+    Parameters
+    ----------
+    session : sqlalchemy.orm.Session
+        A session of the service's database.
+    job_id : str
+        The job.
+    worker_id : str
+        The worker giving it back; only a job this worker holds is given back.
+    """
     session.execute(update(Job).where(
         Job.id == job_id, Job.lease_owner == worker_id, Job.status == "running").values(
         status="queued", lease_owner=None, lease_expires_at=None, updated_at=utcnow(),
