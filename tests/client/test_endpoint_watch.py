@@ -20,6 +20,7 @@ pytest.importorskip("globus_compute_sdk")
 import globus_sdk
 from globus_compute_sdk import Client
 from globus_sdk.testing import RegisteredResponse, get_response_set
+from globus_sdk.token_storage import TokenStorageData
 from silent_servers import silent_server
 
 from stembench.client.endpoint_watch import (
@@ -137,3 +138,30 @@ def test_the_caller_chooses_what_the_offline_line_advises(rsps: responses.Reques
     line = verdicts(watch, 2)[1]
     assert line is not None and line.endswith(f"(finished ones are kept): {hint}")
     assert "globus-compute-endpoint start" not in line
+
+
+def test_a_token_gone_mid_run_fails_the_status_call_and_never_starts_a_login(
+        rsps: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The user's client has a ``GlobusApp`` (the SDK's default UserApp, tokens in memory)
+    whose default token-validation handler would log in again: once the token is gone the
+    watch's status call is refused (401, a failed call), and no login is started."""
+    app = globus_sdk.UserApp("stembench-test", client_id="4cf29807-cf21-49ec-9443-ff9a3fb9f81c",
+                             config=globus_sdk.GlobusAppConfig(token_storage="memory"))
+    logins: list[dict[str, Any]] = []
+    monkeypatch.setattr(app, "login", lambda **options: logins.append(options))
+    client = Client(app=app, do_version_check=False)
+    app.token_storage.token_storage.store_token_data_by_resource_server({
+        server: TokenStorageData(
+            resource_server=server, identity_id="ae341a98-d274-11e5-b888-dbae3a8ba545",
+            scope=" ".join(map(str, scopes)), access_token=f"{server}-token",
+            refresh_token=None, expires_at_seconds=2**40, token_type="Bearer")
+        for server, scopes in app.scope_requirements.items()})
+    watch = EndpointWatch(bounded_status_client(client), ENDPOINT, interval_s=60)
+    server = client._compute_web_client.v2.resource_server
+    app.token_storage.remove_token_data(server)  # e.g. a logout in another process
+    app._authorizer_factory.clear_cache()  # as a new login or an expired token does
+    answers(rsps, 401)
+    assert verdicts(watch, 1) == [None]
+    assert logins == []
+    assert watch.errors == 1
+    assert rsps.calls[0].request.headers["Authorization"] == f"Bearer {server}-token"

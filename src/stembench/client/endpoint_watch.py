@@ -57,9 +57,11 @@ def bounded_status_client(client: Any, *, timeout_s: float = STATUS_TIMEOUT_S) -
     which a batch submission holds while globus-sdk retries it. The copy has its own lock and
     its own ``ComputeClientV2`` (same service address and credentials) with
     ``RequestsTransport(http_timeout=timeout_s)`` and ``RetryConfig(max_retries=0)``
-    (globus_sdk/transport/requests.py, retry_config.py). Its ``app`` is unset, so an
-    authorization requirement is an error of the call rather than a login prompt
-    (``_client_gares_handler``, sdk/client.py:128-138); the web client keeps the app's tokens.
+    (globus_sdk/transport/requests.py, retry_config.py). Neither the copy nor its web client
+    has the user's ``GlobusApp``: the web client has the authorizer the app gives when the
+    copy is made (on the calling thread), so a missing, expired or refused token fails the
+    call (401) rather than starting a login (the app's token-validation handler, or
+    ``_client_gares_handler``, sdk/client.py:128-138).
 
     Parameters
     ----------
@@ -72,12 +74,16 @@ def bounded_status_client(client: Any, *, timeout_s: float = STATUS_TIMEOUT_S) -
     from globus_sdk.transport import RequestsTransport, RetryConfig
 
     web = client._compute_web_client
+    # the app's authorizer is taken here, on the calling thread: an app attached to the copy
+    # would be asked for one on the watch's thread at each call, and on a missing or expired
+    # token its default handler starts a login there (globus_sdk/globus_app/app.py:535-539)
+    authorizer = (client.app.get_authorizer(web.v2.resource_server) if client.app
+                  else client.authorizer)
     bounded = copy.copy(client)
     bounded._request_lock = threading.Lock()
     bounded._compute_web_client = copy.copy(web)
     bounded._compute_web_client.v2 = globus_sdk.ComputeClientV2(
-        base_url=web.v2.base_url, app=client.app,
-        authorizer=None if client.app else client.authorizer, app_name=web.v2.app_name,
+        base_url=web.v2.base_url, authorizer=authorizer, app_name=web.v2.app_name,
         transport=RequestsTransport(http_timeout=timeout_s),
         retry_config=RetryConfig(max_retries=0))
     bounded.app = None
