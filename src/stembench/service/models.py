@@ -189,7 +189,17 @@ def _number(value: Any) -> float | None:
 
 
 def result_row(job_id: str, record: Mapping[str, Any], stored_at: Any) -> ResultRow:
-    """The stored row of one re-scored score record (non-finite numbers stored as NULL)."""
+    """The stored row of one re-scored score record (non-finite numbers stored as NULL).
+
+    Parameters
+    ----------
+    job_id : str
+        The job the record belongs to.
+    record : mapping
+        One re-scored score record (:func:`stembench.service.rescore.rescore`'s output).
+    stored_at : datetime
+        When it is stored.
+    """
     safe = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
             for k, v in record.items()}
     return ResultRow(
