@@ -14,22 +14,31 @@ from stembench.service import store
 HANG_GUARD_S = 120
 
 
-@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
-def test_cancel_stops_shards_in_flight(client) -> None:
-    job_id, _, runner = run_blocked_job(client)
+def _cancel_a_running_job(client, *, stop_service: bool) -> str:
+    """Cancel a job while its shards are blocked (and stop the worker, as the service does
+    when it is asked to stop, with ``stop_service``): the job's id once its worker let go."""
+    job_id, worker, runner = run_blocked_job(client)
     try:
         assert fakes.BLOCKED.wait(HANG_GUARD_S)  # a shard of the job is running
         answer = client.post(f"/api/jobs/{job_id}/cancel", headers=bearer("alice"))
         assert answer.status_code == 200 and answer.json()["cancel_requested"]
+        if stop_service:
+            worker.stop()
         runner.join(HANG_GUARD_S)
         # the worker let go of the job while its shards were still blocked
         assert not runner.is_alive() and not fakes.RELEASE.is_set()
-        job = client.get(f"/api/jobs/{job_id}", headers=bearer("alice")).json()
-        assert job["status"] == "cancelled", job
-        assert client.get("/api/leaderboard").json()["rows"] == []
-        assert client.get(f"/api/jobs/{job_id}/scores").status_code == 404
     finally:
         fakes.RELEASE.set()
+    return job_id
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_cancel_stops_shards_in_flight(client) -> None:
+    job_id = _cancel_a_running_job(client, stop_service=False)
+    job = client.get(f"/api/jobs/{job_id}", headers=bearer("alice")).json()
+    assert job["status"] == "cancelled", job
+    assert client.get("/api/leaderboard").json()["rows"] == []
+    assert client.get(f"/api/jobs/{job_id}/scores").status_code == 404
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
@@ -48,3 +57,26 @@ def test_cancel_while_storing_results_stores_nothing(client) -> None:
     job_out = client.get(f"/api/jobs/{job_id}", headers=bearer("alice")).json()
     assert job_out["status"] == "cancelled", job_out
     assert client.get("/api/leaderboard").json()["rows"] == []
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_job_cancelled_while_the_service_stops_ends_cancelled(client) -> None:
+    job_id = _cancel_a_running_job(client, stop_service=True)
+    job = client.get(f"/api/jobs/{job_id}", headers=bearer("alice")).json()
+    assert job["status"] == "cancelled", job  # not back in the queue
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_requeued_job_asked_to_cancel_is_never_claimed(client) -> None:
+    """A job left queued with a cancellation (by an older service) ends cancelled."""
+    from sqlalchemy import update
+
+    from stembench.service.models import Job
+
+    job_id = submit_job(client)
+    with client.app.state.sessions() as session:
+        session.execute(update(Job).where(Job.id == job_id).values(cancel_requested=True))
+        session.commit()
+        assert store.claim_job(session, worker_id="w1", lease_s=60) is None
+    job = client.get(f"/api/jobs/{job_id}", headers=bearer("alice")).json()
+    assert job["status"] == "cancelled", job

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, false, or_, select, update
+from sqlalchemy import and_, false, or_, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -220,8 +220,13 @@ def claim_job(session: Session, *, worker_id: str, lease_s: float,
     session.execute(update(Job).where(lapsed, Job.attempts >= max_attempts).values(
         status="failed", updated_at=now, finished_at=now, lease_expires_at=None,
         error=f"the worker stopped {max_attempts} times on this job"))
+    session.execute(update(Job).where(  # cancelled while its worker stopped or died
+        or_(Job.status == "queued", lapsed), Job.cancel_requested == true()).values(
+        status="cancelled", updated_at=now, finished_at=now, lease_expires_at=None,
+        error="cancelled by its owner"))
     session.commit()
-    claimable = or_(Job.status == "queued", and_(lapsed, Job.attempts < max_attempts))
+    claimable = and_(or_(Job.status == "queued", and_(lapsed, Job.attempts < max_attempts)),
+                     Job.cancel_requested == false())
     candidates = session.scalars(select(Job.id).where(claimable).order_by(Job.created_at)
                                  .limit(5)).all()
     for job_id in candidates:
@@ -272,7 +277,7 @@ def renew_lease(session: Session, job_id: str, *, worker_id: str, lease_s: float
     return bool(session.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
 
 
-def requeue_job(session: Session, job_id: str, *, worker_id: str) -> None:
+def requeue_job(session: Session, job_id: str, *, worker_id: str) -> bool:
     """Give a running job back to the queue (its worker is stopping): not counted as an
     attempt; the next worker resumes it from its results file. Committed here.
 
@@ -284,12 +289,20 @@ def requeue_job(session: Session, job_id: str, *, worker_id: str) -> None:
         The job.
     worker_id : str
         The worker giving it back; only a job this worker holds is given back.
+
+    Returns
+    -------
+    bool
+        False, and the job left as it is, when its owner asked to cancel it (or the lease
+        is no longer this worker's).
     """
-    session.execute(update(Job).where(
-        Job.id == job_id, Job.lease_owner == worker_id, Job.status == "running").values(
+    requeued = session.execute(update(Job).where(
+        Job.id == job_id, Job.lease_owner == worker_id, Job.status == "running",
+        Job.cancel_requested == false()).values(
         status="queued", lease_owner=None, lease_expires_at=None, updated_at=utcnow(),
         attempts=Job.attempts - 1))
     session.commit()
+    return bool(requeued.rowcount == 1)  # type: ignore[attr-defined]
 
 
 def _end(session: Session, job_id: str, worker_id: str, *, unless_cancelled: bool = False,

@@ -357,12 +357,17 @@ class Worker:
             self._finish(job, results.current_shards(outcome.shard_ids), folder)
 
     def _requeued(self, job: Job, lost: threading.Event) -> bool:
-        """Give the job back to the queue if this worker is stopping (True then)."""
+        """Give the job back to the queue if this worker is stopping (True then), or end it
+        cancelled there if its owner asked to cancel it."""
         if not self._stop.is_set() or lost.is_set():
             return False
-        log.warning("worker %s stopping: job %s goes back to the queue", self.worker_id, job.id)
         with self.sessions() as session:
-            store.requeue_job(session, job.id, worker_id=self.worker_id)
+            requeued = store.requeue_job(session, job.id, worker_id=self.worker_id)
+        if requeued:
+            log.warning("worker %s stopping: job %s goes back to the queue", self.worker_id,
+                        job.id)
+        else:
+            self._fail(job, "cancelled by its owner", cancelled=True)
         return True
 
     def _fail(self, job: Job, error: str, *, cancelled: bool = False) -> None:
