@@ -92,3 +92,19 @@ def test_a_refreshed_token_is_kept_under_its_owners_lock(
     assert call_compute(credentials, rsps) == "Bearer aliceComputeToken-2"
     assert locked_while_saving == [True]
     assert credentials.load(ALICE)["access_token"] == "aliceComputeToken-2"
+
+
+def test_a_refresh_never_overwrites_a_newer_token(tmp_path: Path,
+                                                  rsps: responses.RequestsMock) -> None:
+    credentials = CredentialStore(tmp_path, KEY)
+    credentials.save(ALICE, STALE)
+    newer = {"access_token": "aliceComputeToken-9", "refresh_token": "aliceComputeRefresh-9",
+             "expires_at_seconds": 4_000_000_000}
+
+    def grant() -> None:  # a submission keeps a newer token while the refresh is answered
+        with credentials.locked(ALICE):
+            credentials.save(ALICE, newer)
+
+    refresh_answer(rsps, grant)
+    assert call_compute(credentials, rsps) == "Bearer aliceComputeToken-2"
+    assert {k: credentials.load(ALICE)[k] for k in newer} == newer

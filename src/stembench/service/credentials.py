@@ -176,7 +176,8 @@ def compute_client_for(client_id: str, client_secret: str, store: CredentialStor
     store : CredentialStore
         Where :meth:`~stembench.service.auth.TokenVerifier.grant_compute` kept the tokens;
         a refreshed token is kept there again, encrypted, under ``owner``'s lock and only
-        while a token is still kept for them (one released meanwhile is not recreated).
+        while the token kept for them is still the one refreshed (one released meanwhile
+        is not recreated, a newer one kept meanwhile is not overwritten).
     owner : str
         The job's submitter (identity id).
     timeout_s : float
@@ -192,10 +193,15 @@ def compute_client_for(client_id: str, client_secret: str, store: CredentialStor
     globus_sdk = require("globus_sdk", extra="service", purpose="Globus Auth")
     kept = store.load(owner)
 
+    used = {"refresh_token": kept["refresh_token"]}  # what this client refreshes with
+
     def keep(response: Any) -> None:  # under the lock the worker releases tokens with
-        with store.locked(owner):
-            if store.holds(owner):  # released while this refresh was answered: not kept
-                store.save(owner, response.by_resource_server[COMPUTE_RESOURCE_SERVER])
+        tokens = response.by_resource_server[COMPUTE_RESOURCE_SERVER]
+        with store.locked(owner):  # not recreated once released, nor over a newer grant
+            if store.holds(owner) and (
+                    store.load(owner).get("refresh_token") == used["refresh_token"]):
+                store.save(owner, tokens)
+        used["refresh_token"] = tokens.get("refresh_token") or used["refresh_token"]
 
     authorizer = globus_sdk.RefreshTokenAuthorizer(
         kept["refresh_token"], globus_sdk.ConfidentialAppAuthClient(client_id, client_secret),
