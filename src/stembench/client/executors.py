@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import atexit
 import concurrent.futures as cf
+import contextlib
+import contextvars
 import logging
 import multiprocessing
 import os
@@ -23,7 +25,7 @@ import sys
 import tempfile
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,7 @@ __all__ = [
     "globus_executor",
     "local_executor",
     "remote_error_line",
+    "submitter_wait",
     "threads_per_worker",
 ]
 
@@ -210,6 +213,23 @@ def globus_executor(endpoint_id: str, **options: Any) -> cf.Executor:
 
 #: Seconds :func:`abandon_watched_futures` waits for a batch being sent at shutdown.
 SUBMITTER_WAIT_S = 60.0
+_SUBMITTER_WAIT_S = contextvars.ContextVar("stembench_submitter_wait_s",
+                                          default=SUBMITTER_WAIT_S)
+
+
+@contextlib.contextmanager
+def submitter_wait(seconds: float) -> Iterator[None]:
+    """Within the block (this thread only), :func:`abandon_watched_futures` waits at most
+    ``seconds`` for a batch being sent, instead of :data:`SUBMITTER_WAIT_S`.
+
+    For a process that is stopping (the service's worker): a batch still in flight after
+    that is left to the process's exit.
+    """
+    token = _SUBMITTER_WAIT_S.set(seconds)
+    try:
+        yield
+    finally:
+        _SUBMITTER_WAIT_S.reset(token)
 
 
 def abandon_watched_futures(executor: Any) -> int:
@@ -230,13 +250,14 @@ def abandon_watched_futures(executor: Any) -> int:
     gets its task group and its result watcher only when the answer comes
     (executor.py:1232-1235, then ``_get_result_watcher``), after ``shutdown`` returned; so
     the submitter thread, which ends after that batch, is waited for first (at most
-    :data:`SUBMITTER_WAIT_S`; the POST itself is bounded by globus-sdk's timeouts).
+    :data:`SUBMITTER_WAIT_S`, or what :func:`submitter_wait` sets; the POST itself is
+    bounded by globus-sdk's timeouts).
 
     Anything that is not an SDK Executor with a task group is left alone (0).
     """
     submitter = getattr(executor, "_task_submitter", None)
     if isinstance(submitter, threading.Thread) and submitter is not threading.current_thread():
-        submitter.join(timeout=SUBMITTER_WAIT_S)
+        submitter.join(timeout=_SUBMITTER_WAIT_S.get())
     module = sys.modules.get("globus_compute_sdk.sdk.executor")
     group = getattr(executor, "task_group_id", None)
     watchers = getattr(module, "_RESULT_WATCHERS", None)

@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from stembench.client.compute_functions import RegisteredFunctionExecutor
 from stembench.client.compute_http import settle_future
+from stembench.client.executors import submitter_wait
 from stembench.client.orchestrate import (
     DEFAULT_TASK_DEADLINE_S,
     Target,
@@ -52,6 +53,9 @@ __all__ = ["CancellableExecutor", "Worker", "import_function", "job_folder"]
 log = logging.getLogger(__name__)
 #: Attempts after the first of a worker's call to the Globus Compute web service.
 _COMPUTE_RETRIES = 2
+#: Seconds a stopping worker waits for a batch of tasks being sent to Globus Compute (a
+#: batch still in flight then is left to the process's exit).
+STOP_SUBMITTER_WAIT_S = 5.0
 
 
 def import_function(dotted: str) -> Callable[..., Any]:
@@ -174,7 +178,8 @@ class Worker:
         self._stop.set()
         running = self._executor
         if running is not None:
-            running.stop()
+            with submitter_wait(STOP_SUBMITTER_WAIT_S):  # not the SDK's 60 s per request
+                running.stop()
         if self._thread is not None:
             self._thread.join(timeout)
 
