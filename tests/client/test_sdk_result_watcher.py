@@ -37,7 +37,7 @@ from stembench.client.lifeline import give_up
 from stembench.client.orchestrate import Target, list_images
 from stembench.client.scheduler import Evaluation, RetryPolicy, ShardScheduler, ShardSink
 from stembench.endpoints.requests import DatasetRef, ModelSpec, ShardRequest
-from stembench.service.worker import CancellableExecutor
+from stembench.service.job_executor import CancellableExecutor
 
 
 class WatchedExecutor(cf.Executor):

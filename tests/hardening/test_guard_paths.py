@@ -18,8 +18,9 @@ from stembench.dataset_publish.storage.stembench_layout import open_dataset
 from stembench.endpoints.models.guard import run_model_safely
 from stembench.endpoints.models.loaders import CallableModel
 from stembench.endpoints.requests import DatasetRef
+from stembench.service.job_executor import CancellableExecutor
 from stembench.service.settings import ServiceSettings
-from stembench.service.worker import CancellableExecutor, import_function
+from stembench.service.worker import import_function
 
 BAD = "stembench_faults:wrong_shape_model"
 REFUSAL = f"model {BAD!r} returned shape (5, 3), expected (N, 2) x, y pixel positions"

@@ -8,7 +8,7 @@ import pytest
 import service_fakes as fakes
 from service_helpers import bearer, run_blocked_job, submit_job
 
-from stembench.service import store
+from stembench.service import leases
 
 #: A guard against a hang only: the blocked shards are released after the checks.
 HANG_GUARD_S = 120
@@ -45,7 +45,7 @@ def test_cancel_stops_shards_in_flight(client) -> None:
 def test_cancel_while_storing_results_stores_nothing(client) -> None:
     job_id = submit_job(client)
     with client.app.state.sessions() as session:
-        job = store.claim_job(session, worker_id="w1", lease_s=60)
+        job = leases.claim_job(session, worker_id="w1", lease_s=60)
     assert job is not None and job.id == job_id
     answer = client.post(f"/api/jobs/{job_id}/cancel", headers=bearer("alice"))
     assert answer.json()["status"] == "running" and answer.json()["cancel_requested"]
@@ -53,7 +53,7 @@ def test_cancel_while_storing_results_stores_nothing(client) -> None:
               "weights_sha256": "ab" * 32, "group": fakes.GROUP, "series": "noise", "step": 0,
               "seed": 0, "tp": 1, "fp": 0, "fn": 0, "f1": 1.0}
     with client.app.state.sessions() as session:
-        store.finish_job(session, job, worker_id="w1", records=[record], cutoffs=[], card=None)
+        leases.finish_job(session, job, worker_id="w1", records=[record], cutoffs=[], card=None)
     job_out = client.get(f"/api/jobs/{job_id}", headers=bearer("alice")).json()
     assert job_out["status"] == "cancelled", job_out
     assert client.get("/api/leaderboard").json()["rows"] == []
@@ -77,6 +77,6 @@ def test_a_requeued_job_asked_to_cancel_is_never_claimed(client) -> None:
     with client.app.state.sessions() as session:
         session.execute(update(Job).where(Job.id == job_id).values(cancel_requested=True))
         session.commit()
-        assert store.claim_job(session, worker_id="w1", lease_s=60) is None
+        assert leases.claim_job(session, worker_id="w1", lease_s=60) is None
     job = client.get(f"/api/jobs/{job_id}", headers=bearer("alice")).json()
     assert job["status"] == "cancelled", job

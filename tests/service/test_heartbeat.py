@@ -11,7 +11,7 @@ import pytest
 import service_fakes as fakes
 from service_helpers import bearer, submit_job
 
-from stembench.service import store
+from stembench.service import leases
 from stembench.service.worker import Worker
 
 #: A guard against a hang only: every wait below ends on an event the worker sets.
@@ -20,14 +20,14 @@ HANG_GUARD_S = 60
 
 def _renewals_after(started: threading.Event, monkeypatch: Any) -> threading.Event:
     """An event set by the first lease renewal after ``started`` is set."""
-    renewed, real_renew = threading.Event(), store.renew_lease
+    renewed, real_renew = threading.Event(), leases.renew_lease
 
     def watched(session: Any, job_id: str, **values: Any) -> Any:
         if started.is_set():
             renewed.set()
         return real_renew(session, job_id, **values)
 
-    monkeypatch.setattr(store, "renew_lease", watched)
+    monkeypatch.setattr(leases, "renew_lease", watched)
     return renewed
 
 
@@ -35,7 +35,7 @@ def _renewals_after(started: threading.Event, monkeypatch: Any) -> threading.Eve
 def test_a_failing_heartbeat_write_is_logged_and_retried(client, monkeypatch, caplog) -> None:
     from sqlalchemy.exc import OperationalError
 
-    real, failed = store.renew_lease, threading.Event()
+    real, failed = leases.renew_lease, threading.Event()
 
     def flaky(session: Any, job_id: str, **values: Any) -> Any:
         if "n_done" in values and not failed.is_set():  # the heartbeat's first renewal
@@ -43,7 +43,7 @@ def test_a_failing_heartbeat_write_is_logged_and_retried(client, monkeypatch, ca
             raise OperationalError("UPDATE jobs", {}, Exception("server closed the connection"))
         return real(session, job_id, **values)
 
-    monkeypatch.setattr(store, "renew_lease", flaky)
+    monkeypatch.setattr(leases, "renew_lease", flaky)
     caplog.set_level(logging.WARNING, logger="stembench.service.worker")
     fakes.BLOCKED.clear()
     fakes.RELEASE.clear()

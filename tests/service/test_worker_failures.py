@@ -11,7 +11,7 @@ import pytest
 from service_helpers import bearer, run_blocked_job, submit_job
 from sqlalchemy import update
 
-from stembench.service import store
+from stembench.service import leases
 from stembench.service.db import utcnow
 from stembench.service.models import Job
 from stembench.service.worker import Worker
@@ -51,7 +51,7 @@ def test_a_job_whose_worker_stopped_too_often_ends_failed(client) -> None:
                 status="running", lease_owner="dead-worker", lease_expires_at=past,
                 attempts=attempts))
         session.commit()
-        claimed = store.claim_job(session, worker_id="w", lease_s=60,
+        claimed = leases.claim_job(session, worker_id="w", lease_s=60,
                                   max_attempts=settings.max_job_attempts)
     assert claimed is not None and claimed.id == retried
     job = client.get(f"/api/jobs/{stuck}", headers=bearer("alice")).json()

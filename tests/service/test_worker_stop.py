@@ -21,8 +21,9 @@ from globus_sdk.testing import RegisteredResponse
 from service_globus import ALLOWED, FakeAuth, globus_app
 
 from stembench.client.executors import SUBMITTER_WAIT_S
+from stembench.service.job_executor import CancellableExecutor
 from stembench.service.models import Job
-from stembench.service.worker import STOP_SUBMITTER_WAIT_S, CancellableExecutor, Worker
+from stembench.service.worker import STOP_SUBMITTER_WAIT_S, Worker
 
 
 class _BatchInFlight(threading.Thread):

@@ -32,7 +32,6 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from stembench.client.compute_functions import RegisteredFunctionExecutor
-from stembench.client.compute_http import settle_future
 from stembench.client.executors import submitter_wait
 from stembench.client.orchestrate import (
     DEFAULT_TASK_DEADLINE_S,
@@ -44,11 +43,12 @@ from stembench.client.results_file import ResultsFile
 from stembench.client.run import exit_status
 from stembench.endpoints.requests import DatasetRef
 from stembench.errors import InputError
-from stembench.service import store
+from stembench.service import leases
+from stembench.service.job_executor import CancellableExecutor, JobProgress
 from stembench.service.models import Job
 from stembench.service.settings import ServiceSettings
 
-__all__ = ["CancellableExecutor", "Worker", "import_function", "job_folder"]
+__all__ = ["Worker", "import_function", "job_folder"]
 
 log = logging.getLogger(__name__)
 #: Attempts after the first of a worker's call to the Globus Compute web service.
@@ -70,83 +70,6 @@ def import_function(dotted: str) -> Callable[..., Any]:
 def job_folder(settings: ServiceSettings, job_id: str) -> Path:
     """Folder holding a job's results file and report."""
     return settings.data_dir / "jobs" / job_id
-
-
-class CancellableExecutor(cf.Executor):
-    """Wraps an executor so that a cancelled job stops at once, work in flight included.
-
-    It hands out futures of its own. :meth:`stop` refuses later submissions as a broken
-    pool, ends every future still out with :class:`concurrent.futures.BrokenExecutor`, and
-    stops the inner executor (a local pool's worker processes are ended). The orchestrator
-    treats a broken executor without a factory as retired, fails the shards it could not
-    place, and returns: that is how a running job stops.
-    """
-
-    def __init__(self, inner: cf.Executor) -> None:
-        self.inner = inner
-        self.stopped = threading.Event()
-        self._lock = threading.Lock()
-        self._out: dict[cf.Future[Any], cf.Future[Any]] = {}  # ours -> the inner executor's
-
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future[Any]:
-        outer: cf.Future[Any] = cf.Future()
-        with self._lock:
-            if self.stopped.is_set():
-                raise cf.BrokenExecutor("job cancelled")
-            inner = self.inner.submit(fn, *args, **kwargs)
-            self._out[outer] = inner
-
-        def copy(done: cf.Future[Any]) -> None:
-            with self._lock:
-                self._out.pop(outer, None)
-            if done.cancelled():
-                settle_future(outer, exc=cf.BrokenExecutor("job cancelled"))
-            elif done.exception() is not None:
-                settle_future(outer, exc=done.exception())
-            else:
-                settle_future(outer, result=done.result())
-
-        inner.add_done_callback(copy)
-        return outer
-
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        self.inner.shutdown(wait=wait, cancel_futures=cancel_futures)
-
-    def stop(self) -> None:
-        """Refuse every later submission, end the futures handed out, stop the work in flight."""
-        from stembench.client.lifeline import give_up, stop_executor
-
-        with self._lock:
-            self.stopped.set()
-            out, self._out = list(self._out.items()), {}
-        for outer, inner in out:
-            give_up(inner)
-            settle_future(outer, exc=cf.BrokenExecutor("job cancelled"))
-        stop_executor(self)
-
-
-class _Progress:
-    """Counts images in a results file, reading only what was appended since the last call."""
-
-    def __init__(self, path: Path) -> None:
-        self.path, self.offset, self.count = path, 0, 0
-
-    def images(self) -> int:
-        if not self.path.exists():
-            return self.count
-        with open(self.path, "rb") as handle:
-            handle.seek(self.offset)
-            for line in handle:
-                if not line.endswith(b"\n"):
-                    break
-                self.offset += len(line)
-                try:
-                    shard = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                if shard.get("ok"):
-                    self.count += sum(1 for i in shard.get("images", []) if i.get("score"))
-        return self.count
 
 
 class Worker:
@@ -196,7 +119,7 @@ class Worker:
     def run_once(self) -> bool:
         """Claim and run one job; False when none was waiting."""
         with self.sessions() as session:
-            job = store.claim_job(session, worker_id=self.worker_id,
+            job = leases.claim_job(session, worker_id=self.worker_id,
                                   lease_s=self.settings.lease_s,
                                   max_attempts=self.settings.max_job_attempts)
         if job is None:  # waiting for work: release the tokens no job needs any more
@@ -275,7 +198,7 @@ class Worker:
         assert isinstance(target.executor, RegisteredFunctionExecutor)  # with its watch
         return target.executor
 
-    def _heartbeat(self, job: Job, executors: list[CancellableExecutor], progress: _Progress,
+    def _heartbeat(self, job: Job, executors: list[CancellableExecutor], progress: JobProgress,
                    done: threading.Event, lost: threading.Event) -> None:
         """Renew the lease until ``done`` (the job's final state is written): a failed
         renewal is logged and tried again at the next beat; a lost lease or a cancellation
@@ -283,7 +206,7 @@ class Worker:
         while not done.wait(min(self.settings.lease_s / 3.0, self.settings.cancel_poll_s)):
             try:
                 with self.sessions() as session:
-                    cancel = store.renew_lease(session, job.id, worker_id=self.worker_id,
+                    cancel = leases.renew_lease(session, job.id, worker_id=self.worker_id,
                                                lease_s=self.settings.lease_s,
                                                n_done=progress.images())
             except Exception as exc:  # a database hiccup: the next beat tries again
@@ -299,7 +222,7 @@ class Worker:
     def _run(self, job: Job) -> None:
         """Run a job under a heartbeat that lasts until its final state is written."""
         folder = job_folder(self.settings, job.id)
-        progress, done, lost = (_Progress(folder / "results.jsonl"), threading.Event(),
+        progress, done, lost = (JobProgress(folder / "results.jsonl"), threading.Event(),
                                 threading.Event())
         executors: list[CancellableExecutor] = []  # the job's, once built
         beat = threading.Thread(target=self._heartbeat, daemon=True,
@@ -333,7 +256,7 @@ class Worker:
             ids = list_images(target, dataset, DEFAULT_TASK_DEADLINE_S,
                               describe=import_function(self.settings.describe_function))
             with self.sessions() as session:
-                store.renew_lease(session, job.id, worker_id=self.worker_id,
+                leases.renew_lease(session, job.id, worker_id=self.worker_id,
                                   lease_s=self.settings.lease_s, n_images=len(ids))
             outcome = evaluate(job.model, results_path=results_path, dataset=dataset,
                                targets=[target], image_ids=ids,
@@ -367,7 +290,7 @@ class Worker:
         if not self._stop.is_set() or lost.is_set():
             return False
         with self.sessions() as session:
-            requeued = store.requeue_job(session, job.id, worker_id=self.worker_id)
+            requeued = leases.requeue_job(session, job.id, worker_id=self.worker_id)
         if requeued:
             log.warning("worker %s stopping: job %s goes back to the queue", self.worker_id,
                         job.id)
@@ -377,7 +300,7 @@ class Worker:
 
     def _fail(self, job: Job, error: str, *, cancelled: bool = False) -> None:
         with self.sessions() as session:
-            store.fail_job(session, job.id, worker_id=self.worker_id, error=error,
+            leases.fail_job(session, job.id, worker_id=self.worker_id, error=error,
                            cancelled=cancelled)
 
     def _finish_upload(self, job: Job, folder: Path) -> None:
@@ -416,7 +339,7 @@ class Worker:
             write_job_report(records, folder / "report", job=job,
                              bootstrap=self.settings.report_bootstrap, image_errors=failed)
             with self.sessions() as session:
-                store.finish_job(session, job, worker_id=self.worker_id, records=records,
+                leases.finish_job(session, job, worker_id=self.worker_id, records=records,
                                  cutoffs=[c.to_dict() for c in cutoffs], card=card, error=note)
         except Exception as exc:
             log.exception("job %s: storing results failed", job.id)
