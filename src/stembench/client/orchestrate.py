@@ -14,17 +14,14 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import math
-import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
-from stembench._version import __version__
-from stembench.client.lifeline import give_up, stop_executor
+from stembench.client.lifeline import stop_executor
 from stembench.client.results_file import ResultsFile
 from stembench.client.results_lock import ResultsLock
 from stembench.client.scheduler import (
@@ -36,6 +33,13 @@ from stembench.client.scheduler import (
     Target,
     describe_error,
 )
+from stembench.client.target_calls import (
+    DEFAULT_TASK_DEADLINE_S,
+    answer_within,
+    list_images,
+    results_identities,
+    shard_identity,
+)
 from stembench.endpoints.models.deadline import DEFAULT_IMAGE_TIMEOUT_S
 from stembench.endpoints.requests import (
     RESULT_LIMIT_BYTES,
@@ -45,25 +49,16 @@ from stembench.endpoints.requests import (
     ShardRequest,
 )
 from stembench.endpoints.shard import (
-    describe_dataset,
-    describe_identity,
     evaluate_shard,
     score_failed_shard,
 )
-from stembench.errors import InputError, StembenchError
+from stembench.errors import InputError
 
 __all__ = ["DEFAULT_TASK_DEADLINE_S", "Evaluation", "RetryPolicy", "Target", "evaluate",
            "evaluate_models", "list_images", "plan_shards"]
 
 #: Expected JSON bytes per image in a result (scores + ~1000 coordinates).
 BYTES_PER_IMAGE = 40_000
-
-#: Seconds a task may take from submission to result before it counts as failed.
-DEFAULT_TASK_DEADLINE_S = 3600.0
-
-#: Seconds between two looks at :attr:`Target.gone` while waiting for one answer.
-GONE_CHECK_S = 0.5
-
 
 def plan_shards(
     image_ids: Sequence[str], *, shard_size: int | None = None, n_workers: int = 1,
@@ -98,112 +93,6 @@ def plan_shards(
     return [tuple(ids[i : i + shard_size]) for i in range(0, len(ids), shard_size)]
 
 
-def _answer(target: Target, future: cf.Future[Any], what: str, deadline_s: float | None, *,
-            waited: bool = False) -> Any:
-    """The future's result within ``deadline_s`` (at once when the deadline was ``waited``).
-
-    A target that says it is gone (:attr:`Target.gone`, asked every
-    :data:`GONE_CHECK_S`) ends the wait at once with its reason.
-    """
-    now = time.monotonic()
-    end = now if waited else None if deadline_s is None else now + deadline_s
-    while True:
-        left = None if end is None else max(0.0, end - time.monotonic())
-        step = left
-        if target.gone is not None:
-            step = GONE_CHECK_S if left is None else min(GONE_CHECK_S, left)
-        try:
-            return future.result(timeout=step)
-        except cf.TimeoutError as exc:
-            reason = target.lost()
-            if reason is None and (end is None or time.monotonic() < end):
-                continue
-            give_up(future)
-            raise StembenchError(reason or (
-                f"{target.name}: no answer to {what} within {deadline_s:g} s (task deadline); "
-                "is the endpoint running and are its workers able to start?")) from exc
-
-
-def _ask(target: Target, what: str, deadline_s: float | None, retry: RetryPolicy,
-         fn: Callable[..., Any], *args: Any, sent: cf.Future[Any] | None = None) -> Any:
-    """The answer of ``fn(*args)`` on ``target`` (``sent``: its first attempt, already sent).
-
-    A refused submission or a failed task (a remote executor's 4xx, a lost worker) is sent
-    again with the retry policy's backoff, then reported in one line; no answer within the
-    deadline stops at once (:func:`_answer`).
-    """
-    for attempt in range(1, retry.max_attempts + 1):
-        try:
-            future = sent if attempt == 1 and sent is not None else target.executor.submit(
-                fn, *args)
-            return _answer(target, future, what, deadline_s)
-        except StembenchError:
-            raise
-        except Exception as exc:  # reported below, after the last attempt
-            if attempt == retry.max_attempts:
-                raise StembenchError(f"{target.name}: {what} failed {attempt} time(s), last: "
-                                     f"{describe_error(exc)}") from exc
-            time.sleep(retry.delay(attempt + 1))
-    raise AssertionError("unreachable: RetryPolicy has max_attempts >= 1")
-
-
-def list_images(target: Target, dataset: DatasetRef,
-                deadline_s: float | None = DEFAULT_TASK_DEADLINE_S,
-                retry: RetryPolicy | None = None, *,
-                describe: Callable[..., dict[str, Any]] = describe_dataset) -> list[str]:
-    """The dataset's image ids, listed on ``target`` by ``describe``.
-
-    A refused or failed listing is asked again with the retry policy's backoff, then
-    reported in one line; no answer within ``deadline_s`` stops at once.
-
-    Parameters
-    ----------
-    target : Target
-        Where the listing runs (an executor).
-    dataset : DatasetRef
-        The dataset.
-    deadline_s : float or None, optional
-        Seconds to wait for the listing; ``None``: no deadline; default
-        :data:`DEFAULT_TASK_DEADLINE_S`.
-    retry : RetryPolicy, optional
-        Retries of a refused or failed listing; default :class:`RetryPolicy`.
-    describe : callable, optional
-        The task that lists the dataset; default :func:`describe_dataset`.
-    """
-    listing = _ask(target, "the dataset listing", deadline_s, retry or RetryPolicy(),
-                   describe, asdict(dataset), __version__)
-    return [row["image_id"] for row in listing["images"]]
-
-
-def _shard_identity(target: Target, dataset: DatasetRef, spec: ModelSpec,
-                    deadline_s: float | None = DEFAULT_TASK_DEADLINE_S) -> dict[str, Any]:
-    return dict(_ask(target, "the results' identity", deadline_s, RetryPolicy(),
-                     describe_identity, asdict(dataset), asdict(spec), __version__))
-
-
-def _identities(identify: Callable[..., dict[str, Any]] | None, targets: Mapping[str, Target],
-                dataset: DatasetRef, specs: Mapping[str, ModelSpec],
-                deadline_s: float | None, retry: RetryPolicy | None = None
-                ) -> dict[str, dict[str, Any] | None]:
-    """Each model's results identity, asked of its target (the endpoint's all at once)."""
-    if identify is None:
-        return dict.fromkeys(specs)
-    if identify is not _shard_identity:
-        return {model: identify(targets[model], dataset, spec) for model, spec in specs.items()}
-    calls: dict[str, tuple[Any, ...]] = {
-        model: (asdict(dataset), asdict(spec), __version__) for model, spec in specs.items()}
-    sent: dict[str, cf.Future[Any] | None] = {}
-    for model, args in calls.items():
-        try:
-            sent[model] = targets[model].executor.submit(describe_identity, *args)
-        except Exception:  # refused at once: _ask sends it again
-            sent[model] = None
-    return {model: dict(_ask(targets[model], "the results' identity", deadline_s,
-                             retry or RetryPolicy(), describe_identity, *calls[model],
-                             sent=sent[model]))
-            for model in specs}
-
-
 def evaluate(
     model: str,
     *,
@@ -217,7 +106,7 @@ def evaluate(
     retry: RetryPolicy | None = None,
     progress: bool = True,
     shard_function: ShardFunction = evaluate_shard,
-    identify: Callable[[Target, DatasetRef, ModelSpec], dict[str, Any]] | None = _shard_identity,
+    identify: Callable[[Target, DatasetRef, ModelSpec], dict[str, Any]] | None = shard_identity,
     task_deadline_s: float | None = DEFAULT_TASK_DEADLINE_S,
     image_timeout_s: float | None = DEFAULT_IMAGE_TIMEOUT_S,
 ) -> Evaluation:
@@ -281,7 +170,7 @@ def evaluate_models(
     retry: RetryPolicy | None = None,
     progress: bool = True,
     shard_function: ShardFunction = evaluate_shard,
-    identify: Callable[[Target, DatasetRef, ModelSpec], dict[str, Any]] | None = _shard_identity,
+    identify: Callable[[Target, DatasetRef, ModelSpec], dict[str, Any]] | None = shard_identity,
     task_deadline_s: float | None = DEFAULT_TASK_DEADLINE_S,
     image_timeout_s: float | None = DEFAULT_IMAGE_TIMEOUT_S,
     lanes: Mapping[str, int] | None = None,
@@ -334,7 +223,7 @@ def evaluate_models(
             raise InputError(f"evaluate: lanes {dict(lanes or {})} name a target outside "
                              f"0-{len(target_list) - 1}")
         own = {model: target_list[(lanes or {}).get(model, 0)] for model in specs}
-        identities = _identities(identify, own, dataset, specs, task_deadline_s, retry)
+        identities = results_identities(identify, own, dataset, specs, task_deadline_s, retry)
         evaluations: dict[str, Evaluation] = {}
         work: list[tuple[ShardRequest, ShardSink]] = []
         for position, (model, results) in enumerate(files.items()):
@@ -404,7 +293,7 @@ def _record_failed_shards(targets: Sequence[Target],
         try:
             if isinstance(future, BaseException):
                 raise future
-            sink.results.append(_answer(target, future, "the failed shard's scores",
+            sink.results.append(answer_within(target, future, "the failed shard's scores",
                                         deadline_s, waited=True))
         except (Exception, SystemExit) as exc:  # the shard stays failed, without images
             sink.evaluation.failed_shards[request.shard_id] += (
