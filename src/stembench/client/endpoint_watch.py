@@ -31,6 +31,7 @@ import warnings
 from typing import Any
 
 from stembench._optional import require
+from stembench.client.globus_transport import bounded_transport
 from stembench.client.scheduler import describe_error
 from stembench.errors import InputError
 
@@ -71,8 +72,6 @@ def bounded_status_client(client: Any, *, timeout_s: float = STATUS_TIMEOUT_S) -
         Seconds one call may take.
     """
     globus_sdk = require("globus_sdk", extra="compute", purpose="Remote evaluation")
-    from globus_sdk.transport import RequestsTransport, RetryConfig
-
     web = client._compute_web_client
     # the app's authorizer is taken here, on the calling thread: an app attached to the copy
     # would be asked for one on the watch's thread at each call, and on a missing or expired
@@ -84,8 +83,7 @@ def bounded_status_client(client: Any, *, timeout_s: float = STATUS_TIMEOUT_S) -
     bounded._compute_web_client = copy.copy(web)
     bounded._compute_web_client.v2 = globus_sdk.ComputeClientV2(
         base_url=web.v2.base_url, authorizer=authorizer, app_name=web.v2.app_name,
-        transport=RequestsTransport(http_timeout=timeout_s),
-        retry_config=RetryConfig(max_retries=0))
+        **bounded_transport(timeout_s=timeout_s))
     bounded.app = None
     return bounded
 

@@ -42,6 +42,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from stembench._optional import require
+from stembench.client.globus_transport import bounded_transport
 from stembench.service.bearer import AuthError, Identity, bearer_token
 from stembench.service.token_budget import IntrospectionBudget, client_network
 
@@ -83,11 +84,8 @@ def bounded_auth_client(client_id: str, client_secret: str, *, timeout_s: float)
         Seconds one call may take (the service's introspection timeout).
     """
     globus_sdk = require("globus_sdk", extra="service", purpose="Globus Auth")
-    from globus_sdk.transport import RequestsTransport, RetryConfig
-
     return globus_sdk.ConfidentialAppAuthClient(
-        client_id, client_secret, transport=RequestsTransport(http_timeout=timeout_s),
-        retry_config=RetryConfig(max_retries=0))
+        client_id, client_secret, **bounded_transport(timeout_s=timeout_s))
 
 
 class TokenVerifier:

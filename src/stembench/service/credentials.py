@@ -32,6 +32,7 @@ from typing import Any
 
 from stembench._optional import require
 from stembench.atomic import AtomicPath
+from stembench.client.globus_transport import bounded_transport
 from stembench.service.auth import COMPUTE_RESOURCE_SERVER, AuthError
 
 __all__ = ["CredentialStore", "bounded_compute_client", "compute_client_for",
@@ -230,7 +231,6 @@ def bounded_compute_client(authorizer: Any, *, timeout_s: float, max_retries: in
     """
     sdk = require("globus_compute_sdk", extra="compute", purpose="Jobs on Compute endpoints")
     from globus_compute_sdk.sdk import client as sdk_client
-    from globus_sdk.transport import RequestsTransport, RetryConfig
 
     client = sdk.Client(authorizer=authorizer, do_version_check=False)
     if not hasattr(client, "_compute_web_client"):  # a globus_compute_sdk this was not read for
@@ -238,6 +238,5 @@ def bounded_compute_client(authorizer: Any, *, timeout_s: float, max_retries: in
                            "version cannot be given a bounded transport")
     client._compute_web_client = sdk_client._ComputeWebClient(
         base_url=client.web_service_address, authorizer=authorizer,
-        transport=RequestsTransport(http_timeout=timeout_s),
-        retry_config=RetryConfig(max_retries=max_retries))
+        **bounded_transport(timeout_s=timeout_s, max_retries=max_retries))
     return client
