@@ -23,6 +23,7 @@ import pytest
 from compute_stack.endpoint import EndpointProcess
 from compute_stack.plugin import ClientSide
 from compute_stack.stack import ComputeStack
+from compute_stack.waiting import wait_for
 from stembench_slow_model import gate_folder
 
 EVALUATE = ("evaluate", "--dataset", "mini", "--model", "atomap-like", "--no-report")
@@ -38,16 +39,6 @@ def finished_shards(results: Path) -> list[str]:
     lines = [json.loads(line) for line in results.read_text(encoding="utf-8").splitlines()
              if line.strip()]
     return [line["shard_id"] for line in lines if line.get("ok")]
-
-
-def wait_for(condition: Callable[[], object], what: str, seconds: float = 300) -> None:
-    """Wait until ``condition()`` is true; fail naming ``what`` after ``seconds``."""
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if condition():
-            return
-        time.sleep(0.5)
-    pytest.fail(f"{what} did not happen within {seconds:.0f} s")
 
 
 def communicate(process: subprocess.Popen[str], seconds: float) -> tuple[int, str, str]:

@@ -11,7 +11,6 @@ token. Only Globus Auth and the Compute web service are stand-ins.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from compute_stack.auth_service import Identity
 from compute_stack.endpoint import EndpointProcess
 from compute_stack.plugin import MAPPED_ACCOUNTS, ClientSide
 from compute_stack.stack import ComputeStack
+from compute_stack.waiting import wait_for
 
 pytest.importorskip("fastapi")
 
@@ -84,9 +84,9 @@ class Service:
         try:
             if hold is not None:
                 hold()
-            _wait(lambda: all(self.job(j).status in ("done", "failed", "cancelled")
-                              for j in job_ids), "the jobs ending", seconds,
-                  lambda: self.endpoint.log_tail(15))
+            wait_for(lambda: all(self.job(j).status in ("done", "failed", "cancelled")
+                                 for j in job_ids), "the jobs ending", seconds,
+                     details=lambda: self.endpoint.log_tail(15))
         finally:
             from stembench.service import store
 
@@ -97,16 +97,6 @@ class Service:
                         store.cancel_job(session, session.merge(job))
             for worker in running:
                 worker.stop(timeout=60)
-
-
-def _wait(condition: Callable[[], object], what: str, seconds: float,
-          details: Callable[[], str] = str) -> None:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if condition():
-            return
-        time.sleep(0.5)
-    pytest.fail(f"{what} did not happen within {seconds:.0f} s\n{details()}")
 
 
 @pytest.fixture
@@ -183,8 +173,8 @@ def test_the_worker_runs_two_users_jobs_each_as_their_mapped_account(
 
     def hold_until_both_are_in_flight() -> None:
         try:
-            _wait(both_waiting, "tasks and Slurm jobs of both users waiting together", 300,
-                  lambda: f"{stack.slurm.history()}\n{endpoint.log_tail(15)}")
+            wait_for(both_waiting, "tasks and Slurm jobs of both users waiting together", 300,
+                     details=lambda: f"{stack.slurm.history()}\n{endpoint.log_tail(15)}")
             # the user endpoints' processes and blocks run as the mapped accounts
             assert set(waiting.values()) == accounts, waiting
             assert all(_pids(account.pw_uid) for account in endpoint.accounts)
