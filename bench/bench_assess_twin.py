@@ -17,7 +17,9 @@ Run: ``PYTHONPATH=src python bench/bench_assess_twin.py [--shape 256] [--out FIL
 
 ``--set heldout`` runs the held-out set of ``bench/twin_heldout.py`` instead (ten other
 lattices, three other qualities, another seed; fixed before any result on it was seen); the
-default ``--set development`` is the set whose results shaped the method.
+default ``--set development`` is the set whose results shaped the method. ``--set heldout2``
+runs the second held-out set of ``bench/twin_heldout2.py`` (fixed before the likeness check's
+column count was run on it).
 
 ``--atom-lattice FILE.hdf5 --pixel-size A`` instead checks one experimental image with labels:
 an Atomap ``Atom_Lattice`` file (its image and every sublattice's atom positions), for example
@@ -79,19 +81,25 @@ CATALOGUE = ("MgAl2O4[100]", "MgAl2O4[110]", "CeO2[110]", "rectangular-2D", "obl
 
 def lattices(which: str = "development") -> dict[str, Lattice]:
     """The ten lattices of a set (checked against the exclusion lists; the held-out ones
-    against the development set's too)."""
+    against the development set's too, the second held-out set also against the first and
+    ``stembench.client.assess.validation``'s lattices)."""
+    from stembench.client.assess.validation import validation_lattice_names
     from stembench.dataset_publish.simulate.generality import GENERALITY_STRUCTURES
     from stembench.dataset_publish.simulate.series import MATERIALS
     from stembench.dataset_publish.simulate.structures import lattice
     from stembench.endpoints.training.world import MIXED_STRUCTURES
     from twin_heldout import heldout_lattices
+    from twin_heldout2 import heldout2_lattices
 
     out = {name: lattice(name) for name in CATALOGUE}
     out.update(custom_lattices())
-    if which == "heldout":
-        development = {name.split("[")[0] for name in out}
-        out = heldout_lattices()
-        assert not development & {name.split("[")[0] for name in out}
+    if which != "development":
+        earlier = {name.split("[")[0] for name in out}
+        if which == "heldout2":
+            earlier |= {name.split("[")[0] for name in heldout_lattices()}
+            earlier |= {name.split("[")[0] for name in validation_lattice_names()}
+        out = heldout_lattices() if which == "heldout" else heldout2_lattices()
+        assert not earlier & {name.split("[")[0] for name in out}
     for name in out:
         base = name.split("[")[0]
         assert name not in MATERIALS and name not in MIXED_STRUCTURES, name
@@ -133,6 +141,7 @@ def main() -> None:
     from stembench.errors import StembenchError
     from stembench.scoring import score_image
     from twin_heldout import HELDOUT_SEED, heldout_qualities
+    from twin_heldout2 import HELDOUT2_SEED, heldout2_qualities
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shape", type=int, default=256)
@@ -141,7 +150,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench-assess-twin.json"))
     parser.add_argument("--atom-lattice", type=Path, help="check this labelled image instead")
     parser.add_argument("--pixel-size", type=float, help="A/px of --atom-lattice")
-    parser.add_argument("--set", choices=("development", "heldout"), default="development",
+    parser.add_argument("--set", choices=("development", "heldout", "heldout2"),
+                        default="development",
                         dest="which", help="which validation set")
     args = parser.parse_args()
     choices = [ModelChoice(name) for name in BUILTIN_MODELS]
@@ -150,8 +160,9 @@ def main() -> None:
     rows = []
     chosen = lattices(args.which)
     names = [n for n in chosen if not args.only or n in args.only.split(",")]
-    conditions, seed = ((heldout_qualities(), HELDOUT_SEED) if args.which == "heldout"
-                        else (qualities(), 0))
+    conditions, seed = {"development": (qualities(), 0),
+                        "heldout": (heldout_qualities(), HELDOUT_SEED),
+                        "heldout2": (heldout2_qualities(), HELDOUT2_SEED)}[args.which]
     if args.atom_lattice is not None:
         cases = [(args.atom_lattice.stem, atom_lattice_image(args.atom_lattice, args.pixel_size))]
     else:
