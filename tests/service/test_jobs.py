@@ -68,12 +68,19 @@ def test_job_runs_and_results_are_stored(client, settings, mini_dataset_path) ->
     assert (job_folder(settings, job_id) / "results.jsonl").is_file()
 
 
-def test_duplicate_submission_returns_live_job(client) -> None:
-    first = _submit(client)
-    again = _submit(client, who="bob", expect=200)
-    assert again.json()["duplicate"] is True
-    assert again.json()["job"]["id"] == first.json()["job"]["id"]
+def test_duplicate_submission_returns_the_owners_live_job(client) -> None:
+    first = _submit(client).json()["job"]["id"]
+    again = _submit(client, expect=200)
+    assert again.json()["duplicate"] is True and again.json()["job"]["id"] == first
     _submit(client, options={"quality": 0.5})  # other options: a new job (201)
+    # another user's identical submission is their own job, which they can see and cancel
+    # (it runs as them), never the first user's job
+    bobs = _submit(client, who="bob").json()["job"]["id"]
+    assert bobs != first
+    assert client.get(f"/api/jobs/{bobs}", headers=bearer("bob")).json()["status"] == "queued"
+    assert _submit(client, who="bob", expect=200).json()["job"]["id"] == bobs
+    assert client.post(f"/api/jobs/{bobs}/cancel", headers=bearer("bob")).status_code == 200
+    assert client.get(f"/api/jobs/{first}", headers=bearer("alice")).json()["status"] == "queued"
 
 
 def test_same_weights_detected_after_run(client) -> None:

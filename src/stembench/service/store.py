@@ -35,12 +35,19 @@ class JobConflictError(StembenchError):
     """A job cannot make the requested change in its present state (message says why)."""
 
 
-def submission_key(model: str, options: Mapping[str, Any], dataset_name: str,
+def submission_key(owner: str, model: str, options: Mapping[str, Any], dataset_name: str,
                    dataset_preset: str, dataset_version: str) -> str:
-    """SHA-256 of what determines a result: model, its options and the dataset version.
+    """SHA-256 of who asks and what determines the result: model, options, dataset version.
+
+    The owner is part of the key: a job runs as its owner (on Globus Compute, with the
+    owner's token, on the owner's endpoint, mapped to the owner's local account), so another
+    user's identical submission is that user's own job, never a job they cannot see. The
+    same finished results are still stored once (``duplicate_of``, when the job ends).
 
     Parameters
     ----------
+    owner : str
+        Identity of the submitting user (its Globus identity ``sub``).
     model : str
         The model spec (registry name, file or ``module:function``).
     options : mapping of str to Any
@@ -48,7 +55,8 @@ def submission_key(model: str, options: Mapping[str, Any], dataset_name: str,
     dataset_name, dataset_preset, dataset_version : str
         The benchmark dataset the job is scored on.
     """
-    payload = json.dumps({"model": model, "options": dict(options), "dataset": dataset_name,
+    payload = json.dumps({"owner": owner, "model": model, "options": dict(options),
+                          "dataset": dataset_name,
                           "preset": dataset_preset, "version": dataset_version},
                          sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(payload.encode()).hexdigest()
@@ -58,7 +66,7 @@ def create_job(session: Session, *, owner: str, owner_name: str | None, model: s
                options: Mapping[str, Any], dataset_name: str, dataset_preset: str,
                dataset_version: str, endpoint_id: str | None,
                endpoint_options: Mapping[str, Any] | None = None) -> tuple[Job, bool]:
-    """Queue a job, or return the live job with the same submission key.
+    """Queue a job, or return the owner's live job with the same submission key.
 
     Where a job runs (its endpoint and that endpoint's options) is not part of the key:
     the same evaluation elsewhere gives the same scores.
@@ -87,7 +95,7 @@ def create_job(session: Session, *, owner: str, owner_name: str | None, model: s
     (Job, bool)
         The job and whether it was created now (False: a duplicate submission).
     """
-    key = submission_key(model, options, dataset_name, dataset_preset, dataset_version)
+    key = submission_key(owner, model, options, dataset_name, dataset_preset, dataset_version)
     return _insert(session, key, owner=owner, owner_name=owner_name, model=model,
                    model_options=json.dumps(dict(options), sort_keys=True),
                    dataset_name=dataset_name, dataset_preset=dataset_preset,
