@@ -184,6 +184,7 @@ def main() -> None:
             row["recommended"] = result.recommended or (
                 result.predictions[0].model if result.predictions else None)
             row["unexplained"] = result.likeness.unexplained
+            row["missing"] = result.likeness.missing
             if not result.predictions:
                 row["refused"] = result.verdict  # no likeness: a refusal, counted as misses
             row["limitations"] = result.limitations

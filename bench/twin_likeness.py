@@ -1,8 +1,9 @@
 """The twin's likeness (:mod:`stembench.client.assess.twin.likeness`) on the development set.
 
-For each image of ``bench_assess_twin.py``'s development set (never the held-out set): the
-unexplained fraction and residual of its twin, the twin's columns and labelled columns, and the
-image's own labelled and faint columns. This is what ``MAX_UNEXPLAINED`` was set from.
+For each image of ``bench_assess_twin.py``'s development set (never a held-out set): the
+unexplained fraction, the missing columns' share and residual of its twin, the twin's columns
+and labelled columns, and the image's own labelled and faint columns. This is what
+``MAX_UNEXPLAINED`` and ``MAX_MISSING`` were set from.
 
 Run: ``cd bench && PYTHONPATH=../src python twin_likeness.py [--shape 256]``.
 """
@@ -37,6 +38,7 @@ def main() -> None:
                                name=image.image_id)
                 like = likeness(fit, image.image)
                 row.update(unexplained=round(like.unexplained, 4), chi2=round(like.chi2, 3),
+                           missing=round(like.missing, 4), n_missing=len(like.missing_xy),
                            twin_columns=like.n_columns, twin_labelled=like.n_labelled)
             except StembenchError as exc:
                 row["error"] = str(exc)

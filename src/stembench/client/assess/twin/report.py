@@ -9,7 +9,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from numpy.typing import NDArray
 
-from stembench.client.assess.twin.likeness import MAX_UNEXPLAINED
+from stembench.client.assess.twin.likeness import MAX_MISSING, MAX_UNEXPLAINED
 from stembench.client.assess.twin.predict import AXIS_UNITS, ModelPrediction
 from stembench.client.assess.twin.run import TwinAssessment, reference_twin
 
@@ -20,7 +20,8 @@ def plot_likeness(image: NDArray[np.floating], result: TwinAssessment, *,
                   zoom_px: int = 96) -> Figure:
     """The image beside its first twin, both at the image's display range (top: whole; bottom:
     a central ``zoom_px`` crop), fitted columns drawn on the image (green: labelled in the
-    twin, orange: faint, unlabelled; red outline: unmodelled regions).
+    twin, orange: faint, unlabelled; red +: columns the twin lacks; red outline: unmodelled
+    regions).
 
     Parameters
     ----------
@@ -56,6 +57,10 @@ def plot_likeness(image: NDArray[np.floating], result: TwinAssessment, *,
                    facecolors="none", edgecolors="lime", linewidths=0.6)
         ax.scatter(xy[inside & ~labelled, 0], xy[inside & ~labelled, 1], s=marker, marker="x",
                    c="orange", linewidths=0.8)
+        lack = result.likeness.missing_xy
+        shown = (lack[:, 0] >= x0) & (lack[:, 0] < x1) & (lack[:, 1] >= y0) & (lack[:, 1] < y1)
+        ax.scatter(lack[shown, 0], lack[shown, 1], s=marker, marker="+", c="red",
+                   linewidths=0.8)
         ax.set_xlim(x0 - 0.5, x1 - 0.5)
         ax.set_ylim(y1 - 0.5, y0 - 0.5)
         if result.fit.unmodelled[y0:y1, x0:x1].any():
@@ -97,7 +102,9 @@ def twin_summary(result: TwinAssessment) -> str:
              f"{sum(v.series != 'reference' for v in result.plan)} series images",
              f"Likeness: the twin leaves {result.likeness.unexplained:.1%} of the image's "
              f"structure unexplained beyond the noise (predictions given up to "
-             f"{MAX_UNEXPLAINED:.0%}); residual {result.likeness.chi2:.2f} noise variances"]
+             f"{MAX_UNEXPLAINED:.0%}); residual {result.likeness.chi2:.2f} noise variances; "
+             f"lacks {len(result.likeness.missing_xy)} columns the image shows "
+             f"({result.likeness.missing:.1%}; up to {MAX_MISSING:.0%})"]
     if result.predictions:
         lines += ["", "Predicted on this image (mean [lowest-highest twin]):",
                   f"  {'model':<26s}{'F1':>18s}{'recall':>18s}{'precision':>18s}"

@@ -13,7 +13,12 @@ from numpy.typing import NDArray
 
 from stembench.client.assess.assessment import Assessment
 from stembench.client.assess.twin.fit import TwinFit, fit_twin, limitations
-from stembench.client.assess.twin.likeness import MAX_UNEXPLAINED, Likeness, likeness
+from stembench.client.assess.twin.likeness import (
+    MAX_MISSING,
+    MAX_UNEXPLAINED,
+    Likeness,
+    likeness,
+)
 from stembench.client.assess.twin.predict import (
     AXIS_UNITS,
     ModelPrediction,
@@ -78,6 +83,8 @@ class TwinAssessment:
                       "unmodelled_fraction": float(self.fit.unmodelled.mean())},
             "likeness": {"unexplained": _clean(self.likeness.unexplained),
                          "max_unexplained": MAX_UNEXPLAINED, "chi2": _clean(self.likeness.chi2),
+                         "missing": self.likeness.missing, "max_missing": MAX_MISSING,
+                         "missing_xy_px": self.likeness.missing_xy.tolist(),
                          "resembles": self.likeness.ok},
             "columns_xy_px": np.round(model.xy_px, 3).tolist(),
             "plan": [{k: _clean(v) for k, v in vars(v).items()} for v in self.plan],
