@@ -34,6 +34,7 @@ from numpy.typing import NDArray
 from stembench.atomic import AtomicPath
 from stembench.endpoints.models.base import Model, ModelInfo
 from stembench.endpoints.models.loaders import import_object
+from stembench.endpoints.models.weights_download import DEFAULT_TOTAL_TIMEOUT_S, copy_source
 from stembench.errors import ModelError
 
 __all__ = [
@@ -104,7 +105,12 @@ class PublishedWeights:
         return self.sha256 is not None or self.git_blob is not None
 
 
-_AICRYSTALLOGRAPHER = "https://github.com/pycroscopy/AICrystallographer/raw/master/AtomNet/saved_models"
+#: Each file addressed by a commit of its repository (the same blob is at that path in every
+#: later commit), so a moved branch cannot turn every fetch into a hash mismatch.
+_AICRYSTALLOGRAPHER = "https://raw.githubusercontent.com/pycroscopy/AICrystallographer"
+_CUBIC_COMMIT = "503f21a46ac7e22b724e9a7c7a09e6afa7992e3d"
+_GRAPHENE_COMMIT = "1cf8f82a38f42147ff0443e93fd41feee3c8740c"
+_ATOMSEGNET_COMMIT = "b884d02a32fbbca2fef21ebf763d296db308c2d8"
 
 #: Every published weight file stembench knows, fetchable or not.
 PUBLISHED: tuple[PublishedWeights, ...] = (
@@ -112,7 +118,8 @@ PUBLISHED: tuple[PublishedWeights, ...] = (
         "atomnet-cubic-published",
         "Ziatdinov's published AtomNet for cubic lattices (AICrystallographer 2019 release, "
         "the model Wei et al. 2023 scored on SrTiO3)",
-        f"{_AICRYSTALLOGRAPHER}/cubic-best_weights.pt", "cubic-best_weights.pt",
+        f"{_AICRYSTALLOGRAPHER}/{_CUBIC_COMMIT}/AtomNet/saved_models/cubic-best_weights.pt",
+        "cubic-best_weights.pt",
         "dc305d6f48bb3e6a22fd91385ef561b4425e73e74a9ecaf8b206a86bbe327c35", 4_034_538,
         "tensorflow", f"{_MODELS}.atomnet:AtomNet", {"variant": "cubic"},
         git_blob="2604d2a2b412db2fa5b1f57d3c06caf1a3523199"),
@@ -120,15 +127,16 @@ PUBLISHED: tuple[PublishedWeights, ...] = (
         "atomnet-graphene-published",
         "Ziatdinov's published AtomNet for graphene (G-Si-DFT0-1-4, the model Wei et al. "
         "2023 scored on WS2)",
-        f"{_AICRYSTALLOGRAPHER}/G-Si-DFT0-1-4-best_weights.pt", "G-Si-DFT0-1-4-best_weights.pt",
+        f"{_AICRYSTALLOGRAPHER}/{_GRAPHENE_COMMIT}/AtomNet/saved_models/G-Si-DFT0-1-4-best_weights.pt",
+        "G-Si-DFT0-1-4-best_weights.pt",
         None, None, "tensorflow", f"{_MODELS}.atomnet:AtomNet", {"variant": "hexagonal"},
         # On master since 1cf8f82 (2019-02-28); the file loaded by dcnn.load_torchmodel("graphene").
         git_blob="012f4f6417eb78aa6ff900ef95985733505d06bf"),
     PublishedWeights(
         "atomsegnet-gaussianmask-published",
         "Lin et al.'s published AtomSegNet gaussianMask+ (the model Wei et al. 2023 scored)",
-        "https://raw.githubusercontent.com/xinhuolin/AtomSegNet/master/model_weights/"
-        "gaussianMask%2B.pth", "gaussianMask+.pth", None, None, "pytorch",
+        f"https://raw.githubusercontent.com/xinhuolin/AtomSegNet/{_ATOMSEGNET_COMMIT}/"
+        "model_weights/gaussianMask%2B.pth", "gaussianMask+.pth", None, None, "pytorch",
         f"{_MODELS}.atomsegnet:AtomSegNet",
         # On master since b884d02 (2019-10-30), loaded by utils.load_model into unet_sigmoid.UNet.
         git_blob="04464d67b166dfe32eba05b81e3e70aa4fda1bf1"),
@@ -166,45 +174,6 @@ def _source(entry: PublishedWeights, mirror: str | None) -> str:
     return str(Path(mirror).expanduser() / entry.file_name)
 
 
-def _copy(source: str, out: Any, timeout_s: float) -> int:
-    """Write ``source`` (URL or local path) to ``out``; the number of bytes written."""
-    written = 0
-    parsed = urlparse(source)
-    if parsed.scheme in ("http", "https"):
-        import requests
-
-        try:
-            with requests.get(source, stream=True, timeout=timeout_s) as response:
-                if response.status_code != 200:
-                    raise ModelError(f"{source} answered HTTP {response.status_code}")
-                announced = response.headers.get("Content-Length")
-                for chunk in response.iter_content(_CHUNK):
-                    out.write(chunk)
-                    written += len(chunk)
-        except requests.exceptions.Timeout:
-            raise ModelError(f"no answer from {source} within {timeout_s:g} s") from None
-        except requests.exceptions.ChunkedEncodingError:  # the server stopped mid-file
-            raise ModelError(f"download from {source} was cut short after {written:,} "
-                             "bytes") from None
-        except requests.exceptions.ConnectionError as exc:
-            raise ModelError(f"cannot reach {source}: {type(exc).__name__}") from None
-        except requests.exceptions.RequestException as exc:
-            raise ModelError(f"download from {source} failed: {type(exc).__name__}") from None
-        if announced is not None and announced.isdigit() and int(announced) != written:
-            raise ModelError(f"download from {source} was cut short: {written:,} of "
-                             f"{int(announced):,} bytes")
-        return written
-    path = Path(parsed.path if parsed.scheme == "file" else source)
-    try:
-        with path.open("rb") as handle:
-            while chunk := handle.read(_CHUNK):
-                out.write(chunk)
-                written += len(chunk)
-    except OSError as exc:
-        raise ModelError(f"cannot read {path}: {exc.strerror or type(exc).__name__}") from None
-    return written
-
-
 def _make_dirs(folder: Path) -> list[Path]:
     """Create ``folder`` and its missing parents; return the ones created, deepest first."""
     created = []
@@ -217,7 +186,8 @@ def _make_dirs(folder: Path) -> list[Path]:
 
 
 def fetch_published(name: str, *, mirror: str | None = None, cache_dir: Path | None = None,
-                    timeout_s: float = 60.0) -> Path:
+                    timeout_s: float = 60.0,
+                    total_timeout_s: float = DEFAULT_TOTAL_TIMEOUT_S) -> Path:
     """Download, verify and cache the published weight file of ``name``.
 
     Parameters
@@ -231,6 +201,8 @@ def fetch_published(name: str, *, mirror: str | None = None, cache_dir: Path | N
         Cache root (default: the dataset cache's).
     timeout_s : float
         Seconds to wait for the server to connect and for each read.
+    total_timeout_s : float
+        Seconds the whole download may take.
 
     Returns
     -------
@@ -252,7 +224,8 @@ def fetch_published(name: str, *, mirror: str | None = None, cache_dir: Path | N
     try:
         with AtomicPath(final) as temporary:
             with temporary.open("wb") as out:
-                size = _copy(source, out, timeout_s)
+                size = copy_source(source, out, timeout_s=timeout_s,
+                                   total_timeout_s=total_timeout_s)
             if entry.size is not None and size != entry.size:
                 raise ModelError(f"{name}: {source} gave {size:,} bytes, expected "
                                  f"{entry.size:,} (cut short or another file); nothing was "
