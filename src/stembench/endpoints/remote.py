@@ -20,7 +20,7 @@ from stembench.endpoints.shard import (
     evaluate_shard,
     score_failed_shard,
 )
-from stembench.endpoints.twin_task import build_twin_dataset
+from stembench.endpoints.twin_task import build_twin_dataset, remove_twin_dataset
 from stembench.errors import InputError
 
 __all__ = ["CODE_STRATEGY", "DATA_STRATEGY", "ENTRY_NAME", "OPERATIONS", "entry_source",
@@ -38,6 +38,7 @@ OPERATIONS: dict[str, Callable[..., Any]] = {
     "describe_identity": describe_identity,
     "score_failed_shard": score_failed_shard,
     "build_twin_dataset": build_twin_dataset,
+    "remove_twin_dataset": remove_twin_dataset,
 }
 
 

@@ -65,6 +65,7 @@ def _open_dataset(ref_json: str) -> Any:
     from stembench.dataset_publish.loading import load
     from stembench.dataset_publish.storage.stembench_layout import open_dataset
     from stembench.dataset_publish.storage.verified import verify_dataset_file
+    from stembench.endpoints.twin_task import check_twin_file
 
     cached = _OPEN_DATASETS.get(ref_json)
     if cached is not None and _file_stamp(getattr(cached[0], "path", None)) == cached[1]:
@@ -72,6 +73,7 @@ def _open_dataset(ref_json: str) -> Any:
     ref = DatasetRef.from_dict(json.loads(ref_json))
     if ref.source == "path":
         assert ref.path is not None
+        check_twin_file(ref.path)  # a twin rendered where this worker cannot read: say where
         verify_dataset_file(ref.path)  # the whole file, once per content
         dataset = open_dataset(ref.path)
     else:

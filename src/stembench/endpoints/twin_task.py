@@ -5,7 +5,13 @@ and its plan as JSON; :func:`build_twin_dataset` renders them where the models w
 answers with the file's path and image ids, which the client then evaluates exactly as
 ``stembench evaluate`` does (a :class:`~stembench.endpoints.requests.DatasetRef` with
 ``source="path"``). The file is named by the content of the model and plan, so asking again
-reuses it.
+reuses it; :func:`remove_twin_dataset` deletes it once the client has the scores.
+
+The folder (:func:`twin_dir`) must be readable by every worker that may evaluate a shard: on a
+cluster these are other nodes and other batch jobs (each with its own ``$TMPDIR``), so the
+default is the user's stembench cache (``$STEMBENCH_CACHE/twins``, else
+``~/.cache/stembench/twins``: per user, on the shared home of most clusters), created
+readable by its owner only. ``$STEMBENCH_TWIN_DIR`` names another such folder.
 """
 
 from __future__ import annotations
@@ -14,19 +20,56 @@ import hashlib
 import json
 import math
 import os
-import tempfile
+import re
+import socket
 from pathlib import Path
 from typing import Any
 
 from stembench._version import __version__
 from stembench.endpoints.requests import check_compatible
-from stembench.errors import InputError
+from stembench.errors import DatasetError, InputError
 
-__all__ = ["TWIN_DIR_ENV", "build_twin_dataset"]
+__all__ = ["TWIN_DIR_ENV", "build_twin_dataset", "check_twin_file", "remove_twin_dataset",
+           "twin_dir"]
 
-#: Environment variable naming the folder twin datasets are written to (default: the
-#: system's temporary folder, ``stembench-twins``).
+#: Environment variable naming the folder twin datasets are written to, a folder every worker
+#: of the user's endpoint can read (default: ``twins`` in the user's stembench cache).
 TWIN_DIR_ENV = "STEMBENCH_TWIN_DIR"
+_TWIN_NAME = re.compile(r"twin-[0-9a-f]{24}\.h5")
+
+
+def twin_dir() -> Path:
+    """The folder twin datasets are written to: ``$STEMBENCH_TWIN_DIR``, else
+    ``<stembench cache>/twins`` (see :func:`~stembench.dataset_publish.storage.cache_dir.
+    default_cache_dir`)."""
+    from stembench.dataset_publish.storage.cache_dir import default_cache_dir
+
+    env = os.environ.get(TWIN_DIR_ENV)
+    return Path(env).expanduser() if env else default_cache_dir() / "twins"
+
+
+def check_twin_file(path: str) -> None:
+    """Raise one line naming the folder and :data:`TWIN_DIR_ENV` when a twin file cannot be read.
+
+    Parameters
+    ----------
+    path : str
+        A dataset file about to be opened on this worker; only twin files
+        (``twin-<key>.h5``) are checked.
+
+    Raises
+    ------
+    DatasetError
+        If ``path`` is a twin file this worker cannot read.
+    """
+    target = Path(path)
+    if _TWIN_NAME.fullmatch(target.name) and not os.access(target, os.R_OK):
+        raise DatasetError(
+            f"twin file {target.name} not readable on worker {socket.gethostname()!r}: the "
+            f"twins are written to {target.parent} by the worker that renders them and read by "
+            f"every worker; set {TWIN_DIR_ENV} in the endpoint's environment to a folder all "
+            "the endpoint's workers of this user can read (default: the stembench cache's "
+            "twins folder)")
 
 
 def build_twin_dataset(model: dict[str, Any], plan: list[dict[str, Any]],
@@ -59,12 +102,46 @@ def build_twin_dataset(model: dict[str, Any], plan: list[dict[str, Any]],
         raise InputError(f"malformed twin plan: {exc}") from exc
     if not variants:
         raise InputError("twin plan is empty")
-    folder = Path(os.environ.get(TWIN_DIR_ENV) or Path(tempfile.gettempdir())
-                  / "stembench-twins")
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = twin_dir()
+    if not folder.is_dir():
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(mode=0o700, exist_ok=True)  # the user's own: no other user reads it
     key = hashlib.sha256(json.dumps([model, plan, __version__], sort_keys=True)
                          .encode()).hexdigest()[:24]
     path = folder / f"twin-{key}.h5"
     if not path.is_file():
         write_twin_dataset(twin, variants, path)
     return {"path": str(path), "image_ids": [v.image_id for v in variants]}
+
+
+def remove_twin_dataset(path: str, client_version: str) -> bool:
+    """Delete a twin file :func:`build_twin_dataset` wrote, once its scores are back.
+
+    Parameters
+    ----------
+    path : str
+        The ``path`` :func:`build_twin_dataset` answered.
+    client_version : str
+        The caller's stembench version (checked for compatibility).
+
+    Returns
+    -------
+    bool
+        Whether a file was deleted (``False``: it was gone already).
+
+    Raises
+    ------
+    InputError
+        If ``path`` is not a twin file in this worker's :func:`twin_dir` (nothing else is
+        ever deleted).
+    """
+    check_compatible(client_version, __version__)
+    target = Path(path)
+    if not _TWIN_NAME.fullmatch(target.name) or \
+            target.parent.resolve() != twin_dir().resolve():
+        raise InputError(f"{path}: not a twin file in {twin_dir()}; nothing deleted")
+    try:
+        target.unlink()
+    except FileNotFoundError:
+        return False
+    return True

@@ -143,6 +143,11 @@ def assess_command(
                       "only)") + ":")
     typer.echo(summary_table(assessment, verdicts, group_matches=matches))
     typer.echo(f"\nJSON: {json_path}\nHTML: {html_path}")
+    if twin_result is not None and twin_result.none_scored:  # a failed run, never a verdict
+        model_name, reason = next(iter(twin_result.not_scored.items()))
+        typer.echo(f"stembench: error: no model could be scored on the twins ({model_name}: "
+                   f"{reason})", err=True)
+        raise typer.Exit(2)
     if model_error is not None:  # the assessment is written; the predictions are refused
         typer.echo(f"stembench: error: {model_error}", err=True)
         raise typer.Exit(1)

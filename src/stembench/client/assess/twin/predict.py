@@ -12,6 +12,11 @@
   fails at the twin's quality already.
 * **Ranking**: by predicted F1, then precision. The recommendation is the best-ranked
   reliable model, or none.
+* **Not scored**: a model with no score record of a twin at the estimated quality, or whose
+  every such twin failed (it could not load where it ran, its shards were lost, the twins'
+  file was not readable there), is not ranked: :func:`not_scored` gives its one-line reason.
+  That is a failure of the run, never a verdict on the model; when no model could be scored
+  there is no verdict at all (:data:`NONE_SCORED`).
 """
 
 from __future__ import annotations
@@ -27,14 +32,17 @@ import numpy as np
 from stembench.client.analysis.cutoffs import DEFAULT_CRITERIA
 from stembench.dataset_publish.simulate.twin_plan import SERIES_STEPS
 
-__all__ = ["AXIS_UNITS", "NONE_RELIABLE", "AxisMargin", "ModelPrediction", "predict",
-           "recommendation"]
+__all__ = ["AXIS_UNITS", "NONE_RELIABLE", "NONE_SCORED", "AxisMargin", "ModelPrediction",
+           "first_error", "not_scored", "predict", "recommendation"]
 
 #: Unit of each series' axis value.
 AXIS_UNITS = {"pixel_size": "atoms/100 px", "resolution": "pm", "noise": "e-/A^2",
               "contrast": "", "flyback": "px", "drift": "px/line"}
 #: What assess says when no model meets the criteria on the twins.
 NONE_RELIABLE = "none of these models is reliable here"
+#: What assess says when no model could be scored (a failed run, not a verdict).
+NONE_SCORED = ("no model could be scored on the twins (a failure of the run, not a verdict on "
+               "the models)")
 _METRICS = ("recall", "precision", "f1", "rms_angstrom")
 
 
@@ -65,7 +73,8 @@ class AxisMargin:
 
 @dataclass(frozen=True)
 class ModelPrediction:
-    """A model's predicted scores on the image, from its twins."""
+    """A model's predicted scores on the image, from its twins (``first_error``: why its first
+    failed twin image failed, on one line; empty when none failed)."""
 
     model: str
     mean: dict[str, float]
@@ -75,6 +84,7 @@ class ModelPrediction:
     n_twins: int
     n_failed_images: int
     margins: tuple[AxisMargin, ...]
+    first_error: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict (NaN as None)."""
@@ -141,8 +151,8 @@ def predict(records: Mapping[str, Sequence[Mapping[str, Any]]], *,
     out = []
     for model, rows in records.items():
         reference = [r for r in rows if r.get("series") == "reference"]
-        if not reference:
-            continue
+        if not reference or all(r.get("failed") for r in reference):
+            continue  # not scored (see not_scored)
         values = {m: np.array([np.nan if r.get(m) is None else float(r[m]) for r in reference])
                   for m in _METRICS}
 
@@ -157,7 +167,8 @@ def predict(records: Mapping[str, Sequence[Mapping[str, Any]]], *,
                         for axis in SERIES_STEPS if any(r.get("series") == axis for r in rows))
         out.append(ModelPrediction(model, stat(np.nanmean), stat(np.nanmin), stat(np.nanmax),
                                    reliable, len(reference),
-                                   sum(bool(r.get("failed")) for r in rows), margins))
+                                   sum(bool(r.get("failed")) for r in rows), margins,
+                                   first_error(rows)))
     return sorted(out, key=lambda p: (-_finite(p.mean["f1"]), -_finite(p.mean["precision"])))
 
 
@@ -165,8 +176,54 @@ def _finite(value: float) -> float:
     return value if math.isfinite(value) else -math.inf
 
 
+def first_error(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The first failed record's ``error``, on one line (``""`` when none failed).
+
+    Parameters
+    ----------
+    rows : sequence of dict
+        Score records.
+    """
+    for row in rows:
+        if row.get("failed") and row.get("error"):
+            return " ".join(str(row["error"]).split())
+    return ""
+
+
+def not_scored(records: Mapping[str, Sequence[Mapping[str, Any]]],
+               failed_shards: Mapping[str, Mapping[str, str]],
+               errors: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The models :func:`predict` cannot rank, each with a one-line reason.
+
+    Parameters
+    ----------
+    records : mapping of str to sequence of dict
+        Model -> its score records on the twins.
+    failed_shards : mapping of str to mapping of str to str
+        Model -> its shards that failed after their retries -> why.
+    errors : mapping of str to str, optional
+        Model -> why it could not be evaluated at all.
+    """
+    out = {model: " ".join(reason.split()) for model, reason in (errors or {}).items()}
+    for model in dict.fromkeys([*records, *failed_shards]):
+        rows = records.get(model, [])
+        reference = [r for r in rows if r.get("series") == "reference"]
+        if reference and not all(r.get("failed") for r in reference):
+            continue
+        reasons = list((failed_shards.get(model) or {}).values())
+        reason = " ".join(reasons[0].split()) if reasons else first_error(reference)
+        out[model] = reason or "no score record came back"
+    return out
+
+
 def recommendation(predictions: Sequence[ModelPrediction]) -> tuple[str | None, str]:
-    """The recommended model (best-ranked reliable one) and the sentence that says so."""
+    """The recommended model (best-ranked reliable one) and the sentence that says so.
+
+    Parameters
+    ----------
+    predictions : sequence of ModelPrediction
+        The ranked predictions of the scored models.
+    """
     for prediction in predictions:
         if prediction.reliable:
             f1 = prediction.mean["f1"]

@@ -117,8 +117,11 @@ def twin_summary(result: TwinAssessment) -> str:
             lines.append(f"      {_margin_text(p)}")
         if p.n_failed_images:
             lines.append(f"      failed on {p.n_failed_images} twin image(s) (scored as "
-                         "finding nothing)")
+                         f"finding nothing); first: {p.first_error}")
+    lines += [f"  {model:<26s}not scored: {reason}" for model, reason in result.not_scored.items()]
     lines += ["", result.verdict[:1].upper() + result.verdict[1:]]
+    if result.scores.kept:
+        lines.append(f"Twins' file kept at {result.scores.dataset_path}: {result.scores.kept}")
     if result.limitations:
         lines += ["", "What the twin cannot represent here:"]
         lines += [f"  - {note}" for note in result.limitations]
@@ -133,6 +136,9 @@ def twin_html(result: TwinAssessment) -> str:
         f"<td>{_interval(p, 'rms_angstrom', 3)}</td><td>{'yes' if p.reliable else 'no'}</td>"
         f"<td>{html.escape(_margin_text(p))}</td></tr>"
         for k, p in enumerate(result.predictions))
+    rows += "".join(f"\n<tr><td>-</td><td>{html.escape(model)}</td><td colspan=\"6\">not "
+                    f"scored: {html.escape(reason)}</td></tr>"
+                    for model, reason in result.not_scored.items())
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in result.limitations) or \
         "<li>nothing detected</li>"
     return f"""<h2>Twin assessment</h2>

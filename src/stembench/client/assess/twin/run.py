@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,9 @@ from stembench.client.assess.twin.likeness import (
 )
 from stembench.client.assess.twin.predict import (
     AXIS_UNITS,
+    NONE_SCORED,
     ModelPrediction,
+    not_scored,
     predict,
     recommendation,
 )
@@ -57,6 +59,9 @@ class TwinAssessment:
     likeness : Likeness
         How well the twin resembles the image; past its threshold nothing is scored and
         ``predictions`` is empty.
+    not_scored : dict of str to str
+        Models that could not be scored (:func:`~stembench.client.assess.twin.predict.
+        not_scored`), each with its one-line reason.
     """
 
     fit: TwinFit
@@ -67,6 +72,12 @@ class TwinAssessment:
     verdict: str
     limitations: list[str]
     likeness: Likeness
+    not_scored: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def none_scored(self) -> bool:
+        """Whether models were to be scored and none could be (a failed run, no verdict)."""
+        return bool(self.not_scored) and not self.predictions
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict: the model's parameters, every prediction and every score record."""
@@ -90,10 +101,12 @@ class TwinAssessment:
             "plan": [{k: _clean(v) for k, v in vars(v).items()} for v in self.plan],
             "axis_units": AXIS_UNITS,
             "predictions": [p.to_dict() for p in self.predictions],
+            "not_scored": self.not_scored,
             "recommended": self.recommended,
             "verdict": self.verdict,
             "limitations": self.limitations,
             "dataset_path": self.scores.dataset_path,
+            "dataset_kept": self.scores.kept,
             "failed_shards": self.scores.failed_shards,
             "records": {m: [{k: _clean(v) for k, v in r.items() if k != "coordinates"}
                             for r in rows] for m, rows in self.scores.records.items()},
@@ -169,9 +182,13 @@ def assess_by_twin(image: NDArray[np.floating], *, pixel_size: float, assessment
     scores = score_on_twins(fit.model, plan, models, targets=targets, results_dir=results_dir,
                             lanes=lanes)
     predictions = predict(scores.records, twin_values=twin_axis_values(fit))
+    failed = not_scored(scores.records, scores.failed_shards, scores.errors)
     recommended, verdict = recommendation(predictions)
+    if failed:
+        verdict = NONE_SCORED if not predictions else \
+            f"{verdict}; not scored: {', '.join(failed)}"
     return TwinAssessment(fit, plan, scores, predictions, recommended, verdict,
-                          limitations(fit), like)
+                          limitations(fit), like, failed)
 
 
 def reference_twin(result: TwinAssessment) -> NDArray[np.float32]:

@@ -5,7 +5,9 @@ The twins are rendered where the models run
 executor: a local process pool or a Globus Compute endpoint), then
 every model is evaluated on that file by :func:`stembench.client.orchestrate.evaluate_models`
 (shards, retries, deadlines, results files, the endpoint's scorer), and the score records are
-read back from the results files.
+read back from the results files. The twins' file is deleted where it was written once the
+scores are back (:func:`~stembench.endpoints.twin_task.remove_twin_dataset`); where that fails,
+:attr:`TwinScores.kept` says why it was kept.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from stembench.client.orchestrate import Target, evaluate_models
 from stembench.client.scheduler import describe_error
 from stembench.dataset_publish.simulate.twin import TwinModel, TwinVariant, plan_to_json
 from stembench.endpoints.requests import DatasetRef
-from stembench.endpoints.twin_task import build_twin_dataset
+from stembench.endpoints.twin_task import build_twin_dataset, remove_twin_dataset
 from stembench.errors import StembenchError
 
 __all__ = ["ModelChoice", "TwinScores", "score_on_twins"]
@@ -55,11 +57,39 @@ class TwinScores:
         Model label -> shards that failed after their retries (their images are missing).
     dataset_path : str
         Where the twins were written, on the machine that ran the models.
+    kept : str
+        Empty when the twins' file was deleted after scoring; else why it was kept there.
+    errors : dict of str to str
+        Model label -> why it could not be evaluated at all (one line; it has no records).
     """
 
     records: dict[str, list[dict[str, Any]]]
     failed_shards: dict[str, dict[str, str]]
     dataset_path: str
+    kept: str = ""
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+def _remote_line(exc: BaseException) -> str:
+    """One line for a failed endpoint operation; an older stembench there is told to upgrade."""
+    line = describe_error(exc)
+    if "unknown stembench operation" in line:
+        line += (f" (the endpoint's stembench is older than this one, {__version__}: upgrade "
+                 "stembench where the endpoint runs and restart it)")
+    return line
+
+
+def _remove(target: Target, path: str, timeout_s: float) -> str:
+    """Delete the twins' file where it was written; ``""``, or why it was kept."""
+    future = target.executor.submit(remove_twin_dataset, path, __version__)
+    try:
+        future.result(timeout=timeout_s)
+    except TimeoutError:
+        give_up(future)
+        return f"not deleted within {timeout_s:g} s"
+    except Exception as exc:  # the deletion failed where it ran
+        return _remote_line(exc)
+    return ""
 
 
 def _slug(text: str) -> str:
@@ -105,7 +135,7 @@ def score_on_twins(model: TwinModel, plan: Sequence[TwinVariant], models: Sequen
         raise
     except Exception as exc:  # the render failed where it ran (e.g. on the endpoint)
         raise StembenchError(f"{target.name}: the twins could not be rendered: "
-                             f"{describe_error(exc)}") from exc
+                             f"{_remote_line(exc)}") from exc
     dataset = DatasetRef(name=f"twin-{model.digest()}", source="path", path=built["path"])
     folder = Path(results_dir) / Path(str(built["path"])).stem  # one folder per twin set
     folder.mkdir(parents=True, exist_ok=True)
@@ -114,16 +144,28 @@ def score_on_twins(model: TwinModel, plan: Sequence[TwinVariant], models: Sequen
         groups.setdefault(repr(sorted(choice.options.items())), []).append(choice)
     records: dict[str, list[dict[str, Any]]] = {}
     failed: dict[str, dict[str, str]] = {}
+    errors: dict[str, str] = {}
     from stembench.client.results_file import ResultsFile
 
-    for group in groups.values():
+    pending = list(groups.values())
+    while pending:
+        group = pending.pop(0)
         paths = {c.spec: folder / f"{_slug(c.label)}.jsonl" for c in group}
-        outcome = evaluate_models(paths, dataset=dataset, targets=targets,
-                                  image_ids=built["image_ids"], model_options=group[0].options,
-                                  progress=False, task_deadline_s=task_deadline_s,
-                                  image_timeout_s=image_timeout_s, lanes=lanes)
+        try:
+            outcome = evaluate_models(paths, dataset=dataset, targets=targets,
+                                      image_ids=built["image_ids"],
+                                      model_options=group[0].options, progress=False,
+                                      task_deadline_s=task_deadline_s,
+                                      image_timeout_s=image_timeout_s, lanes=lanes)
+        except StembenchError as exc:  # before any shard ran (a model or the twins unusable)
+            if len(group) > 1:  # find which: each model alone
+                pending[:0] = [[choice] for choice in group]
+            else:
+                errors[group[0].label] = " ".join(str(exc).split())
+            continue
         for choice in group:
             evaluation = outcome[choice.spec]
             records[choice.label] = ResultsFile(paths[choice.spec]).records(evaluation.shard_ids)
             failed[choice.label] = dict(evaluation.failed_shards)
-    return TwinScores(records, failed, str(built["path"]))
+    kept = _remove(target, str(built["path"]), min(task_deadline_s or 60.0, 60.0))
+    return TwinScores(records, failed, str(built["path"]), kept, errors)
