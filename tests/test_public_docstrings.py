@@ -15,6 +15,7 @@ from __future__ import annotations
 import ast
 import re
 from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -69,15 +70,29 @@ def _api_of_packages() -> set[tuple[Path, str]]:
     return found
 
 
+def _has_help(node: ast.AST | None) -> bool:
+    """Whether ``node`` holds a ``typer.Option(..., help=...)`` / ``typer.Argument`` call."""
+    return any(isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
+               and call.func.attr in ("Option", "Argument")
+               and any(keyword.arg == "help" for keyword in call.keywords)
+               for call in (ast.walk(node) if node is not None else ()))
+
+
+@cache
+def _documented_option_aliases() -> frozenset[str]:
+    """Module-level names bound to an ``Annotated[..., typer.Option(..., help=...)]``."""
+    return frozenset(target.id for path in SRC.rglob("*.py")
+                     for node in ast.parse(path.read_text()).body
+                     if isinstance(node, ast.Assign) and _has_help(node.value)
+                     for target in node.targets if isinstance(target, ast.Name))
+
+
 def _is_documented_cli_option(argument: ast.arg, default: ast.expr | None) -> bool:
-    """True for a ``typer.Option(..., help=...)`` / ``typer.Argument`` parameter."""
-    for node in (argument.annotation, default):
-        for call in ast.walk(node) if node is not None else ():
-            if (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
-                    and call.func.attr in ("Option", "Argument")
-                    and any(keyword.arg == "help" for keyword in call.keywords)):
-                return True
-    return False
+    """True for a ``typer.Option(..., help=...)`` / ``typer.Argument`` parameter, given in
+    place or through a module-level alias of one."""
+    annotation = argument.annotation
+    return _has_help(annotation) or _has_help(default) or (
+        isinstance(annotation, ast.Name) and annotation.id in _documented_option_aliases())
 
 
 def _parameters(function: ast.FunctionDef | ast.AsyncFunctionDef) -> tuple[list[str], list[str]]:

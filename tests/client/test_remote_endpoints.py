@@ -625,3 +625,75 @@ def test_twins_are_rendered_and_scored_on_the_restricted_endpoint(
     records = scores.records["log-blob"]
     assert sorted(r["image_id"] for r in records) == ["twin-0", "twin-1"]
     assert all(r["f1"] > 0.95 and not r["failed"] for r in records)
+
+
+def _assess_app(monkeypatch: pytest.MonkeyPatch, client: Client, tmp_path: Path) -> Any:
+    """``stembench assess`` with this client as the user's Compute login and log-blob alone."""
+    import globus_compute_sdk
+    import numpy as np
+
+    from stembench.cli import app
+    from stembench.client.assess.twin import command
+    from stembench.dataset_publish.simulate.twin import TwinModel, TwinVariant, render_twin
+
+    monkeypatch.setattr(globus_compute_sdk, "Client", lambda *args, **kwargs: client)
+    monkeypatch.setattr(command, "default_models", lambda: (["log-blob"], []))
+    monkeypatch.setenv("STEMBENCH_TWIN_DIR", str(tmp_path / "endpoint-twins"))
+    compute_functions.use_function_id(FUNCTION_ID)
+    grid = np.arange(4.0, 95.0, 10.0)
+    xx, yy = np.meshgrid(grid, grid)
+    xy = np.column_stack([xx.ravel(), yy.ravel()])
+    model = TwinModel((96, 96), 0.2, xy, np.ones(len(xy)), np.full(len(xy), 1.8),
+                      np.full((2, 2), 0.1), 0.002, 1e-4, name="square")
+    np.save(tmp_path / "square.npy", render_twin(model, TwinVariant("r", "reference", 0, 7)).image)
+    return app
+
+
+def test_assess_on_an_endpoint_sends_evaluates_endpoint_options(
+        rsps: responses.RequestsMock, client: Client, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through the command: --endpoint-option and --task-deadline reach every task (the
+    render, the identity, the shards) as evaluate sends them: one user endpoint, its limit."""
+    from typer.testing import CliRunner
+
+    from stembench.client.assess.twin import score
+
+    app = _assess_app(monkeypatch, client, tmp_path)
+    endpoint = RestrictedEndpoint(rsps, tmp_path)
+    deadlines: list[float | None] = []  # the client's own deadline, as evaluate keeps it
+    real = score.evaluate_models
+    monkeypatch.setattr(score, "evaluate_models", lambda *args, **kwargs: (
+        deadlines.append(kwargs["task_deadline_s"]), real(*args, **kwargs))[1])
+    answer = CliRunner().invoke(app, [
+        "assess", str(tmp_path / "square.npy"), "--pixel-size", "0.2", "--twins", "1",
+        "--out", str(tmp_path / "out"), "--endpoint", ENDPOINT, "--https-only",
+        "--endpoint-option", "account=12345", "--task-deadline", "30.5"])
+    assert answer.exit_code == 0, answer.output
+    assert endpoint.sent_args()[0][0] == "build_twin_dataset"
+    assert len(endpoint.submissions) >= 3
+    assert all(s["user_endpoint_config"] == {"account": "12345", "task_timeout_s": 27}
+               for s in endpoint.submissions)
+    twin = json.loads((tmp_path / "out" / "square_assess.json").read_text())["twin"]
+    assert [p["model"] for p in twin["predictions"]] == ["log-blob"]
+    assert deadlines == [30.5]
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--endpoint-option", "walltime=forever", "--endpoint-schema", "SCHEMA"],
+     "endpoint option walltime: 'forever' does not match"),
+    (["--amqp-port", "1234"], "amqp port must be 443, 5671 or 5672, got 1234")])
+def test_assess_checks_endpoint_options_as_evaluate_does(
+        rsps: responses.RequestsMock, client: Client, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, flags: list[str], message: str) -> None:
+    from typer.testing import CliRunner
+
+    app = _assess_app(monkeypatch, client, tmp_path)
+    schema = tmp_path / "user_config_schema.json"
+    schema.write_text(json.dumps(HPC_SCHEMA))
+    answer = CliRunner().invoke(app, [
+        "assess", str(tmp_path / "square.npy"), "--pixel-size", "0.2", "--out",
+        str(tmp_path / "out"), "--endpoint", ENDPOINT,
+        *[str(schema) if f == "SCHEMA" else f for f in flags]])
+    assert isinstance(answer.exception, InputError), answer.output
+    assert message in str(answer.exception)
+    assert len(rsps.calls) == 0

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from stembench.client.endpoint_options import (
+    AmqpPort,
+    EndpointOption,
+    EndpointSchema,
+    HttpsOnly,
+    StatusInterval,
+    TaskDeadline,
+)
 from stembench.client.endpoint_watch import DEFAULT_STATUS_INTERVAL_S
 from stembench.client.orchestrate import DEFAULT_TASK_DEADLINE_S
 from stembench.endpoints.models.deadline import DEFAULT_IMAGE_TIMEOUT_S
@@ -31,27 +38,12 @@ def evaluate_command(
     results: Annotated[Path, typer.Option(help="Results file (JSON lines); resumes if it "
                                           "exists.")] = Path("stembench-output/results.jsonl"),
     workers: Annotated[int, typer.Option(min=1, help="Local worker processes.")] = 2,
-    https_only: Annotated[bool, typer.Option(
-        "--https-only", help="Reach endpoints by HTTPS polling instead of AMQP (for hosts "
-        "whose firewall blocks AMQP ports).")] = False,
-    amqp_port: Annotated[int | None, typer.Option(
-        help="AMQP port of the results queue: 443 where 5671 is blocked.")] = None,
-    endpoint_option: Annotated[list[str] | None, typer.Option(
-        help="Per-task endpoint option KEY=VALUE (repeat), e.g. account=abc, "
-        "walltime=00:30:00, gpus=2; checked against the template schema first.")] = None,
-    endpoint_schema: Annotated[Path | None, typer.Option(
-        help="A user_config_schema.json to check --endpoint-option against, or the stembench "
-        "template the endpoint was written from (slurm-gpu, pbs-gpu, workstation-gpu); "
-        "default: the schema the endpoint publishes.")] = None,
-    task_deadline: Annotated[float, typer.Option(
-        help="Seconds a task may take from submission to result, time queued on the "
-        "endpoint (Slurm) included; then its shard fails and is retried. Endpoints made by "
-        "stembench stop a task that ran 90 % of this long.")
-    ] = DEFAULT_TASK_DEADLINE_S,
-    status_interval: Annotated[float, typer.Option(
-        min=0.1, help="Seconds between two status checks of each endpoint during the run; "
-        "an endpoint offline in two checks in a row fails its unfinished shards at once "
-        "(finished ones are kept).")] = DEFAULT_STATUS_INTERVAL_S,
+    https_only: HttpsOnly = False,
+    amqp_port: AmqpPort = None,
+    endpoint_option: EndpointOption = None,
+    endpoint_schema: EndpointSchema = None,
+    task_deadline: TaskDeadline = DEFAULT_TASK_DEADLINE_S,
+    status_interval: StatusInterval = DEFAULT_STATUS_INTERVAL_S,
     shard_size: Annotated[int | None, typer.Option(help="Images per shard.")] = None,
     report: Annotated[bool, typer.Option(help="Write the HTML/JSON report beside the "
                                          "results.")] = True,
@@ -71,18 +63,12 @@ def evaluate_command(
 
     ref = dataset_reference(dataset)
     if endpoint:
-        from stembench.client.remote_endpoints import parse_endpoint_options, remote_targets
+        from stembench.client.endpoint_options import RemoteSettings, endpoint_targets
 
-        if endpoint_schema is not None:  # refused before any request
-            parse_endpoint_options(endpoint_option or [], schema=endpoint_schema)
-        with warnings.catch_warnings(record=True) as caught:  # each one line, not a traceback
-            warnings.simplefilter("always")
-            targets = remote_targets(endpoint, options=endpoint_option,
-                                     option_schema=endpoint_schema, task_timeout_s=task_deadline,
-                                     amqp_port=amqp_port, https_only=https_only,
-                                     status_interval_s=status_interval)
-        for caught_warning in caught:
-            typer.echo(f"Warning: {caught_warning.message}", err=True)
+        targets = endpoint_targets(endpoint, RemoteSettings(
+            https_only=https_only, amqp_port=amqp_port, options=tuple(endpoint_option or ()),
+            schema=endpoint_schema, task_deadline_s=task_deadline,
+            status_interval_s=status_interval))
     else:
         targets = [Target("local", local_executor(workers),
                           factory=lambda: local_executor(workers), max_in_flight=2 * workers)]

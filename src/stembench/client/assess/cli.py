@@ -8,6 +8,17 @@ from typing import Annotated, Any
 import typer
 
 from stembench._moved import moved_names
+from stembench.client.endpoint_options import (
+    AmqpPort,
+    EndpointOption,
+    EndpointSchema,
+    HttpsOnly,
+    RemoteSettings,
+    StatusInterval,
+    TaskDeadline,
+)
+from stembench.client.endpoint_watch import DEFAULT_STATUS_INTERVAL_S
+from stembench.client.target_calls import DEFAULT_TASK_DEADLINE_S
 from stembench.endpoints.models.deadline import DEFAULT_IMAGE_TIMEOUT_S
 
 __all__ = ["assess_command"]
@@ -17,6 +28,12 @@ def _likeness(data: Any, result: Any) -> Any:
     from stembench.client.assess.twin.report import plot_likeness
 
     return plot_likeness(data, result)
+
+
+def _published() -> set[str]:
+    from stembench.endpoints.models.published import PUBLISHED
+
+    return {entry.name for entry in PUBLISHED}
 
 
 def _twin_html(result: Any) -> str:
@@ -59,8 +76,12 @@ def assess_command(
                           "the published atomnet-cubic weights; repeat).")] = None,
     endpoint: Annotated[str | None, typer.Option(
         help="Render and score the twins on this Globus Compute endpoint (UUID).")] = None,
-    https_only: Annotated[bool, typer.Option(
-        "--https-only", help="Reach the endpoint by HTTPS polling instead of AMQP.")] = False,
+    https_only: HttpsOnly = False,
+    amqp_port: AmqpPort = None,
+    endpoint_option: EndpointOption = None,
+    endpoint_schema: EndpointSchema = None,
+    task_deadline: TaskDeadline = DEFAULT_TASK_DEADLINE_S,
+    status_interval: StatusInterval = DEFAULT_STATUS_INTERVAL_S,
     workers: Annotated[int, typer.Option(min=1, help="Local worker processes.")] = 2,
     twins: Annotated[int, typer.Option(min=1, help="Twins at the estimated quality.")] = 4,
 ) -> None:
@@ -102,10 +123,18 @@ def assess_command(
         choices, left_out = model_choices(model or [], weights or [])
         for line in left_out:  # as `stembench run` says it
             typer.echo(f"Published model not included: {line}", err=True)
+        if endpoint and (published := [c.spec for c in choices if c.spec in _published()]):
+            typer.echo(f"Note: {', '.join(published)} chosen as fetched here; on the endpoint "
+                       "they load from the endpoint's own weights cache (one not fetched there "
+                       "is listed as not scored, with how to fetch it)", err=True)
         twin_result = run_twin_mode(
             data, pixel_size=pixel_size, assessment=assessment,
             choices=choices, out=out, endpoint=endpoint,
-            https_only=https_only, workers=workers, n_twins=twins,
+            remote=RemoteSettings(https_only=https_only, amqp_port=amqp_port,
+                                  options=tuple(endpoint_option or ()), schema=endpoint_schema,
+                                  task_deadline_s=task_deadline,
+                                  status_interval_s=status_interval),
+            workers=workers, n_twins=twins,
             progress=lambda msg: typer.echo(f"assessing: {msg}", err=True))
     predictions = None
     predicted_by = model_error = None

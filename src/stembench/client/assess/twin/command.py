@@ -11,6 +11,7 @@ from numpy.typing import NDArray
 from stembench.client.assess.assessment import Assessment
 from stembench.client.assess.twin.run import TwinAssessment, assess_by_twin
 from stembench.client.assess.twin.score import ModelChoice
+from stembench.client.endpoint_options import RemoteSettings
 from stembench.client.run import default_models
 from stembench.errors import InputError
 
@@ -53,11 +54,12 @@ def model_choices(models: Sequence[str],
 
 def run_twin_mode(image: NDArray[np.floating], *, pixel_size: float, assessment: Assessment,
                   choices: Sequence[ModelChoice], out: Path, endpoint: str | None,
-                  https_only: bool = False, workers: int = 2, n_twins: int = 4,
+                  remote: RemoteSettings | None = None, workers: int = 2, n_twins: int = 4,
                   progress: Callable[[str], None] | None = None) -> TwinAssessment:
     """Assess ``image`` by its twin on local workers or on the Globus Compute ``endpoint``.
 
-    The endpoint's target is built as ``stembench evaluate`` builds it; locally, ``workers``
+    The endpoint's target is built as ``stembench evaluate`` builds it
+    (:func:`~stembench.client.endpoint_options.endpoint_targets`); locally, ``workers``
     one-worker lanes, each model's shards on one of them
     (:func:`stembench.client.lanes.local_lanes`: every framework imported once). The targets
     are stopped afterwards.
@@ -76,8 +78,9 @@ def run_twin_mode(image: NDArray[np.floating], *, pixel_size: float, assessment:
         Folder for the twins' dataset and results.
     endpoint : str or None
         Globus Compute endpoint UUID; ``None``: local workers.
-    https_only : bool, optional
-        Reach the endpoint by HTTPS polling instead of AMQP; default False.
+    remote : RemoteSettings, optional
+        The endpoint options, as ``stembench evaluate`` takes them (its task deadline also
+        bounds local tasks); default :class:`RemoteSettings`'s.
     workers : int, optional
         Local one-worker lanes; default 2.
     n_twins : int, optional
@@ -89,10 +92,11 @@ def run_twin_mode(image: NDArray[np.floating], *, pixel_size: float, assessment:
     from stembench.client.lifeline import stop_executor
 
     lanes: dict[str, int] | None = None
+    remote = remote or RemoteSettings()
     if endpoint:
-        from stembench.client.remote_endpoints import remote_targets
+        from stembench.client.endpoint_options import endpoint_targets
 
-        targets = remote_targets([endpoint], https_only=https_only)
+        targets = endpoint_targets([endpoint], remote)
     else:
         for choice in choices:
             weights = choice.options.get("weights")
@@ -102,7 +106,8 @@ def run_twin_mode(image: NDArray[np.floating], *, pixel_size: float, assessment:
     try:
         return assess_by_twin(image, pixel_size=pixel_size, assessment=assessment,
                               models=choices, targets=targets, results_dir=out / "twin-results",
-                              n_twins=n_twins, progress=progress, lanes=lanes)
+                              n_twins=n_twins, progress=progress, lanes=lanes,
+                              task_deadline_s=remote.task_deadline_s)
     finally:
         for target in targets:
             stop_executor(target.executor)

@@ -140,7 +140,8 @@ def assess_by_twin(image: NDArray[np.floating], *, pixel_size: float, assessment
                    models: Sequence[ModelChoice], targets: Sequence[Target],
                    results_dir: str | Path, n_twins: int = 4, series: bool = True,
                    progress: Callable[[str], None] | None = None,
-                   lanes: Mapping[str, int] | None = None) -> TwinAssessment:
+                   lanes: Mapping[str, int] | None = None,
+                   task_deadline_s: float | None = 900.0) -> TwinAssessment:
     """Fit the image's twin, score ``models`` on its renderings and rank them.
 
     When the twin is no likeness of the image (:mod:`~stembench.client.assess.twin.likeness`)
@@ -169,6 +170,8 @@ def assess_by_twin(image: NDArray[np.floating], *, pixel_size: float, assessment
     lanes : mapping of str to int, optional
         Model spec -> the index of the target its shards go to (see
         :func:`stembench.client.lanes.local_lanes`).
+    task_deadline_s : float or None
+        Seconds each task (the render, a shard) may take from submission to result.
     """
     say = progress or (lambda _msg: None)
     say("fitting the twin")
@@ -180,7 +183,7 @@ def assess_by_twin(image: NDArray[np.floating], *, pixel_size: float, assessment
                               limitations(fit), like)
     say(f"scoring {len(models)} model(s) on {len(plan)} twin image(s)")
     scores = score_on_twins(fit.model, plan, models, targets=targets, results_dir=results_dir,
-                            lanes=lanes)
+                            lanes=lanes, task_deadline_s=task_deadline_s)
     predictions = predict(scores.records, twin_values=twin_axis_values(fit))
     failed = not_scored(scores.records, scores.failed_shards, scores.errors)
     recommended, verdict = recommendation(predictions)
