@@ -697,3 +697,39 @@ def test_assess_checks_endpoint_options_as_evaluate_does(
     assert isinstance(answer.exception, InputError), answer.output
     assert message in str(answer.exception)
     assert len(rsps.calls) == 0
+
+
+def test_an_endpoint_with_an_older_stembench_is_told_to_upgrade(
+        rsps: responses.RequestsMock, client: Client, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its registered function answers "unknown stembench operation" for the twin render."""
+    import numpy as np
+
+    from stembench.client.assess.twin.score import ModelChoice, score_on_twins
+    from stembench.dataset_publish.simulate.twin import TwinModel
+    from stembench.dataset_publish.simulate.twin_plan import twin_plan
+
+    older = {name: f for name, f in remote.OPERATIONS.items() if "twin" not in name}
+
+    def older_run_operation(operation: str, arguments: list[Any]) -> Any:
+        """The endpoint's run_operation as a stembench from before assess has it."""
+        if operation not in older:
+            raise InputError(f"unknown stembench operation {operation!r}; known: "
+                             f"{sorted(older)}")
+        return older[operation](*arguments)
+
+    monkeypatch.setattr(remote, "run_operation", older_run_operation)
+    RestrictedEndpoint(rsps, tmp_path)
+    (target,) = remote_targets([ENDPOINT], client=client, https_only=True,
+                               function_id=FUNCTION_ID)
+    xy = np.array([[10.0, 10.0], [30.0, 10.0]])
+    model = TwinModel((48, 48), 0.2, xy, np.ones(2), np.full(2, 1.8), np.full((2, 2), 0.1),
+                      0.002, 1e-4, name="pair")
+    with pytest.raises(StembenchError) as caught:
+        score_on_twins(model, twin_plan(model, n_twins=1, series=False),
+                       [ModelChoice("log-blob")], targets=[target],
+                       results_dir=tmp_path / "results")
+    target.executor.shutdown(wait=True)
+    line = str(caught.value)
+    assert "unknown stembench operation 'build_twin_dataset'" in line
+    assert "upgrade stembench where the endpoint runs" in line and "\n" not in line

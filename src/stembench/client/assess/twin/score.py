@@ -70,10 +70,13 @@ class TwinScores:
     errors: dict[str, str] = field(default_factory=dict)
 
 
+_UNKNOWN = "unknown stembench operation"  # what an endpoint's older stembench answers
+
+
 def _remote_line(exc: BaseException) -> str:
     """One line for a failed endpoint operation; an older stembench there is told to upgrade."""
     line = describe_error(exc)
-    if "unknown stembench operation" in line:
+    if _UNKNOWN in line:
         line += (f" (the endpoint's stembench is older than this one, {__version__}: upgrade "
                  "stembench where the endpoint runs and restart it)")
     return line
@@ -131,8 +134,10 @@ def score_on_twins(model: TwinModel, plan: Sequence[TwinVariant], models: Sequen
         give_up(future)
         raise StembenchError(f"{target.name}: the twins were not rendered within "
                              f"{task_deadline_s:g} s (task deadline)") from exc
-    except StembenchError:
-        raise
+    except StembenchError as exc:  # one line already; an older endpoint is told to upgrade
+        if _UNKNOWN not in str(exc):
+            raise
+        raise StembenchError(_remote_line(exc)) from exc
     except Exception as exc:  # the render failed where it ran (e.g. on the endpoint)
         raise StembenchError(f"{target.name}: the twins could not be rendered: "
                              f"{_remote_line(exc)}") from exc
