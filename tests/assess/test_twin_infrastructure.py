@@ -177,3 +177,27 @@ def test_every_twin_failed_is_not_scored_with_the_first_error() -> None:
         "broken": "image 't0': model raised CUDA out of memory"}
     assert not_scored({"lost": []}, {"lost": {"s0": "endpoint went offline"}}) == {
         "lost": "endpoint went offline"}
+
+
+def test_an_endpoint_gone_during_the_render_ends_the_wait_with_its_reason(
+        user_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The render never answers (held); the target says it went offline: one line, no wait
+    for the task deadline (which would end it with "no answer" instead)."""
+    import threading
+
+    from stembench.errors import StembenchError
+
+    hold = threading.Event()
+    monkeypatch.setattr(score, "build_twin_dataset", lambda *args: hold.wait())
+    gone = "Globus Compute endpoint E went offline mid-run; restart it"
+    model = _model()
+    with cf.ThreadPoolExecutor(1) as pool:
+        try:
+            with pytest.raises(StembenchError) as caught:
+                score_on_twins(model, twin_plan(model, n_twins=1, series=False),
+                               [ModelChoice("log-blob")],
+                               targets=[Target("E", pool, max_in_flight=1, gone=lambda: gone)],
+                               results_dir=tmp_path / "results", task_deadline_s=30.0)
+        finally:
+            hold.set()
+    assert str(caught.value) == gone

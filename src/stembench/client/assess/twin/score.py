@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from stembench._version import __version__
-from stembench.client.lifeline import give_up
 from stembench.client.orchestrate import Target, evaluate_models
 from stembench.client.scheduler import describe_error
+from stembench.client.target_calls import answer_within
 from stembench.dataset_publish.simulate.twin import TwinModel, TwinVariant, plan_to_json
 from stembench.endpoints.requests import DatasetRef
 from stembench.endpoints.twin_task import build_twin_dataset, remove_twin_dataset
@@ -86,11 +86,8 @@ def _remove(target: Target, path: str, timeout_s: float) -> str:
     """Delete the twins' file where it was written; ``""``, or why it was kept."""
     future = target.executor.submit(remove_twin_dataset, path, __version__)
     try:
-        future.result(timeout=timeout_s)
-    except TimeoutError:
-        give_up(future)
-        return f"not deleted within {timeout_s:g} s"
-    except Exception as exc:  # the deletion failed where it ran
+        answer_within(target, future, "the twins' deletion", timeout_s)
+    except Exception as exc:  # not deleted in time, or the deletion failed where it ran
         return _remote_line(exc)
     return ""
 
@@ -128,12 +125,8 @@ def score_on_twins(model: TwinModel, plan: Sequence[TwinVariant], models: Sequen
     target = targets[0]
     future = target.executor.submit(build_twin_dataset, model.to_dict(), plan_to_json(list(plan)),
                                     __version__)
-    try:
-        built = future.result(timeout=task_deadline_s)
-    except TimeoutError as exc:
-        give_up(future)
-        raise StembenchError(f"{target.name}: the twins were not rendered within "
-                             f"{task_deadline_s:g} s (task deadline)") from exc
+    try:  # within the task deadline, and ended at once when the endpoint goes offline
+        built = answer_within(target, future, "the twin render", task_deadline_s)
     except StembenchError as exc:  # one line already; an older endpoint is told to upgrade
         if _UNKNOWN not in str(exc):
             raise
