@@ -10,9 +10,11 @@ Runs one AtomNet variant (``cubic`` on the ``SrTiO3-simulated`` group, ``hexagon
 ``WS2-simulated``), or AtomSegNet (built with ``registry.load_model``) on the ``--group``, over
 every image of the ``noise`` and ``resolution`` series (or those named by ``--series``) of a
 stembench
-dataset file (default: the cached standard preset), scores each image with
-``stembench.scoring.score_image`` (one-to-one, 0.5 A, border 6 px, per column type) and
-computes the cutoffs with ``compute_cutoffs(records, bootstrap=0, methods=("pchip",))``:
+dataset file (default: the cached standard preset), scores each image as the benchmark does
+(``stembench.endpoints.shard_scoring.score_prediction``: 0.5 A, border 6 px, per column type,
+faint and unsure columns don't care; ``--mode``: one-to-one, the benchmark's rule, or the
+published many-to-one ``legacy`` rule) and computes the cutoffs with
+``compute_cutoffs(records, bootstrap=0, methods=("pchip",))``:
 PSNR in dB and resolution in pm, lower is better for both (the model still works
 on noisier, blurrier images). It also scores the
 clean reference image of the shipped-weights test (256x256 fast-backend
@@ -36,6 +38,8 @@ from stembench.dataset_publish.storage.stembench_layout import open_dataset
 from stembench.endpoints.models.atomnet import AtomNet
 from stembench.endpoints.models.base import Model
 from stembench.endpoints.models.registry import load_model
+from stembench.endpoints.requests import ScoringOptions
+from stembench.endpoints.shard_scoring import score_prediction
 from stembench.scoring import score_image
 
 GROUP = {"cubic": "SrTiO3-simulated", "hexagonal": "WS2-simulated"}
@@ -47,11 +51,14 @@ _RECORD_SCORES = ("recall", "precision", "f1", "rms_angstrom", "tp", "fp", "fn")
 
 def series_records(model: Model, dataset_path: Path, group: str,
                    series: tuple[str, ...] = SERIES,
-                   seeds: tuple[int, ...] | None = None) -> list[dict[str, Any]]:
+                   seeds: tuple[int, ...] | None = None, *,
+                   mode: str = "one-to-one") -> list[dict[str, Any]]:
     """Score ``model`` on every image of the given series (default noise, resolution).
 
-    ``seeds`` keeps only the images of those seeds (default: every seed).
+    ``seeds`` keeps only the images of those seeds (default: every seed); ``mode`` is the
+    matching rule (``"one-to-one"`` or ``"legacy"``).
     """
+    options = ScoringOptions(mode=mode)  # type: ignore[arg-type]
     info = model.info
     dataset = open_dataset(dataset_path, verify=False)
     try:
@@ -67,14 +74,7 @@ def series_records(model: Model, dataset_path: Path, group: str,
             image = dataset[image_id]
             meta = image.metadata
             found = model.locate(image.image, image.pixel_size)
-            score = score_image(
-                found,
-                image.coords,
-                pixel_size=image.pixel_size,
-                image_shape=image.image.shape,
-                image_id=image_id,
-                column_types=image.column_types or None,
-            ).to_dict()
+            score = score_prediction(image, found, scoring=options).to_dict()
             record = {
                 "model": info.name,
                 "model_version": info.version,
@@ -87,10 +87,21 @@ def series_records(model: Model, dataset_path: Path, group: str,
                 "image_id": image_id,
             }
             record.update({key: score[key] for key in _RECORD_SCORES})
+            record["recall_by_type"] = {name: part["recall"]
+                                        for name, part in score["by_type"].items()}
             records.append(record)
     finally:
         dataset.close()
     return records
+
+
+def dataset_identity(dataset_path: Path) -> dict[str, str]:
+    """The dataset's version and content hash, recorded beside its cutoffs."""
+    dataset = open_dataset(dataset_path, verify=False)
+    try:
+        return {"version": dataset.version, "content_sha256": dataset.content_hash}
+    finally:
+        dataset.close()
 
 
 def reference_score(model: Model, group: str) -> dict[str, Any]:
@@ -118,10 +129,15 @@ def _nanmean(values: list[float | None]) -> float:
     return float(np.mean(finite)) if finite else float("nan")
 
 
+def _type_means(per_image: list[dict[str, float | None]]) -> dict[str, float]:
+    names = sorted({name for scores in per_image for name in scores})
+    return {name: round(_nanmean([s.get(name) for s in per_image]), 4) for name in names}
+
+
 def step_means(records: list[dict[str, Any]],
-               series_names: tuple[str, ...] = SERIES) -> dict[str, list[dict[str, float]]]:
-    """Mean recall, precision and RMS over seeds at every step of each series."""
-    out: dict[str, list[dict[str, float]]] = {}
+               series_names: tuple[str, ...] = SERIES) -> dict[str, list[dict[str, Any]]]:
+    """Mean recall, precision, RMS and recall per column type over seeds at every step."""
+    out: dict[str, list[dict[str, Any]]] = {}
     for series in series_names:
         rows = [r for r in records if r["series"] == series]
         steps = sorted({r["step"] for r in rows})
@@ -133,6 +149,8 @@ def step_means(records: list[dict[str, Any]],
                     key: round(_nanmean([r[key] for r in rows if r["step"] == step]), 4)
                     for key in ("recall", "precision", "rms_angstrom")
                 },
+                "recall_by_type": _type_means([r["recall_by_type"] for r in rows
+                                               if r["step"] == step]),
             }
             for step in steps
         ]
@@ -151,6 +169,8 @@ def main() -> None:
                         help="quality series to score (default: noise resolution)")
     parser.add_argument("--seeds", nargs="+", type=int, default=None,
                         help="score only the images of these seeds (default: all)")
+    parser.add_argument("--mode", choices=("one-to-one", "legacy"), default="one-to-one",
+                        help="matching rule (default: one-to-one, the benchmark's)")
     args = parser.parse_args()
 
     group = args.group or GROUP.get(args.variant)
@@ -163,13 +183,15 @@ def main() -> None:
         model = AtomNet(args.variant, args.weights)
     series = tuple(args.series)
     seeds = None if args.seeds is None else tuple(args.seeds)
-    records = series_records(model, args.dataset, group, series, seeds)
+    records = series_records(model, args.dataset, group, series, seeds, mode=args.mode)
     cutoffs = compute_cutoffs(records, bootstrap=0, methods=("pchip",), progress=False)
     result = {
         "variant": args.variant,
         "group": group,
         "weights": str(args.weights or "shipped"),
         "weights_sha256": model.info.weights_sha256,
+        "dataset": dataset_identity(args.dataset),
+        "mode": args.mode,
         "reference": reference_score(model, group),
         "cutoffs": {
             c.axis: {
