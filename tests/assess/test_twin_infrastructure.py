@@ -58,15 +58,18 @@ def _score(tmp_path: Path, specs: list[str]) -> score.TwinScores:
 
 @pytest.fixture
 def user_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The user's stembench cache; TMPDIR elsewhere (a per-job folder), no twin variable."""
+    """``~/.cache/stembench`` of a user whose home is in ``tmp_path``; TMPDIR elsewhere (a
+    per-job folder), STEMBENCH_CACHE elsewhere (an administrator's shared dataset cache), no
+    twin variable."""
     monkeypatch.delenv(TWIN_DIR_ENV, raising=False)
-    monkeypatch.setenv("STEMBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("STEMBENCH_CACHE", str(tmp_path / "shared-dataset-cache"))
     monkeypatch.setenv("TMPDIR", str(tmp_path / "job-tmp"))
     (tmp_path / "job-tmp").mkdir()
-    return tmp_path / "cache"
+    return tmp_path / "home" / ".cache" / "stembench"
 
 
-def test_twins_go_to_the_users_cache_readable_by_the_owner_only(user_cache: Path) -> None:
+def test_twins_go_to_the_users_home_cache_readable_by_the_owner_only(user_cache: Path) -> None:
     model = _model()
     old = os.umask(0o022)  # a plain user's umask: the folder must still be the owner's only
     try:
@@ -78,6 +81,21 @@ def test_twins_go_to_the_users_cache_readable_by_the_owner_only(user_cache: Path
     path = Path(built["path"])
     assert path.parent == user_cache / "twins" and path.is_file()
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+
+
+def test_a_twin_folder_that_cannot_be_written_is_one_line_naming_the_variable(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from stembench.errors import DatasetError
+
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv(TWIN_DIR_ENV, str(tmp_path / "a-file" / "twins"))
+    model = _model()
+    with pytest.raises(DatasetError) as caught:
+        build_twin_dataset(model.to_dict(), plan_to_json(twin_plan(model, n_twins=1,
+                                                                   series=False)), __version__)
+    line = str(caught.value)
+    assert line.startswith(f"cannot write the twins to {tmp_path / 'a-file' / 'twins'} on worker")
+    assert TWIN_DIR_ENV in line and "\n" not in line
 
 
 def test_remove_deletes_a_twin_file_and_nothing_else(user_cache: Path, tmp_path: Path) -> None:

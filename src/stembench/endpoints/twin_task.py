@@ -9,9 +9,10 @@ reuses it; :func:`remove_twin_dataset` deletes it once the client has the scores
 
 The folder (:func:`twin_dir`) must be readable by every worker that may evaluate a shard: on a
 cluster these are other nodes and other batch jobs (each with its own ``$TMPDIR``), so the
-default is the user's stembench cache (``$STEMBENCH_CACHE/twins``, else
-``~/.cache/stembench/twins``: per user, on the shared home of most clusters), created
-readable by its owner only. ``$STEMBENCH_TWIN_DIR`` names another such folder.
+default is ``~/.cache/stembench/twins`` in the user's home (per user, on the shared home of most
+clusters; not under ``$STEMBENCH_CACHE``, which an administrator may share between users or
+keep read-only), created readable by its owner only. ``$STEMBENCH_TWIN_DIR`` names another
+such folder.
 """
 
 from __future__ import annotations
@@ -33,19 +34,21 @@ __all__ = ["TWIN_DIR_ENV", "build_twin_dataset", "check_twin_file", "remove_twin
            "twin_dir"]
 
 #: Environment variable naming the folder twin datasets are written to, a folder every worker
-#: of the user's endpoint can read (default: ``twins`` in the user's stembench cache).
+#: of the user's endpoint can read (default: ``~/.cache/stembench/twins``).
 TWIN_DIR_ENV = "STEMBENCH_TWIN_DIR"
 _TWIN_NAME = re.compile(r"twin-[0-9a-f]{24}\.h5")
 
 
 def twin_dir() -> Path:
     """The folder twin datasets are written to: ``$STEMBENCH_TWIN_DIR``, else
-    ``<stembench cache>/twins`` (see :func:`~stembench.dataset_publish.storage.cache_dir.
-    default_cache_dir`)."""
-    from stembench.dataset_publish.storage.cache_dir import default_cache_dir
-
+    ``~/.cache/stembench/twins`` of the user running this."""
     env = os.environ.get(TWIN_DIR_ENV)
-    return Path(env).expanduser() if env else default_cache_dir() / "twins"
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "stembench" / "twins"
+
+
+def _where_hint() -> str:
+    return (f"set {TWIN_DIR_ENV} in the endpoint's environment to a folder of this user's that "
+            "all the endpoint's workers can read (default: ~/.cache/stembench/twins)")
 
 
 def check_twin_file(path: str) -> None:
@@ -67,9 +70,7 @@ def check_twin_file(path: str) -> None:
         raise DatasetError(
             f"twin file {target.name} not readable on worker {socket.gethostname()!r}: the "
             f"twins are written to {target.parent} by the worker that renders them and read by "
-            f"every worker; set {TWIN_DIR_ENV} in the endpoint's environment to a folder all "
-            "the endpoint's workers of this user can read (default: the stembench cache's "
-            "twins folder)")
+            f"every worker; {_where_hint()}")
 
 
 def build_twin_dataset(model: dict[str, Any], plan: list[dict[str, Any]],
@@ -103,14 +104,19 @@ def build_twin_dataset(model: dict[str, Any], plan: list[dict[str, Any]],
     if not variants:
         raise InputError("twin plan is empty")
     folder = twin_dir()
-    if not folder.is_dir():
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        folder.mkdir(mode=0o700, exist_ok=True)  # the user's own: no other user reads it
     key = hashlib.sha256(json.dumps([model, plan, __version__], sort_keys=True)
                          .encode()).hexdigest()[:24]
     path = folder / f"twin-{key}.h5"
-    if not path.is_file():
-        write_twin_dataset(twin, variants, path)
+    try:
+        if not folder.is_dir():
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            folder.mkdir(mode=0o700, exist_ok=True)  # the user's own: no other user reads it
+        if not path.is_file():
+            write_twin_dataset(twin, variants, path)
+    except OSError as exc:  # not writable by this user, not a folder, full...
+        raise DatasetError(f"cannot write the twins to {folder} on worker "
+                           f"{socket.gethostname()!r} ({exc.strerror or exc}); "
+                           f"{_where_hint()}") from exc
     return {"path": str(path), "image_ids": [v.image_id for v in variants]}
 
 
