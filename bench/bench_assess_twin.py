@@ -19,7 +19,8 @@ Run: ``PYTHONPATH=src python bench/bench_assess_twin.py [--shape 256] [--out FIL
 lattices, three other qualities, another seed; fixed before any result on it was seen); the
 default ``--set development`` is the set whose results shaped the method. ``--set heldout2``
 runs the second held-out set of ``bench/twin_heldout2.py`` (fixed before the likeness check's
-column count was run on it).
+column count was run on it); ``--set heldout3`` the third of ``bench/twin_heldout3.py`` (fixed
+before the lattice finder's cells with a basis and the misfit-aware column count were final).
 
 ``--atom-lattice FILE.hdf5 --pixel-size A`` instead checks one experimental image with labels:
 an Atomap ``Atom_Lattice`` file (its image and every sublattice's atom positions), for example
@@ -90,15 +91,19 @@ def lattices(which: str = "development") -> dict[str, Lattice]:
     from stembench.endpoints.training.world import MIXED_STRUCTURES
     from twin_heldout import heldout_lattices
     from twin_heldout2 import heldout2_lattices
+    from twin_heldout3 import heldout3_lattices
 
     out = {name: lattice(name) for name in CATALOGUE}
     out.update(custom_lattices())
     if which != "development":
         earlier = {name.split("[")[0] for name in out}
-        if which == "heldout2":
+        if which in ("heldout2", "heldout3"):
             earlier |= {name.split("[")[0] for name in heldout_lattices()}
             earlier |= {name.split("[")[0] for name in validation_lattice_names()}
-        out = heldout_lattices() if which == "heldout" else heldout2_lattices()
+        if which == "heldout3":
+            earlier |= {name.split("[")[0] for name in heldout2_lattices()}
+        out = {"heldout": heldout_lattices, "heldout2": heldout2_lattices,
+               "heldout3": heldout3_lattices}[which]()
         assert not earlier & {name.split("[")[0] for name in out}
     for name in out:
         base = name.split("[")[0]
@@ -142,6 +147,7 @@ def main() -> None:
     from stembench.scoring import score_image
     from twin_heldout import HELDOUT_SEED, heldout_qualities
     from twin_heldout2 import HELDOUT2_SEED, heldout2_qualities
+    from twin_heldout3 import HELDOUT3_SEED, heldout3_qualities
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shape", type=int, default=256)
@@ -150,7 +156,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench-assess-twin.json"))
     parser.add_argument("--atom-lattice", type=Path, help="check this labelled image instead")
     parser.add_argument("--pixel-size", type=float, help="A/px of --atom-lattice")
-    parser.add_argument("--set", choices=("development", "heldout", "heldout2"),
+    parser.add_argument("--set", choices=("development", "heldout", "heldout2", "heldout3"),
                         default="development",
                         dest="which", help="which validation set")
     args = parser.parse_args()
@@ -162,7 +168,8 @@ def main() -> None:
     names = [n for n in chosen if not args.only or n in args.only.split(",")]
     conditions, seed = {"development": (qualities(), 0),
                         "heldout": (heldout_qualities(), HELDOUT_SEED),
-                        "heldout2": (heldout2_qualities(), HELDOUT2_SEED)}[args.which]
+                        "heldout2": (heldout2_qualities(), HELDOUT2_SEED),
+                        "heldout3": (heldout3_qualities(), HELDOUT3_SEED)}[args.which]
     if args.atom_lattice is not None:
         cases = [(args.atom_lattice.stem, atom_lattice_image(args.atom_lattice, args.pixel_size))]
     else:
