@@ -219,3 +219,48 @@ def test_an_endpoint_gone_during_the_render_ends_the_wait_with_its_reason(
         finally:
             hold.set()
     assert str(caught.value) == gone
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0,
+                    reason="runs the render as two other accounts (needs root)")
+def test_two_users_on_one_host_with_umask_077_each_render_into_their_own_folder() -> None:
+    """A multi-user endpoint starts each user endpoint with umask 0o077 (GCE 4.19): the first
+    user's folder in a shared /tmp would lock every other user out (EACCES). The real render
+    runs as ``nobody`` and as ``daemon``, each with its home, both with the same TMPDIR."""
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    shared = Path(tempfile.mkdtemp(prefix="stembench-twin-users-"))  # reachable by others
+    try:
+        shared.chmod(0o755)
+        (shared / "tmp").mkdir(mode=0o1777)
+        (shared / "tmp").chmod(0o1777)  # like /tmp: everyone writes, sticky
+        model = _model()
+        request = shared / "request.json"
+        request.write_text(json.dumps([model.to_dict(), plan_to_json(
+            twin_plan(model, n_twins=1, series=False)), __version__]))
+        request.chmod(0o644)
+        script = ("import json, sys; from stembench.endpoints.twin_task import "
+                  "build_twin_dataset; print(build_twin_dataset(*json.load(open(sys.argv[1])))"
+                  "['path'])")
+        src = str(Path(__file__).resolve().parents[2] / "src")
+        folders = []
+        for uid in (65534, 1):  # nobody, daemon
+            home = shared / f"home-{uid}"
+            home.mkdir()
+            os.chown(home, uid, uid)
+            done = subprocess.run(
+                [sys.executable, "-c", script, str(request)], user=uid, group=uid,
+                extra_groups=[], umask=0o077, capture_output=True, text=True, check=False,
+                env={"HOME": str(home), "TMPDIR": str(shared / "tmp"), "PYTHONPATH": src,
+                     "PATH": os.environ.get("PATH", "")}, timeout=300)
+            assert done.returncode == 0, done.stderr[-2000:]
+            folders.append(Path(done.stdout.strip()).parent)
+        assert folders == [shared / f"home-{uid}" / ".cache" / "stembench" / "twins"
+                           for uid in (65534, 1)]
+        assert all(stat.S_IMODE(f.stat().st_mode) == 0o700 and f.stat().st_uid == uid
+                   for f, uid in zip(folders, (65534, 1), strict=True))
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
