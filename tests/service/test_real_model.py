@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -53,3 +54,42 @@ def test_log_blob_job_scores_every_image(real_settings, globus_auth,  # type: ig
     by_id = {s["image_id"]: s for s in scores["scores"]}
     assert all(by_id[i]["recall"] == 1.0 for i in clean)
     assert {s["model"] for s in scores["scores"]} == {"log-blob"}
+
+
+_PUBLISHED = Path(os.environ.get("STEMBENCH_TEST_PUBLISHED_WEIGHTS",
+                                 Path(__file__).resolve().parents[2].parent / "shared"
+                                 / "published-weights"))
+
+
+@pytest.mark.skipif(not (_PUBLISHED / "cubic-best_weights.pt").is_file(),
+                    reason=f"no published file in {_PUBLISHED}")
+def test_fetched_published_model_is_on_the_leaderboard_as_published_weights(
+        real_settings, globus_auth, tmp_path: Path,  # type: ignore[no-untyped-def]
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A job with the fetched published AtomNet, through the worker: its leaderboard row (API
+    and page) says "published weights", not "trained here"."""
+    from fastapi.testclient import TestClient
+    from typer.testing import CliRunner
+
+    from stembench.cli import app as cli
+    from stembench.endpoints.models.published import get_published
+    from stembench.service.app import create_app
+
+    monkeypatch.setenv("STEMBENCH_CACHE", str(tmp_path / "weights-cache"))
+    fetched = CliRunner().invoke(cli, ["models", "fetch", "atomnet-cubic-published",
+                                       "--mirror", str(_PUBLISHED)])
+    assert fetched.exit_code == 0, fetched.output
+    app = create_app(real_settings)
+    with TestClient(app) as client:
+        answer = client.post("/api/jobs", json={"model": "atomnet-cubic-published",
+                                                "dataset_preset": "mini"},
+                             headers=bearer("alice"))
+        assert answer.status_code == 201, answer.text
+        assert Worker(app.state.settings, app.state.sessions).run_once()
+        rows = client.get("/api/leaderboard", params={"group": "SrTiO3-simulated"}).json()["rows"]
+        page = client.get("/").text
+    app.state.engine.dispose()
+    assert [(r["model"], r["weights_origin"]) for r in rows] == [
+        ("atomnet-cubic-published", "published weights")]
+    assert rows[0]["weights_sha256"] == get_published("atomnet-cubic-published").sha256
+    assert '<span class="origin">published weights</span>' in page
