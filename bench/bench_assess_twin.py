@@ -19,7 +19,9 @@ Run: ``PYTHONPATH=src python bench/bench_assess_twin.py [--shape 256] [--out FIL
 lattices, three other qualities, another seed; fixed before any result on it was seen); the
 default ``--set development`` is the set whose results shaped the method. ``--set heldout2``
 runs the second held-out set of ``bench/twin_heldout2.py`` (fixed before the likeness check's
-column count was run on it); ``--set heldout3`` the third of ``bench/twin_heldout3.py`` (fixed
+column count was run on it); ``--set complex`` runs
+``bench/twin_dev_complex.py``'s development lattices with many columns per cell under the
+development qualities; ``--set heldout3`` the third of ``bench/twin_heldout3.py`` (fixed
 before the lattice finder's cells with a basis and the misfit-aware column count were final).
 
 ``--atom-lattice FILE.hdf5 --pixel-size A`` instead checks one experimental image with labels:
@@ -95,13 +97,21 @@ def lattices(which: str = "development") -> dict[str, Lattice]:
 
     out = {name: lattice(name) for name in CATALOGUE}
     out.update(custom_lattices())
+    if which == "complex":
+        from twin_dev_complex import complex_lattices
+
+        out = complex_lattices()
+        which = "development"
     if which != "development":
         earlier = {name.split("[")[0] for name in out}
         if which in ("heldout2", "heldout3"):
             earlier |= {name.split("[")[0] for name in heldout_lattices()}
             earlier |= {name.split("[")[0] for name in validation_lattice_names()}
         if which == "heldout3":
+            from twin_dev_complex import complex_lattices
+
             earlier |= {name.split("[")[0] for name in heldout2_lattices()}
+            earlier |= {name.split("[")[0] for name in complex_lattices()}
         out = {"heldout": heldout_lattices, "heldout2": heldout2_lattices,
                "heldout3": heldout3_lattices}[which]()
         assert not earlier & {name.split("[")[0] for name in out}
@@ -156,7 +166,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench-assess-twin.json"))
     parser.add_argument("--atom-lattice", type=Path, help="check this labelled image instead")
     parser.add_argument("--pixel-size", type=float, help="A/px of --atom-lattice")
-    parser.add_argument("--set", choices=("development", "heldout", "heldout2", "heldout3"),
+    parser.add_argument("--set", choices=("development", "complex", "heldout", "heldout2",
+                                            "heldout3"),
                         default="development",
                         dest="which", help="which validation set")
     args = parser.parse_args()
@@ -166,7 +177,7 @@ def main() -> None:
     rows = []
     chosen = lattices(args.which)
     names = [n for n in chosen if not args.only or n in args.only.split(",")]
-    conditions, seed = {"development": (qualities(), 0),
+    conditions, seed = {"development": (qualities(), 0), "complex": (qualities(), 0),
                         "heldout": (heldout_qualities(), HELDOUT_SEED),
                         "heldout2": (heldout2_qualities(), HELDOUT2_SEED),
                         "heldout3": (heldout3_qualities(), HELDOUT3_SEED)}[args.which]

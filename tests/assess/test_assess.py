@@ -17,7 +17,7 @@ from stembench.client.assess.recommend import choose_group, load_cutoffs, recomm
 from stembench.client.run import BUILTIN_MODELS
 from stembench.errors import InputError
 from stembench.imaging.estimate import Estimate
-from stembench.imaging.lattice import check_image, find_lattice
+from stembench.imaging.lattice import Lattice2D, check_image, find_lattice
 
 FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
 
@@ -261,3 +261,58 @@ def test_lattice_period_is_refined_off_the_fft_grid() -> None:
     lattice = find_lattice(check_image(image))
     lengths = np.hypot(lattice.real[:, 0], lattice.real[:, 1])
     assert lengths == pytest.approx([12.37, 12.37], rel=0.002)
+
+
+#: An A15-like [100] motif (V3Si, Cr3Si): bright columns at the corners and the centre,
+#: fainter ones on the cell edges' quarters and at the edge midpoints; its (100) and (010)
+#: reflections are nearly extinct, so the two shortest strong ones span a centred subcell.
+A15 = [(0.0, 0.0, 1.0), (0.5, 0.5, 1.0), (0.25, 0.0, 0.6), (0.75, 0.0, 0.6),
+       (0.5, 0.25, 0.6), (0.5, 0.75, 0.6), (0.0, 0.5, 1.2)]
+#: A NiAs-like [11-20] motif: columns c / 2 apart and two more at +-1/3 between them, whose
+#: (001) reflection (along a2) is extinct.
+NIAS = [(0.0, 0.0, 1.0), (0.0, 0.5, 1.0), (2 / 3, 0.25, 0.8), (1 / 3, 0.75, 0.8)]
+
+
+def _cell(lattice: Lattice2D) -> tuple[float, float, float]:
+    """Shorter and longer real basis length (px) and |cos| of their angle."""
+    a1, a2 = lattice.real
+    n1, n2 = float(np.hypot(*a1)), float(np.hypot(*a2))
+    return min(n1, n2), max(n1, n2), abs(float(a1 @ a2)) / (n1 * n2)
+
+
+def test_a_cell_whose_first_order_reflections_are_extinct_is_found_whole() -> None:
+    """The two shortest strong reflections are (110)-type; the (210)-type strong ones sit at
+    half-integer indices of them. The cell all strong reflections generate is the 32 px cell,
+    not the centred 22.6 px subcell, nor a refusal."""
+    image = weighted_lattice(a1=(32.0, 0.0), a2=(0.0, 32.0), basis=A15, fwhm_px=5.0,
+                             shape=192)
+    short, long, cosine = _cell(find_lattice(check_image(image)))
+    assert short == pytest.approx(32.0, rel=0.01) and long == pytest.approx(32.0, rel=0.01)
+    assert cosine < 0.01
+
+
+@pytest.mark.parametrize(("fwhm_px", "shape"), [(4.0, 128), (6.0, 192)])
+def test_the_cell_fits_every_strong_reflection_not_a_weak_first_order_one(
+        fwhm_px: float, shape: int) -> None:
+    """The NiAs-like motif's (001) reflection is extinct and (002) weak: a basis vector
+    refined alone drifts to the noise and window leakage around it (a skewed cell, or one
+    that no longer indexes the strongest peak, so the image is refused); the basis fitted to
+    the strongest reflections keeps the rectangular 20 x 31 px cell."""
+    rng = np.random.default_rng(0)
+    image = weighted_lattice(a1=(20.0, 0.0), a2=(0.0, 31.0), basis=NIAS, fwhm_px=fwhm_px,
+                             shape=shape)
+    image = image + rng.normal(0.0, 0.03, image.shape)
+    short, long, cosine = _cell(find_lattice(check_image(image)))
+    assert short == pytest.approx(20.0, rel=0.005) and long == pytest.approx(31.0, rel=0.005)
+    assert cosine < 0.005
+
+
+def test_one_strong_reflection_off_the_lattice_does_not_subdivide_the_cell() -> None:
+    """A single strong fringe at 3/2 of the lattice's first-order frequency (an artefact, not
+    a 2D cell) is one reflection the lattice does not index: it does not double the cell."""
+    image = weighted_lattice(a1=(14.0, 0.0), a2=(0.0, 14.0), basis=[(0.0, 0.0, 1.0)],
+                             fwhm_px=4.0, shape=192)
+    x = np.arange(image.shape[1])
+    image = image + 0.08 * np.cos(2 * np.pi * x * 1.5 / 14.0)[None, :]
+    short, long, _ = _cell(find_lattice(check_image(image)))
+    assert short == pytest.approx(14.0, rel=0.01) and long == pytest.approx(14.0, rel=0.01)

@@ -20,6 +20,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import optimize
 
+from stembench.imaging.cell import reduce_basis
+
 __all__ = ["VISIBLE_FRACTION", "ColumnFit", "confirm_columns", "fit_columns", "voronoi_sites"]
 
 #: A candidate is a visible column when its fitted amplitude is at least this fraction of
@@ -113,14 +115,7 @@ def voronoi_sites(real: NDArray[np.float64]) -> NDArray[np.float64]:
     the reduced, acute basis ``b1, b2``: one site for a square or rectangular lattice, the
     two sublattice sites of a honeycomb for a hexagonal one.
     """
-    b1, b2 = real[0].copy(), real[1].copy()
-    for _ in range(50):
-        if np.dot(b2, b2) < np.dot(b1, b1):
-            b1, b2 = b2, b1
-        mu = round(float(np.dot(b1, b2) / np.dot(b1, b1)))
-        if mu == 0:
-            break
-        b2 = b2 - mu * b1
+    b1, b2 = reduce_basis(real[0].copy(), real[1].copy())
     if np.dot(b1, b2) < 0:
         b2 = -b2
     d = 2.0 * (b1[0] * b2[1] - b1[1] * b2[0])

@@ -23,6 +23,7 @@ from numpy.typing import NDArray
 from scipy import ndimage, optimize
 
 from stembench.errors import InputError
+from stembench.imaging.cell import reduce_basis, subdivision
 from stembench.imaging.columns import confirm_columns
 from stembench.validation import validate_image
 
@@ -41,6 +42,8 @@ MIN_PERIODS = 4.0
 #: A motif maximum is a candidate column when its height above the motif minimum is at least
 #: this fraction of the brightest maximum's (the whole-image fit then decides).
 CANDIDATE_FRACTION = 0.05
+#: Strongest reflections whose exact frequencies fit the basis.
+REFINED_REFLECTIONS = 8
 
 
 @dataclass(frozen=True)
@@ -159,21 +162,10 @@ def _spectrum_peaks(image: NDArray[np.float64]) -> tuple[NDArray[np.float64], ND
     return np.asarray(refined, dtype=np.float64).reshape(-1, 2), power[rows, cols]
 
 
-def _reduce(g1: NDArray[np.float64], g2: NDArray[np.float64]
-            ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Lagrange-Gauss reduction: the shortest basis of the same 2D lattice."""
-    for _ in range(50):
-        if np.dot(g2, g2) < np.dot(g1, g1):
-            g1, g2 = g2, g1
-        mu = round(float(np.dot(g1, g2) / np.dot(g1, g1)))
-        if mu == 0:
-            break
-        g2 = g2 - mu * g1
-    return g1, g2
-
-
 def _basis(peaks: NDArray[np.float64], powers: NDArray[np.float64], shape: tuple[int, int]
-           ) -> tuple[NDArray[np.float64], int]:
+           ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """The reduced basis of the lattice all strong reflections generate, and the strong
+    reflections it indexes, strongest first."""
     strong = peaks[powers >= powers.max() * STRONG_FRACTION]
     lengths = np.hypot(strong[:, 0], strong[:, 1])
     order = np.argsort(lengths)
@@ -188,12 +180,13 @@ def _basis(peaks: NDArray[np.float64], powers: NDArray[np.float64], shape: tuple
     if g2 is None:
         raise InputError(f"no 2D lattice: the spectrum's {len(strong)} strong peak(s) all lie "
                          "on one line (a 1D fringe pattern, not atomic columns)")
-    g1, g2 = _reduce(g1, g2)
-    basis = np.vstack([g1, g2])
+    g1, g2 = reduce_basis(g1, g2)
+    tolerance = 0.12 * max(shape) / min(shape) + 0.08
+    pair = np.vstack([g1, g2])
+    basis = subdivision(pair, strong, tolerance)
     indices = strong @ np.linalg.inv(basis)
-    indexed = np.all(np.abs(indices - np.round(indices)) < 0.12 * max(shape) / min(shape) + 0.08,
-                     axis=1)
-    return basis, int(indexed.sum())
+    indexed = np.all(np.abs(indices - np.round(indices)) < tolerance, axis=1)
+    return basis, strong[indexed]
 
 
 def _refine_frequency(windowed: NDArray[np.float64], g: NDArray[np.float64]
@@ -223,12 +216,23 @@ def _refine_frequency(windowed: NDArray[np.float64], g: NDArray[np.float64]
     return refined if np.hypot(*(refined - start)) <= 1.5 * step else start
 
 
-def refine_basis(image: NDArray[np.float64], reciprocal: NDArray[np.float64]
-                 ) -> NDArray[np.float64]:
-    """Each reciprocal basis vector moved to its reflection's exact frequency (cycles/px)."""
+def refine_basis(image: NDArray[np.float64], reciprocal: NDArray[np.float64],
+                 reflections: NDArray[np.float64] | None = None) -> NDArray[np.float64]:
+    """The reciprocal basis fitted to the exact frequencies (cycles/px) of its reflections.
+
+    Each of the :data:`REFINED_REFLECTIONS` first ``reflections`` (strongest first; default
+    the basis vectors themselves) is moved to its exact frequency, and the basis is their
+    least-squares fit by their integer indices. A basis vector may be a weak or extinct
+    reflection (cells with several columns), which alone would refine to noise.
+    """
     rows, cols = image.shape
     windowed = (image - image.mean()) * np.outer(np.hanning(rows), np.hanning(cols))
-    return np.vstack([_refine_frequency(windowed, g) for g in reciprocal])
+    chosen = reciprocal if reflections is None else reflections[:REFINED_REFLECTIONS]
+    refined = np.vstack([_refine_frequency(windowed, g) for g in chosen])
+    indices = np.round(chosen @ np.linalg.inv(reciprocal))
+    if np.linalg.matrix_rank(indices) < 2:
+        return np.vstack([_refine_frequency(windowed, g) for g in reciprocal])
+    return np.asarray(np.linalg.lstsq(indices, refined, rcond=None)[0], dtype=np.float64)
 
 
 def _kind(reciprocal: NDArray[np.float64]) -> str:
@@ -338,8 +342,9 @@ def find_lattice(image: NDArray[np.float64], *, name: str = "image") -> Lattice2
         raise InputError(f"{name}: no lattice found in the power spectrum ({len(peaks)} "
                          f"peak(s) above {PEAK_RATIO:g}x the background); is this an "
                          "atomic-resolution image of a crystal?")
-    reciprocal, n_peaks = _basis(peaks, powers, image.shape)
-    reciprocal = refine_basis(image, reciprocal)
+    reciprocal, indexed = _basis(peaks, powers, image.shape)
+    n_peaks = len(indexed)
+    reciprocal = refine_basis(image, reciprocal, indexed)
     _check_strongest_reflection(image, reciprocal, name)
     real = np.asarray(np.linalg.inv(reciprocal).T, dtype=np.float64)
     longest = float(np.max(np.hypot(real[:, 0], real[:, 1])))
