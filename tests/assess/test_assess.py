@@ -316,3 +316,14 @@ def test_one_strong_reflection_off_the_lattice_does_not_subdivide_the_cell() -> 
     image = image + 0.08 * np.cos(2 * np.pi * x * 1.5 / 14.0)[None, :]
     short, long, _ = _cell(find_lattice(check_image(image)))
     assert short == pytest.approx(14.0, rel=0.01) and long == pytest.approx(14.0, rel=0.01)
+
+
+def test_every_column_of_a_large_cell_with_many_is_kept() -> None:
+    """The A15-like cell of 50 px holds seven columns 12.5 px or more apart; merging motif
+    maxima closer than 0.4 of the cell (20 px) would keep three of them."""
+    rng = np.random.default_rng(1)
+    image = weighted_lattice(a1=(50.0, 0.0), a2=(0.0, 50.0), basis=A15, fwhm_px=6.0,
+                             shape=256) + rng.normal(0.0, 0.05, (256, 256))
+    lattice = find_lattice(check_image(image))
+    assert len(lattice.columns_frac) == len(A15)
+

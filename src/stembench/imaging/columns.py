@@ -29,6 +29,11 @@ __all__ = ["VISIBLE_FRACTION", "ColumnFit", "confirm_columns", "fit_columns", "v
 VISIBLE_FRACTION = 0.1
 _MAX_FIT_POINTS = 12000
 _MAX_CANDIDATES = 8
+#: Candidates closer than this (pixels; or 0.4 of the shortest cell vector if less) are one
+#: column: a motif maximum on a Voronoi site. A fixed share of the cell alone would merge
+#: distinct columns of a large cell with many of them (0.4 of a 50 px A15 cell is 20 px, its
+#: columns are 12.5 px apart).
+MERGE_PX = 5.0
 
 
 @dataclass(frozen=True)
@@ -164,8 +169,9 @@ def confirm_columns(image: NDArray[np.float64], reciprocal: NDArray[np.float64],
     """
     shortest = float(np.min(np.hypot(real[:, 0], real[:, 1])))
     hollows = np.mod(voronoi_sites(real) + maxima_frac[0], 1.0)
-    candidates = _merge(np.vstack([maxima_frac[:_MAX_CANDIDATES], hollows]), real,
-                        0.4 * shortest)
+    merge = min(0.4 * shortest, MERGE_PX)
+    maxima = _merge(maxima_frac, real, merge)[:_MAX_CANDIDATES]
+    candidates = _merge(np.vstack([maxima, hollows]), real, merge)
     fit = fit_columns(image, reciprocal, real, candidates)
     while len(candidates) > 1:
         relative = fit.amplitudes / max(float(fit.amplitudes.max()), 1e-300)
