@@ -11,6 +11,7 @@ it match them (``_match_results_to_futures``), with no broker and no thread.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -19,6 +20,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from stembench_faults import echo_shard
 
 pytest.importorskip("globus_compute_sdk")
 
@@ -34,9 +36,11 @@ from globus_compute_sdk.sdk import executor as sdk_executor
 from globus_compute_sdk.sdk.asynchronous.compute_future import ComputeFuture
 
 from stembench.client.lifeline import give_up
-from stembench.client.orchestrate import Target, list_images
+from stembench.client.orchestrate import Target, evaluate, list_images
 from stembench.client.scheduler import Evaluation, RetryPolicy, ShardScheduler, ShardSink
+from stembench.endpoints import expiry
 from stembench.endpoints.requests import DatasetRef, ModelSpec, ShardRequest
+from stembench.endpoints.shard import evaluate_shard
 from stembench.service.job_executor import CancellableExecutor
 
 
@@ -167,3 +171,77 @@ def test_a_task_that_raised_on_the_endpoint_is_reported_in_one_line(
 
     assert evaluation.failed_shards == {shard.shard_id: (
         "endpoint: TaskExecutionFailed: RuntimeError: CUDA out of memory on cuda:0")}
+
+
+class CopiesExecutor(cf.Executor):
+    """An endpoint whose queue is busy: a shard's first copy waits there; when the client
+    sends the shard again, the first copy's late result (expired: the endpoint function run
+    on that very request, by then past its ``not_after_unix``) and then the second copy's
+    result come through the SDK's result watcher."""
+
+    def __init__(self, watcher: Any) -> None:
+        self.watcher = watcher
+        self.sent: list[tuple[ComputeFuture, dict[str, Any]]] = []
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future[Any]:
+        (request,) = args
+        future = ComputeFuture(task_id=str(uuid.uuid4()))
+        self.watcher.watch_for_task_results(self, [future])
+        earlier = [(f, r) for f, r in self.sent if r["image_ids"] == request["image_ids"]]
+        self.sent.append((future, request))
+        if len(earlier) == 1:  # a third copy, if sent, never answers
+            (late, late_request), = earlier
+            deliver(self.watcher, [(late, evaluate_shard(late_request)),
+                                   (future, fn(request))])
+        return future
+
+
+def test_a_late_expired_copy_neither_fails_the_shard_nor_replaces_the_later_one(
+        watcher: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(expiry, "_now", lambda: time.time() + 10 * 3600)  # both copies late
+    executor = CopiesExecutor(watcher)
+    outcome = evaluate("echo", results_path=tmp_path / "results.jsonl",
+                       dataset=DatasetRef(cache_dir=str(tmp_path)),
+                       targets=[Target("endpoint", executor)], image_ids=["img0"],
+                       progress=False, shard_function=echo_shard, identify=None,
+                       task_deadline_s=0.05, retry=RetryPolicy(backoff_s=0))
+
+    (first, _), (second, _) = executor.sent  # given up once, sent again, nothing more
+    assert first.result(timeout=0)["expired"] and second.result(timeout=0)["ok"]
+    assert outcome.complete and outcome.n_finished == 1 and not outcome.failed_shards
+    (line,) = (tmp_path / "results.jsonl").read_text(encoding="utf-8").splitlines()
+    assert json.loads(line)["ok"] and "expired" not in json.loads(line)
+
+
+class AnsweringExecutor(cf.Executor):
+    """Answers each task at once with ``answer(request, copy number)``."""
+
+    def __init__(self, answer: Callable[[dict[str, Any], int], dict[str, Any]]) -> None:
+        self.answer, self.sent = answer, []
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future[Any]:
+        self.sent.append(args[0])
+        future: cf.Future[Any] = cf.Future()
+        future.set_result(self.answer(args[0], len(self.sent)))
+        return future
+
+
+def test_an_expired_copy_still_awaited_is_sent_again_not_failed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The endpoint's clock more than the margin ahead: it stops the first copy before the
+    client gave it up; the client sends the shard again (an attempt), it is no failure."""
+    monkeypatch.setattr(expiry, "_now", lambda: time.time() + 600)
+    executor = AnsweringExecutor(lambda request, copy: evaluate_shard(request) if copy == 1
+                                 else echo_shard(request))
+    before = time.time()
+    outcome = evaluate("echo", results_path=tmp_path / "results.jsonl",
+                       dataset=DatasetRef(cache_dir=str(tmp_path)),
+                       targets=[Target("endpoint", executor)], image_ids=["img0"],
+                       progress=False, shard_function=echo_shard, identify=None,
+                       task_deadline_s=300.0, retry=RetryPolicy(backoff_s=0))
+    after = time.time()
+
+    assert outcome.complete and outcome.n_finished == 1 and not outcome.failed_shards
+    assert len(executor.sent) == 2
+    for sent in executor.sent:  # each copy's own time: when it was sent + the deadline
+        assert before + 300.0 <= sent["not_after_unix"] <= after + 300.0

@@ -24,12 +24,17 @@ from compute_stack.endpoint import EndpointProcess
 from compute_stack.plugin import ClientSide
 from compute_stack.stack import ComputeStack
 from compute_stack.waiting import wait_for
-from stembench_slow_model import gate_folder
+from stembench_slow_model import calls, gate_folder
+from test_evaluate_on_stack import differences, scored_images
+
+from stembench.endpoints.expiry import CLOCK_SKEW_MARGIN_S
 
 EVALUATE = ("evaluate", "--dataset", "mini", "--model", "atomap-like", "--no-report")
 GATED = ("evaluate", "--dataset", "mini", "--model", "stembench_slow_model:gated",
          "--no-report")
 EVERY_IMAGE = "stembench_slow_model:gated: 102 image(s) evaluated, 0 failed"
+COUNTED = ("evaluate", "--dataset", "mini", "--model", "stembench_slow_model:counted",
+           "--no-report", "--shard-size", "17")
 
 
 def finished_shards(results: Path) -> list[str]:
@@ -288,3 +293,51 @@ def test_client_killed_mid_run_then_resumed(
     assert EVERY_IMAGE in out, out[-2000:]
     assert sorted(shard_lines(results)) == sorted(set(finished_shards(results)))
     assert len(shard_lines(results)) == 6 and set(kept) <= set(shard_lines(results))
+
+
+def test_a_copy_given_up_in_the_queue_does_no_work_when_it_runs_at_last(
+        slurm_endpoint: EndpointProcess, compute_client: ClientSide, gate: Gate) -> None:
+    """Issue 22: Globus Compute cannot cancel a task, and a shard still queued past the task
+    deadline is sent again. The stand-in keeps every shard after the first in the queue (a
+    busy cluster), the client's second copies too; once past their ``not_after_unix`` plus
+    the clock margin, the first copies are sent to the endpoint while the client waits for
+    the second ones: they stop before loading the model (the counted model records every
+    call), their expired results are ignored, and the second copies finish the run: every
+    shard once, one model call per image, scores as a local run's."""
+    compute = compute_client.stack.compute
+    results = compute_client.folder / "remote" / "results.jsonl"
+    held = compute.hold_tasks("evaluate_shard", after=1)
+    try:
+        client = compute_client.popen(*COUNTED, "--task-deadline", "45", "--endpoint",
+                                      slurm_endpoint.endpoint_id, "--results", str(results))
+        running = running_client(client)
+        wait_for(lambda: running() and len(held.waiting) == 10,
+                 "5 shards held past their deadline and sent again (held too)", 300)
+        first = dict(list(held.arguments().items())[:5])  # held in the order sent
+        not_after = max(request["not_after_unix"] for _, (request,) in first.values())
+        wait_for(lambda: running() and time.time() > not_after + CLOCK_SKEW_MARGIN_S,
+                 "the first copies' time plus the margin (one clock: this host's)", 60)
+        assert compute.send_held(first) == 5
+        wait_for(lambda: running() and all(compute.tasks[t].status == "success"
+                                           for t in first), "the first copies' results", 120)
+        model_calls_before = len(calls(gate.folder.parent))
+    finally:
+        compute.release_tasks()
+    code, out, err = communicate(client, 300)
+
+    from globus_compute_sdk.serialize import ComputeSerializer
+
+    late = [ComputeSerializer().deserialize(compute.tasks[t].result) for t in first]
+    assert all(r["expired"] and not r["ok"] and r["images"] == [] for r in late), late
+    assert all("before its first model call" in r["error"] for r in late), late
+    assert model_calls_before == 17  # the first shard's only: the late copies ran no model
+    assert code == 0, err[-3000:]
+    assert "6 shard(s) finished, 0 already done, 0 failed" in out, out[-2000:]
+    assert len(calls(gate.folder.parent)) == 102  # one model call per image in all
+    assert sorted(shard_lines(results)) == sorted(set(finished_shards(results)))
+    assert len(shard_lines(results)) == 6
+    local = compute_client.run(*COUNTED, "--results", "local/results.jsonl")
+    assert local.returncode == 0, local.stderr[-3000:]
+    found = differences(scored_images(results),
+                        scored_images(compute_client.folder / "local" / "results.jsonl"))
+    assert not found, f"{len(found)} difference(s): {found[:5]}"

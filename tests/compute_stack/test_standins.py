@@ -7,6 +7,7 @@ own rules, which the stack's tests rely on.
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 from urllib.parse import urlencode
 
@@ -149,3 +150,38 @@ def test_held_tasks_are_the_named_operation_after_the_first_n() -> None:
     assert len(held.waiting) == 2
     assert state.release_tasks() == 2
     assert published[3:] == [b"evaluate_shard", b"evaluate_shard"]
+
+
+def test_held_tasks_can_be_read_and_sent_one_by_one() -> None:
+    """``HeldTasks.arguments`` decodes a held task's call; ``send_held`` sends the named
+    held tasks and keeps the others."""
+    from compute_stack.web_service import _first_argument
+    from globus_compute_common import messagepack
+    from globus_compute_common.messagepack.message_types import Task
+    from globus_compute_sdk.sdk.batch import Batch
+    from globus_compute_sdk.serialize import ComputeSerializer
+
+    from stembench.client.compute_functions import compute_serializer
+
+    published: list[str] = []
+
+    class Broker:
+        def publish(self, queue: str, message: bytes, headers: dict[str, Any]) -> None:
+            published.append(headers["task_uuid"])
+
+    state = ComputeState(auth=AuthState(), broker=Broker())  # type: ignore[arg-type]
+    held = state.hold_tasks("evaluate_shard", after=0)
+    ids = [str(uuid.uuid4()) for _ in range(3)]
+    for shard, task_id in enumerate(ids):
+        batch = Batch(task_group_id=None, serializer=compute_serializer())
+        batch.add("2b5c1c2e-7d7a-4a0c-9a57-2f1b8d6f6a10", args=("evaluate_shard", [{"n": shard}]))
+        (payload,) = next(iter(batch.prepare()["tasks"].values()))  # type: ignore[union-attr]
+        buffer = ComputeSerializer.pack_buffers(
+            ["code", *ComputeSerializer.unpack_buffers(payload)])
+        state._publish_task("tasks.x", messagepack.pack(Task(task_id=uuid.UUID(task_id),
+                                                             task_buffer=buffer)),
+                            {"task_uuid": task_id}, operation=_first_argument(payload))
+    assert held.arguments() == {t: ["evaluate_shard", [{"n": n}]] for n, t in enumerate(ids)}
+    assert state.send_held({ids[1]}) == 1 and published == [ids[1]]
+    assert list(held.arguments()) == [ids[0], ids[2]]
+    assert state.release_tasks() == 2 and published == [ids[1], ids[0], ids[2]]

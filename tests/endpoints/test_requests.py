@@ -64,3 +64,17 @@ def test_version_compatibility() -> None:
         check_compatible("1.0.0", "2.0.0")
     with pytest.raises(InputError, match="unreadable"):
         check_compatible("banana", "0.1.0")
+
+
+def test_not_after_is_sent_but_not_part_of_the_shard() -> None:
+    """A copy's ``not_after_unix`` changes with every submission, never the shard id; a
+    request without it (an older client) is still read."""
+    request = _request(not_after_unix=1_900_000_000.5)
+    assert request.shard_id == _request().shard_id
+    assert ShardRequest.from_dict(request.to_dict()) == request
+    old = _request().to_dict()
+    del old["not_after_unix"]
+    assert ShardRequest.from_dict(old).not_after_unix is None
+    for bad in ("soon", True, float("inf")):
+        with pytest.raises(InputError, match="not_after_unix"):
+            ShardRequest.from_dict({**old, "not_after_unix": bad})

@@ -5,8 +5,8 @@ falls with the step at a rate set by its ``quality`` option (so models differ in
 cutoffs), and claims a perfect score for every image: the service must ignore that claim
 and score the coordinates itself. ``fail_from_step`` makes it fail on images at or past a
 step. Each evaluated shard leaves a marker file in the dataset cache folder, so tests can
-count which shards ran. ``block`` makes every shard wait until the test sets :data:`RELEASE`
-(:data:`BLOCKED` is set once one waits).
+count which shards ran; it holds the request's ``not_after_unix``. ``block`` makes every
+shard wait until the test sets :data:`RELEASE` (:data:`BLOCKED` is set once one waits).
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def fake_shard(request: dict[str, Any]) -> dict[str, Any]:
     fail_from = options.get("fail_from_step")
     folder = Path(parsed.dataset.cache_dir or ".")
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"shard-{parsed.shard_id}").touch()
+    (folder / f"shard-{parsed.shard_id}").write_text(json.dumps(parsed.not_after_unix))
     if options.get("block"):
         BLOCKED.set()
         RELEASE.wait(BLOCK_LIMIT_S)

@@ -185,3 +185,24 @@ def test_a_failed_dataset_listing_is_asked_again(client) -> None:
     job = client.get(f"/api/jobs/{job_id}", headers=bearer("alice")).json()
     assert fakes.LISTING_REFUSED == [True]  # the first listing failed
     assert job["status"] == "done" and job["n_done"] == N_IMAGES, job
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_worker_sends_each_shard_with_the_time_its_result_is_wanted_by(
+        client, tmp_path) -> None:
+    """Issue 22: as the client does, the worker sends each shard with ``not_after_unix``
+    (submission + its task deadline), so that a copy it gave up on stops on the endpoint."""
+    import json
+    import time
+
+    from stembench.client.orchestrate import DEFAULT_TASK_DEADLINE_S
+
+    _submit(client)
+    before = time.time()
+    _work(client)
+    after = time.time()
+    markers = list((tmp_path / "calls").glob("shard-*"))
+    assert markers
+    for marker in markers:
+        not_after = json.loads(marker.read_text())
+        assert before + DEFAULT_TASK_DEADLINE_S <= not_after <= after + DEFAULT_TASK_DEADLINE_S

@@ -8,6 +8,9 @@ machine. It writes ``entered-<pid>-<n>`` (holding the Slurm job id) when it star
 and ``left-<pid>-<n>`` when the wait ends: ``opened``, or the class name of the exception
 that ended it (the endpoint's ``GC_TASK_TIMEOUT`` raises parsl's ``AppTimeout`` into the
 task's thread); a process killed with its Slurm job writes nothing more.
+
+``counted(image, pixel_size)`` is the ``atomap-like`` model that first appends one line to
+``calls`` in the gate folder per call, so that a test sees every model call made anywhere.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["GATE_FOLDER", "gate_folder", "gated"]
+__all__ = ["GATE_FOLDER", "calls", "counted", "gate_folder", "gated"]
 
 GATE_FOLDER = "stembench-gate"
 _calls = itertools.count()
@@ -49,3 +52,18 @@ def gated(image: Any, pixel_size: float) -> np.ndarray:
         finally:
             (folder / f"left-{name}").write_text(how, encoding="utf-8")
     return np.zeros((0, 2))
+
+
+def calls(cache: str | Path | None = None) -> list[str]:
+    """The lines :func:`counted` wrote in ``cache``'s gate folder: one per model call."""
+    path = gate_folder(cache) / "calls"
+    return path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+
+
+def counted(image: Any, pixel_size: float) -> np.ndarray:
+    """The ``atomap-like`` model's columns, after recording the call in ``calls``."""
+    from stembench.endpoints.models.registry import load_model
+
+    with open(gate_folder() / "calls", "a", encoding="utf-8") as handle:
+        handle.write(f"{os.getpid()} {os.environ.get('SLURM_JOB_ID', '')}\n")
+    return np.asarray(load_model("atomap-like").locate(image, pixel_size=pixel_size))

@@ -14,7 +14,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -178,7 +178,7 @@ class ShardScheduler:
             index = free[(self.turn + item[1] - 1) % len(free)]
             self.turn += 1
             try:
-                future = self.targets[index].executor.submit(self.task, item[2].to_dict())
+                future = self.targets[index].executor.submit(self.task, self._sent(item[2]))
             except cf.BrokenExecutor:
                 self._rebuild(index)
                 continue
@@ -191,6 +191,14 @@ class ShardScheduler:
             self.pending.remove(item)
             self.running[future] = (index, item[1], item[2])
             self.started[future] = time.monotonic()
+
+    def _sent(self, request: ShardRequest) -> dict[str, Any]:
+        """The request as sent now: with the deadline, the time after which its result is no
+        longer wanted (``not_after_unix``, wall clock), so that a copy given up on stops
+        where it runs (:mod:`stembench.endpoints.expiry`) instead of working for nobody."""
+        if self.deadline_s is None:
+            return request.to_dict()
+        return replace(request, not_after_unix=time.time() + self.deadline_s).to_dict()
 
     def _rebuild(self, index: int) -> None:
         """Replace a broken executor, or retire it when it is not ours to rebuild."""
@@ -228,7 +236,13 @@ class ShardScheduler:
                 self._fail(attempt, request, reason)
 
     def _expire(self) -> None:
-        """Fail (and so retry) every task running past the deadline; it is no longer tracked."""
+        """Fail (and so retry) every task running past the deadline; it is no longer tracked.
+
+        A remote copy given up on cannot be cancelled: it stops itself where it runs once
+        past the ``not_after_unix`` it was sent with (:meth:`_sent`), and whatever it
+        returns then is never read, so it can neither fail the shard nor replace the result
+        of a later copy.
+        """
         if self.deadline_s is None:
             return
         now = time.monotonic()
@@ -255,6 +269,9 @@ class ShardScheduler:
             check_message("shard-result", result, what="shard result")
         except InputError as exc:
             self._fail(attempt, request, f"{self.targets[index].name}: {exc}")
+            return
+        if result.get("expired"):  # stopped by its endpoint before this client gave it up
+            self._fail(attempt, request, f"{self.targets[index].name}: {result.get('error')}")
             return
         sink = self.sinks[request.shard_id]
         if not result.get("ok"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -138,6 +139,9 @@ class ShardRequest:
 
     ``image_timeout_s`` is the deadline of one model call (``None``: none); it is not part
     of the shard's identity, so a run resumed with another deadline skips finished shards.
+    ``not_after_unix`` (seconds since the epoch, the sender's wall clock; ``None``: never)
+    is when the sender stops waiting for this copy's result: set at each submission, not
+    part of the shard's identity either (see :mod:`stembench.endpoints.expiry`).
     ``identity`` is what the client expects the results to belong to (see
     :func:`stembench.identity.shard_identity`): part of the shard id, and checked by the
     endpoint before it evaluates anything; empty means no check.
@@ -153,11 +157,16 @@ class ShardRequest:
     return_coordinates: bool = True
     image_timeout_s: float | None = DEFAULT_IMAGE_TIMEOUT_S
     identity: dict[str, Any] = field(default_factory=dict)
+    not_after_unix: float | None = None
 
     def __post_init__(self) -> None:
         _require(len(self.image_ids) > 0, "shard request: 'image_ids' must not be empty")
         _require(self.max_result_bytes > 1024, "shard request: max_result_bytes too small")
         check_timeout(self.image_timeout_s, option="shard request: image_timeout_s")
+        when = self.not_after_unix
+        _require(when is None or (isinstance(when, int | float) and not isinstance(when, bool)
+                                  and math.isfinite(when)),
+                 f"shard request: 'not_after_unix' must be a time in seconds, got {when!r}")
         _require(isinstance(self.identity, dict),
                  f"shard request: 'identity' must be a dict, got {type(self.identity).__name__}")
 

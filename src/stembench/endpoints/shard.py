@@ -23,6 +23,7 @@ from typing import Any
 
 from stembench._moved import moved_names
 from stembench._version import __version__
+from stembench.endpoints.expiry import ShardExpiredError, check_not_expired, expired_result
 from stembench.endpoints.provenance import runtime_provenance
 from stembench.endpoints.requests import (
     DatasetRef,
@@ -161,6 +162,9 @@ def _evaluate_images(model: Any, dataset: Any, request: ShardRequest) -> list[di
     waiting: list[tuple[Any, dict[str, Any]]] = []
 
     def run_waiting() -> None:
+        check_not_expired(request.not_after_unix, n_images=len(request.image_ids),
+                          finished=[e for e in entries  # run, or unreadable
+                                    if "seconds" in e or e["error"] is not None])
         ids = [entry["image_id"] for _, entry in waiting]
         progress.started(ids, request.image_timeout_s)
         outputs = run_model_batch_safely(
@@ -246,7 +250,10 @@ def evaluate_shard(request: dict[str, Any]) -> dict[str, Any]:
         "runtime", "coordinates_dropped"}``. An image with an ``error`` carries the score
         of an empty prediction. ``ok`` is false only when the whole shard could not run
         (incompatible versions, dataset or model not loadable, or an ``identity`` other
-        than the request's); then ``error`` says why.
+        than the request's); then ``error`` says why. A copy past the request's
+        ``not_after_unix`` (:mod:`stembench.endpoints.expiry`) stops when it starts (before
+        the dataset and model are opened) or before its next model call, with ``expired``
+        true and only the images it finished.
     """
     parsed = ShardRequest.from_dict(request)
     result: dict[str, Any] = {
@@ -257,6 +264,10 @@ def evaluate_shard(request: dict[str, Any]) -> dict[str, Any]:
         "images": [],
         "coordinates_dropped": False,
     }
+    try:
+        check_not_expired(parsed.not_after_unix, n_images=len(parsed.image_ids))
+    except ShardExpiredError as exc:
+        return expired_result(result, exc) | {"runtime": runtime_provenance()}
     try:
         check_compatible(parsed.client_version, __version__)
         dataset = _open_dataset(json.dumps(asdict(parsed.dataset), sort_keys=True))
@@ -273,7 +284,10 @@ def evaluate_shard(request: dict[str, Any]) -> dict[str, Any]:
             f"the endpoint's dataset, scorer or model is not the one this shard was planned "
             f"for: planned {parsed.identity}, found {result['identity']}; plan the run again"))
         return result
-    result["images"] = _evaluate_images(model, dataset, parsed)
+    try:
+        result["images"] = _evaluate_images(model, dataset, parsed)
+    except ShardExpiredError as exc:
+        result = expired_result(result, exc)
     result["runtime"] = runtime_provenance()
     return _fit_result(result, parsed.max_result_bytes)
 

@@ -33,7 +33,8 @@ shared with a group in :attr:`ComputeState.group_members`; 403 otherwise, for
 identity that registered it. :meth:`ComputeState.inject` makes the next requests to a
 route fail with a chosen HTTP status, and :meth:`ComputeState.hold_tasks` keeps tasks from
 the endpoint's queue until released (fault tests that need work still undone at a chosen
-moment, whatever the machine's speed).
+moment, whatever the machine's speed); :meth:`ComputeState.send_held` sends some of them
+then, as a busy endpoint gets to tasks queued long ago.
 
 What the service does out of sight of the SDK is this stand-in's choice, stated here:
 a submit to an endpoint sends one ``cmd_start_endpoint`` per (identity, user options)
@@ -49,6 +50,7 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -129,6 +131,18 @@ class HeldTasks:
     waiting: list[tuple[str, bytes, dict[str, Any]]] = field(default_factory=list)
     released: bool = False
 
+    def arguments(self) -> dict[str, list[Any]]:
+        """The positional arguments of each waiting task, by task id, in the order held."""
+        from globus_compute_common import messagepack
+        from globus_compute_sdk.serialize import ComputeSerializer
+
+        serializer, found = ComputeSerializer(), {}
+        for _, message, headers in list(self.waiting):
+            task: Any = messagepack.unpack(message)
+            _code, args, _kwargs = serializer.unpack_buffers(task.task_buffer)
+            found[str(headers["task_uuid"])] = list(serializer.deserialize(args))
+        return found
+
 
 @dataclass
 class _Endpoint:
@@ -197,6 +211,18 @@ class ComputeState:
         for queue, message, headers in held.waiting if send else ():
             self.broker.publish(queue, message, headers=headers)
         return len(held.waiting)
+
+    def send_held(self, task_ids: Collection[str]) -> int:
+        """Send the held tasks ``task_ids`` to their queues now (the others stay held), as
+        a busy endpoint would get to them at last. Returns how many were sent."""
+        with self._lock:
+            held = self.held
+            chosen = [w for w in held.waiting if w[2]["task_uuid"] in task_ids] if held else []
+            if held is not None:
+                held.waiting = [w for w in held.waiting if w not in chosen]
+        for queue, message, headers in chosen:
+            self.broker.publish(queue, message, headers=headers)
+        return len(chosen)
 
     def _publish_task(self, queue: str, message: bytes, headers: dict[str, Any], *,
                       operation: object) -> None:
