@@ -22,10 +22,10 @@ from pathlib import Path
 import pytest
 from compute_stack.endpoint import EndpointProcess
 from compute_stack.plugin import ClientSide
+from compute_stack.scores import differences, scored_images
 from compute_stack.stack import ComputeStack
 from compute_stack.waiting import wait_for
 from stembench_slow_model import calls, gate_folder
-from test_evaluate_on_stack import differences, scored_images
 
 from stembench.endpoints.expiry import CLOCK_SKEW_MARGIN_S
 
@@ -317,20 +317,26 @@ def test_a_copy_given_up_in_the_queue_does_no_work_when_it_runs_at_last(
         not_after = max(request["not_after_unix"] for _, (request,) in first.values())
         wait_for(lambda: running() and time.time() > not_after + CLOCK_SKEW_MARGIN_S,
                  "the first copies' time plus the margin (one clock: this host's)", 60)
+        sent = time.time()
         assert compute.send_held(first) == 5
         wait_for(lambda: running() and all(compute.tasks[t].status == "success"
                                            for t in first), "the first copies' results", 120)
+        answered = time.time()
         model_calls_before = len(calls(gate.folder.parent))
     finally:
         compute.release_tasks()
     code, out, err = communicate(client, 300)
+    print(f"\n[expired copies] 5 first copies sent {sent - not_after:.1f} s past their "
+          f"not_after_unix, all 5 expired results {answered - sent:.1f} s later; client exit "
+          f"{time.time() - answered:.1f} s after that")
 
     from globus_compute_sdk.serialize import ComputeSerializer
 
-    late = [ComputeSerializer().deserialize(compute.tasks[t].result) for t in first]
-    assert all(r["expired"] and not r["ok"] and r["images"] == [] for r in late), late
-    assert all("before its first model call" in r["error"] for r in late), late
     assert model_calls_before == 17  # the first shard's only: the late copies ran no model
+    late = [ComputeSerializer().deserialize(compute.tasks[t].result) for t in first]
+    assert all(r.get("expired") and not r["ok"] and r["images"] == [] for r in late), late
+    assert all("before its first model call" in r["error"] for r in late), late
+    assert not any("identity" in r or "model" in r for r in late)  # nothing was opened
     assert code == 0, err[-3000:]
     assert "6 shard(s) finished, 0 already done, 0 failed" in out, out[-2000:]
     assert len(calls(gate.folder.parent)) == 102  # one model call per image in all
