@@ -185,3 +185,39 @@ def test_held_tasks_can_be_read_and_sent_one_by_one() -> None:
     assert state.send_held({ids[1]}) == 1 and published == [ids[1]]
     assert list(held.arguments()) == [ids[0], ids[2]]
     assert state.release_tasks() == 2 and published == [ids[1], ids[0], ids[2]]
+
+
+def test_a_user_endpoint_that_stopped_is_started_again_by_the_next_submit() -> None:
+    """A user endpoint's last heartbeat says ``active: False`` as it stops (interchange.py,
+    ``heartbeat(active=False)``): the next submit starts it again, even within a minute of
+    its start (a start still under way is not repeated)."""
+    from globus_compute_common import messagepack
+    from globus_compute_common.messagepack.message_types import EPStatusReport
+
+    commands: list[str] = []
+
+    class Broker:
+        def endpoint_queues(self, endpoint_id: str) -> dict[str, Any]:
+            return {"command_queue_info": {}}
+
+        def publish(self, queue: str, message: bytes, **options: Any) -> None:
+            commands.append(json.loads(message)["command"])
+
+    auth = AuthState()
+    alice = auth.identity("alice@example.org")
+    state = ComputeState(auth=auth, broker=Broker())  # type: ignore[arg-type]
+    endpoint_id = "0b4e2bd4-3b3e-4f79-a5d5-8e2b5a1c6f11"
+    endpoint = state.endpoints[endpoint_id] = _Endpoint(endpoint_id, alice, {})
+
+    def beat(uep_id: str, active: bool) -> None:
+        state.on_heartbeat(messagepack.pack(EPStatusReport(
+            endpoint_id=uuid.UUID(uep_id), task_statuses={},
+            global_state={"heartbeat_period": 30, "active": active})))
+
+    uep_id = state._user_endpoint(alice, endpoint, {})
+    assert state._user_endpoint(alice, endpoint, {}) == uep_id  # starting: not sent again
+    beat(uep_id, True)
+    assert state._user_endpoint(alice, endpoint, {}) == uep_id and len(commands) == 1
+    beat(uep_id, False)
+    assert state._user_endpoint(alice, endpoint, {}) == uep_id
+    assert commands == ["cmd_start_endpoint", "cmd_start_endpoint"]

@@ -87,7 +87,9 @@ def give_up(future: cf.Future[Any]) -> bool:
     A local future is cancelled, which keeps a task that has not started from starting
     (a process pool's running task is not stopped by it: :func:`stop_executor` and the
     image deadline do that). A Globus Compute future is never cancelled: Globus Compute
-    cannot stop a sent task, and the SDK's result watcher keeps the future open; when the
+    cannot stop a sent task (a shard's copy stops itself once past the ``not_after_unix``
+    it was sent with: :mod:`stembench.endpoints.expiry`), and the SDK's result watcher
+    keeps the future open; when the
     task's error result comes (the endpoint's ``GC_TASK_TIMEOUT``, say), the watcher sets
     its exception unguarded (globus_compute_sdk/sdk/executor.py:1575-1578), which raises
     ``InvalidStateError`` on a cancelled future in the watcher's thread, after it took every

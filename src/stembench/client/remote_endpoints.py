@@ -225,7 +225,8 @@ def remote_task_limit_s(task_deadline_s: float) -> int:
     failure comes back) before the client gives it up and retries it, and no duplicate runs
     beside the original. Time in the endpoint's queue (a Slurm block waiting for a node)
     counts against the client's deadline only, so a task that waited long in the queue can
-    still be given up by the client while it runs; its retry then waits for a worker.
+    still be given up by the client while it runs; that copy then stops before its next model
+    call, and one still queued stops when it starts (:mod:`stembench.endpoints.expiry`).
     """
     return max(1, math.floor(task_deadline_s * 0.9))
 

@@ -38,9 +38,10 @@ then, as a busy endpoint gets to tasks queued long ago.
 
 What the service does out of sight of the SDK is this stand-in's choice, stated here:
 a submit to an endpoint sends one ``cmd_start_endpoint`` per (identity, user options)
-whose user endpoint has not sent a heartbeat in the last 2 heartbeat periods; a user
-endpoint that reports a start failure fails its waiting tasks with the reported
-message; tasks on an endpoint that stops wait for it (as the service keeps them).
+whose user endpoint has not sent a heartbeat in the last 2 heartbeat periods (or whose
+last heartbeat said it stopped, ``active: false``) and is not starting (started in the last
+minute); a user endpoint that reports a start failure fails its waiting tasks with the
+reported message; tasks on an endpoint that stops wait for it (as the service keeps them).
 """
 
 from __future__ import annotations
@@ -476,8 +477,8 @@ class ComputeState:
                 return
             endpoint.last_heartbeat = time.time()
             endpoint.heartbeat_period = float(state.get("heartbeat_period") or 0)
-            if state.get("active") is False:
-                endpoint.heartbeat_period = 0.0
+            if state.get("active") is False:  # stopping: neither up nor starting
+                endpoint.heartbeat_period, endpoint.started_at = 0.0, 0.0
             error = state.get("error")
             if error:
                 endpoint.error, endpoint.heartbeat_period = str(error), 0.0
