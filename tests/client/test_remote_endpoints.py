@@ -282,6 +282,32 @@ def test_failing_and_oversized_results_fail_their_shards_only(
     assert kept == ["img-2", "img-3"]
 
 
+def test_an_endpoint_whose_stembench_predates_a_request_field_is_told_to_upgrade(
+        rsps: responses.RequestsMock, client: Client, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An older endpoint refuses the shard's ``not_after_unix`` as its requests module does."""
+    def older_shard(request: dict[str, Any]) -> dict[str, Any]:
+        from stembench.endpoints.requests import ShardRequest
+
+        unknown = sorted(set(request) - (set(ShardRequest.__dataclass_fields__)
+                                         - {"not_after_unix"}))
+        if unknown:
+            raise InputError(f"shard request: unknown field(s) {unknown}; expected some of "
+                             "[...]")
+        return faults.echo_shard(request)
+
+    monkeypatch.setitem(remote.OPERATIONS, "evaluate_shard", older_shard)
+    RestrictedEndpoint(rsps, tmp_path)
+    (target,) = remote_targets([ENDPOINT], client=client, https_only=True,
+                               function_id=FUNCTION_ID)
+    outcome = _evaluate([target], tmp_path, older_shard)
+    target.executor.shutdown(wait=True)
+    assert outcome.n_finished == 0 and len(outcome.failed_shards) == 4
+    for reason in outcome.failed_shards.values():
+        assert "unknown field(s) ['not_after_unix']" in reason and "\n" not in reason
+        assert "upgrade stembench where the endpoint runs" in reason
+
+
 def test_never_finishing_task_hits_its_deadline_and_a_resume_completes(
         rsps: responses.RequestsMock, client: Client, tmp_path: Path,
         echo_operation: Callable[..., Any]) -> None:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from stembench._optional import require
+from stembench._version import __version__
 from stembench.errors import StembenchError
 
 __all__ = [
@@ -73,7 +74,38 @@ def remote_error_line(remote_data: str) -> str:
     lines = [line.strip() for line in remote_data.splitlines() if line.strip()]
     if not lines:
         return "no remote traceback"
-    return lines[-1] if "Traceback (most recent call last)" in remote_data else "; ".join(lines)
+    return with_upgrade_advice(
+        lines[-1] if "Traceback (most recent call last)" in remote_data else "; ".join(lines))
+
+
+#: What an endpoint's older stembench answers a newer client: an operation
+#: (``endpoints.remote``) or a request field (``endpoints.requests``) it does not know.
+_OLDER_ENDPOINT_ANSWERS = ("unknown stembench operation", "unknown field(s)")
+
+
+def with_upgrade_advice(line: str) -> str:
+    """``line``, with the advice to upgrade the endpoint's stembench where it shows an older one.
+
+    An endpoint keeps the stembench its administrator installed; a client of a newer release
+    sends operations or request fields (``not_after_unix``, say) it does not know, and the
+    endpoint refuses them in one line that alone would not say what to do.
+
+    Parameters
+    ----------
+    line : str
+        One line describing a task that failed on an endpoint.
+
+    Examples
+    --------
+    >>> with_upgrade_advice("shard request: unknown field(s) ['not_after_unix']; ...")[-36:]
+    'where the endpoint runs, restart it)'
+    >>> with_upgrade_advice("model failed")
+    'model failed'
+    """
+    if any(answer in line for answer in _OLDER_ENDPOINT_ANSWERS) and "upgrade" not in line:
+        line += (f" (the endpoint's stembench is older than this client's {__version__}: "
+                 "upgrade stembench where the endpoint runs, restart it)")
+    return line
 
 
 class TaskTooLargeError(StembenchError):

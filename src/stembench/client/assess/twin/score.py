@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from stembench._version import __version__
+from stembench.client.executors import with_upgrade_advice
 from stembench.client.orchestrate import Target, evaluate_models
 from stembench.client.scheduler import describe_error
 from stembench.client.target_calls import answer_within
@@ -70,16 +71,9 @@ class TwinScores:
     errors: dict[str, str] = field(default_factory=dict)
 
 
-_UNKNOWN = "unknown stembench operation"  # what an endpoint's older stembench answers
-
-
 def _remote_line(exc: BaseException) -> str:
     """One line for a failed endpoint operation; an older stembench there is told to upgrade."""
-    line = describe_error(exc)
-    if _UNKNOWN in line:
-        line += (f" (the endpoint's stembench is older than this one, {__version__}: upgrade "
-                 "stembench where the endpoint runs and restart it)")
-    return line
+    return with_upgrade_advice(describe_error(exc))
 
 
 def _remove(target: Target, path: str, timeout_s: float) -> str:
@@ -128,9 +122,9 @@ def score_on_twins(model: TwinModel, plan: Sequence[TwinVariant], models: Sequen
     try:  # within the task deadline, and ended at once when the endpoint goes offline
         built = answer_within(target, future, "the twin render", task_deadline_s)
     except StembenchError as exc:  # one line already; an older endpoint is told to upgrade
-        if _UNKNOWN not in str(exc):
+        if with_upgrade_advice(str(exc)) == str(exc):
             raise
-        raise StembenchError(_remote_line(exc)) from exc
+        raise StembenchError(with_upgrade_advice(str(exc))) from exc
     except Exception as exc:  # the render failed where it ran (e.g. on the endpoint)
         raise StembenchError(f"{target.name}: the twins could not be rendered: "
                              f"{_remote_line(exc)}") from exc
