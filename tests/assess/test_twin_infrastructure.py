@@ -30,6 +30,7 @@ from stembench.dataset_publish.simulate.twin import (
     render_twin,
 )
 from stembench.dataset_publish.simulate.twin_plan import twin_plan
+from stembench.dataset_publish.storage.stembench_layout import open_dataset
 from stembench.endpoints.twin_task import (
     TWIN_DIR_ENV,
     build_twin_dataset,
@@ -103,13 +104,25 @@ def test_remove_deletes_a_twin_file_and_nothing_else(user_cache: Path, tmp_path:
     built = build_twin_dataset(model.to_dict(), plan_to_json(twin_plan(model, n_twins=1,
                                                                        series=False)),
                                __version__)
-    other = tmp_path / "twin-0123456789abcdef01234567.h5"  # a twin's name, outside the folder
+    other = tmp_path / "twin-0123456789abcdef01234567-0123456789ab.h5"  # outside the folder
     other.write_bytes(b"keep")
     with pytest.raises(InputError, match="not a twin file"):
         remove_twin_dataset(str(other), __version__)
     assert other.read_bytes() == b"keep"
     assert remove_twin_dataset(built["path"], __version__) is True
     assert not Path(built["path"]).exists()
+
+
+def test_two_assessments_of_one_image_never_delete_each_others_twins(user_cache: Path) -> None:
+    """Each render has its own file (one twin set): the first assess to end deletes its own."""
+    model = _model()
+    plan = plan_to_json(twin_plan(model, n_twins=1, series=False))
+    first = build_twin_dataset(model.to_dict(), plan, __version__)
+    second = build_twin_dataset(model.to_dict(), plan, __version__)
+    assert first["twin_set"] == second["twin_set"] and first["path"] != second["path"]
+    assert remove_twin_dataset(first["path"], __version__) is True
+    with open_dataset(second["path"]) as dataset:  # the other assess still reads its twins
+        assert [image.image_id for image in dataset] == second["image_ids"]
 
 
 def test_scoring_deletes_the_twins_file_once_the_scores_are_back(user_cache: Path,

@@ -23,6 +23,7 @@ import math
 import os
 import re
 import socket
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ __all__ = ["TWIN_DIR_ENV", "build_twin_dataset", "check_twin_file", "remove_twin
 #: Environment variable naming the folder twin datasets are written to, a folder every worker
 #: of the user's endpoint can read (default: ``~/.cache/stembench/twins``).
 TWIN_DIR_ENV = "STEMBENCH_TWIN_DIR"
-_TWIN_NAME = re.compile(r"twin-[0-9a-f]{24}\.h5")
+_TWIN_NAME = re.compile(r"twin-[0-9a-f]{24}-[0-9a-f]{12}\.h5")
 
 
 def twin_dir() -> Path:
@@ -58,7 +59,7 @@ def check_twin_file(path: str) -> None:
     ----------
     path : str
         A dataset file about to be opened on this worker; only twin files
-        (``twin-<key>.h5``) are checked.
+        (``twin-<key>-<render>.h5``) are checked.
 
     Raises
     ------
@@ -89,7 +90,10 @@ def build_twin_dataset(model: dict[str, Any], plan: list[dict[str, Any]],
     Returns
     -------
     dict
-        ``{"path": str, "image_ids": [str, ...]}``.
+        ``{"path": str, "twin_set": str, "image_ids": [str, ...]}``: the file of this render
+        (``twin-<key>-<render>.h5``, its own for each call, so that an assess that ends and
+        deletes its file never deletes one another assess of the same image still reads) and
+        the name of the twin set (``twin-<key>``, the same for the same model and plan).
     """
     from stembench.dataset_publish.simulate.twin import TwinModel, TwinVariant, write_twin_dataset
 
@@ -106,18 +110,18 @@ def build_twin_dataset(model: dict[str, Any], plan: list[dict[str, Any]],
     folder = twin_dir()
     key = hashlib.sha256(json.dumps([model, plan, __version__], sort_keys=True)
                          .encode()).hexdigest()[:24]
-    path = folder / f"twin-{key}.h5"
+    path = folder / f"twin-{key}-{uuid.uuid4().hex[:12]}.h5"
     try:
         if not folder.is_dir():
             folder.parent.mkdir(parents=True, exist_ok=True)
             folder.mkdir(mode=0o700, exist_ok=True)  # the user's own: no other user reads it
-        if not path.is_file():
-            write_twin_dataset(twin, variants, path)
+        write_twin_dataset(twin, variants, path)
     except OSError as exc:  # not writable by this user, not a folder, full...
         raise DatasetError(f"cannot write the twins to {folder} on worker "
                            f"{socket.gethostname()!r} ({exc.strerror or exc}); "
                            f"{_where_hint()}") from exc
-    return {"path": str(path), "image_ids": [v.image_id for v in variants]}
+    return {"path": str(path), "twin_set": f"twin-{key}",
+            "image_ids": [v.image_id for v in variants]}
 
 
 def remove_twin_dataset(path: str, client_version: str) -> bool:

@@ -129,7 +129,7 @@ def score_on_twins(model: TwinModel, plan: Sequence[TwinVariant], models: Sequen
         raise StembenchError(f"{target.name}: the twins could not be rendered: "
                              f"{_remote_line(exc)}") from exc
     dataset = DatasetRef(name=f"twin-{model.digest()}", source="path", path=built["path"])
-    folder = Path(results_dir) / Path(str(built["path"])).stem  # one folder per twin set
+    folder = Path(results_dir) / str(built["twin_set"])  # one folder per twin set
     folder.mkdir(parents=True, exist_ok=True)
     groups: dict[str, list[ModelChoice]] = {}
     for choice in models:
