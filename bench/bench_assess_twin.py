@@ -22,7 +22,9 @@ runs the second held-out set of ``bench/twin_heldout2.py`` (fixed before the lik
 column count was run on it); ``--set complex`` runs
 ``bench/twin_dev_complex.py``'s development lattices with many columns per cell under the
 development qualities; ``--set heldout3`` the third of ``bench/twin_heldout3.py`` (fixed
-before the lattice finder's cells with a basis and the misfit-aware column count were final).
+before the lattice finder's cells with a basis and the misfit-aware column count were final);
+``--set heldout4`` the fifth of ``bench/twin_heldout4.py`` (fixed before the fit's bias
+correction was final).
 
 ``--atom-lattice FILE.hdf5 --pixel-size A`` instead checks one experimental image with labels:
 an Atomap ``Atom_Lattice`` file (its image and every sublattice's atom positions), for example
@@ -94,6 +96,7 @@ def lattices(which: str = "development") -> dict[str, Lattice]:
     from twin_heldout import heldout_lattices
     from twin_heldout2 import heldout2_lattices
     from twin_heldout3 import heldout3_lattices
+    from twin_heldout4 import heldout4_lattices
 
     out = {name: lattice(name) for name in CATALOGUE}
     out.update(custom_lattices())
@@ -104,16 +107,18 @@ def lattices(which: str = "development") -> dict[str, Lattice]:
         which = "development"
     if which != "development":
         earlier = {name.split("[")[0] for name in out}
-        if which in ("heldout2", "heldout3"):
+        if which in ("heldout2", "heldout3", "heldout4"):
             earlier |= {name.split("[")[0] for name in heldout_lattices()}
             earlier |= {name.split("[")[0] for name in validation_lattice_names()}
-        if which == "heldout3":
+        if which in ("heldout3", "heldout4"):
             from twin_dev_complex import complex_lattices
 
             earlier |= {name.split("[")[0] for name in heldout2_lattices()}
             earlier |= {name.split("[")[0] for name in complex_lattices()}
+        if which == "heldout4":
+            earlier |= {name.split("[")[0] for name in heldout3_lattices()}
         out = {"heldout": heldout_lattices, "heldout2": heldout2_lattices,
-               "heldout3": heldout3_lattices}[which]()
+               "heldout3": heldout3_lattices, "heldout4": heldout4_lattices}[which]()
         assert not earlier & {name.split("[")[0] for name in out}
     for name in out:
         base = name.split("[")[0]
@@ -158,6 +163,7 @@ def main() -> None:
     from twin_heldout import HELDOUT_SEED, heldout_qualities
     from twin_heldout2 import HELDOUT2_SEED, heldout2_qualities
     from twin_heldout3 import HELDOUT3_SEED, heldout3_qualities
+    from twin_heldout4 import HELDOUT4_SEED, heldout4_qualities
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shape", type=int, default=256)
@@ -167,7 +173,7 @@ def main() -> None:
     parser.add_argument("--atom-lattice", type=Path, help="check this labelled image instead")
     parser.add_argument("--pixel-size", type=float, help="A/px of --atom-lattice")
     parser.add_argument("--set", choices=("development", "complex", "heldout", "heldout2",
-                                            "heldout3"),
+                                            "heldout3", "heldout4"),
                         default="development",
                         dest="which", help="which validation set")
     args = parser.parse_args()
@@ -180,7 +186,8 @@ def main() -> None:
     conditions, seed = {"development": (qualities(), 0), "complex": (qualities(), 0),
                         "heldout": (heldout_qualities(), HELDOUT_SEED),
                         "heldout2": (heldout2_qualities(), HELDOUT2_SEED),
-                        "heldout3": (heldout3_qualities(), HELDOUT3_SEED)}[args.which]
+                        "heldout3": (heldout3_qualities(), HELDOUT3_SEED),
+                        "heldout4": (heldout4_qualities(), HELDOUT4_SEED)}[args.which]
     if args.atom_lattice is not None:
         cases = [(args.atom_lattice.stem, atom_lattice_image(args.atom_lattice, args.pixel_size))]
     else:
