@@ -386,3 +386,51 @@ def test_a_configured_schema_gives_a_non_owners_job_the_endpoint_limit(
         make_settings(tmp_path, "sqlite://", executor="globus", allowed_endpoint_ids=(ALLOWED,),
                       compute_function_id=FUNCTION, credentials_key=KEY,
                       compute_endpoint_schema=str(tmp_path / "missing.json"))
+
+
+def test_a_submission_that_needs_no_token_keeps_none(tmp_path: Path,
+                                                     rsps: responses.RequestsMock) -> None:
+    """Resubmitting a finished evaluation, or one a linked identity has queued, keeps no token:
+    the token minted for the request is revoked, not stored for a user with no job to run."""
+    from sqlalchemy import update
+
+    from stembench.service.models import Job
+
+    auth = FakeAuth(rsps)
+    with globus_app(tmp_path) as client:
+        queued = _submit(client)["id"]
+        credentials = client.app.state.settings.credential_store()
+        # the same person logged in with a linked identity: their queued job, no second job,
+        # no second token (the job runs with the token of the identity that queued it)
+        answer = client.post("/api/jobs", json={"model": "log-blob", "endpoint_id": ALLOWED},
+                             headers={"Authorization": "Bearer orcid-token"})
+        assert answer.status_code == 200 and answer.json()["job"]["id"] == queued
+        assert credentials.owners() == [ALICE]
+        assert _revoked(auth, 2) == ["aliceComputeRefresh-2", "aliceComputeToken-2"]
+        # the job ends; the worker releases the token (as release_credentials does)
+        with client.app.state.sessions() as session:
+            session.execute(update(Job).where(Job.id == queued).values(status="done"))
+            session.commit()
+        credentials.discard(ALICE, lambda token: None)
+        again = client.post("/api/jobs", json={"model": "log-blob", "endpoint_id": ALLOWED},
+                            headers=bearer("alice"))
+        assert again.status_code == 200 and again.json()["job"]["id"] == queued
+        assert credentials.owners() == []
+        assert _revoked(auth, 4)[2:] == ["aliceComputeRefresh-3", "aliceComputeToken-3"]
+
+
+def test_a_submission_that_fails_to_queue_keeps_no_token(
+        tmp_path: Path, rsps: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch) -> None:
+    from stembench.service import store
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("database gone")
+
+    auth = FakeAuth(rsps)
+    with globus_app(tmp_path) as client:
+        monkeypatch.setattr(store, "create_job", broken)
+        with pytest.raises(RuntimeError, match="database gone"):
+            client.post("/api/jobs", json={"model": "log-blob", "endpoint_id": ALLOWED},
+                        headers=bearer("alice"))
+        assert client.app.state.settings.credential_store().owners() == []
+    assert _revoked(auth, 2) == ["aliceComputeRefresh-1", "aliceComputeToken-1"]

@@ -164,7 +164,8 @@ async def submit(body: SubmitIn, caller: Caller, db: DB, request: Request,
             db, owner=caller.sub, owner_name=caller.username, model=body.model,
             options=body.options, dataset_name=body.dataset_name,
             dataset_preset=body.dataset_preset, dataset_version=version,
-            endpoint_id=body.endpoint_id, endpoint_options=body.endpoint_options)
+            endpoint_id=body.endpoint_id, endpoint_options=body.endpoint_options,
+            linked=caller.identities)
 
     if settings.executor != "globus":
         if body.endpoint_options:

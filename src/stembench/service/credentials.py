@@ -112,6 +112,10 @@ class CredentialStore:
                 continue
         return found
 
+    def forget(self, owner: str) -> None:
+        """Delete ``owner``'s kept tokens without revoking them (the caller revokes them)."""
+        self.path(owner).unlink(missing_ok=True)
+
     def discard(self, owner: str, revoke: Callable[[str], object]) -> bool:
         """Revoke ``owner``'s tokens with Globus Auth and delete them; False if none kept.
 
@@ -124,7 +128,7 @@ class CredentialStore:
         try:
             kept = self.load(owner)
         except AuthError:
-            self.path(owner).unlink(missing_ok=True)
+            self.forget(owner)
             return False
         globus_sdk = require("globus_sdk", extra="service", purpose="Globus Auth")
         for name in ("refresh_token", "access_token"):
@@ -133,7 +137,7 @@ class CredentialStore:
             except (globus_sdk.GlobusAPIError, globus_sdk.NetworkError) as exc:
                 log.warning("revoking the %s kept for %s failed (%s); deleted anyway",
                             name.replace("_", " "), owner, type(exc).__name__)
-        self.path(owner).unlink(missing_ok=True)
+        self.forget(owner)
         return True
 
 

@@ -72,8 +72,13 @@ async def delegated_job(request: Request, caller: Identity, body: SubmitIn,
         if minted:  # nothing is kept for a refused request
             verifier.revoke_later(minted)
         raise HTTPException(422, refusal)
-    job, created, surplus = await run_in_threadpool(_keep_and_create, credentials,
-                                                    caller.sub, minted, create)
+    try:
+        job, created, surplus = await run_in_threadpool(_keep_and_create, credentials,
+                                                        caller.sub, minted, create)
+    except Exception:
+        if minted:  # nothing was kept for a submission that failed
+            verifier.revoke_later(minted)
+        raise
     if surplus:
         verifier.revoke_later(surplus)
     return job, created
@@ -87,17 +92,29 @@ def _kept(credentials: CredentialStore, owner: str) -> dict[str, Any] | None:
 def _keep_and_create(credentials: CredentialStore, owner: str, minted: dict[str, Any] | None,
                      create: Callable[[], tuple[Job, bool]],
                      ) -> tuple[Job, bool, dict[str, Any] | None]:
-    """Keep the minted token (unless one was kept meanwhile: then it is surplus) and queue
-    the job, under the owner's lock: the worker releases a token under the same lock."""
+    """Keep the minted token and queue the job, under the owner's lock (the worker releases
+    a token under the same lock); the minted token is surplus, to be revoked, when one was
+    kept meanwhile or when the submission needs none: it returned a finished job, or a
+    linked identity's job, which runs with that identity's token. Saved before the job is
+    queued (a worker may claim it at once), deleted again if queueing fails."""
     with credentials.locked(owner):
         held = credentials.holds(owner)
         if minted is None and not held:
             raise AuthError(503, "temporarily_unavailable", "your Globus Compute token was "
                             "released as your last job ended meanwhile; submit again")
-        if minted is not None and not held:
-            credentials.save(owner, minted)
-        job, created = create()
-    return job, created, minted if held else None
+        keeping = minted is not None and not held
+        if keeping:
+            credentials.save(owner, minted)  # type: ignore[arg-type]
+        try:
+            job, created = create()
+        except BaseException:
+            if keeping:
+                credentials.forget(owner)
+            raise
+        if keeping and (job.owner != owner or job.status not in ("queued", "running")):
+            credentials.forget(owner)  # no job of this identity needs it
+            keeping = False
+    return job, created, None if keeping else minted
 
 
 def _endpoint_options_refusal(settings: Any, body: SubmitIn, access_token: str) -> str | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import select, update
@@ -65,8 +65,13 @@ def submission_key(owner: str, model: str, options: Mapping[str, Any], dataset_n
 def create_job(session: Session, *, owner: str, owner_name: str | None, model: str,
                options: Mapping[str, Any], dataset_name: str, dataset_preset: str,
                dataset_version: str, endpoint_id: str | None,
-               endpoint_options: Mapping[str, Any] | None = None) -> tuple[Job, bool]:
+               endpoint_options: Mapping[str, Any] | None = None,
+               linked: Sequence[str] = ()) -> tuple[Job, bool]:
     """Queue a job, or return the owner's live job with the same submission key.
+
+    A live job of one of the owner's linked identities (the same person logged in with
+    another account of their Globus identity set) with that evaluation is theirs too: it is
+    returned, not queued twice.
 
     Where a job runs (its endpoint and that endpoint's options) is not part of the key:
     the same evaluation elsewhere gives the same scores.
@@ -89,12 +94,20 @@ def create_job(session: Session, *, owner: str, owner_name: str | None, model: s
         Globus Compute endpoint to run on; ``None``: the service's own workers.
     endpoint_options : mapping of str to Any, optional
         That endpoint's ``user_endpoint_config`` options; default none.
+    linked : sequence of str, optional
+        The owner's linked identities (``Identity.identities``); default none.
 
     Returns
     -------
     (Job, bool)
         The job and whether it was created now (False: a duplicate submission).
     """
+    for other in linked:
+        if other != owner:
+            found = _live_job(session, submission_key(other, model, options, dataset_name,
+                                                      dataset_preset, dataset_version))
+            if found is not None:
+                return found, False
     key = submission_key(owner, model, options, dataset_name, dataset_preset, dataset_version)
     return _insert(session, key, owner=owner, owner_name=owner_name, model=model,
                    model_options=json.dumps(dict(options), sort_keys=True),
