@@ -18,6 +18,7 @@ from stembench.client.orchestrate import (
     evaluate_models,
     plan_shards,
 )
+from stembench.client.partial_shards import FinishedImages
 from stembench.client.results_file import ResultsFile
 from stembench.endpoints.requests import DatasetRef
 from stembench.errors import InputError
@@ -185,7 +186,8 @@ def test_failed_shards_are_recorded_within_one_deadline_in_all(tmp_path: Path) -
     evaluation = Evaluation(model="echo", results_path=tmp_path / "r.jsonl", n_shards=4,
                             failed_shards={r.shard_id: "worker lost" for r in requests})
     sink = ShardSink(ResultsFile(tmp_path / "r.jsonl"), evaluation, None)
-    _record_failed_shards([Target("ep", Silent())], [(r, sink) for r in requests], 0.05)
+    _record_failed_shards([Target("ep", Silent())], [(r, sink) for r in requests], 0.05,
+                          FinishedImages())
     # the four tasks shared one deadline (waited on together), none was given another
     assert sum(t or 0.0 for t in granted) <= 0.05
     assert all(reason.startswith("worker lost; its images could not be recorded as failed "

@@ -14,6 +14,7 @@ import re
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -183,9 +184,10 @@ def echo_operation(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
 
 def _evaluate(targets: list[Any], tmp: Path, shard: Callable[..., Any], **options: Any) -> Any:
     return evaluate("echo", results_path=tmp / "results.jsonl",
-                    dataset=DatasetRef(cache_dir=str(tmp)), targets=targets, image_ids=IDS,
+                    dataset=DatasetRef(cache_dir=str(tmp)), targets=targets,
                     shard_size=1, progress=False, shard_function=shard, identify=None,
-                    **{"retry": RetryPolicy(max_attempts=1, backoff_s=0.01), **options})
+                    **{"retry": RetryPolicy(max_attempts=1, backoff_s=0.01), "image_ids": IDS,
+                       **options})
 
 
 def test_offline_endpoint_stops_before_anything_is_submitted(
@@ -282,30 +284,71 @@ def test_failing_and_oversized_results_fail_their_shards_only(
     assert kept == ["img-2", "img-3"]
 
 
-def test_an_endpoint_whose_stembench_predates_a_request_field_is_told_to_upgrade(
-        rsps: responses.RequestsMock, client: Client, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """An older endpoint refuses the shard's ``not_after_unix`` as its requests module does."""
-    def older_shard(request: dict[str, Any]) -> dict[str, Any]:
-        from stembench.endpoints.requests import ShardRequest
+def _older(request: dict[str, Any]) -> None:
+    """Refuse a field the endpoint's older stembench lacks, as its requests module did."""
+    from stembench.endpoints.requests import ShardRequest
 
-        unknown = sorted(set(request) - (set(ShardRequest.__dataclass_fields__)
-                                         - {"not_after_unix"}))
-        if unknown:
-            raise InputError(f"shard request: unknown field(s) {unknown}; expected some of "
-                             "[...]")
+    unknown = sorted(set(request) - (set(ShardRequest.__dataclass_fields__)
+                                     - {"not_after_unix"}))
+    if unknown:
+        raise InputError(f"shard request: unknown field(s) {unknown}; expected some of [...]")
+
+
+@pytest.mark.parametrize("features", [None, ["not_after_unix"]], ids=["older", "newer"])
+def test_a_shards_time_goes_only_to_an_endpoint_whose_listing_says_it_knows_it(
+        rsps: responses.RequestsMock, client: Client, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, features: list[str] | None) -> None:
+    """Read22b finding 1: an endpoint installed before ``not_after_unix`` (both sides say
+    0.1.0) refused every shard and every failed shard's scoring. Its dataset listing lists
+    no features: it gets neither field, runs every shard, and the user is warned once."""
+    def listing(reference: dict[str, Any], client_version: str) -> dict[str, Any]:
+        answer = {"dataset": {"name": "d", "version": "1", "manifest_sha256": None},
+                  "images": [{"image_id": i} for i in IDS], "runtime": {}}
+        return answer if features is None else {**answer, "features": features}
+
+    def shard(request: dict[str, Any]) -> dict[str, Any]:
+        if features is None:
+            _older(request)
+        if request["image_ids"] == ["img-3"]:
+            raise RuntimeError("permanent failure")
         return faults.echo_shard(request)
 
-    monkeypatch.setitem(remote.OPERATIONS, "evaluate_shard", older_shard)
-    RestrictedEndpoint(rsps, tmp_path)
+    def failed(request: dict[str, Any], reason: str) -> dict[str, Any]:
+        _older(request)
+        return {**faults.echo_shard(request), "ok": False, "shard_failed": True,
+                "error": reason}
+
+    operations = {"describe_dataset": listing, "score_failed_shard": failed}
+    run_operation = remote.run_operation  # what the endpoint runs (the client's side intact)
+    monkeypatch.setattr(remote, "run_operation", lambda operation, arguments: operations[
+        operation](*arguments) if operation in operations else run_operation(operation, arguments))
+    monkeypatch.setitem(remote.OPERATIONS, "evaluate_shard", shard)
+    monkeypatch.setattr(orchestrate, "evaluate_shard", shard)  # so failed shards are scored
+    service = RestrictedEndpoint(rsps, tmp_path)
     (target,) = remote_targets([ENDPOINT], client=client, https_only=True,
                                function_id=FUNCTION_ID)
-    outcome = _evaluate([target], tmp_path, older_shard)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        outcome = _evaluate([target], tmp_path, shard, image_ids=None)
     target.executor.shutdown(wait=True)
-    assert outcome.n_finished == 0 and len(outcome.failed_shards) == 4
-    for reason in outcome.failed_shards.values():
-        assert "unknown field(s) ['not_after_unix']" in reason and "\n" not in reason
-        assert "upgrade stembench where the endpoint runs" in reason
+
+    (reason,) = outcome.failed_shards.values()
+    assert outcome.n_finished == 3 and reason.endswith("RuntimeError: permanent failure")
+    records = ResultsFile(tmp_path / "results.jsonl").records()
+    assert sorted(r["image_id"] for r in records) == IDS  # the failed shard's scored too
+    shards = [args[0] for operation, args in service.sent_args()
+              if operation == "evaluate_shard"]
+    assert len(shards) == 4
+    unstoppable = [str(w.message) for w in caught if "not_after_unix" in str(w.message)]
+    if features is None:
+        assert not any("not_after_unix" in request for request in shards)
+        assert unstoppable == [  # once, one line
+            f"{ENDPOINT}: its stembench does not say it understands a shard's "
+            "'not_after_unix', so shards go there without it and a copy this client gives "
+            "up on keeps running there to its end, until stembench is upgraded where the "
+            "endpoint runs"]
+    else:
+        assert all("not_after_unix" in request for request in shards) and not unstoppable
 
 
 def test_never_finishing_task_hits_its_deadline_and_a_resume_completes(

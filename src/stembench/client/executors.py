@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 from stembench._optional import require
-from stembench._version import __version__
 from stembench.errors import StembenchError
 
 __all__ = [
@@ -84,11 +83,12 @@ _OLDER_ENDPOINT_ANSWERS = ("unknown stembench operation", "unknown field(s)")
 
 
 def with_upgrade_advice(line: str) -> str:
-    """``line``, with the advice to upgrade the endpoint's stembench where it shows an older one.
+    """``line``, with the advice to upgrade the endpoint's stembench where it refuses a request.
 
     An endpoint keeps the stembench its administrator installed; a client of a newer release
-    sends operations or request fields (``not_after_unix``, say) it does not know, and the
-    endpoint refuses them in one line that alone would not say what to do.
+    may send operations or request fields it does not know, and the endpoint refuses them in
+    one line that alone would not say what to do. Versions do not tell (both sides may say
+    the same release), so the advice names what the endpoint said, not which side is older.
 
     Parameters
     ----------
@@ -97,13 +97,16 @@ def with_upgrade_advice(line: str) -> str:
 
     Examples
     --------
-    >>> with_upgrade_advice("shard request: unknown field(s) ['not_after_unix']; ...")[-36:]
-    'where the endpoint runs, restart it)'
+    >>> line = with_upgrade_advice("shard request: unknown field(s) ['x']; expected ...")
+    >>> line[line.index("(the"):line.index(": upgrade")]
+    "(the endpoint's stembench does not know this request's field or operation"
+    >>> line[line.index("upgrade"):]
+    'upgrade stembench where the endpoint runs, restart it)'
     >>> with_upgrade_advice("model failed")
     'model failed'
     """
     if any(answer in line for answer in _OLDER_ENDPOINT_ANSWERS) and "upgrade" not in line:
-        line += (f" (the endpoint's stembench is older than this client's {__version__}: "
+        line += (" (the endpoint's stembench does not know this request's field or operation: "
                  "upgrade stembench where the endpoint runs, restart it)")
     return line
 

@@ -22,6 +22,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from stembench.client.lifeline import stop_executor
+from stembench.client.partial_shards import FinishedImages
 from stembench.client.results_file import ResultsFile
 from stembench.client.results_lock import ResultsLock
 from stembench.client.scheduler import (
@@ -241,7 +242,7 @@ def evaluate_models(
         try:
             scheduler.run(work)
             if shard_function is evaluate_shard:
-                _record_failed_shards(target_list, work, task_deadline_s)
+                _record_failed_shards(target_list, work, task_deadline_s, scheduler.kept)
         except KeyboardInterrupt:
             scheduler.cancel()
             for evaluation in evaluations.values():
@@ -259,7 +260,7 @@ def evaluate_models(
 
 def _record_failed_shards(targets: Sequence[Target],
                           work: Sequence[tuple[ShardRequest, ShardSink]],
-                          deadline_s: float | None) -> None:
+                          deadline_s: float | None, kept: FinishedImages) -> None:
     """Write each failed shard's images to its results file as failed (found nothing).
 
     The images are scored on the first target that is not gone (:attr:`Target.gone`)
@@ -267,7 +268,8 @@ def _record_failed_shards(targets: Sequence[Target],
     once and within one task deadline in all (an endpoint that stopped answering costs one
     deadline, not one per shard); when even that fails, the shard's reason says so and its
     images stay without a result. When every target is gone nothing is sent: the images
-    stay without a result (the run's exit status says to run it again).
+    stay without a result (the run's exit status says to run it again). Images a stopped
+    copy finished (``kept``) keep their scores; only the others are scored as failed.
     """
     failed = [(request, sink) for request, sink in work
               if request.shard_id in sink.evaluation.failed_shards]
@@ -278,14 +280,15 @@ def _record_failed_shards(targets: Sequence[Target],
     futures: list[cf.Future[Any] | BaseException] = []
     for request, sink in failed:
         reason = sink.evaluation.failed_shards[request.shard_id]
+        rest = kept.rest(request).to_dict()
         try:
-            futures.append(target.executor.submit(score_failed_shard, request.to_dict(), reason))
+            futures.append(target.executor.submit(score_failed_shard, rest, reason))
         except cf.BrokenExecutor as exc:
             if target.factory is None:
                 futures.append(exc)
                 continue
             target.executor = target.factory()
-            futures.append(target.executor.submit(score_failed_shard, request.to_dict(), reason))
+            futures.append(target.executor.submit(score_failed_shard, rest, reason))
         except Exception as exc:  # refused (e.g. a remote endpoint refusing submissions)
             futures.append(exc)
     cf.wait([f for f in futures if isinstance(f, cf.Future)], timeout=deadline_s)
@@ -293,8 +296,8 @@ def _record_failed_shards(targets: Sequence[Target],
         try:
             if isinstance(future, BaseException):
                 raise future
-            sink.results.append(answer_within(target, future, "the failed shard's scores",
-                                        deadline_s, waited=True))
+            sink.results.append(kept.merged(request, answer_within(
+                target, future, "the failed shard's scores", deadline_s, waited=True)))
         except (Exception, SystemExit) as exc:  # the shard stays failed, without images
             sink.evaluation.failed_shards[request.shard_id] += (
                 f"; its images could not be recorded as failed either: "

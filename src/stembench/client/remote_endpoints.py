@@ -335,6 +335,6 @@ def remote_targets(endpoint_ids: Sequence[str], *, client: Any = None,
         return Target(endpoint_id, RegisteredFunctionExecutor(
             executor, function_id, rebuild=functools.partial(build, endpoint_id),
             watch=None if watch is None else watch.start()), max_in_flight=max_in_flight,
-            gone=None if watch is None else watch.gone)
+            gone=None if watch is None else watch.gone, features=None)  # its listing says
 
     return [target(endpoint_id) for endpoint_id in endpoint_ids]

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import math
 import os
 import signal
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -20,9 +22,10 @@ from typing import Any
 
 from stembench.client.executors import remote_error_line
 from stembench.client.lifeline import give_up
+from stembench.client.partial_shards import FinishedImages
 from stembench.client.results_file import ResultsFile
 from stembench.endpoints.progress import overdue_calls, record_kill
-from stembench.endpoints.requests import ShardRequest
+from stembench.endpoints.requests import FEATURES, ShardRequest
 from stembench.errors import InputError
 from stembench.schemas import check_message
 
@@ -30,6 +33,11 @@ __all__ = ["Evaluation", "RetryPolicy", "ShardScheduler", "ShardSink", "Target",
            "describe_error"]
 
 ShardFunction = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def _wall_clock() -> float:
+    """This machine's wall clock, the one a request's ``not_after_unix`` is on."""
+    return time.time()
 
 
 def describe_error(exc: BaseException) -> str:
@@ -87,6 +95,12 @@ class Target:
         Says (one line) why the target can finish nothing more, e.g. its endpoint went
         offline (:meth:`stembench.client.endpoint_watch.EndpointWatch.gone`), else ``None``;
         asked at every turn of the scheduler, so it must answer at once.
+    features : frozenset of str or None
+        The request fields the target's stembench understands
+        (:data:`~stembench.endpoints.requests.FEATURES`); default: this stembench's own (a
+        local pool runs this code). ``None``: not known yet (a remote endpoint); the first
+        dataset listing it answers says (:func:`~stembench.client.target_calls.list_images`),
+        and until then no such field is sent to it.
     """
 
     name: str
@@ -94,6 +108,7 @@ class Target:
     factory: Callable[[], cf.Executor] | None = None
     max_in_flight: int = 4
     gone: Callable[[], str | None] | None = None
+    features: frozenset[str] | None = frozenset(FEATURES)
 
     def lost(self) -> str | None:
         """What :attr:`gone` says (``None`` without it)."""
@@ -150,7 +165,10 @@ class ShardScheduler:
         self.sinks: dict[str, ShardSink] = {}  # shard id -> where its result goes
         self.pending: list[tuple[float, int, ShardRequest]] = []  # (not before, attempt, req)
         self.running: dict[cf.Future[Any], tuple[int, int, ShardRequest]] = {}
-        self.started: dict[cf.Future[Any], float] = {}
+        self.started: dict[cf.Future[Any], float] = {}  # monotonic clock at submission
+        self.not_after: dict[cf.Future[Any], float] = {}  # wall clock it is given up at
+        self.kept = FinishedImages()  # images of stopped copies, not sent again
+        self.unstoppable: set[int] = set()  # targets warned that given-up copies run on
         self.turn = 0
         self.dead: dict[int, str] = {}  # target index -> why it takes no more shards
 
@@ -177,8 +195,10 @@ class ShardScheduler:
                 continue
             index = free[(self.turn + item[1] - 1) % len(free)]
             self.turn += 1
+            wall, now = _wall_clock(), time.monotonic()  # one moment on both clocks
             try:
-                future = self.targets[index].executor.submit(self.task, self._sent(item[2]))
+                future = self.targets[index].executor.submit(
+                    self.task, self._sent(index, item[2], wall))
             except cf.BrokenExecutor:
                 self._rebuild(index)
                 continue
@@ -190,15 +210,38 @@ class ShardScheduler:
                 continue
             self.pending.remove(item)
             self.running[future] = (index, item[1], item[2])
-            self.started[future] = time.monotonic()
+            self.started[future] = now
+            if self.deadline_s is not None:
+                self.not_after[future] = wall + self.deadline_s
 
-    def _sent(self, request: ShardRequest) -> dict[str, Any]:
-        """The request as sent now: with the deadline, the time after which its result is no
-        longer wanted (``not_after_unix``, wall clock), so that a copy given up on stops
-        where it runs (:mod:`stembench.endpoints.expiry`) instead of working for nobody."""
+    def _sent(self, index: int, request: ShardRequest, wall: float) -> dict[str, Any]:
+        """The request as sent at ``wall`` (this machine's wall clock) to target ``index``.
+
+        Only the images not finished by an earlier stopped copy go (:attr:`kept`). With a
+        deadline, it carries the time after which its result is no longer wanted
+        (``not_after_unix``), so that a copy given up on stops where it runs
+        (:mod:`stembench.endpoints.expiry`) instead of working for nobody; a target that
+        does not say it understands the field gets none, and a warning, once.
+        """
+        request = self.kept.rest(request)
         if self.deadline_s is None:
             return request.to_dict()
-        return replace(request, not_after_unix=time.time() + self.deadline_s).to_dict()
+        target = self.targets[index]
+        if "not_after_unix" not in (target.features or ()):
+            if index not in self.unstoppable:
+                self.unstoppable.add(index)
+                warnings.warn(
+                    f"{target.name}: its stembench does not say it understands a shard's "
+                    "'not_after_unix', so shards go there without it and a copy this client "
+                    "gives up on keeps running there to its end, until stembench is upgraded "
+                    "where the endpoint runs", stacklevel=2)
+            return request.to_dict()
+        return replace(request, not_after_unix=wall + self.deadline_s).to_dict()
+
+    def _forget(self, future: cf.Future[Any]) -> float | None:
+        """Stop timing ``future``; the wall-clock time it was given up at, if any."""
+        self.started.pop(future, None)
+        return self.not_after.pop(future, None)
 
     def _rebuild(self, index: int) -> None:
         """Replace a broken executor, or retire it when it is not ours to rebuild."""
@@ -231,12 +274,16 @@ class ShardScheduler:
             self.dead[index] = reason
             for future in [f for f, (t, _, _) in self.running.items() if t == index]:
                 _, attempt, request = self.running.pop(future)
-                self.started.pop(future, None)
+                self._forget(future)
                 give_up(future)
                 self._fail(attempt, request, reason)
 
     def _expire(self) -> None:
         """Fail (and so retry) every task running past the deadline; it is no longer tracked.
+
+        Past the deadline means either clock: the monotonic one counted from submission, or
+        the wall clock past the ``not_after_unix`` the copy was sent with (the two part
+        after a laptop's sleep or a clock step; the endpoint judges by the wall clock).
 
         A remote copy given up on cannot be cancelled: it stops itself where it runs once
         past the ``not_after_unix`` it was sent with (:meth:`_sent`), and whatever it
@@ -245,17 +292,18 @@ class ShardScheduler:
         """
         if self.deadline_s is None:
             return
-        now = time.monotonic()
-        for future in [f for f in self.running if now - self.started[f] > self.deadline_s]:
+        now, wall = time.monotonic(), _wall_clock()
+        for future in [f for f in self.running if now - self.started[f] > self.deadline_s
+                       or wall > self.not_after.get(f, math.inf)]:
             index, attempt, request = self.running.pop(future)
-            self.started.pop(future, None)
+            self._forget(future)
             give_up(future)  # never cancel a sent Globus Compute task: see give_up
             self._fail(attempt, request, f"{self.targets[index].name}: no result within "
                                          f"{self.deadline_s:g} s (task deadline)")
 
     def _collect(self, future: cf.Future[Any]) -> None:
         index, attempt, request = self.running.pop(future)
-        self.started.pop(future, None)
+        not_after = self._forget(future)
         try:
             result = future.result()
         except cf.BrokenExecutor as exc:
@@ -271,8 +319,10 @@ class ShardScheduler:
             self._fail(attempt, request, f"{self.targets[index].name}: {exc}")
             return
         if result.get("expired"):  # stopped by its endpoint before this client gave it up
-            self._fail(attempt, request, f"{self.targets[index].name}: {result.get('error')}")
+            self.kept.keep(request, result)
+            self._fail(attempt, request, self._expired_reason(index, result, not_after))
             return
+        result = self.kept.merged(request, result)
         sink = self.sinks[request.shard_id]
         if not result.get("ok"):
             sink.evaluation.failed_shards[request.shard_id] = str(result.get("error"))
@@ -288,12 +338,23 @@ class ShardScheduler:
         sink.evaluation.n_finished += 1
         sink.bar.update(len(request.image_ids))
 
+    def _expired_reason(self, index: int, result: dict[str, Any],
+                        not_after: float | None) -> str:
+        """Why a copy this client still waited for came back expired: the endpoint's clock
+        ahead, unless this machine's wall clock is past the copy's time too (it jumped)."""
+        name = self.targets[index].name
+        if not_after is None or _wall_clock() <= not_after:
+            return f"{name}: {result.get('error')}"
+        return (f"{name}: no result before {not_after:.0f} (Unix time), which this machine's "
+                "wall clock has passed too, sooner than its monotonic clock counts the task "
+                "deadline (a sleep or a clock step): the copy stopped on its endpoint as asked")
+
     def _rebuild_once(self, index: int) -> None:
         stale = [f for f, (t, _, _) in self.running.items() if t == index]
         self._rebuild(index)
         for future in stale:  # their pool is gone: requeue them without counting an attempt
             _, attempt, request = self.running.pop(future)
-            self.started.pop(future, None)
+            self._forget(future)
             self.pending.append((time.monotonic(), attempt, request))
 
     def run(self, work: Sequence[tuple[ShardRequest, ShardSink]]) -> None:

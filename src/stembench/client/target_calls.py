@@ -118,7 +118,9 @@ def list_images(target: Target, dataset: DatasetRef,
     """The dataset's image ids, listed on ``target`` by ``describe``.
 
     A refused or failed listing is asked again with the retry policy's backoff, then
-    reported in one line; no answer within ``deadline_s`` stops at once.
+    reported in one line; no answer within ``deadline_s`` stops at once. A target whose
+    :attr:`~stembench.client.scheduler.Target.features` are not known yet takes them from
+    the answer (an endpoint older than them lists none).
 
     Parameters
     ----------
@@ -136,6 +138,8 @@ def list_images(target: Target, dataset: DatasetRef,
     """
     listing = ask(target, "the dataset listing", deadline_s, retry or RetryPolicy(),
                    describe, asdict(dataset), __version__)
+    if target.features is None:  # what an endpoint understands: its answer says
+        target.features = frozenset(listing.get("features") or ())
     return [row["image_id"] for row in listing["images"]]
 
 

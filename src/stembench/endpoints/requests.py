@@ -19,6 +19,7 @@ from stembench.errors import InputError
 from stembench.schemas import check_message
 
 __all__ = [
+    "FEATURES",
     "PROTOCOL_VERSION",
     "RESULT_LIMIT_BYTES",
     "DatasetRef",
@@ -29,6 +30,10 @@ __all__ = [
 ]
 
 PROTOCOL_VERSION = 1
+#: Request fields this stembench's endpoint understands that older 0.1 endpoints refuse (their
+#: requests allow no unknown field). :func:`~stembench.endpoints.shard.describe_dataset` lists
+#: them in its answer, so a client sends them only to an endpoint that says it knows them.
+FEATURES = ("not_after_unix",)
 #: Globus Compute rejects results over 10 MiB; keep a margin for the serializer's base64.
 RESULT_LIMIT_BYTES = 7 * 1024 * 1024
 
@@ -190,9 +195,12 @@ class ShardRequest:
         return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe dict of the request."""
+        """JSON-safe dict of the request; without ``not_after_unix`` when it is ``None``, so
+        that an endpoint older than the field (:data:`FEATURES`) accepts the request."""
         data = asdict(self)
         data["image_ids"] = list(self.image_ids)
+        if data["not_after_unix"] is None:
+            del data["not_after_unix"]
         return data
 
     @classmethod

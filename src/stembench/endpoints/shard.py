@@ -26,6 +26,7 @@ from stembench._version import __version__
 from stembench.endpoints.expiry import ShardExpiredError, check_not_expired, expired_result
 from stembench.endpoints.provenance import runtime_provenance
 from stembench.endpoints.requests import (
+    FEATURES,
     DatasetRef,
     ModelSpec,
     ShardRequest,
@@ -349,7 +350,8 @@ def describe_dataset(reference: dict[str, Any], client_version: str) -> dict[str
     -------
     dict
         ``{"dataset": {name, version, manifest_sha256}, "images": [{"image_id",
-        **conditions}], "runtime": {...}}``.
+        **conditions}], "runtime": {...}, "features": [...]}``; ``features``: the
+        request fields this endpoint understands (:data:`~.requests.FEATURES`).
     """
     check_compatible(client_version, __version__)
     ref = DatasetRef.from_dict(reference)
@@ -361,6 +363,7 @@ def describe_dataset(reference: dict[str, Any], client_version: str) -> dict[str
         "dataset": _dataset_provenance(dataset),
         "images": images,
         "runtime": runtime_provenance(),
+        "features": list(FEATURES),
     }
 
 

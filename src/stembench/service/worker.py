@@ -41,7 +41,7 @@ from stembench.client.orchestrate import (
 )
 from stembench.client.results_file import ResultsFile
 from stembench.client.run import exit_status
-from stembench.endpoints.requests import DatasetRef
+from stembench.endpoints.requests import FEATURES, DatasetRef
 from stembench.errors import InputError
 from stembench.service import leases
 from stembench.service.job_executor import CancellableExecutor, JobProgress
@@ -158,6 +158,7 @@ class Worker:
         settings = self.settings
         inner: cf.Executor
         gone = None  # a Compute endpoint's status watch says when it went offline
+        features: frozenset[str] | None = frozenset(FEATURES)  # a local pool runs this code
         if settings.executor == "thread":
             inner = cf.ThreadPoolExecutor(settings.workers, thread_name_prefix=f"job-{job.id[:8]}")
         elif settings.executor == "local":
@@ -166,10 +167,11 @@ class Worker:
             inner = local_executor(settings.workers)
         else:
             inner = self._compute_executor(job)
-            gone = inner.watch.gone
+            gone, features = inner.watch.gone, None  # the endpoint's dataset listing says
         executor = CancellableExecutor(inner)
         return Target(job.endpoint_id or settings.executor, executor,
-                      max_in_flight=2 * settings.workers, gone=gone), executor
+                      max_in_flight=2 * settings.workers, gone=gone,
+                      features=features), executor
 
     def _compute_executor(self, job: Job) -> RegisteredFunctionExecutor:
         """An executor on an allowed endpoint, submitting with the job owner's own token."""
