@@ -44,7 +44,7 @@ from stembench.errors import InputError
 from stembench.imaging.gaussian import FWHM_PER_SIGMA
 
 __all__ = ["MAX_VISIBILITY_SAMPLES", "TwinModel", "TwinVariant", "plan_to_json",
-           "render_twin", "scaled", "write_twin_dataset"]
+           "render_twin", "scaled", "window", "write_twin_dataset"]
 
 #: The noise-free image the visibility rule is applied to is sampled at the rule's
 #: ``SAMPLING_ANGSTROM``, or more coarsely where that would exceed this many samples along a
@@ -251,7 +251,17 @@ def scaled(model: TwinModel, scale: float) -> TwinModel:
                    read_variance=model.read_variance * scale**4)
 
 
-def _window(model: TwinModel, crop: int | None) -> tuple[int, int, int, int]:
+def window(model: TwinModel, crop: int | None) -> tuple[int, int, int, int]:
+    """``(first row, first column, rows, columns)`` of the ``crop``-pixel centre that a
+    variant with that crop renders (the whole image for ``None`` or a crop not smaller).
+
+    Parameters
+    ----------
+    model : TwinModel
+        The model rendered.
+    crop : int or None
+        Side of the centred square crop, pixels.
+    """
     rows, cols = model.shape
     if crop is None or crop >= min(rows, cols):
         return 0, 0, rows, cols
@@ -276,7 +286,7 @@ def render_twin(model: TwinModel, variant: TwinVariant) -> BenchmarkImage:
     labelled = model.labelled  # judged once per model, at its own sampling
     if variant.scale != 1.0:
         model = scaled(model, variant.scale)
-    r0, c0, rows, cols = _window(model, variant.crop)
+    r0, c0, rows, cols = window(model, variant.crop)
     scan = ScanParameters((rows, cols), 1.0, (float(c0), float(r0)),
                           drift_px_per_line=variant.drift_px_per_line,
                           flyback_px=variant.flyback_px, seed=variant.seed)

@@ -33,6 +33,7 @@ from scipy.sparse.linalg import spsolve
 from scipy.spatial import cKDTree
 
 from stembench.client.assess.assessment import Assessment
+from stembench.client.assess.twin.bias import debiased
 from stembench.dataset_publish.labelling.propose import LabelProposal
 from stembench.dataset_publish.simulate.twin import TwinModel
 from stembench.errors import InputError
@@ -138,7 +139,8 @@ def _solve(image: NDArray[np.float64], xy: NDArray[np.float64], sigma: float,
 
 
 def _complete(xy: NDArray[np.float64], assessment: Assessment | None,
-              shape: tuple[int, int]) -> NDArray[np.float64]:
+              shape: tuple[int, int], offset: tuple[float, float] = (0.0, 0.0)
+              ) -> NDArray[np.float64]:
     """``xy`` plus every site of the assessed lattice's motif that no column lies near.
 
     The assistant misses columns that are faint or noisy; a twin built from its columns
@@ -153,13 +155,13 @@ def _complete(xy: NDArray[np.float64], assessment: Assessment | None,
         return xy
     lattice = assessment.lattice
     rows, cols = shape
-    corners = np.array([[0, 0], [cols, 0], [0, rows], [cols, rows]], float)
+    corners = np.array([[0, 0], [cols, 0], [0, rows], [cols, rows]], float) + offset
     frac = corners @ lattice.reciprocal.T
     low, high = np.floor(frac.min(axis=0)) - 1, np.ceil(frac.max(axis=0)) + 1
     n, m = np.meshgrid(np.arange(low[0], high[0] + 1), np.arange(low[1], high[1] + 1))
     cells = np.column_stack([n.ravel(), m.ravel()])
     sites = ((cells[:, None, :] + lattice.columns_frac[None, :, :]).reshape(-1, 2)
-             @ lattice.real)
+             @ lattice.real) - np.asarray(offset, np.float64)
     inside = (sites[:, 0] >= 0) & (sites[:, 0] <= cols - 1) & (sites[:, 1] >= 0) \
         & (sites[:, 1] <= rows - 1)
     sites = sites[inside]
@@ -252,6 +254,42 @@ def _with_distortion(model: TwinModel, assessment: Assessment | None) -> TwinMod
     return replace(model, xy_px=xy, flyback_px=kept[0], drift_px_per_line=kept[1])
 
 
+@dataclass(frozen=True)
+class _Columns:
+    """The column part of a fit: positions, shared width, amplitudes and background."""
+
+    proposal: LabelProposal
+    xy: NDArray[np.float64]
+    sigma: float
+    amplitude: NDArray[np.float64]
+    background: NDArray[np.float64]
+    fitted: NDArray[np.float64]
+
+
+def _fit_columns(data: NDArray[np.float64], pixel_size: float, assessment: Assessment | None,
+                 name: str, offset: tuple[float, float] = (0.0, 0.0)) -> _Columns:
+    """Positions (assistant, completed by the lattice), shared width, amplitudes, background;
+    ``data`` may be a crop of the assessed image whose first pixel lies at ``offset`` (x, y)."""
+    from stembench.dataset_publish.labelling.propose import propose_labels
+
+    proposal = propose_labels(data, pixel_size=pixel_size)
+    if len(proposal.coords) < 3:
+        raise InputError(f"{name}: only {len(proposal.coords)} column(s) found; a twin needs "
+                         "a lattice of columns")
+    rows, cols = data.shape
+    xy = _complete(proposal.coords, assessment, (rows, cols), offset)
+    spacing = float(np.median(cKDTree(xy).query(xy, k=2)[0][:, 1]))
+    step = max(4.0 * spacing, 32.0)
+    grid = (max(2, round(rows / step) + 1), max(2, round(cols / step) + 1))
+    start = float(np.median(proposal.sigma_px[proposal.sure])) if proposal.sure.any() \
+        else float(np.median(proposal.sigma_px))
+    sigma = _shared_width(data, xy, start)
+    coef, _, matrix = _solve(data, xy, sigma, grid, np.arange(rows * cols))
+    fitted = np.asarray(matrix @ coef).reshape(rows, cols)
+    return _Columns(proposal, xy, sigma, np.clip(coef[:len(xy)], 0.0, None),
+                    coef[len(xy):].reshape(grid), fitted)
+
+
 def fit_twin(image: NDArray[np.floating], *, pixel_size: float,
              assessment: Assessment | None = None, name: str = "image") -> TwinFit:
     """Fit the twin model of ``image`` (see the module docstring).
@@ -273,26 +311,12 @@ def fit_twin(image: NDArray[np.floating], *, pixel_size: float,
     InputError
         If no column is found or fewer than three are.
     """
-    from stembench.dataset_publish.labelling.propose import propose_labels
-
     data = np.asarray(image, np.float64)
-    proposal = propose_labels(data, pixel_size=pixel_size)
-    if len(proposal.coords) < 3:
-        raise InputError(f"{name}: only {len(proposal.coords)} column(s) found; a twin needs "
-                         "a lattice of columns")
     rows, cols = data.shape
-    xy = observed = _complete(proposal.coords, assessment, (rows, cols))
+    columns = _fit_columns(data, pixel_size, assessment, name)
+    proposal, xy, sigma = columns.proposal, columns.xy, columns.sigma
+    fitted, amplitude, background = columns.fitted, columns.amplitude, columns.background
     spacing = float(np.median(cKDTree(xy).query(xy, k=2)[0][:, 1]))
-    step = max(4.0 * spacing, 32.0)
-    grid = (max(2, round(rows / step) + 1), max(2, round(cols / step) + 1))
-    start = float(np.median(proposal.sigma_px[proposal.sure])) if proposal.sure.any() \
-        else float(np.median(proposal.sigma_px))
-    sigma = _shared_width(data, xy, start)
-    every = np.arange(rows * cols)
-    coef, _, matrix = _solve(data, xy, sigma, grid, every)
-    fitted = np.asarray(matrix @ coef).reshape(rows, cols)
-    amplitude = np.clip(coef[:len(xy)], 0.0, None)
-    background = coef[len(xy):].reshape(grid)
     gain, read_variance = _noise_model(data, fitted)
     noise_variance = np.maximum(read_variance + gain * fitted, 1e-300)
     window = max(3.0, 2.0 * spacing)
@@ -301,15 +325,17 @@ def fit_twin(image: NDArray[np.floating], *, pixel_size: float,
     model = TwinModel((rows, cols), float(pixel_size), xy, amplitude,
                       np.full(len(xy), sigma), background, gain, read_variance, 0.0, 0.0,
                       _uncertainty(assessment), name)
+    model = debiased(model, lambda twin, offset: _fit_columns(twin, pixel_size, assessment,
+                                                              name, offset))
     model = _with_distortion(model, assessment)
     distances = cKDTree(xy).query(xy, k=2)[0][:, 1]
     unmodelled = excess > EXCESS_FACTOR
     edge = int(window)  # the fit is poorer within a window of the edge: not judged there
     unmodelled[:edge], unmodelled[-edge:], unmodelled[:, :edge], unmodelled[:, -edge:] = (
         False, False, False, False)
-    return TwinFit(model, observed, fitted, noise_variance, unmodelled,
+    return TwinFit(model, xy, fitted, noise_variance, unmodelled,
                    float(distances.min() / sigma), int((~proposal.sure).sum()),
-                   len(observed) - len(proposal.coords), _merged(proposal))
+                   len(xy) - len(proposal.coords), _merged(proposal))
 
 
 def _uncertainty(assessment: Assessment | None) -> dict[str, float]:
