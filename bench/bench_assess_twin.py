@@ -251,6 +251,12 @@ def summarise(rows: list[dict]) -> None:
     print(f"\npredicted F1 within 0.10 of measured: {close}/{pairs} pairs "
           f"({close / max(pairs, 1):.0%}); recommended within 0.03 of the best: "
           f"{good_images}/{len(rows)} images")
+    errors = np.array([row["predicted"][m] - v for row in rows
+                       for m, v in row["measured"].items() if m in row["predicted"]])
+    if errors.size:
+        print(f"predicted pairs: {errors.size}, mean signed error {errors.mean():+.3f}, mean "
+              f"|error| {np.abs(errors).mean():.3f}, {(errors > 0.10).sum()} more than 0.10 too "
+              f"high, {(errors < -0.10).sum()} too low")
 
 
 if __name__ == "__main__":

@@ -29,14 +29,13 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 
-def reference_fit(raw: np.ndarray, truth: np.ndarray, grid: tuple[int, int]
+def reference_fit(raw: np.ndarray, truth: np.ndarray, grid: tuple[int, int], start: float
                   ) -> tuple[np.ndarray, float, np.ndarray]:
     """Amplitudes, width and background of the column model fitted to the noise-free image
-    at the exact positions."""
+    at the exact positions (the width searched from half to twice ``start``, px)."""
     from stembench.client.assess.twin.fit import _shared_width, _solve
 
-    spacing = float(np.median(cKDTree(truth).query(truth, k=2)[0][:, 1]))
-    sigma = _shared_width(raw, truth, max(spacing / 4.0, 1.0))
+    sigma = _shared_width(raw, truth, start)
     coef, _, _ = _solve(raw, truth, sigma, grid, np.arange(raw.size))
     return coef[:len(truth)], sigma, coef[len(truth):]
 
@@ -51,7 +50,8 @@ def measure(image, name: str) -> dict:
     model = fit.model
     raw = np.asarray(image.raw, np.float64)
     truth = np.asarray(image.coords, np.float64)
-    ref_amp, ref_sigma, ref_bg = reference_fit(raw, truth, model.background.shape)
+    ref_amp, ref_sigma, ref_bg = reference_fit(raw, truth, model.background.shape,
+                                               float(np.median(model.sigma_px)))
     distance, index = cKDTree(truth).query(model.xy_px)
     near = distance <= 0.25 * float(np.median(cKDTree(truth).query(truth, k=2)[0][:, 1]))
     near &= model.labelled

@@ -59,13 +59,26 @@ def test_fit_recovers_the_model_it_was_rendered_from() -> None:
 @pytest.mark.parametrize("seed", [1, 2])
 def test_a_low_dose_twin_is_neither_sharper_nor_brighter_than_the_image(seed: int) -> None:
     """At about 6 counts per column the assistant puts each column on a noise maximum and the
-    fit at those positions makes columns about 5 % too bright and 6 % too narrow; the refit
+    fit at those positions makes columns about 4 % too bright and 9 % too narrow; the refit
     of the fit's own twin (twin.bias) measures that, and the twin is rendered without it."""
     truth = square_model(gain=0.2)
     image = render_twin(truth, TwinVariant("t", "reference", 0, seed))
     model = fit_twin(image.image, pixel_size=truth.pixel_size).model
     assert float(np.median(model.sigma_px)) / 1.8 == pytest.approx(1.0, abs=0.03)
-    assert float(np.median(model.amplitude)) == pytest.approx(1.0, abs=0.025)
+    assert float(np.median(model.amplitude)) == pytest.approx(1.0, abs=0.035)
+
+
+def test_shot_noise_is_rendered_as_counts() -> None:
+    """At a few counts per pixel the twin's shot noise is Poisson counts times the gain (its
+    discreteness and its zeros make detection harder than Gaussian noise of that variance)."""
+    model = replace(square_model(gain=0.5), read_variance=0.0)
+    image = render_twin(model, TwinVariant("t", "reference", 0, 4))
+    assert image.raw is not None
+    counts = image.image.astype(float) / 0.5
+    assert np.allclose(counts, np.round(counts), atol=1e-4)
+    dark = image.raw < 0.15  # about 0.2 counts expected: mostly zeros
+    expected_zeros = float(np.mean(np.exp(-image.raw[dark].astype(float) / 0.5)))
+    assert float(np.mean(counts[dark] == 0)) == pytest.approx(expected_zeros, abs=0.03)
 
 
 def test_missing_lattice_sites_are_added() -> None:
