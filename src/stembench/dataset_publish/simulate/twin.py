@@ -16,7 +16,8 @@ Noise has variance ``gain * I + read_variance`` (``I`` the noise-free intensity)
 noise of ``I / gain`` counts, drawn as Poisson counts times ``gain`` (not a Gaussian: at a few
 counts per pixel the counts' discreteness and skew make detection harder, AtomSegNet's F1 on the
 development lattices at 150 e-/A^2 0.32-0.36 on Poisson counts against 0.37-0.55 on Gaussian
-noise of the same variance), plus Gaussian noise of the constant variance. Which columns are labelled is the benchmark's own visibility rule
+noise of the same variance), plus Gaussian noise of the constant variance. Which columns are
+labelled is the benchmark's own visibility rule
 (:func:`~stembench.dataset_publish.simulate.visibility.columns_with_peak` at
 :data:`~stembench.dataset_publish.simulate.visibility.MIN_VISIBLE_CONTRAST`), applied once per
 model, as the benchmark applies it once per dataset: a column is labelled when it owns a maximum
