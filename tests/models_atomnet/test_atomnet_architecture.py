@@ -152,6 +152,28 @@ def test_mismatched_file_names_file_and_architecture(saved: dict[str, Path]) -> 
         AtomNet("cubic", saved["cubic"].with_name("absent.keras"))
 
 
+def test_file_of_an_earlier_network_with_equal_shapes_is_refused(
+    networks: dict[str, Any], tmp_path: Path
+) -> None:
+    # The hexagonal network's dilated stage summed only its three LeakyReLU outputs before
+    # 03f6a96; such a file (the previous shipped weights) has the same weight shapes, so it
+    # loaded silently into today's nine-output sum and found no column on any WS2 image.
+    config = networks["hexagonal"].get_config()
+    for layer in config["layers"]:
+        if layer["name"] == "bn_sum":
+            (tensors,) = layer["inbound_nodes"][0]["args"]
+            kept = [t for t in tensors if t["config"]["keras_history"][0].endswith("_lrelu")]
+            assert len(kept) == 3
+            layer["inbound_nodes"][0]["args"] = [kept]
+    earlier = keras.Model.from_config(config)
+    earlier.set_weights(networks["hexagonal"].get_weights())
+    path = tmp_path / "earlier.keras"
+    earlier.save(path)
+    with pytest.raises(ModelError, match=r"earlier\.keras.*different network.*layer bn_sum takes "
+                       r"\[bn_dilated2_lrelu, bn_dilated4_lrelu, bn_dilated6_lrelu\] in the file"):
+        AtomNet("hexagonal", path)
+
+
 def test_bad_input_raises(saved: dict[str, Path]) -> None:
     model = AtomNet("cubic", saved["cubic"])
     with pytest.raises(InputError, match="2D"):

@@ -82,6 +82,59 @@ def _describe_mismatch(got: list[tuple[int, ...]], expected: list[tuple[int, ...
     return "weights differ"
 
 
+#: Layer settings that change what a layer computes (compared between a file and the builder).
+_STRUCTURE_KEYS = ("filters", "kernel_size", "strides", "padding", "dilation_rate", "activation",
+                   "use_bias", "negative_slope", "pool_size", "size", "interpolation", "axis")
+
+
+def _tensor_sources(node: Any) -> list[str]:
+    """Names of the layers whose outputs a serialised inbound node takes, in order."""
+    if isinstance(node, dict):
+        history = node.get("config", {}).get("keras_history")
+        if node.get("class_name") == "__keras_tensor__" and history:
+            return [str(history[0])]
+        return [name for value in node.values() for name in _tensor_sources(value)]
+    if isinstance(node, (list, tuple)):
+        return [name for value in node for name in _tensor_sources(value)]
+    return []
+
+
+def _graph(model: Any) -> dict[str, tuple[str, tuple[str, ...], tuple[tuple[str, str], ...]]]:
+    """Each layer's class, input layers and computing settings, by layer name."""
+    graph = {}
+    for layer in model.get_config()["layers"]:
+        config = layer["config"]
+        graph[layer["name"]] = (
+            layer["class_name"],
+            tuple(_tensor_sources(layer.get("inbound_nodes", []))),
+            tuple((key, repr(config[key])) for key in _STRUCTURE_KEYS if key in config),
+        )
+    return graph
+
+
+def _graph_mismatch(model: Any, loaded: Any) -> str | None:
+    """How the network saved in a ``.keras`` file computes differently from ``model``, or None.
+
+    Equal weight shapes do not make equal networks: a file saved from an earlier version of a
+    network (the hexagonal AtomNet's dilated stage once summed three outputs, now nine) loads
+    into today's layers and silently computes another function.
+    """
+    here, saved = _graph(model), _graph(loaded)
+    for name, (kind, inputs, settings) in here.items():
+        if name not in saved:
+            return f"layer {name} is not in the file"
+        file_kind, file_inputs, file_settings = saved[name]
+        if file_kind != kind:
+            return f"layer {name} is {file_kind} in the file, {kind} here"
+        if file_inputs != inputs:
+            return (f"layer {name} takes [{', '.join(file_inputs)}] in the file, "
+                    f"[{', '.join(inputs)}] here")
+        if file_settings != settings:
+            return f"layer {name} has {dict(file_settings)} in the file, {dict(settings)} here"
+    extra = sorted(set(saved) - set(here))
+    return f"layers {', '.join(extra)} are not in this network" if extra else None
+
+
 def load_atomnet_weights(variant: Variant, path: str | Path) -> Any:
     """Build the ``variant`` network and load ``path`` into it.
 
@@ -103,8 +156,9 @@ def load_atomnet_weights(variant: Variant, path: str | Path) -> Any:
     Raises
     ------
     ModelError
-        If the file is missing, unreadable, or does not match the architecture; the message
-        names the file, the architecture and the mismatch.
+        If the file is missing, unreadable, or does not match the architecture (for a
+        ``.keras`` file: weight shapes, and each layer's class, inputs and settings); the
+        message names the file, the architecture and the mismatch.
     """
     path = Path(path)
     model = build_atomnet(variant)
@@ -123,6 +177,11 @@ def load_atomnet_weights(variant: Variant, path: str | Path) -> Any:
             if got != expected:
                 mismatch = _describe_mismatch(got, expected)
                 raise ModelError(f"weights file {path} does not match {arch}: {mismatch}")
+            difference = _graph_mismatch(model, loaded)
+            if difference is not None:
+                raise ModelError(f"weights file {path} was saved from a different network than "
+                                 f"{arch}, its weights would compute another function: "
+                                 f"{difference}")
             model.set_weights(loaded.get_weights())
         elif path.suffix.lower() in (".pt", ".pth"):
             _load_state_dict(model, variant, path)
