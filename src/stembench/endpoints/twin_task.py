@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from stembench._version import __version__
+from stembench.dataset_publish.storage.cache_dir import home_cache_dir
 from stembench.endpoints.requests import check_compatible
 from stembench.errors import DatasetError, InputError
 
@@ -44,7 +45,7 @@ def twin_dir() -> Path:
     """The folder twin datasets are written to: ``$STEMBENCH_TWIN_DIR``, else
     ``~/.cache/stembench/twins`` of the user running this."""
     env = os.environ.get(TWIN_DIR_ENV)
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "stembench" / "twins"
+    return Path(env).expanduser() if env else home_cache_dir() / "twins"
 
 
 def _where_hint() -> str:
