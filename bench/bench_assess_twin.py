@@ -4,9 +4,11 @@ Simulated lattices outside both the benchmark (its materials and every generalit
 and the training worlds (:mod:`stembench.endpoints.training.world`), each under three
 qualities fixed before any result was seen, rendered by the fast incoherent-HAADF backend with
 the generator's probe (:func:`stembench.client.assess.validation.lattice_image`). Each image
-is assessed as ``stembench assess`` does (twins at the estimated quality, no series: the
-margins are not validated here), every model is also run on the image itself and scored
-against its exact labels, and the script prints the table for the README:
+is assessed as ``stembench assess`` does (twins at the estimated quality; the series that
+degrade each axis only with ``--series``, as ``stembench assess`` renders them; each
+prediction's every number is kept in the row's ``details``), every model is also run on the
+image itself and scored against its exact labels, and the script prints the table for the
+README:
 
 * pairs: the share of (image, model) pairs whose predicted F1 lies within 0.10 of the
   measured F1 (target >= 80 %);
@@ -176,6 +178,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shape", type=int, default=256)
     parser.add_argument("--twins", type=int, default=3)
+    parser.add_argument("--series", action="store_true",
+                        help="also render and score the series (the margins), as `stembench "
+                             "assess` does")
     parser.add_argument("--only", default="", help="comma-separated lattice names")
     parser.add_argument("--out", type=Path, default=Path("bench-assess-twin.json"))
     parser.add_argument("--atom-lattice", type=Path, help="check this labelled image instead")
@@ -213,8 +218,9 @@ def main() -> None:
             result = assess_by_twin(image.image, pixel_size=image.pixel_size,
                                     assessment=assessment, models=choices, targets=targets,
                                     results_dir=Path("/tmp/bench-assess-twin"),
-                                    n_twins=args.twins, series=False, lanes=lanes)
+                                    n_twins=args.twins, series=args.series, lanes=lanes)
             row["predicted"] = {p.model: p.mean["f1"] for p in result.predictions}
+            row["details"] = {p.model: p.to_dict() for p in result.predictions}
             row["recommended"] = result.recommended or (
                 result.predictions[0].model if result.predictions else None)
             row["unexplained"] = result.likeness.unexplained
