@@ -76,3 +76,36 @@ def test_the_measure_counts_structure_beyond_noise_not_the_noise() -> None:
     holes = data.copy()
     holes[40:88, 40:88] = np.median(data)  # a region of the image without its columns
     assert not likeness(fit, holes).ok
+
+
+def test_the_likeness_figure_says_what_each_mark_means_and_counts_them(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A person judging the likeness is told what the marks are: labelled and faint fitted
+    columns, columns the twin lacks, unmodelled structure, each with its count."""
+    from stembench.client.assess.twin.report import plot_likeness
+
+    data, _ = pairs_image(4.0)
+    assessment = assess_image(data, pixel_size_angstrom=0.2, name="pairs")
+    monkeypatch.setenv("STEMBENCH_TWIN_DIR", str(tmp_path / "twins"))
+    with cf.ThreadPoolExecutor(1) as pool:
+        result = assess_by_twin(data, pixel_size=0.2, assessment=assessment,
+                                models=[ModelChoice("log-blob")],
+                                targets=[Target("threads", pool, max_in_flight=1)],
+                                results_dir=tmp_path / "results", n_twins=1, series=False)
+    lacking = np.array([[20.0, 30.0], [64.0, 64.0], [100.0, 40.0]])  # as the check reports them
+    unmodelled = np.zeros(data.shape, bool)
+    unmodelled[:32] = True  # a quarter of the image
+    result = replace(result, likeness=replace(result.likeness, missing_xy=lacking),
+                     fit=replace(result.fit, unmodelled=unmodelled))
+    figure = plot_likeness(data, result)
+    assert len(figure.legends) == 1
+    texts = [t.get_text() for t in figure.legends[0].get_texts()]
+    labelled = result.fit.model.labelled
+    assert texts[0] == f"fitted column, labelled in the twin ({int(labelled.sum())})"
+    assert texts[1] == f"fitted column, too faint to label in the twin ({int((~labelled).sum())})"
+    assert texts[2] == "column the image shows and the twin lacks (3)"
+    assert texts[3] == "outline: structure the twin does not model (25% of the image)"
+    unmodelled[:] = False
+    unmodelled[:1, :64] = True  # 64 of 16384 pixels: a little, not nothing
+    texts = [t.get_text() for t in plot_likeness(data, result).legends[0].get_texts()]
+    assert texts[3] == "outline: structure the twin does not model (0.4% of the image)"

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from numpy.typing import NDArray
 
 from stembench.client.assess.twin.likeness import MAX_MISSING, MAX_UNEXPLAINED
@@ -21,7 +22,7 @@ def plot_likeness(image: NDArray[np.floating], result: TwinAssessment, *,
     """The image beside its first twin, both at the image's display range (top: whole; bottom:
     a central ``zoom_px`` crop), fitted columns drawn on the image (green: labelled in the
     twin, orange: faint, unlabelled; red +: columns the twin lacks; red outline: unmodelled
-    regions).
+    regions), with a legend below that says so and counts each.
 
     Parameters
     ----------
@@ -67,8 +68,32 @@ def plot_likeness(image: NDArray[np.floating], result: TwinAssessment, *,
             ax.contour(np.arange(x0, x1), np.arange(y0, y1),
                        result.fit.unmodelled[y0:y1, x0:x1].astype(float), levels=[0.5],
                        colors="red", linewidths=0.8)
+    figure.legend(*_marker_key(result), loc="outside lower center", ncols=2, fontsize=9,
+                  frameon=False)
     figure.suptitle(f"{result.fit.model.name}: does the twin look like the image?", fontsize=11)
     return figure
+
+
+def _marker_key(result: TwinAssessment) -> tuple[list[Line2D], list[str]]:
+    """What each mark on the image means, with how many there are (the figure's legend)."""
+    labelled = result.fit.model.labelled
+    unmodelled = float(result.fit.unmodelled.mean())
+    handles = [Line2D([], [], linestyle="none", marker="o", markerfacecolor="none",
+                      markeredgecolor="lime"),
+               Line2D([], [], linestyle="none", marker="x", color="orange"),
+               Line2D([], [], linestyle="none", marker="+", color="red"),
+               Line2D([], [], linestyle="none", marker="s", markerfacecolor="none",
+                      markeredgecolor="red")]
+    labels = [f"fitted column, labelled in the twin ({int(labelled.sum())})",
+              f"fitted column, too faint to label in the twin ({int((~labelled).sum())})",
+              f"column the image shows and the twin lacks ({len(result.likeness.missing_xy)})",
+              f"outline: structure the twin does not model ({_share(unmodelled)} of the image)"]
+    return handles, labels
+
+
+def _share(fraction: float) -> str:
+    """A share as a percentage, with one decimal below 1 % so that a little is not 0 %."""
+    return f"{fraction:.1%}" if 0 < fraction < 0.01 else f"{fraction:.0%}"
 
 
 def _interval(p: ModelPrediction, metric: str, digits: int = 2) -> str:
