@@ -27,7 +27,8 @@ development qualities; ``--set heldout3`` the third of ``bench/twin_heldout3.py`
 before the lattice finder's cells with a basis and the misfit-aware column count were final);
 ``--set heldout4`` the fifth of ``bench/twin_heldout4.py`` (fixed before the fit's bias
 correction was final); ``--set heldout5`` held-out set 5 of ``bench/twin_heldout5.py`` (README
-numbering; fixed before any method change made after held-out set 4).
+numbering; fixed before any method change made after held-out set 4); ``--set heldout6``
+held-out set 6 of ``bench/twin_heldout6.py`` (fixed before the near-tie recommendation rule).
 
 ``--atom-lattice FILE.hdf5 --pixel-size A`` instead checks one experimental image with labels:
 an Atomap ``Atom_Lattice`` file (its image and every sublattice's atom positions), for example
@@ -101,6 +102,7 @@ def lattices(which: str = "development") -> dict[str, Lattice]:
     from twin_heldout3 import heldout3_lattices
     from twin_heldout4 import heldout4_lattices
     from twin_heldout5 import closest_columns, heldout5_lattices
+    from twin_heldout6 import heldout6_lattices
 
     out = {name: lattice(name) for name in CATALOGUE}
     out.update(custom_lattices())
@@ -111,21 +113,23 @@ def lattices(which: str = "development") -> dict[str, Lattice]:
         which = "development"
     if which != "development":
         earlier = {name.split("[")[0] for name in out}
-        if which in ("heldout2", "heldout3", "heldout4", "heldout5"):
+        if which in ("heldout2", "heldout3", "heldout4", "heldout5", "heldout6"):
             earlier |= {name.split("[")[0] for name in heldout_lattices()}
             earlier |= {name.split("[")[0] for name in validation_lattice_names()}
-        if which in ("heldout3", "heldout4", "heldout5"):
+        if which in ("heldout3", "heldout4", "heldout5", "heldout6"):
             from twin_dev_complex import complex_lattices
 
             earlier |= {name.split("[")[0] for name in heldout2_lattices()}
             earlier |= {name.split("[")[0] for name in complex_lattices()}
-        if which in ("heldout4", "heldout5"):
+        if which in ("heldout4", "heldout5", "heldout6"):
             earlier |= {name.split("[")[0] for name in heldout3_lattices()}
-        if which == "heldout5":
+        if which in ("heldout5", "heldout6"):
             earlier |= {name.split("[")[0] for name in heldout4_lattices()}
+        if which == "heldout6":
+            earlier |= {name.split("[")[0] for name in heldout5_lattices()}
         out = {"heldout": heldout_lattices, "heldout2": heldout2_lattices,
                "heldout3": heldout3_lattices, "heldout4": heldout4_lattices,
-               "heldout5": heldout5_lattices}[which]()
+               "heldout5": heldout5_lattices, "heldout6": heldout6_lattices}[which]()
         assert not earlier & {name.split("[")[0] for name in out}
     for name in out:
         base = name.split("[")[0]
@@ -133,7 +137,7 @@ def lattices(which: str = "development") -> dict[str, Lattice]:
         assert not any(part == name or part.startswith(f"{name}-") or part.split("[")[0] == base
                        for g in GENERALITY_STRUCTURES for part in g.split("|")), name
         assert not any(base == t.split("[")[0] for t in MIXED_STRUCTURES), name
-        if which == "heldout5":
+        if which in ("heldout5", "heldout6"):
             assert closest_columns(out[name]) >= 1.8, (name, closest_columns(out[name]))
     return out
 
@@ -174,6 +178,7 @@ def main() -> None:
     from twin_heldout3 import HELDOUT3_SEED, heldout3_qualities
     from twin_heldout4 import HELDOUT4_SEED, heldout4_qualities
     from twin_heldout5 import HELDOUT5_SEED, heldout5_qualities
+    from twin_heldout6 import HELDOUT6_SEED, heldout6_qualities
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shape", type=int, default=256)
@@ -186,7 +191,8 @@ def main() -> None:
     parser.add_argument("--atom-lattice", type=Path, help="check this labelled image instead")
     parser.add_argument("--pixel-size", type=float, help="A/px of --atom-lattice")
     parser.add_argument("--set", choices=("development", "complex", "heldout", "heldout2",
-                                            "heldout3", "heldout4", "heldout5"),
+                                            "heldout3", "heldout4", "heldout5",
+                                            "heldout6"),
                         default="development",
                         dest="which", help="which validation set")
     args = parser.parse_args()
@@ -201,7 +207,8 @@ def main() -> None:
                         "heldout2": (heldout2_qualities(), HELDOUT2_SEED),
                         "heldout3": (heldout3_qualities(), HELDOUT3_SEED),
                         "heldout4": (heldout4_qualities(), HELDOUT4_SEED),
-                        "heldout5": (heldout5_qualities(), HELDOUT5_SEED)}[args.which]
+                        "heldout5": (heldout5_qualities(), HELDOUT5_SEED),
+                        "heldout6": (heldout6_qualities(), HELDOUT6_SEED)}[args.which]
     if args.atom_lattice is not None:
         cases = [(args.atom_lattice.stem, atom_lattice_image(args.atom_lattice, args.pixel_size))]
     else:
