@@ -14,7 +14,12 @@ from scipy import ndimage
 
 from stembench.client.assess.assessment import assess_image
 from stembench.client.assess.twin.fit import _complete, fit_twin, limitations
-from stembench.client.assess.twin.predict import NONE_RELIABLE, predict, recommendation
+from stembench.client.assess.twin.predict import (
+    NONE_RELIABLE,
+    headroom,
+    predict,
+    recommendation,
+)
 from stembench.client.assess.twin.score import ModelChoice, score_on_twins
 from stembench.client.orchestrate import Target
 from stembench.dataset_publish.simulate.twin import TwinModel, TwinVariant, render_twin
@@ -120,6 +125,53 @@ def test_predictions_margins_ranking_and_recommendation() -> None:
     assert margin.margin == pytest.approx(margin.failure_value - 80.0)
     assert recommendation(ranked)[0] == "good"
     assert recommendation([weak]) == (None, NONE_RELIABLE)
+
+
+def test_among_models_the_twins_cannot_tell_apart_the_one_with_most_headroom_is_recommended(
+        ) -> None:
+    """``sharp`` is ranked first (0.995 against 0.985) but its twins (0.99-1.00) overlap
+    ``steady``'s (0.98-0.99): a tie. ``steady`` passes its whole resolution series, ``sharp``
+    fails on it: ``steady`` is recommended, and the sentence says why."""
+    records = {"sharp": _records({"resolution": [1.0, 0.5, 0.4]}, [1.0, 0.99]),
+               "steady": _records({"resolution": [1.0, 1.0, 1.0]}, [0.99, 0.98])}
+    ranked = predict(records, twin_values={"resolution": 80.0})
+    assert [p.model for p in ranked] == ["sharp", "steady"]
+    assert headroom(ranked[1]) == 1.0 and headroom(ranked[0]) < 1.0
+    model, sentence = recommendation(ranked)
+    assert model == "steady"
+    assert "sharp tie with it on the twins" in sentence
+    assert "keeps meeting them furthest as the image gets worse" in sentence
+
+
+def test_a_model_ahead_beyond_the_twins_spread_stays_recommended() -> None:
+    """``steady``'s best twin (0.97) is below ``sharp``'s worst (0.99): no tie, so the higher
+    predicted F1 is recommended however much headroom the other has."""
+    records = {"sharp": _records({"resolution": [1.0, 0.5, 0.4]}, [1.0, 0.99]),
+               "steady": _records({"resolution": [1.0, 1.0, 1.0]}, [0.97, 0.96])}
+    model, sentence = recommendation(predict(records, twin_values={"resolution": 80.0}))
+    assert model == "sharp" and "tie" not in sentence
+
+
+def test_without_a_series_a_tie_keeps_the_rankings_order() -> None:
+    records = {"sharp": _records({}, [1.0, 0.99]), "steady": _records({}, [0.99, 0.98])}
+    ranked = predict(records, twin_values={})
+    assert [headroom(p) for p in ranked] == [0.0, 0.0]
+    model, sentence = recommendation(ranked)
+    assert model == "sharp" and "equal headroom, so the ranking decides" in sentence
+
+
+def test_headroom_reads_multiplied_axes_on_a_log_scale() -> None:
+    """The resolution series multiplies the twin's 80 pm (to 320 pm at its last step): a
+    model failing at 160 pm would have passed half of it (a factor 2 of 4), not a third; this
+    one fails between 160 and 240 pm."""
+    (prediction,) = predict({"m": _records({"resolution": [1.0, 0.5, 0.4]}, [1.0, 0.99])},
+                            twin_values={"resolution": 80.0})
+    (margin,) = prediction.margins
+    share = math.log(margin.failure_value / 80.0) / math.log(320.0 / 80.0)
+    assert headroom(prediction) == pytest.approx(share)
+    assert 0.5 < share < 1.0  # it fails between 160 and 240 pm
+    linear = (margin.failure_value - 80.0) / (320.0 - 80.0)
+    assert abs(share - linear) > 0.05
 
 
 def test_a_series_image_without_an_axis_value_is_an_unknown_point() -> None:

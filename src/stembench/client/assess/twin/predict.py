@@ -10,8 +10,16 @@
   crossing of the worst criterion's slack, linearly interpolated between the last passing
   and the first failing step; ``None`` beyond the last step (not reached), 0 when the model
   fails at the twin's quality already.
-* **Ranking**: by predicted F1, then precision. The recommendation is the best-ranked
-  reliable model, or none.
+* **Ranking**: by predicted F1, then precision.
+* **Headroom** (:func:`headroom`): the mean, over the series' axes, of the share of each
+  series' range the model passes before it fails (1: the whole series; 0: it fails at the
+  twin's quality already; 0 without a series), the axes whose steps multiply the twin's value
+  (sampling, resolution, dose, contrast) on a log scale, fly-back and drift on a linear one.
+* **Recommendation**: the best-ranked reliable model, unless other reliable models are tied
+  with it on the twins (the highest twin F1 of one reaches the lowest of the best-ranked): the
+  twins cannot tell those apart, so the one with the most headroom is recommended (the
+  likeliest to hold on an image a little worse than its twin; equal headroom keeps the
+  ranking's order). None when no model is reliable.
 * **Not scored**: a model with no score record of a twin at the estimated quality, or whose
   every such twin failed (it could not load where it ran, its shards were lost, the twins'
   file was not readable there), is not ranked: :func:`not_scored` gives its one-line reason.
@@ -33,7 +41,7 @@ from stembench.client.analysis.cutoffs import DEFAULT_CRITERIA
 from stembench.dataset_publish.simulate.twin_plan import SERIES_STEPS
 
 __all__ = ["AXIS_UNITS", "NONE_RELIABLE", "NONE_SCORED", "AxisMargin", "ModelPrediction",
-           "first_error", "not_scored", "predict", "recommendation"]
+           "first_error", "headroom", "not_scored", "predict", "recommendation"]
 
 #: Unit of each series' axis value.
 AXIS_UNITS = {"pixel_size": "atoms/100 px", "resolution": "pm", "noise": "e-/A^2",
@@ -44,6 +52,9 @@ NONE_RELIABLE = "none of these models is reliable here"
 NONE_SCORED = ("no model could be scored on the twins (a failure of the run, not a verdict on "
                "the models)")
 _METRICS = ("recall", "precision", "f1", "rms_angstrom")
+#: Series axes whose steps multiply the twin's value (their headroom is read on a log scale);
+#: the fly-back and drift series add to it.
+_MULTIPLICATIVE_AXES = frozenset({"pixel_size", "resolution", "noise", "contrast"})
 
 
 @dataclass(frozen=True)
@@ -216,17 +227,63 @@ def not_scored(records: Mapping[str, Sequence[Mapping[str, Any]]],
     return out
 
 
+def headroom(prediction: ModelPrediction) -> float:
+    """How far the model keeps meeting the criteria as the image gets worse, 0 to 1.
+
+    The mean over the series' axes of the share of each series' range (from the twin's value
+    to the worst value tried) that the model passes before it fails; see the module
+    docstring.
+
+    Parameters
+    ----------
+    prediction : ModelPrediction
+        A model's prediction, with its margins.
+
+    Examples
+    --------
+    >>> passes = AxisMargin("drift", 0.0, None, None, 0.2)
+    >>> fails_halfway = AxisMargin("noise", 1000.0, 100.0, -900.0, 10.0)  # 1000 / 10: log
+    >>> p = ModelPrediction("m", {}, {}, {}, True, 4, 0, (passes, fails_halfway))
+    >>> round(headroom(p), 3)
+    0.75
+    """
+    shares = []
+    for margin in prediction.margins:
+        if margin.margin is None:
+            shares.append(1.0)
+            continue
+        values = [math.nan if v is None else float(v)
+                  for v in (margin.twin_value, margin.failure_value, margin.last_value)]
+        if margin.axis in _MULTIPLICATIVE_AXES:
+            values = [math.log(v) if v > 0 else math.nan for v in values]
+        start, fail, last = values
+        share = (fail - start) / (last - start) if last != start else math.nan
+        shares.append(min(1.0, max(0.0, share)) if math.isfinite(share) else 0.0)
+    return float(np.mean(shares)) if shares else 0.0
+
+
 def recommendation(predictions: Sequence[ModelPrediction]) -> tuple[str | None, str]:
-    """The recommended model (best-ranked reliable one) and the sentence that says so.
+    """The recommended model and the sentence that says so (see the module docstring).
 
     Parameters
     ----------
     predictions : sequence of ModelPrediction
         The ranked predictions of the scored models.
     """
-    for prediction in predictions:
-        if prediction.reliable:
-            f1 = prediction.mean["f1"]
-            return prediction.model, (f"recommended: {prediction.model} (predicted F1 "
-                                      f"{f1:.2f}, meets the benchmark's criteria on every twin)")
-    return None, NONE_RELIABLE
+    reliable = [p for p in predictions if p.reliable]
+    if not reliable:
+        return None, NONE_RELIABLE
+    best = reliable[0]
+    tied = [p for p in reliable if p.high["f1"] >= best.low["f1"]]
+    chosen = max(tied, key=headroom)  # the first of equal headroom: the ranking's order
+    sentence = (f"recommended: {chosen.model} (predicted F1 {chosen.mean['f1']:.2f}, meets the "
+                "benchmark's criteria on every twin")
+    others = [p for p in tied if p is not chosen]
+    if not others:
+        return chosen.model, sentence + ")"
+    rest = max(headroom(p) for p in others)
+    why = ("it keeps meeting them furthest as the image gets worse" if headroom(chosen) > rest
+           else "equal headroom, so the ranking decides")
+    return chosen.model, (f"{sentence}; {', '.join(p.model for p in others)} tie with it on the "
+                          f"twins, and {why}: headroom {headroom(chosen):.2f} against at most "
+                          f"{rest:.2f})")
