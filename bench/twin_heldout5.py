@@ -98,12 +98,25 @@ def heldout5_qualities() -> list:
 
 
 def closest_columns(lattice: Lattice) -> float:
-    """The smallest distance between two projected columns of ``lattice``, in angstrom."""
+    """The smallest distance between two projected columns of ``lattice``, in angstrom: the
+    cell is first Gauss-reduced and the basis wrapped into it, then every column is compared
+    with every other of the 5 x 5 surrounding cells, itself excluded by index (so coincident
+    columns give 0)."""
     a, b = np.asarray(lattice.a1, float), np.asarray(lattice.a2, float)
-    basis = np.asarray(lattice.basis, float)
-    points = np.array([p + i * a + j * b for p in basis for i in (-1, 0, 1) for j in (-1, 0, 1)])
+    while True:  # Gauss (Lagrange) reduction: shortest vectors spanning the same lattice
+        if b @ b < a @ a:
+            a, b = b, a
+        mu = round(float(a @ b) / float(a @ a))
+        if mu == 0:
+            break
+        b = b - mu * a
+    frac = np.linalg.solve(np.column_stack([a, b]), np.asarray(lattice.basis, float).T).T % 1.0
+    basis = frac @ np.vstack([a, b])
+    shifts = [(i, j) for i in range(-2, 3) for j in range(-2, 3)]
+    points = np.array([p + i * a + j * b for p in basis for i, j in shifts])
     best = np.inf
-    for p in basis:
+    for k, p in enumerate(basis):
         d = np.hypot(*(points - p).T)
-        best = min(best, float(d[d > 1e-6].min()))
+        d[k * len(shifts) + shifts.index((0, 0))] = np.inf
+        best = min(best, float(d.min()))
     return best

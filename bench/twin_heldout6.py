@@ -42,7 +42,7 @@ def heldout6_lattices() -> dict[str, Lattice]:
         "Ir[110]": Lattice((ir / math.sqrt(2.0), 0.0), (0.0, ir),
                            np.array([(0.0, 0.0), (ir / math.sqrt(8.0), ir / 2)]),
                            (("Ir",) * 4, ("Ir",) * 4), "Fm-3m", None),
-        # bcc Ba along [100]: a square net of light-ish Ba columns a / 2 apart
+        # bcc Ba along [100]: a square net of Ba columns a / sqrt 2 apart
         "Ba[100]": _along((ba,) * 3, _atoms("Ba", _body([(0, 0, 0)])), 0, "Im-3m"),
         # NbO (ordered rock salt with vacancies, Pm-3m) along [100]: Nb, O and mixed columns
         "NbO[100]": _along((nbo,) * 3, _atoms("Nb", [(0, 0.5, 0.5), (0.5, 0, 0.5), (0.5, 0.5, 0)])

@@ -139,8 +139,8 @@ def test_among_models_the_twins_cannot_tell_apart_the_one_with_most_headroom_is_
     assert headroom(ranked[1]) == 1.0 and headroom(ranked[0]) < 1.0
     model, sentence = recommendation(ranked)
     assert model == "steady"
-    assert "sharp tie with it on the twins" in sentence
-    assert "keeps meeting them furthest as the image gets worse" in sentence
+    assert "sharp ties with it on the twins: it keeps meeting the criteria furthest as the " \
+           "image gets worse (headroom 1.000, the others' at most 0.362)" in sentence
 
 
 def test_a_model_ahead_beyond_the_twins_spread_stays_recommended() -> None:
@@ -157,21 +157,34 @@ def test_without_a_series_a_tie_keeps_the_rankings_order() -> None:
     ranked = predict(records, twin_values={})
     assert [headroom(p) for p in ranked] == [0.0, 0.0]
     model, sentence = recommendation(ranked)
-    assert model == "sharp" and "equal headroom, so the ranking decides" in sentence
+    assert model == "sharp" and "no series was rendered, so the ranking decides" in sentence
+    both_pass = {"sharp": _records({"resolution": [1.0] * 3}, [1.0, 0.99]),
+                 "steady": _records({"resolution": [1.0] * 3}, [0.99, 0.98])}
+    model, sentence = recommendation(predict(both_pass, twin_values={"resolution": 80.0}))
+    assert model == "sharp"
+    assert "their headroom is equal (1.000), so the ranking decides" in sentence
 
 
-def test_headroom_reads_multiplied_axes_on_a_log_scale() -> None:
-    """The resolution series multiplies the twin's 80 pm (to 320 pm at its last step): a
-    model failing at 160 pm would have passed half of it (a factor 2 of 4), not a third; this
-    one fails between 160 and 240 pm."""
-    (prediction,) = predict({"m": _records({"resolution": [1.0, 0.5, 0.4]}, [1.0, 0.99])},
-                            twin_values={"resolution": 80.0})
-    (margin,) = prediction.margins
-    share = math.log(margin.failure_value / 80.0) / math.log(320.0 / 80.0)
-    assert headroom(prediction) == pytest.approx(share)
-    assert 0.5 < share < 1.0  # it fails between 160 and 240 pm
-    linear = (margin.failure_value - 80.0) / (320.0 - 80.0)
-    assert abs(share - linear) > 0.05
+def test_headroom_counts_series_steps_alike_on_every_axis() -> None:
+    """Failing between the first and second of three steps is the same headroom on the
+    resolution series (pm, multiplied) as on the fly-back series (px, added), whatever the
+    axis values, and an image whose axis value was not recorded does not change it."""
+    failing = [1.0, 0.5, 0.4]
+    records = {"res": _records({"resolution": failing}, [1.0, 0.99]),
+               "fly": _records({"flyback": failing}, [1.0, 0.99])}
+    for row in records["fly"]:
+        if row["series"] == "flyback":
+            row["axis_value"] = 0.5 * row["step"]
+    unknown = _records({"resolution": failing}, [1.0, 0.99])
+    unknown[-1]["axis_value"] = None
+    records["unknown"] = unknown
+    ranked = {p.model: p for p in predict(records, twin_values={"resolution": 80.0,
+                                                                 "flyback": 0.0})}
+    # slack at the twins 0.817, step 1 0.833, step 2 -9: the crossing is 0.085 past step 1
+    step = 1.0 + 0.8333333 / (0.8333333 + 9.0)
+    for name in ("res", "fly", "unknown"):
+        assert ranked[name].margins[0].failure_step == pytest.approx(step, rel=1e-6)
+        assert headroom(ranked[name]) == pytest.approx(step / 3.0, rel=1e-6)
 
 
 def test_a_series_image_without_an_axis_value_is_an_unknown_point() -> None:

@@ -101,11 +101,12 @@ def test_the_likeness_figure_says_what_each_mark_means_and_counts_them(
     assert len(figure.legends) == 1
     texts = [t.get_text() for t in figure.legends[0].get_texts()]
     labelled = result.fit.model.labelled
-    assert texts[0] == f"fitted column, labelled in the twin ({int(labelled.sum())})"
+    assert texts[0] == ("fitted column, labelled in the twin "
+                        f"({int(labelled.sum())} in the whole image)")
     assert texts[1] == f"fitted column, too faint to label in the twin ({int((~labelled).sum())})"
     assert texts[2] == "column the image shows and the twin lacks (3)"
-    assert texts[3] == "outline: structure the twin does not model (25% of the image)"
+    assert texts[3] == "outline: structure the twin does not model (25% of the area)"
     unmodelled[:] = False
     unmodelled[:1, :64] = True  # 64 of 16384 pixels: a little, not nothing
     texts = [t.get_text() for t in plot_likeness(data, result).legends[0].get_texts()]
-    assert texts[3] == "outline: structure the twin does not model (0.4% of the image)"
+    assert texts[3] == "outline: structure the twin does not model (0.4% of the area)"

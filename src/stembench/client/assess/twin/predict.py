@@ -12,9 +12,9 @@
   fails at the twin's quality already.
 * **Ranking**: by predicted F1, then precision.
 * **Headroom** (:func:`headroom`): the mean, over the series' axes, of the share of each
-  series' range the model passes before it fails (1: the whole series; 0: it fails at the
-  twin's quality already; 0 without a series), the axes whose steps multiply the twin's value
-  (sampling, resolution, dose, contrast) on a log scale, fly-back and drift on a linear one.
+  series' steps the model passes before it fails (1: the whole series; 0: it fails at the
+  twin's quality already; 0 without a series), read in steps (interpolated like the margin)
+  so that every axis counts alike whatever its unit and whatever the twin's own value.
 * **Recommendation**: the best-ranked reliable model, unless other reliable models are tied
   with it on the twins (the highest twin F1 of one reaches the lowest of the best-ranked): the
   twins cannot tell those apart, so the one with the most headroom is recommended (the
@@ -52,9 +52,6 @@ NONE_RELIABLE = "none of these models is reliable here"
 NONE_SCORED = ("no model could be scored on the twins (a failure of the run, not a verdict on "
                "the models)")
 _METRICS = ("recall", "precision", "f1", "rms_angstrom")
-#: Series axes whose steps multiply the twin's value (their headroom is read on a log scale);
-#: the fly-back and drift series add to it.
-_MULTIPLICATIVE_AXES = frozenset({"pixel_size", "resolution", "noise", "contrast"})
 
 
 @dataclass(frozen=True)
@@ -73,6 +70,12 @@ class AxisMargin:
         ``failure_value - twin_value`` (signed toward worse); ``None`` if not reached.
     last_value : float
         The worst value tried.
+    failure_step : float or None
+        Where on the series the model fails, in steps (0: at the twin's quality; between the
+        last passing step and the first failing one, interpolated as ``failure_value`` is);
+        ``None`` if it passes the whole series.
+    n_steps : int
+        The series' steps after the twin.
     """
 
     axis: str
@@ -80,6 +83,8 @@ class AxisMargin:
     failure_value: float | None
     margin: float | None
     last_value: float
+    failure_step: float | None
+    n_steps: int
 
 
 @dataclass(frozen=True)
@@ -137,14 +142,17 @@ def _margin(axis: str, reference: Sequence[Mapping[str, Any]],
     points += [(_axis_value(r), _slack(r))
                for r in sorted(series, key=lambda r: int(r.get("step") or 0))]
     last = points[-1][0]
+    steps = len(points) - 1
     if points[0][1] < 0:
-        return AxisMargin(axis, twin_value, twin_value, 0.0, last)
-    for (v0, s0), (v1, s1) in itertools.pairwise(points):
+        return AxisMargin(axis, twin_value, twin_value, 0.0, last, 0.0, steps)
+    for step, ((v0, s0), (v1, s1)) in enumerate(itertools.pairwise(points)):
         if s1 < 0:
+            fraction = s0 / (s0 - s1)
             fail = v1 if not (math.isfinite(v0) and math.isfinite(v1)) else \
-                v0 + (v1 - v0) * s0 / (s0 - s1)
-            return AxisMargin(axis, twin_value, fail, fail - twin_value, last)
-    return AxisMargin(axis, twin_value, None, None, last)
+                v0 + (v1 - v0) * fraction
+            return AxisMargin(axis, twin_value, fail, fail - twin_value, last, step + fraction,
+                              steps)
+    return AxisMargin(axis, twin_value, None, None, last, None, steps)
 
 
 def predict(records: Mapping[str, Sequence[Mapping[str, Any]]], *,
@@ -230,9 +238,8 @@ def not_scored(records: Mapping[str, Sequence[Mapping[str, Any]]],
 def headroom(prediction: ModelPrediction) -> float:
     """How far the model keeps meeting the criteria as the image gets worse, 0 to 1.
 
-    The mean over the series' axes of the share of each series' range (from the twin's value
-    to the worst value tried) that the model passes before it fails; see the module
-    docstring.
+    The mean over the series' axes of the share of each series' steps that the model passes
+    before it fails; see the module docstring.
 
     Parameters
     ----------
@@ -241,24 +248,14 @@ def headroom(prediction: ModelPrediction) -> float:
 
     Examples
     --------
-    >>> passes = AxisMargin("drift", 0.0, None, None, 0.2)
-    >>> fails_halfway = AxisMargin("noise", 1000.0, 100.0, -900.0, 10.0)  # 1000 / 10: log
-    >>> p = ModelPrediction("m", {}, {}, {}, True, 4, 0, (passes, fails_halfway))
-    >>> round(headroom(p), 3)
+    >>> passes = AxisMargin("drift", 0.0, None, None, 0.2, None, 3)
+    >>> fails_midway = AxisMargin("noise", 1000.0, 200.0, -800.0, 33.0, 1.5, 3)
+    >>> p = ModelPrediction("m", {}, {}, {}, True, 4, 0, (passes, fails_midway))
+    >>> headroom(p)
     0.75
     """
-    shares = []
-    for margin in prediction.margins:
-        if margin.margin is None:
-            shares.append(1.0)
-            continue
-        values = [math.nan if v is None else float(v)
-                  for v in (margin.twin_value, margin.failure_value, margin.last_value)]
-        if margin.axis in _MULTIPLICATIVE_AXES:
-            values = [math.log(v) if v > 0 else math.nan for v in values]
-        start, fail, last = values
-        share = (fail - start) / (last - start) if last != start else math.nan
-        shares.append(min(1.0, max(0.0, share)) if math.isfinite(share) else 0.0)
+    shares = [1.0 if m.failure_step is None else min(1.0, m.failure_step / max(m.n_steps, 1))
+              for m in prediction.margins]
     return float(np.mean(shares)) if shares else 0.0
 
 
@@ -274,16 +271,21 @@ def recommendation(predictions: Sequence[ModelPrediction]) -> tuple[str | None, 
     if not reliable:
         return None, NONE_RELIABLE
     best = reliable[0]
-    tied = [p for p in reliable if p.high["f1"] >= best.low["f1"]]
-    chosen = max(tied, key=headroom)  # the first of equal headroom: the ranking's order
+    tied = [best] + [p for p in reliable[1:] if p.high["f1"] >= best.low["f1"]]
+    room = {p.model: headroom(p) for p in tied}
+    chosen = max(tied, key=lambda p: room[p.model])  # the first of equal headroom: ranking order
     sentence = (f"recommended: {chosen.model} (predicted F1 {chosen.mean['f1']:.2f}, meets the "
                 "benchmark's criteria on every twin")
-    others = [p for p in tied if p is not chosen]
+    others = [p.model for p in tied if p is not chosen]
     if not others:
         return chosen.model, sentence + ")"
-    rest = max(headroom(p) for p in others)
-    why = ("it keeps meeting them furthest as the image gets worse" if headroom(chosen) > rest
-           else "equal headroom, so the ranking decides")
-    return chosen.model, (f"{sentence}; {', '.join(p.model for p in others)} tie with it on the "
-                          f"twins, and {why}: headroom {headroom(chosen):.2f} against at most "
-                          f"{rest:.2f})")
+    tie = f"{', '.join(others)} {'ties' if len(others) == 1 else 'tie'} with it on the twins"
+    rest = max(room[m] for m in others)
+    if not any(p.margins for p in tied):
+        why = "no series was rendered, so the ranking decides"
+    elif room[chosen.model] > rest:
+        why = (f"it keeps meeting the criteria furthest as the image gets worse (headroom "
+               f"{room[chosen.model]:.3f}, the others' at most {rest:.3f})")
+    else:
+        why = f"their headroom is equal ({rest:.3f}), so the ranking decides"
+    return chosen.model, f"{sentence}; {tie}: {why})"

@@ -84,10 +84,10 @@ def _marker_key(result: TwinAssessment) -> tuple[list[Line2D], list[str]]:
                Line2D([], [], linestyle="none", marker="+", color="red"),
                Line2D([], [], linestyle="none", marker="s", markerfacecolor="none",
                       markeredgecolor="red")]
-    labels = [f"fitted column, labelled in the twin ({int(labelled.sum())})",
+    labels = [f"fitted column, labelled in the twin ({int(labelled.sum())} in the whole image)",
               f"fitted column, too faint to label in the twin ({int((~labelled).sum())})",
               f"column the image shows and the twin lacks ({len(result.likeness.missing_xy)})",
-              f"outline: structure the twin does not model ({_share(unmodelled)} of the image)"]
+              f"outline: structure the twin does not model ({_share(unmodelled)} of the area)"]
     return handles, labels
 
 
