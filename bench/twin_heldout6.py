@@ -8,6 +8,12 @@ worlds, the development sets, held-out sets 1-5 or ``stembench.client.assess.val
 lattices (asserted by ``bench_assess_twin.lattices``), no two columns closer than 1.8 A
 (asserted), under three qualities none of the earlier sets used, at seed 6. It is to be run
 once; its results must not change the method.
+
+The exclusion is by material name. A review after the set was fixed and before it ran found
+three lattices whose projection has the type of one outside the set: Ir [110] (fcc [110], as the
+training world's Pt [110]), ThO2 [100] (fluorite [100], as the development set's CaF2 [100]) and
+Ba [100] (a square net of equal columns, as the training world's Au [100]). The set was kept as
+fixed; its results are reported with and without those three (:data:`SAME_TYPE_AS_EARLIER`).
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ from twin_heldout3 import _body, _fcc, _hex_along_c
 
 #: Seed of every image of this set (development 0, held-out sets 1-5: 1-5).
 HELDOUT6_SEED = 6
+#: Lattices whose projection has the type of a training-world or development lattice.
+SAME_TYPE_AS_EARLIER = ("Ir[110]", "ThO2[100]", "Ba[100]")
 
 
 def heldout6_lattices() -> dict[str, Lattice]:
