@@ -245,6 +245,9 @@ def test_two_users_on_one_host_with_umask_077_each_render_into_their_own_folder(
     import sys
     import tempfile
 
+    from other_accounts import let_others_run_this_python
+
+    let_others_run_this_python()  # pyenv's interpreter under /root, say
     shared = Path(tempfile.mkdtemp(prefix="stembench-twin-users-"))  # reachable by others
     try:
         shared.chmod(0o755)

@@ -25,11 +25,12 @@ from __future__ import annotations
 import os
 import pwd
 import signal
-import stat
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from other_accounts import let_others_run_this_python
 
 from compute_stack.auth_service import Identity
 from compute_stack.daemons import StackStartError, _tail
@@ -58,11 +59,7 @@ def endpoint_user(name: str = ENDPOINT_USER, *, home: bool = False) -> pwd.struc
         subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/bin/sh", name],
                        check=True, capture_output=True)
         account = pwd.getpwnam(name)
-    for target in (Path(os.path.realpath(sys.executable)), REPO):
-        for folder in target.parents:
-            mode = folder.stat().st_mode
-            if not mode & stat.S_IXOTH:
-                os.chmod(folder, stat.S_IMODE(mode) | stat.S_IXOTH)
+    let_others_run_this_python()
     if home:
         folder = Path(account.pw_dir)
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
