@@ -37,6 +37,30 @@ def test_a_thread_count_set_by_the_user_is_kept(monkeypatch) -> None:  # type: i
         executor.shutdown()
 
 
+def test_a_stopped_pool_has_closed_before_stop_executor_returns() -> None:
+    """Once stop_executor returns, the pool's manager thread has ended, so the interpreter's
+    exit hook finds nothing to race with (Python 3.11 printed "Exception ignored in: <module
+    'threading'> ... Bad file descriptor" at exit when the thread was still closing its pipe)."""
+    import threading
+    import time
+
+    from stembench.client.lifeline import stop_executor
+
+    before = set(threading.enumerate())
+    executor = local_executor(1)
+    busy = executor.submit(time.sleep, 600)
+    for _ in range(600):
+        if busy.running():
+            break
+        time.sleep(0.05)
+    assert busy.running()
+    started = set(threading.enumerate()) - before
+    assert started  # the pool's manager thread (and its queue feeder)
+    stop_executor(executor)
+    assert not [t for t in started if t.is_alive()]
+    assert busy.done()
+
+
 def test_stopping_a_pool_ends_a_worker_that_is_busy() -> None:
     """stop_executor terminates the pool's workers (found through the pool's own record)."""
     import time

@@ -171,6 +171,7 @@ class LocalPool(cf.ProcessPoolExecutor):
     where they log their progress (:attr:`progress_dir`, ``None`` when they do not)."""
 
     progress_dir: Path | None = None
+    _closing: threading.Thread | None = None
 
     def __init__(self, max_workers: int, *, initializer: Any, initargs: tuple[Any, ...]) -> None:
         self._recording = _RecordingContext("spawn")
@@ -182,6 +183,26 @@ class LocalPool(cf.ProcessPoolExecutor):
     def worker_processes(self) -> list[multiprocessing.process.BaseProcess]:
         """Every worker process this pool started (live or ended)."""
         return list(self._recording.processes)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """As :meth:`concurrent.futures.ProcessPoolExecutor.shutdown`, remembering the pool's
+        manager thread first (the base class drops it on a shutdown that does not wait), so
+        that :meth:`wait_closed` can wait for it."""
+        thread = getattr(self, "_executor_manager_thread", None)  # CPython 3.9-3.13
+        if isinstance(thread, threading.Thread):
+            self._closing = thread
+        super().shutdown(wait=wait, cancel_futures=cancel_futures)
+
+    def wait_closed(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for a shut-down pool's manager thread to end; whether
+        it did. Python 3.11's exit hook writes to that thread's wake-up pipe without a lock and
+        prints "Exception ignored ... Bad file descriptor" if the thread is closing it at that
+        moment (fixed in 3.12); a pool that has closed leaves nothing to race with."""
+        thread = getattr(self, "_closing", None)
+        if thread is None:
+            return True
+        thread.join(timeout)
+        return not thread.is_alive()
 
 
 def local_executor(max_workers: int = 2, *, share_of: int | None = None) -> LocalPool:

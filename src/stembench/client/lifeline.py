@@ -21,10 +21,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["PARENT_POLL_S", "give_up", "interrupt_on_sigterm", "stop_executor", "watch_parent"]
+__all__ = ["PARENT_POLL_S", "POOL_CLOSE_WAIT_S", "give_up", "interrupt_on_sigterm", "stop_executor",
+           "watch_parent"]
 
 #: How often (seconds) a worker's watchdog checks that its parent is alive.
 PARENT_POLL_S = 0.5
+#: Seconds :func:`stop_executor` waits for a local pool to close once its workers are ended.
+POOL_CLOSE_WAIT_S = 10.0
 _PR_SET_PDEATHSIG = 1
 
 
@@ -68,7 +71,8 @@ def stop_executor(executor: cf.Executor) -> None:
     """Shut ``executor`` down without waiting; a local pool's worker processes end at once.
 
     The workers of a :class:`~stembench.client.executors.LocalPool` (its own record of them;
-    no private attribute of the pool is read) are terminated.
+    no private attribute of the pool is read) are terminated, and the pool is given up to
+    :data:`POOL_CLOSE_WAIT_S` to close (:meth:`~stembench.client.executors.LocalPool.wait_closed`).
 
     Shards still running in a process pool are abandoned: their results would be lost
     anyway, and a model that hangs would otherwise keep the client from exiting.
@@ -79,6 +83,9 @@ def stop_executor(executor: cf.Executor) -> None:
     for process in workers:
         if process.is_alive():
             process.terminate()
+    wait_closed = getattr(inner, "wait_closed", None)  # a LocalPool's
+    if callable(wait_closed):
+        wait_closed(POOL_CLOSE_WAIT_S)
 
 
 def give_up(future: cf.Future[Any]) -> bool:
