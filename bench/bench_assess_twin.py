@@ -42,6 +42,7 @@ import json
 import math
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -89,14 +90,16 @@ CATALOGUE = ("MgAl2O4[100]", "MgAl2O4[110]", "CeO2[110]", "rectangular-2D", "obl
 
 
 def lattices(which: str = "development") -> dict[str, Lattice]:
-    """The ten lattices of a set (checked against the exclusion lists; the held-out ones
-    against the development set's too, the second held-out set also against the first and
-    ``stembench.client.assess.validation``'s lattices)."""
+    """The ten lattices of a set, checked against the exclusion lists. A held-out set is also
+    checked, by material name, against the development set and every held-out set before it;
+    from the second on also against ``stembench.client.assess.validation``'s lattices, from
+    the third on also against the complex development set."""
     from stembench.client.assess.validation import validation_lattice_names
     from stembench.dataset_publish.simulate.generality import GENERALITY_STRUCTURES
     from stembench.dataset_publish.simulate.series import MATERIALS
     from stembench.dataset_publish.simulate.structures import lattice
     from stembench.endpoints.training.world import MIXED_STRUCTURES
+    from twin_dev_complex import complex_lattices
     from twin_heldout import heldout_lattices
     from twin_heldout2 import heldout2_lattices
     from twin_heldout3 import heldout3_lattices
@@ -104,33 +107,28 @@ def lattices(which: str = "development") -> dict[str, Lattice]:
     from twin_heldout5 import closest_columns, heldout5_lattices
     from twin_heldout6 import heldout6_lattices
 
+    def bases(names: Any) -> set[str]:
+        return {name.split("[")[0] for name in names}
+
+    held_out = {"heldout": heldout_lattices, "heldout2": heldout2_lattices,
+                "heldout3": heldout3_lattices, "heldout4": heldout4_lattices,
+                "heldout5": heldout5_lattices, "heldout6": heldout6_lattices}
     out = {name: lattice(name) for name in CATALOGUE}
     out.update(custom_lattices())
     if which == "complex":
-        from twin_dev_complex import complex_lattices
-
         out = complex_lattices()
         which = "development"
     if which != "development":
-        earlier = {name.split("[")[0] for name in out}
-        if which in ("heldout2", "heldout3", "heldout4", "heldout5", "heldout6"):
-            earlier |= {name.split("[")[0] for name in heldout_lattices()}
-            earlier |= {name.split("[")[0] for name in validation_lattice_names()}
-        if which in ("heldout3", "heldout4", "heldout5", "heldout6"):
-            from twin_dev_complex import complex_lattices
-
-            earlier |= {name.split("[")[0] for name in heldout2_lattices()}
-            earlier |= {name.split("[")[0] for name in complex_lattices()}
-        if which in ("heldout4", "heldout5", "heldout6"):
-            earlier |= {name.split("[")[0] for name in heldout3_lattices()}
-        if which in ("heldout5", "heldout6"):
-            earlier |= {name.split("[")[0] for name in heldout4_lattices()}
-        if which == "heldout6":
-            earlier |= {name.split("[")[0] for name in heldout5_lattices()}
-        out = {"heldout": heldout_lattices, "heldout2": heldout2_lattices,
-               "heldout3": heldout3_lattices, "heldout4": heldout4_lattices,
-               "heldout5": heldout5_lattices, "heldout6": heldout6_lattices}[which]()
-        assert not earlier & {name.split("[")[0] for name in out}
+        position = list(held_out).index(which)
+        earlier = bases(out)
+        for previous in list(held_out)[:position]:
+            earlier |= bases(held_out[previous]())
+        if position >= 1:
+            earlier |= bases(validation_lattice_names())
+        if position >= 2:
+            earlier |= bases(complex_lattices())
+        out = held_out[which]()
+        assert not earlier & bases(out)
     for name in out:
         base = name.split("[")[0]
         assert name not in MATERIALS and name not in MIXED_STRUCTURES, name

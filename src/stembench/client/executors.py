@@ -198,11 +198,10 @@ class LocalPool(cf.ProcessPoolExecutor):
         it did. Python 3.11's exit hook writes to that thread's wake-up pipe without a lock and
         prints "Exception ignored ... Bad file descriptor" if the thread is closing it at that
         moment (fixed in 3.12); a pool that has closed leaves nothing to race with."""
-        thread = getattr(self, "_closing", None)
-        if thread is None:
+        if self._closing is None:
             return True
-        thread.join(timeout)
-        return not thread.is_alive()
+        self._closing.join(timeout)
+        return not self._closing.is_alive()
 
 
 def local_executor(max_workers: int = 2, *, share_of: int | None = None) -> LocalPool:

@@ -68,7 +68,7 @@ def watch_parent(parent_pid: int) -> None:
 
 
 def stop_executor(executor: cf.Executor) -> None:
-    """Shut ``executor`` down without waiting; a local pool's worker processes end at once.
+    """Shut ``executor`` down without waiting for its tasks; a local pool's workers end at once.
 
     The workers of a :class:`~stembench.client.executors.LocalPool` (its own record of them;
     no private attribute of the pool is read) are terminated, and the pool is given up to
